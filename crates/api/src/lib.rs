@@ -1,0 +1,58 @@
+//! Wire types shared by the Coffer server and its clients.
+//!
+//! These mirror the Vault/OpenBao HTTP envelope so existing clients decode them unchanged.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The `{"errors":[…]}` body every failed request carries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub errors: Vec<String>,
+}
+
+/// The `auth` block of a response (logins, token creation, lookups).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Auth {
+    pub client_token: String,
+    pub accessor: String,
+    pub policies: Vec<String>,
+    pub token_policies: Vec<String>,
+    #[serde(default)]
+    pub identity_policies: Option<Vec<String>>,
+    pub metadata: Option<Map<String, Value>>,
+    pub lease_duration: i64,
+    pub renewable: bool,
+    pub entity_id: String,
+    pub token_type: String,
+    pub orphan: bool,
+    pub mfa_requirement: Option<Value>,
+    pub num_uses: i64,
+}
+
+/// The `wrap_info` block of a wrapped response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WrapInfo {
+    pub token: String,
+    pub accessor: String,
+    pub ttl: i64,
+    pub creation_time: String,
+    pub creation_path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapped_accessor: Option<String>,
+}
+
+/// The standard response envelope.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    pub request_id: String,
+    pub lease_id: String,
+    pub renewable: bool,
+    pub lease_duration: i64,
+    pub data: Option<Map<String, Value>>,
+    pub wrap_info: Option<WrapInfo>,
+    pub warnings: Option<Vec<String>>,
+    pub auth: Option<Auth>,
+    pub mount_type: String,
+}

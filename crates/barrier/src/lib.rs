@@ -1,0 +1,603 @@
+//! The barrier: every entry is encrypted with AES-256-GCM under the active term of a keyring
+//! before it reaches physical storage, and authenticated (bound to its key path) when read back.
+//!
+//! Layout in physical storage:
+//! - `core/root-key`: the root key, encrypted under the key-encryption key the seal provides;
+//! - `core/keyring`: the keyring (terms, rotation policy), encrypted under the root key;
+//! - `core/seal-config`: the seal parameters (shares, threshold) — not secret, readable sealed;
+//! - everything else: `[2][term: u32 BE][nonce][ciphertext][tag]`, AAD = the key path.
+//!
+//! This crate is the only one that holds plaintext and the physical store together.
+#![forbid(unsafe_code)]
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use coffer_crypto::Key;
+use coffer_physical::{Storage, StorageError, TxnOp};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use zeroize::{Zeroize, Zeroizing};
+
+pub const KEYRING_PATH: &str = "core/keyring";
+pub const ROOT_KEY_PATH: &str = "core/root-key";
+pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
+const ENTRY_VERSION: u8 = 2;
+const HEADER_LEN: usize = 5;
+/// Persist the encryption count at least this often.
+const COUNT_CHECKPOINT: u64 = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BarrierError {
+    #[error("Vault is sealed")]
+    Sealed,
+    #[error("barrier is not initialized")]
+    NotInitialized,
+    #[error("barrier is already initialized")]
+    AlreadyInitialized,
+    #[error("the unseal key is not valid for this barrier")]
+    WrongKey,
+    #[error("entry {0:?} failed authentication or is corrupt")]
+    Corrupt(String),
+    #[error("entry {0:?} uses unknown key term {1}")]
+    UnknownTerm(String, u32),
+    #[error("path {0:?} is reserved for the barrier")]
+    Reserved(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("crypto failure: {0}")]
+    Crypto(String),
+}
+
+/// Automatic rotation policy (`sys/rotate/config`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RotationConfig {
+    pub max_operations: u64,
+    /// Seconds; 0 disables time-based rotation.
+    pub interval: u64,
+    pub enabled: bool,
+}
+
+impl Default for RotationConfig {
+    fn default() -> Self {
+        // Same default as Vault: well below the 2^32 random-nonce bound for AES-GCM.
+        RotationConfig {
+            max_operations: 3_865_470_566,
+            interval: 0,
+            enabled: true,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredTerm {
+    term: u32,
+    key: String,
+    install_time: String,
+    #[serde(default)]
+    encryptions: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKeyring {
+    active_term: u32,
+    terms: Vec<StoredTerm>,
+    #[serde(default)]
+    rotation: RotationConfig,
+}
+
+impl Drop for StoredKeyring {
+    fn drop(&mut self) {
+        for t in &mut self.terms {
+            t.key.zeroize();
+        }
+    }
+}
+
+struct Term {
+    term: u32,
+    key: Key,
+    install_time: time::OffsetDateTime,
+}
+
+struct Keyring {
+    root: Key,
+    terms: Vec<Term>,
+    active: u32,
+    /// Encryptions with the active term persisted in the keyring so far.
+    base_count: u64,
+    rotation: RotationConfig,
+}
+
+impl Keyring {
+    fn term(&self, t: u32) -> Option<&Term> {
+        self.terms.iter().find(|x| x.term == t)
+    }
+    fn active(&self) -> &Term {
+        self.term(self.active)
+            .expect("active term present in keyring")
+    }
+}
+
+/// Status of the active key term (`sys/key-status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyStatus {
+    pub term: u32,
+    pub install_time: String,
+    pub encryptions: u64,
+}
+
+pub struct Barrier {
+    storage: Arc<dyn Storage>,
+    keyring: RwLock<Option<Arc<Keyring>>>,
+    /// Encryptions with the active term since the keyring was last persisted.
+    pending_count: AtomicU64,
+    rotating: AtomicBool,
+    rotate_lock: tokio::sync::Mutex<()>,
+}
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn crypto_err(e: coffer_crypto::CryptoError) -> BarrierError {
+    BarrierError::Crypto(e.to_string())
+}
+
+fn reserved(key: &str) -> bool {
+    key == KEYRING_PATH || key == ROOT_KEY_PATH || key == SEAL_CONFIG_PATH
+}
+
+impl Barrier {
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Barrier {
+            storage,
+            keyring: RwLock::new(None),
+            pending_count: AtomicU64::new(0),
+            rotating: AtomicBool::new(false),
+            rotate_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The physical backend's configured type (`file`, `inmem`, …).
+    pub fn storage_kind(&self) -> &'static str {
+        self.storage.kind()
+    }
+
+    fn current(&self) -> Result<Arc<Keyring>, BarrierError> {
+        self.keyring
+            .read()
+            .map_err(|_| BarrierError::Sealed)?
+            .clone()
+            .ok_or(BarrierError::Sealed)
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.keyring.read().map(|k| k.is_none()).unwrap_or(true)
+    }
+
+    pub async fn is_initialized(&self) -> Result<bool, BarrierError> {
+        Ok(self.storage.get(KEYRING_PATH).await?.is_some())
+    }
+
+    /// Reads the (unencrypted, non-secret) seal configuration.
+    pub async fn seal_config(&self) -> Result<Option<Vec<u8>>, BarrierError> {
+        Ok(self.storage.get(SEAL_CONFIG_PATH).await?)
+    }
+
+    /// Creates a fresh root key and keyring, the root key wrapped under `kek`. Returns sealed.
+    pub async fn initialize(&self, kek: &Key, seal_config: Vec<u8>) -> Result<(), BarrierError> {
+        if self.is_initialized().await? {
+            return Err(BarrierError::AlreadyInitialized);
+        }
+        let root = Key::generate().map_err(crypto_err)?;
+        let ring = Keyring {
+            root: root.clone(),
+            terms: vec![Term {
+                term: 1,
+                key: Key::generate().map_err(crypto_err)?,
+                install_time: now(),
+            }],
+            active: 1,
+            base_count: 0,
+            rotation: RotationConfig::default(),
+        };
+        let wrapped_root = coffer_crypto::seal(kek, ROOT_KEY_PATH.as_bytes(), root.as_bytes())
+            .map_err(crypto_err)?;
+        let ring_blob = encode_keyring(&ring, 0)?;
+        // One atomic write: a crash never leaves a half-initialized barrier.
+        self.storage
+            .transaction(vec![
+                TxnOp::Put {
+                    key: SEAL_CONFIG_PATH.into(),
+                    value: seal_config,
+                },
+                TxnOp::Put {
+                    key: ROOT_KEY_PATH.into(),
+                    value: wrapped_root,
+                },
+                TxnOp::Put {
+                    key: KEYRING_PATH.into(),
+                    value: ring_blob,
+                },
+            ])
+            .await?;
+        Ok(())
+    }
+
+    async fn unwrap_root(&self, kek: &Key) -> Result<Key, BarrierError> {
+        let wrapped = self
+            .storage
+            .get(ROOT_KEY_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        let root = coffer_crypto::open(kek, ROOT_KEY_PATH.as_bytes(), &wrapped)
+            .map_err(|_| BarrierError::WrongKey)?;
+        Key::from_slice(&root).map_err(crypto_err)
+    }
+
+    /// Checks `kek` against the stored root key without unsealing.
+    pub async fn verify_kek(&self, kek: &Key) -> Result<(), BarrierError> {
+        self.unwrap_root(kek).await.map(|_| ())
+    }
+
+    /// Unseals with the key-encryption key the seal reconstructed.
+    pub async fn unseal(&self, kek: &Key) -> Result<(), BarrierError> {
+        let root = self.unwrap_root(kek).await?;
+        let blob = self
+            .storage
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        let ring = decode_keyring(&root, &blob)?;
+        self.pending_count.store(0, Ordering::SeqCst);
+        *self.keyring.write().map_err(|_| BarrierError::Sealed)? = Some(Arc::new(ring));
+        Ok(())
+    }
+
+    /// Persists the encryption count, then drops every key from memory.
+    pub async fn seal(&self) {
+        let _ = self.persist_keyring().await;
+        if let Ok(mut k) = self.keyring.write() {
+            *k = None;
+        }
+    }
+
+    /// Re-wraps the root key under a new key-encryption key (rekey). Requires unsealed.
+    pub async fn rewrap_root(
+        &self,
+        new_kek: &Key,
+        seal_config: Vec<u8>,
+    ) -> Result<(), BarrierError> {
+        let ring = self.current()?;
+        let wrapped = coffer_crypto::seal(new_kek, ROOT_KEY_PATH.as_bytes(), ring.root.as_bytes())
+            .map_err(crypto_err)?;
+        self.storage
+            .transaction(vec![
+                TxnOp::Put {
+                    key: ROOT_KEY_PATH.into(),
+                    value: wrapped,
+                },
+                TxnOp::Put {
+                    key: SEAL_CONFIG_PATH.into(),
+                    value: seal_config,
+                },
+            ])
+            .await?;
+        Ok(())
+    }
+
+    async fn persist_keyring(&self) -> Result<(), BarrierError> {
+        let ring = self.current()?;
+        let pending = self.pending_count.load(Ordering::SeqCst);
+        let blob = encode_keyring(&ring, pending)?;
+        self.storage.put(KEYRING_PATH, blob).await?;
+        Ok(())
+    }
+
+    /// Adds a new key term and makes it active. Returns the new term.
+    pub async fn rotate(&self) -> Result<u32, BarrierError> {
+        let _guard = self.rotate_lock.lock().await;
+        let old = self.current()?;
+        let new_term = old.active + 1;
+        let mut terms: Vec<Term> = old
+            .terms
+            .iter()
+            .map(|t| Term {
+                term: t.term,
+                key: t.key.clone(),
+                install_time: t.install_time,
+            })
+            .collect();
+        terms.push(Term {
+            term: new_term,
+            key: Key::generate().map_err(crypto_err)?,
+            install_time: now(),
+        });
+        let ring = Keyring {
+            root: old.root.clone(),
+            terms,
+            active: new_term,
+            base_count: 0,
+            rotation: old.rotation.clone(),
+        };
+        let blob = encode_keyring(&ring, 0)?;
+        self.storage.put(KEYRING_PATH, blob).await?;
+        self.pending_count.store(0, Ordering::SeqCst);
+        *self.keyring.write().map_err(|_| BarrierError::Sealed)? = Some(Arc::new(ring));
+        Ok(new_term)
+    }
+
+    pub fn key_status(&self) -> Result<KeyStatus, BarrierError> {
+        let ring = self.current()?;
+        let active = ring.active();
+        Ok(KeyStatus {
+            term: active.term,
+            install_time: rfc3339(active.install_time),
+            encryptions: ring.base_count + self.pending_count.load(Ordering::Relaxed),
+        })
+    }
+
+    pub fn rotation_config(&self) -> Result<RotationConfig, BarrierError> {
+        Ok(self.current()?.rotation.clone())
+    }
+
+    pub async fn set_rotation_config(&self, cfg: RotationConfig) -> Result<(), BarrierError> {
+        let _guard = self.rotate_lock.lock().await;
+        let old = self.current()?;
+        let ring = Keyring {
+            root: old.root.clone(),
+            terms: old
+                .terms
+                .iter()
+                .map(|t| Term {
+                    term: t.term,
+                    key: t.key.clone(),
+                    install_time: t.install_time,
+                })
+                .collect(),
+            active: old.active,
+            base_count: old.base_count,
+            rotation: cfg,
+        };
+        let blob = encode_keyring(&ring, self.pending_count.load(Ordering::SeqCst))?;
+        self.storage.put(KEYRING_PATH, blob).await?;
+        *self.keyring.write().map_err(|_| BarrierError::Sealed)? = Some(Arc::new(ring));
+        Ok(())
+    }
+
+    /// Rotates when the policy asks for it (operation count or age). Called after writes and
+    /// periodically by the core. Returns the new term when it rotated.
+    pub async fn check_rotation(&self) -> Result<Option<u32>, BarrierError> {
+        let ring = self.current()?;
+        if !ring.rotation.enabled {
+            return Ok(None);
+        }
+        let count = ring.base_count + self.pending_count.load(Ordering::Relaxed);
+        let aged = ring.rotation.interval > 0
+            && (now() - ring.active().install_time).whole_seconds()
+                >= ring.rotation.interval as i64;
+        if count >= ring.rotation.max_operations || aged {
+            if self.rotating.swap(true, Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let r = self.rotate().await;
+            self.rotating.store(false, Ordering::SeqCst);
+            return r.map(Some);
+        }
+        if self.pending_count.load(Ordering::Relaxed) >= COUNT_CHECKPOINT {
+            let _guard = self.rotate_lock.lock().await;
+            let ring = self.current()?;
+            let count = ring.base_count + self.pending_count.load(Ordering::SeqCst);
+            let blob = encode_keyring(&ring, self.pending_count.swap(0, Ordering::SeqCst))?;
+            self.storage.put(KEYRING_PATH, blob).await?;
+            let mut new_ring = Keyring {
+                root: ring.root.clone(),
+                terms: ring
+                    .terms
+                    .iter()
+                    .map(|t| Term {
+                        term: t.term,
+                        key: t.key.clone(),
+                        install_time: t.install_time,
+                    })
+                    .collect(),
+                active: ring.active,
+                base_count: 0,
+                rotation: ring.rotation.clone(),
+            };
+            new_ring.base_count = count;
+            *self.keyring.write().map_err(|_| BarrierError::Sealed)? = Some(Arc::new(new_ring));
+        }
+        Ok(None)
+    }
+
+    fn encrypt(
+        &self,
+        ring: &Keyring,
+        key: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, BarrierError> {
+        let term = ring.active();
+        let sealed =
+            coffer_crypto::seal(&term.key, key.as_bytes(), plaintext).map_err(crypto_err)?;
+        let mut out = Vec::with_capacity(HEADER_LEN + sealed.len());
+        out.push(ENTRY_VERSION);
+        out.extend_from_slice(&term.term.to_be_bytes());
+        out.extend_from_slice(&sealed);
+        self.pending_count.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    fn decrypt(
+        &self,
+        ring: &Keyring,
+        key: &str,
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, BarrierError> {
+        if blob.len() < HEADER_LEN || blob[0] != ENTRY_VERSION {
+            return Err(BarrierError::Corrupt(key.to_string()));
+        }
+        let t = u32::from_be_bytes([blob[1], blob[2], blob[3], blob[4]]);
+        let term = ring
+            .term(t)
+            .ok_or_else(|| BarrierError::UnknownTerm(key.to_string(), t))?;
+        coffer_crypto::open(&term.key, key.as_bytes(), &blob[HEADER_LEN..])
+            .map_err(|_| BarrierError::Corrupt(key.to_string()))
+    }
+}
+
+fn encode_keyring(ring: &Keyring, pending: u64) -> Result<Vec<u8>, BarrierError> {
+    let stored = StoredKeyring {
+        active_term: ring.active,
+        terms: ring
+            .terms
+            .iter()
+            .map(|t| StoredTerm {
+                term: t.term,
+                key: B64.encode(t.key.as_bytes()),
+                install_time: rfc3339(t.install_time),
+                encryptions: if t.term == ring.active {
+                    ring.base_count + pending
+                } else {
+                    0
+                },
+            })
+            .collect(),
+        rotation: ring.rotation.clone(),
+    };
+    let json = Zeroizing::new(
+        serde_json::to_vec(&stored).map_err(|e| BarrierError::Crypto(e.to_string()))?,
+    );
+    coffer_crypto::seal(&ring.root, KEYRING_PATH.as_bytes(), &json).map_err(crypto_err)
+}
+
+fn decode_keyring(root: &Key, blob: &[u8]) -> Result<Keyring, BarrierError> {
+    let json = coffer_crypto::open(root, KEYRING_PATH.as_bytes(), blob)
+        .map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))?;
+    let stored: StoredKeyring =
+        serde_json::from_slice(&json).map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))?;
+    let mut terms = Vec::with_capacity(stored.terms.len());
+    let mut base_count = 0;
+    for t in &stored.terms {
+        let raw = Zeroizing::new(
+            B64.decode(&t.key)
+                .map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))?,
+        );
+        let install_time = time::OffsetDateTime::parse(
+            &t.install_time,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap_or_else(|_| now());
+        if t.term == stored.active_term {
+            base_count = t.encryptions;
+        }
+        terms.push(Term {
+            term: t.term,
+            key: Key::from_slice(&raw).map_err(crypto_err)?,
+            install_time,
+        });
+    }
+    if !terms.iter().any(|t| t.term == stored.active_term) {
+        return Err(BarrierError::Corrupt(KEYRING_PATH.into()));
+    }
+    Ok(Keyring {
+        root: root.clone(),
+        terms,
+        active: stored.active_term,
+        base_count,
+        rotation: stored.rotation.clone(),
+    })
+}
+
+/// The plaintext view of storage that everything above the barrier uses.
+#[async_trait]
+pub trait SecureStorage: Send + Sync {
+    async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, BarrierError>;
+    async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError>;
+    async fn delete(&self, key: &str) -> Result<(), BarrierError>;
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError>;
+    /// Atomically applies puts (`Some`) and deletes (`None`).
+    async fn transaction(&self, ops: Vec<(String, Option<Vec<u8>>)>) -> Result<(), BarrierError>;
+}
+
+#[async_trait]
+impl SecureStorage for Barrier {
+    async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, BarrierError> {
+        if reserved(key) {
+            return Err(BarrierError::Reserved(key.into()));
+        }
+        let ring = self.current()?;
+        match self.storage.get(key).await? {
+            None => Ok(None),
+            Some(blob) => self.decrypt(&ring, key, &blob).map(Some),
+        }
+    }
+
+    async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
+        if reserved(key) {
+            return Err(BarrierError::Reserved(key.into()));
+        }
+        let ring = self.current()?;
+        let blob = self.encrypt(&ring, key, value)?;
+        self.storage.put(key, blob).await?;
+        self.after_write(&ring).await;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BarrierError> {
+        if reserved(key) {
+            return Err(BarrierError::Reserved(key.into()));
+        }
+        self.current()?;
+        Ok(self.storage.delete(key).await?)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
+        self.current()?;
+        let mut keys = self.storage.list(prefix).await?;
+        if prefix == "core/" {
+            keys.retain(|k| !reserved(&format!("core/{k}")));
+        }
+        Ok(keys)
+    }
+
+    async fn transaction(&self, ops: Vec<(String, Option<Vec<u8>>)>) -> Result<(), BarrierError> {
+        let ring = self.current()?;
+        let mut phys = Vec::with_capacity(ops.len());
+        for (key, value) in ops {
+            if reserved(&key) {
+                return Err(BarrierError::Reserved(key));
+            }
+            phys.push(match value {
+                Some(mut v) => {
+                    let blob = self.encrypt(&ring, &key, &v)?;
+                    v.zeroize();
+                    TxnOp::Put { key, value: blob }
+                }
+                None => TxnOp::Delete { key },
+            });
+        }
+        self.storage.transaction(phys).await?;
+        self.after_write(&ring).await;
+        Ok(())
+    }
+}
+
+impl Barrier {
+    async fn after_write(&self, ring: &Keyring) {
+        let pending = self.pending_count.load(Ordering::Relaxed);
+        if ring.rotation.enabled && ring.base_count + pending >= ring.rotation.max_operations
+            || pending >= COUNT_CHECKPOINT
+        {
+            let _ = self.check_rotation().await;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! KV v1 behaviour through the Backend trait, over an in-process storage view.
+use async_trait::async_trait;
+use coffer_builtin_kv::KvV1;
+use coffer_sdk::{Backend, Operation, Request, Result, StorageView};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct MapView(Mutex<BTreeMap<String, Vec<u8>>>);
+
+#[async_trait]
+impl StorageView for MapView {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.0.lock().unwrap().get(key).cloned())
+    }
+    async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.0.lock().unwrap().insert(key.into(), value.to_vec());
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let m = self.0.lock().unwrap();
+        let mut out: Vec<String> = m
+            .keys()
+            .filter_map(|k| k.strip_prefix(prefix))
+            .map(|r| match r.find('/') {
+                Some(i) => r[..=i].to_string(),
+                None => r.to_string(),
+            })
+            .collect();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+fn req(op: Operation, path: &str, data: Value, s: &Arc<MapView>) -> Request {
+    Request {
+        operation: op,
+        path: path.into(),
+        data: data.as_object().cloned().unwrap_or_default(),
+        mount_point: "kv/".into(),
+        storage: s.clone(),
+    }
+}
+
+#[tokio::test]
+async fn write_read_list_delete_round_trip() {
+    let kv = KvV1::new();
+    let s = Arc::new(MapView::default());
+    assert!(kv
+        .handle_request(req(
+            Operation::Update,
+            "app/db",
+            json!({"user":"u","n":1}),
+            &s
+        ))
+        .await
+        .unwrap()
+        .is_none());
+    let r = kv
+        .handle_request(req(Operation::Read, "app/db", json!({}), &s))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Value::Object(r.data.unwrap()), json!({"user":"u","n":1}));
+    let l = kv
+        .handle_request(req(Operation::List, "app", json!({}), &s))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(l.data.unwrap()["keys"], json!(["db"]));
+    kv.handle_request(req(Operation::Delete, "app/db", json!({}), &s))
+        .await
+        .unwrap();
+    assert!(kv
+        .handle_request(req(Operation::Read, "app/db", json!({}), &s))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(kv
+        .handle_request(req(Operation::List, "app/", json!({}), &s))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn empty_write_is_a_bad_request() {
+    let kv = KvV1::new();
+    let s = Arc::new(MapView::default());
+    let e = kv
+        .handle_request(req(Operation::Update, "x", Value::Object(Map::new()), &s))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, coffer_sdk::ErrorKind::BadRequest);
+}

@@ -1,0 +1,105 @@
+//! The physical storage contract.
+//!
+//! A backend stores opaque byte values under `/`-separated string keys. It never sees plaintext:
+//! everything above it goes through the barrier. Every backend must pass [`conformance::run`].
+#![forbid(unsafe_code)]
+
+use async_trait::async_trait;
+
+pub mod conformance;
+
+/// Errors a backend reports. Messages describe the failure without including stored values.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    #[error("storage backend unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    #[error("invalid storage key: {0}")]
+    InvalidKey(String),
+}
+
+/// One operation inside an atomic [`Storage::transaction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnOp {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+/// A physical storage backend.
+///
+/// Contract (checked by the conformance suite):
+/// - a `put` or `delete` that returns `Ok` is durable to the backend's promise (for durable
+///   backends: on stable storage, fsynced, before the call returns);
+/// - `list(prefix)` returns the immediate children of `prefix`, sorted, with "folders" given
+///   once each with a trailing `/`;
+/// - `transaction` applies all of its operations or none.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError>;
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), StorageError>;
+    /// The name of the backend type as written in configuration (`file`, `inmem`, …).
+    fn kind(&self) -> &'static str;
+}
+
+/// Validates a key: non-empty, no NUL, no leading `/`, no `..` segments.
+pub fn check_key(key: &str) -> Result<(), StorageError> {
+    if key.is_empty() || key.contains('\0') || key.starts_with('/') {
+        return Err(StorageError::InvalidKey(
+            "empty, absolute or contains NUL".into(),
+        ));
+    }
+    if key.split('/').any(|seg| seg == "..") {
+        return Err(StorageError::InvalidKey("contains a '..' segment".into()));
+    }
+    Ok(())
+}
+
+/// Given the sorted full keys under `prefix`, produces the immediate children as `list` returns
+/// them. Shared by backends that scan a sorted key range.
+pub fn children_of<'a>(prefix: &str, keys: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for k in keys {
+        let Some(rest) = k.strip_prefix(prefix) else {
+            continue;
+        };
+        if rest.is_empty() {
+            continue;
+        }
+        let child = match rest.find('/') {
+            Some(i) => &rest[..=i],
+            None => rest,
+        };
+        if out.last().map(String::as_str) != Some(child) {
+            out.push(child.to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_groups_folders_once() {
+        let keys = ["a/b", "a/c/d", "a/c/e", "a/d", "b/x"];
+        assert_eq!(children_of("a/", keys), vec!["b", "c/", "d"]);
+        assert_eq!(children_of("", keys), vec!["a/", "b/"]);
+    }
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(check_key("a/b").is_ok());
+        assert!(check_key("").is_err());
+        assert!(check_key("/a").is_err());
+        assert!(check_key("a/../b").is_err());
+        assert!(check_key("a\0b").is_err());
+    }
+}

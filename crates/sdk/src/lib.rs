@@ -1,0 +1,170 @@
+//! The backend SDK: what a secrets engine or auth method sees of Coffer.
+//!
+//! A backend declares its paths once ([`framework::PathSpec`]: pattern, typed fields,
+//! operations, help) and handles [`Request`]s through the [`Backend`] trait, reading and writing
+//! its own [`StorageView`]. Backends never see the core, the barrier or HTTP.
+#![forbid(unsafe_code)]
+
+pub mod field;
+pub mod framework;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Logical operations, as Vault names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Read,
+    Create,
+    Update,
+    Patch,
+    Delete,
+    List,
+    Help,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+            Operation::List => "list",
+            Operation::Help => "help",
+        }
+    }
+}
+
+/// What kind of failure a handler reports. The HTTP layer maps each kind to a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// 400
+    BadRequest,
+    /// 403
+    PermissionDenied,
+    /// 404
+    NotFound,
+    /// 405
+    UnsupportedOperation,
+    /// 404 "unsupported path"
+    UnsupportedPath,
+    /// 412
+    PreconditionFailed,
+    /// 413
+    PayloadTooLarge,
+    /// 429
+    RateLimited,
+    /// 500
+    Internal,
+    /// 503
+    Sealed,
+    /// 503 without the sealed meaning (storage unavailable, standby without leader)
+    Unavailable,
+}
+
+/// An error with one or more user-facing messages. Messages never contain secret values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogicalError {
+    pub kind: ErrorKind,
+    pub messages: Vec<String>,
+}
+
+impl LogicalError {
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
+        LogicalError {
+            kind,
+            messages: vec![msg.into()],
+        }
+    }
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, msg)
+    }
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, msg)
+    }
+    pub fn not_found() -> Self {
+        LogicalError {
+            kind: ErrorKind::NotFound,
+            messages: vec![],
+        }
+    }
+    pub fn permission_denied() -> Self {
+        Self::new(ErrorKind::PermissionDenied, "permission denied")
+    }
+    pub fn unsupported_operation() -> Self {
+        Self::new(ErrorKind::UnsupportedOperation, "unsupported operation")
+    }
+    pub fn unsupported_path(path: &str) -> Self {
+        Self::new(
+            ErrorKind::UnsupportedPath,
+            format!("unsupported path: {path}"),
+        )
+    }
+    pub fn sealed() -> Self {
+        Self::new(ErrorKind::Sealed, "Vault is sealed")
+    }
+}
+
+impl std::fmt::Display for LogicalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.messages.join("; "))
+    }
+}
+
+impl std::error::Error for LogicalError {}
+
+pub type Result<T> = std::result::Result<T, LogicalError>;
+
+/// A backend's own slice of storage: keys are relative to the mount, values plaintext.
+#[async_trait]
+pub trait StorageView: Send + Sync {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn put(&self, key: &str, value: &[u8]) -> Result<()>;
+    async fn delete(&self, key: &str) -> Result<()>;
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+/// A request as a backend sees it: the path is relative to the mount.
+pub struct Request {
+    pub operation: Operation,
+    pub path: String,
+    pub data: Map<String, Value>,
+    pub mount_point: String,
+    pub storage: Arc<dyn StorageView>,
+}
+
+/// A backend's answer. `None` from a handler means "no content" (204).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Response {
+    pub data: Option<Map<String, Value>>,
+    pub warnings: Vec<String>,
+}
+
+impl Response {
+    pub fn data(data: Map<String, Value>) -> Self {
+        Response {
+            data: Some(data),
+            warnings: vec![],
+        }
+    }
+    /// The `{"keys": [...]}` answer to a list.
+    pub fn list(keys: Vec<String>) -> Self {
+        let mut m = Map::new();
+        m.insert("keys".into(), Value::from(keys));
+        Response::data(m)
+    }
+}
+
+/// The interface every builtin and external backend implements.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// The type name as mounted (`kv`, `transit`, …).
+    fn backend_type(&self) -> &'static str;
+    /// The declarative path table, for routing, validation, help and OpenAPI.
+    fn paths(&self) -> &[framework::PathSpec];
+    async fn handle_request(&self, req: Request) -> Result<Option<Response>>;
+}
