@@ -63,11 +63,7 @@ pub struct RotationConfig {
 impl Default for RotationConfig {
     fn default() -> Self {
         // Same default as Vault: well below the 2^32 random-nonce bound for AES-GCM.
-        RotationConfig {
-            max_operations: 3_865_470_566,
-            interval: 0,
-            enabled: true,
-        }
+        RotationConfig { max_operations: 3_865_470_566, interval: 0, enabled: true }
     }
 }
 
@@ -116,8 +112,7 @@ impl Keyring {
         self.terms.iter().find(|x| x.term == t)
     }
     fn active(&self) -> &Term {
-        self.term(self.active)
-            .expect("active term present in keyring")
+        self.term(self.active).expect("active term present in keyring")
     }
 }
 
@@ -143,8 +138,7 @@ fn now() -> time::OffsetDateTime {
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn crypto_err(e: coffer_crypto::CryptoError) -> BarrierError {
@@ -172,11 +166,7 @@ impl Barrier {
     }
 
     fn current(&self) -> Result<Arc<Keyring>, BarrierError> {
-        self.keyring
-            .read()
-            .map_err(|_| BarrierError::Sealed)?
-            .clone()
-            .ok_or(BarrierError::Sealed)
+        self.keyring.read().map_err(|_| BarrierError::Sealed)?.clone().ok_or(BarrierError::Sealed)
     }
 
     pub fn is_sealed(&self) -> bool {
@@ -200,46 +190,27 @@ impl Barrier {
         let root = Key::generate().map_err(crypto_err)?;
         let ring = Keyring {
             root: root.clone(),
-            terms: vec![Term {
-                term: 1,
-                key: Key::generate().map_err(crypto_err)?,
-                install_time: now(),
-            }],
+            terms: vec![Term { term: 1, key: Key::generate().map_err(crypto_err)?, install_time: now() }],
             active: 1,
             base_count: 0,
             rotation: RotationConfig::default(),
         };
-        let wrapped_root = coffer_crypto::seal(kek, ROOT_KEY_PATH.as_bytes(), root.as_bytes())
-            .map_err(crypto_err)?;
+        let wrapped_root = coffer_crypto::seal(kek, ROOT_KEY_PATH.as_bytes(), root.as_bytes()).map_err(crypto_err)?;
         let ring_blob = encode_keyring(&ring, 0)?;
         // One atomic write: a crash never leaves a half-initialized barrier.
         self.storage
             .transaction(vec![
-                TxnOp::Put {
-                    key: SEAL_CONFIG_PATH.into(),
-                    value: seal_config,
-                },
-                TxnOp::Put {
-                    key: ROOT_KEY_PATH.into(),
-                    value: wrapped_root,
-                },
-                TxnOp::Put {
-                    key: KEYRING_PATH.into(),
-                    value: ring_blob,
-                },
+                TxnOp::Put { key: SEAL_CONFIG_PATH.into(), value: seal_config },
+                TxnOp::Put { key: ROOT_KEY_PATH.into(), value: wrapped_root },
+                TxnOp::Put { key: KEYRING_PATH.into(), value: ring_blob },
             ])
             .await?;
         Ok(())
     }
 
     async fn unwrap_root(&self, kek: &Key) -> Result<Key, BarrierError> {
-        let wrapped = self
-            .storage
-            .get(ROOT_KEY_PATH)
-            .await?
-            .ok_or(BarrierError::NotInitialized)?;
-        let root = coffer_crypto::open(kek, ROOT_KEY_PATH.as_bytes(), &wrapped)
-            .map_err(|_| BarrierError::WrongKey)?;
+        let wrapped = self.storage.get(ROOT_KEY_PATH).await?.ok_or(BarrierError::NotInitialized)?;
+        let root = coffer_crypto::open(kek, ROOT_KEY_PATH.as_bytes(), &wrapped).map_err(|_| BarrierError::WrongKey)?;
         Key::from_slice(&root).map_err(crypto_err)
     }
 
@@ -251,11 +222,7 @@ impl Barrier {
     /// Unseals with the key-encryption key the seal reconstructed.
     pub async fn unseal(&self, kek: &Key) -> Result<(), BarrierError> {
         let root = self.unwrap_root(kek).await?;
-        let blob = self
-            .storage
-            .get(KEYRING_PATH)
-            .await?
-            .ok_or(BarrierError::NotInitialized)?;
+        let blob = self.storage.get(KEYRING_PATH).await?.ok_or(BarrierError::NotInitialized)?;
         let ring = decode_keyring(&root, &blob)?;
         self.pending_count.store(0, Ordering::SeqCst);
         *self.keyring.write().map_err(|_| BarrierError::Sealed)? = Some(Arc::new(ring));
@@ -271,24 +238,14 @@ impl Barrier {
     }
 
     /// Re-wraps the root key under a new key-encryption key (rekey). Requires unsealed.
-    pub async fn rewrap_root(
-        &self,
-        new_kek: &Key,
-        seal_config: Vec<u8>,
-    ) -> Result<(), BarrierError> {
+    pub async fn rewrap_root(&self, new_kek: &Key, seal_config: Vec<u8>) -> Result<(), BarrierError> {
         let ring = self.current()?;
-        let wrapped = coffer_crypto::seal(new_kek, ROOT_KEY_PATH.as_bytes(), ring.root.as_bytes())
-            .map_err(crypto_err)?;
+        let wrapped =
+            coffer_crypto::seal(new_kek, ROOT_KEY_PATH.as_bytes(), ring.root.as_bytes()).map_err(crypto_err)?;
         self.storage
             .transaction(vec![
-                TxnOp::Put {
-                    key: ROOT_KEY_PATH.into(),
-                    value: wrapped,
-                },
-                TxnOp::Put {
-                    key: SEAL_CONFIG_PATH.into(),
-                    value: seal_config,
-                },
+                TxnOp::Put { key: ROOT_KEY_PATH.into(), value: wrapped },
+                TxnOp::Put { key: SEAL_CONFIG_PATH.into(), value: seal_config },
             ])
             .await?;
         Ok(())
@@ -307,27 +264,11 @@ impl Barrier {
         let _guard = self.rotate_lock.lock().await;
         let old = self.current()?;
         let new_term = old.active + 1;
-        let mut terms: Vec<Term> = old
-            .terms
-            .iter()
-            .map(|t| Term {
-                term: t.term,
-                key: t.key.clone(),
-                install_time: t.install_time,
-            })
-            .collect();
-        terms.push(Term {
-            term: new_term,
-            key: Key::generate().map_err(crypto_err)?,
-            install_time: now(),
-        });
-        let ring = Keyring {
-            root: old.root.clone(),
-            terms,
-            active: new_term,
-            base_count: 0,
-            rotation: old.rotation.clone(),
-        };
+        let mut terms: Vec<Term> =
+            old.terms.iter().map(|t| Term { term: t.term, key: t.key.clone(), install_time: t.install_time }).collect();
+        terms.push(Term { term: new_term, key: Key::generate().map_err(crypto_err)?, install_time: now() });
+        let ring =
+            Keyring { root: old.root.clone(), terms, active: new_term, base_count: 0, rotation: old.rotation.clone() };
         let blob = encode_keyring(&ring, 0)?;
         self.storage.put(KEYRING_PATH, blob).await?;
         self.pending_count.store(0, Ordering::SeqCst);
@@ -357,11 +298,7 @@ impl Barrier {
             terms: old
                 .terms
                 .iter()
-                .map(|t| Term {
-                    term: t.term,
-                    key: t.key.clone(),
-                    install_time: t.install_time,
-                })
+                .map(|t| Term { term: t.term, key: t.key.clone(), install_time: t.install_time })
                 .collect(),
             active: old.active,
             base_count: old.base_count,
@@ -382,8 +319,7 @@ impl Barrier {
         }
         let count = ring.base_count + self.pending_count.load(Ordering::Relaxed);
         let aged = ring.rotation.interval > 0
-            && (now() - ring.active().install_time).whole_seconds()
-                >= ring.rotation.interval as i64;
+            && (now() - ring.active().install_time).whole_seconds() >= ring.rotation.interval as i64;
         if count >= ring.rotation.max_operations || aged {
             if self.rotating.swap(true, Ordering::SeqCst) {
                 return Ok(None);
@@ -403,11 +339,7 @@ impl Barrier {
                 terms: ring
                     .terms
                     .iter()
-                    .map(|t| Term {
-                        term: t.term,
-                        key: t.key.clone(),
-                        install_time: t.install_time,
-                    })
+                    .map(|t| Term { term: t.term, key: t.key.clone(), install_time: t.install_time })
                     .collect(),
                 active: ring.active,
                 base_count: 0,
@@ -419,15 +351,9 @@ impl Barrier {
         Ok(None)
     }
 
-    fn encrypt(
-        &self,
-        ring: &Keyring,
-        key: &str,
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, BarrierError> {
+    fn encrypt(&self, ring: &Keyring, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, BarrierError> {
         let term = ring.active();
-        let sealed =
-            coffer_crypto::seal(&term.key, key.as_bytes(), plaintext).map_err(crypto_err)?;
+        let sealed = coffer_crypto::seal(&term.key, key.as_bytes(), plaintext).map_err(crypto_err)?;
         let mut out = Vec::with_capacity(HEADER_LEN + sealed.len());
         out.push(ENTRY_VERSION);
         out.extend_from_slice(&term.term.to_be_bytes());
@@ -436,19 +362,12 @@ impl Barrier {
         Ok(out)
     }
 
-    fn decrypt(
-        &self,
-        ring: &Keyring,
-        key: &str,
-        blob: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, BarrierError> {
+    fn decrypt(&self, ring: &Keyring, key: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, BarrierError> {
         if blob.len() < HEADER_LEN || blob[0] != ENTRY_VERSION {
             return Err(BarrierError::Corrupt(key.to_string()));
         }
         let t = u32::from_be_bytes([blob[1], blob[2], blob[3], blob[4]]);
-        let term = ring
-            .term(t)
-            .ok_or_else(|| BarrierError::UnknownTerm(key.to_string(), t))?;
+        let term = ring.term(t).ok_or_else(|| BarrierError::UnknownTerm(key.to_string(), t))?;
         coffer_crypto::open(&term.key, key.as_bytes(), &blob[HEADER_LEN..])
             .map_err(|_| BarrierError::Corrupt(key.to_string()))
     }
@@ -464,18 +383,12 @@ fn encode_keyring(ring: &Keyring, pending: u64) -> Result<Vec<u8>, BarrierError>
                 term: t.term,
                 key: B64.encode(t.key.as_bytes()),
                 install_time: rfc3339(t.install_time),
-                encryptions: if t.term == ring.active {
-                    ring.base_count + pending
-                } else {
-                    0
-                },
+                encryptions: if t.term == ring.active { ring.base_count + pending } else { 0 },
             })
             .collect(),
         rotation: ring.rotation.clone(),
     };
-    let json = Zeroizing::new(
-        serde_json::to_vec(&stored).map_err(|e| BarrierError::Crypto(e.to_string()))?,
-    );
+    let json = Zeroizing::new(serde_json::to_vec(&stored).map_err(|e| BarrierError::Crypto(e.to_string()))?);
     coffer_crypto::seal(&ring.root, KEYRING_PATH.as_bytes(), &json).map_err(crypto_err)
 }
 
@@ -487,34 +400,18 @@ fn decode_keyring(root: &Key, blob: &[u8]) -> Result<Keyring, BarrierError> {
     let mut terms = Vec::with_capacity(stored.terms.len());
     let mut base_count = 0;
     for t in &stored.terms {
-        let raw = Zeroizing::new(
-            B64.decode(&t.key)
-                .map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))?,
-        );
-        let install_time = time::OffsetDateTime::parse(
-            &t.install_time,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap_or_else(|_| now());
+        let raw = Zeroizing::new(B64.decode(&t.key).map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))?);
+        let install_time = time::OffsetDateTime::parse(&t.install_time, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| now());
         if t.term == stored.active_term {
             base_count = t.encryptions;
         }
-        terms.push(Term {
-            term: t.term,
-            key: Key::from_slice(&raw).map_err(crypto_err)?,
-            install_time,
-        });
+        terms.push(Term { term: t.term, key: Key::from_slice(&raw).map_err(crypto_err)?, install_time });
     }
     if !terms.iter().any(|t| t.term == stored.active_term) {
         return Err(BarrierError::Corrupt(KEYRING_PATH.into()));
     }
-    Ok(Keyring {
-        root: root.clone(),
-        terms,
-        active: stored.active_term,
-        base_count,
-        rotation: stored.rotation.clone(),
-    })
+    Ok(Keyring { root: root.clone(), terms, active: stored.active_term, base_count, rotation: stored.rotation.clone() })
 }
 
 /// The plaintext view of storage that everything above the barrier uses.

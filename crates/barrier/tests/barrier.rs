@@ -19,14 +19,8 @@ async fn stored_bytes_never_contain_the_plaintext() {
     let (phys, b, _) = fresh().await;
     b.put("secret/a", b"hunter2-hunter2").await.unwrap();
     let raw = phys.get("secret/a").await.unwrap().unwrap();
-    assert!(
-        !raw.windows(7).any(|w| w == b"hunter2"),
-        "plaintext leaked to storage"
-    );
-    assert_eq!(
-        &**b.get("secret/a").await.unwrap().unwrap(),
-        b"hunter2-hunter2"
-    );
+    assert!(!raw.windows(7).any(|w| w == b"hunter2"), "plaintext leaked to storage");
+    assert_eq!(&**b.get("secret/a").await.unwrap().unwrap(), b"hunter2-hunter2");
 }
 
 #[tokio::test]
@@ -35,10 +29,7 @@ async fn wrong_kek_refused_and_sealed_barrier_refuses_access() {
     b.put("x", b"1").await.unwrap();
     b.seal().await;
     assert!(matches!(b.get("x").await, Err(BarrierError::Sealed)));
-    assert!(matches!(
-        b.unseal(&Key::generate().unwrap()).await,
-        Err(BarrierError::WrongKey)
-    ));
+    assert!(matches!(b.unseal(&Key::generate().unwrap()).await, Err(BarrierError::WrongKey)));
     assert!(b.is_sealed());
     b.unseal(&kek).await.unwrap();
     assert_eq!(&**b.get("x").await.unwrap().unwrap(), b"1");
@@ -66,11 +57,7 @@ async fn rotation_adds_a_term_and_old_entries_stay_readable_after_restart() {
     assert_eq!(b.rotate().await.unwrap(), 2);
     b.put("new", b"v2").await.unwrap();
     let raw_new = phys.get("new").await.unwrap().unwrap();
-    assert_eq!(
-        &raw_new[1..5],
-        &2u32.to_be_bytes(),
-        "new writes use the new term"
-    );
+    assert_eq!(&raw_new[1..5], &2u32.to_be_bytes(), "new writes use the new term");
     // A new barrier over the same storage (a restart) reads both.
     let b2 = Barrier::new(phys.clone());
     b2.unseal(&kek).await.unwrap();
@@ -82,21 +69,11 @@ async fn rotation_adds_a_term_and_old_entries_stay_readable_after_restart() {
 #[tokio::test]
 async fn operation_count_triggers_automatic_rotation() {
     let (_, b, _) = fresh().await;
-    b.set_rotation_config(RotationConfig {
-        max_operations: 5,
-        interval: 0,
-        enabled: true,
-    })
-    .await
-    .unwrap();
+    b.set_rotation_config(RotationConfig { max_operations: 5, interval: 0, enabled: true }).await.unwrap();
     for i in 0..5 {
         b.put(&format!("k{i}"), b"v").await.unwrap();
     }
-    assert_eq!(
-        b.key_status().unwrap().term,
-        2,
-        "fifth encryption rotated the key"
-    );
+    assert_eq!(b.key_status().unwrap().term, 2, "fifth encryption rotated the key");
     assert_eq!(b.key_status().unwrap().encryptions, 0);
 }
 
@@ -115,14 +92,8 @@ async fn rekey_rewraps_root_key_old_kek_stops_working() {
 #[tokio::test]
 async fn reserved_paths_are_not_reachable_through_the_plaintext_view() {
     let (_, b, _) = fresh().await;
-    assert!(matches!(
-        b.get("core/keyring").await,
-        Err(BarrierError::Reserved(_))
-    ));
-    assert!(matches!(
-        b.put("core/root-key", b"x").await,
-        Err(BarrierError::Reserved(_))
-    ));
+    assert!(matches!(b.get("core/keyring").await, Err(BarrierError::Reserved(_))));
+    assert!(matches!(b.put("core/root-key", b"x").await, Err(BarrierError::Reserved(_))));
     let fresh_init = b.initialize(&Key::generate().unwrap(), vec![]).await;
     assert!(matches!(fresh_init, Err(BarrierError::AlreadyInitialized)));
 }

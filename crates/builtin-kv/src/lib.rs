@@ -66,23 +66,26 @@ impl Backend for KvV1 {
                 let Some(raw) = req.storage.get(path).await? else {
                     return Ok(None);
                 };
-                let data: Map<String, Value> = serde_json::from_slice(&raw).map_err(|_| {
-                    LogicalError::internal(format!("stored entry at {path:?} is not a JSON object"))
-                })?;
-                Ok(Some(Response::data(data)))
+                let data: Map<String, Value> = serde_json::from_slice(&raw)
+                    .map_err(|_| LogicalError::internal(format!("stored entry at {path:?} is not a JSON object")))?;
+                // A "ttl" key in the secret sets the advertised lease; otherwise the mount's.
+                let ttl = match data.get("ttl") {
+                    Some(v) => coffer_sdk::field::parse_duration("ttl", v).unwrap_or(req.system.default_lease_ttl),
+                    None => req.system.default_lease_ttl,
+                };
+                let mut resp = Response::data(data);
+                resp.lease_duration = Some(ttl);
+                Ok(Some(resp))
             }
             Operation::Create | Operation::Update => {
                 if path.is_empty() || path.ends_with('/') {
-                    return Err(LogicalError::bad_request(
-                        "a secret path must not be empty or end with '/'",
-                    ));
+                    return Err(LogicalError::bad_request("a secret path must not be empty or end with '/'"));
                 }
                 let data = matched.fields.raw;
                 if data.is_empty() {
                     return Err(LogicalError::bad_request("missing data fields"));
                 }
-                let bytes =
-                    serde_json::to_vec(&data).map_err(|e| LogicalError::internal(e.to_string()))?;
+                let bytes = serde_json::to_vec(&data).map_err(|e| LogicalError::internal(e.to_string()))?;
                 req.storage.put(path, &bytes).await?;
                 Ok(None)
             }
@@ -91,11 +94,7 @@ impl Backend for KvV1 {
                 Ok(None)
             }
             Operation::List => {
-                let prefix = if path.is_empty() || path.ends_with('/') {
-                    path.to_string()
-                } else {
-                    format!("{path}/")
-                };
+                let prefix = if path.is_empty() || path.ends_with('/') { path.to_string() } else { format!("{path}/") };
                 let keys = req.storage.list(&prefix).await?;
                 if keys.is_empty() {
                     return Ok(None);

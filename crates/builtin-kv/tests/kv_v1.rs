@@ -44,6 +44,8 @@ fn req(op: Operation, path: &str, data: Value, s: &Arc<MapView>) -> Request {
         data: data.as_object().cloned().unwrap_or_default(),
         mount_point: "kv/".into(),
         storage: s.clone(),
+        system: coffer_sdk::SystemInfo { default_lease_ttl: 2764800, max_lease_ttl: 2764800 },
+        system: coffer_sdk::SystemInfo { default_lease_ttl: 2764800, max_lease_ttl: 2764800 },
     }
 }
 
@@ -52,49 +54,25 @@ async fn write_read_list_delete_round_trip() {
     let kv = KvV1::new();
     let s = Arc::new(MapView::default());
     assert!(kv
-        .handle_request(req(
-            Operation::Update,
-            "app/db",
-            json!({"user":"u","n":1}),
-            &s
-        ))
+        .handle_request(req(Operation::Update, "app/db", json!({"user":"u","n":1}), &s))
         .await
         .unwrap()
         .is_none());
-    let r = kv
-        .handle_request(req(Operation::Read, "app/db", json!({}), &s))
-        .await
-        .unwrap()
-        .unwrap();
+    let r = kv.handle_request(req(Operation::Read, "app/db", json!({}), &s)).await.unwrap().unwrap();
+    assert_eq!(r.lease_duration, Some(2764800), "mount default TTL is advertised");
+    assert_eq!(r.lease_duration, Some(2764800), "mount default TTL is advertised");
     assert_eq!(Value::Object(r.data.unwrap()), json!({"user":"u","n":1}));
-    let l = kv
-        .handle_request(req(Operation::List, "app", json!({}), &s))
-        .await
-        .unwrap()
-        .unwrap();
+    let l = kv.handle_request(req(Operation::List, "app", json!({}), &s)).await.unwrap().unwrap();
     assert_eq!(l.data.unwrap()["keys"], json!(["db"]));
-    kv.handle_request(req(Operation::Delete, "app/db", json!({}), &s))
-        .await
-        .unwrap();
-    assert!(kv
-        .handle_request(req(Operation::Read, "app/db", json!({}), &s))
-        .await
-        .unwrap()
-        .is_none());
-    assert!(kv
-        .handle_request(req(Operation::List, "app/", json!({}), &s))
-        .await
-        .unwrap()
-        .is_none());
+    kv.handle_request(req(Operation::Delete, "app/db", json!({}), &s)).await.unwrap();
+    assert!(kv.handle_request(req(Operation::Read, "app/db", json!({}), &s)).await.unwrap().is_none());
+    assert!(kv.handle_request(req(Operation::List, "app/", json!({}), &s)).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn empty_write_is_a_bad_request() {
     let kv = KvV1::new();
     let s = Arc::new(MapView::default());
-    let e = kv
-        .handle_request(req(Operation::Update, "x", Value::Object(Map::new()), &s))
-        .await
-        .unwrap_err();
+    let e = kv.handle_request(req(Operation::Update, "x", Value::Object(Map::new()), &s)).await.unwrap_err();
     assert_eq!(e.kind, coffer_sdk::ErrorKind::BadRequest);
 }

@@ -1,1 +1,432 @@
+//! Server configuration in Vault's HCL or JSON form, with Vault's spellings (`backend` for
+//! `storage`, string booleans, Go durations) and environment overrides. Errors name the line.
 #![forbid(unsafe_code)]
+
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{file}: {msg}")]
+    Invalid { file: String, msg: String },
+    #[error("{file}:{line}: {msg}")]
+    AtLine { file: String, line: usize, msg: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    pub kind: String,
+    pub address: String,
+    pub tls_disable: bool,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub max_request_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    pub kind: String,
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServerConfig {
+    pub listeners: Vec<Listener>,
+    pub storage: Option<StorageConfig>,
+    pub api_addr: Option<String>,
+    pub cluster_addr: Option<String>,
+    pub cluster_name: Option<String>,
+    pub ui: bool,
+    pub log_level: Option<String>,
+    pub log_format: Option<String>,
+    pub disable_mlock: bool,
+    /// Seconds.
+    pub default_lease_ttl: Option<i64>,
+    pub max_lease_ttl: Option<i64>,
+    /// Notes about accepted-but-inert settings, for the server to log.
+    pub warnings: Vec<String>,
+}
+
+/// One top-level item, from either syntax.
+struct Item {
+    key: String,
+    labels: Vec<String>,
+    value: Value,
+    line: usize,
+}
+
+/// Settings Vault accepts that Coffer takes without acting on them yet.
+const INERT_KEYS: &[&str] = &[
+    "pid_file",
+    "disable_cache",
+    "disable_clustering",
+    "disable_performance_standby",
+    "disable_sealwrap",
+    "disable_printable_check",
+    "enable_response_header_hostname",
+    "enable_response_header_raft_node_id",
+    "log_file",
+    "log_rotate_duration",
+    "log_rotate_bytes",
+    "log_rotate_max_files",
+    "plugin_directory",
+    "plugin_file_uid",
+    "plugin_file_permissions",
+    "raw_storage_endpoint",
+    "introspection_endpoint",
+    "imprecise_lease_role_tracking",
+    "telemetry",
+    "service_registration",
+    "cache_size",
+    "enable_ui",
+];
+
+fn line_of(src: &str, key: &str, nth: usize) -> usize {
+    let mut seen = 0;
+    for (i, l) in src.lines().enumerate() {
+        let t = l.trim_start();
+        if let Some(rest) = t.strip_prefix(key) {
+            if rest.starts_with([' ', '\t', '=', '"', '{']) || rest.is_empty() {
+                if seen == nth {
+                    return i + 1;
+                }
+                seen += 1;
+            }
+        }
+    }
+    0
+}
+
+fn hcl_items(src: &str, file: &str) -> Result<Vec<Item>, ConfigError> {
+    let body: hcl::Body = hcl::parse(src).map_err(|e| {
+        let msg = e.to_string();
+        ConfigError::Invalid { file: file.to_string(), msg: format!("invalid HCL: {msg}") }
+    })?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut items = Vec::new();
+    for s in body.into_iter() {
+        let (key, labels, value) = match s {
+            hcl::Structure::Attribute(a) => {
+                let v = serde_json::to_value(&a.expr).unwrap_or(Value::Null);
+                (a.key.to_string(), vec![], v)
+            }
+            hcl::Structure::Block(b) => {
+                let labels = b.labels.iter().map(|l| l.as_str().to_string()).collect();
+                let v: Value = hcl::from_body(b.body).unwrap_or(Value::Null);
+                (b.identifier.to_string(), labels, v)
+            }
+        };
+        let n = counts.entry(key.clone()).or_insert(0);
+        let line = line_of(src, &key, *n);
+        *n += 1;
+        items.push(Item { key, labels, value, line });
+    }
+    Ok(items)
+}
+
+fn json_items(src: &str, file: &str) -> Result<Vec<Item>, ConfigError> {
+    let v: Value = serde_json::from_str(src).map_err(|e| ConfigError::AtLine {
+        file: file.to_string(),
+        line: e.line(),
+        msg: format!("invalid JSON: {e}"),
+    })?;
+    let Value::Object(top) = v else {
+        return Err(ConfigError::Invalid { file: file.into(), msg: "top level must be a JSON object".into() });
+    };
+    let mut items = Vec::new();
+    for (key, value) in top {
+        let line = line_of(src, &format!("\"{key}\""), 0);
+        let is_block =
+            matches!(key.as_str(), "listener" | "storage" | "backend" | "ha_storage" | "ha_backend" | "seal" | "audit");
+        if !is_block {
+            items.push(Item { key, labels: vec![], value, line });
+            continue;
+        }
+        let list = match value {
+            Value::Array(a) => a,
+            other => vec![other],
+        };
+        for entry in list {
+            let Value::Object(m) = entry else {
+                return Err(ConfigError::AtLine { file: file.into(), line, msg: format!("{key} must be an object") });
+            };
+            for (label, body) in m {
+                items.push(Item { key: key.clone(), labels: vec![label], value: body, line });
+            }
+        }
+    }
+    Ok(items)
+}
+
+fn as_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "1" | "t" | "true" => Some(true),
+            "0" | "f" | "false" | "" => Some(false),
+            _ => None,
+        },
+        Value::Number(n) => n.as_i64().map(|i| i != 0),
+        _ => None,
+    }
+}
+
+fn as_duration(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => coffer_sdk::field::parse_duration_str(s),
+        _ => None,
+    }
+}
+
+fn block_body(item: &Item, file: &str) -> Result<Map<String, Value>, ConfigError> {
+    match &item.value {
+        Value::Object(m) => Ok(m.clone()),
+        _ => Err(ConfigError::AtLine {
+            file: file.into(),
+            line: item.line,
+            msg: format!("{} must be a block", item.key),
+        }),
+    }
+}
+
+impl ServerConfig {
+    /// Parses one file's text; `name` decides the syntax (`.json` or HCL) and labels errors.
+    pub fn parse(src: &str, name: &str) -> Result<ServerConfig, ConfigError> {
+        let is_json = name.ends_with(".json") || src.trim_start().starts_with('{');
+        let items = if is_json { json_items(src, name)? } else { hcl_items(src, name)? };
+        let mut c = ServerConfig::default();
+        for item in &items {
+            let at = |msg: String| ConfigError::AtLine { file: name.to_string(), line: item.line, msg };
+            let key = item.key.as_str();
+            match key {
+                "listener" => {
+                    let kind = item.labels.first().cloned().unwrap_or_default();
+                    if kind != "tcp" {
+                        return Err(at(format!("unsupported listener type {kind:?} (supported: \"tcp\")")));
+                    }
+                    let body = block_body(item, name)?;
+                    let mut l = Listener {
+                        kind,
+                        address: "127.0.0.1:8200".into(),
+                        tls_disable: false,
+                        tls_cert_file: None,
+                        tls_key_file: None,
+                        max_request_size: None,
+                    };
+                    for (k, v) in &body {
+                        match k.as_str() {
+                            "address" => {
+                                l.address =
+                                    as_string(v).ok_or_else(|| at("listener address must be a string".into()))?
+                            }
+                            "tls_disable" => {
+                                l.tls_disable = as_bool(v)
+                                    .ok_or_else(|| at(format!("listener tls_disable: {v} is not a boolean")))?
+                            }
+                            "tls_cert_file" => l.tls_cert_file = as_string(v),
+                            "tls_key_file" => l.tls_key_file = as_string(v),
+                            "max_request_size" => {
+                                let n = as_string(v)
+                                    .and_then(|s| s.parse::<i64>().ok())
+                                    .ok_or_else(|| at(format!("listener max_request_size: {v} is not an integer")))?;
+                                // Vault: 0 means the default, negative means no limit.
+                                l.max_request_size = match n {
+                                    0 => None,
+                                    n if n < 0 => Some(usize::MAX),
+                                    n => Some(n as usize),
+                                };
+                            }
+                            "cluster_address"
+                            | "tls_min_version"
+                            | "tls_max_version"
+                            | "tls_cipher_suites"
+                            | "tls_require_and_verify_client_cert"
+                            | "tls_client_ca_file"
+                            | "proxy_protocol_behavior"
+                            | "x_forwarded_for_authorized_addrs"
+                            | "max_request_duration"
+                            | "telemetry"
+                            | "profiling"
+                            | "disable_unauthed_generate_root_endpoints"
+                            | "disable_unauthed_rekey_endpoints"
+                            | "unauthenticated_metrics_access"
+                            | "http_read_timeout"
+                            | "http_write_timeout"
+                            | "http_idle_timeout"
+                            | "http_read_header_timeout"
+                            | "max_request_json_memory"
+                            | "max_request_json_strings"
+                            | "custom_response_headers"
+                            | "cors" => {
+                                c.warnings.push(format!(
+                                    "{name}:{}: listener option {k:?} is accepted but not acted on yet",
+                                    item.line
+                                ));
+                            }
+                            other => return Err(at(format!("unknown listener option {other:?}"))),
+                        }
+                    }
+                    c.listeners.push(l);
+                }
+                "storage" | "backend" => {
+                    if c.storage.is_some() {
+                        return Err(at("only one storage stanza is allowed".into()));
+                    }
+                    let kind = item.labels.first().cloned().unwrap_or_default();
+                    let body = block_body(item, name)?;
+                    let mut options = BTreeMap::new();
+                    for (k, v) in body {
+                        options.insert(
+                            k.clone(),
+                            as_string(&v).ok_or_else(|| at(format!("storage option {k:?} must be a string")))?,
+                        );
+                    }
+                    match kind.as_str() {
+                        "file" => {
+                            if options.get("path").is_none_or(|p| p.is_empty()) {
+                                return Err(at("storage \"file\" needs a path".into()));
+                            }
+                        }
+                        "inmem" => {}
+                        other => {
+                            return Err(at(format!("unknown storage type {other:?} (supported: \"file\", \"inmem\")")))
+                        }
+                    }
+                    c.storage = Some(StorageConfig { kind, options });
+                }
+                "ha_storage" | "ha_backend" => {
+                    return Err(at("ha_storage is not supported by this server yet".into()));
+                }
+                "seal" => {
+                    let kind = item.labels.first().cloned().unwrap_or_default();
+                    if kind != "shamir" {
+                        return Err(at(format!(
+                            "seal type {kind:?} is not supported by this server yet (supported: \"shamir\")"
+                        )));
+                    }
+                }
+                "api_addr" => c.api_addr = as_string(&item.value),
+                "cluster_addr" => c.cluster_addr = as_string(&item.value),
+                "cluster_name" => c.cluster_name = as_string(&item.value),
+                "ui" => {
+                    c.ui = as_bool(&item.value).ok_or_else(|| at(format!("ui: {} is not a boolean", item.value)))?
+                }
+                "log_level" => {
+                    let l = as_string(&item.value).unwrap_or_default().to_ascii_lowercase();
+                    if !["trace", "debug", "info", "warn", "warning", "error", "err", "off"].contains(&l.as_str()) {
+                        return Err(at(format!("log_level {l:?} is not one of trace, debug, info, warn, error")));
+                    }
+                    c.log_level = Some(l);
+                }
+                "log_format" => {
+                    let f = as_string(&item.value).unwrap_or_default();
+                    if !["standard", "json", ""].contains(&f.as_str()) {
+                        return Err(at(format!("log_format {f:?} must be \"standard\" or \"json\"")));
+                    }
+                    c.log_format = Some(f);
+                }
+                "disable_mlock" => {
+                    c.disable_mlock = as_bool(&item.value)
+                        .ok_or_else(|| at(format!("disable_mlock: {} is not a boolean", item.value)))?
+                }
+                "default_lease_ttl" => {
+                    c.default_lease_ttl = Some(
+                        as_duration(&item.value)
+                            .ok_or_else(|| at(format!("default_lease_ttl: {} is not a duration", item.value)))?,
+                    )
+                }
+                "max_lease_ttl" => {
+                    c.max_lease_ttl = Some(
+                        as_duration(&item.value)
+                            .ok_or_else(|| at(format!("max_lease_ttl: {} is not a duration", item.value)))?,
+                    )
+                }
+                k if INERT_KEYS.contains(&k) => {
+                    c.warnings.push(format!("{name}:{}: {k:?} is accepted but not acted on yet", item.line));
+                }
+                other => return Err(at(format!("unknown configuration stanza {other:?}"))),
+            }
+        }
+        if let (Some(d), Some(m)) = (c.default_lease_ttl, c.max_lease_ttl) {
+            if d > m {
+                return Err(ConfigError::Invalid {
+                    file: name.into(),
+                    msg: "default_lease_ttl cannot be greater than max_lease_ttl".into(),
+                });
+            }
+        }
+        Ok(c)
+    }
+
+    /// Loads and merges one or more files (later files override scalar settings).
+    pub fn load(paths: &[impl AsRef<Path>]) -> Result<ServerConfig, ConfigError> {
+        let mut merged = ServerConfig::default();
+        for p in paths {
+            let p = p.as_ref();
+            let files: Vec<std::path::PathBuf> = if p.is_dir() {
+                let mut v: Vec<_> = std::fs::read_dir(p)
+                    .map_err(|e| ConfigError::Invalid { file: p.display().to_string(), msg: e.to_string() })?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.extension().is_some_and(|x| x == "hcl" || x == "json"))
+                    .collect();
+                v.sort();
+                v
+            } else {
+                vec![p.to_path_buf()]
+            };
+            for f in files {
+                let name = f.display().to_string();
+                let src = std::fs::read_to_string(&f)
+                    .map_err(|e| ConfigError::Invalid { file: name.clone(), msg: format!("cannot read: {e}") })?;
+                let c = ServerConfig::parse(&src, &name)?;
+                merged.merge(c);
+            }
+        }
+        Ok(merged)
+    }
+
+    fn merge(&mut self, o: ServerConfig) {
+        self.listeners.extend(o.listeners);
+        if o.storage.is_some() {
+            self.storage = o.storage;
+        }
+        macro_rules! take {
+            ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };
+        }
+        take!(api_addr, cluster_addr, cluster_name, log_level, log_format, default_lease_ttl, max_lease_ttl);
+        self.ui |= o.ui;
+        self.disable_mlock |= o.disable_mlock;
+        self.warnings.extend(o.warnings);
+    }
+
+    /// Applies `BAO_*` / `VAULT_*` environment overrides (BAO_ wins), given a lookup function.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        let var = |n: &str| get(&format!("BAO_{n}")).or_else(|| get(&format!("VAULT_{n}"))).filter(|v| !v.is_empty());
+        if let Some(v) = var("API_ADDR") {
+            self.api_addr = Some(v);
+        }
+        if let Some(v) = var("CLUSTER_ADDR") {
+            self.cluster_addr = Some(v);
+        }
+        if let Some(v) = var("LOG_LEVEL") {
+            self.log_level = Some(v.to_ascii_lowercase());
+        }
+        if let Some(v) = var("LOG_FORMAT") {
+            self.log_format = Some(v);
+        }
+        if let Some(v) = var("DISABLE_MLOCK").and_then(|v| as_bool(&Value::String(v))) {
+            self.disable_mlock = v;
+        }
+    }
+}

@@ -26,10 +26,7 @@ impl Key {
 
     pub fn from_slice(b: &[u8]) -> Result<Self, CryptoError> {
         if b.len() != KEY_LEN {
-            return Err(CryptoError::KeyLength {
-                expected: KEY_LEN,
-                got: b.len(),
-            });
+            return Err(CryptoError::KeyLength { expected: KEY_LEN, got: b.len() });
         }
         let mut k = [0u8; KEY_LEN];
         k.copy_from_slice(b);
@@ -61,11 +58,7 @@ pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoEr
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     let tag = less_safe(key)
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad),
-            &mut out[NONCE_LEN..],
-        )
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[NONCE_LEN..])
         .map_err(|_| CryptoError::Authentication)?;
     out.extend_from_slice(tag.as_ref());
     Ok(out)
@@ -80,11 +73,7 @@ pub fn open(key: &Key, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, 
     nonce.copy_from_slice(&sealed[..NONCE_LEN]);
     let mut buf = Zeroizing::new(sealed[NONCE_LEN..].to_vec());
     let n = less_safe(key)
-        .open_in_place(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad),
-            &mut buf,
-        )
+        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
         .map_err(|_| CryptoError::Authentication)?
         .len();
     buf.truncate(n);

@@ -60,11 +60,7 @@ pub fn decode_key_input(s: &str, min: usize, max: usize) -> Option<Zeroizing<Vec
             return Some(Zeroizing::new(b));
         }
     }
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .ok()
-        .filter(|b| !b.is_empty())
-        .map(Zeroizing::new)
+    base64::engine::general_purpose::STANDARD.decode(s).ok().filter(|b| !b.is_empty()).map(Zeroizing::new)
 }
 
 /// Random alphanumeric (base62) string of `len` characters, unbiased.
@@ -108,10 +104,7 @@ mod tests {
     #[test]
     fn key_input_accepts_base64_and_hex() {
         assert_eq!(&**decode_key_input("AAEC", 3, 3).unwrap(), &[0u8, 1, 2]);
-        assert_eq!(
-            &**decode_key_input("0a0b0c", 1, 3).unwrap(),
-            &[10u8, 11, 12]
-        );
+        assert_eq!(&**decode_key_input("0a0b0c", 1, 3).unwrap(), &[10u8, 11, 12]);
         // Valid hex of an implausible length falls back to base64.
         assert_eq!(decode_key_input("0a0b", 3, 3).unwrap().len(), 3);
         assert!(decode_key_input("not a key!", 1, 64).is_none());

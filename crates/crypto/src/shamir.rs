@@ -31,23 +31,15 @@ impl rand_core::TryRng for SystemRng {
 impl rand_core::TryCryptoRng for SystemRng {}
 
 /// Splits `secret` into `shares` parts of which any `threshold` recover it.
-pub fn split(
-    secret: &[u8],
-    shares: usize,
-    threshold: usize,
-) -> Result<Vec<Zeroizing<Vec<u8>>>, CryptoError> {
+pub fn split(secret: &[u8], shares: usize, threshold: usize) -> Result<Vec<Zeroizing<Vec<u8>>>, CryptoError> {
     if shares == 0 || threshold == 0 || threshold > shares || shares > 255 {
-        return Err(CryptoError::Shamir(format!(
-            "invalid share parameters: {shares} shares, threshold {threshold}"
-        )));
+        return Err(CryptoError::Shamir(format!("invalid share parameters: {shares} shares, threshold {threshold}")));
     }
     if shares == 1 {
         return Ok(vec![Zeroizing::new(secret.to_vec())]);
     }
     if threshold < 2 {
-        return Err(CryptoError::Shamir(
-            "threshold must be at least 2 when splitting into more than one share".into(),
-        ));
+        return Err(CryptoError::Shamir("threshold must be at least 2 when splitting into more than one share".into()));
     }
     let parts = vsss_rs::Gf256::split_array(threshold, shares, secret, SystemRng)
         .map_err(|e| CryptoError::Shamir(format!("split failed: {e:?}")))?;
@@ -67,9 +59,7 @@ pub fn combine(parts: &[Zeroizing<Vec<u8>>]) -> Result<Zeroizing<Vec<u8>>, Crypt
     ids.sort_unstable();
     ids.dedup();
     if ids.len() != parts.len() || ids.contains(&0) {
-        return Err(CryptoError::Shamir(
-            "duplicate or invalid share identifiers".into(),
-        ));
+        return Err(CryptoError::Shamir("duplicate or invalid share identifiers".into()));
     }
     let raw: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
     let out = vsss_rs::Gf256::combine_array(&raw)

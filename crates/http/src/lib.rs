@@ -1,1 +1,358 @@
+//! Coffer's HTTP layer: Vault's wire conventions in one place.
+//!
+//! - `/v1/<path>` with GET (LIST when `?list=true`), LIST, POST ≡ PUT, PATCH, DELETE, HEAD for health;
+//! - the token from `X-Vault-Token` or `Authorization: Bearer`;
+//! - bodies as JSON objects (or forms), `null` as empty, a size limit answered with 413;
+//! - every response as the standard envelope or a raw body, errors as `{"errors":[…]}`;
+//! - the only place that knows HTTP status codes ([`status_for`]).
 #![forbid(unsafe_code)]
+
+mod listener;
+
+pub use listener::{serve, ListenerConfig};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use coffer_core::{BodyShape, Core, CoreRequest, CoreResponse, ErrorKind};
+use coffer_sdk::{LogicalError, Operation};
+use http_body_util::BodyExt;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// Default `max_request_size`: 32 MiB, as OpenBao.
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub core: Arc<Core>,
+    pub max_request_size: usize,
+    pub ui: bool,
+}
+
+/// Builds the router for one listener.
+pub fn router(state: AppState) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+/// Maps an error kind to its HTTP status. The one place that knows status codes.
+pub fn status_for(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound | ErrorKind::UnsupportedPath => StatusCode::NOT_FOUND,
+        ErrorKind::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Sealed | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    bytes.push(b'\n');
+    let mut r = Response::new(Body::from(bytes));
+    *r.status_mut() = status;
+    set_common_headers(r.headers_mut());
+    r
+}
+
+fn set_common_headers(h: &mut HeaderMap) {
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+pub fn error_response(status: StatusCode, messages: &[String]) -> Response {
+    json_response(status, &json!({ "errors": messages }))
+}
+
+fn logical_error(e: &LogicalError) -> Response {
+    error_response(status_for(e.kind), &e.messages)
+}
+
+fn no_content() -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    set_common_headers(r.headers_mut());
+    r
+}
+
+fn token_from(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        if !t.is_empty() {
+            return Some(t.to_string());
+        }
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+    q.map(|q| form_urlencoded(q)).unwrap_or_default()
+}
+
+/// Decodes `a=b&c=d` (percent-decoding, `+` as space).
+fn form_urlencoded(s: &str) -> Vec<(String, String)> {
+    fn dec(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                        Ok(v) => {
+                            out.push(v);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (dec(k), dec(v)),
+            None => (dec(p), String::new()),
+        })
+        .collect()
+}
+
+fn bool_param(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "" | "1" | "t" | "true" => Some(true),
+        "0" | "f" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses a request body into the data map, the way Vault does.
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, String> {
+    let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &body[i..]).unwrap_or(&[]);
+    if trimmed.is_empty() {
+        return Ok(Map::new());
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if is_form && trimmed[0] != b'{' && trimmed[0] != b'[' {
+        let text = std::str::from_utf8(trimmed).map_err(|_| "failed to decode form input: not UTF-8".to_string())?;
+        return Ok(form_urlencoded(text).into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+    }
+    match serde_json::from_slice::<Value>(trimmed) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(other) => {
+            let kind = match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                _ => "a boolean",
+            };
+            Err(format!("failed to decode JSON input: expected a JSON object, got {kind}"))
+        }
+        Err(e) => Err(format!("failed to decode JSON input: {e}")),
+    }
+}
+
+async fn handle(State(st): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    if path == "/" && st.ui {
+        let mut r = Response::new(Body::from("<a href=\"/ui/\">Temporary Redirect</a>.\n"));
+        *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+        r.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/ui/"));
+        return r;
+    }
+    let Some(api_path) = path.strip_prefix("/v1/").or(if path == "/v1" { Some("") } else { None }) else {
+        return error_response(StatusCode::NOT_FOUND, &[]);
+    };
+    let api_path = api_path.to_string();
+    let query = query_pairs(parts.uri.query());
+
+    // Read the body within the size limit.
+    let limited = http_body_util::Limited::new(body, st.max_request_size);
+    let bytes = match limited.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            let mut r = error_response(StatusCode::PAYLOAD_TOO_LARGE, &["http: request body too large".into()]);
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+        Err(_) => return error_response(StatusCode::BAD_REQUEST, &["failed to read request body".into()]),
+    };
+
+    if api_path == "sys/health" {
+        return health(&st, &parts.method, &query).await;
+    }
+
+    let list_param = query.iter().find(|(k, _)| k == "list").and_then(|(_, v)| bool_param(v)).unwrap_or(false);
+    let operation = match parts.method.as_str() {
+        "GET" if list_param => Operation::List,
+        "GET" => Operation::Read,
+        "LIST" => Operation::List,
+        "POST" | "PUT" => Operation::Update,
+        "DELETE" => Operation::Delete,
+        "PATCH" => Operation::Patch,
+        _ => return error_response(StatusCode::METHOD_NOT_ALLOWED, &[]),
+    };
+
+    let mut data = match operation {
+        Operation::Read | Operation::List | Operation::Delete => Map::new(),
+        _ => match parse_body(&parts.headers, &bytes) {
+            Ok(d) => d,
+            Err(msg) => return error_response(StatusCode::BAD_REQUEST, &[msg]),
+        },
+    };
+    if matches!(operation, Operation::Read | Operation::List | Operation::Delete) {
+        for (k, v) in query {
+            if k != "list" {
+                data.insert(k, Value::String(v));
+            }
+        }
+    }
+    let mut core_path = api_path;
+    if operation == Operation::List && !core_path.is_empty() && !core_path.ends_with('/') {
+        core_path.push('/');
+    }
+    let creq = CoreRequest { operation, path: core_path, data, token: token_from(&parts.headers) };
+    match st.core.handle(creq).await {
+        Ok(resp) => render(resp),
+        Err(e) => {
+            if e.kind == ErrorKind::Internal {
+                tracing::warn!(path = %path, "request failed with an internal error");
+            }
+            logical_error(&e)
+        }
+    }
+}
+
+fn render(resp: CoreResponse) -> Response {
+    match resp.shape {
+        BodyShape::Raw => match resp.data {
+            Some(d) => json_response(StatusCode::OK, &Value::Object(d)),
+            None => no_content(),
+        },
+        shape => {
+            if resp.data.is_none() && resp.auth.is_none() && resp.warnings.is_empty() {
+                return no_content();
+            }
+            let mut body = Map::new();
+            if shape == BodyShape::EnvelopeAndTopLevel {
+                if let Some(d) = &resp.data {
+                    for (k, v) in d {
+                        body.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            body.insert("request_id".into(), uuid::Uuid::new_v4().to_string().into());
+            body.insert("lease_id".into(), resp.lease_id.into());
+            body.insert("renewable".into(), resp.renewable.into());
+            body.insert("lease_duration".into(), resp.lease_duration.into());
+            body.insert("data".into(), resp.data.map(Value::Object).unwrap_or(Value::Null));
+            body.insert("wrap_info".into(), Value::Null);
+            body.insert(
+                "warnings".into(),
+                if resp.warnings.is_empty() { Value::Null } else { Value::from(resp.warnings) },
+            );
+            body.insert(
+                "auth".into(),
+                resp.auth.map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).unwrap_or(Value::Null),
+            );
+            json_response(StatusCode::OK, &Value::Object(body))
+        }
+    }
+}
+
+/// `sys/health`: the status code tells the state; query parameters may override each code.
+async fn health(st: &AppState, method: &Method, query: &[(String, String)]) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return error_response(StatusCode::METHOD_NOT_ALLOWED, &[]);
+    }
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let code = |name: &str, default: u16| -> Result<u16, ()> {
+        match param(name) {
+            None => Ok(default),
+            Some(v) => v.parse::<u16>().ok().filter(|c| (100..=599).contains(c)).ok_or(()),
+        }
+    };
+    let h = st.core.health().await;
+    let standbyok = param("standbyok").and_then(bool_param).unwrap_or(false);
+    let chosen = if !h.initialized {
+        code("uninitcode", 501)
+    } else if h.sealed {
+        code("sealedcode", 503)
+    } else if h.standby && !standbyok {
+        code("standbycode", 429)
+    } else {
+        code("activecode", 200)
+    };
+    let Ok(status) = chosen.map(|c| StatusCode::from_u16(c).unwrap_or(StatusCode::OK)) else {
+        return error_response(StatusCode::BAD_REQUEST, &[]);
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mode = if h.sealed || !h.initialized { "unknown" } else { "disabled" };
+    let mut body = json!({
+        "initialized": h.initialized,
+        "sealed": h.sealed,
+        "standby": h.sealed || h.standby,
+        "performance_standby": false,
+        "replication_performance_mode": mode,
+        "replication_dr_mode": mode,
+        "server_time_utc": now,
+        "version": coffer_core::version_string(),
+    });
+    if let Some(c) = h.cluster {
+        body["cluster_name"] = c.name.into();
+        body["cluster_id"] = c.id.into();
+    }
+    if method == Method::HEAD || status == StatusCode::NO_CONTENT {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = status;
+        set_common_headers(r.headers_mut());
+        return r;
+    }
+    json_response(status, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_parse_like_vault() {
+        let h = HeaderMap::new();
+        assert!(parse_body(&h, b"").unwrap().is_empty());
+        assert!(parse_body(&h, b"null").unwrap().is_empty());
+        assert_eq!(parse_body(&h, b" {\"a\":1}").unwrap()["a"], json!(1));
+        assert!(parse_body(&h, b"[1,2]").unwrap_err().contains("expected a JSON object"));
+        assert!(parse_body(&h, b"{\"a\":").unwrap_err().starts_with("failed to decode JSON input"));
+        let mut form = HeaderMap::new();
+        form.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        assert_eq!(parse_body(&form, b"a=b%20c&d=").unwrap()["a"], json!("b c"));
+    }
+
+    #[test]
+    fn tokens_come_from_either_header() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert_eq!(token_from(&h).as_deref(), Some("abc"));
+        h.insert("x-vault-token", HeaderValue::from_static("xyz"));
+        assert_eq!(token_from(&h).as_deref(), Some("xyz"));
+    }
+}

@@ -49,9 +49,7 @@ pub trait Storage: Send + Sync + 'static {
 /// Validates a key: non-empty, no NUL, no leading `/`, no `..` segments.
 pub fn check_key(key: &str) -> Result<(), StorageError> {
     if key.is_empty() || key.contains('\0') || key.starts_with('/') {
-        return Err(StorageError::InvalidKey(
-            "empty, absolute or contains NUL".into(),
-        ));
+        return Err(StorageError::InvalidKey("empty, absolute or contains NUL".into()));
     }
     if key.split('/').any(|seg| seg == "..") {
         return Err(StorageError::InvalidKey("contains a '..' segment".into()));

@@ -41,9 +41,7 @@ fn type_err(name: &str, want: &str, v: &Value) -> LogicalError {
         Value::Object(_) => "an object".to_string(),
         Value::Null => "null".to_string(),
     };
-    LogicalError::bad_request(format!(
-        "error converting input {shown} for field {name:?}: expected {want}"
-    ))
+    LogicalError::bad_request(format!("error converting input {shown} for field {name:?}: expected {want}"))
 }
 
 /// Parses a boolean the way Vault's parseutil does ("true", "1", "t", …).
@@ -69,17 +67,10 @@ pub fn parse_int(name: &str, v: &Value) -> Result<i64, LogicalError> {
     match v {
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                    .map(|f| f as i64)
-            })
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
             .ok_or_else(|| type_err(name, "an integer", v)),
         Value::String(s) if s.trim().is_empty() => Ok(0),
-        Value::String(s) => s
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| type_err(name, "an integer", v)),
+        Value::String(s) => s.trim().parse::<i64>().map_err(|_| type_err(name, "an integer", v)),
         _ => Err(type_err(name, "an integer", v)),
     }
 }
@@ -106,9 +97,7 @@ pub fn parse_duration_str(s: &str) -> Option<i64> {
         }
         let num: f64 = rest[..num_end].parse().ok()?;
         rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let unit = &rest[..unit_end];
         rest = &rest[unit_end..];
         let mult = match unit {
@@ -152,11 +141,7 @@ pub fn parse_string_slice(name: &str, v: &Value) -> Result<Vec<String>, LogicalE
             })
             .collect(),
         Value::String(s) if s.trim().is_empty() => Ok(vec![]),
-        Value::String(s) => Ok(s
-            .split(',')
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect()),
+        Value::String(s) => Ok(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()),
         _ => Err(type_err(name, "a list of strings", v)),
     }
 }
@@ -223,14 +208,8 @@ mod tests {
 
     #[test]
     fn slices_from_csv_or_arrays() {
-        assert_eq!(
-            parse_string_slice("p", &json!("a, b,c")).unwrap(),
-            vec!["a", "b", "c"]
-        );
-        assert_eq!(
-            parse_string_slice("p", &json!(["a", "b"])).unwrap(),
-            vec!["a", "b"]
-        );
+        assert_eq!(parse_string_slice("p", &json!("a, b,c")).unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(parse_string_slice("p", &json!(["a", "b"])).unwrap(), vec!["a", "b"]);
         assert!(parse_string_slice("p", &json!({"a":1})).is_err());
     }
 

@@ -18,13 +18,7 @@ pub struct FieldSpec {
 
 impl FieldSpec {
     pub fn new(name: &'static str, ty: FieldType, description: &'static str) -> Self {
-        FieldSpec {
-            name,
-            ty,
-            description,
-            default: None,
-            required: false,
-        }
+        FieldSpec { name, ty, description, default: None, required: false }
     }
     pub fn default(mut self, v: Value) -> Self {
         self.default = Some(v);
@@ -65,10 +59,8 @@ pub struct Matched<'a> {
 impl PathTable {
     /// Compiles the table. Patterns are static, so a bad pattern is a programming error.
     pub fn new(specs: Vec<PathSpec>) -> Self {
-        let regexes = specs
-            .iter()
-            .map(|s| Regex::new(&format!("^(?:{})$", s.pattern)).expect("valid path pattern"))
-            .collect();
+        let regexes =
+            specs.iter().map(|s| Regex::new(&format!("^(?:{})$", s.pattern)).expect("valid path pattern")).collect();
         PathTable { specs, regexes }
     }
 
@@ -77,12 +69,7 @@ impl PathTable {
     }
 
     /// Finds the path for `path`, checks the operation is declared and coerces the fields.
-    pub fn route(
-        &self,
-        op: Operation,
-        path: &str,
-        data: &Map<String, Value>,
-    ) -> Result<Matched<'_>, LogicalError> {
+    pub fn route(&self, op: Operation, path: &str, data: &Map<String, Value>) -> Result<Matched<'_>, LogicalError> {
         for (i, re) in self.regexes.iter().enumerate() {
             let Some(caps) = re.captures(path) else {
                 continue;
@@ -99,37 +86,19 @@ impl PathTable {
             }
             let mut out = Map::new();
             for f in &spec.fields {
-                let raw = values
-                    .get(f.name)
-                    .or_else(|| data.get(f.name))
-                    .filter(|v| !v.is_null());
+                let raw = values.get(f.name).or_else(|| data.get(f.name)).filter(|v| !v.is_null());
                 match raw {
                     Some(v) => {
                         out.insert(f.name.to_string(), coerce(f.name, f.ty, v)?);
                     }
                     None if f.required && matches!(op, Operation::Create | Operation::Update) => {
-                        return Err(LogicalError::bad_request(format!(
-                            "missing required field {:?}",
-                            f.name
-                        )));
+                        return Err(LogicalError::bad_request(format!("missing required field {:?}", f.name)));
                     }
                     None => {}
                 }
             }
-            let raw = if spec.passthrough {
-                data.clone()
-            } else {
-                Map::new()
-            };
-            return Ok(Matched {
-                index: i,
-                spec,
-                fields: FieldData {
-                    values: out,
-                    specs: spec.fields.clone(),
-                    raw,
-                },
-            });
+            let raw = if spec.passthrough { data.clone() } else { Map::new() };
+            return Ok(Matched { index: i, spec, fields: FieldData { values: out, specs: spec.fields.clone(), raw } });
         }
         Err(LogicalError::unsupported_path(path))
     }
@@ -147,12 +116,7 @@ pub struct FieldData {
 impl FieldData {
     /// The given value, or the declared default.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.values.get(name).or_else(|| {
-            self.specs
-                .iter()
-                .find(|f| f.name == name)
-                .and_then(|f| f.default.as_ref())
-        })
+        self.values.get(name).or_else(|| self.specs.iter().find(|f| f.name == name).and_then(|f| f.default.as_ref()))
     }
     /// Whether the request set the field (defaults do not count).
     pub fn is_set(&self, name: &str) -> bool {
@@ -205,23 +169,11 @@ mod tests {
         let t = table();
         let empty = Map::new();
         assert_eq!(
-            t.route(Operation::Delete, "config/a", &empty)
-                .err()
-                .unwrap()
-                .kind,
+            t.route(Operation::Delete, "config/a", &empty).err().unwrap().kind,
             crate::ErrorKind::UnsupportedOperation
         );
-        assert_eq!(
-            t.route(Operation::Read, "nope", &empty).err().unwrap().kind,
-            crate::ErrorKind::UnsupportedPath
-        );
+        assert_eq!(t.route(Operation::Read, "nope", &empty).err().unwrap().kind, crate::ErrorKind::UnsupportedPath);
         let bad = json!({"ttl": "forever"}).as_object().unwrap().clone();
-        assert_eq!(
-            t.route(Operation::Update, "config/a", &bad)
-                .err()
-                .unwrap()
-                .kind,
-            crate::ErrorKind::BadRequest
-        );
+        assert_eq!(t.route(Operation::Update, "config/a", &bad).err().unwrap().kind, crate::ErrorKind::BadRequest);
     }
 }

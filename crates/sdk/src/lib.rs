@@ -75,10 +75,7 @@ pub struct LogicalError {
 
 impl LogicalError {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
-        LogicalError {
-            kind,
-            messages: vec![msg.into()],
-        }
+        LogicalError { kind, messages: vec![msg.into()] }
     }
     pub fn bad_request(msg: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, msg)
@@ -87,10 +84,7 @@ impl LogicalError {
         Self::new(ErrorKind::Internal, msg)
     }
     pub fn not_found() -> Self {
-        LogicalError {
-            kind: ErrorKind::NotFound,
-            messages: vec![],
-        }
+        LogicalError { kind: ErrorKind::NotFound, messages: vec![] }
     }
     pub fn permission_denied() -> Self {
         Self::new(ErrorKind::PermissionDenied, "permission denied")
@@ -99,10 +93,7 @@ impl LogicalError {
         Self::new(ErrorKind::UnsupportedOperation, "unsupported operation")
     }
     pub fn unsupported_path(path: &str) -> Self {
-        Self::new(
-            ErrorKind::UnsupportedPath,
-            format!("unsupported path: {path}"),
-        )
+        Self::new(ErrorKind::UnsupportedPath, format!("unsupported path: {path}"))
     }
     pub fn sealed() -> Self {
         Self::new(ErrorKind::Sealed, "Vault is sealed")
@@ -128,6 +119,15 @@ pub trait StorageView: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
 }
 
+/// What the system tells a backend about its mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SystemInfo {
+    /// Effective default lease TTL of the mount, in seconds.
+    pub default_lease_ttl: i64,
+    /// Effective maximum lease TTL of the mount, in seconds.
+    pub max_lease_ttl: i64,
+}
+
 /// A request as a backend sees it: the path is relative to the mount.
 pub struct Request {
     pub operation: Operation,
@@ -135,6 +135,7 @@ pub struct Request {
     pub data: Map<String, Value>,
     pub mount_point: String,
     pub storage: Arc<dyn StorageView>,
+    pub system: SystemInfo,
 }
 
 /// A backend's answer. `None` from a handler means "no content" (204).
@@ -142,14 +143,13 @@ pub struct Request {
 pub struct Response {
     pub data: Option<Map<String, Value>>,
     pub warnings: Vec<String>,
+    /// A non-renewable lease duration advertised with the data (seconds), as KV v1 does.
+    pub lease_duration: Option<i64>,
 }
 
 impl Response {
     pub fn data(data: Map<String, Value>) -> Self {
-        Response {
-            data: Some(data),
-            warnings: vec![],
-        }
+        Response { data: Some(data), warnings: vec![], lease_duration: None }
     }
     /// The `{"keys": [...]}` answer to a list.
     pub fn list(keys: Vec<String>) -> Self {

@@ -37,35 +37,21 @@ pub struct SealConfig {
 impl SealConfig {
     pub fn shamir(secret_shares: u32, secret_threshold: u32) -> Result<Self, SealError> {
         if secret_shares < 1 {
-            return Err(SealError::InvalidParameters(
-                "shares must be at least one".into(),
-            ));
+            return Err(SealError::InvalidParameters("shares must be at least one".into()));
         }
         if secret_threshold < 1 {
-            return Err(SealError::InvalidParameters(
-                "threshold must be at least one".into(),
-            ));
+            return Err(SealError::InvalidParameters("threshold must be at least one".into()));
         }
         if secret_shares > 1 && secret_threshold == 1 {
-            return Err(SealError::InvalidParameters(
-                "threshold must be greater than one for multiple shares".into(),
-            ));
+            return Err(SealError::InvalidParameters("threshold must be greater than one for multiple shares".into()));
         }
         if secret_shares > 255 {
-            return Err(SealError::InvalidParameters(
-                "shares must be less than 256".into(),
-            ));
+            return Err(SealError::InvalidParameters("shares must be less than 256".into()));
         }
         if secret_threshold > secret_shares {
-            return Err(SealError::InvalidParameters(
-                "threshold cannot be larger than shares".into(),
-            ));
+            return Err(SealError::InvalidParameters("threshold cannot be larger than shares".into()));
         }
-        Ok(SealConfig {
-            seal_type: "shamir".into(),
-            secret_shares,
-            secret_threshold,
-        })
+        Ok(SealConfig { seal_type: "shamir".into(), secret_shares, secret_threshold })
     }
 }
 
@@ -94,12 +80,8 @@ impl ShamirSeal {
     /// Creates a new KEK and splits it per `cfg`.
     pub fn new_key_shares(cfg: &SealConfig) -> Result<(Key, Vec<Zeroizing<Vec<u8>>>), SealError> {
         let kek = Key::generate().map_err(|e| SealError::Combine(e.to_string()))?;
-        let shares = coffer_crypto::split(
-            kek.as_bytes(),
-            cfg.secret_shares as usize,
-            cfg.secret_threshold as usize,
-        )
-        .map_err(|e| SealError::InvalidParameters(e.to_string()))?;
+        let shares = coffer_crypto::split(kek.as_bytes(), cfg.secret_shares as usize, cfg.secret_threshold as usize)
+            .map_err(|e| SealError::InvalidParameters(e.to_string()))?;
         Ok((kek, shares))
     }
 }
@@ -112,10 +94,7 @@ pub struct ShareCollector {
 
 impl ShareCollector {
     pub fn new(threshold: u32) -> Self {
-        ShareCollector {
-            threshold: threshold as usize,
-            shares: Vec::new(),
-        }
+        ShareCollector { threshold: threshold as usize, shares: Vec::new() }
     }
 
     pub fn progress(&self) -> u32 {
@@ -129,8 +108,8 @@ impl ShareCollector {
     /// Decodes and adds a share given as hex or base64. Returns the combined KEK once the
     /// threshold is reached (the collector is then empty again).
     pub fn add(&mut self, encoded: &str) -> Result<Option<Key>, SealError> {
-        let share = coffer_crypto::decode_key_input(encoded, SHARE_MIN_LEN, SHARE_MAX_LEN)
-            .ok_or(SealError::BadEncoding)?;
+        let share =
+            coffer_crypto::decode_key_input(encoded, SHARE_MIN_LEN, SHARE_MAX_LEN).ok_or(SealError::BadEncoding)?;
         if share.len() < SHARE_MIN_LEN || share.len() > SHARE_MAX_LEN {
             return Err(SealError::BadEncoding);
         }
@@ -142,11 +121,8 @@ impl ShareCollector {
             return Ok(None);
         }
         let shares = std::mem::take(&mut self.shares);
-        let combined =
-            coffer_crypto::combine(&shares).map_err(|e| SealError::Combine(e.to_string()))?;
-        Key::from_slice(&combined)
-            .map(Some)
-            .map_err(|e| SealError::Combine(e.to_string()))
+        let combined = coffer_crypto::combine(&shares).map_err(|e| SealError::Combine(e.to_string()))?;
+        Key::from_slice(&combined).map(Some).map_err(|e| SealError::Combine(e.to_string()))
     }
 
     pub fn reset(&mut self) {
@@ -168,10 +144,7 @@ mod tests {
         let (kek, shares) = ShamirSeal::new_key_shares(&cfg).unwrap();
         let mut c = ShareCollector::new(3);
         assert!(c.add(&hex(&shares[4])).unwrap().is_none());
-        assert_eq!(
-            c.add(&hex(&shares[4])).err(),
-            Some(SealError::DuplicateShare)
-        );
+        assert_eq!(c.add(&hex(&shares[4])).err(), Some(SealError::DuplicateShare));
         assert!(c.add(&hex(&shares[1])).unwrap().is_none());
         assert_eq!(c.progress(), 2);
         let got = c.add(&hex(&shares[2])).unwrap().unwrap();

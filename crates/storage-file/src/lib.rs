@@ -37,13 +37,11 @@ impl FileStorage {
     /// Opens (creating if needed) the store in directory `dir`.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StorageError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("coffer.redb");
-        let db = Database::create(&path).map_err(|e| {
-            StorageError::Unavailable(format!("cannot open {}: {e}", path.display()))
-        })?;
+        let db = Database::create(&path)
+            .map_err(|e| StorageError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         {
             let txn = db.begin_write().map_err(backend_err)?;
             txn.open_table(ENTRIES).map_err(backend_err)?;
@@ -56,11 +54,7 @@ impl FileStorage {
             .name("coffer-storage-writer".into())
             .spawn(move || writer_loop(wdb, rx))
             .map_err(backend_err)?;
-        Ok(FileStorage {
-            db,
-            writer: tx,
-            path,
-        })
+        Ok(FileStorage { db, writer: tx, path })
     }
 
     pub fn path(&self) -> &Path {
@@ -72,8 +66,7 @@ impl FileStorage {
         self.writer
             .send(WriteJob { ops, done })
             .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?;
-        rx.await
-            .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?
+        rx.await.map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?
     }
 }
 
@@ -112,9 +105,7 @@ fn commit(db: &Database, batch: &[WriteJob]) -> Result<(), String> {
             for op in &job.ops {
                 match op {
                     TxnOp::Put { key, value } => {
-                        table
-                            .insert(key.as_str(), value.as_slice())
-                            .map_err(|e| e.to_string())?;
+                        table.insert(key.as_str(), value.as_slice()).map_err(|e| e.to_string())?;
                     }
                     TxnOp::Delete { key } => {
                         table.remove(key.as_str()).map_err(|e| e.to_string())?;
@@ -133,27 +124,17 @@ impl Storage for FileStorage {
         check_key(key)?;
         let txn = self.db.begin_read().map_err(backend_err)?;
         let table = txn.open_table(ENTRIES).map_err(backend_err)?;
-        Ok(table
-            .get(key)
-            .map_err(backend_err)?
-            .map(|v| v.value().to_vec()))
+        Ok(table.get(key).map_err(backend_err)?.map(|v| v.value().to_vec()))
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
         check_key(key)?;
-        self.submit(vec![TxnOp::Put {
-            key: key.to_string(),
-            value,
-        }])
-        .await
+        self.submit(vec![TxnOp::Put { key: key.to_string(), value }]).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         check_key(key)?;
-        self.submit(vec![TxnOp::Delete {
-            key: key.to_string(),
-        }])
-        .await
+        self.submit(vec![TxnOp::Delete { key: key.to_string() }]).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {

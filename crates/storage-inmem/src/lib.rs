@@ -29,10 +29,7 @@ impl Storage for InmemStorage {
     }
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
         check_key(key)?;
-        self.map
-            .write()
-            .map_err(poisoned)?
-            .insert(key.to_string(), value);
+        self.map.write().map_err(poisoned)?.insert(key.to_string(), value);
         Ok(())
     }
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
@@ -42,10 +39,7 @@ impl Storage for InmemStorage {
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let map = self.map.read().map_err(poisoned)?;
-        let keys = map
-            .range(prefix.to_string()..)
-            .map(|(k, _)| k.as_str())
-            .take_while(|k| k.starts_with(prefix));
+        let keys = map.range(prefix.to_string()..).map(|(k, _)| k.as_str()).take_while(|k| k.starts_with(prefix));
         Ok(children_of(prefix, keys))
     }
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), StorageError> {

@@ -1,0 +1,228 @@
+//! The mount table and the router that maps a request path to a mounted backend.
+
+use crate::error::barrier_err;
+use async_trait::async_trait;
+use coffer_barrier::{Barrier, SecureStorage};
+use coffer_sdk::{Backend, LogicalError, StorageView};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub const MOUNT_TABLE_PATH: &str = "core/mounts";
+
+/// Per-mount tunables. Zero TTLs mean "use the system value".
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MountConfig {
+    #[serde(default)]
+    pub default_lease_ttl: i64,
+    #[serde(default)]
+    pub max_lease_ttl: i64,
+    #[serde(default)]
+    pub force_no_cache: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_visibility: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_non_hmac_request_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_non_hmac_response_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passthrough_request_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_response_headers: Vec<String>,
+}
+
+/// One row of the mount table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountEntry {
+    /// Always ends with `/`.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub mount_type: String,
+    #[serde(default)]
+    pub description: String,
+    pub uuid: String,
+    pub accessor: String,
+    #[serde(default)]
+    pub config: MountConfig,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub local: bool,
+    #[serde(default)]
+    pub seal_wrap: bool,
+    #[serde(default)]
+    pub external_entropy_access: bool,
+    #[serde(default)]
+    pub plugin_version: String,
+}
+
+impl MountEntry {
+    /// Where the mount's data lives, below the barrier.
+    pub fn storage_prefix(&self) -> String {
+        format!("logical/{}/", self.uuid)
+    }
+
+    /// The mount as `sys/mounts` shows it.
+    pub fn to_json(&self) -> Value {
+        let mut cfg = Map::new();
+        cfg.insert("default_lease_ttl".into(), self.config.default_lease_ttl.into());
+        cfg.insert("max_lease_ttl".into(), self.config.max_lease_ttl.into());
+        cfg.insert("force_no_cache".into(), self.config.force_no_cache.into());
+        if let Some(v) = &self.config.listing_visibility {
+            cfg.insert("listing_visibility".into(), v.clone().into());
+        }
+        for (k, v) in [
+            ("audit_non_hmac_request_keys", &self.config.audit_non_hmac_request_keys),
+            ("audit_non_hmac_response_keys", &self.config.audit_non_hmac_response_keys),
+            ("passthrough_request_headers", &self.config.passthrough_request_headers),
+            ("allowed_response_headers", &self.config.allowed_response_headers),
+        ] {
+            if !v.is_empty() {
+                cfg.insert(k.into(), Value::from(v.clone()));
+            }
+        }
+        let mut v = serde_json::json!({
+            "accessor": self.accessor,
+            "config": cfg,
+            "description": self.description,
+            "external_entropy_access": self.external_entropy_access,
+            "local": self.local,
+            "options": self.options,
+            "plugin_version": self.plugin_version,
+            "running_plugin_version": self.running_version(),
+            "running_sha256": "",
+            "seal_wrap": self.seal_wrap,
+            "type": self.mount_type,
+            "uuid": self.uuid,
+        });
+        if self.mount_type == "kv" {
+            v["deprecation_status"] = "supported".into();
+        }
+        v
+    }
+
+    pub fn running_version(&self) -> String {
+        format!("v{}+builtin.coffer", env!("CARGO_PKG_VERSION"))
+    }
+}
+
+/// The persisted table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MountTable {
+    pub entries: Vec<MountEntry>,
+}
+
+impl MountTable {
+    pub async fn load(barrier: &Barrier) -> Result<Option<MountTable>, LogicalError> {
+        match barrier.get(MOUNT_TABLE_PATH).await.map_err(barrier_err)? {
+            None => Ok(None),
+            Some(raw) => serde_json::from_slice(&raw)
+                .map(Some)
+                .map_err(|e| LogicalError::internal(format!("mount table is unreadable: {e}"))),
+        }
+    }
+
+    pub async fn save(&self, barrier: &Barrier) -> Result<(), LogicalError> {
+        let raw = serde_json::to_vec(self).map_err(|e| LogicalError::internal(e.to_string()))?;
+        barrier.put(MOUNT_TABLE_PATH, &raw).await.map_err(barrier_err)
+    }
+
+    pub fn find(&self, path: &str) -> Option<&MountEntry> {
+        self.entries.iter().find(|e| e.path == path)
+    }
+}
+
+/// A backend's storage view: the mount's prefix inside the barrier.
+pub struct PrefixView {
+    pub barrier: Arc<Barrier>,
+    pub prefix: String,
+}
+
+#[async_trait]
+impl StorageView for PrefixView {
+    async fn get(&self, key: &str) -> coffer_sdk::Result<Option<Vec<u8>>> {
+        Ok(self.barrier.get(&format!("{}{key}", self.prefix)).await.map_err(barrier_err)?.map(|v| v.to_vec()))
+    }
+    async fn put(&self, key: &str, value: &[u8]) -> coffer_sdk::Result<()> {
+        self.barrier.put(&format!("{}{key}", self.prefix), value).await.map_err(barrier_err)
+    }
+    async fn delete(&self, key: &str) -> coffer_sdk::Result<()> {
+        self.barrier.delete(&format!("{}{key}", self.prefix)).await.map_err(barrier_err)
+    }
+    async fn list(&self, prefix: &str) -> coffer_sdk::Result<Vec<String>> {
+        self.barrier.list(&format!("{}{prefix}", self.prefix)).await.map_err(barrier_err)
+    }
+}
+
+/// A mounted backend ready to serve.
+pub struct Route {
+    pub entry: MountEntry,
+    pub backend: Arc<dyn Backend>,
+    pub view: Arc<PrefixView>,
+}
+
+/// Routes are kept longest path first so the first prefix match is the most specific.
+#[derive(Default)]
+pub struct Router {
+    pub routes: Vec<Arc<Route>>,
+}
+
+impl Router {
+    pub fn new(mut routes: Vec<Arc<Route>>) -> Self {
+        routes.sort_by(|a, b| b.entry.path.len().cmp(&a.entry.path.len()));
+        Router { routes }
+    }
+
+    /// The mount serving `path` and the path relative to it.
+    pub fn resolve<'a>(&'a self, path: &'a str) -> Option<(&'a Arc<Route>, &'a str)> {
+        for r in &self.routes {
+            let mp = r.entry.path.as_str();
+            if let Some(rest) = path.strip_prefix(mp) {
+                return Some((r, rest));
+            }
+            if path.len() + 1 == mp.len() && mp.starts_with(path) {
+                return Some((r, ""));
+            }
+        }
+        None
+    }
+}
+
+/// Builds the backend for a mount type, or explains why it cannot.
+pub fn backend_for(entry: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
+    match entry.mount_type.as_str() {
+        "kv" | "generic" => {
+            let version = entry.options.as_ref().and_then(|o| o.get("version")).map(String::as_str).unwrap_or("1");
+            match version {
+                "" | "1" => Ok(Arc::new(coffer_builtin_kv::KvV1::new())),
+                "2" => Err(LogicalError::bad_request(
+                    "KV version 2 is not available in this build of Coffer yet; mount with version 1",
+                )),
+                other => Err(LogicalError::bad_request(format!("invalid KV version {other:?}"))),
+            }
+        }
+        "kv-v2" => Err(LogicalError::bad_request(
+            "KV version 2 is not available in this build of Coffer yet; mount with version 1",
+        )),
+        other => Err(LogicalError::bad_request(format!("plugin not found in the catalog: {other}"))),
+    }
+}
+
+/// Normalises a user-given mount path: no leading slash, exactly one trailing slash.
+pub fn normalize_mount_path(p: &str) -> Result<String, LogicalError> {
+    let p = p.trim().trim_start_matches('/');
+    let p = p.trim_end_matches('/');
+    if p.is_empty() {
+        return Err(LogicalError::bad_request("mount path cannot be empty"));
+    }
+    if p.split('/').any(|s| s.is_empty() || s == "." || s == "..") || p.contains(['*', '+', '\0']) {
+        return Err(LogicalError::bad_request(format!("invalid mount path {p:?}")));
+    }
+    Ok(format!("{p}/"))
+}
+
+/// Paths no user mount may take.
+pub fn is_protected_mount_path(p: &str) -> bool {
+    ["sys/", "auth/", "cubbyhole/", "identity/", "audit/"].iter().any(|r| p.starts_with(r) || r.starts_with(p))
+}

@@ -1,0 +1,549 @@
+//! Initialisation, unsealing, sealing, root token generation and rekeying: the operator
+//! ceremonies around the Shamir seal. Response shapes follow Vault's so `bao operator` works.
+
+use crate::error::barrier_err;
+use crate::{Core, CoreResponse, Result};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use coffer_crypto::Key;
+use coffer_sdk::field::{parse_bool, parse_int};
+use coffer_sdk::LogicalError;
+use coffer_seal::{SealConfig, SealError, ShamirSeal, ShareCollector};
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+#[derive(Default)]
+pub(crate) struct SealState {
+    unseal: Option<(String, ShareCollector)>,
+    generate_root: Option<GenerateRoot>,
+    rekey: Option<Rekey>,
+}
+
+struct GenerateRoot {
+    nonce: String,
+    otp: Zeroizing<String>,
+    collector: ShareCollector,
+    encoded: Option<String>,
+}
+
+struct Rekey {
+    nonce: String,
+    config: SealConfig,
+    require_verification: bool,
+    collector: ShareCollector,
+    /// After the old keys were given, with verification required: the pending new key.
+    pending: Option<PendingRekey>,
+}
+
+struct PendingRekey {
+    kek: Key,
+    verification_nonce: String,
+    collector: ShareCollector,
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn seal_err(e: SealError) -> LogicalError {
+    LogicalError::bad_request(e.to_string())
+}
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn encode_shares(shares: &[Zeroizing<Vec<u8>>]) -> (Vec<String>, Vec<String>) {
+    (shares.iter().map(hex::encode).collect(), shares.iter().map(|s| B64.encode(&***s)).collect())
+}
+
+impl Core {
+    pub(crate) async fn load_seal_config(&self) -> Result<Option<SealConfig>> {
+        if let Some(c) = self.seal_config.read().ok().and_then(|c| c.clone()) {
+            return Ok(Some(c));
+        }
+        let Some(raw) = self.barrier.seal_config().await.map_err(barrier_err)? else { return Ok(None) };
+        let cfg: SealConfig =
+            serde_json::from_slice(&raw).map_err(|_| LogicalError::internal("seal configuration is unreadable"))?;
+        if let Ok(mut c) = self.seal_config.write() {
+            *c = Some(cfg.clone());
+        }
+        Ok(Some(cfg))
+    }
+
+    /// `sys/seal-status`.
+    pub async fn seal_status(&self) -> Result<Map<String, Value>> {
+        let cfg = self.load_seal_config().await?;
+        let st = self.seal.lock().await;
+        let (progress, nonce) = match &st.unseal {
+            Some((n, c)) => (c.progress(), n.clone()),
+            None => (0, String::new()),
+        };
+        let mut m = obj(json!({
+            "type": "shamir",
+            "initialized": cfg.is_some(),
+            "sealed": self.is_sealed(),
+            "t": cfg.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
+            "n": cfg.as_ref().map(|c| c.secret_shares).unwrap_or(0),
+            "progress": progress,
+            "nonce": nonce,
+            "recovery_seal": false,
+            "version": crate::version_string(),
+            "build_date": crate::BUILD_DATE,
+            "commit_date": crate::BUILD_DATE,
+            "migration": false,
+        }));
+        if let Some(a) = self.active() {
+            m.insert("cluster_name".into(), a.cluster.name.clone().into());
+            m.insert("cluster_id".into(), a.cluster.id.clone().into());
+        }
+        m.insert("storage_type".into(), self.barrier.storage_kind().into());
+        Ok(m)
+    }
+
+    /// `sys/init` (PUT). Returns the key shares and the root token; the server stays sealed.
+    pub async fn initialize(&self, data: &Map<String, Value>) -> Result<CoreResponse> {
+        for unsupported in ["pgp_keys", "root_token_pgp_key"] {
+            if data.get(unsupported).is_some_and(|v| !v.is_null() && v != &json!([]) && v != &json!("")) {
+                return Err(LogicalError::bad_request(format!("{unsupported} is not supported by this server yet")));
+            }
+        }
+        let shares = parse_int("secret_shares", data.get("secret_shares").unwrap_or(&json!(0)))?;
+        let threshold = parse_int("secret_threshold", data.get("secret_threshold").unwrap_or(&json!(0)))?;
+        if !(0..=255).contains(&shares) || !(0..=255).contains(&threshold) {
+            return Err(LogicalError::bad_request("secret_shares and secret_threshold must be between 1 and 255"));
+        }
+        let (keys, root) = self.init_with(shares as u32, threshold as u32, None, false).await?;
+        let (hex_keys, b64_keys) = encode_shares(&keys);
+        Ok(CoreResponse::raw(obj(json!({
+            "keys": hex_keys,
+            "keys_base64": b64_keys,
+            "root_token": root,
+        }))))
+    }
+
+    /// Initialises the barrier; with `stay_unsealed` (dev mode) it is left unsealed.
+    pub async fn init_with(
+        &self,
+        shares: u32,
+        threshold: u32,
+        root_token_id: Option<&str>,
+        stay_unsealed: bool,
+    ) -> Result<(Vec<Zeroizing<Vec<u8>>>, String)> {
+        let _st = self.seal.lock().await;
+        if self.barrier.is_initialized().await.map_err(barrier_err)? {
+            return Err(LogicalError::bad_request("Vault is already initialized"));
+        }
+        let cfg = SealConfig::shamir(shares, threshold).map_err(seal_err)?;
+        let (kek, keys) = ShamirSeal::new_key_shares(&cfg).map_err(seal_err)?;
+        let raw_cfg = serde_json::to_vec(&cfg).map_err(|e| LogicalError::internal(e.to_string()))?;
+        self.barrier.initialize(&kek, raw_cfg).await.map_err(barrier_err)?;
+        self.barrier.unseal(&kek).await.map_err(barrier_err)?;
+        let active = self.post_unseal().await?;
+        let (root, _) = active.tokens.create_root(root_token_id).await?;
+        if let Ok(mut c) = self.seal_config.write() {
+            *c = Some(cfg);
+        }
+        if stay_unsealed {
+            *self.active.write().map_err(|_| LogicalError::internal("state lock poisoned"))? = Some(active);
+        } else {
+            self.barrier.seal().await;
+        }
+        tracing::info!("core initialized");
+        Ok((keys, root))
+    }
+
+    /// `sys/unseal`.
+    pub async fn unseal(&self, data: &Map<String, Value>) -> Result<CoreResponse> {
+        let reset = match data.get("reset") {
+            Some(v) if !v.is_null() => parse_bool("reset", v)?,
+            _ => false,
+        };
+        let key = data.get("key").and_then(Value::as_str).unwrap_or("");
+        if !reset && key.is_empty() {
+            return Err(LogicalError::bad_request(
+                "'key' must be specified in request body as JSON, or 'reset' set to true",
+            ));
+        }
+        let Some(cfg) = self.load_seal_config().await? else {
+            return Err(LogicalError::bad_request("Vault is not initialized"));
+        };
+        {
+            let mut st = self.seal.lock().await;
+            if reset && !self.is_sealed() {
+                return Err(LogicalError::bad_request("vault is unsealed"));
+            }
+            if reset {
+                st.unseal = None;
+            } else if self.is_sealed() {
+                let (_, collector) =
+                    st.unseal.get_or_insert_with(|| (uuid(), ShareCollector::new(cfg.secret_threshold)));
+                let combined = collector.add(key);
+                match combined {
+                    // A share given twice is ignored, as Vault does.
+                    Err(SealError::DuplicateShare) => {}
+                    Err(SealError::BadEncoding) => return Err(seal_err(SealError::BadEncoding)),
+                    Err(e) => {
+                        st.unseal = None;
+                        return Err(LogicalError::bad_request(format!(
+                            "unable to combine the key shares, progress reset: {e}"
+                        )));
+                    }
+                    Ok(None) => {}
+                    Ok(Some(kek)) => {
+                        st.unseal = None;
+                        match self.barrier.unseal(&kek).await {
+                            Ok(()) => {}
+                            Err(coffer_barrier::BarrierError::WrongKey) => {
+                                return Err(LogicalError::bad_request(
+                                    "unable to retrieve stored keys: the combined unseal key is invalid (one or more key shares are wrong); progress reset",
+                                ));
+                            }
+                            Err(e) => return Err(barrier_err(e)),
+                        }
+                        match self.post_unseal().await {
+                            Ok(active) => {
+                                *self.active.write().map_err(|_| LogicalError::internal("state lock poisoned"))? =
+                                    Some(active);
+                                tracing::info!("vault is unsealed");
+                            }
+                            Err(e) => {
+                                self.barrier.seal().await;
+                                return Err(e);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(CoreResponse::raw(self.seal_status().await?))
+    }
+
+    /// Seals: drops the unsealed state and every key.
+    pub async fn seal_now(&self) -> Result<()> {
+        let mut st = self.seal.lock().await;
+        st.unseal = None;
+        st.generate_root = None;
+        st.rekey = None;
+        if let Ok(mut a) = self.active.write() {
+            *a = None;
+        }
+        self.barrier.seal().await;
+        tracing::info!("vault is sealed");
+        Ok(())
+    }
+
+    // ----- generate-root -----
+
+    fn generate_root_status(&self, st: &SealState, cfg: &SealConfig) -> Map<String, Value> {
+        let otp_len = crate::token::SERVICE_TOKEN_PREFIX.len() + crate::token::TOKEN_RANDOM_LEN;
+        match &st.generate_root {
+            None => obj(json!({
+                "started": false, "nonce": "", "progress": 0, "required": cfg.secret_threshold,
+                "complete": false, "encoded_token": "", "encoded_root_token": "",
+                "pgp_fingerprint": "", "otp": "", "otp_length": otp_len,
+            })),
+            Some(g) => obj(json!({
+                "started": true, "nonce": g.nonce, "progress": g.collector.progress(),
+                "required": cfg.secret_threshold, "complete": g.encoded.is_some(),
+                "encoded_token": g.encoded.clone().unwrap_or_default(),
+                "encoded_root_token": g.encoded.clone().unwrap_or_default(),
+                "pgp_fingerprint": "", "otp": "", "otp_length": otp_len,
+            })),
+        }
+    }
+
+    pub async fn generate_root(
+        &self,
+        op: coffer_sdk::Operation,
+        sub: &str,
+        data: &Map<String, Value>,
+    ) -> Result<CoreResponse> {
+        use coffer_sdk::Operation::*;
+        let Some(cfg) = self.load_seal_config().await? else {
+            return Err(LogicalError::bad_request("Vault is not initialized"));
+        };
+        let mut st = self.seal.lock().await;
+        match (sub, op) {
+            ("attempt", Read) => Ok(CoreResponse::raw(self.generate_root_status(&st, &cfg))),
+            ("attempt", Delete) => {
+                st.generate_root = None;
+                Ok(CoreResponse::default())
+            }
+            ("attempt", Update | Create) => {
+                if st.generate_root.is_some() {
+                    return Err(LogicalError::bad_request("root generation already in progress for this namespace"));
+                }
+                if data.get("pgp_key").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+                    return Err(LogicalError::bad_request("pgp_key is not supported by this server yet; use an OTP"));
+                }
+                let otp_len = crate::token::SERVICE_TOKEN_PREFIX.len() + crate::token::TOKEN_RANDOM_LEN;
+                let given = data.get("otp").and_then(Value::as_str).unwrap_or("");
+                let otp = if given.is_empty() {
+                    coffer_crypto::random_base62(otp_len).map_err(|e| LogicalError::internal(e.to_string()))?
+                } else {
+                    let raw = B64.decode(given).ok().and_then(|b| String::from_utf8(b).ok());
+                    match raw {
+                        Some(s) if s.len() == otp_len => s,
+                        _ => given.to_string(),
+                    }
+                };
+                if otp.len() != otp_len {
+                    return Err(LogicalError::bad_request("OTP string has incorrect length"));
+                }
+                st.generate_root = Some(GenerateRoot {
+                    nonce: uuid(),
+                    otp: Zeroizing::new(otp.clone()),
+                    collector: ShareCollector::new(cfg.secret_threshold),
+                    encoded: None,
+                });
+                let mut status = self.generate_root_status(&st, &cfg);
+                if given.is_empty() {
+                    status.insert("otp".into(), otp.into());
+                }
+                Ok(CoreResponse::raw(status))
+            }
+            ("update", Update | Create) => {
+                let key = data.get("key").and_then(Value::as_str).unwrap_or("");
+                let nonce = data.get("nonce").and_then(Value::as_str).unwrap_or("");
+                if key.is_empty() {
+                    return Err(LogicalError::bad_request("'key' must be specified in request body as JSON"));
+                }
+                let Some(g) = st.generate_root.as_mut() else {
+                    return Err(LogicalError::bad_request("no root generation in progress"));
+                };
+                if !coffer_crypto::ct_eq(g.nonce.as_bytes(), nonce.as_bytes()) {
+                    return Err(LogicalError::bad_request(format!(
+                        "incorrect nonce supplied; nonce for this root generation operation is {:?}",
+                        g.nonce
+                    )));
+                }
+                if g.encoded.is_some() {
+                    return Err(LogicalError::bad_request("root generation already completed"));
+                }
+                let kek = match g.collector.add(key) {
+                    Ok(Some(k)) => k,
+                    Ok(None) => return Ok(CoreResponse::raw(self.generate_root_status(&st, &cfg))),
+                    Err(SealError::DuplicateShare) => {
+                        return Err(LogicalError::bad_request(
+                            "given key has already been provided during this generation operation",
+                        ))
+                    }
+                    Err(e) => return Err(seal_err(e)),
+                };
+                if self.barrier.verify_kek(&kek).await.is_err() {
+                    g.collector.reset();
+                    return Err(LogicalError::bad_request(
+                        "unable to authenticate: the key shares given do not unseal this server",
+                    ));
+                }
+                let active = self.active().ok_or_else(LogicalError::sealed)?;
+                let (token, _) = active.tokens.create_root(None).await?;
+                let xored: Vec<u8> = token.bytes().zip(g.otp.bytes()).map(|(a, b)| a ^ b).collect();
+                g.encoded = Some(base64::engine::general_purpose::STANDARD_NO_PAD.encode(xored));
+                let status = self.generate_root_status(&st, &cfg);
+                st.generate_root = None;
+                Ok(CoreResponse::raw(status))
+            }
+            _ => Err(LogicalError::unsupported_operation()),
+        }
+    }
+
+    // ----- rekey -----
+
+    fn rekey_status(&self, st: &SealState, cfg: &SealConfig) -> Map<String, Value> {
+        match &st.rekey {
+            None => obj(json!({
+                "nonce": "", "started": false, "t": 0, "n": 0, "progress": 0,
+                "required": cfg.secret_threshold, "pgp_fingerprints": null, "backup": false,
+                "verification_required": false,
+            })),
+            Some(r) => obj(json!({
+                "nonce": r.nonce, "started": true, "t": r.config.secret_threshold,
+                "n": r.config.secret_shares, "progress": r.collector.progress(),
+                "required": cfg.secret_threshold, "pgp_fingerprints": null, "backup": false,
+                "verification_required": r.require_verification,
+                "verification_nonce": r.pending.as_ref().map(|p| p.verification_nonce.clone()).unwrap_or_default(),
+            })),
+        }
+    }
+
+    pub async fn rekey(&self, op: coffer_sdk::Operation, sub: &str, data: &Map<String, Value>) -> Result<CoreResponse> {
+        use coffer_sdk::Operation::*;
+        let Some(cfg) = self.load_seal_config().await? else {
+            return Err(LogicalError::bad_request("Vault is not initialized"));
+        };
+        if self.is_sealed() {
+            return Err(LogicalError::sealed());
+        }
+        let mut st = self.seal.lock().await;
+        match (sub, op) {
+            ("init", Read) => Ok(CoreResponse::raw(self.rekey_status(&st, &cfg))),
+            ("init", Delete) => {
+                st.rekey = None;
+                Ok(CoreResponse::default())
+            }
+            ("init", Update | Create) => {
+                if st.rekey.is_some() {
+                    return Err(LogicalError::bad_request("rekey already in progress"));
+                }
+                if data.get("pgp_keys").is_some_and(|v| !v.is_null() && v != &json!([])) {
+                    return Err(LogicalError::bad_request("pgp_keys is not supported by this server yet"));
+                }
+                if data.get("backup").map(|v| parse_bool("backup", v)).transpose()?.unwrap_or(false) {
+                    return Err(LogicalError::bad_request(
+                        "key backup requires PGP keys, which this server does not support yet",
+                    ));
+                }
+                let n = parse_int("secret_shares", data.get("secret_shares").unwrap_or(&json!(0)))?;
+                let t = parse_int("secret_threshold", data.get("secret_threshold").unwrap_or(&json!(0)))?;
+                let new_cfg = SealConfig::shamir(n.clamp(0, 1000) as u32, t.clamp(0, 1000) as u32).map_err(seal_err)?;
+                let require_verification = match data.get("require_verification") {
+                    Some(v) if !v.is_null() => parse_bool("require_verification", v)?,
+                    _ => false,
+                };
+                st.rekey = Some(Rekey {
+                    nonce: uuid(),
+                    config: new_cfg,
+                    require_verification,
+                    collector: ShareCollector::new(cfg.secret_threshold),
+                    pending: None,
+                });
+                Ok(CoreResponse::raw(self.rekey_status(&st, &cfg)))
+            }
+            ("update", Update | Create) => {
+                let key = data.get("key").and_then(Value::as_str).unwrap_or("");
+                let nonce = data.get("nonce").and_then(Value::as_str).unwrap_or("");
+                if key.is_empty() {
+                    return Err(LogicalError::bad_request("'key' must be specified in request body as JSON"));
+                }
+                let Some(r) = st.rekey.as_mut() else {
+                    return Err(LogicalError::bad_request("no rekey in progress"));
+                };
+                if !coffer_crypto::ct_eq(r.nonce.as_bytes(), nonce.as_bytes()) {
+                    return Err(LogicalError::bad_request(format!(
+                        "incorrect nonce supplied; nonce for this rekey operation is {:?}",
+                        r.nonce
+                    )));
+                }
+                if r.pending.is_some() {
+                    return Err(LogicalError::bad_request("rekey is awaiting verification of the new keys"));
+                }
+                let old = match r.collector.add(key) {
+                    Ok(Some(k)) => k,
+                    Ok(None) => return Ok(CoreResponse::raw(self.rekey_status(&st, &cfg))),
+                    Err(SealError::DuplicateShare) => {
+                        return Err(LogicalError::bad_request(
+                            "given key has already been provided during this generation operation",
+                        ))
+                    }
+                    Err(e) => return Err(seal_err(e)),
+                };
+                if self.barrier.verify_kek(&old).await.is_err() {
+                    r.collector.reset();
+                    return Err(LogicalError::bad_request(
+                        "failed to authenticate: the key shares given do not unseal this server; progress reset",
+                    ));
+                }
+                let (new_kek, shares) = ShamirSeal::new_key_shares(&r.config).map_err(seal_err)?;
+                let (hex_keys, b64_keys) = encode_shares(&shares);
+                let nonce = r.nonce.clone();
+                let mut out = obj(json!({
+                    "nonce": nonce, "complete": true, "keys": hex_keys, "keys_base64": b64_keys,
+                    "pgp_fingerprints": null, "backup": false,
+                    "verification_required": r.require_verification,
+                }));
+                if r.require_verification {
+                    let vn = uuid();
+                    out.insert("verification_nonce".into(), vn.clone().into());
+                    r.pending = Some(PendingRekey {
+                        kek: new_kek,
+                        verification_nonce: vn,
+                        collector: ShareCollector::new(r.config.secret_threshold),
+                    });
+                } else {
+                    let new_cfg = r.config.clone();
+                    self.apply_rekey(&new_kek, new_cfg).await?;
+                    st.rekey = None;
+                }
+                Ok(CoreResponse::raw(out))
+            }
+            ("verify", Read) => {
+                let Some(r) = st.rekey.as_ref() else {
+                    return Err(LogicalError::bad_request("no rekey configuration found"));
+                };
+                let Some(p) = r.pending.as_ref() else {
+                    return Ok(CoreResponse::raw(obj(json!({
+                        "nonce": "", "started": false, "t": r.config.secret_threshold,
+                        "n": r.config.secret_shares, "progress": 0,
+                    }))));
+                };
+                Ok(CoreResponse::raw(obj(json!({
+                    "nonce": p.verification_nonce, "started": true, "t": r.config.secret_threshold,
+                    "n": r.config.secret_shares, "progress": p.collector.progress(),
+                }))))
+            }
+            ("verify", Delete) => {
+                let Some(r) = st.rekey.as_mut() else {
+                    return Err(LogicalError::bad_request("no rekey in progress"));
+                };
+                if let Some(p) = r.pending.as_mut() {
+                    p.verification_nonce = uuid();
+                    p.collector.reset();
+                }
+                Ok(CoreResponse::default())
+            }
+            ("verify", Update | Create) => {
+                let key = data.get("key").and_then(Value::as_str).unwrap_or("");
+                let nonce = data.get("nonce").and_then(Value::as_str).unwrap_or("");
+                let Some(r) = st.rekey.as_mut() else {
+                    return Err(LogicalError::bad_request("no rekey in progress"));
+                };
+                let Some(p) = r.pending.as_mut() else {
+                    return Err(LogicalError::bad_request("no rekey verification in progress"));
+                };
+                if !coffer_crypto::ct_eq(p.verification_nonce.as_bytes(), nonce.as_bytes()) {
+                    return Err(LogicalError::bad_request(format!(
+                        "incorrect nonce supplied; nonce for this verify operation is {:?}",
+                        p.verification_nonce
+                    )));
+                }
+                let got = match p.collector.add(key) {
+                    Ok(Some(k)) => k,
+                    Ok(None) => {
+                        return Ok(CoreResponse::raw(obj(json!({
+                            "nonce": p.verification_nonce, "started": true, "t": r.config.secret_threshold,
+                            "n": r.config.secret_shares, "progress": p.collector.progress(),
+                        }))))
+                    }
+                    Err(e) => return Err(seal_err(e)),
+                };
+                if !coffer_crypto::ct_eq(got.as_bytes(), p.kek.as_bytes()) {
+                    p.collector.reset();
+                    return Err(LogicalError::bad_request(
+                        "the new key shares given do not match; verification progress reset",
+                    ));
+                }
+                let vn = p.verification_nonce.clone();
+                let new_cfg = r.config.clone();
+                self.apply_rekey(&got, new_cfg).await?;
+                st.rekey = None;
+                Ok(CoreResponse::raw(obj(json!({ "nonce": vn, "complete": true }))))
+            }
+            _ => Err(LogicalError::unsupported_operation()),
+        }
+    }
+
+    async fn apply_rekey(&self, kek: &Key, cfg: SealConfig) -> Result<()> {
+        let raw = serde_json::to_vec(&cfg).map_err(|e| LogicalError::internal(e.to_string()))?;
+        self.barrier.rewrap_root(kek, raw).await.map_err(barrier_err)?;
+        if let Ok(mut c) = self.seal_config.write() {
+            *c = Some(cfg);
+        }
+        tracing::info!("unseal keys rekeyed");
+        Ok(())
+    }
+}

@@ -1,0 +1,620 @@
+//! The system backend (`sys/…`): seal ceremonies, mounts, key rotation, host and cluster info.
+
+use crate::mounts::{backend_for, is_protected_mount_path, normalize_mount_path, MountConfig, MountEntry, Router};
+use crate::{Active, Core, CoreRequest, CoreResponse, Result};
+use coffer_barrier::SecureStorage;
+use coffer_sdk::field::{parse_bool, parse_duration, parse_int, parse_string, parse_string_slice};
+use coffer_sdk::{ErrorKind, LogicalError, Operation};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn no_content() -> CoreResponse {
+    CoreResponse::default()
+}
+
+/// A TTL given to tune or mount: "system" or empty means 0 (inherit).
+fn ttl_field(name: &str, v: Option<&Value>) -> Result<Option<i64>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        // The CLI sends "" for "not given"; "system" resets to the system value.
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) if s == "system" => Ok(Some(0)),
+        Some(v) => {
+            let n = parse_duration(name, v)?;
+            if n < 0 {
+                return Err(LogicalError::bad_request(format!("{name} must not be negative")));
+            }
+            Ok(Some(n))
+        }
+    }
+}
+
+fn string_map(name: &str, v: &Value) -> Result<BTreeMap<String, String>> {
+    let Value::Object(m) = v else {
+        return Err(LogicalError::bad_request(format!("{name} must be a map of strings")));
+    };
+    m.iter().map(|(k, v)| Ok((k.clone(), parse_string(name, v)?))).collect()
+}
+
+impl Core {
+    /// Paths served without a token, some of them while sealed. `None`: not one of them.
+    pub(crate) async fn handle_unauthenticated(&self, req: &CoreRequest, path: &str) -> Result<Option<CoreResponse>> {
+        use Operation::*;
+        let op = req.operation;
+        let resp = match path {
+            "sys/seal-status" => match op {
+                Read => CoreResponse::raw(self.seal_status().await?),
+                _ => return Err(LogicalError::unsupported_operation()),
+            },
+            "sys/init" => match op {
+                Read => CoreResponse::raw(obj(json!({
+                    "initialized": self.barrier.is_initialized().await.map_err(crate::error::barrier_err)?
+                }))),
+                Update | Create => self.initialize(&req.data).await?,
+                _ => return Err(LogicalError::unsupported_operation()),
+            },
+            "sys/unseal" => match op {
+                Update | Create => self.unseal(&req.data).await?,
+                _ => return Err(LogicalError::unsupported_operation()),
+            },
+            "sys/leader" => match op {
+                // No HA on single-node storage: the same answer sealed or not.
+                Read => CoreResponse::raw(obj(json!({ "ha_enabled": false }))),
+                _ => return Err(LogicalError::unsupported_operation()),
+            },
+            p if p.starts_with("sys/generate-root/") => {
+                let sub = &p["sys/generate-root/".len()..];
+                self.generate_root(op, sub, &req.data).await?
+            }
+            p if p.starts_with("sys/rekey/") => {
+                let sub = &p["sys/rekey/".len()..];
+                self.rekey(op, sub, &req.data).await?
+            }
+            p if (p == "sys/internal/ui/mounts" || p.starts_with("sys/internal/ui/mounts/"))
+                && req.token.as_deref().unwrap_or("").is_empty() =>
+            {
+                // Without a token only mounts marked unauth-visible are shown.
+                let active = self.active().ok_or_else(LogicalError::sealed)?;
+                return self.ui_mounts(&active, p, false).await.map(Some);
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(resp))
+    }
+
+    pub(crate) async fn handle_sys(&self, active: &Arc<Active>, req: &CoreRequest, path: &str) -> Result<CoreResponse> {
+        use Operation::*;
+        let op = req.operation;
+        let d = &req.data;
+        match path {
+            "sys/seal" => match op {
+                Update | Create => {
+                    self.seal_now().await?;
+                    Ok(no_content())
+                }
+                _ => Err(LogicalError::unsupported_operation()),
+            },
+            "sys/mounts" => match op {
+                Read => {
+                    let table = active.mounts.lock().await;
+                    let mut m = Map::new();
+                    for e in &table.entries {
+                        m.insert(e.path.clone(), e.to_json());
+                    }
+                    m.insert("sys/".into(), sys_mount_json());
+                    Ok(CoreResponse::legacy(sorted(m)))
+                }
+                _ => Err(LogicalError::unsupported_operation()),
+            },
+            "sys/remount" => match op {
+                Update | Create => self.remount(active, d).await,
+                _ => Err(LogicalError::unsupported_operation()),
+            },
+            "sys/rotate" | "sys/rotate/keyring" => match op {
+                Update | Create => {
+                    self.barrier.rotate().await.map_err(crate::error::barrier_err)?;
+                    Ok(no_content())
+                }
+                _ => Err(LogicalError::unsupported_operation()),
+            },
+            "sys/key-status" => match op {
+                Read => {
+                    let s = self.barrier.key_status().map_err(crate::error::barrier_err)?;
+                    Ok(CoreResponse::legacy(obj(json!({
+                        "term": s.term, "install_time": s.install_time, "encryptions": s.encryptions,
+                    }))))
+                }
+                _ => Err(LogicalError::unsupported_operation()),
+            },
+            "sys/rotate/config" | "sys/rotate/keyring/config" => match op {
+                Read => {
+                    let c = self.barrier.rotation_config().map_err(crate::error::barrier_err)?;
+                    Ok(CoreResponse::legacy(obj(json!({
+                        "max_operations": c.max_operations,
+                        "enabled": c.enabled,
+                        "interval": if c.interval == 0 { json!(0) } else { json!(go_duration(c.interval)) },
+                    }))))
+                }
+                Update | Create => {
+                    let mut c = self.barrier.rotation_config().map_err(crate::error::barrier_err)?;
+                    if let Some(v) = d.get("max_operations").filter(|v| !v.is_null()) {
+                        let n = parse_int("max_operations", v)?;
+                        if !(1_000_000..=3_865_470_566).contains(&n) {
+                            return Err(LogicalError::bad_request(
+                                "max_operations must be in the range [1000000,3865470566]",
+                            ));
+                        }
+                        c.max_operations = n as u64;
+                    }
+                    if let Some(v) = d.get("interval").filter(|v| !v.is_null()) {
+                        let n = parse_duration("interval", v)?;
+                        if n != 0 && n < 24 * 3600 {
+                            return Err(LogicalError::bad_request("interval must be greater or equal to 24h0m0s"));
+                        }
+                        c.interval = n.max(0) as u64;
+                    }
+                    if let Some(v) = d.get("enabled").filter(|v| !v.is_null()) {
+                        c.enabled = parse_bool("enabled", v)?;
+                    }
+                    self.barrier.set_rotation_config(c).await.map_err(crate::error::barrier_err)?;
+                    Ok(no_content())
+                }
+                _ => Err(LogicalError::unsupported_operation()),
+            },
+            "sys/host-info" => match op {
+                Read => Ok(CoreResponse::data(host_info())),
+                _ => Err(LogicalError::unsupported_operation()),
+            },
+            "sys/ha-status" => match op {
+                Read => {
+                    let host = hostname();
+                    Ok(CoreResponse::legacy(obj(json!({
+                        "nodes": [{
+                            "hostname": host,
+                            "api_address": self.config.api_addr.clone().unwrap_or_default(),
+                            "cluster_address": self.config.cluster_addr.clone().unwrap_or_default(),
+                            "active_node": true,
+                            "last_echo": null,
+                            "version": crate::version_string(),
+                            "upgrade_version": crate::version_string(),
+                            "redundancy_zone": "",
+                        }]
+                    }))))
+                }
+                _ => Err(LogicalError::unsupported_operation()),
+            },
+            p if p.starts_with("sys/generate-root-token/") => {
+                let sub = &p["sys/generate-root-token/".len()..];
+                let mut r = self.generate_root(op, sub, d).await?;
+                r.shape = crate::BodyShape::Envelope;
+                Ok(r)
+            }
+            p if p.starts_with("sys/rotate/root/") => {
+                let sub = &p["sys/rotate/root/".len()..];
+                let mut r = self.rekey(op, sub, d).await?;
+                r.shape = crate::BodyShape::Envelope;
+                Ok(r)
+            }
+            p if p == "sys/internal/ui/mounts" || p.starts_with("sys/internal/ui/mounts/") => {
+                if op != Read {
+                    return Err(LogicalError::unsupported_operation());
+                }
+                self.ui_mounts(active, p, true).await
+            }
+            p if p.starts_with("sys/remount/status/") => {
+                if op != Read {
+                    return Err(LogicalError::unsupported_operation());
+                }
+                let id = &p["sys/remount/status/".len()..];
+                let st = active.remounts.read().map_err(|_| LogicalError::internal("lock poisoned"))?.get(id).cloned();
+                match st {
+                    Some(v) => Ok(CoreResponse::data(obj(json!({ "migration_id": id, "migration_info": v })))),
+                    None => Err(LogicalError::not_found()),
+                }
+            }
+            p if p.starts_with("sys/mounts/") => {
+                let rest = &p["sys/mounts/".len()..];
+                if let Some(mp) = rest.strip_suffix("/tune") {
+                    return match op {
+                        Read => self.read_tune(active, mp).await,
+                        Update | Create => self.tune(active, mp, d).await,
+                        _ => Err(LogicalError::unsupported_operation()),
+                    };
+                }
+                match op {
+                    Read => {
+                        let mp = normalize_mount_path(rest)?;
+                        let table = active.mounts.lock().await;
+                        match table.find(&mp) {
+                            Some(e) => Ok(CoreResponse::legacy(obj(e.to_json()))),
+                            None if mp == "sys/" => Ok(CoreResponse::legacy(obj(sys_mount_json()))),
+                            None => Err(LogicalError::bad_request(format!("No secret engine mount at {mp}"))),
+                        }
+                    }
+                    Update | Create => self.mount(active, rest, d).await,
+                    Delete => self.unmount(active, rest).await,
+                    _ => Err(LogicalError::unsupported_operation()),
+                }
+            }
+            _ => Err(LogicalError::new(ErrorKind::NotFound, "unsupported path")),
+        }
+    }
+
+    fn install_router(&self, active: &Active, table: &crate::mounts::MountTable) -> Result<()> {
+        let router: Router = self.build_router(table);
+        *active.router.write().map_err(|_| LogicalError::internal("router lock poisoned"))? = Arc::new(router);
+        Ok(())
+    }
+
+    async fn mount(&self, active: &Active, raw_path: &str, d: &Map<String, Value>) -> Result<CoreResponse> {
+        let path = normalize_mount_path(raw_path)?;
+        let mount_type = match d.get("type") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Null) | None => {
+                return Err(LogicalError::bad_request("backend type must be specified as a string"))
+            }
+            Some(v) => {
+                return Err(LogicalError::bad_request(format!(
+                    "error converting input {v} for field \"type\": expected a string"
+                )))
+            }
+        };
+        if is_protected_mount_path(&path) {
+            return Err(LogicalError::bad_request(format!("cannot mount '{mount_type}' at reserved path {path:?}")));
+        }
+        let mut config = MountConfig::default();
+        if let Some(c) = d.get("config").filter(|v| !v.is_null()) {
+            let Value::Object(c) = c else {
+                return Err(LogicalError::bad_request("config must be a map"));
+            };
+            apply_config(&mut config, c)?;
+        }
+        let mut options = match d.get("options").filter(|v| !v.is_null()) {
+            Some(v) => Some(string_map("options", v)?),
+            None => None,
+        };
+        let mut mount_type = mount_type;
+        if mount_type == "kv-v2" {
+            mount_type = "kv".into();
+            options.get_or_insert_with(BTreeMap::new).insert("version".into(), "2".into());
+        }
+        let description = match d.get("description") {
+            Some(v) if !v.is_null() => parse_string("description", v)?,
+            _ => String::new(),
+        };
+        let flag = |n: &str| -> Result<bool> {
+            match d.get(n) {
+                Some(v) if !v.is_null() => parse_bool(n, v),
+                _ => Ok(false),
+            }
+        };
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let entry = MountEntry {
+            accessor: format!("{}_{}", mount_type.replace('-', "_"), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            path: path.clone(),
+            mount_type,
+            description,
+            uuid,
+            config,
+            options,
+            local: flag("local")?,
+            seal_wrap: flag("seal_wrap")?,
+            external_entropy_access: flag("external_entropy_access")?,
+            plugin_version: d.get("plugin_version").and_then(Value::as_str).unwrap_or("").to_string(),
+        };
+        backend_for(&entry)?;
+        let mut table = active.mounts.lock().await;
+        if let Some(other) = table.entries.iter().find(|e| e.path.starts_with(&path) || path.starts_with(&e.path)) {
+            return Err(LogicalError::bad_request(format!("path is already in use at {}", other.path)));
+        }
+        table.entries.push(entry);
+        table.save(&self.barrier).await?;
+        self.install_router(active, &table)?;
+        Ok(no_content())
+    }
+
+    async fn unmount(&self, active: &Active, raw_path: &str) -> Result<CoreResponse> {
+        let path = normalize_mount_path(raw_path)?;
+        if is_protected_mount_path(&path) {
+            return Err(LogicalError::bad_request(format!("cannot unmount {path:?}")));
+        }
+        let mut table = active.mounts.lock().await;
+        let Some(idx) = table.entries.iter().position(|e| e.path == path) else {
+            // Vault treats unmounting a missing path as success.
+            return Ok(no_content());
+        };
+        let entry = table.entries.remove(idx);
+        table.save(&self.barrier).await?;
+        self.install_router(active, &table)?;
+        drop(table);
+        self.delete_prefix(&entry.storage_prefix()).await?;
+        Ok(no_content())
+    }
+
+    /// Removes every entry under `prefix` (the data of an unmounted engine).
+    async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let mut stack = vec![prefix.to_string()];
+        while let Some(p) = stack.pop() {
+            for k in self.barrier.list(&p).await.map_err(crate::error::barrier_err)? {
+                let full = format!("{p}{k}");
+                if k.ends_with('/') {
+                    stack.push(full);
+                } else {
+                    self.barrier.delete(&full).await.map_err(crate::error::barrier_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn remount(&self, active: &Active, d: &Map<String, Value>) -> Result<CoreResponse> {
+        let from = d.get("from").and_then(Value::as_str).unwrap_or("");
+        let to = d.get("to").and_then(Value::as_str).unwrap_or("");
+        if from.is_empty() || to.is_empty() {
+            return Err(LogicalError::bad_request("both 'from' and 'to' path must be specified as a string"));
+        }
+        let from = normalize_mount_path(from)?;
+        let to = normalize_mount_path(to)?;
+        if is_protected_mount_path(&from) || is_protected_mount_path(&to) {
+            return Err(LogicalError::bad_request(format!(
+                "cannot remount {:?}",
+                if is_protected_mount_path(&from) { &from } else { &to }
+            )));
+        }
+        let mut table = active.mounts.lock().await;
+        let Some(idx) = table.entries.iter().position(|e| e.path == from) else {
+            return Err(LogicalError::bad_request(format!("no matching mount at {from:?}")));
+        };
+        if let Some(other) =
+            table.entries.iter().find(|e| e.path != from && (e.path.starts_with(&to) || to.starts_with(&e.path)))
+        {
+            return Err(LogicalError::bad_request(format!("path already in use at {:?}", other.path)));
+        }
+        // Data lives under the mount's UUID, so moving a mount is a table update.
+        table.entries[idx].path = to.clone();
+        table.save(&self.barrier).await?;
+        self.install_router(active, &table)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        active
+            .remounts
+            .write()
+            .map_err(|_| LogicalError::internal("lock poisoned"))?
+            .insert(id.clone(), json!({ "source_mount": from, "target_mount": to, "status": "success" }));
+        let mut r = CoreResponse::legacy(obj(json!({ "migration_id": id })));
+        r.warnings.push(format!(
+            "Mount move has been queued. Progress will be reported in the server log, tagged with the returned migration_id"
+        ));
+        Ok(r)
+    }
+
+    async fn read_tune(&self, active: &Active, raw: &str) -> Result<CoreResponse> {
+        let path = normalize_mount_path(raw)?;
+        let table = active.mounts.lock().await;
+        let (def, max, e) = match table.find(&path) {
+            Some(e) => {
+                let (d, m) = self.mount_ttls(e);
+                (d, m, Some(e.clone()))
+            }
+            None if path == "sys/" => (self.config.default_lease_ttl, self.config.max_lease_ttl, None),
+            None => return Err(LogicalError::bad_request(format!("cannot fetch sysview for path {path:?}"))),
+        };
+        let mut m = obj(json!({
+            "default_lease_ttl": def,
+            "max_lease_ttl": max,
+            "force_no_cache": e.as_ref().map(|e| e.config.force_no_cache).unwrap_or(false),
+            "description": e.as_ref().map(|e| e.description.clone()).unwrap_or_else(|| "system endpoints used for control, policy and debugging".into()),
+        }));
+        if let Some(e) = &e {
+            if let Some(o) = &e.options {
+                m.insert("options".into(), json!(o));
+            }
+            if let Some(v) = &e.config.listing_visibility {
+                m.insert("listing_visibility".into(), v.clone().into());
+            }
+            for (k, v) in [
+                ("audit_non_hmac_request_keys", &e.config.audit_non_hmac_request_keys),
+                ("audit_non_hmac_response_keys", &e.config.audit_non_hmac_response_keys),
+                ("passthrough_request_headers", &e.config.passthrough_request_headers),
+                ("allowed_response_headers", &e.config.allowed_response_headers),
+            ] {
+                if !v.is_empty() {
+                    m.insert(k.into(), json!(v));
+                }
+            }
+        }
+        Ok(CoreResponse::legacy(m))
+    }
+
+    async fn tune(&self, active: &Active, raw: &str, d: &Map<String, Value>) -> Result<CoreResponse> {
+        let path = normalize_mount_path(raw)?;
+        let mut table = active.mounts.lock().await;
+        let Some(idx) = table.entries.iter().position(|e| e.path == path) else {
+            return Err(LogicalError::bad_request(format!("cannot tune {path:?}: no mount at this path")));
+        };
+        let mut e = table.entries[idx].clone();
+        apply_config(&mut e.config, d)?;
+        let (def, max) = self.mount_ttls(&e);
+        if e.config.default_lease_ttl > 0 && e.config.default_lease_ttl > max {
+            return Err(LogicalError::bad_request("default lease TTL cannot be greater than the maximum lease TTL"));
+        }
+        let _ = def;
+        if e.config.max_lease_ttl > self.config.max_lease_ttl {
+            return Err(LogicalError::bad_request("max lease TTL cannot be greater than the system maximum"));
+        }
+        if let Some(v) = d.get("description").filter(|v| !v.is_null()) {
+            e.description = parse_string("description", v)?;
+        }
+        if let Some(v) = d.get("options").filter(|v| !v.is_null()) {
+            let new = string_map("options", v)?;
+            let opts = e.options.get_or_insert_with(BTreeMap::new);
+            for (k, v) in new {
+                opts.insert(k, v);
+            }
+        }
+        if let Some(v) = d.get("plugin_version").and_then(Value::as_str) {
+            e.plugin_version = v.to_string();
+        }
+        backend_for(&e)?;
+        table.entries[idx] = e;
+        table.save(&self.barrier).await?;
+        self.install_router(active, &table)?;
+        Ok(no_content())
+    }
+
+    async fn ui_mounts(&self, active: &Active, path: &str, authenticated: bool) -> Result<CoreResponse> {
+        let table = active.mounts.lock().await;
+        let visible = |e: &MountEntry| authenticated || e.config.listing_visibility.as_deref() == Some("unauth");
+        if let Some(rest) = path.strip_prefix("sys/internal/ui/mounts/") {
+            let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
+            let target = rest.trim_start_matches('/');
+            let found = router.resolve(target).map(|(r, _)| r.entry.clone());
+            return match found {
+                Some(e) if visible(&e) => {
+                    let mut m = obj(e.to_json());
+                    m.insert("path".into(), e.path.clone().into());
+                    Ok(CoreResponse::data(m))
+                }
+                Some(_) if !authenticated => Err(LogicalError::permission_denied()),
+                _ => Err(LogicalError::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "preflight capability check returned 403, please ensure client's policies grant access to path \"{}/\"",
+                        target.split('/').next().unwrap_or("")
+                    ),
+                )),
+            };
+        }
+        let mut secret = Map::new();
+        for e in table.entries.iter().filter(|e| visible(e)) {
+            secret.insert(e.path.clone(), e.to_json());
+        }
+        if authenticated {
+            secret.insert("sys/".into(), sys_mount_json());
+        }
+        Ok(CoreResponse::data(obj(json!({ "secret": sorted(secret), "auth": {} }))))
+    }
+}
+
+fn apply_config(c: &mut MountConfig, d: &Map<String, Value>) -> Result<()> {
+    if let Some(v) = ttl_field("default_lease_ttl", d.get("default_lease_ttl"))? {
+        c.default_lease_ttl = v;
+    }
+    if let Some(v) = ttl_field("max_lease_ttl", d.get("max_lease_ttl"))? {
+        c.max_lease_ttl = v;
+    }
+    if let Some(v) = d.get("force_no_cache").filter(|v| !v.is_null()) {
+        c.force_no_cache = parse_bool("force_no_cache", v)?;
+    }
+    if let Some(v) = d.get("listing_visibility").filter(|v| !v.is_null()) {
+        let s = parse_string("listing_visibility", v)?;
+        match s.as_str() {
+            "" | "hidden" | "unauth" => c.listing_visibility = if s.is_empty() { None } else { Some(s) },
+            _ => return Err(LogicalError::bad_request("listing_visibility must be \"\", \"hidden\" or \"unauth\"")),
+        }
+    }
+    for (name, slot) in [
+        ("audit_non_hmac_request_keys", &mut c.audit_non_hmac_request_keys),
+        ("audit_non_hmac_response_keys", &mut c.audit_non_hmac_response_keys),
+        ("passthrough_request_headers", &mut c.passthrough_request_headers),
+        ("allowed_response_headers", &mut c.allowed_response_headers),
+    ] {
+        if let Some(v) = d.get(name).filter(|v| !v.is_null()) {
+            *slot = parse_string_slice(name, v)?;
+        }
+    }
+    Ok(())
+}
+
+fn sorted(m: Map<String, Value>) -> Map<String, Value> {
+    let mut v: Vec<_> = m.into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.into_iter().collect()
+}
+
+fn sys_mount_json() -> Value {
+    json!({
+        "accessor": "system_coffer00",
+        "config": { "default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false, "passthrough_request_headers": ["Accept"] },
+        "description": "system endpoints used for control, policy and debugging",
+        "external_entropy_access": false,
+        "local": false,
+        "options": null,
+        "plugin_version": "",
+        "running_plugin_version": format!("v{}+builtin.coffer", env!("CARGO_PKG_VERSION")),
+        "running_sha256": "",
+        "seal_wrap": true,
+        "type": "system",
+        "uuid": "00000000-0000-0000-0000-000000000000",
+    })
+}
+
+/// Formats seconds as Go's time.Duration does ("24h0m0s").
+fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+fn meminfo() -> Map<String, Value> {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let get = |k: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    };
+    let total = get("MemTotal:");
+    let available = get("MemAvailable:");
+    let free = get("MemFree:");
+    let used = total.saturating_sub(available);
+    obj(json!({
+        "total": total, "available": available, "free": free, "used": used,
+        "usedPercent": if total > 0 { used as f64 * 100.0 / total as f64 } else { 0.0 },
+    }))
+}
+
+fn host_info() -> Map<String, Value> {
+    let uptime = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse::<f64>().ok()))
+        .unwrap_or(0.0) as u64;
+    let now = time::OffsetDateTime::now_utc();
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    obj(json!({
+        "cpu": (0..cpus).map(|i| json!({ "cpu": i })).collect::<Vec<_>>(),
+        "cpu_times": [],
+        "disk": [],
+        "host": {
+            "hostname": hostname(),
+            "os": std::env::consts::OS,
+            "platform": std::env::consts::OS,
+            "kernelVersion": kernel,
+            "kernelArch": std::env::consts::ARCH,
+            "uptime": uptime,
+            "bootTime": (now.unix_timestamp() as u64).saturating_sub(uptime),
+        },
+        "memory": meminfo(),
+        "timestamp": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    }))
+}
