@@ -1,0 +1,274 @@
+//! `coffer server`: loads the configuration, opens storage, builds the core and serves the
+//! listeners until SIGINT/SIGTERM.
+
+use clap::Parser;
+use coffer_barrier::Barrier;
+use coffer_config::{Listener, ServerConfig, StorageConfig};
+use coffer_core::{Core, CoreConfig};
+use coffer_http::{AppState, ListenerConfig, DEFAULT_MAX_REQUEST_SIZE};
+use coffer_physical::Storage;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(name = "coffer server", about = "Run a Coffer server")]
+struct Args {
+    /// Configuration file or directory (HCL or JSON); may be repeated.
+    #[arg(long = "config")]
+    config: Vec<String>,
+    /// Start an unsealed, in-memory development server.
+    #[arg(long)]
+    dev: bool,
+    /// Root token ID for the dev server.
+    #[arg(long = "dev-root-token-id", env = "VAULT_DEV_ROOT_TOKEN_ID")]
+    dev_root_token_id: Option<String>,
+    /// Listen address for the dev server.
+    #[arg(long = "dev-listen-address", env = "VAULT_DEV_LISTEN_ADDRESS", default_value = "127.0.0.1:8200")]
+    dev_listen_address: String,
+    /// Do not write the dev root token to ~/.vault-token.
+    #[arg(long = "dev-no-store-token")]
+    dev_no_store_token: bool,
+    /// Log level (trace, debug, info, warn, error).
+    #[arg(long = "log-level")]
+    log_level: Option<String>,
+    /// Log format (standard or json).
+    #[arg(long = "log-format")]
+    log_format: Option<String>,
+}
+
+/// Go-style flags (`-dev`, `-config=x`) become clap's long flags.
+pub fn normalize_flags(args: &[String]) -> Vec<String> {
+    args.iter()
+        .map(|a| if a.starts_with('-') && !a.starts_with("--") && a.len() > 2 { format!("-{a}") } else { a.clone() })
+        .collect()
+}
+
+fn init_logging(level: &str, format: &str) {
+    let level = match level {
+        "warning" => "warn",
+        "err" => "error",
+        l => l,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,h2=warn,rustls=warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, String> {
+    match cfg.kind.as_str() {
+        "inmem" => Ok(Arc::new(coffer_storage_inmem::InmemStorage::new())),
+        "file" => {
+            let path = cfg.options.get("path").ok_or("storage \"file\" needs a path")?;
+            coffer_storage_file::FileStorage::open(path)
+                .map(|s| Arc::new(s) as Arc<dyn Storage>)
+                .map_err(|e| format!("cannot open storage \"file\" at {path:?}: {e}"))
+        }
+        other => Err(format!("unknown storage type {other:?}")),
+    }
+}
+
+pub fn main(raw: &[String]) -> i32 {
+    let mut argv = vec!["coffer server".to_string()];
+    argv.extend(normalize_flags(raw));
+    let args = match Args::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
+    let mut cfg = if args.config.is_empty() {
+        if !args.dev {
+            eprintln!("Error: no configuration given: pass -config=FILE, or -dev for a development server");
+            return 1;
+        }
+        ServerConfig::default()
+    } else {
+        match ServerConfig::load(&args.config) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("Error loading configuration: {e}");
+                return 1;
+            }
+        }
+    };
+    cfg.apply_env(|k| std::env::var(k).ok());
+    if args.dev {
+        if cfg.storage.is_none() {
+            cfg.storage = Some(StorageConfig { kind: "inmem".into(), options: Default::default() });
+        }
+        if cfg.listeners.is_empty() {
+            cfg.listeners.push(Listener {
+                kind: "tcp".into(),
+                address: args.dev_listen_address.clone(),
+                tls_disable: true,
+                tls_cert_file: None,
+                tls_key_file: None,
+                max_request_size: None,
+            });
+        }
+        cfg.ui = true;
+    }
+    let Some(storage_cfg) = cfg.storage.clone() else {
+        eprintln!("Error: the configuration has no storage stanza (e.g. storage \"file\" {{ path = \"…\" }})");
+        return 1;
+    };
+    if cfg.listeners.is_empty() {
+        eprintln!("Error: the configuration has no listener stanza (e.g. listener \"tcp\" {{ address = \"127.0.0.1:8200\" }})");
+        return 1;
+    }
+    let level = args.log_level.clone().or(cfg.log_level.clone()).unwrap_or_else(|| "info".into());
+    let format = args.log_format.clone().or(cfg.log_format.clone()).unwrap_or_else(|| "standard".into());
+    init_logging(&level, &format);
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(run(args, cfg, storage_cfg))
+}
+
+async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
+    let storage = match open_storage(&storage_cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
+    let barrier = Arc::new(Barrier::new(storage));
+    let defaults = CoreConfig::default();
+    let core = Core::new(
+        barrier,
+        CoreConfig {
+            default_lease_ttl: cfg.default_lease_ttl.unwrap_or(defaults.default_lease_ttl),
+            max_lease_ttl: cfg.max_lease_ttl.unwrap_or(defaults.max_lease_ttl),
+            cluster_name: cfg.cluster_name.clone(),
+            api_addr: cfg.api_addr.clone(),
+            cluster_addr: cfg.cluster_addr.clone(),
+        },
+    );
+    core.spawn_background();
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut addrs = Vec::new();
+    for l in &cfg.listeners {
+        let lc = ListenerConfig {
+            address: l.address.clone(),
+            tls_disable: l.tls_disable,
+            tls_cert_file: l.tls_cert_file.clone(),
+            tls_key_file: l.tls_key_file.clone(),
+            max_request_size: l.max_request_size.unwrap_or(DEFAULT_MAX_REQUEST_SIZE),
+        };
+        let state = AppState { core: core.clone(), max_request_size: lc.max_request_size, ui: cfg.ui };
+        let (btx, brx) = tokio::sync::oneshot::channel();
+        let rx = stop_rx.clone();
+        let tls = !lc.tls_disable;
+        tokio::spawn(async move {
+            if let Err(e) = coffer_http::serve(lc, state, rx, btx).await {
+                eprintln!("Error: {e}");
+                std::process::exit(1);
+            }
+        });
+        match brx.await {
+            Ok(a) => addrs.push((a, tls)),
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                return 1;
+            }
+        }
+    }
+
+    println!("==> Coffer server configuration:\n");
+    println!("             Storage: {}", storage_cfg.kind);
+    for (a, tls) in &addrs {
+        println!("            Listener: tcp (addr: \"{a}\", tls: \"{}\")", if *tls { "enabled" } else { "disabled" });
+    }
+    println!(
+        "             Version: Coffer {} (OpenBao API {})",
+        env!("CARGO_PKG_VERSION"),
+        coffer_core::COMPAT_VERSION
+    );
+    println!();
+
+    if args.dev {
+        let root_id = args.dev_root_token_id.clone();
+        match core.init_with(1, 1, root_id.as_deref(), true).await {
+            Ok((keys, root)) => {
+                let key_b64 = keys.first().map(|k| base64_std(k)).unwrap_or_default();
+                if !args.dev_no_store_token {
+                    if let Some(home) = std::env::var_os("HOME") {
+                        let _ = std::fs::write(std::path::Path::new(&home).join(".vault-token"), &root);
+                    }
+                }
+                let addr = addrs.first().map(|(a, _)| a.to_string()).unwrap_or_default();
+                println!("WARNING! dev mode is enabled! In this mode, Coffer runs entirely in-memory");
+                println!("and starts unsealed with a single unseal key. Never use it in production.\n");
+                println!("You may need to set the following environment variables:\n");
+                println!("    $ export VAULT_ADDR='http://{addr}'");
+                println!("    $ export BAO_ADDR='http://{addr}'\n");
+                println!("The unseal key and root token are displayed below in case you want to");
+                println!("seal/unseal the server or re-authenticate.\n");
+                println!("Unseal Key: {key_b64}");
+                println!("Root Token: {root}\n");
+                if let Err(e) = dev_mounts(&core, &root).await {
+                    eprintln!("Error: dev setup failed: {e}");
+                    return 1;
+                }
+                println!("==> Coffer server started! Log data will stream in below:\n");
+            }
+            Err(e) => {
+                eprintln!("Error: dev initialisation failed: {e}");
+                return 1;
+            }
+        }
+    } else {
+        println!("==> Coffer server started! Log data will stream in below:\n");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = core.seal_now().await;
+    0
+}
+
+fn base64_std(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// The dev server mounts `secret/` for convenience (KV v1 until KV v2 exists).
+async fn dev_mounts(core: &Core, root: &str) -> Result<(), String> {
+    let mut data = serde_json::Map::new();
+    data.insert("type".into(), "kv".into());
+    data.insert("description".into(), "key/value secret storage".into());
+    core.handle(coffer_core::CoreRequest {
+        operation: coffer_sdk::Operation::Update,
+        path: "sys/mounts/secret".into(),
+        data,
+        token: Some(root.to_string()),
+    })
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
+    }
+}
