@@ -1,7 +1,816 @@
-//! The coffer command-line client.
+//! The coffer command-line client, compatible with the `vault`/`bao` CLIs: the same commands,
+//! flags (`-address`, `-format=json`, …), environment (`BAO_ADDR`/`VAULT_ADDR`,
+//! `BAO_TOKEN`/`VAULT_TOKEN`, `~/.vault-token`) and exit codes (0 ok, 1 local error,
+//! 2 API error or, for `status`, sealed).
 #![forbid(unsafe_code)]
 
-pub fn run(_args: &[String]) -> i32 {
-    eprintln!("not yet");
-    1
+mod args;
+mod client;
+mod output;
+
+use args::Parsed;
+use client::{ApiError, Client};
+use output::Out;
+use serde_json::{json, Map, Value};
+
+const USAGE: &str = "Usage: coffer <command> [args]
+
+Common commands:
+    read        Read data and retrieve secrets
+    write       Write data, configuration, and secrets
+    delete      Delete secrets and configuration
+    list        List data or secrets
+    status      Print seal and HA status
+    kv          Interact with the KV secrets engine (get, put, delete, list)
+    secrets     Interact with secrets engines (enable, disable, list, tune, move)
+    operator    Perform operator tasks (init, unseal, seal, rotate, key-status, generate-root, rekey)
+    token       Interact with tokens (lookup)
+    server      Start a Coffer server
+";
+
+enum Fail {
+    Usage(String),
+    Local(String),
+    Api(ApiError),
+}
+
+impl From<ApiError> for Fail {
+    fn from(e: ApiError) -> Self {
+        Fail::Api(e)
+    }
+}
+
+type R = Result<i32, Fail>;
+
+/// Runs the client with the arguments after the program name; returns the exit code.
+pub fn run(argv: &[String]) -> i32 {
+    let Some(cmd) = argv.first() else {
+        eprint!("{USAGE}");
+        return 127;
+    };
+    if matches!(cmd.as_str(), "-h" | "-help" | "--help" | "help") {
+        print!("{USAGE}");
+        return 0;
+    }
+    if matches!(cmd.as_str(), "version" | "-version" | "--version") {
+        println!("Coffer v{} (OpenBao API 2.7.2)", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    // Two-word commands take their subcommand before the flags.
+    let (name, rest) = match cmd.as_str() {
+        "operator" | "secrets" | "kv" | "token" => match argv.get(1) {
+            Some(sub) => (format!("{cmd} {sub}"), &argv[2..]),
+            None => {
+                eprintln!("Usage: coffer {cmd} <subcommand> [options] [args]");
+                return 1;
+            }
+        },
+        _ => (cmd.clone(), &argv[1..]),
+    };
+    let p = match args::parse(rest) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
+    let out = match Out::from_flags(&p) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
+    let client = match Client::from_env(p.get("address"), p.has("tls-skip-verify"), p.get("ca-cert")) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
+    let result = dispatch(&name, &p, &client, &out);
+    match result {
+        Ok(code) => code,
+        Err(Fail::Usage(m)) => {
+            eprintln!("{m}");
+            1
+        }
+        Err(Fail::Local(m)) => {
+            eprintln!("Error: {m}");
+            1
+        }
+        Err(Fail::Api(e)) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(name: &str, p: &Parsed, c: &Client, out: &Out) -> R {
+    match name {
+        "status" => status(c, out),
+        "read" => read(p, c, out),
+        "write" => write(p, c, out),
+        "delete" => delete(p, c),
+        "list" => list(p, c, out),
+        "operator init" => operator_init(p, c, out),
+        "operator unseal" => operator_unseal(p, c, out),
+        "operator seal" => {
+            c.request("PUT", "sys/seal", None)?;
+            println!("Success! Vault is sealed.");
+            Ok(0)
+        }
+        "operator rotate" => {
+            c.request("POST", "sys/rotate/keyring", None)?;
+            let ks = c.request("GET", "sys/key-status", None)?;
+            if !out.json {
+                println!("Success! Rotated key\n");
+            }
+            key_status(ks, out)
+        }
+        "operator key-status" => {
+            let ks = c.request("GET", "sys/key-status", None)?;
+            key_status(ks, out)
+        }
+        "operator generate-root" => generate_root(p, c, out),
+        "operator rekey" | "operator rotate-keys" => rekey(p, c, out),
+        "secrets enable" => secrets_enable(p, c),
+        "secrets disable" => {
+            let path = one_arg(p, "secrets disable PATH")?;
+            let path = mount_path(&path);
+            c.request("DELETE", &format!("sys/mounts/{}", path.trim_end_matches('/')), None)?;
+            println!("Success! Disabled the secrets engine (if it existed) at: {path}");
+            Ok(0)
+        }
+        "secrets list" => secrets_list(p, c, out),
+        "secrets tune" => secrets_tune(p, c),
+        "secrets move" => secrets_move(p, c),
+        "kv get" => kv_get(p, c, out),
+        "kv put" => kv_put(p, c, out),
+        "kv delete" => kv_delete(p, c),
+        "kv list" => kv_list(p, c, out),
+        "token lookup" => {
+            let r = match p.positional.first() {
+                None => c.request("GET", "auth/token/lookup-self", None)?,
+                Some(t) => c.request("POST", "auth/token/lookup", Some(&json!({ "token": t })))?,
+            };
+            print_secret(r, out, None)
+        }
+        other => Err(Fail::Usage(format!("Unknown command: {other}\n\n{USAGE}"))),
+    }
+}
+
+fn one_arg(p: &Parsed, usage: &str) -> Result<String, Fail> {
+    match p.positional.as_slice() {
+        [a] => Ok(a.clone()),
+        _ => Err(Fail::Usage(format!("Usage: coffer {usage}"))),
+    }
+}
+
+fn mount_path(p: &str) -> String {
+    format!("{}/", p.trim_matches('/'))
+}
+
+fn data_of(v: &Option<Value>) -> Map<String, Value> {
+    v.as_ref().and_then(|v| v.get("data")).and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+// ----- status and operator -----
+
+fn print_seal_status(s: &Value, out: &Out) {
+    if out.json {
+        out.print_json(s);
+        return;
+    }
+    let g = |k: &str| s.get(k).cloned().unwrap_or(Value::Null);
+    let sealed = g("sealed").as_bool().unwrap_or(true);
+    let mut rows: Vec<(String, String)> = vec![
+        ("Seal Type".into(), output::scalar(&g("type"))),
+        ("Initialized".into(), output::scalar(&g("initialized"))),
+        ("Sealed".into(), output::scalar(&g("sealed"))),
+        ("Total Shares".into(), output::scalar(&g("n"))),
+        ("Threshold".into(), output::scalar(&g("t"))),
+    ];
+    if sealed {
+        rows.push((
+            "Unseal Progress".into(),
+            format!("{}/{}", output::scalar(&g("progress")), output::scalar(&g("t"))),
+        ));
+        let n = output::scalar(&g("nonce"));
+        rows.push(("Unseal Nonce".into(), if n.is_empty() { "n/a".into() } else { n }));
+    }
+    rows.push(("Version".into(), output::scalar(&g("version"))));
+    rows.push(("Storage Type".into(), output::scalar(&g("storage_type"))));
+    if !sealed {
+        rows.push(("Cluster Name".into(), output::scalar(&g("cluster_name"))));
+        rows.push(("Cluster ID".into(), output::scalar(&g("cluster_id"))));
+    }
+    rows.push(("HA Enabled".into(), "false".into()));
+    output::print_kv_table(&rows);
+}
+
+fn status(c: &Client, out: &Out) -> R {
+    let s = match c.request("GET", "sys/seal-status", None) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(Fail::Local("empty seal status".into())),
+        Err(e) => {
+            eprintln!("Error checking seal status: {e}");
+            return Ok(1);
+        }
+    };
+    print_seal_status(&s, out);
+    Ok(if s.get("sealed").and_then(Value::as_bool).unwrap_or(true) { 2 } else { 0 })
+}
+
+fn operator_init(p: &Parsed, c: &Client, out: &Out) -> R {
+    let n: u32 =
+        p.get("key-shares").unwrap_or("5").parse().map_err(|_| Fail::Usage("-key-shares must be a number".into()))?;
+    let t: u32 = p
+        .get("key-threshold")
+        .unwrap_or("3")
+        .parse()
+        .map_err(|_| Fail::Usage("-key-threshold must be a number".into()))?;
+    let r = c
+        .request("PUT", "sys/init", Some(&json!({ "secret_shares": n, "secret_threshold": t })))?
+        .unwrap_or(Value::Null);
+    let b64: Vec<String> = r["keys_base64"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let hexk: Vec<String> = r["keys"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let root = r["root_token"].as_str().unwrap_or("");
+    if out.json {
+        out.print_json(&json!({
+            "unseal_keys_b64": b64, "unseal_keys_hex": hexk, "unseal_shares": n, "unseal_threshold": t,
+            "recovery_keys_b64": [], "recovery_keys_hex": [], "recovery_keys_shares": 0, "recovery_keys_threshold": 0,
+            "root_token": root,
+        }));
+        return Ok(0);
+    }
+    for (i, k) in b64.iter().enumerate() {
+        println!("Unseal Key {}: {k}", i + 1);
+    }
+    println!("\nInitial Root Token: {root}\n");
+    println!("Coffer initialized with {n} key shares and a key threshold of {t}. Please securely");
+    println!("distribute the key shares printed above. When the server is re-sealed,");
+    println!("restarted, or stopped, you must supply at least {t} of these keys to unseal it");
+    println!("before it can start servicing requests.\n");
+    println!("Coffer does not store the generated root key. Without at least {t} keys to");
+    println!("reconstruct the root key, Coffer will remain permanently sealed!");
+    Ok(0)
+}
+
+fn operator_unseal(p: &Parsed, c: &Client, out: &Out) -> R {
+    let body = if p.has("reset") {
+        json!({ "reset": true })
+    } else {
+        let key = match p.positional.first() {
+            Some(k) if k == "-" => {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| Fail::Local(e.to_string()))?;
+                s.trim().to_string()
+            }
+            Some(k) => k.clone(),
+            None => {
+                return Err(Fail::Usage(
+                    "Usage: coffer operator unseal [-reset] KEY  (interactive prompt not supported; pass the key or '-' for stdin)"
+                        .into(),
+                ))
+            }
+        };
+        json!({ "key": key, "reset": false, "migrate": p.has("migrate") })
+    };
+    let s = c.request("PUT", "sys/unseal", Some(&body))?.unwrap_or(Value::Null);
+    print_seal_status(&s, out);
+    Ok(0)
+}
+
+fn key_status(ks: Option<Value>, out: &Out) -> R {
+    let d = data_of(&ks);
+    if out.json {
+        out.print_json(&Value::Object(d));
+        return Ok(0);
+    }
+    output::print_kv_table_plain(&[
+        ("Key Term".into(), output::scalar(d.get("term").unwrap_or(&Value::Null))),
+        ("Install Time".into(), output::scalar(d.get("install_time").unwrap_or(&Value::Null))),
+        ("Encryption Count".into(), output::scalar(d.get("encryptions").unwrap_or(&Value::Null))),
+    ]);
+    Ok(0)
+}
+
+fn print_data_table(d: &Map<String, Value>, out: &Out) {
+    if out.json {
+        out.print_json(&Value::Object(d.clone()));
+        return;
+    }
+    let rows: Vec<(String, String)> = d
+        .iter()
+        .map(|(k, v)| {
+            (k.clone(), if v.is_string() && v.as_str() == Some("") { "n/a".into() } else { output::scalar(v) })
+        })
+        .collect();
+    output::print_kv_table(&rows);
+}
+
+fn generate_root(p: &Parsed, c: &Client, out: &Out) -> R {
+    const BASE: &str = "sys/generate-root-token";
+    if p.has("generate-otp") {
+        let s = c.request("GET", &format!("{BASE}/attempt"), None)?;
+        let len = data_of(&s).get("otp_length").and_then(Value::as_u64).unwrap_or(26) as usize;
+        println!("{}", random_otp(len).map_err(Fail::Local)?);
+        return Ok(0);
+    }
+    if let Some(enc) = p.get("decode") {
+        let otp = p.get("otp").ok_or_else(|| Fail::Usage("-decode requires -otp".into()))?;
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(enc.trim_end_matches('='))
+            .map_err(|e| Fail::Local(format!("error decoding base64 token: {e}")))?;
+        if raw.len() != otp.len() {
+            return Err(Fail::Local("the OTP and the encoded token have different lengths".into()));
+        }
+        let token: Vec<u8> = raw.iter().zip(otp.bytes()).map(|(a, b)| a ^ b).collect();
+        println!("{}", String::from_utf8_lossy(&token));
+        return Ok(0);
+    }
+    if p.has("cancel") {
+        c.request("DELETE", &format!("{BASE}/attempt"), None)?;
+        println!("Success! Root token generation canceled (if it was started)");
+        return Ok(0);
+    }
+    if p.has("status") {
+        let s = c.request("GET", &format!("{BASE}/attempt"), None)?;
+        print_data_table(&data_of(&s), out);
+        return Ok(0);
+    }
+    if p.has("init") {
+        let body = json!({ "otp": p.get("otp").unwrap_or(""), "pgp_key": p.get("pgp-key").unwrap_or("") });
+        let s = c.request("PUT", &format!("{BASE}/attempt"), Some(&body))?;
+        print_data_table(&data_of(&s), out);
+        return Ok(0);
+    }
+    let key = one_arg(p, "operator generate-root -nonce=NONCE KEY")?;
+    let nonce =
+        p.get("nonce").ok_or_else(|| Fail::Usage("Missing nonce value: specify it via the -nonce flag".into()))?;
+    let s = c.request("PUT", &format!("{BASE}/update"), Some(&json!({ "key": key, "nonce": nonce })))?;
+    print_data_table(&data_of(&s), out);
+    Ok(0)
+}
+
+fn random_otp(len: usize) -> Result<String, String> {
+    const A: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = String::new();
+    let mut buf = vec![0u8; len * 2];
+    while out.len() < len {
+        aws_lc_rs_fill(&mut buf)?;
+        for b in &buf {
+            if *b < 248 && out.len() < len {
+                out.push(A[(*b % 62) as usize] as char);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn aws_lc_rs_fill(buf: &mut [u8]) -> Result<(), String> {
+    rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(buf)
+        .map_err(|_| "random number generator failed".to_string())
+}
+
+fn rekey(p: &Parsed, c: &Client, out: &Out) -> R {
+    const BASE: &str = "sys/rotate/root";
+    let verify = p.has("verify");
+    if p.has("cancel") {
+        c.request("DELETE", &format!("{BASE}/{}", if verify { "verify" } else { "init" }), None)?;
+        println!("Success! Canceled rekeying (if it was started)");
+        return Ok(0);
+    }
+    if p.has("status") {
+        let s = c.request("GET", &format!("{BASE}/{}", if verify { "verify" } else { "init" }), None)?;
+        print_data_table(&data_of(&s), out);
+        return Ok(0);
+    }
+    if p.has("init") {
+        let body = json!({
+            "secret_shares": p.get("key-shares").unwrap_or("5").parse::<u32>().map_err(|_| Fail::Usage("-key-shares must be a number".into()))?,
+            "secret_threshold": p.get("key-threshold").unwrap_or("3").parse::<u32>().map_err(|_| Fail::Usage("-key-threshold must be a number".into()))?,
+            "require_verification": verify,
+        });
+        let s = c.request("PUT", &format!("{BASE}/init"), Some(&body))?;
+        print_data_table(&data_of(&s), out);
+        return Ok(0);
+    }
+    let key = one_arg(p, "operator rekey -nonce=NONCE KEY")?;
+    let nonce =
+        p.get("nonce").ok_or_else(|| Fail::Usage("Missing nonce value: specify it via the -nonce flag".into()))?;
+    let path = if verify { "verify" } else { "update" };
+    let s = c.request("PUT", &format!("{BASE}/{path}"), Some(&json!({ "key": key, "nonce": nonce })))?;
+    let d = data_of(&s);
+    if out.json {
+        out.print_json(&Value::Object(d));
+        return Ok(0);
+    }
+    if d.get("complete").and_then(Value::as_bool) == Some(true) {
+        if verify {
+            println!("Success! Rekey verification was successful. The rekey operation is complete and the new keys are now active.");
+            return Ok(0);
+        }
+        if let Some(keys) = d.get("keys_base64").and_then(Value::as_array) {
+            for (i, k) in keys.iter().enumerate() {
+                println!("Key {}: {}", i + 1, k.as_str().unwrap_or(""));
+            }
+        }
+        println!("\nOperation nonce: {}", d.get("nonce").and_then(Value::as_str).unwrap_or(""));
+        if d.get("verification_required").and_then(Value::as_bool) == Some(true) {
+            println!("Verification nonce: {}", d.get("verification_nonce").and_then(Value::as_str).unwrap_or(""));
+            println!("\nThe new keys are not active until a threshold of them is given with -verify.");
+        } else {
+            println!("\nThe rekey is complete: the keys above replace the old unseal keys.");
+        }
+        return Ok(0);
+    }
+    print_data_table(&d, out);
+    Ok(0)
+}
+
+// ----- secrets -----
+
+fn secrets_enable(p: &Parsed, c: &Client) -> R {
+    let ty = one_arg(p, "secrets enable [options] TYPE")?;
+    let path = mount_path(p.get("path").unwrap_or(&ty));
+    let mut options = Map::new();
+    for kv in p.all("options") {
+        if let Some((k, v)) = kv.split_once('=') {
+            options.insert(k.into(), v.into());
+        }
+    }
+    if let Some(v) = p.get("version") {
+        options.insert("version".into(), v.into());
+    }
+    let mut config = Map::new();
+    for (flag, key) in [("default-lease-ttl", "default_lease_ttl"), ("max-lease-ttl", "max_lease_ttl")] {
+        if let Some(v) = p.get(flag) {
+            config.insert(key.into(), v.into());
+        }
+    }
+    let body = json!({
+        "type": ty,
+        "description": p.get("description").unwrap_or(""),
+        "config": config,
+        "local": p.has("local"),
+        "seal_wrap": p.has("seal-wrap"),
+        "external_entropy_access": p.has("external-entropy-access"),
+        "options": if options.is_empty() { Value::Null } else { Value::Object(options) },
+    });
+    c.request("POST", &format!("sys/mounts/{}", path.trim_end_matches('/')), Some(&body))?;
+    println!("Success! Enabled the {ty} secrets engine at: {path}");
+    Ok(0)
+}
+
+fn secrets_list(p: &Parsed, c: &Client, out: &Out) -> R {
+    let r = c.request("GET", "sys/mounts", None)?;
+    let d = data_of(&r);
+    if out.json {
+        out.print_json(&Value::Object(d));
+        return Ok(0);
+    }
+    let mut rows = vec![];
+    let detailed = p.has("detailed");
+    for (path, m) in &d {
+        let s = |k: &str| m.get(k).map(output::scalar).unwrap_or_default();
+        let desc = if s("description").is_empty() { "n/a".to_string() } else { s("description") };
+        let mut row = vec![path.clone(), s("type"), s("accessor")];
+        if detailed {
+            let ttl = |k: &str| match m["config"].get(k).and_then(Value::as_i64) {
+                Some(0) | None => "system".to_string(),
+                Some(n) => format!("{n}s"),
+            };
+            row.push(ttl("default_lease_ttl"));
+            row.push(ttl("max_lease_ttl"));
+            row.push(if m.get("local").and_then(Value::as_bool) == Some(true) { "local" } else { "replicated" }.into());
+            row.push(s("seal_wrap"));
+            row.push(m.get("options").map(output::scalar).unwrap_or_default());
+            row.push(s("uuid"));
+        }
+        row.push(desc);
+        rows.push(row);
+    }
+    let mut header = vec!["Path", "Type", "Accessor"];
+    if detailed {
+        header.extend(["Default TTL", "Max TTL", "Replication", "Seal Wrap", "Options", "UUID"]);
+    }
+    header.push("Description");
+    output::print_columns(&header, &rows);
+    Ok(0)
+}
+
+fn secrets_tune(p: &Parsed, c: &Client) -> R {
+    let path = mount_path(&one_arg(p, "secrets tune [options] PATH")?);
+    let mut body = Map::new();
+    for (flag, key) in [
+        ("default-lease-ttl", "default_lease_ttl"),
+        ("max-lease-ttl", "max_lease_ttl"),
+        ("description", "description"),
+        ("listing-visibility", "listing_visibility"),
+        ("plugin-version", "plugin_version"),
+    ] {
+        if let Some(v) = p.get(flag) {
+            body.insert(key.into(), v.into());
+        }
+    }
+    let mut options = Map::new();
+    for kv in p.all("options") {
+        if let Some((k, v)) = kv.split_once('=') {
+            options.insert(k.into(), v.into());
+        }
+    }
+    if let Some(v) = p.get("version") {
+        options.insert("version".into(), v.into());
+    }
+    if !options.is_empty() {
+        body.insert("options".into(), Value::Object(options));
+    }
+    c.request("POST", &format!("sys/mounts/{}/tune", path.trim_end_matches('/')), Some(&Value::Object(body)))?;
+    println!("Success! Tuned the secrets engine at: {path}");
+    Ok(0)
+}
+
+fn secrets_move(p: &Parsed, c: &Client) -> R {
+    let [from, to] = p.positional.as_slice() else {
+        return Err(Fail::Usage("Usage: coffer secrets move SOURCE DESTINATION".into()));
+    };
+    let (from, to) = (mount_path(from), mount_path(to));
+    let r = c.request("POST", "sys/remount", Some(&json!({ "from": from, "to": to })))?;
+    let id = data_of(&r).get("migration_id").and_then(Value::as_str).unwrap_or("").to_string();
+    println!("Started moving secrets engine {from} to {to}, with migration ID {id}");
+    for _ in 0..300 {
+        let st = c.request("GET", &format!("sys/remount/status/{id}"), None)?;
+        let status = data_of(&st)
+            .get("migration_info")
+            .and_then(|m| m.get("status"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        match status.as_str() {
+            "success" => {
+                println!("Success! Finished moving secrets engine {from} to {to}, with migration ID {id}");
+                return Ok(0);
+            }
+            "failure" => return Err(Fail::Local(format!("moving {from} to {to} failed (migration ID {id})"))),
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+    Err(Fail::Local(format!("timed out waiting for migration {id}")))
+}
+
+// ----- generic read/write/delete/list -----
+
+fn parse_kv_args(args: &[String]) -> Result<Map<String, Value>, Fail> {
+    let mut m = Map::new();
+    for a in args {
+        if a == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| Fail::Local(e.to_string()))?;
+            let v: Value =
+                serde_json::from_str(&s).map_err(|e| Fail::Local(format!("failed to parse JSON from stdin: {e}")))?;
+            let Value::Object(o) = v else { return Err(Fail::Local("stdin must hold a JSON object".into())) };
+            m.extend(o);
+            continue;
+        }
+        let Some((k, v)) = a.split_once('=') else {
+            return Err(Fail::Usage(format!("invalid key/value pair {a:?}: expected key=value")));
+        };
+        let value = if let Some(file) = v.strip_prefix('@') {
+            std::fs::read_to_string(file).map_err(|e| Fail::Local(format!("cannot read {file:?}: {e}")))?
+        } else if v == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| Fail::Local(e.to_string()))?;
+            s
+        } else {
+            v.to_string()
+        };
+        m.insert(k.to_string(), Value::String(value));
+    }
+    Ok(m)
+}
+
+fn print_secret(r: Option<Value>, out: &Out, field: Option<&str>) -> R {
+    let Some(r) = r else { return Ok(0) };
+    if let Some(f) = field {
+        let d = r.get("data").and_then(|d| d.get(f)).or_else(|| r.get("auth").and_then(|a| a.get(f)));
+        return match d {
+            Some(v) => {
+                print!("{}", output::scalar(v));
+                Ok(0)
+            }
+            None => Err(Fail::Local(format!("Field \"{f}\" not present in secret"))),
+        };
+    }
+    if out.json {
+        out.print_json(&r);
+        return Ok(0);
+    }
+    let mut rows = vec![];
+    if let Some(ld) = r.get("lease_duration").and_then(Value::as_i64).filter(|n| *n > 0) {
+        rows.push(("refresh_interval".to_string(), output::duration(ld)));
+    }
+    if let Some(Value::Object(d)) = r.get("data") {
+        for (k, v) in d {
+            rows.push((k.clone(), output::scalar(v)));
+        }
+    }
+    if let Some(Value::Object(a)) = r.get("auth") {
+        for (k, v) in a {
+            rows.push((k.clone(), output::scalar(v)));
+        }
+    }
+    output::print_kv_table(&rows);
+    Ok(0)
+}
+
+fn read(p: &Parsed, c: &Client, out: &Out) -> R {
+    let path = one_arg(p, "read [options] PATH")?;
+    match c.request("GET", &path, None) {
+        Ok(r) => print_secret(r, out, p.get("field")),
+        Err(e) if e.status() == Some(404) => {
+            eprintln!("No value found at {path}");
+            Ok(2)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn write(p: &Parsed, c: &Client, out: &Out) -> R {
+    let Some((path, rest)) = p.positional.split_first() else {
+        return Err(Fail::Usage("Usage: coffer write [options] PATH [DATA K=V...]".into()));
+    };
+    let body = parse_kv_args(rest)?;
+    let r = c.request("PUT", path, Some(&Value::Object(body)))?;
+    match r {
+        None => {
+            println!("Success! Data written to: {path}");
+            Ok(0)
+        }
+        Some(r) => print_secret(Some(r), out, p.get("field")),
+    }
+}
+
+fn delete(p: &Parsed, c: &Client) -> R {
+    let path = one_arg(p, "delete [options] PATH")?;
+    c.request("DELETE", &path, None)?;
+    println!("Success! Data deleted (if it existed) at: {path}");
+    Ok(0)
+}
+
+fn print_keys(r: Option<Value>, out: &Out) -> R {
+    let keys = data_of(&r).get("keys").cloned().unwrap_or(Value::Array(vec![]));
+    if out.json {
+        out.print_json(&keys);
+        return Ok(0);
+    }
+    println!("Keys\n----");
+    for k in keys.as_array().into_iter().flatten() {
+        println!("{}", k.as_str().unwrap_or(""));
+    }
+    Ok(0)
+}
+
+fn list(p: &Parsed, c: &Client, out: &Out) -> R {
+    let path = one_arg(p, "list [options] PATH")?;
+    // GET with list=true, as the bao CLI does: some HTTP stacks refuse the LIST verb.
+    match c.request("GET", &format!("{}?list=true", path.trim_end_matches('/')), None) {
+        Ok(r) => print_keys(r, out),
+        Err(e) if e.status() == Some(404) => {
+            eprintln!("No value found at {}/", path.trim_end_matches('/'));
+            Ok(2)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ----- kv -----
+
+/// Finds the mount of `path` and its KV version (1 or 2).
+fn kv_mount(c: &Client, path: &str) -> Result<(String, u8), Fail> {
+    let r = c.request("GET", &format!("sys/internal/ui/mounts/{}", path.trim_start_matches('/')), None)?;
+    let d = data_of(&r);
+    let mount = d.get("path").and_then(Value::as_str).unwrap_or("").to_string();
+    let version = d.get("options").and_then(|o| o.get("version")).and_then(Value::as_str).unwrap_or("1");
+    Ok((mount, if version == "2" { 2 } else { 1 }))
+}
+
+fn kv_path(p: &Parsed, usage: &str) -> Result<(String, Vec<String>), Fail> {
+    let Some((first, rest)) = p.positional.split_first() else {
+        return Err(Fail::Usage(format!("Usage: coffer {usage}")));
+    };
+    let path = match p.get("mount") {
+        Some(m) => format!("{}/{}", m.trim_matches('/'), first.trim_start_matches('/')),
+        None => first.trim_start_matches('/').to_string(),
+    };
+    Ok((path, rest.to_vec()))
+}
+
+fn v2_path(mount: &str, path: &str, kind: &str) -> String {
+    let rel = path.strip_prefix(mount).unwrap_or(path);
+    format!("{mount}{kind}/{rel}")
+}
+
+fn kv_get(p: &Parsed, c: &Client, out: &Out) -> R {
+    let (path, _) = kv_path(p, "kv get [options] KEY")?;
+    let (mount, version) = kv_mount(c, &path)?;
+    let api = if version == 2 {
+        let mut a = v2_path(&mount, &path, "data");
+        if let Some(v) = p.get("version") {
+            a = format!("{a}?version={v}");
+        }
+        a
+    } else {
+        path.clone()
+    };
+    let r = match c.request("GET", &api, None) {
+        Ok(Some(r)) => r,
+        Ok(None) => Value::Null,
+        Err(e) if e.status() == Some(404) => {
+            eprintln!("No value found at {api}");
+            return Ok(2);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let data = if version == 2 { r["data"]["data"].clone() } else { r["data"].clone() };
+    if let Some(f) = p.get("field") {
+        return match data.get(f) {
+            Some(v) => {
+                print!("{}", output::scalar(v));
+                Ok(0)
+            }
+            None => Err(Fail::Local(format!("Field \"{f}\" not present in secret"))),
+        };
+    }
+    if out.json {
+        out.print_json(&r);
+        return Ok(0);
+    }
+    if version == 2 {
+        if let Some(Value::Object(md)) = r["data"].get("metadata") {
+            println!("{}", output::banner("Secret Path", &api));
+            println!("{}", output::banner("Metadata", ""));
+            output::print_kv_table(&md.iter().map(|(k, v)| (k.clone(), output::scalar(v))).collect::<Vec<_>>());
+            println!();
+        }
+    }
+    println!("== Data ==");
+    let rows: Vec<(String, String)> =
+        data.as_object().into_iter().flatten().map(|(k, v)| (k.clone(), output::scalar(v))).collect();
+    output::print_kv_table(&rows);
+    Ok(0)
+}
+
+fn kv_put(p: &Parsed, c: &Client, out: &Out) -> R {
+    let (path, rest) = kv_path(p, "kv put [options] KEY [DATA K=V...]")?;
+    if rest.is_empty() {
+        return Err(Fail::Usage("Must supply data".into()));
+    }
+    let data = parse_kv_args(&rest)?;
+    let (mount, version) = kv_mount(c, &path)?;
+    if version == 2 {
+        let mut options = Map::new();
+        if let Some(cas) = p.get("cas") {
+            options.insert("cas".into(), cas.parse::<i64>().map(Value::from).unwrap_or(Value::Null));
+        }
+        let body = json!({ "data": data, "options": options });
+        let r = c.request("PUT", &v2_path(&mount, &path, "data"), Some(&body))?;
+        return print_secret(r, out, p.get("field"));
+    }
+    c.request("PUT", &path, Some(&Value::Object(data)))?;
+    println!("Success! Data written to: {path}");
+    Ok(0)
+}
+
+fn kv_delete(p: &Parsed, c: &Client) -> R {
+    let (path, _) = kv_path(p, "kv delete [options] KEY")?;
+    let (mount, version) = kv_mount(c, &path)?;
+    let api = if version == 2 { v2_path(&mount, &path, "data") } else { path.clone() };
+    c.request("DELETE", &api, None)?;
+    println!("Success! Data deleted (if it existed) at: {path}");
+    Ok(0)
+}
+
+fn kv_list(p: &Parsed, c: &Client, out: &Out) -> R {
+    let (path, _) = kv_path(p, "kv list [options] PATH")?;
+    let (mount, version) = kv_mount(c, &path)?;
+    let api = if version == 2 { v2_path(&mount, &path, "metadata") } else { path.clone() };
+    match c.request("GET", &format!("{}?list=true", api.trim_end_matches('/')), None) {
+        Ok(r) => print_keys(r, out),
+        Err(e) if e.status() == Some(404) => {
+            eprintln!("No value found at {}/", api.trim_end_matches('/'));
+            Ok(2)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

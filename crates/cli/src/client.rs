@@ -1,0 +1,120 @@
+//! A small blocking HTTP client for the Vault API.
+
+use serde_json::Value;
+use std::io::Read;
+
+pub struct Client {
+    pub addr: String,
+    pub token: Option<String>,
+    agent: ureq::Agent,
+}
+
+/// What went wrong talking to the server.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Could not reach the server (exit code 1).
+    Transport(String),
+    /// The server answered with an error status (exit code 2).
+    Status { method: String, url: String, code: u16, errors: Vec<String> },
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Transport(m) => f.write_str(m),
+            ApiError::Status { method, url, code, errors } => {
+                write!(f, "Error making API request.\n\nURL: {method} {url}\nCode: {code}. Errors:\n\n")?;
+                for e in errors {
+                    writeln!(f, "* {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl ApiError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ApiError::Transport(_) => 1,
+            ApiError::Status { .. } => 2,
+        }
+    }
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+fn env_any(names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+impl Client {
+    /// Builds a client from flags and the environment (`BAO_*` before `VAULT_*`).
+    pub fn from_env(address: Option<&str>, skip_verify: bool, ca_cert: Option<&str>) -> Result<Client, String> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let addr = address
+            .map(str::to_string)
+            .or_else(|| env_any(&["BAO_ADDR", "VAULT_ADDR"]))
+            .unwrap_or_else(|| "https://127.0.0.1:8200".into())
+            .trim_end_matches('/')
+            .to_string();
+        let token = env_any(&["BAO_TOKEN", "VAULT_TOKEN"]).or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            let t = std::fs::read_to_string(std::path::Path::new(&home).join(".vault-token")).ok()?;
+            Some(t.trim().to_string()).filter(|t| !t.is_empty())
+        });
+        let skip = skip_verify
+            || env_any(&["BAO_SKIP_VERIFY", "VAULT_SKIP_VERIFY"])
+                .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "t"));
+        let mut tls = ureq::tls::TlsConfig::builder().disable_verification(skip);
+        if let Some(path) = ca_cert.map(str::to_string).or_else(|| env_any(&["BAO_CACERT", "VAULT_CACERT"])) {
+            let pem = std::fs::read(&path).map_err(|e| format!("cannot read CA certificate {path:?}: {e}"))?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(format!("no certificate found in {path:?}"));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls.build())
+            .timeout_global(Some(std::time::Duration::from_secs(60)))
+            .build();
+        Ok(Client { addr, token, agent: ureq::Agent::new_with_config(config) })
+    }
+
+    /// Sends a request; `Ok(None)` for 204 and 404-with-no-errors on reads.
+    pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Option<Value>, ApiError> {
+        let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
+        let mut b = ureq::http::Request::builder().method(method).uri(&url).header("X-Vault-Request", "true");
+        if let Some(t) = &self.token {
+            b = b.header("X-Vault-Token", t);
+        }
+        let payload = body.map(|v| serde_json::to_vec(v).unwrap_or_default()).unwrap_or_default();
+        let req = b.body(payload).map_err(|e| ApiError::Transport(e.to_string()))?;
+        let resp = self.agent.run(req).map_err(|e| ApiError::Transport(format!("{method} {url}: {e}")))?;
+        let code = resp.status().as_u16();
+        let mut text = String::new();
+        resp.into_body().into_reader().read_to_string(&mut text).map_err(|e| ApiError::Transport(e.to_string()))?;
+        let json: Option<Value> = if text.trim().is_empty() { None } else { serde_json::from_str(&text).ok() };
+        if (200..300).contains(&code) {
+            return Ok(json);
+        }
+        let errors = json
+            .as_ref()
+            .and_then(|j| j.get("errors"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        Err(ApiError::Status { method: method.into(), url, code, errors })
+    }
+}
