@@ -1,0 +1,160 @@
+//! Architecture invariants, read from `cargo metadata` and the crates' sources.
+//!
+//! Each rule is stated as an absence: something no crate may do. `docs/ARCHITECTURE.md`
+//! explains why each rule exists. Dev-dependencies are left out: tests may wire anything.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
+}
+
+/// Workspace package name → names of its normal and build dependencies.
+fn dependencies() -> &'static BTreeMap<String, BTreeSet<String>> {
+    static DEPS: OnceLock<BTreeMap<String, BTreeSet<String>>> = OnceLock::new();
+    DEPS.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let out = Command::new(&cargo)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .current_dir(workspace_root())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `{cargo} metadata`: {e}"));
+        assert!(out.status.success(), "`cargo metadata` failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let meta: Value = serde_json::from_slice(&out.stdout).expect("`cargo metadata` printed invalid JSON");
+        let packages = meta["packages"].as_array().expect("`cargo metadata` output has no \"packages\" array");
+        let mut map = BTreeMap::new();
+        for p in packages {
+            let name = p["name"].as_str().expect("a package without a name").to_string();
+            let deps: BTreeSet<String> = p["dependencies"]
+                .as_array()
+                .map(|deps| {
+                    deps.iter()
+                        // "kind" is null for normal dependencies, "build" or "dev" otherwise.
+                        .filter(|d| d["kind"].as_str() != Some("dev"))
+                        .filter_map(|d| d["name"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            map.insert(name, deps);
+        }
+        map
+    })
+}
+
+fn deps_of(package: &str) -> &'static BTreeSet<String> {
+    dependencies().get(package).unwrap_or_else(|| panic!("package {package} is not in the workspace"))
+}
+
+fn coffer_deps_of(package: &str) -> BTreeSet<String> {
+    deps_of(package).iter().filter(|d| d.starts_with("coffer-") || d.as_str() == "coffer").cloned().collect()
+}
+
+/// The core takes logical requests and returns logical responses: it knows nothing of HTTP,
+/// so it can be driven in-process (tests, a future gRPC front end) and `coffer-http` stays the
+/// only place that knows status codes.
+#[test]
+fn core_has_no_http_dependency() {
+    const HTTP: &[&str] = &["axum", "hyper", "hyper-util", "tower", "coffer-http"];
+    let found: Vec<&str> = HTTP.iter().copied().filter(|h| deps_of("coffer-core").contains(*h)).collect();
+    assert!(
+        found.is_empty(),
+        "coffer-core must not depend on HTTP crates, but depends on {found:?}; \
+         map errors to an ErrorKind and let coffer-http pick the status"
+    );
+}
+
+/// Builtin backends see only the SDK (and the wire types it re-uses), never the core, the
+/// barrier or storage: so any builtin could be moved out of process as a plugin unchanged.
+#[test]
+fn builtins_see_only_the_sdk() {
+    const ALLOWED: &[&str] = &["coffer-sdk", "coffer-api"];
+    let builtins: Vec<&String> = dependencies().keys().filter(|p| p.starts_with("coffer-builtin-")).collect();
+    assert!(!builtins.is_empty(), "no coffer-builtin-* crate found: has the naming changed? update this test");
+    let mut violations = Vec::new();
+    for b in builtins {
+        for d in coffer_deps_of(b) {
+            if !ALLOWED.contains(&d.as_str()) {
+                violations.push(format!("{b} -> {d}"));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "builtin crates may depend only on {ALLOWED:?} among Coffer's crates; found: {violations:?}"
+    );
+}
+
+/// Only the storage backends, the barrier and the crates that wire them together (the core
+/// and the `coffer` binary) know the physical storage contract. Everything else reaches
+/// storage through the barrier, so nothing else can hold plaintext next to the physical store.
+#[test]
+fn only_the_storage_chain_touches_physical_storage() {
+    const WIRING: &[&str] = &["coffer-barrier", "coffer-core", "coffer"];
+    let users: BTreeSet<&String> =
+        dependencies().iter().filter(|(_, deps)| deps.contains("coffer-physical")).map(|(name, _)| name).collect();
+    let unexpected: Vec<&&String> =
+        users.iter().filter(|u| !u.starts_with("coffer-storage-") && !WIRING.contains(&u.as_str())).collect();
+    assert!(
+        unexpected.is_empty(),
+        "only coffer-storage-*, {WIRING:?} may depend on coffer-physical; also found: {unexpected:?}"
+    );
+    for required in ["coffer-barrier", "coffer-storage-inmem", "coffer-storage-file"] {
+        assert!(
+            users.iter().any(|u| u.as_str() == required),
+            "{required} no longer depends on coffer-physical: has the layering changed? update this test"
+        );
+    }
+}
+
+/// Every crate forbids `unsafe` in its own source, as the very first attribute of its root
+/// (on top of the workspace lint). The PKCS#11 FFI crate, when it exists, will be the only
+/// exception and must be listed here by directory name.
+#[test]
+fn every_crate_forbids_unsafe_code() {
+    const UNSAFE_ALLOWED: &[&str] = &[];
+    let crates_dir = workspace_root().join("crates");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&crates_dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", crates_dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no crates found under {}", crates_dir.display());
+    let mut violations = Vec::new();
+    for dir in dirs {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if UNSAFE_ALLOWED.contains(&name.as_str()) {
+            continue;
+        }
+        let roots: Vec<PathBuf> =
+            ["src/lib.rs", "src/main.rs"].iter().map(|r| dir.join(r)).filter(|p| p.is_file()).collect();
+        if roots.is_empty() {
+            violations.push(format!("crates/{name}: no src/lib.rs or src/main.rs"));
+        }
+        for root in roots {
+            let src = std::fs::read_to_string(&root).unwrap_or_else(|e| panic!("cannot read {}: {e}", root.display()));
+            // The first line that is neither blank nor a comment (doc comments included).
+            let first = src.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("//"));
+            if first != Some("#![forbid(unsafe_code)]") {
+                violations.push(format!("{}: first attribute is {first:?}", root.display()));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "every crate root must start its attributes with #![forbid(unsafe_code)]:\n{}",
+        violations.join("\n")
+    );
+}
+
+/// The SDK is what a backend (builtin or plugin) compiles against: it must not pull in the
+/// core, the barrier, storage or HTTP, only the shared wire types.
+#[test]
+fn sdk_depends_on_no_coffer_crate_but_api() {
+    let others: Vec<String> = coffer_deps_of("coffer-sdk").into_iter().filter(|d| d != "coffer-api").collect();
+    assert!(others.is_empty(), "coffer-sdk may depend only on coffer-api among Coffer's crates; found: {others:?}");
+}
