@@ -12,8 +12,8 @@ pub struct ErrorBody {
     pub errors: Vec<String>,
 }
 
-/// The `auth` block of a response (logins, token creation, lookups).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// The `auth` block of a response (logins, token creation, lookups). Debug hides the token.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Auth {
     pub client_token: String,
     pub accessor: String,
@@ -31,8 +31,8 @@ pub struct Auth {
     pub num_uses: i64,
 }
 
-/// The `wrap_info` block of a wrapped response.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// The `wrap_info` block of a wrapped response. Debug hides the token.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct WrapInfo {
     pub token: String,
     pub accessor: String,
@@ -55,4 +55,40 @@ pub struct Envelope {
     pub warnings: Option<Vec<String>>,
     pub auth: Option<Auth>,
     pub mount_type: String,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("client_token", &"<redacted>")
+            .field("accessor", &self.accessor)
+            .field("policies", &self.policies)
+            .field("lease_duration", &self.lease_duration)
+            .field("token_type", &self.token_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for WrapInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrapInfo")
+            .field("token", &"<redacted>")
+            .field("accessor", &self.accessor)
+            .field("ttl", &self.ttl)
+            .field("creation_path", &self.creation_path)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_tokens() {
+        let a = Auth { client_token: "s.supersecrettokenvalue00".into(), ..Default::default() };
+        assert!(!format!("{a:?}").contains("supersecret"));
+        let w = WrapInfo { token: "s.supersecrettokenvalue00".into(), ..Default::default() };
+        assert!(!format!("{w:?}").contains("supersecret"));
+    }
 }

@@ -94,17 +94,20 @@ fn builtins_see_only_the_sdk() {
 #[test]
 fn only_the_storage_chain_touches_physical_storage() {
     const WIRING: &[&str] = &["coffer-barrier", "coffer-core", "coffer"];
-    let users: BTreeSet<&String> =
-        dependencies().iter().filter(|(_, deps)| deps.contains("coffer-physical")).map(|(name, _)| name).collect();
-    let unexpected: Vec<&&String> =
-        users.iter().filter(|u| !u.starts_with("coffer-storage-") && !WIRING.contains(&u.as_str())).collect();
+    let users: BTreeSet<&str> = dependencies()
+        .iter()
+        .filter(|(_, deps)| deps.contains("coffer-physical"))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let unexpected: Vec<&str> =
+        users.iter().copied().filter(|u| !u.starts_with("coffer-storage-") && !WIRING.contains(u)).collect();
     assert!(
         unexpected.is_empty(),
         "only coffer-storage-*, {WIRING:?} may depend on coffer-physical; also found: {unexpected:?}"
     );
     for required in ["coffer-barrier", "coffer-storage-inmem", "coffer-storage-file"] {
         assert!(
-            users.iter().any(|u| u.as_str() == required),
+            users.contains(&required),
             "{required} no longer depends on coffer-physical: has the layering changed? update this test"
         );
     }

@@ -23,7 +23,8 @@ fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let t = [("X-Vault-Token", root.as_str())];
     assert_eq!(http(&a, "POST", "/v1/sys/mounts/kv", &t, br#"{"type":"kv"}"#).0, 204);
 
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("PUT", "/v1/kv/x", t.to_vec(), b"{\"a\":".to_vec(), 400, "failed to decode JSON input"),
         ("PUT", "/v1/kv/x", t.to_vec(), b"[1,2]".to_vec(), 400, "expected a JSON object"),
         ("PUT", "/v1/kv/x", t.to_vec(), b"{}".to_vec(), 400, "missing data fields"),

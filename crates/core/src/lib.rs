@@ -50,7 +50,7 @@ impl Default for CoreConfig {
 }
 
 /// A request as the core sees it: path without the `/v1/` prefix.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CoreRequest {
     pub operation: Operation,
     pub path: String,
@@ -70,7 +70,7 @@ pub enum BodyShape {
     Raw,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CoreResponse {
     pub data: Option<Map<String, Value>>,
     pub warnings: Vec<String>,
@@ -91,6 +91,28 @@ impl CoreResponse {
     }
     pub fn legacy(data: Map<String, Value>) -> Self {
         CoreResponse { data: Some(data), shape: BodyShape::EnvelopeAndTopLevel, ..Default::default() }
+    }
+}
+
+/// Debug output names fields and keys, never the token or the values.
+impl std::fmt::Debug for CoreRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreRequest")
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CoreResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreResponse")
+            .field("data_keys", &self.data.as_ref().map(|d| d.keys().collect::<Vec<_>>()))
+            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .field("shape", &self.shape)
+            .finish_non_exhaustive()
     }
 }
 

@@ -170,7 +170,7 @@ pub struct Router {
 
 impl Router {
     pub fn new(mut routes: Vec<Arc<Route>>) -> Self {
-        routes.sort_by(|a, b| b.entry.path.len().cmp(&a.entry.path.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.entry.path.len()));
         Router { routes }
     }
 

@@ -71,6 +71,9 @@ impl Core {
                 _ => return Err(LogicalError::unsupported_operation()),
             },
             p if p.starts_with("sys/generate-root/") => {
+                if self.is_sealed() {
+                    return Err(LogicalError::sealed());
+                }
                 let sub = &p["sys/generate-root/".len()..];
                 self.generate_root(op, sub, &req.data).await?
             }
@@ -389,9 +392,10 @@ impl Core {
             .map_err(|_| LogicalError::internal("lock poisoned"))?
             .insert(id.clone(), json!({ "source_mount": from, "target_mount": to, "status": "success" }));
         let mut r = CoreResponse::legacy(obj(json!({ "migration_id": id })));
-        r.warnings.push(format!(
+        r.warnings.push(
             "Mount move has been queued. Progress will be reported in the server log, tagged with the returned migration_id"
-        ));
+                .to_string(),
+        );
         Ok(r)
     }
 

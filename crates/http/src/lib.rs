@@ -29,6 +29,7 @@ pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 pub struct AppState {
     pub core: Arc<Core>,
     pub max_request_size: usize,
+    /// `ui = true` in the config. The web UI is not built yet; nothing is served at /ui/.
     pub ui: bool,
 }
 
@@ -96,7 +97,7 @@ fn token_from(headers: &HeaderMap) -> Option<String> {
 }
 
 fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    q.map(|q| form_urlencoded(q)).unwrap_or_default()
+    q.map(form_urlencoded).unwrap_or_default()
 }
 
 /// Decodes `a=b&c=d` (percent-decoding, `+` as space).
@@ -173,12 +174,6 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
 async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    if path == "/" && st.ui {
-        let mut r = Response::new(Body::from("<a href=\"/ui/\">Temporary Redirect</a>.\n"));
-        *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
-        r.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/ui/"));
-        return r;
-    }
     let Some(api_path) = path.strip_prefix("/v1/").or(if path == "/v1" { Some("") } else { None }) else {
         return error_response(StatusCode::NOT_FOUND, &[]);
     };

@@ -139,12 +139,23 @@ pub struct Request {
 }
 
 /// A backend's answer. `None` from a handler means "no content" (204).
-#[derive(Debug, Default, Clone, PartialEq)]
+/// Its Debug output shows the keys of `data`, never the values.
+#[derive(Default, Clone, PartialEq)]
 pub struct Response {
     pub data: Option<Map<String, Value>>,
     pub warnings: Vec<String>,
     /// A non-renewable lease duration advertised with the data (seconds), as KV v1 does.
     pub lease_duration: Option<i64>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("data_keys", &self.data.as_ref().map(|d| d.keys().collect::<Vec<_>>()))
+            .field("warnings", &self.warnings)
+            .field("lease_duration", &self.lease_duration)
+            .finish()
+    }
 }
 
 impl Response {

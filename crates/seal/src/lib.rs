@@ -63,6 +63,9 @@ pub trait Seal: Send + Sync {
     fn auto_unseal(&self) -> bool;
 }
 
+/// One key share, zeroized on drop.
+pub type Share = Zeroizing<Vec<u8>>;
+
 /// The Shamir seal: the KEK is split among operators.
 #[derive(Debug, Default)]
 pub struct ShamirSeal;
@@ -78,7 +81,7 @@ impl Seal for ShamirSeal {
 
 impl ShamirSeal {
     /// Creates a new KEK and splits it per `cfg`.
-    pub fn new_key_shares(cfg: &SealConfig) -> Result<(Key, Vec<Zeroizing<Vec<u8>>>), SealError> {
+    pub fn new_key_shares(cfg: &SealConfig) -> Result<(Key, Vec<Share>), SealError> {
         let kek = Key::generate().map_err(|e| SealError::Combine(e.to_string()))?;
         let shares = coffer_crypto::split(kek.as_bytes(), cfg.secret_shares as usize, cfg.secret_threshold as usize)
             .map_err(|e| SealError::InvalidParameters(e.to_string()))?;
