@@ -600,17 +600,21 @@ fn parse_kv_args(args: &[String]) -> Result<Map<String, Value>, Fail> {
     Ok(m)
 }
 
+/// `-field=NAME`: the bare value, no newline, as Vault prints it.
+fn print_field(v: Option<&Value>, name: &str) -> R {
+    match v {
+        Some(v) => {
+            print!("{}", output::scalar(v));
+            Ok(0)
+        }
+        None => Err(Fail::Local(format!("Field \"{name}\" not present in secret"))),
+    }
+}
+
 fn print_secret(r: Option<Value>, out: &Out, field: Option<&str>) -> R {
     let Some(r) = r else { return Ok(0) };
     if let Some(f) = field {
-        let d = r.get("data").and_then(|d| d.get(f)).or_else(|| r.get("auth").and_then(|a| a.get(f)));
-        return match d {
-            Some(v) => {
-                print!("{}", output::scalar(v));
-                Ok(0)
-            }
-            None => Err(Fail::Local(format!("Field \"{f}\" not present in secret"))),
-        };
+        return print_field(r.get("data").and_then(|d| d.get(f)).or_else(|| r.get("auth").and_then(|a| a.get(f))), f);
     }
     if out.json {
         out.print_json(&r);
@@ -744,13 +748,7 @@ fn kv_get(p: &Parsed, c: &Client, out: &Out) -> R {
     };
     let data = if version == 2 { r["data"]["data"].clone() } else { r["data"].clone() };
     if let Some(f) = p.get("field") {
-        return match data.get(f) {
-            Some(v) => {
-                print!("{}", output::scalar(v));
-                Ok(0)
-            }
-            None => Err(Fail::Local(format!("Field \"{f}\" not present in secret"))),
-        };
+        return print_field(data.get(f), f);
     }
     if out.json {
         out.print_json(&r);

@@ -88,12 +88,12 @@ fn builtins_see_only_the_sdk() {
     );
 }
 
-/// Only the storage backends, the barrier and the crates that wire them together (the core
-/// and the `coffer` binary) know the physical storage contract. Everything else reaches
+/// Only the storage backends, the barrier and the `coffer` binary (which opens the storage and
+/// hands it to the barrier) know the physical storage contract. Everything else reaches
 /// storage through the barrier, so nothing else can hold plaintext next to the physical store.
 #[test]
 fn only_the_storage_chain_touches_physical_storage() {
-    const WIRING: &[&str] = &["coffer-barrier", "coffer-core", "coffer"];
+    const WIRING: &[&str] = &["coffer-barrier", "coffer"];
     let users: BTreeSet<&str> = dependencies()
         .iter()
         .filter(|(_, deps)| deps.contains("coffer-physical"))
