@@ -441,9 +441,8 @@ fn rekey(p: &Parsed, c: &Client, out: &Out) -> R {
 
 // ----- secrets -----
 
-fn secrets_enable(p: &Parsed, c: &Client) -> R {
-    let ty = one_arg(p, "secrets enable [options] TYPE")?;
-    let path = mount_path(p.get("path").unwrap_or(&ty));
+/// `-options=k=v` (repeatable) and `-version=N` as a mount's options map.
+fn mount_options(p: &Parsed) -> Map<String, Value> {
     let mut options = Map::new();
     for kv in p.all("options") {
         if let Some((k, v)) = kv.split_once('=') {
@@ -453,6 +452,13 @@ fn secrets_enable(p: &Parsed, c: &Client) -> R {
     if let Some(v) = p.get("version") {
         options.insert("version".into(), v.into());
     }
+    options
+}
+
+fn secrets_enable(p: &Parsed, c: &Client) -> R {
+    let ty = one_arg(p, "secrets enable [options] TYPE")?;
+    let path = mount_path(p.get("path").unwrap_or(&ty));
+    let options = mount_options(p);
     let mut config = Map::new();
     for (flag, key) in [("default-lease-ttl", "default_lease_ttl"), ("max-lease-ttl", "max_lease_ttl")] {
         if let Some(v) = p.get(flag) {
@@ -524,15 +530,7 @@ fn secrets_tune(p: &Parsed, c: &Client) -> R {
             body.insert(key.into(), v.into());
         }
     }
-    let mut options = Map::new();
-    for kv in p.all("options") {
-        if let Some((k, v)) = kv.split_once('=') {
-            options.insert(k.into(), v.into());
-        }
-    }
-    if let Some(v) = p.get("version") {
-        options.insert("version".into(), v.into());
-    }
+    let options = mount_options(p);
     if !options.is_empty() {
         body.insert("options".into(), Value::Object(options));
     }
