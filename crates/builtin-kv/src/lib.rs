@@ -104,4 +104,8 @@ impl Backend for KvV1 {
             _ => Err(LogicalError::unsupported_operation()),
         }
     }
+
+    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
+        Ok(Some(req.storage.get(&req.path).await?.is_some()))
+    }
 }

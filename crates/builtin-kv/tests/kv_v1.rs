@@ -45,6 +45,8 @@ fn req(op: Operation, path: &str, data: Value, s: &Arc<MapView>) -> Request {
         mount_point: "kv/".into(),
         storage: s.clone(),
         system: coffer_sdk::SystemInfo { default_lease_ttl: 2764800, max_lease_ttl: 2764800 },
+        remote_addr: None,
+        services: None,
     }
 }
 

@@ -298,6 +298,8 @@ impl Core {
             mount_point: route.entry.path.clone(),
             storage: route.view.clone(),
             system: coffer_sdk::SystemInfo { default_lease_ttl: def, max_lease_ttl: max },
+            remote_addr: None,
+            services: None,
         };
         let resp = route.backend.handle_request(sreq).await?;
         let mount_type = route.entry.mount_type.clone();

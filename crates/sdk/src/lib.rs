@@ -7,6 +7,7 @@
 
 pub mod field;
 pub mod framework;
+pub mod tokenutil;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -136,6 +137,51 @@ pub struct Request {
     pub mount_point: String,
     pub storage: Arc<dyn StorageView>,
     pub system: SystemInfo,
+    /// The client's address, when known (for CIDR-bound credentials).
+    pub remote_addr: Option<std::net::IpAddr>,
+    /// Password policies and other services the system offers backends.
+    pub services: Option<Arc<dyn SystemServices>>,
+}
+
+/// Services the core offers to backends (the "system view").
+#[async_trait]
+pub trait SystemServices: Send + Sync {
+    /// Generates a password from the named password policy.
+    async fn generate_password(&self, policy: &str) -> Result<String>;
+}
+
+/// A login's result: the token the core must mint, as a backend describes it.
+#[derive(Clone, Default, PartialEq)]
+pub struct AuthResponse {
+    pub policies: Vec<String>,
+    pub metadata: Map<String, Value>,
+    pub display_name: String,
+    /// Seconds; 0 = the mount's default.
+    pub ttl: i64,
+    /// Seconds; 0 = the mount's maximum.
+    pub max_ttl: i64,
+    pub explicit_max_ttl: i64,
+    pub period: i64,
+    pub num_uses: i64,
+    pub renewable: bool,
+    pub no_default_policy: bool,
+    /// `service`, `batch` or `default`.
+    pub token_type: String,
+    pub bound_cidrs: Vec<String>,
+    /// The identity alias this login maps to (name within the mount).
+    pub alias_name: Option<String>,
+    pub alias_metadata: Map<String, Value>,
+}
+
+impl std::fmt::Debug for AuthResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthResponse")
+            .field("policies", &self.policies)
+            .field("display_name", &self.display_name)
+            .field("ttl", &self.ttl)
+            .field("token_type", &self.token_type)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A backend's answer. `None` from a handler means "no content" (204).
@@ -146,6 +192,8 @@ pub struct Response {
     pub warnings: Vec<String>,
     /// A non-renewable lease duration advertised with the data (seconds), as KV v1 does.
     pub lease_duration: Option<i64>,
+    /// Set by login handlers: the core mints a token from it.
+    pub auth: Option<AuthResponse>,
 }
 
 impl std::fmt::Debug for Response {
@@ -160,7 +208,7 @@ impl std::fmt::Debug for Response {
 
 impl Response {
     pub fn data(data: Map<String, Value>) -> Self {
-        Response { data: Some(data), warnings: vec![], lease_duration: None }
+        Response { data: Some(data), warnings: vec![], lease_duration: None, auth: None }
     }
     /// The `{"keys": [...]}` answer to a list.
     pub fn list(keys: Vec<String>) -> Self {
@@ -178,4 +226,22 @@ pub trait Backend: Send + Sync {
     /// The declarative path table, for routing, validation, help and OpenAPI.
     fn paths(&self) -> &[framework::PathSpec];
     async fn handle_request(&self, req: Request) -> Result<Option<Response>>;
+    /// Paths (relative to the mount; a trailing `*` is a prefix) reachable without a token,
+    /// such as login endpoints.
+    fn unauthenticated_paths(&self) -> &[&'static str] {
+        &[]
+    }
+    /// Whether the target of a write already exists: decides whether the ACL checks `create`
+    /// or `update`. `None` means the path has no existence check (always `update`).
+    async fn exists(&self, _req: &Request) -> Result<Option<bool>> {
+        Ok(None)
+    }
+}
+
+/// Matches `path` against patterns where a trailing `*` means "any suffix".
+pub fn path_matches_any(patterns: &[&str], path: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => *p == path,
+    })
 }
