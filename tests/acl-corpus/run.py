@@ -13,6 +13,13 @@ difference, then exactly one line `N passed, M failed`; exits 1 if any failed.
 With --record: runs every set and writes the observed statuses back into the
 corpus as expect_status (only ever do this against real OpenBao).
 
+Case fields: id, policies, no_default_policy (default false), method
+(GET/PUT/POST/DELETE/LIST/PATCH; LIST is sent as the HTTP method LIST, PATCH
+as application/merge-patch+json), path (/v1/...), body (JSON or null),
+expect_status, note; optional: headers (extra request headers), setup (list of
+{method, path, body} sent with the root token before the case; 200/204/404
+accepted), token ("none": send no token, "bogus": send an invalid one).
+
 Python 3 standard library only.
 """
 
@@ -26,10 +33,16 @@ import urllib.request
 ALL_SETS = ("cases", "cases_wrapping", "cases_later")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # report 3xx statuses as they are
+
+
 class Client:
     def __init__(self, addr, timeout=30):
         self.addr = addr.rstrip("/")
         self.timeout = timeout
+        self.opener = urllib.request.build_opener(_NoRedirect)
 
     def request(self, method, path, token=None, body=None, headers=None):
         """Send one request; return (status, body_text). Never raises on HTTP errors."""
@@ -48,7 +61,7 @@ class Client:
             hdrs[k] = v
         req = urllib.request.Request(self.addr + path, data=data, method=method, headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with self.opener.open(req, timeout=self.timeout) as resp:
                 return resp.status, resp.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode("utf-8", "replace")
@@ -82,6 +95,10 @@ def prepare(client, root, corpus):
         check(st, text, "policy " + name)
 
 
+class CaseError(Exception):
+    """Setup or token creation failed: the case fails, the run goes on."""
+
+
 def make_token(client, root, case):
     body = {
         "policies": case["policies"],
@@ -89,8 +106,12 @@ def make_token(client, root, case):
         "ttl": "10m",
     }
     st, text = client.request("POST", "/v1/auth/token/create", root, body)
-    check(st, text, "token create for " + case["id"])
-    return json.loads(text)["auth"]["client_token"]
+    try:
+        if st != 200:
+            raise ValueError
+        return json.loads(text)["auth"]["client_token"]
+    except (ValueError, KeyError, TypeError):
+        raise CaseError("token create failed: HTTP %s: %s" % (st, text.strip()[:200]))
 
 
 def run_case(client, root, case):
@@ -99,9 +120,17 @@ def run_case(client, root, case):
     for step in case.get("setup", []):
         st, text = client.request(step["method"], step["path"], root, step.get("body"))
         if st not in (200, 204, 404):
-            die("setup of %s failed: %s %s: HTTP %s: %s"
-                % (case["id"], step["method"], step["path"], st, text.strip()[:300]))
-    token = root if case.get("use_root_token") else make_token(client, root, case)
+            raise CaseError("setup %s %s failed: HTTP %s: %s"
+                            % (step["method"], step["path"], st, text.strip()[:200]))
+    # "token": "none" sends no token, "bogus" an invalid one; otherwise the
+    # runner creates a fresh token with exactly the case's policies.
+    kind = case.get("token")
+    if kind == "none":
+        token = None
+    elif kind == "bogus":
+        token = "s.bogusbogusbogusbogusbogu"
+    else:
+        token = make_token(client, root, case)
     return client.request(case["method"], case["path"], token, case.get("body"),
                           case.get("headers"))
 
@@ -165,7 +194,10 @@ def main():
                     die("case %s uses unknown policy %s" % (c["id"], p))
 
     client = Client(args.addr)
-    prepare(client, args.token, corpus)
+    try:
+        prepare(client, args.token, corpus)
+    except (urllib.error.URLError, OSError) as e:
+        die("cannot reach %s: %s" % (args.addr, e))
 
     passed = failed = 0
     changed = 0
@@ -173,7 +205,17 @@ def main():
         for case in corpus.get(s, []):
             if args.only and args.only not in case["id"]:
                 continue
-            status, text = run_case(client, args.token, case)
+            try:
+                status, text = run_case(client, args.token, case)
+            except (urllib.error.URLError, OSError) as e:
+                die("%s: request failed: %s" % (case["id"], e))
+            except CaseError as e:
+                if args.record:
+                    die("%s: %s" % (case["id"], e))
+                failed += 1
+                print("MISMATCH %s: expected %s got error: %s"
+                      % (case["id"], case.get("expect_status"), e))
+                continue
             body = " ".join(text.split())[:300]
             if args.verbose:
                 print("%s %s %s %s -> %s %s" % (s, case["id"], case["method"], case["path"],

@@ -259,6 +259,7 @@ async fn dev_mounts(core: &Core, root: &str) -> Result<(), String> {
         path: "sys/mounts/secret".into(),
         data,
         token: Some(root.to_string()),
+        remote_addr: None,
     })
     .await
     .map(|_| ())

@@ -4,10 +4,15 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod identity;
 pub mod mounts;
+pub mod policy;
+pub mod policy_store;
 mod seal_ops;
 mod sys;
+mod sys_acl;
 pub mod token;
+mod token_api;
 
 use crate::mounts::{MountEntry, MountTable, PrefixView, Route, Router};
 use crate::token::TokenStore;
@@ -56,6 +61,8 @@ pub struct CoreRequest {
     pub path: String,
     pub data: Map<String, Value>,
     pub token: Option<String>,
+    /// The client's address (for CIDR-bound tokens and credentials).
+    pub remote_addr: Option<std::net::IpAddr>,
 }
 
 /// How the HTTP layer should shape the body.
@@ -128,8 +135,13 @@ pub struct ClusterInfo {
 /// Everything that exists only while unsealed.
 pub struct Active {
     pub router: RwLock<Arc<Router>>,
+    /// Lock order: `mounts` before `auth_mounts`.
     pub mounts: tokio::sync::Mutex<MountTable>,
+    pub auth_mounts: tokio::sync::Mutex<MountTable>,
     pub tokens: TokenStore,
+    pub policies: policy_store::PolicyStore,
+    pub identity: identity::IdentityStore,
+
     pub cluster: ClusterInfo,
     pub remounts: RwLock<std::collections::HashMap<String, Value>>,
 }
@@ -219,27 +231,50 @@ impl Core {
                 t
             }
         };
-        let router = self.build_router(&table);
+        let auth = match MountTable::load_from(&self.barrier, mounts::AUTH_TABLE_PATH).await? {
+            Some(t) => t,
+            None => {
+                let t = MountTable { entries: vec![mounts::token_mount_entry()] };
+                t.save_to(&self.barrier, mounts::AUTH_TABLE_PATH).await?;
+                t
+            }
+        };
+        let router = self.build_router(&table, &auth);
         let tokens = TokenStore::load(self.barrier.clone()).await?;
+        let policies = policy_store::PolicyStore::load(self.barrier.clone()).await?;
+        let identity = identity::IdentityStore::load(self.barrier.clone()).await?;
         Ok(Arc::new(Active {
             router: RwLock::new(Arc::new(router)),
             mounts: tokio::sync::Mutex::new(table),
+            auth_mounts: tokio::sync::Mutex::new(auth),
             tokens,
+            policies,
+            identity,
             cluster,
             remounts: RwLock::new(Default::default()),
         }))
     }
 
-    pub(crate) fn build_router(&self, table: &MountTable) -> Router {
+    pub(crate) fn build_router(&self, table: &MountTable, auth: &MountTable) -> Router {
         let mut routes = Vec::new();
-        for e in &table.entries {
-            match mounts::backend_for(e) {
-                Ok(backend) => routes.push(Arc::new(Route {
-                    entry: e.clone(),
-                    backend,
-                    view: Arc::new(PrefixView { barrier: self.barrier.clone(), prefix: e.storage_prefix() }),
-                })),
-                Err(err) => tracing::error!(mount = %e.path, error = %err, "mount cannot be served"),
+        for (is_auth, t) in [(false, table), (true, auth)] {
+            for e in &t.entries {
+                if is_auth && e.mount_type == "token" {
+                    continue;
+                }
+                match mounts::backend_for(e) {
+                    Ok(backend) => routes.push(Arc::new(Route {
+                        prefix: if is_auth { format!("auth/{}", e.path) } else { e.path.clone() },
+                        is_auth,
+                        entry: e.clone(),
+                        backend,
+                        view: Arc::new(PrefixView {
+                            barrier: self.barrier.clone(),
+                            prefix: if is_auth { e.auth_storage_prefix() } else { e.storage_prefix() },
+                        }),
+                    })),
+                    Err(err) => tracing::error!(mount = %e.path, error = %err, "mount cannot be served"),
+                }
             }
         }
         Router::new(routes)
@@ -253,95 +288,224 @@ impl Core {
         (def.min(max), max)
     }
 
-    /// Handles one logical request.
+    /// Handles one logical request: authenticate, authorize against the token's ACL, dispatch.
     pub async fn handle(&self, req: CoreRequest) -> Result<CoreResponse> {
         let path = req.path.trim_start_matches('/').to_string();
         if let Some(resp) = self.handle_unauthenticated(&req, &path).await? {
             return Ok(resp);
         }
         let active = self.active().ok_or_else(LogicalError::sealed)?;
-        if matches!(req.operation, Operation::Create | Operation::Update) && path.ends_with('/') {
-            return Err(LogicalError::bad_request("cannot write to a path ending in '/'"));
+        if let Some(resp) = self.handle_login(&active, &req, &path).await? {
+            return Ok(resp);
         }
         let token = req.token.as_deref().unwrap_or("");
         let entry = if token.is_empty() { None } else { active.tokens.lookup(token).await? };
         let Some(entry) = entry else {
             return Err(LogicalError::permission_denied());
         };
-        let is_lookup_self = path == "auth/token/lookup-self";
-        if !entry.is_root() && !is_lookup_self {
-            // Only the root policy exists so far: everything else is denied.
+        if !coffer_sdk::tokenutil::addr_in_cidrs(req.remote_addr, &entry.bound_cidrs)
+            || active.identity.is_disabled(&entry.entity_id).await
+        {
             return Err(LogicalError::permission_denied());
         }
-        if path == "sys" || path.starts_with("sys/") {
-            return self.handle_sys(&active, &req, &path).await;
+        if matches!(req.operation, Operation::Create | Operation::Update) && path.ends_with('/') {
+            return Err(LogicalError::bad_request("cannot write to a path ending in '/'"));
         }
-        if let Some(rest) = path.strip_prefix("auth/token/") {
-            return self.handle_token(&active, &req, rest, token, &entry).await;
-        }
-        self.handle_logical(&active, req, &path).await
-    }
+        let mut names = entry.policies.clone();
+        names.extend(active.identity.policies_for(&entry.entity_id).await);
+        let acl = active.policies.acl(&names);
 
-    async fn handle_logical(&self, active: &Active, req: CoreRequest, path: &str) -> Result<CoreResponse> {
+        // Writes to a backend path are "create" when the target does not exist yet.
         let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
-        let Some((route, rest)) = router.resolve(path) else {
+        let is_system = path == "sys"
+            || path.starts_with("sys/")
+            || path.starts_with("auth/token/")
+            || path.starts_with("identity/");
+        let target =
+            if is_system { None } else { router.resolve(&path).map(|(r, rest)| (r.clone(), rest.to_string())) };
+        let mut op = req.operation;
+        let sreq = target
+            .as_ref()
+            .map(|(route, rest)| self.backend_request(route, rest, op, req.data.clone(), req.remote_addr));
+        if op == Operation::Update {
+            if let (Some((route, _)), Some(sreq)) = (&target, &sreq) {
+                if route.backend.exists(sreq).await? == Some(false) {
+                    op = Operation::Create;
+                }
+            }
+        }
+        // The UI's mount listing is open to every valid token; it shows only what the ACL grants.
+        let ui_listing = path == "sys/internal/ui/mounts" || path.starts_with("sys/internal/ui/mounts/");
+        let decision = if ui_listing && op == Operation::Read {
+            policy::Decision { allowed: true, sudo: false, caps: 0, reason: None }
+        } else {
+            acl.allow(op, &path, &req.data, policy_store::is_sudo_path(&path))
+        };
+        if !decision.allowed {
+            return Err(match decision.reason {
+                Some(r) => LogicalError::new(ErrorKind::PermissionDenied, format!("permission denied: {r}")),
+                None => LogicalError::permission_denied(),
+            });
+        }
+        active.tokens.use_token(token, &entry).await?;
+        let ctx = Ctx { acl: &acl };
+
+        if let Some(rest) = path.strip_prefix("auth/token/") {
+            let caller = token_api::Caller { token, entry: &entry, decision: &decision };
+            return self.handle_token(&active, op, rest, &req.data, &caller).await;
+        }
+        if let Some(rest) = path.strip_prefix("identity/") {
+            return self.handle_identity(&active, op, rest, &req.data).await;
+        }
+        if path == "sys" || path.starts_with("sys/") {
+            if let Some(r) = self.handle_sys_acl(&active, op, &path, &req.data, &ctx).await? {
+                return Ok(r);
+            }
+            return self.handle_sys(&active, &req, &path, Some(&acl)).await;
+        }
+        let (Some((route, _)), Some(mut sreq)) = (target, sreq) else {
             return Err(LogicalError::new(
                 ErrorKind::NotFound,
                 format!("no handler for route \"{path}\". route entry not found."),
             ));
         };
+        sreq.operation = op;
+        self.dispatch(&active, &route, sreq, op).await
+    }
+
+    /// The logical request a backend sees for `rest` below `route`.
+    pub(crate) fn backend_request(
+        &self,
+        route: &Route,
+        rest: &str,
+        op: Operation,
+        data: Map<String, Value>,
+        remote_addr: Option<std::net::IpAddr>,
+    ) -> coffer_sdk::Request {
         let (def, max) = self.mount_ttls(&route.entry);
-        let sreq = coffer_sdk::Request {
-            operation: req.operation,
+        coffer_sdk::Request {
+            operation: op,
             path: rest.to_string(),
-            data: req.data,
-            mount_point: route.entry.path.clone(),
+            data,
+            mount_point: route.prefix.clone(),
             storage: route.view.clone(),
             system: coffer_sdk::SystemInfo { default_lease_ttl: def, max_lease_ttl: max },
-            remote_addr: None,
+            remote_addr,
             services: None,
-        };
-        let resp = route.backend.handle_request(sreq).await?;
-        let mount_type = route.entry.mount_type.clone();
-        match resp {
-            None => match req.operation {
-                Operation::Read | Operation::List => Err(LogicalError::not_found()),
-                _ => Ok(CoreResponse { mount_type, ..Default::default() }),
-            },
-            Some(r) => Ok(CoreResponse {
-                data: r.data,
-                warnings: r.warnings,
-                lease_duration: r.lease_duration.unwrap_or(0),
-                mount_type,
-                ..Default::default()
-            }),
         }
     }
 
-    async fn handle_token(
+    async fn dispatch(
         &self,
         active: &Active,
-        req: &CoreRequest,
-        rest: &str,
-        token: &str,
-        entry: &token::TokenEntry,
+        route: &Route,
+        sreq: coffer_sdk::Request,
+        op: Operation,
     ) -> Result<CoreResponse> {
-        let mut resp = match (rest, req.operation) {
-            ("lookup-self", Operation::Read | Operation::Update) => CoreResponse::data(entry.lookup_data(token)),
-            ("lookup", Operation::Update | Operation::Create) => {
-                let t = req.data.get("token").and_then(Value::as_str).unwrap_or("");
-                if t.is_empty() {
-                    return Err(LogicalError::bad_request("missing token to look up"));
+        let mount_type = route.entry.mount_type.clone();
+        let rest = sreq.path.clone();
+        let remote = sreq.remote_addr;
+        let resp = route.backend.handle_request(sreq).await?;
+        match resp {
+            None => match op {
+                Operation::Read | Operation::List => Err(LogicalError::not_found()),
+                _ => Ok(CoreResponse { mount_type, ..Default::default() }),
+            },
+            Some(r) => {
+                if let Some(auth) = r.auth {
+                    let _ = remote;
+                    return self.mint_login_token(active, route, &rest, auth, r.warnings).await;
                 }
-                match active.tokens.lookup(t).await? {
-                    Some(e) => CoreResponse::data(e.lookup_data(t)),
-                    None => return Err(LogicalError::bad_request("bad token")),
-                }
+                Ok(CoreResponse {
+                    data: r.data,
+                    warnings: r.warnings,
+                    lease_duration: r.lease_duration.unwrap_or(0),
+                    mount_type,
+                    ..Default::default()
+                })
             }
-            ("lookup-self" | "lookup", _) => return Err(LogicalError::unsupported_operation()),
-            _ => return Err(LogicalError::unsupported_path(&format!("auth/token/{rest}"))),
-        };
-        resp.mount_type = "token".into();
-        Ok(resp)
+        }
     }
+
+    /// Serves unauthenticated backend paths (logins). `None`: not such a path.
+    async fn handle_login(&self, active: &Active, req: &CoreRequest, path: &str) -> Result<Option<CoreResponse>> {
+        if !path.starts_with("auth/") || path.starts_with("auth/token/") {
+            return Ok(None);
+        }
+        let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
+        let Some((route, rest)) = router.resolve(path) else { return Ok(None) };
+        if !coffer_sdk::path_matches_any(route.backend.unauthenticated_paths(), rest) {
+            return Ok(None);
+        }
+        let route = route.clone();
+        let sreq = self.backend_request(&route, rest, req.operation, req.data.clone(), req.remote_addr);
+        self.dispatch(active, &route, sreq, req.operation).await.map(Some)
+    }
+
+    /// Mints the token a login earned.
+    async fn mint_login_token(
+        &self,
+        active: &Active,
+        route: &Route,
+        rest: &str,
+        auth: coffer_sdk::AuthResponse,
+        warnings: Vec<String>,
+    ) -> Result<CoreResponse> {
+        let mount = &route.entry;
+        let mut policies = coffer_sdk::tokenutil::normalize_policies(auth.policies.clone());
+        if !auth.no_default_policy && !policies.iter().any(|p| p == "default") {
+            policies.push("default".into());
+        }
+        policies.retain(|p| p != "root");
+        let entity_id = match &auth.alias_name {
+            Some(alias) if !alias.is_empty() => {
+                active
+                    .identity
+                    .entity_for_login(&mount.accessor, &mount.mount_type, &route.prefix, alias, &auth.alias_metadata)
+                    .await?
+            }
+            _ => String::new(),
+        };
+        let mount_token_type = mount.options.as_ref().and_then(|o| o.get("token_type")).cloned().unwrap_or_default();
+        let token_type = match (auth.token_type.as_str(), mount_token_type.as_str()) {
+            ("batch", _) | ("default" | "", "default-batch" | "batch") => "batch",
+            _ => "service",
+        };
+        let prefix = route.prefix.trim_start_matches("auth/").trim_end_matches('/').replace('/', "-");
+        let shown = auth.display_name.strip_prefix(&format!("{}-", mount.mount_type)).unwrap_or(&auth.display_name);
+        let mut meta = Map::new();
+        for (k, v) in &auth.metadata {
+            meta.insert(k.clone(), v.clone());
+        }
+        let (def, mount_max) = self.mount_ttls(mount);
+        let mut entry = token::TokenEntry {
+            policies,
+            path: format!("{}{}", route.prefix, rest),
+            meta: if meta.is_empty() { None } else { Some(meta) },
+            display_name: format!("{prefix}-{shown}"),
+            num_uses: auth.num_uses,
+            creation_time: token::now(),
+            explicit_max_ttl: auth.explicit_max_ttl,
+            period: auth.period,
+            renewable: token_type != "batch" && auth.renewable,
+            orphan: true,
+            entity_id,
+            token_type: token_type.into(),
+            bound_cidrs: auth.bound_cidrs.clone(),
+            mount_accessor: mount.accessor.clone(),
+            ..Default::default()
+        };
+        let max = if auth.max_ttl > 0 { auth.max_ttl.min(mount_max) } else { mount_max };
+        let ttl = if auth.ttl > 0 { auth.ttl } else { def };
+        let mut warnings = warnings;
+        warnings.extend(self.apply_ttls(&mut entry, ttl, max));
+        let (token, entry) = active.tokens.create(entry, None).await?;
+        let ip = self.identity_policies(active, &entry.entity_id).await?;
+        Ok(CoreResponse { auth: Some(self.auth_block(&token, &entry, &ip)), warnings, ..Default::default() })
+    }
+}
+
+/// What the system endpoints know of the caller.
+pub(crate) struct Ctx<'a> {
+    pub acl: &'a policy::Acl,
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub const MOUNT_TABLE_PATH: &str = "core/mounts";
+pub const AUTH_TABLE_PATH: &str = "core/auth";
 
 /// Per-mount tunables. Zero TTLs mean "use the system value".
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -61,6 +62,11 @@ impl MountEntry {
     /// Where the mount's data lives, below the barrier.
     pub fn storage_prefix(&self) -> String {
         format!("logical/{}/", self.uuid)
+    }
+
+    /// Where an auth mount's data lives, below the barrier.
+    pub fn auth_storage_prefix(&self) -> String {
+        format!("auth/{}/", self.uuid)
     }
 
     /// The mount as `sys/mounts` shows it.
@@ -115,7 +121,11 @@ pub struct MountTable {
 
 impl MountTable {
     pub async fn load(barrier: &Barrier) -> Result<Option<MountTable>, LogicalError> {
-        match barrier.get(MOUNT_TABLE_PATH).await.map_err(barrier_err)? {
+        Self::load_from(barrier, MOUNT_TABLE_PATH).await
+    }
+
+    pub async fn load_from(barrier: &Barrier, key: &str) -> Result<Option<MountTable>, LogicalError> {
+        match barrier.get(key).await.map_err(barrier_err)? {
             None => Ok(None),
             Some(raw) => serde_json::from_slice(&raw)
                 .map(Some)
@@ -124,8 +134,12 @@ impl MountTable {
     }
 
     pub async fn save(&self, barrier: &Barrier) -> Result<(), LogicalError> {
+        self.save_to(barrier, MOUNT_TABLE_PATH).await
+    }
+
+    pub async fn save_to(&self, barrier: &Barrier, key: &str) -> Result<(), LogicalError> {
         let raw = serde_json::to_vec(self).map_err(|e| LogicalError::internal(e.to_string()))?;
-        barrier.put(MOUNT_TABLE_PATH, &raw).await.map_err(barrier_err)
+        barrier.put(key, &raw).await.map_err(barrier_err)
     }
 
     pub fn find(&self, path: &str) -> Option<&MountEntry> {
@@ -157,6 +171,9 @@ impl StorageView for PrefixView {
 
 /// A mounted backend ready to serve.
 pub struct Route {
+    /// The request-path prefix it serves: `kv/` or `auth/userpass/`.
+    pub prefix: String,
+    pub is_auth: bool,
     pub entry: MountEntry,
     pub backend: Arc<dyn Backend>,
     pub view: Arc<PrefixView>,
@@ -170,14 +187,14 @@ pub struct Router {
 
 impl Router {
     pub fn new(mut routes: Vec<Arc<Route>>) -> Self {
-        routes.sort_by_key(|r| std::cmp::Reverse(r.entry.path.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Router { routes }
     }
 
     /// The mount serving `path` and the path relative to it.
     pub fn resolve<'a>(&'a self, path: &'a str) -> Option<(&'a Arc<Route>, &'a str)> {
         for r in &self.routes {
-            let mp = r.entry.path.as_str();
+            let mp = r.prefix.as_str();
             if let Some(rest) = path.strip_prefix(mp) {
                 return Some((r, rest));
             }
@@ -202,6 +219,8 @@ pub fn backend_for(entry: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError>
                 other => Err(LogicalError::bad_request(format!("invalid KV version {other:?}"))),
             }
         }
+        "userpass" => Ok(Arc::new(coffer_builtin_userpass::UserPass::new())),
+        "approle" => Err(LogicalError::bad_request("approle: not available in this build yet")),
         "kv-v2" => Err(LogicalError::bad_request(
             "KV version 2 is not available in this build of Coffer yet; mount with version 1",
         )),
@@ -225,4 +244,21 @@ pub fn normalize_mount_path(p: &str) -> Result<String, LogicalError> {
 /// Paths no user mount may take.
 pub fn is_protected_mount_path(p: &str) -> bool {
     ["sys/", "auth/", "cubbyhole/", "identity/", "audit/"].iter().any(|r| p.starts_with(r) || r.starts_with(p))
+}
+
+/// The token auth mount every server has (`auth/token/`).
+pub fn token_mount_entry() -> MountEntry {
+    MountEntry {
+        path: "token/".into(),
+        mount_type: "token".into(),
+        description: "token based credentials".into(),
+        uuid: uuid::Uuid::new_v4().to_string(),
+        accessor: format!("auth_token_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        config: MountConfig::default(),
+        options: None,
+        local: false,
+        seal_wrap: false,
+        external_entropy_access: false,
+        plugin_version: String::new(),
+    }
 }

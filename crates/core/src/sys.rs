@@ -86,14 +86,20 @@ impl Core {
             {
                 // Without a token only mounts marked unauth-visible are shown.
                 let active = self.active().ok_or_else(LogicalError::sealed)?;
-                return self.ui_mounts(&active, p, false).await.map(Some);
+                return self.ui_mounts(&active, p, None).await.map(Some);
             }
             _ => return Ok(None),
         };
         Ok(Some(resp))
     }
 
-    pub(crate) async fn handle_sys(&self, active: &Arc<Active>, req: &CoreRequest, path: &str) -> Result<CoreResponse> {
+    pub(crate) async fn handle_sys(
+        &self,
+        active: &Arc<Active>,
+        req: &CoreRequest,
+        path: &str,
+        acl: Option<&crate::policy::Acl>,
+    ) -> Result<CoreResponse> {
         use Operation::*;
         let op = req.operation;
         let d = &req.data;
@@ -210,7 +216,7 @@ impl Core {
                 if op != Read {
                     return Err(LogicalError::unsupported_operation());
                 }
-                self.ui_mounts(active, p, true).await
+                self.ui_mounts(active, p, acl).await
             }
             p if p.starts_with("sys/remount/status/") => {
                 if op != Read {
@@ -225,6 +231,9 @@ impl Core {
             }
             p if p.starts_with("sys/mounts/") => {
                 let rest = &p["sys/mounts/".len()..];
+                if rest.is_empty() {
+                    return Err(LogicalError::new(ErrorKind::NotFound, "unsupported path"));
+                }
                 if let Some(mp) = rest.strip_suffix("/tune") {
                     return match op {
                         Read => self.read_tune(active, mp).await,
@@ -251,8 +260,13 @@ impl Core {
         }
     }
 
-    fn install_router(&self, active: &Active, table: &crate::mounts::MountTable) -> Result<()> {
-        let router: Router = self.build_router(table);
+    pub(crate) fn install_router(
+        &self,
+        active: &Active,
+        table: &crate::mounts::MountTable,
+        auth: &crate::mounts::MountTable,
+    ) -> Result<()> {
+        let router: Router = self.build_router(table, auth);
         *active.router.write().map_err(|_| LogicalError::internal("router lock poisoned"))? = Arc::new(router);
         Ok(())
     }
@@ -320,7 +334,7 @@ impl Core {
         }
         table.entries.push(entry);
         table.save(&self.barrier).await?;
-        self.install_router(active, &table)?;
+        self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
         Ok(no_content())
     }
 
@@ -336,10 +350,14 @@ impl Core {
         };
         let entry = table.entries.remove(idx);
         table.save(&self.barrier).await?;
-        self.install_router(active, &table)?;
+        self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
         drop(table);
         self.delete_prefix(&entry.storage_prefix()).await?;
         Ok(no_content())
+    }
+
+    pub(crate) async fn delete_prefix_pub(&self, prefix: &str) -> Result<()> {
+        self.delete_prefix(prefix).await
     }
 
     /// Removes every entry under `prefix` (the data of an unmounted engine).
@@ -384,7 +402,7 @@ impl Core {
         // Data lives under the mount's UUID, so moving a mount is a table update.
         table.entries[idx].path = to.clone();
         table.save(&self.barrier).await?;
-        self.install_router(active, &table)?;
+        self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
         let id = uuid::Uuid::new_v4().to_string();
         active
             .remounts
@@ -469,24 +487,37 @@ impl Core {
         backend_for(&e)?;
         table.entries[idx] = e;
         table.save(&self.barrier).await?;
-        self.install_router(active, &table)?;
+        self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
         Ok(no_content())
     }
 
-    async fn ui_mounts(&self, active: &Active, path: &str, authenticated: bool) -> Result<CoreResponse> {
+    async fn ui_mounts(&self, active: &Active, path: &str, acl: Option<&crate::policy::Acl>) -> Result<CoreResponse> {
+        let authenticated = acl.is_some();
         let table = active.mounts.lock().await;
-        let visible = |e: &MountEntry| authenticated || e.config.listing_visibility.as_deref() == Some("unauth");
+        let auth_table = active.auth_mounts.lock().await;
+        let visible_at = |e: &MountEntry, prefix: &str| match acl {
+            Some(a) => a.grants_under(prefix),
+            None => e.config.listing_visibility.as_deref() == Some("unauth"),
+        };
+        let visible = |e: &MountEntry| visible_at(e, &e.path);
         if let Some(rest) = path.strip_prefix("sys/internal/ui/mounts/") {
             let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
             let target = rest.trim_start_matches('/');
-            let found = router.resolve(target).map(|(r, _)| r.entry.clone());
+            let found = router.resolve(target).map(|(r, _)| (r.entry.clone(), r.prefix.clone()));
             return match found {
-                Some(e) if visible(&e) => {
+                Some((e, prefix)) if visible_at(&e, &prefix) => {
                     let mut m = obj(e.to_json());
                     m.insert("path".into(), e.path.clone().into());
                     Ok(CoreResponse::data(m))
                 }
                 Some(_) if !authenticated => Err(LogicalError::permission_denied()),
+                Some((e, _)) => Err(LogicalError::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "preflight capability check returned 403, please ensure client's policies grant access to path \"{}\"",
+                        e.path
+                    ),
+                )),
                 _ => Err(LogicalError::new(
                     ErrorKind::PermissionDenied,
                     format!(
@@ -503,7 +534,11 @@ impl Core {
         if authenticated {
             secret.insert("sys/".into(), sys_mount_json());
         }
-        Ok(CoreResponse::data(obj(json!({ "secret": sorted(secret), "auth": {} }))))
+        let mut auth = Map::new();
+        for e in auth_table.entries.iter().filter(|e| visible_at(e, &format!("auth/{}", e.path))) {
+            auth.insert(e.path.clone(), e.to_json());
+        }
+        Ok(CoreResponse::data(obj(json!({ "secret": sorted(secret), "auth": sorted(auth) }))))
     }
 }
 

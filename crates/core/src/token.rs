@@ -1,9 +1,13 @@
-//! The token store (the part the foundation needs: root tokens and lookup).
+//! The token store.
 //!
-//! Tokens are never stored in plaintext: an entry lives under the HMAC-SHA-256 of the token,
-//! keyed by a per-cluster salt kept in the barrier. Lookups are cached in memory.
+//! Service tokens are persisted under the HMAC-SHA-256 of the token (keyed by a per-cluster
+//! salt in the barrier) — never in plaintext — with an accessor index and a parent → child
+//! index so revoking a parent revokes its tree. Batch tokens are not persisted: the entry is
+//! sealed (AES-256-GCM, key in the barrier) into the token itself. Lookups are cached.
 
 use crate::error::barrier_err;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
 use coffer_barrier::{Barrier, SecureStorage};
 use coffer_sdk::LogicalError;
 use serde::{Deserialize, Serialize};
@@ -13,38 +17,78 @@ use std::sync::{Arc, RwLock};
 use zeroize::Zeroizing;
 
 const SALT_PATH: &str = "sys/token/salt";
+const BATCH_KEY_PATH: &str = "sys/token/batch-key";
 const ID_PREFIX: &str = "sys/token/id/";
 const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
+const PARENT_PREFIX: &str = "sys/token/parent/";
+pub const ROLE_PREFIX: &str = "sys/token/roles/";
 /// Service token prefix (OpenBao 2.x: `s.`), followed by 24 base62 characters.
 pub const SERVICE_TOKEN_PREFIX: &str = "s.";
+pub const BATCH_TOKEN_PREFIX: &str = "b.";
 pub const TOKEN_RANDOM_LEN: usize = 24;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct TokenEntry {
+    #[serde(default)]
     pub accessor: String,
     pub policies: Vec<String>,
     pub path: String,
     #[serde(default)]
     pub meta: Option<Map<String, Value>>,
     pub display_name: String,
+    /// Remaining uses; 0 = unlimited.
     #[serde(default)]
     pub num_uses: i64,
     /// Unix seconds.
     pub creation_time: i64,
+    /// The TTL the token was created with (seconds; 0 = no expiry).
     #[serde(default)]
     pub ttl: i64,
+    /// Unix seconds; 0 = never.
+    #[serde(default)]
+    pub expire_time: i64,
     #[serde(default)]
     pub explicit_max_ttl: i64,
     #[serde(default)]
+    pub period: i64,
+    #[serde(default)]
+    pub renewable: bool,
+    #[serde(default)]
     pub orphan: bool,
+    /// Storage hash of the parent token.
+    #[serde(default)]
+    pub parent: Option<String>,
     #[serde(default)]
     pub entity_id: String,
     #[serde(default = "service")]
     pub token_type: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub bound_cidrs: Vec<String>,
+    #[serde(default)]
+    pub last_renewal_time: i64,
+    /// Issuing mount's max TTL at creation (seconds; 0 = the system's).
+    #[serde(default)]
+    pub max_ttl: i64,
+    /// The mount accessor of the auth method that issued it.
+    #[serde(default)]
+    pub mount_accessor: String,
 }
 
 fn service() -> String {
     "service".into()
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 impl TokenEntry {
@@ -52,112 +96,194 @@ impl TokenEntry {
         self.policies.iter().any(|p| p == "root")
     }
 
+    pub fn is_expired(&self, at: i64) -> bool {
+        self.expire_time > 0 && self.expire_time <= at
+    }
+
+    /// Remaining TTL in seconds (0 when the token never expires).
+    pub fn remaining(&self, at: i64) -> i64 {
+        if self.expire_time == 0 {
+            0
+        } else {
+            (self.expire_time - at).max(0)
+        }
+    }
+
     /// The `data` of a lookup response. `id` is empty for lookups by accessor.
-    pub fn lookup_data(&self, id: &str) -> Map<String, Value> {
-        let v = json!({
+    pub fn lookup_data(&self, id: &str, identity_policies: &[String]) -> Map<String, Value> {
+        let at = now();
+        let mut m = json!({
             "accessor": self.accessor,
             "creation_time": self.creation_time,
             "creation_ttl": self.ttl,
             "display_name": self.display_name,
             "entity_id": self.entity_id,
-            "expire_time": Value::Null,
+            "expire_time": if self.expire_time == 0 { Value::Null } else { Value::String(rfc3339(self.expire_time)) },
             "explicit_max_ttl": self.explicit_max_ttl,
             "id": id,
+            "issue_time": rfc3339(self.creation_time),
             "meta": self.meta,
             "num_uses": self.num_uses,
             "orphan": self.orphan,
             "path": self.path,
             "policies": self.policies,
-            "ttl": 0,
+            "renewable": self.renewable,
+            "ttl": self.remaining(at),
             "type": self.token_type,
         });
-        match v {
+        if let Value::Object(o) = &mut m {
+            if self.period > 0 {
+                o.insert("period".into(), json!(self.period));
+            }
+            if !self.role.is_empty() {
+                o.insert("role".into(), json!(self.role));
+            }
+            if self.last_renewal_time > 0 {
+                o.insert("last_renewal_time".into(), json!(self.last_renewal_time));
+                o.insert("last_renewal".into(), json!(rfc3339(self.last_renewal_time)));
+            }
+            if !self.bound_cidrs.is_empty() {
+                o.insert("bound_cidrs".into(), json!(self.bound_cidrs));
+            }
+            if !identity_policies.is_empty() {
+                o.insert("identity_policies".into(), json!(identity_policies));
+            }
+        }
+        match m {
             Value::Object(m) => m,
             _ => Map::new(),
         }
     }
 }
 
+/// A role for `auth/token/create/<role>`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct TokenRole {
+    pub name: String,
+    #[serde(default)]
+    pub allowed_policies: Vec<String>,
+    #[serde(default)]
+    pub disallowed_policies: Vec<String>,
+    #[serde(default)]
+    pub allowed_policies_glob: Vec<String>,
+    #[serde(default)]
+    pub disallowed_policies_glob: Vec<String>,
+    #[serde(default)]
+    pub orphan: bool,
+    #[serde(default = "yes")]
+    pub renewable: bool,
+    #[serde(default)]
+    pub path_suffix: String,
+    #[serde(default)]
+    pub allowed_entity_aliases: Vec<String>,
+    #[serde(default)]
+    pub token: coffer_sdk::tokenutil::TokenParams,
+}
+
+fn yes() -> bool {
+    true
+}
+
 pub struct TokenStore {
     barrier: Arc<Barrier>,
     salt: Zeroizing<Vec<u8>>,
+    batch_key: coffer_crypto::Key,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+}
+
+fn lock_err<T>(_: T) -> LogicalError {
+    LogicalError::internal("token cache poisoned")
+}
+
+fn internal(e: impl std::fmt::Display) -> LogicalError {
+    LogicalError::internal(e.to_string())
 }
 
 /// Generates a fresh service token in OpenBao's format.
 pub fn generate_token() -> Result<String, LogicalError> {
-    let r = coffer_crypto::random_base62(TOKEN_RANDOM_LEN).map_err(|e| LogicalError::internal(e.to_string()))?;
+    let r = coffer_crypto::random_base62(TOKEN_RANDOM_LEN).map_err(internal)?;
     Ok(format!("{SERVICE_TOKEN_PREFIX}{r}"))
 }
 
 impl TokenStore {
-    /// Loads the store, creating its salt on first use.
+    /// Loads the store, creating its salt and batch key on first use.
     pub async fn load(barrier: Arc<Barrier>) -> Result<Self, LogicalError> {
-        let salt = match barrier.get(SALT_PATH).await.map_err(barrier_err)? {
-            Some(s) => s,
-            None => {
-                let s = coffer_crypto::random_bytes(32).map_err(|e| LogicalError::internal(e.to_string()))?;
-                barrier.put(SALT_PATH, &s).await.map_err(barrier_err)?;
-                s
-            }
-        };
-        Ok(TokenStore { barrier, salt, cache: RwLock::new(HashMap::new()) })
+        let mut secrets = Vec::new();
+        for path in [SALT_PATH, BATCH_KEY_PATH] {
+            let v = match barrier.get(path).await.map_err(barrier_err)? {
+                Some(s) => s,
+                None => {
+                    let s = coffer_crypto::random_bytes(32).map_err(internal)?;
+                    barrier.put(path, &s).await.map_err(barrier_err)?;
+                    s
+                }
+            };
+            secrets.push(v);
+        }
+        let batch_key = coffer_crypto::Key::from_slice(&secrets[1]).map_err(internal)?;
+        Ok(TokenStore { barrier, salt: secrets.swap_remove(0), batch_key, cache: RwLock::new(HashMap::new()) })
     }
 
-    fn hash(&self, value: &str) -> String {
+    pub fn hash(&self, value: &str) -> String {
         hex::encode(coffer_crypto::hmac_sha256(&self.salt, value.as_bytes()))
     }
 
     /// Creates a root token. `id` lets `-dev-root-token-id` choose it.
     pub async fn create_root(&self, id: Option<&str>) -> Result<(String, TokenEntry), LogicalError> {
-        let token = match id {
-            Some(t) if !t.is_empty() => t.to_string(),
-            _ => generate_token()?,
-        };
-        let accessor =
-            coffer_crypto::random_base62(TOKEN_RANDOM_LEN).map_err(|e| LogicalError::internal(e.to_string()))?;
         let entry = TokenEntry {
-            accessor,
             policies: vec!["root".into()],
             path: "auth/token/root".into(),
-            meta: None,
             display_name: "root".into(),
-            num_uses: 0,
-            creation_time: time::OffsetDateTime::now_utc().unix_timestamp(),
-            ttl: 0,
-            explicit_max_ttl: 0,
+            creation_time: now(),
             orphan: true,
-            entity_id: String::new(),
             token_type: "service".into(),
+            ..Default::default()
         };
-        self.store(&token, &entry).await?;
+        self.create(entry, id).await
+    }
+
+    /// Persists a new token (or seals a batch token); returns the token and its entry.
+    pub async fn create(&self, mut entry: TokenEntry, id: Option<&str>) -> Result<(String, TokenEntry), LogicalError> {
+        if entry.token_type == "batch" {
+            entry.accessor.clear();
+            let plain = Zeroizing::new(serde_json::to_vec(&entry).map_err(internal)?);
+            let sealed = coffer_crypto::seal(&self.batch_key, b"batch-token", &plain).map_err(internal)?;
+            return Ok((format!("{BATCH_TOKEN_PREFIX}{}", B64URL.encode(sealed)), entry));
+        }
+        let token = match id {
+            Some(t) if !t.is_empty() => {
+                if self.lookup_raw(t).await?.is_some() {
+                    return Err(LogicalError::bad_request("cannot create a token with a duplicate ID"));
+                }
+                t.to_string()
+            }
+            _ => generate_token()?,
+        };
+        entry.accessor = coffer_crypto::random_base62(TOKEN_RANDOM_LEN).map_err(internal)?;
+        let h = self.hash(&token);
+        let mut ops = vec![
+            (format!("{ID_PREFIX}{h}"), Some(serde_json::to_vec(&entry).map_err(internal)?)),
+            (format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor)), Some(h.clone().into_bytes())),
+        ];
+        if let Some(p) = &entry.parent {
+            ops.push((format!("{PARENT_PREFIX}{p}/{h}"), Some(Vec::new())));
+        }
+        self.barrier.transaction(ops).await.map_err(barrier_err)?;
+        self.cache.write().map_err(lock_err)?.insert(h, Arc::new(entry.clone()));
         Ok((token, entry))
     }
 
-    async fn store(&self, token: &str, entry: &TokenEntry) -> Result<(), LogicalError> {
-        let h = self.hash(token);
-        let raw = serde_json::to_vec(entry).map_err(|e| LogicalError::internal(e.to_string()))?;
-        self.barrier
-            .transaction(vec![
-                (format!("{ID_PREFIX}{h}"), Some(raw)),
-                (format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor)), Some(h.clone().into_bytes())),
-            ])
-            .await
-            .map_err(barrier_err)?;
-        self.cache
-            .write()
-            .map_err(|_| LogicalError::internal("token cache poisoned"))?
-            .insert(h, Arc::new(entry.clone()));
-        Ok(())
+    async fn lookup_raw(&self, token: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+        if let Some(rest) = token.strip_prefix(BATCH_TOKEN_PREFIX) {
+            let Ok(blob) = B64URL.decode(rest) else { return Ok(None) };
+            let Ok(plain) = coffer_crypto::open(&self.batch_key, b"batch-token", &blob) else { return Ok(None) };
+            return Ok(serde_json::from_slice::<TokenEntry>(&plain).ok().map(Arc::new));
+        }
+        self.lookup_hash(&self.hash(token)).await
     }
 
-    /// Finds a token's entry. Unknown tokens give `None`.
-    pub async fn lookup(&self, token: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
-        if token.is_empty() || token.len() > 512 {
-            return Ok(None);
-        }
-        let h = self.hash(token);
-        if let Some(e) = self.cache.read().map_err(|_| LogicalError::internal("token cache poisoned"))?.get(&h) {
+    async fn lookup_hash(&self, h: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+        if let Some(e) = self.cache.read().map_err(lock_err)?.get(h) {
             return Ok(Some(e.clone()));
         }
         let Some(raw) = self.barrier.get(&format!("{ID_PREFIX}{h}")).await.map_err(barrier_err)? else {
@@ -166,23 +292,193 @@ impl TokenStore {
         let entry: TokenEntry =
             serde_json::from_slice(&raw).map_err(|_| LogicalError::internal("token entry is unreadable"))?;
         let entry = Arc::new(entry);
-        self.cache.write().map_err(|_| LogicalError::internal("token cache poisoned"))?.insert(h, entry.clone());
+        self.cache.write().map_err(lock_err)?.insert(h.to_string(), entry.clone());
         Ok(Some(entry))
     }
 
-    /// Revokes a token (used for the previous dev root token and by later token APIs).
-    pub async fn revoke(&self, token: &str) -> Result<(), LogicalError> {
-        let h = self.hash(token);
-        if let Some(e) = self.lookup(token).await? {
-            self.barrier
-                .transaction(vec![
-                    (format!("{ID_PREFIX}{h}"), None),
-                    (format!("{ACCESSOR_PREFIX}{}", self.hash(&e.accessor)), None),
-                ])
-                .await
-                .map_err(barrier_err)?;
+    /// Finds a live token's entry. Unknown, expired or used-up tokens give `None`; expired
+    /// service tokens are revoked on the way.
+    pub async fn lookup(&self, token: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+        if token.is_empty() || token.len() > 4096 {
+            return Ok(None);
         }
-        self.cache.write().map_err(|_| LogicalError::internal("token cache poisoned"))?.remove(&h);
+        let Some(e) = self.lookup_raw(token).await? else { return Ok(None) };
+        if e.is_expired(now()) {
+            if e.token_type != "batch" {
+                self.revoke_hash(&self.hash(token), true).await?;
+            }
+            return Ok(None);
+        }
+        Ok(Some(e))
+    }
+
+    /// Storage hash of a token's accessor target, or None.
+    pub async fn hash_for_accessor(&self, accessor: &str) -> Result<Option<String>, LogicalError> {
+        if accessor.is_empty() {
+            return Ok(None);
+        }
+        let v = self.barrier.get(&format!("{ACCESSOR_PREFIX}{}", self.hash(accessor))).await.map_err(barrier_err)?;
+        Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<(String, Arc<TokenEntry>)>, LogicalError> {
+        let Some(h) = self.hash_for_accessor(accessor).await? else { return Ok(None) };
+        let Some(e) = self.lookup_hash(&h).await? else { return Ok(None) };
+        if e.is_expired(now()) {
+            self.revoke_hash(&h, true).await?;
+            return Ok(None);
+        }
+        Ok(Some((h, e)))
+    }
+
+    /// Counts one use of a token with a use limit. Returns false when it was already used up.
+    /// On the last use the token is revoked (after this request, as Vault does).
+    pub async fn use_token(&self, token: &str, entry: &TokenEntry) -> Result<bool, LogicalError> {
+        if entry.num_uses == 0 || entry.token_type == "batch" {
+            return Ok(true);
+        }
+        let h = self.hash(token);
+        let mut e = entry.clone();
+        e.num_uses -= 1;
+        if e.num_uses <= 0 {
+            self.revoke_hash(&h, true).await?;
+        } else {
+            self.save(&h, &e).await?;
+        }
+        Ok(true)
+    }
+
+    pub async fn save(&self, h: &str, e: &TokenEntry) -> Result<(), LogicalError> {
+        self.barrier
+            .put(&format!("{ID_PREFIX}{h}"), &serde_json::to_vec(e).map_err(internal)?)
+            .await
+            .map_err(barrier_err)?;
+        self.cache.write().map_err(lock_err)?.insert(h.to_string(), Arc::new(e.clone()));
         Ok(())
+    }
+
+    /// Revokes by token. `tree`: children too (otherwise they become orphans).
+    pub async fn revoke(&self, token: &str, tree: bool) -> Result<(), LogicalError> {
+        if token.starts_with(BATCH_TOKEN_PREFIX) {
+            return Err(LogicalError::bad_request("batch tokens cannot be revoked"));
+        }
+        self.revoke_hash(&self.hash(token), tree).await
+    }
+
+    /// Revokes a token by storage hash, depth-first through its children.
+    pub async fn revoke_hash(&self, h: &str, tree: bool) -> Result<(), LogicalError> {
+        let mut stack = vec![h.to_string()];
+        let mut order = Vec::new();
+        while let Some(cur) = stack.pop() {
+            let children = self.barrier.list(&format!("{PARENT_PREFIX}{cur}/")).await.map_err(barrier_err)?;
+            if tree {
+                stack.extend(children.iter().map(|c| c.trim_end_matches('/').to_string()));
+            } else {
+                for c in &children {
+                    if let Some(ce) = self.lookup_hash(c).await? {
+                        let mut ce = (*ce).clone();
+                        ce.parent = None;
+                        ce.orphan = true;
+                        self.save(c, &ce).await?;
+                    }
+                    self.barrier.delete(&format!("{PARENT_PREFIX}{cur}/{c}")).await.map_err(barrier_err)?;
+                }
+            }
+            order.push(cur);
+        }
+        for cur in order.into_iter().rev() {
+            let entry = self.lookup_hash(&cur).await?;
+            let mut ops: Vec<(String, Option<Vec<u8>>)> = vec![(format!("{ID_PREFIX}{cur}"), None)];
+            if let Some(e) = &entry {
+                if !e.accessor.is_empty() {
+                    ops.push((format!("{ACCESSOR_PREFIX}{}", self.hash(&e.accessor)), None));
+                }
+                if let Some(p) = &e.parent {
+                    ops.push((format!("{PARENT_PREFIX}{p}/{cur}"), None));
+                }
+            }
+            for c in self.barrier.list(&format!("{PARENT_PREFIX}{cur}/")).await.map_err(barrier_err)? {
+                ops.push((format!("{PARENT_PREFIX}{cur}/{c}"), None));
+            }
+            self.barrier.transaction(ops).await.map_err(barrier_err)?;
+            self.cache.write().map_err(lock_err)?.remove(&cur);
+        }
+        Ok(())
+    }
+
+    /// Revokes every token issued by the auth mount with this accessor (on disable).
+    pub async fn revoke_by_mount(&self, mount_accessor: &str) -> Result<usize, LogicalError> {
+        let mut n = 0;
+        for h in self.barrier.list(ID_PREFIX).await.map_err(barrier_err)? {
+            if let Some(e) = self.lookup_hash(&h).await? {
+                if e.mount_accessor == mount_accessor {
+                    self.revoke_hash(&h, true).await?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// All accessors (for `auth/token/accessors`).
+    pub async fn accessors(&self) -> Result<Vec<String>, LogicalError> {
+        let mut out = Vec::new();
+        for k in self.barrier.list(ACCESSOR_PREFIX).await.map_err(barrier_err)? {
+            let Some(h) = self.barrier.get(&format!("{ACCESSOR_PREFIX}{k}")).await.map_err(barrier_err)? else {
+                continue;
+            };
+            let h = String::from_utf8_lossy(&h).into_owned();
+            if let Some(e) = self.lookup_hash(&h).await? {
+                out.push(e.accessor.clone());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes expired tokens and index entries that point nowhere.
+    pub async fn tidy(&self) -> Result<usize, LogicalError> {
+        let at = now();
+        let mut removed = 0;
+        for h in self.barrier.list(ID_PREFIX).await.map_err(barrier_err)? {
+            if let Some(e) = self.lookup_hash(&h).await? {
+                if e.is_expired(at) {
+                    self.revoke_hash(&h, true).await?;
+                    removed += 1;
+                }
+            }
+        }
+        for k in self.barrier.list(ACCESSOR_PREFIX).await.map_err(barrier_err)? {
+            let path = format!("{ACCESSOR_PREFIX}{k}");
+            if let Some(h) = self.barrier.get(&path).await.map_err(barrier_err)? {
+                if self.lookup_hash(&String::from_utf8_lossy(&h)).await?.is_none() {
+                    self.barrier.delete(&path).await.map_err(barrier_err)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    pub async fn role(&self, name: &str) -> Result<Option<TokenRole>, LogicalError> {
+        let Some(raw) = self.barrier.get(&format!("{ROLE_PREFIX}{name}")).await.map_err(barrier_err)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&raw).map(Some).map_err(|_| LogicalError::internal("token role is unreadable"))
+    }
+
+    pub async fn put_role(&self, role: &TokenRole) -> Result<(), LogicalError> {
+        self.barrier
+            .put(&format!("{ROLE_PREFIX}{}", role.name), &serde_json::to_vec(role).map_err(internal)?)
+            .await
+            .map_err(barrier_err)
+    }
+
+    pub async fn delete_role(&self, name: &str) -> Result<(), LogicalError> {
+        self.barrier.delete(&format!("{ROLE_PREFIX}{name}")).await.map_err(barrier_err)
+    }
+
+    pub async fn roles(&self) -> Result<Vec<String>, LogicalError> {
+        self.barrier.list(ROLE_PREFIX).await.map_err(barrier_err)
     }
 }

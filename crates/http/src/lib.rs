@@ -25,6 +25,10 @@ use std::sync::Arc;
 /// Default `max_request_size`: 32 MiB, as OpenBao.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 
+/// The client's socket address, attached to each request by the listener.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 #[derive(Clone)]
 pub struct AppState {
     pub core: Arc<Core>,
@@ -94,6 +98,33 @@ fn token_from(headers: &HeaderMap) -> Option<String> {
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
+}
+
+/// The cleaned form of a path with `//`, `/./` or `/../` segments, or None when already clean.
+fn clean_path(path: &str) -> Option<String> {
+    let trailing = path.ends_with('/') && path.len() > 1;
+    let mut out: Vec<&str> = Vec::new();
+    let mut dirty = false;
+    for (i, seg) in path.split('/').enumerate() {
+        let last = i == path.split('/').count() - 1;
+        match seg {
+            "" if i == 0 || (last && trailing) => {}
+            "" | "." => dirty = true,
+            ".." => {
+                dirty = true;
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    if !dirty {
+        return None;
+    }
+    let mut clean = format!("/{}", out.join("/"));
+    if trailing && clean != "/" {
+        clean.push('/');
+    }
+    Some(clean)
 }
 
 fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
@@ -177,6 +208,28 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let Some(api_path) = path.strip_prefix("/v1/").or(if path == "/v1" { Some("") } else { None }) else {
         return error_response(StatusCode::NOT_FOUND, &[]);
     };
+    // Like Go's ServeMux: a path with empty or dot segments is redirected to its clean form.
+    if let Some(clean) = clean_path(&path) {
+        let loc = match parts.uri.query() {
+            Some(q) => format!("{clean}?{q}"),
+            None => clean,
+        };
+        let mut r = Response::new(Body::from(format!("<a href=\"{loc}\">Temporary Redirect</a>.\n")));
+        *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+        if let Ok(v) = HeaderValue::from_str(&loc) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        return r;
+    }
+    if parts.method == Method::PATCH {
+        let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !ct.starts_with("application/merge-patch+json") {
+            return error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &[format!("PATCH requires Content-Type application/merge-patch+json, got {ct:?}")],
+            );
+        }
+    }
     let api_path = api_path.to_string();
     let query = query_pairs(parts.uri.query());
 
@@ -225,7 +278,8 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
     if operation == Operation::List && !core_path.is_empty() && !core_path.ends_with('/') {
         core_path.push('/');
     }
-    let creq = CoreRequest { operation, path: core_path, data, token: token_from(&parts.headers) };
+    let remote_addr = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+    let creq = CoreRequest { operation, path: core_path, data, token: token_from(&parts.headers), remote_addr };
     match st.core.handle(creq).await {
         Ok(resp) => render(resp),
         Err(e) => {
@@ -340,6 +394,14 @@ mod tests {
         let mut form = HeaderMap::new();
         form.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
         assert_eq!(parse_body(&form, b"a=b%20c&d=").unwrap()["a"], json!("b c"));
+    }
+
+    #[test]
+    fn paths_are_cleaned_like_go() {
+        assert_eq!(clean_path("/v1/secret/foo"), None);
+        assert_eq!(clean_path("/v1/secret/"), None);
+        assert_eq!(clean_path("/v1/secret//foo").as_deref(), Some("/v1/secret/foo"));
+        assert_eq!(clean_path("/v1/./secret/x/../foo/").as_deref(), Some("/v1/secret/foo/"));
     }
 
     #[test]

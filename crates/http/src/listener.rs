@@ -71,7 +71,7 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(app.clone());
+        let svc = TowerToHyperService::new(app.clone().layer(axum::Extension(crate::PeerAddr(peer))));
         let tls = tls.clone();
         tokio::spawn(async move {
             let builder = Builder::new(TokioExecutor::new());

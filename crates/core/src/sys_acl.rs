@@ -1,0 +1,326 @@
+//! System endpoints of access control: `sys/policy`, `sys/policies/acl`, `sys/capabilities*`,
+//! `sys/internal/ui/resultant-acl`, and auth mounts (`sys/auth`).
+
+use crate::mounts::{is_protected_mount_path, normalize_mount_path, MountConfig, MountEntry, AUTH_TABLE_PATH};
+use crate::{Active, Core, CoreResponse, Ctx, Result};
+use coffer_sdk::field::{parse_bool, parse_duration, parse_string, parse_string_slice};
+use coffer_sdk::{LogicalError, Operation};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn paths_of(d: &Map<String, Value>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for k in ["paths", "path"] {
+        if let Some(v) = d.get(k).filter(|v| !v.is_null()) {
+            out.extend(parse_string_slice(k, v)?);
+        }
+    }
+    if out.is_empty() {
+        return Err(LogicalError::bad_request("missing paths"));
+    }
+    Ok(out.into_iter().map(|p| p.trim_start_matches('/').to_string()).collect())
+}
+
+fn caps_response(acl: &crate::policy::Acl, paths: &[String]) -> CoreResponse {
+    let mut m = Map::new();
+    for p in paths {
+        m.insert(p.clone(), json!(acl.capabilities(p)));
+    }
+    if paths.len() == 1 {
+        m.insert("capabilities".into(), json!(acl.capabilities(&paths[0])));
+    }
+    CoreResponse::legacy(m)
+}
+
+impl Core {
+    async fn acl_for_entry(&self, active: &Active, e: &crate::token::TokenEntry) -> std::sync::Arc<crate::policy::Acl> {
+        let mut names = e.policies.clone();
+        names.extend(active.identity.policies_for(&e.entity_id).await);
+        active.policies.acl(&names)
+    }
+
+    pub(crate) async fn auth_mount_by_accessor(&self, active: &Active, accessor: &str) -> Option<MountEntry> {
+        active.auth_mounts.lock().await.entries.iter().find(|e| e.accessor == accessor).cloned()
+    }
+
+    /// `None` when `path` is not one of these endpoints.
+    pub(crate) async fn handle_sys_acl(
+        &self,
+        active: &Active,
+        op: Operation,
+        path: &str,
+        d: &Map<String, Value>,
+        ctx: &Ctx<'_>,
+    ) -> Result<Option<CoreResponse>> {
+        use Operation::*;
+        let write = matches!(op, Create | Update);
+        let resp = match path {
+            "sys/policy" | "sys/policy/" if matches!(op, Read | List) => {
+                let mut names = active.policies.list();
+                names.push("root".into());
+                names.sort();
+                CoreResponse::legacy(obj(json!({ "keys": names, "policies": names })))
+            }
+            "sys/policies/acl" | "sys/policies/acl/" if op == List => {
+                let mut names = active.policies.list();
+                names.push("root".into());
+                names.sort();
+                CoreResponse::data(obj(json!({ "keys": names, "policies": names })))
+            }
+            p if p.starts_with("sys/policy/") || p.starts_with("sys/policies/acl/") => {
+                let legacy = p.starts_with("sys/policy/");
+                let name = p.trim_start_matches("sys/policy/").trim_start_matches("sys/policies/acl/").to_lowercase();
+                match op {
+                    Read => {
+                        if name == "root" {
+                            let m = obj(json!({ "name": "root", "rules": "", "policy": "" }));
+                            return Ok(Some(if legacy { CoreResponse::legacy(m) } else { CoreResponse::data(m) }));
+                        }
+                        let Some(pol) = active.policies.get(&name) else { return Err(LogicalError::not_found()) };
+                        let m = if legacy {
+                            obj(json!({ "name": pol.name, "rules": pol.raw }))
+                        } else {
+                            obj(json!({ "name": pol.name, "policy": pol.raw }))
+                        };
+                        if legacy {
+                            CoreResponse::legacy(m)
+                        } else {
+                            CoreResponse::data(m)
+                        }
+                    }
+                    Create | Update => {
+                        let text = d
+                            .get("policy")
+                            .filter(|v| !v.is_null())
+                            .or_else(|| d.get("rules").filter(|v| !v.is_null()))
+                            .map(|v| parse_string("policy", v))
+                            .transpose()?
+                            .unwrap_or_default();
+                        if text.trim().is_empty() {
+                            return Err(LogicalError::bad_request("'policy' parameter not supplied or empty"));
+                        }
+                        active.policies.set(&name, &text).await?;
+                        CoreResponse::default()
+                    }
+                    Delete => {
+                        active.policies.delete(&name).await?;
+                        CoreResponse::default()
+                    }
+                    _ => return Err(LogicalError::unsupported_operation()),
+                }
+            }
+            "sys/capabilities-self" if write => caps_response(ctx.acl, &paths_of(d)?),
+            "sys/capabilities" if write => {
+                let t = d.get("token").and_then(Value::as_str).unwrap_or("");
+                let Some(e) = active.tokens.lookup(t).await? else {
+                    return Err(LogicalError::bad_request("invalid token"));
+                };
+                let acl = self.acl_for_entry(active, &e).await;
+                caps_response(&acl, &paths_of(d)?)
+            }
+            "sys/capabilities-accessor" if write => {
+                let a = d.get("accessor").and_then(Value::as_str).unwrap_or("");
+                let Some((_, e)) = active.tokens.lookup_accessor(a).await? else {
+                    return Err(LogicalError::bad_request("invalid accessor"));
+                };
+                let acl = self.acl_for_entry(active, &e).await;
+                caps_response(&acl, &paths_of(d)?)
+            }
+            "sys/capabilities-self" | "sys/capabilities" | "sys/capabilities-accessor" => {
+                return Err(LogicalError::unsupported_operation())
+            }
+            "sys/internal/ui/resultant-acl" if op == Read => CoreResponse::data(ctx.acl.resultant()),
+            "sys/auth" if op == Read => {
+                let t = active.auth_mounts.lock().await;
+                let mut m = Map::new();
+                for e in &t.entries {
+                    m.insert(e.path.clone(), e.to_json());
+                }
+                CoreResponse::legacy(m)
+            }
+            p if p.starts_with("sys/auth/") => {
+                let rest = &p["sys/auth/".len()..];
+                if let Some(mp) = rest.strip_suffix("/tune") {
+                    return match op {
+                        Read => self.auth_tune_read(active, mp).await.map(Some),
+                        Create | Update => self.auth_tune(active, mp, d).await.map(Some),
+                        _ => Err(LogicalError::unsupported_operation()),
+                    };
+                }
+                match op {
+                    Read => {
+                        let mp = normalize_mount_path(rest)?;
+                        let t = active.auth_mounts.lock().await;
+                        match t.find(&mp) {
+                            Some(e) => CoreResponse::legacy(obj(e.to_json())),
+                            None => return Err(LogicalError::bad_request(format!("No auth engine at auth/{mp}"))),
+                        }
+                    }
+                    Create | Update => self.enable_auth(active, rest, d).await?,
+                    Delete => self.disable_auth(active, rest).await?,
+                    _ => return Err(LogicalError::unsupported_operation()),
+                }
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(resp))
+    }
+
+    async fn enable_auth(&self, active: &Active, raw: &str, d: &Map<String, Value>) -> Result<CoreResponse> {
+        let path = normalize_mount_path(raw)?;
+        let ty = match d.get("type") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(LogicalError::bad_request("backend type must be specified as a string")),
+        };
+        if ty == "token" || path == "token/" {
+            return Err(LogicalError::bad_request("token credential backend cannot be instantiated"));
+        }
+        let mut config = MountConfig::default();
+        let mut options: Option<BTreeMap<String, String>> = None;
+        if let Some(Value::Object(c)) = d.get("config") {
+            apply_auth_config(&mut config, &mut options, c)?;
+        }
+        if let Some(Value::Object(o)) = d.get("options") {
+            let opts = options.get_or_insert_with(BTreeMap::new);
+            for (k, v) in o {
+                opts.insert(k.clone(), parse_string("options", v)?);
+            }
+        }
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let entry = MountEntry {
+            accessor: format!("auth_{}_{}", ty.replace('-', "_"), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            path: path.clone(),
+            mount_type: ty,
+            description: d.get("description").and_then(Value::as_str).unwrap_or("").to_string(),
+            uuid,
+            config,
+            options,
+            local: d
+                .get("local")
+                .filter(|v| !v.is_null())
+                .map(|v| parse_bool("local", v))
+                .transpose()?
+                .unwrap_or(false),
+            seal_wrap: d
+                .get("seal_wrap")
+                .filter(|v| !v.is_null())
+                .map(|v| parse_bool("seal_wrap", v))
+                .transpose()?
+                .unwrap_or(false),
+            external_entropy_access: false,
+            plugin_version: String::new(),
+        };
+        crate::mounts::backend_for(&entry)?;
+        let secrets = active.mounts.lock().await;
+        let mut t = active.auth_mounts.lock().await;
+        if let Some(o) = t.entries.iter().find(|e| e.path.starts_with(&path) || path.starts_with(&e.path)) {
+            return Err(LogicalError::bad_request(format!("path is already in use at auth/{}", o.path)));
+        }
+        t.entries.push(entry);
+        t.save_to(&self.barrier, AUTH_TABLE_PATH).await?;
+        self.install_router(active, &secrets, &t)?;
+        Ok(CoreResponse::default())
+    }
+
+    async fn disable_auth(&self, active: &Active, raw: &str) -> Result<CoreResponse> {
+        let path = normalize_mount_path(raw)?;
+        if path == "token/" {
+            return Err(LogicalError::bad_request("token credential backend cannot be disabled"));
+        }
+        let _ = is_protected_mount_path;
+        let secrets = active.mounts.lock().await;
+        let mut t = active.auth_mounts.lock().await;
+        let Some(i) = t.entries.iter().position(|e| e.path == path) else { return Ok(CoreResponse::default()) };
+        let e = t.entries.remove(i);
+        t.save_to(&self.barrier, AUTH_TABLE_PATH).await?;
+        self.install_router(active, &secrets, &t)?;
+        drop(t);
+        drop(secrets);
+        active.tokens.revoke_by_mount(&e.accessor).await?;
+        self.delete_prefix_pub(&e.auth_storage_prefix()).await?;
+        Ok(CoreResponse::default())
+    }
+
+    async fn auth_tune_read(&self, active: &Active, raw: &str) -> Result<CoreResponse> {
+        let path = normalize_mount_path(raw)?;
+        let t = active.auth_mounts.lock().await;
+        let Some(e) = t.find(&path) else {
+            return Err(LogicalError::bad_request(format!("cannot fetch sysview for path \"auth/{path}\"")));
+        };
+        let (def, max) = self.mount_ttls(e);
+        let token_type =
+            e.options.as_ref().and_then(|o| o.get("token_type")).cloned().unwrap_or_else(|| "default-service".into());
+        Ok(CoreResponse::legacy(obj(json!({
+            "default_lease_ttl": def, "max_lease_ttl": max, "force_no_cache": false,
+            "description": e.description, "token_type": token_type,
+            "listing_visibility": e.config.listing_visibility.clone().unwrap_or_default(),
+        }))))
+    }
+
+    async fn auth_tune(&self, active: &Active, raw: &str, d: &Map<String, Value>) -> Result<CoreResponse> {
+        let path = normalize_mount_path(raw)?;
+        let secrets = active.mounts.lock().await;
+        let mut t = active.auth_mounts.lock().await;
+        let Some(i) = t.entries.iter().position(|e| e.path == path) else {
+            return Err(LogicalError::bad_request(format!("cannot tune auth/{path}: no mount at this path")));
+        };
+        let mut e = t.entries[i].clone();
+        let mut options = e.options.take();
+        apply_auth_config(&mut e.config, &mut options, d)?;
+        e.options = options;
+        if let Some(v) = d.get("description").filter(|v| !v.is_null()) {
+            e.description = parse_string("description", v)?;
+        }
+        t.entries[i] = e;
+        t.save_to(&self.barrier, AUTH_TABLE_PATH).await?;
+        self.install_router(active, &secrets, &t)?;
+        Ok(CoreResponse::default())
+    }
+}
+
+fn apply_auth_config(
+    c: &mut MountConfig,
+    options: &mut Option<BTreeMap<String, String>>,
+    d: &Map<String, Value>,
+) -> Result<()> {
+    for (k, slot) in [("default_lease_ttl", &mut c.default_lease_ttl), ("max_lease_ttl", &mut c.max_lease_ttl)] {
+        match d.get(k) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.is_empty() => {}
+            Some(Value::String(s)) if s == "system" => *slot = 0,
+            Some(v) => *slot = parse_duration(k, v)?.max(0),
+        }
+    }
+    if let Some(v) = d.get("listing_visibility").filter(|v| !v.is_null()) {
+        let s = parse_string("listing_visibility", v)?;
+        c.listing_visibility = if s.is_empty() { None } else { Some(s) };
+    }
+    if let Some(v) = d.get("token_type").filter(|v| !v.is_null()) {
+        let s = parse_string("token_type", v)?;
+        match s.as_str() {
+            "" => {}
+            "default-service" | "default-batch" | "service" | "batch" => {
+                options.get_or_insert_with(BTreeMap::new).insert("token_type".into(), s);
+            }
+            other => return Err(LogicalError::bad_request(format!("invalid token_type {other:?}"))),
+        }
+    }
+    for (name, slot) in [
+        ("audit_non_hmac_request_keys", &mut c.audit_non_hmac_request_keys),
+        ("audit_non_hmac_response_keys", &mut c.audit_non_hmac_response_keys),
+        ("passthrough_request_headers", &mut c.passthrough_request_headers),
+        ("allowed_response_headers", &mut c.allowed_response_headers),
+    ] {
+        if let Some(v) = d.get(name).filter(|v| !v.is_null()) {
+            *slot = parse_string_slice(name, v)?;
+        }
+    }
+    Ok(())
+}

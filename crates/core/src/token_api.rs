@@ -1,0 +1,556 @@
+//! `auth/token/…`: create (plain, orphan, by role), lookup, renew, revoke, roles, accessors,
+//! tidy — with Vault's rules for policies, TTLs, periods, orphans and use limits.
+
+use crate::policy::Decision;
+use crate::token::{now, TokenEntry, TokenRole};
+use crate::{Active, Core, CoreResponse, Result};
+use coffer_sdk::field::{parse_bool, parse_duration, parse_int, parse_string, parse_string_slice};
+use coffer_sdk::tokenutil::normalize_policies;
+use coffer_sdk::{LogicalError, Operation};
+use serde_json::{json, Map, Value};
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn opt<'a>(d: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
+    d.get(k).filter(|v| !v.is_null())
+}
+
+/// Who is asking, for the token endpoints.
+pub(crate) struct Caller<'a> {
+    pub token: &'a str,
+    pub entry: &'a TokenEntry,
+    pub decision: &'a Decision,
+}
+
+fn glob_match(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((pre, post)) => s.len() >= pre.len() + post.len() && s.starts_with(pre) && s.ends_with(post),
+    }
+}
+
+impl Core {
+    /// Builds the `auth` block for a token.
+    pub(crate) fn auth_block(&self, token: &str, e: &TokenEntry, identity_policies: &[String]) -> coffer_api::Auth {
+        let mut all = e.policies.clone();
+        for p in identity_policies {
+            if !all.contains(p) {
+                all.push(p.clone());
+            }
+        }
+        coffer_api::Auth {
+            client_token: token.to_string(),
+            accessor: e.accessor.clone(),
+            policies: all,
+            token_policies: e.policies.clone(),
+            identity_policies: if identity_policies.is_empty() { None } else { Some(identity_policies.to_vec()) },
+            metadata: e.meta.clone(),
+            lease_duration: e.remaining(now()),
+            renewable: e.renewable,
+            entity_id: e.entity_id.clone(),
+            token_type: e.token_type.clone(),
+            orphan: e.orphan,
+            mfa_requirement: None,
+            num_uses: e.num_uses,
+        }
+    }
+
+    /// Applies TTL rules to a new token entry (default, max, explicit max, period).
+    pub(crate) fn apply_ttls(&self, e: &mut TokenEntry, ttl: i64, mount_max: i64) -> Vec<String> {
+        let mut warnings = vec![];
+        let sys_max = if mount_max > 0 { mount_max.min(self.config.max_lease_ttl) } else { self.config.max_lease_ttl };
+        let mut max = sys_max;
+        if e.explicit_max_ttl > 0 {
+            max = max.min(e.explicit_max_ttl);
+        }
+        let mut ttl = if e.period > 0 {
+            if e.explicit_max_ttl > 0 {
+                e.period.min(e.explicit_max_ttl)
+            } else {
+                e.period
+            }
+        } else if ttl > 0 {
+            ttl
+        } else if e.is_root() && e.explicit_max_ttl == 0 {
+            0
+        } else {
+            self.config.default_lease_ttl.min(max)
+        };
+        if e.period == 0 && ttl > max {
+            warnings.push(format!(
+                "TTL of \"{ttl}s\" exceeded the effective max_ttl of \"{max}s\"; TTL value is capped accordingly"
+            ));
+            ttl = max;
+        }
+        e.ttl = ttl;
+        e.max_ttl = max;
+        e.expire_time = if ttl > 0 { now() + ttl } else { 0 };
+        warnings
+    }
+
+    pub(crate) async fn handle_token(
+        &self,
+        active: &Active,
+        op: Operation,
+        rest: &str,
+        data: &Map<String, Value>,
+        caller: &Caller<'_>,
+    ) -> Result<CoreResponse> {
+        use Operation::*;
+        let tokens = &active.tokens;
+        let write = matches!(op, Create | Update);
+        let mut resp = match (rest, op) {
+            ("create" | "create-orphan", _) if write => {
+                self.create_token(active, caller, data, None, rest == "create-orphan").await?
+            }
+            (r, _) if write && r.starts_with("create/") => {
+                let name = &r["create/".len()..];
+                let role = tokens
+                    .role(&name.to_lowercase())
+                    .await?
+                    .ok_or_else(|| LogicalError::bad_request(format!("unknown role {name}")))?;
+                self.create_token(active, caller, data, Some(role), false).await?
+            }
+            ("lookup-self", Read | Update | Create) => {
+                let ip = self.identity_policies(active, &caller.entry.entity_id).await?;
+                CoreResponse::data(caller.entry.lookup_data(caller.token, &ip))
+            }
+            ("lookup", Update | Create) | ("lookup", Read) => {
+                let t = opt(data, "token").map(|v| parse_string("token", v)).transpose()?.unwrap_or_default();
+                if t.is_empty() {
+                    return Err(LogicalError::bad_request("missing token to look up"));
+                }
+                match tokens.lookup(&t).await? {
+                    Some(e) => {
+                        let ip = self.identity_policies(active, &e.entity_id).await?;
+                        CoreResponse::data(e.lookup_data(&t, &ip))
+                    }
+                    None => return Err(LogicalError::new(coffer_sdk::ErrorKind::PermissionDenied, "bad token")),
+                }
+            }
+            ("lookup-accessor", Update | Create) => {
+                let a = opt(data, "accessor").and_then(Value::as_str).unwrap_or("");
+                match tokens.lookup_accessor(a).await? {
+                    Some((_, e)) => {
+                        let ip = self.identity_policies(active, &e.entity_id).await?;
+                        CoreResponse::data(e.lookup_data("", &ip))
+                    }
+                    None => return Err(LogicalError::bad_request("invalid accessor")),
+                }
+            }
+            ("renew-self", Update | Create) => self.renew(active, caller.token, caller.entry, data).await?,
+            ("renew", Update | Create) => {
+                let t = opt(data, "token").and_then(Value::as_str).unwrap_or("").to_string();
+                let Some(e) = tokens.lookup(&t).await? else { return Err(LogicalError::bad_request("invalid token")) };
+                self.renew(active, &t, &e, data).await?
+            }
+            ("renew-accessor", Update | Create) => {
+                let a = opt(data, "accessor").and_then(Value::as_str).unwrap_or("");
+                let Some((h, e)) = tokens.lookup_accessor(a).await? else {
+                    return Err(LogicalError::bad_request("invalid accessor"));
+                };
+                let mut r = self.renew_hash(active, &h, &e, data).await?;
+                if let Some(a) = r.auth.as_mut() {
+                    a.client_token.clear();
+                }
+                r
+            }
+            ("revoke-self", Update | Create) => {
+                tokens.revoke(caller.token, true).await?;
+                CoreResponse::default()
+            }
+            ("revoke", Update | Create) | ("revoke-orphan", Update | Create) => {
+                let t = opt(data, "token").and_then(Value::as_str).unwrap_or("");
+                if t.is_empty() {
+                    return Err(LogicalError::bad_request("missing token to revoke"));
+                }
+                tokens.revoke(t, rest == "revoke").await?;
+                CoreResponse::default()
+            }
+            ("revoke-accessor", Update | Create) => {
+                let a = opt(data, "accessor").and_then(Value::as_str).unwrap_or("");
+                let Some((h, _)) = tokens.lookup_accessor(a).await? else {
+                    return Err(LogicalError::bad_request("invalid accessor"));
+                };
+                tokens.revoke_hash(&h, true).await?;
+                CoreResponse::default()
+            }
+            ("accessors/" | "accessors", List) => CoreResponse::data(obj(json!({ "keys": tokens.accessors().await? }))),
+            ("tidy", Update | Create) => {
+                let n = tokens.tidy().await?;
+                let mut r = CoreResponse::default();
+                r.warnings.push(format!("Tidy operation successfully started; removed {n} stale entries"));
+                r
+            }
+            ("roles/" | "roles", List) => {
+                let keys = tokens.roles().await?;
+                if keys.is_empty() {
+                    return Err(LogicalError::not_found());
+                }
+                CoreResponse::data(obj(json!({ "keys": keys })))
+            }
+            (r, _) if r.starts_with("roles/") => {
+                let name = r["roles/".len()..].to_lowercase();
+                if name.is_empty() || name.contains('/') {
+                    return Err(LogicalError::bad_request("invalid role name"));
+                }
+                match op {
+                    Read => match tokens.role(&name).await? {
+                        Some(role) => CoreResponse::data(role_json(&role)),
+                        None => return Err(LogicalError::not_found()),
+                    },
+                    Create | Update => {
+                        let mut role = tokens.role(&name).await?.unwrap_or(TokenRole {
+                            name: name.clone(),
+                            renewable: true,
+                            ..Default::default()
+                        });
+                        update_role(&mut role, data)?;
+                        tokens.put_role(&role).await?;
+                        CoreResponse::default()
+                    }
+                    Delete => {
+                        tokens.delete_role(&name).await?;
+                        CoreResponse::default()
+                    }
+                    _ => return Err(LogicalError::unsupported_operation()),
+                }
+            }
+            (
+                "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor" | "renew" | "renew-self"
+                | "renew-accessor" | "revoke" | "revoke-self" | "revoke-orphan" | "revoke-accessor" | "tidy"
+                | "accessors" | "accessors/",
+                _,
+            ) => return Err(LogicalError::unsupported_operation()),
+            _ => return Err(LogicalError::unsupported_path(&format!("auth/token/{rest}"))),
+        };
+        resp.mount_type = "token".into();
+        Ok(resp)
+    }
+
+    async fn create_token(
+        &self,
+        active: &Active,
+        caller: &Caller<'_>,
+        d: &Map<String, Value>,
+        role: Option<TokenRole>,
+        orphan_path: bool,
+    ) -> Result<CoreResponse> {
+        let parent = caller.entry;
+        let privileged = parent.is_root() || caller.decision.sudo;
+        let mut policies = match opt(d, "policies") {
+            Some(v) => normalize_policies(parse_string_slice("policies", v)?),
+            None => vec![],
+        };
+        let no_default = match opt(d, "no_default_policy") {
+            Some(v) => parse_bool("no_default_policy", v)?,
+            None => role.as_ref().is_some_and(|r| r.token.token_no_default_policy),
+        };
+        if let Some(r) = &role {
+            let allowed = &r.allowed_policies;
+            if policies.is_empty() {
+                policies = if allowed.is_empty() { parent.policies.clone() } else { allowed.clone() };
+            }
+            for p in &policies {
+                if p == "default" {
+                    continue;
+                }
+                let ok_allowed = (allowed.is_empty() && r.allowed_policies_glob.is_empty())
+                    || allowed.contains(p)
+                    || r.allowed_policies_glob.iter().any(|g| glob_match(g, p));
+                let bad =
+                    r.disallowed_policies.contains(p) || r.disallowed_policies_glob.iter().any(|g| glob_match(g, p));
+                if !ok_allowed || bad {
+                    return Err(LogicalError::bad_request(format!(
+                        "token policies ({p}) must be subset of the role's allowed policies"
+                    )));
+                }
+            }
+            if allowed.is_empty() && r.allowed_policies_glob.is_empty() && !parent.is_root() {
+                for p in &policies {
+                    if p != "default" && !parent.policies.contains(p) {
+                        return Err(LogicalError::bad_request("child policies must be subset of parent"));
+                    }
+                }
+            }
+        } else {
+            if policies.is_empty() {
+                policies = parent.policies.iter().filter(|p| *p != "root" || parent.is_root()).cloned().collect();
+            }
+            if !privileged {
+                for p in &policies {
+                    if p != "default" && !parent.policies.contains(p) {
+                        return Err(LogicalError::bad_request("child policies must be subset of parent"));
+                    }
+                }
+            }
+        }
+        if policies.iter().any(|p| p == "root") && !parent.is_root() {
+            return Err(LogicalError::bad_request("root tokens may not be created from non-root tokens"));
+        }
+        if !no_default && !policies.iter().any(|p| p == "default" || p == "root") {
+            policies.push("default".into());
+        }
+        if no_default {
+            policies.retain(|p| p != "default");
+        }
+        let no_parent = match opt(d, "no_parent") {
+            Some(v) => parse_bool("no_parent", v)?,
+            None => false,
+        };
+        if no_parent && !privileged {
+            return Err(LogicalError::bad_request("root or sudo privileges required to create orphan token"));
+        }
+        let orphan = orphan_path || no_parent || role.as_ref().is_some_and(|r| r.orphan);
+        let token_type = match opt(d, "type").map(|v| parse_string("type", v)).transpose()?.as_deref() {
+            None | Some("") | Some("service") => role
+                .as_ref()
+                .map(|r| if r.token.token_type == "batch" { "batch" } else { "service" })
+                .unwrap_or("service")
+                .to_string(),
+            Some("batch") => "batch".into(),
+            Some(other) => return Err(LogicalError::bad_request(format!("unsupported token type {other:?}"))),
+        };
+        if token_type == "batch" && policies.iter().any(|p| p == "root") {
+            return Err(LogicalError::bad_request("batch tokens cannot be root tokens"));
+        }
+        let dur = |k: &str| -> Result<i64> {
+            match opt(d, k) {
+                Some(v) => {
+                    let n = parse_duration(k, v)?;
+                    if n < 0 {
+                        return Err(LogicalError::bad_request(format!("{k} must be positive")));
+                    }
+                    Ok(n)
+                }
+                None => Ok(0),
+            }
+        };
+        let mut ttl = dur("ttl")?;
+        let mut explicit_max_ttl = dur("explicit_max_ttl")?;
+        let mut period = dur("period")?;
+        if let Some(r) = &role {
+            if ttl == 0 {
+                ttl = r.token.token_ttl;
+            }
+            if explicit_max_ttl == 0 {
+                explicit_max_ttl = r.token.token_explicit_max_ttl;
+            }
+            if period == 0 {
+                period = r.token.token_period;
+            }
+        } else if period > 0 && !privileged {
+            return Err(LogicalError::bad_request("root or sudo privileges required to create periodic token"));
+        }
+        let num_uses = match opt(d, "num_uses") {
+            Some(v) => parse_int("num_uses", v)?,
+            None => role.as_ref().map(|r| r.token.token_num_uses).unwrap_or(0),
+        };
+        if num_uses < 0 {
+            return Err(LogicalError::bad_request("number of uses cannot be negative"));
+        }
+        let mut renewable = match opt(d, "renewable") {
+            Some(v) => parse_bool("renewable", v)?,
+            None => true,
+        };
+        if let Some(r) = &role {
+            renewable &= r.renewable;
+        }
+        if token_type == "batch" {
+            if period > 0 || num_uses > 0 {
+                return Err(LogicalError::bad_request("batch tokens cannot be periodic or have a use limit"));
+            }
+            renewable = false;
+        }
+        let display = opt(d, "display_name").map(|v| parse_string("display_name", v)).transpose()?.unwrap_or_default();
+        let display_name = if display.is_empty() {
+            "token".to_string()
+        } else {
+            let cleaned: String = display
+                .to_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+                .collect();
+            format!("token-{cleaned}")
+        };
+        let meta = match opt(d, "meta") {
+            Some(Value::Object(m)) => {
+                let mut out = Map::new();
+                for (k, v) in m {
+                    out.insert(k.clone(), Value::String(parse_string("meta", v)?));
+                }
+                Some(out)
+            }
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(_) => return Err(LogicalError::bad_request("meta must be a map of strings")),
+            None => None,
+        };
+        let id = opt(d, "id").and_then(Value::as_str).filter(|s| !s.is_empty());
+        if id.is_some() && !parent.is_root() {
+            return Err(LogicalError::bad_request("root or sudo privileges required to specify token id"));
+        }
+        let path = match &role {
+            Some(r) if !r.path_suffix.is_empty() => format!("auth/token/create/{}/{}", r.name, r.path_suffix),
+            Some(r) => format!("auth/token/create/{}", r.name),
+            None if orphan_path => "auth/token/create-orphan".into(),
+            None => "auth/token/create".into(),
+        };
+        let parent_hash = if orphan { None } else { Some(active.tokens.hash(caller.token)) };
+        let mut entry = TokenEntry {
+            policies,
+            path,
+            meta,
+            display_name,
+            num_uses,
+            creation_time: now(),
+            explicit_max_ttl,
+            period,
+            renewable,
+            orphan,
+            parent: parent_hash,
+            entity_id: parent.entity_id.clone(),
+            token_type,
+            role: role.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
+            bound_cidrs: role.as_ref().map(|r| r.token.token_bound_cidrs.clone()).unwrap_or_default(),
+            ..Default::default()
+        };
+        let warnings = self.apply_ttls(&mut entry, ttl, 0);
+        // A child never outlives its parent's hard limit.
+        if parent.expire_time > 0 && (entry.expire_time == 0 || entry.expire_time > parent.expire_time) && !orphan {
+            entry.expire_time = parent.expire_time;
+            entry.ttl = (parent.expire_time - now()).max(1);
+        }
+        let (token, entry) = active.tokens.create(entry, id).await?;
+        let ip = self.identity_policies(active, &entry.entity_id).await?;
+        let auth = self.auth_block(&token, &entry, &ip);
+        Ok(CoreResponse { auth: Some(auth), warnings, ..Default::default() })
+    }
+
+    async fn renew(
+        &self,
+        active: &Active,
+        token: &str,
+        e: &TokenEntry,
+        d: &Map<String, Value>,
+    ) -> Result<CoreResponse> {
+        if e.token_type == "batch" {
+            return Err(LogicalError::bad_request("batch tokens cannot be renewed"));
+        }
+        let h = active.tokens.hash(token);
+        let mut r = self.renew_hash(active, &h, e, d).await?;
+        if let Some(a) = r.auth.as_mut() {
+            a.client_token = token.to_string();
+        }
+        Ok(r)
+    }
+
+    async fn renew_hash(
+        &self,
+        active: &Active,
+        h: &str,
+        e: &TokenEntry,
+        d: &Map<String, Value>,
+    ) -> Result<CoreResponse> {
+        if !e.renewable && e.expire_time > 0 {
+            return Err(LogicalError::bad_request("lease is not renewable"));
+        }
+        let mut e = e.clone();
+        let at = now();
+        if e.expire_time > 0 {
+            let increment = match opt(d, "increment") {
+                Some(v) => parse_duration("increment", v)?.max(0),
+                None => 0,
+            };
+            let mut warnings = vec![];
+            if e.period > 0 {
+                let ttl = if e.explicit_max_ttl > 0 {
+                    e.period.min(e.creation_time + e.explicit_max_ttl - at)
+                } else {
+                    e.period
+                };
+                e.expire_time = at + ttl.max(0);
+            } else {
+                let inc = if increment > 0 { increment } else { e.ttl };
+                let max = if e.max_ttl > 0 { e.max_ttl } else { self.config.max_lease_ttl };
+                let max = if e.explicit_max_ttl > 0 { max.min(e.explicit_max_ttl) } else { max };
+                let limit = e.creation_time + max;
+                let wanted = at + inc;
+                if wanted > limit {
+                    warnings.push("TTL of the renewed token is capped by its maximum TTL".to_string());
+                }
+                e.expire_time = wanted.min(limit);
+            }
+            e.last_renewal_time = at;
+            active.tokens.save(h, &e).await?;
+            let ip = self.identity_policies(active, &e.entity_id).await?;
+            return Ok(CoreResponse { auth: Some(self.auth_block("", &e, &ip)), warnings, ..Default::default() });
+        }
+        let ip = self.identity_policies(active, &e.entity_id).await?;
+        Ok(CoreResponse { auth: Some(self.auth_block("", &e, &ip)), ..Default::default() })
+    }
+}
+
+fn role_json(r: &TokenRole) -> Map<String, Value> {
+    let mut m = obj(json!({
+        "name": r.name,
+        "allowed_policies": r.allowed_policies,
+        "disallowed_policies": r.disallowed_policies,
+        "allowed_policies_glob": r.allowed_policies_glob,
+        "disallowed_policies_glob": r.disallowed_policies_glob,
+        "orphan": r.orphan,
+        "renewable": r.renewable,
+        "path_suffix": r.path_suffix,
+        "allowed_entity_aliases": r.allowed_entity_aliases,
+    }));
+    r.token.to_response(&mut m);
+    for k in ["policies", "ttl", "max_ttl", "bound_cidrs"] {
+        m.remove(k);
+    }
+    m.insert("explicit_max_ttl".into(), json!(r.token.token_explicit_max_ttl));
+    m
+}
+
+fn update_role(r: &mut TokenRole, d: &Map<String, Value>) -> Result<()> {
+    let list = |k: &str| -> Result<Option<Vec<String>>> {
+        opt(d, k).map(|v| parse_string_slice(k, v).map(normalize_policies)).transpose()
+    };
+    if let Some(v) = list("allowed_policies")? {
+        r.allowed_policies = v;
+    }
+    if let Some(v) = list("disallowed_policies")? {
+        r.disallowed_policies = v;
+    }
+    if let Some(v) = list("allowed_policies_glob")? {
+        r.allowed_policies_glob = v;
+    }
+    if let Some(v) = list("disallowed_policies_glob")? {
+        r.disallowed_policies_glob = v;
+    }
+    if let Some(v) = opt(d, "allowed_entity_aliases") {
+        r.allowed_entity_aliases = parse_string_slice("allowed_entity_aliases", v)?;
+    }
+    if let Some(v) = opt(d, "orphan") {
+        r.orphan = parse_bool("orphan", v)?;
+    }
+    if let Some(v) = opt(d, "renewable") {
+        r.renewable = parse_bool("renewable", v)?;
+    }
+    if let Some(v) = opt(d, "path_suffix") {
+        let s = parse_string("path_suffix", v)?;
+        if s.contains("..") {
+            return Err(LogicalError::bad_request("path_suffix must not contain '..'"));
+        }
+        r.path_suffix = s;
+    }
+    let mut td = d.clone();
+    if let Some(v) = d.get("explicit_max_ttl") {
+        td.entry("token_explicit_max_ttl".to_string()).or_insert(v.clone());
+    }
+    r.token.update_from(&td)?;
+    Ok(())
+}
