@@ -6,6 +6,7 @@
 pub mod error;
 pub mod identity;
 pub mod mounts;
+pub mod password;
 pub mod policy;
 pub mod policy_store;
 mod seal_ops;
@@ -161,16 +162,18 @@ pub struct Core {
     pub(crate) active: RwLock<Option<Arc<Active>>>,
     pub(crate) seal: tokio::sync::Mutex<seal_ops::SealState>,
     pub(crate) seal_config: RwLock<Option<SealConfig>>,
+    pub(crate) services: Arc<password::Services>,
 }
 
 impl Core {
     pub fn new(barrier: Arc<Barrier>, config: CoreConfig) -> Arc<Self> {
         Arc::new(Core {
-            barrier,
             config,
             active: RwLock::new(None),
             seal: tokio::sync::Mutex::new(seal_ops::SealState::default()),
             seal_config: RwLock::new(None),
+            services: Arc::new(password::Services { barrier: barrier.clone() }),
+            barrier,
         })
     }
 
@@ -391,7 +394,7 @@ impl Core {
             storage: route.view.clone(),
             system: coffer_sdk::SystemInfo { default_lease_ttl: def, max_lease_ttl: max },
             remote_addr,
-            services: None,
+            services: Some(self.services.clone()),
         }
     }
 

@@ -220,7 +220,7 @@ pub fn backend_for(entry: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError>
             }
         }
         "userpass" => Ok(Arc::new(coffer_builtin_userpass::UserPass::new())),
-        "approle" => Err(LogicalError::bad_request("approle: not available in this build yet")),
+        "approle" => Ok(Arc::new(coffer_builtin_approle::AppRole::new())),
         "kv-v2" => Err(LogicalError::bad_request(
             "KV version 2 is not available in this build of Coffer yet; mount with version 1",
         )),

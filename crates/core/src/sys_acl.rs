@@ -136,6 +136,10 @@ impl Core {
             "sys/capabilities-self" | "sys/capabilities" | "sys/capabilities-accessor" => {
                 return Err(LogicalError::unsupported_operation())
             }
+            p if p == "sys/policies/password" || p.starts_with("sys/policies/password/") => {
+                let rest = p.trim_start_matches("sys/policies/password").trim_start_matches('/');
+                self.handle_password_policy(op, rest, d).await?
+            }
             "sys/internal/ui/resultant-acl" if op == Read => CoreResponse::data(ctx.acl.resultant()),
             "sys/auth" if op == Read => {
                 let t = active.auth_mounts.lock().await;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 /// Token settings stored with a role or user.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokenParams {
     #[serde(default)]
     pub token_policies: Vec<String>,
@@ -33,6 +33,22 @@ pub struct TokenParams {
 
 fn default_type() -> String {
     "default".into()
+}
+
+impl Default for TokenParams {
+    fn default() -> Self {
+        TokenParams {
+            token_policies: vec![],
+            token_ttl: 0,
+            token_max_ttl: 0,
+            token_explicit_max_ttl: 0,
+            token_period: 0,
+            token_num_uses: 0,
+            token_no_default_policy: false,
+            token_bound_cidrs: vec![],
+            token_type: default_type(),
+        }
+    }
 }
 
 /// The field specs to add to a role path.
