@@ -186,7 +186,7 @@ fn yes() -> bool {
 
 pub struct TokenStore {
     barrier: Arc<Barrier>,
-    salt: Zeroizing<Vec<u8>>,
+    salt: coffer_crypto::HmacKey,
     batch_key: coffer_crypto::Key,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
 }
@@ -221,11 +221,12 @@ impl TokenStore {
             secrets.push(v);
         }
         let batch_key = coffer_crypto::Key::from_slice(&secrets[1]).map_err(internal)?;
-        Ok(TokenStore { barrier, salt: secrets.swap_remove(0), batch_key, cache: RwLock::new(HashMap::new()) })
+        let salt = coffer_crypto::HmacKey::new(&secrets[0]);
+        Ok(TokenStore { barrier, salt, batch_key, cache: RwLock::new(HashMap::new()) })
     }
 
     pub fn hash(&self, value: &str) -> String {
-        hex::encode(coffer_crypto::hmac_sha256(&self.salt, value.as_bytes()))
+        hex::encode(self.salt.sign(value.as_bytes()))
     }
 
     /// Creates a root token. `id` lets `-dev-root-token-id` choose it.
