@@ -260,6 +260,7 @@ async fn dev_mounts(core: &Core, root: &str) -> Result<(), String> {
         data,
         token: Some(root.to_string()),
         remote_addr: None,
+        wrap_ttl: None,
     })
     .await
     .map(|_| ())

@@ -274,3 +274,42 @@ fn approle_role_id_and_secret_id_login() {
     );
     assert_eq!(login(&role_id, live_sid).status.code(), Some(2), "a destroyed secret-id is refused");
 }
+
+#[test]
+fn token_roles_renewal_and_batch_tokens() {
+    let Some((_s, b, _dir)) = setup() else { return };
+    b.ok(
+        "root",
+        &["write", "auth/token/roles/deployer", "allowed_policies=default,deploy", "orphan=true", "token_period=1h"],
+    );
+    let role = b.json("root", &["read", "auth/token/roles/deployer"]);
+    assert_eq!(role["data"]["allowed_policies"], serde_json::json!(["default", "deploy"]));
+    let t = b.json("root", &["token", "create", "-role=deployer", "-policy=deploy"])["auth"].clone();
+    assert_eq!(t["orphan"], true, "the role makes orphans");
+    assert_eq!(t["lease_duration"], 3600, "a periodic token lives one period");
+    let o = b.run("root", &["token", "create", "-role=deployer", "-policy=admin"]);
+    assert_eq!(o.status.code(), Some(2), "a policy outside the role is refused: {}", out(&o));
+    let look = b.json("root", &["token", "lookup", t["client_token"].as_str().unwrap()]);
+    assert_eq!(look["data"]["role"], "deployer");
+
+    // Renewal extends a renewable token up to its max; a non-renewable one refuses.
+    let r = b.json("root", &["token", "create", "-policy=default", "-ttl=10m", "-explicit-max-ttl=1h"])["auth"].clone();
+    let tok = r["client_token"].as_str().unwrap().to_string();
+    let renewed = b.json(&tok, &["token", "renew", "-increment=30m"]);
+    assert_eq!(renewed["auth"]["lease_duration"], 1800);
+    let fixed = b.json("root", &["token", "create", "-policy=default", "-renewable=false"])["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(b.run(&fixed, &["token", "renew"]).status.code(), Some(2));
+
+    // Batch tokens work without being stored, and cannot be revoked or be root.
+    let batch = b.json("root", &["token", "create", "-type=batch", "-policy=default", "-ttl=5m"])["auth"].clone();
+    let bt = batch["client_token"].as_str().unwrap().to_string();
+    assert!(bt.starts_with("b.") && batch["accessor"] == "", "{batch}");
+    assert_eq!(b.json(&bt, &["token", "lookup"])["data"]["type"], "batch");
+    assert_eq!(b.run("root", &["token", "create", "-type=batch", "-policy=root"]).status.code(), Some(2));
+    // Accessors and tidy (sudo paths) work for root.
+    assert!(b.ok("root", &["list", "auth/token/accessors"]).contains(look["data"]["accessor"].as_str().unwrap()));
+    b.ok("root", &["write", "-f", "auth/token/tidy"]);
+}

@@ -50,6 +50,7 @@ async fn main() {
         data: data.as_object().cloned().unwrap_or_default(),
         token: Some(token.into()),
         remote_addr: None,
+        wrap_ttl: None,
     };
     core.handle(call("sys/mounts/kv", Operation::Update, json!({"type": "kv"}), &root)).await.unwrap();
     core.handle(call("kv/app/db", Operation::Update, json!({"password": "x"}), &root)).await.unwrap();

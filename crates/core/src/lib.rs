@@ -14,6 +14,8 @@ mod sys;
 mod sys_acl;
 pub mod token;
 mod token_api;
+mod tools;
+pub mod wrapping;
 
 use crate::mounts::{MountEntry, MountTable, PrefixView, Route, Router};
 use crate::token::TokenStore;
@@ -64,6 +66,8 @@ pub struct CoreRequest {
     pub token: Option<String>,
     /// The client's address (for CIDR-bound tokens and credentials).
     pub remote_addr: Option<std::net::IpAddr>,
+    /// `X-Vault-Wrap-TTL`: wrap the response for this many seconds.
+    pub wrap_ttl: Option<i64>,
 }
 
 /// How the HTTP layer should shape the body.
@@ -88,6 +92,7 @@ pub struct CoreResponse {
     pub renewable: bool,
     pub mount_type: String,
     pub shape: BodyShape,
+    pub wrap_info: Option<coffer_api::WrapInfo>,
 }
 
 impl CoreResponse {
@@ -350,8 +355,47 @@ impl Core {
                 None => LogicalError::permission_denied(),
             });
         }
-        active.tokens.use_token(token, &entry).await?;
-        let ctx = Ctx { acl: &acl };
+        if !acl.wrapping_allows(&path, op == Operation::List, req.wrap_ttl) {
+            return Err(LogicalError::permission_denied());
+        }
+        let revoke_after = active.tokens.use_token(token, &entry).await?;
+        let result =
+            self.dispatch_authorized(&active, &req, &path, op, token, &entry, &acl, &decision, target, sreq).await;
+        if let Some(h) = revoke_after {
+            active.tokens.revoke_hash(&h, true).await?;
+        }
+        let resp = result?;
+        match req.wrap_ttl {
+            Some(ttl) if (resp.data.is_some() || resp.auth.is_some()) && resp.wrap_info.is_none() => {
+                self.wrap(&active, &resp, ttl, &path).await
+            }
+            _ => Ok(resp),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn dispatch_authorized(
+        &self,
+        active: &Arc<Active>,
+        req: &CoreRequest,
+        path: &str,
+        op: Operation,
+        token: &str,
+        entry: &token::TokenEntry,
+        acl: &policy::Acl,
+        decision: &policy::Decision,
+        target: Option<(Arc<Route>, String)>,
+        sreq: Option<coffer_sdk::Request>,
+    ) -> Result<CoreResponse> {
+        let path = path.to_string();
+        let ctx = Ctx { acl };
+        if path == "cubbyhole" || path.starts_with("cubbyhole/") {
+            let rest = path.trim_start_matches("cubbyhole").trim_start_matches('/');
+            return self.handle_cubbyhole(active, token, entry, op, rest, req.data.clone()).await;
+        }
+        if let Some(sub) = path.strip_prefix("sys/wrapping/") {
+            return self.handle_wrapping(active, op, sub, &req.data, token, req.wrap_ttl).await;
+        }
 
         if let Some(rest) = path.strip_prefix("auth/token/") {
             let caller = token_api::Caller { token, entry: &entry, decision: &decision };

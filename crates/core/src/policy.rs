@@ -546,6 +546,22 @@ impl Acl {
         Decision { allowed: true, sudo, caps, reason: None }
     }
 
+    /// Policy wrapping bounds: a rule with min/max_wrapping_ttl demands a wrap TTL in range.
+    pub fn wrapping_allows(&self, path: &str, list: bool, wrap_ttl: Option<i64>) -> bool {
+        if self.root {
+            return true;
+        }
+        let Some(rule) = self.best_for(path, list) else { return true };
+        let (min, max) = (rule.params.min_wrapping_ttl, rule.params.max_wrapping_ttl);
+        if min == 0 && max == 0 {
+            return true;
+        }
+        match wrap_ttl {
+            None => false,
+            Some(t) => (min == 0 || t >= min) && (max == 0 || t <= max),
+        }
+    }
+
     /// Whether any non-deny rule could grant something at or below `prefix` (UI mount listing).
     pub fn grants_under(&self, prefix: &str) -> bool {
         if self.root {

@@ -103,6 +103,10 @@ impl PolicyStore {
         for n in &key {
             if n == "root" {
                 ps.push(Arc::new(Policy { name: "root".into(), raw: String::new(), rules: vec![] }));
+            } else if n == crate::wrapping::WRAPPING_POLICY {
+                if let Ok(p) = policy::parse(n, crate::wrapping::WRAPPING_POLICY_TEXT) {
+                    ps.push(Arc::new(p));
+                }
             } else if let Some(p) = self.get(n) {
                 ps.push(p);
             }

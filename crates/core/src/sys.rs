@@ -70,6 +70,10 @@ impl Core {
                 Read => CoreResponse::raw(obj(json!({ "ha_enabled": false }))),
                 _ => return Err(LogicalError::unsupported_operation()),
             },
+            "sys/wrapping/lookup" if matches!(op, Update | Create) && req.data.get("token").is_some() => {
+                let active = self.active().ok_or_else(LogicalError::sealed)?;
+                self.handle_wrapping(&active, op, "lookup", &req.data, "", None).await?
+            }
             p if p.starts_with("sys/generate-root/") => {
                 if self.is_sealed() {
                     return Err(LogicalError::sealed());
@@ -119,6 +123,11 @@ impl Core {
                         m.insert(e.path.clone(), e.to_json());
                     }
                     m.insert("sys/".into(), sys_mount_json());
+                    m.insert(
+                        "cubbyhole/".into(),
+                        builtin_mount_json("cubbyhole", "per-token private secret storage", true),
+                    );
+                    m.insert("identity/".into(), builtin_mount_json("identity", "identity store", false));
                     Ok(CoreResponse::legacy(sorted(m)))
                 }
                 _ => Err(LogicalError::unsupported_operation()),
@@ -576,6 +585,23 @@ fn sorted(m: Map<String, Value>) -> Map<String, Value> {
     let mut v: Vec<_> = m.into_iter().collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v.into_iter().collect()
+}
+
+fn builtin_mount_json(ty: &str, description: &str, local: bool) -> Value {
+    json!({
+        "accessor": format!("{ty}_coffer00"),
+        "config": { "default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false },
+        "description": description,
+        "external_entropy_access": false,
+        "local": local,
+        "options": null,
+        "plugin_version": "",
+        "running_plugin_version": format!("v{}+builtin.coffer", env!("CARGO_PKG_VERSION")),
+        "running_sha256": "",
+        "seal_wrap": false,
+        "type": ty,
+        "uuid": format!("00000000-0000-0000-0000-00000000{:04}", ty.len()),
+    })
 }
 
 fn sys_mount_json() -> Value {

@@ -140,6 +140,15 @@ impl Core {
                 let rest = p.trim_start_matches("sys/policies/password").trim_start_matches('/');
                 self.handle_password_policy(op, rest, d).await?
             }
+            p if p == "sys/tools/random" || p.starts_with("sys/tools/random/") => {
+                crate::tools::random(op, &p["sys/tools/random".len()..], d)?
+            }
+            p if p == "sys/random" || p.starts_with("sys/random/") => {
+                crate::tools::random(op, &p["sys/random".len()..], d)?
+            }
+            p if p == "sys/tools/hash" || p.starts_with("sys/tools/hash/") => {
+                crate::tools::hash(op, &p["sys/tools/hash".len()..], d)?
+            }
             "sys/internal/ui/resultant-acl" if op == Read => CoreResponse::data(ctx.acl.resultant()),
             "sys/auth" if op == Read => {
                 let t = active.auth_mounts.lock().await;

@@ -97,7 +97,7 @@ impl TokenEntry {
     }
 
     pub fn is_expired(&self, at: i64) -> bool {
-        self.expire_time > 0 && self.expire_time <= at
+        (self.expire_time > 0 && self.expire_time <= at) || self.num_uses < 0
     }
 
     /// Remaining TTL in seconds (0 when the token never expires).
@@ -332,21 +332,24 @@ impl TokenStore {
         Ok(Some((h, e)))
     }
 
-    /// Counts one use of a token with a use limit. Returns false when it was already used up.
-    /// On the last use the token is revoked (after this request, as Vault does).
-    pub async fn use_token(&self, token: &str, entry: &TokenEntry) -> Result<bool, LogicalError> {
+    /// Counts one use of a token with a use limit. On its last use the token must be revoked
+    /// after the request (as Vault does): the hash to revoke is returned.
+    pub async fn use_token(&self, token: &str, entry: &TokenEntry) -> Result<Option<String>, LogicalError> {
         if entry.num_uses == 0 || entry.token_type == "batch" {
-            return Ok(true);
+            return Ok(None);
         }
         let h = self.hash(token);
         let mut e = entry.clone();
         e.num_uses -= 1;
         if e.num_uses <= 0 {
-            self.revoke_hash(&h, true).await?;
-        } else {
+            // Mark it spent now so no concurrent request can use it; revoke after.
+            e.num_uses = -1;
+            e.expire_time = now();
             self.save(&h, &e).await?;
+            return Ok(Some(h));
         }
-        Ok(true)
+        self.save(&h, &e).await?;
+        Ok(None)
     }
 
     pub async fn save(&self, h: &str, e: &TokenEntry) -> Result<(), LogicalError> {
@@ -402,6 +405,7 @@ impl TokenStore {
                 ops.push((format!("{PARENT_PREFIX}{cur}/{c}"), None));
             }
             self.barrier.transaction(ops).await.map_err(barrier_err)?;
+            self.delete_tree(&crate::wrapping::cubbyhole_prefix(&cur)).await?;
             self.cache.write().map_err(lock_err)?.remove(&cur);
         }
         Ok(())
@@ -419,6 +423,22 @@ impl TokenStore {
             }
         }
         Ok(n)
+    }
+
+    /// Deletes every entry below `prefix` (a revoked token's cubbyhole).
+    async fn delete_tree(&self, prefix: &str) -> Result<(), LogicalError> {
+        let mut stack = vec![prefix.to_string()];
+        while let Some(p) = stack.pop() {
+            for k in self.barrier.list(&p).await.map_err(barrier_err)? {
+                let full = format!("{p}{k}");
+                if k.ends_with('/') {
+                    stack.push(full);
+                } else {
+                    self.barrier.delete(&full).await.map_err(barrier_err)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// All accessors (for `auth/token/accessors`).

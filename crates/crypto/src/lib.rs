@@ -64,6 +64,22 @@ impl HmacKey {
     }
 }
 
+/// A digest by Vault's algorithm name (`sha2-256`, `sha3-512`, …); None for unknown names.
+pub fn digest(algorithm: &str, data: &[u8]) -> Option<Vec<u8>> {
+    use aws_lc_rs::digest as d;
+    let alg = match algorithm {
+        "sha2-224" => &d::SHA224,
+        "sha2-256" => &d::SHA256,
+        "sha2-384" => &d::SHA384,
+        "sha2-512" => &d::SHA512,
+        "sha3-256" => &d::SHA3_256,
+        "sha3-384" => &d::SHA3_384,
+        "sha3-512" => &d::SHA3_512,
+        _ => return None,
+    };
+    Some(d::digest(alg, data).as_ref().to_vec())
+}
+
 /// HMAC-SHA-256 of `data` under `key`.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);

@@ -279,7 +279,15 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
         core_path.push('/');
     }
     let remote_addr = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-    let creq = CoreRequest { operation, path: core_path, data, token: token_from(&parts.headers), remote_addr };
+    let wrap_ttl = match parts.headers.get("x-vault-wrap-ttl").and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(v) => match coffer_sdk::field::parse_duration_str(v) {
+            Some(n) if n > 0 => Some(n),
+            _ => return error_response(StatusCode::BAD_REQUEST, &[format!("invalid wrap TTL {v:?}")]),
+        },
+    };
+    let creq =
+        CoreRequest { operation, path: core_path, data, token: token_from(&parts.headers), remote_addr, wrap_ttl };
     match st.core.handle(creq).await {
         Ok(resp) => render(resp),
         Err(e) => {
@@ -298,7 +306,7 @@ fn render(resp: CoreResponse) -> Response {
             None => no_content(),
         },
         shape => {
-            if resp.data.is_none() && resp.auth.is_none() && resp.warnings.is_empty() {
+            if resp.data.is_none() && resp.auth.is_none() && resp.warnings.is_empty() && resp.wrap_info.is_none() {
                 return no_content();
             }
             let mut body = Map::new();
@@ -314,7 +322,10 @@ fn render(resp: CoreResponse) -> Response {
             body.insert("renewable".into(), resp.renewable.into());
             body.insert("lease_duration".into(), resp.lease_duration.into());
             body.insert("data".into(), resp.data.map(Value::Object).unwrap_or(Value::Null));
-            body.insert("wrap_info".into(), Value::Null);
+            body.insert(
+                "wrap_info".into(),
+                resp.wrap_info.map(|w| serde_json::to_value(w).unwrap_or(Value::Null)).unwrap_or(Value::Null),
+            );
             body.insert(
                 "warnings".into(),
                 if resp.warnings.is_empty() { Value::Null } else { Value::from(resp.warnings) },
