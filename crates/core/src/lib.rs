@@ -398,17 +398,17 @@ impl Core {
         }
 
         if let Some(rest) = path.strip_prefix("auth/token/") {
-            let caller = token_api::Caller { token, entry: &entry, decision: &decision };
-            return self.handle_token(&active, op, rest, &req.data, &caller).await;
+            let caller = token_api::Caller { token, entry, decision };
+            return self.handle_token(active, op, rest, &req.data, &caller).await;
         }
         if let Some(rest) = path.strip_prefix("identity/") {
-            return self.handle_identity(&active, op, rest, &req.data).await;
+            return self.handle_identity(active, op, rest, &req.data).await;
         }
         if path == "sys" || path.starts_with("sys/") {
-            if let Some(r) = self.handle_sys_acl(&active, op, &path, &req.data, &ctx).await? {
+            if let Some(r) = self.handle_sys_acl(active, op, &path, &req.data, &ctx).await? {
                 return Ok(r);
             }
-            return self.handle_sys(&active, &req, &path, Some(&acl)).await;
+            return self.handle_sys(active, req, &path, Some(acl)).await;
         }
         let (Some((route, _)), Some(mut sreq)) = (target, sreq) else {
             return Err(LogicalError::new(
@@ -417,7 +417,7 @@ impl Core {
             ));
         };
         sreq.operation = op;
-        self.dispatch(&active, &route, sreq, op).await
+        self.dispatch(active, &route, sreq, op).await
     }
 
     /// The logical request a backend sees for `rest` below `route`.
