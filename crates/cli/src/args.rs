@@ -18,6 +18,7 @@ const BOOL_FLAGS: &[&str] = &[
     "local",
     "seal-wrap",
     "force",
+    "f",
     "tls-skip-verify",
     "no-print",
     "help",
@@ -27,6 +28,11 @@ const BOOL_FLAGS: &[&str] = &[
     "dev",
     "recursive",
     "r",
+    "self",
+    "accessor",
+    "no-default-policy",
+    "token-only",
+    "renewable",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -92,6 +92,11 @@ impl Client {
         Ok(Client { addr, token, agent: ureq::Agent::new_with_config(config) })
     }
 
+    /// The same client sending `token` (or no token) instead.
+    pub fn with_token(&self, token: Option<&str>) -> Client {
+        Client { addr: self.addr.clone(), token: token.map(str::to_string), agent: self.agent.clone() }
+    }
+
     /// Sends a request; `Ok(None)` for 204 and 404-with-no-errors on reads.
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Option<Value>, ApiError> {
         let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));

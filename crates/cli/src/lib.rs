@@ -4,6 +4,7 @@
 //! 2 API error or, for `status`, sealed).
 #![forbid(unsafe_code)]
 
+mod access;
 mod args;
 mod client;
 mod output;
@@ -24,7 +25,10 @@ Common commands:
     kv          Interact with the KV secrets engine (get, put, delete, list)
     secrets     Interact with secrets engines (enable, disable, list, tune, move)
     operator    Perform operator tasks (init, unseal, seal, rotate, key-status, generate-root, rekey)
-    token       Interact with tokens (lookup)
+    token       Interact with tokens (create, lookup, renew, revoke, capabilities)
+    policy      Interact with policies (write, read, list, delete, fmt)
+    auth        Interact with auth methods (enable, disable, list, tune)
+    login       Authenticate locally
     server      Start a Coffer server
 ";
 
@@ -32,6 +36,16 @@ enum Fail {
     Usage(String),
     Local(String),
     Api(ApiError),
+    /// An API error after a context prefix (`Error creating token: ...`).
+    ApiIn(String, ApiError),
+    /// A message printed as is, with its exit code.
+    Exit(i32, String),
+}
+
+/// Wraps an API error with Vault's `Error <doing something>:` prefix.
+fn api_in(context: impl Into<String>) -> impl FnOnce(ApiError) -> Fail {
+    let context = context.into();
+    move |e| Fail::ApiIn(context, e)
 }
 
 impl From<ApiError> for Fail {
@@ -58,7 +72,7 @@ pub fn run(argv: &[String]) -> i32 {
     }
     // Two-word commands take their subcommand before the flags.
     let (name, rest) = match cmd.as_str() {
-        "operator" | "secrets" | "kv" | "token" => match argv.get(1) {
+        "operator" | "secrets" | "kv" | "token" | "policy" | "auth" => match argv.get(1) {
             Some(sub) => (format!("{cmd} {sub}"), &argv[2..]),
             None => {
                 eprintln!("Usage: coffer {cmd} <subcommand> [options] [args]");
@@ -100,8 +114,16 @@ pub fn run(argv: &[String]) -> i32 {
             1
         }
         Err(Fail::Api(e)) => {
-            eprintln!("{e}");
+            eprintln!("{}", e.to_string().trim_end());
             e.exit_code()
+        }
+        Err(Fail::ApiIn(context, e)) => {
+            eprintln!("{context}: {}", e.to_string().trim_end());
+            e.exit_code()
+        }
+        Err(Fail::Exit(code, m)) => {
+            eprintln!("{m}");
+            code
         }
     }
 }
@@ -149,13 +171,21 @@ fn dispatch(name: &str, p: &Parsed, c: &Client, out: &Out) -> R {
         "kv put" => kv_put(p, c, out),
         "kv delete" => kv_delete(p, c),
         "kv list" => kv_list(p, c, out),
-        "token lookup" => {
-            let r = match p.positional.first() {
-                None => c.request("GET", "auth/token/lookup-self", None)?,
-                Some(t) => c.request("POST", "auth/token/lookup", Some(&json!({ "token": t })))?,
-            };
-            print_secret(r, out, None)
-        }
+        "token create" => access::token_create(p, c, out),
+        "token lookup" => access::token_lookup(p, c, out),
+        "token renew" => access::token_renew(p, c, out),
+        "token revoke" => access::token_revoke(p, c),
+        "token capabilities" => access::token_capabilities(p, c, out),
+        "policy write" => access::policy_write(p, c),
+        "policy read" => access::policy_read(p, c, out),
+        "policy list" => access::policy_list(p, c, out),
+        "policy delete" => access::policy_delete(p, c),
+        "policy fmt" => access::policy_fmt(p),
+        "login" => access::login(p, c, out),
+        "auth enable" => access::auth_enable(p, c),
+        "auth disable" => access::auth_disable(p, c),
+        "auth list" => access::auth_list(p, c, out),
+        "auth tune" => access::auth_tune(p, c),
         other => Err(Fail::Usage(format!("Unknown command: {other}\n\n{USAGE}"))),
     }
 }
@@ -598,41 +628,155 @@ fn parse_kv_args(args: &[String]) -> Result<Map<String, Value>, Fail> {
     Ok(m)
 }
 
-/// `-field=NAME`: the bare value, no newline, as Vault prints it.
-fn print_field(v: Option<&Value>, name: &str) -> R {
-    match v {
+/// `-field=NAME`: the bare value, no newline, as Vault prints it (JSON with `-format=json`).
+fn print_field(v: Option<&Value>, name: &str, out: &Out) -> R {
+    match v.filter(|v| !v.is_null()) {
         Some(v) => {
-            print!("{}", output::scalar(v));
+            if out.json {
+                print!("{}", serde_json::to_string_pretty(&output::sorted(v)).unwrap_or_default());
+            } else {
+                print!("{}", output::scalar(v));
+            }
             Ok(0)
         }
-        None => Err(Fail::Local(format!("Field \"{name}\" not present in secret"))),
+        None => Err(Fail::Exit(1, format!("Field \"{name}\" not present in secret"))),
+    }
+}
+
+/// The value `-field=NAME` selects: for a response with `auth`, Vault's token fields
+/// (`token`, `token_accessor`, `token_duration`, ...); otherwise a key of `data`.
+fn secret_field<'a>(r: &'a Value, name: &str) -> Option<&'a Value> {
+    match r.get("auth").filter(|a| a.is_object()) {
+        Some(a) => match name {
+            "token" => a.get("client_token"),
+            "token_accessor" => a.get("accessor"),
+            "token_duration" => a.get("lease_duration"),
+            "token_renewable" => a.get("renewable"),
+            "token_policies" | "identity_policies" | "policies" => a.get(name),
+            _ => None,
+        },
+        None => r.get("data").and_then(|d| d.get(name)),
+    }
+}
+
+/// A response as Vault's `api.Secret` marshals it: its fields in struct order, maps sorted.
+fn go_secret(r: &Value) -> Value {
+    let g = |k: &str, d: Value| r.get(k).cloned().filter(|v| !v.is_null()).unwrap_or(d);
+    let mut m = Map::new();
+    m.insert("request_id".into(), g("request_id", json!("")));
+    m.insert("lease_id".into(), g("lease_id", json!("")));
+    m.insert("lease_duration".into(), g("lease_duration", json!(0)));
+    m.insert("renewable".into(), g("renewable", json!(false)));
+    m.insert("data".into(), output::sorted(&g("data", Value::Null)));
+    m.insert("warnings".into(), g("warnings", Value::Null));
+    if let Some(a) = r.get("auth").filter(|a| a.is_object()) {
+        let ga = |k: &str, d: Value| a.get(k).cloned().filter(|v| !v.is_null()).unwrap_or(d);
+        m.insert(
+            "auth".into(),
+            json!({
+                "client_token": ga("client_token", json!("")),
+                "accessor": ga("accessor", json!("")),
+                "policies": ga("policies", Value::Null),
+                "token_policies": ga("token_policies", Value::Null),
+                "identity_policies": ga("identity_policies", Value::Null),
+                "metadata": output::sorted(&ga("metadata", Value::Null)),
+                "orphan": ga("orphan", json!(false)),
+                "entity_id": ga("entity_id", json!("")),
+                "lease_duration": ga("lease_duration", json!(0)),
+                "renewable": ga("renewable", json!(false)),
+                "mfa_requirement": ga("mfa_requirement", Value::Null),
+            }),
+        );
+    }
+    if let Some(w) = r.get("wrap_info").filter(|w| w.is_object()) {
+        m.insert("wrap_info".into(), w.clone());
+    }
+    Value::Object(m)
+}
+
+/// Vault's table for a secret: lease, then the token (`auth`), then `data` sorted by key,
+/// with TTL-like integers as durations and empty strings as `n/a`.
+fn print_secret_table(r: &Value) {
+    let mut rows: Vec<(String, String)> = vec![];
+    if let Some(ld) = r.get("lease_duration").and_then(Value::as_i64).filter(|n| *n > 0) {
+        match r.get("lease_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            Some(id) => {
+                rows.push(("lease_id".into(), id.into()));
+                rows.push(("lease_duration".into(), output::duration(ld)));
+                rows.push((
+                    "lease_renewable".into(),
+                    r.get("renewable").and_then(Value::as_bool).unwrap_or(false).to_string(),
+                ));
+            }
+            None => rows.push(("refresh_interval".into(), output::duration(ld))),
+        }
+    }
+    if let Some(a) = r.get("auth").filter(|a| a.is_object()) {
+        let s = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        rows.push(("token".into(), s("client_token")));
+        rows.push(("token_accessor".into(), s("accessor")));
+        let ld = a.get("lease_duration").and_then(Value::as_i64).unwrap_or(0);
+        rows.push(("token_duration".into(), if ld == 0 { "∞".into() } else { output::duration(ld) }));
+        rows.push(("token_renewable".into(), a.get("renewable").and_then(Value::as_bool).unwrap_or(false).to_string()));
+        for k in ["token_policies", "identity_policies", "policies"] {
+            rows.push((k.into(), output::quoted_list(a.get(k))));
+        }
+        if let Some(Value::Object(md)) = a.get("metadata") {
+            let mut keys: Vec<&String> = md.keys().collect();
+            keys.sort();
+            for k in keys {
+                rows.push((format!("token_meta_{k}"), output::scalar(&md[k.as_str()])));
+            }
+        }
+    }
+    if let Some(Value::Object(d)) = r.get("data") {
+        let mut keys: Vec<&String> = d.keys().collect();
+        keys.sort();
+        for k in keys {
+            let v = &d[k.as_str()];
+            let shown = match v {
+                Value::String(s) if s.is_empty() => "n/a".to_string(),
+                Value::Number(n) if output::looks_like_duration(k) && n.as_i64().is_some() => {
+                    output::duration(n.as_i64().unwrap_or(0))
+                }
+                other => output::scalar(other),
+            };
+            rows.push((k.clone(), shown));
+        }
+    }
+    if !rows.is_empty() {
+        output::print_kv_table(&rows);
+    }
+}
+
+/// The response's warnings on stderr, as Vault prints them after a table.
+fn print_warnings(r: &Value) {
+    let warnings: Vec<&str> =
+        r.get("warnings").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    if warnings.is_empty() {
+        return;
+    }
+    eprintln!("WARNING! The following warnings were returned from Coffer:\n");
+    for w in warnings {
+        let wrapped = output::wrap(&format!("* {w}"), 76);
+        for line in wrapped.lines() {
+            eprintln!("  {line}");
+        }
+        eprintln!();
     }
 }
 
 fn print_secret(r: Option<Value>, out: &Out, field: Option<&str>) -> R {
     let Some(r) = r else { return Ok(0) };
     if let Some(f) = field {
-        return print_field(r.get("data").and_then(|d| d.get(f)).or_else(|| r.get("auth").and_then(|a| a.get(f))), f);
+        return print_field(secret_field(&r, f), f, out);
     }
     if out.json {
-        out.print_json(&r);
+        out.print_json(&go_secret(&r));
         return Ok(0);
     }
-    let mut rows = vec![];
-    if let Some(ld) = r.get("lease_duration").and_then(Value::as_i64).filter(|n| *n > 0) {
-        rows.push(("refresh_interval".to_string(), output::duration(ld)));
-    }
-    if let Some(Value::Object(d)) = r.get("data") {
-        for (k, v) in d {
-            rows.push((k.clone(), output::scalar(v)));
-        }
-    }
-    if let Some(Value::Object(a)) = r.get("auth") {
-        for (k, v) in a {
-            rows.push((k.clone(), output::scalar(v)));
-        }
-    }
-    output::print_kv_table(&rows);
+    print_secret_table(&r);
+    print_warnings(&r);
     Ok(0)
 }
 
@@ -746,7 +890,7 @@ fn kv_get(p: &Parsed, c: &Client, out: &Out) -> R {
     };
     let data = if version == 2 { r["data"]["data"].clone() } else { r["data"].clone() };
     if let Some(f) = p.get("field") {
-        return print_field(data.get(f), f);
+        return print_field(data.get(f), f, out);
     }
     if out.json {
         out.print_json(&r);

@@ -27,25 +27,186 @@ impl Out {
     }
 }
 
-/// A value as the table shows it: strings bare, everything else as compact JSON.
+/// A value as the table shows it, the way Go's `%v` prints it: strings bare, `<nil>`,
+/// `[a b]` for lists and `map[k:v]` (keys sorted) for objects.
 pub fn scalar(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "<nil>".into(),
         Value::Array(a) => format!("[{}]", a.iter().map(scalar).collect::<Vec<_>>().join(" ")),
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            format!(
+                "map[{}]",
+                keys.iter().map(|k| format!("{k}:{}", scalar(&m[k.as_str()]))).collect::<Vec<_>>().join(" ")
+            )
+        }
         other => other.to_string(),
     }
 }
 
+/// A list of strings as Go's `%q` prints a `[]string`: `["a" "b"]` (`[]` for null).
+pub fn quoted_list(v: Option<&Value>) -> String {
+    let items: Vec<String> = v
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            serde_json::to_string(&Value::String(x.as_str().map(str::to_string).unwrap_or_else(|| scalar(x))))
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("[{}]", items.join(" "))
+}
+
+/// Seconds as Vault's tables show durations: Go's `Duration.String()` without a trailing
+/// `0s` or a `0m` after hours (`1h`, `1h5s`, `1m30s`, `768h`).
 pub fn duration(secs: i64) -> String {
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    match (h, m, s) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, 0) => format!("{h}h{m}m"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
+    if secs == 0 {
+        return "0s".into();
+    }
+    let mut s = go_duration(i128::from(secs) * 1_000_000_000);
+    if s.ends_with("m0s") {
+        s.truncate(s.len() - 2);
+    }
+    if let Some(i) = s.find("h0m") {
+        s.replace_range(i + 1..i + 3, "");
+    }
+    s
+}
+
+/// Nanoseconds as Go's `time.Duration.String()` writes them (`1h0m0s`, `1m30s`, `1.5s`, `300ms`, `0s`).
+pub fn go_duration(nanos: i128) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    let frac = |v: u128, unit: u128| -> String {
+        let whole = v / unit;
+        let rest = v % unit;
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let digits = unit.to_string().len() - 1;
+        let f = format!("{rest:0digits$}");
+        format!("{whole}.{}", f.trim_end_matches('0'))
+    };
+    if n < 1_000 {
+        return format!("{sign}{n}ns");
+    }
+    if n < 1_000_000 {
+        return format!("{sign}{}µs", frac(n, 1_000));
+    }
+    if n < 1_000_000_000 {
+        return format!("{sign}{}ms", frac(n, 1_000_000));
+    }
+    let secs_part = n % 60_000_000_000;
+    let mins = n / 60_000_000_000;
+    let (h, m) = (mins / 60, mins % 60);
+    let s = frac(secs_part, 1_000_000_000);
+    if h > 0 {
+        format!("{sign}{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{sign}{m}m{s}s")
+    } else {
+        format!("{sign}{s}s")
+    }
+}
+
+/// Parses a duration as Vault's CLI flags take it: bare seconds (`90`), Go durations
+/// (`1h30m`, `1.5s`, `300ms`) or days (`7d`). Returns nanoseconds.
+pub fn parse_duration(input: &str) -> Result<i128, String> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Ok(0);
+    }
+    if let Ok(secs) = s.parse::<i64>() {
+        return Ok(i128::from(secs) * 1_000_000_000);
+    }
+    if let Some(d) = s.strip_suffix('d') {
+        if let Ok(days) = d.parse::<i64>() {
+            return Ok(i128::from(days) * 86_400 * 1_000_000_000);
+        }
+    }
+    let bad = || format!("time: invalid duration {s:?}");
+    let (neg, mut rest) = match s.as_bytes()[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let num: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit: f64 = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err(format!("time: missing unit in duration {s:?}")),
+            u => return Err(format!("time: unknown unit {u:?} in duration {s:?}")),
+        };
+        rest = &rest[unit_len..];
+        total += num * unit;
+    }
+    let n = total.round() as i128;
+    Ok(if neg { -n } else { n })
+}
+
+/// Whether Vault's table output shows the key's integer value as a duration.
+pub fn looks_like_duration(k: &str) -> bool {
+    k == "period"
+        || k.ends_with("_period")
+        || k == "ttl"
+        || k.ends_with("_ttl")
+        || k == "duration"
+        || k.ends_with("_duration")
+        || k == "lease_max"
+        || k == "ttl_max"
+}
+
+/// Word-wraps at `width` columns (words longer than that stay whole), as Vault's
+/// `wrapAtLength` does; existing line breaks are kept.
+pub fn wrap(s: &str, width: usize) -> String {
+    let mut out = Vec::new();
+    for line in s.split('\n') {
+        let mut cur = String::new();
+        for word in line.split(' ').filter(|w| !w.is_empty()) {
+            if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+                out.push(std::mem::take(&mut cur));
+            }
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+        out.push(cur);
+    }
+    out.join("\n")
+}
+
+/// A JSON value with every object's keys sorted, as Go marshals maps.
+pub fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k.as_str()]))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
     }
 }
 

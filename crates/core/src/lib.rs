@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod identity;
+pub mod leases;
 pub mod mounts;
 pub mod password;
 pub mod policy;
@@ -204,11 +205,19 @@ impl Core {
     pub fn spawn_background(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut n: u64 = 0;
             loop {
                 tick.tick().await;
+                n += 1;
                 let Some(core) = weak.upgrade() else { break };
-                if !core.is_sealed() {
+                if core.is_sealed() {
+                    continue;
+                }
+                if let Err(e) = core.expire_due().await {
+                    tracing::warn!(error = %e, "lease expiry sweep failed");
+                }
+                if n.is_multiple_of(10) {
                     if let Err(e) = core.barrier.check_rotation().await {
                         tracing::warn!(error = %e, "automatic key rotation check failed");
                     }
@@ -364,6 +373,7 @@ impl Core {
         if let Some(h) = revoke_after {
             active.tokens.revoke_hash(&h, true).await?;
         }
+        self.drain_token_revocations(&active).await?;
         let resp = result?;
         match req.wrap_ttl {
             Some(ttl) if (resp.data.is_some() || resp.auth.is_some()) && resp.wrap_info.is_none() => {
@@ -417,7 +427,7 @@ impl Core {
             ));
         };
         sreq.operation = op;
-        self.dispatch(active, &route, sreq, op).await
+        self.dispatch(active, &route, sreq, op, &active.tokens.hash(token)).await
     }
 
     /// The logical request a backend sees for `rest` below `route`.
@@ -448,6 +458,7 @@ impl Core {
         route: &Route,
         sreq: coffer_sdk::Request,
         op: Operation,
+        token_hash: &str,
     ) -> Result<CoreResponse> {
         let mount_type = route.entry.mount_type.clone();
         let rest = sreq.path.clone();
@@ -463,13 +474,22 @@ impl Core {
                     let _ = remote;
                     return self.mint_login_token(active, route, &rest, auth, r.warnings).await;
                 }
-                Ok(CoreResponse {
+                let mut out = CoreResponse {
                     data: r.data,
                     warnings: r.warnings,
                     lease_duration: r.lease_duration.unwrap_or(0),
                     mount_type,
                     ..Default::default()
-                })
+                };
+                if let Some(secret) = r.secret {
+                    let (def, max) = self.mount_ttls(&route.entry);
+                    let path = format!("{}{}", route.prefix, rest);
+                    let (id, ttl) = self.register_secret_lease(&path, token_hash, &secret, def, max).await?;
+                    out.lease_id = id;
+                    out.lease_duration = ttl;
+                    out.renewable = secret.renewable;
+                }
+                Ok(out)
             }
         }
     }
@@ -486,7 +506,7 @@ impl Core {
         }
         let route = route.clone();
         let sreq = self.backend_request(&route, rest, req.operation, req.data.clone(), req.remote_addr);
-        self.dispatch(active, &route, sreq, req.operation).await.map(Some)
+        self.dispatch(active, &route, sreq, req.operation, "").await.map(Some)
     }
 
     /// Mints the token a login earned.
@@ -547,6 +567,7 @@ impl Core {
         let mut warnings = warnings;
         warnings.extend(self.apply_ttls(&mut entry, ttl, max));
         let (token, entry) = active.tokens.create(entry, None).await?;
+        self.register_token_lease(&active.tokens.hash(&token), &entry).await?;
         let ip = self.identity_policies(active, &entry.entity_id).await?;
         Ok(CoreResponse { auth: Some(self.auth_block(&token, &entry, &ip)), warnings, ..Default::default() })
     }

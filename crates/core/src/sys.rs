@@ -238,6 +238,17 @@ impl Core {
                     None => Err(LogicalError::not_found()),
                 }
             }
+            p if p.starts_with("sys/mounts/auth/") && p.ends_with("/tune") => {
+                // `bao auth tune` tunes auth mounts through the secret-mount path.
+                let inner = format!("sys/auth/{}", &p["sys/mounts/auth/".len()..]);
+                let active2 = active.clone();
+                let ctx_acl = acl.cloned().unwrap_or_default();
+                let ctx = crate::Ctx { acl: &ctx_acl };
+                match self.handle_sys_acl(&active2, op, &inner, d, &ctx).await? {
+                    Some(r) => Ok(r),
+                    None => Err(LogicalError::new(ErrorKind::NotFound, "unsupported path")),
+                }
+            }
             p if p.starts_with("sys/mounts/") => {
                 let rest = &p["sys/mounts/".len()..];
                 if rest.is_empty() {

@@ -149,6 +149,17 @@ impl Core {
             p if p == "sys/tools/hash" || p.starts_with("sys/tools/hash/") => {
                 crate::tools::hash(op, &p["sys/tools/hash".len()..], d)?
             }
+            p if p.starts_with("sys/leases/") => self.handle_leases(active, op, &p["sys/leases/".len()..], d).await?,
+            p if p == "sys/renew" || p.starts_with("sys/renew/") => {
+                self.handle_leases(active, op, &p["sys/".len()..], d).await?
+            }
+            p if p == "sys/revoke"
+                || p.starts_with("sys/revoke/")
+                || p.starts_with("sys/revoke-prefix/")
+                || p.starts_with("sys/revoke-force/") =>
+            {
+                self.handle_leases(active, op, &p["sys/".len()..], d).await?
+            }
             "sys/internal/ui/resultant-acl" if op == Read => CoreResponse::data(ctx.acl.resultant()),
             "sys/auth" if op == Read => {
                 let t = active.auth_mounts.lock().await;

@@ -186,6 +186,8 @@ fn yes() -> bool {
 
 pub struct TokenStore {
     barrier: Arc<Barrier>,
+    /// Hashes of tokens revoked since the core last drained them (to revoke their leases).
+    revoked: std::sync::Mutex<Vec<String>>,
     salt: coffer_crypto::HmacKey,
     batch_key: coffer_crypto::Key,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
@@ -222,7 +224,7 @@ impl TokenStore {
         }
         let batch_key = coffer_crypto::Key::from_slice(&secrets[1]).map_err(internal)?;
         let salt = coffer_crypto::HmacKey::new(&secrets[0]);
-        Ok(TokenStore { barrier, salt, batch_key, cache: RwLock::new(HashMap::new()) })
+        Ok(TokenStore { barrier, revoked: Default::default(), salt, batch_key, cache: RwLock::new(HashMap::new()) })
     }
 
     pub fn hash(&self, value: &str) -> String {
@@ -406,6 +408,9 @@ impl TokenStore {
             }
             self.barrier.transaction(ops).await.map_err(barrier_err)?;
             self.delete_tree(&crate::wrapping::cubbyhole_prefix(&cur)).await?;
+            if let Ok(mut r) = self.revoked.lock() {
+                r.push(cur.clone());
+            }
             self.cache.write().map_err(lock_err)?.remove(&cur);
         }
         Ok(())
@@ -423,6 +428,16 @@ impl TokenStore {
             }
         }
         Ok(n)
+    }
+
+    /// Takes the hashes of tokens revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<String> {
+        self.revoked.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
+    }
+
+    /// A token's entry by storage hash (for lease renewal).
+    pub async fn entry_by_hash(&self, h: &str) -> Result<Option<TokenEntry>, LogicalError> {
+        Ok(self.lookup_hash(h).await?.map(|e| (*e).clone()))
     }
 
     /// Deletes every entry below `prefix` (a revoked token's cubbyhole).

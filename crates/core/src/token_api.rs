@@ -426,6 +426,9 @@ impl Core {
             entry.ttl = (parent.expire_time - now()).max(1);
         }
         let (token, entry) = active.tokens.create(entry, id).await?;
+        if entry.token_type != "batch" {
+            self.register_token_lease(&active.tokens.hash(&token), &entry).await?;
+        }
         let ip = self.identity_policies(active, &entry.entity_id).await?;
         let auth = self.auth_block(&token, &entry, &ip);
         Ok(CoreResponse { auth: Some(auth), warnings, ..Default::default() })
@@ -456,7 +459,7 @@ impl Core {
         e: &TokenEntry,
         d: &Map<String, Value>,
     ) -> Result<CoreResponse> {
-        if !e.renewable && e.expire_time > 0 {
+        if !e.renewable || e.expire_time == 0 {
             return Err(LogicalError::bad_request("lease is not renewable"));
         }
         let mut e = e.clone();
@@ -487,6 +490,7 @@ impl Core {
             }
             e.last_renewal_time = at;
             active.tokens.save(h, &e).await?;
+            self.touch_token_lease(h, &e).await?;
             let ip = self.identity_policies(active, &e.entity_id).await?;
             return Ok(CoreResponse { auth: Some(self.auth_block("", &e, &ip)), warnings, ..Default::default() });
         }

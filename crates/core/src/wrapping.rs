@@ -136,6 +136,7 @@ impl Core {
             ..Default::default()
         };
         let (token, entry) = active.tokens.create(entry, None).await?;
+        self.register_token_lease(&active.tokens.hash(&token), &entry).await?;
         let raw = serde_json::to_vec(&to_stored(resp)).map_err(|e| LogicalError::internal(e.to_string()))?;
         self.barrier
             .put(&format!("{}response", cubbyhole_prefix(&active.tokens.hash(&token))), &raw)

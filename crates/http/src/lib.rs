@@ -306,7 +306,12 @@ fn render(resp: CoreResponse) -> Response {
             None => no_content(),
         },
         shape => {
-            if resp.data.is_none() && resp.auth.is_none() && resp.warnings.is_empty() && resp.wrap_info.is_none() {
+            if resp.data.is_none()
+                && resp.auth.is_none()
+                && resp.warnings.is_empty()
+                && resp.wrap_info.is_none()
+                && resp.lease_id.is_empty()
+            {
                 return no_content();
             }
             let mut body = Map::new();

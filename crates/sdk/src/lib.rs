@@ -194,6 +194,21 @@ pub struct Response {
     pub lease_duration: Option<i64>,
     /// Set by login handlers: the core mints a token from it.
     pub auth: Option<AuthResponse>,
+    /// A dynamic secret: the core registers a lease and revokes it on time through
+    /// [`Backend::revoke_secret`].
+    pub secret: Option<SecretLease>,
+}
+
+/// The lease terms of a dynamic secret.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecretLease {
+    /// Seconds; 0 = the mount's default.
+    pub ttl: i64,
+    /// Seconds; 0 = the mount's maximum.
+    pub max_ttl: i64,
+    pub renewable: bool,
+    /// Whatever the backend needs to revoke or renew it later (never shown to clients).
+    pub internal: Map<String, Value>,
 }
 
 impl std::fmt::Debug for Response {
@@ -208,7 +223,7 @@ impl std::fmt::Debug for Response {
 
 impl Response {
     pub fn data(data: Map<String, Value>) -> Self {
-        Response { data: Some(data), warnings: vec![], lease_duration: None, auth: None }
+        Response { data: Some(data), warnings: vec![], lease_duration: None, auth: None, secret: None }
     }
     /// The `{"keys": [...]}` answer to a list.
     pub fn list(keys: Vec<String>) -> Self {
@@ -235,6 +250,14 @@ pub trait Backend: Send + Sync {
     /// or `update`. `None` means the path has no existence check (always `update`).
     async fn exists(&self, _req: &Request) -> Result<Option<bool>> {
         Ok(None)
+    }
+    /// Revokes a leased secret this backend issued (`internal` is what it put in the lease).
+    async fn revoke_secret(&self, _req: &Request, _internal: &Map<String, Value>) -> Result<()> {
+        Ok(())
+    }
+    /// Renews a leased secret; the default accepts the core's proposed TTL.
+    async fn renew_secret(&self, _req: &Request, _internal: &Map<String, Value>, ttl: i64) -> Result<i64> {
+        Ok(ttl)
     }
 }
 
