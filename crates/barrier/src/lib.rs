@@ -425,27 +425,40 @@ pub trait SecureStorage: Send + Sync {
     async fn transaction(&self, ops: Vec<(String, Option<Vec<u8>>)>) -> Result<(), BarrierError>;
 }
 
+fn timed(metric: &str, op: &str, started: std::time::Instant) {
+    coffer_metrics::global().observe(metric, &[("op", op)], started.elapsed());
+}
+
 #[async_trait]
 impl SecureStorage for Barrier {
     async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, BarrierError> {
         if reserved(key) {
             return Err(BarrierError::Reserved(key.into()));
         }
+        let t0 = std::time::Instant::now();
         let ring = self.current()?;
-        match self.storage.get(key).await? {
+        let raw = self.storage.get(key).await?;
+        timed("coffer_storage_op_duration_seconds", "get", t0);
+        let out = match raw {
             None => Ok(None),
             Some(blob) => self.decrypt(&ring, key, &blob).map(Some),
-        }
+        };
+        timed("coffer_barrier_op_duration_seconds", "get", t0);
+        out
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
         if reserved(key) {
             return Err(BarrierError::Reserved(key.into()));
         }
+        let t0 = std::time::Instant::now();
         let ring = self.current()?;
         let blob = self.encrypt(&ring, key, value)?;
+        let t1 = std::time::Instant::now();
         self.storage.put(key, blob).await?;
+        timed("coffer_storage_op_duration_seconds", "put", t1);
         self.after_write(&ring).await;
+        timed("coffer_barrier_op_duration_seconds", "put", t0);
         Ok(())
     }
 

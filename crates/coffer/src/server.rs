@@ -109,6 +109,7 @@ pub fn main(raw: &[String]) -> i32 {
                 tls_cert_file: None,
                 tls_key_file: None,
                 max_request_size: None,
+                unauthenticated_metrics_access: false,
             });
         }
         cfg.ui = true;
@@ -155,8 +156,20 @@ async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
             cluster_name: cfg.cluster_name.clone(),
             api_addr: cfg.api_addr.clone(),
             cluster_addr: cfg.cluster_addr.clone(),
+            audit: cfg
+                .audit
+                .iter()
+                .map(|a| coffer_core::DeclaredAudit {
+                    device_type: a.device_type.clone(),
+                    path: a.path.clone(),
+                    description: a.description.clone(),
+                    local: a.local,
+                    options: a.options.clone(),
+                })
+                .collect(),
         },
     );
+    coffer_core::metrics::describe();
     core.spawn_background();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -169,7 +182,12 @@ async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
             tls_key_file: l.tls_key_file.clone(),
             max_request_size: l.max_request_size.unwrap_or(DEFAULT_MAX_REQUEST_SIZE),
         };
-        let state = AppState { core: core.clone(), max_request_size: lc.max_request_size, ui: cfg.ui };
+        let state = AppState {
+            core: core.clone(),
+            max_request_size: lc.max_request_size,
+            ui: cfg.ui,
+            unauthenticated_metrics: l.unauthenticated_metrics_access,
+        };
         let (btx, brx) = tokio::sync::oneshot::channel();
         let rx = stop_rx.clone();
         let tls = !lc.tls_disable;
@@ -237,6 +255,16 @@ async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
+    // SIGHUP reopens file audit devices (log rotation).
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        let c = core.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reopening audit devices");
+                c.reopen_audit();
+            }
+        });
+    }
     wait_for_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);

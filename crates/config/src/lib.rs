@@ -22,6 +22,18 @@ pub struct Listener {
     pub tls_cert_file: Option<String>,
     pub tls_key_file: Option<String>,
     pub max_request_size: Option<usize>,
+    /// `telemetry { unauthenticated_metrics_access = true }` inside the listener.
+    pub unauthenticated_metrics_access: bool,
+}
+
+/// An `audit "type" "path" { … }` stanza.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditDecl {
+    pub device_type: String,
+    pub path: String,
+    pub description: String,
+    pub local: bool,
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +56,8 @@ pub struct ServerConfig {
     /// Seconds.
     pub default_lease_ttl: Option<i64>,
     pub max_lease_ttl: Option<i64>,
+    /// Declared audit devices, in file order.
+    pub audit: Vec<AuditDecl>,
     /// Notes about accepted-but-inert settings, for the server to log.
     pub warnings: Vec<String>,
 }
@@ -139,6 +153,31 @@ fn json_items(src: &str, file: &str) -> Result<Vec<Item>, ConfigError> {
         let line = line_of(src, &format!("\"{key}\""), 0);
         let is_block =
             matches!(key.as_str(), "listener" | "storage" | "backend" | "ha_storage" | "ha_backend" | "seal" | "audit");
+        if key == "audit" {
+            // [{"file": {"name": {...}}}] or {"file": {"name": {...}}}
+            let list = match value {
+                Value::Array(a) => a,
+                other => vec![other],
+            };
+            for entry in list {
+                let Value::Object(types) = entry else {
+                    return Err(ConfigError::AtLine { file: file.into(), line, msg: "audit must be an object".into() });
+                };
+                for (ty, paths) in types {
+                    let Value::Object(paths) = paths else {
+                        return Err(ConfigError::AtLine {
+                            file: file.into(),
+                            line,
+                            msg: "audit entries must be objects".into(),
+                        });
+                    };
+                    for (path, body) in paths {
+                        items.push(Item { key: "audit".into(), labels: vec![ty.clone(), path], value: body, line });
+                    }
+                }
+            }
+            continue;
+        }
         if !is_block {
             items.push(Item { key, labels: vec![], value, line });
             continue;
@@ -223,6 +262,7 @@ impl ServerConfig {
                         tls_cert_file: None,
                         tls_key_file: None,
                         max_request_size: None,
+                        unauthenticated_metrics_access: false,
                     };
                     for (k, v) in &body {
                         match k.as_str() {
@@ -247,6 +287,19 @@ impl ServerConfig {
                                     n => Some(n as usize),
                                 };
                             }
+                            "telemetry" => {
+                                let blocks = match v {
+                                    Value::Array(a) => a.clone(),
+                                    other => vec![other.clone()],
+                                };
+                                for b in blocks {
+                                    if let Some(x) = b.get("unauthenticated_metrics_access") {
+                                        l.unauthenticated_metrics_access = as_bool(x).ok_or_else(|| {
+                                            at(format!("listener telemetry unauthenticated_metrics_access: {x} is not a boolean"))
+                                        })?;
+                                    }
+                                }
+                            }
                             "cluster_address"
                             | "tls_min_version"
                             | "tls_max_version"
@@ -256,7 +309,6 @@ impl ServerConfig {
                             | "proxy_protocol_behavior"
                             | "x_forwarded_for_authorized_addrs"
                             | "max_request_duration"
-                            | "telemetry"
                             | "profiling"
                             | "disable_unauthed_generate_root_endpoints"
                             | "disable_unauthed_rekey_endpoints"
@@ -304,6 +356,52 @@ impl ServerConfig {
                         }
                     }
                     c.storage = Some(StorageConfig { kind, options });
+                }
+                "audit" => {
+                    let (Some(ty), Some(path)) = (item.labels.first(), item.labels.get(1)) else {
+                        return Err(at("audit needs a type and a path: audit \"file\" \"name\" { … }".into()));
+                    };
+                    let body = block_body(item, name)?;
+                    let mut decl = AuditDecl {
+                        device_type: ty.clone(),
+                        path: path.clone(),
+                        description: String::new(),
+                        local: false,
+                        options: BTreeMap::new(),
+                    };
+                    for (k, v) in &body {
+                        match k.as_str() {
+                            "description" => decl.description = as_string(v).unwrap_or_default(),
+                            "local" => {
+                                decl.local =
+                                    as_bool(v).ok_or_else(|| at(format!("audit local: {v} is not a boolean")))?
+                            }
+                            "options" => {
+                                let blocks = match v {
+                                    Value::Array(a) => a.clone(),
+                                    other => vec![other.clone()],
+                                };
+                                for b in blocks {
+                                    let Value::Object(m) = b else {
+                                        return Err(at("audit options must be a block".into()));
+                                    };
+                                    for (ok, ov) in m {
+                                        let sv = as_string(&ov)
+                                            .ok_or_else(|| at(format!("audit option {ok:?} must be a string")))?;
+                                        decl.options.insert(ok, sv);
+                                    }
+                                }
+                            }
+                            other => return Err(at(format!("unknown audit setting {other:?}"))),
+                        }
+                    }
+                    if !["file", "socket", "syslog"].contains(&ty.as_str()) {
+                        return Err(at(format!("unknown audit device type {ty:?} (supported: file, socket, syslog)")));
+                    }
+                    if c.audit.iter().any(|a| a.path == decl.path) {
+                        return Err(at(format!("two audit stanzas share the path {:?}", decl.path)));
+                    }
+                    c.audit.push(decl);
                 }
                 "ha_storage" | "ha_backend" => {
                     return Err(at("ha_storage is not supported by this server yet".into()));
@@ -398,6 +496,7 @@ impl ServerConfig {
 
     fn merge(&mut self, o: ServerConfig) {
         self.listeners.extend(o.listeners);
+        self.audit.extend(o.audit);
         if o.storage.is_some() {
             self.storage = o.storage;
         }

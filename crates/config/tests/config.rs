@@ -82,3 +82,33 @@ fn environment_overrides_prefer_bao_names() {
     assert_eq!(c.api_addr.as_deref(), Some("http://bao"));
     assert_eq!(c.log_level.as_deref(), Some("debug"));
 }
+
+#[test]
+fn audit_stanzas_and_listener_telemetry_parse() {
+    let src = r#"
+storage "inmem" {}
+listener "tcp" {
+  address = "127.0.0.1:8200"
+  tls_disable = true
+  telemetry {
+    unauthenticated_metrics_access = true
+  }
+}
+audit "file" "to-file" {
+  description = "main log"
+  options {
+    file_path = "/var/log/coffer/audit.log"
+    log_raw   = "false"
+  }
+}
+audit "syslog" "sys" {}
+"#;
+    let c = ServerConfig::parse(src, "a.hcl").unwrap();
+    assert!(c.listeners[0].unauthenticated_metrics_access);
+    assert_eq!(c.audit.len(), 2);
+    assert_eq!(c.audit[0].path, "to-file");
+    assert_eq!(c.audit[0].options["file_path"], "/var/log/coffer/audit.log");
+    assert_eq!(c.audit[1].device_type, "syslog");
+    let e = ServerConfig::parse("audit \"tape\" \"x\" {}\n", "b.hcl").unwrap_err();
+    assert!(e.to_string().contains("b.hcl:1") && e.to_string().contains("tape"), "{e}");
+}

@@ -3,9 +3,11 @@
 //! responses or [`LogicalError`]s whose kind the HTTP layer maps to a status.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod error;
 pub mod identity;
 pub mod leases;
+pub mod metrics;
 pub mod mounts;
 pub mod password;
 pub mod policy;
@@ -44,6 +46,18 @@ pub struct CoreConfig {
     pub cluster_name: Option<String>,
     pub api_addr: Option<String>,
     pub cluster_addr: Option<String>,
+    /// Audit devices declared in the server configuration.
+    pub audit: Vec<DeclaredAudit>,
+}
+
+/// An audit device from the server configuration (`audit "file" "path" { … }`).
+#[derive(Debug, Clone)]
+pub struct DeclaredAudit {
+    pub device_type: String,
+    pub path: String,
+    pub description: String,
+    pub local: bool,
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for CoreConfig {
@@ -54,6 +68,7 @@ impl Default for CoreConfig {
             cluster_name: None,
             api_addr: None,
             cluster_addr: None,
+            audit: Vec::new(),
         }
     }
 }
@@ -94,6 +109,8 @@ pub struct CoreResponse {
     pub mount_type: String,
     pub shape: BodyShape,
     pub wrap_info: Option<coffer_api::WrapInfo>,
+    /// A body served as is (content type, bytes), e.g. Prometheus metrics.
+    pub raw_body: Option<(String, Vec<u8>)>,
 }
 
 impl CoreResponse {
@@ -148,6 +165,7 @@ pub struct Active {
     pub tokens: TokenStore,
     pub policies: policy_store::PolicyStore,
     pub identity: identity::IdentityStore,
+    pub audit: audit::AuditBroker,
 
     pub cluster: ClusterInfo,
     pub remounts: RwLock<std::collections::HashMap<String, Value>>,
@@ -260,6 +278,30 @@ impl Core {
         let tokens = TokenStore::load(self.barrier.clone()).await?;
         let policies = policy_store::PolicyStore::load(self.barrier.clone()).await?;
         let identity = identity::IdentityStore::load(self.barrier.clone()).await?;
+        let audit = audit::AuditBroker::default();
+        let audit_table: audit::AuditTable =
+            match self.barrier.get(audit::AUDIT_TABLE_PATH).await.map_err(error::barrier_err)? {
+                Some(raw) => {
+                    serde_json::from_slice(&raw).map_err(|_| LogicalError::internal("audit table unreadable"))?
+                }
+                None => audit::AuditTable::default(),
+            };
+        for c in audit_table.entries {
+            audit.add(&self.barrier, c).await?;
+        }
+        for d in &self.config.audit {
+            let path = format!("{}/", d.path.trim_matches('/'));
+            let c = audit::AuditConfig {
+                uuid: format!("declared-{}", hex::encode(&path)),
+                path,
+                device_type: d.device_type.clone(),
+                description: d.description.clone(),
+                options: d.options.clone(),
+                local: d.local,
+                declared: true,
+            };
+            audit.add(&self.barrier, c).await?;
+        }
         Ok(Arc::new(Active {
             router: RwLock::new(Arc::new(router)),
             mounts: tokio::sync::Mutex::new(table),
@@ -267,6 +309,7 @@ impl Core {
             tokens,
             policies,
             identity,
+            audit,
             cluster,
             remounts: RwLock::new(Default::default()),
         }))
@@ -305,14 +348,94 @@ impl Core {
         (def.min(max), max)
     }
 
-    /// Handles one logical request: authenticate, authorize against the token's ACL, dispatch.
+    /// Handles one logical request: audit, authenticate, authorize against the token's ACL,
+    /// dispatch, audit the outcome.
     pub async fn handle(&self, req: CoreRequest) -> Result<CoreResponse> {
         let path = req.path.trim_start_matches('/').to_string();
         if let Some(resp) = self.handle_unauthenticated(&req, &path).await? {
             return Ok(resp);
         }
         let active = self.active().ok_or_else(LogicalError::sealed)?;
-        if let Some(resp) = self.handle_login(&active, &req, &path).await? {
+        let started = std::time::Instant::now();
+        let result = if active.audit.enabled() {
+            self.handle_audited(&active, &req, &path).await
+        } else {
+            self.handle_routed(&active, &req, &path).await
+        };
+        metrics::request(&path, req.operation, result.is_ok(), started.elapsed());
+        result
+    }
+
+    /// Mount details for the audit record of `path`: (type, accessor, non-HMAC request
+    /// keys, non-HMAC response keys).
+    fn audit_mount_info(&self, active: &Active, path: &str) -> (String, String, Vec<String>, Vec<String>) {
+        if path.starts_with("sys/") {
+            return ("system".into(), "system_coffer00".into(), vec![], vec![]);
+        }
+        if path.starts_with("auth/token/") {
+            return ("token".into(), String::new(), vec![], vec![]);
+        }
+        let router = match active.router.read() {
+            Ok(r) => r.clone(),
+            Err(_) => return Default::default(),
+        };
+        match router.resolve(path) {
+            Some((r, _)) => (
+                r.entry.mount_type.clone(),
+                r.entry.accessor.clone(),
+                r.entry.config.audit_non_hmac_request_keys.clone(),
+                r.entry.config.audit_non_hmac_response_keys.clone(),
+            ),
+            None => Default::default(),
+        }
+    }
+
+    async fn handle_audited(&self, active: &Arc<Active>, req: &CoreRequest, path: &str) -> Result<CoreResponse> {
+        let token = req.token.as_deref().unwrap_or("");
+        let entry = if token.is_empty() { None } else { active.tokens.lookup(token).await.ok().flatten() };
+        let (mount_type, mount_accessor, non_hmac_req, non_hmac_resp) = self.audit_mount_info(active, path);
+        let id = uuid::Uuid::new_v4().to_string();
+        let record = audit::AuditRecord {
+            id: &id,
+            operation: req.operation.as_str(),
+            path,
+            data: &req.data,
+            remote_addr: req.remote_addr,
+            client_token: token,
+            token: entry.as_deref(),
+            mount_type: &mount_type,
+            mount_accessor: &mount_accessor,
+            non_hmac_request_keys: &non_hmac_req,
+            non_hmac_response_keys: &non_hmac_resp,
+            wrap_ttl: req.wrap_ttl,
+        };
+        let unrecorded = || LogicalError::internal("internal error: no audit device could record the request");
+        if active.audit.log("request", &record, None, "").await.is_err() {
+            return Err(unrecorded());
+        }
+        let result = self.handle_routed(active, req, path).await;
+        let (resp, err) = match &result {
+            Ok(r) => (Some(r), String::new()),
+            Err(e) => (None, e.to_string()),
+        };
+        if active.audit.log("response", &record, resp, &err).await.is_err() {
+            // Fail closed: nothing leaves that was not recorded.
+            return Err(unrecorded());
+        }
+        result
+    }
+
+    /// Reopens file audit devices (SIGHUP, for log rotation).
+    pub fn reopen_audit(&self) {
+        if let Some(a) = self.active() {
+            a.audit.reopen();
+        }
+    }
+
+    async fn handle_routed(&self, active: &Arc<Active>, req: &CoreRequest, path: &str) -> Result<CoreResponse> {
+        let path = path.to_string();
+        let active = active.clone();
+        if let Some(resp) = self.handle_login(&active, req, &path).await? {
             return Ok(resp);
         }
         let token = req.token.as_deref().unwrap_or("");
@@ -369,7 +492,7 @@ impl Core {
         }
         let revoke_after = active.tokens.use_token(token, &entry).await?;
         let result =
-            self.dispatch_authorized(&active, &req, &path, op, token, &entry, &acl, &decision, target, sreq).await;
+            self.dispatch_authorized(&active, req, &path, op, token, &entry, &acl, &decision, target, sreq).await;
         if let Some(h) = revoke_after {
             active.tokens.revoke_hash(&h, true).await?;
         }

@@ -213,17 +213,14 @@ pub fn backend_for(entry: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError>
             let version = entry.options.as_ref().and_then(|o| o.get("version")).map(String::as_str).unwrap_or("1");
             match version {
                 "" | "1" => Ok(Arc::new(coffer_builtin_kv::KvV1::new())),
-                "2" => Err(LogicalError::bad_request(
-                    "KV version 2 is not available in this build of Coffer yet; mount with version 1",
-                )),
+                "2" => Ok(Arc::new(coffer_builtin_kv::KvV2::new())),
                 other => Err(LogicalError::bad_request(format!("invalid KV version {other:?}"))),
             }
         }
         "userpass" => Ok(Arc::new(coffer_builtin_userpass::UserPass::new())),
         "approle" => Ok(Arc::new(coffer_builtin_approle::AppRole::new())),
-        "kv-v2" => Err(LogicalError::bad_request(
-            "KV version 2 is not available in this build of Coffer yet; mount with version 1",
-        )),
+        "totp" => Ok(Arc::new(coffer_builtin_totp::Totp::new())),
+        "kv-v2" => Ok(Arc::new(coffer_builtin_kv::KvV2::new())),
         other => Err(LogicalError::bad_request(format!("plugin not found in the catalog: {other}"))),
     }
 }

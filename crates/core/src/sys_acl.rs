@@ -160,6 +160,76 @@ impl Core {
             {
                 self.handle_leases(active, op, &p["sys/".len()..], d).await?
             }
+            "sys/metrics" => self.handle_metrics(op, d).await?,
+            "sys/audit" if op == Read => {
+                let mut m = Map::new();
+                for c in active.audit.list() {
+                    m.insert(
+                        c.path.clone(),
+                        json!({ "type": c.device_type, "description": c.description, "options": c.options, "local": c.local, "path": c.path }),
+                    );
+                }
+                CoreResponse::legacy(m)
+            }
+            p if p.starts_with("sys/audit/") => {
+                let raw = &p["sys/audit/".len()..];
+                let apath = normalize_mount_path(raw)?;
+                match op {
+                    Create | Update => {
+                        let ty = d.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+                        if ty.is_empty() {
+                            return Err(LogicalError::bad_request("audit device type must be specified"));
+                        }
+                        if active.audit.list().iter().any(|c| c.path == apath) {
+                            return Err(LogicalError::bad_request(format!("path already in use: {apath}")));
+                        }
+                        let mut options = BTreeMap::new();
+                        if let Some(Value::Object(o)) = d.get("options") {
+                            for (k, v) in o {
+                                options.insert(k.clone(), parse_string("options", v)?);
+                            }
+                        }
+                        let c = crate::audit::AuditConfig {
+                            path: apath,
+                            device_type: ty,
+                            description: d.get("description").and_then(Value::as_str).unwrap_or("").to_string(),
+                            options,
+                            local: d
+                                .get("local")
+                                .filter(|v| !v.is_null())
+                                .map(|v| parse_bool("local", v))
+                                .transpose()?
+                                .unwrap_or(false),
+                            uuid: uuid::Uuid::new_v4().to_string(),
+                            declared: false,
+                        };
+                        active.audit.add(&self.barrier, c).await?;
+                        self.save_audit_table(active).await?;
+                        CoreResponse::default()
+                    }
+                    Delete => {
+                        if active.audit.list().iter().any(|c| c.path == apath && c.declared) {
+                            return Err(LogicalError::bad_request(
+                                "audit devices declared in the configuration cannot be disabled through the API",
+                            ));
+                        }
+                        if active.audit.remove(&apath) {
+                            self.save_audit_table(active).await?;
+                        }
+                        CoreResponse::default()
+                    }
+                    _ => return Err(LogicalError::unsupported_operation()),
+                }
+            }
+            p if p.starts_with("sys/audit-hash/") && write => {
+                let apath = normalize_mount_path(&p["sys/audit-hash/".len()..])?;
+                let input =
+                    d.get("input").and_then(Value::as_str).ok_or_else(|| LogicalError::bad_request("missing input"))?;
+                match active.audit.hash_for(&apath, input) {
+                    Some(h) => CoreResponse::legacy(obj(json!({ "hash": h }))),
+                    None => return Err(LogicalError::bad_request(format!("unknown audit backend {apath}"))),
+                }
+            }
             "sys/internal/ui/resultant-acl" if op == Read => CoreResponse::data(ctx.acl.resultant()),
             "sys/auth" if op == Read => {
                 let t = active.auth_mounts.lock().await;
@@ -306,6 +376,15 @@ impl Core {
         t.save_to(&self.barrier, AUTH_TABLE_PATH).await?;
         self.install_router(active, &secrets, &t)?;
         Ok(CoreResponse::default())
+    }
+}
+
+impl Core {
+    async fn save_audit_table(&self, active: &Active) -> Result<()> {
+        use coffer_barrier::SecureStorage;
+        let t = crate::audit::AuditTable { entries: active.audit.list().into_iter().filter(|c| !c.declared).collect() };
+        let raw = serde_json::to_vec(&t).map_err(|e| LogicalError::internal(e.to_string()))?;
+        self.barrier.put(crate::audit::AUDIT_TABLE_PATH, &raw).await.map_err(crate::error::barrier_err)
     }
 }
 

@@ -35,6 +35,8 @@ pub struct AppState {
     pub max_request_size: usize,
     /// `ui = true` in the config. The web UI is not built yet; nothing is served at /ui/.
     pub ui: bool,
+    /// `telemetry { unauthenticated_metrics_access = true }` in the listener.
+    pub unauthenticated_metrics: bool,
 }
 
 /// Builds the router for one listener.
@@ -248,6 +250,15 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
     if api_path == "sys/health" {
         return health(&st, &parts.method, &query).await;
     }
+    if api_path == "sys/metrics" && st.unauthenticated_metrics && token_from(&parts.headers).is_none() {
+        if st.core.is_sealed() {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, &["Vault is sealed".into()]);
+        }
+        let text = st.core.metrics_prometheus().await;
+        let mut r = Response::new(Body::from(text));
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+        return r;
+    }
 
     let list_param = query.iter().find(|(k, _)| k == "list").and_then(|(_, v)| bool_param(v)).unwrap_or(false);
     let operation = match parts.method.as_str() {
@@ -300,6 +311,14 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
 }
 
 fn render(resp: CoreResponse) -> Response {
+    if let Some((ct, body)) = resp.raw_body {
+        let mut r = Response::new(Body::from(body));
+        set_common_headers(r.headers_mut());
+        if let Ok(v) = HeaderValue::from_str(&ct) {
+            r.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+        return r;
+    }
     match resp.shape {
         BodyShape::Raw => match resp.data {
             Some(d) => json_response(StatusCode::OK, &Value::Object(d)),

@@ -1,0 +1,504 @@
+//! The audit broker: every request and response that passes the router is written, as one
+//! JSON line in Vault's audit format, to each enabled device. Secrets (tokens, accessors
+//! unless `hmac_accessor=false`, every string in request and response data) are replaced by
+//! `hmac-sha256:<hex>` under a per-device salt kept in the barrier, unless `log_raw=true`.
+//!
+//! Fail closed: when devices are enabled and none records an entry, the request fails (500)
+//! and nothing is returned. A device that blocks counts as failed after `write_timeout`.
+
+use crate::error::barrier_err;
+use coffer_barrier::{Barrier, SecureStorage};
+use coffer_sdk::LogicalError;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+pub const AUDIT_TABLE_PATH: &str = "core/audit";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One audit device as configured.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditConfig {
+    /// Ends with `/`.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub device_type: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub local: bool,
+    pub uuid: String,
+    /// Declared in the server configuration (not stored in the table).
+    #[serde(skip)]
+    pub declared: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AuditTable {
+    pub entries: Vec<AuditConfig>,
+}
+
+enum Sink {
+    Discard,
+    Stdout,
+    File { path: String, mode: u32, file: Mutex<Option<std::fs::File>> },
+    Socket { address: String, kind: String, conn: Mutex<Option<SocketConn>> },
+    Syslog { socket_path: String, facility: u8, tag: String },
+}
+
+enum SocketConn {
+    Tcp(std::net::TcpStream),
+    Udp(std::net::UdpSocket),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+fn io_err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Sink {
+    fn from_config(c: &AuditConfig) -> Result<Sink, String> {
+        let opt = |k: &str| c.options.get(k).cloned().unwrap_or_default();
+        match c.device_type.as_str() {
+            "file" => {
+                let p = {
+                    let fp = opt("file_path");
+                    if fp.is_empty() {
+                        opt("path")
+                    } else {
+                        fp
+                    }
+                };
+                match p.as_str() {
+                    "" => Err("file_path is required".into()),
+                    "discard" => Ok(Sink::Discard),
+                    "stdout" => Ok(Sink::Stdout),
+                    path => {
+                        let mode = match c.options.get("mode") {
+                            Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
+                                .map_err(|_| format!("invalid mode {m:?}"))?,
+                            None => 0o600,
+                        };
+                        let s = Sink::File { path: path.to_string(), mode, file: Mutex::new(None) };
+                        s.open_file()?;
+                        Ok(s)
+                    }
+                }
+            }
+            "socket" => {
+                let address = opt("address");
+                if address.is_empty() {
+                    return Err("address is required".into());
+                }
+                let kind = match opt("socket_type").as_str() {
+                    "" | "tcp" => "tcp",
+                    "udp" => "udp",
+                    "unix" => "unix",
+                    other => return Err(format!("unsupported socket_type {other:?}")),
+                };
+                Ok(Sink::Socket { address, kind: kind.into(), conn: Mutex::new(None) })
+            }
+            "syslog" => {
+                let facility = match opt("facility").to_uppercase().as_str() {
+                    "" | "AUTH" => 4,
+                    "KERN" => 0,
+                    "USER" => 1,
+                    "DAEMON" => 3,
+                    "SYSLOG" => 5,
+                    "AUTHPRIV" => 10,
+                    f if f.starts_with("LOCAL") => {
+                        16 + f[5..].parse::<u8>().map_err(|_| format!("invalid facility {f}"))?.min(7)
+                    }
+                    f => return Err(format!("invalid facility {f}")),
+                };
+                let tag = if opt("tag").is_empty() { "coffer".to_string() } else { opt("tag") };
+                let socket_path =
+                    if opt("socket_path").is_empty() { "/dev/log".to_string() } else { opt("socket_path") };
+                Ok(Sink::Syslog { socket_path, facility, tag })
+            }
+            other => Err(format!("unknown audit device type {other:?} (supported: file, socket, syslog)")),
+        }
+    }
+
+    fn open_file(&self) -> Result<(), String> {
+        if let Sink::File { path, mode, file } = self {
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(*mode)
+                .open(path)
+                .map_err(|e| format!("cannot open {path:?}: {e}"))?;
+            *file.lock().map_err(io_err)? = Some(f);
+        }
+        Ok(())
+    }
+
+    /// Reopens the file (log rotation on SIGHUP).
+    fn reopen(&self) -> Result<(), String> {
+        self.open_file()
+    }
+
+    fn write_line(&self, line: &[u8]) -> Result<(), String> {
+        match self {
+            Sink::Discard => Ok(()),
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line).and_then(|_| out.flush()).map_err(io_err)
+            }
+            Sink::File { file, .. } => {
+                let mut g = file.lock().map_err(io_err)?;
+                let f = g.as_mut().ok_or("file not open")?;
+                // One write per entry; the OS appends it atomically for O_APPEND.
+                f.write_all(line).map_err(io_err)
+            }
+            Sink::Socket { address, kind, conn } => {
+                let mut g = conn.lock().map_err(io_err)?;
+                for attempt in 0..2 {
+                    if g.is_none() {
+                        *g = Some(match kind.as_str() {
+                            "tcp" => {
+                                let s = std::net::TcpStream::connect(address.as_str()).map_err(io_err)?;
+                                s.set_write_timeout(Some(DEFAULT_TIMEOUT)).map_err(io_err)?;
+                                SocketConn::Tcp(s)
+                            }
+                            "udp" => {
+                                let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(io_err)?;
+                                s.connect(address.as_str()).map_err(io_err)?;
+                                SocketConn::Udp(s)
+                            }
+                            _ => {
+                                let s = std::os::unix::net::UnixStream::connect(address).map_err(io_err)?;
+                                s.set_write_timeout(Some(DEFAULT_TIMEOUT)).map_err(io_err)?;
+                                SocketConn::Unix(s)
+                            }
+                        });
+                    }
+                    let r = match g.as_mut() {
+                        Some(SocketConn::Tcp(s)) => s.write_all(line).map_err(io_err),
+                        Some(SocketConn::Udp(s)) => s.send(line).map(|_| ()).map_err(io_err),
+                        Some(SocketConn::Unix(s)) => s.write_all(line).map_err(io_err),
+                        None => Err("not connected".into()),
+                    };
+                    match r {
+                        Ok(()) => return Ok(()),
+                        Err(e) if attempt == 1 => return Err(e),
+                        Err(_) => *g = None,
+                    }
+                }
+                Err("unreachable".into())
+            }
+            Sink::Syslog { socket_path, facility, tag } => {
+                let pri = facility * 8 + 6;
+                let mut msg = format!("<{pri}>{tag}: ").into_bytes();
+                msg.extend_from_slice(line.strip_suffix(b"\n").unwrap_or(line));
+                let s = std::os::unix::net::UnixDatagram::unbound().map_err(io_err)?;
+                s.send_to(&msg, socket_path).map(|_| ()).map_err(io_err)
+            }
+        }
+    }
+}
+
+struct Device {
+    config: AuditConfig,
+    sink: Sink,
+    salt: coffer_crypto::HmacKey,
+    log_raw: bool,
+    hmac_accessor: bool,
+    prefix: String,
+    jsonx: bool,
+    timeout: Duration,
+}
+
+impl Device {
+    fn hash(&self, s: &str) -> String {
+        format!("hmac-sha256:{}", hex::encode(self.salt.sign(s.as_bytes())))
+    }
+}
+
+/// What the broker needs to know of a request and its outcome.
+pub struct AuditRecord<'a> {
+    pub id: &'a str,
+    pub operation: &'a str,
+    pub path: &'a str,
+    pub data: &'a Map<String, Value>,
+    pub remote_addr: Option<std::net::IpAddr>,
+    pub client_token: &'a str,
+    pub token: Option<&'a crate::token::TokenEntry>,
+    pub mount_type: &'a str,
+    pub mount_accessor: &'a str,
+    pub non_hmac_request_keys: &'a [String],
+    pub non_hmac_response_keys: &'a [String],
+    pub wrap_ttl: Option<i64>,
+}
+
+#[derive(Default)]
+pub struct AuditBroker {
+    devices: RwLock<Vec<Arc<Device>>>,
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn hash_values(d: &Device, v: &Value, skip: &[String]) -> Value {
+    match v {
+        Value::String(s) => Value::String(d.hash(s)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| hash_values(d, x, &[])).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), if skip.contains(k) { x.clone() } else { hash_values(d, x, &[]) }))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+impl AuditBroker {
+    pub fn enabled(&self) -> bool {
+        self.devices.read().map(|d| !d.is_empty()).unwrap_or(false)
+    }
+
+    pub fn list(&self) -> Vec<AuditConfig> {
+        self.devices.read().map(|d| d.iter().map(|x| x.config.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Builds a device (loading or creating its salt) and adds it.
+    pub async fn add(&self, barrier: &Barrier, config: AuditConfig) -> Result<(), LogicalError> {
+        let sink = Sink::from_config(&config)
+            .map_err(|e| LogicalError::bad_request(format!("audit device {}: {e}", config.path)))?;
+        let salt_key = format!("audit/{}/salt", config.uuid);
+        let salt = match barrier.get(&salt_key).await.map_err(barrier_err)? {
+            Some(s) => s,
+            None => {
+                let s = coffer_crypto::random_bytes(32).map_err(|e| LogicalError::internal(e.to_string()))?;
+                barrier.put(&salt_key, &s).await.map_err(barrier_err)?;
+                s
+            }
+        };
+        let b = |k: &str, def: bool| match config.options.get(k).map(|s| s.to_lowercase()) {
+            Some(v) => matches!(v.as_str(), "true" | "1" | "t"),
+            None => def,
+        };
+        let timeout = config
+            .options
+            .get("write_timeout")
+            .and_then(|t| coffer_sdk::field::parse_duration_str(t))
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(s as u64))
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let format = config.options.get("format").cloned().unwrap_or_else(|| "json".into());
+        if format != "json" && format != "jsonx" {
+            return Err(LogicalError::bad_request(format!("unknown format {format:?} (json or jsonx)")));
+        }
+        let dev = Device {
+            sink,
+            salt: coffer_crypto::HmacKey::new(&salt),
+            log_raw: b("log_raw", false),
+            hmac_accessor: b("hmac_accessor", true),
+            prefix: config.options.get("prefix").cloned().unwrap_or_default(),
+            jsonx: format == "jsonx",
+            timeout,
+            config,
+        };
+        let mut devs = self.devices.write().map_err(|_| LogicalError::internal("audit lock poisoned"))?;
+        devs.retain(|d| d.config.path != dev.config.path);
+        devs.push(Arc::new(dev));
+        Ok(())
+    }
+
+    pub fn remove(&self, path: &str) -> bool {
+        let Ok(mut d) = self.devices.write() else { return false };
+        let before = d.len();
+        d.retain(|x| x.config.path != path);
+        d.len() != before
+    }
+
+    /// `sys/audit-hash/<path>`: the digest a device would log for `input`.
+    pub fn hash_for(&self, path: &str, input: &str) -> Option<String> {
+        let d = self.devices.read().ok()?;
+        d.iter().find(|x| x.config.path == path).map(|x| x.hash(input))
+    }
+
+    /// Reopens file devices (SIGHUP).
+    pub fn reopen(&self) {
+        if let Ok(d) = self.devices.read() {
+            for dev in d.iter() {
+                if let Err(e) = dev.sink.reopen() {
+                    tracing::error!(device = %dev.config.path, error = %e, "audit device could not be reopened");
+                }
+            }
+        }
+    }
+
+    fn entry(d: &Device, kind: &str, r: &AuditRecord<'_>, resp: Option<&crate::CoreResponse>, error: &str) -> Value {
+        let h = |s: &str| if d.log_raw || s.is_empty() { s.to_string() } else { d.hash(s) };
+        let ha = |s: &str| if d.log_raw || !d.hmac_accessor || s.is_empty() { s.to_string() } else { d.hash(s) };
+        let auth = match r.token {
+            Some(t) => json!({
+                "client_token": h(r.client_token),
+                "accessor": ha(&t.accessor),
+                "display_name": t.display_name,
+                "policies": t.policies,
+                "token_policies": t.policies,
+                "metadata": t.meta,
+                "entity_id": t.entity_id,
+                "token_type": t.token_type,
+                "token_ttl": t.ttl,
+                "token_issue_time": time::OffsetDateTime::from_unix_timestamp(t.creation_time).ok()
+                    .and_then(|x| x.format(&time::format_description::well_known::Rfc3339).ok()).unwrap_or_default(),
+            }),
+            None => json!({}),
+        };
+        let data = if d.log_raw {
+            Value::Object(r.data.clone())
+        } else {
+            hash_values(d, &Value::Object(r.data.clone()), r.non_hmac_request_keys)
+        };
+        let (ip, port) = (r.remote_addr.map(|a| a.to_string()).unwrap_or_default(), 0);
+        let mut request = json!({
+            "id": r.id,
+            "operation": r.operation,
+            "mount_type": r.mount_type,
+            "mount_accessor": r.mount_accessor,
+            "client_token": h(r.client_token),
+            "client_token_accessor": r.token.map(|t| ha(&t.accessor)).unwrap_or_default(),
+            "namespace": { "id": "root" },
+            "path": r.path,
+            "data": if r.data.is_empty() { Value::Null } else { data },
+            "remote_address": ip,
+            "remote_port": port,
+        });
+        if let Some(w) = r.wrap_ttl {
+            request["wrap_ttl"] = json!(w);
+        }
+        let mut e = json!({ "time": now_rfc3339(), "type": kind, "auth": auth, "request": request });
+        if let Some(resp) = resp {
+            let rdata = resp.data.as_ref().map(|m| {
+                if d.log_raw {
+                    Value::Object(m.clone())
+                } else {
+                    hash_values(d, &Value::Object(m.clone()), r.non_hmac_response_keys)
+                }
+            });
+            let mut out = json!({ "mount_type": r.mount_type, "mount_accessor": r.mount_accessor });
+            if let Some(v) = rdata {
+                out["data"] = v;
+            }
+            if let Some(a) = &resp.auth {
+                out["auth"] = json!({
+                    "client_token": h(&a.client_token), "accessor": ha(&a.accessor), "display_name": "",
+                    "policies": a.policies, "token_policies": a.token_policies, "metadata": a.metadata,
+                    "entity_id": a.entity_id, "token_type": a.token_type, "token_ttl": a.lease_duration,
+                });
+            }
+            if let Some(w) = &resp.wrap_info {
+                out["wrap_info"] = json!({
+                    "token": h(&w.token), "accessor": ha(&w.accessor), "ttl": w.ttl,
+                    "creation_time": w.creation_time, "creation_path": w.creation_path,
+                });
+            }
+            if !resp.lease_id.is_empty() {
+                out["secret"] = json!({ "lease_id": resp.lease_id });
+            }
+            if !resp.warnings.is_empty() {
+                out["warnings"] = json!(resp.warnings);
+            }
+            e["response"] = out;
+        }
+        if !error.is_empty() {
+            e["error"] = Value::String(error.to_string());
+        }
+        e
+    }
+
+    fn encode(d: &Device, v: &Value) -> Vec<u8> {
+        let mut s = d.prefix.clone().into_bytes();
+        if d.jsonx {
+            s.extend_from_slice(to_jsonx(v).as_bytes());
+        } else {
+            s.extend_from_slice(serde_json::to_string(v).unwrap_or_default().as_bytes());
+        }
+        s.push(b'\n');
+        s
+    }
+
+    /// Writes one entry to every device, each within its timeout. Ok when at least one device
+    /// recorded it (or none is enabled).
+    pub async fn log(
+        &self,
+        kind: &str,
+        r: &AuditRecord<'_>,
+        resp: Option<&crate::CoreResponse>,
+        error: &str,
+    ) -> Result<(), ()> {
+        let devs: Vec<Arc<Device>> = match self.devices.read() {
+            Ok(d) => d.clone(),
+            Err(_) => return Err(()),
+        };
+        if devs.is_empty() {
+            return Ok(());
+        }
+        let mut ok = 0;
+        let mut tasks = Vec::with_capacity(devs.len());
+        for d in devs {
+            let line = Self::encode(&d, &Self::entry(&d, kind, r, resp, error));
+            let timeout = d.timeout;
+            let dd = d.clone();
+            let task = tokio::task::spawn_blocking(move || dd.sink.write_line(&line));
+            tasks.push((d, tokio::time::timeout(timeout, task)));
+        }
+        for (d, t) in tasks {
+            match t.await {
+                Ok(Ok(Ok(()))) => ok += 1,
+                Ok(Ok(Err(e))) => tracing::error!(device = %d.config.path, error = %e, "audit device failed"),
+                Ok(Err(_)) => tracing::error!(device = %d.config.path, "audit device task failed"),
+                Err(_) => tracing::error!(device = %d.config.path, "audit device timed out"),
+            }
+        }
+        crate::metrics::audit_result(ok > 0);
+        if ok > 0 {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+}
+
+/// JSON to the XML form Vault's `jsonx` format uses.
+fn to_jsonx(v: &Value) -> String {
+    fn esc(s: &str) -> String {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    }
+    fn node(name: Option<&str>, v: &Value, out: &mut String) {
+        let attr = name.map(|n| format!(" name=\"{}\"", esc(n))).unwrap_or_default();
+        match v {
+            Value::Null => out.push_str(&format!("<json:null{attr}/>")),
+            Value::Bool(b) => out.push_str(&format!("<json:boolean{attr}>{b}</json:boolean>")),
+            Value::Number(n) => out.push_str(&format!("<json:number{attr}>{n}</json:number>")),
+            Value::String(s) => out.push_str(&format!("<json:string{attr}>{}</json:string>", esc(s))),
+            Value::Array(a) => {
+                out.push_str(&format!("<json:array{attr}>"));
+                for x in a {
+                    node(None, x, out);
+                }
+                out.push_str("</json:array>");
+            }
+            Value::Object(m) => {
+                out.push_str(&format!("<json:object{attr}>"));
+                for (k, x) in m {
+                    node(Some(k), x, out);
+                }
+                out.push_str("</json:object>");
+            }
+        }
+    }
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    node(None, v, &mut out);
+    out.replacen("<json:object>", "<json:object xmlns:json=\"http://www.datapower.com/schemas/json\">", 1)
+}
