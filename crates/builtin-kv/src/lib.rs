@@ -1,5 +1,11 @@
-//! The KV secrets engine, version 1: arbitrary JSON objects stored under arbitrary paths.
+//! The KV secrets engine. Version 1 ([`KvV1`]): arbitrary JSON objects stored under arbitrary
+//! paths. Version 2 ([`KvV2`], module [`v2`]): versioned secrets with metadata.
 #![forbid(unsafe_code)]
+
+mod util;
+pub mod v2;
+
+pub use v2::KvV2;
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;

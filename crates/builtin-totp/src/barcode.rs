@@ -1,0 +1,37 @@
+//! The QR code of a key's URL as a square greyscale PNG.
+
+use qrcode::{Color, EcLevel, QrCode};
+
+/// Encodes `text` as a QR code (error correction level M) drawn in a `size`×`size` PNG: each
+/// module an integer number of pixels, the code centred, the remaining margin white. Fails
+/// when the text does not fit a QR code or `size` is smaller than the code's modules.
+pub fn png(text: &str, size: u32) -> Result<Vec<u8>, String> {
+    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).map_err(|e| e.to_string())?;
+    let modules = code.width();
+    let size_px = size as usize;
+    if size_px < modules {
+        return Err(format!("can not scale barcode to an image smaller than {modules}x{modules}"));
+    }
+    let colors = code.to_colors();
+    let scale = size_px / modules;
+    let offset = (size_px - modules * scale) / 2;
+    let mut pixels = vec![0xffu8; size_px * size_px];
+    for (i, c) in colors.iter().enumerate() {
+        if *c != Color::Dark {
+            continue;
+        }
+        let (mx, my) = (i % modules, i / modules);
+        for y in offset + my * scale..offset + (my + 1) * scale {
+            let row = y * size_px;
+            pixels[row + offset + mx * scale..row + offset + (mx + 1) * scale].fill(0);
+        }
+    }
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, size, size);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc.write_header().map_err(|e| e.to_string())?;
+    w.write_image_data(&pixels).map_err(|e| e.to_string())?;
+    w.finish().map_err(|e| e.to_string())?;
+    Ok(out)
+}
