@@ -75,10 +75,10 @@ impl Server {
             .expect("start coffer dev server");
         let s = Server { child, addr: format!("127.0.0.1:{port}"), config: PathBuf::new(), log };
         s.wait_ready();
-        // Dev setup (init, unseal, mounts) finishes right after the listener is up.
+        // Dev setup (init, unseal, the secret/ mount) finishes right after the listener is up.
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if http(&s.addr, "GET", "/v1/sys/seal-status", &[], b"").1.contains("\"sealed\":false") {
+            if http(&s.addr, "GET", "/v1/sys/mounts/secret", &[("X-Vault-Token", root_token)], b"").0 == 200 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
