@@ -24,6 +24,9 @@ struct Args {
     /// Listen address for the dev server.
     #[arg(long = "dev-listen-address", env = "VAULT_DEV_LISTEN_ADDRESS", default_value = "127.0.0.1:8200")]
     dev_listen_address: String,
+    /// Plugin directory for the dev server.
+    #[arg(long = "dev-plugin-dir")]
+    dev_plugin_dir: Option<String>,
     /// Do not write the dev root token to ~/.vault-token.
     #[arg(long = "dev-no-store-token")]
     dev_no_store_token: bool,
@@ -113,6 +116,9 @@ pub fn main(raw: &[String]) -> i32 {
             });
         }
         cfg.ui = true;
+        if args.dev_plugin_dir.is_some() {
+            cfg.plugin_directory = args.dev_plugin_dir.clone();
+        }
     }
     let Some(storage_cfg) = cfg.storage.clone() else {
         eprintln!("Error: the configuration has no storage stanza (e.g. storage \"file\" {{ path = \"…\" }})");
@@ -167,6 +173,7 @@ async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
                     options: a.options.clone(),
                 })
                 .collect(),
+            plugin_directory: cfg.plugin_directory.clone(),
         },
     );
     coffer_core::metrics::describe();

@@ -53,6 +53,7 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     pub log_format: Option<String>,
     pub disable_mlock: bool,
+    pub plugin_directory: Option<String>,
     /// Seconds.
     pub default_lease_ttl: Option<i64>,
     pub max_lease_ttl: Option<i64>,
@@ -84,7 +85,6 @@ const INERT_KEYS: &[&str] = &[
     "log_rotate_duration",
     "log_rotate_bytes",
     "log_rotate_max_files",
-    "plugin_directory",
     "plugin_file_uid",
     "plugin_file_permissions",
     "raw_storage_endpoint",
@@ -415,6 +415,7 @@ impl ServerConfig {
                     }
                 }
                 "api_addr" => c.api_addr = as_string(&item.value),
+                "plugin_directory" => c.plugin_directory = as_string(&item.value),
                 "cluster_addr" => c.cluster_addr = as_string(&item.value),
                 "cluster_name" => c.cluster_name = as_string(&item.value),
                 "ui" => {
@@ -503,7 +504,16 @@ impl ServerConfig {
         macro_rules! take {
             ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };
         }
-        take!(api_addr, cluster_addr, cluster_name, log_level, log_format, default_lease_ttl, max_lease_ttl);
+        take!(
+            api_addr,
+            cluster_addr,
+            cluster_name,
+            log_level,
+            log_format,
+            default_lease_ttl,
+            max_lease_ttl,
+            plugin_directory
+        );
         self.ui |= o.ui;
         self.disable_mlock |= o.disable_mlock;
         self.warnings.extend(o.warnings);

@@ -87,7 +87,8 @@ impl Core {
     }
 
     pub(crate) async fn get_lease(&self, id: &str) -> Result<Option<Lease>> {
-        if id.is_empty() || id.contains("..") {
+        // Ids come from clients: one that cannot be a storage key names no lease.
+        if id.is_empty() || id.contains("..") || id.contains('\0') {
             return Ok(None);
         }
         match self.barrier.get(&format!("{ID}{id}")).await.map_err(barrier_err)? {

@@ -4,11 +4,13 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod catalog;
 pub mod error;
 pub mod identity;
 pub mod leases;
 pub mod metrics;
 pub mod mounts;
+mod openapi;
 pub mod password;
 pub mod policy;
 pub mod policy_store;
@@ -48,6 +50,8 @@ pub struct CoreConfig {
     pub cluster_addr: Option<String>,
     /// Audit devices declared in the server configuration.
     pub audit: Vec<DeclaredAudit>,
+    /// Where external plugin binaries must live (`plugin_directory`).
+    pub plugin_directory: Option<String>,
 }
 
 /// An audit device from the server configuration (`audit "file" "path" { … }`).
@@ -69,6 +73,7 @@ impl Default for CoreConfig {
             api_addr: None,
             cluster_addr: None,
             audit: Vec::new(),
+            plugin_directory: None,
         }
     }
 }
@@ -187,6 +192,9 @@ pub struct Core {
     pub(crate) seal: tokio::sync::Mutex<seal_ops::SealState>,
     pub(crate) seal_config: RwLock<Option<SealConfig>>,
     pub(crate) services: Arc<password::Services>,
+    pub(crate) plugin_launcher: RwLock<Option<Arc<dyn catalog::PluginLauncher>>>,
+    /// Running external plugin instances, by mount UUID.
+    pub(crate) plugins: RwLock<std::collections::HashMap<String, Arc<dyn coffer_sdk::Backend>>>,
 }
 
 impl Core {
@@ -197,8 +205,55 @@ impl Core {
             seal: tokio::sync::Mutex::new(seal_ops::SealState::default()),
             seal_config: RwLock::new(None),
             services: Arc::new(password::Services { barrier: barrier.clone() }),
+            plugin_launcher: RwLock::new(None),
+            plugins: RwLock::new(Default::default()),
             barrier,
         })
+    }
+
+    fn lazy_plugin(&self, e: &MountEntry, is_auth: bool) -> catalog::LazyPlugin {
+        let o = e.options.clone().unwrap_or_default();
+        let entry = catalog::CatalogEntry {
+            name: e.mount_type.clone(),
+            plugin_type: if is_auth { "auth".into() } else { "secret".into() },
+            command: o.get("plugin_command").cloned().unwrap_or_else(|| e.mount_type.clone()),
+            args: vec![],
+            env: vec![],
+            sha256: o.get("plugin_sha256").cloned().unwrap_or_default(),
+            version: e.plugin_version.clone(),
+        };
+        let launcher = self.plugin_launcher.read().ok().and_then(|l| l.clone());
+        catalog::LazyPlugin::new(entry, self.config.plugin_directory.clone().map(Into::into), launcher)
+    }
+
+    /// For a mount of a non-builtin type: finds the plugin in the catalog, verifies and starts
+    /// it. The instance is kept by mount UUID; the digest is pinned in the mount's options.
+    pub(crate) async fn start_external(&self, e: &mut MountEntry, catalog_type: &str) -> Result<()> {
+        if mounts::backend_for(e).is_ok() {
+            return Ok(());
+        }
+        let Some(c) = self.catalog_get(catalog_type, &e.mount_type, &e.plugin_version).await? else {
+            return Err(LogicalError::bad_request(format!("plugin not found in the catalog: {}", e.mount_type)));
+        };
+        let backend = self.launch_plugin(&c).await?;
+        let o = e.options.get_or_insert_with(Default::default);
+        o.insert("plugin_sha256".into(), c.sha256.clone());
+        o.insert("plugin_command".into(), c.command.clone());
+        if e.plugin_version.is_empty() {
+            e.plugin_version = c.version.clone();
+        }
+        self.plugins
+            .write()
+            .map_err(|_| LogicalError::internal("plugin registry poisoned"))?
+            .insert(e.uuid.clone(), backend);
+        Ok(())
+    }
+
+    /// Installs the external plugin host (the server binary provides it).
+    pub fn set_plugin_launcher(&self, l: Arc<dyn catalog::PluginLauncher>) {
+        if let Ok(mut g) = self.plugin_launcher.write() {
+            *g = Some(l);
+        }
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -322,7 +377,17 @@ impl Core {
                 if is_auth && e.mount_type == "token" {
                     continue;
                 }
-                match mounts::backend_for(e) {
+                let running = self.plugins.read().ok().and_then(|p| p.get(&e.uuid).cloned());
+                let built = match running {
+                    Some(b) => Ok(b),
+                    None => match mounts::backend_for(e) {
+                        Err(_) if e.options.as_ref().is_some_and(|o| o.contains_key("plugin_sha256")) => {
+                            Ok(Arc::new(self.lazy_plugin(e, is_auth)) as Arc<dyn coffer_sdk::Backend>)
+                        }
+                        other => other,
+                    },
+                };
+                match built {
                     Ok(backend) => routes.push(Arc::new(Route {
                         prefix: if is_auth { format!("auth/{}", e.path) } else { e.path.clone() },
                         is_auth,
@@ -352,6 +417,9 @@ impl Core {
     /// dispatch, audit the outcome.
     pub async fn handle(&self, req: CoreRequest) -> Result<CoreResponse> {
         let path = req.path.trim_start_matches('/').to_string();
+        if req.operation == Operation::Help {
+            return self.handle_help(&req, &path).await;
+        }
         if let Some(resp) = self.handle_unauthenticated(&req, &path).await? {
             return Ok(resp);
         }

@@ -219,6 +219,7 @@ pub fn backend_for(entry: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError>
         }
         "userpass" => Ok(Arc::new(coffer_builtin_userpass::UserPass::new())),
         "approle" => Ok(Arc::new(coffer_builtin_approle::AppRole::new())),
+        "transit" => Ok(Arc::new(coffer_builtin_transit::Transit::new())),
         "totp" => Ok(Arc::new(coffer_builtin_totp::Totp::new())),
         "kv-v2" => Ok(Arc::new(coffer_builtin_kv::KvV2::new())),
         other => Err(LogicalError::bad_request(format!("plugin not found in the catalog: {other}"))),

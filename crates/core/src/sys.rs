@@ -334,7 +334,12 @@ impl Core {
             }
         };
         let uuid = uuid::Uuid::new_v4().to_string();
-        let entry = MountEntry {
+        // `-plugin-name` mounts an external plugin under the name it has in the catalog.
+        let mount_type = match d.get("plugin_name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            Some(n) if mount_type == "plugin" || mount_type == n => n.to_string(),
+            _ => mount_type,
+        };
+        let mut entry = MountEntry {
             accessor: format!("{}_{}", mount_type.replace('-', "_"), &uuid::Uuid::new_v4().simple().to_string()[..8]),
             path: path.clone(),
             mount_type,
@@ -347,7 +352,14 @@ impl Core {
             external_entropy_access: flag("external_entropy_access")?,
             plugin_version: d.get("plugin_version").and_then(Value::as_str).unwrap_or("").to_string(),
         };
-        backend_for(&entry)?;
+        {
+            let table = active.mounts.lock().await;
+            if let Some(other) = table.entries.iter().find(|e| e.path.starts_with(&path) || path.starts_with(&e.path)) {
+                return Err(LogicalError::bad_request(format!("path is already in use at {}", other.path)));
+            }
+        }
+        // Builtins are checked; external plugins are verified and started before anything is stored.
+        self.start_external(&mut entry, "secret").await?;
         let mut table = active.mounts.lock().await;
         if let Some(other) = table.entries.iter().find(|e| e.path.starts_with(&path) || path.starts_with(&e.path)) {
             return Err(LogicalError::bad_request(format!("path is already in use at {}", other.path)));
@@ -370,6 +382,9 @@ impl Core {
         };
         let entry = table.entries.remove(idx);
         table.save(&self.barrier).await?;
+        if let Ok(mut p) = self.plugins.write() {
+            p.remove(&entry.uuid);
+        }
         self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
         drop(table);
         self.delete_prefix(&entry.storage_prefix()).await?;

@@ -161,6 +161,10 @@ impl Core {
                 self.handle_leases(active, op, &p["sys/".len()..], d).await?
             }
             "sys/metrics" => self.handle_metrics(op, d).await?,
+            "sys/plugins/reload/backend" if write => self.reload_plugins(active, d).await?,
+            p if p == "sys/plugins/catalog" || p.starts_with("sys/plugins/catalog/") => {
+                self.handle_catalog(active, op, p.trim_start_matches("sys/plugins/catalog"), d).await?
+            }
             "sys/audit" if op == Read => {
                 let mut m = Map::new();
                 for c in active.audit.list() {
@@ -231,6 +235,7 @@ impl Core {
                 }
             }
             "sys/internal/ui/resultant-acl" if op == Read => CoreResponse::data(ctx.acl.resultant()),
+            "sys/internal/specs/openapi" if matches!(op, Read | Update) => self.openapi_document(active, ctx.acl)?,
             "sys/auth" if op == Read => {
                 let t = active.auth_mounts.lock().await;
                 let mut m = Map::new();
@@ -288,7 +293,11 @@ impl Core {
             }
         }
         let uuid = uuid::Uuid::new_v4().to_string();
-        let entry = MountEntry {
+        let ty = match d.get("plugin_name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            Some(n) if ty == "plugin" || ty == n => n.to_string(),
+            _ => ty,
+        };
+        let mut entry = MountEntry {
             accessor: format!("auth_{}_{}", ty.replace('-', "_"), &uuid::Uuid::new_v4().simple().to_string()[..8]),
             path: path.clone(),
             mount_type: ty,
@@ -309,9 +318,9 @@ impl Core {
                 .transpose()?
                 .unwrap_or(false),
             external_entropy_access: false,
-            plugin_version: String::new(),
+            plugin_version: d.get("plugin_version").and_then(Value::as_str).unwrap_or("").to_string(),
         };
-        crate::mounts::backend_for(&entry)?;
+        self.start_external(&mut entry, "auth").await?;
         let secrets = active.mounts.lock().await;
         let mut t = active.auth_mounts.lock().await;
         if let Some(o) = t.entries.iter().find(|e| e.path.starts_with(&path) || path.starts_with(&e.path)) {
