@@ -132,8 +132,7 @@ fn socket_devices_tcp_udp_and_unix_receive_entries() {
     traffic(&s.addr);
     let mut udp_lines = Vec::new();
     let mut buf = vec![0u8; 65536];
-    loop {
-        let Ok(n) = udp.recv(&mut buf) else { break };
+    while let Ok(n) = udp.recv(&mut buf) {
         let line = String::from_utf8_lossy(&buf[..n]).trim().to_string();
         let done = is_login_response(&line);
         udp_lines.push(line);
@@ -164,8 +163,7 @@ fn syslog_device_writes_rfc3164_datagrams() {
     traffic(&s.addr);
     let mut lines = Vec::new();
     let mut buf = vec![0u8; 65536];
-    loop {
-        let Ok(n) = rx.recv(&mut buf) else { break };
+    while let Ok(n) = rx.recv(&mut buf) {
         let msg = String::from_utf8_lossy(&buf[..n]).to_string();
         assert!(msg.starts_with("<38>coffer-test: {"), "facility AUTH, severity info, tag: {msg}");
         let done = is_login_response(&msg);
