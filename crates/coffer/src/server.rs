@@ -284,10 +284,11 @@ fn base64_std(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-/// The dev server mounts `secret/` for convenience (KV v1 until KV v2 exists).
+/// The dev server mounts `secret/` as KV version 2, as OpenBao's dev server does.
 async fn dev_mounts(core: &Core, root: &str) -> Result<(), String> {
     let mut data = serde_json::Map::new();
     data.insert("type".into(), "kv".into());
+    data.insert("options".into(), serde_json::json!({ "version": "2" }));
     data.insert("description".into(), "key/value secret storage".into());
     core.handle(coffer_core::CoreRequest {
         operation: coffer_sdk::Operation::Update,

@@ -18,8 +18,8 @@ fn enable(addr: &str, path: &str, body: &str) {
 
 /// Writes a secret, reads it, and fails a userpass login: the three entries to look for.
 fn traffic(addr: &str) {
-    assert_eq!(http(addr, "PUT", "/v1/secret/app", &root(), br#"{"password":"s3cr3t-value"}"#).0, 204);
-    assert_eq!(http(addr, "GET", "/v1/secret/app", &root(), b"").0, 200);
+    assert_eq!(http(addr, "PUT", "/v1/kv1/app", &root(), br#"{"password":"s3cr3t-value"}"#).0, 204);
+    assert_eq!(http(addr, "GET", "/v1/kv1/app", &root(), b"").0, 200);
     let _ = http(addr, "PUT", "/v1/auth/userpass/login/alice", &[], br#"{"password":"wrong-pass"}"#);
 }
 
@@ -42,13 +42,13 @@ fn check_lines(addr: &str, device: &str, lines: &[String]) {
     assert!(!all.contains("\"client_token\":\"root\""), "a token leaked:\n{all}");
     let entries: Vec<Value> = lines.iter().map(|l| json(l.trim_start_matches(|c| c != '{'))).collect();
     let h = audit_hash(addr, device, "s3cr3t-value");
-    let write = entries.iter().find(|e| {
-        e["type"] == "request" && e["request"]["path"] == "secret/app" && e["request"]["operation"] == "update"
-    });
+    let write = entries
+        .iter()
+        .find(|e| e["type"] == "request" && e["request"]["path"] == "kv1/app" && e["request"]["operation"] == "update");
     assert_eq!(write.expect("the write is audited")["request"]["data"]["password"], h.as_str());
-    let read = entries.iter().find(|e| {
-        e["type"] == "response" && e["request"]["path"] == "secret/app" && e["request"]["operation"] == "read"
-    });
+    let read = entries
+        .iter()
+        .find(|e| e["type"] == "response" && e["request"]["path"] == "kv1/app" && e["request"]["operation"] == "read");
     assert_eq!(read.expect("the read is audited")["response"]["data"]["password"], h.as_str());
     let login = entries.iter().find(|e| e["type"] == "response" && e["request"]["path"] == "auth/userpass/login/alice");
     let login = login.expect("the failed login is audited");
@@ -75,8 +75,15 @@ fn read_until_login(lines: impl Iterator<Item = String>) -> Vec<String> {
     out
 }
 
-fn dev_with_userpass() -> Server {
+/// A dev server with a KV v1 mount at kv1/ (the dev secret/ mount is KV v2).
+fn dev_with_kv1() -> Server {
     let s = Server::start_dev("root");
+    assert_eq!(http(&s.addr, "POST", "/v1/sys/mounts/kv1", &root(), br#"{"type":"kv"}"#).0, 204);
+    s
+}
+
+fn dev_with_userpass() -> Server {
+    let s = dev_with_kv1();
     assert_eq!(http(&s.addr, "POST", "/v1/sys/auth/userpass", &root(), br#"{"type":"userpass"}"#).0, 204);
     assert_eq!(http(&s.addr, "POST", "/v1/auth/userpass/users/alice", &root(), br#"{"password":"right-pass"}"#).0, 204);
     s
@@ -177,11 +184,11 @@ fn syslog_device_writes_rfc3164_datagrams() {
 
 #[test]
 fn fail_closed_without_a_working_device_and_open_with_one() {
-    let s = Server::start_dev("root");
-    assert_eq!(http(&s.addr, "PUT", "/v1/secret/x", &root(), br#"{"v":"hidden-value"}"#).0, 204);
+    let s = dev_with_kv1();
+    assert_eq!(http(&s.addr, "PUT", "/v1/kv1/x", &root(), br#"{"v":"hidden-value"}"#).0, 204);
     // /dev/full accepts the open and fails every write.
     enable(&s.addr, "broken", r#"{"type":"file","options":{"file_path":"/dev/full"}}"#);
-    let (st, body) = http(&s.addr, "GET", "/v1/secret/x", &root(), b"");
+    let (st, body) = http(&s.addr, "GET", "/v1/kv1/x", &root(), b"");
     assert_eq!(st, 500, "{body}");
     assert!(!body.contains("hidden-value"), "no data when nothing could be audited");
     let dir = tempfile::tempdir().unwrap();
@@ -200,13 +207,13 @@ fn fail_closed_without_a_working_device_and_open_with_one() {
 
 #[test]
 fn a_second_healthy_device_keeps_requests_flowing_and_sighup_reopens_files() {
-    let s = Server::start_dev("root");
+    let s = dev_with_kv1();
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.log");
     enable(&s.addr, "good", &format!(r#"{{"type":"file","options":{{"file_path":"{}"}}}}"#, good.display()));
     enable(&s.addr, "broken", r#"{"type":"file","options":{"file_path":"/dev/full"}}"#);
-    assert_eq!(http(&s.addr, "PUT", "/v1/secret/x", &root(), br#"{"v":"1"}"#).0, 204);
-    let (st, body) = http(&s.addr, "GET", "/v1/secret/x", &root(), b"");
+    assert_eq!(http(&s.addr, "PUT", "/v1/kv1/x", &root(), br#"{"v":"1"}"#).0, 204);
+    let (st, body) = http(&s.addr, "GET", "/v1/kv1/x", &root(), b"");
     assert_eq!(st, 200, "one healthy device is enough: {body}");
     // Log rotation: move the file away, SIGHUP, and new entries go to a new file.
     let rotated = dir.path().join("good.log.1");
@@ -214,9 +221,9 @@ fn a_second_healthy_device_keeps_requests_flowing_and_sighup_reopens_files() {
     let pid = s.child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(http(&s.addr, "GET", "/v1/secret/x", &root(), b"").0, 200);
+    assert_eq!(http(&s.addr, "GET", "/v1/kv1/x", &root(), b"").0, 200);
     let fresh = std::fs::read_to_string(&good).expect("a new file after SIGHUP");
-    assert!(fresh.contains("secret/x"));
+    assert!(fresh.contains("kv1/x"));
     assert!(!std::fs::read_to_string(&rotated).unwrap().is_empty());
 }
 

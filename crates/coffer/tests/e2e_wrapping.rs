@@ -14,13 +14,14 @@ fn wrap_unwrap_once_and_policy_wrapping_bounds() {
         assert!(o.status.success(), "bao {args:?}: {}", out(&o));
         String::from_utf8_lossy(&o.stdout).to_string()
     };
-    ok("root", &["kv", "put", "secret/db", "password=hunter2"]);
-    let wrapped = json(&ok("root", &["kv", "get", "-wrap-ttl=2m", "-format=json", "secret/db"]));
+    ok("root", &["secrets", "enable", "-path=kv1", "kv"]);
+    ok("root", &["kv", "put", "kv1/db", "password=hunter2"]);
+    let wrapped = json(&ok("root", &["kv", "get", "-wrap-ttl=2m", "-format=json", "kv1/db"]));
     let wt = wrapped["wrap_info"]["token"].as_str().unwrap().to_string();
     assert_eq!(wrapped["wrap_info"]["ttl"], 120);
     assert!(wrapped["data"].is_null(), "the secret is not in the wrapped response");
     let look = json(&ok("root", &["write", "-format=json", "sys/wrapping/lookup", &format!("token={wt}")]));
-    assert_eq!(look["data"]["creation_path"], "secret/db");
+    assert_eq!(look["data"]["creation_path"], "kv1/db");
     let un = json(&ok("root", &["unwrap", "-format=json", &wt]));
     assert_eq!(un["data"]["password"], "hunter2");
     let o = run("root", &["unwrap", &wt]);
@@ -36,16 +37,16 @@ fn wrap_unwrap_once_and_policy_wrapping_bounds() {
     // A policy can demand wrapping within bounds.
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("w.hcl");
-    std::fs::write(&f, "path \"secret/db\" {\n  capabilities = [\"read\"]\n  min_wrapping_ttl = \"1m\"\n  max_wrapping_ttl = \"10m\"\n}\n").unwrap();
+    std::fs::write(&f, "path \"kv1/db\" {\n  capabilities = [\"read\"]\n  min_wrapping_ttl = \"1m\"\n  max_wrapping_ttl = \"10m\"\n}\n").unwrap();
     ok("root", &["policy", "write", "wrapped-only", f.to_str().unwrap()]);
     let limited = json(&ok("root", &["token", "create", "-policy=wrapped-only", "-format=json"]))["auth"]
         ["client_token"]
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(run(&limited, &["read", "secret/db"]).status.code(), Some(2), "unwrapped read refused");
-    assert_eq!(run(&limited, &["read", "-wrap-ttl=20m", "secret/db"]).status.code(), Some(2), "too long refused");
-    assert!(run(&limited, &["read", "-wrap-ttl=5m", "secret/db"]).status.success(), "in bounds allowed");
+    assert_eq!(run(&limited, &["read", "kv1/db"]).status.code(), Some(2), "unwrapped read refused");
+    assert_eq!(run(&limited, &["read", "-wrap-ttl=20m", "kv1/db"]).status.code(), Some(2), "too long refused");
+    assert!(run(&limited, &["read", "-wrap-ttl=5m", "kv1/db"]).status.success(), "in bounds allowed");
 
     // Cubbyhole is private to each token; sys/tools work.
     ok(&t, &["write", "cubbyhole/note", "x=mine"]);
