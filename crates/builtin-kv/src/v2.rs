@@ -671,7 +671,18 @@ impl KvV2 {
 
     async fn read_data(&self, s: &dyn StorageView, path: &str, fields: &FieldData) -> Result<Option<Response>> {
         let Some(meta) = Self::load_meta(s, path).await? else { return Ok(None) };
-        let Some((n, vm)) = self.readable_version(&meta, fields) else { return Ok(None) };
+        let Some((n, vm)) = self.readable_version(&meta, fields) else {
+            // A deleted or destroyed version: 404, but with its metadata, as OpenBao answers.
+            let asked = fields.int("version").unwrap_or(0);
+            let n = if asked > 0 { asked as u64 } else { meta.current_version };
+            let Some(vm) = meta.versions.get(&n) else { return Ok(None) };
+            let mut out = Map::new();
+            out.insert("data".into(), Value::Null);
+            out.insert("metadata".into(), Value::Object(meta.version_json(n, vm)));
+            let mut r = Response::data(out);
+            r.status = Some(coffer_sdk::ErrorKind::NotFound);
+            return Ok(Some(r));
+        };
         let Some(data) = get_json::<Map<String, Value>>(s, &version_key(path, n)).await? else { return Ok(None) };
         let mut out = Map::new();
         out.insert("data".into(), Value::Object(data));

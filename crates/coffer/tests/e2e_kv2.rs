@@ -88,13 +88,22 @@ fn bao_kv_subcommands_work_against_coffer() {
     // delete (latest), undelete, destroy
     bao_ok(b, a, &["kv", "delete", "kv2/app"]);
     let (rc, o) = bao_rc(b, a, &["kv", "get", "kv2/app"]);
-    assert_eq!(rc, 2, "a soft-deleted latest version is not readable: {o}");
+    // As with OpenBao: no data, the version's metadata (with its deletion_time), exit 0.
+    assert_eq!(rc, 0, "{o}");
+    assert!(
+        o.contains("deletion_time") && !o.contains("== Data =="),
+        "a soft-deleted latest version shows only metadata: {o}"
+    );
     bao_ok(b, a, &["kv", "undelete", "-versions=5", "kv2/app"]);
     assert_eq!(bao_ok(b, a, &["kv", "get", "-field=user", "kv2/app"]), "a");
     bao_ok(b, a, &["kv", "delete", "-versions=2", "kv2/app"]);
     bao_ok(b, a, &["kv", "destroy", "-versions=1", "kv2/app"]);
-    let (rc, _) = bao_rc(b, a, &["kv", "get", "-version=1", "kv2/app"]);
-    assert_eq!(rc, 2, "destroyed");
+    let (rc, o) = bao_rc(b, a, &["kv", "get", "-version=1", "kv2/app"]);
+    assert_eq!(rc, 0, "{o}");
+    assert!(
+        o.contains("destroyed") && o.contains("true") && !o.contains("== Data =="),
+        "a destroyed version shows only metadata: {o}"
+    );
     let m = bao_json(b, a, &["kv", "metadata", "get", "-format=json", "kv2/app"]);
     assert_eq!(m["data"]["versions"]["1"]["destroyed"], true, "{m}");
     assert_ne!(m["data"]["versions"]["2"]["deletion_time"], "", "{m}");

@@ -116,6 +116,8 @@ pub struct CoreResponse {
     pub wrap_info: Option<coffer_api::WrapInfo>,
     /// A body served as is (content type, bytes), e.g. Prometheus metrics.
     pub raw_body: Option<(String, Vec<u8>)>,
+    /// The envelope is sent with this error's status (the HTTP layer picks the code).
+    pub status: Option<ErrorKind>,
 }
 
 impl CoreResponse {
@@ -670,6 +672,7 @@ impl Core {
                     warnings: r.warnings,
                     lease_duration: r.lease_duration.unwrap_or(0),
                     mount_type,
+                    status: r.status,
                     ..Default::default()
                 };
                 if let Some(secret) = r.secret {

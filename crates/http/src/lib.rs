@@ -234,6 +234,8 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
     }
     let api_path = api_path.to_string();
     let query = query_pairs(parts.uri.query());
+    // `?help=<anything>` asks for the path's help, whatever the method.
+    let help = query.iter().any(|(k, v)| k == "help" && !v.is_empty());
 
     // Read the body within the size limit.
     let limited = http_body_util::Limited::new(body, st.max_request_size);
@@ -247,7 +249,7 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
         Err(_) => return error_response(StatusCode::BAD_REQUEST, &["failed to read request body".into()]),
     };
 
-    if api_path == "sys/health" {
+    if api_path == "sys/health" && !help {
         return health(&st, &parts.method, &query).await;
     }
     if api_path == "sys/metrics" && st.unauthenticated_metrics && token_from(&parts.headers).is_none() {
@@ -262,6 +264,7 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
 
     let list_param = query.iter().find(|(k, _)| k == "list").and_then(|(_, v)| bool_param(v)).unwrap_or(false);
     let operation = match parts.method.as_str() {
+        _ if help => Operation::Help,
         "GET" if list_param => Operation::List,
         "GET" => Operation::Read,
         "LIST" => Operation::List,
@@ -358,7 +361,7 @@ fn render(resp: CoreResponse) -> Response {
                 "auth".into(),
                 resp.auth.map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).unwrap_or(Value::Null),
             );
-            json_response(StatusCode::OK, &Value::Object(body))
+            json_response(resp.status.map(status_for).unwrap_or(StatusCode::OK), &Value::Object(body))
         }
     }
 }

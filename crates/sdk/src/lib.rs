@@ -197,6 +197,9 @@ pub struct Response {
     /// A dynamic secret: the core registers a lease and revokes it on time through
     /// [`Backend::revoke_secret`].
     pub secret: Option<SecretLease>,
+    /// Answer with this error's status while still returning the data (as Vault does for a
+    /// deleted KV version: 404 with its metadata).
+    pub status: Option<ErrorKind>,
 }
 
 /// The lease terms of a dynamic secret.
@@ -223,7 +226,7 @@ impl std::fmt::Debug for Response {
 
 impl Response {
     pub fn data(data: Map<String, Value>) -> Self {
-        Response { data: Some(data), warnings: vec![], lease_duration: None, auth: None, secret: None }
+        Response { data: Some(data), warnings: vec![], lease_duration: None, auth: None, secret: None, status: None }
     }
     /// The `{"keys": [...]}` answer to a list.
     pub fn list(keys: Vec<String>) -> Self {
