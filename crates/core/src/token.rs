@@ -17,6 +17,9 @@ use std::sync::{Arc, RwLock};
 use zeroize::Zeroizing;
 
 const SALT_PATH: &str = "sys/token/salt";
+/// Most token entries kept in the lookup cache; past it the cache starts over, so memory
+/// stays bounded whatever the number of stored tokens.
+const CACHE_MAX: usize = 50_000;
 const BATCH_KEY_PATH: &str = "sys/token/batch-key";
 const ID_PREFIX: &str = "sys/token/id/";
 const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
@@ -227,6 +230,15 @@ impl TokenStore {
         Ok(TokenStore { barrier, revoked: Default::default(), salt, batch_key, cache: RwLock::new(HashMap::new()) })
     }
 
+    fn cache_insert(&self, h: String, e: Arc<TokenEntry>) -> Result<(), LogicalError> {
+        let mut c = self.cache.write().map_err(lock_err)?;
+        if c.len() >= CACHE_MAX {
+            c.clear();
+        }
+        c.insert(h, e);
+        Ok(())
+    }
+
     pub fn hash(&self, value: &str) -> String {
         hex::encode(self.salt.sign(value.as_bytes()))
     }
@@ -272,7 +284,7 @@ impl TokenStore {
             ops.push((format!("{PARENT_PREFIX}{p}/{h}"), Some(Vec::new())));
         }
         self.barrier.transaction(ops).await.map_err(barrier_err)?;
-        self.cache.write().map_err(lock_err)?.insert(h, Arc::new(entry.clone()));
+        self.cache_insert(h, Arc::new(entry.clone()))?;
         Ok((token, entry))
     }
 
@@ -295,7 +307,7 @@ impl TokenStore {
         let entry: TokenEntry =
             serde_json::from_slice(&raw).map_err(|_| LogicalError::internal("token entry is unreadable"))?;
         let entry = Arc::new(entry);
-        self.cache.write().map_err(lock_err)?.insert(h.to_string(), entry.clone());
+        self.cache_insert(h.to_string(), entry.clone())?;
         Ok(Some(entry))
     }
 
@@ -359,7 +371,7 @@ impl TokenStore {
             .put(&format!("{ID_PREFIX}{h}"), &serde_json::to_vec(e).map_err(internal)?)
             .await
             .map_err(barrier_err)?;
-        self.cache.write().map_err(lock_err)?.insert(h.to_string(), Arc::new(e.clone()));
+        self.cache_insert(h.to_string(), Arc::new(e.clone()))?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 
 use async_trait::async_trait;
-use coffer_physical::{check_key, children_of, Storage, StorageError, TxnOp};
+use coffer_physical::{check_key, Storage, StorageError, TxnOp};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -15,6 +15,8 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
+/// redb page cache.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Most operations folded into one commit.
 const MAX_BATCH: usize = 512;
 
@@ -40,7 +42,10 @@ impl FileStorage {
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("coffer.redb");
-        let db = Database::create(&path)
+        // A bounded page cache keeps memory flat however much is stored.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
             .map_err(|e| StorageError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         {
             let txn = db.begin_write().map_err(backend_err)?;
@@ -137,19 +142,37 @@ impl Storage for FileStorage {
         self.submit(vec![TxnOp::Delete { key: key.to_string() }]).await
     }
 
+    /// Immediate children only: after a "folder" child the scan jumps past everything below
+    /// it, so listing costs one lookup per child, not one per descendant.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let txn = self.db.begin_read().map_err(backend_err)?;
         let table = txn.open_table(ENTRIES).map_err(backend_err)?;
-        let mut keys = Vec::new();
-        for item in table.range(prefix..).map_err(backend_err)? {
+        let mut out = Vec::new();
+        let mut start = prefix.to_string();
+        loop {
+            let mut iter = table.range(start.as_str()..).map_err(backend_err)?;
+            let Some(item) = iter.next() else { break };
             let (k, _) = item.map_err(backend_err)?;
             let k = k.value();
-            if !k.starts_with(prefix) {
-                break;
+            let Some(rest) = k.strip_prefix(prefix) else { break };
+            if rest.is_empty() {
+                start = format!("{k}\0");
+                continue;
             }
-            keys.push(k.to_string());
+            match rest.find('/') {
+                Some(i) => {
+                    let folder = &rest[..=i];
+                    out.push(folder.to_string());
+                    // '0' is the character after '/': the next key outside this folder.
+                    start = format!("{prefix}{}0", &rest[..i]);
+                }
+                None => {
+                    out.push(rest.to_string());
+                    start = format!("{k}\0");
+                }
+            }
         }
-        Ok(children_of(prefix, keys.iter().map(String::as_str)))
+        Ok(out)
     }
 
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), StorageError> {
