@@ -532,10 +532,18 @@ fn path_table() -> PathTable {
 }
 
 /// The versioned KV secrets engine (`kv` with `version=2`, or `kv-v2`).
+const KEY_LOCK_STRIPES: usize = 64;
+
 pub struct KvV2 {
     table: PathTable,
     /// Serialises requests; the flag records that the storage layout has been checked.
+    /// Guards the one-time v1 → v2 upgrade (the bool: done).
     lock: tokio::sync::Mutex<bool>,
+    /// Set once the upgrade check has passed: later requests skip the mutex.
+    upgraded: std::sync::atomic::AtomicBool,
+    /// Writes to the same key are serialised by one of these stripes; different keys proceed
+    /// in parallel (and share group commits in durable storage).
+    key_locks: Vec<tokio::sync::Mutex<()>>,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
 
@@ -550,9 +558,34 @@ impl KvV2 {
         Self::with_clock(system_now_nanos)
     }
 
+    /// Runs the v1 → v2 upgrade check once; afterwards a single atomic load.
+    async fn upgrade_once(&self, s: &dyn StorageView) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.upgraded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut checked = self.lock.lock().await;
+        self.ensure_upgraded(&mut checked, s).await?;
+        self.upgraded.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn key_lock(&self, path: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        path.hash(&mut h);
+        &self.key_locks[(h.finish() as usize) % self.key_locks.len()]
+    }
+
     /// A backend reading the time (nanoseconds since the Unix epoch) from `clock`, for tests.
     pub fn with_clock(clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        KvV2 { table: path_table(), lock: tokio::sync::Mutex::new(false), clock: Arc::new(clock) }
+        KvV2 {
+            table: path_table(),
+            lock: tokio::sync::Mutex::new(false),
+            upgraded: std::sync::atomic::AtomicBool::new(false),
+            key_locks: (0..KEY_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            clock: Arc::new(clock),
+        }
     }
 
     fn now(&self) -> i64 {
@@ -956,11 +989,15 @@ impl Backend for KvV2 {
             ErrorKind::UnsupportedPath => invalid_path(op),
             _ => e,
         })?;
-        let mut checked = self.lock.lock().await;
         let s = &*req.storage;
-        self.ensure_upgraded(&mut checked, s).await?;
+        self.upgrade_once(s).await?;
         let f = &matched.fields;
         let path = f.str("path").unwrap_or("").to_string();
+        // Reads need no lock: a version's data is written before the metadata naming it.
+        let _guard = match op {
+            Read | List => None,
+            _ => Some(self.key_lock(&path).lock().await),
+        };
         match (matched.index, op) {
             (P_CONFIG, Read) => self.read_config(s).await,
             (P_CONFIG, _) => self.write_config(s, f).await,
@@ -1000,8 +1037,7 @@ impl Backend for KvV2 {
             Some(("data" | "metadata", rest)) => rest,
             _ => return Ok(None),
         };
-        let mut checked = self.lock.lock().await;
-        self.ensure_upgraded(&mut checked, &*req.storage).await?;
+        self.upgrade_once(&*req.storage).await?;
         Ok(Some(Self::load_meta(&*req.storage, path).await?.is_some()))
     }
 }

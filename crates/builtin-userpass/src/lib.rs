@@ -197,8 +197,18 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-/// Runs the (CPU-heavy) hash off the async workers.
+/// At most this many Argon2 computations run at once (one per core). Each needs 19 MiB, so
+/// without a bound a burst of unauthenticated logins would grow memory without limit; with it,
+/// hashing uses at most cores × 19 MiB and extra logins wait their turn.
+fn hash_permits() -> &'static tokio::sync::Semaphore {
+    static S: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    S.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)))
+}
+
+/// Runs the (CPU- and memory-heavy) hash off the async workers, bounded by [`hash_permits`].
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let _permit =
+        hash_permits().acquire().await.map_err(|_| LogicalError::internal("password hashing is unavailable"))?;
     tokio::task::spawn_blocking(f).await.map_err(|_| LogicalError::internal("password hashing task failed"))
 }
 
