@@ -1768,6 +1768,34 @@ impl Backend for Transit {
     }
 
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
+        let mut out = self.dispatch(req).await?;
+        // As OpenBao: a batch in which any item failed answers 400, with every item's result.
+        if let Some(r) = out.as_mut() {
+            let failed =
+                r.data.as_ref().and_then(|d| d.get("batch_results")).and_then(Value::as_array).is_some_and(|items| {
+                    items.iter().any(|i| i.get("error").and_then(Value::as_str).is_some_and(|e| !e.is_empty()))
+                });
+            if failed {
+                r.status = Some(coffer_sdk::ErrorKind::BadRequest);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `encrypt/<name>` writes to a missing key are "create" (the key is made on the fly).
+    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
+        let Some(name) = req.path.strip_prefix("encrypt/") else {
+            return Ok(None);
+        };
+        if name.contains('/') {
+            return Ok(None);
+        }
+        Ok(Some(keys::load_policy(req.storage.as_ref(), name).await?.is_some()))
+    }
+}
+
+impl Transit {
+    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
         let matched = self.table.route(req.operation, &req.path, &req.data)?;
         let route = self.routes[matched.index];
         let d = &matched.fields;
@@ -1798,16 +1826,5 @@ impl Backend for Transit {
             (Route::Random, _) => Self::random(d),
             (Route::ConfigKeys, _) => self.config_keys(s, op, d).await,
         }
-    }
-
-    /// `encrypt/<name>` writes to a missing key are "create" (the key is made on the fly).
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
-        let Some(name) = req.path.strip_prefix("encrypt/") else {
-            return Ok(None);
-        };
-        if name.contains('/') {
-            return Ok(None);
-        }
-        Ok(Some(keys::load_policy(req.storage.as_ref(), name).await?.is_some()))
     }
 }
