@@ -177,6 +177,7 @@ async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
         },
     );
     coffer_core::metrics::describe();
+    core.set_plugin_launcher(Arc::new(PluginHost));
     core.spawn_background();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -308,5 +309,15 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
+    }
+}
+
+/// Runs external plugins over the Vault plugin protocol (go-plugin, gRPC, AutoMTLS).
+struct PluginHost;
+
+#[async_trait::async_trait]
+impl coffer_core::catalog::PluginLauncher for PluginHost {
+    async fn launch(&self, spec: &coffer_core::catalog::PluginSpec) -> Result<Arc<dyn coffer_sdk::Backend>, String> {
+        coffer_plugin::launch(&spec.path, &spec.args, &spec.env, &spec.sha256).await.map_err(|e| e.to_string())
     }
 }

@@ -1,0 +1,1000 @@
+//! The host side: start a plugin binary, speak the protocol with it, and present it as a
+//! `coffer_sdk::Backend`.
+//!
+//! One [`PluginClient`] serves one mount: the storage view, TTLs and services of the requests it
+//! forwards are what its brokered `Storage` and `SystemView` services answer the plugin with.
+
+use crate::convert::{
+    error_from_proto, json_string, now_timestamp, response_from_proto, to_nanos, to_secs, ERR_INVALID_REQUEST,
+};
+use crate::proto::logical;
+use crate::proto::pb::{self, backend_client::BackendClient, storage_server, system_view_server};
+use crate::proto::plugin::{
+    self as gp, grpc_broker_client::GrpcBrokerClient, grpc_controller_client::GrpcControllerClient,
+};
+use crate::transport::{self, Addr, MAX_MESSAGE};
+use crate::{tls, PluginError, APP_PROTOCOL_VERSION, HEALTH_SERVICE, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE};
+use async_trait::async_trait;
+use base64::Engine;
+use coffer_sdk::framework::PathSpec;
+use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, StorageView, SystemInfo, SystemServices};
+use rustls::pki_types::CertificateDer;
+use serde_json::{Map, Value};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Server};
+use tonic::Status;
+
+/// How long RPCs of the start-up sequence may take.
+const STARTUP_RPC: Duration = Duration::from_secs(10);
+/// How long a stopping plugin gets to exit after the controller's `Shutdown`.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// Lines of the plugin's stderr kept for error messages.
+const STDERR_TAIL: usize = 20;
+
+/// What to start, and how.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// For logs.
+    pub name: String,
+    pub command: PathBuf,
+    pub args: Vec<String>,
+    /// The plugin's whole environment apart from the protocol variables: nothing of the
+    /// server's own environment is passed on.
+    pub env: Vec<(String, String)>,
+    /// The binary's SHA-256 in hex, checked before every start; empty = not checked.
+    pub sha256: String,
+    /// How long the plugin gets to print its handshake line.
+    pub handshake_timeout: Duration,
+    /// The server version told to the plugin (`BAO_VERSION`/`VAULT_VERSION`). Plugins built on
+    /// OpenBao's or Vault's Go SDK fall back to net/rpc, which Coffer does not speak, when it
+    /// is missing or older than 0.9.4.
+    pub server_version: String,
+}
+
+impl LaunchSpec {
+    pub fn new(command: impl Into<PathBuf>) -> Self {
+        let command = command.into();
+        LaunchSpec {
+            name: command.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            command,
+            args: vec![],
+            env: vec![],
+            sha256: String::new(),
+            handshake_timeout: Duration::from_secs(10),
+            server_version: "2.0.0".to_string(),
+        }
+    }
+}
+
+/// Starts the plugin at `command` with exactly `env` (plus the protocol's variables), after
+/// checking its SHA-256 (hex; empty skips the check), and returns it as a backend.
+pub async fn launch(
+    command: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    expected_sha256: &str,
+) -> Result<Arc<dyn Backend>, PluginError> {
+    let spec = LaunchSpec {
+        args: args.to_vec(),
+        env: env.to_vec(),
+        sha256: expected_sha256.to_string(),
+        ..LaunchSpec::new(command)
+    };
+    Ok(Arc::new(PluginClient::start(spec).await?))
+}
+
+/// What the brokered `Storage` and `SystemView` services answer with: the mount's, as carried
+/// by the latest request.
+struct HostContext {
+    storage: RwLock<Option<Arc<dyn StorageView>>>,
+    system: RwLock<SystemInfo>,
+    services: RwLock<Option<Arc<dyn SystemServices>>>,
+    server_version: String,
+}
+
+impl HostContext {
+    fn bind(&self, req: &Request) {
+        let same =
+            self.storage.read().map(|g| g.as_ref().is_some_and(|s| Arc::ptr_eq(s, &req.storage))).unwrap_or(false);
+        if !same {
+            if let Ok(mut g) = self.storage.write() {
+                *g = Some(req.storage.clone());
+            }
+        }
+        if self.system.read().map(|g| *g != req.system).unwrap_or(true) {
+            if let Ok(mut g) = self.system.write() {
+                *g = req.system;
+            }
+        }
+        if let Some(s) = &req.services {
+            let same = self.services.read().map(|g| g.as_ref().is_some_and(|c| Arc::ptr_eq(c, s))).unwrap_or(false);
+            if !same {
+                if let Ok(mut g) = self.services.write() {
+                    *g = Some(s.clone());
+                }
+            }
+        }
+    }
+    fn storage(&self) -> Option<Arc<dyn StorageView>> {
+        self.storage.read().ok().and_then(|g| g.clone())
+    }
+    fn system(&self) -> SystemInfo {
+        self.system.read().map(|g| *g).unwrap_or_default()
+    }
+    fn services(&self) -> Option<Arc<dyn SystemServices>> {
+        self.services.read().ok().and_then(|g| g.clone())
+    }
+}
+
+/// One running plugin process and its connections.
+struct Instance {
+    generation: u64,
+    pid: u32,
+    child: Mutex<Child>,
+    channel: Channel,
+    backend: BackendClient<Channel>,
+    controller: GrpcControllerClient<Channel>,
+    initialized: tokio::sync::OnceCell<()>,
+    /// Keeps the broker stream (host → plugin announcements) open.
+    _broker_tx: mpsc::Sender<gp::ConnInfo>,
+    broker_stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    /// The plugin's socket directory and the broker socket; removed on drop.
+    _dir: tempfile::TempDir,
+}
+
+impl Instance {
+    fn alive(&self) -> bool {
+        self.child.lock().map(|mut c| matches!(c.try_wait(), Ok(None))).unwrap_or(false)
+    }
+
+    /// Whether the process has exited, waiting up to `within` for it to.
+    async fn exited_within(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if !self.alive() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn kill_now(&self) {
+        if let Ok(mut c) = self.child.lock() {
+            let _ = c.start_kill();
+            let _ = c.try_wait();
+        }
+    }
+
+    /// Asks the plugin to clean up and exit; kills it if it does not within the grace period.
+    async fn stop(&self) {
+        if self.alive() {
+            let _ = tokio::time::timeout(EXIT_GRACE, self.backend.clone().cleanup(pb::Empty {})).await;
+            let _ = tokio::time::timeout(EXIT_GRACE, self.controller.clone().shutdown(gp::Empty {})).await;
+            if self.exited_within(EXIT_GRACE).await {
+                return;
+            }
+        }
+        self.kill_now();
+        self.exited_within(EXIT_GRACE).await;
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.broker_stop.send_replace(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        // `kill_on_drop` ends the process if nothing else did.
+    }
+}
+
+/// A plugin process presented as a [`Backend`]. Restarted transparently when it dies; stopped
+/// (controller `Shutdown`, then SIGKILL) by [`PluginClient::shutdown`] or on drop.
+pub struct PluginClient {
+    spec: LaunchSpec,
+    ctx: Arc<HostContext>,
+    current: tokio::sync::RwLock<Option<Arc<Instance>>>,
+    generation: AtomicU64,
+    restarts: AtomicU64,
+    closed: AtomicBool,
+    unauthenticated: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for PluginClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginClient").field("name", &self.spec.name).field("command", &self.spec.command).finish()
+    }
+}
+
+enum CallError {
+    Status(Status),
+    Logical(LogicalError),
+}
+
+impl From<CallError> for LogicalError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Logical(e) => e,
+            CallError::Status(s) => LogicalError::new(
+                coffer_sdk::ErrorKind::Unavailable,
+                format!("plugin call failed: {} ({:?})", s.message(), s.code()),
+            ),
+        }
+    }
+}
+
+/// Errors after which the process may have died under the request.
+fn maybe_transport(s: &Status) -> bool {
+    matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Internal)
+}
+
+impl PluginClient {
+    /// Starts the plugin and completes the handshake, the broker set-up and `Setup`.
+    pub async fn start(spec: LaunchSpec) -> Result<Self, PluginError> {
+        let ctx = Arc::new(HostContext {
+            storage: RwLock::new(None),
+            system: RwLock::new(SystemInfo::default()),
+            services: RwLock::new(None),
+            server_version: spec.server_version.clone(),
+        });
+        let inst = start_instance(&spec, &ctx, 1).await?;
+        let paths = match tokio::time::timeout(STARTUP_RPC, inst.backend.clone().special_paths(pb::Empty {})).await {
+            Ok(Ok(r)) => r.into_inner().paths.unwrap_or_default(),
+            Ok(Err(s)) => {
+                inst.stop().await;
+                return Err(PluginError::Connect { path: spec.name.clone(), message: format!("SpecialPaths: {s}") });
+            }
+            Err(_) => {
+                inst.stop().await;
+                return Err(PluginError::Connect { path: spec.name.clone(), message: "SpecialPaths timed out".into() });
+            }
+        };
+        // The trait hands out `&'static str`: the list is fetched once per client and kept.
+        let unauthenticated = paths.unauthenticated.into_iter().map(|p| &*Box::leak(p.into_boxed_str())).collect();
+        Ok(PluginClient {
+            spec,
+            ctx,
+            current: tokio::sync::RwLock::new(Some(Arc::new(inst))),
+            generation: AtomicU64::new(1),
+            restarts: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            unauthenticated,
+        })
+    }
+
+    /// The process id of the running plugin, if one runs.
+    pub async fn pid(&self) -> Option<u32> {
+        self.current.read().await.as_ref().filter(|i| i.alive()).map(|i| i.pid)
+    }
+
+    /// How many times the plugin was restarted after dying.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The version the plugin reports (empty when unversioned).
+    pub async fn version(&self) -> Result<String, LogicalError> {
+        let v = self
+            .call(|i| async move {
+                let mut c = logical::plugin_version_client::PluginVersionClient::new(i.channel.clone());
+                match c.version(logical::Empty {}).await {
+                    Ok(r) => Ok(r.into_inner().plugin_version),
+                    Err(s) if s.code() == tonic::Code::Unimplemented => Ok(String::new()),
+                    Err(s) => Err(s),
+                }
+            })
+            .await?;
+        Ok(v)
+    }
+
+    /// Stops the plugin (Cleanup, controller Shutdown, SIGKILL after a grace period). Later
+    /// requests fail with [`PluginError::Stopped`].
+    pub async fn shutdown(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let inst = self.current.write().await.take();
+        if let Some(i) = inst {
+            i.stop().await;
+        }
+    }
+
+    async fn instance(&self) -> Result<Arc<Instance>, LogicalError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(PluginError::Stopped.into());
+        }
+        let dead = {
+            let g = self.current.read().await;
+            match g.as_ref() {
+                Some(i) if i.alive() => return Ok(i.clone()),
+                Some(i) => i.generation,
+                None => 0,
+            }
+        };
+        self.restart(dead).await
+    }
+
+    /// Replaces the instance of generation `dead` (unless another request already did).
+    async fn restart(&self, dead: u64) -> Result<Arc<Instance>, LogicalError> {
+        let mut g = self.current.write().await;
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(PluginError::Stopped.into());
+        }
+        if let Some(i) = g.as_ref() {
+            if i.generation != dead && i.alive() {
+                return Ok(i.clone());
+            }
+        }
+        if let Some(old) = g.take() {
+            old.kill_now();
+        }
+        let gen = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let inst = Arc::new(start_instance(&self.spec, &self.ctx, gen).await?);
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(plugin = %self.spec.name, pid = inst.pid, "plugin process had exited; started a new one");
+        *g = Some(inst.clone());
+        Ok(inst)
+    }
+
+    /// `Initialize` once per process, when the mount's storage is known (the first request).
+    async fn ensure_initialized(&self, inst: &Instance) -> Result<(), CallError> {
+        inst.initialized
+            .get_or_try_init(|| async {
+                match inst.backend.clone().initialize(pb::InitializeArgs {}).await {
+                    Ok(r) => match r.into_inner().err {
+                        Some(e) => Err(CallError::Logical(error_from_proto(&e))),
+                        None => Ok(()),
+                    },
+                    Err(s) if s.code() == tonic::Code::Unimplemented => Ok(()),
+                    Err(s) => Err(CallError::Status(s)),
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn try_call<T, F, Fut>(&self, inst: &Arc<Instance>, f: &F) -> Result<T, CallError>
+    where
+        F: Fn(Arc<Instance>) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.ensure_initialized(inst).await?;
+        f(inst.clone()).await.map_err(CallError::Status)
+    }
+
+    /// Runs `f` against the live instance; when the call fails because the process died, starts
+    /// a new one and runs `f` once more (as OpenBao does).
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, LogicalError>
+    where
+        F: Fn(Arc<Instance>) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let inst = self.instance().await?;
+        match self.try_call(&inst, &f).await {
+            Ok(v) => Ok(v),
+            Err(CallError::Status(s))
+                if maybe_transport(&s) && inst.exited_within(Duration::from_millis(500)).await =>
+            {
+                let inst = self.restart(inst.generation).await?;
+                Ok(self.try_call(&inst, &f).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn handle(&self, preq: pb::Request) -> Result<pb::HandleRequestReply, LogicalError> {
+        self.call(|i| {
+            let mut c = i.backend.clone();
+            let args = pb::HandleRequestArgs { storage_id: 0, request: Some(preq.clone()) };
+            async move { c.handle_request(args).await.map(|r| r.into_inner()) }
+        })
+        .await
+    }
+}
+
+impl Drop for PluginClient {
+    fn drop(&mut self) {
+        if let Some(inst) = self.current.get_mut().take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => {
+                    h.spawn(async move { inst.stop().await });
+                }
+                Err(_) => inst.kill_now(),
+            }
+        }
+    }
+}
+
+fn proto_request(req: &Request, operation: &str) -> pb::Request {
+    pb::Request {
+        id: uuid::Uuid::new_v4().to_string(),
+        operation: operation.to_string(),
+        path: req.path.clone(),
+        data: json_string(&req.data),
+        mount_point: req.mount_point.clone(),
+        connection: req.remote_addr.map(|a| pb::Connection { remote_addr: a.to_string(), remote_port: 0 }),
+        ..Default::default()
+    }
+}
+
+fn proto_secret(internal: &Map<String, Value>, ttl: i64) -> pb::Secret {
+    pb::Secret {
+        lease_options: Some(pb::LeaseOptions {
+            ttl: to_nanos(ttl),
+            renewable: true,
+            increment: to_nanos(ttl),
+            issue_time: Some(now_timestamp()),
+            max_ttl: 0,
+        }),
+        internal_data: json_string(internal),
+        lease_id: String::new(),
+    }
+}
+
+/// The protocol's error, preferring the `{"error": …}` a Go backend puts beside an
+/// invalid-request error.
+fn reply_error(reply: &pb::HandleRequestReply) -> Option<LogicalError> {
+    let e = reply.err.as_ref()?;
+    if e.err_type == ERR_INVALID_REQUEST {
+        if let Some(Err(msg)) = reply.response.as_ref().map(response_from_proto) {
+            return Some(msg);
+        }
+    }
+    Some(error_from_proto(e))
+}
+
+#[async_trait]
+impl Backend for PluginClient {
+    fn backend_type(&self) -> &'static str {
+        "plugin"
+    }
+
+    /// The plugin's path table is not known to the host (requests are routed by prefix).
+    fn paths(&self) -> &[PathSpec] {
+        &[]
+    }
+
+    fn unauthenticated_paths(&self) -> &[&'static str] {
+        &self.unauthenticated
+    }
+
+    async fn handle_request(&self, req: Request) -> coffer_sdk::Result<Option<Response>> {
+        self.ctx.bind(&req);
+        let reply = self.handle(proto_request(&req, req.operation.as_str())).await?;
+        if let Some(e) = reply_error(&reply) {
+            // Data beside a status error (a Go backend's response plus coded error).
+            if let Some(Ok(mut r)) = reply.response.as_ref().map(response_from_proto) {
+                if r.data.as_ref().is_some_and(|d| !d.is_empty()) && e.kind != coffer_sdk::ErrorKind::BadRequest {
+                    r.status = Some(e.kind);
+                    return Ok(Some(r));
+                }
+            }
+            return Err(e);
+        }
+        match &reply.response {
+            None if req.operation == Operation::Read => Err(LogicalError::not_found()),
+            None => Ok(None),
+            Some(r) => response_from_proto(r).map(Some),
+        }
+    }
+
+    async fn exists(&self, req: &Request) -> coffer_sdk::Result<Option<bool>> {
+        self.ctx.bind(req);
+        let preq = proto_request(req, req.operation.as_str());
+        let reply = self
+            .call(|i| {
+                let mut c = i.backend.clone();
+                let args = pb::HandleExistenceCheckArgs { storage_id: 0, request: Some(preq.clone()) };
+                async move { c.handle_existence_check(args).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        if let Some(e) = &reply.err {
+            return Err(error_from_proto(e));
+        }
+        Ok(reply.check_found.then_some(reply.exists))
+    }
+
+    async fn revoke_secret(&self, req: &Request, internal: &Map<String, Value>) -> coffer_sdk::Result<()> {
+        self.ctx.bind(req);
+        let mut preq = proto_request(req, "revoke");
+        preq.secret = Some(proto_secret(internal, 0));
+        let reply = self.handle(preq).await?;
+        match reply_error(&reply) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn renew_secret(&self, req: &Request, internal: &Map<String, Value>, ttl: i64) -> coffer_sdk::Result<i64> {
+        self.ctx.bind(req);
+        let mut preq = proto_request(req, "renew");
+        preq.secret = Some(proto_secret(internal, ttl));
+        let reply = self.handle(preq).await?;
+        if let Some(e) = reply_error(&reply) {
+            return Err(e);
+        }
+        let granted = reply.response.as_ref().and_then(|r| r.secret.as_ref()).and_then(|s| s.lease_options.as_ref());
+        Ok(granted.map(|lo| to_secs(lo.ttl)).filter(|t| *t > 0).unwrap_or(ttl))
+    }
+}
+
+// ---- starting a process -------------------------------------------------------------------
+
+fn sha256_hex(path: &Path) -> Result<String, PluginError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| PluginError::Binary { path: path.display().to_string(), message: format!("cannot read: {e}") })?;
+    Ok(hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref()))
+}
+
+/// The parsed handshake line.
+#[derive(Debug)]
+struct Handshake {
+    addr: Addr,
+    cert: CertificateDer<'static>,
+}
+
+fn shorten(s: &str) -> String {
+    let s = s.trim();
+    if s.chars().count() > 120 {
+        format!("{}…", s.chars().take(120).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+fn parse_handshake(line: &str) -> Result<Handshake, String> {
+    let parts: Vec<&str> = line.trim().split('|').collect();
+    if parts.len() < 4 {
+        return Err(format!(
+            "unexpected output instead of the handshake line: {:?} (expected CORE|APP|NETWORK|ADDRESS|PROTOCOL|CERT)",
+            shorten(line)
+        ));
+    }
+    if parts[0] != "1" {
+        return Err(format!("unsupported go-plugin core protocol version {:?} (expected 1)", shorten(parts[0])));
+    }
+    if parts[1] != APP_PROTOCOL_VERSION.to_string() {
+        return Err(format!(
+            "the plugin speaks protocol version {:?}; Coffer speaks version {APP_PROTOCOL_VERSION} \
+             (is it a backend plugin built for a recent OpenBao/Vault SDK?)",
+            shorten(parts[1])
+        ));
+    }
+    let addr = Addr::parse(parts[2], parts[3])?;
+    let protocol = parts.get(4).copied().unwrap_or("netrpc");
+    if protocol != "grpc" {
+        return Err(format!("the plugin speaks {:?}; only gRPC plugins are supported", shorten(protocol)));
+    }
+    let field = parts.get(5).copied().unwrap_or("").trim();
+    if field.is_empty() {
+        return Err("the plugin returned no certificate: it does not support automatic mTLS".to_string());
+    }
+    let der = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(field)
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(field))
+        .map_err(|_| "the plugin's certificate in the handshake is not base64".to_string())?;
+    Ok(Handshake { addr, cert: CertificateDer::from(der) })
+}
+
+type Tail = Arc<Mutex<VecDeque<String>>>;
+
+fn tail_text(t: &Tail) -> String {
+    match t.lock() {
+        Ok(g) if !g.is_empty() => format!("; stderr: {}", g.iter().cloned().collect::<Vec<_>>().join(" | ")),
+        _ => String::new(),
+    }
+}
+
+/// Logs the plugin's output lines, keeping the last few for error messages.
+fn drain<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    name: String,
+    stream: &'static str,
+    r: R,
+    tail: Option<Tail>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(r).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::debug!(plugin = %name, stream, "{line}");
+            if let Some(t) = &tail {
+                if let Ok(mut g) = t.lock() {
+                    if g.len() == STDERR_TAIL {
+                        g.pop_front();
+                    }
+                    g.push_back(shorten(&line));
+                }
+            }
+        }
+    })
+}
+
+async fn kill_and_reap(child: &mut Child) {
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(EXIT_GRACE, child.wait()).await;
+}
+
+static BROKER_IDS: AtomicU32 = AtomicU32::new(1);
+
+/// Starts one plugin process. On any failure the process is killed and reaped before the
+/// error is returned.
+async fn start_instance(spec: &LaunchSpec, ctx: &Arc<HostContext>, generation: u64) -> Result<Instance, PluginError> {
+    let name = spec.name.clone();
+    if !spec.sha256.is_empty() {
+        let actual = sha256_hex(&spec.command)?;
+        if !actual.eq_ignore_ascii_case(spec.sha256.trim()) {
+            return Err(PluginError::Binary {
+                path: spec.command.display().to_string(),
+                message: format!("SHA-256 is {actual}, expected {}", spec.sha256.trim()),
+            });
+        }
+    }
+    let identity = tls::generate_identity()?;
+    let dir = tempfile::Builder::new()
+        .prefix("coffer-plugin-")
+        .tempdir()
+        .map_err(|e| PluginError::Spawn { path: spec.command.display().to_string(), source: e })?;
+
+    let mut cmd = Command::new(&spec.command);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", APP_PROTOCOL_VERSION.to_string())
+        .env("PLUGIN_MIN_PORT", "10000")
+        .env("PLUGIN_MAX_PORT", "25000")
+        .env("PLUGIN_CLIENT_CERT", &identity.cert_pem)
+        .env("PLUGIN_UNIX_SOCKET_DIR", dir.path())
+        .env("BAO_PLUGIN_AUTOMTLS_ENABLED", "true")
+        .env("VAULT_PLUGIN_AUTOMTLS_ENABLED", "true")
+        .env("BAO_PLUGIN_METADATA_MODE", "false")
+        .env("VAULT_PLUGIN_METADATA_MODE", "false")
+        .env("BAO_VERSION", &spec.server_version)
+        .env("VAULT_VERSION", &spec.server_version)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child =
+        cmd.spawn().map_err(|e| PluginError::Spawn { path: spec.command.display().to_string(), source: e })?;
+    let pid = child.id().unwrap_or(0);
+    let tail: Tail = Arc::new(Mutex::new(VecDeque::new()));
+    let mut tasks = Vec::new();
+    let stderr_task = child.stderr.take().map(|e| drain(name.clone(), "stderr", e, Some(tail.clone())));
+
+    let fail = |message: String| PluginError::Handshake { path: spec.command.display().to_string(), message };
+    let stdout = child.stdout.take().ok_or_else(|| fail("no stdout pipe".into()))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = match tokio::time::timeout(spec.handshake_timeout, lines.next_line()).await {
+        Ok(Ok(Some(line))) => Ok(line),
+        Ok(Ok(None)) => {
+            let status = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+            let status = match status {
+                Ok(Ok(s)) => format!(", {s}"),
+                _ => String::new(),
+            };
+            Err(format!("the plugin exited before completing the handshake (closed its stdout{status})"))
+        }
+        Ok(Err(e)) => Err(format!("cannot read the plugin's stdout: {e}")),
+        Err(_) => Err(format!("no handshake line within {:?}", spec.handshake_timeout)),
+    };
+    let handshake = line.and_then(|l| parse_handshake(&l));
+    let handshake = match handshake {
+        Ok(h) => h,
+        Err(msg) => {
+            kill_and_reap(&mut child).await;
+            if let Some(t) = stderr_task {
+                let _ = tokio::time::timeout(Duration::from_millis(500), t).await;
+            }
+            return Err(fail(format!("{msg}{}", tail_text(&tail))));
+        }
+    };
+    tasks.push(drain(name.clone(), "stdout", lines.into_inner().into_inner(), None));
+    tasks.extend(stderr_task);
+
+    match connect(spec, ctx, &identity, handshake, dir.path()).await {
+        Ok(parts) => {
+            let mut tasks = tasks;
+            tasks.extend(parts.tasks);
+            Ok(Instance {
+                generation,
+                pid,
+                child: Mutex::new(child),
+                channel: parts.channel,
+                backend: parts.backend,
+                controller: parts.controller,
+                initialized: tokio::sync::OnceCell::new(),
+                _broker_tx: parts.broker_tx,
+                broker_stop: parts.broker_stop,
+                tasks,
+                _dir: dir,
+            })
+        }
+        Err(message) => {
+            kill_and_reap(&mut child).await;
+            for t in tasks {
+                t.abort();
+            }
+            Err(PluginError::Connect {
+                path: spec.command.display().to_string(),
+                message: format!("{message}{}", tail_text(&tail)),
+            })
+        }
+    }
+}
+
+struct Connected {
+    channel: Channel,
+    backend: BackendClient<Channel>,
+    controller: GrpcControllerClient<Channel>,
+    broker_tx: mpsc::Sender<gp::ConnInfo>,
+    broker_stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// After the handshake: TLS connection, health check, broker stream, brokered Storage and
+/// SystemView, `Setup`.
+async fn connect(
+    spec: &LaunchSpec,
+    ctx: &Arc<HostContext>,
+    identity: &tls::Identity,
+    hs: Handshake,
+    dir: &Path,
+) -> Result<Connected, String> {
+    let client_tls = tls::client_config(identity, &hs.cert).map_err(|e| e.to_string())?;
+    let ch = tokio::time::timeout(STARTUP_RPC, transport::channel(hs.addr.clone(), Some(client_tls)))
+        .await
+        .map_err(|_| "connecting to the plugin timed out".to_string())?
+        .map_err(|e| format!("cannot connect to the plugin at {:?}: {e}", hs.addr))?;
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+    let check = tonic_health::pb::HealthCheckRequest { service: HEALTH_SERVICE.to_string() };
+    match tokio::time::timeout(STARTUP_RPC, health.check(check)).await {
+        Err(_) => return Err("the plugin's health check timed out".into()),
+        Ok(Err(s)) if s.code() == tonic::Code::Unavailable => return Err(format!("the plugin is unreachable: {s}")),
+        Ok(Err(s)) => tracing::debug!(plugin = %spec.name, "health check not answered: {s}"),
+        Ok(Ok(_)) => {}
+    }
+
+    let mut tasks = Vec::new();
+    // The broker stream: announcements of the services we serve the plugin.
+    let (broker_tx, broker_rx) = mpsc::channel::<gp::ConnInfo>(8);
+    let mut broker_client = GrpcBrokerClient::new(ch.clone());
+    let name = spec.name.clone();
+    tasks.push(tokio::spawn(async move {
+        // A Go plugin sends response headers only with its first announcement, so this call
+        // is not awaited in line.
+        match broker_client.start_stream(ReceiverStream::new(broker_rx)).await {
+            Ok(resp) => {
+                let mut inbound = resp.into_inner();
+                while let Ok(Some(info)) = inbound.message().await {
+                    tracing::debug!(plugin = %name, id = info.service_id, "plugin announced a brokered service (unused)");
+                }
+            }
+            Err(s) => tracing::debug!(plugin = %name, "broker stream ended: {s}"),
+        }
+    }));
+
+    // Storage and SystemView for the plugin, on a socket of their own.
+    let broker_id = BROKER_IDS.fetch_add(1, Ordering::Relaxed);
+    let broker_sock = dir.join(format!("broker-{broker_id}.sock"));
+    let listener =
+        tokio::net::UnixListener::bind(&broker_sock).map_err(|e| format!("cannot listen for the broker: {e}"))?;
+    let server_tls = tls::server_config(identity, &hs.cert).map_err(|e| e.to_string())?;
+    let (broker_stop, mut stop_rx) = watch::channel(false);
+    let router = Server::builder()
+        .add_service(
+            storage_server::StorageServer::new(HostStorage(ctx.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(system_view_server::SystemViewServer::new(HostSystem(ctx.clone())));
+    tasks.push(tokio::spawn(async move {
+        let _ = router
+            .serve_with_incoming_shutdown(transport::incoming(listener, Some(server_tls)), async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+            .await;
+    }));
+    let info = gp::ConnInfo {
+        service_id: broker_id,
+        network: "unix".into(),
+        address: broker_sock.display().to_string(),
+        knock: None,
+    };
+    broker_tx.send(info).await.map_err(|_| "the broker stream closed".to_string())?;
+
+    let mut backend =
+        BackendClient::new(ch.clone()).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
+    let setup = pb::SetupArgs { broker_id, config: Default::default(), backend_uuid: uuid::Uuid::new_v4().to_string() };
+    match tokio::time::timeout(STARTUP_RPC, backend.setup(setup)).await {
+        Err(_) => return Err("Setup timed out".into()),
+        Ok(Err(s)) => return Err(format!("Setup failed: {}", s.message())),
+        Ok(Ok(r)) => {
+            let err = r.into_inner().err;
+            if !err.is_empty() {
+                return Err(format!("Setup failed: {err}"));
+            }
+        }
+    }
+    Ok(Connected {
+        controller: GrpcControllerClient::new(ch.clone()),
+        channel: ch,
+        backend,
+        broker_tx,
+        broker_stop,
+        tasks,
+    })
+}
+
+// ---- what the host serves the plugin ------------------------------------------------------
+
+const NO_STORAGE: &str = "missing storage implementation: no request has reached this mount yet";
+
+struct HostStorage(Arc<HostContext>);
+
+#[async_trait]
+impl storage_server::Storage for HostStorage {
+    async fn list(
+        &self,
+        r: tonic::Request<pb::StorageListArgs>,
+    ) -> Result<tonic::Response<pb::StorageListReply>, Status> {
+        let Some(s) = self.0.storage() else {
+            return Ok(tonic::Response::new(pb::StorageListReply { keys: vec![], err: NO_STORAGE.into() }));
+        };
+        let out = match s.list(&r.into_inner().prefix).await {
+            Ok(keys) => pb::StorageListReply { keys, err: String::new() },
+            Err(e) => pb::StorageListReply { keys: vec![], err: e.to_string() },
+        };
+        Ok(tonic::Response::new(out))
+    }
+
+    async fn get(&self, r: tonic::Request<pb::StorageGetArgs>) -> Result<tonic::Response<pb::StorageGetReply>, Status> {
+        let Some(s) = self.0.storage() else {
+            return Ok(tonic::Response::new(pb::StorageGetReply { entry: None, err: NO_STORAGE.into() }));
+        };
+        let key = r.into_inner().key;
+        let out = match s.get(&key).await {
+            Ok(v) => pb::StorageGetReply {
+                entry: v.map(|value| pb::StorageEntry { key, value, seal_wrap: false }),
+                err: String::new(),
+            },
+            Err(e) => pb::StorageGetReply { entry: None, err: e.to_string() },
+        };
+        Ok(tonic::Response::new(out))
+    }
+
+    async fn put(&self, r: tonic::Request<pb::StoragePutArgs>) -> Result<tonic::Response<pb::StoragePutReply>, Status> {
+        let Some(s) = self.0.storage() else {
+            return Ok(tonic::Response::new(pb::StoragePutReply { err: NO_STORAGE.into() }));
+        };
+        let Some(entry) = r.into_inner().entry else {
+            return Ok(tonic::Response::new(pb::StoragePutReply { err: "no entry given".into() }));
+        };
+        let err = match s.put(&entry.key, &entry.value).await {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        Ok(tonic::Response::new(pb::StoragePutReply { err }))
+    }
+
+    async fn delete(
+        &self,
+        r: tonic::Request<pb::StorageDeleteArgs>,
+    ) -> Result<tonic::Response<pb::StorageDeleteReply>, Status> {
+        let Some(s) = self.0.storage() else {
+            return Ok(tonic::Response::new(pb::StorageDeleteReply { err: NO_STORAGE.into() }));
+        };
+        let err = match s.delete(&r.into_inner().key).await {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        Ok(tonic::Response::new(pb::StorageDeleteReply { err }))
+    }
+}
+
+struct HostSystem(Arc<HostContext>);
+
+type Rsp<T> = Result<tonic::Response<T>, Status>;
+
+fn ok<T>(t: T) -> Rsp<T> {
+    Ok(tonic::Response::new(t))
+}
+
+#[async_trait]
+impl system_view_server::SystemView for HostSystem {
+    async fn default_lease_ttl(&self, _: tonic::Request<pb::Empty>) -> Rsp<pb::TtlReply> {
+        ok(pb::TtlReply { ttl: to_nanos(self.0.system().default_lease_ttl) })
+    }
+    async fn max_lease_ttl(&self, _: tonic::Request<pb::Empty>) -> Rsp<pb::TtlReply> {
+        ok(pb::TtlReply { ttl: to_nanos(self.0.system().max_lease_ttl) })
+    }
+    async fn tainted(&self, _: tonic::Request<pb::Empty>) -> Rsp<pb::TaintedReply> {
+        ok(pb::TaintedReply { tainted: false })
+    }
+    async fn caching_disabled(&self, _: tonic::Request<pb::Empty>) -> Rsp<pb::CachingDisabledReply> {
+        ok(pb::CachingDisabledReply { disabled: false })
+    }
+    async fn replication_state(&self, _: tonic::Request<pb::Empty>) -> Rsp<pb::ReplicationStateReply> {
+        ok(pb::ReplicationStateReply { state: 0 })
+    }
+    async fn response_wrap_data(&self, _: tonic::Request<pb::ResponseWrapDataArgs>) -> Rsp<pb::ResponseWrapDataReply> {
+        ok(pb::ResponseWrapDataReply {
+            wrap_info: None,
+            err: "response wrapping on behalf of plugins is not supported by Coffer".into(),
+        })
+    }
+    async fn mlock_enabled(&self, _: tonic::Request<pb::Empty>) -> Rsp<pb::MlockEnabledReply> {
+        ok(pb::MlockEnabledReply { enabled: false })
+    }
+    async fn local_mount(&self, _: tonic::Request<pb::Empty>) -> Rsp<pb::LocalMountReply> {
+        ok(pb::LocalMountReply { local: false })
+    }
+    async fn entity_info(&self, _: tonic::Request<pb::EntityInfoArgs>) -> Rsp<pb::EntityInfoReply> {
+        // Identity is not shared with plugins: "no such entity".
+        ok(pb::EntityInfoReply { entity: None, err: String::new() })
+    }
+    async fn plugin_env(&self, _: tonic::Request<pb::Empty>) -> Rsp<pb::PluginEnvReply> {
+        ok(pb::PluginEnvReply {
+            plugin_environment: Some(logical::PluginEnvironment {
+                vault_version: self.0.server_version.clone(),
+                vault_version_prerelease: String::new(),
+                vault_version_metadata: "coffer".into(),
+            }),
+            err: String::new(),
+        })
+    }
+    async fn groups_for_entity(&self, _: tonic::Request<pb::EntityInfoArgs>) -> Rsp<pb::GroupsForEntityReply> {
+        ok(pb::GroupsForEntityReply { groups: vec![], err: String::new() })
+    }
+    async fn generate_password_from_policy(
+        &self,
+        r: tonic::Request<pb::GeneratePasswordFromPolicyRequest>,
+    ) -> Rsp<pb::GeneratePasswordFromPolicyReply> {
+        let name = r.into_inner().policy_name;
+        if name.is_empty() {
+            return Err(Status::invalid_argument("no password policy specified"));
+        }
+        let Some(services) = self.0.services() else {
+            return Err(Status::unavailable("password policies are not available to this mount"));
+        };
+        match services.generate_password(&name).await {
+            Ok(password) => ok(pb::GeneratePasswordFromPolicyReply { password }),
+            Err(e) => Err(Status::internal(format!("failed to generate password: {e}"))),
+        }
+    }
+    async fn cluster_info(&self, _: tonic::Request<pb::Empty>) -> Rsp<pb::ClusterInfoReply> {
+        ok(pb::ClusterInfoReply::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_lines_are_checked_field_by_field() {
+        let cert = base64::engine::general_purpose::STANDARD_NO_PAD.encode([0x30u8, 0x03, 0x02, 0x01, 0x01]);
+        let ok = parse_handshake(&format!("1|5|unix|/tmp/x.sock|grpc|{cert}\n")).unwrap();
+        assert!(matches!(ok.addr, Addr::Unix(ref p) if p == Path::new("/tmp/x.sock")));
+        assert!(parse_handshake("hello world").unwrap_err().contains("unexpected output"));
+        assert!(parse_handshake("2|5|unix|/x|grpc|").unwrap_err().contains("core protocol"));
+        assert!(parse_handshake(&format!("1|4|unix|/x|grpc|{cert}")).unwrap_err().contains("protocol version \"4\""));
+        assert!(parse_handshake(&format!("1|5|unix|/x|netrpc|{cert}")).unwrap_err().contains("only gRPC"));
+        assert!(parse_handshake("1|5|unix|/x|grpc|").unwrap_err().contains("automatic mTLS"));
+        assert!(parse_handshake("1|5|pipe|/x|grpc|abc").unwrap_err().contains("network"));
+    }
+}

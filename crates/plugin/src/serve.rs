@@ -1,0 +1,711 @@
+//! The plugin side: what a plugin binary's `main` runs.
+
+use crate::convert::{
+    error_to_proto, json_object, operation_from_str, response_to_proto, secret_from_proto, secret_to_proto, to_secs,
+    ERR_INTERNAL, ERR_UNSUPPORTED_OPERATION,
+};
+use crate::proto::logical::{self, plugin_version_server};
+use crate::proto::pb::{self, backend_server, storage_client::StorageClient, system_view_client::SystemViewClient};
+use crate::proto::plugin::{self as gp, grpc_broker_server, grpc_controller_server, grpc_stdio_server, ConnInfo};
+use crate::transport::{self, Addr, MAX_MESSAGE};
+use crate::{tls, APP_PROTOCOL_VERSION, CORE_PROTOCOL_VERSION, HEALTH_SERVICE, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE};
+use async_trait::async_trait;
+use base64::Engine;
+use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, SecretLease, StorageView, SystemInfo, SystemServices};
+use rustls::ClientConfig;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::transport::{Channel, Server};
+use tonic::{Request, Response, Status, Streaming};
+
+/// Whether the backend is a secrets engine or an auth method (the `Type` the host checks
+/// against the kind of mount).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    #[default]
+    Secret,
+    Auth,
+}
+
+/// How a plugin presents itself.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// The plugin's version (`v1.2.3`), reported through `PluginVersion`; hosts compare it
+    /// with the version it was registered under. Empty = unversioned.
+    pub version: String,
+    pub kind: BackendKind,
+}
+
+/// How long a plugin waits for the host to announce a brokered connection.
+const BROKER_WAIT: Duration = Duration::from_secs(5);
+/// How long the mount's lease TTLs are reused before asking the host again.
+const TTL_CACHE: Duration = Duration::from_secs(1);
+
+/// Serves `backend` as an unversioned secrets-engine plugin. Never returns: the process
+/// exits when the host shuts it down (or with status 1 when it was not started by a host).
+pub fn serve(backend: Arc<dyn Backend>) -> ! {
+    serve_with(backend, ServeOptions::default())
+}
+
+/// [`serve`] with options.
+pub fn serve_with(backend: Arc<dyn Backend>, opts: ServeOptions) -> ! {
+    if std::env::var(MAGIC_COOKIE_KEY).ok().as_deref() != Some(MAGIC_COOKIE_VALUE) {
+        eprintln!(
+            "This binary is a plugin for Coffer (or OpenBao/Vault). It is not meant to be run directly:\n\
+             register it in the server's plugin catalog and mount it; the server starts it when needed."
+        );
+        std::process::exit(1);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("plugin: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match rt.block_on(run(backend, opts)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("plugin: {e}");
+            1
+        }
+    };
+    rt.shutdown_timeout(Duration::from_secs(1));
+    std::process::exit(code)
+}
+
+async fn run(backend: Arc<dyn Backend>, opts: ServeOptions) -> Result<(), String> {
+    // Automatic mTLS when the host offers its certificate; plaintext otherwise (a host in
+    // metadata mode without TLS), exactly as go-plugin does.
+    let host_cert = std::env::var("PLUGIN_CLIENT_CERT").ok().filter(|s| !s.trim().is_empty());
+    let (server_tls, client_tls, cert_field) = match host_cert {
+        Some(pem) => {
+            let host = tls::parse_pem_cert(&pem).map_err(|e| e.to_string())?;
+            let me = tls::generate_identity().map_err(|e| e.to_string())?;
+            let field = base64::engine::general_purpose::STANDARD_NO_PAD.encode(me.cert.as_ref());
+            (
+                Some(tls::server_config(&me, &host).map_err(|e| e.to_string())?),
+                Some(tls::client_config(&me, &host).map_err(|e| e.to_string())?),
+                field,
+            )
+        }
+        None => (None, None, String::new()),
+    };
+    let base = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR").filter(|d| !d.is_empty()).map(std::path::PathBuf::from);
+    let base = base.unwrap_or_else(std::env::temp_dir);
+    let dir = tempfile::Builder::new()
+        .prefix("plugin")
+        .tempdir_in(&base)
+        .map_err(|e| format!("cannot create the socket directory in {}: {e}", base.display()))?;
+    let sock = dir.path().join("plugin.sock");
+    let listener =
+        tokio::net::UnixListener::bind(&sock).map_err(|e| format!("cannot listen on {}: {e}", sock.display()))?;
+
+    let (shutdown, _) = watch::channel(false);
+    let state = Arc::new(PluginState {
+        backend,
+        opts,
+        host_tls: client_tls,
+        broker: watch::channel(HashMap::new()).0,
+        link: RwLock::new(None),
+        shutdown,
+    });
+
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_service_status(HEALTH_SERVICE, tonic_health::ServingStatus::Serving).await;
+    let router = Server::builder()
+        .add_service(
+            backend_server::BackendServer::new(Svc(state.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(plugin_version_server::PluginVersionServer::new(Svc(state.clone())))
+        .add_service(grpc_broker_server::GrpcBrokerServer::new(Svc(state.clone())))
+        .add_service(grpc_controller_server::GrpcControllerServer::new(Svc(state.clone())))
+        .add_service(grpc_stdio_server::GrpcStdioServer::new(Svc(state.clone())))
+        .add_service(health_svc);
+
+    // The handshake line; nothing else may be written to stdout.
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{}|grpc|{cert_field}", sock.display())
+            .and_then(|_| out.flush())
+            .map_err(|e| format!("cannot write the handshake: {e}"))?;
+    }
+
+    spawn_signal_watchers(&state);
+    let mut stop = state.shutdown.subscribe();
+    let mut stop2 = state.shutdown.subscribe();
+    let served = router.serve_with_incoming_shutdown(transport::incoming(listener, server_tls), async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    tokio::select! {
+        r = served => r.map_err(|e| format!("gRPC server: {e}"))?,
+        // Streams the host keeps open (the broker's) must not hold the exit back: go-plugin
+        // hosts kill a plugin that has not exited 2 s after `Shutdown`.
+        _ = async move {
+            let _ = stop2.wait_for(|s| *s).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        } => {}
+    }
+    drop(dir);
+    Ok(())
+}
+
+/// Interrupts are the terminal's, not ours (the host stops us through the controller);
+/// SIGTERM and the host going away end the plugin.
+fn spawn_signal_watchers(state: &Arc<PluginState>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    if let Ok(mut int) = signal(SignalKind::interrupt()) {
+        tokio::spawn(async move { while int.recv().await.is_some() {} });
+    }
+    if let Ok(mut term) = signal(SignalKind::terminate()) {
+        let s = state.clone();
+        tokio::spawn(async move {
+            if term.recv().await.is_some() {
+                s.shutdown.send_replace(true);
+            }
+        });
+    }
+    let s = state.clone();
+    tokio::spawn(async move {
+        let parent = std::os::unix::process::parent_id();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if std::os::unix::process::parent_id() != parent {
+                tracing::warn!("plugin host went away; exiting");
+                s.shutdown.send_replace(true);
+                return;
+            }
+        }
+    });
+}
+
+struct PluginState {
+    backend: Arc<dyn Backend>,
+    opts: ServeOptions,
+    /// For dialling the host's brokered services (None: plaintext host).
+    host_tls: Option<Arc<ClientConfig>>,
+    /// Connection announcements received from the host, by service id.
+    broker: watch::Sender<HashMap<u32, ConnInfo>>,
+    link: RwLock<Option<Arc<HostLink>>>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// The host's services, reached through the broker after `Setup`.
+struct HostLink {
+    storage: StorageClient<Channel>,
+    system: SystemViewClient<Channel>,
+    ttls: Mutex<Option<(Instant, SystemInfo)>>,
+}
+
+impl HostLink {
+    fn new(ch: Channel) -> Self {
+        HostLink {
+            storage: StorageClient::new(ch.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            system: SystemViewClient::new(ch),
+            ttls: Mutex::new(None),
+        }
+    }
+
+    /// The mount's lease TTLs (cached briefly: they change only when the mount is tuned).
+    async fn system_info(&self) -> SystemInfo {
+        if let Ok(g) = self.ttls.lock() {
+            if let Some((at, info)) = *g {
+                if at.elapsed() < TTL_CACHE {
+                    return info;
+                }
+            }
+        }
+        let mut a = self.system.clone();
+        let mut b = self.system.clone();
+        let (def, max) = tokio::join!(a.default_lease_ttl(pb::Empty {}), b.max_lease_ttl(pb::Empty {}));
+        let info = SystemInfo {
+            default_lease_ttl: def.map(|r| to_secs(r.into_inner().ttl)).unwrap_or(0),
+            max_lease_ttl: max.map(|r| to_secs(r.into_inner().ttl)).unwrap_or(0),
+        };
+        if let Ok(mut g) = self.ttls.lock() {
+            *g = Some((Instant::now(), info));
+        }
+        info
+    }
+}
+
+fn rpc_err(what: &str, s: Status) -> LogicalError {
+    LogicalError::internal(format!("host {what} failed: {}", s.message()))
+}
+
+/// The mount's storage, in the host, through the broker.
+struct GrpcStorage(StorageClient<Channel>);
+
+#[async_trait]
+impl StorageView for GrpcStorage {
+    async fn get(&self, key: &str) -> coffer_sdk::Result<Option<Vec<u8>>> {
+        let r = self
+            .0
+            .clone()
+            .get(pb::StorageGetArgs { key: key.to_string() })
+            .await
+            .map_err(|s| rpc_err("storage get", s))?;
+        let r = r.into_inner();
+        if !r.err.is_empty() {
+            return Err(LogicalError::internal(r.err));
+        }
+        Ok(r.entry.map(|e| e.value))
+    }
+    async fn put(&self, key: &str, value: &[u8]) -> coffer_sdk::Result<()> {
+        let entry = pb::StorageEntry { key: key.to_string(), value: value.to_vec(), seal_wrap: false };
+        let r = self
+            .0
+            .clone()
+            .put(pb::StoragePutArgs { entry: Some(entry) })
+            .await
+            .map_err(|s| rpc_err("storage put", s))?;
+        let r = r.into_inner();
+        if !r.err.is_empty() {
+            return Err(LogicalError::internal(r.err));
+        }
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> coffer_sdk::Result<()> {
+        let r = self
+            .0
+            .clone()
+            .delete(pb::StorageDeleteArgs { key: key.to_string() })
+            .await
+            .map_err(|s| rpc_err("storage delete", s))?;
+        let r = r.into_inner();
+        if !r.err.is_empty() {
+            return Err(LogicalError::internal(r.err));
+        }
+        Ok(())
+    }
+    async fn list(&self, prefix: &str) -> coffer_sdk::Result<Vec<String>> {
+        let r = self
+            .0
+            .clone()
+            .list(pb::StorageListArgs { prefix: prefix.to_string() })
+            .await
+            .map_err(|s| rpc_err("storage list", s))?;
+        let r = r.into_inner();
+        if !r.err.is_empty() {
+            return Err(LogicalError::internal(r.err));
+        }
+        Ok(r.keys)
+    }
+}
+
+/// Password policies of the host, through the broker.
+struct HostServices(SystemViewClient<Channel>);
+
+#[async_trait]
+impl SystemServices for HostServices {
+    async fn generate_password(&self, policy: &str) -> coffer_sdk::Result<String> {
+        let r = self
+            .0
+            .clone()
+            .generate_password_from_policy(pb::GeneratePasswordFromPolicyRequest { policy_name: policy.to_string() })
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::InvalidArgument | tonic::Code::NotFound => LogicalError::bad_request(s.message()),
+                _ => LogicalError::bad_request(format!(
+                    "cannot generate a password from policy {policy:?}: {}",
+                    s.message()
+                )),
+            })?;
+        Ok(r.into_inner().password)
+    }
+}
+
+fn reply(response: Option<pb::Response>, err: Option<pb::ProtoError>) -> pb::HandleRequestReply {
+    pb::HandleRequestReply { response, err }
+}
+
+fn internal(msg: impl Into<String>) -> pb::ProtoError {
+    pb::ProtoError { err_type: ERR_INTERNAL, err_msg: msg.into(), err_code: 0 }
+}
+
+impl PluginState {
+    fn link(&self) -> Option<Arc<HostLink>> {
+        self.link.read().ok().and_then(|g| g.clone())
+    }
+
+    async fn sdk_request(
+        &self,
+        op: Operation,
+        req: &pb::Request,
+        link: &HostLink,
+    ) -> Result<coffer_sdk::Request, LogicalError> {
+        Ok(coffer_sdk::Request {
+            operation: op,
+            path: req.path.clone(),
+            data: json_object(&req.data)?,
+            mount_point: req.mount_point.clone(),
+            storage: Arc::new(GrpcStorage(link.storage.clone())),
+            system: link.system_info().await,
+            remote_addr: req.connection.as_ref().and_then(|c| c.remote_addr.parse().ok()),
+            services: Some(Arc::new(HostServices(link.system.clone()))),
+        })
+    }
+
+    async fn handle(&self, req: pb::Request) -> pb::HandleRequestReply {
+        let op = match req.operation.as_str() {
+            // Coffer backends keep no write-ahead log: nothing to roll back.
+            "rollback" => return reply(None, None),
+            "revoke" | "renew" => None,
+            other => match operation_from_str(other) {
+                Some(op) => Some(op),
+                // `resolve-path`, `resolve-role`, `alias-lookahead`, …: the protocol's typed
+                // answer lets the host fall back.
+                None => {
+                    let e = pb::ProtoError {
+                        err_type: ERR_UNSUPPORTED_OPERATION,
+                        err_msg: "unsupported operation".into(),
+                        err_code: 0,
+                    };
+                    return reply(None, Some(e));
+                }
+            },
+        };
+        if op == Some(Operation::Help) {
+            return reply(Some(help_response(self.backend.paths(), &req.path)), None);
+        }
+        let Some(link) = self.link() else {
+            return reply(None, Some(internal("plugin backend is not set up")));
+        };
+        let Some(op) = op else {
+            return match req.operation.as_str() {
+                "revoke" => self.revoke(&req, &link).await,
+                _ => self.renew(&req, &link).await,
+            };
+        };
+        let sreq = match self.sdk_request(op, &req, &link).await {
+            Ok(r) => r,
+            Err(e) => return reply(None, Some(error_to_proto(&e))),
+        };
+        match self.backend.handle_request(sreq).await {
+            // Data answered with an error status (Coffer's `status`): both travel, as Go
+            // backends return a response beside a coded error.
+            Ok(Some(resp)) if resp.status.is_some() => {
+                let kind = resp.status.unwrap_or(ErrorKind::Internal);
+                let err = error_to_proto(&LogicalError { kind, messages: vec![] });
+                reply(Some(response_to_proto(&resp)), Some(err))
+            }
+            Ok(resp) => reply(resp.as_ref().map(response_to_proto), None),
+            // The protocol's "not found" is a read or list without a response.
+            Err(e) if e.kind == ErrorKind::NotFound && matches!(op, Operation::Read | Operation::List) => {
+                reply(None, None)
+            }
+            Err(e) => reply(None, Some(error_to_proto(&e))),
+        }
+    }
+
+    fn lease_of(req: &pb::Request) -> Result<SecretLease, LogicalError> {
+        match &req.secret {
+            Some(s) => secret_from_proto(s),
+            None => Err(LogicalError::bad_request("request has no secret")),
+        }
+    }
+
+    async fn revoke(&self, req: &pb::Request, link: &HostLink) -> pb::HandleRequestReply {
+        let result = async {
+            let lease = Self::lease_of(req)?;
+            let sreq = self.sdk_request(Operation::Delete, req, link).await?;
+            self.backend.revoke_secret(&sreq, &lease.internal).await
+        }
+        .await;
+        match result {
+            Ok(()) => reply(None, None),
+            Err(e) => reply(None, Some(error_to_proto(&e))),
+        }
+    }
+
+    async fn renew(&self, req: &pb::Request, link: &HostLink) -> pb::HandleRequestReply {
+        let result = async {
+            let lease = Self::lease_of(req)?;
+            let lo = req.secret.as_ref().and_then(|s| s.lease_options).unwrap_or_default();
+            let proposed = if lo.increment > 0 { to_secs(lo.increment) } else { lease.ttl };
+            let sreq = self.sdk_request(Operation::Update, req, link).await?;
+            let ttl = self.backend.renew_secret(&sreq, &lease.internal, proposed).await?;
+            Ok::<_, LogicalError>(SecretLease { ttl, ..lease })
+        }
+        .await;
+        match result {
+            Ok(lease) => {
+                let resp =
+                    pb::Response { secret: Some(secret_to_proto(&lease)), data: "null".into(), ..Default::default() };
+                reply(Some(resp), None)
+            }
+            Err(e) => reply(None, Some(error_to_proto(&e))),
+        }
+    }
+}
+
+/// Help text built from the backend's path table, in the `{"help": …}` shape hosts expect.
+fn help_response(paths: &[coffer_sdk::framework::PathSpec], path: &str) -> pb::Response {
+    let spec = paths
+        .iter()
+        .find(|p| regex::Regex::new(&format!("^(?:{})$", p.pattern)).map(|re| re.is_match(path)).unwrap_or(false));
+    let text = match spec {
+        Some(p) => {
+            let mut t = format!("Request:        {path}\nMatching Route: ^{}$\n\n{}\n", p.pattern, p.synopsis);
+            if !p.fields.is_empty() {
+                t.push_str("\n## PARAMETERS\n");
+                for f in &p.fields {
+                    t.push_str(&format!("\n{} ({})\n    {}\n", f.name, f.ty.openapi_type(), f.description));
+                }
+            }
+            t.push_str(&format!("\n## DESCRIPTION\n\n{}\n", p.description));
+            t
+        }
+        None => {
+            let mut t = String::from("## PATHS\n\nThe following paths are supported by this backend:\n");
+            for p in paths {
+                t.push_str(&format!("\n    ^{}$\n        {}\n", p.pattern, p.synopsis));
+            }
+            t
+        }
+    };
+    let mut data = Map::new();
+    data.insert("help".into(), Value::String(text));
+    pb::Response { data: serde_json::to_string(&data).unwrap_or_default(), ..Default::default() }
+}
+
+/// The gRPC services, all over the shared state.
+#[derive(Clone)]
+struct Svc(Arc<PluginState>);
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// A stream that sends nothing and ends when the plugin shuts down.
+fn quiet_stream<T: Send + 'static>(state: &PluginState) -> BoxStream<T> {
+    let (tx, rx) = mpsc::channel::<Result<T, Status>>(1);
+    let mut stop = state.shutdown.subscribe();
+    tokio::spawn(async move {
+        let _ = stop.wait_for(|s| *s).await;
+        drop(tx);
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
+
+#[async_trait]
+impl backend_server::Backend for Svc {
+    async fn handle_request(
+        &self,
+        request: Request<pb::HandleRequestArgs>,
+    ) -> Result<Response<pb::HandleRequestReply>, Status> {
+        let req = request.into_inner().request.unwrap_or_default();
+        Ok(Response::new(self.0.handle(req).await))
+    }
+
+    async fn special_paths(&self, _: Request<pb::Empty>) -> Result<Response<pb::SpecialPathsReply>, Status> {
+        let unauthenticated = self.0.backend.unauthenticated_paths().iter().map(|p| p.to_string()).collect();
+        Ok(Response::new(pb::SpecialPathsReply { paths: Some(pb::Paths { unauthenticated, ..Default::default() }) }))
+    }
+
+    async fn handle_existence_check(
+        &self,
+        request: Request<pb::HandleExistenceCheckArgs>,
+    ) -> Result<Response<pb::HandleExistenceCheckReply>, Status> {
+        let req = request.into_inner().request.unwrap_or_default();
+        let mut out = pb::HandleExistenceCheckReply::default();
+        let Some(link) = self.0.link() else {
+            out.err = Some(internal("plugin backend is not set up"));
+            return Ok(Response::new(out));
+        };
+        let Some(op) = operation_from_str(&req.operation) else {
+            return Ok(Response::new(out));
+        };
+        let result = async {
+            let sreq = self.0.sdk_request(op, &req, &link).await?;
+            self.0.backend.exists(&sreq).await
+        }
+        .await;
+        match result {
+            Ok(Some(exists)) => {
+                out.check_found = true;
+                out.exists = exists;
+            }
+            Ok(None) => {}
+            Err(e) => out.err = Some(error_to_proto(&e)),
+        }
+        Ok(Response::new(out))
+    }
+
+    async fn cleanup(&self, _: Request<pb::Empty>) -> Result<Response<pb::Empty>, Status> {
+        if let Ok(mut g) = self.0.link.write() {
+            *g = None;
+        }
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn invalidate_key(&self, _: Request<pb::InvalidateKeyArgs>) -> Result<Response<pb::Empty>, Status> {
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn setup(&self, request: Request<pb::SetupArgs>) -> Result<Response<pb::SetupReply>, Status> {
+        let id = request.into_inner().broker_id;
+        let mut rx = self.0.broker.subscribe();
+        let info = match tokio::time::timeout(BROKER_WAIT, rx.wait_for(|m| m.contains_key(&id))).await {
+            Ok(Ok(m)) => m.get(&id).cloned(),
+            _ => None,
+        };
+        let Some(info) = info else {
+            let err = format!("timeout waiting for the host to announce broker connection {id}");
+            return Ok(Response::new(pb::SetupReply { err }));
+        };
+        let addr = match Addr::parse(&info.network, &info.address) {
+            Ok(a) => a,
+            Err(err) => return Ok(Response::new(pb::SetupReply { err })),
+        };
+        match transport::channel(addr, self.0.host_tls.clone()).await {
+            Ok(ch) => {
+                if let Ok(mut g) = self.0.link.write() {
+                    *g = Some(Arc::new(HostLink::new(ch)));
+                }
+                Ok(Response::new(pb::SetupReply { err: String::new() }))
+            }
+            Err(e) => Ok(Response::new(pb::SetupReply { err: format!("cannot reach the host's storage: {e}") })),
+        }
+    }
+
+    async fn initialize(&self, _: Request<pb::InitializeArgs>) -> Result<Response<pb::InitializeReply>, Status> {
+        Ok(Response::new(pb::InitializeReply { err: None }))
+    }
+
+    async fn r#type(&self, _: Request<pb::Empty>) -> Result<Response<pb::TypeReply>, Status> {
+        let t = match self.0.opts.kind {
+            BackendKind::Secret => 1,
+            BackendKind::Auth => 2,
+        };
+        Ok(Response::new(pb::TypeReply { r#type: t }))
+    }
+}
+
+#[async_trait]
+impl plugin_version_server::PluginVersion for Svc {
+    async fn version(&self, _: Request<logical::Empty>) -> Result<Response<logical::VersionReply>, Status> {
+        Ok(Response::new(logical::VersionReply { plugin_version: self.0.opts.version.clone() }))
+    }
+}
+
+#[async_trait]
+impl grpc_broker_server::GrpcBroker for Svc {
+    type StartStreamStream = BoxStream<ConnInfo>;
+
+    async fn start_stream(
+        &self,
+        request: Request<Streaming<ConnInfo>>,
+    ) -> Result<Response<Self::StartStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let state = self.0.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(info)) = inbound.message().await {
+                if info.knock.as_ref().is_some_and(|k| k.knock) {
+                    tracing::warn!("host uses the multiplexed broker, which this plugin did not offer");
+                    continue;
+                }
+                state.broker.send_modify(|m| {
+                    m.insert(info.service_id, info);
+                });
+            }
+        });
+        Ok(Response::new(quiet_stream(&self.0)))
+    }
+}
+
+#[async_trait]
+impl grpc_controller_server::GrpcController for Svc {
+    async fn shutdown(&self, _: Request<gp::Empty>) -> Result<Response<gp::Empty>, Status> {
+        self.0.shutdown.send_replace(true);
+        Ok(Response::new(gp::Empty {}))
+    }
+}
+
+#[async_trait]
+impl grpc_stdio_server::GrpcStdio for Svc {
+    type StreamStdioStream = BoxStream<gp::StdioData>;
+
+    async fn stream_stdio(&self, _: Request<()>) -> Result<Response<Self::StreamStdioStream>, Status> {
+        // The plugin writes nothing to stdout after the handshake; stderr goes to the host's
+        // pipe directly.
+        Ok(Response::new(quiet_stream(&self.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::to_nanos;
+    use coffer_sdk::field::FieldType;
+    use coffer_sdk::framework::{FieldSpec, PathSpec};
+
+    #[test]
+    fn help_names_the_matching_path_and_its_fields() {
+        let paths = vec![PathSpec {
+            pattern: "config",
+            fields: vec![FieldSpec::new("words", FieldType::Int, "how many words")],
+            operations: vec![(Operation::Read, "read")],
+            passthrough: false,
+            synopsis: "Configure it",
+            description: "Long text.",
+        }];
+        let r = help_response(&paths, "config");
+        let data = json_object(&r.data).unwrap();
+        let help = data["help"].as_str().unwrap();
+        assert!(help.contains("Configure it") && help.contains("words (integer)") && help.contains("Long text."));
+        let all = json_object(&help_response(&paths, "").data).unwrap();
+        assert!(all["help"].as_str().unwrap().contains("^config$"));
+    }
+
+    struct Nothing;
+
+    #[async_trait]
+    impl Backend for Nothing {
+        fn backend_type(&self) -> &'static str {
+            "nothing"
+        }
+        fn paths(&self) -> &[PathSpec] {
+            &[]
+        }
+        async fn handle_request(&self, _: coffer_sdk::Request) -> coffer_sdk::Result<Option<coffer_sdk::Response>> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn host_only_operations_get_clean_answers() {
+        let state = PluginState {
+            backend: Arc::new(Nothing),
+            opts: ServeOptions::default(),
+            host_tls: None,
+            broker: watch::channel(HashMap::new()).0,
+            link: RwLock::new(None),
+            shutdown: watch::channel(false).0,
+        };
+        let op = |o: &str| pb::Request { operation: o.into(), path: "x".into(), ..Default::default() };
+        let r = state.handle(op("rollback")).await;
+        assert!(r.err.is_none() && r.response.is_none());
+        for unknown in ["resolve-path", "resolve-role", "alias-lookahead", "scan"] {
+            let r = state.handle(op(unknown)).await;
+            assert_eq!(r.err.map(|e| e.err_type), Some(ERR_UNSUPPORTED_OPERATION), "{unknown}");
+        }
+        let r = state.handle(op("read")).await;
+        assert!(r.err.unwrap().err_msg.contains("not set up"));
+    }
+
+    #[test]
+    fn ttl_conversion_is_nanoseconds() {
+        assert_eq!(to_nanos(2), 2_000_000_000);
+        assert_eq!(to_secs(to_nanos(3600)), 3600);
+    }
+}
