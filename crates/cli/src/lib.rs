@@ -8,6 +8,7 @@ mod access;
 mod args;
 mod client;
 mod output;
+mod plugin;
 
 use args::Parsed;
 use client::{ApiError, Client};
@@ -29,6 +30,7 @@ Common commands:
     policy      Interact with policies (write, read, list, delete, fmt)
     auth        Interact with auth methods (enable, disable, list, tune)
     login       Authenticate locally
+    plugin      Create and install plugins (new, install)
     server      Start a Coffer server
 ";
 
@@ -72,7 +74,7 @@ pub fn run(argv: &[String]) -> i32 {
     }
     // Two-word commands take their subcommand before the flags.
     let (name, rest) = match cmd.as_str() {
-        "operator" | "secrets" | "kv" | "token" | "policy" | "auth" => match argv.get(1) {
+        "operator" | "secrets" | "kv" | "token" | "policy" | "auth" | "plugin" => match argv.get(1) {
             Some(sub) => (format!("{cmd} {sub}"), &argv[2..]),
             None => {
                 eprintln!("Usage: coffer {cmd} <subcommand> [options] [args]");
@@ -186,6 +188,8 @@ fn dispatch(name: &str, p: &Parsed, c: &Client, out: &Out) -> R {
         "auth disable" => access::auth_disable(p, c),
         "auth list" => access::auth_list(p, c, out),
         "auth tune" => access::auth_tune(p, c),
+        "plugin new" => plugin::new(p),
+        "plugin install" => plugin::install(p, c),
         other => Err(Fail::Usage(format!("Unknown command: {other}\n\n{USAGE}"))),
     }
 }

@@ -1,0 +1,629 @@
+//! `coffer plugin new` writes a buildable plugin crate (secrets engine or auth method);
+//! `coffer plugin install` downloads a plugin binary over HTTPS, checks its SHA-256 while it
+//! streams in, places it in the server's plugin directory and registers it in the catalog.
+
+use crate::args::{self, Parsed};
+use crate::client::Client;
+use crate::{api_in, Fail, R};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+const NEW_USAGE: &str = "Usage: coffer plugin new [-type=secrets|auth] [-dir=DIR] NAME
+
+  Writes a standalone plugin crate in DIR/NAME (default ./NAME): the backend built on
+  coffer_sdk::framework, the plugin binary, unit tests, an acceptance test (COFFER_ACC=1),
+  a README and docs/. Run inside a Coffer checkout, it depends on coffer-sdk and
+  coffer-plugin by path; elsewhere, by version from crates.io.
+
+  -type=secrets|auth   What the plugin is (default: secrets).
+  -dir=DIR             Where to create the crate directory (default: the current directory).";
+
+const INSTALL_USAGE: &str = "Usage: coffer plugin install [options] URL -sha256=HEX
+
+  Downloads a plugin binary over HTTPS into the plugin directory, refusing it unless its
+  SHA-256 is HEX, and registers it in the plugin catalog (sys/plugins/catalog/TYPE/NAME).
+  Run it on the server's host: the file must land in the server's plugin_directory.
+
+  -sha256=HEX          The published SHA-256 of the binary (required).
+  -name=NAME           Catalog name (default: the URL's last path segment).
+  -type=secret|auth    Catalog type (default: secret).
+  -version=V           Semantic version to register (v1.2.3); the file is saved as NAME-V.
+  -plugin-dir=DIR      The server's plugin directory (default: $COFFER_PLUGIN_DIR).
+  -args=A, -env=K=V    Arguments and environment for the plugin process (repeatable).
+  -ca-cert=FILE        CA certificate(s) for the download (also BAO_CACERT/VAULT_CACERT).
+  -force               Replace an existing file of that name with different contents.";
+
+/// Largest binary `install` accepts.
+const MAX_DOWNLOAD: u64 = 1 << 30;
+
+/// Names the server already gives to builtin backends: a plugin by that name would be hidden.
+const RESERVED: &[&str] =
+    &["approle", "cubbyhole", "identity", "kv", "plugin", "sys", "system", "token", "totp", "transit", "userpass"];
+
+/// Vault's flag parser stops at the first positional; `plugin install URL -sha256=…` puts
+/// flags after it, so the remaining arguments are parsed again after each positional.
+fn interleaved(p: &Parsed) -> Result<Parsed, Fail> {
+    let mut out = Parsed { flags: p.flags.clone(), positional: vec![] };
+    let mut rest = p.positional.clone();
+    while let Some((first, tail)) = rest.split_first() {
+        out.positional.push(first.clone());
+        let q = args::parse(tail).map_err(Fail::Usage)?;
+        for (k, v) in q.flags {
+            out.flags.entry(k).or_default().extend(v);
+        }
+        rest = q.positional;
+    }
+    Ok(out)
+}
+
+fn wants_help(p: &Parsed) -> bool {
+    p.has("h") || p.has("help")
+}
+
+// ----- plugin new -----
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Secrets,
+    Auth,
+}
+
+fn parse_kind(v: Option<&str>, default: Kind) -> Result<Kind, Fail> {
+    match v.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => Ok(default),
+        Some("secret" | "secrets") => Ok(Kind::Secrets),
+        Some("auth") => Ok(Kind::Auth),
+        Some(other) => Err(Fail::Usage(format!("invalid -type {other:?}: expected secrets or auth"))),
+    }
+}
+
+/// A plugin name usable as a package, binary, file and catalog name.
+fn check_new_name(name: &str) -> Result<(), Fail> {
+    let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let starts = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+    if !ok_chars || !starts || name.len() > 64 || name.ends_with(['-', '_']) {
+        return Err(Fail::Usage(format!(
+            "invalid plugin name {name:?}: use lower-case letters, digits, '-' and '_', starting with a letter \
+             (at most 64 characters)"
+        )));
+    }
+    const RUST: &[&str] = &[
+        "alloc",
+        "as",
+        "async",
+        "await",
+        "core",
+        "crate",
+        "dyn",
+        "fn",
+        "impl",
+        "mod",
+        "proc_macro",
+        "self",
+        "std",
+        "super",
+        "test",
+        "type",
+        "use",
+    ];
+    if RESERVED.contains(&name) || RUST.contains(&name) {
+        return Err(Fail::Usage(format!("invalid plugin name {name:?}: it is reserved; choose another")));
+    }
+    Ok(())
+}
+
+/// `my-plugin` → `MyPluginBackend`.
+fn struct_name(name: &str) -> String {
+    let mut s: String = name
+        .split(['-', '_'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect();
+    s.push_str("Backend");
+    s
+}
+
+macro_rules! tmpl {
+    ($path:literal) => {
+        include_str!(concat!("../templates/plugin/", $path))
+    };
+}
+
+const COMMON_FILES: &[(&str, &str)] = &[
+    ("Cargo.toml", tmpl!("common/Cargo.toml.tmpl")),
+    ("src/main.rs", tmpl!("common/main.rs.tmpl")),
+    ("tests/support/mod.rs", tmpl!("common/support.rs.tmpl")),
+    (".gitignore", tmpl!("common/gitignore.tmpl")),
+    ("CHANGELOG.md", tmpl!("common/CHANGELOG.md.tmpl")),
+];
+
+const SECRETS_FILES: &[(&str, &str)] = &[
+    ("src/lib.rs", tmpl!("secrets/lib.rs.tmpl")),
+    ("tests/backend.rs", tmpl!("secrets/backend_test.rs.tmpl")),
+    ("tests/acceptance.rs", tmpl!("secrets/acceptance.rs.tmpl")),
+    ("README.md", tmpl!("secrets/README.md.tmpl")),
+    ("docs/configuration.md", tmpl!("secrets/docs/configuration.md.tmpl")),
+    ("docs/paths.md", tmpl!("secrets/docs/paths.md.tmpl")),
+    ("docs/examples.md", tmpl!("secrets/docs/examples.md.tmpl")),
+];
+
+const AUTH_FILES: &[(&str, &str)] = &[
+    ("src/lib.rs", tmpl!("auth/lib.rs.tmpl")),
+    ("tests/backend.rs", tmpl!("auth/backend_test.rs.tmpl")),
+    ("tests/acceptance.rs", tmpl!("auth/acceptance.rs.tmpl")),
+    ("README.md", tmpl!("auth/README.md.tmpl")),
+    ("docs/configuration.md", tmpl!("auth/docs/configuration.md.tmpl")),
+    ("docs/paths.md", tmpl!("auth/docs/paths.md.tmpl")),
+    ("docs/examples.md", tmpl!("auth/docs/examples.md.tmpl")),
+];
+
+/// The root of a Coffer checkout at or above `start`: a Cargo.toml naming `coffer-sdk`, with
+/// the SDK and plugin crates beside it.
+fn find_coffer_root(start: &Path) -> Option<PathBuf> {
+    start.ancestors().find_map(|dir| {
+        let toml = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+        let is_root = toml.contains("coffer-sdk")
+            && toml.contains("[workspace]")
+            && dir.join("crates/sdk/Cargo.toml").is_file()
+            && dir.join("crates/plugin/Cargo.toml").is_file();
+        is_root.then(|| dir.to_path_buf())
+    })
+}
+
+/// `path` as seen from `from` when `path` is below `from`'s ancestor `root`; else absolute.
+fn path_from(from: &Path, root: &Path, sub: &str) -> String {
+    match from.strip_prefix(root) {
+        Ok(rel) => {
+            let ups = rel.components().count();
+            let mut s = "../".repeat(ups);
+            s.push_str(sub);
+            s
+        }
+        Err(_) => root.join(sub).display().to_string(),
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    if s.contains('\'') || s.contains('\n') {
+        format!("{s:?}")
+    } else {
+        format!("'{s}'")
+    }
+}
+
+/// `p` made absolute, with its longest existing prefix resolved (symlinks, `..`), so that
+/// where it points can be checked before anything is created.
+fn resolve(p: &Path) -> PathBuf {
+    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(p) };
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match existing.file_name() {
+            Some(n) => {
+                rest.push(n.to_owned());
+                existing.pop();
+            }
+            None => return abs,
+        }
+    }
+    let mut out = existing.canonicalize().unwrap_or(existing);
+    out.extend(rest.iter().rev());
+    out
+}
+
+pub(crate) fn new(p: &Parsed) -> R {
+    let p = interleaved(p)?;
+    if wants_help(&p) {
+        println!("{NEW_USAGE}");
+        return Ok(0);
+    }
+    let [name] = p.positional.as_slice() else {
+        return Err(Fail::Usage(NEW_USAGE.into()));
+    };
+    check_new_name(name)?;
+    let kind = parse_kind(p.get("type"), Kind::Secrets)?;
+    let parent = resolve(Path::new(p.get("dir").unwrap_or(".")));
+    let target = parent.join(name);
+    let existed = target.exists();
+    if existed && std::fs::read_dir(&target).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return Err(Fail::Local(format!(
+            "{} already exists and is not empty: choose another name or -dir",
+            target.display()
+        )));
+    }
+
+    let cwd = std::env::current_dir().ok();
+    let root = cwd.as_deref().and_then(find_coffer_root).or_else(|| find_coffer_root(&parent));
+    if let Some(r) = &root {
+        let r = r.canonicalize().unwrap_or_else(|_| r.clone());
+        if target.starts_with(r.join("crates")) {
+            return Err(Fail::Local(format!(
+                "{} is inside Coffer's crates/ directory, whose every subdirectory is a workspace member: \
+                 choose another -dir",
+                target.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(&parent).map_err(|e| Fail::Local(format!("cannot create {}: {e}", parent.display())))?;
+    let coffer_deps = match &root {
+        Some(root) => {
+            let root = root.canonicalize().unwrap_or_else(|_| root.clone());
+            format!(
+                "# Coffer's SDK and plugin protocol, from the Coffer checkout this crate was generated in.\n\
+                 coffer-sdk = {{ path = {} }}\ncoffer-plugin = {{ path = {} }}",
+                toml_string(&path_from(&target, &root, "crates/sdk")),
+                toml_string(&path_from(&target, &root, "crates/plugin")),
+            )
+        }
+        None => {
+            let v = env!("CARGO_PKG_VERSION").splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+            format!(
+                "# Coffer's SDK and plugin protocol, by version from crates.io. To build against a Coffer\n\
+                 # checkout instead: coffer-sdk = {{ path = \"<coffer>/crates/sdk\" }}, and the same for\n\
+                 # coffer-plugin with crates/plugin.\n\
+                 coffer-sdk = \"{v}\"\ncoffer-plugin = \"{v}\""
+            )
+        }
+    };
+    let (kind_files, kind_word, serve_kind, description, extra_deps) = match kind {
+        Kind::Secrets => (SECRETS_FILES, "secrets engine", "Secret", "A secrets engine plugin for Coffer/OpenBao", ""),
+        Kind::Auth => {
+            (AUTH_FILES, "auth method", "Auth", "An auth method plugin for Coffer/OpenBao", "sha2 = \"0.10\"\n")
+        }
+    };
+    let fill = |t: &str| {
+        t.replace("__COFFER_DEPS__", &coffer_deps)
+            .replace("__EXTRA_DEPS__", extra_deps)
+            .replace("__DESCRIPTION__", description)
+            .replace("__STRUCT__", &struct_name(name))
+            .replace("__CRATE__", &name.replace('-', "_"))
+            .replace("__KIND__", serve_kind)
+            .replace("__NAME__", name)
+    };
+    let write_all = || -> std::io::Result<()> {
+        for (rel, text) in COMMON_FILES.iter().chain(kind_files) {
+            let path = target.join(rel);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&path, fill(text))?;
+        }
+        // Pin the dependency versions Coffer itself is built and tested with.
+        if let Some(root) = &root {
+            if root.join("Cargo.lock").is_file() {
+                std::fs::copy(root.join("Cargo.lock"), target.join("Cargo.lock"))?;
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = write_all() {
+        if !existed {
+            let _ = std::fs::remove_dir_all(&target);
+        }
+        return Err(Fail::Local(format!("cannot write the plugin crate in {}: {e}", target.display())));
+    }
+    println!("Success! Created the {kind_word} plugin {name} in {}", target.display());
+    match &root {
+        Some(r) => println!("coffer-sdk and coffer-plugin come from the Coffer checkout at {}", r.display()),
+        None => println!("coffer-sdk and coffer-plugin come from crates.io (see Cargo.toml)"),
+    }
+    println!("\nNext steps:\n    cd {}\n    cargo test", target.display());
+    println!("    COFFER_ACC=1 COFFER_BIN=$(command -v coffer) cargo test --test acceptance");
+    Ok(0)
+}
+
+// ----- plugin install -----
+
+/// A file name, catalog name and URL segment: no separators, no leading dot.
+fn check_install_name(name: &str) -> Result<(), Fail> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(Fail::Usage(format!(
+            "invalid plugin name {name:?}: use letters, digits, '-', '_' and '.', starting with a letter or digit \
+             (give one with -name)"
+        )));
+    }
+    Ok(())
+}
+
+/// `v1.2.3`, `1.2.3-rc.1+build.5`: semantic versions, with or without the `v`.
+fn check_version(v: &str) -> Result<(), Fail> {
+    let bad = || Fail::Usage(format!("invalid -version {v:?}: expected a semantic version such as v1.2.3"));
+    let core = v.strip_prefix('v').unwrap_or(v);
+    let (core, build) = core.split_once('+').map_or((core, None), |(a, b)| (a, Some(b)));
+    let (core, pre) = core.split_once('-').map_or((core, None), |(a, b)| (a, Some(b)));
+    let nums: Vec<&str> = core.split('.').collect();
+    if nums.len() != 3 || nums.iter().any(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_digit())) {
+        return Err(bad());
+    }
+    for extra in [pre, build].into_iter().flatten() {
+        if extra.is_empty()
+            || extra.split('.').any(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+/// The last path segment of a URL, without query or fragment.
+fn url_name(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.split(['?', '#']).next().unwrap_or("");
+    let (_, path) = path.split_once('/')?;
+    path.rsplit('/').find(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn env_any(names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+/// An HTTPS-only agent trusting `-ca-cert` / `BAO_CACERT` / `VAULT_CACERT` when given (else
+/// the bundled web roots), as the API client does.
+fn download_agent(ca_cert: Option<&str>, skip_verify: bool) -> Result<ureq::Agent, Fail> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let skip = skip_verify
+        || env_any(&["BAO_SKIP_VERIFY", "VAULT_SKIP_VERIFY"]).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "t"));
+    let mut tls = ureq::tls::TlsConfig::builder().disable_verification(skip);
+    if let Some(path) = ca_cert.map(str::to_string).or_else(|| env_any(&["BAO_CACERT", "VAULT_CACERT"])) {
+        let pem = std::fs::read(&path).map_err(|e| Fail::Local(format!("cannot read CA certificate {path:?}: {e}")))?;
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(Fail::Local(format!("no certificate found in {path:?}")));
+        }
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+    }
+    let config = ureq::Agent::config_builder()
+        .https_only(true)
+        .http_status_as_error(false)
+        .user_agent(concat!("coffer/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls.build())
+        .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        .timeout_global(Some(std::time::Duration::from_secs(30 * 60)))
+        .build();
+    Ok(ureq::Agent::new_with_config(config))
+}
+
+/// A file being downloaded into the plugin directory: removed on drop unless kept.
+struct Partial {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    keep: bool,
+}
+
+impl Partial {
+    fn create(dir: &Path, final_name: &str) -> std::io::Result<Partial> {
+        let nonce =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let path = dir.join(format!(".{final_name}.download-{}-{nonce}", std::process::id()));
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let file = o.open(&path)?;
+        Ok(Partial { path, file: Some(file), keep: false })
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        self.file.take();
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex(&h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Streams `url` into a temporary file in `dir`, hashing as it goes; returns it with its
+/// digest and size. The file is removed on any failure.
+fn download(agent: &ureq::Agent, url: &str, dir: &Path, final_name: &str) -> Result<(Partial, String, u64), Fail> {
+    let resp = agent.get(url).call().map_err(|e| Fail::Local(format!("cannot download {url}: {e}")))?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err(Fail::Local(format!("cannot download {url}: the server answered HTTP {status}")));
+    }
+    let mut part = Partial::create(dir, final_name)
+        .map_err(|e| Fail::Local(format!("cannot write in the plugin directory {}: {e}", dir.display())))?;
+    let mut reader = resp.into_body().into_with_config().limit(MAX_DOWNLOAD).reader();
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let file = part.file.as_mut().ok_or_else(|| Fail::Local("download file closed".into()))?;
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| Fail::Local(format!("download of {url} failed: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n]).map_err(|e| Fail::Local(format!("cannot write {}: {e}", part.path.display())))?;
+        size += n as u64;
+    }
+    file.sync_all().map_err(|e| Fail::Local(format!("cannot write {}: {e}", part.path.display())))?;
+    Ok((part, hex(&hasher.finalize()), size))
+}
+
+pub(crate) fn install(p: &Parsed, c: &Client) -> R {
+    let p = interleaved(p)?;
+    if wants_help(&p) {
+        println!("{INSTALL_USAGE}");
+        return Ok(0);
+    }
+    let [url] = p.positional.as_slice() else {
+        return Err(Fail::Usage(INSTALL_USAGE.into()));
+    };
+    if !url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+        return Err(Fail::Usage(format!("plugin install downloads over HTTPS only; {url:?} is not an https:// URL")));
+    }
+    let expected = p.get("sha256").unwrap_or("").trim().to_ascii_lowercase();
+    if expected.len() != 64 || !expected.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Fail::Usage(
+            "-sha256 is required: the binary's published SHA-256, as 64 hexadecimal characters".into(),
+        ));
+    }
+    let ty = match p.get("type").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("secret" | "secrets") => "secret",
+        Some("auth") => "auth",
+        Some(other) => return Err(Fail::Usage(format!("invalid -type {other:?}: expected secret or auth"))),
+    };
+    let name = match p.get("name") {
+        Some(n) => n.to_string(),
+        None => {
+            url_name(url).ok_or_else(|| Fail::Usage(format!("cannot take a plugin name from {url:?}: give -name")))?
+        }
+    };
+    check_install_name(&name)?;
+    let version = p.get("version").unwrap_or("").to_string();
+    if !version.is_empty() {
+        check_version(&version)?;
+    }
+    let dir = p.get("plugin-dir").map(str::to_string).or_else(|| env_any(&["COFFER_PLUGIN_DIR"])).ok_or_else(|| {
+        Fail::Usage("give the server's plugin directory with -plugin-dir (or COFFER_PLUGIN_DIR)".into())
+    })?;
+    let dir = PathBuf::from(dir);
+    if !dir.is_dir() {
+        return Err(Fail::Local(format!("the plugin directory {} does not exist", dir.display())));
+    }
+    let file_name = if version.is_empty() { name.clone() } else { format!("{name}-{version}") };
+    let dest = dir.join(&file_name);
+
+    // Already there with the right digest: nothing to download.
+    let mut present = false;
+    if dest.exists() {
+        let have = sha256_file(&dest).map_err(|e| Fail::Local(format!("cannot read {}: {e}", dest.display())))?;
+        if have == expected {
+            println!("{} already holds this binary (SHA-256 {expected})", dest.display());
+            present = true;
+        } else if !p.has("force") {
+            return Err(Fail::Local(format!(
+                "{} already exists with SHA-256 {have}, not {expected}: use -force to replace it",
+                dest.display()
+            )));
+        }
+    }
+    let mut fresh = false;
+    if !present {
+        let agent = download_agent(p.get("ca-cert"), p.has("tls-skip-verify"))?;
+        let (mut part, actual, size) = download(&agent, url, &dir, &file_name)?;
+        if actual != expected {
+            drop(part);
+            return Err(Fail::Local(format!(
+                "SHA-256 mismatch for {url}:\n  expected   {expected}\n  downloaded {actual}\n\
+                 The download was discarded: nothing was installed or registered."
+            )));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&part.path, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| Fail::Local(format!("cannot make {} executable: {e}", part.path.display())))?;
+        }
+        part.file.take();
+        std::fs::rename(&part.path, &dest)
+            .map_err(|e| Fail::Local(format!("cannot move the download to {}: {e}", dest.display())))?;
+        part.keep = true;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        fresh = true;
+        println!("Success! Downloaded {size} bytes to {} (SHA-256 {actual})", dest.display());
+    }
+
+    let mut body = json!({ "sha256": expected, "command": file_name, "version": version });
+    let list = |flag: &str| -> Vec<String> { p.all(flag) };
+    if !list("args").is_empty() {
+        body["args"] = json!(list("args"));
+    }
+    if !list("env").is_empty() {
+        body["env"] = json!(list("env"));
+    }
+    if let Err(e) = c.request("PUT", &format!("sys/plugins/catalog/{ty}/{name}"), Some(&body)) {
+        if fresh {
+            let _ = std::fs::remove_file(&dest);
+            eprintln!("Removed {} again: it could not be registered.", dest.display());
+        }
+        return Err(api_in(format!("Error registering plugin {name}"))(e));
+    }
+    println!("Success! Registered plugin: {name}");
+    // Without -plugin-version, a mount takes the unversioned entry, else the highest version.
+    let enable = if ty == "auth" { "auth enable" } else { "secrets enable" };
+    println!("Enable it with: coffer {enable} -path={name} {name}");
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_may_follow_positionals() {
+        let p = args::parse(&s(&["https://x/y", "-sha256=ab", "--type", "auth", "-force"])).unwrap();
+        let Ok(p) = interleaved(&p) else { panic!("interleaved parse failed") };
+        assert_eq!(p.positional, vec!["https://x/y"]);
+        assert_eq!(p.get("sha256"), Some("ab"));
+        assert_eq!(p.get("type"), Some("auth"));
+        assert!(p.has("force"));
+    }
+
+    #[test]
+    fn names_versions_and_urls() {
+        assert!(check_new_name("my-plugin").is_ok());
+        for bad in ["My", "1x", "a/b", "kv", "test", "x-", ""] {
+            assert!(check_new_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(struct_name("my-cool_plugin"), "MyCoolPluginBackend");
+        for good in ["v1.2.3", "1.0.0", "v1.2.3-rc.1", "v1.2.3+build.7", "v0.1.0-alpha+x"] {
+            assert!(check_version(good).is_ok(), "{good}");
+        }
+        for bad in ["v1.2", "latest", "v1.2.3-", "v1..3", "1.2.3/../x"] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+        assert_eq!(url_name("https://h:1/a/b/my-plugin?x=1#f").as_deref(), Some("my-plugin"));
+        assert_eq!(url_name("https://h/a/b/").as_deref(), Some("b"));
+        assert_eq!(url_name("https://h"), None);
+        assert!(check_install_name("my-plugin_v1.2").is_ok());
+        assert!(check_install_name(".hidden").is_err());
+        assert!(check_install_name("a/b").is_err());
+    }
+
+    #[test]
+    fn dependency_paths_are_relative_inside_the_checkout() {
+        let root = Path::new("/src/coffer");
+        assert_eq!(path_from(Path::new("/src/coffer/tmp/p"), root, "crates/sdk"), "../../crates/sdk");
+        assert_eq!(path_from(Path::new("/elsewhere/p"), root, "crates/sdk"), "/src/coffer/crates/sdk");
+        assert_eq!(toml_string("/a/b"), "'/a/b'");
+    }
+}

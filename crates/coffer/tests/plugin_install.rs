@@ -1,0 +1,327 @@
+//! `coffer plugin install` downloads a plugin binary over HTTPS (a local rustls server with a
+//! certificate from an openssl-made test CA), checks its SHA-256 while it streams in, places it in the plugin
+//! directory and registers it in the catalog — and with a wrong digest, a untrusted
+//! certificate or a plain-HTTP URL installs nothing and leaves nothing behind.
+//! `coffer plugin new` writes a complete plugin crate.
+mod common;
+use common::*;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+fn sha256_hex(path: &Path) -> String {
+    let o = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let o = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A test CA and a certificate for 127.0.0.1 it signed (webpki refuses a CA certificate as
+/// the server's own): (ca.pem, cert.pem, key.pem).
+fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=coffer test CA", "-keyout", "ca.key", "-out"];
+    ca.extend(["ca.pem"]);
+    ca.extend(ec);
+    openssl(&ca, dir);
+    let mut csr = vec!["req", "-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "leaf.csr"];
+    csr.extend(ec);
+    openssl(&csr, dir);
+    std::fs::write(dir.join("leaf.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+        .unwrap();
+    openssl(
+        &["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1"]
+            .into_iter()
+            .chain(["-extfile", "leaf.ext", "-out", "cert.pem"])
+            .collect::<Vec<_>>(),
+        dir,
+    );
+    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+/// Serves `files` (URL path → body) over HTTPS on 127.0.0.1; 404 for anything else.
+/// Returns the port; the server lives as long as the test process.
+fn https_server(cert: &Path, key: &Path, files: HashMap<String, Vec<u8>>) -> u16 {
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(cert).unwrap().collect::<Result<_, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let files = Arc::new(files);
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let (config, files) = (config.clone(), files.clone());
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head);
+                let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+                let (status, body) = match files.get(&path) {
+                    Some(b) => ("200 OK", b.clone()),
+                    None => ("404 Not Found", b"not found".to_vec()),
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = tls.write_all(resp.as_bytes()).and_then(|_| tls.write_all(&body));
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    port
+}
+
+/// A dev server whose plugin directory is `plugins` (its log kept outside it).
+fn start_dev_with_plugins(plugins: &Path, log: &Path) -> Server {
+    let port = free_port();
+    let logf = std::fs::File::create(log).unwrap();
+    let child = Command::new(coffer_bin())
+        .args(["server", "-dev", "-dev-root-token-id=root", "-dev-no-store-token"])
+        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+        .arg(format!("-dev-plugin-dir={}", plugins.display()))
+        .stdout(logf.try_clone().unwrap())
+        .stderr(logf)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let s = Server { child, addr: format!("127.0.0.1:{port}"), config: Default::default(), log: log.to_path_buf() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if http(&s.addr, "GET", "/v1/sys/mounts/secret", &[("X-Vault-Token", "root")], b"").0 == 200 {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("dev server did not start: {}", s.log_text());
+}
+
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn plugin_install_checks_the_digest_places_the_binary_and_registers_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let (ca_pem, cert, key) = test_pki(tmp.path());
+    let binary = std::fs::read("/bin/true").unwrap();
+    let right = sha256_hex(Path::new("/bin/true"));
+    let files: HashMap<String, Vec<u8>> =
+        [("/my-plugin".to_string(), binary.clone()), ("/releases/v1.2.3/other-plugin".to_string(), binary.clone())]
+            .into();
+    let port = https_server(&cert, &key, files);
+    let s = start_dev_with_plugins(&plugins, &tmp.path().join("dev.log"));
+    let t = [("X-Vault-Token", "root")];
+    let ca = format!("-ca-cert={}", ca_pem.display());
+    let dir = format!("-plugin-dir={}", plugins.display());
+    let install = |args: &[&str]| -> Output {
+        let mut all = vec!["plugin", "install"];
+        all.extend_from_slice(args);
+        cli(coffer_bin(), &s.addr, Some("root"), &all)
+    };
+
+    // The right digest: downloaded, executable, registered under the URL's last segment.
+    let url = format!("https://127.0.0.1:{port}/my-plugin");
+    let o = install(&[&url, &format!("-sha256={right}"), &ca, &dir]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("Success! Registered plugin: my-plugin"), "{}", out(&o));
+    let installed = plugins.join("my-plugin");
+    assert_eq!(sha256_hex(&installed), right);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777, 0o755);
+    }
+    assert_eq!(dir_names(&plugins), vec!["my-plugin"], "no temporary file left");
+    let (st, body) = http(&s.addr, "GET", "/v1/sys/plugins/catalog/secret/my-plugin", &t, b"");
+    assert_eq!(st, 200, "{body}");
+    let entry = json(&body)["data"].clone();
+    assert_eq!(entry["sha256"], right.as_str());
+    assert_eq!(entry["command"], "my-plugin");
+    let catalog = || json(&http(&s.addr, "GET", "/v1/sys/plugins/catalog", &t, b"").1)["data"].clone();
+    let catalog_before = catalog();
+
+    // A wrong digest: refused, both digests named, nothing left, the catalog unchanged.
+    let wrong = "ab".repeat(32);
+    let o = install(&[&url, &format!("-sha256={wrong}"), "-name=evil-plugin", &ca, &dir]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let msg = out(&o);
+    assert!(msg.contains("SHA-256 mismatch"), "{msg}");
+    assert!(msg.contains(&wrong) && msg.contains(&right), "both digests are named: {msg}");
+    assert!(msg.contains("nothing was installed"), "{msg}");
+    assert_eq!(dir_names(&plugins), vec!["my-plugin"], "nothing left in the plugin directory");
+    let (st, _) = http(&s.addr, "GET", "/v1/sys/plugins/catalog/secret/evil-plugin", &t, b"");
+    assert_eq!(st, 404);
+    assert_eq!(catalog(), catalog_before, "catalog unchanged");
+
+    // A wrong digest for a name already installed: the installed binary is left alone.
+    let o = install(&[&url, &format!("-sha256={wrong}"), &ca, &dir]);
+    assert_ne!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(sha256_hex(&installed), right);
+
+    // An untrusted certificate, a plain-HTTP URL, a missing digest: refused, nothing written.
+    let o = install(&[&url, &format!("-sha256={right}"), "-name=untrusted", &dir]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).to_lowercase().contains("certificate"), "{}", out(&o));
+    let o = install(&[&format!("http://127.0.0.1:{port}/my-plugin"), &format!("-sha256={right}"), &dir]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("HTTPS"), "{}", out(&o));
+    let o = install(&[&url, &ca, &dir]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("-sha256"), "{}", out(&o));
+    let o = install(&[&format!("https://127.0.0.1:{port}/missing"), &format!("-sha256={right}"), &ca, &dir]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("404"), "{}", out(&o));
+    assert_eq!(dir_names(&plugins), vec!["my-plugin"]);
+    assert_eq!(catalog(), catalog_before, "catalog unchanged");
+
+    // A version, a name and a type: saved as NAME-VERSION, registered as auth/NAME at VERSION.
+    let url2 = format!("https://127.0.0.1:{port}/releases/v1.2.3/other-plugin");
+    let o = install(&["-type=auth", &url2, &format!("-sha256={right}"), "-version=v1.2.3", "-name=login-x", &ca, &dir]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(sha256_hex(&plugins.join("login-x-v1.2.3")), right);
+    let (st, body) = http(&s.addr, "GET", "/v1/sys/plugins/catalog/auth/login-x", &t, b"");
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(json(&body)["data"]["version"], "v1.2.3");
+    assert_eq!(json(&body)["data"]["command"], "login-x-v1.2.3");
+    // Installing the same again is idempotent: no download needed, registered again.
+    let o = install(&["-type=auth", &url2, &format!("-sha256={right}"), "-version=v1.2.3", "-name=login-x", &ca, &dir]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("already holds this binary"), "{}", out(&o));
+    assert_eq!(dir_names(&plugins), vec!["login-x-v1.2.3", "my-plugin"]);
+
+    // Registration refused (no token): the freshly placed file is removed again.
+    let o = cli(
+        coffer_bin(),
+        &s.addr,
+        None,
+        &["plugin", "install", &url2, &format!("-sha256={right}"), "-name=no-token", &ca, &dir],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("Error registering plugin no-token"), "{}", out(&o));
+    assert_eq!(dir_names(&plugins), vec!["login-x-v1.2.3", "my-plugin"]);
+    assert!(!s.log_text().contains("panicked"));
+}
+
+fn run_new(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(coffer_bin())
+        .arg("plugin")
+        .arg("new")
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("BAO_ADDR")
+        .env_remove("VAULT_ADDR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn plugin_new_writes_a_complete_crate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+
+    // From inside the Coffer checkout (the test's working directory): path dependencies.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = tmp.path().join("gen");
+    let o = run_new(repo, &["-type=secrets", "my-engine", &format!("-dir={}", target.display())]);
+    assert!(o.status.success(), "{}", out(&o));
+    let c = target.join("my-engine");
+    for f in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "README.md",
+        "CHANGELOG.md",
+        ".gitignore",
+        "src/lib.rs",
+        "src/main.rs",
+        "tests/backend.rs",
+        "tests/acceptance.rs",
+        "tests/support/mod.rs",
+        "docs/configuration.md",
+        "docs/paths.md",
+        "docs/examples.md",
+    ] {
+        assert!(c.join(f).is_file(), "{f} missing");
+    }
+    let toml = read(c.join("Cargo.toml"));
+    assert!(toml.contains("name = \"my-engine\""), "{toml}");
+    assert!(toml.contains("\n[workspace]\n"), "a standalone workspace: {toml}");
+    let sdk = repo.parent().unwrap().join("sdk").canonicalize().unwrap();
+    assert!(toml.contains(&format!("coffer-sdk = {{ path = '{}' }}", sdk.display())), "{toml}");
+    assert!(toml.contains("coffer-plugin = { path = '"), "{toml}");
+    assert!(read(c.join("README.md")).contains("# my-engine"));
+    assert!(read(c.join("docs/examples.md")).contains("bao write my-engine/items/"));
+    let lib = read(c.join("src/lib.rs"));
+    assert!(lib.contains("pub struct MyEngineBackend") && lib.contains("items/(?P<name>"), "{lib}");
+    assert!(lib.contains("async fn exists"));
+    let main = read(c.join("src/main.rs"));
+    assert!(main.contains("coffer_plugin::serve_with(Arc::new(my_engine::MyEngineBackend::new())"), "{main}");
+    assert!(main.contains("BackendKind::Secret"));
+    let acc = read(c.join("tests/acceptance.rs"));
+    assert!(acc.contains("CARGO_BIN_EXE_my-engine") && acc.contains("acceptance_enabled("), "{acc}");
+    assert!(read(c.join("tests/support/mod.rs")).contains("COFFER_ACC"));
+    assert!(!read(c.join("src/lib.rs")).contains("__"), "every placeholder is filled");
+
+    // Outside any checkout, an auth method: crates.io dependencies, a login path.
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let o = run_new(&outside, &["my-login", "--type", "auth"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let c = outside.join("my-login");
+    let toml = read(c.join("Cargo.toml"));
+    assert!(toml.contains("name = \"my-login\"") && toml.contains("coffer-sdk = \"0."), "{toml}");
+    assert!(!c.join("Cargo.lock").exists());
+    let lib = read(c.join("src/lib.rs"));
+    assert!(lib.contains("&[\"login\"]") && lib.contains("AuthResponse {"), "{lib}");
+    assert!(read(c.join("src/main.rs")).contains("BackendKind::Auth"));
+    assert!(read(c.join("README.md")).contains("bao auth enable -path=my-login"));
+    for f in ["src/main.rs", "src/lib.rs", "tests/backend.rs", "tests/acceptance.rs", "tests/support/mod.rs"] {
+        assert!(!read(c.join(f)).contains("__"), "placeholders left in {f}");
+    }
+
+    // Refusals: inside Coffer's crates/ (it would join the workspace), an existing crate, a bad
+    // name, a bad type.
+    let o = run_new(repo, &["zz-would-join", "-dir=../new-dir"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("workspace member"), "{}", out(&o));
+    assert!(!repo.parent().unwrap().join("new-dir").exists(), "nothing created in crates/");
+    let o = run_new(&outside, &["my-login", "-type=auth"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("already exists"), "{}", out(&o));
+    let o = run_new(&outside, &["Bad/Name"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let o = run_new(&outside, &["-type=database", "x"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("secrets or auth"), "{}", out(&o));
+}
