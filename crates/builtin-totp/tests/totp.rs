@@ -1,43 +1,12 @@
 //! The TOTP engine through the Backend trait, over an in-process storage view and a clock the
 //! tests set.
-use async_trait::async_trait;
 use coffer_builtin_totp::Totp;
-use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response, Result, StorageView};
+use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-#[derive(Default)]
-struct MapView(Mutex<BTreeMap<String, Vec<u8>>>);
-
-#[async_trait]
-impl StorageView for MapView {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.0.lock().unwrap().get(key).cloned())
-    }
-    async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.0.lock().unwrap().insert(key.into(), value.to_vec());
-        Ok(())
-    }
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.0.lock().unwrap().remove(key);
-        Ok(())
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let m = self.0.lock().unwrap();
-        let mut out: Vec<String> = m
-            .keys()
-            .filter_map(|k| k.strip_prefix(prefix))
-            .map(|r| match r.find('/') {
-                Some(i) => r[..=i].to_string(),
-                None => r.to_string(),
-            })
-            .collect();
-        out.dedup();
-        Ok(out)
-    }
-}
+use coffer_sdk::testing::MapView;
 
 type Res = std::result::Result<Option<Response>, LogicalError>;
 

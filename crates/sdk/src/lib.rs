@@ -7,6 +7,7 @@
 
 pub mod field;
 pub mod framework;
+pub mod testing;
 pub mod tokenutil;
 
 use async_trait::async_trait;
