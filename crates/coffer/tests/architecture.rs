@@ -120,8 +120,13 @@ fn only_the_storage_chain_touches_physical_storage() {
 fn every_crate_forbids_unsafe_code() {
     const UNSAFE_ALLOWED: &[&str] = &[];
     let crates_dir = workspace_root().join("crates");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&crates_dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", crates_dir.display()))
+    // Workspace members live in crates/ and examples/.
+    let mut dirs: Vec<PathBuf> = ["crates", "examples"]
+        .iter()
+        .flat_map(|d| {
+            let d = workspace_root().join(d);
+            std::fs::read_dir(&d).unwrap_or_else(|e| panic!("cannot read {}: {e}", d.display()))
+        })
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("Cargo.toml").is_file())
         .collect();

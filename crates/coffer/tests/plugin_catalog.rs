@@ -179,6 +179,9 @@ fn example_plugin_runs_in_coffer_and_survives_kill_9_and_reload() {
     let phrase = first["data"]["passphrase"].as_str().unwrap_or_else(|| panic!("{first}")).to_string();
     assert_eq!(phrase.split('_').count(), 5, "{phrase}");
     assert!(ok(&["secrets", "list"]).contains("pp/"));
+    // The plugin's path table reaches the host: `bao path-help` documents its fields.
+    let help = ok(&["path-help", "pp/config"]);
+    assert!(help.contains("Passphrase settings") && help.contains("Number of words in a passphrase"), "{help}");
 
     // kill -9 the plugin: the next request restarts it transparently.
     let pids = pids_of(&bin.canonicalize().unwrap());

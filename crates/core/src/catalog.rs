@@ -406,6 +406,9 @@ impl Backend for LazyPlugin {
     async fn exists(&self, req: &coffer_sdk::Request) -> coffer_sdk::Result<Option<bool>> {
         self.get().await?.exists(req).await
     }
+    async fn ensure_started(&self) -> coffer_sdk::Result<()> {
+        self.get().await.map(|_| ())
+    }
     async fn revoke_secret(&self, req: &coffer_sdk::Request, internal: &Map<String, Value>) -> coffer_sdk::Result<()> {
         self.get().await?.revoke_secret(req, internal).await
     }

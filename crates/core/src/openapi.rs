@@ -732,6 +732,10 @@ impl Core {
             return Err(LogicalError::permission_denied());
         }
         let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
+        // A plugin mount knows its path table once its process runs.
+        if let Some((r, _)) = router.resolve(path) {
+            r.backend.ensure_started().await?;
+        }
         let system = system_tables();
         let table = system
             .into_iter()

@@ -53,16 +53,7 @@ pub(crate) fn json_string(m: &Map<String, Value>) -> String {
 }
 
 pub(crate) fn operation_from_str(op: &str) -> Option<Operation> {
-    Some(match op {
-        "read" => Operation::Read,
-        "create" => Operation::Create,
-        "update" => Operation::Update,
-        "patch" => Operation::Patch,
-        "delete" => Operation::Delete,
-        "list" => Operation::List,
-        "help" => Operation::Help,
-        _ => return None,
-    })
+    Operation::from_name(op)
 }
 
 fn string_map(m: &Map<String, Value>) -> std::collections::HashMap<String, String> {

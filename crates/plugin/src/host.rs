@@ -214,6 +214,9 @@ pub struct PluginClient {
     restarts: AtomicU64,
     closed: AtomicBool,
     unauthenticated: Vec<&'static str>,
+    /// The plugin's path table as its help answer describes it (empty for plugins that do not,
+    /// such as those built on the Go SDK).
+    table: Vec<PathSpec>,
 }
 
 impl std::fmt::Debug for PluginClient {
@@ -267,6 +270,7 @@ impl PluginClient {
         };
         // The trait hands out `&'static str`: the list is fetched once per client and kept.
         let unauthenticated = paths.unauthenticated.into_iter().map(|p| &*Box::leak(p.into_boxed_str())).collect();
+        let table = fetch_path_table(&inst).await;
         Ok(PluginClient {
             spec,
             ctx,
@@ -275,6 +279,7 @@ impl PluginClient {
             restarts: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             unauthenticated,
+            table,
         })
     }
 
@@ -419,6 +424,24 @@ impl Drop for PluginClient {
     }
 }
 
+/// Asks a fresh instance for help on its root and reads the path table from the answer.
+async fn fetch_path_table(inst: &Instance) -> Vec<PathSpec> {
+    let help = pb::Request { id: uuid::Uuid::new_v4().to_string(), operation: "help".into(), ..Default::default() };
+    let args = pb::HandleRequestArgs { storage_id: 0, request: Some(help) };
+    let reply = match tokio::time::timeout(STARTUP_RPC, inst.backend.clone().handle_request(args)).await {
+        Ok(Ok(r)) => r.into_inner(),
+        _ => return Vec::new(),
+    };
+    let data: Option<Value> = reply.response.and_then(|r| serde_json::from_str(&r.data).ok());
+    match data.as_ref().and_then(|d| d.get("paths")) {
+        Some(p) => coffer_sdk::framework::paths_from_description(p).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the plugin's path table cannot be read; help and OpenAPI will not list its paths");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    }
+}
+
 fn proto_request(req: &Request, operation: &str) -> pb::Request {
     pb::Request {
         id: uuid::Uuid::new_v4().to_string(),
@@ -463,9 +486,10 @@ impl Backend for PluginClient {
         "plugin"
     }
 
-    /// The plugin's path table is not known to the host (requests are routed by prefix).
+    /// The plugin's path table, for help and the OpenAPI document; requests are routed by
+    /// mount prefix and the plugin routes them itself.
     fn paths(&self) -> &[PathSpec] {
-        &[]
+        &self.table
     }
 
     fn unauthenticated_paths(&self) -> &[&'static str] {

@@ -477,6 +477,8 @@ fn help_response(paths: &[coffer_sdk::framework::PathSpec], path: &str) -> pb::R
     };
     let mut data = Map::new();
     data.insert("help".into(), Value::String(text));
+    // The whole table, so a host or `coffer plugin verify` can document and route by it.
+    data.insert("paths".into(), coffer_sdk::framework::describe_paths(paths));
     pb::Response { data: serde_json::to_string(&data).unwrap_or_default(), ..Default::default() }
 }
 

@@ -20,6 +20,34 @@ pub enum FieldType {
 }
 
 impl FieldType {
+    /// Every type, for name lookups.
+    pub const ALL: [FieldType; 7] = [
+        FieldType::String,
+        FieldType::Int,
+        FieldType::Bool,
+        FieldType::DurationSecond,
+        FieldType::Map,
+        FieldType::CommaStringSlice,
+        FieldType::Raw,
+    ];
+
+    /// The type's name in a path-table description (Vault's field type names, snake case).
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Int => "int",
+            FieldType::Bool => "bool",
+            FieldType::DurationSecond => "duration_second",
+            FieldType::Map => "map",
+            FieldType::CommaStringSlice => "comma_string_slice",
+            FieldType::Raw => "raw",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<FieldType> {
+        FieldType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     pub fn openapi_type(self) -> &'static str {
         match self {
             FieldType::String => "string",

@@ -133,6 +133,89 @@ impl FieldData {
     }
 }
 
+/// The path table as JSON, for hosts and tools that only talk to a backend over the plugin
+/// protocol (help answers carry it under `paths`): pattern, synopsis, description, operations
+/// with their summaries, fields with type, description, required and default.
+pub fn describe_paths(specs: &[PathSpec]) -> Value {
+    Value::Array(
+        specs
+            .iter()
+            .map(|p| {
+                let ops: Vec<Value> = p
+                    .operations
+                    .iter()
+                    .map(|(o, s)| serde_json::json!({ "operation": o.as_str(), "summary": s }))
+                    .collect();
+                let fields: Vec<Value> = p
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        serde_json::json!({ "name": f.name, "type": f.ty.name(), "description": f.description,
+                                            "required": f.required, "default": f.default })
+                    })
+                    .collect();
+                serde_json::json!({ "pattern": p.pattern, "synopsis": p.synopsis, "description": p.description,
+                                    "passthrough": p.passthrough, "operations": ops, "fields": fields })
+            })
+            .collect(),
+    )
+}
+
+/// Interns a string for the `&'static str` fields of a [`PathSpec`] read back from JSON: each
+/// distinct text is allocated once per process, however often a plugin is restarted.
+fn intern(s: &str) -> &'static str {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(t) = seen.get(s) {
+        return t;
+    }
+    let t: &'static str = Box::leak(s.to_string().into_boxed_str());
+    seen.insert(t);
+    t
+}
+
+/// Reads back what [`describe_paths`] wrote. Entries with an invalid pattern, an unknown
+/// operation or field type are an error (a host must not route by a half-understood table).
+pub fn paths_from_description(v: &Value) -> Result<Vec<PathSpec>, String> {
+    let Some(items) = v.as_array() else {
+        return Err("the path table is not a list".into());
+    };
+    let text = |o: &Value, k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let pattern = text(item, "pattern");
+        Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("path pattern {pattern:?}: {e}"))?;
+        let mut operations = Vec::new();
+        for o in item.get("operations").and_then(Value::as_array).into_iter().flatten() {
+            let name = text(o, "operation");
+            let op = Operation::from_name(&name).ok_or_else(|| format!("unknown operation {name:?}"))?;
+            operations.push((op, intern(&text(o, "summary"))));
+        }
+        let mut fields = Vec::new();
+        for f in item.get("fields").and_then(Value::as_array).into_iter().flatten() {
+            let ty_name = text(f, "type");
+            let ty = FieldType::from_name(&ty_name).ok_or_else(|| format!("unknown field type {ty_name:?}"))?;
+            fields.push(FieldSpec {
+                name: intern(&text(f, "name")),
+                ty,
+                description: intern(&text(f, "description")),
+                default: f.get("default").filter(|d| !d.is_null()).cloned(),
+                required: f.get("required").and_then(Value::as_bool).unwrap_or(false),
+            });
+        }
+        out.push(PathSpec {
+            pattern: intern(&pattern),
+            fields,
+            operations,
+            passthrough: item.get("passthrough").and_then(Value::as_bool).unwrap_or(false),
+            synopsis: intern(&text(item, "synopsis")),
+            description: intern(&text(item, "description")),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +258,21 @@ mod tests {
         assert_eq!(t.route(Operation::Read, "nope", &empty).err().unwrap().kind, crate::ErrorKind::UnsupportedPath);
         let bad = json!({"ttl": "forever"}).as_object().unwrap().clone();
         assert_eq!(t.route(Operation::Update, "config/a", &bad).err().unwrap().kind, crate::ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn a_described_path_table_reads_back_the_same() {
+        let t = table();
+        let d = describe_paths(t.specs());
+        let back = paths_from_description(&d).unwrap();
+        assert_eq!(describe_paths(&back), d);
+        let again = PathTable::new(back);
+        let data = json!({"on": "1"}).as_object().unwrap().clone();
+        let m = again.route(Operation::Update, "config/x", &data).unwrap();
+        assert_eq!(m.fields.int("ttl"), Some(60));
+        assert_eq!(m.fields.bool("on"), Some(true));
+        assert!(paths_from_description(&json!([{"pattern": "a(", "operations": []}])).is_err());
+        assert!(paths_from_description(&json!([{"pattern": "a", "operations": [{"operation": "fly"}]}])).is_err());
+        assert!(paths_from_description(&json!({})).is_err());
     }
 }

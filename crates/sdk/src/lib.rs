@@ -38,6 +38,20 @@ impl Operation {
             Operation::Help => "help",
         }
     }
+
+    /// The operation Vault names `name` (`read`, `update`, …).
+    pub fn from_name(name: &str) -> Option<Operation> {
+        Some(match name {
+            "read" => Operation::Read,
+            "create" => Operation::Create,
+            "update" => Operation::Update,
+            "patch" => Operation::Patch,
+            "delete" => Operation::Delete,
+            "list" => Operation::List,
+            "help" => Operation::Help,
+            _ => return None,
+        })
+    }
 }
 
 /// What kind of failure a handler reports. The HTTP layer maps each kind to a status.
@@ -249,6 +263,11 @@ pub trait Backend: Send + Sync {
     /// such as login endpoints.
     fn unauthenticated_paths(&self) -> &[&'static str] {
         &[]
+    }
+    /// Makes sure the backend is running, for callers about to read [`Backend::paths`] without
+    /// sending a request (help). Builtins are always ready; a lazily started plugin starts here.
+    async fn ensure_started(&self) -> Result<()> {
+        Ok(())
     }
     /// Whether the target of a write already exists: decides whether the ACL checks `create`
     /// or `update`. `None` means the path has no existence check (always `update`).
