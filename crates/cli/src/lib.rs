@@ -30,7 +30,7 @@ Common commands:
     policy      Interact with policies (write, read, list, delete, fmt)
     auth        Interact with auth methods (enable, disable, list, tune)
     login       Authenticate locally
-    plugin      Create and install plugins (new, install)
+    plugin      Create, verify and install plugins (new, verify, install)
     server      Start a Coffer server
 ";
 

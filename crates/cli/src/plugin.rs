@@ -270,6 +270,19 @@ pub(crate) fn new(p: &Parsed) -> R {
             )
         }
     };
+    let coffer_dev_deps = match &root {
+        Some(root) => {
+            let root = root.canonicalize().unwrap_or_else(|_| root.clone());
+            format!(
+                "coffer-plugin-testing = {{ path = {} }}",
+                toml_string(&path_from(&target, &root, "crates/plugin-testing"))
+            )
+        }
+        None => {
+            let v = env!("CARGO_PKG_VERSION").splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+            format!("coffer-plugin-testing = \"{v}\"")
+        }
+    };
     let (kind_files, kind_word, serve_kind, description, extra_deps) = match kind {
         Kind::Secrets => (SECRETS_FILES, "secrets engine", "Secret", "A secrets engine plugin for Coffer/OpenBao", ""),
         Kind::Auth => {
@@ -278,6 +291,7 @@ pub(crate) fn new(p: &Parsed) -> R {
     };
     let fill = |t: &str| {
         t.replace("__COFFER_DEPS__", &coffer_deps)
+            .replace("__COFFER_DEV_DEPS__", &coffer_dev_deps)
             .replace("__EXTRA_DEPS__", extra_deps)
             .replace("__DESCRIPTION__", description)
             .replace("__STRUCT__", &struct_name(name))

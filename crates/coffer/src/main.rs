@@ -3,11 +3,13 @@
 #![forbid(unsafe_code)]
 
 mod server;
+mod verify;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("server") => server::main(&args[1..]),
+        Some("plugin") if args.get(1).map(String::as_str) == Some("verify") => verify::main(&args[2..]),
         _ => coffer_cli::run(&args),
     };
     std::process::exit(code);

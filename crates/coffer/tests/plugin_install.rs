@@ -290,7 +290,8 @@ fn plugin_new_writes_a_complete_crate() {
     assert!(main.contains("BackendKind::Secret"));
     let acc = read(c.join("tests/acceptance.rs"));
     assert!(acc.contains("CARGO_BIN_EXE_my-engine") && acc.contains("acceptance_enabled("), "{acc}");
-    assert!(read(c.join("tests/support/mod.rs")).contains("COFFER_ACC"));
+    assert!(acc.contains("Acceptance::new(plugin, \"acc\")"), "the harness drives it: {acc}");
+    assert!(toml.contains("coffer-plugin-testing = { path = '"), "{toml}");
     assert!(!read(c.join("src/lib.rs")).contains("__"), "every placeholder is filled");
 
     // Outside any checkout, an auth method: crates.io dependencies, a login path.
@@ -301,6 +302,7 @@ fn plugin_new_writes_a_complete_crate() {
     let c = outside.join("my-login");
     let toml = read(c.join("Cargo.toml"));
     assert!(toml.contains("name = \"my-login\"") && toml.contains("coffer-sdk = \"0."), "{toml}");
+    assert!(toml.contains("coffer-plugin-testing = \"0."), "{toml}");
     assert!(!c.join("Cargo.lock").exists());
     let lib = read(c.join("src/lib.rs"));
     assert!(lib.contains("&[\"login\"]") && lib.contains("AuthResponse {"), "{lib}");

@@ -11,6 +11,7 @@ pub mod leases;
 pub mod metrics;
 pub mod mounts;
 mod openapi;
+pub use openapi::path_templates;
 pub mod password;
 pub mod policy;
 pub mod policy_store;

@@ -289,6 +289,12 @@ fn templates(pattern: &str) -> Vec<Template> {
     out
 }
 
+/// The OpenAPI path templates of a path pattern (`issued/{id}`), each with its parameter
+/// names, for tools that walk a path table (`coffer plugin verify`).
+pub fn path_templates(pattern: &str) -> Vec<(String, Vec<String>)> {
+    templates(pattern).into_iter().map(|t| (t.text, t.params)).collect()
+}
+
 /// Every parameter name a pattern can carry in the URL.
 fn url_params(pattern: &str) -> BTreeSet<String> {
     templates(pattern).into_iter().flat_map(|t| t.params).collect()

@@ -332,6 +332,7 @@ enum Expect {
     Data(Value),
     ErrorContains(String),
     Present(String),
+    Custom(fn(&Value) -> Result<(), String>),
 }
 
 impl Step {
@@ -400,6 +401,11 @@ impl Step {
         self.expect.push(Expect::Present(pointer.into()));
         self
     }
+    /// A check of the whole response body of its own: `Err` explains what is wrong.
+    pub fn expect(mut self, check: fn(&Value) -> Result<(), String>) -> Step {
+        self.expect.push(Expect::Custom(check));
+        self
+    }
     /// Keeps the value at the JSON pointer under `name` for later steps (`{{name}}`).
     pub fn capture(mut self, name: &str, pointer: &str) -> Step {
         self.expect.push(Expect::Present(pointer.into()));
@@ -459,6 +465,7 @@ fn check(step: &Step, status: u16, body: &Value, vars: &BTreeMap<String, String>
             Expect::Present(p) if body.pointer(p).is_none_or(Value::is_null) => {
                 return Err(format!("{p} missing"));
             }
+            Expect::Custom(f) => f(body)?,
             _ => {}
         }
     }
@@ -622,6 +629,9 @@ mod tests {
         assert!(check(&s, 200, &json!({"data": {"id": "a"}})).is_ok());
         assert!(check(&s, 200, &json!({"data": {}})).unwrap_err().contains("/data/id missing"));
         assert!(check(&Step::read("x"), 500, &json!({})).is_err(), "a plain step wants success");
+        let s = Step::read("x").expect(|b| if b["n"] == 1 { Ok(()) } else { Err("n is not 1".into()) });
+        assert!(check(&s, 200, &json!({"n": 1})).is_ok());
+        assert_eq!(check(&s, 200, &json!({"n": 2})).unwrap_err(), "n is not 1");
         let vars = BTreeMap::from([("id".to_string(), "abc".to_string())]);
         assert_eq!(substitute("issued/{{id}}", &vars), "issued/abc");
         assert_eq!(substitute_value(&json!({"k": ["{{id}}"]}), &vars), json!({"k": ["abc"]}));

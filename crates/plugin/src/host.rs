@@ -308,6 +308,21 @@ impl PluginClient {
         Ok(v)
     }
 
+    /// What the plugin says it is: `secret` or `auth` (the Backend service's `Type`).
+    pub async fn backend_kind(&self) -> Result<&'static str, LogicalError> {
+        let t = self
+            .call(|i| async move {
+                let mut c = i.backend.clone();
+                c.r#type(pb::Empty {}).await.map(|r| r.into_inner().r#type)
+            })
+            .await?;
+        Ok(match t {
+            1 => "secret",
+            2 => "auth",
+            _ => "unknown",
+        })
+    }
+
     /// Stops the plugin (Cleanup, controller Shutdown, SIGKILL after a grace period). Later
     /// requests fail with [`PluginError::Stopped`].
     pub async fn shutdown(&self) {
@@ -558,7 +573,8 @@ impl Backend for PluginClient {
 
 // ---- starting a process -------------------------------------------------------------------
 
-fn sha256_hex(path: &Path) -> Result<String, PluginError> {
+/// The SHA-256 of a file in lower-case hex, as catalogs pin it.
+pub fn sha256_hex(path: &Path) -> Result<String, PluginError> {
     let bytes = std::fs::read(path)
         .map_err(|e| PluginError::Binary { path: path.display().to_string(), message: format!("cannot read: {e}") })?;
     Ok(hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref()))

@@ -43,7 +43,7 @@ mod serve;
 mod tls;
 mod transport;
 
-pub use host::{launch, LaunchSpec, PluginClient};
+pub use host::{launch, sha256_hex as sha256_file, LaunchSpec, PluginClient};
 pub use serve::{serve, serve_with, BackendKind, ServeOptions};
 
 /// The generated protocol messages, clients and servers.

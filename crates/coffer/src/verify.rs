@@ -1,0 +1,776 @@
+//! `coffer plugin verify <binary>`: the checks a reviewer would otherwise make by hand on a
+//! plugin submitted to the catalog, with a Markdown and a JSON report.
+//!
+//! The binary is started the way a server starts it (clean environment, go-plugin handshake,
+//! automatic mTLS) and then: its reported version and type are checked, its path table is
+//! read from its help answer and every path, operation and field must be documented, every
+//! declared operation of every path is called with an empty request and with wrongly typed
+//! fields (it must answer, never crash or report an internal error), its start-up time and
+//! memory are measured and its shutdown checked. Given its crate (`-crate=DIR`), its docs must
+//! exist and name every path, and its tests — acceptance tests included, against this very
+//! `coffer` binary — must pass.
+
+use coffer_plugin::{LaunchSpec, PluginClient};
+use coffer_sdk::framework::PathSpec;
+use coffer_sdk::{Backend, ErrorKind, Operation, Request, SystemInfo};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "Usage: coffer plugin verify [options] <plugin-binary>
+
+  Runs the review checks on a plugin binary and writes verify-report.md and
+  verify-report.json. Exits 0 when every check passes, 2 when one fails.
+
+Options:
+  -crate=DIR          the plugin's crate: checks its docs and runs its tests (with
+                      COFFER_ACC=1 against this coffer binary)
+  -type=secret|auth   the kind the plugin must report
+  -version=vX.Y.Z     the version the plugin must report
+  -out=DIR            where to write the reports (default: the current directory)
+  -max-startup=MS     start-up budget, median of 3 starts (default 1000)
+  -max-rss=MIB        resident memory budget after the checks (default 64)
+  -skip-tests         do not run the crate's tests
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Pass,
+    Fail,
+    Skip,
+}
+
+impl Outcome {
+    fn word(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Skip => "skip",
+        }
+    }
+}
+
+struct Check {
+    id: &'static str,
+    title: &'static str,
+    outcome: Outcome,
+    detail: String,
+    measured: Value,
+}
+
+fn check(id: &'static str, title: &'static str, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        id,
+        title,
+        outcome: if ok { Outcome::Pass } else { Outcome::Fail },
+        detail: detail.into(),
+        measured: Value::Null,
+    }
+}
+
+fn skip(id: &'static str, title: &'static str, why: impl Into<String>) -> Check {
+    Check { id, title, outcome: Outcome::Skip, detail: why.into(), measured: Value::Null }
+}
+
+struct Opts {
+    binary: PathBuf,
+    crate_dir: Option<PathBuf>,
+    kind: Option<String>,
+    version: Option<String>,
+    out: PathBuf,
+    max_startup_ms: u64,
+    max_rss_mib: u64,
+    skip_tests: bool,
+}
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        binary: PathBuf::new(),
+        crate_dir: None,
+        kind: None,
+        version: None,
+        out: PathBuf::from("."),
+        max_startup_ms: 1000,
+        max_rss_mib: 64,
+        skip_tests: false,
+    };
+    let mut positional = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let Some(flag) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) else {
+            positional.push(a.clone());
+            continue;
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag, None),
+        };
+        if name == "skip-tests" {
+            o.skip_tests = true;
+            continue;
+        }
+        if matches!(name, "h" | "help") {
+            return Err(String::new());
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => it.next().cloned().ok_or_else(|| format!("flag -{name} needs a value"))?,
+        };
+        let number = |v: &str| v.parse::<u64>().map_err(|_| format!("-{name} must be a whole number, not {v:?}"));
+        match name {
+            "crate" => o.crate_dir = Some(PathBuf::from(value)),
+            "type" => {
+                let k = match value.as_str() {
+                    "secret" | "secrets" => "secret",
+                    "auth" | "credential" => "auth",
+                    other => return Err(format!("-type must be secret or auth, not {other:?}")),
+                };
+                o.kind = Some(k.to_string());
+            }
+            "version" => o.version = Some(value),
+            "out" => o.out = PathBuf::from(value),
+            "max-startup" => o.max_startup_ms = number(&value)?,
+            "max-rss" => o.max_rss_mib = number(&value)?,
+            other => return Err(format!("unknown flag -{other}")),
+        }
+    }
+    match positional.as_slice() {
+        [b] => o.binary = PathBuf::from(b),
+        [] => return Err("missing the plugin binary".into()),
+        _ => return Err(format!("one plugin binary expected, got {}", positional.len())),
+    }
+    Ok(o)
+}
+
+pub fn main(args: &[String]) -> i32 {
+    let opts = match parse(args) {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            print!("{USAGE}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("Error: {e}\n\n{USAGE}");
+            return 1;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let report = rt.block_on(verify(&opts));
+    if let Err(e) = write_reports(&opts, &report) {
+        eprintln!("Error: {e}");
+        return 1;
+    }
+    print!("{}", report.summary_text());
+    println!(
+        "Reports: {} and {}",
+        opts.out.join("verify-report.md").display(),
+        opts.out.join("verify-report.json").display()
+    );
+    if report.passed() {
+        0
+    } else {
+        2
+    }
+}
+
+struct Report {
+    binary: PathBuf,
+    sha256: String,
+    size: u64,
+    name: String,
+    version: String,
+    checks: Vec<Check>,
+}
+
+impl Report {
+    fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.outcome != Outcome::Fail)
+    }
+
+    fn summary_text(&self) -> String {
+        let mut s = String::new();
+        for c in &self.checks {
+            s.push_str(&format!("{:<5} {:<22} {}\n", c.outcome.word().to_uppercase(), c.id, first_line(&c.detail)));
+        }
+        let fails = self.checks.iter().filter(|c| c.outcome == Outcome::Fail).count();
+        s.push_str(&format!(
+            "{}: {} checks, {} failed\n",
+            if fails == 0 { "PASSED" } else { "FAILED" },
+            self.checks.len(),
+            fails
+        ));
+        s
+    }
+
+    fn json(&self) -> Value {
+        let checks: Vec<Value> = self
+            .checks
+            .iter()
+            .map(|c| {
+                json!({ "id": c.id, "title": c.title, "result": c.outcome.word(), "detail": c.detail,
+                        "measured": c.measured })
+            })
+            .collect();
+        json!({
+            "plugin": self.name,
+            "binary": self.binary.display().to_string(),
+            "sha256": self.sha256,
+            "size_bytes": self.size,
+            "version": self.version,
+            "verified_with": format!("coffer {}", env!("CARGO_PKG_VERSION")),
+            "verified_at": unix_now(),
+            "passed": self.passed(),
+            "checks": checks,
+        })
+    }
+
+    fn markdown(&self) -> String {
+        let mut s = format!("# Plugin review report: {}\n\n", self.name);
+        s.push_str(&format!(
+            "| | |\n|---|---|\n| Binary | `{}` |\n| SHA-256 | `{}` |\n| Size | {} bytes |\n| Reported version | `{}` |\n| Verified with | coffer {} |\n| Result | **{}** |\n\n",
+            self.binary.display(),
+            self.sha256,
+            self.size,
+            if self.version.is_empty() { "(none)" } else { &self.version },
+            env!("CARGO_PKG_VERSION"),
+            if self.passed() { "PASSED" } else { "FAILED" }
+        ));
+        s.push_str("| Check | Result | Detail |\n|---|---|---|\n");
+        for c in &self.checks {
+            let mark = match c.outcome {
+                Outcome::Pass => "✅ pass",
+                Outcome::Fail => "❌ fail",
+                Outcome::Skip => "➖ skip",
+            };
+            s.push_str(&format!("| {} | {mark} | {} |\n", c.title, md_cell(&first_line(&c.detail))));
+        }
+        let long: Vec<&Check> = self.checks.iter().filter(|c| c.detail.lines().count() > 1).collect();
+        if !long.is_empty() {
+            s.push_str("\n## Details\n");
+            for c in long {
+                s.push_str(&format!("\n### {}\n\n```\n{}\n```\n", c.title, c.detail.trim_end()));
+            }
+        }
+        s
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn write_reports(opts: &Opts, r: &Report) -> Result<(), String> {
+    std::fs::create_dir_all(&opts.out).map_err(|e| format!("cannot create {}: {e}", opts.out.display()))?;
+    let md = opts.out.join("verify-report.md");
+    std::fs::write(&md, r.markdown()).map_err(|e| format!("cannot write {}: {e}", md.display()))?;
+    let js = opts.out.join("verify-report.json");
+    let text = serde_json::to_string_pretty(&r.json()).unwrap_or_default();
+    std::fs::write(&js, text + "\n").map_err(|e| format!("cannot write {}: {e}", js.display()))
+}
+
+/// Resident memory of a process in KiB (Linux `/proc`).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"))
+        .unwrap_or(false)
+}
+
+fn spec_for(binary: &Path, sha: &str) -> LaunchSpec {
+    LaunchSpec { sha256: sha.to_string(), ..LaunchSpec::new(binary) }
+}
+
+fn request(
+    path: &str,
+    op: Operation,
+    data: Map<String, Value>,
+    storage: &Arc<coffer_sdk::testing::MapView>,
+) -> Request {
+    Request {
+        operation: op,
+        path: path.to_string(),
+        data,
+        mount_point: "verify/".into(),
+        storage: storage.clone(),
+        system: SystemInfo { default_lease_ttl: 3600, max_lease_ttl: 86400 },
+        remote_addr: None,
+        services: None,
+    }
+}
+
+/// Concrete paths for a pattern: each template with its parameters filled by a value the
+/// pattern accepts (tried from a few plausible ones).
+fn sample_paths(pattern: &str) -> Vec<String> {
+    let Ok(re) = regex::Regex::new(&format!("^(?:{pattern})$")) else {
+        return vec![];
+    };
+    let candidates = ["verify", "00000000-0000-4000-8000-000000000001", "1", "a"];
+    let mut out = Vec::new();
+    for (template, params) in coffer_core::path_templates(pattern) {
+        let filled = candidates.iter().map(|c| {
+            let mut t = template.clone();
+            for p in &params {
+                t = t.replace(&format!("{{{p}}}"), c);
+            }
+            t
+        });
+        if let Some(t) = filled.into_iter().find(|t| re.is_match(t)) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+/// A value of the wrong type for a field, or `None` when any value is acceptable.
+fn wrong_value(ty: coffer_sdk::field::FieldType) -> Option<Value> {
+    use coffer_sdk::field::FieldType as T;
+    match ty {
+        T::Int | T::DurationSecond => Some(json!("not-a-number")),
+        T::Bool => Some(json!("not-a-boolean")),
+        T::Map => Some(json!(42)),
+        T::String | T::CommaStringSlice | T::Raw => None,
+    }
+}
+
+fn documentation_gaps(paths: &[PathSpec]) -> Vec<String> {
+    let mut gaps = Vec::new();
+    for p in paths {
+        if p.synopsis.trim().is_empty() {
+            gaps.push(format!("path {:?}: no synopsis", p.pattern));
+        }
+        if p.description.trim().is_empty() {
+            gaps.push(format!("path {:?}: no description", p.pattern));
+        }
+        for (op, summary) in &p.operations {
+            if summary.trim().is_empty() {
+                gaps.push(format!("path {:?}: operation {} has no summary", p.pattern, op.as_str()));
+            }
+        }
+        for f in &p.fields {
+            if f.description.trim().is_empty() {
+                gaps.push(format!("path {:?}: field {:?} has no description", p.pattern, f.name));
+            }
+        }
+    }
+    gaps
+}
+
+/// The literal start of a pattern (`issued/(?P<id>…)` → `issued`), what a docs page must name.
+fn literal_stem(pattern: &str) -> String {
+    pattern
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || matches!(c, '/' | '-' | '_'))
+        .collect::<String>()
+        .trim_end_matches('/')
+        .to_string()
+}
+
+async fn verify(opts: &Opts) -> Report {
+    let name = opts.binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut r = Report {
+        binary: opts.binary.clone(),
+        sha256: String::new(),
+        size: 0,
+        name,
+        version: String::new(),
+        checks: vec![],
+    };
+    const BIN: &str = "Binary is a regular executable file";
+    match (coffer_plugin::sha256_file(&opts.binary), std::fs::metadata(&opts.binary)) {
+        (Ok(sha), Ok(m)) => {
+            r.sha256 = sha;
+            r.size = m.len();
+        }
+        (Err(e), _) => {
+            r.checks.push(check("binary", BIN, false, e.to_string()));
+            return r;
+        }
+        (_, Err(e)) => {
+            r.checks.push(check("binary", BIN, false, format!("cannot read {}: {e}", opts.binary.display())));
+            return r;
+        }
+    }
+    let executable = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(&opts.binary).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    };
+    r.checks.push(check("binary", BIN, executable, format!("{} bytes, SHA-256 {}", r.size, r.sha256)));
+    if !executable {
+        return r;
+    }
+
+    // Start-up: three starts, the median counts; the last one stays up for the other checks.
+    const HS: &str = "Handshake (go-plugin v5, gRPC, automatic mTLS)";
+    let mut times = Vec::new();
+    let mut client = None;
+    for i in 0..3 {
+        let t = Instant::now();
+        match PluginClient::start(spec_for(&opts.binary, &r.sha256)).await {
+            Ok(c) => {
+                times.push(t.elapsed());
+                if i < 2 {
+                    c.shutdown().await;
+                } else {
+                    client = Some(c);
+                }
+            }
+            Err(e) => {
+                r.checks.push(check("handshake", HS, false, e.to_string()));
+                return r;
+            }
+        }
+    }
+    let client = client.expect("three starts");
+    r.checks.push(check("handshake", HS, true, "the plugin started and completed the handshake 3 times"));
+    times.sort();
+    let median = times[1];
+    let mut c = check(
+        "startup_time",
+        "Start-up time within budget",
+        median <= Duration::from_millis(opts.max_startup_ms),
+        format!("median {:.1} ms of 3 starts (budget {} ms)", median.as_secs_f64() * 1000.0, opts.max_startup_ms),
+    );
+    c.measured = json!({ "median_ms": median.as_secs_f64() * 1000.0,
+                         "starts_ms": times.iter().map(|t| t.as_secs_f64() * 1000.0).collect::<Vec<_>>() });
+    r.checks.push(c);
+
+    // Version and type.
+    const VER: &str = "Reports a semantic version";
+    match client.version().await {
+        Ok(v) => {
+            r.version = v.clone();
+            let semver = regex::Regex::new(r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$").expect("regex");
+            let mut problems = Vec::new();
+            if !semver.is_match(&v) {
+                problems.push(format!("{v:?} is not a version like v1.2.3"));
+            }
+            if let Some(want) = &opts.version {
+                if want.trim_start_matches('v') != v.trim_start_matches('v') {
+                    problems.push(format!("expected {want}"));
+                }
+            }
+            if let Some(dir) = &opts.crate_dir {
+                if let Some(cv) = crate_version(dir) {
+                    if cv != v.trim_start_matches('v') {
+                        problems.push(format!("the crate's Cargo.toml says {cv}"));
+                    }
+                }
+            }
+            let ok = problems.is_empty();
+            let detail = if ok { v.clone() } else { format!("reports {v:?}: {}", problems.join("; ")) };
+            r.checks.push(check("version", VER, ok, detail));
+        }
+        Err(e) => r.checks.push(check("version", VER, false, e.to_string())),
+    }
+    const TYPE: &str = "Reports its plugin type";
+    match (client.backend_kind().await, &opts.kind) {
+        (Ok(k), Some(want)) => r.checks.push(check("type", TYPE, k == want, format!("reports {k}, expected {want}"))),
+        (Ok(k), None) => r.checks.push(check("type", TYPE, k != "unknown", format!("reports {k}"))),
+        (Err(e), _) => r.checks.push(check("type", TYPE, false, e.to_string())),
+    }
+
+    // The path table and its documentation.
+    let paths = client.paths().to_vec();
+    let has_table = !paths.is_empty();
+    r.checks.push(check(
+        "path_table",
+        "Publishes its path table in its help",
+        has_table,
+        if has_table {
+            format!("{} paths: {}", paths.len(), paths.iter().map(|p| p.pattern).collect::<Vec<_>>().join(", "))
+        } else {
+            "the help answer carries no path table (build with the Coffer SDK, or describe paths)".into()
+        },
+    ));
+    const DOC: &str = "Every path, operation and field documented";
+    if has_table {
+        let gaps = documentation_gaps(&paths);
+        let fields: usize = paths.iter().map(|p| p.fields.len()).sum();
+        let detail = if gaps.is_empty() {
+            format!("{} paths and {fields} fields all carry descriptions", paths.len())
+        } else {
+            format!("{} gaps\n{}", gaps.len(), gaps.join("\n"))
+        };
+        r.checks.push(check("path_docs", DOC, gaps.is_empty(), detail));
+    } else {
+        r.checks.push(skip("path_docs", DOC, "no path table"));
+    }
+
+    // Robustness: every declared operation answered, bad types refused, nothing crashes.
+    const ROB: &str = "Answers every operation; refuses bad input; never crashes";
+    if has_table {
+        let storage = Arc::new(coffer_sdk::testing::MapView::default());
+        let mut problems = Vec::new();
+        let mut calls = 0;
+        for p in &paths {
+            let samples = sample_paths(p.pattern);
+            if samples.is_empty() {
+                problems.push(format!("path {:?}: no concrete path could be derived from the pattern", p.pattern));
+            }
+            for path in samples {
+                for (op, _) in &p.operations {
+                    if *op == Operation::Help {
+                        continue;
+                    }
+                    calls += 1;
+                    if let Err(e) = client.handle_request(request(&path, *op, Map::new(), &storage)).await {
+                        if matches!(e.kind, ErrorKind::Internal | ErrorKind::Unavailable | ErrorKind::Sealed) {
+                            problems.push(format!("{} {path} (empty request): {e}", op.as_str()));
+                        }
+                    }
+                    if !matches!(op, Operation::Create | Operation::Update | Operation::Patch) {
+                        continue;
+                    }
+                    for f in &p.fields {
+                        let Some(bad) = wrong_value(f.ty) else { continue };
+                        if path.split('/').any(|seg| seg == f.name) {
+                            continue;
+                        }
+                        let mut data = Map::new();
+                        data.insert(f.name.to_string(), bad.clone());
+                        calls += 1;
+                        match client.handle_request(request(&path, *op, data, &storage)).await {
+                            Err(e) if e.kind == ErrorKind::BadRequest => {}
+                            Err(e) if matches!(e.kind, ErrorKind::Internal | ErrorKind::Unavailable) => {
+                                problems.push(format!("{} {path} with {}={bad}: {e}", op.as_str(), f.name))
+                            }
+                            other => problems.push(format!(
+                                "{} {path} with {}={bad}: expected a 400 error, got {}",
+                                op.as_str(),
+                                f.name,
+                                match other {
+                                    Ok(_) => "success".to_string(),
+                                    Err(e) => format!("{e}"),
+                                }
+                            )),
+                        }
+                    }
+                }
+            }
+        }
+        calls += 1;
+        match client.handle_request(request("verify-no-such/path/x", Operation::Read, Map::new(), &storage)).await {
+            Err(e) if matches!(e.kind, ErrorKind::UnsupportedPath | ErrorKind::NotFound) => {}
+            Err(e) => problems.push(format!("an unknown path: expected 404, got {e}")),
+            Ok(_) => problems.push("an unknown path: expected 404, got success".into()),
+        }
+        if client.restarts() > 0 {
+            problems.push(format!("the plugin process died {} time(s) during the checks", client.restarts()));
+        }
+        let detail = if problems.is_empty() {
+            format!("{calls} requests, all answered, bad types refused with 400, no restart")
+        } else {
+            format!("{} problems in {calls} requests\n{}", problems.len(), problems.join("\n"))
+        };
+        let mut c = check("robustness", ROB, problems.is_empty(), detail);
+        c.measured = json!({ "requests": calls, "restarts": client.restarts() });
+        r.checks.push(c);
+    } else {
+        r.checks.push(skip("robustness", ROB, "no path table"));
+    }
+
+    // Memory after the work above, then a clean shutdown.
+    let pid = client.pid().await;
+    const MEM: &str = "Resident memory within budget";
+    match pid.and_then(rss_kib) {
+        Some(kib) => {
+            let mib = kib as f64 / 1024.0;
+            let mut c = check(
+                "memory",
+                MEM,
+                mib <= opts.max_rss_mib as f64,
+                format!("{mib:.1} MiB resident after the checks (budget {} MiB)", opts.max_rss_mib),
+            );
+            c.measured = json!({ "rss_kib": kib });
+            r.checks.push(c);
+        }
+        None => r.checks.push(skip("memory", MEM, "cannot read the process's memory (needs Linux /proc)")),
+    }
+    const STOP: &str = "Stops cleanly when the host shuts it down";
+    client.shutdown().await;
+    match pid {
+        Some(pid) => {
+            let t = Instant::now();
+            while alive(pid) && t.elapsed() < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let gone = !alive(pid);
+            r.checks.push(check(
+                "shutdown",
+                STOP,
+                gone,
+                if gone {
+                    format!("exited {:.0} ms after shutdown", t.elapsed().as_secs_f64() * 1000.0)
+                } else {
+                    "still running 5 s after shutdown".into()
+                },
+            ));
+        }
+        None => r.checks.push(check("shutdown", STOP, false, "the plugin was not running before shutdown")),
+    }
+
+    // The crate: docs and tests.
+    const DOCS: &str = "Docs: README, CHANGELOG, configuration, paths, examples";
+    const TESTS: &str = "Unit and acceptance tests pass";
+    match &opts.crate_dir {
+        None => {
+            r.checks.push(skip("docs", DOCS, "no -crate given"));
+            r.checks.push(skip("tests", TESTS, "no -crate given"));
+        }
+        Some(dir) => {
+            r.checks.push(check_docs(dir, &paths));
+            if opts.skip_tests {
+                r.checks.push(skip("tests", TESTS, "-skip-tests"));
+            } else {
+                r.checks.push(run_tests(dir).await);
+            }
+        }
+    }
+    r
+}
+
+fn crate_version(dir: &Path) -> Option<String> {
+    let toml = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+    let pkg = toml.split("[package]").nth(1)?;
+    let pkg = pkg.split("\n[").next()?;
+    pkg.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "version").then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn check_docs(dir: &Path, paths: &[PathSpec]) -> Check {
+    let mut problems = Vec::new();
+    for f in ["README.md", "CHANGELOG.md", "docs/configuration.md", "docs/paths.md", "docs/examples.md"] {
+        match std::fs::read_to_string(dir.join(f)) {
+            Ok(t) if t.trim().len() >= 40 => {}
+            Ok(_) => problems.push(format!("{f} is (nearly) empty")),
+            Err(_) => problems.push(format!("{f} is missing")),
+        }
+    }
+    let paths_md = std::fs::read_to_string(dir.join("docs/paths.md")).unwrap_or_default();
+    for p in paths {
+        let stem = literal_stem(p.pattern);
+        if !stem.is_empty() && !paths_md.contains(&stem) {
+            problems.push(format!("docs/paths.md does not mention {stem:?}"));
+        }
+    }
+    let ok = problems.is_empty();
+    check(
+        "docs",
+        "Docs: README, CHANGELOG, configuration, paths, examples",
+        ok,
+        if ok { "all present; docs/paths.md names every path".to_string() } else { problems.join("\n") },
+    )
+}
+
+/// `cargo test` in the plugin's crate with the acceptance tests switched on against this
+/// binary; passes when the tests pass, at least one ran and no acceptance test skipped itself.
+async fn run_tests(dir: &Path) -> Check {
+    const TESTS: &str = "Unit and acceptance tests pass";
+    let me = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let dir = dir.to_path_buf();
+    let t = Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("cargo")
+            .args(["test", "--manifest-path"])
+            .arg(dir.join("Cargo.toml"))
+            .env("COFFER_ACC", "1")
+            .env("COFFER_BIN", &me)
+            .output()
+    })
+    .await;
+    let out = match out {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return check("tests", TESTS, false, format!("cannot run cargo: {e}")),
+        Err(e) => return check("tests", TESTS, false, format!("cannot run cargo: {e}")),
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for l in text.lines().filter(|l| l.starts_with("test result:")) {
+        let num = |word: &str| {
+            l.split(';').find_map(|part| {
+                part.trim()
+                    .trim_start_matches("test result: ok. ")
+                    .trim_start_matches("test result: FAILED. ")
+                    .strip_suffix(word)
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            })
+        };
+        passed += num("passed").unwrap_or(0);
+        failed += num("failed").unwrap_or(0);
+    }
+    let skipped = text.lines().filter(|l| l.starts_with("SKIPPED")).count();
+    let ok = out.status.success() && passed > 0 && failed == 0 && skipped == 0;
+    let secs = t.elapsed().as_secs_f64();
+    let mut detail = format!("{passed} passed, {failed} failed, {skipped} skipped in {secs:.1} s");
+    if !ok {
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        detail.push('\n');
+        detail.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+    let mut c = check("tests", TESTS, ok, detail);
+    c.measured = json!({ "passed": passed, "failed": failed, "seconds": secs });
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_paths_satisfy_their_patterns() {
+        assert_eq!(sample_paths("config"), vec!["config"]);
+        assert_eq!(sample_paths(r"issued/(?P<id>[0-9a-f\-]{36})"), vec!["issued/00000000-0000-4000-8000-000000000001"]);
+        assert_eq!(sample_paths("issued/?"), vec!["issued"]);
+        assert_eq!(sample_paths(r"items/(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]{0,127})"), vec!["items/verify"]);
+        assert_eq!(sample_paths(r"roles/(?P<n>\d+)"), vec!["roles/1"], "the first candidate the pattern takes");
+    }
+
+    #[test]
+    fn literal_stems_and_versions() {
+        assert_eq!(literal_stem(r"issued/(?P<id>.+)"), "issued");
+        assert_eq!(literal_stem("login"), "login");
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("Cargo.toml"),
+            "[package]\nname = \"x\"\nversion = \"0.3.1\"\n\n[dependencies]\nversion = \"9\"\n",
+        )
+        .unwrap();
+        assert_eq!(crate_version(d.path()).as_deref(), Some("0.3.1"));
+    }
+
+    #[test]
+    fn flags_parse_and_refuse() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let o = parse(&s(&["-type=auth", "-version", "v1.0.0", "bin", "-max-rss=32"])).unwrap();
+        assert_eq!((o.kind.as_deref(), o.version.as_deref(), o.max_rss_mib), (Some("auth"), Some("v1.0.0"), 32));
+        assert_eq!(o.binary, PathBuf::from("bin"));
+        assert!(parse(&s(&["-type=db", "bin"])).is_err());
+        assert!(parse(&s(&[])).is_err());
+        assert!(parse(&s(&["a", "b"])).is_err());
+        assert!(parse(&s(&["-max-startup=soon", "bin"])).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! `coffer plugin verify` runs the review checks on a real plugin binary and writes a Markdown
+//! and a JSON report with pass/fail per criterion: the example plugin with its crate passes
+//! every check it is given; the same binary judged against the wrong version, type or an
+//! undocumented crate fails exactly those checks; a binary that is not a plugin fails the
+//! handshake — all with exit code 2 and a report, never a crash.
+//!
+//! The crate's own tests are not run here (`-skip-tests`): they would need cargo inside cargo.
+//! scripts/test runs the full verify, tests included, on freshly scaffolded plugins.
+
+mod common;
+
+use common::{coffer_bin, out};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn example_binary() -> PathBuf {
+    let b = Path::new(coffer_bin()).with_file_name("coffer-plugin-example");
+    assert!(b.exists(), "build the workspace first (the example plugin binary is missing)");
+    b
+}
+
+fn example_crate() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/passphrase")
+}
+
+fn verify(args: &[&str], out_dir: &Path) -> (Output, Value, String) {
+    let o = Command::new(coffer_bin())
+        .args(["plugin", "verify"])
+        .arg(format!("-out={}", out_dir.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    let json = std::fs::read_to_string(out_dir.join("verify-report.json"))
+        .map(|t| serde_json::from_str(&t).expect("the JSON report parses"))
+        .unwrap_or(Value::Null);
+    let md = std::fs::read_to_string(out_dir.join("verify-report.md")).unwrap_or_default();
+    (o, json, md)
+}
+
+fn result(report: &Value, id: &str) -> String {
+    report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == id))
+        .map(|c| c["result"].as_str().unwrap_or("").to_string())
+        .unwrap_or_else(|| panic!("no check {id} in {report}"))
+}
+
+#[test]
+fn the_example_plugin_passes_every_check_and_the_report_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = example_crate();
+    let (o, report, md) = verify(
+        &[
+            "-type=secret",
+            "-version=v0.1.0",
+            &format!("-crate={}", crate_dir.display()),
+            "-skip-tests",
+            example_binary().to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["version"], "v0.1.0");
+    assert_eq!(report["sha256"].as_str().map(str::len), Some(64));
+    for id in [
+        "binary",
+        "handshake",
+        "startup_time",
+        "version",
+        "type",
+        "path_table",
+        "path_docs",
+        "robustness",
+        "memory",
+        "shutdown",
+        "docs",
+    ] {
+        assert_eq!(result(&report, id), "pass", "{id}: {report}");
+    }
+    assert_eq!(result(&report, "tests"), "skip");
+    let rss = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == "memory").unwrap()["measured"]["rss_kib"]
+        .as_u64()
+        .unwrap();
+    assert!(rss > 1000, "a measured resident size: {rss} KiB");
+    assert!(md.contains("# Plugin review report: coffer-plugin-example") && md.contains("**PASSED**"), "{md}");
+    assert!(out(&o).contains("PASSED: 12 checks, 0 failed"), "{}", out(&o));
+}
+
+#[test]
+fn wrong_expectations_and_missing_docs_fail_exactly_their_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = tempfile::tempdir().unwrap();
+    std::fs::write(bare.path().join("Cargo.toml"), "[package]\nname = \"x\"\nversion = \"0.1.0\"\n").unwrap();
+    let (o, report, md) = verify(
+        &[
+            "-type=auth",
+            "-version=v9.9.9",
+            &format!("-crate={}", bare.path().display()),
+            "-skip-tests",
+            example_binary().to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert_eq!(report["passed"], false);
+    assert_eq!(result(&report, "type"), "fail");
+    assert_eq!(result(&report, "version"), "fail");
+    assert_eq!(result(&report, "docs"), "fail");
+    assert_eq!(result(&report, "robustness"), "pass", "the binary itself is fine");
+    assert!(md.contains("README.md is missing") && md.contains("**FAILED**"), "{md}");
+}
+
+#[test]
+fn a_binary_that_is_not_a_plugin_fails_the_handshake_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("not-a-plugin");
+    std::fs::write(&fake, "#!/bin/sh\necho hello\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (o, report, _) = verify(&[fake.to_str().unwrap()], &dir.path().join("r"));
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert_eq!(result(&report, "binary"), "pass");
+    assert_eq!(result(&report, "handshake"), "fail");
+    assert!(!out(&o).contains("panicked"), "{}", out(&o));
+
+    let (o, report, _) = verify(&[dir.path().join("missing").to_str().unwrap()], &dir.path().join("r2"));
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert_eq!(result(&report, "binary"), "fail");
+    let o = Command::new(coffer_bin()).args(["plugin", "verify", "-type=db", "x"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "bad flags are a usage error: {}", out(&o));
+}
