@@ -318,6 +318,24 @@ struct PluginHost;
 #[async_trait::async_trait]
 impl coffer_core::catalog::PluginLauncher for PluginHost {
     async fn launch(&self, spec: &coffer_core::catalog::PluginSpec) -> Result<Arc<dyn coffer_sdk::Backend>, String> {
-        coffer_plugin::launch(&spec.path, &spec.args, &spec.env, &spec.sha256).await.map_err(|e| e.to_string())
+        let launch = coffer_plugin::LaunchSpec {
+            name: spec.name.clone(),
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+            sha256: spec.sha256.clone(),
+            ..coffer_plugin::LaunchSpec::new(&spec.path)
+        };
+        let client = coffer_plugin::PluginClient::start(launch).await.map_err(|e| e.to_string())?;
+        // OpenBao refuses a plugin whose own type is not the one it is registered and mounted as.
+        if let Ok(actual) = client.backend_kind().await {
+            if !spec.kind.is_empty() && actual != spec.kind && actual != "unknown" {
+                client.shutdown().await;
+                return Err(format!(
+                    "the plugin reports type {actual:?} but is registered as {:?}: register it under its own type",
+                    spec.kind
+                ));
+            }
+        }
+        Ok(Arc::new(client))
     }
 }

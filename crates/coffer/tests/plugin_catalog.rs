@@ -202,3 +202,40 @@ fn example_plugin_runs_in_coffer_and_survives_kill_9_and_reload() {
     ok(&["plugin", "reload", "-plugin=passphrase"]);
     assert!(json(&ok(&["read", "-format=json", "pp/gen"]))["data"]["passphrase"].is_string());
 }
+
+/// A secrets-engine binary registered as an auth method is refused at `bao auth enable` with
+/// a message naming both types, as OpenBao does, and the auth table stays as it was; with
+/// several versions registered, a mount without a version gets the highest semantic version
+/// (v0.10.0 over v0.9.0, which string order would pick).
+#[test]
+fn a_plugin_of_the_wrong_type_is_refused_and_versions_order_semantically() {
+    let Some(bao) = bao_path() else { return };
+    let built = std::path::Path::new(coffer_bin()).with_file_name("coffer-plugin-example");
+    assert!(built.exists(), "build the workspace first (the example plugin binary is missing)");
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(&built, plugins.join("pp")).unwrap();
+    let sha = sha256_hex(&plugins.join("pp"));
+    let s = start_dev_with_plugins(&plugins);
+    let run = |args: &[&str]| cli(&bao, &s.addr, Some("root"), args);
+    let ok = |args: &[&str]| {
+        let o = run(args);
+        assert!(o.status.success(), "bao {args:?}: {}", out(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    ok(&["plugin", "register", &format!("-sha256={sha}"), "-command=pp", "auth", "pp-as-auth"]);
+    let before = ok(&["auth", "list"]);
+    let o = run(&["auth", "enable", "-path=wrong", "pp-as-auth"]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("reports type \"secret\"") && out(&o).contains("\"auth\""), "{}", out(&o));
+    assert_eq!(ok(&["auth", "list"]), before, "the auth table is unchanged");
+
+    for v in ["v0.9.0", "v0.10.0"] {
+        ok(&["plugin", "register", &format!("-sha256={sha}"), "-command=pp", &format!("-version={v}"), "secret", "pp"]);
+    }
+    ok(&["secrets", "enable", "-path=pp", "pp"]);
+    let mounts = json(&ok(&["secrets", "list", "-format=json"]));
+    assert_eq!(mounts["pp/"]["running_plugin_version"], "v0.10.0", "{mounts}");
+    assert!(!s.log_text().contains("panicked"));
+}

@@ -45,12 +45,29 @@ pub struct PluginSpec {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub version: String,
+    /// `secret` or `auth`: what the plugin must report itself to be.
+    pub kind: String,
 }
 
 /// Starts a plugin process and speaks the plugin protocol with it.
 #[async_trait::async_trait]
 pub trait PluginLauncher: Send + Sync {
     async fn launch(&self, spec: &PluginSpec) -> std::result::Result<Arc<dyn Backend>, String>;
+}
+
+/// Orders versions as semantic versions (`v1.10.0` after `v1.9.2`, a pre-release before its
+/// release); text that is not a version sorts before every version, by its text.
+fn version_order(v: &str) -> (bool, Vec<u64>, bool, String) {
+    let core_and_pre = v.trim_start_matches('v').split('+').next().unwrap_or("");
+    let (core, pre) = match core_and_pre.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (core_and_pre, None),
+    };
+    let nums: Option<Vec<u64>> = core.split('.').map(|n| n.parse().ok()).collect();
+    match nums {
+        Some(n) if !n.is_empty() => (true, n, pre.is_none(), pre.unwrap_or("").to_string()),
+        _ => (false, vec![], false, v.to_string()),
+    }
 }
 
 fn key(ty: &str, name: &str, version: &str) -> String {
@@ -109,7 +126,11 @@ impl Core {
         }
         // No version asked: the unversioned entry, else the highest version.
         let versions = self.barrier.list(&format!("{PREFIX}{ty}/{name}/")).await.map_err(barrier_err)?;
-        let pick = if versions.iter().any(|v| v == "_") { Some("_".to_string()) } else { versions.into_iter().max() };
+        let pick = if versions.iter().any(|v| v == "_") {
+            Some("_".to_string())
+        } else {
+            versions.into_iter().max_by_key(|v| version_order(v))
+        };
         match pick {
             Some(v) => match self.barrier.get(&format!("{PREFIX}{ty}/{name}/{v}")).await.map_err(barrier_err)? {
                 Some(raw) => Ok(serde_json::from_slice(&raw).ok()),
@@ -145,6 +166,7 @@ impl Core {
             args: e.args.clone(),
             env,
             version: e.version.clone(),
+            kind: e.plugin_type.clone(),
         };
         launcher
             .launch(&spec)
@@ -373,6 +395,7 @@ impl LazyPlugin {
                     args: self.entry.args.clone(),
                     env,
                     version: self.entry.version.clone(),
+                    kind: self.entry.plugin_type.clone(),
                 };
                 launcher
                     .launch(&spec)
@@ -424,6 +447,12 @@ impl Backend for LazyPlugin {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn versions_order_semantically() {
+        let mut v = vec!["v1.9.2", "v1.10.0", "v1.10.0-rc1", "v0.1.0", "latest"];
+        v.sort_by_key(|x| super::version_order(x));
+        assert_eq!(v, ["latest", "v0.1.0", "v1.9.2", "v1.10.0-rc1", "v1.10.0"]);
+    }
     use super::*;
 
     #[test]

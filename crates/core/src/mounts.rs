@@ -97,7 +97,7 @@ impl MountEntry {
             "options": self.options,
             "plugin_version": self.plugin_version,
             "running_plugin_version": self.running_version(),
-            "running_sha256": "",
+            "running_sha256": self.running_sha256(),
             "seal_wrap": self.seal_wrap,
             "type": self.mount_type,
             "uuid": self.uuid,
@@ -108,7 +108,16 @@ impl MountEntry {
         v
     }
 
+    /// The SHA-256 of the external plugin binary serving this mount (empty for builtins).
+    pub fn running_sha256(&self) -> String {
+        self.options.as_ref().and_then(|o| o.get("plugin_sha256")).cloned().unwrap_or_default()
+    }
+
+    /// What serves the mount: the external plugin's registered version, or this build.
     pub fn running_version(&self) -> String {
+        if !self.running_sha256().is_empty() {
+            return self.plugin_version.clone();
+        }
         format!("v{}+builtin.coffer", env!("CARGO_PKG_VERSION"))
     }
 }
