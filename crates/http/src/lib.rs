@@ -8,8 +8,10 @@
 #![forbid(unsafe_code)]
 
 mod listener;
+mod ui;
 
 pub use listener::{serve, ListenerConfig};
+pub use ui::CONTENT_SECURITY_POLICY;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -33,7 +35,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 pub struct AppState {
     pub core: Arc<Core>,
     pub max_request_size: usize,
-    /// `ui = true` in the config. The web UI is not built yet; nothing is served at /ui/.
+    /// `ui = true` in the config: the web UI is served at `/ui/` and `/` redirects there.
     pub ui: bool,
     /// `telemetry { unauthenticated_metrics_access = true }` in the listener.
     pub unauthenticated_metrics: bool,
@@ -207,6 +209,11 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
 async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
+    if st.ui {
+        if let Some(r) = ui::serve(&parts.method, &path) {
+            return r;
+        }
+    }
     let Some(api_path) = path.strip_prefix("/v1/").or(if path == "/v1" { Some("") } else { None }) else {
         return error_response(StatusCode::NOT_FOUND, &[]);
     };
