@@ -3,7 +3,7 @@
 // the diff → a policy with an HCL error, then fixed → a token with it → log in as that token
 // and see only what it may → log out. axe-core runs on every screen; screenshots are kept.
 import { test } from 'node:test';
-import { startServer, launch, check, checkEqual, axe, shot, heading, checkCount } from './lib.mjs';
+import { startServer, launch, check, checkEqual, axe, shot, heading, checkCount, axeReport } from './lib.mjs';
 
 test('initialise, unseal, log in, KV v2, policies, tokens, a limited token, log out', async () => {
   const server = await startServer();
@@ -216,6 +216,6 @@ test('initialise, unseal, log in, KV v2, policies, tokens, a limited token, log 
   } finally {
     await b.close();
     await server.stop();
-    process.stdout.write(`# flow: ${checkCount()} checks\n`);
+    process.stdout.write(`# flow: ${checkCount()} checks; ${axeReport('flow')}\n`);
   }
 });

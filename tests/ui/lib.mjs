@@ -158,6 +158,14 @@ export async function axe(page, screen) {
   return res;
 }
 
+/** Writes every axe finding (any impact) of this run to artifacts/axe-<suite>.json; returns a summary. */
+export function axeReport(suite) {
+  writeFileSync(join(ARTIFACTS, `axe-${suite}.json`), JSON.stringify(axeFindings, null, 2));
+  const by = {};
+  for (const f of axeFindings) by[f.impact] = (by[f.impact] || 0) + 1;
+  return `axe findings by impact: ${JSON.stringify(by)}`;
+}
+
 export async function shot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }

@@ -131,6 +131,28 @@ fn clean_path(path: &str) -> Option<String> {
     Some(clean)
 }
 
+/// `%XX` sequences decoded (`+` stays a plus, as in a URL path); invalid UTF-8 is replaced.
+fn percent_decode_path(p: &str) -> String {
+    if !p.contains('%') {
+        return p.to_string();
+    }
+    let b = p.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
     q.map(form_urlencoded).unwrap_or_default()
 }
@@ -239,7 +261,11 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
             );
         }
     }
-    let api_path = api_path.to_string();
+    // Like Go's net/http (URL.Path), the API sees the percent-decoded path.
+    let api_path = percent_decode_path(api_path);
+    if clean_path(&format!("/v1/{api_path}")).is_some() {
+        return error_response(StatusCode::BAD_REQUEST, &["invalid path: empty or dot segments after decoding".into()]);
+    }
     let query = query_pairs(parts.uri.query());
     // `?help=<anything>` asks for the path's help, whatever the method.
     let help = query.iter().any(|(k, v)| k == "help" && !v.is_empty());
@@ -447,6 +473,14 @@ mod tests {
         assert_eq!(clean_path("/v1/secret/"), None);
         assert_eq!(clean_path("/v1/secret//foo").as_deref(), Some("/v1/secret/foo"));
         assert_eq!(clean_path("/v1/./secret/x/../foo/").as_deref(), Some("/v1/secret/foo/"));
+    }
+
+    #[test]
+    fn paths_are_percent_decoded() {
+        assert_eq!(percent_decode_path("secret/data/a%20b"), "secret/data/a b");
+        assert_eq!(percent_decode_path("kv/%3Cimg%3E%2Fx+y"), "kv/<img>/x+y");
+        assert_eq!(percent_decode_path("kv/%zz%4"), "kv/%zz%4");
+        assert_eq!(percent_decode_path("kv/%C3%A9"), "kv/é");
     }
 
     #[test]

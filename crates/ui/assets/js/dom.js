@@ -95,7 +95,7 @@ export function formCard(title, fields, submitLabel, onSubmit, opts = {}) {
   const status = h('div', { class: 'form-status', 'aria-live': 'polite' });
   const btn = h('button', { type: 'submit', class: opts.danger ? 'danger' : 'primary' }, submitLabel);
   const form = h('form', { class: 'card', 'aria-label': title, novalidate: opts.novalidate },
-    title ? h('h3', {}, title) : null,
+    title ? h('h2', {}, title) : null,
     opts.intro ? h('p', { class: 'muted' }, opts.intro) : null,
     fields.map((f) => (f instanceof Node ? f : field(f))),
     h('div', { class: 'actions' }, btn, opts.extraButtons || null),

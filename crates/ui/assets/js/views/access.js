@@ -94,7 +94,7 @@ export async function approleView(main, [mount]) {
   const base = `auth/${encPath(mount)}`;
   const roles = await list(`${base}/role`).catch(() => []);
   const out = h('div', { 'aria-live': 'polite' });
-  const show = (title, node) => setChildren(out, h('h3', {}, title), node);
+  const show = (title, node) => setChildren(out, h('h2', {}, title), node);
   const guard = (fn) => async () => {
     try {
       await fn();

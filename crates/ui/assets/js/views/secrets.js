@@ -227,7 +227,7 @@ async function secretView(main, mount, path, query) {
     actionsMsg);
 
   const versionsSection = meta ? section('Versions',
-    table('!Versions', ['Version', 'Created', 'State', ''], versionNumbers.map((n) => {
+    table('!Versions', ['Version', 'Created', 'State', 'Open'], versionNumbers.map((n) => {
       const vi = meta.versions[String(n)];
       const st = vi.destroyed ? 'destroyed' : vi.deletion_time ? 'deleted' : (n === meta.current_version ? 'current' : 'kept');
       return [String(n), fmtTime(vi.created_time), st,
@@ -254,7 +254,7 @@ function diffForm(mount, path, versions) {
       return r.data.data || {};
     };
     const [a, b] = await Promise.all([read(v.from), read(v.to)]);
-    setChildren(out, h('h4', {}, `Version ${v.from} → version ${v.to}`), diffBlock(a, b));
+    setChildren(out, h('h3', {}, `Version ${v.from} → version ${v.to}`), diffBlock(a, b));
   });
 }
 
