@@ -25,6 +25,27 @@ test('every screen works and passes axe', async () => {
     await page.getByRole('button', { name: 'Log in' }).first().click();
     await heading(page, 'Dashboard');
 
+    // Keyboard: Tab reaches the navigation with a visible focus ring, Enter follows a link and
+    // the focus lands on the new page's heading.
+    await page.locator('a.brand').focus();
+    let focused = null;
+    for (let i = 0; i < 15; i++) {
+      await page.keyboard.press('Tab');
+      focused = await page.evaluate(() => {
+        const e = document.activeElement;
+        const st = getComputedStyle(e);
+        return { text: e.textContent.trim(), outline: st.outlineStyle, width: parseFloat(st.outlineWidth) };
+      });
+      check(focused.outline !== 'none' && focused.width >= 2, `visible focus on ${focused.text}`);
+      if (focused.text === 'Secrets') break;
+    }
+    checkEqual(focused.text, 'Secrets', 'Tab reaches the Secrets link');
+    await page.keyboard.press('Enter');
+    await heading(page, 'Secrets engines');
+    checkEqual(await page.evaluate(() => document.activeElement.tagName), 'H1', 'focus moves to the new heading');
+    await page.keyboard.press('Tab');
+    check(await page.evaluate(() => document.activeElement.closest('main') !== null), 'and Tab continues in the page');
+
     // KV v1: enable, create, edit, delete.
     await go('#/secrets', 'Secrets engines');
     await page.getByLabel('Path').fill('old');

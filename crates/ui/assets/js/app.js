@@ -164,7 +164,9 @@ async function route() {
     if (my !== routing) return;
     setChildren(main, h('h1', {}, 'Something went wrong'), errorBox(err));
   }
-  if (my === routing && document.activeElement === document.body && state.navigated) {
+  // After a navigation, keyboard and screen reader users land on the new page's heading
+  // (unless the view put the focus somewhere in it already).
+  if (my === routing && state.navigated && !main.contains(document.activeElement)) {
     const h1 = main.querySelector('h1');
     if (h1) {
       h1.setAttribute('tabindex', '-1');
