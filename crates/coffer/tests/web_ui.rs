@@ -49,7 +49,13 @@ fn ui_is_served_with_strict_security_headers() {
         assert_eq!(status, 200, "{path}");
         assert!(!body.is_empty(), "{path} is empty");
         let csp = header(&h, "content-security-policy").unwrap_or_else(|| panic!("{path}: no CSP"));
-        for directive in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "object-src 'none'"] {
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+        ] {
             assert!(csp.contains(directive), "{path}: CSP {csp:?} lacks {directive}");
         }
         assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{path}: {csp}");

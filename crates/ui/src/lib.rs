@@ -89,7 +89,10 @@ mod tests {
             }
             if name.ends_with(".js") {
                 assert!(!text.contains("innerHTML") && !text.contains("outerHTML"), "{name} uses innerHTML");
-                assert!(!text.contains("insertAdjacentHTML") && !text.contains("eval("), "{name} parses strings as code");
+                assert!(
+                    !text.contains("insertAdjacentHTML") && !text.contains("eval("),
+                    "{name} parses strings as code"
+                );
                 assert!(!text.contains("console.log"), "{name} logs to the console");
             }
         }
