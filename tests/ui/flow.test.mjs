@@ -79,6 +79,7 @@ test('initialise, unseal, log in, KV v2, policies, tokens, a limited token, log 
     // Create a secret.
     await page.getByRole('link', { name: 'kv/' }).click();
     await heading(page, 'kv/');
+    await axe(page, 'kv-folder');
     await page.getByRole('link', { name: 'Create secret' }).click();
     await heading(page, 'Create secret');
     await page.getByLabel('Path of the secret').fill('app/db');
@@ -101,6 +102,7 @@ test('initialise, unseal, log in, KV v2, policies, tokens, a limited token, log 
     // Edit it: version 2.
     await page.getByRole('link', { name: 'Create new version' }).click();
     await heading(page, 'Edit app/db');
+    await axe(page, 'secret-edit');
     const pw = page.locator('.kvrow[data-key="password"] input.row-value');
     await pw.fill('s3cr3t-v2');
     await page.getByRole('button', { name: 'Save new version' }).click();
@@ -152,6 +154,7 @@ test('initialise, unseal, log in, KV v2, policies, tokens, a limited token, log 
     await page.getByRole('button', { name: 'Save policy' }).click();
     await heading(page, 'Policy app-read');
     check((await page.locator('pre.hcl').textContent()).includes('kv/metadata/app/*'), 'the saved policy is shown');
+    await axe(page, 'policy-view');
 
     // Access screen (root sees auth methods).
     await page.getByRole('link', { name: 'Access' }).click();
@@ -184,6 +187,7 @@ test('initialise, unseal, log in, KV v2, policies, tokens, a limited token, log 
       check(!nav.includes(hidden), `a limited token does not see ${hidden}`);
     }
     check(nav.includes('Secrets'), 'a limited token sees Secrets');
+    await axe(page, 'dashboard-limited');
     check(await page.locator('section[aria-label="Metrics"]').getByText('may not read metrics').isVisible(), 'no metrics for a limited token');
     await page.getByRole('link', { name: 'Secrets', exact: true }).click();
     await heading(page, 'Secrets engines');

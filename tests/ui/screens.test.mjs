@@ -73,6 +73,22 @@ test('every screen works and passes axe', async () => {
     await heading(page, 'old/team/');
     check(await page.getByText('No secrets here yet.').isVisible(), 'KV v1 secret deleted');
 
+    // JSON mode keeps values that are not strings, also when edited as rows afterwards.
+    await go(`#/kv-new/${encodeURIComponent('secret/')}/`, 'Create secret');
+    await page.getByLabel('Path of the secret').fill('json/one');
+    await page.getByLabel('Edit as JSON').check();
+    await page.getByLabel('Data as a JSON object').fill('{"n": 3, "list": ["a", "b"], "s": "x"}');
+    await axe(page, 'secret-json');
+    await page.getByRole('button', { name: 'Save secret' }).click();
+    await heading(page, 'json/one');
+    await page.getByRole('link', { name: 'Create new version' }).click();
+    await heading(page, 'Edit json/one');
+    await page.locator('.kvrow[data-key="s"] input.row-value').fill('y');
+    await page.getByRole('button', { name: 'Save new version' }).click();
+    await page.getByRole('heading', { name: 'Version 2' }).waitFor();
+    const j = (await server.api('GET', 'secret/data/json/one')).json.data.data;
+    check(j.n === 3 && JSON.stringify(j.list) === '["a","b"]' && j.s === 'y', `JSON values kept: ${JSON.stringify(j)}`);
+
     // KV v2: delete, undelete, destroy a version; custom metadata.
     await server.api('POST', 'secret/data/svc/api', { data: { key: 'one' } });
     await server.api('POST', 'secret/data/svc/api', { data: { key: 'two' } });
@@ -111,6 +127,7 @@ test('every screen works and passes axe', async () => {
     // Transit.
     await server.api('POST', 'sys/mounts/transit', { type: 'transit' });
     await go(`#/transit/${encodeURIComponent('transit/')}`, 'Transit keys in transit/');
+    await axe(page, 'transit-keys');
     await page.getByLabel('Name').fill('orders');
     await page.getByRole('button', { name: 'Create key' }).click();
     await heading(page, 'Key orders');
@@ -211,6 +228,15 @@ test('every screen works and passes axe', async () => {
     check(true, 'capabilities checker');
     await axe(page, 'tokens-root');
 
+    // A policy is viewed and deleted.
+    await server.api('PUT', 'sys/policies/acl/short-lived', { policy: 'path "x/*" {\n  capabilities = ["read"]\n}\n' });
+    await go('#/policies', 'ACL policies');
+    await page.getByRole('link', { name: 'short-lived' }).click();
+    await heading(page, 'Policy short-lived');
+    await page.getByRole('button', { name: 'Delete' }).click();
+    await heading(page, 'ACL policies');
+    checkEqual(await page.getByRole('link', { name: 'short-lived' }).count(), 0, 'policy deleted');
+
     // Leases.
     await go('#/leases', 'Leases');
     f = page.getByRole('form', { name: 'Look up a lease' });
@@ -273,6 +299,17 @@ test('every screen works and passes axe', async () => {
     check(wt !== wt2, 'wrap, lookup, rewrap, unwrap');
     await axe(page, 'tools');
     await shot(page, 'tools');
+
+    // A token revoked behind the UI's back: the next page sends the user to the login.
+    const own = await server.api('POST', 'auth/token/create', { policies: ['default'] });
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByLabel('Token').fill(own.json.auth.client_token);
+    await page.getByRole('button', { name: 'Log in' }).first().click();
+    await heading(page, 'Dashboard');
+    await server.api('POST', 'auth/token/revoke', { token: own.json.auth.client_token });
+    await page.goto(`${server.url}/ui/#/policies`);
+    await heading(page, 'Log in to Coffer');
+    checkEqual(await page.evaluate(() => sessionStorage.length), 0, 'a revoked token is forgotten');
 
     check(!b.consoleLines.join('\n').includes('wrapped-secret'), 'no secret in the console');
     checkEqual(b.pageErrors.length, 0, `no page errors: ${b.pageErrors.join('; ')}`);

@@ -1,6 +1,6 @@
 // What the current token may do, from sys/internal/ui/resultant-acl. The server still checks
 // every request; this only decides what the UI offers.
-import { get } from './api.js';
+import { get, post } from './api.js';
 
 let acl = null;
 
@@ -50,4 +50,27 @@ export function can(path, ...caps) {
   if (have.includes('root')) return true;
   if (have.includes('deny')) return false;
   return caps.some((c) => have.includes(c));
+}
+
+/**
+ * The server's own answer for a few exact paths (sys/capabilities-self): exact where the
+ * resultant ACL is only approximated here (deny precedence, `+` segments, parameters).
+ * Returns {path: [capabilities]}; paths it cannot check fall back to the resultant ACL.
+ */
+export async function capabilitiesSelf(paths) {
+  const out = {};
+  try {
+    const r = await post('sys/capabilities-self', { paths });
+    const d = (r && r.data) || r || {};
+    for (const p of paths) out[p] = Array.isArray(d[p]) ? d[p] : capabilities(p);
+  } catch {
+    for (const p of paths) out[p] = capabilities(p);
+  }
+  return out;
+}
+
+/** has(caps, 'update', 'create'): true when caps holds root or any of the given ones (and no deny). */
+export function has(caps, ...want) {
+  if (!caps || caps.includes('deny')) return false;
+  return caps.includes('root') || want.some((c) => caps.includes(c));
 }

@@ -1,7 +1,7 @@
 // Coffer web UI: the shell (session, navigation, routing). Views live in ./views/.
 import { get, getToken, setToken } from './api.js';
 import { loadAcl, clearAcl, can } from './acl.js';
-import { h, setChildren, button, errorBox } from './dom.js';
+import { h, setChildren, button, errorBox, toast } from './dom.js';
 import * as setup from './views/setup.js';
 import * as dashboard from './views/dashboard.js';
 import * as secrets from './views/secrets.js';
@@ -162,6 +162,18 @@ async function route() {
     await view(main, params, query, status);
   } catch (err) {
     if (my !== routing) return;
+    // A 403 may mean the token itself expired or was revoked: then start over at the login.
+    if (err && err.status === 403 && getToken()) {
+      try {
+        await get('auth/token/lookup-self');
+      } catch {
+        setToken(null);
+        state.self = null;
+        clearAcl();
+        toast('The session ended: the token expired or was revoked. Please log in again.');
+        return go('#/login');
+      }
+    }
     setChildren(main, h('h1', {}, 'Something went wrong'), errorBox(err));
   }
   // After a navigation, keyboard and screen reader users land on the new page's heading

@@ -1,7 +1,7 @@
 // Secrets: the list of engines, KV v1/v2 (and cubbyhole) as a tree, secrets with versions,
 // diff, metadata, delete/undelete/destroy.
 import { get, post, del, list, api } from '../api.js';
-import { can } from '../acl.js';
+import { can, capabilitiesSelf, has } from '../acl.js';
 import {
   h, setChildren, table, formCard, button, link, errorBox, secretValue, section, encPath, fmtTime,
   toast, confirmed, copyText, jsonBlock, uid,
@@ -191,7 +191,12 @@ async function secretView(main, mount, path, query) {
   const vinfo = meta && meta.versions ? meta.versions[String(version)] : current;
   const deleted = vinfo && vinfo.deletion_time;
   const destroyed = vinfo && vinfo.destroyed;
-  const mayWrite = can(`${mount}data/${path}`, 'update', 'create');
+  const P = {
+    data: `${mount}data/${path}`, del: `${mount}delete/${path}`, undel: `${mount}undelete/${path}`,
+    destroy: `${mount}destroy/${path}`, meta: `${mount}metadata/${path}`,
+  };
+  const caps = await capabilitiesSelf(Object.values(P));
+  const mayWrite = has(caps[P.data], 'update', 'create');
   const versionNumbers = meta && meta.versions ? Object.keys(meta.versions).map(Number).sort((a, b) => b - a) : [];
 
   const dataSection = section(`Version ${version}`,
@@ -201,24 +206,24 @@ async function secretView(main, mount, path, query) {
     h('div', { class: 'actions' },
       mayWrite ? link('Create new version', `#/kv-edit/${encodeURIComponent(mount)}/${encPath(path)}`, { class: 'button primary' }) : null,
       secret && secret.data.data ? act('Copy as JSON', () => copyText(JSON.stringify(secret.data.data))) : null,
-      !deleted && !destroyed && can(`${mount}delete/${path}`, 'update') ? act('Delete this version', async () => {
+      !deleted && !destroyed && has(caps[P.del], 'update') ? act('Delete this version', async () => {
         if (!confirmed(`Delete version ${version} of ${path}? It can be undeleted.`)) return;
         await post(`${mount}delete/${encPath(path)}`, { versions: [version] });
         toast(`Deleted version ${version}`);
         go(kvHref(mount, path, `version=${version}`));
       }, 'small danger') : null,
-      deleted && !destroyed && can(`${mount}undelete/${path}`, 'update') ? act('Undelete', async () => {
+      deleted && !destroyed && has(caps[P.undel], 'update') ? act('Undelete', async () => {
         await post(`${mount}undelete/${encPath(path)}`, { versions: [version] });
         toast(`Undeleted version ${version}`);
         go(kvHref(mount, path, `version=${version}`));
       }) : null,
-      !destroyed && can(`${mount}destroy/${path}`, 'update') ? act('Destroy this version', async () => {
+      !destroyed && has(caps[P.destroy], 'update') ? act('Destroy this version', async () => {
         if (!confirmed(`Destroy version ${version} of ${path}? This cannot be undone.`)) return;
         await post(`${mount}destroy/${encPath(path)}`, { versions: [version] });
         toast(`Destroyed version ${version}`);
         go(kvHref(mount, path, `version=${version}`));
       }, 'small danger') : null,
-      can(`${mount}metadata/${path}`, 'delete') ? act('Delete all versions', async () => {
+      has(caps[P.meta], 'delete') ? act('Delete all versions', async () => {
         if (!confirmed(`Delete ${path} with every version and its metadata? This cannot be undone.`)) return;
         await del(`${mount}metadata/${encPath(path)}`);
         toast(`Deleted ${path}`);
@@ -235,7 +240,7 @@ async function secretView(main, mount, path, query) {
     })),
     versionNumbers.length > 1 ? diffForm(mount, path, versionNumbers) : null) : (metaErr ? section('Versions', errorBox(metaErr)) : null);
 
-  const metaSection = meta && can(`${mount}metadata/${path}`, 'update') ? metadataForm(mount, path, meta)
+  const metaSection = meta && has(caps[P.meta], 'update') ? metadataForm(mount, path, meta)
     : meta ? section('Metadata', jsonBlock(meta.custom_metadata || {}, 'Custom metadata')) : null;
 
   setChildren(main, crumbs(mount, path), h('h1', {}, path), dataSection, versionsSection, metaSection);
@@ -262,8 +267,10 @@ function kvRows(container, entries, keyLabel, valueLabel, masked) {
   const addRow = (k = '', val = '') => {
     const id = uid('row');
     const keyIn = h('input', { id: `${id}-k`, class: 'row-key', value: k, autocomplete: 'off', spellcheck: 'false' });
-    const valIn = h('input', { id: `${id}-v`, class: 'row-value', type: masked ? 'password' : 'text', value: typeof val === 'string' ? val : JSON.stringify(val), autocomplete: 'off', spellcheck: 'false' });
-    const row = h('div', { class: 'kvrow', dataset: { key: k } },
+    const isJson = typeof val !== 'string';
+    const valIn = h('input', { id: `${id}-v`, class: 'row-value', type: masked ? 'password' : 'text', value: isJson ? JSON.stringify(val) : val, autocomplete: 'off', spellcheck: 'false' });
+    // A value that was not a string (number, list, object) is edited as JSON and saved as such.
+    const row = h('div', { class: 'kvrow', dataset: { key: k, json: isJson ? '1' : '' } },
       h('div', { class: 'field' }, h('label', { for: keyIn.id }, keyLabel), keyIn),
       h('div', { class: 'field' }, h('label', { for: valIn.id }, valueLabel), valIn),
       button('Remove', () => row.remove(), 'small', { 'aria-label': 'Remove this row' }));
@@ -279,7 +286,17 @@ function readRows(container) {
   const out = {};
   for (const row of container.querySelectorAll('.kvrow')) {
     const k = row.querySelector('.row-key').value.trim();
-    if (k) out[k] = row.querySelector('.row-value').value;
+    const v = row.querySelector('.row-value').value;
+    if (!k) continue;
+    if (row.dataset.json === '1') {
+      try {
+        out[k] = JSON.parse(v);
+      } catch {
+        throw new Error(`The value of ${k} was JSON and is no longer valid JSON.`);
+      }
+    } else {
+      out[k] = v;
+    }
   }
   return out;
 }
@@ -317,17 +334,47 @@ async function editor(main, mount, path, isNew) {
   const show = h('input', { type: 'checkbox', id: 'show-values', onchange: () => {
     for (const el of rows.querySelectorAll('.row-value')) el.type = show.checked ? 'text' : 'password';
   } });
+  const jsonArea = h('textarea', { id: 'secret-json', class: 'mono', rows: 10, spellcheck: 'false' });
+  const jsonField = h('div', { class: 'field', hidden: true }, h('label', { for: 'secret-json' }, 'Data as a JSON object'), jsonArea);
+  const rowsBox = h('div', {}, rows, h('div', { class: 'actions' }, button('Add key', () => add(), 'small'),
+    h('span', { class: 'check' }, show, h('label', { for: 'show-values' }, 'Show values'))));
+  const jsonMode = h('input', { type: 'checkbox', id: 'json-mode', onchange: () => {
+    try {
+      if (jsonMode.checked) jsonArea.value = JSON.stringify(readRows(rows), null, 2);
+      else {
+        const obj = JSON.parse(jsonArea.value || '{}');
+        rows.replaceChildren();
+        kvRows(rows, Object.entries(obj), 'Key', 'Value', !show.checked);
+      }
+    } catch (err) {
+      jsonMode.checked = !jsonMode.checked;
+      toast(`Cannot switch: ${err.message}`);
+      return;
+    }
+    jsonField.hidden = !jsonMode.checked;
+    rowsBox.hidden = jsonMode.checked;
+  } });
   const fields = [];
   if (isNew) fields.push({ name: 'path', label: 'Path of the secret', value: path, required: true, placeholder: 'app/config' });
-  fields.push(h('fieldset', {}, h('legend', {}, 'Data'), rows,
-    h('div', { class: 'actions' }, button('Add key', () => add(), 'small'),
-      h('span', { class: 'check' }, show, h('label', { for: 'show-values' }, 'Show values')))));
+  fields.push(h('fieldset', {}, h('legend', {}, 'Data'),
+    h('div', { class: 'check' }, jsonMode, h('label', { for: 'json-mode' }, 'Edit as JSON')),
+    rowsBox, jsonField));
   setChildren(main, crumbs(mount, isNew ? path : path),
     h('h1', {}, isNew ? 'Create secret' : `Edit ${path}`),
     formCard('', fields, isNew ? 'Save secret' : 'Save new version', async (v) => {
       const target = isNew ? v.path.replace(/^\/+/, '') : path;
       if (!target || target.endsWith('/')) throw new Error('Enter a path that names a secret, not a folder.');
-      const data = readRows(rows);
+      let data;
+      if (jsonMode.checked) {
+        try {
+          data = JSON.parse(jsonArea.value);
+        } catch (e) {
+          throw new Error(`The data is not valid JSON: ${e.message}`);
+        }
+        if (!data || typeof data !== 'object' || Array.isArray(data)) throw new Error('The data must be a JSON object.');
+      } else {
+        data = readRows(rows);
+      }
       if (v2) {
         await post(`${mount}data/${encPath(target)}`, { data, options: { cas: isNew ? 0 : version } });
       } else {
