@@ -203,6 +203,10 @@ test('initialise, unseal, log in, KV v2, policies, tokens, a limited token, log 
     checkEqual(await page.getByRole('button', { name: 'Delete all versions' }).count(), 0, 'no delete without delete');
     await axe(page, 'secret-limited');
     await shot(page, 'secret-limited');
+    await page.getByRole('link', { name: 'Tools' }).click();
+    await heading(page, 'Tools');
+    check(await page.getByRole('form', { name: 'Wrap', exact: true }).isVisible(), 'the default policy allows wrapping');
+    checkEqual(await page.getByRole('form', { name: 'Random bytes' }).count(), 0, 'but not random bytes: not offered');
     // A page it may not use shows the server's message.
     await page.goto(`${server.url}/ui/#/policies`);
     await heading(page, 'Something went wrong');

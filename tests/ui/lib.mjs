@@ -167,6 +167,8 @@ export function axeReport(suite) {
 }
 
 export async function shot(page, name) {
+  await page.evaluate(() => document.getElementById('toast').classList.remove('show'));
+  await page.waitForTimeout(250);
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 

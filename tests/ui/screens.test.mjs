@@ -200,6 +200,7 @@ test('every screen works and passes axe', async () => {
     await heading(page, 'Dashboard');
     check((await page.locator('#session').textContent()).includes('people-alice'), 'logged in with userpass');
     await page.getByRole('button', { name: 'Log out' }).click();
+    await heading(page, 'Log in to Coffer');
     await page.getByLabel('Token').fill(root);
     await page.getByRole('button', { name: 'Log in' }).first().click();
     await heading(page, 'Dashboard');
@@ -303,6 +304,7 @@ test('every screen works and passes axe', async () => {
     // A token revoked behind the UI's back: the next page sends the user to the login.
     const own = await server.api('POST', 'auth/token/create', { policies: ['default'] });
     await page.getByRole('button', { name: 'Log out' }).click();
+    await heading(page, 'Log in to Coffer');
     await page.getByLabel('Token').fill(own.json.auth.client_token);
     await page.getByRole('button', { name: 'Log in' }).first().click();
     await heading(page, 'Dashboard');

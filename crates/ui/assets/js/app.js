@@ -48,10 +48,10 @@ const NAV = [
   ['#/policies', 'Policies', () => can('sys/policies/acl', 'list')],
   ['#/access', 'Access', () => can('sys/auth', 'read')],
   ['#/tokens', 'Tokens', () => true],
-  ['#/leases', 'Leases', () => can('sys/leases/lookup/', 'list')],
+  ['#/leases', 'Leases', () => can('sys/leases/lookup/', 'list', 'sudo')],
   ['#/audit', 'Audit devices', () => can('sys/audit', 'read')],
   ['#/plugins', 'Plugins', () => can('sys/plugins/catalog', 'read')],
-  ['#/tools', 'Tools', () => true],
+  ['#/tools', 'Tools', () => ['sys/wrapping/wrap', 'sys/wrapping/unwrap', 'sys/tools/random/32', 'sys/tools/hash/sha2-256'].some((p) => can(p, 'update'))],
 ];
 
 const ROUTES = [

@@ -1,5 +1,5 @@
 // The dashboard: seal and HA state, version, mounts, a few live metrics.
-import { get } from '../api.js';
+import { get, api } from '../api.js';
 import { can } from '../acl.js';
 import { h, setChildren, table, errorBox, button, confirmed } from '../dom.js';
 import { onLeave, go } from '../app.js';
@@ -22,7 +22,7 @@ export async function view(main) {
         ['Cluster', seal.cluster_name || ''], ['Storage', seal.storage_type || '']]),
       can('sys/seal', 'update', 'sudo') ? button('Seal now', async () => {
         if (!confirmed('Seal Coffer? Nobody can use it until it is unsealed again.')) return;
-        await fetchSeal();
+        await api('PUT', 'sys/seal');
         go('#/');
       }, 'danger small') : null),
     h('section', { class: 'card', 'aria-label': 'High availability' }, h('h2', {}, 'High availability'),
@@ -60,9 +60,4 @@ export async function view(main) {
   } else {
     setChildren(metricsBox, h('p', { class: 'muted' }, 'This token may not read metrics.'));
   }
-}
-
-async function fetchSeal() {
-  const { api } = await import('../api.js');
-  await api('PUT', 'sys/seal');
 }

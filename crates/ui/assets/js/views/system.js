@@ -17,16 +17,16 @@ export async function leasesView(main, _p, query) {
         k.endsWith('/') ? link(k, here(prefix + k)) : h('code', {}, prefix + k)))
       : h('li', { class: 'muted' }, 'No leases under this prefix.')),
     h('div', { class: 'grid' },
-      formCard('Look up a lease', [{ name: 'lease_id', label: 'Lease ID', required: true }], 'Look up', async (v) =>
+      can('sys/leases/lookup', 'update') && formCard('Look up a lease', [{ name: 'lease_id', label: 'Lease ID', required: true }], 'Look up', async (v) =>
         (await api('PUT', 'sys/leases/lookup', { lease_id: v.lease_id.trim() })).data),
-      formCard('Renew a lease', [
+      can('sys/leases/renew', 'update') && formCard('Renew a lease', [
         { name: 'lease_id', label: 'Lease ID', required: true },
         { name: 'increment', label: 'Increment (e.g. 1h, empty: default)' },
       ], 'Renew', async (v) => {
         const r = await api('PUT', 'sys/leases/renew', { lease_id: v.lease_id.trim(), increment: v.increment || undefined });
         return { lease_id: r.lease_id, lease_duration: r.lease_duration, renewable: r.renewable };
       }),
-      formCard('Revoke', [
+      can('sys/leases/revoke', 'update') && formCard('Revoke', [
         { name: 'lease_id', label: 'Lease ID or prefix', required: true },
         { name: 'prefix', label: 'Revoke every lease under this prefix', type: 'checkbox' },
       ], 'Revoke', async (v) => {
@@ -99,7 +99,7 @@ export async function pluginsView(main) {
 export async function toolsView(main) {
   setChildren(main, h('h1', {}, 'Tools'),
     h('div', { class: 'grid' },
-      formCard('Wrap', [
+      can('sys/wrapping/wrap', 'update') && formCard('Wrap', [
         { name: 'data', label: 'Data to wrap (JSON object)', type: 'textarea', rows: 4, value: '{\n  "value": ""\n}', mono: true },
         { name: 'ttl', label: 'Wrapping TTL', value: '30m', required: true },
       ], 'Wrap', async (v) => {
@@ -113,24 +113,24 @@ export async function toolsView(main) {
         return h('div', {}, h('p', {}, 'Wrapping token ', secretValue(r.wrap_info.token, 'wrapping token')),
           h('p', {}, `Expires in ${r.wrap_info.ttl}s.`));
       }),
-      formCard('Unwrap', [{ name: 'token', label: 'Wrapping token', type: 'password', required: true }], 'Unwrap', async (v) => {
+      can('sys/wrapping/unwrap', 'update') && formCard('Unwrap', [{ name: 'token', label: 'Wrapping token', type: 'password', required: true }], 'Unwrap', async (v) => {
         const r = await post('sys/wrapping/unwrap', { token: v.token.trim() });
         return jsonBlock(r.data || r.auth || {}, 'Unwrapped data');
       }),
-      formCard('Look up a wrapping token', [{ name: 'token', label: 'Wrapping token', type: 'password', required: true }], 'Look up', async (v) =>
+      can('sys/wrapping/lookup', 'update') && formCard('Look up a wrapping token', [{ name: 'token', label: 'Wrapping token', type: 'password', required: true }], 'Look up', async (v) =>
         (await post('sys/wrapping/lookup', { token: v.token.trim() })).data),
-      formCard('Rewrap', [{ name: 'token', label: 'Wrapping token', type: 'password', required: true }], 'Rewrap', async (v) => {
+      can('sys/wrapping/rewrap', 'update') && formCard('Rewrap', [{ name: 'token', label: 'Wrapping token', type: 'password', required: true }], 'Rewrap', async (v) => {
         const r = await post('sys/wrapping/rewrap', { token: v.token.trim() });
         return h('p', {}, 'New wrapping token ', secretValue(r.wrap_info.token, 'new wrapping token'));
       }),
-      formCard('Random bytes', [
+      can('sys/tools/random/32', 'update') && formCard('Random bytes', [
         { name: 'bytes', label: 'Number of bytes', type: 'number', value: '32', min: 1 },
         { name: 'format', label: 'Format', type: 'select', options: ['base64', 'hex'] },
       ], 'Generate', async (v) => {
         const r = await post(`sys/tools/random/${Number(v.bytes) || 32}`, { format: v.format });
         return h('p', {}, h('code', { class: 'random' }, r.data.random_bytes));
       }),
-      formCard('Hash', [
+      can('sys/tools/hash/sha2-256', 'update') && formCard('Hash', [
         { name: 'input', label: 'Input (text)', type: 'textarea', rows: 3 },
         { name: 'algorithm', label: 'Algorithm', type: 'select', value: 'sha2-256', options: ['sha2-224', 'sha2-256', 'sha2-384', 'sha2-512', 'sha3-224', 'sha3-256', 'sha3-384', 'sha3-512'] },
         { name: 'format', label: 'Format', type: 'select', options: ['hex', 'base64'] },

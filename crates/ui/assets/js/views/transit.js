@@ -64,21 +64,21 @@ export async function keyView(main, [mount, name]) {
         go(location.hash);
       }) : null),
     encryptable ? h('div', { class: 'grid' },
-      formCard('Encrypt', [
+      can(`${mount}encrypt/${name}`, 'update') && formCard('Encrypt', [
         { name: 'plaintext', label: 'Plaintext', type: 'textarea', rows: 3 },
         ...(k.derived ? [{ name: 'context', label: 'Context (base64)' }] : []),
       ], 'Encrypt', async (v) => {
         const r = await post(`${mount}encrypt/${encodeURIComponent(name)}`, { plaintext: b64(v.plaintext), context: v.context || undefined });
         return h('p', {}, 'Ciphertext: ', h('code', { class: 'ciphertext' }, r.data.ciphertext));
       }),
-      formCard('Decrypt', [
+      can(`${mount}decrypt/${name}`, 'update') && formCard('Decrypt', [
         { name: 'ciphertext', label: 'Ciphertext', type: 'textarea', rows: 3, mono: true },
         ...(k.derived ? [{ name: 'context', label: 'Context (base64)' }] : []),
       ], 'Decrypt', async (v) => {
         const r = await post(`${mount}decrypt/${encodeURIComponent(name)}`, { ciphertext: v.ciphertext.trim(), context: v.context || undefined });
         return h('p', {}, 'Plaintext: ', secretValue(unb64(r.data.plaintext), 'plaintext'));
       }),
-      formCard('Rewrap', [
+      can(`${mount}rewrap/${name}`, 'update') && formCard('Rewrap', [
         { name: 'ciphertext', label: 'Ciphertext to rewrap', type: 'textarea', rows: 3, mono: true },
         ...(k.derived ? [{ name: 'context', label: 'Context (base64)' }] : []),
       ], 'Rewrap', async (v) => {
