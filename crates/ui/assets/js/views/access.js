@@ -192,6 +192,6 @@ export async function tokensView(main) {
     const caps = (r.data && r.data[v.path.trim()]) || r.capabilities || [];
     return h('p', { class: 'caps' }, `Capabilities on ${v.path.trim()}: `, h('strong', {}, caps.join(', ')));
   }));
-  setChildren(main, parts);
+  setChildren(main, parts.slice(0, 2), h('div', { class: 'grid wide' }, parts.slice(2)));
 
 }

@@ -357,7 +357,7 @@ async function editor(main, mount, path, isNew) {
   const fields = [];
   if (isNew) fields.push({ name: 'path', label: 'Path of the secret', value: path, required: true, placeholder: 'app/config' });
   fields.push(h('fieldset', {}, h('legend', {}, 'Data'),
-    h('div', { class: 'check' }, jsonMode, h('label', { for: 'json-mode' }, 'Edit as JSON')),
+    h('div', { class: 'field check' }, jsonMode, h('label', { for: 'json-mode' }, 'Edit as JSON')),
     rowsBox, jsonField));
   setChildren(main, crumbs(mount, isNew ? path : path),
     h('h1', {}, isNew ? 'Create secret' : `Edit ${path}`),
