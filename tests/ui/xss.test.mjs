@@ -76,6 +76,17 @@ test('hostile names and values are shown as text and never run', async () => {
     await axe(page, 'xss-secret');
     await shot(page, 'xss-secret');
 
+    // A hostile policy name and policy text.
+    const pname = '<img src=x onerror="window.__xss=9">';
+    const pr = await server.api('PUT', `sys/policies/acl/${encodeURIComponent(pname)}`, { policy: `# ${HOSTILE[0]}\npath "x/*" {\n  capabilities = ["read"]\n}\n` });
+    check(pr.status === 204 || pr.status === 200, `hostile policy written: ${pr.status}`);
+    await page.goto(`${server.url}/ui/#/policies`);
+    await heading(page, 'ACL policies');
+    await page.getByRole('link', { name: pname, exact: true }).click();
+    await heading(page, `Policy ${pname}`);
+    check((await page.locator('pre.hcl').textContent()).includes(HOSTILE[0]), 'hostile policy text shown literally');
+    await axe(page, 'xss-policy');
+
     const injected = await page.evaluate(() => ({
       xss: window.__xss,
       elements: document.querySelectorAll('body img, body script:not([src]), body svg, body iframe').length,

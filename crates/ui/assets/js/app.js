@@ -148,7 +148,11 @@ async function route() {
       const m = path.match(re);
       if (m) {
         view = fn;
-        params = m.slice(1).map((p) => decodeURIComponent(p));
+        try {
+          params = m.slice(1).map((p) => decodeURIComponent(p));
+        } catch {
+          view = null;
+        }
         break;
       }
     }
