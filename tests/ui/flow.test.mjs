@@ -195,8 +195,11 @@ test('initialise, unseal, log in, KV v2, policies, tokens, a limited token, log 
     check(mounts.includes('kv/'), 'the limited token sees kv/');
     check(!mounts.includes('sys/') && !(await page.getByRole('button', { name: 'Enable engine' }).count()), 'and nothing it may not use');
     await page.getByRole('link', { name: 'kv/' }).click();
-    await page.getByRole('link', { name: 'app/' }).click();
-    await page.getByRole('link', { name: 'db' }).click();
+    await page.getByRole('button', { name: 'Expand app/' }).click();
+    await page.getByRole('link', { name: 'db', exact: true }).waitFor();
+    check(await page.getByRole('button', { name: 'Expand app/' }).getAttribute('aria-expanded') === 'true', 'a folder expands in place');
+    await axe(page, 'kv-tree-limited');
+    await page.getByRole('link', { name: 'db', exact: true }).click();
     await heading(page, 'app/db');
     await page.getByRole('heading', { name: 'Version 2' }).waitFor();
     checkEqual(await page.getByRole('link', { name: 'Create new version' }).count(), 0, 'no edit link without update');

@@ -98,8 +98,34 @@ async function folderView(main, mount, prefix) {
     h('p', { class: 'muted' }, v2 ? 'KV version 2' : (m.type === 'cubbyhole' ? 'Cubbyhole: private to this token' : 'KV version 1')),
     mayCreate ? h('p', {}, link('Create secret', `#/kv-new/${encodeURIComponent(mount)}/${encPath(prefix)}`, { class: 'button primary' })) : null,
     listErr ? errorBox(listErr) : h('ul', { class: 'tree', 'aria-label': 'Secrets' },
-      keys.length ? keys.map((k) => h('li', { class: k.endsWith('/') ? 'folder' : 'leaf' },
-        link(k, kvHref(mount, prefix + k)))) : h('li', { class: 'muted' }, 'No secrets here yet.')));
+      keys.length ? keys.map((k) => treeItem(mount, v2, prefix, k)) : h('li', { class: 'muted' }, 'No secrets here yet.')));
+}
+
+/** One entry of the tree; a folder can be expanded in place (its children listed on demand). */
+function treeItem(mount, v2, prefix, k) {
+  const full = prefix + k;
+  const a = link(k, kvHref(mount, full));
+  if (!k.endsWith('/')) return h('li', { class: 'leaf' }, a);
+  const children = h('ul', { class: 'subtree', hidden: true });
+  const toggle = button('+', async () => {
+    const open = toggle.getAttribute('aria-expanded') === 'true';
+    if (open) {
+      children.hidden = true;
+      toggle.setAttribute('aria-expanded', 'false');
+      toggle.textContent = '+';
+      return;
+    }
+    try {
+      const sub = await list(v2 ? `${mount}metadata/${encPath(full)}` : `${mount}${encPath(full)}`);
+      setChildren(children, sub.length ? sub.map((c) => treeItem(mount, v2, full, c)) : h('li', { class: 'muted' }, 'Empty.'));
+    } catch (err) {
+      setChildren(children, h('li', {}, errorBox(err)));
+    }
+    children.hidden = false;
+    toggle.setAttribute('aria-expanded', 'true');
+    toggle.textContent = '−';
+  }, 'small tree-toggle', { 'aria-expanded': 'false', 'aria-label': `Expand ${k}` });
+  return h('li', { class: 'folder' }, toggle, ' ', a, children);
 }
 
 /** Sorted, pretty JSON lines of a secret's data, for the diff. */
