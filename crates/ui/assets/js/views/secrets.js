@@ -267,7 +267,8 @@ async function secretView(main, mount, path, query) {
     versionNumbers.length > 1 ? diffForm(mount, path, versionNumbers) : null) : (metaErr ? section('Versions', errorBox(metaErr)) : null);
 
   const metaSection = meta && has(caps[P.meta], 'update') ? metadataForm(mount, path, meta)
-    : meta ? section('Metadata', jsonBlock(meta.custom_metadata || {}, 'Custom metadata')) : null;
+    : meta ? section('Metadata', table('!Custom metadata', ['Key', 'Value'],
+      Object.entries(meta.custom_metadata || {}).map(([k, v]) => [k, String(v)]), 'No custom metadata.')) : null;
 
   setChildren(main, crumbs(mount, path), h('h1', {}, path), dataSection, versionsSection, metaSection);
 }
