@@ -8,8 +8,10 @@
 #![forbid(unsafe_code)]
 
 mod listener;
+mod ui;
 
 pub use listener::{serve, ListenerConfig};
+pub use ui::CONTENT_SECURITY_POLICY;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -33,7 +35,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 pub struct AppState {
     pub core: Arc<Core>,
     pub max_request_size: usize,
-    /// `ui = true` in the config. The web UI is not built yet; nothing is served at /ui/.
+    /// `ui = true` in the config: the web UI is served at `/ui/` and `/` redirects there.
     pub ui: bool,
     /// `telemetry { unauthenticated_metrics_access = true }` in the listener.
     pub unauthenticated_metrics: bool,
@@ -129,6 +131,28 @@ fn clean_path(path: &str) -> Option<String> {
     Some(clean)
 }
 
+/// `%XX` sequences decoded (`+` stays a plus, as in a URL path); invalid UTF-8 is replaced.
+fn percent_decode_path(p: &str) -> String {
+    if !p.contains('%') {
+        return p.to_string();
+    }
+    let b = p.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
     q.map(form_urlencoded).unwrap_or_default()
 }
@@ -207,6 +231,11 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
 async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
+    if st.ui {
+        if let Some(r) = ui::serve(&parts.method, &path) {
+            return r;
+        }
+    }
     let Some(api_path) = path.strip_prefix("/v1/").or(if path == "/v1" { Some("") } else { None }) else {
         return error_response(StatusCode::NOT_FOUND, &[]);
     };
@@ -232,7 +261,11 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
             );
         }
     }
-    let api_path = api_path.to_string();
+    // Like Go's net/http (URL.Path), the API sees the percent-decoded path.
+    let api_path = percent_decode_path(api_path);
+    if clean_path(&format!("/v1/{api_path}")).is_some() {
+        return error_response(StatusCode::BAD_REQUEST, &["invalid path: empty or dot segments after decoding".into()]);
+    }
     let query = query_pairs(parts.uri.query());
     // `?help=<anything>` asks for the path's help, whatever the method.
     let help = query.iter().any(|(k, v)| k == "help" && !v.is_empty());
@@ -440,6 +473,14 @@ mod tests {
         assert_eq!(clean_path("/v1/secret/"), None);
         assert_eq!(clean_path("/v1/secret//foo").as_deref(), Some("/v1/secret/foo"));
         assert_eq!(clean_path("/v1/./secret/x/../foo/").as_deref(), Some("/v1/secret/foo/"));
+    }
+
+    #[test]
+    fn paths_are_percent_decoded() {
+        assert_eq!(percent_decode_path("secret/data/a%20b"), "secret/data/a b");
+        assert_eq!(percent_decode_path("kv/%3Cimg%3E%2Fx+y"), "kv/<img>/x+y");
+        assert_eq!(percent_decode_path("kv/%zz%4"), "kv/%zz%4");
+        assert_eq!(percent_decode_path("kv/%C3%A9"), "kv/é");
     }
 
     #[test]
