@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use coffer_physical::{check_key, Storage, StorageError, TxnOp};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -27,8 +28,23 @@ struct WriteJob {
 
 pub struct FileStorage {
     db: Arc<Database>,
-    writer: mpsc::Sender<WriteJob>,
+    writer: Option<mpsc::Sender<WriteJob>>,
+    /// Joined on drop, so the database is closed cleanly before the process exits.
+    writer_thread: Option<std::thread::JoinHandle<()>>,
     path: PathBuf,
+    repaired: bool,
+}
+
+impl Drop for FileStorage {
+    /// Stops the writer (it finishes what is queued) and waits for it: redb marks the file
+    /// cleanly closed when the last handle goes, and a file not closed cleanly is repaired —
+    /// read in full — at the next open.
+    fn drop(&mut self) {
+        drop(self.writer.take());
+        if let Some(t) = self.writer_thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn backend_err(e: impl std::fmt::Display) -> StorageError {
@@ -43,10 +59,22 @@ impl FileStorage {
             .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("coffer.redb");
         // A bounded page cache keeps memory flat however much is stored.
+        let repaired = Arc::new(AtomicBool::new(false));
+        let flag = repaired.clone();
+        let started = std::time::Instant::now();
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
+            .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
             .create(&path)
             .map_err(|e| StorageError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        let repaired = repaired.load(Ordering::Relaxed);
+        if repaired {
+            tracing::warn!(
+                path = %path.display(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "the store was not closed cleanly (crash or kill); it was checked and repaired"
+            );
+        }
         {
             let txn = db.begin_write().map_err(backend_err)?;
             txn.open_table(ENTRIES).map_err(backend_err)?;
@@ -55,11 +83,16 @@ impl FileStorage {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<WriteJob>();
         let wdb = db.clone();
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("coffer-storage-writer".into())
             .spawn(move || writer_loop(wdb, rx))
             .map_err(backend_err)?;
-        Ok(FileStorage { db, writer: tx, path })
+        Ok(FileStorage { db, writer: Some(tx), writer_thread: Some(writer_thread), path, repaired })
+    }
+
+    /// Whether opening found the file not cleanly closed and had to repair it.
+    pub fn was_repaired(&self) -> bool {
+        self.repaired
     }
 
     pub fn path(&self) -> &Path {
@@ -69,6 +102,8 @@ impl FileStorage {
     async fn submit(&self, ops: Vec<TxnOp>) -> Result<(), StorageError> {
         let (done, rx) = oneshot::channel();
         self.writer
+            .as_ref()
+            .ok_or_else(|| StorageError::Unavailable("storage writer stopped".into()))?
             .send(WriteJob { ops, done })
             .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?;
         rx.await.map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?
