@@ -61,8 +61,12 @@ fn init_logging(level: &str, format: &str) {
     }
 }
 
-fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, String> {
+pub(crate) async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, String> {
     match cfg.kind.as_str() {
+        "postgresql" => {
+            let o = coffer_storage_postgresql::PgOptions::from_map(&cfg.options, |k| std::env::var(k).ok())?;
+            Ok(Arc::new(coffer_storage_postgresql::PgStorage::open(o).await?))
+        }
         "inmem" => Ok(Arc::new(coffer_storage_inmem::InmemStorage::new())),
         "file" => {
             let path = cfg.options.get("path").ok_or("storage \"file\" needs a path")?;
@@ -145,7 +149,7 @@ pub fn main(raw: &[String]) -> i32 {
 }
 
 async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
-    let storage = match open_storage(&storage_cfg) {
+    let storage = match open_storage(&storage_cfg).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("Error: {e}");

@@ -350,9 +350,11 @@ impl ServerConfig {
                                 return Err(at("storage \"file\" needs a path".into()));
                             }
                         }
-                        "inmem" => {}
+                        "inmem" | "postgresql" => {}
                         other => {
-                            return Err(at(format!("unknown storage type {other:?} (supported: \"file\", \"inmem\")")))
+                            return Err(at(format!(
+                                "unknown storage type {other:?} (supported: \"file\", \"inmem\", \"postgresql\")"
+                            )))
                         }
                     }
                     c.storage = Some(StorageConfig { kind, options });
