@@ -2,12 +2,14 @@
 //! Vault/OpenBao-compatible client.
 #![forbid(unsafe_code)]
 
+mod migrate;
 mod server;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("server") => server::main(&args[1..]),
+        Some("operator") if args.get(1).map(String::as_str) == Some("migrate") => migrate::main(&args[2..]),
         _ => coffer_cli::run(&args),
     };
     std::process::exit(code);
