@@ -178,6 +178,7 @@ async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
                 })
                 .collect(),
             plugin_directory: cfg.plugin_directory.clone(),
+            raw_storage_endpoint: cfg.raw_storage_endpoint,
         },
     );
     coffer_core::metrics::describe();

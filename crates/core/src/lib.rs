@@ -14,6 +14,7 @@ mod openapi;
 pub mod password;
 pub mod policy;
 pub mod policy_store;
+mod raw;
 mod seal_ops;
 mod sys;
 mod sys_acl;
@@ -52,6 +53,8 @@ pub struct CoreConfig {
     pub audit: Vec<DeclaredAudit>,
     /// Where external plugin binaries must live (`plugin_directory`).
     pub plugin_directory: Option<String>,
+    /// `raw_storage_endpoint = true`: serve `sys/raw/…`.
+    pub raw_storage_endpoint: bool,
 }
 
 /// An audit device from the server configuration (`audit "file" "path" { … }`).
@@ -74,6 +77,7 @@ impl Default for CoreConfig {
             cluster_addr: None,
             audit: Vec::new(),
             plugin_directory: None,
+            raw_storage_endpoint: false,
         }
     }
 }

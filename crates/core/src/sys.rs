@@ -209,6 +209,7 @@ impl Core {
                 }
                 _ => Err(LogicalError::unsupported_operation()),
             },
+            p if p == "sys/raw" || p.starts_with("sys/raw/") => self.handle_raw(op, p, d).await,
             p if p.starts_with("sys/generate-root-token/") => {
                 let sub = &p["sys/generate-root-token/".len()..];
                 let mut r = self.generate_root(op, sub, d).await?;
