@@ -2,6 +2,7 @@
 //! Vault/OpenBao-compatible client.
 #![forbid(unsafe_code)]
 
+mod ha;
 mod migrate;
 mod server;
 

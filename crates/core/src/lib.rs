@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod error;
+pub mod ha;
 pub mod identity;
 pub mod leases;
 pub mod metrics;
@@ -201,6 +202,8 @@ pub struct Core {
     pub(crate) plugin_launcher: RwLock<Option<Arc<dyn catalog::PluginLauncher>>>,
     /// Running external plugin instances, by mount UUID.
     pub(crate) plugins: RwLock<std::collections::HashMap<String, Arc<dyn coffer_sdk::Backend>>>,
+    /// Set when the server runs in an HA cluster (`ha.rs`).
+    pub(crate) ha: std::sync::OnceLock<ha::HaState>,
 }
 
 impl Core {
@@ -213,6 +216,7 @@ impl Core {
             services: Arc::new(password::Services { barrier: barrier.clone() }),
             plugin_launcher: RwLock::new(None),
             plugins: RwLock::new(Default::default()),
+            ha: std::sync::OnceLock::new(),
             barrier,
         })
     }
@@ -277,7 +281,13 @@ impl Core {
     pub async fn health(&self) -> Health {
         let initialized = self.barrier.is_initialized().await.unwrap_or(false);
         let active = self.active();
-        Health { initialized, sealed: active.is_none(), standby: false, cluster: active.map(|a| a.cluster.clone()) }
+        let standby = self.is_standby();
+        Health {
+            initialized,
+            sealed: active.is_none() && !standby,
+            standby,
+            cluster: active.map(|a| a.cluster.clone()),
+        }
     }
 
     /// Starts background work that lives with the process (automatic key rotation checks).
@@ -429,7 +439,9 @@ impl Core {
         if let Some(resp) = self.handle_unauthenticated(&req, &path).await? {
             return Ok(resp);
         }
-        let active = self.active().ok_or_else(LogicalError::sealed)?;
+        let active =
+            self.active()
+                .ok_or_else(|| if self.is_standby() { Self::standby_error() } else { LogicalError::sealed() })?;
         let started = std::time::Instant::now();
         let result = if active.audit.enabled() {
             self.handle_audited(&active, &req, &path).await

@@ -66,8 +66,7 @@ impl Core {
                 _ => return Err(LogicalError::unsupported_operation()),
             },
             "sys/leader" => match op {
-                // No HA on single-node storage: the same answer sealed or not.
-                Read => CoreResponse::raw(obj(json!({ "ha_enabled": false }))),
+                Read => CoreResponse::raw(self.leader_status()),
                 _ => return Err(LogicalError::unsupported_operation()),
             },
             "sys/wrapping/lookup" if matches!(op, Update | Create) && req.data.get("token").is_some() => {
@@ -210,6 +209,13 @@ impl Core {
                 _ => Err(LogicalError::unsupported_operation()),
             },
             p if p == "sys/raw" || p.starts_with("sys/raw/") => self.handle_raw(op, p, d).await,
+            "sys/step-down" => match op {
+                Update | Create => {
+                    self.step_down()?;
+                    Ok(no_content())
+                }
+                _ => Err(LogicalError::unsupported_operation()),
+            },
             p if p.starts_with("sys/generate-root-token/") => {
                 let sub = &p["sys/generate-root-token/".len()..];
                 let mut r = self.generate_root(op, sub, d).await?;

@@ -78,8 +78,13 @@ impl HaLock {
         Ok((client, task))
     }
 
-    /// Tries once to take the lock. `Ok(None)`: another node holds it.
-    pub async fn try_acquire(&self, identity: &str, api_addr: &str) -> Result<Option<LockHeld>, String> {
+    /// Tries once to take the lock. `Ok(Err(leader))`: another node holds it (or held it an
+    /// instant ago: `leader` is then `None`).
+    pub async fn try_acquire(
+        &self,
+        identity: &str,
+        api_addr: &str,
+    ) -> Result<Result<LockHeld, Option<Leader>>, String> {
         let (client, conn_task) = self.connect().await?;
         let got: bool = client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&self.key])
@@ -87,8 +92,9 @@ impl HaLock {
             .and_then(|r| r.try_get(0))
             .map_err(|e| format!("{}: {}", self.target, chain(&e)))?;
         if !got {
+            let leader = self.leader_on(&client).await;
             conn_task.abort();
-            return Ok(None);
+            return leader.map(Err);
         }
         let t = quote_table(&self.ha_table, "ha_table")?;
         client
@@ -117,7 +123,7 @@ impl HaLock {
                 }
             }
         });
-        Ok(Some(LockHeld { client, lost: rx, tasks: vec![conn_task, ping_task] }))
+        Ok(Ok(LockHeld { client, lost: rx, tasks: vec![conn_task, ping_task] }))
     }
 
     /// Who holds the lock now (the HA row, trusted only while its backend holds the lock).
