@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 /// How often a standby tries to take the lock (and refreshes who the leader is).
-pub const RETRY_EVERY: Duration = Duration::from_millis(500);
+pub const RETRY_EVERY: Duration = Duration::from_millis(250);
 /// After `sys/step-down`, how long the node leaves the lock to the others.
 pub const STEP_DOWN_WAIT: Duration = Duration::from_secs(3);
 
@@ -155,13 +155,14 @@ impl Core {
         tracing::info!("unsealed as a standby: waiting for the HA lock");
     }
 
-    /// On sealing: stop contending, drop the lock (by ending its task) and the key.
-    pub(crate) fn leave_ha(&self) {
+    /// On sealing: stop contending, drop the lock (by ending its task, waited for so that it
+    /// cannot install an active state afterwards) and the key.
+    pub(crate) async fn leave_ha(&self) {
         let Some(h) = self.ha.get() else { return };
-        if let Ok(mut t) = h.task.lock() {
-            if let Some(task) = t.take() {
-                task.abort();
-            }
+        let task = h.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
         }
         if let Ok(mut k) = h.kek.lock() {
             *k = None;

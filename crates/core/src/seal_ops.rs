@@ -233,7 +233,7 @@ impl Core {
         st.unseal = None;
         st.generate_root = None;
         st.rekey = None;
-        self.leave_ha();
+        self.leave_ha().await;
         if let Ok(mut a) = self.active.write() {
             *a = None;
         }

@@ -38,12 +38,22 @@ fn lock_key(ha_table: &str) -> i64 {
 }
 
 /// The lock of one database and HA table.
+///
+/// A standby polls on one kept connection (`session`) rather than connecting for every try;
+/// when it gets the lock, that connection becomes the lock's and the next try connects anew.
 #[derive(Clone)]
 pub struct HaLock {
     pg_config: tokio_postgres::Config,
     target: String,
     ha_table: String,
     key: i64,
+    session: std::sync::Arc<tokio::sync::Mutex<Option<Session>>>,
+}
+
+/// Dropping the client ends the connection (its task then returns).
+struct Session {
+    client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// The current holder, as recorded in the HA table.
@@ -64,10 +74,10 @@ pub struct LockHeld {
 impl HaLock {
     pub(crate) fn new(pg_config: tokio_postgres::Config, target: String, ha_table: String) -> Self {
         let key = lock_key(&ha_table);
-        HaLock { pg_config, target, ha_table, key }
+        HaLock { pg_config, target, ha_table, key, session: Default::default() }
     }
 
-    async fn connect(&self) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), String> {
+    async fn connect(&self) -> Result<Session, String> {
         let (client, conn) =
             self.pg_config.connect(NoTls).await.map_err(|e| format!("{}: {}", self.target, chain(&e)))?;
         let task = tokio::spawn(async move {
@@ -75,7 +85,19 @@ impl HaLock {
                 tracing::warn!("HA lock connection ended: {}", chain(&e));
             }
         });
-        Ok((client, task))
+        Ok(Session { client, task })
+    }
+
+    /// The kept session, or a new one.
+    async fn take_session(&self) -> Result<Session, String> {
+        match self.session.lock().await.take() {
+            Some(s) if !s.client.is_closed() => Ok(s),
+            _ => self.connect().await,
+        }
+    }
+
+    async fn keep_session(&self, s: Session) {
+        *self.session.lock().await = Some(s);
     }
 
     /// Tries once to take the lock. `Ok(Err(leader))`: another node holds it (or held it an
@@ -85,17 +107,20 @@ impl HaLock {
         identity: &str,
         api_addr: &str,
     ) -> Result<Result<LockHeld, Option<Leader>>, String> {
-        let (client, conn_task) = self.connect().await?;
-        let got: bool = client
+        let session = self.take_session().await?;
+        let got: bool = session
+            .client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&self.key])
             .await
             .and_then(|r| r.try_get(0))
             .map_err(|e| format!("{}: {}", self.target, chain(&e)))?;
         if !got {
-            let leader = self.leader_on(&client).await;
-            conn_task.abort();
-            return leader.map(Err);
+            let leader = self.leader_on(&session.client).await?;
+            self.keep_session(session).await;
+            return Ok(Err(leader));
         }
+        // The session is the lock's from here on.
+        let Session { client, task: conn_task } = session;
         let t = quote_table(&self.ha_table, "ha_table")?;
         client
             .execute(
@@ -128,10 +153,10 @@ impl HaLock {
 
     /// Who holds the lock now (the HA row, trusted only while its backend holds the lock).
     pub async fn leader(&self) -> Result<Option<Leader>, String> {
-        let (client, task) = self.connect().await?;
-        let r = self.leader_on(&client).await;
-        task.abort();
-        r
+        let session = self.take_session().await?;
+        let r = self.leader_on(&session.client).await?;
+        self.keep_session(session).await;
+        Ok(r)
     }
 
     async fn leader_on(&self, client: &tokio_postgres::Client) -> Result<Option<Leader>, String> {
