@@ -8,8 +8,8 @@ pub struct PgHa(pub HaLock);
 
 #[async_trait::async_trait]
 impl HaBackend for PgHa {
-    async fn try_acquire(&self, identity: &str, api_addr: &str) -> Result<Acquire, String> {
-        Ok(match self.0.try_acquire(identity, api_addr).await? {
+    async fn try_acquire(&self, identity: &str, api_addr: &str, echo: &str) -> Result<Acquire, String> {
+        Ok(match self.0.try_acquire(identity, api_addr, echo).await? {
             Ok(held) => Acquire::Held(Box::new(PgGuard(held))),
             Err(leader) => Acquire::Standby(leader.map(|l| LeaderInfo {
                 identity: l.identity,
@@ -21,6 +21,13 @@ impl HaBackend for PgHa {
 
     async fn leader(&self) -> Result<Option<LeaderInfo>, String> {
         Ok(self.0.leader().await?.map(|l| LeaderInfo { identity: l.identity, api_addr: l.api_addr, since: l.since }))
+    }
+
+    async fn standbys(
+        &self,
+        within: std::time::Duration,
+    ) -> Result<Vec<(String, String, std::time::SystemTime)>, String> {
+        self.0.standbys(within).await
     }
 }
 

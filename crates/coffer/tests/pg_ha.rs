@@ -150,7 +150,16 @@ fn three_servers_one_active_standbys_redirect_and_step_down_moves_leadership() {
     assert_eq!(http(&active.addr, "GET", "/v1/sys/health", &[], b"").0, 200, "active health");
     let (st, body) = http(&active.addr, "GET", "/v1/sys/ha-status", &[("X-Vault-Token", &root)], b"");
     assert_eq!(st, 200, "{body}");
-    assert_eq!(json(&body)["data"]["nodes"][0]["api_address"], active.url());
+    let ha = json(&body);
+    let ha_nodes = ha["data"]["nodes"].as_array().unwrap();
+    assert_eq!(ha_nodes.len(), 3, "the active node and both standbys: {ha}");
+    assert_eq!(ha_nodes[0]["api_address"], active.url());
+    assert_eq!(ha_nodes[0]["active_node"], true);
+    for s in &standbys {
+        let n = ha_nodes.iter().find(|n| n["api_address"] == s.url()).unwrap_or_else(|| panic!("{ha}"));
+        assert_eq!(n["active_node"], false);
+        assert!(n["last_echo"].as_str().is_some_and(|t| t.ends_with('Z')), "{n}");
+    }
 
     // A standby answers 307 to the same path on the active node.
     let (st, loc, _) = request(&standbys[0].addr, "GET", "/v1/sys/mounts?x=1", &root, b"");

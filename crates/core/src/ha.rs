@@ -41,9 +41,12 @@ pub enum Acquire {
 /// The HA lock of a shared storage.
 #[async_trait]
 pub trait HaBackend: Send + Sync + 'static {
-    async fn try_acquire(&self, identity: &str, api_addr: &str) -> std::result::Result<Acquire, String>;
+    /// `echo` is what a standby records about itself (JSON: api_addr, hostname, version).
+    async fn try_acquire(&self, identity: &str, api_addr: &str, echo: &str) -> std::result::Result<Acquire, String>;
     /// Who holds the lock now, without contending for it.
     async fn leader(&self) -> std::result::Result<Option<LeaderInfo>, String>;
+    /// The standbys heard from within `within`: (identity, echo, when).
+    async fn standbys(&self, within: Duration) -> std::result::Result<Vec<(String, String, SystemTime)>, String>;
 }
 
 /// A held lock.
@@ -136,6 +139,47 @@ impl Core {
             m.insert("leader_address".into(), l.api_addr.into());
         }
         m
+    }
+
+    /// `sys/ha-status` on the active node: itself, then the standbys heard from in the last
+    /// 10 seconds.
+    pub(crate) async fn ha_nodes(&self) -> Option<Vec<serde_json::Value>> {
+        use serde_json::json;
+        let h = self.ha.get()?;
+        let mut nodes = vec![json!({
+            "hostname": crate::sys::hostname(),
+            "api_address": h.api_addr,
+            "cluster_address": self.config.cluster_addr.clone().unwrap_or_default(),
+            "active_node": true,
+            "last_echo": null,
+            "version": crate::version_string(),
+            "upgrade_version": crate::version_string(),
+            "redundancy_zone": "",
+        })];
+        let standbys = match h.backend.standbys(Duration::from_secs(10)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list HA standbys");
+                Vec::new()
+            }
+        };
+        for (identity, echo, when) in standbys {
+            if identity == h.identity {
+                continue;
+            }
+            let e: serde_json::Value = serde_json::from_str(&echo).unwrap_or_default();
+            nodes.push(json!({
+                "hostname": e["hostname"].as_str().unwrap_or(""),
+                "api_address": e["api_addr"].as_str().unwrap_or(""),
+                "cluster_address": "",
+                "active_node": false,
+                "last_echo": rfc3339(when),
+                "version": e["version"].as_str().unwrap_or(""),
+                "upgrade_version": e["version"].as_str().unwrap_or(""),
+                "redundancy_zone": "",
+            }));
+        }
+        Some(nodes)
     }
 
     /// After the unseal key was combined and checked: become a standby and start contending
@@ -257,7 +301,13 @@ async fn ha_loop(weak: Weak<Core>) {
         let Some(h) = core.ha.get() else { return };
         let (backend, identity, api_addr) = (h.backend.clone(), h.identity.clone(), h.api_addr.clone());
         drop(core);
-        match backend.try_acquire(&identity, &api_addr).await {
+        let echo = serde_json::json!({
+            "api_addr": api_addr,
+            "hostname": crate::sys::hostname(),
+            "version": crate::version_string(),
+        })
+        .to_string();
+        match backend.try_acquire(&identity, &api_addr, &echo).await {
             Ok(Acquire::Held(mut guard)) => {
                 last_err = None;
                 let Some(core) = weak.upgrade() else { return };

@@ -191,6 +191,10 @@ impl Core {
                 _ => Err(LogicalError::unsupported_operation()),
             },
             "sys/ha-status" => match op {
+                Read if self.ha_enabled() => {
+                    let nodes = self.ha_nodes().await.unwrap_or_default();
+                    Ok(CoreResponse::legacy(obj(json!({ "nodes": nodes }))))
+                }
                 Read => {
                     let host = hostname();
                     Ok(CoreResponse::legacy(obj(json!({
@@ -666,7 +670,7 @@ fn go_duration(secs: u64) -> String {
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 

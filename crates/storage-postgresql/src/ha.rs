@@ -13,6 +13,8 @@ use tokio_postgres::NoTls;
 
 /// How often the holder checks that its lock connection is alive.
 pub const PING_EVERY: Duration = Duration::from_millis(500);
+/// How often a standby records itself in the HA table (for `sys/ha-status`).
+pub const ECHO_EVERY: Duration = Duration::from_secs(2);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) async fn create_table(client: &tokio_postgres::Client, ha_table: &str) -> Result<(), String> {
@@ -48,6 +50,7 @@ pub struct HaLock {
     ha_table: String,
     key: i64,
     session: std::sync::Arc<tokio::sync::Mutex<Option<Session>>>,
+    last_echo: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 /// Dropping the client ends the connection (its task then returns).
@@ -74,7 +77,7 @@ pub struct LockHeld {
 impl HaLock {
     pub(crate) fn new(pg_config: tokio_postgres::Config, target: String, ha_table: String) -> Self {
         let key = lock_key(&ha_table);
-        HaLock { pg_config, target, ha_table, key, session: Default::default() }
+        HaLock { pg_config, target, ha_table, key, session: Default::default(), last_echo: Default::default() }
     }
 
     async fn connect(&self) -> Result<Session, String> {
@@ -102,10 +105,12 @@ impl HaLock {
 
     /// Tries once to take the lock. `Ok(Err(leader))`: another node holds it (or held it an
     /// instant ago: `leader` is then `None`).
+    /// A standby also records `echo` (what it says about itself, for `sys/ha-status`).
     pub async fn try_acquire(
         &self,
         identity: &str,
         api_addr: &str,
+        echo: &str,
     ) -> Result<Result<LockHeld, Option<Leader>>, String> {
         let session = self.take_session().await?;
         let got: bool = session
@@ -116,6 +121,9 @@ impl HaLock {
             .map_err(|e| format!("{}: {}", self.target, chain(&e)))?;
         if !got {
             let leader = self.leader_on(&session.client).await?;
+            if self.echo_due() {
+                self.echo_on(&session.client, identity, echo).await?;
+            }
             self.keep_session(session).await;
             return Ok(Err(leader));
         }
@@ -157,6 +165,72 @@ impl HaLock {
         let r = self.leader_on(&session.client).await?;
         self.keep_session(session).await;
         Ok(r)
+    }
+
+    /// A standby records itself at most every [`ECHO_EVERY`].
+    fn echo_due(&self) -> bool {
+        let Ok(mut last) = self.last_echo.lock() else { return true };
+        let due = last.is_none_or(|t| t.elapsed() >= ECHO_EVERY);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    }
+
+    async fn echo_on(&self, client: &tokio_postgres::Client, identity: &str, echo: &str) -> Result<(), String> {
+        let t = quote_table(&self.ha_table, "ha_table")?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {t} (ha_key, ha_identity, ha_value, pid, acquired) \
+                     VALUES ('node/' || $1, $1, $2, pg_backend_pid(), now()) \
+                     ON CONFLICT (ha_key) DO UPDATE SET ha_value = EXCLUDED.ha_value, pid = EXCLUDED.pid, \
+                     acquired = EXCLUDED.acquired"
+                ),
+                &[&identity, &echo],
+            )
+            .await
+            .map_err(|e| format!("{}: {}", self.target, chain(&e)))?;
+        Ok(())
+    }
+
+    /// The standbys that echoed within `within`: (identity, echo, when). Forgets the ones
+    /// silent for an hour.
+    pub async fn standbys(&self, within: Duration) -> Result<Vec<(String, String, std::time::SystemTime)>, String> {
+        let t = quote_table(&self.ha_table, "ha_table")?;
+        let session = self.take_session().await?;
+        let err = |e: tokio_postgres::Error| format!("{}: {}", self.target, chain(&e));
+        session
+            .client
+            .execute(
+                &format!("DELETE FROM {t} WHERE ha_key LIKE 'node/%' AND acquired < now() - interval '1 hour'"),
+                &[],
+            )
+            .await
+            .map_err(err)?;
+        let rows = session
+            .client
+            .query(
+                &format!(
+                    "SELECT ha_identity, ha_value, EXTRACT(EPOCH FROM acquired)::float8 FROM {t} \
+                     WHERE ha_key LIKE 'node/%' AND acquired > now() - make_interval(secs => $1) ORDER BY ha_key"
+                ),
+                &[&within.as_secs_f64()],
+            )
+            .await
+            .map_err(err)?;
+        self.keep_session(session).await;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let secs: f64 = r.try_get(2).unwrap_or(0.0);
+                (
+                    r.try_get(0).unwrap_or_default(),
+                    r.try_get(1).unwrap_or_default(),
+                    std::time::UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0)),
+                )
+            })
+            .collect())
     }
 
     async fn leader_on(&self, client: &tokio_postgres::Client) -> Result<Option<Leader>, String> {

@@ -76,21 +76,25 @@ async fn ha_lock_is_exclusive_and_freed_with_its_session() {
     let s = PgStorage::open(o).await.unwrap();
     let lock = s.ha_lock();
     // A leftover holder from an earlier run would hold nothing: the lock dies with its session.
-    let Ok(held) = lock.try_acquire("node-a", "http://a:8200").await.unwrap() else { panic!("free lock is taken") };
-    let refused = lock.try_acquire("node-b", "http://b:8200").await.unwrap();
+    let Ok(held) = lock.try_acquire("node-a", "http://a:8200", "{}").await.unwrap() else {
+        panic!("free lock is taken")
+    };
+    let refused = lock.try_acquire("node-b", "http://b:8200", "{}").await.unwrap();
     let Err(Some(leader)) = refused else { panic!("second holder refused, and told who leads") };
     assert_eq!(leader.api_addr, "http://a:8200");
     let l = lock.leader().await.unwrap().expect("leader recorded");
     assert_eq!((l.identity.as_str(), l.api_addr.as_str()), ("node-a", "http://a:8200"));
     held.release().await;
     assert_eq!(lock.leader().await.unwrap(), None, "released lock names no leader");
-    let Ok(held_b) = lock.try_acquire("node-b", "http://b:8200").await.unwrap() else { panic!("taken after release") };
+    let Ok(held_b) = lock.try_acquire("node-b", "http://b:8200", "{}").await.unwrap() else {
+        panic!("taken after release")
+    };
     assert!(!held_b.is_lost());
     drop(held_b);
     // Dropping ends the session: the lock is free again soon after.
     let mut again = None;
     for _ in 0..50 {
-        if let Ok(h) = lock.try_acquire("node-c", "http://c:8200").await.unwrap() {
+        if let Ok(h) = lock.try_acquire("node-c", "http://c:8200", "{}").await.unwrap() {
             again = Some(h);
             break;
         }
