@@ -5,6 +5,8 @@
 //!
 //! Needs `COFFER_TEST_PG_URL` (see pg_storage.rs); skipped with a notice when it is unset.
 mod common;
+#[path = "common/pg_proxy.rs"]
+mod pg_proxy;
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -23,9 +25,13 @@ fn pg_url() -> Option<String> {
 
 /// Three servers sharing one table and one HA table (both fresh for this test).
 fn start_cluster(dir: &Path, url: &str, tag: &str) -> Vec<Server> {
+    start_nodes(dir, url, tag, 3)
+}
+
+fn start_nodes(dir: &Path, url: &str, tag: &str, count: usize) -> Vec<Server> {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
     let table = format!("t_ha_{tag}_{}_{n}", std::process::id());
-    (0..3)
+    (0..count)
         .map(|i| {
             let port = free_port();
             let config = dir.join(format!("node{i}.hcl"));
@@ -308,4 +314,68 @@ fn kill9_of_the_active_under_write_load_loses_no_acknowledged_write() {
     let o = cli(&bao, &restarted.addr, Some(&root), &["read", "-field=ok", &format!("kv/after{b}")]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "yes", "{}", out(&o));
     assert_eq!(leader(&restarted.addr)["is_self"], false);
+}
+
+/// The database going away under an HA cluster: the active node loses its lock (its lock
+/// connection dies) and stops serving; every node answers 5xx with `{"errors":[…]}` instead of
+/// hanging or crashing; when the database is back a node takes the lock again and serves the
+/// data written before, to `bao` through either node.
+#[test]
+fn ha_cluster_recovers_when_the_database_comes_back() {
+    let Some(url) = pg_url() else { return };
+    let Some(bao) = bao_path() else { return };
+    let (proxied, proxy) = pg_proxy::proxied(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_nodes(dir.path(), &proxied, "outage", 2);
+    let (st, body) = http(&nodes[0].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let keys: Vec<String> = v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+    let root = v["root_token"].as_str().unwrap().to_string();
+    unseal_all(&nodes, &keys);
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let a = wait_for_active(&refs, Duration::from_secs(10));
+    let (st, body) =
+        http(&nodes[a].addr, "POST", "/v1/sys/mounts/kv", &[("X-Vault-Token", &root)], br#"{"type":"kv"}"#);
+    assert!(st == 204 || st == 200, "{body}");
+    let (st, body) = request_following(&nodes[a].addr, "PUT", "/v1/kv/before", &root, br#"{"v":"1"}"#);
+    assert!(st == 204 || st == 200, "{st} {body}");
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    // Within a few seconds nobody is active, and every node fails requests cleanly.
+    loop {
+        let none_active = nodes.iter().all(|n| leader(&n.addr)["is_self"] != true);
+        if none_active {
+            break;
+        }
+        assert!(cut_at.elapsed() < Duration::from_secs(10), "the active node kept its role without its lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("MEASURED: active node stepped down {:?} after losing the database", cut_at.elapsed());
+    for n in &nodes {
+        let started = Instant::now();
+        let (st, body) = request_following(&n.addr, "GET", "/v1/kv/before", &root, b"");
+        assert!((500..600).contains(&st), "expected a 5xx, got {st} {body}");
+        assert!(json(&body)["errors"].as_array().is_some_and(|e| !e.is_empty()), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(20), "request hung");
+    }
+
+    proxy.restore();
+    let b = wait_for_active(&refs, Duration::from_secs(15));
+    eprintln!("MEASURED: a node was active again {:?} after the cut", cut_at.elapsed());
+    for n in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = cli(&bao, &n.addr, Some(&root), &["read", "-field=v", "kv/before"]);
+            if String::from_utf8_lossy(&o.stdout).trim() == "1" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node did not recover (active is {b}): {}", out(&o));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    for n in &nodes {
+        assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
+    }
 }

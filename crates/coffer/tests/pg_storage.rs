@@ -4,12 +4,11 @@
 //! Needs `COFFER_TEST_PG_URL` (scripts/test starts PostgreSQL and sets it): without it these
 //! tests print a notice and pass; with it set and the server unreachable they fail.
 mod common;
+#[path = "common/pg_proxy.rs"]
+mod pg_proxy;
 use common::*;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use pg_proxy::Proxy;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn pg_url() -> Option<String> {
@@ -92,64 +91,6 @@ fn bad_connection_settings_fail_start_up_clearly() {
         assert!(text.contains("cannot connect to PostgreSQL at"), "{text}");
         assert!(text.contains(what), "expected {what:?} in: {text}");
         assert!(!text.contains("NotThePassw0rd"), "the password leaked: {text}");
-    }
-}
-
-/// A TCP proxy in front of PostgreSQL that the test can cut (closing every connection and
-/// refusing new ones) and restore: the database "goes away" without stopping the shared server.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(target: String) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (up2, conns2) = (up.clone(), conns.clone());
-        std::thread::spawn(move || {
-            for c in listener.incoming() {
-                let Ok(client) = c else { continue };
-                if !up2.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(&target) else { continue };
-                conns2.lock().unwrap().push(client.try_clone().unwrap());
-                conns2.lock().unwrap().push(server.try_clone().unwrap());
-                for (mut a, mut b) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        loop {
-                            match a.read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => {
-                                    if b.write_all(&buf[..n]).is_err() {
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                        let _ = b.shutdown(std::net::Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Proxy { port, up, conns }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
-            let _ = c.shutdown(std::net::Shutdown::Both);
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
     }
 }
 

@@ -183,6 +183,11 @@ pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
     let mut cfg: tokio_postgres::Config = url
         .parse()
         .map_err(|e: tokio_postgres::Error| format!("storage \"postgresql\": invalid connection_url: {}", chain(&e)))?;
+    if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err("storage \"postgresql\": sslmode=require is not supported yet (Coffer connects to PostgreSQL \
+                    without TLS); use a local or otherwise protected network path"
+            .into());
+    }
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(5));
     }
@@ -410,6 +415,12 @@ mod tests {
         let mut bad = BTreeMap::new();
         bad.insert("conection_url".to_string(), "x".to_string());
         assert!(PgOptions::from_map(&bad, |_| None).unwrap_err().contains("unknown option"));
+    }
+
+    #[test]
+    fn tls_required_is_refused_clearly() {
+        let e = parse_url("postgres://u:pw@h/db?sslmode=require").err().unwrap();
+        assert!(e.contains("sslmode=require is not supported") && !e.contains("pw"), "{e}");
     }
 
     #[test]
