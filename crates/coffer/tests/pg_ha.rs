@@ -167,6 +167,17 @@ fn three_servers_one_active_standbys_redirect_and_step_down_moves_leadership() {
         assert!(n["last_echo"].as_str().is_some_and(|t| t.ends_with('Z')), "{n}");
     }
 
+    // `bao status` tells standby from active; `bao operator members` lists all three.
+    let o = cli(&bao, &standbys[0].addr, None, &["status"]);
+    let text = out(&o);
+    assert!(text.contains("standby") && text.contains(&active.url()), "{text}");
+    let o = cli(&bao, &active.addr, None, &["status"]);
+    assert!(out(&o).contains("active"), "{}", out(&o));
+    let o = cli(&bao, &standbys[1].addr, Some(&root), &["operator", "members"]);
+    for n in &nodes {
+        assert!(out(&o).contains(&n.url()), "{}", out(&o));
+    }
+
     // A standby answers 307 to the same path on the active node.
     let (st, loc, _) = request(&standbys[0].addr, "GET", "/v1/sys/mounts?x=1", &root, b"");
     assert_eq!(st, 307);
