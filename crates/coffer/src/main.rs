@@ -2,6 +2,8 @@
 //! Vault/OpenBao-compatible client.
 #![forbid(unsafe_code)]
 
+mod ha;
+mod migrate;
 mod server;
 mod verify;
 
@@ -10,6 +12,7 @@ fn main() {
     let code = match args.first().map(String::as_str) {
         Some("server") => server::main(&args[1..]),
         Some("plugin") if args.get(1).map(String::as_str) == Some("verify") => verify::main(&args[2..]),
+        Some("operator") if args.get(1).map(String::as_str) == Some("migrate") => migrate::main(&args[2..]),
         _ => coffer_cli::run(&args),
     };
     std::process::exit(code);

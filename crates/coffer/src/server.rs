@@ -61,8 +61,31 @@ fn init_logging(level: &str, format: &str) {
     }
 }
 
-fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, String> {
+/// Opens the storage, and its HA lock when the stanza enables HA.
+async fn open_storage_ha(
+    cfg: &StorageConfig,
+) -> Result<(Arc<dyn Storage>, Option<Arc<dyn coffer_core::ha::HaBackend>>), String> {
+    if cfg.kind == "postgresql" {
+        let o = coffer_storage_postgresql::PgOptions::from_map(&cfg.options, |k| std::env::var(k).ok())?;
+        let s = coffer_storage_postgresql::PgStorage::open(o).await?;
+        let ha = s
+            .options()
+            .ha_enabled
+            .then(|| Arc::new(crate::ha::PgHa(s.ha_lock())) as Arc<dyn coffer_core::ha::HaBackend>);
+        return Ok((Arc::new(s), ha));
+    }
+    if cfg.options.get("ha_enabled").is_some_and(|v| v == "true") {
+        return Err(format!("storage {:?} does not support ha_enabled", cfg.kind));
+    }
+    Ok((open_storage(cfg).await?, None))
+}
+
+pub(crate) async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, String> {
     match cfg.kind.as_str() {
+        "postgresql" => {
+            let o = coffer_storage_postgresql::PgOptions::from_map(&cfg.options, |k| std::env::var(k).ok())?;
+            Ok(Arc::new(coffer_storage_postgresql::PgStorage::open(o).await?))
+        }
         "inmem" => Ok(Arc::new(coffer_storage_inmem::InmemStorage::new())),
         "file" => {
             let path = cfg.options.get("path").ok_or("storage \"file\" needs a path")?;
@@ -145,7 +168,7 @@ pub fn main(raw: &[String]) -> i32 {
 }
 
 async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
-    let storage = match open_storage(&storage_cfg) {
+    let (storage, ha) = match open_storage_ha(&storage_cfg).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -174,8 +197,16 @@ async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
                 })
                 .collect(),
             plugin_directory: cfg.plugin_directory.clone(),
+            raw_storage_endpoint: cfg.raw_storage_endpoint,
         },
     );
+    if let Some(ha) = ha {
+        let Some(api_addr) = cfg.api_addr.clone().filter(|a| !a.is_empty()) else {
+            eprintln!("Error: ha_enabled needs api_addr: the address standbys redirect clients to");
+            return 1;
+        };
+        core.enable_ha(ha, api_addr);
+    }
     coffer_core::metrics::describe();
     core.set_plugin_launcher(Arc::new(PluginHost));
     core.spawn_background();

@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub log_level: Option<String>,
     pub log_format: Option<String>,
     pub disable_mlock: bool,
+    /// `raw_storage_endpoint = true` enables `sys/raw`.
+    pub raw_storage_endpoint: bool,
     pub plugin_directory: Option<String>,
     /// Seconds.
     pub default_lease_ttl: Option<i64>,
@@ -87,7 +89,6 @@ const INERT_KEYS: &[&str] = &[
     "log_rotate_max_files",
     "plugin_file_uid",
     "plugin_file_permissions",
-    "raw_storage_endpoint",
     "introspection_endpoint",
     "imprecise_lease_role_tracking",
     "telemetry",
@@ -151,8 +152,18 @@ fn json_items(src: &str, file: &str) -> Result<Vec<Item>, ConfigError> {
     let mut items = Vec::new();
     for (key, value) in top {
         let line = line_of(src, &format!("\"{key}\""), 0);
-        let is_block =
-            matches!(key.as_str(), "listener" | "storage" | "backend" | "ha_storage" | "ha_backend" | "seal" | "audit");
+        let is_block = matches!(
+            key.as_str(),
+            "listener"
+                | "storage"
+                | "backend"
+                | "ha_storage"
+                | "ha_backend"
+                | "seal"
+                | "audit"
+                | "storage_source"
+                | "storage_destination"
+        );
         if key == "audit" {
             // [{"file": {"name": {...}}}] or {"file": {"name": {...}}}
             let list = match value {
@@ -236,6 +247,70 @@ fn block_body(item: &Item, file: &str) -> Result<Map<String, Value>, ConfigError
             line: item.line,
             msg: format!("{} must be a block", item.key),
         }),
+    }
+}
+
+/// A `storage "type" { … }` block (also `storage_source` / `storage_destination`).
+fn storage_stanza(item: &Item, name: &str) -> Result<StorageConfig, ConfigError> {
+    let at = |msg: String| ConfigError::AtLine { file: name.to_string(), line: item.line, msg };
+    let kind = item.labels.first().cloned().unwrap_or_default();
+    let body = block_body(item, name)?;
+    let mut options = BTreeMap::new();
+    for (k, v) in body {
+        options.insert(k.clone(), as_string(&v).ok_or_else(|| at(format!("storage option {k:?} must be a string")))?);
+    }
+    match kind.as_str() {
+        "file" => {
+            if options.get("path").is_none_or(|p| p.is_empty()) {
+                return Err(at("storage \"file\" needs a path".into()));
+            }
+        }
+        "inmem" | "postgresql" => {}
+        other => {
+            return Err(at(format!("unknown storage type {other:?} (supported: \"file\", \"inmem\", \"postgresql\")")))
+        }
+    }
+    Ok(StorageConfig { kind, options })
+}
+
+/// The configuration of `coffer operator migrate`: `storage_source "type" { … }` and
+/// `storage_destination "type" { … }`, as Vault writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationConfig {
+    pub source: StorageConfig,
+    pub destination: StorageConfig,
+}
+
+impl MigrationConfig {
+    pub fn parse(src: &str, name: &str) -> Result<MigrationConfig, ConfigError> {
+        let is_json = name.ends_with(".json") || src.trim_start().starts_with('{');
+        let items = if is_json { json_items(src, name)? } else { hcl_items(src, name)? };
+        let (mut source, mut destination) = (None, None);
+        for item in &items {
+            let at = |msg: String| ConfigError::AtLine { file: name.to_string(), line: item.line, msg };
+            let slot = match item.key.as_str() {
+                "storage_source" => &mut source,
+                "storage_destination" => &mut destination,
+                "cluster_addr" | "api_addr" => continue,
+                other => return Err(at(format!("unknown migration stanza {other:?}"))),
+            };
+            if slot.is_some() {
+                return Err(at(format!("only one {} stanza is allowed", item.key)));
+            }
+            *slot = Some(storage_stanza(item, name)?);
+        }
+        let missing = |what: &str| ConfigError::Invalid { file: name.into(), msg: format!("missing {what} stanza") };
+        Ok(MigrationConfig {
+            source: source.ok_or_else(|| missing("storage_source"))?,
+            destination: destination.ok_or_else(|| missing("storage_destination"))?,
+        })
+    }
+
+    pub fn load(path: impl AsRef<Path>) -> Result<MigrationConfig, ConfigError> {
+        let name = path.as_ref().display().to_string();
+        let src = std::fs::read_to_string(path.as_ref())
+            .map_err(|e| ConfigError::Invalid { file: name.clone(), msg: format!("cannot read: {e}") })?;
+        Self::parse(&src, &name)
     }
 }
 
@@ -335,27 +410,7 @@ impl ServerConfig {
                     if c.storage.is_some() {
                         return Err(at("only one storage stanza is allowed".into()));
                     }
-                    let kind = item.labels.first().cloned().unwrap_or_default();
-                    let body = block_body(item, name)?;
-                    let mut options = BTreeMap::new();
-                    for (k, v) in body {
-                        options.insert(
-                            k.clone(),
-                            as_string(&v).ok_or_else(|| at(format!("storage option {k:?} must be a string")))?,
-                        );
-                    }
-                    match kind.as_str() {
-                        "file" => {
-                            if options.get("path").is_none_or(|p| p.is_empty()) {
-                                return Err(at("storage \"file\" needs a path".into()));
-                            }
-                        }
-                        "inmem" => {}
-                        other => {
-                            return Err(at(format!("unknown storage type {other:?} (supported: \"file\", \"inmem\")")))
-                        }
-                    }
-                    c.storage = Some(StorageConfig { kind, options });
+                    c.storage = Some(storage_stanza(item, name)?);
                 }
                 "audit" => {
                     let (Some(ty), Some(path)) = (item.labels.first(), item.labels.get(1)) else {
@@ -434,6 +489,10 @@ impl ServerConfig {
                         return Err(at(format!("log_format {f:?} must be \"standard\" or \"json\"")));
                     }
                     c.log_format = Some(f);
+                }
+                "raw_storage_endpoint" => {
+                    c.raw_storage_endpoint = as_bool(&item.value)
+                        .ok_or_else(|| at(format!("raw_storage_endpoint: {} is not a boolean", item.value)))?
                 }
                 "disable_mlock" => {
                     c.disable_mlock = as_bool(&item.value)
@@ -516,6 +575,7 @@ impl ServerConfig {
         );
         self.ui |= o.ui;
         self.disable_mlock |= o.disable_mlock;
+        self.raw_storage_endpoint |= o.raw_storage_endpoint;
         self.warnings.extend(o.warnings);
     }
 

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod error;
+pub mod ha;
 pub mod identity;
 pub mod leases;
 pub mod metrics;
@@ -15,6 +16,7 @@ pub use openapi::path_templates;
 pub mod password;
 pub mod policy;
 pub mod policy_store;
+mod raw;
 mod seal_ops;
 mod sys;
 mod sys_acl;
@@ -53,6 +55,8 @@ pub struct CoreConfig {
     pub audit: Vec<DeclaredAudit>,
     /// Where external plugin binaries must live (`plugin_directory`).
     pub plugin_directory: Option<String>,
+    /// `raw_storage_endpoint = true`: serve `sys/raw/…`.
+    pub raw_storage_endpoint: bool,
 }
 
 /// An audit device from the server configuration (`audit "file" "path" { … }`).
@@ -75,6 +79,7 @@ impl Default for CoreConfig {
             cluster_addr: None,
             audit: Vec::new(),
             plugin_directory: None,
+            raw_storage_endpoint: false,
         }
     }
 }
@@ -198,6 +203,8 @@ pub struct Core {
     pub(crate) plugin_launcher: RwLock<Option<Arc<dyn catalog::PluginLauncher>>>,
     /// Running external plugin instances, by mount UUID.
     pub(crate) plugins: RwLock<std::collections::HashMap<String, Arc<dyn coffer_sdk::Backend>>>,
+    /// Set when the server runs in an HA cluster (`ha.rs`).
+    pub(crate) ha: std::sync::OnceLock<ha::HaState>,
 }
 
 impl Core {
@@ -210,6 +217,7 @@ impl Core {
             services: Arc::new(password::Services { barrier: barrier.clone() }),
             plugin_launcher: RwLock::new(None),
             plugins: RwLock::new(Default::default()),
+            ha: std::sync::OnceLock::new(),
             barrier,
         })
     }
@@ -274,7 +282,13 @@ impl Core {
     pub async fn health(&self) -> Health {
         let initialized = self.barrier.is_initialized().await.unwrap_or(false);
         let active = self.active();
-        Health { initialized, sealed: active.is_none(), standby: false, cluster: active.map(|a| a.cluster.clone()) }
+        let standby = self.is_standby();
+        Health {
+            initialized,
+            sealed: active.is_none() && !standby,
+            standby,
+            cluster: active.map(|a| a.cluster.clone()),
+        }
     }
 
     /// Starts background work that lives with the process (automatic key rotation checks).
@@ -426,7 +440,9 @@ impl Core {
         if let Some(resp) = self.handle_unauthenticated(&req, &path).await? {
             return Ok(resp);
         }
-        let active = self.active().ok_or_else(LogicalError::sealed)?;
+        let active =
+            self.active()
+                .ok_or_else(|| if self.is_standby() { Self::standby_error() } else { LogicalError::sealed() })?;
         let started = std::time::Instant::now();
         let result = if active.audit.enabled() {
             self.handle_audited(&active, &req, &path).await

@@ -957,13 +957,26 @@ fn sys_specs() -> &'static [PathSpec] {
                 "Seal",
                 "Drops the keys from memory: nothing is served until the next unseal.",
             ),
-            p("leader", vec![], vec![(Read, "Show the HA leader")], "HA leader", "Single node: HA is never enabled."),
+            p(
+                "leader",
+                vec![],
+                vec![(Read, "Show the HA leader")],
+                "HA leader",
+                "Whether HA is enabled (storage \"postgresql\" with ha_enabled) and which node is active.",
+            ),
             p(
                 "ha-status",
                 vec![],
                 vec![(Read, "Show the HA nodes")],
                 "HA nodes",
-                "The nodes of the cluster: this one.",
+                "The nodes of the cluster: the active one and the standbys heard from recently.",
+            ),
+            p(
+                "step-down",
+                vec![],
+                vec![(Update, "Give up the HA lock")],
+                "Step down",
+                "The active node becomes a standby and lets another node take over.",
             ),
             p(
                 "host-info",

@@ -85,7 +85,7 @@ impl Core {
         let mut m = obj(json!({
             "type": "shamir",
             "initialized": cfg.is_some(),
-            "sealed": self.is_sealed(),
+            "sealed": self.barrier_sealed(),
             "t": cfg.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
             "n": cfg.as_ref().map(|c| c.secret_shares).unwrap_or(0),
             "progress": progress,
@@ -173,12 +173,12 @@ impl Core {
         };
         {
             let mut st = self.seal.lock().await;
-            if reset && !self.is_sealed() {
+            if reset && !self.barrier_sealed() {
                 return Err(LogicalError::bad_request("vault is unsealed"));
             }
             if reset {
                 st.unseal = None;
-            } else if self.is_sealed() {
+            } else if self.barrier_sealed() {
                 let (_, collector) =
                     st.unseal.get_or_insert_with(|| (uuid(), ShareCollector::new(cfg.secret_threshold)));
                 let combined = collector.add(key);
@@ -204,6 +204,11 @@ impl Core {
                             }
                             Err(e) => return Err(barrier_err(e)),
                         }
+                        if self.ha_enabled() {
+                            self.enter_standby(kek);
+                            drop(st);
+                            return Ok(CoreResponse::raw(self.seal_status().await?));
+                        }
                         match self.post_unseal().await {
                             Ok(active) => {
                                 *self.active.write().map_err(|_| LogicalError::internal("state lock poisoned"))? =
@@ -228,6 +233,7 @@ impl Core {
         st.unseal = None;
         st.generate_root = None;
         st.rekey = None;
+        self.leave_ha().await;
         if let Ok(mut a) = self.active.write() {
             *a = None;
         }
@@ -543,6 +549,7 @@ impl Core {
         if let Ok(mut c) = self.seal_config.write() {
             *c = Some(cfg);
         }
+        self.ha_rekeyed(kek);
         tracing::info!("unseal keys rekeyed");
         Ok(())
     }

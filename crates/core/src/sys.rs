@@ -66,8 +66,7 @@ impl Core {
                 _ => return Err(LogicalError::unsupported_operation()),
             },
             "sys/leader" => match op {
-                // No HA on single-node storage: the same answer sealed or not.
-                Read => CoreResponse::raw(obj(json!({ "ha_enabled": false }))),
+                Read => CoreResponse::raw(self.leader_status()),
                 _ => return Err(LogicalError::unsupported_operation()),
             },
             "sys/wrapping/lookup" if matches!(op, Update | Create) && req.data.get("token").is_some() => {
@@ -192,6 +191,10 @@ impl Core {
                 _ => Err(LogicalError::unsupported_operation()),
             },
             "sys/ha-status" => match op {
+                Read if self.ha_enabled() => {
+                    let nodes = self.ha_nodes().await.unwrap_or_default();
+                    Ok(CoreResponse::legacy(obj(json!({ "nodes": nodes }))))
+                }
                 Read => {
                     let host = hostname();
                     Ok(CoreResponse::legacy(obj(json!({
@@ -206,6 +209,14 @@ impl Core {
                             "redundancy_zone": "",
                         }]
                     }))))
+                }
+                _ => Err(LogicalError::unsupported_operation()),
+            },
+            p if p == "sys/raw" || p.starts_with("sys/raw/") => self.handle_raw(op, p, d).await,
+            "sys/step-down" => match op {
+                Update | Create => {
+                    self.step_down()?;
+                    Ok(no_content())
                 }
                 _ => Err(LogicalError::unsupported_operation()),
             },
@@ -659,7 +670,7 @@ fn go_duration(secs: u64) -> String {
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 

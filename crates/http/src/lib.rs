@@ -285,6 +285,11 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
     if api_path == "sys/health" && !help {
         return health(&st, &parts.method, &query).await;
     }
+    if st.core.is_standby()
+        && !matches!(api_path.as_str(), "sys/seal-status" | "sys/leader" | "sys/unseal" | "sys/init")
+    {
+        return standby_redirect(&st, &parts.uri);
+    }
     if api_path == "sys/metrics" && st.unauthenticated_metrics && token_from(&parts.headers).is_none() {
         if st.core.is_sealed() {
             return error_response(StatusCode::SERVICE_UNAVAILABLE, &["Vault is sealed".into()]);
@@ -397,6 +402,25 @@ fn render(resp: CoreResponse) -> Response {
             json_response(resp.status.map(status_for).unwrap_or(StatusCode::OK), &Value::Object(body))
         }
     }
+}
+
+/// On an HA standby: 307 to the same path on the active node (`bao` follows it), or 503 when no
+/// active node is known.
+fn standby_redirect(st: &AppState, uri: &axum::http::Uri) -> Response {
+    let Some(leader) = st.core.leader_api_addr() else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &["local node not active but active cluster node not found".into()],
+        );
+    };
+    let loc = format!("{}{}", leader.trim_end_matches('/'), uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(&loc) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    set_common_headers(r.headers_mut());
+    r
 }
 
 /// `sys/health`: the status code tells the state; query parameters may override each code.

@@ -1,0 +1,392 @@
+//! High availability on PostgreSQL: three Coffer servers on one database, one active (holding
+//! the advisory lock), two standbys that redirect clients to it; step-down moves leadership;
+//! kill -9 of the active under write load hands over to a standby without losing an
+//! acknowledged write, and `bao` keeps working against every surviving node.
+//!
+//! Needs `COFFER_TEST_PG_URL` (see pg_storage.rs); skipped with a notice when it is unset.
+mod common;
+#[path = "common/pg_proxy.rs"]
+mod pg_proxy;
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn pg_url() -> Option<String> {
+    match std::env::var("COFFER_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("NOTICE: COFFER_TEST_PG_URL is not set: PostgreSQL tests skipped (scripts/test sets it)");
+            None
+        }
+    }
+}
+
+/// Three servers sharing one table and one HA table (both fresh for this test).
+fn start_cluster(dir: &Path, url: &str, tag: &str) -> Vec<Server> {
+    start_nodes(dir, url, tag, 3)
+}
+
+fn start_nodes(dir: &Path, url: &str, tag: &str, count: usize) -> Vec<Server> {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
+    let table = format!("t_ha_{tag}_{}_{n}", std::process::id());
+    (0..count)
+        .map(|i| {
+            let port = free_port();
+            let config = dir.join(format!("node{i}.hcl"));
+            std::fs::write(
+                &config,
+                format!(
+                    "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  table = \"{table}\"\n  ha_enabled = \"true\"\n  ha_table = \"{table}_ha\"\n  max_parallel = \"8\"\n}}\n\
+                     listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
+                     api_addr = \"http://127.0.0.1:{port}\"\ndisable_mlock = true\n"
+                ),
+            )
+            .unwrap();
+            Server::start_with_config(&config, &format!("127.0.0.1:{port}"))
+        })
+        .collect()
+}
+
+/// One request; returns (status, Location header, body). Status 0 when the connection failed.
+fn request(addr: &str, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, Option<String>, String) {
+    let Ok(mut s) = TcpStream::connect(addr) else { return (0, None, String::new()) };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nX-Vault-Token: {token}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).is_err() || s.write_all(body).is_err() {
+        return (0, None, String::new());
+    }
+    let mut raw = Vec::new();
+    if s.read_to_end(&mut raw).is_err() && raw.is_empty() {
+        return (0, None, String::new());
+    }
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let location = head.lines().find_map(|l| {
+        l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("location")).map(|(_, v)| v.trim().to_string())
+    });
+    (status, location, body.to_string())
+}
+
+/// Like a Vault client: follows a standby's 307 to the active node (once).
+fn request_following(addr: &str, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    let (st, loc, b) = request(addr, method, path, token, body);
+    if st == 307 {
+        let loc = loc.expect("307 without Location");
+        let rest = loc.strip_prefix("http://").expect("http Location");
+        let (host, p) = rest.split_at(rest.find('/').unwrap());
+        let (st, _, b) = request(host, method, p, token, body);
+        return (st, b);
+    }
+    (st, b)
+}
+
+fn leader(addr: &str) -> serde_json::Value {
+    let (st, body) = http(addr, "GET", "/v1/sys/leader", &[], b"");
+    if st != 200 {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+}
+
+/// Waits until exactly one of `nodes` says it is the leader; returns its index.
+fn wait_for_active(nodes: &[&Server], within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let selves: Vec<usize> = (0..nodes.len()).filter(|&i| leader(&nodes[i].addr)["is_self"] == true).collect();
+        if selves.len() == 1 {
+            return selves[0];
+        }
+        assert!(Instant::now() < deadline, "no single active node within {within:?}: {selves:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn unseal_all(nodes: &[Server], keys: &[String]) {
+    for n in nodes {
+        for k in &keys[..3] {
+            let (st, body) = http(&n.addr, "PUT", "/v1/sys/unseal", &[], format!("{{\"key\":\"{k}\"}}").as_bytes());
+            assert_eq!(st, 200, "unseal: {body}");
+        }
+        let (_, body) = http(&n.addr, "GET", "/v1/sys/seal-status", &[], b"");
+        assert!(body.contains("\"sealed\":false"), "standbys and active report unsealed: {body}");
+    }
+}
+
+#[test]
+fn three_servers_one_active_standbys_redirect_and_step_down_moves_leadership() {
+    let Some(url) = pg_url() else { return };
+    let Some(bao) = bao_path() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_cluster(dir.path(), &url, "redirect");
+    let (st, body) = http(&nodes[1].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let keys: Vec<String> = v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+    let root = v["root_token"].as_str().unwrap().to_string();
+    unseal_all(&nodes, &keys);
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let a = wait_for_active(&refs, Duration::from_secs(10));
+    let active = &nodes[a];
+    let standbys: Vec<&Server> = nodes.iter().enumerate().filter(|(i, _)| *i != a).map(|(_, s)| s).collect();
+
+    // sys/leader everywhere names the active node's api_addr; health tells active from standby.
+    let l = leader(&active.addr);
+    assert_eq!(l["ha_enabled"], true);
+    assert_eq!(l["leader_address"], active.url(), "{l}");
+    assert!(l["active_time"].as_str().is_some_and(|t| t.ends_with('Z')), "{l}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for s in &standbys {
+        loop {
+            let l = leader(&s.addr);
+            if l["leader_address"] == active.url() {
+                assert_eq!(l["is_self"], false);
+                break;
+            }
+            assert!(Instant::now() < deadline, "standby does not name the leader: {l}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(http(&s.addr, "GET", "/v1/sys/health", &[], b"").0, 429, "standby health");
+    }
+    assert_eq!(http(&active.addr, "GET", "/v1/sys/health", &[], b"").0, 200, "active health");
+    let (st, body) = http(&active.addr, "GET", "/v1/sys/ha-status", &[("X-Vault-Token", &root)], b"");
+    assert_eq!(st, 200, "{body}");
+    let ha = json(&body);
+    let ha_nodes = ha["data"]["nodes"].as_array().unwrap();
+    assert_eq!(ha_nodes.len(), 3, "the active node and both standbys: {ha}");
+    assert_eq!(ha_nodes[0]["api_address"], active.url());
+    assert_eq!(ha_nodes[0]["active_node"], true);
+    for s in &standbys {
+        let n = ha_nodes.iter().find(|n| n["api_address"] == s.url()).unwrap_or_else(|| panic!("{ha}"));
+        assert_eq!(n["active_node"], false);
+        assert!(n["last_echo"].as_str().is_some_and(|t| t.ends_with('Z')), "{n}");
+    }
+
+    // `bao status` tells standby from active; `bao operator members` lists all three.
+    let o = cli(&bao, &standbys[0].addr, None, &["status"]);
+    let text = out(&o);
+    assert!(text.contains("standby") && text.contains(&active.url()), "{text}");
+    let o = cli(&bao, &active.addr, None, &["status"]);
+    assert!(out(&o).contains("active"), "{}", out(&o));
+    let o = cli(&bao, &standbys[1].addr, Some(&root), &["operator", "members"]);
+    for n in &nodes {
+        assert!(out(&o).contains(&n.url()), "{}", out(&o));
+    }
+
+    // A standby answers 307 to the same path on the active node.
+    let (st, loc, _) = request(&standbys[0].addr, "GET", "/v1/sys/mounts?x=1", &root, b"");
+    assert_eq!(st, 307);
+    assert_eq!(loc.as_deref(), Some(format!("{}/v1/sys/mounts?x=1", active.url()).as_str()));
+
+    // bao through the active and through both standbys (it follows the redirect); every
+    // value is readable through every node.
+    let o = cli(&bao, &standbys[0].addr, Some(&root), &["secrets", "enable", "-path=secret", "-version=2", "kv"]);
+    assert!(o.status.success(), "{}", out(&o));
+    for (i, s) in nodes.iter().enumerate() {
+        let o = cli(&bao, &s.addr, Some(&root), &["kv", "put", &format!("secret/via{i}"), &format!("node={i}")]);
+        assert!(o.status.success(), "write through node {i}: {}", out(&o));
+    }
+    for s in &nodes {
+        for i in 0..3 {
+            let o = cli(&bao, &s.addr, Some(&root), &["kv", "get", "-field=node", &format!("secret/via{i}")]);
+            assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), i.to_string(), "{}", out(&o));
+        }
+    }
+
+    // Step-down (through a standby: the request is redirected to the active node) moves
+    // leadership to another node, and the data is still there.
+    let o = cli(&bao, &standbys[1].addr, Some(&root), &["operator", "step-down"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let b = loop {
+        let b = (0..3).find(|&i| i != a && leader(&nodes[i].addr)["is_self"] == true);
+        if let Some(b) = b {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "nobody took over after step-down");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_ne!(a, b);
+    assert_eq!(leader(&nodes[a].addr)["is_self"], false, "the old active is a standby now");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while leader(&nodes[a].addr)["leader_address"] != nodes[b].url() {
+        assert!(Instant::now() < deadline, "the old active does not name the new one: {}", leader(&nodes[a].addr));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = cli(&bao, &nodes[a].addr, Some(&root), &["kv", "get", "-field=node", "secret/via2"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "2", "{}", out(&o));
+}
+
+#[test]
+fn kill9_of_the_active_under_write_load_loses_no_acknowledged_write() {
+    let Some(url) = pg_url() else { return };
+    let Some(bao) = bao_path() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster(dir.path(), &url, "failover");
+    let (keys, root) = {
+        let (st, body) =
+            http(&nodes[0].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
+        assert_eq!(st, 200, "{body}");
+        let v = json(&body);
+        let keys: Vec<String> =
+            v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+        (keys, v["root_token"].as_str().unwrap().to_string())
+    };
+    unseal_all(&nodes, &keys);
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let a = wait_for_active(&refs, Duration::from_secs(10));
+    let (st, body) =
+        http(&nodes[a].addr, "POST", "/v1/sys/mounts/kv", &[("X-Vault-Token", &root)], br#"{"type":"kv"}"#);
+    assert!(st == 204 || st == 200, "{body}");
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+
+    // Writers: each writes its own keys in order, sending each through any node (following
+    // redirects) and retrying the same key until it is acknowledged.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (addrs, root, stop) = (addrs.clone(), root.clone(), stop.clone());
+        writers.push(std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut i = 0u64;
+            let mut node = w % addrs.len();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let body = format!("{{\"v\":\"{w}-{i}\"}}");
+                let (st, _) =
+                    request_following(&addrs[node], "PUT", &format!("/v1/kv/w{w}/k{i}"), &root, body.as_bytes());
+                if st == 204 || st == 200 {
+                    acked.push(i);
+                    i += 1;
+                } else {
+                    node = (node + 1) % addrs.len();
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            acked
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let killed_at = Instant::now();
+    nodes[a].kill9();
+    // The failover time: from SIGKILL until a survivor reports itself active.
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != a).collect();
+    let b = loop {
+        if let Some(&b) = survivors.iter().find(|&&i| leader(&nodes[i].addr)["is_self"] == true) {
+            break b;
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(15), "no standby took over within 15 s");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let failover = killed_at.elapsed();
+    // And until a write through a (surviving) standby is acknowledged again.
+    let other = survivors.iter().copied().find(|&i| i != b).unwrap();
+    let write_back = loop {
+        let (st, _) = request_following(&nodes[other].addr, "PUT", "/v1/kv/probe", &root, br#"{"v":"1"}"#);
+        if st == 204 || st == 200 {
+            break killed_at.elapsed();
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(20), "writes did not resume: {st}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    eprintln!(
+        "MEASURED: failover (kill -9 → standby active) {failover:?}; first acknowledged write after {write_back:?}"
+    );
+    assert!(failover < Duration::from_secs(5), "failover took {failover:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acked: Vec<Vec<u64>> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let total: usize = acked.iter().map(Vec::len).sum();
+    eprintln!("MEASURED: {total} acknowledged writes by 4 writers across the failover");
+    assert!(total > 20, "the load was too small to mean anything: {total}");
+
+    // Every acknowledged write is there, read through the new active node.
+    for (w, keys) in acked.iter().enumerate() {
+        for i in keys {
+            let (st, body) = request_following(&nodes[b].addr, "GET", &format!("/v1/kv/w{w}/k{i}"), &root, b"");
+            assert_eq!(st, 200, "acknowledged write w{w}/k{i} lost: {body}");
+            assert_eq!(json(&body)["data"]["v"], format!("{w}-{i}"));
+        }
+    }
+    // bao keeps working against both surviving nodes (the standby redirects it).
+    for &i in &survivors {
+        let o = cli(&bao, &nodes[i].addr, Some(&root), &["write", &format!("kv/after{i}"), "ok=yes"]);
+        assert!(o.status.success(), "{}", out(&o));
+        let o = cli(&bao, &nodes[i].addr, Some(&root), &["read", "-field=v", "kv/w0/k0"]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0-0", "{}", out(&o));
+    }
+    // The killed node comes back as a standby (unsealed with the same keys) and redirects.
+    let restarted = Server::start_with_config(&nodes[a].config.clone(), &nodes[a].addr.clone());
+    unseal_all(std::slice::from_ref(&restarted), &keys);
+    let o = cli(&bao, &restarted.addr, Some(&root), &["read", "-field=ok", &format!("kv/after{b}")]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "yes", "{}", out(&o));
+    assert_eq!(leader(&restarted.addr)["is_self"], false);
+}
+
+/// The database going away under an HA cluster: the active node loses its lock (its lock
+/// connection dies) and stops serving; every node answers 5xx with `{"errors":[…]}` instead of
+/// hanging or crashing; when the database is back a node takes the lock again and serves the
+/// data written before, to `bao` through either node.
+#[test]
+fn ha_cluster_recovers_when_the_database_comes_back() {
+    let Some(url) = pg_url() else { return };
+    let Some(bao) = bao_path() else { return };
+    let (proxied, proxy) = pg_proxy::proxied(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_nodes(dir.path(), &proxied, "outage", 2);
+    let (st, body) = http(&nodes[0].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let keys: Vec<String> = v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+    let root = v["root_token"].as_str().unwrap().to_string();
+    unseal_all(&nodes, &keys);
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let a = wait_for_active(&refs, Duration::from_secs(10));
+    let (st, body) =
+        http(&nodes[a].addr, "POST", "/v1/sys/mounts/kv", &[("X-Vault-Token", &root)], br#"{"type":"kv"}"#);
+    assert!(st == 204 || st == 200, "{body}");
+    let (st, body) = request_following(&nodes[a].addr, "PUT", "/v1/kv/before", &root, br#"{"v":"1"}"#);
+    assert!(st == 204 || st == 200, "{st} {body}");
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    // Within a few seconds nobody is active, and every node fails requests cleanly.
+    loop {
+        let none_active = nodes.iter().all(|n| leader(&n.addr)["is_self"] != true);
+        if none_active {
+            break;
+        }
+        assert!(cut_at.elapsed() < Duration::from_secs(10), "the active node kept its role without its lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("MEASURED: active node stepped down {:?} after losing the database", cut_at.elapsed());
+    for n in &nodes {
+        let started = Instant::now();
+        let (st, body) = request_following(&n.addr, "GET", "/v1/kv/before", &root, b"");
+        assert!((500..600).contains(&st), "expected a 5xx, got {st} {body}");
+        assert!(json(&body)["errors"].as_array().is_some_and(|e| !e.is_empty()), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(20), "request hung");
+    }
+
+    proxy.restore();
+    let b = wait_for_active(&refs, Duration::from_secs(15));
+    eprintln!("MEASURED: a node was active again {:?} after the cut", cut_at.elapsed());
+    for n in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = cli(&bao, &n.addr, Some(&root), &["read", "-field=v", "kv/before"]);
+            if String::from_utf8_lossy(&o.stdout).trim() == "1" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node did not recover (active is {b}): {}", out(&o));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    for n in &nodes {
+        assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
+    }
+}
