@@ -2,6 +2,7 @@
 //! Vault/OpenBao-compatible client.
 #![forbid(unsafe_code)]
 
+mod seals;
 mod server;
 
 fn main() {

@@ -179,6 +179,10 @@ async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
     coffer_core::metrics::describe();
     core.set_plugin_launcher(Arc::new(PluginHost));
     core.spawn_background();
+    if let Err(e) = crate::seals::install(&core, &cfg) {
+        eprintln!("Error: seal configuration: {e}");
+        return 1;
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut addrs = Vec::new();

@@ -82,20 +82,30 @@ impl Core {
             Some((n, c)) => (c.progress(), n.clone()),
             None => (0, String::new()),
         };
+        let mode = self.seal_mode(cfg.as_ref());
+        let (shares, threshold) = cfg.as_ref().map(|c| c.operator_shares()).unwrap_or((0, 0));
+        let seal_type = cfg.as_ref().map(|c| c.seal_type.clone()).unwrap_or_else(|| self.configured_seal_type().into());
+        let recovery_seal = seal_type != "shamir";
         let mut m = obj(json!({
-            "type": "shamir",
+            "type": seal_type,
             "initialized": cfg.is_some(),
             "sealed": self.is_sealed(),
-            "t": cfg.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
-            "n": cfg.as_ref().map(|c| c.secret_shares).unwrap_or(0),
+            "t": threshold,
+            "n": shares,
             "progress": progress,
             "nonce": nonce,
-            "recovery_seal": false,
+            "recovery_seal": recovery_seal,
             "version": crate::version_string(),
             "build_date": crate::BUILD_DATE,
             "commit_date": crate::BUILD_DATE,
-            "migration": false,
+            "migration": matches!(mode, crate::autoseal::SealMode::ToAuto | crate::autoseal::SealMode::ToShamir),
         }));
+        if recovery_seal {
+            m.insert("recovery_seal_type".into(), "shamir".into());
+        }
+        if let Some(e) = self.seal_error() {
+            m.insert("seal_error".into(), e.into());
+        }
         if let Some(a) = self.active() {
             m.insert("cluster_name".into(), a.cluster.name.clone().into());
             m.insert("cluster_id".into(), a.cluster.id.clone().into());
@@ -110,6 +120,17 @@ impl Core {
             if data.get(unsupported).is_some_and(|v| !v.is_null() && v != &json!([]) && v != &json!("")) {
                 return Err(LogicalError::bad_request(format!("{unsupported} is not supported by this server yet")));
             }
+        }
+        if let Some(seal) = self.current_seal() {
+            let (keys, root) = self.init_auto(seal, data).await?;
+            let (hex_keys, b64_keys) = encode_shares(&keys);
+            return Ok(CoreResponse::raw(obj(json!({
+                "keys": [],
+                "keys_base64": [],
+                "recovery_keys": hex_keys,
+                "recovery_keys_base64": b64_keys,
+                "root_token": root,
+            }))));
         }
         let shares = parse_int("secret_shares", data.get("secret_shares").unwrap_or(&json!(0)))?;
         let threshold = parse_int("secret_threshold", data.get("secret_threshold").unwrap_or(&json!(0)))?;
@@ -168,9 +189,25 @@ impl Core {
                 "'key' must be specified in request body as JSON, or 'reset' set to true",
             ));
         }
+        let migrate = match data.get("migrate") {
+            Some(v) if !v.is_null() => parse_bool("migrate", v)?,
+            _ => false,
+        };
         let Some(cfg) = self.load_seal_config().await? else {
             return Err(LogicalError::bad_request("Vault is not initialized"));
         };
+        let mode = self.seal_mode(Some(&cfg));
+        if let crate::autoseal::SealMode::Mismatch(m) = &mode {
+            return Err(LogicalError::bad_request(m.clone()));
+        }
+        let migrating = matches!(mode, crate::autoseal::SealMode::ToAuto | crate::autoseal::SealMode::ToShamir);
+        if !reset && self.is_sealed() && migrating != migrate {
+            return Err(LogicalError::bad_request(if migrating {
+                "a seal migration is pending: give the keys with migrate set (bao operator unseal -migrate)"
+            } else {
+                "migrate option given but no seal migration is pending"
+            }));
+        }
         {
             let mut st = self.seal.lock().await;
             if reset && !self.is_sealed() {
@@ -180,7 +217,7 @@ impl Core {
                 st.unseal = None;
             } else if self.is_sealed() {
                 let (_, collector) =
-                    st.unseal.get_or_insert_with(|| (uuid(), ShareCollector::new(cfg.secret_threshold)));
+                    st.unseal.get_or_insert_with(|| (uuid(), ShareCollector::new(cfg.operator_shares().1)));
                 let combined = collector.add(key);
                 match combined {
                     // A share given twice is ignored, as Vault does.
@@ -195,26 +232,7 @@ impl Core {
                     Ok(None) => {}
                     Ok(Some(kek)) => {
                         st.unseal = None;
-                        match self.barrier.unseal(&kek).await {
-                            Ok(()) => {}
-                            Err(coffer_barrier::BarrierError::WrongKey) => {
-                                return Err(LogicalError::bad_request(
-                                    "unable to retrieve stored keys: the combined unseal key is invalid (one or more key shares are wrong); progress reset",
-                                ));
-                            }
-                            Err(e) => return Err(barrier_err(e)),
-                        }
-                        match self.post_unseal().await {
-                            Ok(active) => {
-                                *self.active.write().map_err(|_| LogicalError::internal("state lock poisoned"))? =
-                                    Some(active);
-                                tracing::info!("vault is unsealed");
-                            }
-                            Err(e) => {
-                                self.barrier.seal().await;
-                                return Err(e);
-                            }
-                        }
+                        self.unseal_with(&mode, &cfg, kek).await?;
                     }
                 }
             }
@@ -242,13 +260,13 @@ impl Core {
         let otp_len = crate::token::SERVICE_TOKEN_PREFIX.len() + crate::token::TOKEN_RANDOM_LEN;
         match &st.generate_root {
             None => obj(json!({
-                "started": false, "nonce": "", "progress": 0, "required": cfg.secret_threshold,
+                "started": false, "nonce": "", "progress": 0, "required": cfg.operator_shares().1,
                 "complete": false, "encoded_token": "", "encoded_root_token": "",
                 "pgp_fingerprint": "", "otp": "", "otp_length": otp_len,
             })),
             Some(g) => obj(json!({
                 "started": true, "nonce": g.nonce, "progress": g.collector.progress(),
-                "required": cfg.secret_threshold, "complete": g.encoded.is_some(),
+                "required": cfg.operator_shares().1, "complete": g.encoded.is_some(),
                 "encoded_token": g.encoded.clone().unwrap_or_default(),
                 "encoded_root_token": g.encoded.clone().unwrap_or_default(),
                 "pgp_fingerprint": "", "otp": "", "otp_length": otp_len,
@@ -297,7 +315,7 @@ impl Core {
                 st.generate_root = Some(GenerateRoot {
                     nonce: uuid(),
                     otp: Zeroizing::new(otp.clone()),
-                    collector: ShareCollector::new(cfg.secret_threshold),
+                    collector: ShareCollector::new(cfg.operator_shares().1),
                     encoded: None,
                 });
                 let mut status = self.generate_root_status(&st, &cfg);
@@ -334,7 +352,13 @@ impl Core {
                     }
                     Err(e) => return Err(seal_err(e)),
                 };
-                if self.barrier.verify_kek(&kek).await.is_err() {
+                // With an auto seal the operators hold recovery keys, checked against the stored one.
+                let valid = if cfg.is_auto() {
+                    self.verify_recovery_key(&kek).await?
+                } else {
+                    self.barrier.verify_kek(&kek).await.is_ok()
+                };
+                if !valid {
                     g.collector.reset();
                     return Err(LogicalError::bad_request(
                         "unable to authenticate: the key shares given do not unseal this server",
@@ -378,6 +402,12 @@ impl Core {
         };
         if self.is_sealed() {
             return Err(LogicalError::sealed());
+        }
+        if cfg.is_auto() && !matches!(op, Read) {
+            return Err(LogicalError::bad_request(format!(
+                "the {} seal has no unseal keys to rekey; its operators hold recovery keys",
+                cfg.seal_type
+            )));
         }
         let mut st = self.seal.lock().await;
         match (sub, op) {
