@@ -405,7 +405,7 @@ impl Core {
     }
 
     /// Tries to auto-unseal now and, while the seal's device or server is unreachable, again in
-    /// the background (1 s, doubling to 10 s), until unsealed. A configuration error (wrong
+    /// the background (1 s, doubling to 5 s), until unsealed. A configuration error (wrong
     /// PIN, missing key) is not retried: retrying a wrong PIN can lock an HSM token.
     pub fn spawn_auto_unseal(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
@@ -426,7 +426,7 @@ impl Core {
                     }
                     Err(e) if e.is_transient() => {
                         tracing::warn!(error = %e, retry_in_s = delay.as_secs(), "auto-unseal failed; the server stays sealed and retries");
-                        delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                        delay = (delay * 2).min(std::time::Duration::from_secs(5));
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "auto-unseal failed; the server stays sealed (not retried: fix the seal configuration and restart)");
