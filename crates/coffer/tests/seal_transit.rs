@@ -113,3 +113,23 @@ fn transit_seal_against_a_second_coffer_survives_the_transit_server_going_away()
     assert!(seal_status(&s.addr).get("seal_error").is_none(), "no error left once unsealed");
     assert!(s.log_text().contains("retries"), "the log says it retries:\n{}", s.log_text());
 }
+
+#[test]
+fn coffer_cli_initialises_a_transit_sealed_server_with_recovery_keys() {
+    let transit = Server::start_dev("dev-root");
+    transit_key(&transit.addr, "dev-root", "coffer-unseal");
+    let dir = tempfile::tempdir().unwrap();
+    let p = port();
+    let config = write_config(dir.path(), p, &transit_stanza(&transit.addr, "dev-root", "coffer-unseal"));
+    let s = start(&config, p, &[]);
+    let bin = common::coffer_bin();
+    let o = cli(bin, &s.addr, None, &["operator", "init", "-recovery-shares=2", "-recovery-threshold=2"]);
+    let text = out(&o);
+    assert!(o.status.success(), "coffer operator init: {text}");
+    assert!(text.contains("Recovery Key 1:") && text.contains("Recovery Key 2:"), "{text}");
+    assert!(!text.contains("Unseal Key"), "{text}");
+    wait_sealed(&s, false, Duration::from_secs(5));
+    let o = cli(bin, &s.addr, None, &["status"]);
+    let text = out(&o);
+    assert!(text.contains("Recovery Seal Type") && text.contains("transit"), "coffer status: {text}");
+}
