@@ -297,6 +297,28 @@ impl Barrier {
         Ok(())
     }
 
+    /// Writes the seal configuration and one encrypted entry in one atomic write (rekeying the
+    /// recovery key of an auto seal: its new shares and the key itself). Requires unsealed.
+    pub async fn put_seal_config_with(
+        &self,
+        seal_config: Vec<u8>,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), BarrierError> {
+        if reserved(key) {
+            return Err(BarrierError::Reserved(key.into()));
+        }
+        let ring = self.current()?;
+        let blob = self.encrypt(&ring, key, value)?;
+        self.storage
+            .transaction(vec![
+                TxnOp::Put { key: SEAL_CONFIG_PATH.into(), value: seal_config },
+                TxnOp::Put { key: key.into(), value: blob },
+            ])
+            .await?;
+        Ok(())
+    }
+
     async fn persist_keyring(&self) -> Result<(), BarrierError> {
         let ring = self.current()?;
         let pending = self.pending_count.load(Ordering::SeqCst);

@@ -296,7 +296,9 @@ fn operator_init(p: &Parsed, c: &Client, out: &Out) -> R {
     let r = c.request("PUT", "sys/init", Some(&body))?.unwrap_or(Value::Null);
     if auto {
         let list = |k: &str| -> Vec<String> {
-            r[k].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+            r[k].as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
         };
         let (b64, hexk) = (list("recovery_keys_base64"), list("recovery_keys"));
         let root = r["root_token"].as_str().unwrap_or("");

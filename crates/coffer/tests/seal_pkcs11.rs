@@ -170,3 +170,52 @@ fn pkcs11_missing_key_with_generate_key_false_is_a_clear_error() {
     assert!(err.contains("renamed-key") && err.contains("not found"), "clear error: {err}");
     assert_eq!(seal_status(&s.addr)["sealed"], true);
 }
+
+#[test]
+fn recovery_keys_are_rekeyed_with_bao_operator_rekey_target_recovery() {
+    let Some(bao) = bao_path() else { return };
+    let Some(hsm) = softhsm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = port();
+    let config = write_config(dir.path(), port, &hsm.stanza("kek", true, ""));
+    let conf = hsm.conf.display().to_string();
+    let s = start(&config, port, &[("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)]);
+    let (old, root) = init_recovery(&s.addr, 3, 2);
+    write_proof(&s.addr, &root, "v");
+
+    let o = cli(
+        &bao,
+        &s.addr,
+        None,
+        &["operator", "rekey", "-target=recovery", "-init", "-key-shares=2", "-key-threshold=2", "-format=json"],
+    );
+    assert!(o.status.success(), "rekey init: {}", out(&o));
+    let nonce = json(&String::from_utf8_lossy(&o.stdout))["nonce"].as_str().unwrap().to_string();
+    let mut last = serde_json::Value::Null;
+    for k in &old[..2] {
+        let o = cli(
+            &bao,
+            &s.addr,
+            None,
+            &["operator", "rekey", "-target=recovery", &format!("-nonce={nonce}"), "-format=json", k],
+        );
+        assert!(o.status.success(), "rekey update: {}", out(&o));
+        last = json(&String::from_utf8_lossy(&o.stdout));
+    }
+    assert_eq!(last["complete"], true, "{last}");
+    let new: Vec<String> =
+        last["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+    assert_eq!(new.len(), 2);
+    let st = seal_status(&s.addr);
+    assert_eq!((st["t"].clone(), st["n"].clone()), (2.into(), 2.into()), "{st}");
+
+    // Sealed by hand: the old recovery keys no longer open it, the new ones do.
+    let (c, b) = http(&s.addr, "PUT", "/v1/sys/seal", &[("X-Vault-Token", &root)], b"");
+    assert!(c == 200 || c == 204, "{b}");
+    for k in &old[..2] {
+        http(&s.addr, "PUT", "/v1/sys/unseal", &[], format!("{{\"key\":\"{k}\"}}").as_bytes());
+    }
+    assert_eq!(seal_status(&s.addr)["sealed"], true, "old recovery keys must not unseal");
+    common::unseal(&s.addr, &new);
+    assert_eq!(read_proof(&s.addr, &root), "v");
+}

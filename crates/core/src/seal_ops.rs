@@ -382,13 +382,13 @@ impl Core {
         match &st.rekey {
             None => obj(json!({
                 "nonce": "", "started": false, "t": 0, "n": 0, "progress": 0,
-                "required": cfg.secret_threshold, "pgp_fingerprints": null, "backup": false,
+                "required": cfg.operator_shares().1, "pgp_fingerprints": null, "backup": false,
                 "verification_required": false,
             })),
             Some(r) => obj(json!({
                 "nonce": r.nonce, "started": true, "t": r.config.secret_threshold,
                 "n": r.config.secret_shares, "progress": r.collector.progress(),
-                "required": cfg.secret_threshold, "pgp_fingerprints": null, "backup": false,
+                "required": cfg.operator_shares().1, "pgp_fingerprints": null, "backup": false,
                 "verification_required": r.require_verification,
                 "verification_nonce": r.pending.as_ref().map(|p| p.verification_nonce.clone()).unwrap_or_default(),
             })),
@@ -396,6 +396,18 @@ impl Core {
     }
 
     pub async fn rekey(&self, op: coffer_sdk::Operation, sub: &str, data: &Map<String, Value>) -> Result<CoreResponse> {
+        self.rekey_target(op, sub, data, false).await
+    }
+
+    /// `sys/rekey/*` (`recovery` false: the unseal keys) or `sys/rekey-recovery-key/*`
+    /// (`recovery` true: the recovery keys of an auto seal). One ceremony at a time.
+    pub async fn rekey_target(
+        &self,
+        op: coffer_sdk::Operation,
+        sub: &str,
+        data: &Map<String, Value>,
+        recovery: bool,
+    ) -> Result<CoreResponse> {
         use coffer_sdk::Operation::*;
         let Some(cfg) = self.load_seal_config().await? else {
             return Err(LogicalError::bad_request("Vault is not initialized"));
@@ -403,11 +415,16 @@ impl Core {
         if self.is_sealed() {
             return Err(LogicalError::sealed());
         }
-        if cfg.is_auto() && !matches!(op, Read) {
+        if cfg.is_auto() && !recovery && !matches!(op, Read) {
             return Err(LogicalError::bad_request(format!(
-                "the {} seal has no unseal keys to rekey; its operators hold recovery keys",
+                "the {} seal has no unseal keys to rekey; its operators hold recovery keys (sys/rekey-recovery-key)",
                 cfg.seal_type
             )));
+        }
+        if !cfg.is_auto() && recovery {
+            return Err(LogicalError::bad_request(
+                "recovery keys exist only with an auto-unseal seal (pkcs11, transit)",
+            ));
         }
         let mut st = self.seal.lock().await;
         match (sub, op) {
@@ -439,7 +456,7 @@ impl Core {
                     nonce: uuid(),
                     config: new_cfg,
                     require_verification,
-                    collector: ShareCollector::new(cfg.secret_threshold),
+                    collector: ShareCollector::new(cfg.operator_shares().1),
                     pending: None,
                 });
                 Ok(CoreResponse::raw(self.rekey_status(&st, &cfg)))
@@ -472,7 +489,12 @@ impl Core {
                     }
                     Err(e) => return Err(seal_err(e)),
                 };
-                if self.barrier.verify_kek(&old).await.is_err() {
+                let valid = if recovery {
+                    self.verify_recovery_key(&old).await?
+                } else {
+                    self.barrier.verify_kek(&old).await.is_ok()
+                };
+                if !valid {
                     r.collector.reset();
                     return Err(LogicalError::bad_request(
                         "failed to authenticate: the key shares given do not unseal this server; progress reset",
@@ -496,7 +518,7 @@ impl Core {
                     });
                 } else {
                     let new_cfg = r.config.clone();
-                    self.apply_rekey(&new_kek, new_cfg).await?;
+                    self.apply_rekey_target(&new_kek, new_cfg, recovery).await?;
                     st.rekey = None;
                 }
                 Ok(CoreResponse::raw(out))
@@ -559,12 +581,31 @@ impl Core {
                 }
                 let vn = p.verification_nonce.clone();
                 let new_cfg = r.config.clone();
-                self.apply_rekey(&got, new_cfg).await?;
+                self.apply_rekey_target(&got, new_cfg, recovery).await?;
                 st.rekey = None;
                 Ok(CoreResponse::raw(obj(json!({ "nonce": vn, "complete": true }))))
             }
             _ => Err(LogicalError::unsupported_operation()),
         }
+    }
+
+    async fn apply_rekey_target(&self, key: &Key, new: SealConfig, recovery: bool) -> Result<()> {
+        if !recovery {
+            return self.apply_rekey(key, new).await;
+        }
+        let mut cfg = self.load_seal_config().await?.ok_or_else(|| LogicalError::internal("not initialized"))?;
+        cfg.recovery_shares = new.secret_shares;
+        cfg.recovery_threshold = new.secret_threshold;
+        let raw = serde_json::to_vec(&cfg).map_err(|e| LogicalError::internal(e.to_string()))?;
+        self.barrier
+            .put_seal_config_with(raw, crate::autoseal::RECOVERY_KEY_PATH, key.as_bytes())
+            .await
+            .map_err(barrier_err)?;
+        if let Ok(mut c) = self.seal_config.write() {
+            *c = Some(cfg);
+        }
+        tracing::info!("recovery keys rekeyed");
+        Ok(())
     }
 
     async fn apply_rekey(&self, kek: &Key, cfg: SealConfig) -> Result<()> {
