@@ -56,7 +56,10 @@ fn pkcs11_init_gives_recovery_keys_and_the_server_unseals_itself_after_restart()
     s.kill9();
     let s = start(&config, port, &env);
     let took = wait_sealed(&s, false, Duration::from_secs(10));
-    eprintln!("auto-unseal with SoftHSM2 after start: {took:?}");
+    eprintln!("auto-unseal with SoftHSM2 after start: {took:?} after the listener was up");
+    if let Some(l) = s.log_text().lines().rfind(|l| l.contains("elapsed_ms")) {
+        eprintln!("server log: {l}");
+    }
     assert_eq!(read_proof(&s.addr, &root), "kept in the HSM-sealed barrier");
     let (_, health) = http(&s.addr, "GET", "/v1/sys/health", &[], b"");
     let h = json(&health);
@@ -218,4 +221,58 @@ fn recovery_keys_are_rekeyed_with_bao_operator_rekey_target_recovery() {
     assert_eq!(seal_status(&s.addr)["sealed"], true, "old recovery keys must not unseal");
     common::unseal(&s.addr, &new);
     assert_eq!(read_proof(&s.addr, &root), "v");
+}
+
+#[test]
+fn pkcs11_token_absent_at_start_keeps_the_server_sealed_until_it_appears() {
+    let Some(hsm) = softhsm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = port();
+    let config = write_config(dir.path(), port, &hsm.stanza("kek", true, ""));
+    let conf = hsm.conf.display().to_string();
+    let env = [("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)];
+    let mut s = start(&config, port, &env);
+    let (_, root) = init_recovery(&s.addr, 1, 1);
+    write_proof(&s.addr, &root, "behind the HSM");
+    s.kill9();
+
+    // The token is taken away (SoftHSM2 keeps each token in a directory of the token store).
+    let tokens = hsm.dir.path().join("tokens");
+    let away = hsm.dir.path().join("away");
+    std::fs::rename(&tokens, &away).unwrap();
+    std::fs::create_dir_all(&tokens).unwrap();
+    let s = start(&config, port, &env);
+    let err = wait_seal_error(&s, Duration::from_secs(10));
+    assert!(err.contains("HSM unavailable") && err.contains(TOKEN_LABEL), "clear error: {err}");
+    assert_eq!(seal_status(&s.addr)["sealed"], true);
+
+    // The token comes back: the background retry unseals the server, no operator needed.
+    std::fs::remove_dir_all(&tokens).unwrap();
+    std::fs::rename(&away, &tokens).unwrap();
+    let took = wait_sealed(&s, false, Duration::from_secs(15));
+    eprintln!("unsealed {took:?} after the token returned");
+    assert_eq!(read_proof(&s.addr, &root), "behind the HSM");
+}
+
+#[test]
+fn a_pkcs11_sealed_server_started_without_its_seal_stanza_says_what_is_wrong() {
+    let Some(hsm) = softhsm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = port();
+    let conf = hsm.conf.display().to_string();
+    let env = [("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)];
+    let config = write_config(dir.path(), port, &hsm.stanza("kek", true, ""));
+    let mut s = start(&config, port, &env);
+    let (recovery, _) = init_recovery(&s.addr, 1, 1);
+    s.kill9();
+
+    let config = write_config(dir.path(), port, "");
+    let s = start(&config, port, &env);
+    let st = seal_status(&s.addr);
+    let err = st["seal_error"].as_str().unwrap_or_default();
+    assert!(err.contains("pkcs11") && err.contains("disabled"), "names the stored seal and the fix: {st}");
+    let (code, body) =
+        http(&s.addr, "PUT", "/v1/sys/unseal", &[], format!("{{\"key\":\"{}\"}}", recovery[0]).as_bytes());
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("pkcs11"), "{body}");
 }

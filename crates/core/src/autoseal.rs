@@ -378,11 +378,9 @@ impl Core {
             SealMode::ToAuto | SealMode::ToShamir => return Ok(false),
         }
         let Some(seal) = self.current_seal() else { return Ok(false) };
-        let _st = self.seal.lock().await;
-        if !self.is_sealed() {
-            return Ok(false);
-        }
         let started = std::time::Instant::now();
+        // Unwrapped before taking the seal lock: a slow HSM or transit server must not hold up
+        // sys/seal-status.
         let kek = match self.unwrap_stored_kek(seal.as_ref()).await {
             Ok(k) => k,
             Err(e) => {
@@ -391,6 +389,10 @@ impl Core {
                 return Err(e);
             }
         };
+        let _st = self.seal.lock().await;
+        if !self.is_sealed() {
+            return Ok(false);
+        }
         if let Err(e) = self.finish_unseal(&kek).await {
             let msg = format!("auto-unseal with the {} seal failed: {e}", seal.seal_type());
             self.set_seal_error(Some(msg.clone()));
@@ -413,6 +415,10 @@ impl Core {
             let mut delay = std::time::Duration::from_secs(1);
             loop {
                 let Some(core) = weak.upgrade() else { break };
+                if core.current_seal().is_none() {
+                    // Shamir (or a migration to it): operators unseal.
+                    break;
+                }
                 match core.try_auto_unseal().await {
                     Ok(true) => break,
                     Ok(false) => {

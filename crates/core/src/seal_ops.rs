@@ -103,7 +103,11 @@ impl Core {
         if recovery_seal {
             m.insert("recovery_seal_type".into(), "shamir".into());
         }
-        if let Some(e) = self.seal_error() {
+        let mismatch = match &mode {
+            crate::autoseal::SealMode::Mismatch(msg) if self.is_sealed() => Some(msg.clone()),
+            _ => None,
+        };
+        if let Some(e) = self.seal_error().or(mismatch) {
             m.insert("seal_error".into(), e.into());
         }
         if let Some(a) = self.active() {

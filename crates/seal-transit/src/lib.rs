@@ -249,6 +249,7 @@ impl TransitSeal {
             .http_status_as_error(false)
             .tls_config(tls.build())
             .timeout_global(Some(Duration::from_secs(15)))
+            .timeout_connect(Some(Duration::from_secs(5)))
             .build();
         Ok(TransitSeal { inner: Arc::new(Inner { cfg, agent: ureq::Agent::new_with_config(config) }) })
     }
