@@ -133,3 +133,124 @@ fn coffer_cli_initialises_a_transit_sealed_server_with_recovery_keys() {
     let text = out(&o);
     assert!(text.contains("Recovery Seal Type") && text.contains("transit"), "coffer status: {text}");
 }
+
+#[test]
+fn transit_seal_over_tls_trusts_tls_ca_cert_and_refuses_an_unknown_ca() {
+    let Some(bao) = bao_path() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_and_leaf(work.path());
+    // The transit server: a Coffer dev server on an HTTPS listener.
+    let tport = port();
+    let tcfg = work.path().join("transit.hcl");
+    std::fs::write(
+        &tcfg,
+        format!(
+            "listener \"tcp\" {{\n  address = \"127.0.0.1:{tport}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let tlog = std::fs::File::create(work.path().join("transit.log")).unwrap();
+    let mut transit = std::process::Command::new(common::coffer_bin())
+        .args(["server", "-dev", "-dev-root-token-id=tls-root", "-dev-no-store-token"])
+        .arg(format!("-config={}", tcfg.display()))
+        .stdout(tlog.try_clone().unwrap())
+        .stderr(tlog)
+        .spawn()
+        .unwrap();
+    let bao_tls = |args: &[&str]| {
+        std::process::Command::new(&bao)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", work.path())
+            .env("BAO_ADDR", format!("https://127.0.0.1:{tport}"))
+            .env("BAO_CACERT", &ca)
+            .env("BAO_TOKEN", "tls-root")
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !bao_tls(&["secrets", "enable", "transit"]).status.success() {
+        assert!(Instant::now() < deadline, "the TLS transit server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = bao_tls(&["write", "-f", "transit/keys/coffer-unseal"]);
+    assert!(o.status.success(), "{}", out(&o));
+
+    let https_stanza = |ca: Option<&std::path::Path>| {
+        let mut st = format!(
+            "seal \"transit\" {{\n  address = \"https://127.0.0.1:{tport}\"\n  token = \"tls-root\"\n  key_name = \"coffer-unseal\"\n  mount_path = \"transit/\"\n"
+        );
+        if let Some(ca) = ca {
+            st.push_str(&format!("  tls_ca_cert = \"{}\"\n", ca.display()));
+        }
+        st.push_str("}\n");
+        st
+    };
+    // Without the CA the certificate is refused, and init says why.
+    let dir = tempfile::tempdir().unwrap();
+    let p = port();
+    let s = start(&write_config(dir.path(), p, &https_stanza(None)), p, &[]);
+    let (code, body) = http(&s.addr, "PUT", "/v1/sys/init", &[], br#"{"recovery_shares":1,"recovery_threshold":1}"#);
+    assert!(code >= 400 && body.to_lowercase().contains("certificate"), "{code} {body}");
+    assert_eq!(seal_status(&s.addr)["initialized"], false);
+    drop(s);
+
+    // With tls_ca_cert it works, and survives a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let p = port();
+    let config = write_config(dir.path(), p, &https_stanza(Some(&ca)));
+    let mut s = start(&config, p, &[]);
+    let (_, root) = init_recovery(&s.addr, 1, 1);
+    write_proof(&s.addr, &root, "over TLS");
+    s.kill9();
+    let s = start(&config, p, &[]);
+    wait_sealed(&s, false, Duration::from_secs(10));
+    assert_eq!(read_proof(&s.addr, &root), "over TLS");
+    let _ = transit.kill();
+    let _ = transit.wait();
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, cert.pem, key.pem).
+fn ca_and_leaf(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let p = |n: &str| dir.join(n);
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend(["-days", "1", "-subj", "/CN=coffer test CA", "-keyout", "ca.key", "-out", "ca.pem"]);
+    a.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
+    run(&a);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend(["-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "leaf.csr"]);
+    run(&a);
+    std::fs::write(
+        p("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "cert.pem",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
+}
