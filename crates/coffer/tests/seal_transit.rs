@@ -254,3 +254,35 @@ fn ca_and_leaf(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf
     ]);
     (p("ca.pem"), p("cert.pem"), p("key.pem"))
 }
+
+#[test]
+fn transit_seal_renews_a_short_lived_token() {
+    let Some(bao) = bao_path() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let dev = bao_dev(&bao, work.path(), port(), "bao-root");
+    transit_key(&dev.addr, "bao-root", "coffer-unseal");
+    let (c, body) = http(
+        &dev.addr,
+        "POST",
+        "/v1/auth/token/create",
+        &[("X-Vault-Token", "bao-root")],
+        br#"{"ttl":"4s","policies":["root"],"renewable":true}"#,
+    );
+    assert_eq!(c, 200, "{body}");
+    let token = json(&body)["auth"]["client_token"].as_str().unwrap().to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = port();
+    let config = write_config(dir.path(), p, &transit_stanza(&dev.addr, &token, "coffer-unseal"));
+    let mut s = start(&config, p, &[]);
+    let (_, root) = init_recovery(&s.addr, 1, 1);
+    write_proof(&s.addr, &root, "token kept alive");
+    // Well past the 4 s TTL: only renewal keeps the token valid.
+    std::thread::sleep(Duration::from_secs(7));
+    let (c, body) = http(&dev.addr, "GET", "/v1/auth/token/lookup-self", &[("X-Vault-Token", &token)], b"");
+    assert_eq!(c, 200, "the transit seal's token expired: {body}");
+    s.kill9();
+    let s = start(&config, p, &[]);
+    wait_sealed(&s, false, Duration::from_secs(10));
+    assert_eq!(read_proof(&s.addr, &root), "token kept alive");
+}

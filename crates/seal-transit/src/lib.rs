@@ -155,7 +155,11 @@ impl Inner {
     /// One JSON request to the transit server. Transport failures and 5xx answers are
     /// `Unavailable` (retried); 4xx are `Failed`, with the server's messages (never the token).
     fn call(&self, op: &str, body: &Value) -> Result<Value, SealError> {
-        let url = format!("{}/v1/{}/{op}/{}", self.cfg.address, self.cfg.mount_path, self.cfg.key_name);
+        self.call_path(op, &format!("{}/{op}/{}", self.cfg.mount_path, self.cfg.key_name), body)
+    }
+
+    fn call_path(&self, op: &str, path: &str, body: &Value) -> Result<Value, SealError> {
+        let url = format!("{}/v1/{path}", self.cfg.address);
         let mut req = ureq::http::Request::builder()
             .method("POST")
             .uri(&url)
@@ -251,7 +255,55 @@ impl TransitSeal {
             .timeout_global(Some(Duration::from_secs(15)))
             .timeout_connect(Some(Duration::from_secs(5)))
             .build();
-        Ok(TransitSeal { inner: Arc::new(Inner { cfg, agent: ureq::Agent::new_with_config(config) }) })
+        let renew = !cfg.disable_renewal;
+        let inner = Arc::new(Inner { cfg, agent: ureq::Agent::new_with_config(config) });
+        if renew {
+            spawn_renewal(Arc::downgrade(&inner));
+        }
+        Ok(TransitSeal { inner })
+    }
+}
+
+/// Keeps a renewable token alive, as Vault's transit seal does unless `disable_renewal`:
+/// looks the token up, renews it at half its TTL, and stops for a token that does not expire
+/// or cannot be renewed. Failures (server away) are retried every 10 s. Ends with the seal.
+fn spawn_renewal(weak: std::sync::Weak<Inner>) {
+    let spawned = std::thread::Builder::new().name("transit-seal-renew".into()).spawn(move || {
+        let retry = Duration::from_secs(10);
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            let wait = match inner.call_path("lookup-self", "auth/token/lookup-self", &json!({})) {
+                Ok(v) => {
+                    let ttl = v["data"]["ttl"].as_u64().unwrap_or(0);
+                    if ttl == 0 || !v["data"]["renewable"].as_bool().unwrap_or(false) {
+                        tracing::debug!("transit seal token does not expire or is not renewable: not renewing");
+                        return;
+                    }
+                    let half = Duration::from_secs((ttl / 2).max(1));
+                    drop(inner);
+                    std::thread::sleep(half);
+                    let Some(inner) = weak.upgrade() else { return };
+                    match inner.call_path("renew-self", "auth/token/renew-self", &json!({})) {
+                        Ok(_) => {
+                            tracing::debug!("transit seal token renewed");
+                            Duration::ZERO
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "renewing the transit seal token failed; retrying");
+                            retry
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "looking up the transit seal token failed; retrying");
+                    retry
+                }
+            };
+            std::thread::sleep(wait);
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the transit seal token renewal");
     }
 }
 
