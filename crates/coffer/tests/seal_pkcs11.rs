@@ -276,3 +276,51 @@ fn a_pkcs11_sealed_server_started_without_its_seal_stanza_says_what_is_wrong() {
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("pkcs11"), "{body}");
 }
+
+/// The slot number SoftHSM2 gave the test token (`softhsm2-util --show-slots`).
+fn token_slot(hsm: &SoftHsm) -> String {
+    let o = std::process::Command::new("softhsm2-util")
+        .arg("--show-slots")
+        .env("SOFTHSM2_CONF", &hsm.conf)
+        .output()
+        .expect("softhsm2-util --show-slots");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut slot = None;
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("Slot ") {
+            slot = Some(n.trim().to_string());
+        }
+        if line.trim().starts_with("Label:") && line.contains(TOKEN_LABEL) {
+            return slot.expect("a slot line before the label");
+        }
+    }
+    panic!("token {TOKEN_LABEL} not in:\n{text}");
+}
+
+#[test]
+fn pkcs11_seal_configured_by_vault_variables_alone_with_a_slot_number() {
+    let Some(hsm) = softhsm() else { return };
+    let slot = token_slot(&hsm);
+    let dir = tempfile::tempdir().unwrap();
+    let port = port();
+    // No seal stanza: VAULT_SEAL_TYPE and the VAULT_HSM_* variables declare it.
+    let config = write_config(dir.path(), port, "");
+    let conf = hsm.conf.display().to_string();
+    let env = [
+        ("SOFTHSM2_CONF", conf.as_str()),
+        ("VAULT_SEAL_TYPE", "pkcs11"),
+        ("VAULT_HSM_LIB", hsm.lib.as_str()),
+        ("VAULT_HSM_SLOT", slot.as_str()),
+        ("VAULT_HSM_PIN", PIN),
+        ("VAULT_HSM_KEY_LABEL", "env-kek"),
+        ("VAULT_HSM_GENERATE_KEY", "true"),
+    ];
+    let mut s = start(&config, port, &env);
+    assert_eq!(seal_status(&s.addr)["type"], "pkcs11");
+    let (_, root) = init_recovery(&s.addr, 1, 1);
+    write_proof(&s.addr, &root, "by slot");
+    s.kill9();
+    let s = start(&config, port, &env);
+    wait_sealed(&s, false, Duration::from_secs(10));
+    assert_eq!(read_proof(&s.addr, &root), "by slot");
+}

@@ -198,6 +198,14 @@ fn transit_seal_over_tls_trusts_tls_ca_cert_and_refuses_an_unknown_ca() {
     assert_eq!(seal_status(&s.addr)["initialized"], false);
     drop(s);
 
+    // tls_skip_verify accepts the unknown CA (testing only).
+    let dir = tempfile::tempdir().unwrap();
+    let p = port();
+    let skip = https_stanza(None).replace("mount_path", "tls_skip_verify = \"true\"\n  mount_path");
+    let s = start(&write_config(dir.path(), p, &skip), p, &[]);
+    init_recovery(&s.addr, 1, 1);
+    drop(s);
+
     // With tls_ca_cert it works, and survives a restart.
     let dir = tempfile::tempdir().unwrap();
     let p = port();
