@@ -5,6 +5,7 @@ use coffer_config::{SealDecl, ServerConfig};
 use coffer_core::Core;
 use coffer_seal::{Seal, ShamirSeal};
 use std::sync::Arc;
+use zeroize::Zeroize;
 
 fn env(k: &str) -> Option<String> {
     std::env::var(k).ok()
@@ -28,11 +29,19 @@ fn build(decl: &SealDecl) -> Result<Arc<dyn Seal>, String> {
 }
 
 /// Installs the enabled seal (none: Shamir) and the disabled one of a migration, then starts
-/// auto-unsealing.
-pub fn install(core: &Arc<Core>, cfg: &ServerConfig) -> Result<(), String> {
+/// auto-unsealing. The PIN and token are wiped from the parsed configuration once the seals
+/// hold their own (zeroizing) copies.
+pub fn install(core: &Arc<Core>, cfg: &mut ServerConfig) -> Result<(), String> {
     let (enabled, disabled) = cfg.seal_pair()?;
-    let current = enabled.map(build).transpose()?;
-    let old = disabled.map(build).transpose()?;
+    let built = enabled.map(build).transpose().and_then(|c| Ok((c, disabled.map(build).transpose()?)));
+    for decl in &mut cfg.seals {
+        for (k, v) in decl.options.iter_mut() {
+            if k == "pin" || k == "token" {
+                v.zeroize();
+            }
+        }
+    }
+    let (current, old) = built?;
     if let Some(s) = &current {
         tracing::info!(seal = s.seal_type(), "auto-unseal seal configured");
     }

@@ -144,7 +144,7 @@ pub fn main(raw: &[String]) -> i32 {
     rt.block_on(run(args, cfg, storage_cfg))
 }
 
-async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
+async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
     let storage = match open_storage(&storage_cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -179,7 +179,7 @@ async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
     coffer_core::metrics::describe();
     core.set_plugin_launcher(Arc::new(PluginHost));
     core.spawn_background();
-    if let Err(e) = crate::seals::install(&core, &cfg) {
+    if let Err(e) = crate::seals::install(&core, &mut cfg) {
         eprintln!("Error: seal configuration: {e}");
         return 1;
     }
