@@ -155,3 +155,27 @@ fn migrate_transit_to_shamir_against_openbao_dev() {
     unseal(&s.addr, &recovery);
     assert_eq!(read_proof(&s.addr, &root), "from the transit days");
 }
+
+#[test]
+fn migrate_shamir_to_transit_against_a_second_coffer() {
+    let Some(bao) = bao_path() else { return };
+    let transit = common::Server::start_dev("dev-root");
+    transit_key(&transit.addr, "dev-root", "coffer-unseal");
+    let dir = tempfile::tempdir().unwrap();
+    let p = port();
+    let mut s = start(&write_config(dir.path(), p, ""), p, &[]);
+    let (keys, root) = init_unseal(&s.addr);
+    write_proof(&s.addr, &root, "shamir then transit");
+    s.kill9();
+
+    let config = write_config(dir.path(), p, &transit_stanza(&transit.addr, "dev-root", "coffer-unseal"));
+    let mut s = start(&config, p, &[]);
+    assert_eq!(seal_status(&s.addr)["migration"], true);
+    bao_unseal_migrate(&bao, &s.addr, &keys[1..4]);
+    wait_sealed(&s, false, Duration::from_secs(5));
+    assert_eq!(seal_status(&s.addr)["type"], "transit");
+    s.kill9();
+    let s = start(&config, p, &[]);
+    wait_sealed(&s, false, Duration::from_secs(10));
+    assert_eq!(read_proof(&s.addr, &root), "shamir then transit");
+}
