@@ -179,3 +179,46 @@ fn migrate_shamir_to_transit_against_a_second_coffer() {
     wait_sealed(&s, false, Duration::from_secs(10));
     assert_eq!(read_proof(&s.addr, &root), "shamir then transit");
 }
+
+#[test]
+fn migrate_pkcs11_to_transit_keeps_the_recovery_keys() {
+    let Some(bao) = bao_path() else { return };
+    let Some(hsm) = softhsm() else { return };
+    let conf = hsm.conf.display().to_string();
+    let env = [("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)];
+    let transit = common::Server::start_dev("dev-root");
+    transit_key(&transit.addr, "dev-root", "coffer-unseal");
+    let dir = tempfile::tempdir().unwrap();
+    let p = port();
+
+    let mut s = start(&write_config(dir.path(), p, &hsm.stanza("kek", true, "")), p, &env);
+    let (recovery, root) = init_recovery(&s.addr, 3, 2);
+    write_proof(&s.addr, &root, "HSM then transit");
+    s.kill9();
+
+    // The new seal enabled, the old one kept disabled.
+    let both = format!(
+        "{}{}",
+        transit_stanza(&transit.addr, "dev-root", "coffer-unseal"),
+        hsm.stanza("kek", false, "  disabled = \"true\"\n")
+    );
+    let config = write_config(dir.path(), p, &both);
+    let mut s = start(&config, p, &env);
+    let st = seal_status(&s.addr);
+    assert_eq!((st["migration"].as_bool(), st["t"].as_u64()), (Some(true), Some(2)), "{st}");
+    bao_unseal_migrate(&bao, &s.addr, &recovery[..2]);
+    wait_sealed(&s, false, Duration::from_secs(5));
+    let st = seal_status(&s.addr);
+    assert_eq!((st["type"].as_str(), st["n"].as_u64()), (Some("transit"), Some(3)), "{st}");
+    s.kill9();
+
+    // Only the transit stanza now: it unseals itself, and the same recovery keys still work.
+    let config = write_config(dir.path(), p, &transit_stanza(&transit.addr, "dev-root", "coffer-unseal"));
+    let s = start(&config, p, &[]);
+    wait_sealed(&s, false, Duration::from_secs(10));
+    assert_eq!(read_proof(&s.addr, &root), "HSM then transit");
+    let (c, b) = http(&s.addr, "PUT", "/v1/sys/seal", &[("X-Vault-Token", &root)], b"");
+    assert!(c == 200 || c == 204, "{b}");
+    unseal(&s.addr, &recovery[1..3]);
+    assert_eq!(read_proof(&s.addr, &root), "HSM then transit");
+}

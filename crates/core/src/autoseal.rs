@@ -13,6 +13,8 @@
 //!   keep working, as recovery keys).
 //! - auto → Shamir: the old seal unwraps the KEK, the recovery key shares are checked and the
 //!   recovery key becomes the new KEK (so the recovery shares become the unseal keys).
+//! - auto → another auto seal: the old seal unwraps the KEK, the recovery key shares are
+//!   checked, a new KEK is wrapped by the new seal; the recovery keys stay the same.
 //!
 //! The seals themselves are injected by the `coffer` binary ([`Core::set_seals`]): the core does
 //! no HTTP and loads no PKCS#11 library.
@@ -53,8 +55,18 @@ pub(crate) enum SealMode {
     /// Stored auto seal, configured Shamir with the old seal disabled: migrate with the
     /// recovery keys.
     ToShamir,
+    /// Stored auto seal, another auto seal enabled and the old one disabled: migrate with the
+    /// recovery keys (they stay the same).
+    AutoToAuto,
     /// A combination that cannot work; the message says what to change.
     Mismatch(String),
+}
+
+impl SealMode {
+    /// Whether operators must finish a seal migration (`sys/unseal` with `migrate`).
+    pub(crate) fn is_migration(&self) -> bool {
+        matches!(self, SealMode::ToAuto | SealMode::ToShamir | SealMode::AutoToAuto)
+    }
 }
 
 /// The stored form of the seal-wrapped KEK: the seal type, so a configuration naming another
@@ -127,10 +139,13 @@ impl Core {
         if cfg.is_auto() && current == "shamir" && old == Some(cfg.seal_type.as_str()) {
             return SealMode::ToShamir;
         }
+        if cfg.is_auto() && current != "shamir" && old == Some(cfg.seal_type.as_str()) {
+            return SealMode::AutoToAuto;
+        }
         SealMode::Mismatch(format!(
             "the server was initialised with the {stored} seal but the configuration enables the {current} seal; \
              to migrate, keep the old seal's stanza with disabled = \"true\" (supported: shamir to an auto seal, \
-             an auto seal to shamir)",
+             an auto seal to shamir or to another auto seal)",
             stored = cfg.seal_type
         ))
     }
@@ -327,6 +342,35 @@ impl Core {
                     }
                 }
             }
+            SealMode::AutoToAuto => {
+                let old = self.old_seal().ok_or_else(|| LogicalError::internal("no old seal configured"))?;
+                let seal = self.current_seal().ok_or_else(|| LogicalError::internal("no seal configured"))?;
+                self.open_with_recovery_key(old.as_ref(), &combined).await?;
+                let r = async {
+                    let mut new_cfg = cfg.clone();
+                    new_cfg.seal_type = seal.seal_type().to_string();
+                    // A fresh KEK under the new seal; the recovery key stays as it is.
+                    let new_kek = Key::generate().map_err(|e| LogicalError::internal(e.to_string()))?;
+                    let wrapped = self.wrap_kek(seal.as_ref(), &new_kek).await?;
+                    let raw = serde_json::to_vec(&new_cfg).map_err(|e| LogicalError::internal(e.to_string()))?;
+                    self.barrier.rewrap_root_for_seal(&new_kek, raw, Some(wrapped)).await.map_err(barrier_err)?;
+                    Ok::<_, LogicalError>(new_cfg)
+                }
+                .await;
+                match r {
+                    Ok(new_cfg) => {
+                        if let Ok(mut c) = self.seal_config.write() {
+                            *c = Some(new_cfg);
+                        }
+                        tracing::info!(from = old.seal_type(), to = seal.seal_type(), "seal migration complete");
+                        self.activate().await
+                    }
+                    Err(e) => {
+                        self.barrier.seal().await;
+                        Err(e)
+                    }
+                }
+            }
             SealMode::ToShamir => {
                 let old = self.old_seal().ok_or_else(|| LogicalError::internal("no old seal configured"))?;
                 self.open_with_recovery_key(old.as_ref(), &combined).await?;
@@ -375,7 +419,7 @@ impl Core {
                 self.set_seal_error(Some(m.clone()));
                 return Err(SealError::Config(m));
             }
-            SealMode::ToAuto | SealMode::ToShamir => return Ok(false),
+            SealMode::ToAuto | SealMode::ToShamir | SealMode::AutoToAuto => return Ok(false),
         }
         let Some(seal) = self.current_seal() else { return Ok(false) };
         let started = std::time::Instant::now();

@@ -98,7 +98,7 @@ impl Core {
             "version": crate::version_string(),
             "build_date": crate::BUILD_DATE,
             "commit_date": crate::BUILD_DATE,
-            "migration": matches!(mode, crate::autoseal::SealMode::ToAuto | crate::autoseal::SealMode::ToShamir),
+            "migration": mode.is_migration(),
         }));
         if recovery_seal {
             m.insert("recovery_seal_type".into(), "shamir".into());
@@ -204,7 +204,7 @@ impl Core {
         if let crate::autoseal::SealMode::Mismatch(m) = &mode {
             return Err(LogicalError::bad_request(m.clone()));
         }
-        let migrating = matches!(mode, crate::autoseal::SealMode::ToAuto | crate::autoseal::SealMode::ToShamir);
+        let migrating = mode.is_migration();
         if !reset && self.is_sealed() && migrating != migrate {
             return Err(LogicalError::bad_request(if migrating {
                 "a seal migration is pending: give the keys with migrate set (bao operator unseal -migrate)"
