@@ -5,6 +5,7 @@
 //! - `core/root-key`: the root key, encrypted under the key-encryption key the seal provides;
 //! - `core/keyring`: the keyring (terms, rotation policy), encrypted under the root key;
 //! - `core/seal-config`: the seal parameters (shares, threshold) — not secret, readable sealed;
+//! - `core/seal-wrapped-kek`: with an auto-unseal seal, the KEK wrapped by the seal's key;
 //! - everything else: `[2][term: u32 BE][nonce][ciphertext][tag]`, AAD = the key path.
 //!
 //! This crate is the only one that holds plaintext and the physical store together.
@@ -23,6 +24,8 @@ use zeroize::{Zeroize, Zeroizing};
 pub const KEYRING_PATH: &str = "core/keyring";
 pub const ROOT_KEY_PATH: &str = "core/root-key";
 pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
+/// The key-encryption key wrapped by an auto-unseal seal (HSM, transit); absent with Shamir.
+pub const SEAL_WRAPPED_KEK_PATH: &str = "core/seal-wrapped-kek";
 const ENTRY_VERSION: u8 = 2;
 const HEADER_LEN: usize = 5;
 /// Persist the encryption count at least this often.
@@ -146,7 +149,7 @@ fn crypto_err(e: coffer_crypto::CryptoError) -> BarrierError {
 }
 
 fn reserved(key: &str) -> bool {
-    key == KEYRING_PATH || key == ROOT_KEY_PATH || key == SEAL_CONFIG_PATH
+    key == KEYRING_PATH || key == ROOT_KEY_PATH || key == SEAL_CONFIG_PATH || key == SEAL_WRAPPED_KEK_PATH
 }
 
 impl Barrier {
@@ -184,6 +187,21 @@ impl Barrier {
 
     /// Creates a fresh root key and keyring, the root key wrapped under `kek`. Returns sealed.
     pub async fn initialize(&self, kek: &Key, seal_config: Vec<u8>) -> Result<(), BarrierError> {
+        self.initialize_with(kek, seal_config, None).await
+    }
+
+    /// The KEK as wrapped by an auto-unseal seal, when there is one (readable sealed).
+    pub async fn wrapped_kek(&self) -> Result<Option<Vec<u8>>, BarrierError> {
+        Ok(self.storage.get(SEAL_WRAPPED_KEK_PATH).await?)
+    }
+
+    /// [`Barrier::initialize`], also storing the KEK as an auto-unseal seal wrapped it.
+    pub async fn initialize_with(
+        &self,
+        kek: &Key,
+        seal_config: Vec<u8>,
+        wrapped_kek: Option<Vec<u8>>,
+    ) -> Result<(), BarrierError> {
         if self.is_initialized().await? {
             return Err(BarrierError::AlreadyInitialized);
         }
@@ -198,13 +216,15 @@ impl Barrier {
         let wrapped_root = coffer_crypto::seal(kek, ROOT_KEY_PATH.as_bytes(), root.as_bytes()).map_err(crypto_err)?;
         let ring_blob = encode_keyring(&ring, 0)?;
         // One atomic write: a crash never leaves a half-initialized barrier.
-        self.storage
-            .transaction(vec![
-                TxnOp::Put { key: SEAL_CONFIG_PATH.into(), value: seal_config },
-                TxnOp::Put { key: ROOT_KEY_PATH.into(), value: wrapped_root },
-                TxnOp::Put { key: KEYRING_PATH.into(), value: ring_blob },
-            ])
-            .await?;
+        let mut ops = vec![
+            TxnOp::Put { key: SEAL_CONFIG_PATH.into(), value: seal_config },
+            TxnOp::Put { key: ROOT_KEY_PATH.into(), value: wrapped_root },
+            TxnOp::Put { key: KEYRING_PATH.into(), value: ring_blob },
+        ];
+        if let Some(w) = wrapped_kek {
+            ops.push(TxnOp::Put { key: SEAL_WRAPPED_KEK_PATH.into(), value: w });
+        }
+        self.storage.transaction(ops).await?;
         Ok(())
     }
 
@@ -246,6 +266,54 @@ impl Barrier {
             .transaction(vec![
                 TxnOp::Put { key: ROOT_KEY_PATH.into(), value: wrapped },
                 TxnOp::Put { key: SEAL_CONFIG_PATH.into(), value: seal_config },
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// Seal migration: re-wraps the root key under `new_kek` and, in the same atomic write,
+    /// stores the seal-wrapped KEK (moving to an auto-unseal seal) or removes it (to Shamir).
+    /// Requires unsealed.
+    pub async fn rewrap_root_for_seal(
+        &self,
+        new_kek: &Key,
+        seal_config: Vec<u8>,
+        wrapped_kek: Option<Vec<u8>>,
+    ) -> Result<(), BarrierError> {
+        let ring = self.current()?;
+        let wrapped =
+            coffer_crypto::seal(new_kek, ROOT_KEY_PATH.as_bytes(), ring.root.as_bytes()).map_err(crypto_err)?;
+        let kek_op = match wrapped_kek {
+            Some(w) => TxnOp::Put { key: SEAL_WRAPPED_KEK_PATH.into(), value: w },
+            None => TxnOp::Delete { key: SEAL_WRAPPED_KEK_PATH.into() },
+        };
+        self.storage
+            .transaction(vec![
+                TxnOp::Put { key: ROOT_KEY_PATH.into(), value: wrapped },
+                TxnOp::Put { key: SEAL_CONFIG_PATH.into(), value: seal_config },
+                kek_op,
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// Writes the seal configuration and one encrypted entry in one atomic write (rekeying the
+    /// recovery key of an auto seal: its new shares and the key itself). Requires unsealed.
+    pub async fn put_seal_config_with(
+        &self,
+        seal_config: Vec<u8>,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), BarrierError> {
+        if reserved(key) {
+            return Err(BarrierError::Reserved(key.into()));
+        }
+        let ring = self.current()?;
+        let blob = self.encrypt(&ring, key, value)?;
+        self.storage
+            .transaction(vec![
+                TxnOp::Put { key: SEAL_CONFIG_PATH.into(), value: seal_config },
+                TxnOp::Put { key: key.into(), value: blob },
             ])
             .await?;
         Ok(())

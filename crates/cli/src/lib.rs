@@ -218,13 +218,20 @@ fn print_seal_status(s: &Value, out: &Out) {
     }
     let g = |k: &str| s.get(k).cloned().unwrap_or(Value::Null);
     let sealed = g("sealed").as_bool().unwrap_or(true);
-    let mut rows: Vec<(String, String)> = vec![
-        ("Seal Type".into(), output::scalar(&g("type"))),
+    let recovery = g("recovery_seal").as_bool().unwrap_or(false);
+    let mut rows: Vec<(String, String)> = vec![("Seal Type".into(), output::scalar(&g("type")))];
+    if recovery {
+        rows.push(("Recovery Seal Type".into(), output::scalar(&g("recovery_seal_type"))));
+    }
+    rows.extend([
         ("Initialized".into(), output::scalar(&g("initialized"))),
         ("Sealed".into(), output::scalar(&g("sealed"))),
-        ("Total Shares".into(), output::scalar(&g("n"))),
+        (if recovery { "Total Recovery Shares" } else { "Total Shares" }.into(), output::scalar(&g("n"))),
         ("Threshold".into(), output::scalar(&g("t"))),
-    ];
+    ]);
+    if g("migration").as_bool().unwrap_or(false) {
+        rows.push(("Seal Migration in Progress".into(), "true".into()));
+    }
     if sealed {
         rows.push((
             "Unseal Progress".into(),
@@ -264,9 +271,54 @@ fn operator_init(p: &Parsed, c: &Client, out: &Out) -> R {
         .unwrap_or("3")
         .parse()
         .map_err(|_| Fail::Usage("-key-threshold must be a number".into()))?;
-    let r = c
-        .request("PUT", "sys/init", Some(&json!({ "secret_shares": n, "secret_threshold": t })))?
-        .unwrap_or(Value::Null);
+    let rn: u32 = p
+        .get("recovery-shares")
+        .unwrap_or("5")
+        .parse()
+        .map_err(|_| Fail::Usage("-recovery-shares must be a number".into()))?;
+    let rt: u32 = p
+        .get("recovery-threshold")
+        .unwrap_or("3")
+        .parse()
+        .map_err(|_| Fail::Usage("-recovery-threshold must be a number".into()))?;
+    // With an auto-unseal seal the server hands out recovery keys instead of unseal keys.
+    let auto = c
+        .request("GET", "sys/seal-status", None)
+        .ok()
+        .flatten()
+        .and_then(|s| s.get("recovery_seal").and_then(Value::as_bool))
+        .unwrap_or(false);
+    let body = if auto {
+        json!({ "recovery_shares": rn, "recovery_threshold": rt })
+    } else {
+        json!({ "secret_shares": n, "secret_threshold": t })
+    };
+    let r = c.request("PUT", "sys/init", Some(&body))?.unwrap_or(Value::Null);
+    if auto {
+        let list = |k: &str| -> Vec<String> {
+            r[k].as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        let (b64, hexk) = (list("recovery_keys_base64"), list("recovery_keys"));
+        let root = r["root_token"].as_str().unwrap_or("");
+        if out.json {
+            out.print_json(&json!({
+                "unseal_keys_b64": [], "unseal_keys_hex": [], "unseal_shares": 1, "unseal_threshold": 1,
+                "recovery_keys_b64": b64, "recovery_keys_hex": hexk, "recovery_keys_shares": rn,
+                "recovery_keys_threshold": rt, "root_token": root,
+            }));
+            return Ok(0);
+        }
+        for (i, k) in b64.iter().enumerate() {
+            println!("Recovery Key {}: {k}", i + 1);
+        }
+        println!("\nInitial Root Token: {root}\n");
+        println!("Success! Coffer is initialized\n");
+        println!("Recovery key initialized with {rn} key shares and a key threshold of {rt}. Please");
+        println!("securely distribute the key shares printed above.");
+        return Ok(0);
+    }
     let b64: Vec<String> = r["keys_base64"]
         .as_array()
         .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())

@@ -4,6 +4,7 @@
 
 mod ha;
 mod migrate;
+mod seals;
 mod server;
 mod verify;
 

@@ -167,7 +167,7 @@ pub fn main(raw: &[String]) -> i32 {
     rt.block_on(run(args, cfg, storage_cfg))
 }
 
-async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
+async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
     let (storage, ha) = match open_storage_ha(&storage_cfg).await {
         Ok(s) => s,
         Err(e) => {
@@ -210,6 +210,10 @@ async fn run(args: Args, cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
     coffer_core::metrics::describe();
     core.set_plugin_launcher(Arc::new(PluginHost));
     core.spawn_background();
+    if let Err(e) = crate::seals::install(&core, &mut cfg) {
+        eprintln!("Error: seal configuration: {e}");
+        return 1;
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut addrs = Vec::new();

@@ -114,8 +114,8 @@ fn only_the_storage_chain_touches_physical_storage() {
 }
 
 /// Every crate forbids `unsafe` in its own source, as the very first attribute of its root
-/// (on top of the workspace lint). The PKCS#11 FFI crate, when it exists, will be the only
-/// exception and must be listed here by directory name.
+/// (on top of the workspace lint). Should a crate ever need FFI of its own, it must be listed
+/// here by directory name; `coffer-seal-pkcs11` needs none (the `cryptoki` crate wraps the FFI).
 #[test]
 fn every_crate_forbids_unsafe_code() {
     const UNSAFE_ALLOWED: &[&str] = &[];
@@ -165,4 +165,25 @@ fn every_crate_forbids_unsafe_code() {
 fn sdk_depends_on_no_coffer_crate_but_api() {
     let others: Vec<String> = coffer_deps_of("coffer-sdk").into_iter().filter(|d| d != "coffer-api").collect();
     assert!(others.is_empty(), "coffer-sdk may depend only on coffer-api among Coffer's crates; found: {others:?}");
+}
+
+/// Seal implementations that load a PKCS#11 library or speak HTTP (`coffer-seal-pkcs11`,
+/// `coffer-seal-transit`) are injected by the `coffer` binary: the core sees only the `Seal`
+/// contract of `coffer-seal`, so it loads no native library and does no HTTP.
+#[test]
+fn only_the_binary_wires_seal_implementations() {
+    const IMPLS: &[&str] = &["coffer-seal-pkcs11", "coffer-seal-transit"];
+    let mut violations = Vec::new();
+    for (name, deps) in dependencies() {
+        for i in IMPLS {
+            if deps.contains(*i) && name != "coffer" {
+                violations.push(format!("{name} -> {i}"));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "only the coffer binary may depend on {IMPLS:?}; found: {violations:?}");
+    for forbidden in ["cryptoki", "ureq", "reqwest"] {
+        assert!(!deps_of("coffer-core").contains(forbidden), "coffer-core must not depend on {forbidden}");
+        assert!(!deps_of("coffer-seal").contains(forbidden), "coffer-seal must not depend on {forbidden}");
+    }
 }

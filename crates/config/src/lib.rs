@@ -42,8 +42,30 @@ pub struct StorageConfig {
     pub options: BTreeMap<String, String>,
 }
 
+/// A `seal "type" { … }` stanza. Options stay strings; the seal crates read them (the PIN and
+/// token are secret, so `Debug` prints option names only).
+#[derive(Clone, PartialEq)]
+pub struct SealDecl {
+    pub kind: String,
+    /// `disabled = "true"`: the old seal during a seal migration.
+    pub disabled: bool,
+    pub options: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SealDecl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealDecl")
+            .field("kind", &self.kind)
+            .field("disabled", &self.disabled)
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServerConfig {
+    /// Declared seals (at most one enabled, plus a disabled one while migrating).
+    pub seals: Vec<SealDecl>,
     pub listeners: Vec<Listener>,
     pub storage: Option<StorageConfig>,
     pub api_addr: Option<String>,
@@ -463,11 +485,21 @@ impl ServerConfig {
                 }
                 "seal" => {
                     let kind = item.labels.first().cloned().unwrap_or_default();
-                    if kind != "shamir" {
+                    if !["shamir", "pkcs11", "transit"].contains(&kind.as_str()) {
                         return Err(at(format!(
-                            "seal type {kind:?} is not supported by this server yet (supported: \"shamir\")"
+                            "seal type {kind:?} is not supported (supported: \"shamir\", \"pkcs11\", \"transit\")"
                         )));
                     }
+                    let mut decl = SealDecl { kind, disabled: false, options: BTreeMap::new() };
+                    for (k, v) in block_body(item, name)? {
+                        let sv = as_string(&v).ok_or_else(|| at(format!("seal option {k:?} must be a string")))?;
+                        if k == "disabled" {
+                            decl.disabled =
+                                as_bool(&v).ok_or_else(|| at(format!("seal disabled: {v} is not a boolean")))?;
+                        }
+                        decl.options.insert(k, sv);
+                    }
+                    c.seals.push(decl);
                 }
                 "api_addr" => c.api_addr = as_string(&item.value),
                 "plugin_directory" => c.plugin_directory = as_string(&item.value),
@@ -557,6 +589,7 @@ impl ServerConfig {
     fn merge(&mut self, o: ServerConfig) {
         self.listeners.extend(o.listeners);
         self.audit.extend(o.audit);
+        self.seals.extend(o.seals);
         if o.storage.is_some() {
             self.storage = o.storage;
         }
@@ -597,5 +630,27 @@ impl ServerConfig {
         if let Some(v) = var("DISABLE_MLOCK").and_then(|v| as_bool(&Value::String(v))) {
             self.disable_mlock = v;
         }
+        // VAULT_SEAL_TYPE declares a seal configured entirely by its own variables.
+        if let Some(v) = var("SEAL_TYPE") {
+            if self.seals.iter().all(|s| s.disabled) {
+                self.seals.push(SealDecl { kind: v, disabled: false, options: BTreeMap::new() });
+            }
+        }
+    }
+
+    /// The enabled seal and the disabled one (the old seal of a migration), checked: at most
+    /// one of each. `None` for the enabled seal means Shamir.
+    pub fn seal_pair(&self) -> Result<(Option<&SealDecl>, Option<&SealDecl>), String> {
+        let enabled: Vec<&SealDecl> = self.seals.iter().filter(|s| !s.disabled).collect();
+        let disabled: Vec<&SealDecl> = self.seals.iter().filter(|s| s.disabled).collect();
+        if enabled.len() > 1 || disabled.len() > 1 {
+            return Err(format!(
+                "at most one enabled seal and one disabled seal (for a migration) may be configured; found {} enabled, {} disabled",
+                enabled.len(),
+                disabled.len()
+            ));
+        }
+        let enabled = enabled.first().copied().filter(|s| s.kind != "shamir");
+        Ok((enabled, disabled.first().copied()))
     }
 }

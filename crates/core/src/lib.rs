@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod autoseal;
 pub mod catalog;
 pub mod error;
 pub mod ha;
@@ -191,6 +192,11 @@ pub struct Health {
     pub sealed: bool,
     pub standby: bool,
     pub cluster: Option<ClusterInfo>,
+    /// The seal in use (`shamir`, `pkcs11`, `transit`) and whether operators hold recovery keys.
+    pub seal_type: String,
+    pub recovery_seal: bool,
+    /// Why an auto seal could not unseal the server (unreachable HSM/transit server, …).
+    pub seal_error: Option<String>,
 }
 
 pub struct Core {
@@ -199,6 +205,8 @@ pub struct Core {
     pub(crate) active: RwLock<Option<Arc<Active>>>,
     pub(crate) seal: tokio::sync::Mutex<seal_ops::SealState>,
     pub(crate) seal_config: RwLock<Option<SealConfig>>,
+    /// The configured auto seal and the old seal of a migration (`autoseal`).
+    pub(crate) seals: RwLock<autoseal::Seals>,
     pub(crate) services: Arc<password::Services>,
     pub(crate) plugin_launcher: RwLock<Option<Arc<dyn catalog::PluginLauncher>>>,
     /// Running external plugin instances, by mount UUID.
@@ -214,6 +222,7 @@ impl Core {
             active: RwLock::new(None),
             seal: tokio::sync::Mutex::new(seal_ops::SealState::default()),
             seal_config: RwLock::new(None),
+            seals: RwLock::new(Default::default()),
             services: Arc::new(password::Services { barrier: barrier.clone() }),
             plugin_launcher: RwLock::new(None),
             plugins: RwLock::new(Default::default()),
@@ -283,11 +292,18 @@ impl Core {
         let initialized = self.barrier.is_initialized().await.unwrap_or(false);
         let active = self.active();
         let standby = self.is_standby();
+        let seal_type = match self.load_seal_config().await {
+            Ok(Some(c)) => c.seal_type,
+            _ => self.configured_seal_type().to_string(),
+        };
         Health {
             initialized,
             sealed: active.is_none() && !standby,
             standby,
             cluster: active.map(|a| a.cluster.clone()),
+            recovery_seal: seal_type != "shamir",
+            seal_type,
+            seal_error: self.seal_error(),
         }
     }
 

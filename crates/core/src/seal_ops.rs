@@ -82,20 +82,34 @@ impl Core {
             Some((n, c)) => (c.progress(), n.clone()),
             None => (0, String::new()),
         };
+        let mode = self.seal_mode(cfg.as_ref());
+        let (shares, threshold) = cfg.as_ref().map(|c| c.operator_shares()).unwrap_or((0, 0));
+        let seal_type = cfg.as_ref().map(|c| c.seal_type.clone()).unwrap_or_else(|| self.configured_seal_type().into());
+        let recovery_seal = seal_type != "shamir";
         let mut m = obj(json!({
-            "type": "shamir",
+            "type": seal_type,
             "initialized": cfg.is_some(),
             "sealed": self.barrier_sealed(),
-            "t": cfg.as_ref().map(|c| c.secret_threshold).unwrap_or(0),
-            "n": cfg.as_ref().map(|c| c.secret_shares).unwrap_or(0),
+            "t": threshold,
+            "n": shares,
             "progress": progress,
             "nonce": nonce,
-            "recovery_seal": false,
+            "recovery_seal": recovery_seal,
             "version": crate::version_string(),
             "build_date": crate::BUILD_DATE,
             "commit_date": crate::BUILD_DATE,
-            "migration": false,
+            "migration": mode.is_migration(),
         }));
+        if recovery_seal {
+            m.insert("recovery_seal_type".into(), "shamir".into());
+        }
+        let mismatch = match &mode {
+            crate::autoseal::SealMode::Mismatch(msg) if self.is_sealed() => Some(msg.clone()),
+            _ => None,
+        };
+        if let Some(e) = self.seal_error().or(mismatch) {
+            m.insert("seal_error".into(), e.into());
+        }
         if let Some(a) = self.active() {
             m.insert("cluster_name".into(), a.cluster.name.clone().into());
             m.insert("cluster_id".into(), a.cluster.id.clone().into());
@@ -110,6 +124,17 @@ impl Core {
             if data.get(unsupported).is_some_and(|v| !v.is_null() && v != &json!([]) && v != &json!("")) {
                 return Err(LogicalError::bad_request(format!("{unsupported} is not supported by this server yet")));
             }
+        }
+        if let Some(seal) = self.current_seal() {
+            let (keys, root) = self.init_auto(seal, data).await?;
+            let (hex_keys, b64_keys) = encode_shares(&keys);
+            return Ok(CoreResponse::raw(obj(json!({
+                "keys": [],
+                "keys_base64": [],
+                "recovery_keys": hex_keys,
+                "recovery_keys_base64": b64_keys,
+                "root_token": root,
+            }))));
         }
         let shares = parse_int("secret_shares", data.get("secret_shares").unwrap_or(&json!(0)))?;
         let threshold = parse_int("secret_threshold", data.get("secret_threshold").unwrap_or(&json!(0)))?;
@@ -168,9 +193,25 @@ impl Core {
                 "'key' must be specified in request body as JSON, or 'reset' set to true",
             ));
         }
+        let migrate = match data.get("migrate") {
+            Some(v) if !v.is_null() => parse_bool("migrate", v)?,
+            _ => false,
+        };
         let Some(cfg) = self.load_seal_config().await? else {
             return Err(LogicalError::bad_request("Vault is not initialized"));
         };
+        let mode = self.seal_mode(Some(&cfg));
+        if let crate::autoseal::SealMode::Mismatch(m) = &mode {
+            return Err(LogicalError::bad_request(m.clone()));
+        }
+        let migrating = mode.is_migration();
+        if !reset && self.is_sealed() && migrating != migrate {
+            return Err(LogicalError::bad_request(if migrating {
+                "a seal migration is pending: give the keys with migrate set (bao operator unseal -migrate)"
+            } else {
+                "migrate option given but no seal migration is pending"
+            }));
+        }
         {
             let mut st = self.seal.lock().await;
             if reset && !self.barrier_sealed() {
@@ -180,7 +221,7 @@ impl Core {
                 st.unseal = None;
             } else if self.barrier_sealed() {
                 let (_, collector) =
-                    st.unseal.get_or_insert_with(|| (uuid(), ShareCollector::new(cfg.secret_threshold)));
+                    st.unseal.get_or_insert_with(|| (uuid(), ShareCollector::new(cfg.operator_shares().1)));
                 let combined = collector.add(key);
                 match combined {
                     // A share given twice is ignored, as Vault does.
@@ -195,31 +236,7 @@ impl Core {
                     Ok(None) => {}
                     Ok(Some(kek)) => {
                         st.unseal = None;
-                        match self.barrier.unseal(&kek).await {
-                            Ok(()) => {}
-                            Err(coffer_barrier::BarrierError::WrongKey) => {
-                                return Err(LogicalError::bad_request(
-                                    "unable to retrieve stored keys: the combined unseal key is invalid (one or more key shares are wrong); progress reset",
-                                ));
-                            }
-                            Err(e) => return Err(barrier_err(e)),
-                        }
-                        if self.ha_enabled() {
-                            self.enter_standby(kek);
-                            drop(st);
-                            return Ok(CoreResponse::raw(self.seal_status().await?));
-                        }
-                        match self.post_unseal().await {
-                            Ok(active) => {
-                                *self.active.write().map_err(|_| LogicalError::internal("state lock poisoned"))? =
-                                    Some(active);
-                                tracing::info!("vault is unsealed");
-                            }
-                            Err(e) => {
-                                self.barrier.seal().await;
-                                return Err(e);
-                            }
-                        }
+                        self.unseal_with(&mode, &cfg, kek).await?;
                     }
                 }
             }
@@ -248,13 +265,13 @@ impl Core {
         let otp_len = crate::token::SERVICE_TOKEN_PREFIX.len() + crate::token::TOKEN_RANDOM_LEN;
         match &st.generate_root {
             None => obj(json!({
-                "started": false, "nonce": "", "progress": 0, "required": cfg.secret_threshold,
+                "started": false, "nonce": "", "progress": 0, "required": cfg.operator_shares().1,
                 "complete": false, "encoded_token": "", "encoded_root_token": "",
                 "pgp_fingerprint": "", "otp": "", "otp_length": otp_len,
             })),
             Some(g) => obj(json!({
                 "started": true, "nonce": g.nonce, "progress": g.collector.progress(),
-                "required": cfg.secret_threshold, "complete": g.encoded.is_some(),
+                "required": cfg.operator_shares().1, "complete": g.encoded.is_some(),
                 "encoded_token": g.encoded.clone().unwrap_or_default(),
                 "encoded_root_token": g.encoded.clone().unwrap_or_default(),
                 "pgp_fingerprint": "", "otp": "", "otp_length": otp_len,
@@ -303,7 +320,7 @@ impl Core {
                 st.generate_root = Some(GenerateRoot {
                     nonce: uuid(),
                     otp: Zeroizing::new(otp.clone()),
-                    collector: ShareCollector::new(cfg.secret_threshold),
+                    collector: ShareCollector::new(cfg.operator_shares().1),
                     encoded: None,
                 });
                 let mut status = self.generate_root_status(&st, &cfg);
@@ -340,7 +357,13 @@ impl Core {
                     }
                     Err(e) => return Err(seal_err(e)),
                 };
-                if self.barrier.verify_kek(&kek).await.is_err() {
+                // With an auto seal the operators hold recovery keys, checked against the stored one.
+                let valid = if cfg.is_auto() {
+                    self.verify_recovery_key(&kek).await?
+                } else {
+                    self.barrier.verify_kek(&kek).await.is_ok()
+                };
+                if !valid {
                     g.collector.reset();
                     return Err(LogicalError::bad_request(
                         "unable to authenticate: the key shares given do not unseal this server",
@@ -364,13 +387,13 @@ impl Core {
         match &st.rekey {
             None => obj(json!({
                 "nonce": "", "started": false, "t": 0, "n": 0, "progress": 0,
-                "required": cfg.secret_threshold, "pgp_fingerprints": null, "backup": false,
+                "required": cfg.operator_shares().1, "pgp_fingerprints": null, "backup": false,
                 "verification_required": false,
             })),
             Some(r) => obj(json!({
                 "nonce": r.nonce, "started": true, "t": r.config.secret_threshold,
                 "n": r.config.secret_shares, "progress": r.collector.progress(),
-                "required": cfg.secret_threshold, "pgp_fingerprints": null, "backup": false,
+                "required": cfg.operator_shares().1, "pgp_fingerprints": null, "backup": false,
                 "verification_required": r.require_verification,
                 "verification_nonce": r.pending.as_ref().map(|p| p.verification_nonce.clone()).unwrap_or_default(),
             })),
@@ -378,12 +401,35 @@ impl Core {
     }
 
     pub async fn rekey(&self, op: coffer_sdk::Operation, sub: &str, data: &Map<String, Value>) -> Result<CoreResponse> {
+        self.rekey_target(op, sub, data, false).await
+    }
+
+    /// `sys/rekey/*` (`recovery` false: the unseal keys) or `sys/rekey-recovery-key/*`
+    /// (`recovery` true: the recovery keys of an auto seal). One ceremony at a time.
+    pub async fn rekey_target(
+        &self,
+        op: coffer_sdk::Operation,
+        sub: &str,
+        data: &Map<String, Value>,
+        recovery: bool,
+    ) -> Result<CoreResponse> {
         use coffer_sdk::Operation::*;
         let Some(cfg) = self.load_seal_config().await? else {
             return Err(LogicalError::bad_request("Vault is not initialized"));
         };
         if self.is_sealed() {
             return Err(LogicalError::sealed());
+        }
+        if cfg.is_auto() && !recovery && !matches!(op, Read) {
+            return Err(LogicalError::bad_request(format!(
+                "the {} seal has no unseal keys to rekey; its operators hold recovery keys (sys/rekey-recovery-key)",
+                cfg.seal_type
+            )));
+        }
+        if !cfg.is_auto() && recovery {
+            return Err(LogicalError::bad_request(
+                "recovery keys exist only with an auto-unseal seal (pkcs11, transit)",
+            ));
         }
         let mut st = self.seal.lock().await;
         match (sub, op) {
@@ -415,7 +461,7 @@ impl Core {
                     nonce: uuid(),
                     config: new_cfg,
                     require_verification,
-                    collector: ShareCollector::new(cfg.secret_threshold),
+                    collector: ShareCollector::new(cfg.operator_shares().1),
                     pending: None,
                 });
                 Ok(CoreResponse::raw(self.rekey_status(&st, &cfg)))
@@ -448,7 +494,12 @@ impl Core {
                     }
                     Err(e) => return Err(seal_err(e)),
                 };
-                if self.barrier.verify_kek(&old).await.is_err() {
+                let valid = if recovery {
+                    self.verify_recovery_key(&old).await?
+                } else {
+                    self.barrier.verify_kek(&old).await.is_ok()
+                };
+                if !valid {
                     r.collector.reset();
                     return Err(LogicalError::bad_request(
                         "failed to authenticate: the key shares given do not unseal this server; progress reset",
@@ -472,7 +523,7 @@ impl Core {
                     });
                 } else {
                     let new_cfg = r.config.clone();
-                    self.apply_rekey(&new_kek, new_cfg).await?;
+                    self.apply_rekey_target(&new_kek, new_cfg, recovery).await?;
                     st.rekey = None;
                 }
                 Ok(CoreResponse::raw(out))
@@ -535,12 +586,31 @@ impl Core {
                 }
                 let vn = p.verification_nonce.clone();
                 let new_cfg = r.config.clone();
-                self.apply_rekey(&got, new_cfg).await?;
+                self.apply_rekey_target(&got, new_cfg, recovery).await?;
                 st.rekey = None;
                 Ok(CoreResponse::raw(obj(json!({ "nonce": vn, "complete": true }))))
             }
             _ => Err(LogicalError::unsupported_operation()),
         }
+    }
+
+    async fn apply_rekey_target(&self, key: &Key, new: SealConfig, recovery: bool) -> Result<()> {
+        if !recovery {
+            return self.apply_rekey(key, new).await;
+        }
+        let mut cfg = self.load_seal_config().await?.ok_or_else(|| LogicalError::internal("not initialized"))?;
+        cfg.recovery_shares = new.secret_shares;
+        cfg.recovery_threshold = new.secret_threshold;
+        let raw = serde_json::to_vec(&cfg).map_err(|e| LogicalError::internal(e.to_string()))?;
+        self.barrier
+            .put_seal_config_with(raw, crate::autoseal::RECOVERY_KEY_PATH, key.as_bytes())
+            .await
+            .map_err(barrier_err)?;
+        if let Ok(mut c) = self.seal_config.write() {
+            *c = Some(cfg);
+        }
+        tracing::info!("recovery keys rekeyed");
+        Ok(())
     }
 
     async fn apply_rekey(&self, kek: &Key, cfg: SealConfig) -> Result<()> {

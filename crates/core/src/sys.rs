@@ -84,6 +84,10 @@ impl Core {
                 let sub = &p["sys/rekey/".len()..];
                 self.rekey(op, sub, &req.data).await?
             }
+            p if p.starts_with("sys/rekey-recovery-key/") => {
+                let sub = &p["sys/rekey-recovery-key/".len()..];
+                self.rekey_target(op, sub, &req.data, true).await?
+            }
             p if (p == "sys/internal/ui/mounts" || p.starts_with("sys/internal/ui/mounts/"))
                 && req.token.as_deref().unwrap_or("").is_empty() =>
             {

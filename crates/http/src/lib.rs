@@ -460,7 +460,12 @@ async fn health(st: &AppState, method: &Method, query: &[(String, String)]) -> R
         "replication_dr_mode": mode,
         "server_time_utc": now,
         "version": coffer_core::version_string(),
+        "type": h.seal_type,
+        "recovery_seal": h.recovery_seal,
     });
+    if let Some(e) = h.seal_error {
+        body["seal_error"] = e.into();
+    }
     if let Some(c) = h.cluster {
         body["cluster_name"] = c.name.into();
         body["cluster_id"] = c.id.into();

@@ -1,9 +1,12 @@
 //! Seals protect the key-encryption key (KEK) that wraps the barrier's root key.
 //!
 //! The Shamir seal splits the KEK into shares held by operators; unsealing collects a threshold
-//! of them. Auto-unseal seals (HSM, transit) implement the same [`Seal`] contract later.
+//! of them. Auto-unseal seals (PKCS#11 HSM in `coffer-seal-pkcs11`, transit in
+//! `coffer-seal-transit`) implement [`Seal::wrap`]/[`Seal::unwrap`]: the KEK is random, stored
+//! wrapped by the seal's key, and operators hold *recovery* key shares instead.
 #![forbid(unsafe_code)]
 
+use async_trait::async_trait;
 use coffer_crypto::Key;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -23,6 +26,24 @@ pub enum SealError {
     DuplicateShare,
     #[error("failed to combine key shares: {0}")]
     Combine(String),
+    /// The seal's device or server cannot be reached now; trying again later may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The seal is misconfigured (wrong PIN, missing key, bad option): retrying will not help.
+    #[error("{0}")]
+    Config(String),
+    /// The seal answered but refused the operation (wrong key, tampered ciphertext).
+    #[error("{0}")]
+    Failed(String),
+    #[error("the {0} seal does not wrap keys: it is unsealed with key shares")]
+    Unsupported(&'static str),
+}
+
+impl SealError {
+    /// Whether trying again later may succeed (the device or server was unreachable).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SealError::Unavailable(_))
+    }
 }
 
 /// The persisted seal parameters (`core/seal-config`). Not secret.
@@ -32,6 +53,15 @@ pub struct SealConfig {
     pub seal_type: String,
     pub secret_shares: u32,
     pub secret_threshold: u32,
+    /// Recovery key shares of an auto-unseal seal (0 for Shamir).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recovery_shares: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recovery_threshold: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl SealConfig {
@@ -51,16 +81,57 @@ impl SealConfig {
         if secret_threshold > secret_shares {
             return Err(SealError::InvalidParameters("threshold cannot be larger than shares".into()));
         }
-        Ok(SealConfig { seal_type: "shamir".into(), secret_shares, secret_threshold })
+        Ok(SealConfig {
+            seal_type: "shamir".into(),
+            secret_shares,
+            secret_threshold,
+            recovery_shares: 0,
+            recovery_threshold: 0,
+        })
+    }
+
+    /// An auto-unseal seal of `seal_type` with recovery key shares (validated like unseal shares).
+    pub fn auto(seal_type: &str, recovery_shares: u32, recovery_threshold: u32) -> Result<Self, SealError> {
+        let r = Self::shamir(recovery_shares, recovery_threshold).map_err(|e| match e {
+            SealError::InvalidParameters(m) => SealError::InvalidParameters(format!("recovery {m}")),
+            other => other,
+        })?;
+        Ok(SealConfig {
+            seal_type: seal_type.to_string(),
+            secret_shares: 1,
+            secret_threshold: 1,
+            recovery_shares: r.secret_shares,
+            recovery_threshold: r.secret_threshold,
+        })
+    }
+
+    /// Whether this is an auto-unseal seal, whose operators hold recovery keys.
+    pub fn is_auto(&self) -> bool {
+        self.seal_type != "shamir"
+    }
+
+    /// The shares operators hold: recovery shares for an auto seal, unseal shares for Shamir.
+    pub fn operator_shares(&self) -> (u32, u32) {
+        if self.is_auto() {
+            (self.recovery_shares, self.recovery_threshold)
+        } else {
+            (self.secret_shares, self.secret_threshold)
+        }
     }
 }
 
 /// What every seal provides to the core.
+#[async_trait]
 pub trait Seal: Send + Sync {
     /// `shamir`, `pkcs11`, `transit`, …
     fn seal_type(&self) -> &'static str;
     /// Whether the server can unseal itself without operator key shares.
     fn auto_unseal(&self) -> bool;
+    /// Encrypts the key-encryption key under the seal's key. The blob is opaque to the core
+    /// and stored unencrypted next to the wrapped root key.
+    async fn wrap(&self, plaintext: &[u8]) -> Result<Vec<u8>, SealError>;
+    /// Decrypts a blob made by [`Seal::wrap`].
+    async fn unwrap(&self, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError>;
 }
 
 /// One key share, zeroized on drop.
@@ -70,12 +141,19 @@ pub type Share = Zeroizing<Vec<u8>>;
 #[derive(Debug, Default)]
 pub struct ShamirSeal;
 
+#[async_trait]
 impl Seal for ShamirSeal {
     fn seal_type(&self) -> &'static str {
         "shamir"
     }
     fn auto_unseal(&self) -> bool {
         false
+    }
+    async fn wrap(&self, _plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        Err(SealError::Unsupported("shamir"))
+    }
+    async fn unwrap(&self, _blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        Err(SealError::Unsupported("shamir"))
     }
 }
 
@@ -135,6 +213,18 @@ impl ShareCollector {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn old_seal_configs_without_recovery_fields_still_load() {
+        let c: SealConfig =
+            serde_json::from_str(r#"{"type":"shamir","secret_shares":5,"secret_threshold":3}"#).unwrap();
+        assert_eq!(c, SealConfig::shamir(5, 3).unwrap());
+        assert!(!c.is_auto());
+        let a = SealConfig::auto("transit", 5, 3).unwrap();
+        assert_eq!(a.operator_shares(), (5, 3));
+        let back: SealConfig = serde_json::from_slice(&serde_json::to_vec(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
+    }
+
     use super::*;
 
     fn hex(b: &[u8]) -> String {
@@ -161,6 +251,7 @@ mod tests {
         assert!(SealConfig::shamir(3, 1).is_err());
         assert!(SealConfig::shamir(0, 0).is_err());
         assert!(SealConfig::shamir(1, 1).is_ok());
+        assert!(SealConfig::auto("pkcs11", 3, 4).unwrap_err().to_string().starts_with("recovery"));
         let mut c = ShareCollector::new(2);
         assert_eq!(c.add("not-a-key!").err(), Some(SealError::BadEncoding));
         assert_eq!(c.add("abcd").err(), Some(SealError::BadEncoding));
