@@ -28,6 +28,13 @@ fn start_cluster(dir: &Path, url: &str, tag: &str) -> Vec<Server> {
     start_nodes(dir, url, tag, 3)
 }
 
+/// The HA tests run one at a time: each starts several servers and a write load, and on a
+/// 2-core machine two of them at once starve each other's lock polls and requests.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn start_nodes(dir: &Path, url: &str, tag: &str, count: usize) -> Vec<Server> {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
     let table = format!("t_ha_{tag}_{}_{n}", std::process::id());
@@ -120,6 +127,7 @@ fn unseal_all(nodes: &[Server], keys: &[String]) {
 
 #[test]
 fn three_servers_one_active_standbys_redirect_and_step_down_moves_leadership() {
+    let _serial = serial();
     let Some(url) = pg_url() else { return };
     let Some(bao) = bao_path() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -224,6 +232,7 @@ fn three_servers_one_active_standbys_redirect_and_step_down_moves_leadership() {
 
 #[test]
 fn kill9_of_the_active_under_write_load_loses_no_acknowledged_write() {
+    let _serial = serial();
     let Some(url) = pg_url() else { return };
     let Some(bao) = bao_path() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -333,6 +342,7 @@ fn kill9_of_the_active_under_write_load_loses_no_acknowledged_write() {
 /// data written before, to `bao` through either node.
 #[test]
 fn ha_cluster_recovers_when_the_database_comes_back() {
+    let _serial = serial();
     let Some(url) = pg_url() else { return };
     let Some(bao) = bao_path() else { return };
     let (proxied, proxy) = pg_proxy::proxied(&url);
