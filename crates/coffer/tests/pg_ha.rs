@@ -13,16 +13,6 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn pg_url() -> Option<String> {
-    match std::env::var("COFFER_TEST_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("NOTICE: COFFER_TEST_PG_URL is not set: PostgreSQL tests skipped (scripts/test sets it)");
-            None
-        }
-    }
-}
-
 /// Three servers sharing one table and one HA table (both fresh for this test).
 fn start_cluster(dir: &Path, url: &str, tag: &str) -> Vec<Server> {
     start_nodes(dir, url, tag, 3)

@@ -9,16 +9,6 @@ use common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-fn pg_url() -> Option<String> {
-    match std::env::var("COFFER_TEST_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("NOTICE: COFFER_TEST_PG_URL is not set: PostgreSQL tests skipped (scripts/test sets it)");
-            None
-        }
-    }
-}
-
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }

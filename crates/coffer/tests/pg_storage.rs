@@ -11,16 +11,6 @@ use pg_proxy::Proxy;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub fn pg_url() -> Option<String> {
-    match std::env::var("COFFER_TEST_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("NOTICE: COFFER_TEST_PG_URL is not set: PostgreSQL tests skipped (scripts/test sets it)");
-            None
-        }
-    }
-}
-
 /// A table name no other test (or earlier run) uses.
 fn unique_table(tag: &str) -> String {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();

@@ -1,43 +1,10 @@
 //! The passphrase engine called directly (no plugin process), and its binary run by hand.
 
-use async_trait::async_trait;
 use coffer_plugin_example::Passphrase;
-use coffer_sdk::{Backend, ErrorKind, Operation, Request, StorageView, SystemInfo};
+use coffer_sdk::testing::MapView as Mem;
+use coffer_sdk::{Backend, ErrorKind, Operation, Request, SystemInfo};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-#[derive(Default)]
-struct Mem(Mutex<BTreeMap<String, Vec<u8>>>);
-
-#[async_trait]
-impl StorageView for Mem {
-    async fn get(&self, key: &str) -> coffer_sdk::Result<Option<Vec<u8>>> {
-        Ok(self.0.lock().unwrap().get(key).cloned())
-    }
-    async fn put(&self, key: &str, value: &[u8]) -> coffer_sdk::Result<()> {
-        self.0.lock().unwrap().insert(key.to_string(), value.to_vec());
-        Ok(())
-    }
-    async fn delete(&self, key: &str) -> coffer_sdk::Result<()> {
-        self.0.lock().unwrap().remove(key);
-        Ok(())
-    }
-    async fn list(&self, prefix: &str) -> coffer_sdk::Result<Vec<String>> {
-        let m = self.0.lock().unwrap();
-        let mut out: Vec<String> = Vec::new();
-        for k in m.keys().filter_map(|k| k.strip_prefix(prefix)) {
-            let item = match k.find('/') {
-                Some(i) => k[..=i].to_string(),
-                None => k.to_string(),
-            };
-            if out.last() != Some(&item) {
-                out.push(item);
-            }
-        }
-        Ok(out)
-    }
-}
+use std::sync::Arc;
 
 fn req(storage: &Arc<Mem>, op: Operation, path: &str, data: Value) -> Request {
     Request {

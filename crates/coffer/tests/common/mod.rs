@@ -228,3 +228,15 @@ pub fn cli(bin: &str, addr: &str, token: Option<&str>, args: &[&str]) -> Output 
 pub fn out(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
+
+/// The PostgreSQL server of the `storage "postgresql"` tests (`COFFER_TEST_PG_URL`, which
+/// scripts/test sets after starting one); `None`, with a notice, when it is unset.
+pub fn pg_url() -> Option<String> {
+    match std::env::var("COFFER_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("NOTICE: COFFER_TEST_PG_URL is not set: PostgreSQL tests skipped (scripts/test sets it)");
+            None
+        }
+    }
+}
