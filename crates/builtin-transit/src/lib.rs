@@ -355,6 +355,17 @@ fn response(pairs: Vec<(&str, Value)>) -> Option<Response> {
     Some(Response::data(m))
 }
 
+/// The associated data of batch item `i` (base64), refused for key types that are not AEAD.
+fn item_aad(p: &Policy, i: usize, aad_b64: &str) -> Result<Zeroizing<Vec<u8>>> {
+    if aad_b64.is_empty() {
+        return Ok(Zeroizing::new(vec![]));
+    }
+    if !p.key_type.is_aead() {
+        return Err(bad(format!("'[{i}].associated_data' provided for non-AEAD cipher suite {}", p.key_type.as_str())));
+    }
+    b64_decode(aad_b64).map_err(bad)
+}
+
 /// Base64 decoding with Go's error wording.
 fn b64_decode(s: &str) -> std::result::Result<Secret, String> {
     B64.decode(s.as_bytes()).map(Zeroizing::new).map_err(|e| {
@@ -1057,17 +1068,7 @@ impl Transit {
             let r = async {
                 let plaintext = it.plaintext.as_ref().map_err(|e| bad(e.clone()))?;
                 let context = it.context.as_ref().map_err(|e| bad(e.clone()))?;
-                let aad = if it.aad.is_empty() {
-                    Zeroizing::new(vec![])
-                } else {
-                    if !p.key_type.is_aead() {
-                        return Err(bad(format!(
-                            "'[{i}].associated_data' provided for non-AEAD cipher suite {}",
-                            p.key_type.as_str()
-                        )));
-                    }
-                    b64_decode(&it.aad).map_err(bad)?
-                };
+                let aad = item_aad(&p, i, &it.aad)?;
                 self.encrypt_one(s, &p, plaintext, context, it.version, &aad).await
             }
             .await;
@@ -1164,17 +1165,7 @@ impl Transit {
                     return Err(bad("missing ciphertext to decrypt"));
                 }
                 let context = it.context.as_ref().map_err(|e| bad(e.clone()))?;
-                let aad = if it.aad.is_empty() {
-                    Zeroizing::new(vec![])
-                } else {
-                    if !p.key_type.is_aead() {
-                        return Err(bad(format!(
-                            "'[{i}].associated_data' provided for non-AEAD cipher suite {}",
-                            p.key_type.as_str()
-                        )));
-                    }
-                    b64_decode(&it.aad).map_err(bad)?
-                };
+                let aad = item_aad(&p, i, &it.aad)?;
                 self.decrypt_one(s, &p, &it.ciphertext, context, &aad).await
             }
             .await;

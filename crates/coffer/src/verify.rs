@@ -35,6 +35,15 @@ Options:
   -skip-tests         do not run the crate's tests
 ";
 
+const DOCS: &str = "Docs: README, CHANGELOG, configuration, paths, examples";
+const TESTS: &str = "Unit and acceptance tests pass";
+
+/// The number before `word` in a libtest summary (`test result: ok. 3 passed; 0 failed; …`).
+fn count_before(line: &str, word: &str) -> u64 {
+    let words: Vec<&str> = line.split_whitespace().map(|w| w.trim_end_matches(';')).collect();
+    words.windows(2).find(|w| w[1] == word).and_then(|w| w[0].parse().ok()).unwrap_or(0)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Pass,
@@ -632,8 +641,6 @@ async fn verify(opts: &Opts) -> Report {
     }
 
     // The crate: docs and tests.
-    const DOCS: &str = "Docs: README, CHANGELOG, configuration, paths, examples";
-    const TESTS: &str = "Unit and acceptance tests pass";
     match &opts.crate_dir {
         None => {
             r.checks.push(skip("docs", DOCS, "no -crate given"));
@@ -680,7 +687,7 @@ fn check_docs(dir: &Path, paths: &[PathSpec]) -> Check {
     let ok = problems.is_empty();
     check(
         "docs",
-        "Docs: README, CHANGELOG, configuration, paths, examples",
+        DOCS,
         ok,
         if ok { "all present; docs/paths.md names every path".to_string() } else { problems.join("\n") },
     )
@@ -689,7 +696,6 @@ fn check_docs(dir: &Path, paths: &[PathSpec]) -> Check {
 /// `cargo test` in the plugin's crate with the acceptance tests switched on against this
 /// binary; passes when the tests pass, at least one ran and no acceptance test skipped itself.
 async fn run_tests(dir: &Path) -> Check {
-    const TESTS: &str = "Unit and acceptance tests pass";
     let me = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
     let dir = dir.to_path_buf();
     let t = Instant::now();
@@ -702,26 +708,14 @@ async fn run_tests(dir: &Path) -> Check {
             .output()
     })
     .await;
-    let out = match out {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => return check("tests", TESTS, false, format!("cannot run cargo: {e}")),
+    let out = match out.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+        Ok(o) => o,
         Err(e) => return check("tests", TESTS, false, format!("cannot run cargo: {e}")),
     };
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let (mut passed, mut failed) = (0u64, 0u64);
-    for l in text.lines().filter(|l| l.starts_with("test result:")) {
-        let num = |word: &str| {
-            l.split(';').find_map(|part| {
-                part.trim()
-                    .trim_start_matches("test result: ok. ")
-                    .trim_start_matches("test result: FAILED. ")
-                    .strip_suffix(word)
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-            })
-        };
-        passed += num("passed").unwrap_or(0);
-        failed += num("failed").unwrap_or(0);
-    }
+    let results: Vec<&str> = text.lines().filter(|l| l.starts_with("test result:")).collect();
+    let passed: u64 = results.iter().map(|l| count_before(l, "passed")).sum();
+    let failed: u64 = results.iter().map(|l| count_before(l, "failed")).sum();
     let skipped = text.lines().filter(|l| l.starts_with("SKIPPED")).count();
     let ok = out.status.success() && passed > 0 && failed == 0 && skipped == 0;
     let secs = t.elapsed().as_secs_f64();
@@ -760,6 +754,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(crate_version(d.path()).as_deref(), Some("0.3.1"));
+    }
+
+    #[test]
+    fn test_summaries_are_counted() {
+        let l = "test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.1s";
+        assert_eq!((count_before(l, "passed"), count_before(l, "failed"), count_before(l, "ignored")), (3, 1, 0));
+        assert_eq!(count_before("test result: ok. 12 passed; 0 failed", "passed"), 12);
     }
 
     #[test]
