@@ -8,6 +8,7 @@
 //! the backup document, so data and keys move between the two servers.
 
 mod backup;
+mod cache;
 mod der;
 mod keys;
 mod ops;
@@ -24,7 +25,7 @@ use keys::{KeyEntry, Policy, Secret};
 use ops::{HashAlg, Marshaling, RsaScheme, SaltLength, SignOptions};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use zeroize::Zeroizing;
 
 /// A key name as OpenBao's generic name pattern allows it.
@@ -59,6 +60,8 @@ pub struct Transit {
     /// Serialises changes to keys (create, rotate, config, trim, delete, backup, restore) so
     /// concurrent writers cannot lose a version; reads and crypto operations do not take it.
     write_lock: tokio::sync::Mutex<()>,
+    /// Decoded keys kept between requests (see `cache`).
+    cache: cache::KeyCache,
 }
 
 impl Default for Transit {
@@ -339,6 +342,7 @@ impl Transit {
             table: PathTable::new(all.iter().map(|(_, s)| s.clone()).collect()),
             routes: all.iter().map(|(r, _)| *r).collect(),
             write_lock: tokio::sync::Mutex::new(()),
+            cache: cache::KeyCache::default(),
         }
     }
 }
@@ -450,8 +454,32 @@ const TOO_OLD: &str = "ciphertext or signature version is disallowed by policy (
 type ItemResult<T> = std::result::Result<T, LogicalError>;
 
 impl Transit {
-    async fn load(&self, s: &dyn StorageView, name: &str) -> Result<Option<Policy>> {
-        let Some(p) = keys::load_policy(s, name).await? else {
+    /// A key's settings, from the cache when an earlier request decoded them.
+    async fn policy(&self, s: &dyn StorageView, name: &str) -> Result<Option<Arc<Policy>>> {
+        if let Some(p) = self.cache.policy(name) {
+            return Ok(Some(p));
+        }
+        let generation = self.cache.generation();
+        let Some(p) = keys::load_policy(s, name).await? else { return Ok(None) };
+        let p = Arc::new(p);
+        self.cache.put_policy(generation, p.clone());
+        Ok(Some(p))
+    }
+
+    /// One version of a key, which must exist; from the cache when it can be.
+    async fn version(&self, s: &dyn StorageView, p: &Policy, version: i64) -> Result<Arc<KeyEntry>> {
+        if let Some(e) = self.cache.entry(&p.name, version) {
+            return Ok(e);
+        }
+        let generation = self.cache.generation();
+        let e = Arc::new(keys::entry(s, &p.name, version).await?);
+        self.cache.put_entry(generation, &p.name, version, e.clone());
+        Ok(e)
+    }
+
+    /// A key for an operation that uses it (rotated first if its auto-rotate period is over).
+    async fn load(&self, s: &dyn StorageView, name: &str) -> Result<Option<Arc<Policy>>> {
+        let Some(p) = self.policy(s, name).await? else {
             return Ok(None);
         };
         self.maybe_auto_rotate(s, p).await.map(Some)
@@ -459,7 +487,7 @@ impl Transit {
 
     /// Rotates a key whose latest version is older than its auto-rotate period (checked lazily
     /// whenever the key is used).
-    async fn maybe_auto_rotate(&self, s: &dyn StorageView, p: Policy) -> Result<Policy> {
+    async fn maybe_auto_rotate(&self, s: &dyn StorageView, p: Arc<Policy>) -> Result<Arc<Policy>> {
         if p.auto_rotate_period <= 0 {
             return Ok(p);
         }
@@ -467,8 +495,8 @@ impl Transit {
             let created = keys::parse_time(&e.time).unwrap_or(e.creation_time);
             keys::now().1 >= created.saturating_add(p.auto_rotate_period)
         };
-        match keys::load_entry(s, &p.name, p.latest_version).await? {
-            Some(e) if due(&e) => {}
+        match self.version(s, &p, p.latest_version).await {
+            Ok(e) if due(&e) => {}
             _ => return Ok(p),
         }
         let _guard = self.write_lock.lock().await;
@@ -480,10 +508,17 @@ impl Transit {
                 self.rotate(s, &mut fresh).await?;
             }
         }
-        Ok(fresh)
+        Ok(Arc::new(fresh))
     }
 
+    /// Adds a key version; the cache forgets the key's old state.
     async fn rotate(&self, s: &dyn StorageView, p: &mut Policy) -> Result<()> {
+        let r = self.rotate_uncached(s, p).await;
+        self.cache.invalidate();
+        r
+    }
+
+    async fn rotate_uncached(&self, s: &dyn StorageView, p: &mut Policy) -> Result<()> {
         if p.key_type.is_rsa() {
             // RSA generation takes long enough to keep it off the async workers.
             let snapshot = p.clone();
@@ -890,7 +925,7 @@ impl Transit {
             return Err(bad(format!("message encryption not supported for key type {}", t.as_str())));
         }
         let v = encryption_version(p, requested, "encryption").map_err(bad)?;
-        let e = keys::entry(s, &p.name, v).await?;
+        let e = self.version(s, p, v).await?;
         let raw = if t.is_rsa() {
             ops::rsa_encrypt(&e, plaintext)?
         } else {
@@ -942,7 +977,7 @@ impl Transit {
         if v < p.min_decryption_version {
             return Err(bad(TOO_OLD));
         }
-        let e = keys::entry(s, &p.name, v).await?;
+        let e = self.version(s, p, v).await?;
         let convergent = p.convergent_version_of(&e);
         if p.convergent_encryption && convergent < keys::CONVERGENT_VERSION && convergent > 0 {
             return Err(bad(format!(
@@ -1044,7 +1079,7 @@ impl Transit {
                     _ => return Err(bad(format!("unknown key type {type_name}"))),
                 };
                 let _guard = self.write_lock.lock().await;
-                match keys::load_policy(s, name).await? {
+                Arc::new(match keys::load_policy(s, name).await? {
                     Some(p) => p,
                     None => {
                         let mut p = Policy::new(name, t);
@@ -1059,7 +1094,7 @@ impl Transit {
                         self.rotate(s, &mut p).await?;
                         p
                     }
-                }
+                })
             }
             None => return Err(bad("encryption key not found")),
         };
@@ -1298,7 +1333,7 @@ impl Transit {
         if ver != p.latest_version && p.min_encryption_version > 0 && ver < p.min_encryption_version {
             return Err(bad("cannot generate HMAC: version is too old (disallowed by policy)"));
         }
-        let e = keys::entry(s, &p.name, ver).await?;
+        let e = self.version(s, &p, ver).await?;
         let key = hmac_key(&p, &e)?;
         let alg_name = algorithm_field(d, &["urlalgorithm", "algorithm"]);
         let alg = HashAlg::parse(&alg_name)
@@ -1373,7 +1408,7 @@ impl Transit {
                 if ver < p.min_decryption_version {
                     return Err(bad("cannot verify HMAC: version is too old (disallowed by policy)"));
                 }
-                let e = keys::entry(s, &p.name, ver).await?;
+                let e = self.version(s, &p, ver).await?;
                 let key = hmac_key(&p, &e)?;
                 let expected = alg.hmac(&key, &data).ok_or_else(|| bad("unsupported algorithm"))?;
                 use subtle::ConstantTimeEq;
@@ -1430,7 +1465,7 @@ impl Transit {
             None => vec![(Some(str_field(d, "input").to_string()), str_field(d, "context").to_string(), String::new())],
         };
         let ver = encryption_version(&p, d.int("key_version").unwrap_or(0), "signing").map_err(bad)?;
-        let e = keys::entry(s, &p.name, ver).await?;
+        let e = self.version(s, &p, ver).await?;
         let mut results: Vec<ItemResult<(String, Option<String>)>> = Vec::with_capacity(items.len());
         for (input, context, _) in &items {
             let r = (|| {
@@ -1556,7 +1591,7 @@ impl Transit {
                     Marshaling::Jws => B64URL.decode(payload.as_bytes()),
                 }
                 .map_err(|_| bad("invalid base64 signature value"))?;
-                let e = keys::entry(s, &p.name, ver).await?;
+                let e = self.version(s, &p, ver).await?;
                 let derived_public = if t == KeyType::Ed25519 && p.derived {
                     let seed = keys::derive(&p, &e, &context, 32)?;
                     let kp = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
@@ -1759,7 +1794,13 @@ impl Backend for Transit {
     }
 
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
-        let mut out = self.dispatch(req).await?;
+        let changes_keys = self.changes_keys(&req);
+        let out = self.dispatch(req).await;
+        if changes_keys {
+            // Whether or not it succeeded: a failed change may have written part of its work.
+            self.cache.invalidate();
+        }
+        let mut out = out?;
         // As OpenBao: a batch in which any item failed answers 400, with every item's result.
         if let Some(r) = out.as_mut() {
             let failed =
@@ -1781,11 +1822,34 @@ impl Backend for Transit {
         if name.contains('/') {
             return Ok(None);
         }
-        Ok(Some(keys::load_policy(req.storage.as_ref(), name).await?.is_some()))
+        Ok(Some(self.policy(req.storage.as_ref(), name).await?.is_some()))
     }
 }
 
 impl Transit {
+    /// Whether a request may change a key's settings or versions (the key cache is emptied
+    /// after it). Operations that only use keys read them through the cache.
+    fn changes_keys(&self, req: &Request) -> bool {
+        let Ok(route) = self.table.route_index(req.operation, &req.path) else { return true };
+        match self.routes[route] {
+            Route::Key => req.operation != Operation::Read,
+            // An encrypt "create" makes a missing key on the fly.
+            Route::Encrypt => req.operation == Operation::Create,
+            Route::KeyConfig | Route::Rotate | Route::Trim | Route::Backup | Route::Restore => true,
+            Route::ListKeys
+            | Route::Export
+            | Route::Decrypt
+            | Route::Rewrap
+            | Route::Datakey
+            | Route::Hmac
+            | Route::Sign
+            | Route::Verify
+            | Route::Hash
+            | Route::Random
+            | Route::ConfigKeys => false,
+        }
+    }
+
     async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
         let matched = self.table.route(req.operation, &req.path, &req.data)?;
         let route = self.routes[matched.index];

@@ -753,8 +753,36 @@ async fn keys_rotate_automatically_once_their_period_has_passed() {
         v["time"] = "2000-01-01T00:00:00Z".into();
         *raw = serde_json::to_vec(&v).unwrap();
     }
+    // The aged version is seen by a backend that reads storage afresh (the running one keeps
+    // decoded keys cached, and it never changes a stored version's time itself).
+    let t = T { b: Transit::new(), s: t.s.clone() };
     let ct = t.encrypt("k", b"x", json!({})).await;
     assert!(ct.starts_with("vault:v2:"), "{ct}");
+    assert_eq!(t.read("keys/k").await.unwrap()["latest_version"], 2, "the rotation is visible at once");
+}
+
+#[tokio::test]
+async fn key_changes_are_seen_by_the_next_operation_despite_the_key_cache() {
+    let t = T::new();
+    t.create("k", json!({})).await;
+    let v1 = t.encrypt("k", b"secret", json!({})).await;
+    assert!(v1.starts_with("vault:v1:"));
+    t.write("keys/k/rotate", json!({})).await;
+    assert!(t.encrypt("k", b"x", json!({})).await.starts_with("vault:v2:"), "rotation is seen at once");
+    t.write("keys/k/config", json!({"min_decryption_version": 2})).await;
+    let e = t.write_err("decrypt/k", json!({"ciphertext": v1})).await;
+    assert!(e.messages[0].contains("too old"), "{:?}", e.messages);
+    t.write("keys/k/config", json!({"min_decryption_version": 1, "deletion_allowed": true})).await;
+    assert_eq!(t.write("decrypt/k", json!({"ciphertext": v1})).await["plaintext"], b64("secret"));
+    t.call(Operation::Delete, "keys/k", json!({})).await.unwrap();
+    let e = t.write_err("decrypt/k", json!({"ciphertext": v1})).await;
+    assert!(!e.messages.is_empty(), "a deleted key cannot decrypt");
+    // An encrypt-create after the delete makes a fresh key, version 1 again.
+    t.create("k", json!({})).await;
+    let fresh = t.encrypt("k", b"x", json!({})).await;
+    assert!(fresh.starts_with("vault:v1:"));
+    // The old ciphertext names version 1 too, but the cached old key must not open it.
+    t.write_err("decrypt/k", json!({"ciphertext": v1})).await;
 }
 
 #[tokio::test]

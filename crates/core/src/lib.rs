@@ -183,6 +183,9 @@ pub struct Active {
 
     pub cluster: ClusterInfo,
     pub remounts: RwLock<std::collections::HashMap<String, Value>>,
+    /// The first expiry bucket (minute) the lease sweeper has not finished; `None` until the
+    /// first sweep after unseal, which lists every bucket once (`leases::expire_due`).
+    pub(crate) sweep_next: std::sync::Mutex<Option<i64>>,
 }
 
 /// State of the health endpoint, for the HTTP layer to pick a status.
@@ -400,6 +403,7 @@ impl Core {
             audit,
             cluster,
             remounts: RwLock::new(Default::default()),
+            sweep_next: std::sync::Mutex::new(None),
         }))
     }
 
@@ -450,18 +454,22 @@ impl Core {
     /// dispatch, audit the outcome.
     pub async fn handle(&self, req: CoreRequest) -> Result<CoreResponse> {
         let path = req.path.trim_start_matches('/').to_string();
+        // Cold branches are boxed so that their state is not part of every request's future
+        // (which axum moves into a box per request): see tests/future_size.rs.
         if req.operation == Operation::Help {
-            return self.handle_help(&req, &path).await;
+            return Box::pin(self.handle_help(&req, &path)).await;
         }
-        if let Some(resp) = self.handle_unauthenticated(&req, &path).await? {
-            return Ok(resp);
+        if path.starts_with("sys/") {
+            if let Some(resp) = Box::pin(self.handle_unauthenticated(&req, &path)).await? {
+                return Ok(resp);
+            }
         }
         let active =
             self.active()
                 .ok_or_else(|| if self.is_standby() { Self::standby_error() } else { LogicalError::sealed() })?;
         let started = std::time::Instant::now();
         let result = if active.audit.enabled() {
-            self.handle_audited(&active, &req, &path).await
+            Box::pin(self.handle_audited(&active, &req, &path)).await
         } else {
             self.handle_routed(&active, &req, &path).await
         };
@@ -538,8 +546,10 @@ impl Core {
     async fn handle_routed(&self, active: &Arc<Active>, req: &CoreRequest, path: &str) -> Result<CoreResponse> {
         let path = path.to_string();
         let active = active.clone();
-        if let Some(resp) = self.handle_login(&active, req, &path).await? {
-            return Ok(resp);
+        if path.starts_with("auth/") {
+            if let Some(resp) = Box::pin(self.handle_login(&active, req, &path)).await? {
+                return Ok(resp);
+            }
         }
         let token = req.token.as_deref().unwrap_or("");
         let entry = if token.is_empty() { None } else { active.tokens.lookup(token).await? };
@@ -595,15 +605,18 @@ impl Core {
         }
         let revoke_after = active.tokens.use_token(token, &entry).await?;
         let result =
-            self.dispatch_authorized(&active, req, &path, op, token, &entry, &acl, &decision, target, sreq).await;
+            Box::pin(self.dispatch_authorized(&active, req, &path, op, token, &entry, &acl, &decision, target, sreq))
+                .await;
         if let Some(h) = revoke_after {
-            active.tokens.revoke_hash(&h, true).await?;
+            Box::pin(active.tokens.revoke_hash(&h, true)).await?;
         }
-        self.drain_token_revocations(&active).await?;
+        if active.tokens.has_revoked() {
+            Box::pin(self.drain_token_revocations(&active)).await?;
+        }
         let resp = result?;
         match req.wrap_ttl {
             Some(ttl) if (resp.data.is_some() || resp.auth.is_some()) && resp.wrap_info.is_none() => {
-                self.wrap(&active, &resp, ttl, &path).await
+                Box::pin(self.wrap(&active, &resp, ttl, &path)).await
             }
             _ => Ok(resp),
         }
@@ -627,24 +640,24 @@ impl Core {
         let ctx = Ctx { acl };
         if path == "cubbyhole" || path.starts_with("cubbyhole/") {
             let rest = path.trim_start_matches("cubbyhole").trim_start_matches('/');
-            return self.handle_cubbyhole(active, token, entry, op, rest, req.data.clone()).await;
+            return Box::pin(self.handle_cubbyhole(active, token, entry, op, rest, req.data.clone())).await;
         }
         if let Some(sub) = path.strip_prefix("sys/wrapping/") {
-            return self.handle_wrapping(active, op, sub, &req.data, token, req.wrap_ttl).await;
+            return Box::pin(self.handle_wrapping(active, op, sub, &req.data, token, req.wrap_ttl)).await;
         }
 
         if let Some(rest) = path.strip_prefix("auth/token/") {
             let caller = token_api::Caller { token, entry, decision };
-            return self.handle_token(active, op, rest, &req.data, &caller).await;
+            return Box::pin(self.handle_token(active, op, rest, &req.data, &caller)).await;
         }
         if let Some(rest) = path.strip_prefix("identity/") {
-            return self.handle_identity(active, op, rest, &req.data).await;
+            return Box::pin(self.handle_identity(active, op, rest, &req.data)).await;
         }
         if path == "sys" || path.starts_with("sys/") {
-            if let Some(r) = self.handle_sys_acl(active, op, &path, &req.data, &ctx).await? {
+            if let Some(r) = Box::pin(self.handle_sys_acl(active, op, &path, &req.data, &ctx)).await? {
                 return Ok(r);
             }
-            return self.handle_sys(active, req, &path, Some(acl)).await;
+            return Box::pin(self.handle_sys(active, req, &path, Some(acl))).await;
         }
         let (Some((route, _)), Some(mut sreq)) = (target, sreq) else {
             return Err(LogicalError::new(
@@ -653,7 +666,7 @@ impl Core {
             ));
         };
         sreq.operation = op;
-        self.dispatch(active, &route, sreq, op, &active.tokens.hash(token)).await
+        self.dispatch(active, &route, sreq, op, Some(token)).await
     }
 
     /// The logical request a backend sees for `rest` below `route`.
@@ -684,7 +697,7 @@ impl Core {
         route: &Route,
         sreq: coffer_sdk::Request,
         op: Operation,
-        token_hash: &str,
+        token: Option<&str>,
     ) -> Result<CoreResponse> {
         let mount_type = route.entry.mount_type.clone();
         let rest = sreq.path.clone();
@@ -698,7 +711,7 @@ impl Core {
             Some(r) => {
                 if let Some(auth) = r.auth {
                     let _ = remote;
-                    return self.mint_login_token(active, route, &rest, auth, r.warnings).await;
+                    return Box::pin(self.mint_login_token(active, route, &rest, auth, r.warnings)).await;
                 }
                 let mut out = CoreResponse {
                     data: r.data,
@@ -711,7 +724,9 @@ impl Core {
                 if let Some(secret) = r.secret {
                     let (def, max) = self.mount_ttls(&route.entry);
                     let path = format!("{}{}", route.prefix, rest);
-                    let (id, ttl) = self.register_secret_lease(&path, token_hash, &secret, def, max).await?;
+                    // Hashed only here: most responses carry no lease.
+                    let token_hash = token.map(|t| active.tokens.hash(t)).unwrap_or_default();
+                    let (id, ttl) = Box::pin(self.register_secret_lease(&path, &token_hash, &secret, def, max)).await?;
                     out.lease_id = id;
                     out.lease_duration = ttl;
                     out.renewable = secret.renewable;
@@ -733,7 +748,7 @@ impl Core {
         }
         let route = route.clone();
         let sreq = self.backend_request(&route, rest, req.operation, req.data.clone(), req.remote_addr);
-        self.dispatch(active, &route, sreq, req.operation, "").await.map(Some)
+        self.dispatch(active, &route, sreq, req.operation, None).await.map(Some)
     }
 
     /// Mints the token a login earned.

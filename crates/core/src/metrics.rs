@@ -28,13 +28,20 @@ pub fn audit_result(ok: bool) {
     }
 }
 
-/// The mount label of a request path: `kv/`, `auth/userpass/`, `sys/`, …
-pub fn mount_label(path: &str) -> String {
-    let mut segs = path.split('/');
-    match segs.next() {
-        Some("auth") => format!("auth/{}/", segs.next().unwrap_or("")),
-        Some(first) => format!("{first}/"),
-        None => "/".into(),
+/// The mount label of a request path: `kv/`, `auth/userpass/`, `sys/`, … (borrowed from the
+/// path when it has the slash; requests record it, so it does not allocate).
+pub fn mount_label(path: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let first = path.find('/');
+    let end = match (first, path.split('/').next()) {
+        (Some(i), Some("auth")) => path[i + 1..].find('/').map(|j| i + 1 + j),
+        (Some(i), _) => Some(i),
+        (None, _) => None,
+    };
+    match end {
+        Some(e) => Cow::Borrowed(&path[..=e]),
+        None if path.starts_with("auth/") || path == "auth" => Cow::Owned(format!("{}/", path.trim_end_matches('/'))),
+        None => Cow::Owned(format!("{path}/")),
     }
 }
 
@@ -102,5 +109,20 @@ impl Core {
             }
             other => Err(LogicalError::bad_request(format!("unknown metrics format {other:?}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mount_label;
+
+    #[test]
+    fn mount_labels_name_the_mount_of_a_path() {
+        assert_eq!(mount_label("kv2/data/a/b"), "kv2/");
+        assert_eq!(mount_label("auth/userpass/login/bob"), "auth/userpass/");
+        assert_eq!(mount_label("auth/userpass"), "auth/userpass/");
+        assert_eq!(mount_label("sys/health"), "sys/");
+        assert_eq!(mount_label("transit"), "transit/");
+        assert_eq!(mount_label(""), "/");
     }
 }

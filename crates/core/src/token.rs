@@ -320,7 +320,8 @@ impl TokenStore {
         let Some(e) = self.lookup_raw(token).await? else { return Ok(None) };
         if e.is_expired(now()) {
             if e.token_type != "batch" {
-                self.revoke_hash(&self.hash(token), true).await?;
+                // Boxed: the revocation's state would otherwise be part of every lookup.
+                Box::pin(self.revoke_hash(&self.hash(token), true)).await?;
             }
             return Ok(None);
         }
@@ -443,6 +444,11 @@ impl TokenStore {
     }
 
     /// Takes the hashes of tokens revoked since the last call.
+    /// Whether any revoked token's leases still wait to be revoked.
+    pub fn has_revoked(&self) -> bool {
+        self.revoked.lock().map(|r| !r.is_empty()).unwrap_or(true)
+    }
+
     pub fn take_revoked(&self) -> Vec<String> {
         self.revoked.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
     }

@@ -109,8 +109,9 @@ fn clean_path(path: &str) -> Option<String> {
     let trailing = path.ends_with('/') && path.len() > 1;
     let mut out: Vec<&str> = Vec::new();
     let mut dirty = false;
+    let segments = path.split('/').count();
     for (i, seg) in path.split('/').enumerate() {
-        let last = i == path.split('/').count() - 1;
+        let last = i == segments - 1;
         match seg {
             "" if i == 0 || (last && trailing) => {}
             "" | "." => dirty = true,
@@ -262,8 +263,10 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
         }
     }
     // Like Go's net/http (URL.Path), the API sees the percent-decoded path.
+    let encoded = api_path.contains('%');
     let api_path = percent_decode_path(api_path);
-    if clean_path(&format!("/v1/{api_path}")).is_some() {
+    // Only decoding can have made a clean path dirty (`%2e%2e`).
+    if encoded && clean_path(&format!("/v1/{api_path}")).is_some() {
         return error_response(StatusCode::BAD_REQUEST, &["invalid path: empty or dot segments after decoding".into()]);
     }
     let query = query_pairs(parts.uri.query());

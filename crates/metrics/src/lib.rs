@@ -1,12 +1,14 @@
 //! A process-wide metrics registry with the two renderings Coffer needs: Prometheus text
 //! (`sys/metrics?format=prometheus`) and Vault's JSON (`Gauges`/`Counters`/`Samples`).
 //!
-//! Recording is lock-light: a metric is found by name and labels in a read-locked map and
-//! updated with atomics; only the first sight of a new label set takes the write lock.
+//! Recording is lock-light and allocation-free: a metric is found by a hash of its name and
+//! labels (compared in place, nothing is built to look it up) in a read-locked map and updated
+//! with atomics; only the first sight of a new label set takes the write lock.
 #![forbid(unsafe_code)]
 
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -17,6 +19,7 @@ type Key = (String, Vec<(String, String)>);
 
 #[derive(Default)]
 struct Histogram {
+    /// Observations per bucket (not cumulative).
     buckets: [AtomicU64; 12],
     count: AtomicU64,
     sum_nanos: AtomicU64,
@@ -24,9 +27,9 @@ struct Histogram {
 
 #[derive(Default)]
 pub struct Registry {
-    counters: RwLock<BTreeMap<Key, Arc<AtomicU64>>>,
-    gauges: RwLock<BTreeMap<Key, Arc<AtomicU64>>>,
-    histograms: RwLock<BTreeMap<Key, Arc<Histogram>>>,
+    counters: Family<AtomicU64>,
+    gauges: Family<AtomicU64>,
+    histograms: Family<Histogram>,
     help: RwLock<BTreeMap<String, String>>,
 }
 
@@ -36,15 +39,61 @@ pub fn global() -> &'static Registry {
     R.get_or_init(Registry::default)
 }
 
-fn key(name: &str, labels: &[(&str, &str)]) -> Key {
-    (name.to_string(), labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+type Slot<T> = (Key, Arc<T>);
+
+/// The metrics of one kind, by hash of (name, labels); a bucket holds the (rare) collisions.
+struct Family<T> {
+    hasher: std::hash::RandomState,
+    map: RwLock<HashMap<u64, Vec<Slot<T>>>>,
 }
 
-fn get_or_insert<T: Default>(map: &RwLock<BTreeMap<Key, Arc<T>>>, k: Key) -> Option<Arc<T>> {
-    if let Some(v) = map.read().ok()?.get(&k) {
-        return Some(v.clone());
+impl<T> Default for Family<T> {
+    fn default() -> Self {
+        Family { hasher: Default::default(), map: Default::default() }
     }
-    Some(map.write().ok()?.entry(k).or_default().clone())
+}
+
+fn same(k: &Key, name: &str, labels: &[(&str, &str)]) -> bool {
+    k.0 == name && k.1.len() == labels.len() && k.1.iter().zip(labels).all(|((a, b), (c, d))| a == c && b == d)
+}
+
+impl<T: Default> Family<T> {
+    fn hash(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        name.hash(&mut h);
+        for (k, v) in labels {
+            k.hash(&mut h);
+            v.hash(&mut h);
+        }
+        h.finish()
+    }
+
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<Arc<T>> {
+        let h = self.hash(name, labels);
+        if let Some(v) = self.map.read().ok()?.get(&h).and_then(|b| b.iter().find(|(k, _)| same(k, name, labels))) {
+            return Some(v.1.clone());
+        }
+        let mut map = self.map.write().ok()?;
+        let bucket = map.entry(h).or_default();
+        if let Some((_, v)) = bucket.iter().find(|(k, _)| same(k, name, labels)) {
+            return Some(v.clone());
+        }
+        let v = Arc::new(T::default());
+        bucket.push((key(name, labels), v.clone()));
+        Some(v)
+    }
+
+    /// Every metric, sorted by name and labels (for rendering).
+    fn sorted(&self) -> Vec<Slot<T>> {
+        let mut all: Vec<Slot<T>> =
+            self.map.read().map(|m| m.values().flatten().cloned().collect()).unwrap_or_default();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+fn key(name: &str, labels: &[(&str, &str)]) -> Key {
+    (name.to_string(), labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
 impl Registry {
@@ -55,24 +104,23 @@ impl Registry {
     }
 
     pub fn incr(&self, name: &str, labels: &[(&str, &str)], by: u64) {
-        if let Some(c) = get_or_insert(&self.counters, key(name, labels)) {
+        if let Some(c) = self.counters.get(name, labels) {
             c.fetch_add(by, Ordering::Relaxed);
         }
     }
 
     pub fn set_gauge(&self, name: &str, labels: &[(&str, &str)], value: f64) {
-        if let Some(g) = get_or_insert(&self.gauges, key(name, labels)) {
+        if let Some(g) = self.gauges.get(name, labels) {
             g.store(value.to_bits(), Ordering::Relaxed);
         }
     }
 
     pub fn observe(&self, name: &str, labels: &[(&str, &str)], d: std::time::Duration) {
-        let Some(h) = get_or_insert(&self.histograms, key(name, labels)) else { return };
+        let Some(h) = self.histograms.get(name, labels) else { return };
+        // Each observation counts in its own bucket only; rendering makes them cumulative.
         let secs = d.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            h.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         h.count.fetch_add(1, Ordering::Relaxed);
         h.sum_nanos.fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
@@ -106,27 +154,25 @@ impl Registry {
             }
         };
         let mut last = String::new();
-        if let Ok(c) = self.counters.read() {
-            for ((name, l), v) in c.iter() {
+        {
+            for ((name, l), v) in self.counters.sorted().iter() {
                 header(&mut out, name, "counter", &mut last);
                 out.push_str(&format!("{name}{} {}\n", labels(l, None), v.load(Ordering::Relaxed)));
             }
         }
-        if let Ok(g) = self.gauges.read() {
-            for ((name, l), v) in g.iter() {
+        {
+            for ((name, l), v) in self.gauges.sorted().iter() {
                 header(&mut out, name, "gauge", &mut last);
                 out.push_str(&format!("{name}{} {}\n", labels(l, None), f64::from_bits(v.load(Ordering::Relaxed))));
             }
         }
-        if let Ok(h) = self.histograms.read() {
-            for ((name, l), v) in h.iter() {
+        {
+            for ((name, l), v) in self.histograms.sorted().iter() {
                 header(&mut out, name, "histogram", &mut last);
+                let mut cumulative = 0;
                 for (i, b) in BUCKETS.iter().enumerate() {
-                    out.push_str(&format!(
-                        "{name}_bucket{} {}\n",
-                        labels(l, Some(("le", b.to_string()))),
-                        v.buckets[i].load(Ordering::Relaxed)
-                    ));
+                    cumulative += v.buckets[i].load(Ordering::Relaxed);
+                    out.push_str(&format!("{name}_bucket{} {cumulative}\n", labels(l, Some(("le", b.to_string())))));
                 }
                 let count = v.count.load(Ordering::Relaxed);
                 out.push_str(&format!("{name}_bucket{} {count}\n", labels(l, Some(("le", "+Inf".into())))));
@@ -148,35 +194,30 @@ impl Registry {
         };
         let counters: Vec<Value> = self
             .counters
-            .read()
-            .map(|c| {
-                c.iter()
-                    .map(|((n, l), v)| {
-                        let x = v.load(Ordering::Relaxed);
-                        json!({"Name": n, "Count": x, "Sum": x, "Min": 1, "Max": 1, "Mean": 1, "Stddev": 0, "Rate": x, "Labels": lbl(l)})
-                    })
-                    .collect()
+            .sorted()
+            .iter()
+            .map(|((n, l), v)| {
+                let x = v.load(Ordering::Relaxed);
+                json!({"Name": n, "Count": x, "Sum": x, "Min": 1, "Max": 1, "Mean": 1, "Stddev": 0, "Rate": x, "Labels": lbl(l)})
             })
-            .unwrap_or_default();
+            .collect();
         let gauges: Vec<Value> = self
             .gauges
-            .read()
-            .map(|g| g.iter().map(|((n, l), v)| json!({"Name": n, "Value": f64::from_bits(v.load(Ordering::Relaxed)), "Labels": lbl(l)})).collect())
-            .unwrap_or_default();
+            .sorted()
+            .iter()
+            .map(|((n, l), v)| json!({"Name": n, "Value": f64::from_bits(v.load(Ordering::Relaxed)), "Labels": lbl(l)}))
+            .collect();
         let samples: Vec<Value> = self
             .histograms
-            .read()
-            .map(|h| {
-                h.iter()
-                    .map(|((n, l), v)| {
-                        let count = v.count.load(Ordering::Relaxed);
-                        let sum_ms = v.sum_nanos.load(Ordering::Relaxed) as f64 / 1e6;
-                        let mean = if count > 0 { sum_ms / count as f64 } else { 0.0 };
-                        json!({"Name": n, "Count": count, "Sum": sum_ms, "Mean": mean, "Rate": sum_ms, "Labels": lbl(l)})
-                    })
-                    .collect()
+            .sorted()
+            .iter()
+            .map(|((n, l), v)| {
+                let count = v.count.load(Ordering::Relaxed);
+                let sum_ms = v.sum_nanos.load(Ordering::Relaxed) as f64 / 1e6;
+                let mean = if count > 0 { sum_ms / count as f64 } else { 0.0 };
+                json!({"Name": n, "Count": count, "Sum": sum_ms, "Mean": mean, "Rate": sum_ms, "Labels": lbl(l)})
             })
-            .unwrap_or_default();
+            .collect();
         json!({ "Timestamp": timestamp, "Gauges": gauges, "Counters": counters, "Points": [], "Samples": samples })
     }
 }

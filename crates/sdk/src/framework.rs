@@ -3,8 +3,9 @@
 
 use crate::field::{coerce, FieldType};
 use crate::{LogicalError, Operation};
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// One field of a path: from the URL (a named capture) or from the request body.
 #[derive(Debug, Clone)]
@@ -47,6 +48,11 @@ pub struct PathSpec {
 pub struct PathTable {
     specs: Vec<PathSpec>,
     regexes: Vec<Regex>,
+    /// All patterns at once: one pass finds the first path that matches, instead of one
+    /// regex run per path in order.
+    set: RegexSet,
+    /// Each path's fields, shared with every request's `FieldData` instead of copied into it.
+    fields: Vec<Arc<[FieldSpec]>>,
 }
 
 /// The outcome of matching a request against the table.
@@ -59,9 +65,11 @@ pub struct Matched<'a> {
 impl PathTable {
     /// Compiles the table. Patterns are static, so a bad pattern is a programming error.
     pub fn new(specs: Vec<PathSpec>) -> Self {
-        let regexes =
-            specs.iter().map(|s| Regex::new(&format!("^(?:{})$", s.pattern)).expect("valid path pattern")).collect();
-        PathTable { specs, regexes }
+        let anchored: Vec<String> = specs.iter().map(|s| format!("^(?:{})$", s.pattern)).collect();
+        let regexes = anchored.iter().map(|p| Regex::new(p).expect("valid path pattern")).collect();
+        let set = RegexSet::new(&anchored).expect("valid path patterns");
+        let fields = specs.iter().map(|s| Arc::from(s.fields.as_slice())).collect();
+        PathTable { specs, regexes, set, fields }
     }
 
     pub fn specs(&self) -> &[PathSpec] {
@@ -70,37 +78,34 @@ impl PathTable {
 
     /// Finds the path for `path`, checks the operation is declared and coerces the fields.
     pub fn route(&self, op: Operation, path: &str, data: &Map<String, Value>) -> Result<Matched<'_>, LogicalError> {
-        for (i, re) in self.regexes.iter().enumerate() {
-            let Some(caps) = re.captures(path) else {
-                continue;
-            };
-            let spec = &self.specs[i];
-            if !spec.operations.iter().any(|(o, _)| *o == op) {
-                return Err(LogicalError::unsupported_operation());
-            }
-            let mut values = Map::new();
-            for name in re.capture_names().flatten() {
-                if let Some(m) = caps.name(name) {
-                    values.insert(name.to_string(), Value::String(m.as_str().to_string()));
+        let i = self.route_index(op, path)?;
+        let (re, spec) = (&self.regexes[i], &self.specs[i]);
+        let caps = re.captures(path).ok_or_else(|| LogicalError::unsupported_path(path))?;
+        let mut out = Map::new();
+        for f in spec.fields.iter() {
+            let from_url = caps.name(f.name).map(|m| Value::String(m.as_str().to_string()));
+            let raw = from_url.as_ref().or_else(|| data.get(f.name)).filter(|v| !v.is_null());
+            match raw {
+                Some(v) => {
+                    out.insert(f.name.to_string(), coerce(f.name, f.ty, v)?);
                 }
-            }
-            let mut out = Map::new();
-            for f in &spec.fields {
-                let raw = values.get(f.name).or_else(|| data.get(f.name)).filter(|v| !v.is_null());
-                match raw {
-                    Some(v) => {
-                        out.insert(f.name.to_string(), coerce(f.name, f.ty, v)?);
-                    }
-                    None if f.required && matches!(op, Operation::Create | Operation::Update) => {
-                        return Err(LogicalError::bad_request(format!("missing required field {:?}", f.name)));
-                    }
-                    None => {}
+                None if f.required && matches!(op, Operation::Create | Operation::Update) => {
+                    return Err(LogicalError::bad_request(format!("missing required field {:?}", f.name)));
                 }
+                None => {}
             }
-            let raw = if spec.passthrough { data.clone() } else { Map::new() };
-            return Ok(Matched { index: i, spec, fields: FieldData { values: out, specs: spec.fields.clone(), raw } });
         }
-        Err(LogicalError::unsupported_path(path))
+        let raw = if spec.passthrough { data.clone() } else { Map::new() };
+        Ok(Matched { index: i, spec, fields: FieldData { values: out, specs: self.fields[i].clone(), raw } })
+    }
+
+    /// The index of the first path that matches `path`, once the operation is checked.
+    pub fn route_index(&self, op: Operation, path: &str) -> Result<usize, LogicalError> {
+        let i = self.set.matches(path).into_iter().next().ok_or_else(|| LogicalError::unsupported_path(path))?;
+        if !self.specs[i].operations.iter().any(|(o, _)| *o == op) {
+            return Err(LogicalError::unsupported_operation());
+        }
+        Ok(i)
     }
 }
 
@@ -108,7 +113,7 @@ impl PathTable {
 #[derive(Debug, Clone)]
 pub struct FieldData {
     values: Map<String, Value>,
-    specs: Vec<FieldSpec>,
+    specs: Arc<[FieldSpec]>,
     /// The whole request body, for passthrough paths.
     pub raw: Map<String, Value>,
 }
