@@ -18,7 +18,7 @@ use coffer_crypto::Key;
 use coffer_physical::{Storage, StorageError, TxnOp};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use zeroize::{Zeroize, Zeroizing};
 
 pub const KEYRING_PATH: &str = "core/keyring";
@@ -98,7 +98,15 @@ impl Drop for StoredKeyring {
 struct Term {
     term: u32,
     key: Key,
+    /// `key` prepared once: every storage operation uses it.
+    cipher: coffer_crypto::Cipher,
     install_time: time::OffsetDateTime,
+}
+
+impl Term {
+    fn new(term: u32, key: Key, install_time: time::OffsetDateTime) -> Term {
+        Term { term, cipher: coffer_crypto::Cipher::new(&key), key, install_time }
+    }
 }
 
 struct Keyring {
@@ -208,7 +216,7 @@ impl Barrier {
         let root = Key::generate().map_err(crypto_err)?;
         let ring = Keyring {
             root: root.clone(),
-            terms: vec![Term { term: 1, key: Key::generate().map_err(crypto_err)?, install_time: now() }],
+            terms: vec![Term::new(1, Key::generate().map_err(crypto_err)?, now())],
             active: 1,
             base_count: 0,
             rotation: RotationConfig::default(),
@@ -332,9 +340,8 @@ impl Barrier {
         let _guard = self.rotate_lock.lock().await;
         let old = self.current()?;
         let new_term = old.active + 1;
-        let mut terms: Vec<Term> =
-            old.terms.iter().map(|t| Term { term: t.term, key: t.key.clone(), install_time: t.install_time }).collect();
-        terms.push(Term { term: new_term, key: Key::generate().map_err(crypto_err)?, install_time: now() });
+        let mut terms: Vec<Term> = old.terms.iter().map(|t| Term::new(t.term, t.key.clone(), t.install_time)).collect();
+        terms.push(Term::new(new_term, Key::generate().map_err(crypto_err)?, now()));
         let ring =
             Keyring { root: old.root.clone(), terms, active: new_term, base_count: 0, rotation: old.rotation.clone() };
         let blob = encode_keyring(&ring, 0)?;
@@ -363,11 +370,7 @@ impl Barrier {
         let old = self.current()?;
         let ring = Keyring {
             root: old.root.clone(),
-            terms: old
-                .terms
-                .iter()
-                .map(|t| Term { term: t.term, key: t.key.clone(), install_time: t.install_time })
-                .collect(),
+            terms: old.terms.iter().map(|t| Term::new(t.term, t.key.clone(), t.install_time)).collect(),
             active: old.active,
             base_count: old.base_count,
             rotation: cfg,
@@ -404,11 +407,7 @@ impl Barrier {
             self.storage.put(KEYRING_PATH, blob).await?;
             let mut new_ring = Keyring {
                 root: ring.root.clone(),
-                terms: ring
-                    .terms
-                    .iter()
-                    .map(|t| Term { term: t.term, key: t.key.clone(), install_time: t.install_time })
-                    .collect(),
+                terms: ring.terms.iter().map(|t| Term::new(t.term, t.key.clone(), t.install_time)).collect(),
                 active: ring.active,
                 base_count: 0,
                 rotation: ring.rotation.clone(),
@@ -421,7 +420,7 @@ impl Barrier {
 
     fn encrypt(&self, ring: &Keyring, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, BarrierError> {
         let term = ring.active();
-        let sealed = coffer_crypto::seal(&term.key, key.as_bytes(), plaintext).map_err(crypto_err)?;
+        let sealed = term.cipher.seal(key.as_bytes(), plaintext).map_err(crypto_err)?;
         let mut out = Vec::with_capacity(HEADER_LEN + sealed.len());
         out.push(ENTRY_VERSION);
         out.extend_from_slice(&term.term.to_be_bytes());
@@ -436,8 +435,7 @@ impl Barrier {
         }
         let t = u32::from_be_bytes([blob[1], blob[2], blob[3], blob[4]]);
         let term = ring.term(t).ok_or_else(|| BarrierError::UnknownTerm(key.to_string(), t))?;
-        coffer_crypto::open(&term.key, key.as_bytes(), &blob[HEADER_LEN..])
-            .map_err(|_| BarrierError::Corrupt(key.to_string()))
+        term.cipher.open(key.as_bytes(), &blob[HEADER_LEN..]).map_err(|_| BarrierError::Corrupt(key.to_string()))
     }
 }
 
@@ -474,7 +472,7 @@ fn decode_keyring(root: &Key, blob: &[u8]) -> Result<Keyring, BarrierError> {
         if t.term == stored.active_term {
             base_count = t.encryptions;
         }
-        terms.push(Term { term: t.term, key: Key::from_slice(&raw).map_err(crypto_err)?, install_time });
+        terms.push(Term::new(t.term, Key::from_slice(&raw).map_err(crypto_err)?, install_time));
     }
     if !terms.iter().any(|t| t.term == stored.active_term) {
         return Err(BarrierError::Corrupt(KEYRING_PATH.into()));
@@ -493,8 +491,29 @@ pub trait SecureStorage: Send + Sync {
     async fn transaction(&self, ops: Vec<(String, Option<Vec<u8>>)>) -> Result<(), BarrierError>;
 }
 
-fn timed(metric: &str, op: &str, started: std::time::Instant) {
-    coffer_metrics::global().observe(metric, &[("op", op)], started.elapsed());
+/// The storage and barrier timing histograms of the two hot operations, looked up once.
+struct OpTimers {
+    storage: Option<coffer_metrics::HistogramHandle>,
+    barrier: Option<coffer_metrics::HistogramHandle>,
+}
+
+fn timers(op: &'static str) -> &'static OpTimers {
+    static GET: OnceLock<OpTimers> = OnceLock::new();
+    static PUT: OnceLock<OpTimers> = OnceLock::new();
+    let cell = if op == "get" { &GET } else { &PUT };
+    cell.get_or_init(|| {
+        let r = coffer_metrics::global();
+        OpTimers {
+            storage: r.histogram("coffer_storage_op_duration_seconds", &[("op", op)]),
+            barrier: r.histogram("coffer_barrier_op_duration_seconds", &[("op", op)]),
+        }
+    })
+}
+
+fn timed(h: &Option<coffer_metrics::HistogramHandle>, started: std::time::Instant) {
+    if let Some(h) = h {
+        h.observe(started.elapsed());
+    }
 }
 
 #[async_trait]
@@ -506,12 +525,12 @@ impl SecureStorage for Barrier {
         let t0 = std::time::Instant::now();
         let ring = self.current()?;
         let raw = self.storage.get(key).await?;
-        timed("coffer_storage_op_duration_seconds", "get", t0);
+        timed(&timers("get").storage, t0);
         let out = match raw {
             None => Ok(None),
             Some(blob) => self.decrypt(&ring, key, &blob).map(Some),
         };
-        timed("coffer_barrier_op_duration_seconds", "get", t0);
+        timed(&timers("get").barrier, t0);
         out
     }
 
@@ -524,9 +543,9 @@ impl SecureStorage for Barrier {
         let blob = self.encrypt(&ring, key, value)?;
         let t1 = std::time::Instant::now();
         self.storage.put(key, blob).await?;
-        timed("coffer_storage_op_duration_seconds", "put", t1);
+        timed(&timers("put").storage, t1);
         self.after_write(&ring).await;
-        timed("coffer_barrier_op_duration_seconds", "put", t0);
+        timed(&timers("put").barrier, t0);
         Ok(())
     }
 

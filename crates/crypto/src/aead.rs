@@ -50,34 +50,63 @@ fn less_safe(key: &Key) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key.0).expect("32-byte AES key"))
 }
 
+/// A key prepared for use (AES key schedule and GHASH tables computed once), for keys used
+/// on every request such as the barrier's. Holds the expanded key: keep it no longer than the
+/// key itself.
+pub struct Cipher(LessSafeKey);
+
+impl std::fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cipher(<redacted>)")
+    }
+}
+
+impl Cipher {
+    pub fn new(key: &Key) -> Self {
+        Cipher(less_safe(key))
+    }
+
+    /// Encrypts `plaintext`, binding `aad`. Output: nonce || ciphertext || tag.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + 16);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[NONCE_LEN..])
+            .map_err(|_| CryptoError::Authentication)?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Decrypts the output of [`Cipher::seal`] (or [`seal`]) under the same `aad`.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if sealed.len() < NONCE_LEN + 16 {
+            return Err(CryptoError::Truncated);
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[..NONCE_LEN]);
+        let mut buf = Zeroizing::new(sealed[NONCE_LEN..].to_vec());
+        let n = self
+            .0
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+            .map_err(|_| CryptoError::Authentication)?
+            .len();
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
 /// Encrypts `plaintext`, binding `aad`. Output: nonce || ciphertext || tag.
 pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let mut nonce = [0u8; NONCE_LEN];
-    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
-    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + 16);
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(plaintext);
-    let tag = less_safe(key)
-        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[NONCE_LEN..])
-        .map_err(|_| CryptoError::Authentication)?;
-    out.extend_from_slice(tag.as_ref());
-    Ok(out)
+    Cipher::new(key).seal(aad, plaintext)
 }
 
 /// Decrypts the output of [`seal`] under the same `aad`.
 pub fn open(key: &Key, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    if sealed.len() < NONCE_LEN + 16 {
-        return Err(CryptoError::Truncated);
-    }
-    let mut nonce = [0u8; NONCE_LEN];
-    nonce.copy_from_slice(&sealed[..NONCE_LEN]);
-    let mut buf = Zeroizing::new(sealed[NONCE_LEN..].to_vec());
-    let n = less_safe(key)
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
-        .map_err(|_| CryptoError::Authentication)?
-        .len();
-    buf.truncate(n);
-    Ok(buf)
+    Cipher::new(key).open(aad, sealed)
 }
 
 #[cfg(test)]

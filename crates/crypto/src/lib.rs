@@ -6,7 +6,7 @@
 mod aead;
 mod shamir;
 
-pub use aead::{open, random_bytes, seal, Key, KEY_LEN, NONCE_LEN};
+pub use aead::{open, random_bytes, seal, Cipher, Key, KEY_LEN, NONCE_LEN};
 pub use shamir::{combine, split};
 
 use zeroize::Zeroizing;

@@ -61,7 +61,7 @@ pub fn status_for(kind: ErrorKind) -> StatusCode {
     }
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     let mut bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     bytes.push(b'\n');
     let mut r = Response::new(Body::from(bytes));
@@ -377,15 +377,31 @@ fn render(resp: CoreResponse) -> Response {
             {
                 return no_content();
             }
+            let status = resp.status.map(status_for).unwrap_or(StatusCode::OK);
+            let request_id = uuid::Uuid::new_v4().to_string();
+            if shape == BodyShape::Envelope {
+                // Serialised straight from the response: no intermediate map, no copies.
+                return json_response(
+                    status,
+                    &Envelope {
+                        request_id: &request_id,
+                        lease_id: &resp.lease_id,
+                        renewable: resp.renewable,
+                        lease_duration: resp.lease_duration,
+                        data: &resp.data,
+                        wrap_info: &resp.wrap_info,
+                        warnings: if resp.warnings.is_empty() { None } else { Some(&resp.warnings) },
+                        auth: &resp.auth,
+                    },
+                );
+            }
             let mut body = Map::new();
-            if shape == BodyShape::EnvelopeAndTopLevel {
-                if let Some(d) = &resp.data {
-                    for (k, v) in d {
-                        body.insert(k.clone(), v.clone());
-                    }
+            if let Some(d) = &resp.data {
+                for (k, v) in d {
+                    body.insert(k.clone(), v.clone());
                 }
             }
-            body.insert("request_id".into(), uuid::Uuid::new_v4().to_string().into());
+            body.insert("request_id".into(), request_id.into());
             body.insert("lease_id".into(), resp.lease_id.into());
             body.insert("renewable".into(), resp.renewable.into());
             body.insert("lease_duration".into(), resp.lease_duration.into());
@@ -402,9 +418,22 @@ fn render(resp: CoreResponse) -> Response {
                 "auth".into(),
                 resp.auth.map(|a| serde_json::to_value(a).unwrap_or(Value::Null)).unwrap_or(Value::Null),
             );
-            json_response(resp.status.map(status_for).unwrap_or(StatusCode::OK), &Value::Object(body))
+            json_response(status, &Value::Object(body))
         }
     }
+}
+
+/// The response envelope every Vault client parses, in OpenBao's field order.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    request_id: &'a str,
+    lease_id: &'a str,
+    renewable: bool,
+    lease_duration: i64,
+    data: &'a Option<Map<String, Value>>,
+    wrap_info: &'a Option<coffer_api::WrapInfo>,
+    warnings: Option<&'a Vec<String>>,
+    auth: &'a Option<coffer_api::Auth>,
 }
 
 /// On an HA standby: 307 to the same path on the active node (`bao` follows it), or 503 when no

@@ -25,6 +25,23 @@ struct Histogram {
     sum_nanos: AtomicU64,
 }
 
+/// One histogram of a registry (see [`Registry::histogram`]).
+#[derive(Clone)]
+pub struct HistogramHandle(Arc<Histogram>);
+
+impl HistogramHandle {
+    pub fn observe(&self, d: std::time::Duration) {
+        let h = &self.0;
+        // Each observation counts in its own bucket only; rendering makes them cumulative.
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            h.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        h.count.fetch_add(1, Ordering::Relaxed);
+        h.sum_nanos.fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+    }
+}
+
 #[derive(Default)]
 pub struct Registry {
     counters: Family<AtomicU64>,
@@ -116,14 +133,14 @@ impl Registry {
     }
 
     pub fn observe(&self, name: &str, labels: &[(&str, &str)], d: std::time::Duration) {
-        let Some(h) = self.histograms.get(name, labels) else { return };
-        // Each observation counts in its own bucket only; rendering makes them cumulative.
-        let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            h.buckets[i].fetch_add(1, Ordering::Relaxed);
+        if let Some(h) = self.histogram(name, labels) {
+            h.observe(d);
         }
-        h.count.fetch_add(1, Ordering::Relaxed);
-        h.sum_nanos.fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+    }
+
+    /// A histogram to record into without looking it up each time (for hot paths).
+    pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Option<HistogramHandle> {
+        self.histograms.get(name, labels).map(HistogramHandle)
     }
 
     /// Prometheus text exposition format 0.0.4.
