@@ -38,6 +38,7 @@
 
 use crate::util::{go_duration, merge_patch, rfc3339_nanos, subkeys, system_now_nanos};
 use async_trait::async_trait;
+use coffer_sdk::cache::GenCache;
 use coffer_sdk::field::{parse_int, FieldType};
 use coffer_sdk::framework::{FieldData, FieldSpec, PathSpec, PathTable};
 use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response, Result, StorageView};
@@ -544,8 +545,14 @@ pub struct KvV2 {
     /// Writes to the same key are serialised by one of these stripes; different keys proceed
     /// in parallel (and share group commits in durable storage).
     key_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Decoded metadata of recently read keys, for reads (`read_meta`); every request that may
+    /// change a key forgets its entry before answering (`handle_request`).
+    meta_cache: GenCache<KeyMeta>,
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
+
+/// Keys whose metadata is kept decoded at most.
+const META_CACHE_CAPACITY: usize = 16_384;
 
 impl Default for KvV2 {
     fn default() -> Self {
@@ -584,6 +591,7 @@ impl KvV2 {
             lock: tokio::sync::Mutex::new(false),
             upgraded: std::sync::atomic::AtomicBool::new(false),
             key_locks: (0..KEY_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            meta_cache: GenCache::new(META_CACHE_CAPACITY),
             clock: Arc::new(clock),
         }
     }
@@ -655,6 +663,19 @@ impl KvV2 {
         get_json(s, &meta_key(path)).await
     }
 
+    /// A key's metadata for a request that does not change it: from the cache when an earlier
+    /// read decoded it. Changes always read storage (`load_meta`) under the key's lock.
+    async fn read_meta(&self, s: &dyn StorageView, path: &str) -> Result<Option<Arc<KeyMeta>>> {
+        if let Some(m) = self.meta_cache.get(path) {
+            return Ok(Some(m));
+        }
+        let generation = self.meta_cache.generation();
+        let Some(m) = Self::load_meta(s, path).await? else { return Ok(None) };
+        let m = Arc::new(m);
+        self.meta_cache.put(generation, path, m.clone());
+        Ok(Some(m))
+    }
+
     /// Stores `data` as the next version of `path` (created at `now`), prunes versions beyond the limit and saves
     /// the metadata. Returns the version's metadata block.
     async fn write_version(
@@ -703,7 +724,7 @@ impl KvV2 {
     }
 
     async fn read_data(&self, s: &dyn StorageView, path: &str, fields: &FieldData) -> Result<Option<Response>> {
-        let Some(meta) = Self::load_meta(s, path).await? else { return Ok(None) };
+        let Some(meta) = self.read_meta(s, path).await? else { return Ok(None) };
         let Some((n, vm)) = self.readable_version(&meta, fields) else {
             // A deleted or destroyed version: 404, but with its metadata, as OpenBao answers.
             let asked = fields.int("version").unwrap_or(0);
@@ -998,12 +1019,35 @@ impl Backend for KvV2 {
             Read | List => None,
             _ => Some(self.key_lock(&path).lock().await),
         };
-        match (matched.index, op) {
+        let result = self.route(&req, matched.index, f, &path).await;
+        if !matches!(op, Read | List) {
+            // After the change, before the answer: no later read sees the old metadata.
+            self.meta_cache.forget(&path);
+        }
+        result
+    }
+
+    /// `data/<key>` and `metadata/<key>` exist when the key has metadata.
+    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
+        let path = match req.path.split_once('/') {
+            Some(("data" | "metadata", rest)) => rest,
+            _ => return Ok(None),
+        };
+        self.upgrade_once(&*req.storage).await?;
+        Ok(Some(self.read_meta(&*req.storage, path).await?.is_some()))
+    }
+}
+
+impl KvV2 {
+    async fn route(&self, req: &Request, index: usize, f: &FieldData, path: &str) -> Result<Option<Response>> {
+        use Operation::*;
+        let (s, op, path) = (&*req.storage, req.operation, path.to_string());
+        match (index, op) {
             (P_CONFIG, Read) => self.read_config(s).await,
             (P_CONFIG, _) => self.write_config(s, f).await,
             (P_DATA, Read) => self.read_data(s, &path, f).await,
-            (P_DATA, Create | Update) => self.write_data(&req, &path, f).await,
-            (P_DATA, Patch) => self.patch_data(&req, &path, f).await,
+            (P_DATA, Create | Update) => self.write_data(req, &path, f).await,
+            (P_DATA, Patch) => self.patch_data(req, &path, f).await,
             (P_DATA, Delete) => self.soft_delete(s, &path, None).await,
             (P_METADATA, Read) if f.bool("scan").unwrap_or(false) => self.list_metadata(s, &path, true).await,
             (P_METADATA, Read) => match Self::load_meta(s, &path).await? {
@@ -1029,15 +1073,5 @@ impl Backend for KvV2 {
             (P_SUBKEYS, _) => self.subkeys(s, &path, f).await,
             _ => Err(LogicalError::unsupported_operation()),
         }
-    }
-
-    /// `data/<key>` and `metadata/<key>` exist when the key has metadata.
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
-        let path = match req.path.split_once('/') {
-            Some(("data" | "metadata", rest)) => rest,
-            _ => return Ok(None),
-        };
-        self.upgrade_once(&*req.storage).await?;
-        Ok(Some(Self::load_meta(&*req.storage, path).await?.is_some()))
     }
 }

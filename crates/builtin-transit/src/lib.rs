@@ -8,7 +8,6 @@
 //! the backup document, so data and keys move between the two servers.
 
 mod backup;
-mod cache;
 mod der;
 mod keys;
 mod ops;
@@ -18,6 +17,7 @@ pub use keys::KeyType;
 use async_trait::async_trait;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
+use coffer_sdk::cache::GenCache;
 use coffer_sdk::field::FieldType;
 use coffer_sdk::framework::{FieldData, FieldSpec, PathSpec, PathTable};
 use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, Result, StorageView};
@@ -27,6 +27,9 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use zeroize::Zeroizing;
+
+/// Key settings (and, separately, key versions) kept decoded at most.
+const KEY_CACHE_CAPACITY: usize = 4096;
 
 /// A key name as OpenBao's generic name pattern allows it.
 const NAME: &str = r"\w(?:[\w.@-]*\w)?";
@@ -60,8 +63,12 @@ pub struct Transit {
     /// Serialises changes to keys (create, rotate, config, trim, delete, backup, restore) so
     /// concurrent writers cannot lose a version; reads and crypto operations do not take it.
     write_lock: tokio::sync::Mutex<()>,
-    /// Decoded keys kept between requests (see `cache`).
-    cache: cache::KeyCache,
+    /// Decoded key settings and versions kept between requests, so an encryption does not read,
+    /// decrypt and parse its key from storage three times (the ACL's existence check, the
+    /// settings, the version). Emptied after every change to any key (`invalidate`).
+    policies: GenCache<Policy>,
+    /// Versions by `<name>/<version>`.
+    versions: GenCache<KeyEntry>,
 }
 
 impl Default for Transit {
@@ -342,7 +349,8 @@ impl Transit {
             table: PathTable::new(all.iter().map(|(_, s)| s.clone()).collect()),
             routes: all.iter().map(|(r, _)| *r).collect(),
             write_lock: tokio::sync::Mutex::new(()),
-            cache: cache::KeyCache::default(),
+            policies: GenCache::new(KEY_CACHE_CAPACITY),
+            versions: GenCache::new(KEY_CACHE_CAPACITY),
         }
     }
 }
@@ -456,25 +464,32 @@ type ItemResult<T> = std::result::Result<T, LogicalError>;
 impl Transit {
     /// A key's settings, from the cache when an earlier request decoded them.
     async fn policy(&self, s: &dyn StorageView, name: &str) -> Result<Option<Arc<Policy>>> {
-        if let Some(p) = self.cache.policy(name) {
+        if let Some(p) = self.policies.get(name) {
             return Ok(Some(p));
         }
-        let generation = self.cache.generation();
+        let generation = self.policies.generation();
         let Some(p) = keys::load_policy(s, name).await? else { return Ok(None) };
         let p = Arc::new(p);
-        self.cache.put_policy(generation, p.clone());
+        self.policies.put(generation, name, p.clone());
         Ok(Some(p))
     }
 
     /// One version of a key, which must exist; from the cache when it can be.
     async fn version(&self, s: &dyn StorageView, p: &Policy, version: i64) -> Result<Arc<KeyEntry>> {
-        if let Some(e) = self.cache.entry(&p.name, version) {
+        let id = format!("{}/{version}", p.name);
+        if let Some(e) = self.versions.get(&id) {
             return Ok(e);
         }
-        let generation = self.cache.generation();
+        let generation = self.versions.generation();
         let e = Arc::new(keys::entry(s, &p.name, version).await?);
-        self.cache.put_entry(generation, &p.name, version, e.clone());
+        self.versions.put(generation, &id, e.clone());
         Ok(e)
+    }
+
+    /// Forgets every cached key: called after any change to keys.
+    fn invalidate(&self) {
+        self.policies.clear();
+        self.versions.clear();
     }
 
     /// A key for an operation that uses it (rotated first if its auto-rotate period is over).
@@ -514,7 +529,7 @@ impl Transit {
     /// Adds a key version; the cache forgets the key's old state.
     async fn rotate(&self, s: &dyn StorageView, p: &mut Policy) -> Result<()> {
         let r = self.rotate_uncached(s, p).await;
-        self.cache.invalidate();
+        self.invalidate();
         r
     }
 
@@ -1798,7 +1813,7 @@ impl Backend for Transit {
         let out = self.dispatch(req).await;
         if changes_keys {
             // Whether or not it succeeded: a failed change may have written part of its work.
-            self.cache.invalidate();
+            self.invalidate();
         }
         let mut out = out?;
         // As OpenBao: a batch in which any item failed answers 400, with every item's result.

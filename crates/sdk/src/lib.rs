@@ -5,6 +5,7 @@
 //! its own [`StorageView`]. Backends never see the core, the barrier or HTTP.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod field;
 pub mod framework;
 pub mod testing;
