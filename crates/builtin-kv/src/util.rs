@@ -29,17 +29,48 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// `2026-11-26T11:45:53.23067423Z`.
 pub fn rfc3339_nanos(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
-    let frac = ns.rem_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000) as u64;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    let mut s = format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, (sod % 3600) / 60, sod % 60);
-    if frac != 0 {
-        let digits = format!("{frac:09}");
-        s.push('.');
-        s.push_str(digits.trim_end_matches('0'));
+    let sod = secs.rem_euclid(86_400) as u64;
+    if !(0..=9999).contains(&y) {
+        // Outside four-digit years (never for real clocks): the general formatter.
+        let mut s = format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, (sod % 3600) / 60, sod % 60);
+        if frac != 0 {
+            s.push('.');
+            s.push_str(format!("{frac:09}").trim_end_matches('0'));
+        }
+        s.push('Z');
+        return s;
     }
-    s.push('Z');
-    s
+    // Every read of a KV v2 secret prints its times: written digit by digit, not via `format!`.
+    let mut b = [0u8; 30];
+    let mut put = |at: usize, v: u64, width: usize| {
+        let mut v = v;
+        for i in (0..width).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, y as u64, 4);
+    put(5, mo as u64, 2);
+    put(8, d as u64, 2);
+    put(11, sod / 3600, 2);
+    put(14, (sod % 3600) / 60, 2);
+    put(17, sod % 60, 2);
+    put(20, frac, 9);
+    for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.')] {
+        b[at] = c;
+    }
+    // Go drops trailing zeros of the fraction, and the dot with a whole second.
+    let mut end = 29;
+    while end > 20 && b[end - 1] == b'0' {
+        end -= 1;
+    }
+    if end == 20 {
+        end = 19;
+    }
+    b[end] = b'Z';
+    String::from_utf8_lossy(&b[..=end]).into_owned()
 }
 
 /// Formats whole seconds the way Go prints a `time.Duration`: `0s`, `45s`, `30m0s`, `1h0m0s`.
@@ -109,6 +140,8 @@ mod tests {
         assert_eq!(rfc3339_nanos(1_795_693_553_230_674_231), "2026-11-26T11:45:53.230674231Z");
         assert_eq!(rfc3339_nanos(1_795_693_553_230_000_000), "2026-11-26T11:45:53.23Z");
         assert_eq!(rfc3339_nanos(951_782_400_000_000_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_nanos(1_795_693_553_000_000_100), "2026-11-26T11:45:53.0000001Z");
+        assert_eq!(rfc3339_nanos(-1), "1969-12-31T23:59:59.999999999Z");
     }
 
     #[test]

@@ -473,7 +473,8 @@ impl Core {
         } else {
             self.handle_routed(&active, &req, &path).await
         };
-        metrics::request(&path, req.operation, result.is_ok(), started.elapsed());
+        let router = active.router.read().ok().map(|r| r.clone());
+        metrics::request(router.as_deref(), &path, req.operation, result.is_ok(), started.elapsed());
         result
     }
 

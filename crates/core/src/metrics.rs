@@ -1,5 +1,6 @@
 //! What the core records, and `sys/metrics`.
 
+use crate::mounts::Router;
 use crate::{Core, CoreResponse, Result};
 use coffer_barrier::SecureStorage;
 use coffer_metrics::global;
@@ -28,31 +29,31 @@ pub fn audit_result(ok: bool) {
     }
 }
 
-/// The mount label of a request path: `kv/`, `auth/userpass/`, `sys/`, … (borrowed from the
-/// path when it has the slash; requests record it, so it does not allocate).
-pub fn mount_label(path: &str) -> std::borrow::Cow<'_, str> {
-    use std::borrow::Cow;
-    let first = path.find('/');
-    let end = match (first, path.split('/').next()) {
-        (Some(i), Some("auth")) => path[i + 1..].find('/').map(|j| i + 1 + j),
-        (Some(i), _) => Some(i),
-        (None, _) => None,
-    };
-    match end {
-        Some(e) => Cow::Borrowed(&path[..=e]),
-        None if path.starts_with("auth/") || path == "auth" => Cow::Owned(format!("{}/", path.trim_end_matches('/'))),
-        None => Cow::Owned(format!("{path}/")),
+/// Request paths served by the core itself, labelled by their area.
+const SYSTEM_AREAS: [&str; 4] = ["sys/", "auth/token/", "identity/", "cubbyhole/"];
+
+/// The mount label of a request: the mount that served it (`kv/`, `auth/userpass/`,
+/// `team/a/`), the core's own area (`sys/`, `auth/token/`, …), or `unmounted/`. Never a string
+/// the client chose, so the number of series is bounded by the mounts (a label per first path
+/// segment let any client grow the registry without end).
+pub fn mount_label<'a>(router: Option<&'a Router>, path: &'a str) -> &'a str {
+    if let Some(area) = SYSTEM_AREAS.iter().find(|a| path.starts_with(*a) || path == &a[..a.len() - 1]) {
+        return area;
+    }
+    match router.and_then(|r| r.resolve(path)) {
+        Some((route, _)) => &route.prefix,
+        None => "unmounted/",
     }
 }
 
-pub fn request(path: &str, op: Operation, ok: bool, d: Duration) {
-    let mount = mount_label(path);
+pub fn request(router: Option<&Router>, path: &str, op: Operation, ok: bool, d: Duration) {
+    let mount = mount_label(router, path);
     global().incr(
         "coffer_requests_total",
-        &[("mount", &mount), ("operation", op.as_str()), ("outcome", if ok { "ok" } else { "error" })],
+        &[("mount", mount), ("operation", op.as_str()), ("outcome", if ok { "ok" } else { "error" })],
         1,
     );
-    global().observe("coffer_request_duration_seconds", &[("mount", &mount), ("operation", op.as_str())], d);
+    global().observe("coffer_request_duration_seconds", &[("mount", mount), ("operation", op.as_str())], d);
 }
 
 impl Core {
@@ -117,12 +118,13 @@ mod tests {
     use super::mount_label;
 
     #[test]
-    fn mount_labels_name_the_mount_of_a_path() {
-        assert_eq!(mount_label("kv2/data/a/b"), "kv2/");
-        assert_eq!(mount_label("auth/userpass/login/bob"), "auth/userpass/");
-        assert_eq!(mount_label("auth/userpass"), "auth/userpass/");
-        assert_eq!(mount_label("sys/health"), "sys/");
-        assert_eq!(mount_label("transit"), "transit/");
-        assert_eq!(mount_label(""), "/");
+    fn mount_labels_are_the_core_areas_or_unmounted_never_client_text() {
+        assert_eq!(mount_label(None, "sys/health"), "sys/");
+        assert_eq!(mount_label(None, "auth/token/create"), "auth/token/");
+        assert_eq!(mount_label(None, "identity/entity"), "identity/");
+        assert_eq!(mount_label(None, "sys"), "sys/");
+        assert_eq!(mount_label(None, "made-up-by-a-client/x"), "unmounted/");
+        assert_eq!(mount_label(None, "auth/nope/login"), "unmounted/");
+        assert_eq!(mount_label(Some(&Default::default()), "kv/x"), "unmounted/");
     }
 }

@@ -106,6 +106,10 @@ fn token_from(headers: &HeaderMap) -> Option<String> {
 
 /// The cleaned form of a path with `//`, `/./` or `/../` segments, or None when already clean.
 fn clean_path(path: &str) -> Option<String> {
+    // Only an empty segment (`//`) or a dot segment (`/.`, `/..`) makes a path unclean.
+    if !path.contains("//") && !path.contains("/.") && path != "/" {
+        return None;
+    }
     let trailing = path.ends_with('/') && path.len() > 1;
     let mut out: Vec<&str> = Vec::new();
     let mut dirty = false;
