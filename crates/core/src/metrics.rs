@@ -48,12 +48,49 @@ pub fn mount_label<'a>(router: Option<&'a Router>, path: &'a str) -> &'a str {
 
 pub fn request(router: Option<&Router>, path: &str, op: Operation, ok: bool, d: Duration) {
     let mount = mount_label(router, path);
-    global().incr(
-        "coffer_requests_total",
-        &[("mount", mount), ("operation", op.as_str()), ("outcome", if ok { "ok" } else { "error" })],
-        1,
-    );
-    global().observe("coffer_request_duration_seconds", &[("mount", mount), ("operation", op.as_str())], d);
+    with_request_handles(mount, op, |h| {
+        if ok { &h.ok } else { &h.error }.incr(1);
+        h.duration.observe(d);
+    });
+}
+
+/// The series one (mount, operation) pair records into.
+struct RequestHandles {
+    ok: coffer_metrics::CounterHandle,
+    error: coffer_metrics::CounterHandle,
+    duration: coffer_metrics::HistogramHandle,
+}
+
+/// The handles of the few (mount, operation) pairs a worker thread served last, so a request
+/// records its metrics without looking its series up in the registry.
+fn with_request_handles(mount: &str, op: Operation, record: impl FnOnce(&RequestHandles)) {
+    use std::cell::RefCell;
+    const RECENT: usize = 8;
+    thread_local! {
+        static CACHE: RefCell<Vec<(String, Operation, RequestHandles)>> = const { RefCell::new(Vec::new()) };
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(i) = c.iter().position(|(m, o, _)| *o == op && m == mount) {
+            if i > 0 {
+                let hit = c.remove(i);
+                c.insert(0, hit);
+            }
+            return record(&c[0].2);
+        }
+        let r = global();
+        let labels = |outcome| [("mount", mount), ("operation", op.as_str()), ("outcome", outcome)];
+        let (Some(ok), Some(error), Some(duration)) = (
+            r.counter("coffer_requests_total", &labels("ok")),
+            r.counter("coffer_requests_total", &labels("error")),
+            r.histogram("coffer_request_duration_seconds", &[("mount", mount), ("operation", op.as_str())]),
+        ) else {
+            return;
+        };
+        c.insert(0, (mount.to_string(), op, RequestHandles { ok, error, duration }));
+        c.truncate(RECENT);
+        record(&c[0].2);
+    })
 }
 
 impl Core {

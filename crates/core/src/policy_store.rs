@@ -13,7 +13,7 @@ const PREFIX: &str = "sys/policy/";
 pub struct PolicyStore {
     barrier: Arc<Barrier>,
     policies: RwLock<HashMap<String, Arc<Policy>>>,
-    acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
+    acls: RwLock<HashMap<Vec<String>, Arc<Acl>, foldhash::fast::RandomState>>,
 }
 
 fn lock_err<T>(_: T) -> LogicalError {
@@ -34,7 +34,8 @@ pub fn normalize_name(name: &str) -> Result<String, LogicalError> {
 
 impl PolicyStore {
     pub async fn load(barrier: Arc<Barrier>) -> Result<Self, LogicalError> {
-        let store = PolicyStore { barrier, policies: RwLock::new(HashMap::new()), acls: RwLock::new(HashMap::new()) };
+        let store =
+            PolicyStore { barrier, policies: RwLock::new(HashMap::new()), acls: RwLock::new(HashMap::default()) };
         let names = store.barrier.list(PREFIX).await.map_err(barrier_err)?;
         for n in names {
             let Some(raw) = store.barrier.get(&format!("{PREFIX}{n}")).await.map_err(barrier_err)? else { continue };

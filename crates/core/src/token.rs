@@ -193,7 +193,8 @@ pub struct TokenStore {
     revoked: std::sync::Mutex<Vec<String>>,
     salt: coffer_crypto::HmacKey,
     batch_key: coffer_crypto::Key,
-    cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// Keyed by token HMAC (not chosen by clients), so a fast hasher is safe here.
+    cache: RwLock<HashMap<String, Arc<TokenEntry>, foldhash::fast::RandomState>>,
 }
 
 fn lock_err<T>(_: T) -> LogicalError {
@@ -227,7 +228,7 @@ impl TokenStore {
         }
         let batch_key = coffer_crypto::Key::from_slice(&secrets[1]).map_err(internal)?;
         let salt = coffer_crypto::HmacKey::new(&secrets[0]);
-        Ok(TokenStore { barrier, revoked: Default::default(), salt, batch_key, cache: RwLock::new(HashMap::new()) })
+        Ok(TokenStore { barrier, revoked: Default::default(), salt, batch_key, cache: RwLock::new(HashMap::default()) })
     }
 
     fn cache_insert(&self, h: String, e: Arc<TokenEntry>) -> Result<(), LogicalError> {

@@ -25,6 +25,16 @@ struct Histogram {
     sum_nanos: AtomicU64,
 }
 
+/// One counter of a registry (see [`Registry::counter`]).
+#[derive(Clone)]
+pub struct CounterHandle(Arc<AtomicU64>);
+
+impl CounterHandle {
+    pub fn incr(&self, by: u64) {
+        self.0.fetch_add(by, Ordering::Relaxed);
+    }
+}
+
 /// One histogram of a registry (see [`Registry::histogram`]).
 #[derive(Clone)]
 pub struct HistogramHandle(Arc<Histogram>);
@@ -60,7 +70,8 @@ type Slot<T> = (Key, Arc<T>);
 
 /// The metrics of one kind, by hash of (name, labels); a bucket holds the (rare) collisions.
 struct Family<T> {
-    hasher: std::hash::RandomState,
+    /// Labels are mount paths and operation names (bounded sets), so a fast hasher is safe.
+    hasher: foldhash::fast::RandomState,
     map: RwLock<HashMap<u64, Vec<Slot<T>>>>,
 }
 
@@ -136,6 +147,11 @@ impl Registry {
         if let Some(h) = self.histogram(name, labels) {
             h.observe(d);
         }
+    }
+
+    /// A counter to add to without looking it up each time (for hot paths).
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Option<CounterHandle> {
+        self.counters.get(name, labels).map(CounterHandle)
     }
 
     /// A histogram to record into without looking it up each time (for hot paths).

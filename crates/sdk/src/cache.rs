@@ -20,12 +20,13 @@ pub struct GenCache<V> {
 
 struct Inner<V> {
     generation: u64,
-    map: HashMap<String, Arc<V>>,
+    /// foldhash with a per-process random seed, as hashbrown uses by default.
+    map: HashMap<String, Arc<V>, foldhash::fast::RandomState>,
 }
 
 impl<V> GenCache<V> {
     pub fn new(capacity: usize) -> Self {
-        GenCache { capacity: capacity.max(1), inner: RwLock::new(Inner { generation: 0, map: HashMap::new() }) }
+        GenCache { capacity: capacity.max(1), inner: RwLock::new(Inner { generation: 0, map: HashMap::default() }) }
     }
 
     /// The generation to pass to [`GenCache::put`] for a value about to be read from storage.
