@@ -666,14 +666,7 @@ impl KvV2 {
     /// A key's metadata for a request that does not change it: from the cache when an earlier
     /// read decoded it. Changes always read storage (`load_meta`) under the key's lock.
     async fn read_meta(&self, s: &dyn StorageView, path: &str) -> Result<Option<Arc<KeyMeta>>> {
-        if let Some(m) = self.meta_cache.get(path) {
-            return Ok(Some(m));
-        }
-        let generation = self.meta_cache.generation();
-        let Some(m) = Self::load_meta(s, path).await? else { return Ok(None) };
-        let m = Arc::new(m);
-        self.meta_cache.put(generation, path, m.clone());
-        Ok(Some(m))
+        self.meta_cache.get_or_load(path, Self::load_meta(s, path)).await
     }
 
     /// Stores `data` as the next version of `path` (created at `now`), prunes versions beyond the limit and saves

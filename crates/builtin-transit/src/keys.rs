@@ -501,7 +501,12 @@ pub async fn load_entry(s: &dyn StorageView, name: &str, version: i64) -> Result
 
 /// Loads a version that must exist.
 pub async fn entry(s: &dyn StorageView, name: &str, version: i64) -> Result<KeyEntry> {
-    load_entry(s, name, version).await?.ok_or_else(|| LogicalError::bad_request("no such key version"))
+    load_entry(s, name, version).await?.ok_or_else(missing_version)
+}
+
+/// The error for a key version that a key's settings name but storage does not hold.
+pub fn missing_version() -> LogicalError {
+    LogicalError::bad_request("no such key version")
 }
 
 pub async fn save_entry(s: &dyn StorageView, name: &str, version: i64, e: &KeyEntry) -> Result<()> {

@@ -464,26 +464,14 @@ type ItemResult<T> = std::result::Result<T, LogicalError>;
 impl Transit {
     /// A key's settings, from the cache when an earlier request decoded them.
     async fn policy(&self, s: &dyn StorageView, name: &str) -> Result<Option<Arc<Policy>>> {
-        if let Some(p) = self.policies.get(name) {
-            return Ok(Some(p));
-        }
-        let generation = self.policies.generation();
-        let Some(p) = keys::load_policy(s, name).await? else { return Ok(None) };
-        let p = Arc::new(p);
-        self.policies.put(generation, name, p.clone());
-        Ok(Some(p))
+        self.policies.get_or_load(name, keys::load_policy(s, name)).await
     }
 
     /// One version of a key, which must exist; from the cache when it can be.
     async fn version(&self, s: &dyn StorageView, p: &Policy, version: i64) -> Result<Arc<KeyEntry>> {
         let id = format!("{}/{version}", p.name);
-        if let Some(e) = self.versions.get(&id) {
-            return Ok(e);
-        }
-        let generation = self.versions.generation();
-        let e = Arc::new(keys::entry(s, &p.name, version).await?);
-        self.versions.put(generation, &id, e.clone());
-        Ok(e)
+        let e = self.versions.get_or_load(&id, keys::load_entry(s, &p.name, version)).await?;
+        e.ok_or_else(keys::missing_version)
     }
 
     /// Forgets every cached key: called after any change to keys.

@@ -234,7 +234,7 @@ impl TokenStore {
     fn cache_insert(&self, h: String, e: Arc<TokenEntry>) -> Result<(), LogicalError> {
         let mut c = self.cache.write().map_err(lock_err)?;
         if c.len() >= CACHE_MAX {
-            c.clear();
+            coffer_sdk::cache::drop_elsewhere(std::mem::take(&mut *c));
         }
         c.insert(h, e);
         Ok(())

@@ -24,7 +24,7 @@ struct Inner<V> {
     map: HashMap<String, Arc<V>, foldhash::fast::RandomState>,
 }
 
-impl<V> GenCache<V> {
+impl<V: Send + Sync + 'static> GenCache<V> {
     pub fn new(capacity: usize) -> Self {
         GenCache { capacity: capacity.max(1), inner: RwLock::new(Inner { generation: 0, map: HashMap::default() }) }
     }
@@ -46,9 +46,27 @@ impl<V> GenCache<V> {
             return;
         }
         if inner.map.len() >= self.capacity && !inner.map.contains_key(key) {
-            inner.map.clear();
+            drop_elsewhere(std::mem::take(&mut inner.map));
         }
         inner.map.insert(key.to_string(), value);
+    }
+
+    /// The cached value of `key`, or what `load` reads from storage (kept for later reads
+    /// unless a change completed meanwhile). `load` must not have started yet: futures are
+    /// lazy, so the generation noted here precedes its storage read.
+    pub async fn get_or_load<E>(
+        &self,
+        key: &str,
+        load: impl std::future::Future<Output = Result<Option<V>, E>>,
+    ) -> Result<Option<Arc<V>>, E> {
+        if let Some(v) = self.get(key) {
+            return Ok(Some(v));
+        }
+        let generation = self.generation();
+        let Some(v) = load.await? else { return Ok(None) };
+        let v = Arc::new(v);
+        self.put(generation, key, v.clone());
+        Ok(Some(v))
     }
 
     /// Forgets one entry after a change to it.
@@ -66,6 +84,14 @@ impl<V> GenCache<V> {
             inner.map.clear();
         }
     }
+}
+
+/// Drops a large value (a full cache) on a short-lived thread of its own: freeing tens of
+/// thousands of entries takes milliseconds, which would otherwise stall the request that
+/// happened to fill the cache, and every request queued behind it on the same worker.
+pub fn drop_elsewhere<T: Send + 'static>(value: T) {
+    // When no thread can be started, the closure, and the value with it, is dropped right here.
+    let _ = std::thread::Builder::new().name("coffer-cache-drop".into()).spawn(move || drop(value));
 }
 
 #[cfg(test)]
