@@ -43,7 +43,7 @@ pub struct WrapInfo {
     pub wrapped_accessor: Option<String>,
 }
 
-/// The standard response envelope.
+/// The standard response envelope, fields in OpenBao's order (`coffer-http` serialises it).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Envelope {
     pub request_id: String,
@@ -54,7 +54,6 @@ pub struct Envelope {
     pub wrap_info: Option<WrapInfo>,
     pub warnings: Option<Vec<String>>,
     pub auth: Option<Auth>,
-    pub mount_type: String,
 }
 
 impl std::fmt::Debug for Auth {

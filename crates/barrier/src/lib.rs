@@ -491,21 +491,30 @@ pub trait SecureStorage: Send + Sync {
     async fn transaction(&self, ops: Vec<(String, Option<Vec<u8>>)>) -> Result<(), BarrierError>;
 }
 
-/// The storage and barrier timing histograms of the two hot operations, looked up once.
+/// The storage and barrier timing histograms of one operation, looked up once.
 struct OpTimers {
     storage: Option<coffer_metrics::HistogramHandle>,
     barrier: Option<coffer_metrics::HistogramHandle>,
 }
 
-fn timers(op: &'static str) -> &'static OpTimers {
-    static GET: OnceLock<OpTimers> = OnceLock::new();
-    static PUT: OnceLock<OpTimers> = OnceLock::new();
-    let cell = if op == "get" { &GET } else { &PUT };
-    cell.get_or_init(|| {
+/// The timed operations (the hot ones: every request reads or writes).
+#[derive(Clone, Copy)]
+enum TimedOp {
+    Get,
+    Put,
+}
+
+fn timers(op: TimedOp) -> &'static OpTimers {
+    static TIMERS: [OnceLock<OpTimers>; 2] = [OnceLock::new(), OnceLock::new()];
+    let name = match op {
+        TimedOp::Get => "get",
+        TimedOp::Put => "put",
+    };
+    TIMERS[op as usize].get_or_init(|| {
         let r = coffer_metrics::global();
         OpTimers {
-            storage: r.histogram("coffer_storage_op_duration_seconds", &[("op", op)]),
-            barrier: r.histogram("coffer_barrier_op_duration_seconds", &[("op", op)]),
+            storage: r.histogram("coffer_storage_op_duration_seconds", &[("op", name)]),
+            barrier: r.histogram("coffer_barrier_op_duration_seconds", &[("op", name)]),
         }
     })
 }
@@ -525,12 +534,12 @@ impl SecureStorage for Barrier {
         let t0 = std::time::Instant::now();
         let ring = self.current()?;
         let raw = self.storage.get(key).await?;
-        timed(&timers("get").storage, t0);
+        timed(&timers(TimedOp::Get).storage, t0);
         let out = match raw {
             None => Ok(None),
             Some(blob) => self.decrypt(&ring, key, &blob).map(Some),
         };
-        timed(&timers("get").barrier, t0);
+        timed(&timers(TimedOp::Get).barrier, t0);
         out
     }
 
@@ -543,9 +552,9 @@ impl SecureStorage for Barrier {
         let blob = self.encrypt(&ring, key, value)?;
         let t1 = std::time::Instant::now();
         self.storage.put(key, blob).await?;
-        timed(&timers("put").storage, t1);
+        timed(&timers(TimedOp::Put).storage, t1);
         self.after_write(&ring).await;
-        timed(&timers("put").barrier, t0);
+        timed(&timers(TimedOp::Put).barrier, t0);
         Ok(())
     }
 

@@ -1006,16 +1006,16 @@ impl Backend for KvV2 {
         let s = &*req.storage;
         self.upgrade_once(s).await?;
         let f = &matched.fields;
-        let path = f.str("path").unwrap_or("").to_string();
+        let path = f.str("path").unwrap_or("");
         // Reads need no lock: a version's data is written before the metadata naming it.
         let _guard = match op {
             Read | List => None,
-            _ => Some(self.key_lock(&path).lock().await),
+            _ => Some(self.key_lock(path).lock().await),
         };
-        let result = self.route(&req, matched.index, f, &path).await;
+        let result = self.route(&req, matched.index, f, path).await;
         if !matches!(op, Read | List) {
             // After the change, before the answer: no later read sees the old metadata.
-            self.meta_cache.forget(&path);
+            self.meta_cache.forget(path);
         }
         result
     }
@@ -1034,36 +1034,36 @@ impl Backend for KvV2 {
 impl KvV2 {
     async fn route(&self, req: &Request, index: usize, f: &FieldData, path: &str) -> Result<Option<Response>> {
         use Operation::*;
-        let (s, op, path) = (&*req.storage, req.operation, path.to_string());
+        let (s, op) = (&*req.storage, req.operation);
         match (index, op) {
             (P_CONFIG, Read) => self.read_config(s).await,
             (P_CONFIG, _) => self.write_config(s, f).await,
-            (P_DATA, Read) => self.read_data(s, &path, f).await,
-            (P_DATA, Create | Update) => self.write_data(req, &path, f).await,
-            (P_DATA, Patch) => self.patch_data(req, &path, f).await,
-            (P_DATA, Delete) => self.soft_delete(s, &path, None).await,
-            (P_METADATA, Read) if f.bool("scan").unwrap_or(false) => self.list_metadata(s, &path, true).await,
-            (P_METADATA, Read) => match Self::load_meta(s, &path).await? {
+            (P_DATA, Read) => self.read_data(s, path, f).await,
+            (P_DATA, Create | Update) => self.write_data(req, path, f).await,
+            (P_DATA, Patch) => self.patch_data(req, path, f).await,
+            (P_DATA, Delete) => self.soft_delete(s, path, None).await,
+            (P_METADATA, Read) if f.bool("scan").unwrap_or(false) => self.list_metadata(s, path, true).await,
+            (P_METADATA, Read) => match Self::load_meta(s, path).await? {
                 Some(meta) => Ok(Some(Response::data(meta.to_json()))),
                 None => Ok(None),
             },
-            (P_METADATA, List) => self.list_metadata(s, &path, f.bool("recursive").unwrap_or(false)).await,
-            (P_METADATA, Create | Update) => self.write_metadata(s, &path, f, false).await,
-            (P_METADATA, Patch) => self.write_metadata(s, &path, f, true).await,
-            (P_METADATA, Delete) => self.delete_metadata(s, &path).await,
+            (P_METADATA, List) => self.list_metadata(s, path, f.bool("recursive").unwrap_or(false)).await,
+            (P_METADATA, Create | Update) => self.write_metadata(s, path, f, false).await,
+            (P_METADATA, Patch) => self.write_metadata(s, path, f, true).await,
+            (P_METADATA, Delete) => self.delete_metadata(s, path).await,
             (P_DELETE, _) => {
                 let versions = versions_field(f, "No version number provided")?;
-                self.soft_delete(s, &path, Some(versions)).await
+                self.soft_delete(s, path, Some(versions)).await
             }
             (P_UNDELETE, _) => {
                 let versions = versions_field(f, "No version number provided")?;
-                self.undelete(s, &path, versions).await
+                self.undelete(s, path, versions).await
             }
             (P_DESTROY, _) => {
                 let versions = versions_field(f, "no version number provided")?;
-                self.destroy(s, &path, versions).await
+                self.destroy(s, path, versions).await
             }
-            (P_SUBKEYS, _) => self.subkeys(s, &path, f).await,
+            (P_SUBKEYS, _) => self.subkeys(s, path, f).await,
             _ => Err(LogicalError::unsupported_operation()),
         }
     }

@@ -508,20 +508,17 @@ impl Transit {
         };
         if let Some(e) = keys::load_entry(s, &fresh.name, fresh.latest_version).await? {
             if due(&e) {
-                self.rotate(s, &mut fresh).await?;
+                // A change made by a request that only uses the key: `changes_keys` does not
+                // cover it, so the cache forgets the key here.
+                let r = self.rotate(s, &mut fresh).await;
+                self.invalidate();
+                r?;
             }
         }
         Ok(Arc::new(fresh))
     }
 
-    /// Adds a key version; the cache forgets the key's old state.
     async fn rotate(&self, s: &dyn StorageView, p: &mut Policy) -> Result<()> {
-        let r = self.rotate_uncached(s, p).await;
-        self.invalidate();
-        r
-    }
-
-    async fn rotate_uncached(&self, s: &dyn StorageView, p: &mut Policy) -> Result<()> {
         if p.key_type.is_rsa() {
             // RSA generation takes long enough to keep it off the async workers.
             let snapshot = p.clone();
@@ -1797,13 +1794,7 @@ impl Backend for Transit {
     }
 
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
-        let changes_keys = self.changes_keys(&req);
-        let out = self.dispatch(req).await;
-        if changes_keys {
-            // Whether or not it succeeded: a failed change may have written part of its work.
-            self.invalidate();
-        }
-        let mut out = out?;
+        let mut out = self.dispatch(req).await?;
         // As OpenBao: a batch in which any item failed answers 400, with every item's result.
         if let Some(r) = out.as_mut() {
             let failed =
@@ -1832,12 +1823,11 @@ impl Backend for Transit {
 impl Transit {
     /// Whether a request may change a key's settings or versions (the key cache is emptied
     /// after it). Operations that only use keys read them through the cache.
-    fn changes_keys(&self, req: &Request) -> bool {
-        let Ok(route) = self.table.route_index(req.operation, &req.path) else { return true };
-        match self.routes[route] {
-            Route::Key => req.operation != Operation::Read,
+    fn changes_keys(route: Route, op: Operation) -> bool {
+        match route {
+            Route::Key => op != Operation::Read,
             // An encrypt "create" makes a missing key on the fly.
-            Route::Encrypt => req.operation == Operation::Create,
+            Route::Encrypt => op == Operation::Create,
             Route::KeyConfig | Route::Rotate | Route::Trim | Route::Backup | Route::Restore => true,
             Route::ListKeys
             | Route::Export
@@ -1856,7 +1846,15 @@ impl Transit {
     async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
         let matched = self.table.route(req.operation, &req.path, &req.data)?;
         let route = self.routes[matched.index];
-        let d = &matched.fields;
+        let out = self.run(route, &matched.fields, &req).await;
+        if Self::changes_keys(route, req.operation) {
+            // Whether or not it succeeded: a failed change may have written part of its work.
+            self.invalidate();
+        }
+        out
+    }
+
+    async fn run(&self, route: Route, d: &FieldData, req: &Request) -> Result<Option<Response>> {
         let s: &dyn StorageView = req.storage.as_ref();
         let op = req.operation;
         match (route, op) {

@@ -384,18 +384,18 @@ fn render(resp: CoreResponse) -> Response {
             let status = resp.status.map(status_for).unwrap_or(StatusCode::OK);
             let request_id = uuid::Uuid::new_v4().to_string();
             if shape == BodyShape::Envelope {
-                // Serialised straight from the response: no intermediate map, no copies.
+                // Serialised straight from the response's own values: no intermediate map.
                 return json_response(
                     status,
-                    &Envelope {
-                        request_id: &request_id,
-                        lease_id: &resp.lease_id,
+                    &coffer_api::Envelope {
+                        request_id,
+                        lease_id: resp.lease_id,
                         renewable: resp.renewable,
                         lease_duration: resp.lease_duration,
-                        data: &resp.data,
-                        wrap_info: &resp.wrap_info,
-                        warnings: if resp.warnings.is_empty() { None } else { Some(&resp.warnings) },
-                        auth: &resp.auth,
+                        data: resp.data,
+                        wrap_info: resp.wrap_info,
+                        warnings: if resp.warnings.is_empty() { None } else { Some(resp.warnings) },
+                        auth: resp.auth,
                     },
                 );
             }
@@ -425,19 +425,6 @@ fn render(resp: CoreResponse) -> Response {
             json_response(status, &Value::Object(body))
         }
     }
-}
-
-/// The response envelope every Vault client parses, in OpenBao's field order.
-#[derive(serde::Serialize)]
-struct Envelope<'a> {
-    request_id: &'a str,
-    lease_id: &'a str,
-    renewable: bool,
-    lease_duration: i64,
-    data: &'a Option<Map<String, Value>>,
-    wrap_info: &'a Option<coffer_api::WrapInfo>,
-    warnings: Option<&'a Vec<String>>,
-    auth: &'a Option<coffer_api::Auth>,
 }
 
 /// On an HA standby: 307 to the same path on the active node (`bao` follows it), or 503 when no
