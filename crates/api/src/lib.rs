@@ -19,7 +19,8 @@ pub struct Auth {
     pub accessor: String,
     pub policies: Vec<String>,
     pub token_policies: Vec<String>,
-    #[serde(default)]
+    /// Omitted when the token has no entity policies, as OpenBao omits it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_policies: Option<Vec<String>>,
     pub metadata: Option<Map<String, Value>>,
     pub lease_duration: i64,

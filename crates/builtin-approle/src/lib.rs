@@ -863,7 +863,7 @@ impl AppRole {
             role_cidr_check()?;
         }
 
-        let mut auth = role.token.to_auth("approle", role_id);
+        let mut auth = role.token.to_auth("approle", role_id, req.remote_addr);
         if !secret_token_cidrs.is_empty() {
             auth.bound_cidrs = secret_token_cidrs;
         }

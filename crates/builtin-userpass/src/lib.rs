@@ -329,7 +329,7 @@ impl UserPass {
         if !addr_in_cidrs(req.remote_addr, &user.token.token_bound_cidrs) {
             return Err(LogicalError::bad_request(INVALID_CREDENTIALS));
         }
-        let mut auth = user.token.to_auth(&format!("userpass-{name}"), name);
+        let mut auth = user.token.to_auth(&format!("userpass-{name}"), name, req.remote_addr);
         auth.metadata.insert("username".into(), Value::String(name.to_string()));
         Ok(Some(Response { auth: Some(auth), ..Default::default() }))
     }

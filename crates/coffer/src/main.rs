@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod ha;
+mod logging;
 mod migrate;
 mod seals;
 mod server;

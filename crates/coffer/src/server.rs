@@ -45,20 +45,20 @@ pub fn normalize_flags(args: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn init_logging(level: &str, format: &str) {
-    let level = match level {
-        "warning" => "warn",
-        "err" => "error",
-        l => l,
-    };
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,h2=warn,rustls=warn"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
-        b.json().init();
+/// Writes owner-only (0600) whatever the umask: a file created with that mode, and an existing
+/// one tightened to it.
+pub(crate) fn open_owner_only(path: &std::path::Path, append: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).mode(0o600);
+    if append {
+        o.append(true);
     } else {
-        b.init();
+        o.write(true).truncate(true);
     }
+    let f = o.open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(f)
 }
 
 /// Opens the storage, and its HA lock when the stanza enables HA.
@@ -153,7 +153,24 @@ pub fn main(raw: &[String]) -> i32 {
     }
     let level = args.log_level.clone().or(cfg.log_level.clone()).unwrap_or_else(|| "info".into());
     let format = args.log_format.clone().or(cfg.log_format.clone()).unwrap_or_else(|| "standard".into());
-    init_logging(&level, &format);
+    let log_file =
+        match cfg.log_file.as_deref().map(|p| {
+            open_owner_only(std::path::Path::new(p), true).map_err(|e| format!("cannot open log_file {p:?}: {e}"))
+        }) {
+            None => None,
+            Some(Ok(f)) => Some(f),
+            Some(Err(e)) => {
+                eprintln!("Error: {e}");
+                return 1;
+            }
+        };
+    let logs = match crate::logging::Logs::init(&level, format == "json", log_file) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -164,10 +181,10 @@ pub fn main(raw: &[String]) -> i32 {
             return 1;
         }
     };
-    rt.block_on(run(args, cfg, storage_cfg))
+    rt.block_on(run(args, cfg, storage_cfg, logs))
 }
 
-async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig) -> i32 {
+async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs: Arc<crate::logging::Logs>) -> i32 {
     let (storage, ha) = match open_storage_ha(&storage_cfg).await {
         Ok(s) => s,
         Err(e) => {
@@ -198,8 +215,10 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig) -> i
                 .collect(),
             plugin_directory: cfg.plugin_directory.clone(),
             raw_storage_endpoint: cfg.raw_storage_endpoint,
+            sanitized: Some(cfg.sanitized()),
         },
     );
+    core.set_log_control(logs);
     if let Some(ha) = ha {
         let Some(api_addr) = cfg.api_addr.clone().filter(|a| !a.is_empty()) else {
             eprintln!("Error: ha_enabled needs api_addr: the address standbys redirect clients to");
@@ -214,6 +233,39 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig) -> i
         eprintln!("Error: seal configuration: {e}");
         return 1;
     }
+
+    // A dev server is initialised, unsealed and has its mounts before any listener answers, so
+    // its first healthy sys/health means ready.
+    let dev_secrets = if args.dev {
+        let root_id = args.dev_root_token_id.clone();
+        match core.init_with(1, 1, root_id.as_deref(), true).await {
+            Ok((keys, root)) => {
+                if let Err(e) = dev_mounts(&core, &root).await {
+                    eprintln!("Error: dev setup failed: {e}");
+                    return 1;
+                }
+                if !args.dev_no_store_token {
+                    if let Some(home) = std::env::var_os("HOME") {
+                        let path = std::path::Path::new(&home).join(".vault-token");
+                        let written = open_owner_only(&path, false).and_then(|mut f| {
+                            use std::io::Write;
+                            f.write_all(root.as_bytes())
+                        });
+                        if let Err(e) = written {
+                            tracing::warn!(path = %path.display(), error = %e, "cannot store the dev root token");
+                        }
+                    }
+                }
+                Some((keys.first().map(|k| base64_std(k)).unwrap_or_default(), root))
+            }
+            Err(e) => {
+                eprintln!("Error: dev initialisation failed: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut addrs = Vec::new();
@@ -261,39 +313,25 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig) -> i
     );
     println!();
 
-    if args.dev {
-        let root_id = args.dev_root_token_id.clone();
-        match core.init_with(1, 1, root_id.as_deref(), true).await {
-            Ok((keys, root)) => {
-                let key_b64 = keys.first().map(|k| base64_std(k)).unwrap_or_default();
-                if !args.dev_no_store_token {
-                    if let Some(home) = std::env::var_os("HOME") {
-                        let _ = std::fs::write(std::path::Path::new(&home).join(".vault-token"), &root);
-                    }
-                }
-                let addr = addrs.first().map(|(a, _)| a.to_string()).unwrap_or_default();
-                println!("WARNING! dev mode is enabled! In this mode, Coffer runs entirely in-memory");
-                println!("and starts unsealed with a single unseal key. Never use it in production.\n");
-                println!("You may need to set the following environment variables:\n");
-                println!("    $ export VAULT_ADDR='http://{addr}'");
-                println!("    $ export BAO_ADDR='http://{addr}'\n");
-                println!("The unseal key and root token are displayed below in case you want to");
-                println!("seal/unseal the server or re-authenticate.\n");
-                println!("Unseal Key: {key_b64}");
-                println!("Root Token: {root}\n");
-                if let Err(e) = dev_mounts(&core, &root).await {
-                    eprintln!("Error: dev setup failed: {e}");
-                    return 1;
-                }
-                println!("==> Coffer server started! Log data will stream in below:\n");
-            }
-            Err(e) => {
-                eprintln!("Error: dev initialisation failed: {e}");
-                return 1;
-            }
+    if let Some((key_b64, root)) = dev_secrets {
+        let addr = addrs.first().map(|(a, _)| a.to_string()).unwrap_or_default();
+        println!("WARNING! dev mode is enabled! In this mode, Coffer runs entirely in-memory");
+        println!("and starts unsealed with a single unseal key. Never use it in production.\n");
+        println!("You may need to set the following environment variables:\n");
+        println!("    $ export VAULT_ADDR='http://{addr}'");
+        println!("    $ export BAO_ADDR='http://{addr}'\n");
+        println!("The unseal key and root token are displayed below in case you want to");
+        println!("seal/unseal the server or re-authenticate.\n");
+        println!("Unseal Key: {key_b64}");
+        println!("Root Token: {root}\n");
+    }
+    println!("==> Coffer server started! Log data will stream in below:\n");
+    let pid_file = cfg.pid_file.clone();
+    if let Some(p) = &pid_file {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            eprintln!("Error: cannot write pid_file {p:?}: {e}");
+            return 1;
         }
-    } else {
-        println!("==> Coffer server started! Log data will stream in below:\n");
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -312,6 +350,9 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig) -> i
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = core.seal_now().await;
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
     0
 }
 

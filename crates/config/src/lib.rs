@@ -83,7 +83,11 @@ pub struct ServerConfig {
     pub max_lease_ttl: Option<i64>,
     /// Declared audit devices, in file order.
     pub audit: Vec<AuditDecl>,
-    /// Notes about accepted-but-inert settings, for the server to log.
+    /// `pid_file`: the server writes its process id there while it runs.
+    pub pid_file: Option<String>,
+    /// `log_file`: the server's log goes to this file (appended, owner-only) instead of stderr.
+    pub log_file: Option<String>,
+    /// Notes about the configuration, for the server to log.
     pub warnings: Vec<String>,
 }
 
@@ -95,28 +99,82 @@ struct Item {
     line: usize,
 }
 
-/// Settings Vault accepts that Coffer takes without acting on them yet.
-const INERT_KEYS: &[&str] = &[
-    "pid_file",
-    "disable_cache",
-    "disable_clustering",
-    "disable_performance_standby",
-    "disable_sealwrap",
-    "disable_printable_check",
-    "enable_response_header_hostname",
-    "enable_response_header_raft_node_id",
-    "log_file",
-    "log_rotate_duration",
-    "log_rotate_bytes",
-    "log_rotate_max_files",
-    "plugin_file_uid",
-    "plugin_file_permissions",
-    "introspection_endpoint",
-    "imprecise_lease_role_tracking",
-    "telemetry",
-    "service_registration",
-    "cache_size",
-    "enable_ui",
+/// Settings Coffer accepts and deliberately does not act on, each with the reason (`scope` is
+/// `""` for a top-level key, or the stanza: `"listener"`, `"telemetry"`). Every other key this
+/// parser accepts changes what the server does; anything else is refused with its file and
+/// line. `tests/truthful.rs` fails when a key is accepted, changes nothing, and is not here.
+pub const IGNORED_ON_PURPOSE: &[(&str, &str, &str)] = &[
+    ("", "disable_mlock", "Coffer never locks memory with mlock (OpenBao 2.x dropped it too and only warns); keys in memory are zeroized, and swap is the operating system's to disable or encrypt"),
+    ("", "disable_cache", "Coffer keeps no cache of physical storage entries; its caches of decoded entries are emptied by every write that changes them"),
+    ("", "cache_size", "Coffer keeps no cache of physical storage entries (see disable_cache)"),
+    ("", "disable_clustering", "Coffer has no cluster port: a standby answers clients with a redirect to the active node, so clustering is always off"),
+    ("", "disable_performance_standby", "Coffer has no performance standbys"),
+    ("", "disable_sealwrap", "Coffer has no seal wrapping of entries"),
+    ("listener", "cluster_address", "Coffer has no cluster port: a standby answers clients with a redirect to the active node"),
+    ("telemetry", "disable_hostname", "Coffer's metric names never carry the host name"),
+    ("telemetry", "prometheus_retention_time", "Coffer's registry keeps every series for the life of the process; sys/metrics always serves Prometheus text"),
+    ("telemetry", "usage_gauge_period", "Coffer computes its gauges when sys/metrics is read, not on a timer"),
+    ("telemetry", "maximum_gauge_cardinality", "Coffer's gauges are labelled only by mount, never by client input"),
+];
+
+/// Whether `key` (in `scope`) is accepted and deliberately ignored.
+pub fn ignored_on_purpose(scope: &str, key: &str) -> bool {
+    IGNORED_ON_PURPOSE.iter().any(|(s, k, _)| *s == scope && *k == key)
+}
+
+/// Top-level settings Vault or OpenBao know and Coffer refuses, with what to do instead.
+const REFUSED_TOP_LEVEL: &[(&str, &str)] = &[
+    ("service_registration", "service registration (Consul, Kubernetes) is not built; supported: none"),
+    ("ha_storage", "a separate HA storage is not built: set ha_enabled = \"true\" in storage \"postgresql\""),
+    ("ha_backend", "a separate HA storage is not built: set ha_enabled = \"true\" in storage \"postgresql\""),
+    (
+        "log_rotate_duration",
+        "log rotation is not built: rotate log_file with logrotate's copytruncate, or log to stderr",
+    ),
+    ("log_rotate_bytes", "log rotation is not built: rotate log_file with logrotate's copytruncate, or log to stderr"),
+    (
+        "log_rotate_max_files",
+        "log rotation is not built: rotate log_file with logrotate's copytruncate, or log to stderr",
+    ),
+    ("enable_response_header_hostname", "the X-Vault-Hostname header is not built"),
+    ("enable_response_header_raft_node_id", "Coffer has no raft storage"),
+    ("disable_printable_check", "Coffer always refuses non-printable characters in paths"),
+    ("plugin_file_uid", "plugin file ownership checks are not built: the catalog pins every plugin by SHA-256 instead"),
+    (
+        "plugin_file_permissions",
+        "plugin file permission checks are not built: the catalog pins every plugin by SHA-256 instead",
+    ),
+    ("introspection_endpoint", "the introspection endpoint is not built"),
+    ("imprecise_lease_role_tracking", "lease role tracking is not built"),
+    ("license_path", "Coffer needs no licence"),
+    ("entropy", "external entropy augmentation is not built"),
+    ("kms_library", "KMS libraries are not built: use seal \"pkcs11\" { lib = … }"),
+    ("user_lockout", "user lockout is not built"),
+];
+
+/// The `telemetry { … }` keys that name a metrics sink Coffer does not have.
+const TELEMETRY_SINKS: &[&str] = &[
+    "statsite_address",
+    "statsd_address",
+    "dogstatsd_addr",
+    "dogstatsd_tags",
+    "circonus_api_token",
+    "circonus_api_app",
+    "circonus_api_url",
+    "circonus_submission_interval",
+    "circonus_submission_url",
+    "circonus_check_id",
+    "circonus_check_force_metric_activation",
+    "circonus_check_instance_id",
+    "circonus_check_search_tag",
+    "circonus_check_display_name",
+    "circonus_check_tags",
+    "circonus_broker_id",
+    "circonus_broker_select_tag",
+    "stackdriver_project_id",
+    "stackdriver_location",
+    "stackdriver_namespace",
+    "stackdriver_debug_logs",
 ];
 
 fn line_of(src: &str, key: &str, nth: usize) -> usize {
@@ -286,8 +344,17 @@ fn storage_stanza(item: &Item, name: &str) -> Result<StorageConfig, ConfigError>
             if options.get("path").is_none_or(|p| p.is_empty()) {
                 return Err(at("storage \"file\" needs a path".into()));
             }
+            if let Some(k) = options.keys().find(|k| *k != "path") {
+                return Err(at(format!("unknown storage \"file\" option {k:?} (supported: \"path\")")));
+            }
         }
-        "inmem" | "postgresql" => {}
+        "inmem" => {
+            if let Some(k) = options.keys().next() {
+                return Err(at(format!("unknown storage \"inmem\" option {k:?} (it takes none)")));
+            }
+        }
+        // The PostgreSQL backend checks its own options when it is opened (PgOptions::from_map).
+        "postgresql" => {}
         other => {
             return Err(at(format!("unknown storage type {other:?} (supported: \"file\", \"inmem\", \"postgresql\")")))
         }
@@ -397,33 +464,8 @@ impl ServerConfig {
                                     }
                                 }
                             }
-                            "cluster_address"
-                            | "tls_min_version"
-                            | "tls_max_version"
-                            | "tls_cipher_suites"
-                            | "tls_require_and_verify_client_cert"
-                            | "tls_client_ca_file"
-                            | "proxy_protocol_behavior"
-                            | "x_forwarded_for_authorized_addrs"
-                            | "max_request_duration"
-                            | "profiling"
-                            | "disable_unauthed_generate_root_endpoints"
-                            | "disable_unauthed_rekey_endpoints"
-                            | "unauthenticated_metrics_access"
-                            | "http_read_timeout"
-                            | "http_write_timeout"
-                            | "http_idle_timeout"
-                            | "http_read_header_timeout"
-                            | "max_request_json_memory"
-                            | "max_request_json_strings"
-                            | "custom_response_headers"
-                            | "cors" => {
-                                c.warnings.push(format!(
-                                    "{name}:{}: listener option {k:?} is accepted but not acted on yet",
-                                    item.line
-                                ));
-                            }
-                            other => return Err(at(format!("unknown listener option {other:?}"))),
+                            k if ignored_on_purpose("listener", k) => {}
+                            other => return Err(at(format!("unknown or unsupported listener option {other:?}"))),
                         }
                     }
                     c.listeners.push(l);
@@ -480,9 +522,6 @@ impl ServerConfig {
                     }
                     c.audit.push(decl);
                 }
-                "ha_storage" | "ha_backend" => {
-                    return Err(at("ha_storage is not supported by this server yet".into()));
-                }
                 "seal" => {
                     let kind = item.labels.first().cloned().unwrap_or_default();
                     if !["shamir", "pkcs11", "transit"].contains(&kind.as_str()) {
@@ -498,6 +537,13 @@ impl ServerConfig {
                                 as_bool(&v).ok_or_else(|| at(format!("seal disabled: {v} is not a boolean")))?;
                         }
                         decl.options.insert(k, sv);
+                    }
+                    if decl.kind == "shamir" {
+                        if let Some(k) = decl.options.keys().find(|k| *k != "disabled") {
+                            return Err(at(format!(
+                                "unknown seal \"shamir\" option {k:?} (the Shamir seal takes only \"disabled\")"
+                            )));
+                        }
                     }
                     c.seals.push(decl);
                 }
@@ -542,8 +588,43 @@ impl ServerConfig {
                             .ok_or_else(|| at(format!("max_lease_ttl: {} is not a duration", item.value)))?,
                     )
                 }
-                k if INERT_KEYS.contains(&k) => {
-                    c.warnings.push(format!("{name}:{}: {k:?} is accepted but not acted on yet", item.line));
+                "pid_file" => {
+                    c.pid_file = Some(
+                        as_string(&item.value)
+                            .filter(|p| !p.is_empty())
+                            .ok_or_else(|| at("pid_file must be a non-empty path".into()))?,
+                    )
+                }
+                "log_file" => {
+                    c.log_file = Some(
+                        as_string(&item.value)
+                            .filter(|p| !p.is_empty())
+                            .ok_or_else(|| at("log_file must be a non-empty path".into()))?,
+                    )
+                }
+                "telemetry" => {
+                    let blocks = match &item.value {
+                        Value::Array(a) => a.clone(),
+                        other => vec![other.clone()],
+                    };
+                    for b in blocks {
+                        let Value::Object(m) = b else { return Err(at("telemetry must be a block".into())) };
+                        for k in m.keys() {
+                            if TELEMETRY_SINKS.contains(&k.as_str()) {
+                                return Err(at(format!(
+                                    "telemetry {k:?}: this metrics sink is not built (supported: Prometheus text and JSON at sys/metrics)"
+                                )));
+                            }
+                            if !ignored_on_purpose("telemetry", k) {
+                                return Err(at(format!("unknown telemetry option {k:?}")));
+                            }
+                        }
+                    }
+                }
+                k if ignored_on_purpose("", k) => {}
+                k if REFUSED_TOP_LEVEL.iter().any(|(r, _)| *r == k) => {
+                    let why = REFUSED_TOP_LEVEL.iter().find(|(r, _)| *r == k).map(|(_, w)| *w).unwrap_or_default();
+                    return Err(at(format!("{k:?} is not supported: {why}")));
                 }
                 other => return Err(at(format!("unknown configuration stanza {other:?}"))),
             }
@@ -604,12 +685,76 @@ impl ServerConfig {
             log_format,
             default_lease_ttl,
             max_lease_ttl,
-            plugin_directory
+            plugin_directory,
+            pid_file,
+            log_file
         );
         self.ui |= o.ui;
         self.disable_mlock |= o.disable_mlock;
         self.raw_storage_endpoint |= o.raw_storage_endpoint;
         self.warnings.extend(o.warnings);
+    }
+
+    /// The configuration as `sys/config/state/sanitized` shows it: every setting, no secret
+    /// (storage options such as `connection_url` and seal options such as `pin` or `token` are
+    /// left out; only the types are shown).
+    pub fn sanitized(&self) -> Map<String, Value> {
+        let listeners: Vec<Value> = self
+            .listeners
+            .iter()
+            .map(|l| {
+                let mut c = Map::new();
+                c.insert("address".into(), l.address.clone().into());
+                c.insert("tls_disable".into(), l.tls_disable.into());
+                if let Some(f) = &l.tls_cert_file {
+                    c.insert("tls_cert_file".into(), f.clone().into());
+                }
+                if let Some(n) = l.max_request_size {
+                    c.insert("max_request_size".into(), (n.min(i64::MAX as usize) as i64).into());
+                }
+                serde_json::json!({ "type": l.kind, "config": c })
+            })
+            .collect();
+        let seals: Vec<Value> = if self.seals.is_empty() {
+            vec![serde_json::json!({ "type": "shamir", "disabled": false })]
+        } else {
+            self.seals.iter().map(|s| serde_json::json!({ "type": s.kind, "disabled": s.disabled })).collect()
+        };
+        let storage = self.storage.as_ref().map(|s| {
+            let mut m = Map::new();
+            m.insert("type".into(), s.kind.clone().into());
+            m.insert("cluster_addr".into(), self.cluster_addr.clone().unwrap_or_default().into());
+            m.insert("redirect_addr".into(), self.api_addr.clone().unwrap_or_default().into());
+            m.insert("disable_clustering".into(), true.into());
+            if let Some(ha) = s.options.get("ha_enabled") {
+                m.insert("ha_enabled".into(), (ha == "true").into());
+            }
+            Value::Object(m)
+        });
+        let audit: Vec<Value> = self
+            .audit
+            .iter()
+            .map(|a| serde_json::json!({ "type": a.device_type, "path": a.path, "local": a.local }))
+            .collect();
+        let mut m = Map::new();
+        let s = |v: &Option<String>| Value::from(v.clone().unwrap_or_default());
+        m.insert("api_addr".into(), s(&self.api_addr));
+        m.insert("cluster_addr".into(), s(&self.cluster_addr));
+        m.insert("cluster_name".into(), s(&self.cluster_name));
+        m.insert("default_lease_ttl".into(), self.default_lease_ttl.unwrap_or(0).into());
+        m.insert("max_lease_ttl".into(), self.max_lease_ttl.unwrap_or(0).into());
+        m.insert("enable_ui".into(), self.ui.into());
+        m.insert("log_level".into(), s(&self.log_level));
+        m.insert("log_format".into(), s(&self.log_format));
+        m.insert("log_file".into(), s(&self.log_file));
+        m.insert("pid_file".into(), s(&self.pid_file));
+        m.insert("plugin_directory".into(), s(&self.plugin_directory));
+        m.insert("raw_storage_endpoint".into(), self.raw_storage_endpoint.into());
+        m.insert("listeners".into(), listeners.into());
+        m.insert("seals".into(), seals.into());
+        m.insert("storage".into(), storage.unwrap_or(Value::Null));
+        m.insert("audit".into(), audit.into());
+        m
     }
 
     /// Applies `BAO_*` / `VAULT_*` environment overrides (BAO_ wins), given a lookup function.

@@ -61,8 +61,36 @@ fn io_err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// The options each device type acts on; anything else is refused when the device is enabled.
+fn check_options(c: &AuditConfig) -> Result<(), String> {
+    const COMMON: &[&str] = &["format", "prefix", "log_raw", "hmac_accessor", "elide_list_responses"];
+    let own: &[&str] = match c.device_type.as_str() {
+        "file" => &["file_path", "path", "mode"],
+        "socket" => &["address", "socket_type", "write_timeout"],
+        "syslog" => &["facility", "tag", "socket_path"],
+        _ => &[],
+    };
+    for k in c.options.keys() {
+        match k.as_str() {
+            "filter" | "fallback" => {
+                return Err(format!(
+                    "option {k:?} is not supported: audit filtering is not built, every device records every request"
+                ))
+            }
+            k if COMMON.contains(&k) || own.contains(&k) => {}
+            other => {
+                let mut known: Vec<&str> = COMMON.iter().chain(own).copied().collect();
+                known.sort_unstable();
+                return Err(format!("unknown option {other:?} (supported: {})", known.join(", ")));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Sink {
     fn from_config(c: &AuditConfig) -> Result<Sink, String> {
+        check_options(c)?;
         let opt = |k: &str| c.options.get(k).cloned().unwrap_or_default();
         match c.device_type.as_str() {
             "file" => {
@@ -81,7 +109,9 @@ impl Sink {
                     path => {
                         let mode = match c.options.get("mode") {
                             Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
-                                .map_err(|_| format!("invalid mode {m:?}"))?,
+                                .ok()
+                                .filter(|m| *m <= 0o777)
+                                .ok_or_else(|| format!("invalid mode {m:?}: an octal file mode such as \"0600\""))?,
                             None => 0o600,
                         };
                         let s = Sink::File { path: path.to_string(), mode, file: Mutex::new(None) };
@@ -131,9 +161,16 @@ impl Sink {
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .mode(*mode)
+                .mode(if *mode == 0 { 0o600 } else { *mode })
                 .open(path)
                 .map_err(|e| format!("cannot open {path:?}: {e}"))?;
+            // As OpenBao: the file gets `mode` whatever the umask or its earlier mode; "0000"
+            // leaves the permissions of an existing file alone.
+            if *mode != 0 {
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(*mode))
+                    .map_err(|e| format!("cannot set the mode of {path:?}: {e}"))?;
+            }
             *file.lock().map_err(io_err)? = Some(f);
         }
         Ok(())
@@ -212,6 +249,7 @@ struct Device {
     hmac_accessor: bool,
     prefix: String,
     jsonx: bool,
+    elide_list_responses: bool,
     timeout: Duration,
 }
 
@@ -303,6 +341,7 @@ impl AuditBroker {
             hmac_accessor: b("hmac_accessor", true),
             prefix: config.options.get("prefix").cloned().unwrap_or_default(),
             jsonx: format == "jsonx",
+            elide_list_responses: b("elide_list_responses", false),
             timeout,
             config,
         };
@@ -379,7 +418,25 @@ impl AuditBroker {
         }
         let mut e = json!({ "time": now_rfc3339(), "type": kind, "auth": auth, "request": request });
         if let Some(resp) = resp {
-            let rdata = resp.data.as_ref().map(|m| {
+            let elided;
+            let mut rdata = resp.data.as_ref();
+            if d.elide_list_responses && r.operation == "list" {
+                if let Some(m) = rdata {
+                    // The keys and key_info of a list answer become their counts.
+                    let mut m = m.clone();
+                    for k in ["keys", "key_info"] {
+                        let n = match m.get(k) {
+                            Some(Value::Array(a)) => a.len(),
+                            Some(Value::Object(o)) => o.len(),
+                            _ => continue,
+                        };
+                        m.insert(k.into(), json!(n));
+                    }
+                    elided = m;
+                    rdata = Some(&elided);
+                }
+            }
+            let rdata = rdata.map(|m| {
                 if d.log_raw {
                     Value::Object(m.clone())
                 } else {

@@ -333,6 +333,10 @@ impl Core {
                 let Some(mut l) = self.get_lease(&id).await? else {
                     return Err(LogicalError::bad_request("lease not found"));
                 };
+                // As OpenBao: a token's lease is renewed by renewing the token (auth/token/renew).
+                if l.revokes_token.is_some() {
+                    return Err(LogicalError::bad_request("tokens cannot be renewed through this endpoint"));
+                }
                 if !l.renewable {
                     return Err(LogicalError::bad_request("lease is not renewable"));
                 }
@@ -342,20 +346,10 @@ impl Core {
                 };
                 let t = now();
                 let mut ttl = inc.min(l.max_expire - t).max(0);
-                if let Some(h) = l.revokes_token.clone() {
-                    let Some(mut e) = active.tokens.entry_by_hash(&h).await? else {
-                        return Err(LogicalError::bad_request("lease not found"));
-                    };
-                    e.expire_time = t + ttl;
-                    e.last_renewal_time = t;
-                    active.tokens.save(&h, &e).await?;
-                } else {
-                    let router =
-                        active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
-                    if let Some((route, rest)) = router.resolve(&l.path) {
-                        let req = self.backend_request(route, rest, Update, Map::new(), None);
-                        ttl = route.backend.renew_secret(&req, &l.internal, ttl).await?.min(ttl);
-                    }
+                let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
+                if let Some((route, rest)) = router.resolve(&l.path) {
+                    let req = self.backend_request(route, rest, Update, Map::new(), None);
+                    ttl = route.backend.renew_secret(&req, &l.internal, ttl).await?.min(ttl);
                 }
                 let old = l.expire_time;
                 l.expire_time = t + ttl;

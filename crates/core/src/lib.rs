@@ -10,6 +10,7 @@ pub mod error;
 pub mod ha;
 pub mod identity;
 pub mod leases;
+pub mod logging;
 pub mod metrics;
 pub mod mounts;
 mod openapi;
@@ -21,6 +22,7 @@ mod raw;
 mod seal_ops;
 mod sys;
 mod sys_acl;
+pub mod sys_runtime;
 pub mod token;
 mod token_api;
 mod tools;
@@ -58,6 +60,8 @@ pub struct CoreConfig {
     pub plugin_directory: Option<String>,
     /// `raw_storage_endpoint = true`: serve `sys/raw/…`.
     pub raw_storage_endpoint: bool,
+    /// The configuration without its secrets, as `sys/config/state/sanitized` shows it.
+    pub sanitized: Option<Map<String, Value>>,
 }
 
 /// An audit device from the server configuration (`audit "file" "path" { … }`).
@@ -81,6 +85,7 @@ impl Default for CoreConfig {
             audit: Vec::new(),
             plugin_directory: None,
             raw_storage_endpoint: false,
+            sanitized: None,
         }
     }
 }
@@ -125,6 +130,8 @@ pub struct CoreResponse {
     pub raw_body: Option<(String, Vec<u8>)>,
     /// The envelope is sent with this error's status (the HTTP layer picks the code).
     pub status: Option<ErrorKind>,
+    /// Lines streamed as the body until the client goes (`sys/monitor`).
+    pub stream: Option<logging::LogStream>,
 }
 
 impl CoreResponse {
@@ -216,6 +223,10 @@ pub struct Core {
     pub(crate) plugins: RwLock<std::collections::HashMap<String, Arc<dyn coffer_sdk::Backend>>>,
     /// Set when the server runs in an HA cluster (`ha.rs`).
     pub(crate) ha: std::sync::OnceLock<ha::HaState>,
+    /// What `sys/loggers` and `sys/monitor` act on, injected by the binary.
+    pub(crate) log_control: RwLock<Option<Arc<dyn logging::LogControl>>>,
+    /// Requests being served (`sys/in-flight-req`).
+    pub(crate) in_flight: Arc<sys_runtime::InFlight>,
 }
 
 impl Core {
@@ -230,6 +241,8 @@ impl Core {
             plugin_launcher: RwLock::new(None),
             plugins: RwLock::new(Default::default()),
             ha: std::sync::OnceLock::new(),
+            log_control: RwLock::new(None),
+            in_flight: Default::default(),
             barrier,
         })
     }
@@ -555,6 +568,14 @@ impl Core {
         let token = req.token.as_deref().unwrap_or("");
         let entry = if token.is_empty() { None } else { active.tokens.lookup(token).await? };
         let Some(entry) = entry else {
+            // A spent or unknown wrapping token presented as the caller's own token gets the
+            // wrapping error, as OpenBao answers it, not a bare permission denied.
+            if matches!(path.as_str(), "sys/wrapping/unwrap" | "sys/wrapping/lookup" | "sys/wrapping/rewrap")
+                && !token.is_empty()
+                && req.data.get("token").and_then(Value::as_str).is_none_or(str::is_empty)
+            {
+                return Err(LogicalError::bad_request("wrapping token is not valid or does not exist"));
+            }
             return Err(LogicalError::permission_denied());
         };
         if !coffer_sdk::tokenutil::addr_in_cidrs(req.remote_addr, &entry.bound_cidrs)
@@ -604,7 +625,12 @@ impl Core {
         if !acl.wrapping_allows(&path, op == Operation::List, req.wrap_ttl) {
             return Err(LogicalError::permission_denied());
         }
-        let revoke_after = active.tokens.use_token(token, &entry).await?;
+        // A wrapping token presented as the request's own token to unwrap, look up or rewrap
+        // itself is not spent by the request: the handler revokes it when it is unwrapped.
+        let wrapping_itself = entry.policies.iter().any(|p| p == wrapping::WRAPPING_POLICY)
+            && matches!(path.as_str(), "sys/wrapping/unwrap" | "sys/wrapping/lookup" | "sys/wrapping/rewrap")
+            && req.data.get("token").and_then(Value::as_str).is_none_or(str::is_empty);
+        let revoke_after = if wrapping_itself { None } else { active.tokens.use_token(token, &entry).await? };
         let result =
             Box::pin(self.dispatch_authorized(&active, req, &path, op, token, &entry, &acl, &decision, target, sreq))
                 .await;
@@ -813,6 +839,14 @@ impl Core {
         self.register_token_lease(&active.tokens.hash(&token), &entry).await?;
         let ip = self.identity_policies(active, &entry.entity_id).await?;
         Ok(CoreResponse { auth: Some(self.auth_block(&token, &entry, &ip)), warnings, ..Default::default() })
+    }
+}
+
+/// The object inside a `json!` value (empty for anything else).
+pub(crate) fn sys_obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
     }
 }
 

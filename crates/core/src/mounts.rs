@@ -108,6 +108,23 @@ impl MountEntry {
         v
     }
 
+    /// An auth mount as `sys/auth` shows it: the token type the mount issues is part of its
+    /// `config` (typed clients require it), not of its options.
+    pub fn to_auth_json(&self) -> Value {
+        let mut v = self.to_json();
+        let token_type = self
+            .options
+            .as_ref()
+            .and_then(|o| o.get("token_type"))
+            .cloned()
+            .unwrap_or_else(|| "default-service".into());
+        if let Some(Value::Object(o)) = v.get_mut("options") {
+            o.remove("token_type");
+        }
+        v["config"]["token_type"] = token_type.into();
+        v
+    }
+
     /// The SHA-256 of the external plugin binary serving this mount (empty for builtins).
     pub fn running_sha256(&self) -> String {
         self.options.as_ref().and_then(|o| o.get("plugin_sha256")).cloned().unwrap_or_default()

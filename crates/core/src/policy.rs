@@ -86,6 +86,16 @@ pub struct Policy {
 pub struct StoredPolicy {
     pub name: String,
     pub policy: String,
+    /// Check-and-set version: 1 for the first write, one more for each change (0: written by a
+    /// version of Coffer that did not count, read as 1).
+    #[serde(default)]
+    pub version: u64,
+    /// RFC 3339 time of the last write ("" when unknown).
+    #[serde(default)]
+    pub modified: String,
+    /// Every change must name the version it replaces (`cas`).
+    #[serde(default)]
+    pub cas_required: bool,
 }
 
 fn bad(line: usize, msg: impl std::fmt::Display) -> LogicalError {
@@ -154,6 +164,15 @@ fn duration_secs(v: &Value, line: usize, what: &str) -> Result<i64, LogicalError
 
 fn parse_rule(pattern: &str, body: &Map<String, Value>, line: usize) -> Result<Rule, LogicalError> {
     let pattern = pattern.trim_start_matches('/').to_string();
+    if pattern.contains("{{") {
+        // A templated path would be stored and never match: refused until identity templating exists.
+        return Err(bad(
+            line,
+            format!(
+                "path {pattern:?}: templated policy paths ({{{{identity.…}}}}) are not supported by this server yet"
+            ),
+        ));
+    }
     // A '*' anywhere but at the end is a literal character, as in OpenBao.
     let mut caps = 0u16;
     let mut params = Params::default();
@@ -188,11 +207,15 @@ fn parse_rule(pattern: &str, body: &Map<String, Value>, line: usize) -> Result<R
             }
             "min_wrapping_ttl" => params.min_wrapping_ttl = duration_secs(v, line, "min_wrapping_ttl")?,
             "max_wrapping_ttl" => params.max_wrapping_ttl = duration_secs(v, line, "max_wrapping_ttl")?,
+            // Stanzas OpenBao or Vault know that Coffer does not enforce: refused, never stored
+            // to be silently ignored.
             "control_group"
             | "mfa_methods"
             | "pagination_limit"
             | "list_scan_response_keys_filter_path"
-            | "expiration" => {}
+            | "expiration" => {
+                return Err(bad(line, format!("path {pattern:?}: {k:?} is not supported by this server")));
+            }
             other => return Err(bad(line, format!("path {pattern:?}: invalid key {other:?}"))),
         }
     }
@@ -672,6 +695,29 @@ mod tests {
 
     fn allows(a: &Acl, op: Operation, path: &str) -> bool {
         a.allow(op, path, &Map::new(), false).allowed
+    }
+
+    #[test]
+    fn stanzas_the_server_does_not_enforce_are_refused_at_write() {
+        for stanza in [
+            r#"mfa_methods = ["okta"]"#,
+            "control_group {\n    factor \"ops\" {\n      identity {\n        group_names = [\"ops\"]\n      }\n    }\n  }",
+            "pagination_limit = 10",
+            r#"expiration = "2030-01-01T00:00:00Z""#,
+        ] {
+            let text = format!("path \"secret/*\" {{\n  capabilities = [\"read\"]\n  {stanza}\n}}\n");
+            let err = parse("p", &text).expect_err(stanza).to_string();
+            let key = stanza.split([' ', '=']).next().unwrap();
+            assert!(err.contains(key) && err.contains("not supported"), "{stanza}: {err}");
+        }
+    }
+
+    #[test]
+    fn templated_paths_are_refused_until_identity_templating_exists() {
+        let err = parse("p", r#"path "secret/{{identity.entity.id}}/*" { capabilities = ["read"] }"#)
+            .expect_err("templated path")
+            .to_string();
+        assert!(err.contains("templated policy paths"), "{err}");
     }
 
     #[test]

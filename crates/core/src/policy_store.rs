@@ -10,9 +10,28 @@ use std::sync::{Arc, RwLock};
 
 const PREFIX: &str = "sys/policy/";
 
+/// A policy's check-and-set state, as `sys/policies/acl/<name>` shows it.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyMeta {
+    pub version: u64,
+    pub modified: String,
+    pub cas_required: bool,
+}
+
+/// What a write asks for beyond the text: `cas` (the version it replaces; 0 or -1: the policy
+/// must not exist yet) and `cas_required` (from now on every change must give `cas`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteCheck {
+    pub cas: Option<i64>,
+    pub cas_required: Option<bool>,
+}
+
 pub struct PolicyStore {
     barrier: Arc<Barrier>,
     policies: RwLock<HashMap<String, Arc<Policy>>>,
+    meta: RwLock<HashMap<String, PolicyMeta>>,
+    /// Serialises writes and deletes (check-and-set).
+    write_lock: tokio::sync::Mutex<()>,
     acls: RwLock<HashMap<Vec<String>, Arc<Acl>, foldhash::fast::RandomState>>,
 }
 
@@ -34,8 +53,13 @@ pub fn normalize_name(name: &str) -> Result<String, LogicalError> {
 
 impl PolicyStore {
     pub async fn load(barrier: Arc<Barrier>) -> Result<Self, LogicalError> {
-        let store =
-            PolicyStore { barrier, policies: RwLock::new(HashMap::new()), acls: RwLock::new(HashMap::default()) };
+        let store = PolicyStore {
+            barrier,
+            policies: RwLock::new(HashMap::new()),
+            meta: RwLock::new(HashMap::new()),
+            write_lock: tokio::sync::Mutex::new(()),
+            acls: RwLock::new(HashMap::default()),
+        };
         let names = store.barrier.list(PREFIX).await.map_err(barrier_err)?;
         for n in names {
             let Some(raw) = store.barrier.get(&format!("{PREFIX}{n}")).await.map_err(barrier_err)? else { continue };
@@ -44,12 +68,16 @@ impl PolicyStore {
             match policy::parse(&sp.name, &sp.policy) {
                 Ok(p) => {
                     store.policies.write().map_err(lock_err)?.insert(sp.name.clone(), Arc::new(p));
+                    store.meta.write().map_err(lock_err)?.insert(
+                        sp.name.clone(),
+                        PolicyMeta { version: sp.version.max(1), modified: sp.modified, cas_required: sp.cas_required },
+                    );
                 }
                 Err(e) => tracing::error!(policy = %sp.name, error = %e, "stored policy no longer parses; ignored"),
             }
         }
         if !store.policies.read().map_err(lock_err)?.contains_key("default") {
-            store.set("default", policy::DEFAULT_POLICY).await?;
+            store.set("default", policy::DEFAULT_POLICY, WriteCheck::default()).await?;
         }
         Ok(store)
     }
@@ -65,15 +93,49 @@ impl PolicyStore {
         v
     }
 
-    pub async fn set(&self, name: &str, text: &str) -> Result<(), LogicalError> {
+    /// The check-and-set state of a stored policy.
+    pub fn meta(&self, name: &str) -> Option<PolicyMeta> {
+        self.meta.read().ok()?.get(name).cloned()
+    }
+
+    pub async fn set(&self, name: &str, text: &str, check: WriteCheck) -> Result<(), LogicalError> {
         let name = normalize_name(name)?;
         if name == "root" {
             return Err(LogicalError::bad_request("cannot update \"root\" policy"));
         }
         let parsed = policy::parse(&name, text)?;
-        let raw = serde_json::to_vec(&StoredPolicy { name: name.clone(), policy: text.to_string() })
-            .map_err(|e| LogicalError::internal(e.to_string()))?;
+        // One writer at a time, so that a check-and-set compares against the version it replaces.
+        let _writing = self.write_lock.lock().await;
+        let old = self.meta(&name);
+        let current = old.as_ref().map(|m| m.version).unwrap_or(0);
+        let cas_required = check.cas_required.unwrap_or(old.as_ref().is_some_and(|m| m.cas_required));
+        match check.cas {
+            None if cas_required || old.as_ref().is_some_and(|m| m.cas_required) => {
+                return Err(LogicalError::bad_request("check-and-set parameter required for this call"));
+            }
+            None => {}
+            Some(-1) if old.is_some() => {
+                return Err(LogicalError::bad_request("check-and-set parameter set to -1 on existing entry"));
+            }
+            Some(-1) => {}
+            Some(c) if c < 0 || c as u64 != current => {
+                return Err(LogicalError::bad_request(format!(
+                    "check-and-set parameter {c} did not match the current version {current}"
+                )));
+            }
+            Some(_) => {}
+        }
+        let meta = PolicyMeta { version: current + 1, modified: crate::token::rfc3339_now(), cas_required };
+        let raw = serde_json::to_vec(&StoredPolicy {
+            name: name.clone(),
+            policy: text.to_string(),
+            version: meta.version,
+            modified: meta.modified.clone(),
+            cas_required,
+        })
+        .map_err(|e| LogicalError::internal(e.to_string()))?;
         self.barrier.put(&format!("{PREFIX}{name}"), &raw).await.map_err(barrier_err)?;
+        self.meta.write().map_err(lock_err)?.insert(name.clone(), meta);
         self.policies.write().map_err(lock_err)?.insert(name, Arc::new(parsed));
         self.acls.write().map_err(lock_err)?.clear();
         Ok(())
@@ -86,7 +148,9 @@ impl PolicyStore {
             "default" => return Err(LogicalError::bad_request("cannot delete \"default\" policy")),
             _ => {}
         }
+        let _writing = self.write_lock.lock().await;
         self.barrier.delete(&format!("{PREFIX}{name}")).await.map_err(barrier_err)?;
+        self.meta.write().map_err(lock_err)?.remove(&name);
         self.policies.write().map_err(lock_err)?.remove(&name);
         self.acls.write().map_err(lock_err)?.clear();
         Ok(())
@@ -152,5 +216,9 @@ pub fn is_sudo_path(path: &str) -> bool {
         "sys/internal/inspect/",
         "auth/token/revoke-orphan/",
     ];
+    // The sanitized configuration is readable without sudo, as in OpenBao.
+    if path.starts_with("sys/config/state/") {
+        return false;
+    }
     EXACT.contains(&path) || PREFIX.iter().any(|p| path.starts_with(p))
 }

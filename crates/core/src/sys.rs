@@ -217,6 +217,7 @@ impl Core {
                 _ => Err(LogicalError::unsupported_operation()),
             },
             p if p == "sys/raw" || p.starts_with("sys/raw/") => self.handle_raw(op, p, d).await,
+            p if crate::sys_runtime::serves(p) => self.handle_sys_runtime(active, op, p, d).await,
             "sys/step-down" => match op {
                 Update | Create => {
                     self.step_down()?;
@@ -379,6 +380,7 @@ impl Core {
         if let Some(other) = table.entries.iter().find(|e| e.path.starts_with(&path) || path.starts_with(&e.path)) {
             return Err(LogicalError::bad_request(format!("path is already in use at {}", other.path)));
         }
+        tracing::info!(path = %path, r#type = %entry.mount_type, "successful mount");
         table.entries.push(entry);
         table.save(&self.barrier).await?;
         self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
@@ -403,6 +405,7 @@ impl Core {
         self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
         drop(table);
         self.delete_prefix(&entry.storage_prefix()).await?;
+        tracing::info!(path = %path, "successfully unmounted");
         Ok(no_content())
     }
 
@@ -586,7 +589,7 @@ impl Core {
         }
         let mut auth = Map::new();
         for e in auth_table.entries.iter().filter(|e| visible_at(e, &format!("auth/{}", e.path))) {
-            auth.insert(e.path.clone(), e.to_json());
+            auth.insert(e.path.clone(), e.to_auth_json());
         }
         Ok(CoreResponse::data(obj(json!({ "secret": sorted(secret), "auth": sorted(auth) }))))
     }

@@ -3,7 +3,7 @@
 
 use crate::mounts::{is_protected_mount_path, normalize_mount_path, MountConfig, MountEntry, AUTH_TABLE_PATH};
 use crate::{Active, Core, CoreResponse, Ctx, Result};
-use coffer_sdk::field::{parse_bool, parse_duration, parse_string, parse_string_slice};
+use coffer_sdk::field::{parse_bool, parse_duration, parse_int, parse_string, parse_string_slice};
 use coffer_sdk::{LogicalError, Operation};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -79,16 +79,28 @@ impl Core {
                 let name = p.trim_start_matches("sys/policy/").trim_start_matches("sys/policies/acl/").to_lowercase();
                 match op {
                     Read => {
+                        let text_key = if legacy { "rules" } else { "policy" };
+                        let mut m = obj(json!({
+                            "name": name,
+                            "allow_slashes_in_identity_templates": false,
+                            "allow_wildcards_in_identity_templates": false,
+                        }));
                         if name == "root" {
-                            let m = obj(json!({ "name": "root", "rules": "", "policy": "" }));
-                            return Ok(Some(if legacy { CoreResponse::legacy(m) } else { CoreResponse::data(m) }));
-                        }
-                        let Some(pol) = active.policies.get(&name) else { return Err(LogicalError::not_found()) };
-                        let m = if legacy {
-                            obj(json!({ "name": pol.name, "rules": pol.raw }))
+                            m.insert(text_key.into(), "".into());
+                            m.insert("version".into(), 0.into());
+                            m.insert("cas_required".into(), false.into());
                         } else {
-                            obj(json!({ "name": pol.name, "policy": pol.raw }))
-                        };
+                            let (Some(pol), Some(meta)) = (active.policies.get(&name), active.policies.meta(&name))
+                            else {
+                                return Err(LogicalError::not_found());
+                            };
+                            m.insert(text_key.into(), pol.raw.clone().into());
+                            m.insert("version".into(), meta.version.into());
+                            m.insert("cas_required".into(), meta.cas_required.into());
+                            if !meta.modified.is_empty() {
+                                m.insert("modified".into(), meta.modified.into());
+                            }
+                        }
                         if legacy {
                             CoreResponse::legacy(m)
                         } else {
@@ -106,7 +118,24 @@ impl Core {
                         if text.trim().is_empty() {
                             return Err(LogicalError::bad_request("'policy' parameter not supplied or empty"));
                         }
-                        active.policies.set(&name, &text).await?;
+                        for k in ["allow_slashes_in_identity_templates", "allow_wildcards_in_identity_templates"] {
+                            if let Some(v) = d.get(k).filter(|v| !v.is_null()) {
+                                if parse_bool(k, v)? {
+                                    return Err(LogicalError::bad_request(format!(
+                                        "{k}: templated policy paths are not supported by this server yet"
+                                    )));
+                                }
+                            }
+                        }
+                        let check = crate::policy_store::WriteCheck {
+                            cas: d.get("cas").filter(|v| !v.is_null()).map(|v| parse_int("cas", v)).transpose()?,
+                            cas_required: d
+                                .get("cas_required")
+                                .filter(|v| !v.is_null())
+                                .map(|v| parse_bool("cas_required", v))
+                                .transpose()?,
+                        };
+                        active.policies.set(&name, &text, check).await?;
                         CoreResponse::default()
                     }
                     Delete => {
@@ -240,7 +269,7 @@ impl Core {
                 let t = active.auth_mounts.lock().await;
                 let mut m = Map::new();
                 for e in &t.entries {
-                    m.insert(e.path.clone(), e.to_json());
+                    m.insert(e.path.clone(), e.to_auth_json());
                 }
                 CoreResponse::legacy(m)
             }
@@ -258,7 +287,7 @@ impl Core {
                         let mp = normalize_mount_path(rest)?;
                         let t = active.auth_mounts.lock().await;
                         match t.find(&mp) {
-                            Some(e) => CoreResponse::legacy(obj(e.to_json())),
+                            Some(e) => CoreResponse::legacy(obj(e.to_auth_json())),
                             None => return Err(LogicalError::bad_request(format!("No auth engine at auth/{mp}"))),
                         }
                     }
@@ -326,6 +355,7 @@ impl Core {
         if let Some(o) = t.entries.iter().find(|e| e.path.starts_with(&path) || path.starts_with(&e.path)) {
             return Err(LogicalError::bad_request(format!("path is already in use at auth/{}", o.path)));
         }
+        tracing::info!(path = %format!("auth/{path}"), r#type = %entry.mount_type, "enabled credential backend");
         t.entries.push(entry);
         t.save_to(&self.barrier, AUTH_TABLE_PATH).await?;
         self.install_router(active, &secrets, &t)?;
@@ -348,6 +378,7 @@ impl Core {
         drop(secrets);
         active.tokens.revoke_by_mount(&e.accessor).await?;
         self.delete_prefix_pub(&e.auth_storage_prefix()).await?;
+        tracing::info!(path = %format!("auth/{path}"), "disabled credential backend");
         Ok(CoreResponse::default())
     }
 

@@ -21,7 +21,7 @@ const SALT_PATH: &str = "sys/token/salt";
 /// stays bounded whatever the number of stored tokens.
 const CACHE_MAX: usize = 50_000;
 const BATCH_KEY_PATH: &str = "sys/token/batch-key";
-const ID_PREFIX: &str = "sys/token/id/";
+pub(crate) const ID_PREFIX: &str = "sys/token/id/";
 const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
 const PARENT_PREFIX: &str = "sys/token/parent/";
 pub const ROLE_PREFIX: &str = "sys/token/roles/";
@@ -85,6 +85,11 @@ fn service() -> String {
 
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The current time in RFC 3339 with nanoseconds, as Go prints a `time.Time`.
+pub fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn rfc3339(t: i64) -> String {
@@ -260,6 +265,9 @@ impl TokenStore {
 
     /// Persists a new token (or seals a batch token); returns the token and its entry.
     pub async fn create(&self, mut entry: TokenEntry, id: Option<&str>) -> Result<(String, TokenEntry), LogicalError> {
+        // OpenBao keeps a token's policies sorted, and clients see them in that order.
+        entry.policies.sort();
+        entry.policies.dedup();
         if entry.token_type == "batch" {
             entry.accessor.clear();
             let plain = Zeroizing::new(serde_json::to_vec(&entry).map_err(internal)?);

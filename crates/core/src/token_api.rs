@@ -43,6 +43,7 @@ impl Core {
                 all.push(p.clone());
             }
         }
+        all.sort();
         coffer_api::Auth {
             client_token: token.to_string(),
             accessor: e.accessor.clone(),

@@ -15,7 +15,6 @@ use serde_json::{json, Map, Value};
 use std::sync::{Arc, OnceLock};
 
 pub const WRAPPING_POLICY: &str = "response-wrapping";
-const DEFAULT_WRAP_TTL: i64 = 300;
 const MAX_WRAP_TTL: i64 = 768 * 3600;
 
 fn cubby() -> &'static coffer_builtin_kv::KvV1 {
@@ -176,11 +175,13 @@ impl Core {
         let given = d.get("token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_string);
         match sub {
             "wrap" => {
-                if d.is_empty() {
-                    return Err(LogicalError::bad_request("empty request body"));
-                }
+                // As OpenBao: the TTL comes from X-Vault-Wrap-TTL (the CLI sends 5m by default);
+                // an empty body wraps an empty object.
+                let Some(ttl) = wrap_ttl else {
+                    return Err(LogicalError::bad_request("endpoint requires response wrapping to be used"));
+                };
                 let inner = CoreResponse::data(d.clone());
-                self.wrap(active, &inner, wrap_ttl.unwrap_or(DEFAULT_WRAP_TTL), "sys/wrapping/wrap").await
+                self.wrap(active, &inner, ttl, "sys/wrapping/wrap").await
             }
             "unwrap" | "rewrap" => {
                 let token = given.unwrap_or_else(|| caller.to_string());

@@ -273,6 +273,18 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
     if encoded && clean_path(&format!("/v1/{api_path}")).is_some() {
         return error_response(StatusCode::BAD_REQUEST, &["invalid path: empty or dot segments after decoding".into()]);
     }
+    // Go's HTTP server refuses control characters in a request path; so does Coffer, with a body.
+    if api_path.chars().any(char::is_control) {
+        return error_response(StatusCode::BAD_REQUEST, &["invalid path: control characters are not allowed".into()]);
+    }
+    // Namespaces are not built: only the root namespace exists, and a request for any other is
+    // refused as OpenBao refuses a namespace it does not have, never served from the root.
+    if let Some(ns) = parts.headers.get("x-vault-namespace") {
+        let ns = ns.to_str().unwrap_or("\u{fffd}").trim().trim_matches('/');
+        if !ns.is_empty() && ns != "root" {
+            return error_response(StatusCode::NOT_FOUND, &["namespace not found".into()]);
+        }
+    }
     let query = query_pairs(parts.uri.query());
     // `?help=<anything>` asks for the path's help, whatever the method.
     let help = query.iter().any(|(k, v)| k == "help" && !v.is_empty());
@@ -316,6 +328,11 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
         "POST" | "PUT" => Operation::Update,
         "DELETE" => Operation::Delete,
         "PATCH" => Operation::Patch,
+        // OpenBao hands OPTIONS to its core, which refuses it as internal (a CORS preflight is
+        // answered before this point when CORS is enabled).
+        "OPTIONS" => {
+            return error_response(StatusCode::BAD_REQUEST, &["cannot handle internal-only request operation".into()])
+        }
         _ => return error_response(StatusCode::METHOD_NOT_ALLOWED, &[]),
     };
 
@@ -345,6 +362,12 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
             _ => return error_response(StatusCode::BAD_REQUEST, &[format!("invalid wrap TTL {v:?}")]),
         },
     };
+    let _in_flight = st.core.in_flight().begin(coffer_core::sys_runtime::InFlightInfo {
+        started: std::time::SystemTime::now(),
+        client_remote_address: parts.extensions.get::<PeerAddr>().map(|p| p.0),
+        request_path: path.clone(),
+        request_method: parts.method.as_str().to_string(),
+    });
     let creq =
         CoreRequest { operation, path: core_path, data, token: token_from(&parts.headers), remote_addr, wrap_ttl };
     match st.core.handle(creq).await {
@@ -358,7 +381,27 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
     }
 }
 
+/// The lines of a log stream as a chunked body, until the server or the client ends it.
+struct LinesBody(tokio::sync::mpsc::Receiver<String>);
+
+impl hyper::body::Body for LinesBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|line| line.map(|l| Ok(hyper::body::Frame::data(bytes::Bytes::from(l)))))
+    }
+}
+
 fn render(resp: CoreResponse) -> Response {
+    if let Some(rx) = resp.stream.as_ref().and_then(|s| s.take()) {
+        let mut r = Response::new(Body::new(LinesBody(rx)));
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return r;
+    }
     if let Some((ct, body)) = resp.raw_body {
         let mut r = Response::new(Body::from(body));
         set_common_headers(r.headers_mut());
@@ -455,7 +498,8 @@ async fn health(st: &AppState, method: &Method, query: &[(String, String)]) -> R
     let code = |name: &str, default: u16| -> Result<u16, ()> {
         match param(name) {
             None => Ok(default),
-            Some(v) => v.parse::<u16>().ok().filter(|c| (100..=599).contains(c)).ok_or(()),
+            // A 1xx code cannot end a response: refused like any other code that is not one.
+            Some(v) => v.parse::<u16>().ok().filter(|c| (200..=599).contains(c)).ok_or(()),
         }
     };
     let h = st.core.health().await;
@@ -470,7 +514,10 @@ async fn health(st: &AppState, method: &Method, query: &[(String, String)]) -> R
         code("activecode", 200)
     };
     let Ok(status) = chosen.map(|c| StatusCode::from_u16(c).unwrap_or(StatusCode::OK)) else {
-        return error_response(StatusCode::BAD_REQUEST, &[]);
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &["invalid status code parameter: a number from 200 to 599 is expected".into()],
+        );
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mode = if h.sealed || !h.initialized { "unknown" } else { "disabled" };

@@ -29,6 +29,13 @@ pub struct TokenParams {
     pub token_bound_cidrs: Vec<String>,
     #[serde(default = "default_type")]
     pub token_type: String,
+    /// Bind each issued token to the address the login came from.
+    #[serde(default)]
+    pub token_strictly_bind_ip: bool,
+    /// The deprecated names (`policies`, `ttl`, …) the settings were last given under: a read
+    /// shows those names too, as OpenBao does.
+    #[serde(default)]
+    pub legacy_names: Vec<String>,
 }
 
 fn default_type() -> String {
@@ -47,6 +54,8 @@ impl Default for TokenParams {
             token_no_default_policy: false,
             token_bound_cidrs: vec![],
             token_type: default_type(),
+            token_strictly_bind_ip: false,
+            legacy_names: vec![],
         }
     }
 }
@@ -68,12 +77,31 @@ pub fn token_fields() -> Vec<FieldSpec> {
         FieldSpec::new("token_bound_cidrs", FieldType::CommaStringSlice, "CIDRs allowed to use issued tokens"),
         FieldSpec::new("bound_cidrs", FieldType::CommaStringSlice, "Deprecated alias of token_bound_cidrs"),
         FieldSpec::new("token_type", FieldType::String, "service, batch or default"),
+        FieldSpec::new(
+            "token_strictly_bind_ip",
+            FieldType::Bool,
+            "Bind issued tokens to the login's client address (conflicts with token_bound_cidrs)",
+        ),
     ]
 }
 
 impl TokenParams {
     /// Applies the fields present in `data` (the new names win over the legacy aliases).
     pub fn update_from(&mut self, data: &Map<String, Value>) -> Result<(), LogicalError> {
+        let present = |k: &str| data.get(k).is_some_and(|v| !v.is_null());
+        for (new, old) in [
+            ("token_policies", "policies"),
+            ("token_ttl", "ttl"),
+            ("token_max_ttl", "max_ttl"),
+            ("token_period", "period"),
+            ("token_bound_cidrs", "bound_cidrs"),
+        ] {
+            if present(new) {
+                self.legacy_names.retain(|n| n != old);
+            } else if present(old) && !self.legacy_names.iter().any(|n| n == old) {
+                self.legacy_names.push(old.to_string());
+            }
+        }
         let get = |new: &str, old: &str| {
             data.get(new).filter(|v| !v.is_null()).or_else(|| data.get(old).filter(|v| !v.is_null()))
         };
@@ -100,12 +128,24 @@ impl TokenParams {
             self.token_no_default_policy = parse_bool("token_no_default_policy", v)?;
         }
         if let Some(v) = get("token_bound_cidrs", "bound_cidrs") {
-            let cidrs = parse_string_slice("token_bound_cidrs", v)?;
-            for c in &cidrs {
-                parse_cidr(c)
+            let mut cidrs = parse_string_slice("token_bound_cidrs", v)?;
+            for c in cidrs.iter_mut() {
+                let (ip, len) = parse_cidr(c)
                     .ok_or_else(|| LogicalError::bad_request(format!("invalid CIDR {c:?} in token_bound_cidrs")))?;
+                // A single address is kept (and shown) bare, as OpenBao does.
+                if len == if ip.is_ipv4() { 32 } else { 128 } {
+                    *c = ip.to_string();
+                }
             }
             self.token_bound_cidrs = cidrs;
+        }
+        if let Some(v) = get("token_strictly_bind_ip", "token_strictly_bind_ip") {
+            self.token_strictly_bind_ip = parse_bool("token_strictly_bind_ip", v)?;
+        }
+        if self.token_strictly_bind_ip && !self.token_bound_cidrs.is_empty() {
+            return Err(LogicalError::bad_request(
+                "'token_strictly_bind_ip' conflicts with 'token_bound_cidrs'; set only one",
+            ));
         }
         if let Some(v) = get("token_type", "token_type") {
             let t = parse_string("token_type", v)?;
@@ -126,23 +166,33 @@ impl TokenParams {
     /// The fields as a role read shows them (with the legacy aliases Vault also returns).
     pub fn to_response(&self, out: &mut Map<String, Value>) {
         out.insert("token_policies".into(), json!(self.token_policies));
-        out.insert("policies".into(), json!(self.token_policies));
         out.insert("token_ttl".into(), json!(self.token_ttl));
         out.insert("token_max_ttl".into(), json!(self.token_max_ttl));
         out.insert("token_explicit_max_ttl".into(), json!(self.token_explicit_max_ttl));
         out.insert("token_period".into(), json!(self.token_period));
-        out.insert("period".into(), json!(self.token_period));
         out.insert("token_num_uses".into(), json!(self.token_num_uses));
         out.insert("token_no_default_policy".into(), json!(self.token_no_default_policy));
         out.insert("token_bound_cidrs".into(), json!(self.token_bound_cidrs));
-        out.insert("bound_cidrs".into(), json!(self.token_bound_cidrs));
         out.insert("token_type".into(), json!(self.token_type));
-        out.insert("ttl".into(), json!(self.token_ttl));
-        out.insert("max_ttl".into(), json!(self.token_max_ttl));
+        out.insert("token_strictly_bind_ip".into(), json!(self.token_strictly_bind_ip));
+        for old in &self.legacy_names {
+            let v = match old.as_str() {
+                "policies" => json!(self.token_policies),
+                "ttl" => json!(self.token_ttl),
+                "max_ttl" => json!(self.token_max_ttl),
+                "period" => json!(self.token_period),
+                "bound_cidrs" => json!(self.token_bound_cidrs),
+                _ => continue,
+            };
+            out.insert(old.clone(), v);
+        }
     }
 
     /// The token the core should mint for a login with these settings.
-    pub fn to_auth(&self, display_name: &str, alias_name: &str) -> AuthResponse {
+    ///
+    /// `remote` is the login's client address: with `token_strictly_bind_ip` the token is
+    /// bound to it.
+    pub fn to_auth(&self, display_name: &str, alias_name: &str, remote: Option<std::net::IpAddr>) -> AuthResponse {
         AuthResponse {
             policies: self.token_policies.clone(),
             metadata: Map::new(),
@@ -155,7 +205,10 @@ impl TokenParams {
             renewable: true,
             no_default_policy: self.token_no_default_policy,
             token_type: self.token_type.clone(),
-            bound_cidrs: self.token_bound_cidrs.clone(),
+            bound_cidrs: match (self.token_strictly_bind_ip, remote) {
+                (true, Some(ip)) => vec![ip.to_string()],
+                _ => self.token_bound_cidrs.clone(),
+            },
             alias_name: Some(alias_name.to_string()),
             alias_metadata: Map::new(),
         }

@@ -47,6 +47,12 @@ impl Drop for FileStorage {
     }
 }
 
+fn set_mode(p: &Path, mode: u32) -> Result<(), StorageError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| StorageError::Unavailable(format!("cannot set the permissions of {}: {e}", p.display())))
+}
+
 fn backend_err(e: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(e.to_string())
 }
@@ -55,8 +61,16 @@ impl FileStorage {
     /// Opens (creating if needed) the store in directory `dir`.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StorageError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        // Owner-only, whatever the umask: the directory when this call creates it, the file always.
+        if !dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            set_mode(dir, 0o700)?;
+        }
         let path = dir.join("coffer.redb");
         // A bounded page cache keeps memory flat however much is stored.
         let repaired = Arc::new(AtomicBool::new(false));
@@ -67,6 +81,7 @@ impl FileStorage {
             .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
             .create(&path)
             .map_err(|e| StorageError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        set_mode(&path, 0o600)?;
         let repaired = repaired.load(Ordering::Relaxed);
         if repaired {
             tracing::warn!(
