@@ -152,52 +152,6 @@ fn bao_kv_subcommands_work_against_coffer() {
     assert_eq!(bao_json(b, a, &["kv", "get", "-format=json", "old2/k"])["data"]["metadata"]["version"], 1);
 }
 
-/// A real `bao server -dev`; killed on drop.
-struct RealBao {
-    child: Child,
-    addr: String,
-    _home: tempfile::TempDir,
-}
-
-impl RealBao {
-    fn start(bao: &str) -> RealBao {
-        let home = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(home.path().join("bao.log")).unwrap();
-        let child = Command::new(bao)
-            .args(["server", "-dev", "-dev-root-token-id=root", &format!("-dev-listen-address={addr}")])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start bao server -dev");
-        let s = RealBao { child, addr, _home: home };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if http(&s.addr, "GET", "/v1/sys/health", &[], b"").0 == 200 {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("bao server -dev did not become ready: {}", log_of(s._home.path()));
-    }
-}
-
-fn log_of(home: &Path) -> String {
-    std::fs::read_to_string(home.join("bao.log")).unwrap_or_default()
-}
-
-impl Drop for RealBao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The type skeleton of a JSON value: every leaf replaced by its type name.
 fn shape(v: &Value) -> Value {
     match v {

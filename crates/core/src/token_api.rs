@@ -517,12 +517,22 @@ fn role_json(r: &TokenRole) -> Map<String, Value> {
         m.remove(k);
     }
     m.insert("explicit_max_ttl".into(), json!(r.token.token_explicit_max_ttl));
+    m.insert("period".into(), json!(r.token.token_period));
     m
 }
 
 fn update_role(r: &mut TokenRole, d: &Map<String, Value>) -> Result<()> {
     let list = |k: &str| -> Result<Option<Vec<String>>> {
-        opt(d, k).map(|v| parse_string_slice(k, v).map(normalize_policies)).transpose()
+        // Kept sorted, as OpenBao keeps (and shows) them.
+        opt(d, k)
+            .map(|v| {
+                parse_string_slice(k, v).map(|l| {
+                    let mut l = normalize_policies(l);
+                    l.sort();
+                    l
+                })
+            })
+            .transpose()
     };
     if let Some(v) = list("allowed_policies")? {
         r.allowed_policies = v;

@@ -1,0 +1,68 @@
+//! Real client libraries drive Coffer as applications do: hvac (Python) and node-vault
+//! (Node.js) run the flows in tests/clients/ — response wrapping (unwrapping with the wrapping
+//! token as the client's own token), auth method listing, token roles, leases, KV v2 — against
+//! a Coffer dev server, and against a real OpenBao dev server to prove the flows expect what
+//! OpenBao does.
+mod common;
+mod python;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
+}
+
+fn required() -> bool {
+    std::env::var("COFFER_REQUIRE_BAO").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+fn run_flows(program: &str, args: &[&str], addr: &str) -> (bool, String) {
+    let o = Command::new(program)
+        .args(args)
+        .current_dir(clients_dir())
+        .env("VAULT_ADDR", format!("http://{addr}"))
+        .env("VAULT_TOKEN", "root")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    (o.status.success(), text)
+}
+
+#[test]
+fn hvac_flows_pass_on_coffer_and_on_openbao() {
+    let Some(bao) = bao_path() else { return };
+    if !python::ensure("hvac", "hvac") {
+        return;
+    }
+    let coffer = Server::start_dev("root");
+    let real = RealBao::start(&bao);
+    for (name, addr) in [("Coffer", &coffer.addr), ("OpenBao", &real.addr)] {
+        let (ok, out) = run_flows("python3", &["hvac_flows.py"], addr);
+        assert!(ok && out.contains("5 passed, 0 failed"), "hvac flows on {name}:\n{out}");
+    }
+}
+
+#[test]
+fn node_vault_flows_pass_on_coffer_and_on_openbao() {
+    let Some(bao) = bao_path() else { return };
+    let dir = clients_dir();
+    if !dir.join("node_modules/node-vault").exists() {
+        let installed = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            assert!(!required(), "node-vault could not be installed (npm ci in tests/clients)");
+            eprintln!("SKIPPED: node-vault not installed (npm ci in tests/clients)");
+            return;
+        }
+    }
+    let coffer = Server::start_dev("root");
+    let real = RealBao::start(&bao);
+    for (name, addr) in [("Coffer", &coffer.addr), ("OpenBao", &real.addr)] {
+        let (ok, out) = run_flows("node", &["--test", "node_vault_flows.test.mjs"], addr);
+        assert!(ok && out.contains("# fail 0"), "node-vault flows on {name}:\n{out}");
+    }
+}
