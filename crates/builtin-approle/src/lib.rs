@@ -567,7 +567,7 @@ impl AppRole {
         role.token.update_from(&req.data)?;
         check_token_type(&role.token)?;
         if !role.bind_secret_id && role.secret_id_bound_cidrs.is_empty() && role.token.token_bound_cidrs.is_empty() {
-            return Err(internal("at least one constraint should be enabled on the role"));
+            return Err(LogicalError::bad_request("at least one constraint should be enabled on the role"));
         }
         let salt = self.salt(s).await?;
         let requested = f.str("role_id").filter(|r| !r.is_empty());
@@ -596,7 +596,7 @@ impl AppRole {
         let key = role_id_key(&hmac_hex(salt, "role_id", role_id));
         if let Some(e) = get_json::<RoleIdEntry>(s, &key).await? {
             if e.name != name {
-                return Err(internal("role_id already in use"));
+                return Err(LogicalError::bad_request("role_id already in use"));
             }
         }
         put_json(s, &key, &RoleIdEntry { name: name.to_string() }).await
@@ -671,7 +671,7 @@ impl AppRole {
         let cidr_list = str_list(f, "cidr_list");
         validate_cidrs("cidr_list", &cidr_list)?;
         if !cidrs_within(&role.secret_id_bound_cidrs, &cidr_list) {
-            return Err(internal(format!(
+            return Err(LogicalError::bad_request(format!(
                 "failed to verify subset relationship between CIDR blocks on the role {:?} and CIDR blocks on the \
                  secret ID {:?}",
                 role.secret_id_bound_cidrs, cidr_list
@@ -680,7 +680,7 @@ impl AppRole {
         let token_bound_cidrs = str_list(f, "token_bound_cidrs");
         validate_cidrs("token_bound_cidrs", &token_bound_cidrs)?;
         if !cidrs_within(&role.token.token_bound_cidrs, &token_bound_cidrs) {
-            return Err(internal(format!(
+            return Err(LogicalError::bad_request(format!(
                 "failed to verify subset relationship between the token CIDR blocks on the role {:?} and the token \
                  CIDR blocks on the secret ID {:?}",
                 role.token.token_bound_cidrs, token_bound_cidrs
@@ -714,7 +714,7 @@ impl AppRole {
         let _g = self.lock_for(&h).lock().await;
         let key = secret_key(name, &h);
         if s.get(&key).await?.is_some() {
-            return Err(internal("failed to store secret_id: SecretID is already registered"));
+            return Err(LogicalError::bad_request("failed to store secret_id: SecretID is already registered"));
         }
         let now = now_nanos();
         let accessor = new_uuid();
@@ -799,7 +799,7 @@ impl AppRole {
     async fn login(&self, req: &Request, f: &FieldData) -> Result<Option<Response>> {
         let s = req.storage.as_ref();
         let Some(role_id) = f.str("role_id").filter(|v| !v.is_empty()) else {
-            return Err(internal("missing role_id"));
+            return Err(LogicalError::bad_request("missing role_id"));
         };
         let invalid = || LogicalError::bad_request(INVALID_CREDENTIALS);
         let salt = self.salt(s).await?;
@@ -863,7 +863,7 @@ impl AppRole {
             role_cidr_check()?;
         }
 
-        let mut auth = role.token.to_auth("approle", role_id, req.remote_addr);
+        let mut auth = role.token.to_auth("", role_id, req.remote_addr);
         if !secret_token_cidrs.is_empty() {
             auth.bound_cidrs = secret_token_cidrs;
         }
@@ -997,7 +997,9 @@ impl Backend for AppRole {
                 (_, Some(e)) => self.lookup_by_hmac(s, &name, &e.secret_id_hmac).await,
             },
             (P_ACCESSOR_DESTROY, _) => match self.accessor_for(&req, &name, f).await? {
-                (acc, None) => Err(internal(format!("failed to find accessor entry for secret_id_accessor: {acc:?}"))),
+                (acc, None) => Err(LogicalError::bad_request(format!(
+                    "failed to find accessor entry for secret_id_accessor: {acc:?}"
+                ))),
                 (_, Some(e)) if e.role_name != name => {
                     Err(LogicalError::new(ErrorKind::PermissionDenied, "invalid secret id accessor"))
                 }

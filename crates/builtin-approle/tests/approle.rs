@@ -174,7 +174,8 @@ async fn generated_ids_are_uuids_and_login_returns_auth_from_the_role() {
 
     // token_bound_cidrs bind the token, not the login (as in OpenBao).
     let a = e.login(&role_id, sid).await.unwrap();
-    assert_eq!(a.display_name, "approle");
+    // No name of its own: the token is named after the mount alone, as OpenBao names it.
+    assert_eq!(a.display_name, "");
     assert_eq!(a.alias_name.as_deref(), Some(role_id.as_str()));
     assert_eq!(Value::Object(a.metadata), json!({"team": "blue", "role_name": "web"}));
     assert_eq!(a.alias_metadata["role_name"], json!("web"));

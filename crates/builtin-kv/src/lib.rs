@@ -75,7 +75,8 @@ impl Backend for KvV1 {
                 let data: Map<String, Value> = serde_json::from_slice(&raw)
                     .map_err(|_| LogicalError::internal(format!("stored entry at {path:?} is not a JSON object")))?;
                 // A "ttl" key in the secret sets the advertised lease; otherwise the mount's.
-                let ttl = match data.get("ttl") {
+                // `lease` is the older spelling OpenBao still honours when `ttl` is absent.
+                let ttl = match data.get("ttl").or_else(|| data.get("lease")) {
                     Some(v) => coffer_sdk::field::parse_duration("ttl", v).unwrap_or(req.system.default_lease_ttl),
                     None => req.system.default_lease_ttl,
                 };

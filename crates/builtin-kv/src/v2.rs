@@ -999,10 +999,18 @@ impl Backend for KvV2 {
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
         use Operation::*;
         let op = req.operation;
-        let matched = self.table.route(op, &req.path, &req.data).map_err(|e| match e.kind {
-            ErrorKind::UnsupportedPath => invalid_path(op),
-            _ => e,
-        })?;
+        let matched = match self.table.route(op, &req.path, &req.data) {
+            Ok(m) => m,
+            // As OpenBao: a 404 whose answer carries the hint as a warning, not as an error.
+            Err(e) if e.kind == ErrorKind::UnsupportedPath => {
+                return Ok(Some(Response {
+                    warnings: invalid_path(op).messages,
+                    status: Some(ErrorKind::NotFound),
+                    ..Default::default()
+                }))
+            }
+            Err(e) => return Err(e),
+        };
         let s = &*req.storage;
         self.upgrade_once(s).await?;
         let f = &matched.fields;

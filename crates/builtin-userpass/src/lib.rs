@@ -314,10 +314,10 @@ impl UserPass {
     }
 
     async fn login(&self, req: &Request, name: &str, password: Option<&str>) -> Result<Option<Response>> {
-        // OpenBao answers a missing password with a 500 "missing password".
+        // OpenBao answers a missing password with a 500; it is the client's error: 400.
         let password = match password {
             Some(p) if !p.is_empty() => p.to_string(),
-            _ => return Err(LogicalError::internal("missing password")),
+            _ => return Err(LogicalError::bad_request("missing password")),
         };
         let user = load_user(req, name).await?;
         let phc = user.as_ref().map(|u| u.password_hash.clone());

@@ -4,8 +4,6 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `bao args…` and returns stdout, failing the test on a non-zero exit.

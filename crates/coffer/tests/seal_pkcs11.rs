@@ -61,9 +61,9 @@ fn pkcs11_init_gives_recovery_keys_and_the_server_unseals_itself_after_restart()
         eprintln!("server log: {l}");
     }
     assert_eq!(read_proof(&s.addr, &root), "kept in the HSM-sealed barrier");
-    let (_, health) = http(&s.addr, "GET", "/v1/sys/health", &[], b"");
-    let h = json(&health);
-    assert_eq!((h["type"].as_str(), h["recovery_seal"].as_bool()), (Some("pkcs11"), Some(true)), "{h}");
+    let (_, status) = http(&s.addr, "GET", "/v1/sys/seal-status", &[], b"");
+    let st = json(&status);
+    assert_eq!((st["type"].as_str(), st["recovery_seal"].as_bool()), (Some("pkcs11"), Some(true)), "{st}");
     if let Some(bao) = bao_path() {
         let o = cli(&bao, &s.addr, None, &["status"]);
         let text = out(&o);

@@ -562,7 +562,13 @@ impl Core {
         let active = active.clone();
         if path.starts_with("auth/") {
             if let Some(resp) = Box::pin(self.handle_login(&active, req, &path)).await? {
-                return Ok(resp);
+                // A login answer is wrapped like any other when the client asks for it.
+                return match req.wrap_ttl {
+                    Some(ttl) if resp.data.is_some() || resp.auth.is_some() => {
+                        Box::pin(self.wrap(&active, &resp, ttl, &path)).await
+                    }
+                    _ => Ok(resp),
+                };
             }
         }
         let token = req.token.as_deref().unwrap_or("");
@@ -818,7 +824,8 @@ impl Core {
             policies,
             path: format!("{}{}", route.prefix, rest),
             meta: if meta.is_empty() { None } else { Some(meta) },
-            display_name: format!("{prefix}-{shown}"),
+            // The mount's path, then the method's own name for the login when it gives one.
+            display_name: if shown.is_empty() { prefix.clone() } else { format!("{prefix}-{shown}") },
             num_uses: auth.num_uses,
             creation_time: token::now(),
             explicit_max_ttl: auth.explicit_max_ttl,

@@ -88,13 +88,25 @@ impl MountEntry {
                 cfg.insert(k.into(), Value::from(v.clone()));
             }
         }
+        // Options as the operator set them: `{}` when none (the built-in token mount alone shows
+        // null), without the plugin pins the core keeps there for itself.
+        let options = match (&self.options, self.mount_type.as_str()) {
+            (None, "token") => Value::Null,
+            (o, _) => Value::Object(
+                o.iter()
+                    .flatten()
+                    .filter(|(k, _)| !matches!(k.as_str(), "plugin_sha256" | "plugin_command"))
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
+        };
         let mut v = serde_json::json!({
             "accessor": self.accessor,
             "config": cfg,
             "description": self.description,
             "external_entropy_access": self.external_entropy_access,
             "local": self.local,
-            "options": self.options,
+            "options": options,
             "plugin_version": self.plugin_version,
             "running_plugin_version": self.running_version(),
             "running_sha256": self.running_sha256(),
@@ -102,7 +114,8 @@ impl MountEntry {
             "type": self.mount_type,
             "uuid": self.uuid,
         });
-        if self.mount_type == "kv" {
+        // OpenBao marks every builtin plugin it runs as supported (not the token store).
+        if self.running_sha256().is_empty() && self.mount_type != "token" {
             v["deprecation_status"] = "supported".into();
         }
         v

@@ -263,11 +263,21 @@ pub fn parse(name: &str, text: &str) -> Result<Policy, LogicalError> {
                 hcl::Structure::Block(b) if b.identifier.as_str() == "path" => {
                     let pattern = b.labels.first().map(|l| l.as_str().to_string()).unwrap_or_default();
                     let n = seen.entry(pattern.clone()).or_insert(0);
-                    let line = line_of_path(&src, &pattern, *n);
+                    let nth = *n;
                     *n += 1;
-                    let v: Value = hcl::from_body(b.body).map_err(|e| bad(line, e))?;
-                    let Value::Object(m) = v else { return Err(bad(line, "path block must hold settings")) };
-                    rules.push(parse_rule(&pattern, &m, line)?);
+                    // The line is looked up only for an error message: finding it scans the
+                    // text, and doing that for every block made large policies quadratic.
+                    let line = || line_of_path(&src, &pattern, nth);
+                    let v: Value = hcl::from_body(b.body).map_err(|e| bad(line(), e))?;
+                    let Value::Object(m) = v else { return Err(bad(line(), "path block must hold settings")) };
+                    match parse_rule(&pattern, &m, 0) {
+                        Ok(r) => rules.push(r),
+                        Err(_) => {
+                            return Err(parse_rule(&pattern, &m, line())
+                                .err()
+                                .unwrap_or_else(|| bad(line(), "invalid rule")))
+                        }
+                    }
                 }
                 hcl::Structure::Attribute(a) if a.key.as_str() == "name" => {}
                 hcl::Structure::Block(b) => {

@@ -96,7 +96,6 @@ impl Core {
             "nonce": nonce,
             "recovery_seal": recovery_seal,
             "version": crate::version_string(),
-            "build_date": crate::BUILD_DATE,
             "commit_date": crate::BUILD_DATE,
             "migration": mode.is_migration(),
         }));

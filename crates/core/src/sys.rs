@@ -49,6 +49,12 @@ impl Core {
     pub(crate) async fn handle_unauthenticated(&self, req: &CoreRequest, path: &str) -> Result<Option<CoreResponse>> {
         use Operation::*;
         let op = req.operation;
+        // OpenBao serves these two outside its router: any other method (LIST included) is a
+        // bare 405 with an empty error list.
+        if matches!(path.trim_end_matches('/'), "sys/seal-status" | "sys/leader") && (op != Read || path.ends_with('/'))
+        {
+            return Err(LogicalError { kind: ErrorKind::UnsupportedOperation, messages: vec![] });
+        }
         let resp = match path {
             "sys/seal-status" => match op {
                 Read => CoreResponse::raw(self.seal_status().await?),
@@ -329,11 +335,30 @@ impl Core {
                 return Err(LogicalError::bad_request("config must be a map"));
             };
             apply_config(&mut config, c)?;
+            if config.default_lease_ttl > 0
+                && config.max_lease_ttl > 0
+                && config.default_lease_ttl > config.max_lease_ttl
+            {
+                return Err(LogicalError::bad_request("given default lease TTL greater than given max lease TTL"));
+            }
         }
         let mut options = match d.get("options").filter(|v| !v.is_null()) {
+            // A null option is no option, as in OpenBao.
+            Some(Value::Object(m)) => Some(string_map(
+                "options",
+                &Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect()),
+            )?),
             Some(v) => Some(string_map("options", v)?),
             None => None,
         };
+        // OpenBao reads a KV version it cannot parse as a number (`true`, "") as the default.
+        if mount_type == "kv" {
+            if let Some(o) = options.as_mut() {
+                if o.get("version").is_some_and(|v| v.parse::<u32>().is_err()) {
+                    o.remove("version");
+                }
+            }
+        }
         let mut mount_type = mount_type;
         if mount_type == "kv-v2" {
             mount_type = "kv".into();
@@ -615,11 +640,25 @@ fn apply_config(c: &mut MountConfig, d: &Map<String, Value>) -> Result<()> {
     for (name, slot) in [
         ("audit_non_hmac_request_keys", &mut c.audit_non_hmac_request_keys),
         ("audit_non_hmac_response_keys", &mut c.audit_non_hmac_response_keys),
-        ("passthrough_request_headers", &mut c.passthrough_request_headers),
-        ("allowed_response_headers", &mut c.allowed_response_headers),
     ] {
         if let Some(v) = d.get(name).filter(|v| !v.is_null()) {
             *slot = parse_string_slice(name, v)?;
+        }
+    }
+    refuse_header_settings(d)?;
+    Ok(())
+}
+
+/// Backends see no request headers and set none: a mount asking for them is refused rather
+/// than stored and never honoured.
+pub(crate) fn refuse_header_settings(d: &Map<String, Value>) -> Result<()> {
+    for name in ["passthrough_request_headers", "allowed_response_headers"] {
+        if let Some(v) = d.get(name).filter(|v| !v.is_null()) {
+            if !parse_string_slice(name, v)?.is_empty() {
+                return Err(LogicalError::bad_request(format!(
+                    "{name} is not supported by this server: backends receive no request headers and set no response headers"
+                )));
+            }
         }
     }
     Ok(())

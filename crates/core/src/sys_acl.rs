@@ -72,7 +72,7 @@ impl Core {
                 let mut names = active.policies.list();
                 names.push("root".into());
                 names.sort();
-                CoreResponse::data(obj(json!({ "keys": names, "policies": names })))
+                CoreResponse::data(obj(json!({ "keys": names })))
             }
             p if p.starts_with("sys/policy/") || p.starts_with("sys/policies/acl/") => {
                 let legacy = p.starts_with("sys/policy/");
@@ -108,10 +108,12 @@ impl Core {
                         }
                     }
                     Create | Update => {
+                        // `rules` is the old name, taken (with a warning) only by the old sys/policy path.
+                        let rules = legacy.then(|| d.get("rules").filter(|v| !v.is_null())).flatten();
                         let text = d
                             .get("policy")
                             .filter(|v| !v.is_null())
-                            .or_else(|| d.get("rules").filter(|v| !v.is_null()))
+                            .or(rules)
                             .map(|v| parse_string("policy", v))
                             .transpose()?
                             .unwrap_or_default();
@@ -136,7 +138,11 @@ impl Core {
                                 .transpose()?,
                         };
                         active.policies.set(&name, &text, check).await?;
-                        CoreResponse::default()
+                        let mut r = CoreResponse::default();
+                        if rules.is_some() && d.get("policy").is_none_or(Value::is_null) {
+                            r.warnings.push("'rules' is deprecated, please use 'policy' instead".into());
+                        }
+                        r
                     }
                     Delete => {
                         active.policies.delete(&name).await?;
@@ -458,12 +464,11 @@ fn apply_auth_config(
     for (name, slot) in [
         ("audit_non_hmac_request_keys", &mut c.audit_non_hmac_request_keys),
         ("audit_non_hmac_response_keys", &mut c.audit_non_hmac_response_keys),
-        ("passthrough_request_headers", &mut c.passthrough_request_headers),
-        ("allowed_response_headers", &mut c.allowed_response_headers),
     ] {
         if let Some(v) = d.get(name).filter(|v| !v.is_null()) {
             *slot = parse_string_slice(name, v)?;
         }
     }
+    crate::sys::refuse_header_settings(d)?;
     Ok(())
 }

@@ -91,6 +91,10 @@ impl Core {
         e.ttl = ttl;
         e.max_ttl = max;
         e.expire_time = if ttl > 0 { now() + ttl } else { 0 };
+        // A token that never expires (a root token) has nothing to renew.
+        if ttl == 0 {
+            e.renewable = false;
+        }
         warnings
     }
 
@@ -124,7 +128,9 @@ impl Core {
             ("lookup", Update | Create) | ("lookup", Read) => {
                 let t = opt(data, "token").map(|v| parse_string("token", v)).transpose()?.unwrap_or_default();
                 if t.is_empty() {
-                    return Err(LogicalError::bad_request("missing token to look up"));
+                    // As OpenBao: no token given looks up the calling token.
+                    let ip = self.identity_policies(active, &caller.entry.entity_id).await?;
+                    return Ok(CoreResponse::data(caller.entry.lookup_data(caller.token, &ip)));
                 }
                 match tokens.lookup(&t).await? {
                     Some(e) => {
@@ -170,13 +176,20 @@ impl Core {
                 if t.is_empty() {
                     return Err(LogicalError::bad_request("missing token to revoke"));
                 }
+                // Revoking an unknown token is a no-op, but orphaning its children needs it.
+                if rest == "revoke-orphan" && tokens.lookup(t).await?.is_none() {
+                    return Err(LogicalError::bad_request("token to revoke not found"));
+                }
                 tokens.revoke(t, rest == "revoke").await?;
                 CoreResponse::default()
             }
             ("revoke-accessor", Update | Create) => {
                 let a = opt(data, "accessor").and_then(Value::as_str).unwrap_or("");
                 let Some((h, _)) = tokens.lookup_accessor(a).await? else {
-                    return Err(LogicalError::bad_request("invalid accessor"));
+                    // Already gone: nothing to revoke, as OpenBao answers it.
+                    let mut r = CoreResponse::default();
+                    r.warnings.push("No token found with this accessor".into());
+                    return Ok(r);
                 };
                 tokens.revoke_hash(&h, true).await?;
                 CoreResponse::default()
@@ -387,7 +400,19 @@ impl Core {
                 }
                 Some(out)
             }
-            Some(Value::String(s)) if s.is_empty() => None,
+            // Also `k=v,k2=v2`, as OpenBao's key-value fields take it; every pair needs its `=`.
+            Some(Value::String(s)) => {
+                let mut out = Map::new();
+                for (i, pair) in s.split(',').enumerate() {
+                    let Some((k, v)) = pair.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+                        return Err(LogicalError::bad_request(format!(
+                            "Field validation failed: error converting input for field \"meta\": invalid key pair at index {i} in field \"meta\""
+                        )));
+                    };
+                    out.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
+                }
+                Some(out)
+            }
             Some(_) => return Err(LogicalError::bad_request("meta must be a map of strings")),
             None => None,
         };

@@ -136,61 +136,70 @@ fn clean_path(path: &str) -> Option<String> {
     Some(clean)
 }
 
-/// `%XX` sequences decoded (`+` stays a plus, as in a URL path); invalid UTF-8 is replaced.
-fn percent_decode_path(p: &str) -> String {
+/// `%XX` sequences decoded (`+` stays a plus, as in a URL path). `None` for an escape that is
+/// not two hex digits or a result that is not UTF-8: Go's URL parser refuses both, and so does
+/// Coffer (400) rather than guessing.
+fn percent_decode_path(p: &str) -> Option<String> {
     if !p.contains('%') {
-        return p.to_string();
+        return Some(p.to_string());
     }
     let b = p.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%' {
+            let v = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())?;
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).ok()
 }
 
 fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    q.map(form_urlencoded).unwrap_or_default()
+    q.map(|q| form_urlencoded(q).unwrap_or_else(|| lenient_pairs(q))).unwrap_or_default()
 }
 
-/// Decodes `a=b&c=d` (percent-decoding, `+` as space).
-fn form_urlencoded(s: &str) -> Vec<(String, String)> {
-    fn dec(s: &str) -> String {
+/// A query string with a malformed escape keeps the escape as written (Go's Query() drops
+/// only the bad pair; reads stay lenient).
+fn lenient_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&').filter(|p| !p.is_empty()).filter_map(|p| form_urlencoded(p).and_then(|mut v| v.pop())).collect()
+}
+
+/// Decodes `a=b&c=d` (percent-decoding, `+` as space). `None` when an escape is malformed.
+fn form_urlencoded(s: &str) -> Option<Vec<(String, String)>> {
+    fn dec(s: &str) -> Option<String> {
         let b = s.as_bytes();
         let mut out = Vec::with_capacity(b.len());
         let mut i = 0;
         while i < b.len() {
             match b[i] {
                 b'+' => out.push(b' '),
-                b'%' if i + 2 < b.len() => {
-                    match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                        Ok(v) => {
-                            out.push(v);
-                            i += 2;
-                        }
-                        Err(_) => out.push(b'%'),
-                    }
+                b'%' => {
+                    let v = b
+                        .get(i + 1..i + 3)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())?;
+                    out.push(v);
+                    i += 2;
                 }
                 c => out.push(c),
             }
             i += 1;
         }
-        String::from_utf8_lossy(&out).into_owned()
+        Some(String::from_utf8_lossy(&out).into_owned())
     }
     s.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
-            Some((k, v)) => (dec(k), dec(v)),
-            None => (dec(p), String::new()),
+            Some((k, v)) => Some((dec(k)?, dec(v)?)),
+            None => Some((dec(p)?, String::new())),
         })
         .collect()
 }
@@ -215,7 +224,22 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     if is_form && trimmed[0] != b'{' && trimmed[0] != b'[' {
         let text = std::str::from_utf8(trimmed).map_err(|_| "failed to decode form input: not UTF-8".to_string())?;
-        return Ok(form_urlencoded(text).into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+        let pairs =
+            form_urlencoded(text).ok_or_else(|| "error parsing form data: malformed percent-escape".to_string())?;
+        // A repeated key keeps every value, joined with commas, as OpenBao reads a form.
+        let mut data = Map::new();
+        for (k, v) in pairs {
+            match data.get_mut(&k) {
+                Some(Value::String(prev)) => {
+                    prev.push(',');
+                    prev.push_str(&v);
+                }
+                _ => {
+                    data.insert(k, Value::String(v));
+                }
+            }
+        }
+        return Ok(data);
     }
     match serde_json::from_slice::<Value>(trimmed) {
         Ok(Value::Object(m)) => Ok(m),
@@ -235,6 +259,16 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
 
 async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    // RFC 9112: an HTTP/1.1 request carries exactly one Host header.
+    if parts.version == axum::http::Version::HTTP_11 && parts.headers.get_all(header::HOST).iter().count() != 1 {
+        return error_response(StatusCode::BAD_REQUEST, &["a request must carry exactly one Host header".into()]);
+    }
+    // RFC 9110: an expectation the server cannot meet is refused.
+    if let Some(e) = parts.headers.get(header::EXPECT) {
+        if !e.as_bytes().eq_ignore_ascii_case(b"100-continue") {
+            return error_response(StatusCode::EXPECTATION_FAILED, &["unsupported Expect header".into()]);
+        }
+    }
     let path = parts.uri.path().to_string();
     if st.ui {
         if let Some(r) = ui::serve(&parts.method, &path) {
@@ -268,7 +302,12 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
     }
     // Like Go's net/http (URL.Path), the API sees the percent-decoded path.
     let encoded = api_path.contains('%');
-    let api_path = percent_decode_path(api_path);
+    let Some(api_path) = percent_decode_path(api_path) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &["invalid path: a percent-escape is malformed or does not decode to UTF-8".into()],
+        );
+    };
     // Only decoding can have made a clean path dirty (`%2e%2e`).
     if encoded && clean_path(&format!("/v1/{api_path}")).is_some() {
         return error_response(StatusCode::BAD_REQUEST, &["invalid path: empty or dot segments after decoding".into()]);
@@ -503,7 +542,13 @@ async fn health(st: &AppState, method: &Method, query: &[(String, String)]) -> R
         }
     };
     let h = st.core.health().await;
-    let standbyok = param("standbyok").and_then(bool_param).unwrap_or(false);
+    let standbyok = match param("standbyok").map(bool_param) {
+        None => false,
+        Some(Some(b)) => b,
+        Some(None) => {
+            return error_response(StatusCode::BAD_REQUEST, &["standbyok must be a boolean".into()]);
+        }
+    };
     let chosen = if !h.initialized {
         code("uninitcode", 501)
     } else if h.sealed {
@@ -525,13 +570,10 @@ async fn health(st: &AppState, method: &Method, query: &[(String, String)]) -> R
         "initialized": h.initialized,
         "sealed": h.sealed,
         "standby": h.sealed || h.standby,
-        "performance_standby": false,
         "replication_performance_mode": mode,
         "replication_dr_mode": mode,
         "server_time_utc": now,
         "version": coffer_core::version_string(),
-        "type": h.seal_type,
-        "recovery_seal": h.recovery_seal,
     });
     if let Some(e) = h.seal_error {
         body["seal_error"] = e.into();
@@ -575,11 +617,21 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_percent_decoded() {
-        assert_eq!(percent_decode_path("secret/data/a%20b"), "secret/data/a b");
-        assert_eq!(percent_decode_path("kv/%3Cimg%3E%2Fx+y"), "kv/<img>/x+y");
-        assert_eq!(percent_decode_path("kv/%zz%4"), "kv/%zz%4");
-        assert_eq!(percent_decode_path("kv/%C3%A9"), "kv/é");
+    fn paths_are_percent_decoded_and_bad_escapes_refused() {
+        assert_eq!(percent_decode_path("secret/data/a%20b").as_deref(), Some("secret/data/a b"));
+        assert_eq!(percent_decode_path("kv/%3Cimg%3E%2Fx+y").as_deref(), Some("kv/<img>/x+y"));
+        assert_eq!(percent_decode_path("kv/%zz"), None);
+        assert_eq!(percent_decode_path("kv/%4"), None);
+        assert_eq!(percent_decode_path("kv/%FF%FE"), None, "not UTF-8");
+        assert_eq!(percent_decode_path("kv/%C3%A9").as_deref(), Some("kv/é"));
+    }
+
+    #[test]
+    fn forms_join_repeated_keys_and_refuse_bad_escapes() {
+        let mut form = HeaderMap::new();
+        form.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        assert_eq!(parse_body(&form, b"a=1&a=2").unwrap()["a"], json!("1,2"));
+        assert!(parse_body(&form, b"a=%ZZ").unwrap_err().contains("error parsing form data"));
     }
 
     #[test]
