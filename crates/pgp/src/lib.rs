@@ -201,6 +201,34 @@ fn pick_recipient(cert: &SignedPublicKey, now: u64) -> Option<Recipient> {
 mod tests {
     use super::*;
 
+    /// `gpg --quick-gen-key 'Carol <carol@example.com>' future-default`, exported: Ed25519
+    /// primary 32E9…EA63, Curve25519 encryption subkey EA2D6C77E0CE7366.
+    const CAROL: &str = "mDMEaxYKihYJKwYBBAHaRw8BAQdAA++FkPgEvuxMAFKMg3IgFMskyXwGqppK7ynEYmTaQ5e0GUNhcm9sIDxjYXJvbEBleGFtcGxlLmNvbT6IkAQTFggAOBYhBDLp/+vnu49osmAdl+d7g6Du0OpjBQJrFgqKAhsDBQsJCAcCBhUKCQgLAgQWAgMBAh4BAheAAAoJEOd7g6Du0OpjUtoBANvt7h0J+ljf7mLONSlOpnCKugpFQwGuSFC8xko7M04kAP44Yz/PzEt/WabdB4u0+o5geVBe5KtQpIClqn7xbC5CBbg4BGsWCooSCisGAQQBl1UBBQEBB0AGCsOQuxkt0V/58XsZmTYEG/lbXcaAKp+gqmUa1IfZOQMBCAeIeAQYFggAIBYhBDLp/+vnu49osmAdl+d7g6Du0OpjBQJrFgqKAhsMAAoJEOd7g6Du0OpjBiQBAMEGlHb0gxeaqyHBq7ed5m7t0mohlcK0s39syu0NrOa2AQCpo8e0PujUnldnSLUJoKamIwH+DXfBVp3QS7pvMvHRBQ==";
+    /// `gpg --quick-gen-key 'Alice <alice@example.com>' rsa2048`: one RSA key that signs and
+    /// certifies, nothing that encrypts.
+    const ALICE_SIGN_ONLY: &str = "mQENBGsWCooBCACpvtLdJon3zxVzJz4SL/I/PVhWNjaLxNEOfI9KY++L2xQ5RG81XOhzoCp4DF/eaiPuDB1CRkMO+yrGf+EBYOSembWkoyrd2h9qbRyIYOVCsT4mK5RMGh75460S6eP2u7InjT10msjoyzVxZ7VXL7Kau4TIE67e8aHsXa4cbLDyqEL1cDW5j8LtFIk4Ls0iyKul02cbTavcd7t2sdYpqprx/G+1VERTFSdeuRexDSU5xrwfLAURo8Z4LMYj298620gD+T0tfamEFkARRWZDGZXanzwZrkAI8Gb6lZ6aQQxAcWZLNTIxdhdWZ4kR5/XFqkVVJNHc+63PjQjcRtUGV+MZABEBAAG0GUFsaWNlIDxhbGljZUBleGFtcGxlLmNvbT6JAU4EEwEKADgWIQTTaz6h4WEU/sBYp2o/NlPAyfLg9QUCaxYKigIbAwULCQgHAgYVCgkICwIEFgIDAQIeAQIXgAAKCRA/NlPAyfLg9TMCCACocNsiyMtkesmA4qZGwa31W4L7kF/9A+Sg/Zy64JZLu2qms+1Wo0bxZxUedRNTsdeZpsnaY4QXRKDvkH1zia/Ser5MEANtktYk9q1tkXH8RK0cs+fCxwgwAnMdiGvlsH6oQPHn9lf73g3Gcb60LON8Oq3/OPPDmvgvMWcuozjnoc5xOEeO5Q1aI4O7XcoSAWVVoKEzsUWP4ny9g+p505EUB3A9983jGPMDmLcyumhxRDoclDIVlSFHFOo+ajjJlfEFeiAQ/babwK1rcJLyJevhkFc77uY9AgUeSlFSthQKN3TjaCNvaogVCgwKCz6R9v3+4hwNJId0kOLpuChEJ6tC";
+
+    #[test]
+    fn curve25519_key_encrypts_to_its_subkey_and_reports_the_primary_fingerprint() {
+        let k = PublicKey::parse_base64(CAROL).unwrap();
+        assert_eq!(k.fingerprint(), "32e9ffebe7bb8f68b2601d97e77b83a0eed0ea63");
+        let msg = k.encrypt(b"share").unwrap();
+        // A new-format PKESK packet (tag 1), version 3, to the subkey's key id, ECDH (18).
+        assert_eq!(msg[0], 0xc1);
+        let body = &msg[2..];
+        assert_eq!(body[0], 3);
+        assert_eq!(hex::encode(&body[1..9]), "ea2d6c77e0ce7366");
+        assert_eq!(body[9], 18);
+        assert!(!msg.windows(5).any(|w| w == b"share"), "the plaintext must not appear");
+        assert_ne!(k.encrypt(b"share").unwrap(), msg, "a fresh session key each time");
+    }
+
+    #[test]
+    fn sign_only_key_is_refused_naming_its_fingerprint() {
+        let e = PublicKey::parse_base64(ALICE_SIGN_ONLY).unwrap_err();
+        assert_eq!(e, PgpError::NoEncryptionKey("d36b3ea1e16114fec058a76a3f3653c0c9f2e0f5".into()));
+    }
+
     #[test]
     fn text_is_refused_as_not_openpgp() {
         let e = PublicKey::parse_base64(&B64.encode("hello")).unwrap_err();
