@@ -57,6 +57,10 @@ enum Kind {
     RsaPrimaryEncrypts,
     /// A single RSA key that only signs: nothing to encrypt to.
     RsaSignOnly,
+    /// Made in 2020 with a Curve25519 encryption subkey that expired a day later.
+    ExpiredSubkey,
+    /// A Curve25519 key whose primary key carries its revocation.
+    Revoked,
 }
 
 impl Operator {
@@ -76,6 +80,13 @@ impl Operator {
             Kind::RsaSignOnly => {
                 gpg_ok(home.path(), &["--quick-gen-key", &uid, "rsa2048", "sign,cert", "never"]);
             }
+            Kind::ExpiredSubkey => {
+                let then = ["--faked-system-time", "20200101T000000"];
+                gpg_ok(home.path(), &[&then[..], &["--quick-gen-key", &uid, "ed25519", "sign,cert", "never"]].concat());
+            }
+            Kind::Revoked => {
+                gpg_ok(home.path(), &["--quick-gen-key", &uid, "future-default", "default", "never"]);
+            }
         }
         let listing = gpg_ok(home.path(), &["--with-colons", "--list-keys", &uid]);
         let fingerprint = listing
@@ -84,8 +95,33 @@ impl Operator {
             .and_then(|l| l.split(':').nth(9))
             .unwrap()
             .to_ascii_lowercase();
-        if let Kind::RsaSubkey = kind {
-            gpg_ok(home.path(), &["--quick-add-key", &fingerprint, "rsa2048", "encr", "never"]);
+        match kind {
+            Kind::RsaSubkey => {
+                gpg_ok(home.path(), &["--quick-add-key", &fingerprint, "rsa2048", "encr", "never"]);
+            }
+            Kind::ExpiredSubkey => {
+                gpg_ok(
+                    home.path(),
+                    &[
+                        "--faked-system-time",
+                        "20200101T000000",
+                        "--quick-add-key",
+                        &fingerprint,
+                        "cv25519",
+                        "encr",
+                        "1d",
+                    ],
+                );
+            }
+            Kind::Revoked => {
+                // gpg keeps a revocation certificate for every new key, each line guarded by ':'.
+                let cert = home.path().join("openpgp-revocs.d").join(format!("{}.rev", fingerprint.to_uppercase()));
+                let text = std::fs::read_to_string(&cert).unwrap();
+                let unguarded: String = text.lines().map(|l| format!("{}\n", l.trim_start_matches(':'))).collect();
+                let o = gpg(home.path(), &["--import"], Some(unguarded.as_bytes()));
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            }
+            _ => {}
         }
         let binary = gpg(home.path(), &["--export", &fingerprint], None).stdout;
         assert!(!binary.is_empty());
@@ -308,6 +344,8 @@ fn generate_root_with_pgp_key_returns_a_token_only_the_key_holder_can_read() {
 fn bad_pgp_input_gets_a_400_naming_the_problem_and_changes_nothing() {
     let good = Operator::new("good", Kind::Curve25519);
     let sign_only = Operator::new("signonly", Kind::RsaSignOnly);
+    let expired = Operator::new("expired", Kind::ExpiredSubkey);
+    let revoked = Operator::new("revoked", Kind::Revoked);
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_file(dir.path());
     let init = |body: Value| put(&s.addr, "sys/init", None, &body);
@@ -317,6 +355,8 @@ fn bad_pgp_input_gets_a_400_naming_the_problem_and_changes_nothing() {
         (json!({"secret_shares": 1, "secret_threshold": 1, "pgp_keys": ["!!!"]}), "error decoding given PGP key"),
         (json!({"secret_shares": 2, "secret_threshold": 2, "pgp_keys": [good.b64]}), "count mismatch"),
         (json!({"secret_shares": 1, "secret_threshold": 1, "pgp_keys": [sign_only.b64]}), "no valid encryption key"),
+        (json!({"secret_shares": 1, "secret_threshold": 1, "pgp_keys": [expired.b64]}), "no valid encryption key"),
+        (json!({"secret_shares": 1, "secret_threshold": 1, "pgp_keys": [revoked.b64]}), "no valid encryption key"),
         (json!({"secret_shares": 1, "secret_threshold": 1, "pgp_keys": ["keybase:someone"]}), "keybase"),
         (json!({"secret_shares": 1, "secret_threshold": 1, "root_token_pgp_key": "aGVsbG8="}), "root_token_pgp_key"),
         (
