@@ -806,7 +806,10 @@ const SYS_UNAUTHENTICATED: &[&str] = &[
     "unseal",
     "leader",
     "generate-root/*",
-    "rekey/*",
+    // Not rekey/backup nor rekey/recovery-key-backup: those need a token.
+    "rekey/init",
+    "rekey/update",
+    "rekey/verify",
     "wrapping/lookup",
     "internal/ui/mounts",
     "internal/ui/mounts/*",

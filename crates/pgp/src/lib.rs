@@ -90,7 +90,11 @@ impl PublicKey {
             };
             return Err(PgpError::Parse(hint.into()));
         }
-        let cert = SignedPublicKey::from_bytes(raw).map_err(|e| PgpError::Parse(e.to_string()))?;
+        // Operators' input reaches the parser unauthenticated (sys/init): a parser bug must end
+        // as a refused key, not a dropped connection.
+        let parsed = std::panic::catch_unwind(|| SignedPublicKey::from_bytes(raw))
+            .map_err(|_| PgpError::Parse("the key could not be parsed".into()))?;
+        let cert = parsed.map_err(|e| PgpError::Parse(e.to_string()))?;
         let recipient = pick_recipient(&cert, now_secs())
             .ok_or_else(|| PgpError::NoEncryptionKey(hex::encode(cert.fingerprint().as_bytes())))?;
         Ok(PublicKey { cert, recipient })
@@ -227,6 +231,22 @@ mod tests {
     fn sign_only_key_is_refused_naming_its_fingerprint() {
         let e = PublicKey::parse_base64(ALICE_SIGN_ONLY).unwrap_err();
         assert_eq!(e, PgpError::NoEncryptionKey("d36b3ea1e16114fec058a76a3f3653c0c9f2e0f5".into()));
+    }
+
+    #[test]
+    fn truncated_or_altered_keys_are_refused_not_panicked_on() {
+        let raw = B64.decode(CAROL).unwrap();
+        for len in 0..raw.len() - 1 {
+            assert!(PublicKey::parse_bytes(&raw[..len]).is_err(), "prefix {len} accepted");
+        }
+        for i in 0..raw.len() {
+            let mut bad = raw.clone();
+            bad[i] ^= 0x41;
+            // Either refused, or (a flipped bit in an unsigned field) still a usable key.
+            if let Ok(k) = PublicKey::parse_bytes(&bad) {
+                k.encrypt(b"x").unwrap();
+            }
+        }
     }
 
     #[test]
