@@ -33,6 +33,9 @@ const BOOL_FLAGS: &[&str] = &[
     "no-default-policy",
     "token-only",
     "renewable",
+    "backup",
+    "backup-retrieve",
+    "backup-delete",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq)]

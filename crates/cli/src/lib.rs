@@ -288,11 +288,23 @@ fn operator_init(p: &Parsed, c: &Client, out: &Out) -> R {
         .flatten()
         .and_then(|s| s.get("recovery_seal").and_then(Value::as_bool))
         .unwrap_or(false);
-    let body = if auto {
+    let mut body = if auto {
         json!({ "recovery_shares": rn, "recovery_threshold": rt })
     } else {
         json!({ "secret_shares": n, "secret_threshold": t })
     };
+    for (flag, field) in [("pgp-keys", "pgp_keys"), ("recovery-pgp-keys", "recovery_pgp_keys")] {
+        if let Some(v) = p.get(flag) {
+            body[field] = json!(pgp_key_files(flag, v)?);
+        }
+    }
+    if let Some(v) = p.get("root-token-pgp-key") {
+        let mut keys = pgp_key_files("root-token-pgp-key", v)?;
+        if keys.len() != 1 {
+            return Err(Fail::Usage("-root-token-pgp-key takes exactly one key file".into()));
+        }
+        body["root_token_pgp_key"] = json!(keys.remove(0));
+    }
     let r = c.request("PUT", "sys/init", Some(&body))?.unwrap_or(Value::Null);
     if auto {
         let list = |k: &str| -> Vec<String> {
@@ -434,7 +446,17 @@ fn generate_root(p: &Parsed, c: &Client, out: &Out) -> R {
         return Ok(0);
     }
     if p.has("init") {
-        let body = json!({ "otp": p.get("otp").unwrap_or(""), "pgp_key": p.get("pgp-key").unwrap_or("") });
+        let pgp_key = match p.get("pgp-key") {
+            Some(v) => {
+                let mut keys = pgp_key_files("pgp-key", v)?;
+                if keys.len() != 1 {
+                    return Err(Fail::Usage("-pgp-key takes exactly one key file".into()));
+                }
+                keys.remove(0)
+            }
+            None => String::new(),
+        };
+        let body = json!({ "otp": p.get("otp").unwrap_or(""), "pgp_key": pgp_key });
         let s = c.request("PUT", &format!("{BASE}/attempt"), Some(&body))?;
         print_data_table(&data_of(&s), out);
         return Ok(0);
@@ -469,16 +491,105 @@ fn aws_lc_rs_fill(buf: &mut [u8]) -> Result<(), String> {
         .map_err(|_| "random number generator failed".to_string())
 }
 
+/// The public keys named by a `-pgp-keys`-style flag (comma-separated files), each as base64
+/// of the binary key, which is what the server takes: an ASCII-armored file is de-armored, a
+/// file holding base64 already is sent as it is, a binary file is encoded. `keybase:` names are
+/// refused: nothing is fetched from the network.
+fn pgp_key_files(flag: &str, value: &str) -> Result<Vec<String>, Fail> {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    let mut keys = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if name.starts_with("keybase:") {
+            return Err(Fail::Usage(format!(
+                "invalid value {value:?} for flag -{flag}: keybase: names are not supported; \
+                 give files holding the public keys (gpg --export KEY > key.gpg)"
+            )));
+        }
+        let raw = std::fs::read(name)
+            .map_err(|e| Fail::Usage(format!("invalid value {value:?} for flag -{flag}: open {name}: {e}")))?;
+        let text = String::from_utf8_lossy(&raw);
+        let trimmed = text.trim();
+        let key = if trimmed.starts_with("-----BEGIN PGP") {
+            dearmor(trimmed).ok_or_else(|| {
+                Fail::Usage(format!("invalid value {value:?} for flag -{flag}: {name}: unreadable ASCII armor"))
+            })?
+        } else {
+            let compact: String = trimmed.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            match B64.decode(compact.as_bytes()) {
+                Ok(bin) if !compact.is_empty() && bin.first().is_some_and(|b| b & 0x80 != 0) => compact,
+                _ => B64.encode(&raw),
+            }
+        };
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(Fail::Usage(format!("flag -{flag} names no key file")));
+    }
+    Ok(keys)
+}
+
+/// The base64 body of an ASCII-armored block: the lines after the header block's blank line,
+/// up to the checksum (`=XXXX`) or the END line.
+fn dearmor(text: &str) -> Option<String> {
+    let mut lines = text.lines().map(str::trim);
+    lines.next()?;
+    // Armor headers ("Comment: ...") end at the first blank line.
+    let mut body = String::new();
+    let mut in_body = false;
+    for line in lines {
+        if line.starts_with("-----END") {
+            break;
+        }
+        if !in_body {
+            if line.is_empty() {
+                in_body = true;
+            } else if !line.contains(": ") {
+                // No header block at all.
+                in_body = true;
+                body.push_str(line);
+            }
+            continue;
+        }
+        if line.starts_with('=') {
+            break;
+        }
+        body.push_str(line);
+    }
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(body.as_bytes()).ok()?;
+    Some(body)
+}
+
 fn rekey(p: &Parsed, c: &Client, out: &Out) -> R {
-    const BASE: &str = "sys/rotate/root";
+    let recovery = match p.get("target").unwrap_or("barrier") {
+        "barrier" => false,
+        "recovery" => true,
+        other => return Err(Fail::Usage(format!("unknown -target {other:?}: barrier or recovery"))),
+    };
+    let base = if recovery { "sys/rotate/recovery" } else { "sys/rotate/root" };
+    if p.has("backup-retrieve") {
+        let s = c.request("GET", &format!("{base}/backup"), None)?;
+        print_data_table(&data_of(&s), out);
+        return Ok(0);
+    }
+    if p.has("backup-delete") {
+        c.request("DELETE", &format!("{base}/backup"), None)?;
+        println!("Success! Deleted backed up keys (if they existed)");
+        return Ok(0);
+    }
+    rekey_ceremony(p, c, out, base)
+}
+
+fn rekey_ceremony(p: &Parsed, c: &Client, out: &Out, base: &str) -> R {
     let verify = p.has("verify");
     if p.has("cancel") {
-        c.request("DELETE", &format!("{BASE}/{}", if verify { "verify" } else { "init" }), None)?;
+        c.request("DELETE", &format!("{base}/{}", if verify { "verify" } else { "init" }), None)?;
         println!("Success! Canceled rekeying (if it was started)");
         return Ok(0);
     }
     if p.has("status") {
-        let s = c.request("GET", &format!("{BASE}/{}", if verify { "verify" } else { "init" }), None)?;
+        let s = c.request("GET", &format!("{base}/{}", if verify { "verify" } else { "init" }), None)?;
         print_data_table(&data_of(&s), out);
         return Ok(0);
     }
@@ -487,8 +598,13 @@ fn rekey(p: &Parsed, c: &Client, out: &Out) -> R {
             "secret_shares": p.get("key-shares").unwrap_or("5").parse::<u32>().map_err(|_| Fail::Usage("-key-shares must be a number".into()))?,
             "secret_threshold": p.get("key-threshold").unwrap_or("3").parse::<u32>().map_err(|_| Fail::Usage("-key-threshold must be a number".into()))?,
             "require_verification": verify,
+            "backup": p.has("backup"),
         });
-        let s = c.request("PUT", &format!("{BASE}/init"), Some(&body))?;
+        let mut body = body;
+        if let Some(v) = p.get("pgp-keys") {
+            body["pgp_keys"] = json!(pgp_key_files("pgp-keys", v)?);
+        }
+        let s = c.request("PUT", &format!("{base}/init"), Some(&body))?;
         print_data_table(&data_of(&s), out);
         return Ok(0);
     }
@@ -496,7 +612,7 @@ fn rekey(p: &Parsed, c: &Client, out: &Out) -> R {
     let nonce =
         p.get("nonce").ok_or_else(|| Fail::Usage("Missing nonce value: specify it via the -nonce flag".into()))?;
     let path = if verify { "verify" } else { "update" };
-    let s = c.request("PUT", &format!("{BASE}/{path}"), Some(&json!({ "key": key, "nonce": nonce })))?;
+    let s = c.request("PUT", &format!("{base}/{path}"), Some(&json!({ "key": key, "nonce": nonce })))?;
     let d = data_of(&s);
     if out.json {
         out.print_json(&Value::Object(d));
@@ -507,12 +623,20 @@ fn rekey(p: &Parsed, c: &Client, out: &Out) -> R {
             println!("Success! Rekey verification was successful. The rekey operation is complete and the new keys are now active.");
             return Ok(0);
         }
+        let fingerprints = d.get("pgp_fingerprints").and_then(Value::as_array);
         if let Some(keys) = d.get("keys_base64").and_then(Value::as_array) {
             for (i, k) in keys.iter().enumerate() {
-                println!("Key {}: {}", i + 1, k.as_str().unwrap_or(""));
+                match fingerprints.and_then(|f| f.get(i)).and_then(Value::as_str) {
+                    Some(fp) => println!("Key {} fingerprint: {fp}; value: {}", i + 1, k.as_str().unwrap_or("")),
+                    None => println!("Key {}: {}", i + 1, k.as_str().unwrap_or("")),
+                }
             }
         }
         println!("\nOperation nonce: {}", d.get("nonce").and_then(Value::as_str).unwrap_or(""));
+        if d.get("backup").and_then(Value::as_bool) == Some(true) {
+            println!("\nThe encrypted keys are backed up in the server's storage. Remove them with");
+            println!("\"coffer operator rekey -backup-delete\" once every holder has their key.");
+        }
         if d.get("verification_required").and_then(Value::as_bool) == Some(true) {
             println!("Verification nonce: {}", d.get("verification_nonce").and_then(Value::as_str).unwrap_or(""));
             println!("\nThe new keys are not active until a threshold of them is given with -verify.");

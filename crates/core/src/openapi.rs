@@ -806,7 +806,10 @@ const SYS_UNAUTHENTICATED: &[&str] = &[
     "unseal",
     "leader",
     "generate-root/*",
-    "rekey/*",
+    // Not rekey/backup nor rekey/recovery-key-backup: those need a token.
+    "rekey/init",
+    "rekey/update",
+    "rekey/verify",
     "wrapping/lookup",
     "internal/ui/mounts",
     "internal/ui/mounts/*",
@@ -887,8 +890,12 @@ fn shares_fields() -> Vec<FieldSpec> {
     vec![
         f("secret_shares", Int, "How many key shares to split the key into"),
         f("secret_threshold", Int, "How many shares rebuild the key"),
-        f("pgp_keys", List, "PGP keys to encrypt the shares with (not supported)"),
-        f("backup", Bool, "Back up PGP-encrypted shares (not supported)"),
+        f(
+            "pgp_keys",
+            List,
+            "Base64 OpenPGP public keys, one per new share: each share comes back encrypted to its key",
+        ),
+        f("backup", Bool, "Store the PGP-encrypted new shares for rekey/backup (needs pgp_keys)"),
         f("require_verification", Bool, "Require the new shares to be verified before they take effect"),
     ]
 }
@@ -928,8 +935,17 @@ fn sys_specs() -> &'static [PathSpec] {
                 vec![
                     f("secret_shares", Int, "How many key shares"),
                     f("secret_threshold", Int, "How many shares unseal"),
-                    f("pgp_keys", List, "PGP keys for the shares (not supported)"),
-                    f("root_token_pgp_key", Str, "PGP key for the root token (not supported)"),
+                    f(
+                        "pgp_keys",
+                        List,
+                        "Base64 OpenPGP public keys, one per share: each share comes back encrypted to its key",
+                    ),
+                    f("root_token_pgp_key", Str, "Base64 OpenPGP public key the root token comes back encrypted to"),
+                    f(
+                        "recovery_pgp_keys",
+                        List,
+                        "Base64 OpenPGP public keys, one per recovery share (auto-unseal only)",
+                    ),
                     f("stored_shares", Int, "Shares stored by an auto-unseal (not supported)"),
                     f("recovery_shares", Int, "Recovery shares (auto-unseal only)"),
                     f("recovery_threshold", Int, "Recovery threshold (auto-unseal only)"),
@@ -1018,7 +1034,7 @@ fn sys_specs() -> &'static [PathSpec] {
             p(
                 "generate-root(?:-token)?/attempt",
                 vec![
-                    f("pgp_key", Str, "PGP key for the new token (not supported)"),
+                    f("pgp_key", Str, "Base64 OpenPGP public key the new token is encrypted to (instead of an OTP)"),
                     f("otp", Str, "One-time pad the new token is XORed with"),
                 ],
                 vec![
@@ -1061,6 +1077,20 @@ fn sys_specs() -> &'static [PathSpec] {
                 ],
                 "Rekey: verification",
                 "Proves the new shares were received before they take effect.",
+            ),
+            p(
+                "(?:rekey|rotate/root)/backup",
+                vec![],
+                vec![(Read, "Read the backed-up encrypted unseal key shares"), (Delete, "Delete the backup")],
+                "Rekey: backup",
+                "The PGP-encrypted new shares a rekey with backup stored, by key fingerprint.",
+            ),
+            p(
+                "(?:rekey/recovery-key-backup|rotate/recovery/backup)",
+                vec![],
+                vec![(Read, "Read the backed-up encrypted recovery key shares"), (Delete, "Delete the backup")],
+                "Recovery rekey: backup",
+                "The PGP-encrypted new recovery shares a recovery rekey with backup stored.",
             ),
             p(
                 "mounts",

@@ -5,7 +5,9 @@ use crate::error::barrier_err;
 use crate::{Core, CoreResponse, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use coffer_barrier::SecureStorage;
 use coffer_crypto::Key;
+use coffer_pgp::PublicKey as PgpKey;
 use coffer_sdk::field::{parse_bool, parse_int};
 use coffer_sdk::LogicalError;
 use coffer_seal::{SealConfig, SealError, ShamirSeal, ShareCollector};
@@ -22,6 +24,8 @@ pub(crate) struct SealState {
 struct GenerateRoot {
     nonce: String,
     otp: Zeroizing<String>,
+    /// With `pgp_key`: the token is encrypted to this key instead of XORed with the OTP.
+    pgp: Option<PgpKey>,
     collector: ShareCollector,
     encoded: Option<String>,
 }
@@ -30,6 +34,10 @@ struct Rekey {
     nonce: String,
     config: SealConfig,
     require_verification: bool,
+    /// With `pgp_keys`: the new shares are encrypted to these keys, one per share.
+    pgp: Option<Vec<PgpKey>>,
+    /// Store the encrypted new shares (`sys/rekey/backup`).
+    backup: bool,
     collector: ShareCollector,
     /// After the old keys were given, with verification required: the pending new key.
     pending: Option<PendingRekey>,
@@ -58,6 +66,99 @@ fn uuid() -> String {
 
 fn encode_shares(shares: &[Zeroizing<Vec<u8>>]) -> (Vec<String>, Vec<String>) {
     (shares.iter().map(hex::encode).collect(), shares.iter().map(|s| B64.encode(&***s)).collect())
+}
+
+/// Where the PGP-encrypted new unseal keys of a rekey with `backup` are kept (inside the barrier).
+pub(crate) const UNSEAL_KEYS_BACKUP_PATH: &str = "core/unseal-keys-backup";
+/// The same for the recovery keys of an auto seal.
+pub(crate) const RECOVERY_KEYS_BACKUP_PATH: &str = "core/recovery-keys-backup";
+
+/// Shares as the operators receive them: plain (hex and base64), or each one's hex text
+/// encrypted to its operator's PGP key (the message in hex and in base64), as Vault does, so
+/// `base64 -d | gpg --decrypt` yields the key to give to `unseal`.
+struct EncodedShares {
+    hex: Vec<String>,
+    b64: Vec<String>,
+    /// With PGP: the fingerprint of each share's key, in order.
+    fingerprints: Option<Vec<String>>,
+}
+
+fn encode_shares_for(shares: &[Zeroizing<Vec<u8>>], pgp: Option<&[PgpKey]>) -> Result<EncodedShares> {
+    let Some(keys) = pgp else {
+        let (hex, b64) = encode_shares(shares);
+        return Ok(EncodedShares { hex, b64, fingerprints: None });
+    };
+    if keys.len() != shares.len() {
+        return Err(LogicalError::internal("PGP key count does not match the share count"));
+    }
+    let mut out = EncodedShares { hex: vec![], b64: vec![], fingerprints: Some(vec![]) };
+    for (share, key) in shares.iter().zip(keys) {
+        let text = Zeroizing::new(hex::encode(&***share));
+        let msg = key.encrypt(text.as_bytes()).map_err(|e| LogicalError::internal(e.to_string()))?;
+        out.hex.push(hex::encode(&msg));
+        out.b64.push(B64.encode(&msg));
+        if let Some(f) = out.fingerprints.as_mut() {
+            f.push(key.fingerprint());
+        }
+    }
+    Ok(out)
+}
+
+/// A list of base64 PGP keys (`pgp_keys`, `recovery_pgp_keys`): `None` when absent or empty.
+/// `keybase:` names are refused: this server looks nothing up on the network.
+fn pgp_keys_field(name: &str, data: &Map<String, Value>) -> Result<Option<Vec<PgpKey>>> {
+    let list = match data.get(name) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => coffer_sdk::field::parse_string_slice(name, v)?,
+    };
+    if list.is_empty() {
+        return Ok(None);
+    }
+    if list.iter().any(|k| k.starts_with("keybase:")) {
+        return Err(LogicalError::bad_request(format!(
+            "{name}: keybase: names are not supported; give base64 of each binary public key (gpg --export KEY | base64)"
+        )));
+    }
+    coffer_pgp::parse_keys(&list)
+        .map(Some)
+        .map_err(|e| LogicalError::bad_request(format!("invalid seal configuration: {name}: {e}")))
+}
+
+/// One base64 PGP key (`root_token_pgp_key`, `pgp_key`): `None` when absent or empty.
+fn pgp_key_field(name: &str, data: &Map<String, Value>) -> Result<Option<PgpKey>> {
+    let key = match data.get(name) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => coffer_sdk::field::parse_string(name, v)?,
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        return Ok(None);
+    }
+    if key.starts_with("keybase:") {
+        return Err(LogicalError::bad_request(format!(
+            "{name}: keybase: names are not supported; give base64 of the binary public key (gpg --export KEY | base64)"
+        )));
+    }
+    PgpKey::parse_base64(key).map(Some).map_err(|e| LogicalError::bad_request(format!("{name}: {e}")))
+}
+
+fn check_pgp_count(name: &str, keys: Option<&Vec<PgpKey>>, shares: i64) -> Result<()> {
+    match keys {
+        Some(k) if k.len() as i64 != shares => Err(LogicalError::bad_request(format!(
+            "invalid seal configuration: count mismatch between number of provided PGP keys and number of shares \
+             ({name} has {} keys for {shares} shares)",
+            k.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The stored backup of a rekey's PGP-encrypted new shares.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RekeyBackup {
+    nonce: String,
+    /// Fingerprint → the encrypted shares (hex) for that key, in share order.
+    keys: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Core {
@@ -118,34 +219,54 @@ impl Core {
     }
 
     /// `sys/init` (PUT). Returns the key shares and the root token; the server stays sealed.
+    /// With `pgp_keys` (`recovery_pgp_keys` for an auto seal) each share comes back encrypted
+    /// to its key; with `root_token_pgp_key` the root token does. Every key is checked before
+    /// anything is initialised.
     pub async fn initialize(&self, data: &Map<String, Value>) -> Result<CoreResponse> {
-        for unsupported in ["pgp_keys", "root_token_pgp_key"] {
-            if data.get(unsupported).is_some_and(|v| !v.is_null() && v != &json!([]) && v != &json!("")) {
-                return Err(LogicalError::bad_request(format!("{unsupported} is not supported by this server yet")));
+        let pgp = pgp_keys_field("pgp_keys", data)?;
+        let recovery_pgp = pgp_keys_field("recovery_pgp_keys", data)?;
+        let root_pgp = pgp_key_field("root_token_pgp_key", data)?;
+        let encrypt_root = |root: String| -> Result<String> {
+            match &root_pgp {
+                None => Ok(root),
+                Some(k) => k.encrypt_base64(root.as_bytes()).map_err(|e| LogicalError::internal(e.to_string())),
             }
-        }
+        };
         if let Some(seal) = self.current_seal() {
+            if pgp.is_some() {
+                return Err(LogicalError::bad_request(
+                    "pgp_keys does not apply with an auto-unseal seal: its operators hold recovery keys; use recovery_pgp_keys",
+                ));
+            }
+            let n = parse_int("recovery_shares", data.get("recovery_shares").unwrap_or(&json!(0)))?;
+            check_pgp_count("recovery_pgp_keys", recovery_pgp.as_ref(), n)?;
             let (keys, root) = self.init_auto(seal, data).await?;
-            let (hex_keys, b64_keys) = encode_shares(&keys);
+            let enc = encode_shares_for(&keys, recovery_pgp.as_deref())?;
             return Ok(CoreResponse::raw(obj(json!({
                 "keys": [],
                 "keys_base64": [],
-                "recovery_keys": hex_keys,
-                "recovery_keys_base64": b64_keys,
-                "root_token": root,
+                "recovery_keys": enc.hex,
+                "recovery_keys_base64": enc.b64,
+                "root_token": encrypt_root(root)?,
             }))));
+        }
+        if recovery_pgp.is_some() {
+            return Err(LogicalError::bad_request(
+                "recovery_pgp_keys applies only with an auto-unseal seal (pkcs11, transit); use pgp_keys for unseal keys",
+            ));
         }
         let shares = parse_int("secret_shares", data.get("secret_shares").unwrap_or(&json!(0)))?;
         let threshold = parse_int("secret_threshold", data.get("secret_threshold").unwrap_or(&json!(0)))?;
         if !(0..=255).contains(&shares) || !(0..=255).contains(&threshold) {
             return Err(LogicalError::bad_request("secret_shares and secret_threshold must be between 1 and 255"));
         }
+        check_pgp_count("pgp_keys", pgp.as_ref(), shares)?;
         let (keys, root) = self.init_with(shares as u32, threshold as u32, None, false).await?;
-        let (hex_keys, b64_keys) = encode_shares(&keys);
+        let enc = encode_shares_for(&keys, pgp.as_deref())?;
         Ok(CoreResponse::raw(obj(json!({
-            "keys": hex_keys,
-            "keys_base64": b64_keys,
-            "root_token": root,
+            "keys": enc.hex,
+            "keys_base64": enc.b64,
+            "root_token": encrypt_root(root)?,
         }))))
     }
 
@@ -273,7 +394,8 @@ impl Core {
                 "required": cfg.operator_shares().1, "complete": g.encoded.is_some(),
                 "encoded_token": g.encoded.clone().unwrap_or_default(),
                 "encoded_root_token": g.encoded.clone().unwrap_or_default(),
-                "pgp_fingerprint": "", "otp": "", "otp_length": otp_len,
+                "pgp_fingerprint": g.pgp.as_ref().map(PgpKey::fingerprint).unwrap_or_default(),
+                "otp": "", "otp_length": otp_len,
             })),
         }
     }
@@ -299,11 +421,24 @@ impl Core {
                 if st.generate_root.is_some() {
                     return Err(LogicalError::bad_request("root generation already in progress for this namespace"));
                 }
-                if data.get("pgp_key").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
-                    return Err(LogicalError::bad_request("pgp_key is not supported by this server yet; use an OTP"));
-                }
+                let pgp = pgp_key_field("pgp_key", data)?;
                 let otp_len = crate::token::SERVICE_TOKEN_PREFIX.len() + crate::token::TOKEN_RANDOM_LEN;
                 let given = data.get("otp").and_then(Value::as_str).unwrap_or("");
+                if pgp.is_some() && !given.is_empty() {
+                    return Err(LogicalError::bad_request(
+                        "give either otp or pgp_key, not both: the new root token is either XORed with the OTP or encrypted to the PGP key",
+                    ));
+                }
+                if let Some(key) = pgp {
+                    st.generate_root = Some(GenerateRoot {
+                        nonce: uuid(),
+                        otp: Zeroizing::new(String::new()),
+                        pgp: Some(key),
+                        collector: ShareCollector::new(cfg.operator_shares().1),
+                        encoded: None,
+                    });
+                    return Ok(CoreResponse::raw(self.generate_root_status(&st, &cfg)));
+                }
                 let otp = if given.is_empty() {
                     coffer_crypto::random_base62(otp_len).map_err(|e| LogicalError::internal(e.to_string()))?
                 } else {
@@ -319,6 +454,7 @@ impl Core {
                 st.generate_root = Some(GenerateRoot {
                     nonce: uuid(),
                     otp: Zeroizing::new(otp.clone()),
+                    pgp: None,
                     collector: ShareCollector::new(cfg.operator_shares().1),
                     encoded: None,
                 });
@@ -370,8 +506,15 @@ impl Core {
                 }
                 let active = self.active().ok_or_else(LogicalError::sealed)?;
                 let (token, _) = active.tokens.create_root(None).await?;
-                let xored: Vec<u8> = token.bytes().zip(g.otp.bytes()).map(|(a, b)| a ^ b).collect();
-                g.encoded = Some(base64::engine::general_purpose::STANDARD_NO_PAD.encode(xored));
+                g.encoded = Some(match &g.pgp {
+                    Some(key) => {
+                        key.encrypt_base64(token.as_bytes()).map_err(|e| LogicalError::internal(e.to_string()))?
+                    }
+                    None => {
+                        let xored: Vec<u8> = token.bytes().zip(g.otp.bytes()).map(|(a, b)| a ^ b).collect();
+                        base64::engine::general_purpose::STANDARD_NO_PAD.encode(xored)
+                    }
+                });
                 let status = self.generate_root_status(&st, &cfg);
                 st.generate_root = None;
                 Ok(CoreResponse::raw(status))
@@ -392,7 +535,9 @@ impl Core {
             Some(r) => obj(json!({
                 "nonce": r.nonce, "started": true, "t": r.config.secret_threshold,
                 "n": r.config.secret_shares, "progress": r.collector.progress(),
-                "required": cfg.operator_shares().1, "pgp_fingerprints": null, "backup": false,
+                "required": cfg.operator_shares().1,
+                "pgp_fingerprints": r.pgp.as_ref().map(|k| k.iter().map(PgpKey::fingerprint).collect::<Vec<_>>()),
+                "backup": r.backup,
                 "verification_required": r.require_verification,
                 "verification_nonce": r.pending.as_ref().map(|p| p.verification_nonce.clone()).unwrap_or_default(),
             })),
@@ -441,17 +586,20 @@ impl Core {
                 if st.rekey.is_some() {
                     return Err(LogicalError::bad_request("rekey already in progress"));
                 }
-                if data.get("pgp_keys").is_some_and(|v| !v.is_null() && v != &json!([])) {
-                    return Err(LogicalError::bad_request("pgp_keys is not supported by this server yet"));
-                }
-                if data.get("backup").map(|v| parse_bool("backup", v)).transpose()?.unwrap_or(false) {
+                let pgp = pgp_keys_field("pgp_keys", data)?;
+                let backup = match data.get("backup") {
+                    Some(v) if !v.is_null() => parse_bool("backup", v)?,
+                    _ => false,
+                };
+                if backup && pgp.is_none() {
                     return Err(LogicalError::bad_request(
-                        "key backup requires PGP keys, which this server does not support yet",
+                        "backup requires pgp_keys: only PGP-encrypted key shares are backed up",
                     ));
                 }
                 let n = parse_int("secret_shares", data.get("secret_shares").unwrap_or(&json!(0)))?;
                 let t = parse_int("secret_threshold", data.get("secret_threshold").unwrap_or(&json!(0)))?;
                 let new_cfg = SealConfig::shamir(n.clamp(0, 1000) as u32, t.clamp(0, 1000) as u32).map_err(seal_err)?;
+                check_pgp_count("pgp_keys", pgp.as_ref(), n)?;
                 let require_verification = match data.get("require_verification") {
                     Some(v) if !v.is_null() => parse_bool("require_verification", v)?,
                     _ => false,
@@ -460,6 +608,8 @@ impl Core {
                     nonce: uuid(),
                     config: new_cfg,
                     require_verification,
+                    pgp,
+                    backup,
                     collector: ShareCollector::new(cfg.operator_shares().1),
                     pending: None,
                 });
@@ -505,11 +655,23 @@ impl Core {
                     ));
                 }
                 let (new_kek, shares) = ShamirSeal::new_key_shares(&r.config).map_err(seal_err)?;
-                let (hex_keys, b64_keys) = encode_shares(&shares);
+                let enc = encode_shares_for(&shares, r.pgp.as_deref())?;
                 let nonce = r.nonce.clone();
+                if r.backup {
+                    // Kept before the new keys take effect, so that a verification or an
+                    // operator who loses the answer can still fetch them (sys/rekey/backup).
+                    let mut keys = std::collections::BTreeMap::<String, Vec<String>>::new();
+                    for (fp, msg) in enc.fingerprints.iter().flatten().zip(&enc.hex) {
+                        keys.entry(fp.clone()).or_default().push(msg.clone());
+                    }
+                    let raw = serde_json::to_vec(&RekeyBackup { nonce: nonce.clone(), keys })
+                        .map_err(|e| LogicalError::internal(e.to_string()))?;
+                    let path = if recovery { RECOVERY_KEYS_BACKUP_PATH } else { UNSEAL_KEYS_BACKUP_PATH };
+                    self.barrier.put(path, &raw).await.map_err(barrier_err)?;
+                }
                 let mut out = obj(json!({
-                    "nonce": nonce, "complete": true, "keys": hex_keys, "keys_base64": b64_keys,
-                    "pgp_fingerprints": null, "backup": false,
+                    "nonce": nonce, "complete": true, "keys": enc.hex, "keys_base64": enc.b64,
+                    "pgp_fingerprints": enc.fingerprints, "backup": r.backup,
                     "verification_required": r.require_verification,
                 }));
                 if r.require_verification {
@@ -588,6 +750,38 @@ impl Core {
                 self.apply_rekey_target(&got, new_cfg, recovery).await?;
                 st.rekey = None;
                 Ok(CoreResponse::raw(obj(json!({ "nonce": vn, "complete": true }))))
+            }
+            _ => Err(LogicalError::unsupported_operation()),
+        }
+    }
+
+    /// `sys/rekey/backup`, `sys/rotate/root/backup` (`recovery` false) and
+    /// `sys/rekey/recovery-key-backup`, `sys/rotate/recovery/backup` (`recovery` true): read or
+    /// delete the PGP-encrypted shares a rekey with `backup` stored.
+    pub(crate) async fn rekey_backup(&self, op: coffer_sdk::Operation, recovery: bool) -> Result<CoreResponse> {
+        use coffer_sdk::Operation::*;
+        let path = if recovery { RECOVERY_KEYS_BACKUP_PATH } else { UNSEAL_KEYS_BACKUP_PATH };
+        match op {
+            Read => {
+                let Some(raw) = self.barrier.get(path).await.map_err(barrier_err)? else {
+                    return Err(LogicalError::bad_request("no backed-up keys found"));
+                };
+                let b: RekeyBackup = serde_json::from_slice(&raw)
+                    .map_err(|_| LogicalError::internal("the stored key backup is unreadable"))?;
+                let mut b64 = Map::new();
+                for (fp, list) in &b.keys {
+                    let encoded: Vec<Value> = list
+                        .iter()
+                        .map(|h| hex::decode(h).map(|m| Value::String(B64.encode(m))))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(|_| LogicalError::internal("the stored key backup is unreadable"))?;
+                    b64.insert(fp.clone(), Value::Array(encoded));
+                }
+                Ok(CoreResponse::legacy(obj(json!({ "nonce": b.nonce, "keys": b.keys, "keys_base64": b64 }))))
+            }
+            Delete => {
+                self.barrier.delete(path).await.map_err(barrier_err)?;
+                Ok(CoreResponse::default())
             }
             _ => Err(LogicalError::unsupported_operation()),
         }

@@ -86,6 +86,8 @@ impl Core {
                 let sub = &p["sys/generate-root/".len()..];
                 self.generate_root(op, sub, &req.data).await?
             }
+            // The backups need a token (handled in handle_sys), as OpenBao does.
+            "sys/rekey/backup" | "sys/rekey/recovery-key-backup" => return Ok(None),
             p if p.starts_with("sys/rekey/") => {
                 let sub = &p["sys/rekey/".len()..];
                 self.rekey(op, sub, &req.data).await?
@@ -234,6 +236,14 @@ impl Core {
             p if p.starts_with("sys/generate-root-token/") => {
                 let sub = &p["sys/generate-root-token/".len()..];
                 let mut r = self.generate_root(op, sub, d).await?;
+                r.shape = crate::BodyShape::Envelope;
+                Ok(r)
+            }
+            "sys/rekey/backup" | "sys/rotate/root/backup" => self.rekey_backup(op, false).await,
+            "sys/rekey/recovery-key-backup" | "sys/rotate/recovery/backup" => self.rekey_backup(op, true).await,
+            p if p.starts_with("sys/rotate/recovery/") => {
+                let sub = &p["sys/rotate/recovery/".len()..];
+                let mut r = self.rekey_target(op, sub, d, true).await?;
                 r.shape = crate::BodyShape::Envelope;
                 Ok(r)
             }
