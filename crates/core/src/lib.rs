@@ -6,6 +6,7 @@
 pub mod audit;
 mod autoseal;
 pub mod catalog;
+pub mod cors;
 pub mod error;
 pub mod ha;
 pub mod identity;
@@ -216,6 +217,8 @@ pub struct Core {
     pub(crate) plugins: RwLock<std::collections::HashMap<String, Arc<dyn coffer_sdk::Backend>>>,
     /// Set when the server runs in an HA cluster (`ha.rs`).
     pub(crate) ha: std::sync::OnceLock<ha::HaState>,
+    /// `sys/config/cors`, consulted by the HTTP layer (`cors`).
+    pub(crate) cors: cors::CorsState,
 }
 
 impl Core {
@@ -230,6 +233,7 @@ impl Core {
             plugin_launcher: RwLock::new(None),
             plugins: RwLock::new(Default::default()),
             ha: std::sync::OnceLock::new(),
+            cors: Default::default(),
             barrier,
         })
     }
@@ -366,6 +370,7 @@ impl Core {
             }
         };
         let router = self.build_router(&table, &auth);
+        self.load_cors().await?;
         let tokens = TokenStore::load(self.barrier.clone()).await?;
         let policies = policy_store::PolicyStore::load(self.barrier.clone()).await?;
         let identity = identity::IdentityStore::load(self.barrier.clone()).await?;

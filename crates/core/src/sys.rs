@@ -217,6 +217,7 @@ impl Core {
                 _ => Err(LogicalError::unsupported_operation()),
             },
             p if p == "sys/raw" || p.starts_with("sys/raw/") => self.handle_raw(op, p, d).await,
+            "sys/config/cors" => self.handle_cors(op, d).await,
             "sys/step-down" => match op {
                 Update | Create => {
                     self.step_down()?;
