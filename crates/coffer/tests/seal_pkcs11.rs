@@ -183,6 +183,12 @@ fn recovery_keys_are_rekeyed_with_bao_operator_rekey_target_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let port = port();
     let config = write_config(dir.path(), port, &hsm.stanza("kek", true, ""));
+    // `bao operator rekey` calls the legacy unauthenticated sys/rekey-recovery-key/*, which a
+    // listener serves only when told to (as on OpenBao 2.x).
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text =
+        text.replacen("tls_disable = true\n", "tls_disable = true\n  disable_unauthed_rekey_endpoints = false\n", 1);
+    std::fs::write(&config, text).unwrap();
     let conf = hsm.conf.display().to_string();
     let s = start(&config, port, &[("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)]);
     let (old, root) = init_recovery(&s.addr, 3, 2);
