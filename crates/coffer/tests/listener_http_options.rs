@@ -70,7 +70,7 @@ fn start(dir: &std::path::Path) -> (Server, Ports) {
         ),
         l(p.legacy, "  disable_unauthed_generate_root_endpoints = false\n  disable_unauthed_rekey_endpoints = false"),
         l(p.json, "  max_request_json_strings = 3\n  max_request_json_memory = 4096"),
-        l(p.timeouts, "  http_read_header_timeout = \"1s\"\n  http_idle_timeout = \"1s\""),
+        l(p.timeouts, "  http_read_header_timeout = \"1s\"\n  http_idle_timeout = \"1s\"\n  http_read_timeout = \"1s\""),
     ]
     .concat();
     let path = dir.join("coffer.hcl");
@@ -187,7 +187,7 @@ fn custom_response_headers_legacy_ceremonies_and_json_limits_act_per_listener() 
 }
 
 #[test]
-fn header_read_and_idle_timeouts_close_connections() {
+fn stalled_headers_stalled_bodies_and_idle_connections_are_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let (_s, p) = start(dir.path());
     let addr = format!("127.0.0.1:{}", p.timeouts);
@@ -206,6 +206,18 @@ fn header_read_and_idle_timeouts_close_connections() {
     };
     let took = start.elapsed();
     assert!(took < Duration::from_secs(5), "a stalled header must be cut off (took {took:?}, read {n})");
+
+    // A body that stops arriving is answered 408 after http_read_timeout.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"PUT /v1/sys/unseal HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"key\":").unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("timed out reading the request body"), "{text}");
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
 
     // A kept-alive connection with nothing to do is closed after http_idle_timeout.
     let mut s = TcpStream::connect(&addr).unwrap();
@@ -363,4 +375,28 @@ fn cors_configuration_survives_a_restart() {
     unseal(&s.addr, &keys[..3]);
     let (_, head, _) = http_full(&s.addr, "GET", "/v1/sys/health", &[("Origin", "http://app.example")], b"");
     assert!(head.contains("access-control-allow-origin: http://app.example"), "{head}");
+}
+
+#[test]
+fn the_bao_cli_configures_cors_with_write_read_and_delete() {
+    let Some(bao) = bao_path() else { return };
+    let s = Server::start_dev("root");
+    let o = cli(
+        &bao,
+        &s.addr,
+        Some("root"),
+        &["write", "sys/config/cors", "allowed_origins=http://a.example,http://b.example"],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    let o = cli(&bao, &s.addr, Some("root"), &["read", "-format=json", "sys/config/cors"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let v = json(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(v["data"]["enabled"], true);
+    assert_eq!(v["data"]["allowed_origins"], serde_json::json!(["http://a.example", "http://b.example"]));
+    let (_, head, _) = http_full(&s.addr, "GET", "/v1/sys/health", &[("Origin", "http://b.example")], b"");
+    assert!(head.contains("access-control-allow-origin: http://b.example"), "{head}");
+    let o = cli(&bao, &s.addr, Some("root"), &["delete", "sys/config/cors"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = cli(&bao, &s.addr, Some("root"), &["read", "-format=json", "sys/config/cors"]);
+    assert_eq!(json(&String::from_utf8_lossy(&o.stdout))["data"]["enabled"], false);
 }
