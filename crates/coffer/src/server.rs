@@ -5,7 +5,7 @@ use clap::Parser;
 use coffer_barrier::Barrier;
 use coffer_config::{Listener, ServerConfig, StorageConfig};
 use coffer_core::{Core, CoreConfig};
-use coffer_http::{AppState, ListenerConfig, DEFAULT_MAX_REQUEST_SIZE};
+use coffer_http::{AppState, ListenerConfig, RequestOptions, DEFAULT_MAX_REQUEST_SIZE};
 use coffer_physical::Storage;
 use std::sync::Arc;
 
@@ -128,15 +128,7 @@ pub fn main(raw: &[String]) -> i32 {
             cfg.storage = Some(StorageConfig { kind: "inmem".into(), options: Default::default() });
         }
         if cfg.listeners.is_empty() {
-            cfg.listeners.push(Listener {
-                kind: "tcp".into(),
-                address: args.dev_listen_address.clone(),
-                tls_disable: true,
-                tls_cert_file: None,
-                tls_key_file: None,
-                max_request_size: None,
-                unauthenticated_metrics_access: false,
-            });
+            cfg.listeners.push(Listener { tls_disable: true, ..Listener::tcp(&args.dev_listen_address) });
         }
         cfg.ui = true;
         if args.dev_plugin_dir.is_some() {
@@ -270,18 +262,19 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut addrs = Vec::new();
     for l in &cfg.listeners {
-        let lc = ListenerConfig {
-            address: l.address.clone(),
-            tls_disable: l.tls_disable,
-            tls_cert_file: l.tls_cert_file.clone(),
-            tls_key_file: l.tls_key_file.clone(),
-            max_request_size: l.max_request_size.unwrap_or(DEFAULT_MAX_REQUEST_SIZE),
+        let (lc, options) = match listener_settings(l) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return 1;
+            }
         };
         let state = AppState {
             core: core.clone(),
             max_request_size: lc.max_request_size,
             ui: cfg.ui,
             unauthenticated_metrics: l.unauthenticated_metrics_access,
+            options: Arc::new(options),
         };
         let (btx, brx) = tokio::sync::oneshot::channel();
         let rx = stop_rx.clone();
@@ -354,6 +347,67 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs
         let _ = std::fs::remove_file(p);
     }
     0
+}
+
+/// A configured listener as the HTTP layer takes it: the socket and TLS side, and the options
+/// applied to each request.
+fn listener_settings(l: &Listener) -> Result<(ListenerConfig, RequestOptions), String> {
+    use coffer_config::{StatusMatch, TlsVersion};
+    use coffer_http::{CustomHeaders, ForwardedFor};
+    use std::time::Duration;
+    let version = |v: TlsVersion| match v {
+        TlsVersion::Tls12 => coffer_http::TlsVersion::Tls12,
+        TlsVersion::Tls13 => coffer_http::TlsVersion::Tls13,
+    };
+    let secs = |s: Option<u64>| s.map(Duration::from_secs);
+    let lc = ListenerConfig {
+        address: l.address.clone(),
+        tls_disable: l.tls_disable,
+        tls_cert_file: l.tls_cert_file.clone(),
+        tls_key_file: l.tls_key_file.clone(),
+        max_request_size: l.max_request_size.unwrap_or(DEFAULT_MAX_REQUEST_SIZE),
+        tls_min_version: version(l.tls_min_version),
+        tls_max_version: version(l.tls_max_version),
+        tls_cipher_suites: l.tls_cipher_suites.clone(),
+        tls_require_and_verify_client_cert: l.tls_require_and_verify_client_cert,
+        tls_client_ca_file: l.tls_client_ca_file.clone(),
+        tls_disable_client_certs: l.tls_disable_client_certs,
+        http_read_header_timeout: secs(l.http_read_header_timeout),
+        http_idle_timeout: secs(l.http_idle_timeout),
+    };
+    let mut headers = CustomHeaders::default();
+    for (m, list) in &l.custom_response_headers {
+        let mut pairs = Vec::new();
+        for (name, values) in list {
+            let n = coffer_http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("listener custom_response_headers: {name:?} is not a header name"))?;
+            let v = coffer_http::HeaderValue::from_str(&values.join("; ")).map_err(|_| {
+                format!("listener custom_response_headers: the value of {name:?} is not a header value")
+            })?;
+            pairs.push((n, v));
+        }
+        match m {
+            StatusMatch::Default => headers.default.extend(pairs),
+            StatusMatch::Class(c) => headers.class[usize::from(*c)].extend(pairs),
+            StatusMatch::Exact(c) => headers.exact.push((*c, pairs)),
+        }
+    }
+    let options = RequestOptions {
+        forwarded_for: l.x_forwarded_for.as_ref().map(|x| ForwardedFor {
+            authorized: x.authorized.iter().map(|c| (c.addr, c.prefix)).collect(),
+            hop_skips: x.hop_skips,
+            reject_not_authorized: x.reject_not_authorized,
+            reject_not_present: x.reject_not_present,
+        }),
+        max_request_duration: secs(l.max_request_duration),
+        read_timeout: secs(l.http_read_timeout),
+        disable_unauthed_generate_root: l.disable_unauthed_generate_root_endpoints,
+        disable_unauthed_rekey: l.disable_unauthed_rekey_endpoints,
+        max_json_memory: l.max_request_json_memory,
+        max_json_strings: l.max_request_json_strings,
+        headers: headers.with_openbao_defaults(),
+    };
+    Ok((lc, options))
 }
 
 fn base64_std(b: &[u8]) -> String {

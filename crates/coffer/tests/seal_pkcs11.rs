@@ -73,10 +73,12 @@ fn pkcs11_init_gives_recovery_keys_and_the_server_unseals_itself_after_restart()
     // The PIN never reaches the log.
     assert!(!s.log_text().contains(PIN), "the HSM PIN appears in the server log");
 
-    // Recovery keys authorise generate-root (the unauthenticated sys/generate-root endpoints).
-    let (st_code, body) = http(&s.addr, "PUT", "/v1/sys/generate-root/attempt", &[], b"{}");
+    // Recovery keys authorise generate-root (sys/generate-root-token: the unauthenticated
+    // sys/generate-root endpoints are off by default, as in OpenBao 2.x).
+    let (st_code, body) =
+        http(&s.addr, "PUT", "/v1/sys/generate-root-token/attempt", &[("X-Vault-Token", &root)], b"{}");
     assert_eq!(st_code, 200, "{body}");
-    let g = json(&body);
+    let g = json(&body)["data"].clone();
     assert_eq!(g["required"], 2, "generate-root needs the recovery threshold: {g}");
     let (nonce, otp) = (g["nonce"].as_str().unwrap().to_string(), g["otp"].as_str().unwrap().to_string());
     let mut last = serde_json::Value::Null;
@@ -84,15 +86,15 @@ fn pkcs11_init_gives_recovery_keys_and_the_server_unseals_itself_after_restart()
         let (c, b) = http(
             &s.addr,
             "PUT",
-            "/v1/sys/generate-root/update",
-            &[],
+            "/v1/sys/generate-root-token/update",
+            &[("X-Vault-Token", &root)],
             format!("{{\"key\":\"{k}\",\"nonce\":\"{nonce}\"}}").as_bytes(),
         );
         assert_eq!(c, 200, "{b}");
-        last = json(&b);
+        last = json(&b)["data"].clone();
     }
     assert_eq!(last["complete"], true, "{last}");
-    let encoded = last["encoded_root_token"].as_str().unwrap();
+    let encoded = last["encoded_token"].as_str().unwrap();
     use base64::Engine;
     let raw = base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded).unwrap();
     let new_root: String = raw.iter().zip(otp.bytes()).map(|(a, b)| (a ^ b) as char).collect();
@@ -181,6 +183,12 @@ fn recovery_keys_are_rekeyed_with_bao_operator_rekey_target_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let port = port();
     let config = write_config(dir.path(), port, &hsm.stanza("kek", true, ""));
+    // `bao operator rekey` calls the legacy unauthenticated sys/rekey-recovery-key/*, which a
+    // listener serves only when told to (as on OpenBao 2.x).
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text =
+        text.replacen("tls_disable = true\n", "tls_disable = true\n  disable_unauthed_rekey_endpoints = false\n", 1);
+    std::fs::write(&config, text).unwrap();
     let conf = hsm.conf.display().to_string();
     let s = start(&config, port, &[("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)]);
     let (old, root) = init_recovery(&s.addr, 3, 2);

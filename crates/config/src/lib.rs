@@ -6,24 +6,15 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod listener;
+pub use listener::{Cidr, ForwardedFor, Listener, StatusMatch, TlsVersion, TLS12_SUITES, TLS13_SUITES};
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{file}: {msg}")]
     Invalid { file: String, msg: String },
     #[error("{file}:{line}: {msg}")]
     AtLine { file: String, line: usize, msg: String },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Listener {
-    pub kind: String,
-    pub address: String,
-    pub tls_disable: bool,
-    pub tls_cert_file: Option<String>,
-    pub tls_key_file: Option<String>,
-    pub max_request_size: Option<usize>,
-    /// `telemetry { unauthenticated_metrics_access = true }` inside the listener.
-    pub unauthenticated_metrics_access: bool,
 }
 
 /// An `audit "type" "path" { … }` stanza.
@@ -194,7 +185,7 @@ fn line_of(src: &str, key: &str, nth: usize) -> usize {
 }
 
 fn hcl_items(src: &str, file: &str) -> Result<Vec<Item>, ConfigError> {
-    let body: hcl::Body = hcl::parse(src).map_err(|e| {
+    let body: hcl::Body = hcl::parse(&listener::hcl1_compat(src)).map_err(|e| {
         let msg = e.to_string();
         ConfigError::Invalid { file: file.to_string(), msg: format!("invalid HCL: {msg}") }
     })?;
@@ -419,55 +410,7 @@ impl ServerConfig {
                         return Err(at(format!("unsupported listener type {kind:?} (supported: \"tcp\")")));
                     }
                     let body = block_body(item, name)?;
-                    let mut l = Listener {
-                        kind,
-                        address: "127.0.0.1:8200".into(),
-                        tls_disable: false,
-                        tls_cert_file: None,
-                        tls_key_file: None,
-                        max_request_size: None,
-                        unauthenticated_metrics_access: false,
-                    };
-                    for (k, v) in &body {
-                        match k.as_str() {
-                            "address" => {
-                                l.address =
-                                    as_string(v).ok_or_else(|| at("listener address must be a string".into()))?
-                            }
-                            "tls_disable" => {
-                                l.tls_disable = as_bool(v)
-                                    .ok_or_else(|| at(format!("listener tls_disable: {v} is not a boolean")))?
-                            }
-                            "tls_cert_file" => l.tls_cert_file = as_string(v),
-                            "tls_key_file" => l.tls_key_file = as_string(v),
-                            "max_request_size" => {
-                                let n = as_string(v)
-                                    .and_then(|s| s.parse::<i64>().ok())
-                                    .ok_or_else(|| at(format!("listener max_request_size: {v} is not an integer")))?;
-                                // Vault: 0 means the default, negative means no limit.
-                                l.max_request_size = match n {
-                                    0 => None,
-                                    n if n < 0 => Some(usize::MAX),
-                                    n => Some(n as usize),
-                                };
-                            }
-                            "telemetry" => {
-                                let blocks = match v {
-                                    Value::Array(a) => a.clone(),
-                                    other => vec![other.clone()],
-                                };
-                                for b in blocks {
-                                    if let Some(x) = b.get("unauthenticated_metrics_access") {
-                                        l.unauthenticated_metrics_access = as_bool(x).ok_or_else(|| {
-                                            at(format!("listener telemetry unauthenticated_metrics_access: {x} is not a boolean"))
-                                        })?;
-                                    }
-                                }
-                            }
-                            k if ignored_on_purpose("listener", k) => {}
-                            other => return Err(at(format!("unknown or unsupported listener option {other:?}"))),
-                        }
-                    }
+                    let l = listener::parse(kind, &body, src, name, item.line)?;
                     c.listeners.push(l);
                 }
                 "storage" | "backend" => {

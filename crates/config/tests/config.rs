@@ -61,7 +61,8 @@ fn unknown_stanza_is_reported_with_its_line() {
 fn bad_values_are_reported_with_their_line() {
     let e = ServerConfig::parse("storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = \"maybe\"\n}\n", "y.hcl")
         .unwrap_err();
-    assert!(matches!(e, ConfigError::AtLine { line: 2, .. }), "{e}");
+    // A listener option's error names the option's own line, not the block's.
+    assert!(matches!(e, ConfigError::AtLine { line: 3, .. }), "{e}");
     let e = ServerConfig::parse("storage \"consul\" {}\n", "z.hcl").unwrap_err();
     assert!(e.to_string().contains("z.hcl:1: unknown storage type \"consul\""), "{e}");
     let e = ServerConfig::parse("default_lease_ttl = \"soon\"\n", "d.hcl").unwrap_err();

@@ -6,6 +6,7 @@
 pub mod audit;
 mod autoseal;
 pub mod catalog;
+pub mod cors;
 pub mod error;
 pub mod ha;
 pub mod identity;
@@ -227,6 +228,8 @@ pub struct Core {
     pub(crate) log_control: RwLock<Option<Arc<dyn logging::LogControl>>>,
     /// Requests being served (`sys/in-flight-req`).
     pub(crate) in_flight: Arc<sys_runtime::InFlight>,
+    /// `sys/config/cors`, consulted by the HTTP layer (`cors`).
+    pub(crate) cors: cors::CorsState,
 }
 
 impl Core {
@@ -243,6 +246,7 @@ impl Core {
             ha: std::sync::OnceLock::new(),
             log_control: RwLock::new(None),
             in_flight: Default::default(),
+            cors: Default::default(),
             barrier,
         })
     }
@@ -379,6 +383,7 @@ impl Core {
             }
         };
         let router = self.build_router(&table, &auth);
+        self.load_cors().await?;
         let tokens = TokenStore::load(self.barrier.clone()).await?;
         let policies = policy_store::PolicyStore::load(self.barrier.clone()).await?;
         let identity = identity::IdentityStore::load(self.barrier.clone()).await?;

@@ -995,6 +995,22 @@ fn sys_specs() -> &'static [PathSpec] {
                 "The active node becomes a standby and lets another node take over.",
             ),
             p(
+                "config/cors",
+                vec![
+                    f("allowed_origins", List, "Origins allowed to make cross-origin requests; \"*\" (alone) for any")
+                        .required(),
+                    f("allowed_headers", List, "Request headers allowed besides the standard ones"),
+                    f("allow_credentials", Bool, "Send Access-Control-Allow-Credentials: true"),
+                ],
+                vec![
+                    (Read, "Show the CORS configuration"),
+                    (Update, "Enable CORS with these settings"),
+                    (Delete, "Disable CORS"),
+                ],
+                "CORS configuration",
+                "Which web origins may call the API from a browser (docs/cors.md).",
+            ),
+            p(
                 "host-info",
                 vec![],
                 vec![(Read, "Show host information")],

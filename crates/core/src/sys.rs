@@ -226,6 +226,7 @@ impl Core {
             },
             p if p == "sys/raw" || p.starts_with("sys/raw/") => self.handle_raw(op, p, d).await,
             p if crate::sys_runtime::serves(p) => self.handle_sys_runtime(active, op, p, d).await,
+            "sys/config/cors" => self.handle_cors(op, d).await,
             "sys/step-down" => match op {
                 Update | Create => {
                     self.step_down()?;

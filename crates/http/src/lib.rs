@@ -8,19 +8,21 @@
 #![forbid(unsafe_code)]
 
 mod listener;
+mod options;
 mod ui;
 
-pub use listener::{serve, ListenerConfig};
+pub use axum::http::{HeaderName, HeaderValue};
+pub use listener::{serve, serve_router, ClientCertificate, ListenerConfig, TlsVersion};
+pub use options::{CustomHeaders, ForwardedFor, RequestOptions};
 pub use ui::CONTENT_SECURITY_POLICY;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use coffer_core::{BodyShape, Core, CoreRequest, CoreResponse, ErrorKind};
 use coffer_sdk::{LogicalError, Operation};
-use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -39,11 +41,13 @@ pub struct AppState {
     pub ui: bool,
     /// `telemetry { unauthenticated_metrics_access = true }` in the listener.
     pub unauthenticated_metrics: bool,
+    /// The listener's per-request options (forwarded-for, timeouts, JSON limits, headers, …).
+    pub options: Arc<RequestOptions>,
 }
 
 /// Builds the router for one listener.
 pub fn router(state: AppState) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    Router::new().fallback(options::handle_outer).with_state(state)
 }
 
 /// Maps an error kind to its HTTP status. The one place that knows status codes.
@@ -61,7 +65,7 @@ pub fn status_for(kind: ErrorKind) -> StatusCode {
     }
 }
 
-fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     let mut bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     bytes.push(b'\n');
     let mut r = Response::new(Body::from(bytes));
@@ -257,7 +261,7 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
     }
 }
 
-async fn handle(State(st): State<AppState>, req: Request) -> Response {
+pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     // RFC 9112: an HTTP/1.1 request carries exactly one Host header.
     if parts.version == axum::http::Version::HTTP_11 && parts.headers.get_all(header::HOST).iter().count() != 1 {
@@ -328,18 +332,19 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
     // `?help=<anything>` asks for the path's help, whatever the method.
     let help = query.iter().any(|(k, v)| k == "help" && !v.is_empty());
 
-    // Read the body within the size limit.
-    let limited = http_body_util::Limited::new(body, st.max_request_size);
-    let bytes = match limited.collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            let mut r = error_response(StatusCode::PAYLOAD_TOO_LARGE, &["http: request body too large".into()]);
-            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return r;
+    // Legacy unauthenticated ceremonies, off by default as in OpenBao 2.x.
+    if st.options.refuses_unauthed(&api_path) {
+        if st.core.is_sealed() {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, &["Vault is sealed".into()]);
         }
-        Err(_) => return error_response(StatusCode::BAD_REQUEST, &["failed to read request body".into()]),
-    };
+        return error_response(StatusCode::METHOD_NOT_ALLOWED, &["unsupported operation".into()]);
+    }
 
+    // Read the body within the size limit (and `http_read_timeout`).
+    let bytes = match options::read_body(&parts.headers, body, st.max_request_size, st.options.read_timeout).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     if api_path == "sys/health" && !help {
         return health(&st, &parts.method, &query).await;
     }
@@ -377,7 +382,7 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
 
     let mut data = match operation {
         Operation::Read | Operation::List | Operation::Delete => Map::new(),
-        _ => match parse_body(&parts.headers, &bytes) {
+        _ => match st.options.check_json(&parts.headers, &bytes).and_then(|()| parse_body(&parts.headers, &bytes)) {
             Ok(d) => d,
             Err(msg) => return error_response(StatusCode::BAD_REQUEST, &[msg]),
         },
@@ -409,7 +414,26 @@ async fn handle(State(st): State<AppState>, req: Request) -> Response {
     });
     let creq =
         CoreRequest { operation, path: core_path, data, token: token_from(&parts.headers), remote_addr, wrap_ttl };
-    match st.core.handle(creq).await {
+    let result = match st.options.max_request_duration {
+        None => st.core.handle(creq).await,
+        Some(limit) => {
+            // Polled here; if time runs out the rest runs as its own task, so a request cut
+            // off half-way never leaves a change half made.
+            let core = st.core.clone();
+            let mut fut = Box::pin(async move { core.handle(creq).await });
+            match tokio::time::timeout(limit, &mut fut).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tokio::spawn(fut);
+                    return error_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &["request exceeded the listener's max_request_duration".into()],
+                    );
+                }
+            }
+        }
+    };
+    match result {
         Ok(resp) => render(resp),
         Err(e) => {
             if e.kind == ErrorKind::Internal {
