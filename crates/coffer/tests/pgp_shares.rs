@@ -204,7 +204,7 @@ fn init_with_pgp_keys_encrypts_each_share_to_its_operator_and_the_decrypted_shar
         Operator::new("rsaprimary", Kind::RsaPrimaryEncrypts),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_file(dir.path());
+    let s = start_with_legacy_ceremonies(dir.path());
     let (st, v) = put(
         &s.addr,
         "sys/init",
@@ -244,7 +244,7 @@ fn init_with_pgp_keys_encrypts_each_share_to_its_operator_and_the_decrypted_shar
 fn rekey_with_pgp_keys_and_backup_stores_encrypted_shares_that_unseal_after_retrieval() {
     let ops = [Operator::new("a", Kind::RsaSubkey), Operator::new("b", Kind::Curve25519)];
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_file(dir.path());
+    let s = start_with_legacy_ceremonies(dir.path());
     let (keys, root) = init_unseal(&s.addr);
 
     // No backup yet: 400 with OpenBao's words; a token is needed (no sudo).
@@ -315,7 +315,7 @@ fn generate_root_with_pgp_key_returns_a_token_only_the_key_holder_can_read() {
     let op = Operator::new("gr", Kind::Curve25519);
     let stranger = Operator::new("stranger", Kind::RsaSubkey);
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_file(dir.path());
+    let s = start_with_legacy_ceremonies(dir.path());
     let (keys, _root) = init_unseal(&s.addr);
 
     let (st, v) = put(&s.addr, "sys/generate-root/attempt", None, &json!({ "pgp_key": op.b64 }));
@@ -347,7 +347,7 @@ fn bad_pgp_input_gets_a_400_naming_the_problem_and_changes_nothing() {
     let expired = Operator::new("expired", Kind::ExpiredSubkey);
     let revoked = Operator::new("revoked", Kind::Revoked);
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_file(dir.path());
+    let s = start_with_legacy_ceremonies(dir.path());
     let init = |body: Value| put(&s.addr, "sys/init", None, &body);
 
     let cases = [
@@ -421,7 +421,7 @@ fn run_ok(bin: &str, addr: &str, token: Option<&str>, args: &[&str]) -> String {
 fn cli_ceremonies(bin: &str, rekey_cmd: &str) {
     let ops = [Operator::new("one", Kind::RsaSubkey), Operator::new("two", Kind::Curve25519)];
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_file(dir.path());
+    let s = start_with_legacy_ceremonies(dir.path());
     let a = &s.addr;
     let files = format!("{},{}", ops[0].binary_file.display(), ops[1].armored_file.display());
     let text = run_ok(
@@ -590,17 +590,36 @@ fn recovery_keys_of_a_transit_seal_are_encrypted_rekeyed_and_backed_up_with_pgp(
     assert_eq!(get(&s.addr, "sys/rekey/backup", Some(&root)).0, 400);
 
     // The new recovery shares are the ones generate-root accepts now.
-    let (_, v) = put(&s.addr, "sys/generate-root/attempt", None, &json!({"pgp_key": ops[1].b64}));
-    let gr_nonce = v["nonce"].as_str().unwrap().to_string();
+    // (through the current path: the legacy sys/generate-root/* is off by default, as in OpenBao)
+    let (_, v) = put(&s.addr, "sys/generate-root-token/attempt", Some(&root), &json!({"pgp_key": ops[1].b64}));
+    let gr_nonce = v["data"]["nonce"].as_str().unwrap_or_else(|| panic!("{v}")).to_string();
     let mut last = Value::Null;
     for k in &new_recovery {
-        let (st, v) = put(&s.addr, "sys/generate-root/update", None, &json!({"key": k, "nonce": gr_nonce}));
+        let (st, v) =
+            put(&s.addr, "sys/generate-root-token/update", Some(&root), &json!({"key": k, "nonce": gr_nonce}));
         assert_eq!(st, 200, "{v}");
-        last = v;
+        last = v["data"].clone();
     }
     token_works(&s.addr, &ops[1].decrypt(last["encoded_token"].as_str().unwrap()));
 
     let (st, _) = http(&s.addr, "DELETE", "/v1/sys/rotate/recovery/backup", &[("X-Vault-Token", &root)], b"");
     assert_eq!(st, 204);
     assert_eq!(get(&s.addr, "sys/rekey/recovery-key-backup", Some(&root)).0, 400);
+}
+
+/// A file-storage server whose listener also serves the legacy unauthenticated ceremony paths
+/// (`sys/rekey/*`, `sys/generate-root/*`), which OpenBao 2.x and Coffer keep off by default:
+/// these tests drive them, as operators of older deployments do.
+fn start_with_legacy_ceremonies(dir: &std::path::Path) -> Server {
+    let port = free_port();
+    let config = dir.join("coffer.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n  disable_unauthed_rekey_endpoints = false\n  disable_unauthed_generate_root_endpoints = false\n}}\napi_addr = \"http://127.0.0.1:{port}\"\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    Server::start_with_config(&config, &format!("127.0.0.1:{port}"))
 }

@@ -399,15 +399,15 @@ pub(crate) fn parse(
                 hop_skips = as_string(v).and_then(|s| s.parse::<usize>().ok()).ok_or_else(|| {
                     at(format!("listener x_forwarded_for_hop_skips: {v} is not a non-negative integer"))
                 })?;
-                xff_other_line.get_or_insert(line);
+                xff_other_line.get_or_insert((line, k.clone()));
             }
             "x_forwarded_for_reject_not_authorized" => {
                 reject_na = boolean(v)?;
-                xff_other_line.get_or_insert(line);
+                xff_other_line.get_or_insert((line, k.clone()));
             }
             "x_forwarded_for_reject_not_present" => {
                 reject_np = boolean(v)?;
-                xff_other_line.get_or_insert(line);
+                xff_other_line.get_or_insert((line, k.clone()));
             }
             "max_request_duration" => l.max_request_duration = seconds(k, v).map_err(at)?,
             "http_read_header_timeout" => l.http_read_header_timeout = seconds(k, v).map_err(at)?,
@@ -477,11 +477,13 @@ pub(crate) fn parse(
             })
         }
         None => {
-            if let Some(line) = xff_other_line {
+            if let Some((line, xff_other_key)) = xff_other_line {
                 return Err(ConfigError::AtLine {
                     file: file.to_string(),
                     line,
-                    msg: "listener x_forwarded_for_* options need x_forwarded_for_authorized_addrs".into(),
+                    msg: format!(
+                        "listener {xff_other_key}: x_forwarded_for_* options need x_forwarded_for_authorized_addrs"
+                    ),
                 });
             }
         }

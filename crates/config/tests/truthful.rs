@@ -89,7 +89,7 @@ const LISTENER: &[(&str, &str)] = &[
     ("http_read_timeout", "\"10s\""),
     ("http_write_timeout", "\"10s\""),
     ("http_idle_timeout", "\"10s\""),
-    ("http_read_header_timeout", "\"10s\""),
+    ("http_read_header_timeout", "\"15s\""),
     ("max_request_json_memory", "1024"),
     ("max_request_json_strings", "10"),
     ("disable_unauthed_generate_root_endpoints", "false"),

@@ -151,7 +151,9 @@ impl RequestOptions {
     pub(crate) fn refuses_unauthed(&self, api_path: &str) -> bool {
         (self.disable_unauthed_generate_root && api_path.starts_with("sys/generate-root/"))
             || (self.disable_unauthed_rekey
-                && (api_path.starts_with("sys/rekey/") || api_path.starts_with("sys/rekey-recovery-key/")))
+                && (api_path.starts_with("sys/rekey/") || api_path.starts_with("sys/rekey-recovery-key/"))
+                // The backups are authenticated paths: they stay served, as in OpenBao.
+                && !matches!(api_path, "sys/rekey/backup" | "sys/rekey/recovery-key-backup"))
     }
 
     /// `max_request_json_strings` / `max_request_json_memory`, checked by one pass over the raw
