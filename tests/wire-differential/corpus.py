@@ -31,7 +31,7 @@ def R(rid, method="GET", path="/", **kw):
 
 
 def raw(rid, data, **kw):
-    req = {"id": rid, "raw": data}
+    req = {"id": rid, "raw": data, "timeout": 5.0}
     req.update(kw)
     CORPUS.append(req)
     return req
@@ -51,6 +51,8 @@ def setup():
     R("setup.mount.transit", "POST", "/v1/sys/mounts/transit", json={"type": "transit"})
     R("setup.mount.mm-kv", "POST", "/v1/sys/mounts/mm-kv", json={"type": "kv"})
     R("setup.mount.tune-kv", "POST", "/v1/sys/mounts/tune-kv", json={"type": "kv"})
+    R("setup.mount.odd", "POST", "/v1/sys/mounts/odd", json={"type": "kv"})
+    R("setup.kv.odd-seed", "PUT", "/v1/odd/seed", json={"a": "b"})
     R("setup.auth.userpass", "POST", "/v1/sys/auth/userpass", json={"type": "userpass"})
     R("setup.auth.approle", "POST", "/v1/sys/auth/approle", json={"type": "approle"})
     R("setup.auth.mm-up", "POST", "/v1/sys/auth/mm-up", json={"type": "userpass"})
@@ -280,6 +282,8 @@ def coercion():
             rid = "coerce.tune.%s.%s" % (field, vname)
             R(rid, "POST", "/v1/sys/mounts/tune-kv/tune", json={field: v})
             R(rid + ".read", "GET", "/v1/sys/mounts/tune-kv/tune")
+            R(rid + ".reset", "POST", "/v1/sys/mounts/tune-kv/tune",
+              json={"default_lease_ttl": "768h", "max_lease_ttl": "768h", "listing_visibility": "hidden"})
     # Mount options at enable time.
     for field, vals in [("local", BOOLS), ("seal_wrap", BOOLS)]:
         for vname, v in vals:
@@ -303,8 +307,8 @@ def coercion():
             rid = "coerce.kv2config.%s.%s" % (field, vname)
             R(rid, "POST", "/v1/secret/config", json={field: v})
             R(rid + ".read", "GET", "/v1/secret/config")
-    R("coerce.kv2config.reset", "POST", "/v1/secret/config",
-      json={"max_versions": 0, "cas_required": False, "delete_version_after": "0s"})
+            R(rid + ".reset", "POST", "/v1/secret/config",
+              json={"max_versions": 0, "cas_required": False, "delete_version_after": "0s"})
     # Wrap TTL header values.
     for vname, v in [("5m", "5m"), ("300", "300"), ("0", "0"), ("junk", "abc"), ("negative", "-1"),
                      ("huge", "1000000h"), ("empty", ""), ("float", "1.5"), ("1s", "1s")]:
@@ -317,23 +321,23 @@ def coercion():
 # ------------------------------------------------------------------------------------------
 
 ODD_PATHS = [
-    ("nul", b"/v1/kv/seed%00"), ("nul-mid", b"/v1/kv/se%00ed"), ("ctl-01", b"/v1/kv/seed%01"),
-    ("ctl-1f", b"/v1/kv/a%1Fb"), ("del-7f", b"/v1/kv/a%7Fb"), ("slash-encoded", b"/v1/kv%2Fseed"),
-    ("slash-encoded-lower", b"/v1/kv%2fseed"), ("dotdot-encoded", b"/v1/kv/%2e%2e/sys/mounts"),
-    ("dotdot", b"/v1/kv/../sys/mounts"), ("dot", b"/v1/./kv/seed"), ("double-slash-root", b"/v1//kv/seed"),
-    ("double-slash", b"/v1/kv//seed"), ("trailing-slash", b"/v1/kv/seed/"), ("trailing-2slash", b"/v1/kv/seed//"),
-    ("utf8-raw", "/v1/kv/ünï".encode()), ("utf8-encoded", b"/v1/kv/%C3%BCn%C3%AF"),
-    ("bad-escape", b"/v1/kv/%ZZ"), ("lone-percent", b"/v1/kv/%"), ("percent-a", b"/v1/kv/%61"),
-    ("nonutf8-encoded", b"/v1/kv/%FF%FE"), ("nonutf8-raw", b"/v1/kv/\xff\xfe"), ("query", b"/v1/kv/seed?x=1"),
-    ("query-empty", b"/v1/kv/seed?"), ("fragment", b"/v1/kv/seed#frag"), ("upper-v1", b"/V1/kv/seed"),
-    ("upper-mount", b"/v1/KV/seed"), ("v2", b"/v2/kv/seed"), ("v1-bare", b"/v1"), ("v1-slash", b"/v1/"),
+    ("nul", b"/v1/odd/seed%00"), ("nul-mid", b"/v1/odd/se%00ed"), ("ctl-01", b"/v1/odd/seed%01"),
+    ("ctl-1f", b"/v1/odd/a%1Fb"), ("del-7f", b"/v1/odd/a%7Fb"), ("slash-encoded", b"/v1/odd%2Fseed"),
+    ("slash-encoded-lower", b"/v1/odd%2fseed"), ("dotdot-encoded", b"/v1/odd/%2e%2e/sys/mounts"),
+    ("dotdot", b"/v1/odd/../sys/mounts"), ("dot", b"/v1/./kv/seed"), ("double-slash-root", b"/v1//kv/seed"),
+    ("double-slash", b"/v1/odd//seed"), ("trailing-slash", b"/v1/odd/seed/"), ("trailing-2slash", b"/v1/odd/seed//"),
+    ("utf8-raw", "/v1/odd/ünï".encode()), ("utf8-encoded", b"/v1/odd/%C3%BCn%C3%AF"),
+    ("bad-escape", b"/v1/odd/%ZZ"), ("lone-percent", b"/v1/odd/%"), ("percent-a", b"/v1/odd/%61"),
+    ("nonutf8-encoded", b"/v1/odd/%FF%FE"), ("nonutf8-raw", b"/v1/odd/\xff\xfe"), ("query", b"/v1/odd/seed?x=1"),
+    ("query-empty", b"/v1/odd/seed?"), ("fragment", b"/v1/odd/seed#frag"), ("upper-v1", b"/V1/kv/seed"),
+    ("upper-mount", b"/v1/ODD/seed"), ("v2", b"/v2/kv/seed"), ("v1-bare", b"/v1"), ("v1-slash", b"/v1/"),
     ("root", b"/"), ("ui", b"/ui"), ("health-slash", b"/v1/sys/health/"),
-    ("sys-dotdot", b"/v1/sys/../sys/health"), ("space-encoded", b"/v1/kv/a%20b"), ("plus", b"/v1/kv/a+b"),
-    ("tab-encoded", b"/v1/kv/a%09b"), ("newline-encoded", b"/v1/kv/a%0Ab"), ("cr-encoded", b"/v1/kv/a%0Db"),
-    ("long-1k", b"/v1/kv/" + b"a" * 1000), ("long-10k", b"/v1/kv/" + b"a" * 10000),
-    ("long-segments", b"/v1/kv/" + b"a/" * 2000 + b"x"), ("long-32k", b"/v1/kv/" + b"b" * 32000),
-    ("asterisk", b"/v1/kv/*"), ("glob-plus", b"/v1/kv/+/x"), ("semicolon", b"/v1/kv/seed;x=1"),
-    ("backslash", b"/v1/kv/a\\b"), ("emoji-encoded", b"/v1/kv/%F0%9F%94%91"), ("no-leading-slash", b"v1/kv/seed"),
+    ("sys-dotdot", b"/v1/sys/../sys/health"), ("space-encoded", b"/v1/odd/a%20b"), ("plus", b"/v1/odd/a+b"),
+    ("tab-encoded", b"/v1/odd/a%09b"), ("newline-encoded", b"/v1/odd/a%0Ab"), ("cr-encoded", b"/v1/odd/a%0Db"),
+    ("long-1k", b"/v1/odd/" + b"a" * 1000), ("long-10k", b"/v1/odd/" + b"a" * 10000),
+    ("long-segments", b"/v1/odd/" + b"a/" * 2000 + b"x"), ("long-32k", b"/v1/odd/" + b"b" * 32000),
+    ("asterisk", b"/v1/odd/*"), ("glob-plus", b"/v1/odd/+/x"), ("semicolon", b"/v1/odd/seed;x=1"),
+    ("backslash", b"/v1/odd/a\\b"), ("emoji-encoded", b"/v1/odd/%F0%9F%94%91"), ("no-leading-slash", b"v1/kv/seed"),
     ("sys-nul", b"/v1/sys/mounts%00"), ("sys-policy-nul", b"/v1/sys/policy/a%00b"),
     ("secret-data-nul", b"/v1/secret/data/a%00b"), ("transit-nul", b"/v1/transit/keys/a%00b"),
 ]
@@ -965,7 +969,8 @@ def mounts():
     R("mounts.enable-weird-name", "POST", M + "/m weird", json={"type": "kv"})
     R("mounts.tune-desc", "POST", M + "/kv/tune", json={"description": "tuned"})
     R("mounts.tune-bad", "POST", M + "/kv/tune", json={"default_lease_ttl": "x"})
-    R("mounts.tune-options", "POST", M + "/kv/tune", json={"options": {"version": "2"}}, compare="status")
+    R("mounts.enable-upgrade", "POST", M + "/upg", json={"type": "kv"})
+    R("mounts.tune-options", "POST", M + "/upg/tune", json={"options": {"version": "2"}}, compare="status")
     R("mounts.tune-sys", "POST", M + "/sys/tune", json={"description": "x"})
     R("mounts.tune-missing", "POST", M + "/nope/tune", json={"description": "x"})
     R("mounts.read-after-tune", "GET", M + "/kv")
@@ -1011,8 +1016,8 @@ MB = 1 << 20
 
 
 def big():
-    def pair(group, make, method="PUT", path="/v1/kv/big-{g}-{s}", ctype=None):
-        for label, size in [("1x", MB), ("4x", 4 * MB)]:
+    def pair(group, make, method="PUT", path="/v1/kv/big-{g}-{s}", ctype=None, unit=MB):
+        for label, size in [("1x", unit), ("4x", 4 * unit)]:
             headers = [("Content-Type", ctype)] if ctype else []
             R("big.%s.%s" % (group, label), method, path.format(g=group, s=label), body=make(size),
               headers=headers, timing=(group, label), timeout=60.0)
@@ -1034,7 +1039,7 @@ def big():
     pair("token-create-meta", lambda n: b'{"meta":{"a":"' + b"x" * n + b'"}}', method="POST",
          path="/v1/auth/token/create")
     pair("policy", lambda n: b'{"policy":"' + b'path \\"kv/a\\" { capabilities = [\\"read\\"] }\\n' * (n // 48)
-         + b'"}', path="/v1/sys/policies/acl/big-{s}")
+         + b'"}', path="/v1/sys/policies/acl/big-{s}", unit=48 * 1024)
     R("big.json-string.read", "GET", "/v1/kv/big-json-string-4x", compare="status")
     R("big.over-32mb", "PUT", "/v1/kv/big-over", body=b'{"a":"' + b"x" * (33 * MB) + b'"}', timeout=60.0)
 
@@ -1042,12 +1047,8 @@ def big():
 def build_corpus():
     del CORPUS[:]
     setup()
-    methods()
-    bodies()
-    coercion()
-    odd_paths()
-    rawhttp()
-    health()
+    # The endpoint groups first, so that their listings do not depend on which of the odd
+    # writes below each server accepted.
     token()
     kv()
     transit()
@@ -1055,6 +1056,12 @@ def build_corpus():
     approle()
     policies()
     wrapping()
-    mounts()
+    methods()
+    bodies()
+    coercion()
+    odd_paths()
+    rawhttp()
+    health()
     big()
+    mounts()
     return list(CORPUS)

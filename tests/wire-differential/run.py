@@ -392,6 +392,7 @@ def compare(req, b, c):
         tag = "" if i == 0 else "response %d " % (i + 1)
         if rb[0] != rc[0]:
             out.append("%sstatus: %d vs %d" % (tag, rb[0], rc[0]))
+            continue  # the bodies then differ as a matter of course
         if mode == "status":
             continue
         jb = safe_json(rb[2]) if rb[2] else None
@@ -405,7 +406,7 @@ def compare(req, b, c):
         jc = "<non-json>" if jc is NOT_JSON else jc
         if jb == "<non-json>" or jc == "<non-json>":
             # Plain-text answers (Go's "400 Bad Request", HTML): only JSON-ness is compared.
-            if (jb == "<non-json>") != (jc == "<non-json>"):
+            if (jb == "<non-json>") != (jc == "<non-json>") and jb is not None and jc is not None:
                 out.append("%sbody: %s vs %s" % (tag, "text" if jb == "<non-json>" else short(jb),
                                                   "text" if jc == "<non-json>" else short(jc)))
             continue
@@ -416,6 +417,8 @@ def compare(req, b, c):
                 out.append("%serrors: %s vs %s" % (tag, short(jb["errors"]), short(jc["errors"])))
             continue
         if jb is None or jc is None:
+            if jb is None and rb[0] >= 400 and errors_shape(jc):
+                continue  # an error with no body on OpenBao, with {"errors":[...]} on Coffer
             if (jb is None) != (jc is None):
                 out.append("%sbody: %s vs %s" % (tag, "empty" if jb is None else short(jb),
                                                   "empty" if jc is None else short(jc)))
@@ -470,20 +473,29 @@ def start(cmd, what, workdir):
 
 
 def load_known(path):
+    """known-differences.json: {"differences": [entry...]}; an entry has
+    class ("bug" | "deliberate"), reason, ids (request id globs, default all) and diff (a
+    regular expression searched in each difference line, default any line)."""
     with open(path) as f:
         doc = json.load(f)
     entries = doc["differences"]
     for e in entries:
-        if e.get("class") not in ("bug", "deliberate") or not e.get("reason") or not e.get("ids"):
-            sys.exit("run.py: known-differences entry needs ids, class (bug|deliberate), reason: %r" % e)
+        if e.get("class") not in ("bug", "deliberate") or not e.get("reason") or not (e.get("ids") or e.get("diff")):
+            sys.exit("run.py: a known-differences entry needs class (bug|deliberate), reason, and ids or diff: %r" % e)
+        e["_re"] = re.compile(e["diff"]) if e.get("diff") else None
         e["_hits"] = 0
     return entries
 
 
-def known_for(entries, rid):
+def known_for(entries, rid, line):
+    """The first entry that covers this difference line of this request, or None."""
     for e in entries:
-        if any(fnmatch.fnmatchcase(rid, pat) for pat in e["ids"]):
-            return e
+        if e.get("ids") and not any(fnmatch.fnmatchcase(rid, pat) for pat in e["ids"]):
+            continue
+        # "response 2 status: ..." (pipelining) matches like "status: ...".
+        if e["_re"] is not None and not e["_re"].search(re.sub(r"^response \d+ ", "", line)):
+            continue
+        return e
     return None
 
 
@@ -502,11 +514,14 @@ def main():
     ap.add_argument("--report", help="write the full report (every difference) to this file")
     ap.add_argument("--json-out", help="write every difference as JSON to this file")
     ap.add_argument("--only", help="run only requests whose id contains this")
+    ap.add_argument("--keep", action="store_true", help="keep the servers' logs (printed: where)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="wire-diff-")
     procs = []
+    rc = 1
+    crashed = False
     try:
         if args.bao_addr:
             bao = args.bao_addr
@@ -527,6 +542,11 @@ def main():
         wait_ready(cof, procs[-1] if not args.coffer_addr else None, "coffer")
         rc = run(args, bao, cof)
     finally:
+        coffer_proc = procs[-1] if procs and not args.coffer_addr else None
+        if coffer_proc is not None and coffer_proc.poll() is not None:
+            print("FAIL: the Coffer server exited during the run (status %s)" % coffer_proc.returncode)
+            rc = 1
+            crashed = True
         for p in procs:
             p.kill()
             p.wait()
@@ -535,9 +555,16 @@ def main():
             with open(coffer_log, "rb") as f:
                 text = f.read().decode("utf-8", "replace")
             if "panicked" in text:
-                print("FAIL: the Coffer server panicked:\n" + text[-4000:])
+                print("FAIL: the Coffer server panicked")
                 rc = 1
-        shutil.rmtree(workdir, ignore_errors=True)
+                crashed = True
+            if crashed:
+                print("Coffer server log (end):\n" + text[-3000:])
+                rc = 1
+        if args.keep:
+            print("server logs kept in " + workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     sys.exit(rc)
 
 
@@ -550,40 +577,36 @@ def run(args, bao, cof):
     known = load_known(args.known)
     env_b, env_c = {}, {}
     failures = []
-    diffs = []  # (req, differences, OpenBao result, Coffer result, known entry)
+    diffs = []  # (req, [(line, known entry or None)], OpenBao result, Coffer result)
     timings = {}
     per_cat = {}
     t_start = time.monotonic()
+    by_id = {}
     for req in requests:
         if args.only and args.only not in req["id"]:
             continue
         rb = run_one(req, bao, env_b)
         rc = run_one(req, cof, env_c)
         d = compare(req, rb, rc)
-        k = known_for(known, req["id"])
-        if k is not None:
-            k["_hits"] += 1
+        # Coffer's own faults count as differences too, so that the same list can excuse them.
+        if rc.transport in ("reset", "closed", "garbled") and rb.transport == "ok":
+            d.append("coffer-connection: Coffer %s the connection, OpenBao answered" % rc.transport)
+        if any(st >= 500 for st, _, _ in rc.responses) and not req.get("asked_5xx"):
+            d.append("coffer-5xx: Coffer answered %d" % max(st for st, _, _ in rc.responses))
+        if rc.elapsed > max(5.0, 3 * rb.elapsed):
+            d.append("coffer-slow: Coffer took %.2fs (OpenBao %.2fs)" % (rc.elapsed, rb.elapsed))
         if d:
-            diffs.append((req, d, rb, rc, k))
-            if k is None:
-                failures.append("DIFF %s: %s" % (req["id"], "; ".join(d)))
-        if rc.transport in ("reset", "closed", "garbled") and rb.transport == "ok" and k is None:
-            failures.append("CONNECTION %s: Coffer %s the connection (OpenBao answered %s)"
-                            % (req["id"], rc.transport, rb.summary()[:100]))
-        if any(st >= 500 for st, _, _ in rc.responses) and k is None and not req.get("asked_5xx"):
-            failures.append("5XX %s: Coffer answered %s" % (req["id"], rc.summary()[:200]))
-        limit = max(5.0, 3 * rb.elapsed)
-        if rc.elapsed > limit and k is None:
-            failures.append("SLOW %s: Coffer took %.2fs (OpenBao %.2fs)" % (req["id"], rc.elapsed, rb.elapsed))
+            by_id[req["id"]] = (req, d, rb, rc)
         cat = req["id"].split(".")[0]
         per_cat.setdefault(cat, [0, 0.0, 0.0])
         per_cat[cat][0] += 1
         per_cat[cat][1] += rb.elapsed
         per_cat[cat][2] += rc.elapsed
         if "timing" in req:
-            timings.setdefault(req["timing"][0], {})[req["timing"][1]] = (rb.elapsed, rc.elapsed, req["id"])
+            timings.setdefault(req["timing"][0], {})[req["timing"][1]] = (rb.elapsed, rc.elapsed, req)
         if args.verbose:
-            print("%-60s %-4s %-4s %6.3f %6.3f %s" % (req["id"], rb.status, rc.status, rb.elapsed, rc.elapsed, "DIFF" if d else ""))
+            print("%-60s %-4s %-4s %6.3f %6.3f %s" % (req["id"], rb.status, rc.status, rb.elapsed, rc.elapsed,
+                                                     "DIFF" if d else ""))
     total = time.monotonic() - t_start
 
     # Time stays linear in the size of the input: the 4x body may take at most ~4x as long
@@ -593,51 +616,65 @@ def run(args, bao, cof):
         if not {"1x", "4x"} <= set(sizes):
             continue
         b1, c1, _ = sizes["1x"]
-        b4, c4, rid = sizes["4x"]
+        b4, c4, req = sizes["4x"]
         line = "%s: Coffer %.3fs -> %.3fs (x%.1f); OpenBao %.3fs -> %.3fs" % (group, c1, c4, c4 / max(c1, 1e-4), b1, b4)
         timing_lines.append(line)
         if c4 > 10 * c1 + 0.3:
-            failures.append("NONLINEAR %s" % line)
+            entry = by_id.setdefault(req["id"], (req, [], Result(), Result()))
+            entry[1].append("coffer-nonlinear: " + line)
 
-    stale = [e for e in known if not any(e is d[4] for d in diffs)]
-    n = sum(1 for r in requests if not args.only or args.only in r["id"])
-    lines = []
-    lines.append("wire-differential: %d requests, %d differ (%d known: %d bug, %d deliberate), %d failures, %.1fs"
-                 % (n, len(diffs), sum(1 for d in diffs if d[4]), sum(1 for d in diffs if d[4] and d[4]["class"] == "bug"),
-                    sum(1 for d in diffs if d[4] and d[4]["class"] == "deliberate"), len(failures), total))
-    report = [lines[0], "", "Timing (big inputs):"] + ["  " + t for t in timing_lines]
+    for rid, (req, d, rb, rc) in by_id.items():
+        lines = []
+        for line in d:
+            k = known_for(known, rid, line)
+            if k is not None:
+                k["_hits"] += 1
+            else:
+                failures.append("%s: %s" % (rid, line))
+            lines.append((line, k))
+        diffs.append((req, lines, rb, rc))
+
+    known_n = sum(1 for _, lines, _, _ in diffs if all(k for _, k in lines))
+    bug_n = sum(1 for _, lines, _, _ in diffs if all(k for _, k in lines) and any(k["class"] == "bug" for _, k in lines))
+    lines0 = ("wire-differential: %d requests, %d differ (%d fully known: %d with a bug, %d only deliberate), "
+              "%d unknown difference lines, %.1fs"
+              % (sum(1 for r in requests if not args.only or args.only in r["id"]), len(diffs), known_n, bug_n,
+                 known_n - bug_n, len(failures), total))
+    report = [lines0, "", "Timing (big inputs):"] + ["  " + t for t in timing_lines]
     report += ["", "Time per group (requests, OpenBao s, Coffer s):"]
     report += ["  %-10s %5d %7.2f %7.2f" % (k, v[0], v[1], v[2]) for k, v in sorted(per_cat.items())]
-    report += ["", "Differences:"]
-    for req, d, rb, rc, k in diffs:
-        cls = ("[%s] %s" % (k["class"], k["reason"])) if k else "[NEW]"
-        report.append("- %s  %s" % (req["id"], cls))
+    report += ["", "Differences (OpenBao's side first, then Coffer's):"]
+    for req, lines, rb, rc in diffs:
+        report.append("- %s" % req["id"])
         report.append("    request: %s" % describe(req))
-        for x in d:
-            report.append("    diff: %s" % x)
+        for line, k in lines:
+            report.append("    %s %s%s" % ("[%s]" % k["class"] if k else "[NEW]", line,
+                                           ("  -- " + k["reason"]) if k else ""))
         report.append("    openbao: %s" % rb.summary()[:400].replace("\n", " "))
         report.append("    coffer:  %s" % rc.summary()[:400].replace("\n", " "))
+    stale = [e for e in known if e["_hits"] == 0]
     if stale and not args.only:
         report.append("")
-        report.append("Stale known differences (no longer seen; delete them):")
+        report.append("Stale known differences (they matched nothing; delete them):")
         for e in stale:
-            report.append("  STALE %s: %s" % (",".join(e["ids"]), e["reason"]))
+            report.append("  STALE %s %s: %s" % (",".join(e.get("ids") or ["*"]), e.get("diff", ""), e["reason"]))
     if args.report:
         with open(args.report, "w") as f:
             f.write("\n".join(report) + "\n")
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump([{"id": req["id"], "request": describe(req), "diffs": d, "openbao": rb.summary()[:300],
-                        "coffer": rc.summary()[:300], "known": k["class"] if k else None}
-                       for req, d, rb, rc, k in diffs], f, indent=1)
+            json.dump([{"id": req["id"], "request": describe(req), "diffs": [l for l, _ in lines],
+                        "unknown": [l for l, k in lines if not k], "openbao": rb.summary()[:300],
+                        "coffer": rc.summary()[:300]}
+                       for req, lines, rb, rc in diffs], f, indent=1)
     for t in timing_lines:
         print("timing " + t)
     if stale and not args.only:
         for e in stale:
-            print("STALE known difference (no longer seen): %s" % ",".join(e["ids"]))
+            print("STALE known difference (matched nothing): %s %s" % (",".join(e.get("ids") or ["*"]), e.get("diff", "")))
     for f in failures:
         print("FAIL " + f)
-    print(lines[0])
+    print(lines0)
     return 1 if failures else 0
 
 
