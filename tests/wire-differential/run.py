@@ -474,8 +474,9 @@ def start(cmd, what, workdir):
 
 def load_known(path):
     """known-differences.json: {"differences": [entry...]}; an entry has
-    class ("bug" | "deliberate"), reason, ids (request id globs, default all) and diff (a
-    regular expression searched in each difference line, default any line)."""
+    class ("bug" | "deliberate"), reason, ids (request id globs, default all), diff (a
+    regular expression searched in each difference line, default any line) and intermittent
+    (true: the difference does not show in every run, so the entry is never reported stale)."""
     with open(path) as f:
         doc = json.load(f)
     entries = doc["differences"]
@@ -652,7 +653,8 @@ def run(args, bao, cof):
                                            ("  -- " + k["reason"]) if k else ""))
         report.append("    openbao: %s" % rb.summary()[:400].replace("\n", " "))
         report.append("    coffer:  %s" % rc.summary()[:400].replace("\n", " "))
-    stale = [e for e in known if e["_hits"] == 0]
+    # "intermittent" entries cover differences that do not show in every run.
+    stale = [e for e in known if e["_hits"] == 0 and not e.get("intermittent")]
     if stale and not args.only:
         report.append("")
         report.append("Stale known differences (they matched nothing; delete them):")
