@@ -105,6 +105,8 @@ def setup():
       capture={"w5": "wrap_info.token"})
     R("setup.wrap.w6", "POST", "/v1/sys/wrapping/wrap", json={"k": "v6"}, headers=[("X-Vault-Wrap-TTL", "5m")],
       capture={"w6": "wrap_info.token"})
+    R("setup.wrap.w7", "POST", "/v1/sys/wrapping/wrap", json={"k": "v7"}, headers=[("X-Vault-Wrap-TTL", "5m")],
+      capture={"w7": "wrap_info.token"})
     R("setup.userpass.alice.login", "POST", "/v1/auth/userpass/login/alice", json={"password": "pw-alice"},
       token=None, capture={"alice_tok": "auth.client_token"})
     R("setup.transit.k1.encrypt", "POST", "/v1/transit/encrypt/k1", json={"plaintext": "aGVsbG8="},
@@ -897,7 +899,8 @@ def wrapping():
     R("wrap.lookup-body", "POST", W + "lookup", json={"token": "{{w1}}"})
     R("wrap.lookup-body-notoken", "POST", W + "lookup", json={"token": "{{w1}}"}, token=None)
     R("wrap.lookup-get", "GET", W + "lookup?token={{w1}}", token=None)
-    R("wrap.lookup-header", "POST", W + "lookup", json={}, token="{{w1}}")
+    R("wrap.lookup-header", "POST", W + "lookup", json={}, token="{{w7}}")
+    R("wrap.lookup-header.then-unwrap", "POST", W + "unwrap", json={"token": "{{w7}}"})
     R("wrap.lookup-bad", "POST", W + "lookup", json={"token": "hvs.nope"})
     R("wrap.lookup-empty", "POST", W + "lookup", json={})
     R("wrap.lookup-non-wrap-token", "POST", W + "lookup", json={"token": "{{t1}}"})
