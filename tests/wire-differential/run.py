@@ -489,8 +489,10 @@ def load_known(path):
 
 
 def known_for(entries, rid, line):
-    """The first entry that covers this difference line of this request, or None."""
-    for e in entries:
+    """The entry that covers this difference line of this request, or None: the most specific
+    kind first (ids and diff, then diff only, then ids only), in file order within a kind."""
+    ranked = sorted(entries, key=lambda e: 0 if e.get("ids") and e.get("diff") else 1 if e.get("diff") else 2)
+    for e in ranked:
         if e.get("ids") and not any(fnmatch.fnmatchcase(rid, pat) for pat in e["ids"]):
             continue
         # Coffer's own faults (5xx, dropped connection, slowness) are excused only by entries
