@@ -113,7 +113,7 @@ def parse_responses(raw, head_only_first=False):
             if ":" in line:
                 k, v = line.split(":", 1)
                 headers[k.strip().lower()] = v.strip()
-        if status in (100, 101, 102, 103) and status != 101:
+        if status in (100, 102, 103):
             continue  # interim answer (100 Continue)
         if (head_only_first and first) or status in (204, 304):
             body = b""
@@ -280,16 +280,13 @@ VOLATILE_KEYS = {
     "request_id", "lease_id", "id", "accessor", "client_token", "token", "entity_id", "nonce",
     "ciphertext", "hmac", "signature", "creation_time", "expire_time", "issue_time",
     "last_renewal_time", "last_renewal", "created_time", "deletion_time", "updated_time",
-    "secret_id", "secret_id_accessor", "role_id", "wrapped_accessor", "creation_path_unused",
-    "uuid", "backup", "random_bytes", "plaintext_unused", "sum", "cluster_id", "cluster_name",
-    "version_unused", "build_date", "server_time_utc", "server_time", "mount_accessor",
-    "last_updated_time", "expiration_time", "last_vault_rotation", "creation_ttl_unused",
-    "key", "public_key", "keys_unused", "latest_version_unused", "leader_address",
-    "cluster_address", "replication_dr_mode", "replication_performance_mode", "hash",
-    "last_rotated", "install_time", "policies_unused", "cidr_list_unused", "hash_unused",
-    "running_plugin_version", "running_sha256", "plugin_version", "sha256", "hmac_key",
-    "bytes", "rand", "path_unused", "wrapping_token", "secret_id_num_uses_unused",
-    "certificate", "csr", "backend_uuid_unused",
+    "secret_id", "secret_id_accessor", "role_id", "wrapped_accessor", "uuid", "backup",
+    "random_bytes", "sum", "cluster_id", "cluster_name", "build_date", "server_time_utc",
+    "server_time", "mount_accessor", "last_updated_time", "expiration_time", "last_vault_rotation",
+    "key", "public_key", "leader_address", "cluster_address",
+    "hash", "last_rotated", "install_time",
+    "running_plugin_version", "running_sha256", "plugin_version", "sha256", "hmac_key", "bytes",
+    "rand", "wrapping_token", "certificate", "csr",
 }
 
 RANDOM_VALUE = [
