@@ -392,6 +392,12 @@ def compare(req, b, c):
             continue  # the bodies then differ as a matter of course
         if mode == "status":
             continue
+        # The headers a client acts on: the body's media type and whether it may be cached.
+        for h in ("content-type", "cache-control"):
+            vb = rb[1].get(h, "").split(";")[0].strip().lower()
+            vc = rc[1].get(h, "").split(";")[0].strip().lower()
+            if vb != vc:
+                out.append("%sheader %s: %s vs %s" % (tag, h, vb or "(none)", vc or "(none)"))
         jb = safe_json(rb[2]) if rb[2] else None
         jc = safe_json(rc[2]) if rc[2] else None
         if jb is TOO_DEEP or jc is TOO_DEEP:
