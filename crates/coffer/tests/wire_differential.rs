@@ -14,7 +14,8 @@ fn wire_corpus_answers_like_openbao_but_for_known_differences() {
     let Some(bao) = bao_path() else { return };
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/wire-differential");
     let work = tempfile::tempdir().unwrap();
-    let report = work.path().join("report.txt");
+    // The full report (every difference, known or not) stays after the run, for reading.
+    let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wire-differential-report.txt");
     let out_path = work.path().join("run.out");
     let outf = std::fs::File::create(&out_path).unwrap();
     let mut child = Command::new("python3")
@@ -42,7 +43,7 @@ fn wire_corpus_answers_like_openbao_but_for_known_differences() {
     let full = std::fs::read_to_string(&report).unwrap_or_default();
     let Some(status) = status else { panic!("the wire suite did not finish within 10 minutes:\n{output}") };
     let summary = output.lines().rev().find(|l| l.starts_with("wire-differential:")).unwrap_or("(no summary)");
-    eprintln!("{summary}");
+    eprintln!("{summary}\nfull report: {}", report.display());
     assert!(status.success(), "the wire suite failed:\n{output}\n\nfull report:\n{full}");
     let n: usize = summary.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(n >= 1000, "the corpus must hold at least 1000 requests: {summary}");
