@@ -1042,7 +1042,7 @@ def big():
     pair("token-create-meta", lambda n: b'{"meta":{"a":"' + b"x" * n + b'"}}', method="POST",
          path="/v1/auth/token/create")
     pair("policy", lambda n: b'{"policy":"' + b'path \\"kv/a\\" { capabilities = [\\"read\\"] }\\n' * (n // 48)
-         + b'"}', path="/v1/sys/policies/acl/big-{s}", unit=48 * 1024)
+         + b'"}', path="/v1/sys/policies/acl/big-{s}", unit=64 * 1024)
     R("big.json-string.read", "GET", "/v1/kv/big-json-string-4x", compare="status")
     R("big.over-32mb", "PUT", "/v1/kv/big-over", body=b'{"a":"' + b"x" * (33 * MB) + b'"}', timeout=60.0)
 
