@@ -550,7 +550,7 @@ def main():
                                 "-dev-listen-address=" + cof, "-dev-no-store-token"], "coffer", workdir))
         wait_ready(bao, procs[0] if not args.bao_addr else None, "bao")
         wait_ready(cof, procs[-1] if not args.coffer_addr else None, "coffer")
-        rc = run(args, bao, cof)
+        rc = run(args, bao, cof, server_versions(bao, cof))
     finally:
         coffer_proc = procs[-1] if procs and not args.coffer_addr else None
         if coffer_proc is not None and coffer_proc.poll() is not None:
@@ -578,7 +578,18 @@ def main():
     sys.exit(rc)
 
 
-def run(args, bao, cof):
+def server_versions(bao, cof):
+    """The two servers' versions as sys/seal-status reports them (the known differences were
+    recorded against OpenBao 2.7.2; another version may differ in other ways)."""
+    out = []
+    for addr in (bao, cof):
+        r = send_raw(addr, b"GET /v1/sys/seal-status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=5)
+        doc = r.json() or {}
+        out.append(str(doc.get("version", "?")))
+    return "OpenBao %s, Coffer %s" % tuple(out)
+
+
+def run(args, bao, cof, versions):
     requests = corpus.build_corpus()
     ids = [r["id"] for r in requests]
     dup = {i for i in ids if ids.count(i) > 1}
@@ -650,7 +661,7 @@ def run(args, bao, cof):
               "%d unknown difference lines, %.1fs"
               % (sum(1 for r in requests if not args.only or args.only in r["id"]), len(diffs), known_n, bug_n,
                  known_n - bug_n, len(failures), total))
-    report = [lines0, "", "Timing (big inputs):"] + ["  " + t for t in timing_lines]
+    report = [lines0, versions, "", "Timing (big inputs):"] + ["  " + t for t in timing_lines]
     report += ["", "Time per group (requests, OpenBao s, Coffer s):"]
     report += ["  %-10s %5d %7.2f %7.2f" % (k, v[0], v[1], v[2]) for k, v in sorted(per_cat.items())]
     report += ["", "Differences (OpenBao's side first, then Coffer's):"]
@@ -678,6 +689,7 @@ def run(args, bao, cof):
                         "unknown": [l for l, k in lines if not k], "openbao": rb.summary()[:300],
                         "coffer": rc.summary()[:300]}
                        for req, lines, rb, rc in diffs], f, indent=1)
+    print(versions)
     for t in timing_lines:
         print("timing " + t)
     if stale and not args.only:
