@@ -354,19 +354,29 @@ impl Core {
             }
         }
         let mut options = match d.get("options").filter(|v| !v.is_null()) {
-            // A null option is no option, as in OpenBao.
+            // As OpenBao reads options: null is "", true is "1", false is "0".
             Some(Value::Object(m)) => Some(string_map(
                 "options",
-                &Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect()),
+                &Value::Object(
+                    m.iter()
+                        .map(|(k, v)| {
+                            let v = match v {
+                                Value::Null => Value::String(String::new()),
+                                Value::Bool(b) => Value::String(if *b { "1" } else { "0" }.into()),
+                                other => other.clone(),
+                            };
+                            (k.clone(), v)
+                        })
+                        .collect(),
+                ),
             )?),
             Some(v) => Some(string_map("options", v)?),
             None => None,
         };
-        // OpenBao reads a KV version it cannot parse as a number (`true`, "") as the default.
         if mount_type == "kv" {
-            if let Some(o) = options.as_mut() {
-                if o.get("version").is_some_and(|v| v.parse::<u32>().is_err()) {
-                    o.remove("version");
+            if let Some(v) = options.as_ref().and_then(|o| o.get("version")) {
+                if !matches!(v.as_str(), "" | "1" | "2") {
+                    return Err(LogicalError::bad_request(format!("invalid KV version {v:?}: 1 or 2")));
                 }
             }
         }

@@ -374,6 +374,10 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         "PATCH" => Operation::Patch,
         // OpenBao hands OPTIONS to its core, which refuses it as internal (a CORS preflight is
         // answered before this point when CORS is enabled).
+        // The two handlers OpenBao serves outside its router refuse it with a bare 405.
+        "OPTIONS" if matches!(api_path.as_str(), "sys/seal-status" | "sys/leader") => {
+            return error_response(StatusCode::METHOD_NOT_ALLOWED, &[])
+        }
         "OPTIONS" => {
             return error_response(StatusCode::BAD_REQUEST, &["cannot handle internal-only request operation".into()])
         }
@@ -583,10 +587,8 @@ async fn health(st: &AppState, method: &Method, query: &[(String, String)]) -> R
         code("activecode", 200)
     };
     let Ok(status) = chosen.map(|c| StatusCode::from_u16(c).unwrap_or(StatusCode::OK)) else {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            &["invalid status code parameter: a number from 200 to 599 is expected".into()],
-        );
+        // As OpenBao: a bare 400.
+        return error_response(StatusCode::BAD_REQUEST, &[]);
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mode = if h.sealed || !h.initialized { "unknown" } else { "disabled" };
