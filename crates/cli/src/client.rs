@@ -97,6 +97,41 @@ impl Client {
         Client { addr: self.addr.clone(), token: token.map(str::to_string), agent: self.agent.clone() }
     }
 
+    /// Streams a GET's body to `sink` as it arrives (`sys/monitor`), without the global
+    /// timeout; an error status is returned like `request` returns it.
+    pub fn stream(&self, path: &str, sink: &mut dyn std::io::Write) -> Result<(), ApiError> {
+        let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
+        let mut b = ureq::http::Request::builder().method("GET").uri(&url).header("X-Vault-Request", "true");
+        if let Some(t) = &self.token {
+            b = b.header("X-Vault-Token", t);
+        }
+        let req = b.body(Vec::new()).map_err(|e| ApiError::Transport(e.to_string()))?;
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(None).build().into();
+        let agent = if self.addr.starts_with("https") { self.agent.clone() } else { agent };
+        let resp = agent.run(req).map_err(|e| ApiError::Transport(format!("GET {url}: {e}")))?;
+        let code = resp.status().as_u16();
+        let mut reader = resp.into_body().into_reader();
+        if !(200..300).contains(&code) {
+            let mut text = String::new();
+            let _ = reader.read_to_string(&mut text);
+            let errors = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|j| j.get("errors").and_then(Value::as_array).cloned())
+                .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            return Err(ApiError::Status { method: "GET".into(), url, code, errors });
+        }
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = reader.read(&mut buf).map_err(|e| ApiError::Transport(e.to_string()))?;
+            if n == 0 {
+                return Ok(());
+            }
+            sink.write_all(&buf[..n]).and_then(|_| sink.flush()).map_err(|e| ApiError::Transport(e.to_string()))?;
+        }
+    }
+
     /// Sends a request; `Ok(None)` for 204 and 404-with-no-errors on reads.
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Option<Value>, ApiError> {
         let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));

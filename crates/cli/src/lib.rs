@@ -31,6 +31,7 @@ Common commands:
     auth        Interact with auth methods (enable, disable, list, tune)
     login       Authenticate locally
     plugin      Create, verify and install plugins (new, verify, install)
+    monitor     Stream the server's log (-log-level, -log-format=standard|json)
     server      Start a Coffer server
 ";
 
@@ -188,6 +189,14 @@ fn dispatch(name: &str, p: &Parsed, c: &Client, out: &Out) -> R {
         "auth disable" => access::auth_disable(p, c),
         "auth list" => access::auth_list(p, c, out),
         "auth tune" => access::auth_tune(p, c),
+        "monitor" => {
+            // As `bao monitor`: the server's log, streamed until interrupted.
+            let level = p.get("log-level").unwrap_or("info");
+            let format = p.get("log-format").unwrap_or("standard");
+            let path = format!("sys/monitor?log_level={level}&log_format={format}");
+            c.stream(&path, &mut std::io::stdout())?;
+            Ok(0)
+        }
         "plugin new" => plugin::new(p),
         "plugin install" => plugin::install(p, c),
         other => Err(Fail::Usage(format!("Unknown command: {other}\n\n{USAGE}"))),

@@ -100,15 +100,25 @@ fn curl(pki: &Pki, port: u16, client: Option<&str>, extra: &[&str]) -> (i32, u16
 }
 
 /// openssl s_client with extra flags; true when the handshake completed.
+/// `openssl s_client` sending one HTTP request and waiting for the server to answer or close:
+/// under TLS 1.3 the client finishes its side of the handshake before the server has checked
+/// the client's certificate, so only an answer (or the server's alert) tells the outcome.
 fn s_client(pki: &Pki, port: u16, args: &[&str]) -> (bool, String) {
-    let o = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-CAfile", &pki.s("server-ca.pem")])
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-ign_eof", "-connect", &format!("127.0.0.1:{port}"), "-CAfile", &pki.s("server-ca.pem")])
         .args(args)
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("openssl");
+    let _ = child.stdin.take().unwrap().write_all(
+        format!("GET /v1/sys/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let o = child.wait_with_output().expect("openssl");
     let text = out(&o);
-    let ok = o.status.success() && text.contains("Verify return code: 0 (ok)") && !text.contains("alert");
+    let ok = text.contains("Verify return code: 0 (ok)") && text.contains("HTTP/1.1 ") && !text.contains("alert");
     (ok, text)
 }
 
