@@ -1,5 +1,5 @@
-//! Real client libraries drive Coffer as applications do: hvac (Python) and node-vault
-//! (Node.js) run the flows in tests/clients/ — response wrapping (unwrapping with the wrapping
+//! Real client libraries drive Coffer as applications do: hvac (Python), node-vault (Node.js)
+//! and vaultrs (Rust, typed responses) run the flows in tests/clients/ — response wrapping (unwrapping with the wrapping
 //! token as the client's own token), auth method listing, token roles, leases, KV v2 — against
 //! a Coffer dev server, and against a real OpenBao dev server to prove the flows expect what
 //! OpenBao does.
@@ -64,5 +64,39 @@ fn node_vault_flows_pass_on_coffer_and_on_openbao() {
     for (name, addr) in [("Coffer", &coffer.addr), ("OpenBao", &real.addr)] {
         let (ok, out) = run_flows("node", &["--test", "node_vault_flows.test.mjs"], addr);
         assert!(ok && out.contains("# fail 0"), "node-vault flows on {name}:\n{out}");
+    }
+}
+
+#[test]
+fn vaultrs_flows_pass_on_coffer_and_on_openbao() {
+    let Some(bao) = bao_path() else { return };
+    // Its own cargo project (outside the workspace), built into a target directory of its own
+    // inside the workspace's, so that this nested cargo never waits on the outer one's lock.
+    let manifest = clients_dir().join("vaultrs/Cargo.toml");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("vaultrs-flows");
+    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        assert!(
+            !required(),
+            "the vaultrs flows could not be built (cargo build --manifest-path {})",
+            manifest.display()
+        );
+        eprintln!("SKIPPED: the vaultrs flows could not be built");
+        return;
+    }
+    let bin = target.join("debug/coffer-vaultrs-flows");
+    let coffer = Server::start_dev("root");
+    let real = RealBao::start(&bao);
+    for (name, addr) in [("Coffer", &coffer.addr), ("OpenBao", &real.addr)] {
+        let (ok, out) = run_flows(bin.to_str().unwrap(), &[], addr);
+        assert!(ok && out.contains("5 passed, 0 failed"), "vaultrs flows on {name}:\n{out}");
     }
 }

@@ -5,54 +5,6 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A real `bao server -dev`; killed on drop.
-struct RealBao {
-    child: Child,
-    addr: String,
-    home: tempfile::TempDir,
-}
-
-impl RealBao {
-    fn start(bao: &str) -> RealBao {
-        let home = tempfile::tempdir().unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(home.path().join("bao.log")).unwrap();
-        let child = Command::new(bao)
-            .args(["server", "-dev", "-dev-root-token-id=root", &format!("-dev-listen-address={addr}")])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start bao server -dev");
-        let s = RealBao { child, addr, home };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if http(&s.addr, "GET", "/v1/sys/health", &[], b"").0 == 200 {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("bao server -dev did not become ready: {}", log_of(s.home.path()));
-    }
-}
-
-fn log_of(home: &Path) -> String {
-    std::fs::read_to_string(home.join("bao.log")).unwrap_or_default()
-}
-
-impl Drop for RealBao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One request with the root token; returns (status, JSON body or null).
 fn call(addr: &str, method: &str, path: &str, body: Value) -> (u16, Value) {

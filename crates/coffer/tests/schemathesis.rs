@@ -5,8 +5,8 @@
 mod common;
 mod python;
 use common::*;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const ROOT: &[(&str, &str)] = &[("X-Vault-Token", "root")];
 
@@ -38,29 +38,14 @@ fn schemathesis_finds_no_server_errors() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/schemathesis/run.py");
     let work = tempfile::tempdir().unwrap();
     let out_path = work.path().join("run.out");
-    let outf = std::fs::File::create(&out_path).unwrap();
-    let mut child = Command::new("python3")
-        .args([script, "--addr", &addr, "--token", "root", "--max-examples", "5", "--workdir"])
-        .arg(work.path())
-        .stdin(Stdio::null())
-        .stdout(outf.try_clone().unwrap())
-        .stderr(outf)
-        .spawn()
-        .expect("run tests/schemathesis/run.py");
     // Bounded: a few minutes at most.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let (status, output) = run_bounded(
+        Command::new("python3")
+            .args([script, "--addr", &addr, "--token", "root", "--max-examples", "5", "--workdir"])
+            .arg(work.path()),
+        &out_path,
+        Duration::from_secs(600),
+    );
     let summary = output.lines().rev().find(|l| l.starts_with("schemathesis:")).unwrap_or("(no summary)");
     eprintln!("{summary}");
     let log = server.log_text();

@@ -6,8 +6,8 @@
 //! scale linearly. Skipped only when the bao CLI is missing and COFFER_REQUIRE_BAO is unset.
 mod common;
 use common::*;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn wire_corpus_answers_like_openbao_but_for_known_differences() {
@@ -17,29 +17,14 @@ fn wire_corpus_answers_like_openbao_but_for_known_differences() {
     // The full report (every difference, known or not) stays after the run, for reading.
     let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wire-differential-report.txt");
     let out_path = work.path().join("run.out");
-    let outf = std::fs::File::create(&out_path).unwrap();
-    let mut child = Command::new("python3")
-        .arg(dir.join("run.py"))
-        .args(["--bao-bin", &bao, "--coffer-bin", coffer_bin(), "--report"])
-        .arg(&report)
-        .stdin(Stdio::null())
-        .stdout(outf.try_clone().unwrap())
-        .stderr(outf)
-        .spawn()
-        .expect("run tests/wire-differential/run.py");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let (status, output) = run_bounded(
+        Command::new("python3")
+            .arg(dir.join("run.py"))
+            .args(["--bao-bin", &bao, "--coffer-bin", coffer_bin(), "--report"])
+            .arg(&report),
+        &out_path,
+        Duration::from_secs(600),
+    );
     let full = std::fs::read_to_string(&report).unwrap_or_default();
     let Some(status) = status else { panic!("the wire suite did not finish within 10 minutes:\n{output}") };
     let summary = output.lines().rev().find(|l| l.starts_with("wire-differential:")).unwrap_or("(no summary)");

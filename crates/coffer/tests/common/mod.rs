@@ -286,3 +286,28 @@ impl Drop for RealBao {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `cmd` with its output (stdout and stderr) in `out_path`, for at most `limit`; killed
+/// after that. Returns the exit status (`None` when it was killed) and the output.
+pub fn run_bounded(cmd: &mut Command, out_path: &Path, limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+    let outf = std::fs::File::create(out_path).unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(outf.try_clone().unwrap())
+        .stderr(outf)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    (status, std::fs::read_to_string(out_path).unwrap_or_default())
+}
