@@ -6,6 +6,8 @@ use std::io::Read;
 pub struct Client {
     pub addr: String,
     pub token: Option<String>,
+    /// `-wrap-ttl` / `VAULT_WRAP_TTL`: ask the server to wrap every answer.
+    pub wrap_ttl: Option<String>,
     agent: ureq::Agent,
 }
 
@@ -89,12 +91,19 @@ impl Client {
             .tls_config(tls.build())
             .timeout_global(Some(std::time::Duration::from_secs(60)))
             .build();
-        Ok(Client { addr, token, agent: ureq::Agent::new_with_config(config) })
+        let wrap_ttl =
+            std::env::var("BAO_WRAP_TTL").or_else(|_| std::env::var("VAULT_WRAP_TTL")).ok().filter(|v| !v.is_empty());
+        Ok(Client { addr, token, wrap_ttl, agent: ureq::Agent::new_with_config(config) })
     }
 
     /// The same client sending `token` (or no token) instead.
     pub fn with_token(&self, token: Option<&str>) -> Client {
-        Client { addr: self.addr.clone(), token: token.map(str::to_string), agent: self.agent.clone() }
+        Client {
+            addr: self.addr.clone(),
+            token: token.map(str::to_string),
+            wrap_ttl: self.wrap_ttl.clone(),
+            agent: self.agent.clone(),
+        }
     }
 
     /// Streams a GET's body to `sink` as it arrives (`sys/monitor`), without the global
@@ -138,6 +147,15 @@ impl Client {
         let mut b = ureq::http::Request::builder().method(method).uri(&url).header("X-Vault-Request", "true");
         if let Some(t) = &self.token {
             b = b.header("X-Vault-Token", t);
+        }
+        // As the bao CLI: sys/wrapping/wrap is always wrapped, for 5 minutes unless told otherwise.
+        let wrap = match &self.wrap_ttl {
+            Some(t) => Some(t.as_str()),
+            None if path.trim_start_matches('/') == "sys/wrapping/wrap" => Some("5m"),
+            None => None,
+        };
+        if let Some(t) = wrap {
+            b = b.header("X-Vault-Wrap-TTL", t);
         }
         let payload = body.map(|v| serde_json::to_vec(v).unwrap_or_default()).unwrap_or_default();
         let req = b.body(payload).map_err(|e| ApiError::Transport(e.to_string()))?;

@@ -32,6 +32,9 @@ Common commands:
     login       Authenticate locally
     plugin      Create, verify and install plugins (new, verify, install)
     monitor     Stream the server's log (-log-level, -log-format=standard|json)
+    unwrap      Unwrap a wrapped secret (a token argument, or the client's own token)
+
+Any command takes -wrap-ttl=DURATION (or VAULT_WRAP_TTL) to have the answer wrapped.
     server      Start a Coffer server
 ";
 
@@ -99,7 +102,12 @@ pub fn run(argv: &[String]) -> i32 {
         }
     };
     let client = match Client::from_env(p.get("address"), p.has("tls-skip-verify"), p.get("ca-cert")) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            if let Some(t) = p.get("wrap-ttl").filter(|t| !t.is_empty()) {
+                c.wrap_ttl = Some(t.to_string());
+            }
+            c
+        }
         Err(e) => {
             eprintln!("Error: {e}");
             return 1;
@@ -189,6 +197,16 @@ fn dispatch(name: &str, p: &Parsed, c: &Client, out: &Out) -> R {
         "auth disable" => access::auth_disable(p, c),
         "auth list" => access::auth_list(p, c, out),
         "auth tune" => access::auth_tune(p, c),
+        "unwrap" => {
+            // The wrapping token as an argument, or (none given) the client's own token.
+            let body = match p.positional.as_slice() {
+                [] => None,
+                [t] => Some(json!({ "token": t })),
+                _ => return Err(Fail::Usage("Usage: coffer unwrap [options] [TOKEN]".into())),
+            };
+            let r = c.request("PUT", "sys/wrapping/unwrap", body.as_ref())?;
+            print_secret(r, out, p.get("field"))
+        }
         "monitor" => {
             // As `bao monitor`: the server's log, streamed until interrupted.
             let level = p.get("log-level").unwrap_or("info");
@@ -887,6 +905,20 @@ fn go_secret(r: &Value) -> Value {
 /// with TTL-like integers as durations and empty strings as `n/a`.
 fn print_secret_table(r: &Value) {
     let mut rows: Vec<(String, String)> = vec![];
+    // A wrapped answer shows the wrapping token instead of the data, as the bao CLI does.
+    if let Some(w) = r.get("wrap_info").filter(|w| w.is_object()) {
+        let s = |k: &str| w.get(k).map(output::scalar).unwrap_or_default();
+        rows.push(("wrapping_token:".into(), s("token")));
+        rows.push(("wrapping_accessor:".into(), s("accessor")));
+        rows.push(("wrapping_token_ttl:".into(), output::duration(w.get("ttl").and_then(Value::as_i64).unwrap_or(0))));
+        rows.push(("wrapping_token_creation_time:".into(), s("creation_time")));
+        rows.push(("wrapping_token_creation_path:".into(), s("creation_path")));
+        if let Some(a) = w.get("wrapped_accessor").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+            rows.push(("wrapped_accessor:".into(), a.to_string()));
+        }
+        output::print_kv_table(&rows);
+        return;
+    }
     if let Some(ld) = r.get("lease_duration").and_then(Value::as_i64).filter(|n| *n > 0) {
         match r.get("lease_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
             Some(id) => {
