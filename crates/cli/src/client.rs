@@ -86,6 +86,32 @@ impl Client {
             }
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
+        // A client certificate for listeners that require one (VAULT_CLIENT_CERT/_KEY, as bao).
+        match (env_any(&["BAO_CLIENT_CERT", "VAULT_CLIENT_CERT"]), env_any(&["BAO_CLIENT_KEY", "VAULT_CLIENT_KEY"])) {
+            (Some(cert), Some(key)) => {
+                let read = |p: &str, what: &str| std::fs::read(p).map_err(|e| format!("cannot read {what} {p:?}: {e}"));
+                let cert_pem = read(&cert, "client certificate")?;
+                let key_pem = read(&key, "client key")?;
+                let chain: Vec<_> = ureq::tls::parse_pem(&cert_pem)
+                    .filter_map(|i| match i {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+                if chain.is_empty() {
+                    return Err(format!("no certificate found in {cert:?}"));
+                }
+                let pk = ureq::tls::parse_pem(&key_pem)
+                    .find_map(|i| match i {
+                        Ok(ureq::tls::PemItem::PrivateKey(k)) => Some(k),
+                        _ => None,
+                    })
+                    .ok_or_else(|| format!("no private key found in {key:?}"))?;
+                tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, pk)));
+            }
+            (None, None) => {}
+            _ => return Err("VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together".into()),
+        }
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .tls_config(tls.build())

@@ -154,12 +154,15 @@ fn required_client_certs_admit_only_valid_certs_from_the_client_ca() {
     assert!(!ok, "openssl with an expired certificate: {text}");
     assert!(text.to_ascii_lowercase().contains("certificate expired") || text.contains("alert"), "{text}");
 
-    if let Some(bao) = bao_path() {
-        let o = bao_status(&bao, &pki, port, Some("good"));
-        assert_eq!(o.status.code(), Some(2), "bao status with a client certificate: {}", out(&o));
+    // Both CLIs present the certificate from VAULT_CLIENT_CERT/VAULT_CLIENT_KEY.
+    let mut clis = vec![coffer_bin().to_string()];
+    clis.extend(bao_path());
+    for cli in &clis {
+        let o = bao_status(cli, &pki, port, Some("good"));
+        assert_eq!(o.status.code(), Some(2), "{cli} status with a client certificate: {}", out(&o));
         assert!(out(&o).contains("Initialized        false"), "{}", out(&o));
-        let o = bao_status(&bao, &pki, port, None);
-        assert_eq!(o.status.code(), Some(1), "bao status without a client certificate: {}", out(&o));
+        let o = bao_status(cli, &pki, port, None);
+        assert_eq!(o.status.code(), Some(1), "{cli} status without a client certificate: {}", out(&o));
     }
 }
 
