@@ -226,7 +226,23 @@ fn audit_devices_refuse_filtering_and_unknown_options_and_honour_mode() {
         assert!(st == 400 && b.contains(word), "{word}: {st} {b}");
     }
     assert!(!file.exists(), "nothing was enabled");
-    let body = format!(r#"{{"type":"file","options":{{"file_path":"{}","mode":"0640"}}}}"#, file.display());
+    let body = format!(
+        r#"{{"type":"file","options":{{"file_path":"{}","mode":"0640","elide_list_responses":"true"}}}}"#,
+        file.display()
+    );
     assert_eq!(http(&s.addr, "PUT", "/v1/sys/audit/f", ROOT, body.as_bytes()).0, 204);
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o640);
+
+    // elide_list_responses: a list answer's keys are recorded as their count.
+    for k in ["a", "b", "c"] {
+        assert_eq!(http(&s.addr, "POST", &format!("/v1/secret/data/{k}"), ROOT, br#"{"data":{"v":"1"}}"#).0, 200);
+    }
+    assert_eq!(http(&s.addr, "LIST", "/v1/secret/metadata/", ROOT, b"").0, 200);
+    let log = std::fs::read_to_string(&file).unwrap();
+    let listed = log
+        .lines()
+        .map(json)
+        .find(|e| e["type"] == "response" && e["request"]["operation"] == "list")
+        .unwrap_or_else(|| panic!("no list response in the audit log:\n{log}"));
+    assert_eq!(listed["response"]["data"]["keys"], 3, "{listed}");
 }
