@@ -395,6 +395,7 @@ impl Core {
                 _ => Ok(false),
             }
         };
+        refuse_unbuilt_mount_flags(d)?;
         let uuid = uuid::Uuid::new_v4().to_string();
         // `-plugin-name` mounts an external plugin under the name it has in the catalog.
         let mount_type = match d.get("plugin_name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
@@ -410,8 +411,8 @@ impl Core {
             config,
             options,
             local: flag("local")?,
-            seal_wrap: flag("seal_wrap")?,
-            external_entropy_access: flag("external_entropy_access")?,
+            seal_wrap: false,
+            external_entropy_access: false,
             plugin_version: d.get("plugin_version").and_then(Value::as_str).unwrap_or("").to_string(),
         };
         {
@@ -667,6 +668,21 @@ fn apply_config(c: &mut MountConfig, d: &Map<String, Value>) -> Result<()> {
         }
     }
     refuse_header_settings(d)?;
+    Ok(())
+}
+
+/// Seal wrapping and external entropy are not built: a mount asking for them is refused rather
+/// than stored and shown as if in force (OpenBao accepts both and acts on neither).
+pub(crate) fn refuse_unbuilt_mount_flags(d: &Map<String, Value>) -> Result<()> {
+    for name in ["seal_wrap", "external_entropy_access"] {
+        if let Some(v) = d.get(name).filter(|v| !v.is_null()) {
+            if parse_bool(name, v)? {
+                return Err(LogicalError::bad_request(format!(
+                    "{name} is not supported by this server: entries are protected by the barrier alone"
+                )));
+            }
+        }
+    }
     Ok(())
 }
 

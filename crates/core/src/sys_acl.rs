@@ -316,6 +316,7 @@ impl Core {
         if ty == "token" || path == "token/" {
             return Err(LogicalError::bad_request("token credential backend cannot be instantiated"));
         }
+        crate::sys::refuse_unbuilt_mount_flags(d)?;
         let mut config = MountConfig::default();
         let mut options: Option<BTreeMap<String, String>> = None;
         if let Some(Value::Object(c)) = d.get("config") {
@@ -346,12 +347,7 @@ impl Core {
                 .map(|v| parse_bool("local", v))
                 .transpose()?
                 .unwrap_or(false),
-            seal_wrap: d
-                .get("seal_wrap")
-                .filter(|v| !v.is_null())
-                .map(|v| parse_bool("seal_wrap", v))
-                .transpose()?
-                .unwrap_or(false),
+            seal_wrap: false,
             external_entropy_access: false,
             plugin_version: d.get("plugin_version").and_then(Value::as_str).unwrap_or("").to_string(),
         };
