@@ -555,10 +555,11 @@ pub(crate) fn install(p: &Parsed, c: &Client) -> R {
                  The download was discarded: nothing was installed or registered."
             )));
         }
+        // Executable by its owner only (the server's user), whatever the umask.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&part.path, std::fs::Permissions::from_mode(0o755))
+            std::fs::set_permissions(&part.path, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| Fail::Local(format!("cannot make {} executable: {e}", part.path.display())))?;
         }
         part.file.take();

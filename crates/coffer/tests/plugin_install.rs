@@ -160,7 +160,11 @@ fn plugin_install_checks_the_digest_places_the_binary_and_registers_it() {
     assert_eq!(sha256_hex(&installed), right);
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(
+            std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "owner-only, whatever the umask"
+        );
     }
     assert_eq!(dir_names(&plugins), vec!["my-plugin"], "no temporary file left");
     let (st, body) = http(&s.addr, "GET", "/v1/sys/plugins/catalog/secret/my-plugin", &t, b"");
