@@ -48,7 +48,7 @@ const P_ROLE_FIELD: usize = 11;
 
 /// The role's one-setting endpoints (`role/<name>/policies`, …): each reads, writes and resets
 /// (DELETE) the role fields it names, as OpenBao serves them. The first field is the one a
-/// reset returns to its default.
+/// reset returns to its default. Their paths come last in the table, from `P_ROLE_FIELD` on.
 const FIELD_ENDPOINTS: &[(&str, &[&str])] = &[
     ("policies", &["token_policies", "policies"]),
     ("period", &["token_period", "period"]),
@@ -236,9 +236,29 @@ fn build_specs() -> Vec<PathSpec> {
         FieldSpec::new("role_id", FieldType::String, "Role ID to use instead of a generated UUID"),
     ];
     role_fields.extend(token_fields());
-    let role_fields_for_endpoints = role_fields.clone();
-    let endpoints: Vec<&str> = FIELD_ENDPOINTS.iter().map(|(e, _)| *e).collect();
-    let role_field_pattern = role(&format!("/(?P<field>{})", endpoints.join("|")));
+    // One path per setting endpoint (in FIELD_ENDPOINTS order, from P_ROLE_FIELD on), each
+    // declaring only its own fields, as OpenBao lists them.
+    let setting_specs: Vec<PathSpec> = FIELD_ENDPOINTS
+        .iter()
+        .map(|(endpoint, keys)| {
+            let mut fields = vec![role_name_field()];
+            fields.extend(role_fields.iter().filter(|f| keys.contains(&f.name)).cloned());
+            let mut operations = vec![(Operation::Read, "Read this setting of the role")];
+            if *endpoint != "local-secret-ids" {
+                operations.push((Operation::Update, "Change this setting of an existing role"));
+                operations.push((Operation::Delete, "Reset this setting of the role to its default"));
+            }
+            PathSpec {
+                pattern: role(&format!("/{endpoint}")),
+                fields,
+                operations,
+                passthrough: false,
+                synopsis: "One setting of a role",
+                description: "Reads, changes or resets (DELETE) one setting of an existing role; \
+                              the same setting as in the role's own path.",
+            }
+        })
+        .collect();
     let secret_id_field = || FieldSpec::new("secret_id", FieldType::String, "The secret ID");
     let accessor_field = || FieldSpec::new("secret_id_accessor", FieldType::String, "Accessor of the secret ID");
     let mut custom_fields = secret_id_create_fields();
@@ -351,25 +371,10 @@ fn build_specs() -> Vec<PathSpec> {
             synopsis: "Tidy secret IDs",
             description: "Deletes expired secret IDs, secret IDs of deleted roles and dangling accessors.",
         },
-        PathSpec {
-            pattern: role_field_pattern,
-            fields: {
-                let mut f = role_fields_for_endpoints;
-                f.push(FieldSpec::new("field", FieldType::String, "The setting the endpoint serves"));
-                f
-            },
-            operations: vec![
-                (Operation::Read, "Read one setting of the role"),
-                (Operation::Update, "Change one setting of the role"),
-                (Operation::Delete, "Reset one setting of the role to its default"),
-            ],
-            passthrough: false,
-            synopsis: "One setting of a role",
-            description: "Reads, changes or resets one setting of an existing role: policies, period, \
-                          secret-id-bound-cidrs, secret-id-num-uses, secret-id-ttl, token-bound-cidrs, token-max-ttl, \
-                          token-num-uses, token-ttl, local-secret-ids (read only).",
-        },
     ]
+    .into_iter()
+    .chain(setting_specs)
+    .collect()
 }
 
 fn specs_static() -> &'static [PathSpec] {
@@ -1076,7 +1081,7 @@ impl AppRole {
                 };
                 Ok(Some(Response::data(role_read(&role))))
             }
-            (P_ROLE_FIELD, op) => self.role_field(&req, &name, f.str("field").unwrap_or(""), op).await,
+            (i, op) if i >= P_ROLE_FIELD => self.role_field(&req, &name, FIELD_ENDPOINTS[i - P_ROLE_FIELD].0, op).await,
             (P_ROLE, Operation::Create | Operation::Update) => self.write_role(&req, &name, f).await,
             (P_ROLE, Operation::Delete) => self.delete_role(&req, &name).await,
             (P_ROLE_ID, Operation::Read) => {
