@@ -44,6 +44,23 @@ const P_ACCESSOR_LOOKUP: usize = 7;
 const P_ACCESSOR_DESTROY: usize = 8;
 const P_LOGIN: usize = 9;
 const P_TIDY: usize = 10;
+const P_ROLE_FIELD: usize = 11;
+
+/// The role's one-setting endpoints (`role/<name>/policies`, …): each reads, writes and resets
+/// (DELETE) the role fields it names, as OpenBao serves them. The first field is the one a
+/// reset returns to its default. Their paths come last in the table, from `P_ROLE_FIELD` on.
+const FIELD_ENDPOINTS: &[(&str, &[&str])] = &[
+    ("policies", &["token_policies", "policies"]),
+    ("period", &["token_period", "period"]),
+    ("secret-id-bound-cidrs", &["secret_id_bound_cidrs"]),
+    ("secret-id-num-uses", &["secret_id_num_uses"]),
+    ("secret-id-ttl", &["secret_id_ttl"]),
+    ("token-bound-cidrs", &["token_bound_cidrs"]),
+    ("token-max-ttl", &["token_max_ttl"]),
+    ("token-num-uses", &["token_num_uses"]),
+    ("token-ttl", &["token_ttl"]),
+    ("local-secret-ids", &["local_secret_ids"]),
+];
 
 /// Login, destroy and tidy serialise on one of these, chosen by the secret ID's HMAC, so that a
 /// use count is read, decremented and written back without a concurrent login in between.
@@ -56,6 +73,9 @@ struct RoleEntry {
     bind_secret_id: bool,
     #[serde(default)]
     secret_id_bound_cidrs: Vec<String>,
+    /// Whether secret_id_bound_cidrs was ever given (even empty): a read shows null before.
+    #[serde(default)]
+    secret_id_bound_cidrs_set: bool,
     #[serde(default)]
     secret_id_num_uses: i64,
     #[serde(default)]
@@ -216,6 +236,29 @@ fn build_specs() -> Vec<PathSpec> {
         FieldSpec::new("role_id", FieldType::String, "Role ID to use instead of a generated UUID"),
     ];
     role_fields.extend(token_fields());
+    // One path per setting endpoint (in FIELD_ENDPOINTS order, from P_ROLE_FIELD on), each
+    // declaring only its own fields, as OpenBao lists them.
+    let setting_specs: Vec<PathSpec> = FIELD_ENDPOINTS
+        .iter()
+        .map(|(endpoint, keys)| {
+            let mut fields = vec![role_name_field()];
+            fields.extend(role_fields.iter().filter(|f| keys.contains(&f.name)).cloned());
+            let mut operations = vec![(Operation::Read, "Read this setting of the role")];
+            if *endpoint != "local-secret-ids" {
+                operations.push((Operation::Update, "Change this setting of an existing role"));
+                operations.push((Operation::Delete, "Reset this setting of the role to its default"));
+            }
+            PathSpec {
+                pattern: role(&format!("/{endpoint}")),
+                fields,
+                operations,
+                passthrough: false,
+                synopsis: "One setting of a role",
+                description: "Reads, changes or resets (DELETE) one setting of an existing role; \
+                              the same setting as in the role's own path.",
+            }
+        })
+        .collect();
     let secret_id_field = || FieldSpec::new("secret_id", FieldType::String, "The secret ID");
     let accessor_field = || FieldSpec::new("secret_id_accessor", FieldType::String, "Accessor of the secret ID");
     let mut custom_fields = secret_id_create_fields();
@@ -329,6 +372,9 @@ fn build_specs() -> Vec<PathSpec> {
             description: "Deletes expired secret IDs, secret IDs of deleted roles and dangling accessors.",
         },
     ]
+    .into_iter()
+    .chain(setting_specs)
+    .collect()
 }
 
 fn specs_static() -> &'static [PathSpec] {
@@ -429,6 +475,24 @@ fn internal(msg: impl Into<String>) -> LogicalError {
     LogicalError::internal(msg)
 }
 
+/// A role as a read shows it.
+fn role_read(role: &RoleEntry) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("bind_secret_id".into(), json!(role.bind_secret_id));
+    out.insert("local_secret_ids".into(), json!(role.local_secret_ids));
+    // OpenBao shows null until the CIDRs are given (then a list, even an empty one).
+    let cidrs = if role.secret_id_bound_cidrs.is_empty() && !role.secret_id_bound_cidrs_set {
+        Value::Null
+    } else {
+        json!(role.secret_id_bound_cidrs)
+    };
+    out.insert("secret_id_bound_cidrs".into(), cidrs);
+    out.insert("secret_id_num_uses".into(), json!(role.secret_id_num_uses));
+    out.insert("secret_id_ttl".into(), json!(role.secret_id_ttl));
+    role.token.to_response(&mut out);
+    out
+}
+
 fn role_missing(name: &str, kind: ErrorKind) -> LogicalError {
     LogicalError::new(kind, format!("role {name:?} does not exist"))
 }
@@ -523,6 +587,54 @@ impl AppRole {
         Ok(b)
     }
 
+    /// `role/<name>/<setting>`: read, write or reset one setting of an existing role.
+    async fn role_field(&self, req: &Request, name: &str, endpoint: &str, op: Operation) -> Result<Option<Response>> {
+        let Some((_, keys)) = FIELD_ENDPOINTS.iter().find(|(e, _)| *e == endpoint) else {
+            return Err(LogicalError::unsupported_path(&req.path));
+        };
+        let s = req.storage.as_ref();
+        let role = get_json::<RoleEntry>(s, &role_key(name)).await?;
+        if op == Operation::Read {
+            let Some(role) = role else { return Ok(None) };
+            let all = role_read(&role);
+            let out: Map<String, Value> =
+                keys.iter().filter_map(|k| all.get(*k).map(|v| (k.to_string(), v.clone()))).collect();
+            return Ok(Some(Response::data(out)));
+        }
+        if endpoint == "local-secret-ids" {
+            return Err(LogicalError::unsupported_operation());
+        }
+        if role.is_none() {
+            // As OpenBao: deleting a setting of a missing role is a no-op, writing one a 404.
+            if op == Operation::Delete {
+                return Ok(None);
+            }
+            return Err(role_missing(name, ErrorKind::NotFound));
+        }
+        let data: Map<String, Value> = if op == Operation::Delete {
+            let default = match keys[0] {
+                "secret_id_bound_cidrs" | "token_bound_cidrs" | "token_policies" => json!([]),
+                _ => json!(0),
+            };
+            [(keys[0].to_string(), default)].into_iter().collect()
+        } else {
+            req.data.iter().filter(|(k, _)| keys.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let role_path = format!("role/{name}");
+        let m = self.table.route(Operation::Update, &role_path, &data)?;
+        let sub = Request {
+            operation: Operation::Update,
+            path: role_path,
+            data,
+            mount_point: req.mount_point.clone(),
+            storage: req.storage.clone(),
+            system: req.system,
+            remote_addr: req.remote_addr,
+            services: req.services.clone(),
+        };
+        self.write_role(&sub, name, &m.fields).await
+    }
+
     async fn write_role(&self, req: &Request, name: &str, f: &FieldData) -> Result<Option<Response>> {
         let s = req.storage.as_ref();
         let existing: Option<RoleEntry> = get_json(s, &role_key(name)).await?;
@@ -531,6 +643,7 @@ impl AppRole {
             role_id: String::new(),
             bind_secret_id: true,
             secret_id_bound_cidrs: vec![],
+            secret_id_bound_cidrs_set: false,
             secret_id_num_uses: 0,
             secret_id_ttl: 0,
             local_secret_ids: false,
@@ -543,6 +656,10 @@ impl AppRole {
             let c = str_list(f, "secret_id_bound_cidrs");
             validate_cidrs("secret_id_bound_cidrs", &c)?;
             role.secret_id_bound_cidrs = c;
+        }
+        // Given at all (even as null or empty): a read shows a list from now on.
+        if req.data.contains_key("secret_id_bound_cidrs") {
+            role.secret_id_bound_cidrs_set = true;
         }
         if f.is_set("secret_id_num_uses") {
             let n = f.int("secret_id_num_uses").unwrap_or(0);
@@ -928,6 +1045,24 @@ impl Backend for AppRole {
     }
 
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
+        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
+        coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)
+    }
+
+    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
+        match self.table.route(Operation::Read, &req.path, &Map::new()) {
+            Ok(m) if m.index == P_ROLE => {
+                let name = m.fields.str("role_name").map(str::to_lowercase).unwrap_or_default();
+                Ok(Some(req.storage.get(&role_key(&name)).await?.is_some()))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+impl AppRole {
+    /// Routes a request to its handler (the ignored-parameters warning is added around it).
+    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
         let matched = self.table.route(req.operation, &req.path, &req.data)?;
         let f = &matched.fields;
         let name = f.str("role_name").map(str::to_lowercase).unwrap_or_default();
@@ -944,18 +1079,9 @@ impl Backend for AppRole {
                 let Some(role) = get_json::<RoleEntry>(s, &role_key(&name)).await? else {
                     return Ok(None);
                 };
-                let mut out = Map::new();
-                out.insert("bind_secret_id".into(), json!(role.bind_secret_id));
-                out.insert("local_secret_ids".into(), json!(role.local_secret_ids));
-                // OpenBao shows null until CIDRs are set.
-                let cidrs =
-                    if role.secret_id_bound_cidrs.is_empty() { Value::Null } else { json!(role.secret_id_bound_cidrs) };
-                out.insert("secret_id_bound_cidrs".into(), cidrs);
-                out.insert("secret_id_num_uses".into(), json!(role.secret_id_num_uses));
-                out.insert("secret_id_ttl".into(), json!(role.secret_id_ttl));
-                role.token.to_response(&mut out);
-                Ok(Some(Response::data(out)))
+                Ok(Some(Response::data(role_read(&role))))
             }
+            (i, op) if i >= P_ROLE_FIELD => self.role_field(&req, &name, FIELD_ENDPOINTS[i - P_ROLE_FIELD].0, op).await,
             (P_ROLE, Operation::Create | Operation::Update) => self.write_role(&req, &name, f).await,
             (P_ROLE, Operation::Delete) => self.delete_role(&req, &name).await,
             (P_ROLE_ID, Operation::Read) => {
@@ -989,10 +1115,15 @@ impl Backend for AppRole {
                 Ok(None)
             }
             (P_ACCESSOR_LOOKUP, _) => match self.accessor_for(&req, &name, f).await? {
-                (acc, None) => Err(LogicalError::new(
-                    ErrorKind::NotFound,
-                    format!("failed to find accessor entry for secret_id_accessor: {acc:?}"),
-                )),
+                // As OpenBao: a 404 whose answer is an ordinary one, the message in data.error.
+                (acc, None) => {
+                    let mut data = Map::new();
+                    data.insert(
+                        "error".into(),
+                        json!(format!("failed to find accessor entry for secret_id_accessor: {acc:?}")),
+                    );
+                    Ok(Some(Response { status: Some(ErrorKind::NotFound), ..Response::data(data) }))
+                }
                 (_, Some(e)) if e.role_name != name => Ok(None),
                 (_, Some(e)) => self.lookup_by_hmac(s, &name, &e.secret_id_hmac).await,
             },
@@ -1015,16 +1146,6 @@ impl Backend for AppRole {
                 Ok(Some(Response { warnings: vec![TIDY_WARNING.to_string()], ..Default::default() }))
             }
             _ => Err(LogicalError::unsupported_operation()),
-        }
-    }
-
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
-        match self.table.route(Operation::Read, &req.path, &Map::new()) {
-            Ok(m) if m.index == P_ROLE => {
-                let name = m.fields.str("role_name").map(str::to_lowercase).unwrap_or_default();
-                Ok(Some(req.storage.get(&role_key(&name)).await?.is_some()))
-            }
-            _ => Ok(None),
         }
     }
 }

@@ -238,8 +238,8 @@ async fn secret_id_past_its_ttl_is_refused_and_deleted() {
     let err = e.login(&role_id, &sid).await.unwrap_err();
     assert_eq!(err.messages, vec!["invalid role or secret ID"]);
     assert!(e.accessors("web").await.is_empty(), "the refused login deleted it");
-    let err = e.call(Operation::Update, "role/web/secret-id-accessor/lookup", json!({"secret_id_accessor": acc})).await;
-    assert_eq!(err.unwrap_err().kind, ErrorKind::NotFound, "its accessor went with it");
+    let r = e.call(Operation::Update, "role/web/secret-id-accessor/lookup", json!({"secret_id_accessor": acc})).await;
+    assert_eq!(r.unwrap().unwrap().status, Some(ErrorKind::NotFound), "its accessor went with it");
 }
 
 #[tokio::test]
@@ -382,9 +382,9 @@ async fn lookup_by_value_and_by_accessor_agree() {
     let (forever, _) = e.secret("web", json!({})).await;
     assert_eq!(e.lookup("web", &forever).await.unwrap()["expiration_time"], json!("0001-01-01T00:00:00Z"));
     assert!(e.lookup("web", "unknown").await.is_none());
-    let err =
+    let r =
         e.call(Operation::Update, "role/web/secret-id-accessor/lookup", json!({"secret_id_accessor": "nope"})).await;
-    assert_eq!(err.unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(r.unwrap().unwrap().status, Some(ErrorKind::NotFound));
     let err = e.call(Operation::Update, "role/web/secret-id/lookup", json!({})).await.unwrap_err();
     assert_eq!(err.messages, vec!["missing secret_id"]);
     let err = e.call(Operation::Update, "role/ghost/secret-id/lookup", json!({"secret_id": "x"})).await.unwrap_err();
@@ -424,7 +424,7 @@ async fn destroy_by_value_and_by_accessor() {
         "destroying twice is fine"
     );
     let r = e.call(Operation::Update, "role/web/secret-id-accessor/lookup", json!({"secret_id_accessor": a1})).await;
-    assert_eq!(r.unwrap_err().kind, ErrorKind::NotFound, "its accessor is gone too");
+    assert_eq!(r.unwrap().unwrap().status, Some(ErrorKind::NotFound), "its accessor is gone too");
 
     let err = e.call(Operation::Update, "role/api/secret-id-accessor/destroy", json!({"secret_id_accessor": a2})).await;
     assert_eq!(err.unwrap_err().kind, ErrorKind::PermissionDenied, "another role's accessor is refused");
@@ -528,4 +528,77 @@ async fn exists_unauthenticated_paths_and_path_help() {
     assert!(e.b.paths().iter().all(|p| !p.synopsis.is_empty()
         && !p.description.is_empty()
         && p.fields.iter().all(|f| !f.description.is_empty())));
+}
+
+#[tokio::test]
+async fn role_setting_endpoints_read_write_and_reset_one_setting() {
+    let e = Env::new();
+    e.call(Operation::Update, "role/app", json!({"token_policies": "a,b", "secret_id_ttl": "1h"})).await.unwrap();
+    let d = e.data(Operation::Read, "role/app/policies", json!({})).await;
+    assert_eq!(Value::Object(d), json!({"token_policies": ["a", "b"]}));
+    assert_eq!(
+        Value::Object(e.data(Operation::Read, "role/app/secret-id-ttl", json!({})).await),
+        json!({"secret_id_ttl": 3600})
+    );
+    // A write changes only the endpoint's own setting: other fields in the body are ignored.
+    let w = e.call(Operation::Update, "role/app/secret-id-ttl", json!({"secret_id_ttl": "2h", "token_ttl": 60})).await;
+    assert_eq!(w.unwrap(), None);
+    let role = e.data(Operation::Read, "role/app", json!({})).await;
+    assert_eq!(role["secret_id_ttl"], json!(7200));
+    assert_eq!(role["token_ttl"], json!(0));
+    e.call(Operation::Update, "role/app/policies", json!({"token_policies": "default"})).await.unwrap();
+    assert_eq!(e.data(Operation::Read, "role/app", json!({})).await["token_policies"], json!(["default"]));
+    // DELETE resets the setting to its default.
+    assert_eq!(e.call(Operation::Delete, "role/app/secret-id-ttl", json!({})).await.unwrap(), None);
+    assert_eq!(e.data(Operation::Read, "role/app", json!({})).await["secret_id_ttl"], json!(0));
+    // A missing role: read answers nothing, write is a 404, delete a no-op.
+    assert_eq!(e.call(Operation::Read, "role/nope/policies", json!({})).await.unwrap(), None);
+    let err = e.call(Operation::Update, "role/nope/policies", json!({"token_policies": "x"})).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert_eq!(e.call(Operation::Delete, "role/nope/policies", json!({})).await.unwrap(), None);
+    // local-secret-ids can only be read.
+    assert_eq!(
+        Value::Object(e.data(Operation::Read, "role/app/local-secret-ids", json!({})).await),
+        json!({"local_secret_ids": false})
+    );
+    let err = e.call(Operation::Update, "role/app/local-secret-ids", json!({"local_secret_ids": true})).await;
+    assert_eq!(err.unwrap_err().kind, ErrorKind::UnsupportedOperation);
+}
+
+#[tokio::test]
+async fn secret_id_bound_cidrs_read_null_until_given_then_a_list_even_empty() {
+    let e = Env::new();
+    e.call(Operation::Update, "role/a", json!({})).await.unwrap();
+    assert_eq!(e.data(Operation::Read, "role/a", json!({})).await["secret_id_bound_cidrs"], Value::Null);
+    for given in [json!(""), json!(null), json!([])] {
+        e.call(Operation::Delete, "role/b", json!({})).await.unwrap();
+        e.call(Operation::Update, "role/b", json!({"secret_id_bound_cidrs": given})).await.unwrap();
+        assert_eq!(e.data(Operation::Read, "role/b", json!({})).await["secret_id_bound_cidrs"], json!([]), "{given}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_accessor_lookup_is_a_404_with_the_message_in_data_error() {
+    let e = Env::new();
+    e.call(Operation::Update, "role/app", json!({})).await.unwrap();
+    let r = e
+        .call(Operation::Update, "role/app/secret-id-accessor/lookup", json!({"secret_id_accessor": "nope"}))
+        .await
+        .unwrap()
+        .expect("an answer with a body");
+    assert_eq!(r.status, Some(ErrorKind::NotFound));
+    assert_eq!(r.data.unwrap()["error"], json!("failed to find accessor entry for secret_id_accessor: \"nope\""));
+}
+
+#[tokio::test]
+async fn unknown_parameters_are_named_in_a_warning_on_answers_with_a_body() {
+    let e = Env::new();
+    // A write answered with 204 stays without a body.
+    assert_eq!(e.call(Operation::Update, "role/app", json!({"zeta": 1, "alpha": 2})).await.unwrap(), None);
+    let r = e.call(Operation::Read, "role/app/role-id", json!({"x": "1"})).await.unwrap().unwrap();
+    assert_eq!(r.warnings, vec!["Endpoint ignored these unrecognized parameters: [x]".to_string()]);
+    let r = e.call(Operation::Update, "role/app/secret-id", json!({"zeta": 1, "alpha": 2})).await.unwrap().unwrap();
+    assert_eq!(r.warnings, vec!["Endpoint ignored these unrecognized parameters: [alpha zeta]".to_string()]);
+    let r = e.call(Operation::Read, "role/app", json!({})).await.unwrap().unwrap();
+    assert!(r.warnings.is_empty());
 }

@@ -65,6 +65,18 @@ impl Backend for KvV1 {
     }
 
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
+        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
+        coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)
+    }
+
+    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
+        Ok(Some(req.storage.get(&req.path).await?.is_some()))
+    }
+}
+
+impl KvV1 {
+    /// Routes a request to its handler (the ignored-parameters warning is added around it).
+    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
         let matched = self.table.route(req.operation, &req.path, &req.data)?;
         let path = req.path.as_str();
         match req.operation {
@@ -110,9 +122,5 @@ impl Backend for KvV1 {
             }
             _ => Err(LogicalError::unsupported_operation()),
         }
-    }
-
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
-        Ok(Some(req.storage.get(&req.path).await?.is_some()))
     }
 }

@@ -1025,7 +1025,7 @@ impl Backend for KvV2 {
             // After the change, before the answer: no later read sees the old metadata.
             self.meta_cache.forget(path);
         }
-        result
+        coffer_sdk::framework::warn_ignored(result, &self.table.ignored_parameters(req.operation, &req.path, &req.data))
     }
 
     /// `data/<key>` and `metadata/<key>` exist when the key has metadata.

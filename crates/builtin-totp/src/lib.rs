@@ -417,6 +417,14 @@ impl Backend for Totp {
     }
 
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
+        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
+        coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)
+    }
+}
+
+impl Totp {
+    /// Routes a request to its handler (the ignored-parameters warning is added around it).
+    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
         let matched = self.table.route(req.operation, &req.path, &req.data)?;
         let f = &matched.fields;
         let name = f.str("name").unwrap_or("").to_string();

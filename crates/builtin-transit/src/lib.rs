@@ -30,6 +30,8 @@ use zeroize::Zeroizing;
 
 /// Key settings (and, separately, key versions) kept decoded at most.
 const KEY_CACHE_CAPACITY: usize = 4096;
+/// Where `cache-config` keeps the cache size.
+const CACHE_CONFIG_KEY: &str = "config/cache";
 
 /// A key name as OpenBao's generic name pattern allows it.
 const NAME: &str = r"\w(?:[\w.@-]*\w)?";
@@ -54,6 +56,7 @@ enum Route {
     Hash,
     Random,
     ConfigKeys,
+    CacheConfig,
 }
 
 /// The transit backend. One instance serves one mount.
@@ -69,6 +72,8 @@ pub struct Transit {
     policies: GenCache<Policy>,
     /// Versions by `<name>/<version>`.
     versions: GenCache<KeyEntry>,
+    /// Whether the stored cache-config size has been applied to the caches (first request).
+    cache_size_loaded: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Transit {
@@ -339,6 +344,19 @@ fn build_specs() -> Vec<(Route, PathSpec)> {
                 "Mount-wide key settings",
             ),
         ),
+        (
+            Route::CacheConfig,
+            spec(
+                "cache-config".into(),
+                vec![f(
+                    "size",
+                    Int,
+                    "Most keys the mount's key cache holds: 0 (Coffer's default bound) or at least 10",
+                )],
+                vec![(Operation::Read, "Read"), (Operation::Update, "Configure")],
+                "The size of the mount's key cache",
+            ),
+        ),
     ]
 }
 
@@ -351,6 +369,7 @@ impl Transit {
             write_lock: tokio::sync::Mutex::new(()),
             policies: GenCache::new(KEY_CACHE_CAPACITY),
             versions: GenCache::new(KEY_CACHE_CAPACITY),
+            cache_size_loaded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -1662,6 +1681,49 @@ impl Transit {
         Ok(Some(r))
     }
 
+    /// The stored cache size (`cache-config`); 0 when never set.
+    async fn stored_cache_size(&self, s: &dyn StorageView) -> Result<i64> {
+        Ok(match s.get(CACHE_CONFIG_KEY).await? {
+            Some(raw) => serde_json::from_slice::<Value>(&raw)
+                .ok()
+                .and_then(|v| v.get("size").and_then(Value::as_i64))
+                .unwrap_or(0),
+            None => 0,
+        })
+    }
+
+    /// Bounds both key caches by `size` (0: Coffer's default bound).
+    fn apply_cache_size(&self, size: i64) {
+        let n = if size > 0 { usize::try_from(size).unwrap_or(usize::MAX) } else { KEY_CACHE_CAPACITY };
+        self.policies.set_capacity(n);
+        self.versions.set_capacity(n);
+    }
+
+    /// Applies the stored cache size once, on the mount's first request.
+    async fn load_cache_size(&self, s: &dyn StorageView) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if !self.cache_size_loaded.load(Ordering::Acquire) {
+            self.apply_cache_size(self.stored_cache_size(s).await?);
+            self.cache_size_loaded.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// `cache-config`: the size of the key cache, as OpenBao serves it (0, or at least 10;
+    /// a write without `size` sets 0). Unlike OpenBao, a new size applies at once.
+    async fn cache_config(&self, s: &dyn StorageView, op: Operation, d: &FieldData) -> Result<Option<Response>> {
+        if op == Operation::Update {
+            let size = d.int("size").unwrap_or(0);
+            if size != 0 && size < 10 {
+                return Err(bad("size must be 0 or a value greater or equal to 10"));
+            }
+            let _g = self.write_lock.lock().await;
+            s.put(CACHE_CONFIG_KEY, json!({ "size": size }).to_string().as_bytes()).await?;
+            self.apply_cache_size(size);
+        }
+        Ok(response(vec![("size", self.stored_cache_size(s).await?.into())]))
+    }
+
     async fn config_keys(&self, s: &dyn StorageView, op: Operation, d: &FieldData) -> Result<Option<Response>> {
         if op == Operation::Update {
             let v = json!({"disable_upsert": d.bool("disable_upsert").unwrap_or(false)});
@@ -1794,7 +1856,8 @@ impl Backend for Transit {
     }
 
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
-        let mut out = self.dispatch(req).await?;
+        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
+        let mut out = coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)?;
         // As OpenBao: a batch in which any item failed answers 400, with every item's result.
         if let Some(r) = out.as_mut() {
             let failed =
@@ -1839,12 +1902,14 @@ impl Transit {
             | Route::Verify
             | Route::Hash
             | Route::Random
-            | Route::ConfigKeys => false,
+            | Route::ConfigKeys
+            | Route::CacheConfig => false,
         }
     }
 
     async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
         let matched = self.table.route(req.operation, &req.path, &req.data)?;
+        self.load_cache_size(req.storage.as_ref()).await?;
         let route = self.routes[matched.index];
         let out = self.run(route, &matched.fields, &req).await;
         if Self::changes_keys(route, req.operation) {
@@ -1881,6 +1946,43 @@ impl Transit {
             (Route::Hash, _) => Self::hash(d),
             (Route::Random, _) => Self::random(d),
             (Route::ConfigKeys, _) => self.config_keys(s, op, d).await,
+            (Route::CacheConfig, _) => self.cache_config(s, op, d).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod cache_size_tests {
+    use super::*;
+    use coffer_sdk::testing::MapView;
+    use std::sync::Arc;
+
+    fn req(s: &Arc<MapView>, op: Operation, path: &str, data: Value) -> Request {
+        Request {
+            operation: op,
+            path: path.into(),
+            data: data.as_object().cloned().unwrap_or_default(),
+            mount_point: "transit/".into(),
+            storage: s.clone(),
+            system: coffer_sdk::SystemInfo::default(),
+            remote_addr: None,
+            services: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_size_bounds_both_key_caches_at_once_and_after_a_restart() {
+        let s = Arc::new(MapView::default());
+        let t = Transit::new();
+        assert_eq!(t.policies.capacity(), KEY_CACHE_CAPACITY);
+        t.handle_request(req(&s, Operation::Update, "cache-config", json!({"size": 12}))).await.unwrap();
+        assert_eq!((t.policies.capacity(), t.versions.capacity()), (12, 12));
+        // A new instance of the mount (unseal, restart) applies the stored size on its first request.
+        let t2 = Transit::new();
+        t2.handle_request(req(&s, Operation::Read, "cache-config", json!({}))).await.unwrap();
+        assert_eq!((t2.policies.capacity(), t2.versions.capacity()), (12, 12));
+        // 0 is Coffer's default bound.
+        t2.handle_request(req(&s, Operation::Update, "cache-config", json!({"size": 0}))).await.unwrap();
+        assert_eq!(t2.policies.capacity(), KEY_CACHE_CAPACITY);
     }
 }

@@ -829,3 +829,24 @@ async fn encrypt_latency_1kib_aes256_gcm96() {
     let per = start.elapsed() / n;
     println!("encrypt 1 KiB aes256-gcm96 in-process: {per:?} per request ({n} requests)");
 }
+
+#[tokio::test]
+async fn cache_config_reads_writes_and_refuses_sizes_below_ten() {
+    let t = T::new();
+    assert_eq!(t.read("cache-config").await.unwrap()["size"], json!(0));
+    assert_eq!(t.write("cache-config", json!({"size": 20})).await["size"], json!(20));
+    assert_eq!(t.read("cache-config").await.unwrap()["size"], json!(20));
+    for bad in [json!(5), json!(-1)] {
+        let e = t.write_err("cache-config", json!({ "size": bad })).await;
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        assert_eq!(e.messages, vec!["size must be 0 or a value greater or equal to 10".to_string()]);
+    }
+    assert_eq!(t.write_err("cache-config", json!({"size": "abc"})).await.kind, ErrorKind::BadRequest);
+    assert_eq!(t.read("cache-config").await.unwrap()["size"], json!(20), "a refused size changes nothing");
+    // A write without a size sets 0, as OpenBao does.
+    assert_eq!(t.write("cache-config", json!({})).await["size"], json!(0));
+    // The setting is stored with the mount: a new instance over the same storage reads it.
+    t.write("cache-config", json!({"size": 30})).await;
+    let again = T { b: Transit::new(), s: t.s.clone() };
+    assert_eq!(again.read("cache-config").await.unwrap()["size"], json!(30));
+}

@@ -350,6 +350,24 @@ impl Backend for UserPass {
     }
 
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
+        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
+        coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)
+    }
+
+    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
+        match self.table.route(Operation::Read, &req.path, &Map::new()) {
+            Ok(m) if m.index == P_USER => {
+                let name = m.fields.str("username").map(str::to_lowercase).unwrap_or_default();
+                Ok(Some(req.storage.get(&user_key(&name)).await?.is_some()))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+impl UserPass {
+    /// Routes a request to its handler (the ignored-parameters warning is added around it).
+    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
         let matched = self.table.route(req.operation, &req.path, &req.data)?;
         let f = &matched.fields;
         let name = f.str("username").map(str::to_lowercase).unwrap_or_default();
@@ -402,16 +420,6 @@ impl Backend for UserPass {
             }
             (P_LOGIN, _) => self.login(&req, &name, f.str("password")).await,
             _ => Err(LogicalError::unsupported_operation()),
-        }
-    }
-
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
-        match self.table.route(Operation::Read, &req.path, &Map::new()) {
-            Ok(m) if m.index == P_USER => {
-                let name = m.fields.str("username").map(str::to_lowercase).unwrap_or_default();
-                Ok(Some(req.storage.get(&user_key(&name)).await?.is_some()))
-            }
-            _ => Ok(None),
         }
     }
 }

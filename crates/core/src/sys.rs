@@ -534,6 +534,10 @@ impl Core {
             "force_no_cache": e.as_ref().map(|e| e.config.force_no_cache).unwrap_or(false),
             "description": e.as_ref().map(|e| e.description.clone()).unwrap_or_else(|| "system endpoints used for control, policy and debugging".into()),
         }));
+        if e.is_none() {
+            // As the sys/ entry of sys/mounts shows it.
+            m.insert("passthrough_request_headers".into(), json!(["Accept"]));
+        }
         if let Some(e) = &e {
             if let Some(o) = &e.options {
                 m.insert("options".into(), json!(o));
@@ -574,8 +578,23 @@ impl Core {
         if let Some(v) = d.get("description").filter(|v| !v.is_null()) {
             e.description = parse_string("description", v)?;
         }
+        let mut warnings = vec![];
         if let Some(v) = d.get("options").filter(|v| !v.is_null()) {
             let new = string_map("options", v)?;
+            // A version change is an upgrade (announced, as OpenBao does); a lower one is refused.
+            let version = |o: Option<&String>| o.and_then(|v| v.parse::<i64>().ok());
+            let old = version(e.options.as_ref().and_then(|o| o.get("version"))).unwrap_or(0);
+            if let Some(newv) = version(new.get("version")) {
+                if newv < old {
+                    return Err(LogicalError::bad_request(format!("cannot downgrade mount from version {old}")));
+                }
+                if newv != old {
+                    warnings.push(format!(
+                        "Upgrading mount from version {old} to version {newv}. This mount will be unavailable for a \
+                         brief period and will resume service shortly."
+                    ));
+                }
+            }
             let opts = e.options.get_or_insert_with(BTreeMap::new);
             for (k, v) in new {
                 opts.insert(k, v);
@@ -588,7 +607,7 @@ impl Core {
         table.entries[idx] = e;
         table.save(&self.barrier).await?;
         self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
-        Ok(no_content())
+        Ok(CoreResponse { warnings, ..no_content() })
     }
 
     async fn ui_mounts(&self, active: &Active, path: &str, acl: Option<&crate::policy::Acl>) -> Result<CoreResponse> {
@@ -651,6 +670,10 @@ fn apply_config(c: &mut MountConfig, d: &Map<String, Value>) -> Result<()> {
     }
     if let Some(v) = d.get("force_no_cache").filter(|v| !v.is_null()) {
         c.force_no_cache = parse_bool("force_no_cache", v)?;
+    }
+    if d.get("listing_visibility").is_some_and(Value::is_null) {
+        // As OpenBao: an explicit null resets it.
+        c.listing_visibility = None;
     }
     if let Some(v) = d.get("listing_visibility").filter(|v| !v.is_null()) {
         let s = parse_string("listing_visibility", v)?;

@@ -393,11 +393,15 @@ impl Core {
         let (def, max) = self.mount_ttls(e);
         let token_type =
             e.options.as_ref().and_then(|o| o.get("token_type")).cloned().unwrap_or_else(|| "default-service".into());
-        Ok(CoreResponse::legacy(obj(json!({
+        let mut m = obj(json!({
             "default_lease_ttl": def, "max_lease_ttl": max, "force_no_cache": false,
             "description": e.description, "token_type": token_type,
-            "listing_visibility": e.config.listing_visibility.clone().unwrap_or_default(),
-        }))))
+        }));
+        // As OpenBao: only when set.
+        if let Some(v) = e.config.listing_visibility.as_ref().filter(|v| !v.is_empty()) {
+            m.insert("listing_visibility".into(), json!(v));
+        }
+        Ok(CoreResponse::legacy(m))
     }
 
     async fn auth_tune(&self, active: &Active, raw: &str, d: &Map<String, Value>) -> Result<CoreResponse> {

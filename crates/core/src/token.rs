@@ -71,6 +71,10 @@ pub struct TokenEntry {
     pub bound_cidrs: Vec<String>,
     #[serde(default)]
     pub last_renewal_time: i64,
+    /// The increment of the last renewal that asked for one: a later renewal without an
+    /// increment asks for it again (OpenBao keeps it with the token's lease); 0 = the TTL.
+    #[serde(default)]
+    pub last_increment: i64,
     /// Issuing mount's max TTL at creation (seconds; 0 = the system's).
     #[serde(default)]
     pub max_ttl: i64,
@@ -182,8 +186,15 @@ pub struct TokenRole {
     pub renewable: bool,
     #[serde(default)]
     pub path_suffix: String,
+    /// `None` until set (a read shows null, as OpenBao's does).
     #[serde(default)]
-    pub allowed_entity_aliases: Vec<String>,
+    pub allowed_entity_aliases: Option<Vec<String>>,
+    /// The deprecated `explicit_max_ttl` and `period` as last given (0 once the `token_`
+    /// names replaced them): a read shows both spellings with their own values, as OpenBao does.
+    #[serde(default)]
+    pub legacy_explicit_max_ttl: i64,
+    #[serde(default)]
+    pub legacy_period: i64,
     #[serde(default)]
     pub token: coffer_sdk::tokenutil::TokenParams,
 }

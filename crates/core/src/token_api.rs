@@ -27,6 +27,23 @@ pub(crate) struct Caller<'a> {
     pub decision: &'a Decision,
 }
 
+/// A duration as OpenBao writes it in warnings: `768h`, `1h30m`, `2h1s`, `59s` (Go's
+/// notation without its zero minutes and seconds).
+pub(crate) fn short_duration(secs: i64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
 fn glob_match(pattern: &str, s: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == s,
@@ -84,7 +101,9 @@ impl Core {
         };
         if e.period == 0 && ttl > max {
             warnings.push(format!(
-                "TTL of \"{ttl}s\" exceeded the effective max_ttl of \"{max}s\"; TTL value is capped accordingly"
+                "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
+                short_duration(ttl),
+                short_duration(max)
             ));
             ttl = max;
         }
@@ -243,6 +262,18 @@ impl Core {
             ) => return Err(LogicalError::unsupported_operation()),
             _ => return Err(LogicalError::unsupported_path(&format!("auth/token/{rest}"))),
         };
+        // As OpenBao's framework: parameters the endpoint does not take are named in a warning
+        // (only on an answer with a body).
+        let has_body = resp.data.is_some() || resp.auth.is_some() || !resp.warnings.is_empty();
+        if has_body {
+            if let Some(known) = token_endpoint_fields(rest) {
+                let mut ignored: Vec<String> = data.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
+                if !ignored.is_empty() {
+                    ignored.sort();
+                    resp.warnings.push(coffer_sdk::framework::ignored_parameters_warning(&ignored));
+                }
+            }
+        }
         resp.mount_type = "token".into();
         Ok(resp)
     }
@@ -368,7 +399,8 @@ impl Core {
         if num_uses < 0 {
             return Err(LogicalError::bad_request("number of uses cannot be negative"));
         }
-        let mut renewable = match opt(d, "renewable") {
+        let mut renewable = match d.get("renewable") {
+            Some(Value::Null) => false, // as OpenBao: an explicit null reads as false
             Some(v) => parse_bool("renewable", v)?,
             None => true,
         };
@@ -445,7 +477,20 @@ impl Core {
             bound_cidrs: role.as_ref().map(|r| r.token.token_bound_cidrs.clone()).unwrap_or_default(),
             ..Default::default()
         };
-        let warnings = self.apply_ttls(&mut entry, ttl, 0);
+        let mut warnings = vec![];
+        let mut missing: Vec<&String> = entry
+            .policies
+            .iter()
+            .filter(|p| *p != "default" && *p != "root" && active.policies.get(p).is_none())
+            .collect();
+        missing.sort();
+        for p in missing {
+            warnings.push(format!("Policy {p:?} does not exist"));
+        }
+        // As OpenBao: a token without a TTL of its own gets the default TTL, and is warned
+        // when a lower maximum (explicit_max_ttl) caps it.
+        let ttl = if ttl == 0 && period == 0 && !entry.is_root() { self.config.default_lease_ttl } else { ttl };
+        warnings.extend(self.apply_ttls(&mut entry, ttl, 0));
         // A child never outlives its parent's hard limit.
         if parent.expire_time > 0 && (entry.expire_time == 0 || entry.expire_time > parent.expire_time) && !orphan {
             entry.expire_time = parent.expire_time;
@@ -504,7 +549,16 @@ impl Core {
                 };
                 e.expire_time = at + ttl.max(0);
             } else {
-                let inc = if increment > 0 { increment } else { e.ttl };
+                if increment > 0 {
+                    e.last_increment = increment;
+                }
+                let inc = if increment > 0 {
+                    increment
+                } else if e.last_increment > 0 {
+                    e.last_increment
+                } else {
+                    e.ttl
+                };
                 let max = if e.max_ttl > 0 { e.max_ttl } else { self.config.max_lease_ttl };
                 let max = if e.explicit_max_ttl > 0 { max.min(e.explicit_max_ttl) } else { max };
                 let limit = e.creation_time + max;
@@ -525,7 +579,63 @@ impl Core {
     }
 }
 
+/// The parameters each `auth/token/…` endpoint takes (as OpenBao declares them), for the
+/// ignored-parameters warning; `None` for paths that are not endpoints.
+fn token_endpoint_fields(rest: &str) -> Option<&'static [&'static str]> {
+    const CREATE: &[&str] = &[
+        "display_name",
+        "entity_alias",
+        "explicit_max_ttl",
+        "id",
+        "lease",
+        "meta",
+        "no_default_policy",
+        "no_parent",
+        "num_uses",
+        "period",
+        "policies",
+        "renewable",
+        "ttl",
+        "type",
+        "role_name",
+    ];
+    const ROLE: &[&str] = &[
+        "role_name",
+        "allowed_entity_aliases",
+        "allowed_policies",
+        "allowed_policies_glob",
+        "bound_cidrs",
+        "disallowed_policies",
+        "disallowed_policies_glob",
+        "explicit_max_ttl",
+        "orphan",
+        "path_suffix",
+        "period",
+        "renewable",
+        "token_bound_cidrs",
+        "token_explicit_max_ttl",
+        "token_no_default_policy",
+        "token_num_uses",
+        "token_period",
+        "token_type",
+    ];
+    Some(match rest {
+        "create" | "create-orphan" => CREATE,
+        r if r.starts_with("create/") => CREATE,
+        "lookup" | "lookup-self" | "revoke" | "revoke-orphan" => &["token"],
+        "lookup-accessor" | "revoke-accessor" => &["accessor"],
+        "renew" | "renew-self" => &["increment", "token"],
+        "renew-accessor" => &["accessor", "increment"],
+        "revoke-self" | "tidy" | "accessors" | "accessors/" | "roles" | "roles/" => &[],
+        r if r.starts_with("roles/") => ROLE,
+        _ => return None,
+    })
+}
+
 fn role_json(r: &TokenRole) -> Map<String, Value> {
+    // The fields OpenBao's token role read shows: the token_* settings it declares (not
+    // token_ttl, token_max_ttl, token_policies, token_num_uses), token_bound_cidrs only when
+    // set, and the deprecated explicit_max_ttl/period with their own values.
     let mut m = obj(json!({
         "name": r.name,
         "allowed_policies": r.allowed_policies,
@@ -536,13 +646,19 @@ fn role_json(r: &TokenRole) -> Map<String, Value> {
         "renewable": r.renewable,
         "path_suffix": r.path_suffix,
         "allowed_entity_aliases": r.allowed_entity_aliases,
+        "token_explicit_max_ttl": r.token.token_explicit_max_ttl,
+        "token_no_default_policy": r.token.token_no_default_policy,
+        "token_period": r.token.token_period,
+        "token_type": match r.token.token_type.as_str() {
+            "default" | "" => "default-service",
+            t => t,
+        },
+        "explicit_max_ttl": r.legacy_explicit_max_ttl,
+        "period": r.legacy_period,
     }));
-    r.token.to_response(&mut m);
-    for k in ["policies", "ttl", "max_ttl", "bound_cidrs"] {
-        m.remove(k);
+    if !r.token.token_bound_cidrs.is_empty() {
+        m.insert("token_bound_cidrs".into(), json!(r.token.token_bound_cidrs));
     }
-    m.insert("explicit_max_ttl".into(), json!(r.token.token_explicit_max_ttl));
-    m.insert("period".into(), json!(r.token.token_period));
     m
 }
 
@@ -572,7 +688,7 @@ fn update_role(r: &mut TokenRole, d: &Map<String, Value>) -> Result<()> {
         r.disallowed_policies_glob = v;
     }
     if let Some(v) = opt(d, "allowed_entity_aliases") {
-        r.allowed_entity_aliases = parse_string_slice("allowed_entity_aliases", v)?;
+        r.allowed_entity_aliases = Some(parse_string_slice("allowed_entity_aliases", v)?);
     }
     if let Some(v) = opt(d, "orphan") {
         r.orphan = parse_bool("orphan", v)?;
@@ -592,5 +708,16 @@ fn update_role(r: &mut TokenRole, d: &Map<String, Value>) -> Result<()> {
         td.entry("token_explicit_max_ttl".to_string()).or_insert(v.clone());
     }
     r.token.update_from(&td)?;
+    // The deprecated names keep their own value until the new name is given.
+    for (old, new, legacy, current) in [
+        ("explicit_max_ttl", "token_explicit_max_ttl", &mut r.legacy_explicit_max_ttl, r.token.token_explicit_max_ttl),
+        ("period", "token_period", &mut r.legacy_period, r.token.token_period),
+    ] {
+        if opt(d, new).is_some() {
+            *legacy = 0;
+        } else if opt(d, old).is_some() {
+            *legacy = current;
+        }
+    }
     Ok(())
 }

@@ -11,10 +11,11 @@
 //! is used. Values are shared (`Arc`); a value holding key material must wipe itself on drop.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub struct GenCache<V> {
-    capacity: usize,
+    capacity: AtomicUsize,
     inner: RwLock<Inner<V>>,
 }
 
@@ -26,7 +27,26 @@ struct Inner<V> {
 
 impl<V: Send + Sync + 'static> GenCache<V> {
     pub fn new(capacity: usize) -> Self {
-        GenCache { capacity: capacity.max(1), inner: RwLock::new(Inner { generation: 0, map: HashMap::default() }) }
+        GenCache {
+            capacity: AtomicUsize::new(capacity.max(1)),
+            inner: RwLock::new(Inner { generation: 0, map: HashMap::default() }),
+        }
+    }
+
+    /// The most entries the cache holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Changes the most entries the cache holds (at least 1); a cache holding more is emptied.
+    pub fn set_capacity(&self, capacity: usize) {
+        let capacity = capacity.max(1);
+        self.capacity.store(capacity, Ordering::Relaxed);
+        if let Ok(mut inner) = self.inner.write() {
+            if inner.map.len() > capacity {
+                drop_elsewhere(std::mem::take(&mut inner.map));
+            }
+        }
     }
 
     /// The generation to pass to [`GenCache::put`] for a value about to be read from storage.
@@ -45,7 +65,7 @@ impl<V: Send + Sync + 'static> GenCache<V> {
         if inner.generation != generation {
             return;
         }
-        if inner.map.len() >= self.capacity && !inner.map.contains_key(key) {
+        if inner.map.len() >= self.capacity() && !inner.map.contains_key(key) {
             drop_elsewhere(std::mem::take(&mut inner.map));
         }
         inner.map.insert(key.to_string(), value);
@@ -133,6 +153,24 @@ mod tests {
             c.put(g, k, Arc::new(i));
         }
         assert!(c.get("a").is_none() && c.get("b").is_none(), "emptied when full");
+        assert_eq!(c.get("c").as_deref(), Some(&2));
+    }
+
+    #[test]
+    fn a_lower_capacity_applies_at_once_and_bounds_later_puts() {
+        let c = GenCache::new(8);
+        let g = c.generation();
+        for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+            c.put(g, k, Arc::new(i));
+        }
+        c.set_capacity(2);
+        assert_eq!(c.capacity(), 2);
+        assert!(c.get("a").is_none() && c.get("c").is_none(), "emptied: it held more than the new capacity");
+        let g = c.generation();
+        for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+            c.put(g, k, Arc::new(i));
+        }
+        assert!(c.get("a").is_none() && c.get("b").is_none());
         assert_eq!(c.get("c").as_deref(), Some(&2));
     }
 }

@@ -2,7 +2,7 @@
 //! coercion of request fields, help text and the OpenAPI document all come from it.
 
 use crate::field::{coerce, FieldType};
-use crate::{LogicalError, Operation};
+use crate::{LogicalError, Operation, Response};
 use regex::{Regex, RegexSet};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -62,6 +62,27 @@ pub struct Matched<'a> {
     pub fields: FieldData,
 }
 
+/// The warning OpenBao adds to an answer when the request carried parameters the path does not
+/// declare: `Endpoint ignored these unrecognized parameters: [a b]` (names sorted).
+pub fn ignored_parameters_warning(ignored: &[String]) -> String {
+    format!("Endpoint ignored these unrecognized parameters: [{}]", ignored.join(" "))
+}
+
+/// Adds the ignored-parameters warning to a handler's answer. As in OpenBao, only an answer
+/// with a body gets it: an error or an empty (204) answer stays as it is.
+pub fn warn_ignored(
+    out: Result<Option<Response>, LogicalError>,
+    ignored: &[String],
+) -> Result<Option<Response>, LogicalError> {
+    match out {
+        Ok(Some(mut r)) if !ignored.is_empty() => {
+            r.warnings.push(ignored_parameters_warning(ignored));
+            Ok(Some(r))
+        }
+        other => other,
+    }
+}
+
 impl PathTable {
     /// Compiles the table. Patterns are static, so a bad pattern is a programming error.
     pub fn new(specs: Vec<PathSpec>) -> Self {
@@ -97,6 +118,30 @@ impl PathTable {
         }
         let raw = if spec.passthrough { data.clone() } else { Map::new() };
         Ok(Matched { index: i, spec, fields: FieldData { values: out, specs: self.fields[i].clone(), raw } })
+    }
+
+    /// The request parameters (body fields or query parameters) that the path `path` does not
+    /// declare, sorted; none for writes to paths that take arbitrary input (KV v1) or paths not
+    /// in the table. Cheap when there are no parameters (no routing then). A backend calls it in
+    /// [`crate::Backend::handle_request`] and hands the list to [`warn_ignored`] with its
+    /// answer, so every backend warns as OpenBao's framework does.
+    pub fn ignored_parameters(&self, op: Operation, path: &str, data: &Map<String, Value>) -> Vec<String> {
+        if data.is_empty() || op == Operation::Help {
+            return vec![];
+        }
+        let Some(i) = self.set.matches(path).into_iter().next() else {
+            return vec![];
+        };
+        let spec = &self.specs[i];
+        // A passthrough path keeps any field on a write; its reads and lists still name the
+        // query parameters they ignored, as OpenBao's KV v1 does.
+        if spec.passthrough && matches!(op, Operation::Create | Operation::Update | Operation::Patch) {
+            return vec![];
+        }
+        let mut out: Vec<String> =
+            data.keys().filter(|k| !spec.fields.iter().any(|f| f.name == k.as_str())).cloned().collect();
+        out.sort();
+        out
     }
 
     /// The index of the first path that matches `path`, once the operation is checked.
@@ -279,5 +324,35 @@ mod tests {
         assert!(paths_from_description(&json!([{"pattern": "a(", "operations": []}])).is_err());
         assert!(paths_from_description(&json!([{"pattern": "a", "operations": [{"operation": "fly"}]}])).is_err());
         assert!(paths_from_description(&json!({})).is_err());
+    }
+
+    #[test]
+    fn unknown_parameters_are_listed_sorted_and_warned_only_on_answers_with_a_body() {
+        let t = table();
+        let data = json!({"zeta": 1, "on": true, "alpha": 2, "name": "x"}).as_object().unwrap().clone();
+        assert_eq!(t.ignored_parameters(Operation::Update, "config/a", &data), vec!["alpha", "zeta"]);
+        assert!(t.ignored_parameters(Operation::Update, "nope", &data).is_empty());
+        assert!(t.ignored_parameters(Operation::Read, "config/a", &Map::new()).is_empty());
+        let ignored = vec!["alpha".to_string(), "zeta".to_string()];
+        let warned = warn_ignored(Ok(Some(Response::data(Map::new()))), &ignored).unwrap().unwrap();
+        assert_eq!(warned.warnings, vec!["Endpoint ignored these unrecognized parameters: [alpha zeta]"]);
+        assert_eq!(warn_ignored(Ok(None), &ignored).unwrap(), None);
+        assert!(warn_ignored(Err(LogicalError::bad_request("x")), &ignored).is_err());
+        assert!(warn_ignored(Ok(Some(Response::default())), &[]).unwrap().unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn passthrough_paths_take_any_field_on_writes_but_name_ignored_query_parameters_on_reads() {
+        let t = PathTable::new(vec![PathSpec {
+            pattern: r".*",
+            fields: vec![],
+            operations: vec![(Operation::Read, "read"), (Operation::Update, "write")],
+            passthrough: true,
+            synopsis: "",
+            description: "",
+        }]);
+        let data = json!({"x": "1"}).as_object().unwrap().clone();
+        assert!(t.ignored_parameters(Operation::Update, "a", &data).is_empty());
+        assert_eq!(t.ignored_parameters(Operation::Read, "a", &data), vec!["x"]);
     }
 }

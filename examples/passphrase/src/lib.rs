@@ -308,6 +308,29 @@ impl Backend for Passphrase {
     }
 
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
+        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
+        coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)
+    }
+
+    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
+        if req.path == "config" {
+            return Ok(Some(req.storage.get("config").await?.is_some()));
+        }
+        Ok(None)
+    }
+
+    async fn revoke_secret(&self, req: &Request, internal: &Map<String, Value>) -> Result<()> {
+        let id = internal.get("id").and_then(Value::as_str).unwrap_or_default();
+        if id.is_empty() {
+            return Err(LogicalError::bad_request("lease carries no passphrase id"));
+        }
+        req.storage.delete(&format!("issued/{id}")).await
+    }
+}
+
+impl Passphrase {
+    /// Routes a request to its handler (the ignored-parameters warning is added around it).
+    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
         let m = self.table.route(req.operation, &req.path, &req.data)?;
         let s = req.storage.as_ref();
         match (m.index, req.operation) {
@@ -330,21 +353,6 @@ impl Backend for Passphrase {
             }
             _ => Err(LogicalError::unsupported_operation()),
         }
-    }
-
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
-        if req.path == "config" {
-            return Ok(Some(req.storage.get("config").await?.is_some()));
-        }
-        Ok(None)
-    }
-
-    async fn revoke_secret(&self, req: &Request, internal: &Map<String, Value>) -> Result<()> {
-        let id = internal.get("id").and_then(Value::as_str).unwrap_or_default();
-        if id.is_empty() {
-            return Err(LogicalError::bad_request("lease carries no passphrase id"));
-        }
-        req.storage.delete(&format!("issued/{id}")).await
     }
 }
 
