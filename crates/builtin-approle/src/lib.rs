@@ -1012,7 +1012,12 @@ impl Backend for AppRole {
             (P_LOGIN, _) => self.login(&req, f).await,
             (P_TIDY, _) => {
                 self.tidy(s).await?;
-                Ok(Some(Response { warnings: vec![TIDY_WARNING.to_string()], ..Default::default() }))
+                // As OpenBao: 202 Accepted, the tidy being (in its case) a background job.
+                Ok(Some(Response {
+                    warnings: vec![TIDY_WARNING.to_string()],
+                    status: coffer_sdk::ResponseStatus::Accepted,
+                    ..Default::default()
+                }))
             }
             _ => Err(LogicalError::unsupported_operation()),
         }

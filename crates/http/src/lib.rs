@@ -13,7 +13,7 @@ mod ui;
 
 pub use axum::http::{HeaderName, HeaderValue};
 pub use listener::{serve, serve_router, ClientCertificate, ListenerConfig, TlsVersion};
-pub use options::{CustomHeaders, ForwardedFor, RequestOptions};
+pub use options::{CustomHeaders, ForwardedFor, RequestOptions, DEFAULT_MAX_JSON_MEMORY, DEFAULT_MAX_JSON_STRINGS};
 pub use ui::CONTENT_SECURITY_POLICY;
 
 use axum::body::Body;
@@ -85,6 +85,52 @@ pub fn error_response(status: StatusCode, messages: &[String]) -> Response {
 
 fn logical_error(e: &LogicalError) -> Response {
     error_response(status_for(e.kind), &e.messages)
+}
+
+/// A 307 as Go's `http.Redirect` writes it (OpenBao's redirects): `Cache-Control: no-store`,
+/// and for GET and HEAD an HTML content type with a short body naming the target (the body
+/// is not sent for HEAD).
+pub(crate) fn redirect(method: &Method, location: &str) -> Response {
+    let html = method == Method::GET || method == Method::HEAD;
+    let body = if method == Method::GET {
+        Body::from(format!("<a href=\"{location}\">Temporary Redirect</a>.\n"))
+    } else {
+        Body::empty()
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if html {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    }
+    r
+}
+
+/// A plain-text answer as Go's HTTP server writes its own refusals (`400 Bad Request: …`).
+fn plain_response(status: StatusCode, text: &'static str) -> Response {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// Go's URL query parser refuses more than this many parameters (form bodies included).
+const MAX_FORM_FIELDS: usize = 10_000;
+
+/// `X-Vault-Index` names a state as OpenBao encodes it: base64 of
+/// `v1:<cluster id>:<local index>:<replicated index>:<hmac>`. Coffer keeps no such states and
+/// ignores one that decodes, but refuses (400) one that does not, as OpenBao does.
+fn index_header_decodes(v: &[u8]) -> bool {
+    use base64::Engine;
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(v) else { return false };
+    let Ok(text) = std::str::from_utf8(&raw) else { return false };
+    let parts: Vec<&str> = text.split(':').collect();
+    parts.len() == 5 && parts[0] == "v1" && parts[2].parse::<u64>().is_ok() && parts[3].parse::<u64>().is_ok()
 }
 
 fn no_content() -> Response {
@@ -228,6 +274,9 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     if is_form && trimmed[0] != b'{' && trimmed[0] != b'[' {
         let text = std::str::from_utf8(trimmed).map_err(|_| "failed to decode form input: not UTF-8".to_string())?;
+        if text.bytes().filter(|&b| b == b'&').count() >= MAX_FORM_FIELDS {
+            return Err("error parsing form data".into());
+        }
         let pairs =
             form_urlencoded(text).ok_or_else(|| "error parsing form data: malformed percent-escape".to_string())?;
         // A repeated key keeps every value, joined with commas, as OpenBao reads a form.
@@ -263,6 +312,20 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
 
 pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    // Chunked applied more than once (`Transfer-Encoding: chunked, chunked`) is refused, as
+    // hyper refuses the other codings: 400 (Go answers 501, a server error, for a client's).
+    if parts.headers.contains_key(header::TRANSFER_ENCODING)
+        && parts
+            .headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .filter(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+            .count()
+            > 1
+    {
+        return plain_response(StatusCode::BAD_REQUEST, "400 Bad Request: unsupported transfer encoding");
+    }
     // RFC 9112: an HTTP/1.1 request carries exactly one Host header.
     if parts.version == axum::http::Version::HTTP_11 && parts.headers.get_all(header::HOST).iter().count() != 1 {
         return error_response(StatusCode::BAD_REQUEST, &["a request must carry exactly one Host header".into()]);
@@ -272,6 +335,12 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         if !e.as_bytes().eq_ignore_ascii_case(b"100-continue") {
             return error_response(StatusCode::EXPECTATION_FAILED, &["unsupported Expect header".into()]);
         }
+    }
+    // `OPTIONS *` asks about the server itself: an empty 200, as Go's server answers it.
+    if parts.method == Method::OPTIONS && parts.uri.path() == "*" {
+        let mut r = Response::new(Body::empty());
+        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        return r;
     }
     let path = parts.uri.path().to_string();
     if st.ui {
@@ -288,12 +357,11 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             Some(q) => format!("{clean}?{q}"),
             None => clean,
         };
-        let mut r = Response::new(Body::from(format!("<a href=\"{loc}\">Temporary Redirect</a>.\n")));
-        *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
-        if let Ok(v) = HeaderValue::from_str(&loc) {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-        return r;
+        return redirect(&parts.method, &loc);
+    }
+    // `/v1` alone names no path: a bare 404, as OpenBao.
+    if path == "/v1" {
+        return error_response(StatusCode::NOT_FOUND, &[]);
     }
     if parts.method == Method::PATCH {
         let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -326,6 +394,11 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         let ns = ns.to_str().unwrap_or("\u{fffd}").trim().trim_matches('/');
         if !ns.is_empty() && ns != "root" {
             return error_response(StatusCode::NOT_FOUND, &["namespace not found".into()]);
+        }
+    }
+    if let Some(v) = parts.headers.get("x-vault-index") {
+        if !index_header_decodes(v.as_bytes()) {
+            return error_response(StatusCode::BAD_REQUEST, &["failed to decode \"X-Vault-Index\"".into()]);
         }
     }
     let query = query_pairs(parts.uri.query());
@@ -380,6 +453,11 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         }
         "OPTIONS" => {
             return error_response(StatusCode::BAD_REQUEST, &["cannot handle internal-only request operation".into()])
+        }
+        // OpenBao hands HEAD to its router, where no handler takes it: 405 on a path something
+        // serves, 404 on one nothing does. Other methods are a bare 405.
+        "HEAD" if !st.core.serves_path(&api_path) => {
+            return error_response(StatusCode::NOT_FOUND, &[format!("unsupported path: {api_path}")])
         }
         _ => return error_response(StatusCode::METHOD_NOT_ALLOWED, &[]),
     };
@@ -491,7 +569,11 @@ fn render(resp: CoreResponse) -> Response {
             {
                 return no_content();
             }
-            let status = resp.status.map(status_for).unwrap_or(StatusCode::OK);
+            let status = match resp.status {
+                coffer_sdk::ResponseStatus::Ok => StatusCode::OK,
+                coffer_sdk::ResponseStatus::Accepted => StatusCode::ACCEPTED,
+                coffer_sdk::ResponseStatus::Error(kind) => status_for(kind),
+            };
             let request_id = uuid::Uuid::new_v4().to_string();
             if shape == BodyShape::Envelope {
                 // Serialised straight from the response's own values: no intermediate map.
