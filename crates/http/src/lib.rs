@@ -743,6 +743,39 @@ mod tests {
     }
 
     #[test]
+    fn forms_of_more_than_10000_fields_are_refused_as_go_refuses_them() {
+        let mut form = HeaderMap::new();
+        form.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        let body = |n: usize| (0..n).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join("&");
+        assert_eq!(parse_body(&form, body(10_000).as_bytes()).unwrap().len(), 10_000);
+        assert_eq!(parse_body(&form, body(10_001).as_bytes()).unwrap_err(), "error parsing form data");
+    }
+
+    #[test]
+    fn index_headers_must_decode_as_openbao_states() {
+        use base64::Engine;
+        let enc = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert!(index_header_decodes(enc("v1:cluster:12:34:hmac").as_bytes()));
+        assert!(!index_header_decodes(b"junk"), "base64, but not a state");
+        assert!(!index_header_decodes(b"%%%"));
+        assert!(!index_header_decodes(enc("v1:cluster:x:34:hmac").as_bytes()));
+        assert!(!index_header_decodes(enc("v2:cluster:1:2:hmac").as_bytes()));
+    }
+
+    #[test]
+    fn redirects_carry_no_store_and_html_only_for_get_and_head() {
+        let r = redirect(&Method::GET, "/ui/");
+        assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(r.headers()[header::LOCATION], "/ui/");
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(redirect(&Method::HEAD, "/x").headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        let put = redirect(&Method::PUT, "/x");
+        assert_eq!(put.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(!put.headers().contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
     fn tokens_come_from_either_header() {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
