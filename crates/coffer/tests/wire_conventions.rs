@@ -32,7 +32,8 @@ fn system_paths_refuse_unserved_methods_with_405_and_unknown_paths_with_404() {
     let t = [("X-Vault-Token", "root")];
     let patch = [("X-Vault-Token", "root"), ("Content-Type", "application/merge-patch+json")];
     assert_eq!(http(a, "POST", "/v1/sys/mounts/kv", &t, br#"{"type":"kv"}"#).0, 204);
-    let cases: &[(&str, &str, &[(&str, &str)], u16)] = &[
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16);
+    let cases: &[Case] = &[
         // A known path, an operation it does not serve: 405.
         ("PUT", "/v1/sys/auth", &t, 405),
         ("DELETE", "/v1/sys/auth", &t, 405),
