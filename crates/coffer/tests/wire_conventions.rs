@@ -105,6 +105,9 @@ fn wrapping_paths_check_the_wrapping_token_first_whatever_the_method() {
     }
     let (st, _) = http(a, "GET", "/v1/sys/wrapping/unwrap", &t, b"");
     assert_eq!(st, 400);
+    // HEAD too: 400 for a token that is not a wrapping token, 405 for one that is.
+    assert_eq!(http(a, "HEAD", "/v1/sys/wrapping/lookup", &t, b"").0, 400);
+    assert_eq!(http(a, "HEAD", "/v1/sys/wrapping/lookup", &wt, b"").0, 405);
     // The looked-up token still unwraps once.
     let (st, b) = http(a, "POST", "/v1/sys/wrapping/unwrap", &wt, b"");
     assert_eq!((st, json(&b)["data"]["x"].as_str()), (200, Some("y")), "{b}");
@@ -160,6 +163,18 @@ fn raw_http_cases_answer_as_openbao() {
         false,
     );
     assert_eq!(status_of(&r), 400, "chunked applied twice: {r}");
+    // No Host, two Hosts: Go's plain-text 400; an expectation other than 100-continue: a bare 417.
+    let r = raw(a, b"GET /v1/sys/health HTTP/1.1\r\nConnection: close\r\n\r\n", false);
+    assert_eq!(status_of(&r), 400, "{r}");
+    assert!(r.ends_with("400 Bad Request: missing required Host header") && r.contains("text/plain"), "{r}");
+    let r = raw(a, b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nHost: x\r\nConnection: close\r\n\r\n", false);
+    assert!(status_of(&r) == 400 && r.ends_with("400 Bad Request"), "{r}");
+    let r = raw(
+        a,
+        b"PUT /v1/secret/data/e HTTP/1.1\r\nHost: x\r\nX-Vault-Token: root\r\nExpect: something\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        false,
+    );
+    assert!(status_of(&r) == 417 && !r.to_ascii_lowercase().contains("content-type"), "{r}");
     let (st, b) = http(a, "GET", "/v1/sys/mounts", &[("X-Vault-Token", "root"), ("X-Vault-Index", "junk")], b"");
     assert_eq!((st, json(&b)["errors"][0].as_str()), (400, Some("failed to decode \"X-Vault-Index\"")));
     // A client that half-closes right after its request still gets the answer.

@@ -326,14 +326,23 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
     {
         return plain_response(StatusCode::BAD_REQUEST, "400 Bad Request: unsupported transfer encoding");
     }
-    // RFC 9112: an HTTP/1.1 request carries exactly one Host header.
-    if parts.version == axum::http::Version::HTTP_11 && parts.headers.get_all(header::HOST).iter().count() != 1 {
-        return error_response(StatusCode::BAD_REQUEST, &["a request must carry exactly one Host header".into()]);
+    // RFC 9112: an HTTP/1.1 request carries exactly one Host header. Refused as Go's server
+    // refuses it, in plain text before any handler.
+    if parts.version == axum::http::Version::HTTP_11 {
+        match parts.headers.get_all(header::HOST).iter().count() {
+            1 => {}
+            0 => return plain_response(StatusCode::BAD_REQUEST, "400 Bad Request: missing required Host header"),
+            _ => return plain_response(StatusCode::BAD_REQUEST, "400 Bad Request"),
+        }
     }
     // RFC 9110: an expectation the server cannot meet is refused.
     if let Some(e) = parts.headers.get(header::EXPECT) {
         if !e.as_bytes().eq_ignore_ascii_case(b"100-continue") {
-            return error_response(StatusCode::EXPECTATION_FAILED, &["unsupported Expect header".into()]);
+            // As Go's server: a bare 417.
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::EXPECTATION_FAILED;
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
         }
     }
     // `OPTIONS *` asks about the server itself: an empty 200, as Go's server answers it.
@@ -456,6 +465,13 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         }
         // OpenBao hands HEAD to its router, where no handler takes it: 405 on a path something
         // serves, 404 on one nothing does. Other methods are a bare 405.
+        // The wrapping paths check their wrapping token before the method: HEAD goes in as a
+        // read (which changes nothing there) and whatever it would serve is a 405.
+        "HEAD"
+            if matches!(api_path.as_str(), "sys/wrapping/lookup" | "sys/wrapping/unwrap" | "sys/wrapping/rewrap") =>
+        {
+            Operation::Read
+        }
         "HEAD" if !st.core.serves_path(&api_path) => {
             return error_response(StatusCode::NOT_FOUND, &[format!("unsupported path: {api_path}")])
         }
@@ -516,6 +532,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         }
     };
     match result {
+        Ok(_) if parts.method == Method::HEAD => error_response(StatusCode::METHOD_NOT_ALLOWED, &[]),
         Ok(resp) => render(resp),
         Err(e) => {
             if e.kind == ErrorKind::Internal {
