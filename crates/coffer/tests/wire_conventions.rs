@@ -177,6 +177,19 @@ fn raw_http_cases_answer_as_openbao() {
     assert!(status_of(&r) == 417 && !r.to_ascii_lowercase().contains("content-type"), "{r}");
     let (st, b) = http(a, "GET", "/v1/sys/mounts", &[("X-Vault-Token", "root"), ("X-Vault-Index", "junk")], b"");
     assert_eq!((st, json(&b)["errors"][0].as_str()), (400, Some("failed to decode \"X-Vault-Index\"")));
+    // An encoded control character: a bare 400; a malformed escape: Go's plain-text 400.
+    let r = raw(
+        a,
+        b"GET /v1/secret/data/a%00b HTTP/1.1\r\nHost: x\r\nX-Vault-Token: root\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    assert!(status_of(&r) == 400 && !r.to_ascii_lowercase().contains("content-type"), "{r}");
+    let r = raw(
+        a,
+        b"GET /v1/secret/data/%ZZ HTTP/1.1\r\nHost: x\r\nX-Vault-Token: root\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    assert!(status_of(&r) == 400 && r.ends_with("400 Bad Request") && r.contains("text/plain"), "{r}");
     // A client that half-closes right after its request still gets the answer.
     for _ in 0..20 {
         let r = raw(a, b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", true);

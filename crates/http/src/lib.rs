@@ -212,6 +212,14 @@ fn percent_decode_path(p: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Every `%` starts two hex digits.
+fn escapes_well_formed(p: &str) -> bool {
+    let b = p.as_bytes();
+    b.iter()
+        .enumerate()
+        .all(|(i, &c)| c != b'%' || b.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
+}
+
 fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
     q.map(|q| form_urlencoded(q).unwrap_or_else(|| lenient_pairs(q))).unwrap_or_default()
 }
@@ -383,19 +391,26 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
     }
     // Like Go's net/http (URL.Path), the API sees the percent-decoded path.
     let encoded = api_path.contains('%');
+    // A malformed escape is refused as Go's server refuses it (plain text); one that decodes
+    // to bytes that are not UTF-8 with a Vault-style error.
     let Some(api_path) = percent_decode_path(api_path) else {
+        if !escapes_well_formed(api_path) {
+            return plain_response(StatusCode::BAD_REQUEST, "400 Bad Request");
+        }
         return error_response(
             StatusCode::BAD_REQUEST,
-            &["invalid path: a percent-escape is malformed or does not decode to UTF-8".into()],
+            &["invalid path: a percent-escape does not decode to UTF-8".into()],
         );
     };
     // Only decoding can have made a clean path dirty (`%2e%2e`).
     if encoded && clean_path(&format!("/v1/{api_path}")).is_some() {
         return error_response(StatusCode::BAD_REQUEST, &["invalid path: empty or dot segments after decoding".into()]);
     }
-    // Go's HTTP server refuses control characters in a request path; so does Coffer, with a body.
+    // Control characters in the decoded path: a bare 400, as OpenBao answers them.
     if api_path.chars().any(char::is_control) {
-        return error_response(StatusCode::BAD_REQUEST, &["invalid path: control characters are not allowed".into()]);
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
     }
     // Namespaces are not built: only the root namespace exists, and a request for any other is
     // refused as OpenBao refuses a namespace it does not have, never served from the root.
@@ -749,6 +764,7 @@ mod tests {
         assert_eq!(percent_decode_path("kv/%4"), None);
         assert_eq!(percent_decode_path("kv/%FF%FE"), None, "not UTF-8");
         assert_eq!(percent_decode_path("kv/%C3%A9").as_deref(), Some("kv/é"));
+        assert!(escapes_well_formed("kv/%C3%A9%ff") && !escapes_well_formed("kv/%zz") && !escapes_well_formed("kv/%4"));
     }
 
     #[test]
