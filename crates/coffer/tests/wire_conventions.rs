@@ -68,6 +68,10 @@ fn system_paths_refuse_unserved_methods_with_405_and_unknown_paths_with_404() {
     assert_eq!(json(&b)["errors"][0], "policy not found");
     let (_, b) = http(a, "GET", "/v1", &t, b"");
     assert_eq!(json(&b)["errors"], serde_json::json!([]), "{b}");
+    let (st, b) = http(a, "GET", "/v1/sys/policies/password/nope", &t, b"");
+    assert_eq!((st, json(&b)["errors"][0].as_str()), (404, Some("policy does not exist")), "{b}");
+    let (st, b) = http(a, "GET", "/v1/sys/health?standbyok=junk", &[], b"");
+    assert_eq!((st, json(&b)["errors"].clone()), (400, serde_json::json!([])), "{b}");
     // PATCH of an existing policy replaces its text.
     let pol = r#"{"policy":"path \"a\" { capabilities = [\"read\"] }"}"#;
     assert_eq!(http(a, "PUT", "/v1/sys/policies/acl/p1", &t, pol.as_bytes()).0, 204);

@@ -158,7 +158,8 @@ impl Core {
         match op {
             Read => match b.get(&key).await.map_err(barrier_err)? {
                 Some(raw) => Ok(CoreResponse::data(obj(json!({ "policy": String::from_utf8_lossy(&raw) })))),
-                None => Err(LogicalError::not_found()),
+                // As OpenBao: a 404 that says so.
+                None => Err(LogicalError::new(coffer_sdk::ErrorKind::NotFound, "policy does not exist")),
             },
             Create | Update => {
                 let text = d.get("policy").and_then(Value::as_str).unwrap_or("");

@@ -687,9 +687,8 @@ async fn health(st: &AppState, method: &Method, query: &[(String, String)]) -> R
     let standbyok = match param("standbyok").map(bool_param) {
         None => false,
         Some(Some(b)) => b,
-        Some(None) => {
-            return error_response(StatusCode::BAD_REQUEST, &["standbyok must be a boolean".into()]);
-        }
+        // As OpenBao: a bare 400.
+        Some(None) => return error_response(StatusCode::BAD_REQUEST, &[]),
     };
     let chosen = if !h.initialized {
         code("uninitcode", 501)
