@@ -72,6 +72,11 @@ fn system_paths_refuse_unserved_methods_with_405_and_unknown_paths_with_404() {
     assert_eq!((st, json(&b)["errors"][0].as_str()), (404, Some("policy does not exist")), "{b}");
     let (st, b) = http(a, "GET", "/v1/sys/health?standbyok=junk", &[], b"");
     assert_eq!((st, json(&b)["errors"].clone()), (400, serde_json::json!([])), "{b}");
+    // Tuning a KV mount to another version is an upgrade, announced in a warning (200).
+    assert_eq!(http(a, "POST", "/v1/sys/mounts/upg", &t, br#"{"type":"kv"}"#).0, 204);
+    let (st, b) = http(a, "POST", "/v1/sys/mounts/upg/tune", &t, br#"{"options":{"version":"2"}}"#);
+    assert_eq!(st, 200, "{b}");
+    assert!(json(&b)["warnings"][0].as_str().unwrap().starts_with("Upgrading mount from version 1 to version 2"));
     // PATCH of an existing policy replaces its text.
     let pol = r#"{"policy":"path \"a\" { capabilities = [\"read\"] }"}"#;
     assert_eq!(http(a, "PUT", "/v1/sys/policies/acl/p1", &t, pol.as_bytes()).0, 204);

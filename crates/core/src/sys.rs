@@ -574,9 +574,20 @@ impl Core {
         if let Some(v) = d.get("description").filter(|v| !v.is_null()) {
             e.description = parse_string("description", v)?;
         }
+        let mut warnings = Vec::new();
         if let Some(v) = d.get("options").filter(|v| !v.is_null()) {
             let new = string_map("options", v)?;
             let opts = e.options.get_or_insert_with(BTreeMap::new);
+            // A new KV version is an upgrade: OpenBao says so in a warning (and answers 200).
+            let old_version = opts.get("version").filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| "1".into());
+            if let Some(nv) = new.get("version").filter(|v| !v.is_empty() && e.mount_type == "kv") {
+                if *nv != old_version {
+                    warnings.push(format!(
+                        "Upgrading mount from version {old_version} to version {nv}. This mount will be unavailable \
+                         for a brief period and will resume service shortly."
+                    ));
+                }
+            }
             for (k, v) in new {
                 opts.insert(k, v);
             }
@@ -588,7 +599,7 @@ impl Core {
         table.entries[idx] = e;
         table.save(&self.barrier).await?;
         self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
-        Ok(no_content())
+        Ok(CoreResponse { warnings, ..no_content() })
     }
 
     async fn ui_mounts(&self, active: &Active, path: &str, acl: Option<&crate::policy::Acl>) -> Result<CoreResponse> {
