@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
 use coffer_sdk::framework::{FieldData, FieldSpec, PathSpec, PathTable};
 use coffer_sdk::tokenutil::{addr_in_cidrs, parse_cidr, token_fields, TokenParams};
-use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response, Result, StorageView};
+use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response, ResponseStatus, Result, StorageView};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -1122,7 +1122,7 @@ impl AppRole {
                         "error".into(),
                         json!(format!("failed to find accessor entry for secret_id_accessor: {acc:?}")),
                     );
-                    Ok(Some(Response { status: Some(ErrorKind::NotFound), ..Response::data(data) }))
+                    Ok(Some(Response { status: ResponseStatus::Error(ErrorKind::NotFound), ..Response::data(data) }))
                 }
                 (_, Some(e)) if e.role_name != name => Ok(None),
                 (_, Some(e)) => self.lookup_by_hmac(s, &name, &e.secret_id_hmac).await,
@@ -1143,7 +1143,12 @@ impl AppRole {
             (P_LOGIN, _) => self.login(&req, f).await,
             (P_TIDY, _) => {
                 self.tidy(s).await?;
-                Ok(Some(Response { warnings: vec![TIDY_WARNING.to_string()], ..Default::default() }))
+                // As OpenBao: 202 Accepted, the tidy being (in its case) a background job.
+                Ok(Some(Response {
+                    warnings: vec![TIDY_WARNING.to_string()],
+                    status: coffer_sdk::ResponseStatus::Accepted,
+                    ..Default::default()
+                }))
             }
             _ => Err(LogicalError::unsupported_operation()),
         }

@@ -586,7 +586,7 @@ async fn unknown_accessor_lookup_is_a_404_with_the_message_in_data_error() {
         .await
         .unwrap()
         .expect("an answer with a body");
-    assert_eq!(r.status, Some(ErrorKind::NotFound));
+    assert_eq!(r.status, coffer_sdk::ResponseStatus::Error(ErrorKind::NotFound));
     assert_eq!(r.data.unwrap()["error"], json!("failed to find accessor entry for secret_id_accessor: \"nope\""));
 }
 

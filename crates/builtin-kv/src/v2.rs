@@ -727,7 +727,7 @@ impl KvV2 {
             out.insert("data".into(), Value::Null);
             out.insert("metadata".into(), Value::Object(meta.version_json(n, vm)));
             let mut r = Response::data(out);
-            r.status = Some(coffer_sdk::ErrorKind::NotFound);
+            r.status = coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::NotFound);
             return Ok(Some(r));
         };
         let Some(data) = get_json::<Map<String, Value>>(s, &version_key(path, n)).await? else { return Ok(None) };
@@ -1005,7 +1005,7 @@ impl Backend for KvV2 {
             Err(e) if e.kind == ErrorKind::UnsupportedPath => {
                 return Ok(Some(Response {
                     warnings: invalid_path(op).messages,
-                    status: Some(ErrorKind::NotFound),
+                    status: coffer_sdk::ResponseStatus::Error(ErrorKind::NotFound),
                     ..Default::default()
                 }))
             }

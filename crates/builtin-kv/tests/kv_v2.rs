@@ -79,14 +79,14 @@ impl Kv {
         self.call(Operation::Read, &format!("data/{path}"), json!({}))
             .await
             .unwrap()
-            .filter(|r| r.status.is_none())
+            .filter(|r| r.status == coffer_sdk::ResponseStatus::Ok)
             .map(|r| Value::Object(r.data.unwrap_or_default()))
     }
     async fn get_version(&self, path: &str, v: u64) -> Option<Value> {
         self.call(Operation::Read, &format!("data/{path}"), json!({ "version": v.to_string() }))
             .await
             .unwrap()
-            .filter(|r| r.status.is_none())
+            .filter(|r| r.status == coffer_sdk::ResponseStatus::Ok)
             .map(|r| Value::Object(r.data.unwrap_or_default()))
     }
     async fn meta(&self, path: &str) -> Value {
@@ -202,7 +202,7 @@ async fn soft_delete_hides_versions_until_undeleted_and_destroy_is_final() {
     kv.none(Operation::Delete, "data/d", json!({})).await;
     assert!(kv.get("d").await.is_none(), "latest (3) is soft-deleted");
     let raw = kv.call(Operation::Read, "data/d", json!({})).await.unwrap().expect("404 with metadata");
-    assert_eq!(raw.status, Some(coffer_sdk::ErrorKind::NotFound));
+    assert_eq!(raw.status, coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::NotFound));
     let body = raw.data.unwrap();
     assert!(body["data"].is_null() && body["metadata"]["version"] == 3, "{body:?}");
     assert_eq!(kv.meta("d").await["versions"]["3"]["deletion_time"], "2026-11-26T11:45:54.230674231Z");
@@ -370,7 +370,11 @@ async fn delete_version_after_sets_deletion_time_and_expires_versions() {
     assert_eq!(kv.get("e").await.unwrap()["data"], json!({"a": 1}), "still readable before the deadline");
     kv.advance(11);
     assert!(kv.get("e").await.is_none(), "expired version reads as deleted");
-    assert!(kv.call(Operation::Read, "subkeys/e", json!({})).await.unwrap().is_none_or(|r| r.status.is_some()));
+    assert!(kv
+        .call(Operation::Read, "subkeys/e", json!({}))
+        .await
+        .unwrap()
+        .is_none_or(|r| r.status != coffer_sdk::ResponseStatus::Ok));
     // Undelete restarts the clock from now.
     kv.none(Operation::Update, "undelete/e", json!({"versions": [1]})).await;
     let r = kv.get("e").await.unwrap();
@@ -518,7 +522,7 @@ async fn paths_outside_the_layout_are_404_with_a_hint() {
         let kv = &kv;
         async move {
             let r = kv.call(op, path, data).await.expect("an answer").expect("a response");
-            assert_eq!(r.status, Some(ErrorKind::NotFound), "{op:?} {path}");
+            assert_eq!(r.status, coffer_sdk::ResponseStatus::Error(ErrorKind::NotFound), "{op:?} {path}");
             assert!(r.data.is_none());
             r.warnings.join(" ")
         }

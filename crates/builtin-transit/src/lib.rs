@@ -1865,7 +1865,7 @@ impl Backend for Transit {
                     items.iter().any(|i| i.get("error").and_then(Value::as_str).is_some_and(|e| !e.is_empty()))
                 });
             if failed {
-                r.status = Some(coffer_sdk::ErrorKind::BadRequest);
+                r.status = coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::BadRequest);
             }
         }
         Ok(out)

@@ -403,8 +403,8 @@ fn listener_settings(l: &Listener) -> Result<(ListenerConfig, RequestOptions), S
         read_timeout: secs(l.http_read_timeout),
         disable_unauthed_generate_root: l.disable_unauthed_generate_root_endpoints,
         disable_unauthed_rekey: l.disable_unauthed_rekey_endpoints,
-        max_json_memory: l.max_request_json_memory,
-        max_json_strings: l.max_request_json_strings,
+        max_json_memory: l.max_request_json_memory.or(Some(coffer_http::DEFAULT_MAX_JSON_MEMORY)),
+        max_json_strings: l.max_request_json_strings.or(Some(coffer_http::DEFAULT_MAX_JSON_STRINGS)),
         headers: headers.with_openbao_defaults(),
     };
     Ok((lc, options))

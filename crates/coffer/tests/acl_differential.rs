@@ -3,7 +3,7 @@
 //! both must give every recorded status.
 mod common;
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn corpus_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/acl-corpus")
@@ -33,25 +33,35 @@ fn acl_corpus_gives_openbaos_statuses_on_coffer() {
 #[test]
 fn acl_corpus_still_matches_real_openbao() {
     let Some(bao) = bao_path() else { return };
-    let port = free_port();
-    let home = tempfile::tempdir().unwrap();
-    let mut child = Command::new(&bao)
-        .args(["server", "-dev", "-dev-root-token-id=root", &format!("-dev-listen-address=127.0.0.1:{port}")])
-        .env("HOME", home.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start bao server -dev");
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        if http(&addr, "GET", "/v1/sys/health", &[], b"").0 == 200 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let (ok, out) = run_corpus(&addr);
-    let _ = child.kill();
-    let _ = child.wait();
+    let real = RealBao::start(&bao);
+    let (ok, out) = run_corpus(&real.addr);
     assert!(ok, "the corpus no longer matches real OpenBao:\n{out}");
+}
+
+/// What a token holding only the `default` policy may do, as `sys/internal/ui/resultant-acl`
+/// shows it (the web UI reads it): the same paths and capabilities on both servers.
+#[test]
+fn the_default_policy_grants_what_openbaos_grants() {
+    let Some(bao) = bao_path() else { return };
+    let real = RealBao::start(&bao);
+    let coffer = Server::start_dev("root");
+    let acl_of = |addr: &str| {
+        let root: &[(&str, &str)] = &[("X-Vault-Token", "root")];
+        let (_, b) = http(addr, "POST", "/v1/auth/token/create", root, br#"{"policies":["default"]}"#);
+        let t = json(&b)["auth"]["client_token"].as_str().unwrap().to_string();
+        let (st, b) = http(addr, "GET", "/v1/sys/internal/ui/resultant-acl", &[("X-Vault-Token", &t)], b"");
+        assert_eq!(st, 200, "{b}");
+        let mut d = json(&b)["data"].clone();
+        // Capabilities as sets: the order of the list is not part of the grant.
+        for kind in ["exact_paths", "glob_paths"] {
+            for (_, rule) in d[kind].as_object_mut().unwrap() {
+                let mut caps: Vec<String> =
+                    rule["capabilities"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+                caps.sort();
+                *rule = serde_json::json!({ "capabilities": caps });
+            }
+        }
+        d
+    };
+    assert_eq!(acl_of(&coffer.addr), acl_of(&real.addr));
 }

@@ -129,8 +129,8 @@ pub struct CoreResponse {
     pub wrap_info: Option<coffer_api::WrapInfo>,
     /// A body served as is (content type, bytes), e.g. Prometheus metrics.
     pub raw_body: Option<(String, Vec<u8>)>,
-    /// The envelope is sent with this error's status (the HTTP layer picks the code).
-    pub status: Option<ErrorKind>,
+    /// The status the answer goes out with (the HTTP layer picks the code).
+    pub status: coffer_sdk::ResponseStatus,
     /// Lines streamed as the body until the client goes (`sys/monitor`).
     pub stream: Option<logging::LogStream>,
 }
@@ -468,6 +468,23 @@ impl Core {
         (def.min(max), max)
     }
 
+    /// Whether some handler serves `path`, whatever the operation: a method no handler
+    /// takes (HEAD) is refused with 405 on such a path and 404 elsewhere, as OpenBao's router
+    /// does. Sealed or standby: every path counts as served.
+    pub fn serves_path(&self, path: &str) -> bool {
+        let Some(active) = self.active() else { return true };
+        if let Some(rel) = path.strip_prefix("sys/") {
+            // The system paths outside the documented table, served by their own modules.
+            const OTHER_SYS: &[&str] =
+                &["raw", "audit", "plugins/", "loggers", "monitor", "in-flight-req", "config/", "internal/", "metrics"];
+            return openapi::sys_path_known(rel) || OTHER_SYS.iter().any(|p| rel.starts_with(p));
+        }
+        if ["auth/token/", "identity/", "cubbyhole"].iter().any(|p| path.starts_with(p)) {
+            return true;
+        }
+        active.router.read().map(|r| r.resolve(path).is_some()).unwrap_or(true)
+    }
+
     /// Handles one logical request: audit, authenticate, authorize against the token's ACL,
     /// dispatch, audit the outcome.
     pub async fn handle(&self, req: CoreRequest) -> Result<CoreResponse> {
@@ -577,16 +594,15 @@ impl Core {
             }
         }
         let token = req.token.as_deref().unwrap_or("");
+        if let Some(sub @ ("unwrap" | "lookup" | "rewrap")) = path.strip_prefix("sys/wrapping/") {
+            if let Some(resp) =
+                Box::pin(self.check_wrapping_token(&active, req.operation, sub, &req.data, token)).await?
+            {
+                return Ok(resp);
+            }
+        }
         let entry = if token.is_empty() { None } else { active.tokens.lookup(token).await? };
         let Some(entry) = entry else {
-            // A spent or unknown wrapping token presented as the caller's own token gets the
-            // wrapping error, as OpenBao answers it, not a bare permission denied.
-            if matches!(path.as_str(), "sys/wrapping/unwrap" | "sys/wrapping/lookup" | "sys/wrapping/rewrap")
-                && !token.is_empty()
-                && req.data.get("token").and_then(Value::as_str).is_none_or(str::is_empty)
-            {
-                return Err(LogicalError::bad_request("wrapping token is not valid or does not exist"));
-            }
             return Err(LogicalError::permission_denied());
         };
         if !coffer_sdk::tokenutil::addr_in_cidrs(req.remote_addr, &entry.bound_cidrs)
@@ -594,7 +610,7 @@ impl Core {
         {
             return Err(LogicalError::permission_denied());
         }
-        if matches!(req.operation, Operation::Create | Operation::Update) && path.ends_with('/') {
+        if matches!(req.operation, Operation::Create | Operation::Update | Operation::Patch) && path.ends_with('/') {
             return Err(LogicalError::bad_request("cannot write to a path ending in '/'"));
         }
         let mut names = entry.policies.clone();

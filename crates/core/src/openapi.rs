@@ -904,6 +904,19 @@ fn key_nonce() -> Vec<FieldSpec> {
     vec![f("key", Str, "A key share, base64 or hex"), f("nonce", Str, "The nonce of the operation in progress")]
 }
 
+/// Whether `rel` (a path below `sys/`) is one of the system backend's paths, whatever the
+/// operation. As in OpenBao's path tables: an operation a known path does not serve is
+/// refused with 405 "unsupported operation", a path no pattern matches with 404
+/// "unsupported path". Only consulted for refused requests.
+pub(crate) fn sys_path_known(rel: &str) -> bool {
+    static SET: OnceLock<regex::RegexSet> = OnceLock::new();
+    SET.get_or_init(|| {
+        regex::RegexSet::new(sys_specs().iter().map(|s| format!("^(?:{})$", s.pattern)))
+            .unwrap_or_else(|_| regex::RegexSet::empty())
+    })
+    .is_match(rel)
+}
+
 fn sys_specs() -> &'static [PathSpec] {
     static S: OnceLock<Vec<PathSpec>> = OnceLock::new();
     S.get_or_init(|| {

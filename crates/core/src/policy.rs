@@ -623,8 +623,9 @@ impl Acl {
             exact.insert(k.clone(), show(r));
         }
         let mut glob = Map::new();
+        // A prefix rule is shown without its trailing `*`, as OpenBao shows it.
         for r in &self.others {
-            glob.insert(r.pattern.clone(), show(r));
+            glob.insert(r.pattern.strip_suffix('*').unwrap_or(&r.pattern).to_string(), show(r));
         }
         let mut m = Map::new();
         m.insert("exact_paths".into(), Value::Object(exact));
@@ -659,9 +660,6 @@ path "sys/internal/ui/resultant-acl" {
 }
 
 # Allow a token to look up and renew its own leases
-path "sys/renew" {
-  capabilities = ["update"]
-}
 path "sys/leases/renew" {
   capabilities = ["update"]
 }

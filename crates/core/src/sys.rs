@@ -309,6 +309,7 @@ impl Core {
                     _ => Err(LogicalError::unsupported_operation()),
                 }
             }
+            p if crate::openapi::sys_path_known(&p["sys/".len()..]) => Err(LogicalError::unsupported_operation()),
             _ => Err(LogicalError::new(ErrorKind::NotFound, "unsupported path")),
         }
     }

@@ -78,6 +78,17 @@ impl Core {
                 let legacy = p.starts_with("sys/policy/");
                 let name = p.trim_start_matches("sys/policy/").trim_start_matches("sys/policies/acl/").to_lowercase();
                 match op {
+                    // As OpenBao: a LIST below a policy name lists nothing; the old path answers
+                    // an empty `policies`, the new one 404.
+                    List if legacy => CoreResponse::legacy(obj(json!({ "policies": null }))),
+                    List => return Err(LogicalError::not_found()),
+                    // PATCH of a policy (sys/policies/acl only): it must exist; a new text
+                    // replaces the old one.
+                    Patch if legacy => return Err(LogicalError::unsupported_operation()),
+                    Patch if active.policies.get(&name).is_none() => {
+                        return Err(LogicalError::bad_request("policy not found"))
+                    }
+                    Patch if d.get("policy").is_none_or(Value::is_null) => CoreResponse::default(),
                     Read => {
                         let text_key = if legacy { "rules" } else { "policy" };
                         let mut m = obj(json!({
@@ -107,7 +118,7 @@ impl Core {
                             CoreResponse::data(m)
                         }
                     }
-                    Create | Update => {
+                    Create | Update | Patch => {
                         // `rules` is the old name, taken (with a warning) only by the old sys/policy path.
                         let rules = legacy.then(|| d.get("rules").filter(|v| !v.is_null())).flatten();
                         let text = d
@@ -279,7 +290,8 @@ impl Core {
                 }
                 CoreResponse::legacy(m)
             }
-            p if p.starts_with("sys/auth/") => {
+            // `sys/auth/` (a LIST of sys/auth) names no mount: no path of the table.
+            p if p.starts_with("sys/auth/") && p.len() > "sys/auth/".len() => {
                 let rest = &p["sys/auth/".len()..];
                 if let Some(mp) = rest.strip_suffix("/tune") {
                     return match op {

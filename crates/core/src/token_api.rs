@@ -216,7 +216,8 @@ impl Core {
             ("accessors/" | "accessors", List) => CoreResponse::data(obj(json!({ "keys": tokens.accessors().await? }))),
             ("tidy", Update | Create) => {
                 let n = tokens.tidy().await?;
-                let mut r = CoreResponse::default();
+                // 202 Accepted, as OpenBao answers its (background) tidy.
+                let mut r = CoreResponse { status: coffer_sdk::ResponseStatus::Accepted, ..Default::default() };
                 r.warnings.push(format!("Tidy operation successfully started; removed {n} stale entries"));
                 r
             }
@@ -229,7 +230,11 @@ impl Core {
             }
             (r, _) if r.starts_with("roles/") => {
                 let name = r["roles/".len()..].to_lowercase();
-                if name.is_empty() || name.contains('/') {
+                // `roles/<name>` takes one segment: anything deeper is not a path of the store.
+                if name.contains('/') {
+                    return Err(LogicalError::unsupported_path(&format!("auth/token/{rest}")));
+                }
+                if name.is_empty() {
                     return Err(LogicalError::bad_request("invalid role name"));
                 }
                 match op {

@@ -152,6 +152,40 @@ impl Core {
         Ok(CoreResponse { wrap_info: Some(info), ..Default::default() })
     }
 
+    /// OpenBao checks the wrapping token of `sys/wrapping/{lookup,unwrap,rewrap}` before
+    /// anything else, whatever the method: the `token` parameter, or else the request's own
+    /// token. Not a wrapping token → 400. A lookup is then served to anyone holding the
+    /// wrapping token (GET or POST, no other token needed); `None` lets unwrap and rewrap go
+    /// on through the ACL.
+    pub(crate) async fn check_wrapping_token(
+        &self,
+        active: &Active,
+        op: Operation,
+        sub: &str,
+        d: &Map<String, Value>,
+        caller: &str,
+    ) -> Result<Option<CoreResponse>> {
+        let given = d.get("token").and_then(Value::as_str).filter(|t| !t.is_empty());
+        let Some(token) = given.or(Some(caller).filter(|t| !t.is_empty())) else {
+            return Err(LogicalError::new(
+                coffer_sdk::ErrorKind::PermissionDenied,
+                "error validating wrapping token: token is empty",
+            ));
+        };
+        self.wrapping_entry(active, token).await?;
+        if sub != "lookup" {
+            return Ok(None);
+        }
+        match op {
+            Operation::Read | Operation::Update | Operation::Create => {
+                let mut d = Map::new();
+                d.insert("token".into(), Value::String(token.to_string()));
+                self.handle_wrapping(active, Operation::Update, "lookup", &d, "", None).await.map(Some)
+            }
+            _ => Err(LogicalError::unsupported_operation()),
+        }
+    }
+
     async fn wrapping_entry(&self, active: &Active, token: &str) -> Result<Arc<TokenEntry>> {
         match active.tokens.lookup(token).await? {
             Some(e) if e.policies.iter().any(|p| p == WRAPPING_POLICY) => Ok(e),
@@ -169,6 +203,10 @@ impl Core {
         caller: &str,
         wrap_ttl: Option<i64>,
     ) -> Result<CoreResponse> {
+        // An unknown sub-path (`sys/wrapping/lookup/` from a LIST included) is no path at all.
+        if !matches!(sub, "wrap" | "unwrap" | "lookup" | "rewrap") {
+            return Err(LogicalError::unsupported_path(&format!("sys/wrapping/{sub}")));
+        }
         if !matches!(op, Operation::Update | Operation::Create) {
             return Err(LogicalError::unsupported_operation());
         }

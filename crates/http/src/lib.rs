@@ -13,7 +13,7 @@ mod ui;
 
 pub use axum::http::{HeaderName, HeaderValue};
 pub use listener::{serve, serve_router, ClientCertificate, ListenerConfig, TlsVersion};
-pub use options::{CustomHeaders, ForwardedFor, RequestOptions};
+pub use options::{CustomHeaders, ForwardedFor, RequestOptions, DEFAULT_MAX_JSON_MEMORY, DEFAULT_MAX_JSON_STRINGS};
 pub use ui::CONTENT_SECURITY_POLICY;
 
 use axum::body::Body;
@@ -85,6 +85,52 @@ pub fn error_response(status: StatusCode, messages: &[String]) -> Response {
 
 fn logical_error(e: &LogicalError) -> Response {
     error_response(status_for(e.kind), &e.messages)
+}
+
+/// A 307 as Go's `http.Redirect` writes it (OpenBao's redirects): `Cache-Control: no-store`,
+/// and for GET and HEAD an HTML content type with a short body naming the target (the body
+/// is not sent for HEAD).
+pub(crate) fn redirect(method: &Method, location: &str) -> Response {
+    let html = method == Method::GET || method == Method::HEAD;
+    let body = if method == Method::GET {
+        Body::from(format!("<a href=\"{location}\">Temporary Redirect</a>.\n"))
+    } else {
+        Body::empty()
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if html {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    }
+    r
+}
+
+/// A plain-text answer as Go's HTTP server writes its own refusals (`400 Bad Request: …`).
+fn plain_response(status: StatusCode, text: &'static str) -> Response {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// Go's URL query parser refuses more than this many parameters (form bodies included).
+const MAX_FORM_FIELDS: usize = 10_000;
+
+/// `X-Vault-Index` names a state as OpenBao encodes it: base64 of
+/// `v1:<cluster id>:<local index>:<replicated index>:<hmac>`. Coffer keeps no such states and
+/// ignores one that decodes, but refuses (400) one that does not, as OpenBao does.
+fn index_header_decodes(v: &[u8]) -> bool {
+    use base64::Engine;
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(v) else { return false };
+    let Ok(text) = std::str::from_utf8(&raw) else { return false };
+    let parts: Vec<&str> = text.split(':').collect();
+    parts.len() == 5 && parts[0] == "v1" && parts[2].parse::<u64>().is_ok() && parts[3].parse::<u64>().is_ok()
 }
 
 fn no_content() -> Response {
@@ -166,6 +212,14 @@ fn percent_decode_path(p: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Every `%` starts two hex digits.
+fn escapes_well_formed(p: &str) -> bool {
+    let b = p.as_bytes();
+    b.iter()
+        .enumerate()
+        .all(|(i, &c)| c != b'%' || b.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
+}
+
 fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
     q.map(|q| form_urlencoded(q).unwrap_or_else(|| lenient_pairs(q))).unwrap_or_default()
 }
@@ -228,6 +282,9 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     if is_form && trimmed[0] != b'{' && trimmed[0] != b'[' {
         let text = std::str::from_utf8(trimmed).map_err(|_| "failed to decode form input: not UTF-8".to_string())?;
+        if text.bytes().filter(|&b| b == b'&').count() >= MAX_FORM_FIELDS {
+            return Err("error parsing form data".into());
+        }
         let pairs =
             form_urlencoded(text).ok_or_else(|| "error parsing form data: malformed percent-escape".to_string())?;
         // A repeated key keeps every value, joined with commas, as OpenBao reads a form.
@@ -263,15 +320,44 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
 
 pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    // RFC 9112: an HTTP/1.1 request carries exactly one Host header.
-    if parts.version == axum::http::Version::HTTP_11 && parts.headers.get_all(header::HOST).iter().count() != 1 {
-        return error_response(StatusCode::BAD_REQUEST, &["a request must carry exactly one Host header".into()]);
+    // Chunked applied more than once (`Transfer-Encoding: chunked, chunked`) is refused, as
+    // hyper refuses the other codings: 400 (Go answers 501, a server error, for a client's).
+    if parts.headers.contains_key(header::TRANSFER_ENCODING)
+        && parts
+            .headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .filter(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+            .count()
+            > 1
+    {
+        return plain_response(StatusCode::BAD_REQUEST, "400 Bad Request: unsupported transfer encoding");
+    }
+    // RFC 9112: an HTTP/1.1 request carries exactly one Host header. Refused as Go's server
+    // refuses it, in plain text before any handler.
+    if parts.version == axum::http::Version::HTTP_11 {
+        match parts.headers.get_all(header::HOST).iter().count() {
+            1 => {}
+            0 => return plain_response(StatusCode::BAD_REQUEST, "400 Bad Request: missing required Host header"),
+            _ => return plain_response(StatusCode::BAD_REQUEST, "400 Bad Request"),
+        }
     }
     // RFC 9110: an expectation the server cannot meet is refused.
     if let Some(e) = parts.headers.get(header::EXPECT) {
         if !e.as_bytes().eq_ignore_ascii_case(b"100-continue") {
-            return error_response(StatusCode::EXPECTATION_FAILED, &["unsupported Expect header".into()]);
+            // As Go's server: a bare 417.
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::EXPECTATION_FAILED;
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
         }
+    }
+    // `OPTIONS *` asks about the server itself: an empty 200, as Go's server answers it.
+    if parts.method == Method::OPTIONS && parts.uri.path() == "*" {
+        let mut r = Response::new(Body::empty());
+        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        return r;
     }
     let path = parts.uri.path().to_string();
     if st.ui {
@@ -288,12 +374,11 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             Some(q) => format!("{clean}?{q}"),
             None => clean,
         };
-        let mut r = Response::new(Body::from(format!("<a href=\"{loc}\">Temporary Redirect</a>.\n")));
-        *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
-        if let Ok(v) = HeaderValue::from_str(&loc) {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-        return r;
+        return redirect(&parts.method, &loc);
+    }
+    // `/v1` alone names no path: a bare 404, as OpenBao.
+    if path == "/v1" {
+        return error_response(StatusCode::NOT_FOUND, &[]);
     }
     if parts.method == Method::PATCH {
         let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -306,19 +391,26 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
     }
     // Like Go's net/http (URL.Path), the API sees the percent-decoded path.
     let encoded = api_path.contains('%');
+    // A malformed escape is refused as Go's server refuses it (plain text); one that decodes
+    // to bytes that are not UTF-8 with a Vault-style error.
     let Some(api_path) = percent_decode_path(api_path) else {
+        if !escapes_well_formed(api_path) {
+            return plain_response(StatusCode::BAD_REQUEST, "400 Bad Request");
+        }
         return error_response(
             StatusCode::BAD_REQUEST,
-            &["invalid path: a percent-escape is malformed or does not decode to UTF-8".into()],
+            &["invalid path: a percent-escape does not decode to UTF-8".into()],
         );
     };
     // Only decoding can have made a clean path dirty (`%2e%2e`).
     if encoded && clean_path(&format!("/v1/{api_path}")).is_some() {
         return error_response(StatusCode::BAD_REQUEST, &["invalid path: empty or dot segments after decoding".into()]);
     }
-    // Go's HTTP server refuses control characters in a request path; so does Coffer, with a body.
+    // Control characters in the decoded path: a bare 400, as OpenBao answers them.
     if api_path.chars().any(char::is_control) {
-        return error_response(StatusCode::BAD_REQUEST, &["invalid path: control characters are not allowed".into()]);
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
     }
     // Namespaces are not built: only the root namespace exists, and a request for any other is
     // refused as OpenBao refuses a namespace it does not have, never served from the root.
@@ -326,6 +418,11 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         let ns = ns.to_str().unwrap_or("\u{fffd}").trim().trim_matches('/');
         if !ns.is_empty() && ns != "root" {
             return error_response(StatusCode::NOT_FOUND, &["namespace not found".into()]);
+        }
+    }
+    if let Some(v) = parts.headers.get("x-vault-index") {
+        if !index_header_decodes(v.as_bytes()) {
+            return error_response(StatusCode::BAD_REQUEST, &["failed to decode \"X-Vault-Index\"".into()]);
         }
     }
     let query = query_pairs(parts.uri.query());
@@ -380,6 +477,18 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         }
         "OPTIONS" => {
             return error_response(StatusCode::BAD_REQUEST, &["cannot handle internal-only request operation".into()])
+        }
+        // OpenBao hands HEAD to its router, where no handler takes it: 405 on a path something
+        // serves, 404 on one nothing does. Other methods are a bare 405.
+        // The wrapping paths check their wrapping token before the method: HEAD goes in as a
+        // read (which changes nothing there) and whatever it would serve is a 405.
+        "HEAD"
+            if matches!(api_path.as_str(), "sys/wrapping/lookup" | "sys/wrapping/unwrap" | "sys/wrapping/rewrap") =>
+        {
+            Operation::Read
+        }
+        "HEAD" if !st.core.serves_path(&api_path) => {
+            return error_response(StatusCode::NOT_FOUND, &[format!("unsupported path: {api_path}")])
         }
         _ => return error_response(StatusCode::METHOD_NOT_ALLOWED, &[]),
     };
@@ -438,6 +547,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         }
     };
     match result {
+        Ok(_) if parts.method == Method::HEAD => error_response(StatusCode::METHOD_NOT_ALLOWED, &[]),
         Ok(resp) => render(resp),
         Err(e) => {
             if e.kind == ErrorKind::Internal {
@@ -491,7 +601,11 @@ fn render(resp: CoreResponse) -> Response {
             {
                 return no_content();
             }
-            let status = resp.status.map(status_for).unwrap_or(StatusCode::OK);
+            let status = match resp.status {
+                coffer_sdk::ResponseStatus::Ok => StatusCode::OK,
+                coffer_sdk::ResponseStatus::Accepted => StatusCode::ACCEPTED,
+                coffer_sdk::ResponseStatus::Error(kind) => status_for(kind),
+            };
             let request_id = uuid::Uuid::new_v4().to_string();
             if shape == BodyShape::Envelope {
                 // Serialised straight from the response's own values: no intermediate map.
@@ -573,9 +687,8 @@ async fn health(st: &AppState, method: &Method, query: &[(String, String)]) -> R
     let standbyok = match param("standbyok").map(bool_param) {
         None => false,
         Some(Some(b)) => b,
-        Some(None) => {
-            return error_response(StatusCode::BAD_REQUEST, &["standbyok must be a boolean".into()]);
-        }
+        // As OpenBao: a bare 400.
+        Some(None) => return error_response(StatusCode::BAD_REQUEST, &[]),
     };
     let chosen = if !h.initialized {
         code("uninitcode", 501)
@@ -650,6 +763,7 @@ mod tests {
         assert_eq!(percent_decode_path("kv/%4"), None);
         assert_eq!(percent_decode_path("kv/%FF%FE"), None, "not UTF-8");
         assert_eq!(percent_decode_path("kv/%C3%A9").as_deref(), Some("kv/é"));
+        assert!(escapes_well_formed("kv/%C3%A9%ff") && !escapes_well_formed("kv/%zz") && !escapes_well_formed("kv/%4"));
     }
 
     #[test]
@@ -658,6 +772,39 @@ mod tests {
         form.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
         assert_eq!(parse_body(&form, b"a=1&a=2").unwrap()["a"], json!("1,2"));
         assert!(parse_body(&form, b"a=%ZZ").unwrap_err().contains("error parsing form data"));
+    }
+
+    #[test]
+    fn forms_of_more_than_10000_fields_are_refused_as_go_refuses_them() {
+        let mut form = HeaderMap::new();
+        form.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        let body = |n: usize| (0..n).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join("&");
+        assert_eq!(parse_body(&form, body(10_000).as_bytes()).unwrap().len(), 10_000);
+        assert_eq!(parse_body(&form, body(10_001).as_bytes()).unwrap_err(), "error parsing form data");
+    }
+
+    #[test]
+    fn index_headers_must_decode_as_openbao_states() {
+        use base64::Engine;
+        let enc = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert!(index_header_decodes(enc("v1:cluster:12:34:hmac").as_bytes()));
+        assert!(!index_header_decodes(b"junk"), "base64, but not a state");
+        assert!(!index_header_decodes(b"%%%"));
+        assert!(!index_header_decodes(enc("v1:cluster:x:34:hmac").as_bytes()));
+        assert!(!index_header_decodes(enc("v2:cluster:1:2:hmac").as_bytes()));
+    }
+
+    #[test]
+    fn redirects_carry_no_store_and_html_only_for_get_and_head() {
+        let r = redirect(&Method::GET, "/ui/");
+        assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(r.headers()[header::LOCATION], "/ui/");
+        assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(redirect(&Method::HEAD, "/x").headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        let put = redirect(&Method::PUT, "/x");
+        assert_eq!(put.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(!put.headers().contains_key(header::CONTENT_TYPE));
     }
 
     #[test]

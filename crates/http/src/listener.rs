@@ -308,7 +308,9 @@ async fn serve_conn<T>(
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    // half_close: a client that shuts its sending side right after its request (as `nc -N`
+    // does) still gets the answer, as from Go's server.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).half_close(true);
     let svc = TowerToHyperService::new(svc);
     let last = Arc::new(AtomicU64::new(0));
     let start = Instant::now();

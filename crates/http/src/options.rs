@@ -120,6 +120,11 @@ impl CustomHeaders {
     }
 }
 
+/// Default `max_request_json_strings`, as OpenBao: object keys plus string values.
+pub const DEFAULT_MAX_JSON_STRINGS: usize = 1000;
+/// Default `max_request_json_memory`, as OpenBao (32.5 MiB of estimated parsed size).
+pub const DEFAULT_MAX_JSON_MEMORY: usize = 34_078_720;
+
 /// A listener's options that act on each request.
 #[derive(Debug, Clone, Default)]
 pub struct RequestOptions {
@@ -136,11 +141,14 @@ pub struct RequestOptions {
 }
 
 impl RequestOptions {
-    /// Defaults as OpenBao 2.x: the legacy unauthenticated ceremonies off, HSTS sent.
+    /// Defaults as OpenBao 2.x: the legacy unauthenticated ceremonies off, HSTS sent, the
+    /// JSON complexity limits on.
     pub fn openbao_defaults() -> RequestOptions {
         RequestOptions {
             disable_unauthed_generate_root: true,
             disable_unauthed_rekey: true,
+            max_json_memory: Some(DEFAULT_MAX_JSON_MEMORY),
+            max_json_strings: Some(DEFAULT_MAX_JSON_STRINGS),
             headers: CustomHeaders::default().with_openbao_defaults(),
             ..Default::default()
         }
@@ -181,42 +189,43 @@ impl RequestOptions {
     }
 }
 
-/// (string tokens, estimated bytes once parsed) of a JSON text: each string costs its length
-/// plus 32 bytes, each other value (number, literal, container) 32 bytes, each object member
-/// another 32.
+/// (string tokens, estimated bytes once parsed) of a JSON text, costed as a Go decoder's
+/// values are (which is what OpenBao's limit measures): a string 16 bytes plus its length, a
+/// number 24, `true`/`false`/`null` 17, an array 40, an object 64 (its keys count as strings).
 fn json_complexity(b: &[u8]) -> (usize, usize) {
-    const NODE: usize = 32;
+    const STRING: usize = 16;
+    const NUMBER: usize = 24;
+    const LITERAL: usize = 17;
+    const ARRAY: usize = 40;
+    const OBJECT: usize = 64;
     let (mut strings, mut memory) = (0usize, 0usize);
     let mut i = 0;
-    let mut in_scalar = false;
     while i < b.len() {
         match b[i] {
             b'"' => {
-                in_scalar = false;
                 let start = i;
                 i += 1;
                 while i < b.len() && b[i] != b'"' {
                     i += if b[i] == b'\\' { 2 } else { 1 };
                 }
                 strings += 1;
-                memory += NODE + (i.min(b.len()) - start).saturating_sub(1);
+                memory += STRING + (i.min(b.len()) - start).saturating_sub(1);
             }
-            b'{' | b'[' => {
-                in_scalar = false;
-                memory += NODE;
-            }
-            b':' => {
-                in_scalar = false;
-                memory += NODE;
-            }
-            b',' | b'}' | b']' => in_scalar = false,
-            c if c.is_ascii_whitespace() => in_scalar = false,
-            _ => {
-                if !in_scalar {
-                    memory += NODE;
-                    in_scalar = true;
+            b'{' => memory += OBJECT,
+            b'[' => memory += ARRAY,
+            b't' | b'f' | b'n' => {
+                memory += LITERAL;
+                while i + 1 < b.len() && b[i + 1].is_ascii_alphabetic() {
+                    i += 1;
                 }
             }
+            b'-' | b'0'..=b'9' => {
+                memory += NUMBER;
+                while i + 1 < b.len() && matches!(b[i + 1], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') {
+                    i += 1;
+                }
+            }
+            _ => {}
         }
         i += 1;
     }
@@ -442,8 +451,24 @@ mod tests {
         assert_eq!(json_complexity(br#"{"data":{"a":1,"c":2}}"#).0, 3);
         assert_eq!(json_complexity(br#"{"a":"b\"c"}"#).0, 2);
         let (_, small) = json_complexity(br#"{"a":"b"}"#);
-        let (_, big) = json_complexity(br#"{"a":[1,2,3,4,5,6,7,8]}"#);
-        assert!(big >= small + 7 * 32, "{small} {big}");
+        assert_eq!(small, 64 + 17 + 17);
+        let (_, big) = json_complexity(br#"{"a":[1,22,-3.5e+2,4]}"#);
+        assert_eq!(big, 64 + 17 + 40 + 4 * 24);
+        assert_eq!(json_complexity(br#"[true,false,null]"#).1, 40 + 3 * 17);
+    }
+
+    #[test]
+    fn json_limits_are_on_by_default_with_openbaos_values() {
+        let o = RequestOptions::openbao_defaults();
+        let h = HeaderMap::new();
+        // 1000 strings pass, 1001 do not (the key counts).
+        let body = |n: usize| format!("{{\"a\":[{}\"x\"]}}", "\"x\",".repeat(n - 2));
+        assert_eq!(o.check_json(&h, body(1000).as_bytes()), Ok(()));
+        assert!(o.check_json(&h, body(1001).as_bytes()).unwrap_err().contains("maximum number of strings"));
+        // OpenBao accepts an array of 1,419,939 numbers and refuses one more.
+        let nums = |n: usize| format!("{{\"a\":[{}1]}}", "1,".repeat(n - 1));
+        assert_eq!(o.check_json(&h, nums(1_400_000).as_bytes()), Ok(()));
+        assert!(o.check_json(&h, nums(1_420_000).as_bytes()).unwrap_err().contains("estimated memory"));
     }
 
     #[test]

@@ -30,11 +30,7 @@ fn with_status(status: StatusCode, body: Body) -> Response {
 /// The answer for a UI path (`/`, `/ui`, `/ui/…`), or None when the path is not the UI's.
 pub(crate) fn serve(method: &Method, path: &str) -> Option<Response> {
     let rest = match path {
-        "/" | "/ui" => {
-            let mut r = with_status(StatusCode::TEMPORARY_REDIRECT, Body::empty());
-            r.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/ui/"));
-            return Some(r);
-        }
+        "/" | "/ui" => return Some(crate::redirect(method, "/ui/")),
         p => p.strip_prefix("/ui/")?,
     };
     if method != Method::GET && method != Method::HEAD {

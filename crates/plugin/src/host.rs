@@ -518,7 +518,7 @@ impl Backend for PluginClient {
             // Data beside a status error (a Go backend's response plus coded error).
             if let Some(Ok(mut r)) = reply.response.as_ref().map(response_from_proto) {
                 if r.data.as_ref().is_some_and(|d| !d.is_empty()) && e.kind != coffer_sdk::ErrorKind::BadRequest {
-                    r.status = Some(e.kind);
+                    r.status = coffer_sdk::ResponseStatus::Error(e.kind);
                     return Ok(Some(r));
                 }
             }

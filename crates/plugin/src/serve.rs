@@ -394,13 +394,16 @@ impl PluginState {
         };
         match self.backend.handle_request(sreq).await {
             // Data answered with an error status (Coffer's `status`): both travel, as Go
-            // backends return a response beside a coded error.
-            Ok(Some(resp)) if resp.status.is_some() => {
-                let kind = resp.status.unwrap_or(ErrorKind::Internal);
-                let err = error_to_proto(&LogicalError { kind, messages: vec![] });
-                reply(Some(response_to_proto(&resp)), Some(err))
-            }
-            Ok(resp) => reply(resp.as_ref().map(response_to_proto), None),
+            // backends return a response beside a coded error. (An Accepted status does not
+            // cross the protocol: the host answers 200.)
+            Ok(Some(resp)) => match resp.status {
+                coffer_sdk::ResponseStatus::Error(kind) => {
+                    let err = error_to_proto(&LogicalError { kind, messages: vec![] });
+                    reply(Some(response_to_proto(&resp)), Some(err))
+                }
+                _ => reply(Some(response_to_proto(&resp)), None),
+            },
+            Ok(None) => reply(None, None),
             // The protocol's "not found" is a read or list without a response.
             Err(e) if e.kind == ErrorKind::NotFound && matches!(op, Operation::Read | Operation::List) => {
                 reply(None, None)

@@ -213,9 +213,21 @@ pub struct Response {
     /// A dynamic secret: the core registers a lease and revokes it on time through
     /// [`Backend::revoke_secret`].
     pub secret: Option<SecretLease>,
-    /// Answer with this error's status while still returning the data (as Vault does for a
-    /// deleted KV version: 404 with its metadata).
-    pub status: Option<ErrorKind>,
+    /// The status the answer goes out with: normally [`ResponseStatus::Ok`].
+    pub status: ResponseStatus,
+}
+
+/// How a successful answer's status is chosen (the HTTP layer maps it to a code).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ResponseStatus {
+    /// 200 with a body, 204 without.
+    #[default]
+    Ok,
+    /// The work was started and goes on after the answer (tidy operations): 202.
+    Accepted,
+    /// The data goes out with this error's status (as Vault answers a deleted KV version:
+    /// 404 with its metadata).
+    Error(ErrorKind),
 }
 
 /// The lease terms of a dynamic secret.
@@ -242,7 +254,14 @@ impl std::fmt::Debug for Response {
 
 impl Response {
     pub fn data(data: Map<String, Value>) -> Self {
-        Response { data: Some(data), warnings: vec![], lease_duration: None, auth: None, secret: None, status: None }
+        Response {
+            data: Some(data),
+            warnings: vec![],
+            lease_duration: None,
+            auth: None,
+            secret: None,
+            status: ResponseStatus::Ok,
+        }
     }
     /// The `{"keys": [...]}` answer to a list.
     pub fn list(keys: Vec<String>) -> Self {
