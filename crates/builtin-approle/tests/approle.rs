@@ -239,7 +239,11 @@ async fn secret_id_past_its_ttl_is_refused_and_deleted() {
     assert_eq!(err.messages, vec!["invalid role or secret ID"]);
     assert!(e.accessors("web").await.is_empty(), "the refused login deleted it");
     let r = e.call(Operation::Update, "role/web/secret-id-accessor/lookup", json!({"secret_id_accessor": acc})).await;
-    assert_eq!(r.unwrap().unwrap().status, Some(ErrorKind::NotFound), "its accessor went with it");
+    assert_eq!(
+        r.unwrap().unwrap().status,
+        coffer_sdk::ResponseStatus::Error(ErrorKind::NotFound),
+        "its accessor went with it"
+    );
 }
 
 #[tokio::test]
@@ -384,7 +388,7 @@ async fn lookup_by_value_and_by_accessor_agree() {
     assert!(e.lookup("web", "unknown").await.is_none());
     let r =
         e.call(Operation::Update, "role/web/secret-id-accessor/lookup", json!({"secret_id_accessor": "nope"})).await;
-    assert_eq!(r.unwrap().unwrap().status, Some(ErrorKind::NotFound));
+    assert_eq!(r.unwrap().unwrap().status, coffer_sdk::ResponseStatus::Error(ErrorKind::NotFound));
     let err = e.call(Operation::Update, "role/web/secret-id/lookup", json!({})).await.unwrap_err();
     assert_eq!(err.messages, vec!["missing secret_id"]);
     let err = e.call(Operation::Update, "role/ghost/secret-id/lookup", json!({"secret_id": "x"})).await.unwrap_err();
@@ -424,7 +428,11 @@ async fn destroy_by_value_and_by_accessor() {
         "destroying twice is fine"
     );
     let r = e.call(Operation::Update, "role/web/secret-id-accessor/lookup", json!({"secret_id_accessor": a1})).await;
-    assert_eq!(r.unwrap().unwrap().status, Some(ErrorKind::NotFound), "its accessor is gone too");
+    assert_eq!(
+        r.unwrap().unwrap().status,
+        coffer_sdk::ResponseStatus::Error(ErrorKind::NotFound),
+        "its accessor is gone too"
+    );
 
     let err = e.call(Operation::Update, "role/api/secret-id-accessor/destroy", json!({"secret_id_accessor": a2})).await;
     assert_eq!(err.unwrap_err().kind, ErrorKind::PermissionDenied, "another role's accessor is refused");
