@@ -84,6 +84,11 @@ fn bao_monitor_and_coffer_monitor_stream_the_log_and_loggers_change_at_run_time(
     assert!(st == 400 && b.contains("not found"), "{st} {b}");
     assert_eq!(http(&s.addr, "DELETE", "/v1/sys/loggers", ROOT, b"").0, 204);
     assert_eq!((level("core"), level("audit")), ("info".into(), "info".into()));
+
+    // The server's stderr here is a file, not a terminal: its log carries no colour codes.
+    let log = s.log_text();
+    assert!(log.contains("successful mount"), "the log went to stderr: {log}");
+    assert!(!log.contains('\u{1b}'), "no ANSI escapes in a log written to a file or pipe: {log}");
 }
 
 #[test]

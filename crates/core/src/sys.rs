@@ -584,7 +584,10 @@ impl Core {
             let new = string_map("options", v)?;
             // A version change is an upgrade (announced, as OpenBao does); a lower one is refused.
             let version = |o: Option<&String>| o.and_then(|v| v.parse::<i64>().ok());
-            let old = version(e.options.as_ref().and_then(|o| o.get("version"))).unwrap_or(0);
+            // A KV mount without a version is version 1.
+            let unset = if e.mount_type == "kv" { 1 } else { 0 };
+            let old =
+                version(e.options.as_ref().and_then(|o| o.get("version")).filter(|v| !v.is_empty())).unwrap_or(unset);
             if let Some(newv) = version(new.get("version")) {
                 if newv < old {
                     return Err(LogicalError::bad_request(format!("cannot downgrade mount from version {old}")));

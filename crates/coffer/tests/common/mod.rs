@@ -55,10 +55,11 @@ impl Server {
         s
     }
 
+    /// A dev server on a port the server itself picks (port 0): its address is read from the
+    /// banner it prints, so no other process can take the port between choosing and binding.
+    /// A dev server answers only once it is ready (initialised, unsealed, `secret/` mounted).
     pub fn start_dev(root_token: &str) -> Server {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("coffer-dev-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new().prefix("coffer-dev-").tempdir().unwrap().keep();
         let log = dir.join("dev.log");
         let logf = std::fs::File::create(&log).unwrap();
         let child = Command::new(coffer_bin())
@@ -66,23 +67,24 @@ impl Server {
                 "server",
                 "-dev",
                 &format!("-dev-root-token-id={root_token}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
+                "-dev-listen-address=127.0.0.1:0",
                 "-dev-no-store-token",
             ])
             .stdout(logf.try_clone().unwrap())
             .stderr(logf)
             .spawn()
             .expect("start coffer dev server");
-        let s = Server { child, addr: format!("127.0.0.1:{port}"), config: PathBuf::new(), log };
-        s.wait_ready();
-        // Dev setup (init, unseal, the secret/ mount) finishes right after the listener is up.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if http(&s.addr, "GET", "/v1/sys/mounts/secret", &[("X-Vault-Token", root_token)], b"").0 == 200 {
-                break;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let addr = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(a) = text.lines().find_map(|l| l.split("Listener: tcp (addr: \"").nth(1)) {
+                break a.split('"').next().unwrap_or_default().to_string();
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            assert!(Instant::now() < deadline, "the dev server printed no listener address:\n{text}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let s = Server { child, addr, config: PathBuf::new(), log };
+        s.wait_ready();
         s
     }
 
