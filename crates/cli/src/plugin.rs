@@ -14,11 +14,14 @@ const NEW_USAGE: &str = "Usage: coffer plugin new [-type=secrets|auth] [-dir=DIR
 
   Writes a standalone plugin crate in DIR/NAME (default ./NAME): the backend built on
   coffer_sdk::framework, the plugin binary, unit tests, an acceptance test (COFFER_ACC=1),
-  a README and docs/. Run inside a Coffer checkout, it depends on coffer-sdk and
-  coffer-plugin by path; elsewhere, by version from crates.io.
+  a README and docs/. coffer-sdk and coffer-plugin come, in this order, from: -sdk=PATH
+  (a Coffer source tree), $COFFER_SDK_PATH, the Coffer checkout around the current or target
+  directory, the checkout this binary was built from (while it still exists), else crates.io
+  by version. It says which it chose.
 
   -type=secrets|auth   What the plugin is (default: secrets).
-  -dir=DIR             Where to create the crate directory (default: the current directory).";
+  -dir=DIR             Where to create the crate directory (default: the current directory).
+  -sdk=PATH            A Coffer source tree to take the SDK from (also $COFFER_SDK_PATH).";
 
 const INSTALL_USAGE: &str = "Usage: coffer plugin install [options] URL -sha256=HEX
 
@@ -164,6 +167,36 @@ const AUTH_FILES: &[(&str, &str)] = &[
 
 /// The root of a Coffer checkout at or above `start`: a Cargo.toml naming `coffer-sdk`, with
 /// the SDK and plugin crates beside it.
+/// Where the scaffold takes Coffer's SDK from, and how that was chosen (said to the user).
+fn sdk_source(flag: Option<&str>, parent: &Path) -> Result<(Option<PathBuf>, &'static str), Fail> {
+    let given = |path: &str, what: &'static str| {
+        let p = resolve(Path::new(path));
+        match find_coffer_root(&p).filter(|r| r == &p) {
+            Some(r) => Ok((Some(r), what)),
+            None => Err(Fail::Local(format!(
+                "{} is not a Coffer source tree (no workspace Cargo.toml with crates/sdk and crates/plugin)",
+                p.display()
+            ))),
+        }
+    };
+    if let Some(path) = flag.filter(|p| !p.is_empty()) {
+        return given(path, "the source tree given with -sdk");
+    }
+    if let Some(path) = std::env::var("COFFER_SDK_PATH").ok().filter(|p| !p.is_empty()) {
+        return given(&path, "the source tree in COFFER_SDK_PATH");
+    }
+    let cwd = std::env::current_dir().ok();
+    if let Some(r) = cwd.as_deref().and_then(find_coffer_root).or_else(|| find_coffer_root(parent)) {
+        return Ok((Some(r), "the Coffer checkout around this directory"));
+    }
+    // The checkout this binary was built from, while it is still there.
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if let Some(r) = find_coffer_root(&built_from.canonicalize().unwrap_or(built_from)) {
+        return Ok((Some(r), "the Coffer checkout this binary was built from"));
+    }
+    Ok((None, "no Coffer source tree was given or found (use -sdk=PATH or COFFER_SDK_PATH for a local one)"))
+}
+
 fn find_coffer_root(start: &Path) -> Option<PathBuf> {
     start.ancestors().find_map(|dir| {
         let toml = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
@@ -237,8 +270,7 @@ pub(crate) fn new(p: &Parsed) -> R {
         )));
     }
 
-    let cwd = std::env::current_dir().ok();
-    let root = cwd.as_deref().and_then(find_coffer_root).or_else(|| find_coffer_root(&parent));
+    let (root, source) = sdk_source(p.get("sdk"), &parent)?;
     if let Some(r) = &root {
         let r = r.canonicalize().unwrap_or_else(|_| r.clone());
         if target.starts_with(r.join("crates")) {
@@ -323,8 +355,8 @@ pub(crate) fn new(p: &Parsed) -> R {
     }
     println!("Success! Created the {kind_word} plugin {name} in {}", target.display());
     match &root {
-        Some(r) => println!("coffer-sdk and coffer-plugin come from the Coffer checkout at {}", r.display()),
-        None => println!("coffer-sdk and coffer-plugin come from crates.io (see Cargo.toml)"),
+        Some(r) => println!("coffer-sdk and coffer-plugin come from {source} at {}", r.display()),
+        None => println!("coffer-sdk and coffer-plugin come from crates.io (see Cargo.toml): {source}"),
     }
     println!("\nNext steps:\n    cd {}\n    cargo test", target.display());
     println!("    COFFER_ACC=1 COFFER_BIN=$(command -v coffer) cargo test --test acceptance");

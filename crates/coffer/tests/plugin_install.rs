@@ -298,16 +298,17 @@ fn plugin_new_writes_a_complete_crate() {
     assert!(toml.contains("coffer-plugin-testing = { path = '"), "{toml}");
     assert!(!read(c.join("src/lib.rs")).contains("__"), "every placeholder is filled");
 
-    // Outside any checkout, an auth method: crates.io dependencies, a login path.
+    // Outside any checkout, an auth method: the SDK from the checkout this binary was built
+    // from (still here), a login path.
     let outside = tmp.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     let o = run_new(&outside, &["my-login", "--type", "auth"]);
     assert!(o.status.success(), "{}", out(&o));
     let c = outside.join("my-login");
     let toml = read(c.join("Cargo.toml"));
-    assert!(toml.contains("name = \"my-login\"") && toml.contains("coffer-sdk = \"0."), "{toml}");
-    assert!(toml.contains("coffer-plugin-testing = \"0."), "{toml}");
-    assert!(!c.join("Cargo.lock").exists());
+    assert!(toml.contains("name = \"my-login\"") && toml.contains("crates/sdk"), "{toml}");
+    assert!(toml.contains("crates/plugin-testing"), "{toml}");
+    assert!(c.join("Cargo.lock").exists(), "path dependencies come with the checkout's lock file");
     let lib = read(c.join("src/lib.rs"));
     assert!(lib.contains("&[\"login\"]") && lib.contains("AuthResponse {"), "{lib}");
     assert!(read(c.join("src/main.rs")).contains("BackendKind::Auth"));
@@ -330,4 +331,33 @@ fn plugin_new_writes_a_complete_crate() {
     let o = run_new(&outside, &["-type=database", "x"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("secrets or auth"), "{}", out(&o));
+}
+
+/// Outside any checkout, as a vendor with only the binary: the scaffold takes the SDK from the
+/// checkout the binary was built from (while it exists), or from the source tree named by
+/// `-sdk` or `COFFER_SDK_PATH`, says which, and refuses a path that is not a Coffer tree.
+#[test]
+fn plugin_new_outside_a_checkout_says_where_the_sdk_comes_from() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let o = run_new(empty.path(), &["demo-a"]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("the Coffer checkout this binary was built from"), "{text}");
+    let toml = std::fs::read_to_string(empty.path().join("demo-a/Cargo.toml")).unwrap();
+    assert!(toml.contains(&repo.join("crates/sdk").display().to_string()), "{toml}");
+
+    let o = run_new(empty.path(), &[&format!("-sdk={}", repo.display()), "demo-b"]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success() && text.contains("the source tree given with -sdk"), "{text}");
+
+    let o = Command::new(coffer_bin())
+        .args(["plugin", "new", "demo-c"])
+        .current_dir(empty.path())
+        .env("COFFER_SDK_PATH", empty.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success() && err.contains("is not a Coffer source tree"), "{err}");
+    assert!(!empty.path().join("demo-c").exists(), "nothing written on a bad SDK path");
 }
