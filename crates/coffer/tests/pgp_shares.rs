@@ -611,15 +611,8 @@ fn recovery_keys_of_a_transit_seal_are_encrypted_rekeyed_and_backed_up_with_pgp(
 /// (`sys/rekey/*`, `sys/generate-root/*`), which OpenBao 2.x and Coffer keep off by default:
 /// these tests drive them, as operators of older deployments do.
 fn start_with_legacy_ceremonies(dir: &std::path::Path) -> Server {
-    let port = free_port();
-    let config = dir.join("coffer.hcl");
-    std::fs::write(
-        &config,
-        format!(
-            "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n  disable_unauthed_rekey_endpoints = false\n  disable_unauthed_generate_root_endpoints = false\n}}\napi_addr = \"http://127.0.0.1:{port}\"\n",
-            dir.join("data").display()
-        ),
+    Server::start_file_with_listener(
+        dir,
+        "  disable_unauthed_rekey_endpoints = false\n  disable_unauthed_generate_root_endpoints = false\n",
     )
-    .unwrap();
-    Server::start_with_config(&config, &format!("127.0.0.1:{port}"))
 }

@@ -24,7 +24,7 @@ pub struct InFlightInfo {
 /// The requests being served now, by request id.
 #[derive(Default)]
 pub struct InFlight {
-    reqs: Mutex<HashMap<u64, (String, InFlightInfo)>>,
+    reqs: Mutex<HashMap<u64, InFlightInfo>>,
     next: std::sync::atomic::AtomicU64,
 }
 
@@ -47,17 +47,19 @@ impl InFlight {
     pub fn begin(self: &Arc<Self>, info: InFlightInfo) -> InFlightGuard {
         let key = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut m) = self.reqs.lock() {
-            m.insert(key, (uuid::Uuid::new_v4().to_string(), info));
+            m.insert(key, info);
         }
         InFlightGuard { table: self.clone(), key }
     }
 
     fn snapshot(&self) -> Map<String, Value> {
         let Ok(m) = self.reqs.lock() else { return Map::new() };
-        m.values()
-            .map(|(id, i)| {
+        // The id is made only when someone reads the table, not for every request: it is the
+        // request's sequence number in UUID form, unique for the life of the process.
+        m.iter()
+            .map(|(key, i)| {
                 (
-                    id.clone(),
+                    uuid::Uuid::from_u128(u128::from(*key)).to_string(),
                     json!({
                         "start_time": time::OffsetDateTime::from(i.started)
                             .format(&time::format_description::well_known::Rfc3339)

@@ -28,12 +28,17 @@ pub struct Server {
 impl Server {
     /// Writes a config for `storage "file"` in `dir` and starts the server.
     pub fn start_file(dir: &Path) -> Server {
+        Self::start_file_with_listener(dir, "")
+    }
+
+    /// As [`Server::start_file`], with extra lines (`key = value`) in the listener block.
+    pub fn start_file_with_listener(dir: &Path, listener_extra: &str) -> Server {
         let port = free_port();
         let config = dir.join("coffer.hcl");
         std::fs::write(
             &config,
             format!(
-                "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ndisable_mlock = true\n",
+                "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n{listener_extra}}}\napi_addr = \"http://127.0.0.1:{port}\"\ndisable_mlock = true\n",
                 dir.join("data").display()
             ),
         )
