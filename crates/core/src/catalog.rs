@@ -420,10 +420,18 @@ impl Backend for LazyPlugin {
     async fn handle_request(&self, req: coffer_sdk::Request) -> coffer_sdk::Result<Option<coffer_sdk::Response>> {
         self.get().await?.handle_request(req).await
     }
-    fn unauthenticated_paths(&self) -> &[&'static str] {
+    /// Asked once the plugin runs (the core starts a plugin mount before asking); a plugin
+    /// not started yet has no unauthenticated paths and every path counts as root-protected.
+    fn path_flags(&self, path: &str) -> coffer_sdk::framework::PathFlags {
         match self.inner.get() {
-            Some(b) => b.unauthenticated_paths(),
-            None => &[],
+            Some(b) => b.path_flags(path),
+            None => coffer_sdk::framework::PathFlags::NORMAL.sudo(),
+        }
+    }
+    fn special_paths(&self) -> coffer_sdk::framework::SpecialPaths {
+        match self.inner.get() {
+            Some(b) => b.special_paths(),
+            None => Default::default(),
         }
     }
     async fn exists(&self, req: &coffer_sdk::Request) -> coffer_sdk::Result<Option<bool>> {

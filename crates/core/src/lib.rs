@@ -24,6 +24,7 @@ mod seal_ops;
 mod sys;
 mod sys_acl;
 pub mod sys_runtime;
+mod system_paths;
 pub mod token;
 mod token_api;
 mod tools;
@@ -473,16 +474,24 @@ impl Core {
     /// does. Sealed or standby: every path counts as served.
     pub fn serves_path(&self, path: &str) -> bool {
         let Some(active) = self.active() else { return true };
-        if let Some(rel) = path.strip_prefix("sys/") {
-            // The system paths outside the documented table, served by their own modules.
-            const OTHER_SYS: &[&str] =
-                &["raw", "audit", "plugins/", "loggers", "monitor", "in-flight-req", "config/", "internal/", "metrics"];
-            return openapi::sys_path_known(rel) || OTHER_SYS.iter().any(|p| rel.starts_with(p));
-        }
-        if ["auth/token/", "identity/", "cubbyhole"].iter().any(|p| path.starts_with(p)) {
-            return true;
+        if let Some((tree, rel)) = system_paths::tree_of(path) {
+            return tree.flags_for(rel).is_some();
         }
         active.router.read().map(|r| r.resolve(path).is_some()).unwrap_or(true)
+    }
+
+    /// The flags of the path (`sys/…`, a mount's path …) as its row declares them: what an HA
+    /// standby serves itself, what needs no token. Paths no row serves get the normal flags.
+    pub fn path_flags(&self, path: &str) -> coffer_sdk::framework::PathFlags {
+        let path = path.trim_start_matches('/');
+        if let Some((tree, rel)) = system_paths::tree_of(path) {
+            return tree.flags_for(rel).unwrap_or_default();
+        }
+        let router = self.active().and_then(|a| a.router.read().ok().map(|r| r.clone()));
+        match router.as_ref().and_then(|r| r.resolve(path)) {
+            Some((route, rest)) => route.backend.path_flags(rest),
+            None => Default::default(),
+        }
     }
 
     /// Handles one logical request: audit, authenticate, authorize against the token's ACL,
@@ -619,12 +628,25 @@ impl Core {
 
         // Writes to a backend path are "create" when the target does not exist yet.
         let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
-        let is_system = path == "sys"
-            || path.starts_with("sys/")
-            || path.starts_with("auth/token/")
-            || path.starts_with("identity/");
-        let target =
-            if is_system { None } else { router.resolve(&path).map(|(r, rest)| (r.clone(), rest.to_string())) };
+        let system = system_paths::tree_of(&path);
+        let target = if system.is_some() || path == "sys" {
+            None
+        } else {
+            router.resolve(&path).map(|(r, rest)| (r.clone(), rest.to_string()))
+        };
+        // A plugin mount knows its special paths once its process runs.
+        if let Some((route, _)) = &target {
+            if route.backend.backend_type() == "plugin" {
+                route.backend.ensure_started().await?;
+            }
+        }
+        // Root-protected paths need `sudo` besides the operation's capability: the row that
+        // serves the path says so (a mount's backend, or the core's own trees).
+        let sudo = match (&system, &target) {
+            (Some((tree, rel)), _) => tree.flags_for(rel).is_some_and(|f| f.sudo),
+            (None, Some((route, rest))) => route.backend.path_flags(rest).sudo,
+            (None, None) => false,
+        };
         let mut op = req.operation;
         let sreq = target
             .as_ref()
@@ -641,7 +663,7 @@ impl Core {
         let decision = if ui_listing && op == Operation::Read {
             policy::Decision { allowed: true, sudo: false, caps: 0, reason: None }
         } else {
-            acl.allow(op, &path, &req.data, policy_store::is_sudo_path(&path))
+            acl.allow(op, &path, &req.data, sudo)
         };
         if !decision.allowed {
             return Err(match decision.reason {
@@ -701,17 +723,27 @@ impl Core {
         }
 
         if let Some(rest) = path.strip_prefix("auth/token/") {
+            let Some((system_paths::TokenRoute::Token, _)) = system_paths::token_paths().find(rest) else {
+                return Err(LogicalError::unsupported_path(&path));
+            };
             let caller = token_api::Caller { token, entry, decision };
             return Box::pin(self.handle_token(active, op, rest, &req.data, &caller)).await;
         }
         if let Some(rest) = path.strip_prefix("identity/") {
+            let Some((system_paths::IdentityRoute::Identity, _)) = system_paths::identity_paths().find(rest) else {
+                return Err(LogicalError::unsupported_path(&path));
+            };
             return Box::pin(self.handle_identity(active, op, rest, &req.data)).await;
         }
         if path == "sys" || path.starts_with("sys/") {
-            if let Some(r) = Box::pin(self.handle_sys_acl(active, op, &path, &req.data, &ctx)).await? {
+            let rel = path.strip_prefix("sys/").unwrap_or("");
+            let Some((route, _)) = system_paths::sys_paths().find(rel) else {
+                return Err(LogicalError::new(ErrorKind::NotFound, "unsupported path"));
+            };
+            if let Some(r) = Box::pin(self.handle_sys_acl(active, op, route, &path, &req.data, &ctx)).await? {
                 return Ok(r);
             }
-            return Box::pin(self.handle_sys(active, req, &path, Some(acl))).await;
+            return Box::pin(self.handle_sys(active, req, route, &path, Some(acl))).await;
         }
         let (Some((route, _)), Some(mut sreq)) = (target, sreq) else {
             return Err(LogicalError::new(
@@ -797,7 +829,10 @@ impl Core {
         }
         let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
         let Some((route, rest)) = router.resolve(path) else { return Ok(None) };
-        if !coffer_sdk::path_matches_any(route.backend.unauthenticated_paths(), rest) {
+        if route.backend.backend_type() == "plugin" {
+            route.backend.ensure_started().await?;
+        }
+        if !route.backend.path_flags(rest).unauthenticated {
             return Ok(None);
         }
         let route = route.clone();

@@ -186,39 +186,3 @@ impl PolicyStore {
         acl
     }
 }
-
-/// Paths that need `sudo` on top of the operation's capability.
-pub fn is_sudo_path(path: &str) -> bool {
-    const EXACT: &[&str] = &[
-        "sys/audit",
-        "sys/raw",
-        "sys/rotate",
-        "sys/rotate/keyring",
-        "sys/seal",
-        "sys/step-down",
-        "sys/remount",
-        "sys/leases",
-        "auth/token/accessors/",
-        "auth/token/accessors",
-        "auth/token/revoke-orphan",
-    ];
-    const PREFIX: &[&str] = &[
-        "sys/audit/",
-        "sys/raw/",
-        "sys/auth/",
-        "sys/plugins/catalog/",
-        "sys/revoke-prefix/",
-        "sys/revoke-force/",
-        "sys/leases/revoke-prefix/",
-        "sys/leases/revoke-force/",
-        "sys/leases/lookup/",
-        "sys/config/",
-        "sys/internal/inspect/",
-        "auth/token/revoke-orphan/",
-    ];
-    // The sanitized configuration is readable without sudo, as in OpenBao.
-    if path.starts_with("sys/config/state/") {
-        return false;
-    }
-    EXACT.contains(&path) || PREFIX.iter().any(|p| path.starts_with(p))
-}
