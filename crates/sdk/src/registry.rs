@@ -195,3 +195,44 @@ impl BackendRegistry {
         b.factory.as_ref().map(|f| f(&MountOptions::new()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LogicalError;
+
+    fn refuse(_: &MountOptions) -> Result<Arc<dyn Backend>> {
+        Err(LogicalError::bad_request("factory called"))
+    }
+
+    #[test]
+    fn a_name_is_registered_once_whatever_its_kind() {
+        let r = BackendRegistry::new(vec![
+            Builtin::mountable(BackendKind::Secret, "x", refuse),
+            Builtin::mountable(BackendKind::Auth, "x", refuse),
+        ]);
+        assert!(matches!(r, Err(RegistryError::DuplicateName("x"))), "{r:?}");
+    }
+
+    #[test]
+    fn listing_mounting_and_core_backends_follow_each_entry() {
+        let r = BackendRegistry::new(vec![
+            Builtin::mountable(BackendKind::Secret, "b", refuse),
+            Builtin::mountable(BackendKind::Secret, "a", refuse).unlisted(),
+            Builtin::served_by_core(BackendKind::Auth, "t"),
+            Builtin::served_by_core(BackendKind::Secret, "c").backed_by(refuse),
+        ])
+        .unwrap();
+        assert_eq!(r.listed_names(BackendKind::Secret), ["b", "c"]);
+        assert_eq!(r.listed_names(BackendKind::Auth), ["t"]);
+        assert_eq!(r.names(), ["a", "b", "c", "t"]);
+        // Mountable entries reach their factory (which refuses here); core-served ones do not.
+        assert!(matches!(r.build("a", &MountOptions::new()), Some(Err(_))));
+        assert!(r.build("c", &MountOptions::new()).is_none());
+        assert!(r.build("t", &MountOptions::new()).is_none());
+        assert!(r.build("nope", &MountOptions::new()).is_none());
+        assert!(matches!(r.build_core_backend("c"), Some(Err(_))));
+        assert!(r.build_core_backend("t").is_none());
+        assert!(r.build_core_backend("b").is_none());
+    }
+}
