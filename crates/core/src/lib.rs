@@ -17,7 +17,6 @@ pub mod mounts;
 mod openapi;
 pub use openapi::path_templates;
 pub mod password;
-pub mod policy;
 pub mod policy_store;
 mod raw;
 mod seal_ops;
@@ -231,10 +230,21 @@ pub struct Core {
     pub(crate) in_flight: Arc<sys_runtime::InFlight>,
     /// `sys/config/cors`, consulted by the HTTP layer (`cors`).
     pub(crate) cors: cors::CorsState,
+    /// The builtin engines and auth methods, injected by the binary.
+    pub(crate) registry: coffer_sdk::registry::BackendRegistry,
+    /// The registry's cubbyhole backend, built on first use (`wrapping`).
+    pub(crate) cubbyhole: std::sync::OnceLock<Arc<dyn coffer_sdk::Backend>>,
 }
 
 impl Core {
-    pub fn new(barrier: Arc<Barrier>, config: CoreConfig) -> Arc<Self> {
+    /// A sealed core over `barrier`. `registry` is the one list of builtin engines and auth
+    /// methods (`coffer_builtins::registry()` for the standard set): mounting and the plugin
+    /// catalog read it.
+    pub fn new(
+        barrier: Arc<Barrier>,
+        config: CoreConfig,
+        registry: coffer_sdk::registry::BackendRegistry,
+    ) -> Arc<Self> {
         Arc::new(Core {
             config,
             active: RwLock::new(None),
@@ -248,6 +258,8 @@ impl Core {
             log_control: RwLock::new(None),
             in_flight: Default::default(),
             cors: Default::default(),
+            registry,
+            cubbyhole: std::sync::OnceLock::new(),
             barrier,
         })
     }
@@ -270,7 +282,7 @@ impl Core {
     /// For a mount of a non-builtin type: finds the plugin in the catalog, verifies and starts
     /// it. The instance is kept by mount UUID; the digest is pinned in the mount's options.
     pub(crate) async fn start_external(&self, e: &mut MountEntry, catalog_type: &str) -> Result<()> {
-        if mounts::backend_for(e).is_ok() {
+        if mounts::backend_for(&self.registry, e).is_ok() {
             return Ok(());
         }
         let Some(c) = self.catalog_get(catalog_type, &e.mount_type, &e.plugin_version).await? else {
@@ -295,6 +307,11 @@ impl Core {
         if let Ok(mut g) = self.plugin_launcher.write() {
             *g = Some(l);
         }
+    }
+
+    /// The builtin engines and auth methods this core was built with.
+    pub fn registry(&self) -> &coffer_sdk::registry::BackendRegistry {
+        &self.registry
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -436,7 +453,7 @@ impl Core {
                 let running = self.plugins.read().ok().and_then(|p| p.get(&e.uuid).cloned());
                 let built = match running {
                     Some(b) => Ok(b),
-                    None => match mounts::backend_for(e) {
+                    None => match mounts::backend_for(&self.registry, e) {
                         Err(_) if e.options.as_ref().is_some_and(|o| o.contains_key("plugin_sha256")) => {
                             Ok(Arc::new(self.lazy_plugin(e, is_auth)) as Arc<dyn coffer_sdk::Backend>)
                         }
@@ -661,7 +678,7 @@ impl Core {
         // The UI's mount listing is open to every valid token; it shows only what the ACL grants.
         let ui_listing = path == "sys/internal/ui/mounts" || path.starts_with("sys/internal/ui/mounts/");
         let decision = if ui_listing && op == Operation::Read {
-            policy::Decision { allowed: true, sudo: false, caps: 0, reason: None }
+            coffer_acl::Decision { allowed: true, sudo: false, caps: 0, reason: None }
         } else {
             acl.allow(op, &path, &req.data, sudo)
         };
@@ -707,8 +724,8 @@ impl Core {
         op: Operation,
         token: &str,
         entry: &token::TokenEntry,
-        acl: &policy::Acl,
-        decision: &policy::Decision,
+        acl: &coffer_acl::Acl,
+        decision: &coffer_acl::Decision,
         target: Option<(Arc<Route>, String)>,
         sreq: Option<coffer_sdk::Request>,
     ) -> Result<CoreResponse> {
@@ -915,5 +932,5 @@ pub(crate) fn sys_obj(v: Value) -> Map<String, Value> {
 
 /// What the system endpoints know of the caller.
 pub(crate) struct Ctx<'a> {
-    pub acl: &'a policy::Acl,
+    pub acl: &'a coffer_acl::Acl,
 }

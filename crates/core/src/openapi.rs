@@ -10,8 +10,8 @@
 //! [`Backend::paths`]: coffer_sdk::Backend::paths
 
 use crate::mounts::Route;
-use crate::policy::Acl;
 use crate::{Active, Core, CoreRequest, CoreResponse, Result};
+use coffer_acl::Acl;
 use coffer_sdk::field::FieldType;
 use coffer_sdk::framework::{FieldSpec, PathFlags, PathSpec};
 use coffer_sdk::{ErrorKind, LogicalError, Operation};

@@ -118,7 +118,7 @@ impl Core {
         req: &CoreRequest,
         route: SysRoute,
         path: &str,
-        acl: Option<&crate::policy::Acl>,
+        acl: Option<&coffer_acl::Acl>,
     ) -> Result<CoreResponse> {
         use Operation::*;
         let op = req.operation;
@@ -622,14 +622,14 @@ impl Core {
         if let Some(v) = d.get("plugin_version").and_then(Value::as_str) {
             e.plugin_version = v.to_string();
         }
-        backend_for(&e)?;
+        backend_for(&self.registry, &e)?;
         table.entries[idx] = e;
         table.save(&self.barrier).await?;
         self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
         Ok(CoreResponse { warnings, ..no_content() })
     }
 
-    async fn ui_mounts(&self, active: &Active, path: &str, acl: Option<&crate::policy::Acl>) -> Result<CoreResponse> {
+    async fn ui_mounts(&self, active: &Active, path: &str, acl: Option<&coffer_acl::Acl>) -> Result<CoreResponse> {
         let authenticated = acl.is_some();
         let table = active.mounts.lock().await;
         let auth_table = active.auth_mounts.lock().await;

@@ -29,7 +29,7 @@ fn paths_of(d: &Map<String, Value>) -> Result<Vec<String>> {
     Ok(out.into_iter().map(|p| p.trim_start_matches('/').to_string()).collect())
 }
 
-fn caps_response(acl: &crate::policy::Acl, paths: &[String]) -> CoreResponse {
+fn caps_response(acl: &coffer_acl::Acl, paths: &[String]) -> CoreResponse {
     let mut m = Map::new();
     for p in paths {
         m.insert(p.clone(), json!(acl.capabilities(p)));
@@ -41,7 +41,7 @@ fn caps_response(acl: &crate::policy::Acl, paths: &[String]) -> CoreResponse {
 }
 
 impl Core {
-    async fn acl_for_entry(&self, active: &Active, e: &crate::token::TokenEntry) -> std::sync::Arc<crate::policy::Acl> {
+    async fn acl_for_entry(&self, active: &Active, e: &crate::token::TokenEntry) -> std::sync::Arc<coffer_acl::Acl> {
         let mut names = e.policies.clone();
         names.extend(active.identity.policies_for(&e.entity_id).await);
         active.policies.acl(&names)

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod field;
 pub mod framework;
+pub mod registry;
 pub mod testing;
 pub mod tokenutil;
 
