@@ -39,6 +39,14 @@ use std::sync::{Arc, RwLock};
 
 pub use coffer_sdk::ErrorKind;
 
+/// The flags of a path of the core's own trees (`sys/…`, `auth/token/…`, `identity/…`,
+/// `cubbyhole/…`) as its row declares them; `None` when no row serves the path (or it is not
+/// in those trees).
+pub fn system_path_flags(path: &str) -> Option<coffer_sdk::framework::PathFlags> {
+    let (tree, rel) = system_paths::tree_of(path)?;
+    tree.flags_for(rel)
+}
+
 /// The OpenBao API version Coffer answers as, and Coffer's own version.
 pub const COMPAT_VERSION: &str = "2.7.2";
 pub fn version_string() -> String {

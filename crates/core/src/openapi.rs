@@ -581,6 +581,11 @@ impl Builder {
     }
 }
 
+/// The document a caller without a token gets: the envelope, no paths.
+pub(crate) fn empty_document() -> Map<String, Value> {
+    Builder::default().document()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Help text
 

@@ -102,6 +102,13 @@ impl Core {
                 let sub = &path["sys/rekey-recovery-key/".len()..];
                 self.rekey_target(op, sub, &req.data, true).await?
             }
+            // Without a token the document lists nothing, as OpenBao's does.
+            SysRoute::OpenApi if req.token.as_deref().unwrap_or("").is_empty() && matches!(op, Read | Update) => {
+                if self.is_sealed() {
+                    return Err(LogicalError::sealed());
+                }
+                CoreResponse::raw(crate::openapi::empty_document())
+            }
             SysRoute::UiMounts if req.token.as_deref().unwrap_or("").is_empty() => {
                 // Without a token only mounts marked unauth-visible are shown.
                 let active = self.active().ok_or_else(LogicalError::sealed)?;

@@ -118,8 +118,9 @@ pub(crate) fn token_paths() -> &'static Paths<TokenRoute> {
             token_specs()
                 .into_iter()
                 .map(|s| {
-                    // Listing accessors and orphaning revocation are root-protected.
-                    let sudo = matches!(s.pattern, "accessors/?" | "revoke-orphan");
+                    // Listing accessors is root-protected (orphaning revocation checks sudo in
+                    // its handler, as OpenBao does).
+                    let sudo = s.pattern == "accessors/?";
                     (TokenRoute::Token, if sudo { s.with_flags(SUDO) } else { s })
                 })
                 .collect(),
@@ -415,8 +416,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "Show the HA nodes")],
                     "HA nodes",
                     "The nodes of the cluster: the active one and the standbys heard from recently.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::StepDown,
@@ -426,8 +426,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Give up the HA lock")],
                     "Step down",
                     "The active node becomes a standby and lets another node take over.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Cors,
@@ -461,8 +460,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "Show host information")],
                     "Host information",
                     "CPU, memory, disk and host details of the server.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::KeyStatus,
@@ -473,8 +471,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     "Encryption key status",
                     "The term of the active barrier key, when it was installed and how \
                           many encryptions it made.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Rotate,
@@ -503,8 +500,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     ],
                     "Automatic key rotation",
                     "When the barrier key is rotated without being asked.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::GenerateRoot,
@@ -547,8 +543,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     ],
                     "Root token generation",
                     "Creates a new root token from a quorum of key shares.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::GenerateRoot,
@@ -571,8 +566,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     "Root token generation: shares",
                     "Collects key shares for the attempt in progress; the last one returns \
                           the encoded token.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Rekey,
@@ -593,8 +587,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "Show the rekey's progress"), (Update, "Start a rekey"), (Delete, "Cancel the rekey")],
                     "Rekey",
                     "Splits the root key into a new set of shares, with a new threshold.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Rekey,
@@ -615,8 +608,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Give one current key share")],
                     "Rekey: shares",
                     "Collects current key shares; the last one returns the new shares.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Rekey,
@@ -645,8 +637,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     ],
                     "Rekey: verification",
                     "Proves the new shares were received before they take effect.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::RekeyBackup,
@@ -656,8 +647,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "Read the backed-up encrypted unseal key shares"), (Delete, "Delete the backup")],
                     "Rekey: backup",
                     "The PGP-encrypted new shares a rekey with backup stored, by key fingerprint.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::RecoveryBackup,
@@ -667,8 +657,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "Read the backed-up encrypted recovery key shares"), (Delete, "Delete the backup")],
                     "Recovery rekey: backup",
                     "The PGP-encrypted new recovery shares a recovery rekey with backup stored.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Mounts,
@@ -679,8 +668,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     "Secrets engines",
                     "Every mounted secrets engine, with its type, accessor and \
                           configuration.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::MountTune,
@@ -690,8 +678,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "Show the mount's tunables"), (Update, "Change the mount's tunables")],
                     "Mount tuning",
                     "Lease TTLs, description, visibility and options of a mount.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Mount,
@@ -706,8 +693,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     "A secrets engine mount",
                     "Mounts a secrets engine at the path, shows it, or unmounts it (its \
                           data and leases go with it).",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Remount,
@@ -732,8 +718,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "Show the remount's state")],
                     "Remount status",
                     "Whether a remount finished.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Auths,
@@ -743,8 +728,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "List the auth methods")],
                     "Auth methods",
                     "Every enabled auth method, with its type, accessor and configuration.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::AuthTune,
@@ -780,8 +764,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "List the ACL policies"), (ListOp, "List the ACL policies")],
                     "ACL policies (legacy path)",
                     "The names of every ACL policy.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::LegacyPolicy,
@@ -796,8 +779,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     "An ACL policy (legacy path)",
                     "Reads, writes or deletes an ACL policy; root and default cannot be \
                           deleted.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::AclPolicies,
@@ -807,8 +789,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(ListOp, "List the ACL policies")],
                     "ACL policies",
                     "The names of every ACL policy.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::AclPolicy,
@@ -819,8 +800,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     "An ACL policy",
                     "Reads, writes or deletes an ACL policy; root and default cannot be \
                           deleted.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::PasswordPolicies,
@@ -830,8 +810,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(ListOp, "List the password policies")],
                     "Password policies",
                     "The names of every password policy.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::PasswordGenerate,
@@ -841,8 +820,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "Generate a password")],
                     "Generate a password",
                     "Returns a new password that satisfies the policy.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::PasswordPolicy,
@@ -852,8 +830,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "Read the policy"), (Update, "Write the policy"), (Delete, "Delete the policy")],
                     "A password policy",
                     "Length and character rules passwords are generated from.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Capabilities,
@@ -867,8 +844,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Show a token's capabilities")],
                     "Capabilities of a token",
                     "The capabilities a token's policies give it on each path.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::CapabilitiesAccessor,
@@ -882,8 +858,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Show a token's capabilities by accessor")],
                     "Capabilities by accessor",
                     "The capabilities of the token with this accessor on each path.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::CapabilitiesSelf,
@@ -893,8 +868,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Show the caller's capabilities")],
                     "Capabilities of the caller",
                     "The capabilities of the calling token on each path.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::UiMounts,
@@ -927,8 +901,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "Show the caller's merged policy")],
                     "Resultant ACL",
                     "The caller's policies merged into one set of path rules.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::OpenApi,
@@ -940,7 +913,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     "An OpenAPI 3 document of every system path and of the mounts the \
                           caller's policies reach.",
                 )
-                .with_flags(PathFlags::NORMAL),
+                .with_flags(PathFlags::NORMAL.unauthenticated()),
             ),
             (
                 SysRoute::Leases,
@@ -950,8 +923,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Look up a lease")],
                     "Lease lookup",
                     "A lease's issue, expiry and renewal times and whether it is renewable.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Leases,
@@ -972,8 +944,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Renew a lease")],
                     "Lease renewal",
                     "Extends a renewable lease, within its maximum TTL.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Leases,
@@ -983,8 +954,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Revoke a lease")],
                     "Lease revocation",
                     "Revokes a lease and whatever it stands for.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Leases,
@@ -1020,8 +990,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Remove stale lease index entries")],
                     "Lease tidy",
                     "Removes index entries of leases that no longer exist.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Wrapping,
@@ -1032,8 +1001,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     "Wrap data",
                     "Stores the request body in a new single-use wrapping token (set \
                           X-Vault-Wrap-TTL).",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Wrapping,
@@ -1043,8 +1011,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Unwrap a response")],
                     "Unwrap",
                     "Returns the wrapped response and destroys the wrapping token.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Wrapping,
@@ -1065,8 +1032,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Rewrap a response")],
                     "Rewrap",
                     "Moves a wrapped response into a new wrapping token.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Random,
@@ -1077,8 +1043,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     "Random bytes",
                     "Returns random bytes from the server's generator, base64 or hex \
                           encoded.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Random,
@@ -1089,8 +1054,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     "Random bytes from a source",
                     "Returns random bytes from the named source (all sources are the \
                           server's generator).",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Hash,
@@ -1100,8 +1064,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Hash the input")],
                     "Hash",
                     "Hashes base64-encoded input with a SHA-2 or SHA-3 function.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::AuditList,
@@ -1140,8 +1103,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Update, "Hash a value as the device would")],
                     "Audit hash",
                     "The HMAC the audit device would log for a value.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
             (
                 SysRoute::Metrics,
@@ -1151,8 +1113,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                     vec![(Read, "Show the server's metrics")],
                     "Metrics",
                     "Request counts and timings, as JSON or in Prometheus' format.",
-                )
-                .with_flags(PathFlags::NORMAL),
+                ),
             ),
         ]
     }

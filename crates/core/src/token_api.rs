@@ -195,6 +195,11 @@ impl Core {
                 if t.is_empty() {
                     return Err(LogicalError::bad_request("missing token to revoke"));
                 }
+                // As in OpenBao, orphaning needs root or sudo, checked by the handler (400), not
+                // by the router (the path is not root-protected).
+                if rest == "revoke-orphan" && !(caller.entry.is_root() || caller.decision.sudo) {
+                    return Err(LogicalError::bad_request("root or sudo privileges required to revoke and orphan"));
+                }
                 // Revoking an unknown token is a no-op, but orphaning its children needs it.
                 if rest == "revoke-orphan" && tokens.lookup(t).await?.is_none() {
                     return Err(LogicalError::bad_request("token to revoke not found"));

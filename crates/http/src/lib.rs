@@ -445,9 +445,8 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
     if api_path == "sys/health" && !help {
         return health(&st, &parts.method, &query).await;
     }
-    if st.core.is_standby()
-        && !matches!(api_path.as_str(), "sys/seal-status" | "sys/leader" | "sys/unseal" | "sys/init")
-    {
+    // A standby serves itself only the paths whose rows say so (seal status, leader, …).
+    if st.core.is_standby() && !st.core.path_flags(&api_path).standby {
         return standby_redirect(&st, &parts.uri);
     }
     if api_path == "sys/metrics" && st.unauthenticated_metrics && token_from(&parts.headers).is_none() {
