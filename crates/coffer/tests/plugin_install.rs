@@ -310,7 +310,7 @@ fn plugin_new_writes_a_complete_crate() {
     assert!(toml.contains("crates/plugin-testing"), "{toml}");
     assert!(c.join("Cargo.lock").exists(), "path dependencies come with the checkout's lock file");
     let lib = read(c.join("src/lib.rs"));
-    assert!(lib.contains("&[\"login\"]") && lib.contains("AuthResponse {"), "{lib}");
+    assert!(lib.contains(".unauthenticated()") && lib.contains("AuthResponse {"), "the login row is flagged: {lib}");
     assert!(read(c.join("src/main.rs")).contains("BackendKind::Auth"));
     assert!(read(c.join("README.md")).contains("bao auth enable -path=my-login"));
     for f in ["src/main.rs", "src/lib.rs", "tests/backend.rs", "tests/acceptance.rs", "tests/support/mod.rs"] {
