@@ -64,6 +64,11 @@ impl Server {
     /// banner it prints, so no other process can take the port between choosing and binding.
     /// A dev server answers only once it is ready (initialised, unsealed, `secret/` mounted).
     pub fn start_dev(root_token: &str) -> Server {
+        Self::start_dev_with(root_token, &[])
+    }
+
+    /// As [`Server::start_dev`], with more arguments for `coffer server` (e.g. `-config=…`).
+    pub fn start_dev_with(root_token: &str, extra: &[&str]) -> Server {
         let dir = tempfile::Builder::new().prefix("coffer-dev-").tempdir().unwrap().keep();
         let log = dir.join("dev.log");
         let logf = std::fs::File::create(&log).unwrap();
@@ -75,6 +80,7 @@ impl Server {
                 "-dev-listen-address=127.0.0.1:0",
                 "-dev-no-store-token",
             ])
+            .args(extra)
             .stdout(logf.try_clone().unwrap())
             .stderr(logf)
             .spawn()
