@@ -94,31 +94,19 @@ fn bao_monitor_and_coffer_monitor_stream_the_log_and_loggers_change_at_run_time(
 
 #[test]
 fn a_dev_server_is_ready_at_its_first_healthy_answer() {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
+    // Port 0, and the address found by asking the system which ports the process listens on:
+    // the first healthy answer is taken as soon as the socket answers, before any banner.
     let mut child = Command::new(coffer_bin())
-        .args([
-            "server",
-            "-dev",
-            "-dev-root-token-id=root",
-            &format!("-dev-listen-address={addr}"),
-            "-dev-no-store-token",
-        ])
+        .args(["server", "-dev", "-dev-root-token-id=root", "-dev-listen-address=127.0.0.1:0", "-dev-no-store-token"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if std::net::TcpStream::connect(&addr).is_ok() && http(&addr, "GET", "/v1/sys/health", &[], b"").0 == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no healthy answer");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let (st, b) = http(&addr, "GET", "/v1/sys/mounts/secret", ROOT, b"");
+    let addr = healthy_listener(&mut child, Duration::from_secs(15));
+    let answer = addr.as_deref().map(|a| http(a, "GET", "/v1/sys/mounts/secret", ROOT, b""));
     let _ = child.kill();
     let _ = child.wait();
+    let (st, b) = answer.expect("no healthy answer");
     assert_eq!(st, 200, "healthy means ready: the dev mounts exist: {b}");
 }
 
@@ -126,30 +114,31 @@ fn a_dev_server_is_ready_at_its_first_healthy_answer() {
 fn log_file_pid_file_and_the_data_directory_are_owner_only_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let (log, pid, data) = (dir.path().join("coffer.log"), dir.path().join("coffer.pid"), dir.path().join("data"));
     let config = dir.path().join("coffer.hcl");
     std::fs::write(
         &config,
         format!(
-            "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\nlog_file = \"{}\"\npid_file = \"{}\"\n",
+            "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}}\nlog_file = \"{}\"\npid_file = \"{}\"\n",
             data.display(),
             log.display(),
             pid.display()
         ),
     )
     .unwrap();
-    // A permissive umask, as a careless service manager might leave it.
+    // A permissive umask, as a careless service manager might leave it. The log goes to
+    // log_file; the banner (with the bound address) to stdout.
+    let banner = dir.path().join("stdout.txt");
     let mut child = Command::new("sh")
         .args(["-c", &format!("umask 000; exec {} server -config={}", coffer_bin(), config.display())])
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&banner).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = wait_for_banner(&mut child, &banner, 0).remove(0);
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !(pid.exists() && std::net::TcpStream::connect(&addr).is_ok()) {
-        assert!(Instant::now() < deadline, "server did not start");
+    while !pid.exists() {
+        assert!(Instant::now() < deadline, "no pid_file");
         std::thread::sleep(Duration::from_millis(20));
     }
     init_unseal(&addr);
