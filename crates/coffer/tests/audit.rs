@@ -1,7 +1,7 @@
 //! Audit devices where the process matters: SIGHUP reopens file devices (log rotation), and the
 //! real `bao` CLI lists enabled devices. (The devices themselves, their sinks, HMACs,
 //! fail-closed behaviour, declared devices and metrics are checked in-process:
-//! crates/testing/tests/audit.rs.)
+//! crates/testing/tests/api/audit.rs and crates/testing/tests/metrics.rs.)
 mod common;
 use common::*;
 use std::time::Duration;

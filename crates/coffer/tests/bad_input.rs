@@ -1,5 +1,5 @@
 //! A bad configuration file stops `coffer server` with its file and line. (Bad requests, which
-//! need no process, are checked in-process: crates/testing/tests/bad_input.rs.)
+//! need no process, are checked in-process: crates/testing/tests/api/bad_input.rs.)
 mod common;
 use common::*;
 

@@ -1,7 +1,7 @@
 //! Access control driven by the real `bao` CLI against the real `coffer server`: policies
 //! from HCL files, scoped tokens (allowed vs 403), the token tree, userpass logins, identity
 //! policies through entities and groups, password policies, and bad input. (Token and mount
-//! answers checked over HTTP alone run in-process: crates/testing/tests/token_and_mount_answers.rs.)
+//! answers checked over HTTP alone run in-process: crates/testing/tests/api/token_and_mount_answers.rs.)
 mod common;
 use common::*;
 

@@ -1,6 +1,6 @@
 //! `bao path-help` against the real server: the help of system and backend paths reaches the
 //! real CLI, and an unknown path is an error. (The OpenAPI document and `?help=1`, which need
-//! no process, are checked in-process: crates/testing/tests/openapi.rs.)
+//! no process, are checked in-process: crates/testing/tests/api/openapi.rs.)
 mod common;
 use common::*;
 

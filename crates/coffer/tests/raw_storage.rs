@@ -1,6 +1,6 @@
 //! `sys/raw` through the real `bao` CLI against a dev server with `raw_storage_endpoint = true`:
 //! `bao read` and `bao write` of raw entries. (The endpoint's behaviour, which needs no
-//! process, is checked in-process: crates/testing/tests/raw_storage.rs.)
+//! process, is checked in-process: crates/testing/tests/api/raw_storage.rs.)
 mod common;
 use common::*;
 

@@ -3,7 +3,7 @@
 //! that is ready at its first healthy answer; log_file and pid_file; owner-only files whatever
 //! the umask; and settings Coffer has not built refused at start with their file and line.
 //! (The requests in flight, the sanitized configuration, the counters and audit device options
-//! are checked in-process: crates/testing/tests/runtime_endpoints.rs.)
+//! are checked in-process: crates/testing/tests/api/runtime_endpoints.rs.)
 mod common;
 use common::*;
 use std::io::{BufRead, BufReader};

@@ -1,7 +1,7 @@
 //! Raw-HTTP cases the differential wire suite found Coffer answering unlike OpenBao, checked
 //! against the real binary over a socket (OPTIONS *, chunked twice, missing or repeated Host,
 //! Expect, X-Vault-Index, bad escapes, half-close, redirects). The conventions that need no
-//! socket are checked in-process: crates/testing/tests/wire_conventions.rs.
+//! socket are checked in-process: crates/testing/tests/api/wire_conventions.rs.
 mod common;
 use common::*;
 use std::io::{Read, Write};

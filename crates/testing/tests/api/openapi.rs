@@ -2,8 +2,7 @@
 //! through the full router: the document is valid OpenAPI 3 (checked with
 //! openapi-spec-validator), has the paths and fields of every mounted engine and of the system.
 //! (`bao path-help` against a spawned server: crates/coffer/tests/openapi.rs.)
-#[path = "../../coffer/tests/python/mod.rs"]
-mod python;
+use crate::python;
 use coffer_testing::{json, TestCore};
 use serde_json::Value;
 
