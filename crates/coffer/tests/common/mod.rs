@@ -340,79 +340,14 @@ impl RealBao {
     }
 }
 
-/// The TCP ports that process `pid` or any of its descendants listen on (a launcher such as a
-/// Python entry point may run the server as a child), read from /proc: the processes' socket
-/// inodes matched against the listening sockets of `/proc/PID/net/tcp`.
-pub fn listening_ports(pid: u32) -> Vec<u16> {
-    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-                .filter_map(|p| {
-                    let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-                    // pid (comm) state ppid …: the command may hold spaces and parentheses.
-                    let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
-                    Some((p, ppid))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut tree = vec![pid];
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        for (p, pp) in &parents {
-            if *pp == parent && !tree.contains(p) {
-                tree.push(*p);
-            }
-        }
-        i += 1;
-    }
-    let mut inodes = std::collections::HashSet::new();
-    for p in &tree {
-        for fd in std::fs::read_dir(format!("/proc/{p}/fd")).into_iter().flatten().flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path()) {
-                let t = target.to_string_lossy();
-                if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
-                    inodes.insert(inode.to_string());
-                }
-            }
-        }
-    }
-    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
-    let mut ports: Vec<u16> = table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // local_address is HEXIP:HEXPORT; state 0A is LISTEN; the inode is the tenth field.
-            (f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]))
-                .then(|| u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok())
-                .flatten()
-        })
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
-}
+#[allow(unused_imports)]
+pub use coffer_plugin_testing::listening_ports;
 
 /// The loopback address where `child` (or a descendant) answers `GET /v1/sys/health` with 200,
 /// found among the ports it listens on (see [`listening_ports`]); `None` when it exits or
 /// `within` passes first.
 pub fn healthy_listener(child: &mut Child, within: Duration) -> Option<String> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return None;
-        }
-        for port in listening_ports(child.id()) {
-            let addr = format!("127.0.0.1:{port}");
-            if http(&addr, "GET", "/v1/sys/health", &[], b"").0 == 200 {
-                return Some(addr);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    None
+    coffer_plugin_testing::find_listener(child, within, |addr| http(addr, "GET", "/v1/sys/health", &[], b"").0 == 200)
 }
 
 fn log_of(home: &Path) -> String {
