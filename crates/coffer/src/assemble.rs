@@ -54,11 +54,12 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
     }
 }
 
-/// A core over `barrier` as the server builds it: its settings from `cfg`, its metrics
-/// described, external plugins launched by [`PluginHost`]. Not started: the caller may attach
+/// A core over `barrier` as the server builds it: its settings from `cfg`, the registry of
+/// builtin engines and auth methods, its metrics described, external plugins launched by
+/// [`PluginHost`]. Not started: the caller may attach
 /// log control or HA first, then calls [`start_core`].
 pub fn new_core(barrier: Arc<Barrier>, cfg: &ServerConfig) -> Arc<Core> {
-    let core = Core::new(barrier, core_config(cfg));
+    let core = Core::new(barrier, core_config(cfg), coffer_builtins::registry());
     coffer_core::metrics::describe();
     core.set_plugin_launcher(Arc::new(PluginHost));
     core
