@@ -440,25 +440,67 @@ def compare(req, b, c):
 # ------------------------------------------------------------------------------------------
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def listening_ports(pid):
+    """The TCP ports process `pid` or any of its descendants listen on (OpenBao's Python entry
+    point runs the server as a child), from /proc: the processes' socket inodes matched against
+    the listening sockets of /proc/PID/net/tcp."""
+    parents = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    stat = f.read()
+                parents.append((int(d), int(stat.rsplit(")", 1)[1].split()[1])))
+            except (OSError, ValueError, IndexError):
+                pass
+    tree = [pid]
+    for parent in tree:
+        tree.extend(p for p, pp in parents if pp == parent and p not in tree)
+    inodes = set()
+    for p in tree:
+        try:
+            fds = os.listdir("/proc/%d/fd" % p)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink("/proc/%d/fd/%s" % (p, fd))
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
+    ports = set()
+    try:
+        with open("/proc/%d/net/tcp" % pid) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                # local_address is HEXIP:HEXPORT; state 0A is LISTEN; the inode is the tenth field.
+                if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    except OSError:
+        pass
+    return sorted(ports)
+
+
+def is_ready(addr):
+    r = send_raw(addr, b"GET /v1/sys/mounts/secret HTTP/1.1\r\nHost: x\r\nX-Vault-Token: root\r\n"
+                       b"Connection: close\r\n\r\n", timeout=2)
+    return r.status == 200
 
 
 def wait_ready(addr, proc, what, deadline=30.0):
+    """Waits until the server answers; with addr None (a server we started on port 0), finds
+    its address among the ports its process listens on. Returns the address."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if proc is not None and proc.poll() is not None:
             sys.exit("run.py: %s exited early (status %s)" % (what, proc.returncode))
-        r = send_raw(addr, b"GET /v1/sys/mounts/secret HTTP/1.1\r\nHost: x\r\nX-Vault-Token: root\r\n"
-                           b"Connection: close\r\n\r\n", timeout=2)
-        if r.status == 200:
-            return
-        time.sleep(0.1)
-    sys.exit("run.py: %s did not become ready at %s" % (what, addr))
+        candidates = [addr] if addr else ["127.0.0.1:%d" % p for p in listening_ports(proc.pid)]
+        for a in candidates:
+            if is_ready(a):
+                return a
+        time.sleep(0.05)
+    sys.exit("run.py: %s did not become ready at %s" % (what, addr or "any port it listens on"))
 
 
 def start(cmd, what, workdir):
@@ -533,23 +575,22 @@ def main():
     rc = 1
     crashed = False
     try:
-        if args.bao_addr:
-            bao = args.bao_addr
-        else:
-            bao = "127.0.0.1:%d" % free_port()
+        # Servers started here bind port 0 (no one else can take the port in between) and are
+        # found among the ports their process listens on: OpenBao prints the port it was given,
+        # not the one it bound.
+        bao = args.bao_addr
+        if not bao:
             procs.append(start([args.bao_bin or shutil.which("bao") or "bao", "server", "-dev",
-                                "-dev-root-token-id=root", "-dev-listen-address=" + bao,
+                                "-dev-root-token-id=root", "-dev-listen-address=127.0.0.1:0",
                                 "-dev-no-store-token"], "bao", workdir))
-        if args.coffer_addr:
-            cof = args.coffer_addr
-        else:
+        cof = args.coffer_addr
+        if not cof:
             if not args.coffer_bin:
                 sys.exit("run.py: give --coffer-bin or --coffer-addr")
-            cof = "127.0.0.1:%d" % free_port()
             procs.append(start([args.coffer_bin, "server", "-dev", "-dev-root-token-id=root",
-                                "-dev-listen-address=" + cof, "-dev-no-store-token"], "coffer", workdir))
-        wait_ready(bao, procs[0] if not args.bao_addr else None, "bao")
-        wait_ready(cof, procs[-1] if not args.coffer_addr else None, "coffer")
+                                "-dev-listen-address=127.0.0.1:0", "-dev-no-store-token"], "coffer", workdir))
+        bao = wait_ready(bao, procs[0] if not args.bao_addr else None, "bao")
+        cof = wait_ready(cof, procs[-1] if not args.coffer_addr else None, "coffer")
         rc = run(args, bao, cof, server_versions(bao, cof))
     finally:
         coffer_proc = procs[-1] if procs and not args.coffer_addr else None

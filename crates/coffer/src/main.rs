@@ -5,7 +5,6 @@
 mod ha;
 mod logging;
 mod migrate;
-mod seals;
 mod server;
 mod verify;
 

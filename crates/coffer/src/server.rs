@@ -3,11 +3,11 @@
 
 use clap::Parser;
 use coffer_barrier::Barrier;
-use coffer_config::{Listener, ServerConfig, StorageConfig};
-use coffer_core::{Core, CoreConfig};
-use coffer_http::{AppState, ListenerConfig, RequestOptions, DEFAULT_MAX_REQUEST_SIZE};
+use coffer_config::{ServerConfig, StorageConfig};
 use coffer_physical::Storage;
 use std::sync::Arc;
+
+pub(crate) use coffer::assemble::open_storage;
 
 #[derive(Parser, Debug)]
 #[command(name = "coffer server", about = "Run a Coffer server")]
@@ -80,23 +80,6 @@ async fn open_storage_ha(
     Ok((open_storage(cfg).await?, None))
 }
 
-pub(crate) async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, String> {
-    match cfg.kind.as_str() {
-        "postgresql" => {
-            let o = coffer_storage_postgresql::PgOptions::from_map(&cfg.options, |k| std::env::var(k).ok())?;
-            Ok(Arc::new(coffer_storage_postgresql::PgStorage::open(o).await?))
-        }
-        "inmem" => Ok(Arc::new(coffer_storage_inmem::InmemStorage::new())),
-        "file" => {
-            let path = cfg.options.get("path").ok_or("storage \"file\" needs a path")?;
-            coffer_storage_file::FileStorage::open(path)
-                .map(|s| Arc::new(s) as Arc<dyn Storage>)
-                .map_err(|e| format!("cannot open storage \"file\" at {path:?}: {e}"))
-        }
-        other => Err(format!("unknown storage type {other:?}")),
-    }
-}
-
 pub fn main(raw: &[String]) -> i32 {
     let mut argv = vec!["coffer server".to_string()];
     argv.extend(normalize_flags(raw));
@@ -124,16 +107,7 @@ pub fn main(raw: &[String]) -> i32 {
     };
     cfg.apply_env(|k| std::env::var(k).ok());
     if args.dev {
-        if cfg.storage.is_none() {
-            cfg.storage = Some(StorageConfig { kind: "inmem".into(), options: Default::default() });
-        }
-        if cfg.listeners.is_empty() {
-            cfg.listeners.push(Listener { tls_disable: true, ..Listener::tcp(&args.dev_listen_address) });
-        }
-        cfg.ui = true;
-        if args.dev_plugin_dir.is_some() {
-            cfg.plugin_directory = args.dev_plugin_dir.clone();
-        }
+        coffer::assemble::apply_dev_defaults(&mut cfg, &args.dev_listen_address, args.dev_plugin_dir.as_deref());
     }
     let Some(storage_cfg) = cfg.storage.clone() else {
         eprintln!("Error: the configuration has no storage stanza (e.g. storage \"file\" {{ path = \"…\" }})");
@@ -185,32 +159,7 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs
         }
     };
     let barrier = Arc::new(Barrier::new(storage));
-    let defaults = CoreConfig::default();
-    let core = Core::new(
-        barrier,
-        CoreConfig {
-            default_lease_ttl: cfg.default_lease_ttl.unwrap_or(defaults.default_lease_ttl),
-            max_lease_ttl: cfg.max_lease_ttl.unwrap_or(defaults.max_lease_ttl),
-            cluster_name: cfg.cluster_name.clone(),
-            api_addr: cfg.api_addr.clone(),
-            cluster_addr: cfg.cluster_addr.clone(),
-            audit: cfg
-                .audit
-                .iter()
-                .map(|a| coffer_core::DeclaredAudit {
-                    device_type: a.device_type.clone(),
-                    path: a.path.clone(),
-                    description: a.description.clone(),
-                    local: a.local,
-                    options: a.options.clone(),
-                })
-                .collect(),
-            plugin_directory: cfg.plugin_directory.clone(),
-            raw_storage_endpoint: cfg.raw_storage_endpoint,
-            sanitized: Some(cfg.sanitized()),
-        },
-        coffer_builtins::registry(),
-    );
+    let core = coffer::assemble::new_core(barrier, &cfg);
     core.set_log_control(logs);
     if let Some(ha) = ha {
         let Some(api_addr) = cfg.api_addr.clone().filter(|a| !a.is_empty()) else {
@@ -219,11 +168,8 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs
         };
         core.enable_ha(ha, api_addr);
     }
-    coffer_core::metrics::describe();
-    core.set_plugin_launcher(Arc::new(PluginHost));
-    core.spawn_background();
-    if let Err(e) = crate::seals::install(&core, &mut cfg) {
-        eprintln!("Error: seal configuration: {e}");
+    if let Err(e) = coffer::assemble::start_core(&core, &mut cfg) {
+        eprintln!("Error: {e}");
         return 1;
     }
 
@@ -231,12 +177,8 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs
     // its first healthy sys/health means ready.
     let dev_secrets = if args.dev {
         let root_id = args.dev_root_token_id.clone();
-        match core.init_with(1, 1, root_id.as_deref(), true).await {
-            Ok((keys, root)) => {
-                if let Err(e) = dev_mounts(&core, &root).await {
-                    eprintln!("Error: dev setup failed: {e}");
-                    return 1;
-                }
+        match coffer::assemble::init_dev(&core, root_id.as_deref()).await {
+            Ok((key, root)) => {
                 if !args.dev_no_store_token {
                     if let Some(home) = std::env::var_os("HOME") {
                         let path = std::path::Path::new(&home).join(".vault-token");
@@ -249,10 +191,10 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs
                         }
                     }
                 }
-                Some((keys.first().map(|k| base64_std(k)).unwrap_or_default(), root))
+                Some((base64_std(&key), root))
             }
             Err(e) => {
-                eprintln!("Error: dev initialisation failed: {e}");
+                eprintln!("Error: {e}");
                 return 1;
             }
         }
@@ -263,19 +205,12 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut addrs = Vec::new();
     for l in &cfg.listeners {
-        let (lc, options) = match listener_settings(l) {
+        let (lc, state) = match coffer::assemble::listener_state(&core, &cfg, l) {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("Error: {e}");
                 return 1;
             }
-        };
-        let state = AppState {
-            core: core.clone(),
-            max_request_size: lc.max_request_size,
-            ui: cfg.ui,
-            unauthenticated_metrics: l.unauthenticated_metrics_access,
-            options: Arc::new(options),
         };
         let (btx, brx) = tokio::sync::oneshot::channel();
         let rx = stop_rx.clone();
@@ -350,89 +285,9 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs
     0
 }
 
-/// A configured listener as the HTTP layer takes it: the socket and TLS side, and the options
-/// applied to each request.
-fn listener_settings(l: &Listener) -> Result<(ListenerConfig, RequestOptions), String> {
-    use coffer_config::{StatusMatch, TlsVersion};
-    use coffer_http::{CustomHeaders, ForwardedFor};
-    use std::time::Duration;
-    let version = |v: TlsVersion| match v {
-        TlsVersion::Tls12 => coffer_http::TlsVersion::Tls12,
-        TlsVersion::Tls13 => coffer_http::TlsVersion::Tls13,
-    };
-    let secs = |s: Option<u64>| s.map(Duration::from_secs);
-    let lc = ListenerConfig {
-        address: l.address.clone(),
-        tls_disable: l.tls_disable,
-        tls_cert_file: l.tls_cert_file.clone(),
-        tls_key_file: l.tls_key_file.clone(),
-        max_request_size: l.max_request_size.unwrap_or(DEFAULT_MAX_REQUEST_SIZE),
-        tls_min_version: version(l.tls_min_version),
-        tls_max_version: version(l.tls_max_version),
-        tls_cipher_suites: l.tls_cipher_suites.clone(),
-        tls_require_and_verify_client_cert: l.tls_require_and_verify_client_cert,
-        tls_client_ca_file: l.tls_client_ca_file.clone(),
-        tls_disable_client_certs: l.tls_disable_client_certs,
-        http_read_header_timeout: secs(l.http_read_header_timeout),
-        http_idle_timeout: secs(l.http_idle_timeout),
-    };
-    let mut headers = CustomHeaders::default();
-    for (m, list) in &l.custom_response_headers {
-        let mut pairs = Vec::new();
-        for (name, values) in list {
-            let n = coffer_http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("listener custom_response_headers: {name:?} is not a header name"))?;
-            let v = coffer_http::HeaderValue::from_str(&values.join("; ")).map_err(|_| {
-                format!("listener custom_response_headers: the value of {name:?} is not a header value")
-            })?;
-            pairs.push((n, v));
-        }
-        match m {
-            StatusMatch::Default => headers.default.extend(pairs),
-            StatusMatch::Class(c) => headers.class[usize::from(*c)].extend(pairs),
-            StatusMatch::Exact(c) => headers.exact.push((*c, pairs)),
-        }
-    }
-    let options = RequestOptions {
-        forwarded_for: l.x_forwarded_for.as_ref().map(|x| ForwardedFor {
-            authorized: x.authorized.iter().map(|c| (c.addr, c.prefix)).collect(),
-            hop_skips: x.hop_skips,
-            reject_not_authorized: x.reject_not_authorized,
-            reject_not_present: x.reject_not_present,
-        }),
-        max_request_duration: secs(l.max_request_duration),
-        read_timeout: secs(l.http_read_timeout),
-        disable_unauthed_generate_root: l.disable_unauthed_generate_root_endpoints,
-        disable_unauthed_rekey: l.disable_unauthed_rekey_endpoints,
-        max_json_memory: l.max_request_json_memory.or(Some(coffer_http::DEFAULT_MAX_JSON_MEMORY)),
-        max_json_strings: l.max_request_json_strings.or(Some(coffer_http::DEFAULT_MAX_JSON_STRINGS)),
-        headers: headers.with_openbao_defaults(),
-    };
-    Ok((lc, options))
-}
-
 fn base64_std(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-/// The dev server mounts `secret/` as KV version 2, as OpenBao's dev server does.
-async fn dev_mounts(core: &Core, root: &str) -> Result<(), String> {
-    let mut data = serde_json::Map::new();
-    data.insert("type".into(), "kv".into());
-    data.insert("options".into(), serde_json::json!({ "version": "2" }));
-    data.insert("description".into(), "key/value secret storage".into());
-    core.handle(coffer_core::CoreRequest {
-        operation: coffer_sdk::Operation::Update,
-        path: "sys/mounts/secret".into(),
-        data,
-        token: Some(root.to_string()),
-        remote_addr: None,
-        wrap_ttl: None,
-    })
-    .await
-    .map(|_| ())
-    .map_err(|e| e.to_string())
 }
 
 async fn wait_for_signal() {
@@ -440,33 +295,5 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
-    }
-}
-
-/// Runs external plugins over the Vault plugin protocol (go-plugin, gRPC, AutoMTLS).
-struct PluginHost;
-
-#[async_trait::async_trait]
-impl coffer_core::catalog::PluginLauncher for PluginHost {
-    async fn launch(&self, spec: &coffer_core::catalog::PluginSpec) -> Result<Arc<dyn coffer_sdk::Backend>, String> {
-        let launch = coffer_plugin::LaunchSpec {
-            name: spec.name.clone(),
-            args: spec.args.clone(),
-            env: spec.env.clone(),
-            sha256: spec.sha256.clone(),
-            ..coffer_plugin::LaunchSpec::new(&spec.path)
-        };
-        let client = coffer_plugin::PluginClient::start(launch).await.map_err(|e| e.to_string())?;
-        // OpenBao refuses a plugin whose own type is not the one it is registered and mounted as.
-        if let Ok(actual) = client.backend_kind().await {
-            if !spec.kind.is_empty() && actual != spec.kind && actual != "unknown" {
-                client.shutdown().await;
-                return Err(format!(
-                    "the plugin reports type {actual:?} but is registered as {:?}: register it under its own type",
-                    spec.kind
-                ));
-            }
-        }
-        Ok(Arc::new(client))
     }
 }

@@ -145,6 +145,22 @@ fn only_the_storage_chain_touches_physical_storage() {
     }
 }
 
+/// The in-process test harness is a dev-dependency only: no crate depends on `coffer-testing`
+/// for its normal build, so nothing a server runs can reach a test's shortcuts.
+#[test]
+fn the_test_harness_is_only_a_dev_dependency() {
+    assert!(
+        dependencies().contains_key("coffer-testing"),
+        "coffer-testing is not in the workspace: has it been renamed? update this test"
+    );
+    let users: Vec<&str> = dependencies()
+        .iter()
+        .filter(|(_, deps)| deps.contains("coffer-testing"))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(users.is_empty(), "coffer-testing may only be a dev-dependency; normal dependency of: {users:?}");
+}
+
 /// Every crate forbids `unsafe` in its own source, as the very first attribute of its root
 /// (on top of the workspace lint). Should a crate ever need FFI of its own, it must be listed
 /// here by directory name; `coffer-seal-pkcs11` needs none (the `cryptoki` crate wraps the FFI).

@@ -1,91 +1,7 @@
-//! Bad input gets a clear Vault-style error with the right status, never a panic or a hang,
-//! and the server keeps serving afterwards.
+//! A bad configuration file stops `coffer server` with its file and line. (Bad requests, which
+//! need no process, are checked in-process: crates/testing/tests/api/bad_input.rs.)
 mod common;
 use common::*;
-
-#[test]
-fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_file(dir.path());
-    let a = server.addr.clone();
-
-    // Sealed and uninitialised states.
-    let (st, _) = http(&a, "GET", "/v1/sys/health", &[], b"");
-    assert_eq!(st, 501, "uninitialised health");
-    let (st, body) = http(&a, "PUT", "/v1/sys/unseal", &[], br#"{"key":"abc"}"#);
-    assert_eq!(st, 400, "{body}");
-    let (st, body) = http(&a, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":2,"secret_threshold":3}"#);
-    assert_eq!((st, json(&body)["errors"][0].as_str().unwrap()), (400, "threshold cannot be larger than shares"));
-    let (st, _) = http(&a, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":"five"}"#);
-    assert_eq!(st, 400, "wrong type for secret_shares");
-
-    let (keys, root) = init_unseal(&a);
-    let t = [("X-Vault-Token", root.as_str())];
-    assert_eq!(http(&a, "POST", "/v1/sys/mounts/kv", &t, br#"{"type":"kv"}"#).0, 204);
-
-    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
-    let cases: Vec<Case> = vec![
-        ("PUT", "/v1/kv/x", t.to_vec(), b"{\"a\":".to_vec(), 400, "failed to decode JSON input"),
-        ("PUT", "/v1/kv/x", t.to_vec(), b"[1,2]".to_vec(), 400, "expected a JSON object"),
-        ("PUT", "/v1/kv/x", t.to_vec(), b"{}".to_vec(), 400, "missing data fields"),
-        ("PUT", "/v1/kv/dir/", t.to_vec(), b"{\"a\":1}".to_vec(), 400, "cannot write to a path ending in '/'"),
-        ("POST", "/v1/sys/mounts/y", t.to_vec(), b"{\"type\":123}".to_vec(), 400, "expected a string"),
-        ("POST", "/v1/sys/mounts/y", t.to_vec(), b"{\"type\":\"nosuch\"}".to_vec(), 400, "plugin not found"),
-        ("POST", "/v1/sys/mounts/y", t.to_vec(), b"{\"type\":\"kv\",\"local\":\"notbool\"}".to_vec(), 400, "boolean"),
-        ("POST", "/v1/sys/mounts/kv/tune", t.to_vec(), b"{\"default_lease_ttl\":\"abc\"}".to_vec(), 400, "duration"),
-        ("POST", "/v1/sys/mounts/kv", t.to_vec(), b"{\"type\":\"kv\"}".to_vec(), 400, "path is already in use"),
-        ("GET", "/v1/nonexistent/foo", t.to_vec(), vec![], 404, "no handler for route"),
-        ("GET", "/v1/nonexistent/foo", vec![], vec![], 403, "permission denied"),
-        ("GET", "/v1/kv/x", vec![("X-Vault-Token", "s.notarealtokennotarealtok")], vec![], 403, "permission denied"),
-        ("GET", "/v1/sys/nope", t.to_vec(), vec![], 404, "unsupported path"),
-        ("DELETE", "/v1/sys/seal-status", t.to_vec(), vec![], 405, ""),
-        ("DELETE", "/v1/sys/key-status", t.to_vec(), vec![], 405, "unsupported operation"),
-        ("FOO", "/v1/kv/x", t.to_vec(), vec![], 405, ""),
-        ("GET", "/v1/kv/missing", t.to_vec(), vec![], 404, ""),
-        ("GET", "/v1/sys/health?activecode=abc", vec![], vec![], 400, ""),
-        ("POST", "/v1/sys/rotate/config", t.to_vec(), b"{\"max_operations\":1}".to_vec(), 400, "max_operations"),
-        ("POST", "/v1/sys/remount", t.to_vec(), b"{\"from\":\"nope\",\"to\":\"x\"}".to_vec(), 400, "no matching mount"),
-        ("PUT", "/v1/sys/unseal", vec![], b"{}".to_vec(), 400, "'key' must be specified"),
-    ];
-    for (method, path, headers, body, want, msg) in cases {
-        let (st, got) = http(&a, method, path, &headers, &body);
-        assert_eq!(st, want, "{method} {path}: {got}");
-        let v = json(&got);
-        let errors = v["errors"].as_array().unwrap_or_else(|| panic!("{method} {path}: no errors array: {got}"));
-        if !msg.is_empty() {
-            assert!(errors.iter().any(|e| e.as_str().unwrap().contains(msg)), "{method} {path}: want {msg:?} in {got}");
-        }
-    }
-
-    // An oversized body: 413 with a clear message.
-    let big = vec![b'a'; 33 * 1024 * 1024];
-    let (st, body) = http(&a, "PUT", "/v1/kv/big", &t, &big);
-    assert_eq!(st, 413, "{body}");
-    assert!(body.contains("request body too large"));
-
-    // Wrong unseal keys: progress accepted, then a clear 400 and progress reset; data safe.
-    assert_eq!(http(&a, "PUT", "/v1/sys/seal", &t, b"").0, 204);
-    let (st, _) = http(&a, "GET", "/v1/kv/x", &t, b"");
-    assert_eq!(st, 503, "sealed server answers 503");
-    let mut wrong = keys[0].clone().into_bytes();
-    wrong[10] = if wrong[10] == b'A' { b'B' } else { b'A' };
-    let wrong = String::from_utf8(wrong).unwrap();
-    for k in [&wrong, &keys[1]] {
-        assert_eq!(http(&a, "PUT", "/v1/sys/unseal", &[], format!("{{\"key\":\"{k}\"}}").as_bytes()).0, 200);
-    }
-    let (st, body) = http(&a, "PUT", "/v1/sys/unseal", &[], format!("{{\"key\":\"{}\"}}", keys[2]).as_bytes());
-    assert_eq!(st, 400, "a wrong share fails at the threshold: {body}");
-    let (_, body) = http(&a, "GET", "/v1/sys/seal-status", &[], b"");
-    assert_eq!(json(&body)["progress"], 0, "progress reset after a failed combination");
-    unseal(&a, &keys[2..5]);
-
-    // Still serving normally, and nothing panicked.
-    let (st, _) = http(&a, "PUT", "/v1/kv/ok", &t, br#"{"fine":"yes"}"#);
-    assert_eq!(st, 204);
-    let (st, body) = http(&a, "GET", "/v1/kv/ok", &t, b"");
-    assert_eq!((st, json(&body)["data"]["fine"].as_str()), (200, Some("yes")));
-    assert!(!server.log_text().contains("panicked"), "server log shows a panic:\n{}", server.log_text());
-}
 
 #[test]
 fn bad_configuration_is_refused_with_the_line_number() {
@@ -99,22 +15,4 @@ fn bad_configuration_is_refused_with_the_line_number() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.hcl:6") && err.contains("bogus_stanza"), "{err}");
-}
-
-#[test]
-fn health_codes_follow_the_query_parameters() {
-    let server = Server::start_dev("root");
-    let a = server.addr.clone();
-    assert_eq!(http(&a, "GET", "/v1/sys/health", &[], b"").0, 200);
-    assert_eq!(http(&a, "HEAD", "/v1/sys/health", &[], b"").0, 200);
-    assert_eq!(http(&a, "GET", "/v1/sys/health?activecode=299", &[], b"").0, 299);
-    let (st, body) = http(&a, "GET", "/v1/sys/health?activecode=204", &[], b"");
-    assert_eq!((st, body.as_str()), (204, ""));
-    assert_eq!(http(&a, "PUT", "/v1/sys/seal", &[("X-Vault-Token", "root")], b"").0, 204);
-    assert_eq!(http(&a, "GET", "/v1/sys/health", &[], b"").0, 503);
-    assert_eq!(http(&a, "GET", "/v1/sys/health?sealedcode=200", &[], b"").0, 200);
-    let (_, body) = http(&a, "GET", "/v1/sys/health", &[], b"");
-    let v = json(&body);
-    assert_eq!((v["sealed"].as_bool(), v["standby"].as_bool()), (Some(true), Some(true)));
-    assert!(v.get("cluster_id").is_none(), "a sealed server does not reveal its cluster id");
 }

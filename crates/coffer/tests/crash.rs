@@ -53,7 +53,8 @@ fn every_acknowledged_write_survives_kill_9() {
         for w in writers {
             w.join().unwrap();
         }
-        server = Server::start_with_config(&server.config, &addr);
+        server = Server::start_with_config(&server.config);
+        assert_eq!(server.addr, addr, "the restart comes back at the pinned address");
         unseal(&addr, &keys[..3]);
         // Each cycle checks its own writes; the end checks every cycle's again.
         let this_cycle: Vec<(String, String)> =

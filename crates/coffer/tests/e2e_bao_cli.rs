@@ -77,7 +77,8 @@ fn bao_cli_drives_init_unseal_kv_rotate_seal_restart() {
 
     // Restart the process and unseal with a different quorum of shares.
     server.kill9();
-    let server2 = Server::start_with_config(&server.config, &addr);
+    let server2 = Server::start_with_config(&server.config);
+    assert_eq!(server2.addr, addr, "the restart comes back at the pinned address");
     for k in [&keys[1], &keys[3], &keys[4]] {
         bao_ok(&bao, &addr, None, &["operator", "unseal", k]);
     }

@@ -28,6 +28,7 @@ fn http_full(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], bod
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 
+/// The listeners' ports, as the server reported them (each listener binds port 0).
 struct Ports {
     main: u16,
     untrusted: u16,
@@ -39,43 +40,41 @@ struct Ports {
 }
 
 fn start(dir: &std::path::Path) -> (Server, Ports) {
-    let p = Ports {
-        main: free_port(),
-        untrusted: free_port(),
-        hops: free_port(),
-        headers: free_port(),
-        legacy: free_port(),
-        json: free_port(),
-        timeouts: free_port(),
-    };
     let audit = dir.join("audit.log");
-    let l = |port: u16, extra: &str| {
-        format!("listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n{extra}\n}}\n")
-    };
+    let l =
+        |extra: &str| format!("listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n{extra}\n}}\n");
     let cfg = [
         "storage \"inmem\" {}\n".to_string(),
         format!("audit \"file\" \"file\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n", audit.display()),
-        l(p.main, "  x_forwarded_for_authorized_addrs = \"127.0.0.1/32\""),
+        l("  x_forwarded_for_authorized_addrs = \"127.0.0.1/32\""),
         l(
-            p.untrusted,
             "  x_forwarded_for_authorized_addrs = [\"10.0.0.0/8\"]\n  x_forwarded_for_reject_not_authorized = true",
         ),
         l(
-            p.hops,
             "  x_forwarded_for_authorized_addrs = \"127.0.0.1\"\n  x_forwarded_for_hop_skips = 1\n  x_forwarded_for_reject_not_present = true",
         ),
         l(
-            p.headers,
             "  custom_response_headers {\n    default = { \"X-Custom\" = [\"a\", \"b\"] }\n    \"4xx\" = { \"X-Custom\" = [\"client\"] }\n    \"404\" = { \"X-Missing\" = [\"yes\"] }\n  }",
         ),
-        l(p.legacy, "  disable_unauthed_generate_root_endpoints = false\n  disable_unauthed_rekey_endpoints = false"),
-        l(p.json, "  max_request_json_strings = 3\n  max_request_json_memory = 4096"),
-        l(p.timeouts, "  http_read_header_timeout = \"1s\"\n  http_idle_timeout = \"1s\"\n  http_read_timeout = \"1s\""),
+        l("  disable_unauthed_generate_root_endpoints = false\n  disable_unauthed_rekey_endpoints = false"),
+        l("  max_request_json_strings = 3\n  max_request_json_memory = 4096"),
+        l("  http_read_header_timeout = \"1s\"\n  http_idle_timeout = \"1s\"\n  http_read_timeout = \"1s\""),
     ]
     .concat();
     let path = dir.join("coffer.hcl");
     std::fs::write(&path, cfg).unwrap();
-    (Server::start_with_config(&path, &format!("127.0.0.1:{}", p.main)), p)
+    let s = Server::start_with_config(&path);
+    let port = |i: usize| s.addrs[i].rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let p = Ports {
+        main: port(0),
+        untrusted: port(1),
+        hops: port(2),
+        headers: port(3),
+        legacy: port(4),
+        json: port(5),
+        timeouts: port(6),
+    };
+    (s, p)
 }
 
 #[test]
@@ -367,11 +366,7 @@ fn cors_configuration_survives_a_restart() {
     );
     s.kill9();
     drop(s);
-    let s = Server::start_with_config(&dir.path().join("coffer.hcl"), &{
-        let cfg = std::fs::read_to_string(dir.path().join("coffer.hcl")).unwrap();
-        let at = cfg.find("address = \"").unwrap() + "address = \"".len();
-        cfg[at..].split('"').next().unwrap().to_string()
-    });
+    let s = Server::start_with_config(&dir.path().join("coffer.hcl"));
     unseal(&s.addr, &keys[..3]);
     let (_, head, _) = http_full(&s.addr, "GET", "/v1/sys/health", &[("Origin", "http://app.example")], b"");
     assert!(head.contains("access-control-allow-origin: http://app.example"), "{head}");

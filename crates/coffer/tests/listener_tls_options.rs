@@ -67,18 +67,21 @@ fn pki() -> Pki {
 
 /// Starts a server with one TLS listener carrying `extra` options.
 fn start_tls(pki: &Pki, extra: &str) -> (Server, u16) {
-    let port = free_port();
-    let cfg = pki.p(&format!("tls-{port}.hcl"));
+    let cfg =
+        tempfile::Builder::new().prefix("tls-").suffix(".hcl").tempfile_in(pki.dir.path()).unwrap().into_temp_path();
+    let cfg = cfg.keep().unwrap();
     std::fs::write(
         &cfg,
         format!(
-            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n{extra}\n}}\n",
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n{extra}\n}}\n",
             pki.s("server.pem"),
             pki.s("server-key.pem")
         ),
     )
     .unwrap();
-    (Server::start_with_config(&cfg, &format!("127.0.0.1:{port}")), port)
+    let s = Server::start_with_config(&cfg);
+    let port = s.addr.rsplit(':').next().unwrap().parse().unwrap();
+    (s, port)
 }
 
 /// curl over TLS; returns (exit code, HTTP status or 0, body).

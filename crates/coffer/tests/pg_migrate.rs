@@ -51,18 +51,17 @@ fn migrate(dir: &Path, name: &str, src: &str, dst: &str, extra: &[&str]) -> std:
     std::process::Command::new(coffer_bin()).args(&args).output().unwrap()
 }
 
-fn server_config(dir: &Path, storage: &str) -> (std::path::PathBuf, String) {
-    let port = free_port();
-    let config = dir.join(format!("server-{port}.hcl"));
+fn server_config(dir: &Path, storage: &str) -> std::path::PathBuf {
+    let config = tempfile::Builder::new().prefix("server-").suffix(".hcl").tempfile_in(dir).unwrap().into_temp_path();
+    let config = config.keep().unwrap();
     std::fs::write(
         &config,
         format!(
-            "storage {storage}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
-             api_addr = \"http://127.0.0.1:{port}\"\ndisable_mlock = true\n"
+            "storage {storage}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}}\ndisable_mlock = true\n"
         ),
     )
     .unwrap();
-    (config, format!("127.0.0.1:{port}"))
+    config
 }
 
 #[test]
@@ -114,8 +113,8 @@ fn migration_file_to_postgresql_to_file_keeps_every_entry_and_the_keys() {
 
     // Both migrated copies unseal with the original keys and serve the data.
     for storage in [back_file.clone(), pg.clone()] {
-        let (config, addr) = server_config(d, &storage);
-        let s = Server::start_with_config(&config, &addr);
+        let config = server_config(d, &storage);
+        let s = Server::start_with_config(&config);
         unseal(&s.addr, &keys[2..5]);
         for i in [0, 7, 19] {
             let o = cli(&bao, &s.addr, Some(&root), &["kv", "get", "-field=v", &format!("secret/app/{i}")]);

@@ -17,19 +17,18 @@ fn unique_table(tag: &str) -> String {
     format!("t_{tag}_{}_{}", std::process::id(), n % 1_000_000_000)
 }
 
-fn write_pg_config(dir: &Path, url: &str, table: &str, extra: &str) -> (std::path::PathBuf, String) {
-    let port = free_port();
-    let config = dir.join(format!("coffer-{port}.hcl"));
+fn write_pg_config(dir: &Path, url: &str, table: &str, extra: &str) -> std::path::PathBuf {
+    let config = tempfile::Builder::new().prefix("coffer-").suffix(".hcl").tempfile_in(dir).unwrap().into_temp_path();
+    let config = config.keep().unwrap();
     std::fs::write(
         &config,
         format!(
             "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  table = \"{table}\"\n  max_parallel = \"8\"\n{extra}}}\n\
-             listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
-             api_addr = \"http://127.0.0.1:{port}\"\ndisable_mlock = true\n"
+             listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}}\ndisable_mlock = true\n"
         ),
     )
     .unwrap();
-    (config, format!("127.0.0.1:{port}"))
+    config
 }
 
 /// A server on PostgreSQL keeps what `bao` wrote across a restart, and unseals again with the
@@ -40,8 +39,8 @@ fn bao_kv_on_postgresql_survives_restart() {
     let Some(bao) = bao_path() else { return };
     let dir = tempfile::tempdir().unwrap();
     let table = unique_table("restart");
-    let (config, addr) = write_pg_config(dir.path(), &url, &table, "");
-    let mut s = Server::start_with_config(&config, &addr);
+    let config = write_pg_config(dir.path(), &url, &table, "");
+    let mut s = Server::start_with_config(&config);
     let (keys, root) = init_unseal(&s.addr);
     let o = cli(&bao, &s.addr, Some(&root), &["secrets", "enable", "-path=secret", "-version=2", "kv"]);
     assert!(o.status.success(), "{}", out(&o));
@@ -50,7 +49,7 @@ fn bao_kv_on_postgresql_survives_restart() {
         assert!(o.status.success(), "{}", out(&o));
     }
     s.kill9();
-    let s = Server::start_with_config(&config, &addr);
+    let s = Server::start_with_config(&config);
     unseal(&s.addr, &keys[..3]);
     for i in 0..10 {
         let o = cli(&bao, &s.addr, Some(&root), &["kv", "get", "-field=n", &format!("secret/app{i}")]);
@@ -71,7 +70,7 @@ fn bad_connection_settings_fail_start_up_clearly() {
         (format!("postgres://{user}:NotThePassw0rd@{hostpart}"), "password authentication failed"),
         ("postgres://coffer:NotThePassw0rd@127.0.0.1:1/coffer".to_string(), "127.0.0.1:1"),
     ] {
-        let (config, _) = write_pg_config(dir.path(), &bad, "t_bad", "");
+        let config = write_pg_config(dir.path(), &bad, "t_bad", "");
         let o = std::process::Command::new(coffer_bin())
             .args(["server", &format!("-config={}", config.display())])
             .output()
@@ -95,8 +94,8 @@ fn database_going_away_fails_requests_cleanly_and_recovers() {
     let proxy = Proxy::start(hostport.to_string());
     let proxied = format!("postgres://{userinfo}@127.0.0.1:{}/{db}", proxy.port);
     let dir = tempfile::tempdir().unwrap();
-    let (config, addr) = write_pg_config(dir.path(), &proxied, &unique_table("outage"), "");
-    let s = Server::start_with_config(&config, &addr);
+    let config = write_pg_config(dir.path(), &proxied, &unique_table("outage"), "");
+    let s = Server::start_with_config(&config);
     let (_, root) = init_unseal(&s.addr);
     let tok = [("X-Vault-Token", root.as_str())];
     let (st, body) = http(&s.addr, "POST", "/v1/sys/mounts/kv", &tok, br#"{"type":"kv"}"#);

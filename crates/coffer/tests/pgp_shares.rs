@@ -540,9 +540,8 @@ fn recovery_keys_of_a_transit_seal_are_encrypted_rekeyed_and_backed_up_with_pgp(
     let transit = Server::start_dev("dev-root");
     transit_key(&transit.addr, "dev-root", "coffer-unseal");
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
-    let config = write_config(dir.path(), p, &transit_stanza(&transit.addr, "dev-root", "coffer-unseal"));
-    let s = start(&config, p, &[]);
+    let config = write_config(dir.path(), &transit_stanza(&transit.addr, "dev-root", "coffer-unseal"));
+    let s = start(&config, &[]);
     let pgp: Vec<String> = ops.iter().map(|o| o.b64.clone()).collect();
 
     // pgp_keys is for unseal keys, which an auto seal has none of.

@@ -3,7 +3,7 @@
 //! and the mount table unchanged; `bao plugin register|list|info|deregister` work against it.
 mod common;
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn sha256_hex(path: &std::path::Path) -> String {
     let o = Command::new("sha256sum").arg(path).output().unwrap();
@@ -11,32 +11,7 @@ fn sha256_hex(path: &std::path::Path) -> String {
 }
 
 fn start_dev_with_plugins(dir: &std::path::Path) -> Server {
-    let port = free_port();
-    let log = dir.join("dev.log");
-    let logf = std::fs::File::create(&log).unwrap();
-    let child = Command::new(coffer_bin())
-        .args([
-            "server",
-            "-dev",
-            "-dev-root-token-id=root",
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
-            "-dev-no-store-token",
-        ])
-        .arg(format!("-dev-plugin-dir={}", dir.display()))
-        .stdout(logf.try_clone().unwrap())
-        .stderr(logf)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let s = Server { child, addr: format!("127.0.0.1:{port}"), config: Default::default(), log };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while std::time::Instant::now() < deadline {
-        if http(&s.addr, "GET", "/v1/sys/mounts/secret", &[("X-Vault-Token", "root")], b"").0 == 200 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    s
+    Server::start_dev_logging_to("root", &[&format!("-dev-plugin-dir={}", dir.display())], &dir.join("dev.log"))
 }
 
 #[test]

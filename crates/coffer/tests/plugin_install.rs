@@ -100,26 +100,7 @@ fn https_server(cert: &Path, key: &Path, files: HashMap<String, Vec<u8>>) -> u16
 
 /// A dev server whose plugin directory is `plugins` (its log kept outside it).
 fn start_dev_with_plugins(plugins: &Path, log: &Path) -> Server {
-    let port = free_port();
-    let logf = std::fs::File::create(log).unwrap();
-    let child = Command::new(coffer_bin())
-        .args(["server", "-dev", "-dev-root-token-id=root", "-dev-no-store-token"])
-        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-        .arg(format!("-dev-plugin-dir={}", plugins.display()))
-        .stdout(logf.try_clone().unwrap())
-        .stderr(logf)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let s = Server { child, addr: format!("127.0.0.1:{port}"), config: Default::default(), log: log.to_path_buf() };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while std::time::Instant::now() < deadline {
-        if http(&s.addr, "GET", "/v1/sys/mounts/secret", &[("X-Vault-Token", "root")], b"").0 == 200 {
-            return s;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    panic!("dev server did not start: {}", s.log_text());
+    Server::start_dev_logging_to("root", &[&format!("-dev-plugin-dir={}", plugins.display())], log)
 }
 
 fn dir_names(dir: &Path) -> Vec<String> {

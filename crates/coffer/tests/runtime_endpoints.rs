@@ -1,8 +1,9 @@
 //! The running server as an operator inspects it: the log streamed by `bao monitor` and
-//! `coffer monitor` (sys/monitor), log levels changed at run time (sys/loggers), the requests in
-//! flight, the configuration without its secrets, the counters; a dev server that is ready at
-//! its first healthy answer; log_file and pid_file; owner-only files whatever the umask; and
-//! settings Coffer has not built refused at start with their file and line.
+//! `coffer monitor` (sys/monitor), log levels changed at run time (sys/loggers); a dev server
+//! that is ready at its first healthy answer; log_file and pid_file; owner-only files whatever
+//! the umask; and settings Coffer has not built refused at start with their file and line.
+//! (The requests in flight, the sanitized configuration, the counters and audit device options
+//! are checked in-process: crates/testing/tests/api/runtime_endpoints.rs.)
 mod common;
 use common::*;
 use std::io::{BufRead, BufReader};
@@ -92,60 +93,20 @@ fn bao_monitor_and_coffer_monitor_stream_the_log_and_loggers_change_at_run_time(
 }
 
 #[test]
-fn in_flight_requests_sanitized_configuration_and_counters() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_file(dir.path());
-    let (_, root) = init_unseal(&s.addr);
-    let h: &[(&str, &str)] = &[("X-Vault-Token", &root)];
-    let (st, b) = http(&s.addr, "GET", "/v1/sys/in-flight-req", h, b"");
-    assert_eq!(st, 200, "{b}");
-    let v = json(&b);
-    let me: Vec<_> = v.as_object().unwrap().values().collect();
-    assert_eq!(me.len(), 1, "only this request is in flight: {b}");
-    assert_eq!(
-        (me[0]["request_path"].as_str(), me[0]["request_method"].as_str()),
-        (Some("/v1/sys/in-flight-req"), Some("GET"))
-    );
-    assert!(me[0]["client_remote_address"].as_str().unwrap().starts_with("127.0.0.1:"));
-
-    let (st, b) = http(&s.addr, "GET", "/v1/sys/config/state/sanitized", h, b"");
-    assert_eq!(st, 200, "{b}");
-    let c = &json(&b)["data"];
-    assert_eq!(c["storage"]["type"], "file");
-    assert_eq!(c["listeners"][0]["config"]["address"], s.addr.as_str());
-    assert!(!b.contains(&dir.path().join("data").display().to_string()), "storage options are not shown: {b}");
-
-    let (_, b) = http(&s.addr, "GET", "/v1/sys/internal/counters/tokens", h, b"");
-    assert_eq!(json(&b)["data"]["counters"]["service_tokens"]["total"], 1, "the root token: {b}");
-}
-
-#[test]
 fn a_dev_server_is_ready_at_its_first_healthy_answer() {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
+    // Port 0, and the address found by asking the system which ports the process listens on:
+    // the first healthy answer is taken as soon as the socket answers, before any banner.
     let mut child = Command::new(coffer_bin())
-        .args([
-            "server",
-            "-dev",
-            "-dev-root-token-id=root",
-            &format!("-dev-listen-address={addr}"),
-            "-dev-no-store-token",
-        ])
+        .args(["server", "-dev", "-dev-root-token-id=root", "-dev-listen-address=127.0.0.1:0", "-dev-no-store-token"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if std::net::TcpStream::connect(&addr).is_ok() && http(&addr, "GET", "/v1/sys/health", &[], b"").0 == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no healthy answer");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let (st, b) = http(&addr, "GET", "/v1/sys/mounts/secret", ROOT, b"");
+    let addr = healthy_listener(&mut child, Duration::from_secs(15));
+    let answer = addr.as_deref().map(|a| http(a, "GET", "/v1/sys/mounts/secret", ROOT, b""));
     let _ = child.kill();
     let _ = child.wait();
+    let (st, b) = answer.expect("no healthy answer");
     assert_eq!(st, 200, "healthy means ready: the dev mounts exist: {b}");
 }
 
@@ -153,30 +114,31 @@ fn a_dev_server_is_ready_at_its_first_healthy_answer() {
 fn log_file_pid_file_and_the_data_directory_are_owner_only_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let (log, pid, data) = (dir.path().join("coffer.log"), dir.path().join("coffer.pid"), dir.path().join("data"));
     let config = dir.path().join("coffer.hcl");
     std::fs::write(
         &config,
         format!(
-            "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\nlog_file = \"{}\"\npid_file = \"{}\"\n",
+            "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}}\nlog_file = \"{}\"\npid_file = \"{}\"\n",
             data.display(),
             log.display(),
             pid.display()
         ),
     )
     .unwrap();
-    // A permissive umask, as a careless service manager might leave it.
+    // A permissive umask, as a careless service manager might leave it. The log goes to
+    // log_file; the banner (with the bound address) to stdout.
+    let banner = dir.path().join("stdout.txt");
     let mut child = Command::new("sh")
         .args(["-c", &format!("umask 000; exec {} server -config={}", coffer_bin(), config.display())])
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&banner).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = wait_for_banner(&mut child, &banner, 0).remove(0);
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !(pid.exists() && std::net::TcpStream::connect(&addr).is_ok()) {
-        assert!(Instant::now() < deadline, "server did not start");
+    while !pid.exists() {
+        assert!(Instant::now() < deadline, "no pid_file");
         std::thread::sleep(Duration::from_millis(20));
     }
     init_unseal(&addr);
@@ -213,41 +175,4 @@ fn settings_coffer_has_not_built_are_refused_at_start_naming_file_and_line() {
         assert!(!o.status.success(), "{key}: the server must not start");
         assert!(err.contains(&format!("{}:6:", config.display())) && err.contains(key), "{key}: {err}");
     }
-}
-
-#[test]
-fn audit_devices_refuse_filtering_and_unknown_options_and_honour_mode() {
-    use std::os::unix::fs::PermissionsExt;
-    let s = Server::start_dev("root");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("audit.log");
-    for (opts, word) in [
-        (format!(r#"{{"file_path":"{}","filter":"operation == \"read\""}}"#, file.display()), "filter"),
-        (format!(r#"{{"file_path":"{}","fallback":"true"}}"#, file.display()), "fallback"),
-        (format!(r#"{{"file_path":"{}","bogus":"1"}}"#, file.display()), "bogus"),
-    ] {
-        let body = format!(r#"{{"type":"file","options":{opts}}}"#);
-        let (st, b) = http(&s.addr, "PUT", "/v1/sys/audit/f", ROOT, body.as_bytes());
-        assert!(st == 400 && b.contains(word), "{word}: {st} {b}");
-    }
-    assert!(!file.exists(), "nothing was enabled");
-    let body = format!(
-        r#"{{"type":"file","options":{{"file_path":"{}","mode":"0640","elide_list_responses":"true"}}}}"#,
-        file.display()
-    );
-    assert_eq!(http(&s.addr, "PUT", "/v1/sys/audit/f", ROOT, body.as_bytes()).0, 204);
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o640);
-
-    // elide_list_responses: a list answer's keys are recorded as their count.
-    for k in ["a", "b", "c"] {
-        assert_eq!(http(&s.addr, "POST", &format!("/v1/secret/data/{k}"), ROOT, br#"{"data":{"v":"1"}}"#).0, 200);
-    }
-    assert_eq!(http(&s.addr, "LIST", "/v1/secret/metadata/", ROOT, b"").0, 200);
-    let log = std::fs::read_to_string(&file).unwrap();
-    let listed = log
-        .lines()
-        .map(json)
-        .find(|e| e["type"] == "response" && e["request"]["operation"] == "list")
-        .unwrap_or_else(|| panic!("no list response in the audit log:\n{log}"));
-    assert_eq!(listed["response"]["data"]["keys"], 3, "{listed}");
 }

@@ -28,17 +28,16 @@ fn migrate_shamir_to_pkcs11_with_bao_operator_unseal_migrate() {
     let conf = hsm.conf.display().to_string();
     let env = [("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)];
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
 
-    let config = write_config(dir.path(), p, "");
-    let mut s = start(&config, p, &env);
+    let config = write_config(dir.path(), "");
+    let mut s = start(&config, &env);
     let (keys, root) = init_unseal(&s.addr);
     write_proof(&s.addr, &root, "from the shamir days");
     s.kill9();
 
     // The new seal's stanza is added; Shamir needs no stanza of its own.
-    let config = write_config(dir.path(), p, &hsm.stanza("migrated-kek", true, ""));
-    let s = start(&config, p, &env);
+    let config = write_config(dir.path(), &hsm.stanza("migrated-kek", true, ""));
+    let s = start(&config, &env);
     let st = seal_status(&s.addr);
     assert_eq!((st["sealed"].as_bool(), st["migration"].as_bool()), (Some(true), Some(true)), "{st}");
     let status = out(&cli(&bao, &s.addr, None, &["status"]));
@@ -57,7 +56,7 @@ fn migrate_shamir_to_pkcs11_with_bao_operator_unseal_migrate() {
     drop(s);
 
     // Restarted, it unseals itself through the HSM.
-    let s = start(&config, p, &env);
+    let s = start(&config, &env);
     wait_sealed(&s, false, Duration::from_secs(10));
     assert_eq!(read_proof(&s.addr, &root), "from the shamir days");
 
@@ -75,16 +74,15 @@ fn migrate_pkcs11_to_shamir_with_the_old_stanza_disabled() {
     let conf = hsm.conf.display().to_string();
     let env = [("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)];
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
 
-    let config = write_config(dir.path(), p, &hsm.stanza("kek", true, ""));
-    let mut s = start(&config, p, &env);
+    let config = write_config(dir.path(), &hsm.stanza("kek", true, ""));
+    let mut s = start(&config, &env);
     let (recovery, root) = init_recovery(&s.addr, 3, 2);
     write_proof(&s.addr, &root, "from the HSM days");
     s.kill9();
 
-    let config = write_config(dir.path(), p, &hsm.stanza("kek", false, "  disabled = \"true\"\n"));
-    let mut s = start(&config, p, &env);
+    let config = write_config(dir.path(), &hsm.stanza("kek", false, "  disabled = \"true\"\n"));
+    let mut s = start(&config, &env);
     let st = seal_status(&s.addr);
     assert_eq!((st["sealed"].as_bool(), st["migration"].as_bool()), (Some(true), Some(true)), "{st}");
     assert_eq!(st["t"], 2, "the recovery threshold is asked for: {st}");
@@ -105,8 +103,8 @@ fn migrate_pkcs11_to_shamir_with_the_old_stanza_disabled() {
     s.kill9();
 
     // Now a Shamir server: restarted it stays sealed; the recovery keys are its unseal keys.
-    let config = write_config(dir.path(), p, "");
-    let s = start(&config, p, &env);
+    let config = write_config(dir.path(), "");
+    let s = start(&config, &env);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(seal_status(&s.addr)["sealed"], true);
     unseal(&s.addr, &recovery[1..3]);
@@ -126,21 +124,20 @@ fn init_other_recovery_key() -> Vec<String> {
 fn migrate_transit_to_shamir_against_openbao_dev() {
     let Some(bao) = bao_path() else { return };
     let work = tempfile::tempdir().unwrap();
-    let dev = bao_dev(&bao, work.path(), port(), "bao-root");
+    let dev = bao_dev(&bao, work.path(), "bao-root");
     transit_key(&dev.addr, "bao-root", "coffer-unseal");
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
     let stanza = transit_stanza(&dev.addr, "bao-root", "coffer-unseal");
 
-    let config = write_config(dir.path(), p, &stanza);
-    let mut s = start(&config, p, &[]);
+    let config = write_config(dir.path(), &stanza);
+    let mut s = start(&config, &[]);
     let (recovery, root) = init_recovery(&s.addr, 1, 1);
     write_proof(&s.addr, &root, "from the transit days");
     s.kill9();
 
     let disabled = stanza.replacen("seal \"transit\" {\n", "seal \"transit\" {\n  disabled = \"true\"\n", 1);
-    let config = write_config(dir.path(), p, &disabled);
-    let mut s = start(&config, p, &[]);
+    let config = write_config(dir.path(), &disabled);
+    let mut s = start(&config, &[]);
     assert_eq!(seal_status(&s.addr)["migration"], true);
     bao_unseal_migrate(&bao, &s.addr, &recovery);
     wait_sealed(&s, false, Duration::from_secs(5));
@@ -150,8 +147,8 @@ fn migrate_transit_to_shamir_against_openbao_dev() {
 
     // The transit server is no longer needed.
     drop(dev);
-    let config = write_config(dir.path(), p, "");
-    let s = start(&config, p, &[]);
+    let config = write_config(dir.path(), "");
+    let s = start(&config, &[]);
     unseal(&s.addr, &recovery);
     assert_eq!(read_proof(&s.addr, &root), "from the transit days");
 }
@@ -162,20 +159,19 @@ fn migrate_shamir_to_transit_against_a_second_coffer() {
     let transit = common::Server::start_dev("dev-root");
     transit_key(&transit.addr, "dev-root", "coffer-unseal");
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
-    let mut s = start(&write_config(dir.path(), p, ""), p, &[]);
+    let mut s = start(&write_config(dir.path(), ""), &[]);
     let (keys, root) = init_unseal(&s.addr);
     write_proof(&s.addr, &root, "shamir then transit");
     s.kill9();
 
-    let config = write_config(dir.path(), p, &transit_stanza(&transit.addr, "dev-root", "coffer-unseal"));
-    let mut s = start(&config, p, &[]);
+    let config = write_config(dir.path(), &transit_stanza(&transit.addr, "dev-root", "coffer-unseal"));
+    let mut s = start(&config, &[]);
     assert_eq!(seal_status(&s.addr)["migration"], true);
     bao_unseal_migrate(&bao, &s.addr, &keys[1..4]);
     wait_sealed(&s, false, Duration::from_secs(5));
     assert_eq!(seal_status(&s.addr)["type"], "transit");
     s.kill9();
-    let s = start(&config, p, &[]);
+    let s = start(&config, &[]);
     wait_sealed(&s, false, Duration::from_secs(10));
     assert_eq!(read_proof(&s.addr, &root), "shamir then transit");
 }
@@ -189,9 +185,8 @@ fn migrate_pkcs11_to_transit_keeps_the_recovery_keys() {
     let transit = common::Server::start_dev("dev-root");
     transit_key(&transit.addr, "dev-root", "coffer-unseal");
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
 
-    let mut s = start(&write_config(dir.path(), p, &hsm.stanza("kek", true, "")), p, &env);
+    let mut s = start(&write_config(dir.path(), &hsm.stanza("kek", true, "")), &env);
     let (recovery, root) = init_recovery(&s.addr, 3, 2);
     write_proof(&s.addr, &root, "HSM then transit");
     s.kill9();
@@ -202,8 +197,8 @@ fn migrate_pkcs11_to_transit_keeps_the_recovery_keys() {
         transit_stanza(&transit.addr, "dev-root", "coffer-unseal"),
         hsm.stanza("kek", false, "  disabled = \"true\"\n")
     );
-    let config = write_config(dir.path(), p, &both);
-    let mut s = start(&config, p, &env);
+    let config = write_config(dir.path(), &both);
+    let mut s = start(&config, &env);
     let st = seal_status(&s.addr);
     assert_eq!((st["migration"].as_bool(), st["t"].as_u64()), (Some(true), Some(2)), "{st}");
     bao_unseal_migrate(&bao, &s.addr, &recovery[..2]);
@@ -213,8 +208,8 @@ fn migrate_pkcs11_to_transit_keeps_the_recovery_keys() {
     s.kill9();
 
     // Only the transit stanza now: it unseals itself, and the same recovery keys still work.
-    let config = write_config(dir.path(), p, &transit_stanza(&transit.addr, "dev-root", "coffer-unseal"));
-    let s = start(&config, p, &[]);
+    let config = write_config(dir.path(), &transit_stanza(&transit.addr, "dev-root", "coffer-unseal"));
+    let s = start(&config, &[]);
     wait_sealed(&s, false, Duration::from_secs(10));
     assert_eq!(read_proof(&s.addr, &root), "HSM then transit");
     let (c, b) = http(&s.addr, "PUT", "/v1/sys/seal", &[("X-Vault-Token", &root)], b"");

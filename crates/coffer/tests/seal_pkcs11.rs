@@ -13,13 +13,11 @@ use std::time::Duration;
 fn pkcs11_init_gives_recovery_keys_and_the_server_unseals_itself_after_restart() {
     let Some(hsm) = softhsm() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let port = port();
     // The PIN comes from the environment (VAULT_HSM_PIN), not the file.
-    let config =
-        write_config(dir.path(), port, &hsm.stanza("coffer-kek", true, "  hmac_key_label = \"coffer-hmac\"\n"));
+    let config = write_config(dir.path(), &hsm.stanza("coffer-kek", true, "  hmac_key_label = \"coffer-hmac\"\n"));
     let conf = hsm.conf.display().to_string();
     let env = [("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)];
-    let mut s = start(&config, port, &env);
+    let mut s = start(&config, &env);
 
     let st = seal_status(&s.addr);
     assert_eq!(st["type"], "pkcs11", "{st}");
@@ -54,7 +52,7 @@ fn pkcs11_init_gives_recovery_keys_and_the_server_unseals_itself_after_restart()
 
     // Restart: the server unseals itself through the HSM, no key given.
     s.kill9();
-    let s = start(&config, port, &env);
+    let s = start(&config, &env);
     let took = wait_sealed(&s, false, Duration::from_secs(10));
     eprintln!("auto-unseal with SoftHSM2 after start: {took:?} after the listener was up");
     if let Some(l) = s.log_text().lines().rfind(|l| l.contains("elapsed_ms")) {
@@ -116,20 +114,15 @@ fn pkcs11_init_gives_recovery_keys_and_the_server_unseals_itself_after_restart()
 fn pkcs11_wrong_pin_keeps_the_server_sealed_with_a_clear_error() {
     let Some(hsm) = softhsm() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let port = port();
-    let config = write_config(dir.path(), port, &hsm.stanza("coffer-kek", true, ""));
+    let config = write_config(dir.path(), &hsm.stanza("coffer-kek", true, ""));
     let conf = hsm.conf.display().to_string();
-    let mut s = start(&config, port, &[("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)]);
+    let mut s = start(&config, &[("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)]);
     let (_, root) = init_recovery(&s.addr, 1, 1);
     write_proof(&s.addr, &root, "v");
     s.kill9();
 
     // BAO_HSM_PIN wins over VAULT_HSM_PIN: here it is the wrong one.
-    let s = start(
-        &config,
-        port,
-        &[("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN), ("BAO_HSM_PIN", "not-the-pin")],
-    );
+    let s = start(&config, &[("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN), ("BAO_HSM_PIN", "not-the-pin")]);
     let err = wait_seal_error(&s, Duration::from_secs(10));
     assert!(err.contains("PIN"), "the error names the PIN: {err}");
     assert!(!err.contains("not-the-pin"), "the error must not echo the PIN: {err}");
@@ -152,9 +145,8 @@ fn pkcs11_missing_key_with_generate_key_false_is_a_clear_error() {
 
     // Fresh token, no key, generate_key = false: init is refused and nothing is written.
     let dir = tempfile::tempdir().unwrap();
-    let port1 = port();
-    let config = write_config(dir.path(), port1, &hsm.stanza("absent-key", false, ""));
-    let s = start(&config, port1, &env);
+    let config = write_config(dir.path(), &hsm.stanza("absent-key", false, ""));
+    let s = start(&config, &env);
     let (code, body) = http(&s.addr, "PUT", "/v1/sys/init", &[], br#"{"recovery_shares":1,"recovery_threshold":1}"#);
     assert!(code >= 400, "init must fail: {code} {body}");
     assert!(body.contains("absent-key") && body.contains("generate_key"), "clear error: {body}");
@@ -164,13 +156,12 @@ fn pkcs11_missing_key_with_generate_key_false_is_a_clear_error() {
 
     // Initialised with one key, restarted naming a key that is not there: sealed, clear error.
     let dir = tempfile::tempdir().unwrap();
-    let port2 = port();
-    let config = write_config(dir.path(), port2, &hsm.stanza("real-key", true, ""));
-    let mut s = start(&config, port2, &env);
+    let config = write_config(dir.path(), &hsm.stanza("real-key", true, ""));
+    let mut s = start(&config, &env);
     init_recovery(&s.addr, 1, 1);
     s.kill9();
-    let config = write_config(dir.path(), port2, &hsm.stanza("renamed-key", false, ""));
-    let s = start(&config, port2, &env);
+    let config = write_config(dir.path(), &hsm.stanza("renamed-key", false, ""));
+    let s = start(&config, &env);
     let err = wait_seal_error(&s, Duration::from_secs(10));
     assert!(err.contains("renamed-key") && err.contains("not found"), "clear error: {err}");
     assert_eq!(seal_status(&s.addr)["sealed"], true);
@@ -181,8 +172,7 @@ fn recovery_keys_are_rekeyed_with_bao_operator_rekey_target_recovery() {
     let Some(bao) = bao_path() else { return };
     let Some(hsm) = softhsm() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let port = port();
-    let config = write_config(dir.path(), port, &hsm.stanza("kek", true, ""));
+    let config = write_config(dir.path(), &hsm.stanza("kek", true, ""));
     // `bao operator rekey` calls the legacy unauthenticated sys/rekey-recovery-key/*, which a
     // listener serves only when told to (as on OpenBao 2.x).
     let text = std::fs::read_to_string(&config).unwrap();
@@ -190,7 +180,7 @@ fn recovery_keys_are_rekeyed_with_bao_operator_rekey_target_recovery() {
         text.replacen("tls_disable = true\n", "tls_disable = true\n  disable_unauthed_rekey_endpoints = false\n", 1);
     std::fs::write(&config, text).unwrap();
     let conf = hsm.conf.display().to_string();
-    let s = start(&config, port, &[("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)]);
+    let s = start(&config, &[("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)]);
     let (old, root) = init_recovery(&s.addr, 3, 2);
     write_proof(&s.addr, &root, "v");
 
@@ -235,11 +225,10 @@ fn recovery_keys_are_rekeyed_with_bao_operator_rekey_target_recovery() {
 fn pkcs11_token_absent_at_start_keeps_the_server_sealed_until_it_appears() {
     let Some(hsm) = softhsm() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let port = port();
-    let config = write_config(dir.path(), port, &hsm.stanza("kek", true, ""));
+    let config = write_config(dir.path(), &hsm.stanza("kek", true, ""));
     let conf = hsm.conf.display().to_string();
     let env = [("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)];
-    let mut s = start(&config, port, &env);
+    let mut s = start(&config, &env);
     let (_, root) = init_recovery(&s.addr, 1, 1);
     write_proof(&s.addr, &root, "behind the HSM");
     s.kill9();
@@ -249,7 +238,7 @@ fn pkcs11_token_absent_at_start_keeps_the_server_sealed_until_it_appears() {
     let away = hsm.dir.path().join("away");
     std::fs::rename(&tokens, &away).unwrap();
     std::fs::create_dir_all(&tokens).unwrap();
-    let s = start(&config, port, &env);
+    let s = start(&config, &env);
     let err = wait_seal_error(&s, Duration::from_secs(10));
     assert!(err.contains("HSM unavailable") && err.contains(TOKEN_LABEL), "clear error: {err}");
     assert_eq!(seal_status(&s.addr)["sealed"], true);
@@ -266,16 +255,15 @@ fn pkcs11_token_absent_at_start_keeps_the_server_sealed_until_it_appears() {
 fn a_pkcs11_sealed_server_started_without_its_seal_stanza_says_what_is_wrong() {
     let Some(hsm) = softhsm() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let port = port();
     let conf = hsm.conf.display().to_string();
     let env = [("SOFTHSM2_CONF", conf.as_str()), ("VAULT_HSM_PIN", PIN)];
-    let config = write_config(dir.path(), port, &hsm.stanza("kek", true, ""));
-    let mut s = start(&config, port, &env);
+    let config = write_config(dir.path(), &hsm.stanza("kek", true, ""));
+    let mut s = start(&config, &env);
     let (recovery, _) = init_recovery(&s.addr, 1, 1);
     s.kill9();
 
-    let config = write_config(dir.path(), port, "");
-    let s = start(&config, port, &env);
+    let config = write_config(dir.path(), "");
+    let s = start(&config, &env);
     let st = seal_status(&s.addr);
     let err = st["seal_error"].as_str().unwrap_or_default();
     assert!(err.contains("pkcs11") && err.contains("disabled"), "names the stored seal and the fix: {st}");
@@ -310,9 +298,8 @@ fn pkcs11_seal_configured_by_vault_variables_alone_with_a_slot_number() {
     let Some(hsm) = softhsm() else { return };
     let slot = token_slot(&hsm);
     let dir = tempfile::tempdir().unwrap();
-    let port = port();
     // No seal stanza: VAULT_SEAL_TYPE and the VAULT_HSM_* variables declare it.
-    let config = write_config(dir.path(), port, "");
+    let config = write_config(dir.path(), "");
     let conf = hsm.conf.display().to_string();
     let env = [
         ("SOFTHSM2_CONF", conf.as_str()),
@@ -323,12 +310,12 @@ fn pkcs11_seal_configured_by_vault_variables_alone_with_a_slot_number() {
         ("VAULT_HSM_KEY_LABEL", "env-kek"),
         ("VAULT_HSM_GENERATE_KEY", "true"),
     ];
-    let mut s = start(&config, port, &env);
+    let mut s = start(&config, &env);
     assert_eq!(seal_status(&s.addr)["type"], "pkcs11");
     let (_, root) = init_recovery(&s.addr, 1, 1);
     write_proof(&s.addr, &root, "by slot");
     s.kill9();
-    let s = start(&config, port, &env);
+    let s = start(&config, &env);
     wait_sealed(&s, false, Duration::from_secs(10));
     assert_eq!(read_proof(&s.addr, &root), "by slot");
 }

@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 fn transit_seal_against_openbao_dev_auto_unseals_after_restart() {
     let Some(bao) = bao_path() else { return };
     let work = tempfile::tempdir().unwrap();
-    let dev = bao_dev(&bao, work.path(), port(), "bao-root");
+    let dev = bao_dev(&bao, work.path(), "bao-root");
     transit_key(&dev.addr, "bao-root", "coffer-unseal");
 
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
-    let config = write_config(dir.path(), p, &transit_stanza(&dev.addr, "bao-root", "coffer-unseal"));
-    let mut s = start(&config, p, &[]);
+    let config = write_config(dir.path(), &transit_stanza(&dev.addr, "bao-root", "coffer-unseal"));
+    let mut s = start(&config, &[]);
     let st = seal_status(&s.addr);
     assert_eq!((st["type"].as_str(), st["recovery_seal"].as_bool()), (Some("transit"), Some(true)), "{st}");
 
@@ -33,7 +32,7 @@ fn transit_seal_against_openbao_dev_auto_unseals_after_restart() {
     write_proof(&s.addr, &root, "wrapped by OpenBao transit");
 
     s.kill9();
-    let s = start(&config, p, &[]);
+    let s = start(&config, &[]);
     let took = wait_sealed(&s, false, Duration::from_secs(10));
     eprintln!("auto-unseal through OpenBao transit after start: {took:?}");
     assert_eq!(read_proof(&s.addr, &root), "wrapped by OpenBao transit");
@@ -45,7 +44,7 @@ fn transit_seal_against_openbao_dev_auto_unseals_after_restart() {
     let dev_addr = dev.addr.clone();
     drop(dev);
     drop(s);
-    let s = start(&config, p, &[]);
+    let s = start(&config, &[]);
     let err = wait_seal_error(&s, Duration::from_secs(10));
     assert!(err.contains("unreachable") && err.contains(&dev_addr), "clear error names the transit server: {err}");
     assert_eq!(seal_status(&s.addr)["sealed"], true);
@@ -68,9 +67,8 @@ fn transit_seal_against_a_second_coffer_survives_the_transit_server_going_away()
     let (mut transit, tkeys, troot) = transit_coffer(tdir.path());
 
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
-    let config = write_config(dir.path(), p, &transit_stanza(&transit.addr, &troot, "coffer-unseal"));
-    let mut s = start(&config, p, &[]);
+    let config = write_config(dir.path(), &transit_stanza(&transit.addr, &troot, "coffer-unseal"));
+    let mut s = start(&config, &[]);
     let (recovery, root) = init_recovery(&s.addr, 3, 2);
     assert_eq!(recovery.len(), 3);
     wait_sealed(&s, false, Duration::from_secs(5));
@@ -78,7 +76,7 @@ fn transit_seal_against_a_second_coffer_survives_the_transit_server_going_away()
 
     // Restart with the transit server up: unseals by itself.
     s.kill9();
-    let mut s = start(&config, p, &[]);
+    let mut s = start(&config, &[]);
     let took = wait_sealed(&s, false, Duration::from_secs(10));
     eprintln!("auto-unseal through Coffer transit after start: {took:?}");
     assert_eq!(read_proof(&s.addr, &root), "wrapped by Coffer transit");
@@ -86,7 +84,7 @@ fn transit_seal_against_a_second_coffer_survives_the_transit_server_going_away()
     // The transit server goes away; our server restarts sealed with a clear message.
     transit.kill9();
     s.kill9();
-    let s = start(&config, p, &[]);
+    let s = start(&config, &[]);
     let err = wait_seal_error(&s, Duration::from_secs(10));
     assert!(
         err.contains("transit") && err.contains("unreachable") && err.contains(&transit.addr),
@@ -97,7 +95,7 @@ fn transit_seal_against_a_second_coffer_survives_the_transit_server_going_away()
     assert_eq!(code, 503, "sealed: nothing served");
 
     // The transit server comes back sealed: still sealed, the message says so (503 from it).
-    let transit = Server::start_with_config(&transit.config, &transit.addr);
+    let transit = Server::start_with_config(&transit.config);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(seal_status(&s.addr)["sealed"], true);
     // Once the transit server is unsealed, ours unseals in the background with no operator.
@@ -115,9 +113,8 @@ fn coffer_cli_initialises_a_transit_sealed_server_with_recovery_keys() {
     let transit = Server::start_dev("dev-root");
     transit_key(&transit.addr, "dev-root", "coffer-unseal");
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
-    let config = write_config(dir.path(), p, &transit_stanza(&transit.addr, "dev-root", "coffer-unseal"));
-    let s = start(&config, p, &[]);
+    let config = write_config(dir.path(), &transit_stanza(&transit.addr, "dev-root", "coffer-unseal"));
+    let s = start(&config, &[]);
     let bin = common::coffer_bin();
     let o = cli(bin, &s.addr, None, &["operator", "init", "-recovery-shares=2", "-recovery-threshold=2"]);
     let text = out(&o);
@@ -136,25 +133,22 @@ fn transit_seal_over_tls_trusts_tls_ca_cert_and_refuses_an_unknown_ca() {
     let work = tempfile::tempdir().unwrap();
     let (ca, cert, key) = ca_and_leaf(work.path());
     // The transit server: a Coffer dev server on an HTTPS listener.
-    let tport = port();
     let tcfg = work.path().join("transit.hcl");
     std::fs::write(
         &tcfg,
         format!(
-            "listener \"tcp\" {{\n  address = \"127.0.0.1:{tport}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+            "listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
             cert.display(),
             key.display()
         ),
     )
     .unwrap();
-    let tlog = std::fs::File::create(work.path().join("transit.log")).unwrap();
-    let mut transit = std::process::Command::new(common::coffer_bin())
-        .args(["server", "-dev", "-dev-root-token-id=tls-root", "-dev-no-store-token"])
-        .arg(format!("-config={}", tcfg.display()))
-        .stdout(tlog.try_clone().unwrap())
-        .stderr(tlog)
-        .spawn()
-        .unwrap();
+    let transit = common::Server::start_dev_logging_to(
+        "tls-root",
+        &[&format!("-config={}", tcfg.display())],
+        &work.path().join("transit.log"),
+    );
+    let tport = transit.addr.rsplit(':').next().unwrap().to_string();
     let bao_tls = |args: &[&str]| {
         std::process::Command::new(&bao)
             .args(args)
@@ -187,8 +181,7 @@ fn transit_seal_over_tls_trusts_tls_ca_cert_and_refuses_an_unknown_ca() {
     };
     // Without the CA the certificate is refused, and init says why.
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
-    let s = start(&write_config(dir.path(), p, &https_stanza(None)), p, &[]);
+    let s = start(&write_config(dir.path(), &https_stanza(None)), &[]);
     let (code, body) = http(&s.addr, "PUT", "/v1/sys/init", &[], br#"{"recovery_shares":1,"recovery_threshold":1}"#);
     assert!(code >= 400 && body.to_lowercase().contains("certificate"), "{code} {body}");
     assert_eq!(seal_status(&s.addr)["initialized"], false);
@@ -196,25 +189,22 @@ fn transit_seal_over_tls_trusts_tls_ca_cert_and_refuses_an_unknown_ca() {
 
     // tls_skip_verify accepts the unknown CA (testing only).
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
     let skip = https_stanza(None).replace("mount_path", "tls_skip_verify = \"true\"\n  mount_path");
-    let s = start(&write_config(dir.path(), p, &skip), p, &[]);
+    let s = start(&write_config(dir.path(), &skip), &[]);
     init_recovery(&s.addr, 1, 1);
     drop(s);
 
     // With tls_ca_cert it works, and survives a restart.
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
-    let config = write_config(dir.path(), p, &https_stanza(Some(&ca)));
-    let mut s = start(&config, p, &[]);
+    let config = write_config(dir.path(), &https_stanza(Some(&ca)));
+    let mut s = start(&config, &[]);
     let (_, root) = init_recovery(&s.addr, 1, 1);
     write_proof(&s.addr, &root, "over TLS");
     s.kill9();
-    let s = start(&config, p, &[]);
+    let s = start(&config, &[]);
     wait_sealed(&s, false, Duration::from_secs(10));
     assert_eq!(read_proof(&s.addr, &root), "over TLS");
-    let _ = transit.kill();
-    let _ = transit.wait();
+    drop(transit);
 }
 
 /// A test CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, cert.pem, key.pem).
@@ -263,7 +253,7 @@ fn ca_and_leaf(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf
 fn transit_seal_renews_a_short_lived_token() {
     let Some(bao) = bao_path() else { return };
     let work = tempfile::tempdir().unwrap();
-    let dev = bao_dev(&bao, work.path(), port(), "bao-root");
+    let dev = bao_dev(&bao, work.path(), "bao-root");
     transit_key(&dev.addr, "bao-root", "coffer-unseal");
     let (c, body) = http(
         &dev.addr,
@@ -276,9 +266,8 @@ fn transit_seal_renews_a_short_lived_token() {
     let token = json(&body)["auth"]["client_token"].as_str().unwrap().to_string();
 
     let dir = tempfile::tempdir().unwrap();
-    let p = port();
-    let config = write_config(dir.path(), p, &transit_stanza(&dev.addr, &token, "coffer-unseal"));
-    let mut s = start(&config, p, &[]);
+    let config = write_config(dir.path(), &transit_stanza(&dev.addr, &token, "coffer-unseal"));
+    let mut s = start(&config, &[]);
     let (_, root) = init_recovery(&s.addr, 1, 1);
     write_proof(&s.addr, &root, "token kept alive");
     // Well past the 4 s TTL: only renewal keeps the token valid.
@@ -286,7 +275,7 @@ fn transit_seal_renews_a_short_lived_token() {
     let (c, body) = http(&dev.addr, "GET", "/v1/auth/token/lookup-self", &[("X-Vault-Token", &token)], b"");
     assert_eq!(c, 200, "the transit seal's token expired: {body}");
     s.kill9();
-    let s = start(&config, p, &[]);
+    let s = start(&config, &[]);
     wait_sealed(&s, false, Duration::from_secs(10));
     assert_eq!(read_proof(&s.addr, &root), "token kept alive");
 }

@@ -19,18 +19,18 @@ fn tls_listener_serves_the_bao_cli() {
         .output()
         .expect("openssl");
     assert!(o.status.success(), "openssl: {}", String::from_utf8_lossy(&o.stderr));
-    let port = free_port();
     let cfg = dir.path().join("tls.hcl");
     std::fs::write(
         &cfg,
         format!(
-            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
             cert.display(),
             key.display()
         ),
     )
     .unwrap();
-    let _server = Server::start_with_config(&cfg, &format!("127.0.0.1:{port}"));
+    let server = Server::start_with_config(&cfg);
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
     let run = |extra: &[&str]| {
         Command::new(&bao)
             .args(["status"])

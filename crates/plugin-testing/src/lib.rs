@@ -187,13 +187,21 @@ impl TestServer {
         std::fs::copy(&plugin.binary, &installed)
             .unwrap_or_else(|e| panic!("copy the plugin binary {}: {e}", plugin.binary.display()));
         let sha256 = sha256_file(&installed);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Port 0 where the system can say which port the process bound (Linux's /proc; OpenBao
+        // prints the port it was given, not the one it bound): no one else can take it in
+        // between. Elsewhere, a port that was free a moment ago.
+        let listen = if proc_available() {
+            "127.0.0.1:0".to_string()
+        } else {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            format!("127.0.0.1:{port}")
+        };
         let log = dir.path().join("server.log");
         let logf = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(server_binary(target));
         cmd.args(["server", "-dev"])
             .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .arg(format!("-dev-listen-address={listen}"))
             .arg(format!("-dev-plugin-dir={}", plugin_dir.display()))
             // Neither server may write a token helper file into the real home directory.
             .env("HOME", dir.path())
@@ -207,7 +215,7 @@ impl TestServer {
         let mut s = TestServer {
             target,
             child,
-            addr: format!("127.0.0.1:{port}"),
+            addr: if listen.ends_with(":0") { String::new() } else { listen },
             plugin: plugin.clone(),
             plugin_dir,
             sha256,
@@ -218,19 +226,23 @@ impl TestServer {
         s
     }
 
+    /// Waits until a port the server listens on answers `sys/mounts/secret` (both dev servers
+    /// mount `secret/` once they are unsealed and active), and takes it as the address.
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the {} server exited ({status}); log:\n{}", self.target, self.log_text());
+        let ready = |addr: &str| http_call(addr, "GET", "sys/mounts/secret", Some(ROOT_TOKEN), None).0 == 200;
+        let found = if self.addr.is_empty() {
+            find_listener(&mut self.child, Duration::from_secs(60), ready)
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) && !ready(&self.addr) {
+                std::thread::sleep(Duration::from_millis(50));
             }
-            // Both dev servers mount secret/ once they are unsealed and active.
-            if self.call("GET", "sys/mounts/secret", Some(ROOT_TOKEN), None).0 == 200 {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            Some(self.addr.clone()).filter(|a| ready(a))
+        };
+        match found {
+            Some(addr) => self.addr = addr,
+            None => panic!("the {} server did not become ready; log:\n{}", self.target, self.log_text()),
         }
-        panic!("the {} server did not become ready; log:\n{}", self.target, self.log_text());
     }
 
     /// The server's log so far.
@@ -548,6 +560,88 @@ impl Acceptance {
             }
         }
     }
+}
+
+/// The TCP ports that process `pid` or any of its descendants listen on (a launcher such as
+/// OpenBao's Python entry point may run the server as a child), read from Linux's /proc: the
+/// processes' socket inodes matched against the listening sockets of `/proc/PID/net/tcp`. This is
+/// how a test finds a server it started on port 0 when the server does not report the port it
+/// bound; empty where /proc is not available.
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(|p| {
+                    let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+                    // pid (comm) state ppid …: the command may hold spaces and parentheses.
+                    let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+                    Some((p, ppid))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        for (p, pp) in &parents {
+            if *pp == parent && !tree.contains(p) {
+                tree.push(*p);
+            }
+        }
+        i += 1;
+    }
+    let mut inodes = std::collections::HashSet::new();
+    for p in &tree {
+        for fd in std::fs::read_dir(format!("/proc/{p}/fd")).into_iter().flatten().flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                let t = target.to_string_lossy();
+                if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                    inodes.insert(inode.to_string());
+                }
+            }
+        }
+    }
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    let mut ports: Vec<u16> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is HEXIP:HEXPORT; state 0A is LISTEN; the inode is the tenth field.
+            (f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]))
+                .then(|| u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok())
+                .flatten()
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// Whether [`listening_ports`] can see anything here (Linux's /proc).
+pub fn proc_available() -> bool {
+    Path::new("/proc/self/net/tcp").exists()
+}
+
+/// The first `127.0.0.1:PORT` among the ports `child` (or a descendant) listens on for which
+/// `answers` holds, polled until `within` passes; `None` when the process exits first or
+/// nothing answers in time.
+pub fn find_listener(child: &mut Child, within: Duration, answers: impl Fn(&str) -> bool) -> Option<String> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return None;
+        }
+        for port in listening_ports(child.id()) {
+            let addr = format!("127.0.0.1:{port}");
+            if answers(&addr) {
+                return Some(addr);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
 }
 
 /// A minimal HTTP/1.1 client (one request per connection), so the harness needs no HTTP stack.

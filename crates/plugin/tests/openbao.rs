@@ -124,14 +124,14 @@ fn start_bao() -> Option<Bao> {
     std::fs::create_dir(&plugins).unwrap();
     let plugin = plugins.join(NAME);
     std::fs::copy(example_binary(), &plugin).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = std::fs::File::create(home.path().join("server.log")).unwrap();
-    let server = Command::new("bao")
+    let mut server = Command::new("bao")
         .args([
             "server",
             "-dev",
             "-dev-root-token-id=root",
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
+            // Port 0, found below by asking the system: OpenBao prints the port it was given.
+            "-dev-listen-address=127.0.0.1:0",
             &format!("-dev-plugin-dir={}", plugins.display()),
         ])
         .env("HOME", home.path())
@@ -140,7 +140,12 @@ fn start_bao() -> Option<Bao> {
         .stderr(log)
         .spawn()
         .expect("bao server starts");
-    let bao = Bao { server, addr: format!("http://127.0.0.1:{port}"), home, plugin };
+    let found = coffer_plugin_testing::find_listener(&mut server, Duration::from_secs(60), |addr| {
+        coffer_plugin_testing::http_call(addr, "GET", "sys/health", None, None).0 == 200
+    });
+    let addr = found.map(|a| format!("http://{a}")).unwrap_or_default();
+    let bao = Bao { server, addr, home, plugin };
+    assert!(!bao.addr.is_empty(), "bao server did not come up:\n{}", bao.log_tail());
     let t = Instant::now();
     while !bao.cmd(&["status"]).status.success() {
         assert!(t.elapsed() < Duration::from_secs(60), "bao server did not come up:\n{}", bao.log_tail());

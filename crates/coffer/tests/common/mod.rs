@@ -13,6 +13,9 @@ pub fn coffer_bin() -> &'static str {
     env!("CARGO_BIN_EXE_coffer")
 }
 
+/// A port that was free a moment ago. Only for what must know its port before it starts and
+/// cannot report the one it bound (an HA node's `api_addr` names its own address): anything
+/// else binds port 0 and reports, see [`Server::start_with_config`] and [`listening_addr`].
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -20,9 +23,60 @@ pub fn free_port() -> u16 {
 /// A running `coffer server` process; killed on drop.
 pub struct Server {
     pub child: Child,
+    /// The first listener's address, as the server reported it.
     pub addr: String,
+    /// Every listener's address, in configuration order.
+    pub addrs: Vec<String>,
     pub config: PathBuf,
     pub log: PathBuf,
+}
+
+/// Waits for the banner `coffer server` prints once every listener is bound (in the output
+/// written to `log` after byte `from`), and returns the listeners' addresses in configuration
+/// order. Panics with the output when the server exits first or prints nothing in time.
+pub fn wait_for_banner(child: &mut Child, log: &Path, from: u64) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read(log)
+            .map(|b| String::from_utf8_lossy(&b[usize::try_from(from).unwrap().min(b.len())..]).into_owned())
+            .unwrap_or_default();
+        if text.contains("==> Coffer server started!") {
+            let addrs: Vec<String> = text
+                .lines()
+                .filter_map(|l| l.split("Listener: tcp (addr: \"").nth(1))
+                .map(|a| a.split('"').next().unwrap_or_default().to_string())
+                .collect();
+            assert!(!addrs.is_empty(), "the banner names no listener:\n{text}");
+            return addrs;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("coffer server exited ({status}) before it was ready:\n{text}");
+        }
+        assert!(Instant::now() < deadline, "coffer server printed no banner within 15 s:\n{text}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Rewrites the `address` of each `listener "tcp"` stanza that binds port 0 to the address the
+/// server bound for it (`addrs`, in configuration order), so that a restart with the same file
+/// comes back where clients, and other servers' configurations, expect it, as a real server's
+/// fixed address would.
+fn pin_addresses(config: &Path, addrs: &[String]) {
+    let Ok(text) = std::fs::read_to_string(config) else { return };
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    for bound in addrs {
+        let Some(l) = rest.find("listener \"tcp\"") else { break };
+        let Some(a) = rest[l..].find("address = \"").map(|a| l + a + "address = \"".len()) else { break };
+        let end = a + rest[a..].find('"').unwrap_or(0);
+        out.push_str(&rest[..a]);
+        out.push_str(if rest[a..end].ends_with(":0") { bound } else { &rest[a..end] });
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    if out != text {
+        std::fs::write(config, out).unwrap();
+    }
 }
 
 impl Server {
@@ -31,43 +85,65 @@ impl Server {
         Self::start_file_with_listener(dir, "")
     }
 
-    /// As [`Server::start_file`], with extra lines (`key = value`) in the listener block.
+    /// As [`Server::start_file`], with extra lines (`key = value`) in the listener block. The
+    /// listener binds port 0; the file is then pinned to the port the server chose.
     pub fn start_file_with_listener(dir: &Path, listener_extra: &str) -> Server {
-        let port = free_port();
         let config = dir.join("coffer.hcl");
         std::fs::write(
             &config,
             format!(
-                "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n{listener_extra}}}\napi_addr = \"http://127.0.0.1:{port}\"\ndisable_mlock = true\n",
+                "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n{listener_extra}}}\ndisable_mlock = true\n",
                 dir.join("data").display()
             ),
         )
         .unwrap();
-        Self::start_with_config(&config, &format!("127.0.0.1:{port}"))
+        Self::start_with_config(&config)
     }
 
-    pub fn start_with_config(config: &Path, addr: &str) -> Server {
+    /// Starts `coffer server -config=CONFIG` and waits until its listeners are bound; their
+    /// addresses come from the server's own report (listeners may bind port 0). A listener at
+    /// port 0 is then pinned in the file to the port the server chose (see `pin_addresses`).
+    pub fn start_with_config(config: &Path) -> Server {
+        Self::start_with_config_env(config, &[])
+    }
+
+    /// As [`Server::start_with_config`], with extra environment variables.
+    pub fn start_with_config_env(config: &Path, env: &[(&str, &str)]) -> Server {
         let log = config.with_extension("log");
         let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = Command::new(coffer_bin())
-            .args(["server", &format!("-config={}", config.display())])
+        let from = logf.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut c = Command::new(coffer_bin());
+        c.args(["server", &format!("-config={}", config.display())])
             .stdout(logf.try_clone().unwrap())
             .stderr(logf)
-            .spawn()
-            .expect("start coffer server");
-        let s = Server { child, addr: addr.to_string(), config: config.to_path_buf(), log };
-        s.wait_ready();
-        s
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("start coffer server");
+        let addrs = wait_for_banner(&mut child, &log, from);
+        pin_addresses(config, &addrs);
+        Server { child, addr: addrs[0].clone(), addrs, config: config.to_path_buf(), log }
     }
 
     /// A dev server on a port the server itself picks (port 0): its address is read from the
     /// banner it prints, so no other process can take the port between choosing and binding.
     /// A dev server answers only once it is ready (initialised, unsealed, `secret/` mounted).
     pub fn start_dev(root_token: &str) -> Server {
+        Self::start_dev_with(root_token, &[])
+    }
+
+    /// As [`Server::start_dev`], with more arguments for `coffer server` (e.g. `-config=…`,
+    /// `-dev-plugin-dir=…`).
+    pub fn start_dev_with(root_token: &str, extra: &[&str]) -> Server {
         let dir = tempfile::Builder::new().prefix("coffer-dev-").tempdir().unwrap().keep();
-        let log = dir.join("dev.log");
-        let logf = std::fs::File::create(&log).unwrap();
-        let child = Command::new(coffer_bin())
+        Self::start_dev_logging_to(root_token, extra, &dir.join("dev.log"))
+    }
+
+    /// As [`Server::start_dev_with`], with its output in `log`.
+    pub fn start_dev_logging_to(root_token: &str, extra: &[&str], log: &Path) -> Server {
+        let logf = std::fs::File::create(log).unwrap();
+        let mut child = Command::new(coffer_bin())
             .args([
                 "server",
                 "-dev",
@@ -75,33 +151,14 @@ impl Server {
                 "-dev-listen-address=127.0.0.1:0",
                 "-dev-no-store-token",
             ])
+            .args(extra)
             .stdout(logf.try_clone().unwrap())
             .stderr(logf)
+            .stdin(Stdio::null())
             .spawn()
             .expect("start coffer dev server");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let addr = loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(a) = text.lines().find_map(|l| l.split("Listener: tcp (addr: \"").nth(1)) {
-                break a.split('"').next().unwrap_or_default().to_string();
-            }
-            assert!(Instant::now() < deadline, "the dev server printed no listener address:\n{text}");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let s = Server { child, addr, config: PathBuf::new(), log };
-        s.wait_ready();
-        s
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if TcpStream::connect(&self.addr).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("server did not start; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        let addrs = wait_for_banner(&mut child, log, 0);
+        Server { child, addr: addrs[0].clone(), addrs, config: PathBuf::new(), log: log.to_path_buf() }
     }
 
     pub fn url(&self) -> String {
@@ -256,13 +313,14 @@ pub struct RealBao {
 }
 
 impl RealBao {
+    /// Starts `bao server -dev` on port 0. OpenBao reports the port it was given, not the one it
+    /// bound (its banner says `127.0.0.1:0`), so the address is found by asking the system which
+    /// ports the process listens on and which of them answers `sys/health`.
     pub fn start(bao: &str) -> RealBao {
         let home = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(home.path().join("bao.log")).unwrap();
-        let child = Command::new(bao)
-            .args(["server", "-dev", "-dev-root-token-id=root", &format!("-dev-listen-address={addr}")])
+        let mut child = Command::new(bao)
+            .args(["server", "-dev", "-dev-root-token-id=root", "-dev-listen-address=127.0.0.1:0"])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", home.path())
@@ -271,16 +329,25 @@ impl RealBao {
             .stderr(log)
             .spawn()
             .expect("start bao server -dev");
-        let s = RealBao { child, addr, _home: home };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if http(&s.addr, "GET", "/v1/sys/health", &[], b"").0 == 200 {
-                return s;
+        match healthy_listener(&mut child, Duration::from_secs(30)) {
+            Some(addr) => RealBao { child, addr, _home: home },
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("bao server -dev did not become ready: {}", log_of(home.path()));
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("bao server -dev did not become ready: {}", log_of(s._home.path()));
     }
+}
+
+#[allow(unused_imports)]
+pub use coffer_plugin_testing::listening_ports;
+
+/// The loopback address where `child` (or a descendant) answers `GET /v1/sys/health` with 200,
+/// found among the ports it listens on (see [`listening_ports`]); `None` when it exits or
+/// `within` passes first.
+pub fn healthy_listener(child: &mut Child, within: Duration) -> Option<String> {
+    coffer_plugin_testing::find_listener(child, within, |addr| http(addr, "GET", "/v1/sys/health", &[], b"").0 == 200)
 }
 
 fn log_of(home: &Path) -> String {

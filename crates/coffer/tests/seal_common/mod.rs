@@ -2,7 +2,7 @@
 //! environment (SOFTHSM2_CONF, VAULT_HSM_PIN), polling for the seal state, a `bao server -dev`.
 #![allow(dead_code)]
 
-use crate::common::{free_port, http, json, Server};
+use crate::common::{healthy_listener, http, json, Server};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -65,14 +65,14 @@ impl SoftHsm {
     }
 }
 
-/// Writes `coffer.hcl` in `dir` (file storage in `dir/data`, a listener on `port`, plus
+/// Writes `coffer.hcl` in `dir` (file storage in `dir/data`, a listener on port 0, plus
 /// `extra`) and returns its path.
-pub fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
+pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let config = dir.join("coffer.hcl");
     std::fs::write(
         &config,
         format!(
-            "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\ndisable_mlock = true\n{extra}",
+            "storage \"file\" {{\n  path = \"{}\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}}\ndisable_mlock = true\n{extra}",
             dir.join("data").display()
         ),
     )
@@ -80,28 +80,10 @@ pub fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
     config
 }
 
-/// Starts `coffer server` with `config` and extra environment variables.
-pub fn start(config: &Path, port: u16, env: &[(&str, &str)]) -> Server {
-    let log = config.with_extension("log");
-    let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-    let mut c = Command::new(crate::common::coffer_bin());
-    c.args(["server", &format!("-config={}", config.display())])
-        .stdout(logf.try_clone().unwrap())
-        .stderr(logf)
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let child = c.spawn().expect("start coffer server");
-    let s = Server { child, addr: format!("127.0.0.1:{port}"), config: config.to_path_buf(), log };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(&s.addr).is_ok() {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("server did not start; log:\n{}", s.log_text());
+/// Starts `coffer server` with `config` and extra environment variables; its address is the
+/// one it reports (a listener at port 0 is pinned in the file, so a restart comes back there).
+pub fn start(config: &Path, env: &[(&str, &str)]) -> Server {
+    Server::start_with_config_env(config, env)
 }
 
 pub fn seal_status(addr: &str) -> Value {
@@ -203,16 +185,18 @@ impl Drop for BaoDev {
     }
 }
 
-/// Starts the real OpenBao dev server on `port` with root token `root`.
-pub fn bao_dev(bao: &str, dir: &Path, port: u16, root: &str) -> BaoDev {
-    let log = dir.join(format!("bao-dev-{port}.log"));
+/// Starts the real OpenBao dev server with root token `root` on port 0; OpenBao does not report
+/// the port it bound, so its address is found among the ports the process listens on.
+pub fn bao_dev(bao: &str, dir: &Path, root: &str) -> BaoDev {
+    let log = tempfile::Builder::new().prefix("bao-dev-").suffix(".log").tempfile_in(dir).unwrap().into_temp_path();
+    let log = log.keep().unwrap();
     let logf = std::fs::File::create(&log).unwrap();
-    let child = Command::new(bao)
+    let mut child = Command::new(bao)
         .args([
             "server",
             "-dev",
             &format!("-dev-root-token-id={root}"),
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
+            "-dev-listen-address=127.0.0.1:0",
             "-dev-no-store-token",
         ])
         .env_clear()
@@ -223,15 +207,17 @@ pub fn bao_dev(bao: &str, dir: &Path, port: u16, root: &str) -> BaoDev {
         .stdin(Stdio::null())
         .spawn()
         .expect("start bao server -dev");
-    let b = BaoDev { child, addr: format!("127.0.0.1:{port}"), port, log };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if http(&b.addr, "GET", "/v1/sys/health", &[], b"").0 == 200 {
-            return b;
+    match healthy_listener(&mut child, Duration::from_secs(30)) {
+        Some(addr) => {
+            let port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            BaoDev { child, addr, port, log }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bao server -dev did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
     }
-    panic!("bao server -dev did not start; log:\n{}", std::fs::read_to_string(&b.log).unwrap_or_default());
 }
 
 /// Enables transit at `transit/` on a server and creates the key `name`.
@@ -248,8 +234,4 @@ pub fn transit_stanza(addr: &str, token: &str, key: &str) -> String {
     format!(
         "seal \"transit\" {{\n  address = \"http://{addr}\"\n  token = \"{token}\"\n  key_name = \"{key}\"\n  mount_path = \"transit/\"\n}}\n"
     )
-}
-
-pub fn port() -> u16 {
-    free_port()
 }

@@ -1,0 +1,224 @@
+//! The server's parts, built from its configuration: the core (with its plugin launcher and
+//! seals), the dev-mode defaults and first mount, and each listener's socket settings, request
+//! options and router state.
+
+use coffer_barrier::Barrier;
+use coffer_config::{Listener, ServerConfig, StorageConfig};
+use coffer_core::{Core, CoreConfig};
+use coffer_http::{AppState, ListenerConfig, RequestOptions, DEFAULT_MAX_REQUEST_SIZE};
+use coffer_physical::Storage;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Opens the configured storage (`inmem`, `file` or `postgresql`).
+pub async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, String> {
+    match cfg.kind.as_str() {
+        "postgresql" => {
+            let o = coffer_storage_postgresql::PgOptions::from_map(&cfg.options, |k| std::env::var(k).ok())?;
+            Ok(Arc::new(coffer_storage_postgresql::PgStorage::open(o).await?))
+        }
+        "inmem" => Ok(Arc::new(coffer_storage_inmem::InmemStorage::new())),
+        "file" => {
+            let path = cfg.options.get("path").ok_or("storage \"file\" needs a path")?;
+            coffer_storage_file::FileStorage::open(path)
+                .map(|s| Arc::new(s) as Arc<dyn Storage>)
+                .map_err(|e| format!("cannot open storage \"file\" at {path:?}: {e}"))
+        }
+        other => Err(format!("unknown storage type {other:?}")),
+    }
+}
+
+/// The core's settings from the server configuration (unset ones take the core's defaults).
+pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
+    let defaults = CoreConfig::default();
+    CoreConfig {
+        default_lease_ttl: cfg.default_lease_ttl.unwrap_or(defaults.default_lease_ttl),
+        max_lease_ttl: cfg.max_lease_ttl.unwrap_or(defaults.max_lease_ttl),
+        cluster_name: cfg.cluster_name.clone(),
+        api_addr: cfg.api_addr.clone(),
+        cluster_addr: cfg.cluster_addr.clone(),
+        audit: cfg
+            .audit
+            .iter()
+            .map(|a| coffer_core::DeclaredAudit {
+                device_type: a.device_type.clone(),
+                path: a.path.clone(),
+                description: a.description.clone(),
+                local: a.local,
+                options: a.options.clone(),
+            })
+            .collect(),
+        plugin_directory: cfg.plugin_directory.clone(),
+        raw_storage_endpoint: cfg.raw_storage_endpoint,
+        sanitized: Some(cfg.sanitized()),
+    }
+}
+
+/// A core over `barrier` as the server builds it: its settings from `cfg`, the registry of
+/// builtin engines and auth methods, its metrics described, external plugins launched by
+/// [`PluginHost`]. Not started: the caller may attach
+/// log control or HA first, then calls [`start_core`].
+pub fn new_core(barrier: Arc<Barrier>, cfg: &ServerConfig) -> Arc<Core> {
+    let core = Core::new(barrier, core_config(cfg), coffer_builtins::registry());
+    coffer_core::metrics::describe();
+    core.set_plugin_launcher(Arc::new(PluginHost));
+    core
+}
+
+/// Starts the core's background work and installs the configured seals (Shamir when none is
+/// configured), which starts auto-unsealing.
+pub fn start_core(core: &Arc<Core>, cfg: &mut ServerConfig) -> Result<(), String> {
+    core.spawn_background();
+    crate::seals::install(core, cfg).map_err(|e| format!("seal configuration: {e}"))
+}
+
+/// What `-dev` changes in the configuration: in-memory storage unless one is configured, a
+/// plain-HTTP listener at `listen_address` unless one is configured, the web UI, and the
+/// plugin directory when given.
+pub fn apply_dev_defaults(cfg: &mut ServerConfig, listen_address: &str, plugin_dir: Option<&str>) {
+    if cfg.storage.is_none() {
+        cfg.storage = Some(StorageConfig { kind: "inmem".into(), options: Default::default() });
+    }
+    if cfg.listeners.is_empty() {
+        cfg.listeners.push(Listener { tls_disable: true, ..Listener::tcp(listen_address) });
+    }
+    cfg.ui = true;
+    if let Some(dir) = plugin_dir {
+        cfg.plugin_directory = Some(dir.to_string());
+    }
+}
+
+/// Initialises a dev server (one key share, threshold one, `root_token_id` as the root token
+/// when given), leaves it unsealed and mounts `secret/`. Returns the unseal key and root token.
+pub async fn init_dev(core: &Core, root_token_id: Option<&str>) -> Result<(Zeroizing<Vec<u8>>, String), String> {
+    let (keys, root) =
+        core.init_with(1, 1, root_token_id, true).await.map_err(|e| format!("dev initialisation failed: {e}"))?;
+    dev_mounts(core, &root).await.map_err(|e| format!("dev setup failed: {e}"))?;
+    let key = keys.into_iter().next().unwrap_or_default();
+    Ok((key, root))
+}
+
+/// A listener's socket settings and the router state of its requests.
+pub fn listener_state(
+    core: &Arc<Core>,
+    cfg: &ServerConfig,
+    l: &Listener,
+) -> Result<(ListenerConfig, AppState), String> {
+    let (lc, options) = listener_settings(l)?;
+    let state = AppState {
+        core: core.clone(),
+        max_request_size: lc.max_request_size,
+        ui: cfg.ui,
+        unauthenticated_metrics: l.unauthenticated_metrics_access,
+        options: Arc::new(options),
+    };
+    Ok((lc, state))
+}
+
+/// A configured listener as the HTTP layer takes it: the socket and TLS side, and the options
+/// applied to each request.
+pub fn listener_settings(l: &Listener) -> Result<(ListenerConfig, RequestOptions), String> {
+    use coffer_config::{StatusMatch, TlsVersion};
+    use coffer_http::{CustomHeaders, ForwardedFor};
+    use std::time::Duration;
+    let version = |v: TlsVersion| match v {
+        TlsVersion::Tls12 => coffer_http::TlsVersion::Tls12,
+        TlsVersion::Tls13 => coffer_http::TlsVersion::Tls13,
+    };
+    let secs = |s: Option<u64>| s.map(Duration::from_secs);
+    let lc = ListenerConfig {
+        address: l.address.clone(),
+        tls_disable: l.tls_disable,
+        tls_cert_file: l.tls_cert_file.clone(),
+        tls_key_file: l.tls_key_file.clone(),
+        max_request_size: l.max_request_size.unwrap_or(DEFAULT_MAX_REQUEST_SIZE),
+        tls_min_version: version(l.tls_min_version),
+        tls_max_version: version(l.tls_max_version),
+        tls_cipher_suites: l.tls_cipher_suites.clone(),
+        tls_require_and_verify_client_cert: l.tls_require_and_verify_client_cert,
+        tls_client_ca_file: l.tls_client_ca_file.clone(),
+        tls_disable_client_certs: l.tls_disable_client_certs,
+        http_read_header_timeout: secs(l.http_read_header_timeout),
+        http_idle_timeout: secs(l.http_idle_timeout),
+    };
+    let mut headers = CustomHeaders::default();
+    for (m, list) in &l.custom_response_headers {
+        let mut pairs = Vec::new();
+        for (name, values) in list {
+            let n = coffer_http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("listener custom_response_headers: {name:?} is not a header name"))?;
+            let v = coffer_http::HeaderValue::from_str(&values.join("; ")).map_err(|_| {
+                format!("listener custom_response_headers: the value of {name:?} is not a header value")
+            })?;
+            pairs.push((n, v));
+        }
+        match m {
+            StatusMatch::Default => headers.default.extend(pairs),
+            StatusMatch::Class(c) => headers.class[usize::from(*c)].extend(pairs),
+            StatusMatch::Exact(c) => headers.exact.push((*c, pairs)),
+        }
+    }
+    let options = RequestOptions {
+        forwarded_for: l.x_forwarded_for.as_ref().map(|x| ForwardedFor {
+            authorized: x.authorized.iter().map(|c| (c.addr, c.prefix)).collect(),
+            hop_skips: x.hop_skips,
+            reject_not_authorized: x.reject_not_authorized,
+            reject_not_present: x.reject_not_present,
+        }),
+        max_request_duration: secs(l.max_request_duration),
+        read_timeout: secs(l.http_read_timeout),
+        disable_unauthed_generate_root: l.disable_unauthed_generate_root_endpoints,
+        disable_unauthed_rekey: l.disable_unauthed_rekey_endpoints,
+        max_json_memory: l.max_request_json_memory.or(Some(coffer_http::DEFAULT_MAX_JSON_MEMORY)),
+        max_json_strings: l.max_request_json_strings.or(Some(coffer_http::DEFAULT_MAX_JSON_STRINGS)),
+        headers: headers.with_openbao_defaults(),
+    };
+    Ok((lc, options))
+}
+
+/// The dev server mounts `secret/` as KV version 2, as OpenBao's dev server does.
+pub async fn dev_mounts(core: &Core, root: &str) -> Result<(), String> {
+    let mut data = serde_json::Map::new();
+    data.insert("type".into(), "kv".into());
+    data.insert("options".into(), serde_json::json!({ "version": "2" }));
+    data.insert("description".into(), "key/value secret storage".into());
+    core.handle(coffer_core::CoreRequest {
+        operation: coffer_sdk::Operation::Update,
+        path: "sys/mounts/secret".into(),
+        data,
+        token: Some(root.to_string()),
+        remote_addr: None,
+        wrap_ttl: None,
+    })
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// Runs external plugins over the Vault plugin protocol (go-plugin, gRPC, AutoMTLS).
+pub struct PluginHost;
+
+#[async_trait::async_trait]
+impl coffer_core::catalog::PluginLauncher for PluginHost {
+    async fn launch(&self, spec: &coffer_core::catalog::PluginSpec) -> Result<Arc<dyn coffer_sdk::Backend>, String> {
+        let launch = coffer_plugin::LaunchSpec {
+            name: spec.name.clone(),
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+            sha256: spec.sha256.clone(),
+            ..coffer_plugin::LaunchSpec::new(&spec.path)
+        };
+        let client = coffer_plugin::PluginClient::start(launch).await.map_err(|e| e.to_string())?;
+        // OpenBao refuses a plugin whose own type is not the one it is registered and mounted as.
+        if let Ok(actual) = client.backend_kind().await {
+            if !spec.kind.is_empty() && actual != spec.kind && actual != "unknown" {
+                client.shutdown().await;
+                return Err(format!(
+                    "the plugin reports type {actual:?} but is registered as {:?}: register it under its own type",
+                    spec.kind
+                ));
+            }
+        }
+        Ok(Arc::new(client))
+    }
+}

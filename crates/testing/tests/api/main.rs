@@ -1,0 +1,15 @@
+//! Behaviour tests of the HTTP API, in-process: one test binary (one link, one process) for
+//! every module, each a `TestCore` driven through the full router. Tests that read process-wide
+//! state (the metrics registry) live in binaries of their own (tests/metrics.rs).
+
+#[path = "../../../coffer/tests/python/mod.rs"]
+mod python;
+
+mod audit;
+mod bad_input;
+mod openapi;
+mod raw_storage;
+mod runtime_endpoints;
+mod token_and_mount_answers;
+mod web_ui;
+mod wire_conventions;
