@@ -8,6 +8,7 @@ mod python;
 mod audit;
 mod bad_input;
 mod openapi;
+mod path_table;
 mod raw_storage;
 mod runtime_endpoints;
 mod token_and_mount_answers;

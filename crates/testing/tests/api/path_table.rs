@@ -1,13 +1,18 @@
 //! The path-table invariants of the core's own trees (`sys/`, `auth/token/`, `identity/`,
-//! `cubbyhole/`): every path the OpenAPI document lists reaches a handler for every operation
-//! it lists, and has help. Since the router serves a path only when a row names it, and the
-//! document is made from the same rows, this also proves every served path is documented.
-mod common;
-use common::*;
+//! `cubbyhole/`), in-process: every path the OpenAPI document lists reaches a handler for every
+//! operation it lists, and has help. Since the router serves a path only when a row names it,
+//! and the document is made from the same rows, this also proves every served path is
+//! documented.
+use coffer_testing::{json, TestCore};
 use serde_json::Value;
 
-const ROOT: &[(&str, &str)] = &[("X-Vault-Token", "root")];
 const TREES: &[&str] = &["/sys/", "/auth/token/", "/identity/", "/cubbyhole/"];
+
+/// Raw storage and the legacy unauthenticated ceremonies are served only when configured: the
+/// walk turns them on so their rows are reached too.
+const CONFIG: &str = "raw_storage_endpoint = true\n\
+listener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_disable = true\n\
+  disable_unauthed_rekey_endpoints = false\n  disable_unauthed_generate_root_endpoints = false\n}\n";
 
 /// A concrete path for an OpenAPI template: each parameter gets a value its pattern accepts.
 fn concrete(template: &str) -> String {
@@ -31,32 +36,27 @@ fn concrete(template: &str) -> String {
     out
 }
 
-/// Requests that would end the test server's usefulness (seal it, revoke the root token) or
-/// never end (the log stream); raw storage and the legacy unauthenticated ceremonies, which a
-/// server refuses until its configuration turns them on (`raw_storage_endpoint`, the listener's
-/// `disable_unauthed_*` options: see `raw_storage.rs` and `pgp_shares.rs` for them served).
+/// Requests that would end the test core's usefulness (seal it, revoke the root token) or
+/// never end (the log stream).
 fn skipped(method: &str, path: &str) -> bool {
     matches!(
         (method, path),
         ("POST", "/sys/seal" | "/sys/step-down" | "/auth/token/revoke-self") | ("GET", "/sys/monitor")
-    ) || ["/sys/raw", "/sys/generate-root/", "/sys/rekey/", "/sys/rekey-recovery-key/"]
-        .iter()
-        .any(|p| path.starts_with(p) && !path.ends_with("backup"))
+    )
 }
 
-fn documented(addr: &str) -> Vec<(String, Value)> {
-    let (st, body) = http(addr, "GET", "/v1/sys/internal/specs/openapi", ROOT, b"");
-    assert_eq!(st, 200, "{body}");
-    let doc = json(&body);
-    let paths = doc["paths"].as_object().expect("paths").clone();
+async fn documented(c: &TestCore) -> Vec<(String, Value)> {
+    let doc = c.read("sys/internal/specs/openapi").await;
+    assert_eq!(doc.status, 200, "{}", doc.body);
+    let paths = doc.json()["paths"].as_object().expect("paths").clone();
     paths.into_iter().filter(|(p, _)| TREES.iter().any(|t| p.starts_with(t))).collect()
 }
 
-#[test]
-fn every_documented_system_operation_reaches_a_handler() {
-    let s = Server::start_dev("root");
-    let addr = s.addr.as_str();
-    let paths = documented(addr);
+#[tokio::test]
+async fn every_documented_system_operation_reaches_a_handler() {
+    let c = TestCore::builder().config(CONFIG).start().await;
+    let root = [("X-Vault-Token", c.root_token.as_str())];
+    let paths = documented(&c).await;
     assert!(paths.len() > 100, "only {} system paths documented", paths.len());
     let mut unreached = Vec::new();
     let mut sent = 0;
@@ -73,12 +73,9 @@ fn every_documented_system_operation_reaches_a_handler() {
                 .as_array()
                 .is_some_and(|ps| ps.iter().any(|p| p["name"] == "list" && p["required"] == true));
             let verb = if list_only { "LIST" } else { method.as_str() };
-            let headers: &[(&str, &str)] = if method == "PATCH" {
-                &[("X-Vault-Token", "root"), ("Content-Type", "application/merge-patch+json")]
-            } else {
-                ROOT
-            };
-            let (st, body) = http(addr, verb, &format!("/v1{path}"), headers, b"{}");
+            let patch = [root[0], ("Content-Type", "application/merge-patch+json")];
+            let headers: &[(&str, &str)] = if method == "PATCH" { &patch } else { &root };
+            let (st, body) = c.http(verb, &format!("/v1{path}"), headers, b"{}").await;
             sent += 1;
             if st == 405 || (st == 404 && body.contains("unsupported path")) {
                 unreached.push(format!("{verb} {path}: {st} {body}"));
@@ -87,22 +84,19 @@ fn every_documented_system_operation_reaches_a_handler() {
     }
     assert!(sent > 150, "only {sent} requests sent");
     assert!(unreached.is_empty(), "documented but not served:\n{}", unreached.join("\n"));
-    // The server is still unsealed and the root token still works after the walk.
-    let (st, body) = http(addr, "GET", "/v1/auth/token/lookup-self", ROOT, b"");
-    assert_eq!(st, 200, "{body}");
+    // The core is still unsealed and the root token still works after the walk.
+    let me = c.read("auth/token/lookup-self").await;
+    assert_eq!(me.status, 200, "{}", me.body);
 }
 
-#[test]
-fn every_documented_system_path_has_help() {
-    let s = Server::start_dev("root");
-    let addr = s.addr.as_str();
+#[tokio::test]
+async fn every_documented_system_path_has_help() {
+    let c = TestCore::builder().config(CONFIG).start().await;
+    let root = [("X-Vault-Token", c.root_token.as_str())];
     let mut missing = Vec::new();
-    for (template, _) in documented(addr) {
+    for (template, _) in documented(&c).await {
         let path = concrete(&template);
-        if ["/sys/generate-root/", "/sys/rekey/", "/sys/rekey-recovery-key/"].iter().any(|p| path.starts_with(p)) {
-            continue; // refused by the listener before help is looked up (see `skipped`)
-        }
-        let (st, body) = http(addr, "GET", &format!("/v1{path}?help=1"), ROOT, b"");
+        let (st, body) = c.http("GET", &format!("/v1{path}?help=1"), &root, b"").await;
         let help = if st == 200 { json(&body)["help"].as_str().unwrap_or("").to_string() } else { String::new() };
         if help.trim().is_empty() {
             missing.push(format!("{path}: {st} {body}"));
@@ -111,12 +105,12 @@ fn every_documented_system_path_has_help() {
     assert!(missing.is_empty(), "documented paths without help:\n{}", missing.join("\n"));
 }
 
-#[test]
-fn a_system_path_no_row_names_is_not_served() {
-    let s = Server::start_dev("root");
-    let addr = s.addr.as_str();
+#[tokio::test]
+async fn a_system_path_no_row_names_is_not_served() {
+    let c = TestCore::new().await;
+    let root = [("X-Vault-Token", c.root_token.as_str())];
     for path in ["/v1/sys/generate-root-token/bogus", "/v1/sys/nope", "/v1/auth/token/nope", "/v1/identity/nope"] {
-        let (st, body) = http(addr, "GET", path, ROOT, b"");
+        let (st, body) = c.http("GET", path, &root, b"").await;
         assert_eq!(st, 404, "{path}: {body}");
     }
 }
