@@ -748,11 +748,11 @@ impl Core {
         }
 
         if let Some(rest) = path.strip_prefix("auth/token/") {
-            let Some((system_paths::TokenRoute::Token, _)) = system_paths::token_paths().find(rest) else {
+            let Some((route, spec)) = system_paths::token_paths().find(rest) else {
                 return Err(LogicalError::unsupported_path(&path));
             };
             let caller = token_api::Caller { token, entry, decision };
-            return Box::pin(self.handle_token(active, op, rest, &req.data, &caller)).await;
+            return Box::pin(self.handle_token(active, op, (route, spec), rest, &req.data, &caller)).await;
         }
         if let Some(rest) = path.strip_prefix("identity/") {
             let Some((system_paths::IdentityRoute::Identity, _)) = system_paths::identity_paths().find(rest) else {

@@ -77,10 +77,26 @@ pub(crate) enum SysRoute {
     Counters,
 }
 
-/// The token store's routes (`auth/token/`): its handler routes the rest itself.
+/// The token store's routes (`auth/token/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TokenRoute {
-    Token,
+    Accessors,
+    Create,
+    CreateOrphan,
+    CreateWithRole,
+    Lookup,
+    LookupAccessor,
+    LookupSelf,
+    Renew,
+    RenewAccessor,
+    RenewSelf,
+    Revoke,
+    RevokeAccessor,
+    RevokeOrphan,
+    RevokeSelf,
+    Roles,
+    Role,
+    Tidy,
 }
 
 /// The identity store's routes (`identity/`): its handler routes the rest itself.
@@ -117,11 +133,10 @@ pub(crate) fn token_paths() -> &'static Paths<TokenRoute> {
         Paths::new(
             token_specs()
                 .into_iter()
-                .map(|s| {
+                .map(|(route, s)| {
                     // Listing accessors is root-protected (orphaning revocation checks sudo in
                     // its handler, as OpenBao does).
-                    let sudo = s.pattern == "accessors/?";
-                    (TokenRoute::Token, if sudo { s.with_flags(SUDO) } else { s })
+                    (route, if route == TokenRoute::Accessors { s.with_flags(SUDO) } else { s })
                 })
                 .collect(),
         )
@@ -1309,12 +1324,14 @@ fn token_create_fields() -> Vec<FieldSpec> {
         f("display_name", Str, "A display name"),
         f("num_uses", Int, "How many uses (0 = unlimited)"),
         f("entity_alias", Str, "Entity alias to attach the token to"),
+        f("lease", Duration, "Deprecated alias of ttl"),
     ]
 }
 
-fn token_specs() -> Vec<PathSpec> {
+fn token_specs() -> Vec<(TokenRoute, PathSpec)> {
     {
-        let mut role_fields = vec![
+        // The fields OpenBao's token roles take (not token_ttl, token_max_ttl, token_policies).
+        let role_fields = vec![
             f("role_name", Str, "The role's name"),
             f("allowed_policies", List, "Policies tokens of this role may have"),
             f("disallowed_policies", List, "Policies tokens of this role may not have"),
@@ -1324,125 +1341,189 @@ fn token_specs() -> Vec<PathSpec> {
             f("renewable", Bool, "Whether tokens can be renewed").default(json!(true)),
             f("path_suffix", Str, "Suffix added to the tokens' creation path"),
             f("allowed_entity_aliases", List, "Entity aliases tokens may be created for"),
+            f("bound_cidrs", List, "Deprecated alias of token_bound_cidrs"),
             f("explicit_max_ttl", Duration, "Deprecated alias of token_explicit_max_ttl"),
+            f("period", Duration, "Deprecated alias of token_period"),
+            f("token_bound_cidrs", List, "CIDR blocks tokens of this role may be used from"),
+            f("token_explicit_max_ttl", Duration, "Hard cap on the lifetime of the role's tokens"),
+            f("token_no_default_policy", Bool, "Leave the default policy out of the role's tokens"),
+            f("token_num_uses", Int, "How many uses the role's tokens have (0 = unlimited)"),
+            f("token_period", Duration, "Make the role's tokens periodic"),
+            f("token_type", Str, "service, batch, default-service or default-batch"),
         ];
-        role_fields.extend(coffer_sdk::tokenutil::token_fields());
         let tok = || f("token", Str, "The token");
         let acc = || f("accessor", Str, "The token's accessor");
         let inc = || f("increment", Duration, "Requested TTL extension");
         vec![
-            p(
-                "accessors/?",
-                vec![],
-                vec![(ListOp, "List token accessors")],
-                "Token accessors",
-                "The accessors of every token.",
+            (
+                TokenRoute::Accessors,
+                p(
+                    "accessors/?",
+                    vec![],
+                    vec![(ListOp, "List token accessors")],
+                    "Token accessors",
+                    "The accessors of every token.",
+                ),
             ),
-            p(
-                "create",
-                token_create_fields(),
-                vec![(Update, "Create a child token")],
-                "Create a token",
-                "Creates a token, a child of the caller's unless no_parent is set.",
+            (
+                TokenRoute::Create,
+                p(
+                    "create",
+                    token_create_fields(),
+                    vec![(Update, "Create a child token")],
+                    "Create a token",
+                    "Creates a token, a child of the caller's unless no_parent is set.",
+                ),
             ),
-            p(
-                "create-orphan",
-                token_create_fields(),
-                vec![(Update, "Create an orphan token")],
-                "Create an orphan token",
-                "Creates a token without a parent.",
+            (
+                TokenRoute::CreateOrphan,
+                p(
+                    "create-orphan",
+                    token_create_fields(),
+                    vec![(Update, "Create an orphan token")],
+                    "Create an orphan token",
+                    "Creates a token without a parent.",
+                ),
             ),
-            p(
-                "create/(?P<role_name>.+)",
-                token_create_fields(),
-                vec![(Update, "Create a token with a role")],
-                "Create a token with a role",
-                "Creates a token whose settings the role constrains.",
+            (
+                TokenRoute::CreateWithRole,
+                p(
+                    "create/(?P<role_name>.+)",
+                    token_create_fields(),
+                    vec![(Update, "Create a token with a role")],
+                    "Create a token with a role",
+                    "Creates a token whose settings the role constrains.",
+                ),
             ),
-            p(
-                "lookup",
-                vec![tok()],
-                vec![(Read, "Look up a token"), (Update, "Look up a token")],
-                "Token lookup",
-                "The properties of a token.",
+            (
+                TokenRoute::Lookup,
+                p(
+                    "lookup",
+                    vec![tok()],
+                    vec![(Read, "Look up a token"), (Update, "Look up a token")],
+                    "Token lookup",
+                    "The properties of a token.",
+                ),
             ),
-            p(
-                "lookup-accessor",
-                vec![acc()],
-                vec![(Update, "Look up a token by accessor")],
-                "Token lookup by accessor",
-                "The properties of the token with this accessor.",
+            (
+                TokenRoute::LookupAccessor,
+                p(
+                    "lookup-accessor",
+                    vec![acc()],
+                    vec![(Update, "Look up a token by accessor")],
+                    "Token lookup by accessor",
+                    "The properties of the token with this accessor.",
+                ),
             ),
-            p(
-                "lookup-self",
-                vec![],
-                vec![(Read, "Look up the caller's token")],
-                "Own token lookup",
-                "The properties of the calling token.",
+            (
+                TokenRoute::LookupSelf,
+                p(
+                    "lookup-self",
+                    vec![tok()],
+                    vec![(Read, "Look up the caller's token")],
+                    "Own token lookup",
+                    "The properties of the calling token.",
+                ),
             ),
-            p(
-                "renew",
-                vec![tok(), inc()],
-                vec![(Update, "Renew a token")],
-                "Token renewal",
-                "Extends a renewable token's TTL within its limits.",
+            (
+                TokenRoute::Renew,
+                p(
+                    "renew",
+                    vec![tok(), inc()],
+                    vec![(Update, "Renew a token")],
+                    "Token renewal",
+                    "Extends a renewable token's TTL within its limits.",
+                ),
             ),
-            p(
-                "renew-accessor",
-                vec![acc(), inc()],
-                vec![(Update, "Renew a token by accessor")],
-                "Token renewal by accessor",
-                "Extends the TTL of the token with this accessor.",
+            (
+                TokenRoute::RenewAccessor,
+                p(
+                    "renew-accessor",
+                    vec![acc(), inc()],
+                    vec![(Update, "Renew a token by accessor")],
+                    "Token renewal by accessor",
+                    "Extends the TTL of the token with this accessor.",
+                ),
             ),
-            p(
-                "renew-self",
-                vec![inc()],
-                vec![(Update, "Renew the caller's token")],
-                "Own token renewal",
-                "Extends the calling token's TTL.",
+            (
+                TokenRoute::RenewSelf,
+                p(
+                    "renew-self",
+                    vec![tok(), inc()],
+                    vec![(Update, "Renew the caller's token")],
+                    "Own token renewal",
+                    "Extends the calling token's TTL.",
+                ),
             ),
-            p(
-                "revoke",
-                vec![tok()],
-                vec![(Update, "Revoke a token and its children")],
-                "Token revocation",
-                "Revokes a token, its children and their leases.",
+            (
+                TokenRoute::Revoke,
+                p(
+                    "revoke",
+                    vec![tok()],
+                    vec![(Update, "Revoke a token and its children")],
+                    "Token revocation",
+                    "Revokes a token, its children and their leases.",
+                ),
             ),
-            p(
-                "revoke-accessor",
-                vec![acc()],
-                vec![(Update, "Revoke a token by accessor")],
-                "Token revocation by accessor",
-                "Revokes the token with this accessor and its children.",
+            (
+                TokenRoute::RevokeAccessor,
+                p(
+                    "revoke-accessor",
+                    vec![acc()],
+                    vec![(Update, "Revoke a token by accessor")],
+                    "Token revocation by accessor",
+                    "Revokes the token with this accessor and its children.",
+                ),
             ),
-            p(
-                "revoke-orphan",
-                vec![tok()],
-                vec![(Update, "Revoke a token, orphaning its children")],
-                "Revoke, keeping children",
-                "Revokes a token; its children become orphans.",
+            (
+                TokenRoute::RevokeOrphan,
+                p(
+                    "revoke-orphan",
+                    vec![tok()],
+                    vec![(Update, "Revoke a token, orphaning its children")],
+                    "Revoke, keeping children",
+                    "Revokes a token; its children become orphans.",
+                ),
             ),
-            p(
-                "revoke-self",
-                vec![],
-                vec![(Update, "Revoke the caller's token")],
-                "Own token revocation",
-                "Revokes the calling token and its children.",
+            (
+                TokenRoute::RevokeSelf,
+                p(
+                    "revoke-self",
+                    vec![],
+                    vec![(Update, "Revoke the caller's token")],
+                    "Own token revocation",
+                    "Revokes the calling token and its children.",
+                ),
             ),
-            p("roles/?", vec![], vec![(ListOp, "List token roles")], "Token roles", "The names of every token role."),
-            p(
-                "roles/(?P<role_name>[^/]+)",
-                role_fields,
-                vec![(Read, "Read the role"), (Update, "Write the role"), (Delete, "Delete the role")],
-                "A token role",
-                "Constraints and defaults for tokens created with the role.",
+            (
+                TokenRoute::Roles,
+                p(
+                    "roles/?",
+                    vec![],
+                    vec![(ListOp, "List token roles")],
+                    "Token roles",
+                    "The names of every token role.",
+                ),
             ),
-            p(
-                "tidy",
-                vec![],
-                vec![(Update, "Remove stale token entries")],
-                "Token tidy",
-                "Removes leftovers of expired and revoked tokens.",
+            (
+                TokenRoute::Role,
+                p(
+                    "roles/(?P<role_name>[^/]+)",
+                    role_fields,
+                    vec![(Read, "Read the role"), (Update, "Write the role"), (Delete, "Delete the role")],
+                    "A token role",
+                    "Constraints and defaults for tokens created with the role.",
+                ),
+            ),
+            (
+                TokenRoute::Tidy,
+                p(
+                    "tidy",
+                    vec![],
+                    vec![(Update, "Remove stale token entries")],
+                    "Token tidy",
+                    "Removes leftovers of expired and revoked tokens.",
+                ),
             ),
         ]
     }

@@ -1,10 +1,12 @@
 //! `auth/token/…`: create (plain, orphan, by role), lookup, renew, revoke, roles, accessors,
 //! tidy — with Vault's rules for policies, TTLs, periods, orphans and use limits.
 
+use crate::system_paths::TokenRoute;
 use crate::token::{now, TokenEntry, TokenRole};
 use crate::{Active, Core, CoreResponse, Result};
 use coffer_acl::Decision;
 use coffer_sdk::field::{parse_bool, parse_duration, parse_int, parse_string, parse_string_slice};
+use coffer_sdk::framework::PathSpec;
 use coffer_sdk::tokenutil::normalize_policies;
 use coffer_sdk::{LogicalError, Operation};
 use serde_json::{json, Map, Value};
@@ -121,30 +123,32 @@ impl Core {
         &self,
         active: &Active,
         op: Operation,
+        (route, spec): (TokenRoute, &PathSpec),
         rest: &str,
         data: &Map<String, Value>,
         caller: &Caller<'_>,
     ) -> Result<CoreResponse> {
         use Operation::*;
+        use TokenRoute as T;
         let tokens = &active.tokens;
         let write = matches!(op, Create | Update);
-        let mut resp = match (rest, op) {
-            ("create" | "create-orphan", _) if write => {
-                self.create_token(active, caller, data, None, rest == "create-orphan").await?
+        let mut resp = match (route, op) {
+            (T::Create | T::CreateOrphan, _) if write => {
+                self.create_token(active, caller, data, None, route == T::CreateOrphan).await?
             }
-            (r, _) if write && r.starts_with("create/") => {
-                let name = &r["create/".len()..];
+            (T::CreateWithRole, _) if write => {
+                let name = &rest["create/".len()..];
                 let role = tokens
                     .role(&name.to_lowercase())
                     .await?
                     .ok_or_else(|| LogicalError::bad_request(format!("unknown role {name}")))?;
                 self.create_token(active, caller, data, Some(role), false).await?
             }
-            ("lookup-self", Read | Update | Create) => {
+            (T::LookupSelf, Read | Update | Create) => {
                 let ip = self.identity_policies(active, &caller.entry.entity_id).await?;
                 CoreResponse::data(caller.entry.lookup_data(caller.token, &ip))
             }
-            ("lookup", Update | Create) | ("lookup", Read) => {
+            (T::Lookup, Update | Create | Read) => {
                 let t = opt(data, "token").map(|v| parse_string("token", v)).transpose()?.unwrap_or_default();
                 if t.is_empty() {
                     // As OpenBao: no token given looks up the calling token.
@@ -159,7 +163,7 @@ impl Core {
                     None => return Err(LogicalError::new(coffer_sdk::ErrorKind::PermissionDenied, "bad token")),
                 }
             }
-            ("lookup-accessor", Update | Create) => {
+            (T::LookupAccessor, Update | Create) => {
                 let a = opt(data, "accessor").and_then(Value::as_str).unwrap_or("");
                 match tokens.lookup_accessor(a).await? {
                     Some((_, e)) => {
@@ -169,13 +173,13 @@ impl Core {
                     None => return Err(LogicalError::bad_request("invalid accessor")),
                 }
             }
-            ("renew-self", Update | Create) => self.renew(active, caller.token, caller.entry, data).await?,
-            ("renew", Update | Create) => {
+            (T::RenewSelf, Update | Create) => self.renew(active, caller.token, caller.entry, data).await?,
+            (T::Renew, Update | Create) => {
                 let t = opt(data, "token").and_then(Value::as_str).unwrap_or("").to_string();
                 let Some(e) = tokens.lookup(&t).await? else { return Err(LogicalError::bad_request("invalid token")) };
                 self.renew(active, &t, &e, data).await?
             }
-            ("renew-accessor", Update | Create) => {
+            (T::RenewAccessor, Update | Create) => {
                 let a = opt(data, "accessor").and_then(Value::as_str).unwrap_or("");
                 let Some((h, e)) = tokens.lookup_accessor(a).await? else {
                     return Err(LogicalError::bad_request("invalid accessor"));
@@ -186,28 +190,28 @@ impl Core {
                 }
                 r
             }
-            ("revoke-self", Update | Create) => {
+            (T::RevokeSelf, Update | Create) => {
                 tokens.revoke(caller.token, true).await?;
                 CoreResponse::default()
             }
-            ("revoke", Update | Create) | ("revoke-orphan", Update | Create) => {
+            (T::Revoke | T::RevokeOrphan, Update | Create) => {
                 let t = opt(data, "token").and_then(Value::as_str).unwrap_or("");
                 if t.is_empty() {
                     return Err(LogicalError::bad_request("missing token to revoke"));
                 }
                 // As in OpenBao, orphaning needs root or sudo, checked by the handler (400), not
                 // by the router (the path is not root-protected).
-                if rest == "revoke-orphan" && !(caller.entry.is_root() || caller.decision.sudo) {
+                if route == T::RevokeOrphan && !(caller.entry.is_root() || caller.decision.sudo) {
                     return Err(LogicalError::bad_request("root or sudo privileges required to revoke and orphan"));
                 }
                 // Revoking an unknown token is a no-op, but orphaning its children needs it.
-                if rest == "revoke-orphan" && tokens.lookup(t).await?.is_none() {
+                if route == T::RevokeOrphan && tokens.lookup(t).await?.is_none() {
                     return Err(LogicalError::bad_request("token to revoke not found"));
                 }
-                tokens.revoke(t, rest == "revoke").await?;
+                tokens.revoke(t, route == T::Revoke).await?;
                 CoreResponse::default()
             }
-            ("revoke-accessor", Update | Create) => {
+            (T::RevokeAccessor, Update | Create) => {
                 let a = opt(data, "accessor").and_then(Value::as_str).unwrap_or("");
                 let Some((h, _)) = tokens.lookup_accessor(a).await? else {
                     // Already gone: nothing to revoke, as OpenBao answers it.
@@ -218,30 +222,24 @@ impl Core {
                 tokens.revoke_hash(&h, true).await?;
                 CoreResponse::default()
             }
-            ("accessors/" | "accessors", List) => CoreResponse::data(obj(json!({ "keys": tokens.accessors().await? }))),
-            ("tidy", Update | Create) => {
+            (T::Accessors, List) => CoreResponse::data(obj(json!({ "keys": tokens.accessors().await? }))),
+            (T::Tidy, Update | Create) => {
                 let n = tokens.tidy().await?;
                 // 202 Accepted, as OpenBao answers its (background) tidy.
                 let mut r = CoreResponse { status: coffer_sdk::ResponseStatus::Accepted, ..Default::default() };
                 r.warnings.push(format!("Tidy operation successfully started; removed {n} stale entries"));
                 r
             }
-            ("roles/" | "roles", List) => {
+            (T::Roles, List) => {
                 let keys = tokens.roles().await?;
                 if keys.is_empty() {
                     return Err(LogicalError::not_found());
                 }
                 CoreResponse::data(obj(json!({ "keys": keys })))
             }
-            (r, _) if r.starts_with("roles/") => {
-                let name = r["roles/".len()..].to_lowercase();
-                // `roles/<name>` takes one segment: anything deeper is not a path of the store.
-                if name.contains('/') {
-                    return Err(LogicalError::unsupported_path(&format!("auth/token/{rest}")));
-                }
-                if name.is_empty() {
-                    return Err(LogicalError::bad_request("invalid role name"));
-                }
+            (T::Role, _) => {
+                // One segment, as the row's pattern says.
+                let name = rest["roles/".len()..].to_lowercase();
                 match op {
                     Read => match tokens.role(&name).await? {
                         Some(role) => CoreResponse::data(role_json(&role)),
@@ -264,24 +262,17 @@ impl Core {
                     _ => return Err(LogicalError::unsupported_operation()),
                 }
             }
-            (
-                "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor" | "renew" | "renew-self"
-                | "renew-accessor" | "revoke" | "revoke-self" | "revoke-orphan" | "revoke-accessor" | "tidy"
-                | "accessors" | "accessors/",
-                _,
-            ) => return Err(LogicalError::unsupported_operation()),
-            _ => return Err(LogicalError::unsupported_path(&format!("auth/token/{rest}"))),
+            _ => return Err(LogicalError::unsupported_operation()),
         };
         // As OpenBao's framework: parameters the endpoint does not take are named in a warning
         // (only on an answer with a body).
         let has_body = resp.data.is_some() || resp.auth.is_some() || !resp.warnings.is_empty();
         if has_body {
-            if let Some(known) = token_endpoint_fields(rest) {
-                let mut ignored: Vec<String> = data.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
-                if !ignored.is_empty() {
-                    ignored.sort();
-                    resp.warnings.push(coffer_sdk::framework::ignored_parameters_warning(&ignored));
-                }
+            let mut ignored: Vec<String> =
+                data.keys().filter(|k| !spec.fields.iter().any(|f| f.name == k.as_str())).cloned().collect();
+            if !ignored.is_empty() {
+                ignored.sort();
+                resp.warnings.push(coffer_sdk::framework::ignored_parameters_warning(&ignored));
             }
         }
         resp.mount_type = "token".into();
@@ -587,59 +578,6 @@ impl Core {
         let ip = self.identity_policies(active, &e.entity_id).await?;
         Ok(CoreResponse { auth: Some(self.auth_block("", &e, &ip)), ..Default::default() })
     }
-}
-
-/// The parameters each `auth/token/…` endpoint takes (as OpenBao declares them), for the
-/// ignored-parameters warning; `None` for paths that are not endpoints.
-fn token_endpoint_fields(rest: &str) -> Option<&'static [&'static str]> {
-    const CREATE: &[&str] = &[
-        "display_name",
-        "entity_alias",
-        "explicit_max_ttl",
-        "id",
-        "lease",
-        "meta",
-        "no_default_policy",
-        "no_parent",
-        "num_uses",
-        "period",
-        "policies",
-        "renewable",
-        "ttl",
-        "type",
-        "role_name",
-    ];
-    const ROLE: &[&str] = &[
-        "role_name",
-        "allowed_entity_aliases",
-        "allowed_policies",
-        "allowed_policies_glob",
-        "bound_cidrs",
-        "disallowed_policies",
-        "disallowed_policies_glob",
-        "explicit_max_ttl",
-        "orphan",
-        "path_suffix",
-        "period",
-        "renewable",
-        "token_bound_cidrs",
-        "token_explicit_max_ttl",
-        "token_no_default_policy",
-        "token_num_uses",
-        "token_period",
-        "token_type",
-    ];
-    Some(match rest {
-        "create" | "create-orphan" => CREATE,
-        r if r.starts_with("create/") => CREATE,
-        "lookup" | "lookup-self" | "revoke" | "revoke-orphan" => &["token"],
-        "lookup-accessor" | "revoke-accessor" => &["accessor"],
-        "renew" | "renew-self" => &["increment", "token"],
-        "renew-accessor" => &["accessor", "increment"],
-        "revoke-self" | "tidy" | "accessors" | "accessors/" | "roles" | "roles/" => &[],
-        r if r.starts_with("roles/") => ROLE,
-        _ => return None,
-    })
 }
 
 fn role_json(r: &TokenRole) -> Map<String, Value> {
