@@ -53,7 +53,7 @@ impl Core {
         // bare 405 with an empty error list.
         if matches!(path.trim_end_matches('/'), "sys/seal-status" | "sys/leader") && (op != Read || path.ends_with('/'))
         {
-            return Err(LogicalError { kind: ErrorKind::UnsupportedOperation, messages: vec![] });
+            return Err(LogicalError::with_messages(ErrorKind::UnsupportedOperation, vec![]));
         }
         let resp = match path {
             "sys/seal-status" => match op {
