@@ -2,6 +2,7 @@
 //! Vault/OpenBao-compatible client.
 #![forbid(unsafe_code)]
 
+mod error;
 mod ha;
 mod logging;
 mod migrate;

@@ -1,6 +1,7 @@
 //! `coffer server`: loads the configuration, opens storage, builds the core and serves the
 //! listeners until SIGINT/SIGTERM.
 
+use crate::error::StartError;
 use clap::Parser;
 use coffer_barrier::Barrier;
 use coffer_config::{Listener, ServerConfig, StorageConfig};
@@ -64,7 +65,7 @@ pub(crate) fn open_owner_only(path: &std::path::Path, append: bool) -> std::io::
 /// Opens the storage, and its HA lock when the stanza enables HA.
 async fn open_storage_ha(
     cfg: &StorageConfig,
-) -> Result<(Arc<dyn Storage>, Option<Arc<dyn coffer_core::ha::HaBackend>>), String> {
+) -> Result<(Arc<dyn Storage>, Option<Arc<dyn coffer_core::ha::HaBackend>>), StartError> {
     if cfg.kind == "postgresql" {
         let o = coffer_storage_postgresql::PgOptions::from_map(&cfg.options, |k| std::env::var(k).ok())?;
         let s = coffer_storage_postgresql::PgStorage::open(o).await?;
@@ -75,12 +76,12 @@ async fn open_storage_ha(
         return Ok((Arc::new(s), ha));
     }
     if cfg.options.get("ha_enabled").is_some_and(|v| v == "true") {
-        return Err(format!("storage {:?} does not support ha_enabled", cfg.kind));
+        return Err(StartError::NoHa(cfg.kind.clone()));
     }
     Ok((open_storage(cfg).await?, None))
 }
 
-pub(crate) async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, String> {
+pub(crate) async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, StartError> {
     match cfg.kind.as_str() {
         "postgresql" => {
             let o = coffer_storage_postgresql::PgOptions::from_map(&cfg.options, |k| std::env::var(k).ok())?;
@@ -88,12 +89,12 @@ pub(crate) async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>
         }
         "inmem" => Ok(Arc::new(coffer_storage_inmem::InmemStorage::new())),
         "file" => {
-            let path = cfg.options.get("path").ok_or("storage \"file\" needs a path")?;
+            let path = cfg.options.get("path").ok_or(StartError::FilePath)?;
             coffer_storage_file::FileStorage::open(path)
                 .map(|s| Arc::new(s) as Arc<dyn Storage>)
-                .map_err(|e| format!("cannot open storage \"file\" at {path:?}: {e}"))
+                .map_err(|source| StartError::File { path: path.clone(), source })
         }
-        other => Err(format!("unknown storage type {other:?}")),
+        other => Err(StartError::UnknownStorage(other.to_string())),
     }
 }
 
@@ -145,17 +146,17 @@ pub fn main(raw: &[String]) -> i32 {
     }
     let level = args.log_level.clone().or(cfg.log_level.clone()).unwrap_or_else(|| "info".into());
     let format = args.log_format.clone().or(cfg.log_format.clone()).unwrap_or_else(|| "standard".into());
-    let log_file =
-        match cfg.log_file.as_deref().map(|p| {
-            open_owner_only(std::path::Path::new(p), true).map_err(|e| format!("cannot open log_file {p:?}: {e}"))
-        }) {
-            None => None,
-            Some(Ok(f)) => Some(f),
-            Some(Err(e)) => {
-                eprintln!("Error: {e}");
-                return 1;
-            }
-        };
+    let log_file = match cfg.log_file.as_deref().map(|p| {
+        open_owner_only(std::path::Path::new(p), true)
+            .map_err(|source| StartError::LogFile { path: p.to_string(), source })
+    }) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
     let logs = match crate::logging::Logs::init(&level, format == "json", log_file) {
         Ok(l) => l,
         Err(e) => {
@@ -351,7 +352,7 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs
 
 /// A configured listener as the HTTP layer takes it: the socket and TLS side, and the options
 /// applied to each request.
-fn listener_settings(l: &Listener) -> Result<(ListenerConfig, RequestOptions), String> {
+fn listener_settings(l: &Listener) -> Result<(ListenerConfig, RequestOptions), StartError> {
     use coffer_config::{StatusMatch, TlsVersion};
     use coffer_http::{CustomHeaders, ForwardedFor};
     use std::time::Duration;
@@ -380,10 +381,9 @@ fn listener_settings(l: &Listener) -> Result<(ListenerConfig, RequestOptions), S
         let mut pairs = Vec::new();
         for (name, values) in list {
             let n = coffer_http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("listener custom_response_headers: {name:?} is not a header name"))?;
-            let v = coffer_http::HeaderValue::from_str(&values.join("; ")).map_err(|_| {
-                format!("listener custom_response_headers: the value of {name:?} is not a header value")
-            })?;
+                .map_err(|e| StartError::HeaderName { name: name.clone(), source: Box::new(e) })?;
+            let v = coffer_http::HeaderValue::from_str(&values.join("; "))
+                .map_err(|e| StartError::HeaderValue { name: name.clone(), source: Box::new(e) })?;
             pairs.push((n, v));
         }
         match m {
@@ -416,7 +416,7 @@ fn base64_std(b: &[u8]) -> String {
 }
 
 /// The dev server mounts `secret/` as KV version 2, as OpenBao's dev server does.
-async fn dev_mounts(core: &Core, root: &str) -> Result<(), String> {
+async fn dev_mounts(core: &Core, root: &str) -> Result<(), StartError> {
     let mut data = serde_json::Map::new();
     data.insert("type".into(), "kv".into());
     data.insert("options".into(), serde_json::json!({ "version": "2" }));
@@ -431,7 +431,7 @@ async fn dev_mounts(core: &Core, root: &str) -> Result<(), String> {
     })
     .await
     .map(|_| ())
-    .map_err(|e| e.to_string())
+    .map_err(StartError::from)
 }
 
 async fn wait_for_signal() {
@@ -455,6 +455,7 @@ impl coffer_core::catalog::PluginLauncher for PluginHost {
             sha256: spec.sha256.clone(),
             ..coffer_plugin::LaunchSpec::new(&spec.path)
         };
+        // The launcher contract (coffer_core::catalog::PluginLauncher) still takes text.
         let client = coffer_plugin::PluginClient::start(launch).await.map_err(|e| e.to_string())?;
         // OpenBao refuses a plugin whose own type is not the one it is registered and mounted as.
         if let Ok(actual) = client.backend_kind().await {
