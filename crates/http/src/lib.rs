@@ -780,6 +780,39 @@ async fn health(st: &AppState, method: &Method, query: &[(String, String)]) -> R
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn internal_errors_log_their_kept_causes_but_answer_only_the_message() {
+        let disk = std::io::Error::other("disk full");
+        let e = LogicalError::internal("internal error")
+            .with_source(coffer_physical_free_cause::Wrapped { what: "commit failed", source: disk });
+        assert_eq!(cause_chain(&e).as_deref(), Some("commit failed: disk full"));
+        assert_eq!(cause_chain(&LogicalError::internal("x")), None);
+        let r = logical_error(&e);
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.expect("a body");
+        let body: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body, json!({"errors": ["internal error"]}), "the client sees the message, not the cause");
+    }
+
+    /// A two-level cause, as a storage error wrapping an I/O error is.
+    mod coffer_physical_free_cause {
+        #[derive(Debug)]
+        pub struct Wrapped {
+            pub what: &'static str,
+            pub source: std::io::Error,
+        }
+        impl std::fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.what)
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.source)
+            }
+        }
+    }
+
     #[test]
     fn bodies_parse_like_vault() {
         let h = HeaderMap::new();
