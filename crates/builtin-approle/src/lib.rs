@@ -15,7 +15,7 @@
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldData, FieldSpec, PathSpec, PathTable};
+use coffer_sdk::framework::{FieldData, FieldSpec, PathFlags, PathSpec, PathTable};
 use coffer_sdk::tokenutil::{addr_in_cidrs, parse_cidr, token_fields, TokenParams};
 use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response, ResponseStatus, Result, StorageView};
 use hmac::{Hmac, Mac};
@@ -249,6 +249,7 @@ fn build_specs() -> Vec<PathSpec> {
                 operations.push((Operation::Delete, "Reset this setting of the role to its default"));
             }
             PathSpec {
+                flags: PathFlags::NORMAL,
                 pattern: role(&format!("/{endpoint}")),
                 fields,
                 operations,
@@ -266,6 +267,7 @@ fn build_specs() -> Vec<PathSpec> {
 
     vec![
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "role/?",
             fields: vec![],
             operations: vec![(Operation::List, "List the roles of this mount")],
@@ -274,6 +276,7 @@ fn build_specs() -> Vec<PathSpec> {
             description: "Lists the names of the roles registered with this auth method.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: role(""),
             fields: role_fields,
             operations: vec![
@@ -288,6 +291,7 @@ fn build_specs() -> Vec<PathSpec> {
                           logins receive.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: role("/role-id"),
             fields: vec![role_name_field(), FieldSpec::new("role_id", FieldType::String, "The new role ID")],
             operations: vec![(Operation::Read, "Read the role ID"), (Operation::Update, "Set a custom role ID")],
@@ -296,6 +300,7 @@ fn build_specs() -> Vec<PathSpec> {
             description: "Reads the role ID logins present, or replaces it with a chosen value.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: role("/secret-id/?"),
             fields: secret_id_create_fields(),
             operations: vec![
@@ -308,6 +313,7 @@ fn build_specs() -> Vec<PathSpec> {
                           or lists the accessors of the existing ones.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: role("/custom-secret-id"),
             fields: custom_fields,
             operations: vec![(Operation::Update, "Register a chosen secret ID")],
@@ -316,6 +322,7 @@ fn build_specs() -> Vec<PathSpec> {
             description: "Registers a secret ID chosen by the caller, with the same options as a generated one.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: role("/secret-id/lookup"),
             fields: vec![role_name_field(), secret_id_field()],
             operations: vec![(Operation::Update, "Look up a secret ID's properties")],
@@ -325,6 +332,7 @@ fn build_specs() -> Vec<PathSpec> {
                           CIDR restrictions and accessor.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: role("/secret-id/destroy"),
             fields: vec![role_name_field(), secret_id_field()],
             operations: vec![(Operation::Update, "Destroy a secret ID"), (Operation::Delete, "Destroy a secret ID")],
@@ -333,6 +341,7 @@ fn build_specs() -> Vec<PathSpec> {
             description: "Invalidates a secret ID of the role.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: role("/secret-id-accessor/lookup"),
             fields: vec![role_name_field(), accessor_field()],
             operations: vec![(Operation::Update, "Look up a secret ID by its accessor")],
@@ -341,6 +350,7 @@ fn build_specs() -> Vec<PathSpec> {
             description: "Returns the properties of the secret ID the accessor refers to.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: role("/secret-id-accessor/destroy"),
             fields: vec![role_name_field(), accessor_field()],
             operations: vec![
@@ -352,6 +362,7 @@ fn build_specs() -> Vec<PathSpec> {
             description: "Invalidates the secret ID the accessor refers to.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL.unauthenticated(),
             pattern: "login",
             fields: vec![
                 FieldSpec::new("role_id", FieldType::String, "Role ID of the role"),
@@ -364,6 +375,7 @@ fn build_specs() -> Vec<PathSpec> {
                           secret ID and returns a token with the role's settings.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "tidy/secret-id",
             fields: vec![],
             operations: vec![(Operation::Update, "Remove expired secret IDs")],
@@ -1041,8 +1053,9 @@ impl Backend for AppRole {
         specs_static()
     }
 
-    fn unauthenticated_paths(&self) -> &[&'static str] {
-        &["login"]
+    /// `login` is reachable without a token (its row is flagged so).
+    fn path_flags(&self, path: &str) -> PathFlags {
+        self.table.flags_for(path)
     }
 
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {

@@ -525,7 +525,9 @@ async fn deleting_a_role_deletes_its_secret_ids_and_role_id() {
 #[tokio::test]
 async fn exists_unauthenticated_paths_and_path_help() {
     let e = Env::new();
-    assert_eq!(e.b.unauthenticated_paths(), &["login"]);
+    assert!(e.b.path_flags("login").unauthenticated);
+    assert!(!e.b.path_flags("role").unauthenticated);
+    assert_eq!(e.b.special_paths().unauthenticated, vec!["login".to_string()]);
     assert_eq!(e.b.backend_type(), "approle");
     let probe = |p: &str| e.req(Operation::Create, p, json!({}), None);
     assert_eq!(e.b.exists(&probe("role/web")).await.unwrap(), Some(false));

@@ -9,7 +9,7 @@ pub use v2::KvV2;
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldSpec, PathSpec, PathTable};
+use coffer_sdk::framework::{FieldSpec, PathFlags, PathSpec, PathTable};
 use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, Result};
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
@@ -28,6 +28,7 @@ impl KvV1 {
     pub fn new() -> Self {
         KvV1 {
             table: PathTable::new(vec![PathSpec {
+                flags: PathFlags::NORMAL,
                 pattern: ".*",
                 fields: vec![FieldSpec::new(
                     "ttl",

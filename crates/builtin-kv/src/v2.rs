@@ -40,7 +40,7 @@ use crate::util::{go_duration, merge_patch, rfc3339_nanos, subkeys, system_now_n
 use async_trait::async_trait;
 use coffer_sdk::cache::GenCache;
 use coffer_sdk::field::{parse_int, FieldType};
-use coffer_sdk::framework::{FieldData, FieldSpec, PathSpec, PathTable};
+use coffer_sdk::framework::{FieldData, FieldSpec, PathFlags, PathSpec, PathTable};
 use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response, Result, StorageView};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -386,6 +386,7 @@ fn path_table() -> PathTable {
     use Operation::*;
     PathTable::new(vec![
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "config",
             fields: vec![
                 FieldSpec::new(
@@ -415,6 +416,7 @@ fn path_table() -> PathTable {
             description: "Defaults every key inherits unless its own metadata overrides them.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "data/(?P<path>.*)",
             fields: vec![
                 field_specs_common(),
@@ -438,6 +440,7 @@ fn path_table() -> PathTable {
             description: "Every write creates a version; reads return the latest or a chosen version.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "metadata(?:/(?P<path>.*))?",
             fields: vec![
                 field_specs_common(),
@@ -487,6 +490,7 @@ fn path_table() -> PathTable {
             description: "Settings per key, its versions' state, and listing of keys.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "delete/(?P<path>.+)",
             fields: vec![
                 field_specs_common(),
@@ -498,6 +502,7 @@ fn path_table() -> PathTable {
             description: "Marks the versions deleted; undelete brings them back.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "undelete/(?P<path>.+)",
             fields: vec![
                 field_specs_common(),
@@ -509,6 +514,7 @@ fn path_table() -> PathTable {
             description: "Clears the deletion of versions that were not destroyed.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "destroy/(?P<path>.+)",
             fields: vec![
                 field_specs_common(),
@@ -520,6 +526,7 @@ fn path_table() -> PathTable {
             description: "Removes the versions' data for good; their metadata shows destroyed=true.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "subkeys/(?P<path>.+)",
             fields: vec![
                 field_specs_common(),

@@ -18,7 +18,7 @@ pub mod otpauth;
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldData, FieldSpec, PathSpec, PathTable};
+use coffer_sdk::framework::{FieldData, FieldSpec, PathFlags, PathSpec, PathTable};
 use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, Result, StorageView};
 use otp::Algorithm;
 use serde::{Deserialize, Serialize};
@@ -101,6 +101,7 @@ fn path_specs() -> Vec<PathSpec> {
     let name = || FieldSpec::new("name", FieldType::String, "Name of the key");
     vec![
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "keys/?",
             fields: vec![],
             operations: vec![(Operation::List, "List the names of the keys")],
@@ -109,6 +110,7 @@ fn path_specs() -> Vec<PathSpec> {
             description: "Lists the names of the keys of this mount.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: concat!("keys/", name_pattern!()),
             fields: vec![
                 name(),
@@ -147,6 +149,7 @@ fn path_specs() -> Vec<PathSpec> {
                           URL or a base32 secret; reads its settings; deletes it.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: concat!("code/", name_pattern!()),
             fields: vec![name(), FieldSpec::new("code", FieldType::String, "The code to check")],
             operations: vec![

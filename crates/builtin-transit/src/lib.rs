@@ -19,7 +19,7 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL
 use base64::Engine;
 use coffer_sdk::cache::GenCache;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldData, FieldSpec, PathSpec, PathTable};
+use coffer_sdk::framework::{FieldData, FieldSpec, PathFlags, PathSpec, PathTable};
 use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, Result, StorageView};
 use keys::{KeyEntry, Policy, Secret};
 use ops::{HashAlg, Marshaling, RsaScheme, SaltLength, SignOptions};
@@ -108,7 +108,15 @@ fn build_specs() -> Vec<(Route, PathSpec)> {
     let upd = |d: &'static str| vec![(Operation::Update, d)];
     let spec =
         |pattern: std::string::String, fields: Vec<FieldSpec>, operations: Vec<(Operation, &'static str)>, synopsis| {
-            PathSpec { pattern: leak(pattern), fields, operations, passthrough: false, synopsis, description: synopsis }
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: leak(pattern),
+                fields,
+                operations,
+                passthrough: false,
+                synopsis,
+                description: synopsis,
+            }
         };
     let sign_fields = |verify: bool| {
         let mut v = vec![

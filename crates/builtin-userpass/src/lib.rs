@@ -12,7 +12,7 @@
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldSpec, PathSpec, PathTable};
+use coffer_sdk::framework::{FieldSpec, PathFlags, PathSpec, PathTable};
 use coffer_sdk::tokenutil::{addr_in_cidrs, token_fields, TokenParams};
 use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, Result};
 use serde::{Deserialize, Serialize};
@@ -82,6 +82,7 @@ fn build_specs() -> Vec<PathSpec> {
     user_fields.extend(token_fields());
     vec![
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "users/?",
             fields: vec![],
             operations: vec![(Operation::List, "List the users of this mount")],
@@ -90,6 +91,7 @@ fn build_specs() -> Vec<PathSpec> {
             description: "Lists the names of the users registered with this auth method.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: leak(format!("users/(?P<username>{NAME})")),
             fields: user_fields,
             operations: vec![
@@ -104,6 +106,7 @@ fn build_specs() -> Vec<PathSpec> {
                           settings of the tokens its logins receive.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: leak(format!("users/(?P<username>{NAME})/password")),
             fields: vec![
                 username_field(),
@@ -115,6 +118,7 @@ fn build_specs() -> Vec<PathSpec> {
             description: "Replaces the password of an existing user.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: leak(format!("users/(?P<username>{NAME})/policies")),
             fields: vec![
                 username_field(),
@@ -127,6 +131,7 @@ fn build_specs() -> Vec<PathSpec> {
             description: "Replaces the policies attached to the tokens an existing user's logins receive.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL.unauthenticated(),
             pattern: leak(format!("login/(?P<username>{NAME})")),
             fields: vec![username_field(), FieldSpec::new("password", FieldType::String, "Password of the user")],
             operations: vec![(Operation::Update, "Log in with a user name and password")],
@@ -352,8 +357,9 @@ impl Backend for UserPass {
         specs_static()
     }
 
-    fn unauthenticated_paths(&self) -> &[&'static str] {
-        &["login/*"]
+    /// `login` is reachable without a token (its row is flagged so).
+    fn path_flags(&self, path: &str) -> PathFlags {
+        self.table.flags_for(path)
     }
 
     async fn handle_request(&self, req: Request) -> Result<Option<Response>> {

@@ -63,7 +63,9 @@ impl From<ApiError> for Fail {
 type R = Result<i32, Fail>;
 
 /// Runs the client with the arguments after the program name; returns the exit code.
-pub fn run(argv: &[String]) -> i32 {
+/// `builtin_names`: the names of the server's builtin engines and auth methods (the binary's
+/// backend registry), which `plugin new` refuses as plugin names.
+pub fn run(argv: &[String], builtin_names: &[&str]) -> i32 {
     let Some(cmd) = argv.first() else {
         eprint!("{USAGE}");
         return 127;
@@ -113,7 +115,7 @@ pub fn run(argv: &[String]) -> i32 {
             return 1;
         }
     };
-    let result = dispatch(&name, &p, &client, &out);
+    let result = dispatch(&name, &p, &client, &out, builtin_names);
     match result {
         Ok(code) => code,
         Err(Fail::Usage(m)) => {
@@ -139,7 +141,7 @@ pub fn run(argv: &[String]) -> i32 {
     }
 }
 
-fn dispatch(name: &str, p: &Parsed, c: &Client, out: &Out) -> R {
+fn dispatch(name: &str, p: &Parsed, c: &Client, out: &Out, builtin_names: &[&str]) -> R {
     match name {
         "status" => status(c, out),
         "read" => read(p, c, out),
@@ -215,7 +217,7 @@ fn dispatch(name: &str, p: &Parsed, c: &Client, out: &Out) -> R {
             c.stream(&path, &mut std::io::stdout())?;
             Ok(0)
         }
-        "plugin new" => plugin::new(p),
+        "plugin new" => plugin::new(p, builtin_names),
         "plugin install" => plugin::install(p, c),
         other => Err(Fail::Usage(format!("Unknown command: {other}\n\n{USAGE}"))),
     }

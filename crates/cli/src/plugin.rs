@@ -41,9 +41,9 @@ const INSTALL_USAGE: &str = "Usage: coffer plugin install [options] URL -sha256=
 /// Largest binary `install` accepts.
 const MAX_DOWNLOAD: u64 = 1 << 30;
 
-/// Names the server already gives to builtin backends: a plugin by that name would be hidden.
-const RESERVED: &[&str] =
-    &["approle", "cubbyhole", "identity", "kv", "plugin", "sys", "system", "token", "totp", "transit", "userpass"];
+/// Names taken besides the builtin backends' (which the caller passes from the server's
+/// registry): the `sys/` mount path and the `plugin` command itself.
+const RESERVED: &[&str] = &["plugin", "sys"];
 
 /// Vault's flag parser stops at the first positional; `plugin install URL -sha256=…` puts
 /// flags after it, so the remaining arguments are parsed again after each positional.
@@ -83,7 +83,8 @@ fn parse_kind(v: Option<&str>, default: Kind) -> Result<Kind, Fail> {
 }
 
 /// A plugin name usable as a package, binary, file and catalog name.
-fn check_new_name(name: &str) -> Result<(), Fail> {
+/// `builtin_names`: the server's builtin backends; a plugin by such a name would be hidden.
+fn check_new_name(name: &str, builtin_names: &[&str]) -> Result<(), Fail> {
     let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     let starts = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
     if !ok_chars || !starts || name.len() > 64 || name.ends_with(['-', '_']) {
@@ -111,7 +112,7 @@ fn check_new_name(name: &str) -> Result<(), Fail> {
         "type",
         "use",
     ];
-    if RESERVED.contains(&name) || RUST.contains(&name) {
+    if RESERVED.contains(&name) || builtin_names.contains(&name) || RUST.contains(&name) {
         return Err(Fail::Usage(format!("invalid plugin name {name:?}: it is reserved; choose another")));
     }
     Ok(())
@@ -249,7 +250,7 @@ fn resolve(p: &Path) -> PathBuf {
     out
 }
 
-pub(crate) fn new(p: &Parsed) -> R {
+pub(crate) fn new(p: &Parsed, builtin_names: &[&str]) -> R {
     let p = interleaved(p)?;
     if wants_help(&p) {
         println!("{NEW_USAGE}");
@@ -258,7 +259,7 @@ pub(crate) fn new(p: &Parsed) -> R {
     let [name] = p.positional.as_slice() else {
         return Err(Fail::Usage(NEW_USAGE.into()));
     };
-    check_new_name(name)?;
+    check_new_name(name, builtin_names)?;
     let kind = parse_kind(p.get("type"), Kind::Secrets)?;
     let parent = resolve(Path::new(p.get("dir").unwrap_or(".")));
     let target = parent.join(name);
@@ -647,9 +648,10 @@ mod tests {
 
     #[test]
     fn names_versions_and_urls() {
-        assert!(check_new_name("my-plugin").is_ok());
-        for bad in ["My", "1x", "a/b", "kv", "test", "x-", ""] {
-            assert!(check_new_name(bad).is_err(), "{bad}");
+        let builtins = ["kv", "userpass"];
+        assert!(check_new_name("my-plugin", &builtins).is_ok());
+        for bad in ["My", "1x", "a/b", "kv", "userpass", "sys", "plugin", "test", "x-", ""] {
+            assert!(check_new_name(bad, &builtins).is_err(), "{bad}");
         }
         assert_eq!(struct_name("my-cool_plugin"), "MyCoolPluginBackend");
         for good in ["v1.2.3", "1.0.0", "v1.2.3-rc.1", "v1.2.3+build.7", "v0.1.0-alpha+x"] {

@@ -19,7 +19,7 @@ const LOGGERS: &[(&str, &[&str])] = &[
     ("audit", &["coffer_core::audit"]),
     ("expiration", &["coffer_core::leases"]),
     ("identity", &["coffer_core::identity"]),
-    ("policy", &["coffer_core::policy", "coffer_core::policy_store"]),
+    ("policy", &["coffer_core::policy_store"]),
     ("ha", &["coffer_core::ha", "coffer::ha"]),
     (
         "seals",

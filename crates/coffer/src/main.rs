@@ -22,7 +22,7 @@ fn main() {
         Some("server") => server::main(&args[1..]),
         Some("plugin") if args.get(1).map(String::as_str) == Some("verify") => verify::main(&args[2..]),
         Some("operator") if args.get(1).map(String::as_str) == Some("migrate") => migrate::main(&args[2..]),
-        _ => coffer_cli::run(&args),
+        _ => coffer_cli::run(&args, &coffer_builtins::registry().names()),
     };
     std::process::exit(code);
 }

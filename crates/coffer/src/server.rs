@@ -210,6 +210,7 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs
             raw_storage_endpoint: cfg.raw_storage_endpoint,
             sanitized: Some(cfg.sanitized()),
         },
+        coffer_builtins::registry(),
     );
     core.set_log_control(logs);
     if let Some(ha) = ha {

@@ -58,12 +58,44 @@ fn coffer_deps_of(package: &str) -> BTreeSet<String> {
 /// only place that knows status codes.
 #[test]
 fn core_has_no_http_dependency() {
-    const HTTP: &[&str] = &["axum", "hyper", "hyper-util", "tower", "coffer-http"];
+    const HTTP: &[&str] = &["axum", "http", "hyper", "hyper-util", "tower", "coffer-http"];
     let found: Vec<&str> = HTTP.iter().copied().filter(|h| deps_of("coffer-core").contains(*h)).collect();
     assert!(
         found.is_empty(),
         "coffer-core must not depend on HTTP crates, but depends on {found:?}; \
          map errors to an ErrorKind and let coffer-http pick the status"
+    );
+}
+
+/// The core knows builtin engines and auth methods only through the `BackendRegistry` the
+/// binary injects: it depends on no builtin crate, so a builtin can be added, removed or moved
+/// out of process without touching the core.
+#[test]
+fn core_depends_on_no_builtin_backend() {
+    let found: Vec<&String> = deps_of("coffer-core").iter().filter(|d| d.starts_with("coffer-builtin")).collect();
+    assert!(
+        found.is_empty(),
+        "coffer-core must not depend on builtin backends, but depends on {found:?}; \
+         register them in coffer-builtins and let the binary inject the registry"
+    );
+}
+
+/// `coffer-builtins` is the one list of builtin backends: no other crate depends on a
+/// `coffer-builtin-*` crate, so mounting, the catalog and the CLI cannot drift apart.
+#[test]
+fn only_the_registry_crate_depends_on_builtin_backends() {
+    let mut violations = Vec::new();
+    for (name, deps) in dependencies() {
+        for d in deps {
+            if d.starts_with("coffer-builtin-") && name != "coffer-builtins" {
+                violations.push(format!("{name} -> {d}"));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "only coffer-builtins may depend on coffer-builtin-* crates; found: {violations:?}");
+    assert!(
+        deps_of("coffer-builtins").iter().any(|d| d.starts_with("coffer-builtin-")),
+        "coffer-builtins depends on no builtin crate: has the layering changed? update this test"
     );
 }
 
@@ -295,4 +327,38 @@ fn the_result_string_scanner_finds_what_it_should() {
     assert!(!result_with_string_error("fn f() -> Result<String, Error> {"));
     assert!(!result_with_string_error("fn f() -> io::Result<String> {"));
     assert!(!result_with_string_error("fn f() -> MyResult<u8, String> {"));
+}
+
+/// The ACL engine is pure computation: a policy text in, a decision out. Neither it nor any of
+/// Coffer's crates it builds on may reach an async runtime, the barrier or storage, so it can be
+/// tested, fuzzed and reused (a policy linter, the CLI) without a server.
+#[test]
+fn acl_engine_does_no_io() {
+    const FORBIDDEN: &[&str] = &["tokio", "coffer-core", "coffer-barrier", "coffer-physical", "coffer-http"];
+    const ALLOWED_COFFER: &[&str] = &["coffer-sdk", "coffer-api"];
+    let direct = coffer_deps_of("coffer-acl");
+    let unexpected: Vec<&String> = direct.iter().filter(|d| !ALLOWED_COFFER.contains(&d.as_str())).collect();
+    assert!(
+        unexpected.is_empty(),
+        "coffer-acl may depend only on {ALLOWED_COFFER:?} among Coffer's crates; found: {unexpected:?}"
+    );
+    // The crate itself and the Coffer crates below it.
+    let mut seen = BTreeSet::from(["coffer-acl".to_string()]);
+    let mut queue: Vec<String> = vec!["coffer-acl".into()];
+    while let Some(p) = queue.pop() {
+        for d in coffer_deps_of(&p) {
+            if seen.insert(d.clone()) {
+                queue.push(d);
+            }
+        }
+    }
+    let mut violations = Vec::new();
+    for p in &seen {
+        for d in deps_of(p) {
+            if FORBIDDEN.contains(&d.as_str()) || d.starts_with("coffer-storage-") {
+                violations.push(format!("{p} -> {d}"));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "the ACL engine must do no I/O, but: {violations:?}");
 }

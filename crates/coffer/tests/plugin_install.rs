@@ -361,3 +361,35 @@ fn plugin_new_outside_a_checkout_says_where_the_sdk_comes_from() {
     assert!(!o.status.success() && err.contains("is not a Coffer source tree"), "{err}");
     assert!(!empty.path().join("demo-c").exists(), "nothing written on a bad SDK path");
 }
+
+/// The names the server lists as builtin in its plugin catalog and the names `plugin new`
+/// refuses come from the same registry: every listed builtin (and the unlisted `system` and
+/// KV aliases) is refused, and nothing is written for it.
+#[test]
+fn plugin_new_refuses_every_builtin_the_catalog_lists() {
+    let s = Server::start_dev("root");
+    let (status, body) = http(&s.addr, "GET", "/v1/sys/plugins/catalog", &[("X-Vault-Token", "root")], b"");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let builtin: Vec<String> = v["data"]["detailed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["builtin"] == true)
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    for expected in ["kv", "transit", "totp", "userpass", "approle", "token", "cubbyhole", "identity"] {
+        assert!(builtin.iter().any(|n| n == expected), "{expected} not listed as builtin: {builtin:?}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unlisted = ["system", "generic", "kv-v2"].map(String::from);
+    for name in builtin.iter().chain(&unlisted) {
+        let o = run_new(repo, &[name, &format!("-dir={}", tmp.path().display())]);
+        assert!(!o.status.success() && out(&o).contains("it is reserved"), "{name}: {}", out(&o));
+        assert!(!tmp.path().join(name).exists(), "{name}: a crate was written");
+    }
+    // A name no builtin has is accepted, so the refusals above are about the names.
+    let o = run_new(repo, &["kv-helper", &format!("-dir={}", tmp.path().display())]);
+    assert!(o.status.success(), "{}", out(&o));
+}

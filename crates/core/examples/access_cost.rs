@@ -1,7 +1,7 @@
 //! Measures the cost of an ACL decision and of a (cached) token lookup, and of a whole
 //! in-process request through `Core::handle` with a policy-checked token.
 //! Usage: cargo run --release -p coffer-core --example access_cost
-use coffer_core::policy::{parse, Acl};
+use coffer_acl::{parse, Acl};
 use coffer_core::{Core, CoreConfig, CoreRequest};
 use coffer_sdk::Operation;
 use serde_json::{json, Map};
@@ -42,7 +42,7 @@ async fn main() {
     );
 
     let barrier = Arc::new(coffer_barrier::Barrier::new(Arc::new(coffer_storage_inmem::InmemStorage::new())));
-    let core = Core::new(barrier, CoreConfig::default());
+    let core = Core::new(barrier, CoreConfig::default(), coffer_builtins::registry());
     let (_, root) = core.init_with(1, 1, Some("root"), true).await.unwrap();
     let call = |path: &str, op: Operation, data: serde_json::Value, token: &str| CoreRequest {
         operation: op,

@@ -47,7 +47,11 @@ async fn main() {
         // A fresh process over the stored tokens and leases: unseal time and memory.
         let rss0 = rss_mib();
         let t = Instant::now();
-        let core = Core::new(Arc::new(coffer_barrier::Barrier::new(open())), CoreConfig::default());
+        let core = Core::new(
+            Arc::new(coffer_barrier::Barrier::new(open())),
+            CoreConfig::default(),
+            coffer_builtins::registry(),
+        );
         let mut d = serde_json::Map::new();
         d.insert("key".into(), json!(std::fs::read_to_string(&key_file).unwrap()));
         core.unseal(&d).await.unwrap();
@@ -69,7 +73,8 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 
     let rss0 = rss_mib();
-    let core = Core::new(Arc::new(coffer_barrier::Barrier::new(open())), CoreConfig::default());
+    let core =
+        Core::new(Arc::new(coffer_barrier::Barrier::new(open())), CoreConfig::default(), coffer_builtins::registry());
     let (keys, root) = core.init_with(1, 1, Some("root"), true).await.unwrap();
     let rss_start = rss_mib();
     let t = Instant::now();

@@ -9,6 +9,7 @@ use crate::error::barrier_err;
 use crate::{Active, Core, CoreResponse, Result};
 use coffer_barrier::SecureStorage;
 use coffer_sdk::field::{parse_string, parse_string_slice};
+use coffer_sdk::registry::BackendKind;
 use coffer_sdk::{Backend, LogicalError, Operation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -17,9 +18,6 @@ use std::sync::Arc;
 
 const PREFIX: &str = "core/plugin-catalog/";
 pub const TYPES: &[&str] = &["secret", "auth", "database"];
-/// Builtin plugin names, listed in the catalog as OpenBao does.
-pub const BUILTIN_SECRET: &[&str] = &["cubbyhole", "identity", "kv", "totp", "transit"];
-pub const BUILTIN_AUTH: &[&str] = &["approle", "token", "userpass"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CatalogEntry {
@@ -174,6 +172,13 @@ impl Core {
             .map_err(|m| LogicalError::bad_request(format!("plugin {:?} failed to start: {m}", e.name)))
     }
 
+    /// The builtins the catalog lists for type `ty` (from the injected registry), sorted.
+    fn builtin_names(&self, ty: &str) -> Vec<String> {
+        BackendKind::from_name(ty)
+            .map(|k| self.registry.listed_names(k).into_iter().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
     /// `sys/plugins/catalog…` and `sys/plugins/reload/backend`.
     pub(crate) async fn handle_catalog(
         &self,
@@ -189,11 +194,7 @@ impl Core {
                 let mut out = Map::new();
                 let mut detailed = Vec::new();
                 for ty in TYPES {
-                    let mut names: Vec<String> = match *ty {
-                        "secret" => BUILTIN_SECRET.iter().map(|s| s.to_string()).collect(),
-                        "auth" => BUILTIN_AUTH.iter().map(|s| s.to_string()).collect(),
-                        _ => vec![],
-                    };
+                    let mut names: Vec<String> = self.builtin_names(ty);
                     for n in &names {
                         detailed.push(json!({ "name": n, "type": ty, "builtin": true, "version": format!("v{}+builtin.coffer", env!("CARGO_PKG_VERSION")), "deprecation_status": "supported" }));
                     }
@@ -227,11 +228,7 @@ impl Core {
                     .into_iter()
                     .map(|n| n.trim_end_matches('/').to_string())
                     .collect();
-                match *ty {
-                    "secret" => names.extend(BUILTIN_SECRET.iter().map(|s| s.to_string())),
-                    "auth" => names.extend(BUILTIN_AUTH.iter().map(|s| s.to_string())),
-                    _ => {}
-                }
+                names.extend(self.builtin_names(ty));
                 names.sort();
                 names.dedup();
                 Ok(CoreResponse::data(obj(json!({ "keys": names }))))
@@ -420,10 +417,18 @@ impl Backend for LazyPlugin {
     async fn handle_request(&self, req: coffer_sdk::Request) -> coffer_sdk::Result<Option<coffer_sdk::Response>> {
         self.get().await?.handle_request(req).await
     }
-    fn unauthenticated_paths(&self) -> &[&'static str] {
+    /// Asked once the plugin runs (the core starts a plugin mount before asking); a plugin
+    /// not started yet has no unauthenticated paths and every path counts as root-protected.
+    fn path_flags(&self, path: &str) -> coffer_sdk::framework::PathFlags {
         match self.inner.get() {
-            Some(b) => b.unauthenticated_paths(),
-            None => &[],
+            Some(b) => b.path_flags(path),
+            None => coffer_sdk::framework::PathFlags::NORMAL.sudo(),
+        }
+    }
+    fn special_paths(&self) -> coffer_sdk::framework::SpecialPaths {
+        match self.inner.get() {
+            Some(b) => b.special_paths(),
+            None => Default::default(),
         }
     }
     async fn exists(&self, req: &coffer_sdk::Request) -> coffer_sdk::Result<Option<bool>> {

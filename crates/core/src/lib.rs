@@ -17,13 +17,13 @@ pub mod mounts;
 mod openapi;
 pub use openapi::path_templates;
 pub mod password;
-pub mod policy;
 pub mod policy_store;
 mod raw;
 mod seal_ops;
 mod sys;
 mod sys_acl;
 pub mod sys_runtime;
+mod system_paths;
 pub mod token;
 mod token_api;
 mod tools;
@@ -230,10 +230,21 @@ pub struct Core {
     pub(crate) in_flight: Arc<sys_runtime::InFlight>,
     /// `sys/config/cors`, consulted by the HTTP layer (`cors`).
     pub(crate) cors: cors::CorsState,
+    /// The builtin engines and auth methods, injected by the binary.
+    pub(crate) registry: coffer_sdk::registry::BackendRegistry,
+    /// The registry's cubbyhole backend, built on first use (`wrapping`).
+    pub(crate) cubbyhole: std::sync::OnceLock<Arc<dyn coffer_sdk::Backend>>,
 }
 
 impl Core {
-    pub fn new(barrier: Arc<Barrier>, config: CoreConfig) -> Arc<Self> {
+    /// A sealed core over `barrier`. `registry` is the one list of builtin engines and auth
+    /// methods (`coffer_builtins::registry()` for the standard set): mounting and the plugin
+    /// catalog read it.
+    pub fn new(
+        barrier: Arc<Barrier>,
+        config: CoreConfig,
+        registry: coffer_sdk::registry::BackendRegistry,
+    ) -> Arc<Self> {
         Arc::new(Core {
             config,
             active: RwLock::new(None),
@@ -247,6 +258,8 @@ impl Core {
             log_control: RwLock::new(None),
             in_flight: Default::default(),
             cors: Default::default(),
+            registry,
+            cubbyhole: std::sync::OnceLock::new(),
             barrier,
         })
     }
@@ -269,7 +282,7 @@ impl Core {
     /// For a mount of a non-builtin type: finds the plugin in the catalog, verifies and starts
     /// it. The instance is kept by mount UUID; the digest is pinned in the mount's options.
     pub(crate) async fn start_external(&self, e: &mut MountEntry, catalog_type: &str) -> Result<()> {
-        if mounts::backend_for(e).is_ok() {
+        if mounts::backend_for(&self.registry, e).is_ok() {
             return Ok(());
         }
         let Some(c) = self.catalog_get(catalog_type, &e.mount_type, &e.plugin_version).await? else {
@@ -294,6 +307,11 @@ impl Core {
         if let Ok(mut g) = self.plugin_launcher.write() {
             *g = Some(l);
         }
+    }
+
+    /// The builtin engines and auth methods this core was built with.
+    pub fn registry(&self) -> &coffer_sdk::registry::BackendRegistry {
+        &self.registry
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -435,7 +453,7 @@ impl Core {
                 let running = self.plugins.read().ok().and_then(|p| p.get(&e.uuid).cloned());
                 let built = match running {
                     Some(b) => Ok(b),
-                    None => match mounts::backend_for(e) {
+                    None => match mounts::backend_for(&self.registry, e) {
                         Err(_) if e.options.as_ref().is_some_and(|o| o.contains_key("plugin_sha256")) => {
                             Ok(Arc::new(self.lazy_plugin(e, is_auth)) as Arc<dyn coffer_sdk::Backend>)
                         }
@@ -473,16 +491,24 @@ impl Core {
     /// does. Sealed or standby: every path counts as served.
     pub fn serves_path(&self, path: &str) -> bool {
         let Some(active) = self.active() else { return true };
-        if let Some(rel) = path.strip_prefix("sys/") {
-            // The system paths outside the documented table, served by their own modules.
-            const OTHER_SYS: &[&str] =
-                &["raw", "audit", "plugins/", "loggers", "monitor", "in-flight-req", "config/", "internal/", "metrics"];
-            return openapi::sys_path_known(rel) || OTHER_SYS.iter().any(|p| rel.starts_with(p));
-        }
-        if ["auth/token/", "identity/", "cubbyhole"].iter().any(|p| path.starts_with(p)) {
-            return true;
+        if let Some((tree, rel)) = system_paths::tree_of(path) {
+            return tree.flags_for(rel).is_some();
         }
         active.router.read().map(|r| r.resolve(path).is_some()).unwrap_or(true)
+    }
+
+    /// The flags of the path (`sys/…`, a mount's path …) as its row declares them: what an HA
+    /// standby serves itself, what needs no token. Paths no row serves get the normal flags.
+    pub fn path_flags(&self, path: &str) -> coffer_sdk::framework::PathFlags {
+        let path = path.trim_start_matches('/');
+        if let Some((tree, rel)) = system_paths::tree_of(path) {
+            return tree.flags_for(rel).unwrap_or_default();
+        }
+        let router = self.active().and_then(|a| a.router.read().ok().map(|r| r.clone()));
+        match router.as_ref().and_then(|r| r.resolve(path)) {
+            Some((route, rest)) => route.backend.path_flags(rest),
+            None => Default::default(),
+        }
     }
 
     /// Handles one logical request: audit, authenticate, authorize against the token's ACL,
@@ -619,12 +645,25 @@ impl Core {
 
         // Writes to a backend path are "create" when the target does not exist yet.
         let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
-        let is_system = path == "sys"
-            || path.starts_with("sys/")
-            || path.starts_with("auth/token/")
-            || path.starts_with("identity/");
-        let target =
-            if is_system { None } else { router.resolve(&path).map(|(r, rest)| (r.clone(), rest.to_string())) };
+        let system = system_paths::tree_of(&path);
+        let target = if system.is_some() || path == "sys" {
+            None
+        } else {
+            router.resolve(&path).map(|(r, rest)| (r.clone(), rest.to_string()))
+        };
+        // A plugin mount knows its special paths once its process runs.
+        if let Some((route, _)) = &target {
+            if route.backend.backend_type() == "plugin" {
+                route.backend.ensure_started().await?;
+            }
+        }
+        // Root-protected paths need `sudo` besides the operation's capability: the row that
+        // serves the path says so (a mount's backend, or the core's own trees).
+        let sudo = match (&system, &target) {
+            (Some((tree, rel)), _) => tree.flags_for(rel).is_some_and(|f| f.sudo),
+            (None, Some((route, rest))) => route.backend.path_flags(rest).sudo,
+            (None, None) => false,
+        };
         let mut op = req.operation;
         let sreq = target
             .as_ref()
@@ -639,9 +678,9 @@ impl Core {
         // The UI's mount listing is open to every valid token; it shows only what the ACL grants.
         let ui_listing = path == "sys/internal/ui/mounts" || path.starts_with("sys/internal/ui/mounts/");
         let decision = if ui_listing && op == Operation::Read {
-            policy::Decision { allowed: true, sudo: false, caps: 0, reason: None }
+            coffer_acl::Decision { allowed: true, sudo: false, caps: 0, reason: None }
         } else {
-            acl.allow(op, &path, &req.data, policy_store::is_sudo_path(&path))
+            acl.allow(op, &path, &req.data, sudo)
         };
         if !decision.allowed {
             return Err(match decision.reason {
@@ -685,8 +724,8 @@ impl Core {
         op: Operation,
         token: &str,
         entry: &token::TokenEntry,
-        acl: &policy::Acl,
-        decision: &policy::Decision,
+        acl: &coffer_acl::Acl,
+        decision: &coffer_acl::Decision,
         target: Option<(Arc<Route>, String)>,
         sreq: Option<coffer_sdk::Request>,
     ) -> Result<CoreResponse> {
@@ -701,17 +740,27 @@ impl Core {
         }
 
         if let Some(rest) = path.strip_prefix("auth/token/") {
+            let Some((system_paths::TokenRoute::Token, _)) = system_paths::token_paths().find(rest) else {
+                return Err(LogicalError::unsupported_path(&path));
+            };
             let caller = token_api::Caller { token, entry, decision };
             return Box::pin(self.handle_token(active, op, rest, &req.data, &caller)).await;
         }
         if let Some(rest) = path.strip_prefix("identity/") {
+            let Some((system_paths::IdentityRoute::Identity, _)) = system_paths::identity_paths().find(rest) else {
+                return Err(LogicalError::unsupported_path(&path));
+            };
             return Box::pin(self.handle_identity(active, op, rest, &req.data)).await;
         }
         if path == "sys" || path.starts_with("sys/") {
-            if let Some(r) = Box::pin(self.handle_sys_acl(active, op, &path, &req.data, &ctx)).await? {
+            let rel = path.strip_prefix("sys/").unwrap_or("");
+            let Some((route, _)) = system_paths::sys_paths().find(rel) else {
+                return Err(LogicalError::new(ErrorKind::NotFound, "unsupported path"));
+            };
+            if let Some(r) = Box::pin(self.handle_sys_acl(active, op, route, &path, &req.data, &ctx)).await? {
                 return Ok(r);
             }
-            return Box::pin(self.handle_sys(active, req, &path, Some(acl))).await;
+            return Box::pin(self.handle_sys(active, req, route, &path, Some(acl))).await;
         }
         let (Some((route, _)), Some(mut sreq)) = (target, sreq) else {
             return Err(LogicalError::new(
@@ -797,7 +846,10 @@ impl Core {
         }
         let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
         let Some((route, rest)) = router.resolve(path) else { return Ok(None) };
-        if !coffer_sdk::path_matches_any(route.backend.unauthenticated_paths(), rest) {
+        if route.backend.backend_type() == "plugin" {
+            route.backend.ensure_started().await?;
+        }
+        if !route.backend.path_flags(rest).unauthenticated {
             return Ok(None);
         }
         let route = route.clone();
@@ -880,5 +932,5 @@ pub(crate) fn sys_obj(v: Value) -> Map<String, Value> {
 
 /// What the system endpoints know of the caller.
 pub(crate) struct Ctx<'a> {
-    pub acl: &'a policy::Acl,
+    pub acl: &'a coffer_acl::Acl,
 }

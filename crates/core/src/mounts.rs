@@ -3,6 +3,7 @@
 use crate::error::barrier_err;
 use async_trait::async_trait;
 use coffer_barrier::{Barrier, SecureStorage};
+use coffer_sdk::registry::BackendRegistry;
 use coffer_sdk::{Backend, LogicalError, StorageView};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -246,23 +247,11 @@ impl Router {
 }
 
 /// Builds the backend for a mount type, or explains why it cannot.
-pub fn backend_for(entry: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
-    match entry.mount_type.as_str() {
-        "kv" | "generic" => {
-            let version = entry.options.as_ref().and_then(|o| o.get("version")).map(String::as_str).unwrap_or("1");
-            match version {
-                "" | "1" => Ok(Arc::new(coffer_builtin_kv::KvV1::new())),
-                "2" => Ok(Arc::new(coffer_builtin_kv::KvV2::new())),
-                other => Err(LogicalError::bad_request(format!("invalid KV version {other:?}"))),
-            }
-        }
-        "userpass" => Ok(Arc::new(coffer_builtin_userpass::UserPass::new())),
-        "approle" => Ok(Arc::new(coffer_builtin_approle::AppRole::new())),
-        "transit" => Ok(Arc::new(coffer_builtin_transit::Transit::new())),
-        "totp" => Ok(Arc::new(coffer_builtin_totp::Totp::new())),
-        "kv-v2" => Ok(Arc::new(coffer_builtin_kv::KvV2::new())),
-        other => Err(LogicalError::bad_request(format!("plugin not found in the catalog: {other}"))),
-    }
+pub fn backend_for(registry: &BackendRegistry, entry: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
+    let none = BTreeMap::new();
+    registry.build(&entry.mount_type, entry.options.as_ref().unwrap_or(&none)).unwrap_or_else(|| {
+        Err(LogicalError::bad_request(format!("plugin not found in the catalog: {}", entry.mount_type)))
+    })
 }
 
 /// Normalises a user-given mount path: no leading slash, exactly one trailing slash.

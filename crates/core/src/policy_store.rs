@@ -2,9 +2,10 @@
 //! ACLs per policy set so a request's check costs one hash lookup plus rule matching.
 
 use crate::error::barrier_err;
-use crate::policy::{self, Acl, Policy, StoredPolicy};
+use coffer_acl::{Acl, Policy};
 use coffer_barrier::{Barrier, SecureStorage};
 use coffer_sdk::LogicalError;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -24,6 +25,23 @@ pub struct PolicyMeta {
 pub struct WriteCheck {
     pub cas: Option<i64>,
     pub cas_required: Option<bool>,
+}
+
+/// A policy as the barrier holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredPolicy {
+    pub name: String,
+    pub policy: String,
+    /// Check-and-set version: 1 for the first write, one more for each change (0: written by a
+    /// version of Coffer that did not count, read as 1).
+    #[serde(default)]
+    pub version: u64,
+    /// RFC 3339 time of the last write ("" when unknown).
+    #[serde(default)]
+    pub modified: String,
+    /// Every change must name the version it replaces (`cas`).
+    #[serde(default)]
+    pub cas_required: bool,
 }
 
 pub struct PolicyStore {
@@ -65,7 +83,7 @@ impl PolicyStore {
             let Some(raw) = store.barrier.get(&format!("{PREFIX}{n}")).await.map_err(barrier_err)? else { continue };
             let sp: StoredPolicy =
                 serde_json::from_slice(&raw).map_err(|_| LogicalError::internal("stored policy is unreadable"))?;
-            match policy::parse(&sp.name, &sp.policy) {
+            match coffer_acl::parse(&sp.name, &sp.policy) {
                 Ok(p) => {
                     store.policies.write().map_err(lock_err)?.insert(sp.name.clone(), Arc::new(p));
                     store.meta.write().map_err(lock_err)?.insert(
@@ -77,7 +95,7 @@ impl PolicyStore {
             }
         }
         if !store.policies.read().map_err(lock_err)?.contains_key("default") {
-            store.set("default", policy::DEFAULT_POLICY, WriteCheck::default()).await?;
+            store.set("default", coffer_acl::DEFAULT_POLICY, WriteCheck::default()).await?;
         }
         Ok(store)
     }
@@ -103,7 +121,7 @@ impl PolicyStore {
         if name == "root" {
             return Err(LogicalError::bad_request("cannot update \"root\" policy"));
         }
-        let parsed = policy::parse(&name, text)?;
+        let parsed = coffer_acl::parse(&name, text)?;
         // One writer at a time, so that a check-and-set compares against the version it replaces.
         let _writing = self.write_lock.lock().await;
         let old = self.meta(&name);
@@ -169,7 +187,7 @@ impl PolicyStore {
             if n == "root" {
                 ps.push(Arc::new(Policy { name: "root".into(), raw: String::new(), rules: vec![] }));
             } else if n == crate::wrapping::WRAPPING_POLICY {
-                if let Ok(p) = policy::parse(n, crate::wrapping::WRAPPING_POLICY_TEXT) {
+                if let Ok(p) = coffer_acl::parse(n, crate::wrapping::WRAPPING_POLICY_TEXT) {
                     ps.push(Arc::new(p));
                 }
             } else if let Some(p) = self.get(n) {
@@ -185,40 +203,4 @@ impl PolicyStore {
         }
         acl
     }
-}
-
-/// Paths that need `sudo` on top of the operation's capability.
-pub fn is_sudo_path(path: &str) -> bool {
-    const EXACT: &[&str] = &[
-        "sys/audit",
-        "sys/raw",
-        "sys/rotate",
-        "sys/rotate/keyring",
-        "sys/seal",
-        "sys/step-down",
-        "sys/remount",
-        "sys/leases",
-        "auth/token/accessors/",
-        "auth/token/accessors",
-        "auth/token/revoke-orphan",
-    ];
-    const PREFIX: &[&str] = &[
-        "sys/audit/",
-        "sys/raw/",
-        "sys/auth/",
-        "sys/plugins/catalog/",
-        "sys/revoke-prefix/",
-        "sys/revoke-force/",
-        "sys/leases/revoke-prefix/",
-        "sys/leases/revoke-force/",
-        "sys/leases/lookup/",
-        "sys/config/",
-        "sys/internal/inspect/",
-        "auth/token/revoke-orphan/",
-    ];
-    // The sanitized configuration is readable without sudo, as in OpenBao.
-    if path.starts_with("sys/config/state/") {
-        return false;
-    }
-    EXACT.contains(&path) || PREFIX.iter().any(|p| path.starts_with(p))
 }

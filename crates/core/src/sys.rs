@@ -1,6 +1,7 @@
 //! The system backend (`sys/…`): seal ceremonies, mounts, key rotation, host and cluster info.
 
 use crate::mounts::{backend_for, is_protected_mount_path, normalize_mount_path, MountConfig, MountEntry, Router};
+use crate::system_paths::SysRoute;
 use crate::{Active, Core, CoreRequest, CoreResponse, Result};
 use coffer_barrier::SecureStorage;
 use coffer_sdk::field::{parse_bool, parse_duration, parse_int, parse_string, parse_string_slice};
@@ -55,53 +56,56 @@ impl Core {
         {
             return Err(LogicalError::with_messages(ErrorKind::UnsupportedOperation, vec![]));
         }
-        let resp = match path {
-            "sys/seal-status" => match op {
+        let rel = path.strip_prefix("sys/").unwrap_or("");
+        let Some((route, spec)) = crate::system_paths::sys_paths().find(rel) else { return Ok(None) };
+        if !spec.flags.unauthenticated {
+            return Ok(None);
+        }
+        let resp = match route {
+            SysRoute::SealStatus => match op {
                 Read => CoreResponse::raw(self.seal_status().await?),
                 _ => return Err(LogicalError::unsupported_operation()),
             },
-            "sys/init" => match op {
+            SysRoute::Init => match op {
                 Read => CoreResponse::raw(obj(json!({
                     "initialized": self.barrier.is_initialized().await.map_err(crate::error::barrier_err)?
                 }))),
                 Update | Create => self.initialize(&req.data).await?,
                 _ => return Err(LogicalError::unsupported_operation()),
             },
-            "sys/unseal" => match op {
+            SysRoute::Unseal => match op {
                 Update | Create => self.unseal(&req.data).await?,
                 _ => return Err(LogicalError::unsupported_operation()),
             },
-            "sys/leader" => match op {
+            SysRoute::Leader => match op {
                 Read => CoreResponse::raw(self.leader_status()),
                 _ => return Err(LogicalError::unsupported_operation()),
             },
-            "sys/wrapping/lookup" if matches!(op, Update | Create) && req.data.get("token").is_some() => {
+            // With a token the lookup is an ordinary request (audited, ACL-checked); without
+            // one the wrapping token in the body is its own credential.
+            SysRoute::Wrapping if matches!(op, Update | Create) && req.data.get("token").is_some() => {
                 let active = self.active().ok_or_else(LogicalError::sealed)?;
                 self.handle_wrapping(&active, op, "lookup", &req.data, "", None).await?
             }
-            p if p.starts_with("sys/generate-root/") => {
+            SysRoute::GenerateRoot => {
                 if self.is_sealed() {
                     return Err(LogicalError::sealed());
                 }
-                let sub = &p["sys/generate-root/".len()..];
+                let sub = &path["sys/generate-root/".len()..];
                 self.generate_root(op, sub, &req.data).await?
             }
-            // The backups need a token (handled in handle_sys), as OpenBao does.
-            "sys/rekey/backup" | "sys/rekey/recovery-key-backup" => return Ok(None),
-            p if p.starts_with("sys/rekey/") => {
-                let sub = &p["sys/rekey/".len()..];
+            SysRoute::Rekey => {
+                let sub = &path["sys/rekey/".len()..];
                 self.rekey(op, sub, &req.data).await?
             }
-            p if p.starts_with("sys/rekey-recovery-key/") => {
-                let sub = &p["sys/rekey-recovery-key/".len()..];
+            SysRoute::RekeyRecovery => {
+                let sub = &path["sys/rekey-recovery-key/".len()..];
                 self.rekey_target(op, sub, &req.data, true).await?
             }
-            p if (p == "sys/internal/ui/mounts" || p.starts_with("sys/internal/ui/mounts/"))
-                && req.token.as_deref().unwrap_or("").is_empty() =>
-            {
+            SysRoute::UiMounts if req.token.as_deref().unwrap_or("").is_empty() => {
                 // Without a token only mounts marked unauth-visible are shown.
                 let active = self.active().ok_or_else(LogicalError::sealed)?;
-                return self.ui_mounts(&active, p, None).await.map(Some);
+                return self.ui_mounts(&active, path, None).await.map(Some);
             }
             _ => return Ok(None),
         };
@@ -112,21 +116,22 @@ impl Core {
         &self,
         active: &Arc<Active>,
         req: &CoreRequest,
+        route: SysRoute,
         path: &str,
-        acl: Option<&crate::policy::Acl>,
+        acl: Option<&coffer_acl::Acl>,
     ) -> Result<CoreResponse> {
         use Operation::*;
         let op = req.operation;
         let d = &req.data;
-        match path {
-            "sys/seal" => match op {
+        match route {
+            SysRoute::Seal => match op {
                 Update | Create => {
                     self.seal_now().await?;
                     Ok(no_content())
                 }
                 _ => Err(LogicalError::unsupported_operation()),
             },
-            "sys/mounts" => match op {
+            SysRoute::Mounts => match op {
                 Read => {
                     let table = active.mounts.lock().await;
                     let mut m = Map::new();
@@ -143,18 +148,18 @@ impl Core {
                 }
                 _ => Err(LogicalError::unsupported_operation()),
             },
-            "sys/remount" => match op {
+            SysRoute::Remount => match op {
                 Update | Create => self.remount(active, d).await,
                 _ => Err(LogicalError::unsupported_operation()),
             },
-            "sys/rotate" | "sys/rotate/keyring" => match op {
+            SysRoute::Rotate => match op {
                 Update | Create => {
                     self.barrier.rotate().await.map_err(crate::error::barrier_err)?;
                     Ok(no_content())
                 }
                 _ => Err(LogicalError::unsupported_operation()),
             },
-            "sys/key-status" => match op {
+            SysRoute::KeyStatus => match op {
                 Read => {
                     let s = self.barrier.key_status().map_err(crate::error::barrier_err)?;
                     Ok(CoreResponse::legacy(obj(json!({
@@ -163,7 +168,7 @@ impl Core {
                 }
                 _ => Err(LogicalError::unsupported_operation()),
             },
-            "sys/rotate/config" | "sys/rotate/keyring/config" => match op {
+            SysRoute::RotateConfig => match op {
                 Read => {
                     let c = self.barrier.rotation_config().map_err(crate::error::barrier_err)?;
                     Ok(CoreResponse::legacy(obj(json!({
@@ -198,11 +203,11 @@ impl Core {
                 }
                 _ => Err(LogicalError::unsupported_operation()),
             },
-            "sys/host-info" => match op {
+            SysRoute::HostInfo => match op {
                 Read => Ok(CoreResponse::data(host_info())),
                 _ => Err(LogicalError::unsupported_operation()),
             },
-            "sys/ha-status" => match op {
+            SysRoute::HaStatus => match op {
                 Read if self.ha_enabled() => {
                     let nodes = self.ha_nodes().await.unwrap_or_default();
                     Ok(CoreResponse::legacy(obj(json!({ "nodes": nodes }))))
@@ -224,66 +229,70 @@ impl Core {
                 }
                 _ => Err(LogicalError::unsupported_operation()),
             },
-            p if p == "sys/raw" || p.starts_with("sys/raw/") => self.handle_raw(op, p, d).await,
-            p if crate::sys_runtime::serves(p) => self.handle_sys_runtime(active, op, p, d).await,
-            "sys/config/cors" => self.handle_cors(op, d).await,
-            "sys/step-down" => match op {
+            SysRoute::Raw => self.handle_raw(op, path, d).await,
+            SysRoute::Loggers
+            | SysRoute::Monitor
+            | SysRoute::InFlight
+            | SysRoute::SanitizedConfig
+            | SysRoute::Counters => self.handle_sys_runtime(active, op, path, d).await,
+            SysRoute::Cors => self.handle_cors(op, d).await,
+            SysRoute::StepDown => match op {
                 Update | Create => {
                     self.step_down()?;
                     Ok(no_content())
                 }
                 _ => Err(LogicalError::unsupported_operation()),
             },
-            p if p.starts_with("sys/generate-root-token/") => {
-                let sub = &p["sys/generate-root-token/".len()..];
+            SysRoute::GenerateRootToken => {
+                let sub = &path["sys/generate-root-token/".len()..];
                 let mut r = self.generate_root(op, sub, d).await?;
                 r.shape = crate::BodyShape::Envelope;
                 Ok(r)
             }
-            "sys/rekey/backup" | "sys/rotate/root/backup" => self.rekey_backup(op, false).await,
-            "sys/rekey/recovery-key-backup" | "sys/rotate/recovery/backup" => self.rekey_backup(op, true).await,
-            p if p.starts_with("sys/rotate/recovery/") => {
-                let sub = &p["sys/rotate/recovery/".len()..];
+            SysRoute::RekeyBackup => self.rekey_backup(op, false).await,
+            SysRoute::RecoveryBackup => self.rekey_backup(op, true).await,
+            SysRoute::RotateRecovery => {
+                let sub = &path["sys/rotate/recovery/".len()..];
                 let mut r = self.rekey_target(op, sub, d, true).await?;
                 r.shape = crate::BodyShape::Envelope;
                 Ok(r)
             }
-            p if p.starts_with("sys/rotate/root/") => {
-                let sub = &p["sys/rotate/root/".len()..];
+            SysRoute::RotateRoot => {
+                let sub = &path["sys/rotate/root/".len()..];
                 let mut r = self.rekey(op, sub, d).await?;
                 r.shape = crate::BodyShape::Envelope;
                 Ok(r)
             }
-            p if p == "sys/internal/ui/mounts" || p.starts_with("sys/internal/ui/mounts/") => {
+            SysRoute::UiMounts => {
                 if op != Read {
                     return Err(LogicalError::unsupported_operation());
                 }
-                self.ui_mounts(active, p, acl).await
+                self.ui_mounts(active, path, acl).await
             }
-            p if p.starts_with("sys/remount/status/") => {
+            SysRoute::RemountStatus => {
                 if op != Read {
                     return Err(LogicalError::unsupported_operation());
                 }
-                let id = &p["sys/remount/status/".len()..];
+                let id = &path["sys/remount/status/".len()..];
                 let st = active.remounts.read().map_err(|_| LogicalError::internal("lock poisoned"))?.get(id).cloned();
                 match st {
                     Some(v) => Ok(CoreResponse::data(obj(json!({ "migration_id": id, "migration_info": v })))),
                     None => Err(LogicalError::not_found()),
                 }
             }
-            p if p.starts_with("sys/mounts/auth/") && p.ends_with("/tune") => {
+            SysRoute::MountTune if path.starts_with("sys/mounts/auth/") => {
                 // `bao auth tune` tunes auth mounts through the secret-mount path.
-                let inner = format!("sys/auth/{}", &p["sys/mounts/auth/".len()..]);
+                let inner = format!("sys/auth/{}", &path["sys/mounts/auth/".len()..]);
                 let active2 = active.clone();
                 let ctx_acl = acl.cloned().unwrap_or_default();
                 let ctx = crate::Ctx { acl: &ctx_acl };
-                match self.handle_sys_acl(&active2, op, &inner, d, &ctx).await? {
+                match self.handle_sys_acl(&active2, op, SysRoute::AuthTune, &inner, d, &ctx).await? {
                     Some(r) => Ok(r),
                     None => Err(LogicalError::new(ErrorKind::NotFound, "unsupported path")),
                 }
             }
-            p if p.starts_with("sys/mounts/") => {
-                let rest = &p["sys/mounts/".len()..];
+            SysRoute::Mount | SysRoute::MountTune => {
+                let rest = &path["sys/mounts/".len()..];
                 if rest.is_empty() {
                     return Err(LogicalError::new(ErrorKind::NotFound, "unsupported path"));
                 }
@@ -309,8 +318,14 @@ impl Core {
                     _ => Err(LogicalError::unsupported_operation()),
                 }
             }
-            p if crate::openapi::sys_path_known(&p["sys/".len()..]) => Err(LogicalError::unsupported_operation()),
-            _ => Err(LogicalError::new(ErrorKind::NotFound, "unsupported path")),
+            // The status endpoints answer before routing (`handle_unauthenticated`, the HTTP
+            // layer's health check): any other operation on them is not supported.
+            SysRoute::SealStatus | SysRoute::Health | SysRoute::Init | SysRoute::Unseal | SysRoute::Leader => {
+                Err(LogicalError::unsupported_operation())
+            }
+            // Served by `handle_sys_acl`, `handle_wrapping` or without a token: what reaches
+            // here is an operation they do not take.
+            _ => Err(LogicalError::unsupported_operation()),
         }
     }
 
@@ -607,14 +622,14 @@ impl Core {
         if let Some(v) = d.get("plugin_version").and_then(Value::as_str) {
             e.plugin_version = v.to_string();
         }
-        backend_for(&e)?;
+        backend_for(&self.registry, &e)?;
         table.entries[idx] = e;
         table.save(&self.barrier).await?;
         self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
         Ok(CoreResponse { warnings, ..no_content() })
     }
 
-    async fn ui_mounts(&self, active: &Active, path: &str, acl: Option<&crate::policy::Acl>) -> Result<CoreResponse> {
+    async fn ui_mounts(&self, active: &Active, path: &str, acl: Option<&coffer_acl::Acl>) -> Result<CoreResponse> {
         let authenticated = acl.is_some();
         let table = active.mounts.lock().await;
         let auth_table = active.auth_mounts.lock().await;

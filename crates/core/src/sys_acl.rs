@@ -2,6 +2,7 @@
 //! `sys/internal/ui/resultant-acl`, and auth mounts (`sys/auth`).
 
 use crate::mounts::{is_protected_mount_path, normalize_mount_path, MountConfig, MountEntry, AUTH_TABLE_PATH};
+use crate::system_paths::SysRoute;
 use crate::{Active, Core, CoreResponse, Ctx, Result};
 use coffer_sdk::field::{parse_bool, parse_duration, parse_int, parse_string, parse_string_slice};
 use coffer_sdk::{LogicalError, Operation};
@@ -28,7 +29,7 @@ fn paths_of(d: &Map<String, Value>) -> Result<Vec<String>> {
     Ok(out.into_iter().map(|p| p.trim_start_matches('/').to_string()).collect())
 }
 
-fn caps_response(acl: &crate::policy::Acl, paths: &[String]) -> CoreResponse {
+fn caps_response(acl: &coffer_acl::Acl, paths: &[String]) -> CoreResponse {
     let mut m = Map::new();
     for p in paths {
         m.insert(p.clone(), json!(acl.capabilities(p)));
@@ -40,7 +41,7 @@ fn caps_response(acl: &crate::policy::Acl, paths: &[String]) -> CoreResponse {
 }
 
 impl Core {
-    async fn acl_for_entry(&self, active: &Active, e: &crate::token::TokenEntry) -> std::sync::Arc<crate::policy::Acl> {
+    async fn acl_for_entry(&self, active: &Active, e: &crate::token::TokenEntry) -> std::sync::Arc<coffer_acl::Acl> {
         let mut names = e.policies.clone();
         names.extend(active.identity.policies_for(&e.entity_id).await);
         active.policies.acl(&names)
@@ -55,28 +56,30 @@ impl Core {
         &self,
         active: &Active,
         op: Operation,
+        route: SysRoute,
         path: &str,
         d: &Map<String, Value>,
         ctx: &Ctx<'_>,
     ) -> Result<Option<CoreResponse>> {
         use Operation::*;
         let write = matches!(op, Create | Update);
-        let resp = match path {
-            "sys/policy" | "sys/policy/" if matches!(op, Read | List) => {
+        let resp = match route {
+            SysRoute::LegacyPolicies if matches!(op, Read | List) => {
                 let mut names = active.policies.list();
                 names.push("root".into());
                 names.sort();
                 CoreResponse::legacy(obj(json!({ "keys": names, "policies": names })))
             }
-            "sys/policies/acl" | "sys/policies/acl/" if op == List => {
+            SysRoute::AclPolicies if op == List => {
                 let mut names = active.policies.list();
                 names.push("root".into());
                 names.sort();
                 CoreResponse::data(obj(json!({ "keys": names })))
             }
-            p if p.starts_with("sys/policy/") || p.starts_with("sys/policies/acl/") => {
-                let legacy = p.starts_with("sys/policy/");
-                let name = p.trim_start_matches("sys/policy/").trim_start_matches("sys/policies/acl/").to_lowercase();
+            SysRoute::LegacyPolicy | SysRoute::AclPolicy => {
+                let legacy = route == SysRoute::LegacyPolicy;
+                let name =
+                    path.trim_start_matches("sys/policy/").trim_start_matches("sys/policies/acl/").to_lowercase();
                 match op {
                     // As OpenBao: a LIST below a policy name lists nothing; the old path answers
                     // an empty `policies`, the new one 404.
@@ -162,8 +165,8 @@ impl Core {
                     _ => return Err(LogicalError::unsupported_operation()),
                 }
             }
-            "sys/capabilities-self" if write => caps_response(ctx.acl, &paths_of(d)?),
-            "sys/capabilities" if write => {
+            SysRoute::CapabilitiesSelf if write => caps_response(ctx.acl, &paths_of(d)?),
+            SysRoute::Capabilities if write => {
                 let t = d.get("token").and_then(Value::as_str).unwrap_or("");
                 let Some(e) = active.tokens.lookup(t).await? else {
                     return Err(LogicalError::bad_request("invalid token"));
@@ -171,7 +174,7 @@ impl Core {
                 let acl = self.acl_for_entry(active, &e).await;
                 caps_response(&acl, &paths_of(d)?)
             }
-            "sys/capabilities-accessor" if write => {
+            SysRoute::CapabilitiesAccessor if write => {
                 let a = d.get("accessor").and_then(Value::as_str).unwrap_or("");
                 let Some((_, e)) = active.tokens.lookup_accessor(a).await? else {
                     return Err(LogicalError::bad_request("invalid accessor"));
@@ -179,39 +182,28 @@ impl Core {
                 let acl = self.acl_for_entry(active, &e).await;
                 caps_response(&acl, &paths_of(d)?)
             }
-            "sys/capabilities-self" | "sys/capabilities" | "sys/capabilities-accessor" => {
+            SysRoute::CapabilitiesSelf | SysRoute::Capabilities | SysRoute::CapabilitiesAccessor => {
                 return Err(LogicalError::unsupported_operation())
             }
-            p if p == "sys/policies/password" || p.starts_with("sys/policies/password/") => {
-                let rest = p.trim_start_matches("sys/policies/password").trim_start_matches('/');
+            SysRoute::PasswordPolicies | SysRoute::PasswordPolicy | SysRoute::PasswordGenerate => {
+                let rest = path.trim_start_matches("sys/policies/password").trim_start_matches('/');
                 self.handle_password_policy(op, rest, d).await?
             }
-            p if p == "sys/tools/random" || p.starts_with("sys/tools/random/") => {
-                crate::tools::random(op, &p["sys/tools/random".len()..], d)?
+            SysRoute::Random => {
+                let rest = path.strip_prefix("sys/tools/random").or_else(|| path.strip_prefix("sys/random"));
+                crate::tools::random(op, rest.unwrap_or(""), d)?
             }
-            p if p == "sys/random" || p.starts_with("sys/random/") => {
-                crate::tools::random(op, &p["sys/random".len()..], d)?
+            SysRoute::Hash => crate::tools::hash(op, &path["sys/tools/hash".len()..], d)?,
+            SysRoute::Leases => {
+                let sub = path.strip_prefix("sys/leases/").unwrap_or(&path["sys/".len()..]);
+                self.handle_leases(active, op, sub, d).await?
             }
-            p if p == "sys/tools/hash" || p.starts_with("sys/tools/hash/") => {
-                crate::tools::hash(op, &p["sys/tools/hash".len()..], d)?
+            SysRoute::Metrics => self.handle_metrics(op, d).await?,
+            SysRoute::Reload if write => self.reload_plugins(active, d).await?,
+            SysRoute::Catalog => {
+                self.handle_catalog(active, op, path.trim_start_matches("sys/plugins/catalog"), d).await?
             }
-            p if p.starts_with("sys/leases/") => self.handle_leases(active, op, &p["sys/leases/".len()..], d).await?,
-            p if p == "sys/renew" || p.starts_with("sys/renew/") => {
-                self.handle_leases(active, op, &p["sys/".len()..], d).await?
-            }
-            p if p == "sys/revoke"
-                || p.starts_with("sys/revoke/")
-                || p.starts_with("sys/revoke-prefix/")
-                || p.starts_with("sys/revoke-force/") =>
-            {
-                self.handle_leases(active, op, &p["sys/".len()..], d).await?
-            }
-            "sys/metrics" => self.handle_metrics(op, d).await?,
-            "sys/plugins/reload/backend" if write => self.reload_plugins(active, d).await?,
-            p if p == "sys/plugins/catalog" || p.starts_with("sys/plugins/catalog/") => {
-                self.handle_catalog(active, op, p.trim_start_matches("sys/plugins/catalog"), d).await?
-            }
-            "sys/audit" if op == Read => {
+            SysRoute::AuditList if op == Read => {
                 let mut m = Map::new();
                 for c in active.audit.list() {
                     m.insert(
@@ -221,8 +213,8 @@ impl Core {
                 }
                 CoreResponse::legacy(m)
             }
-            p if p.starts_with("sys/audit/") => {
-                let raw = &p["sys/audit/".len()..];
+            SysRoute::Audit => {
+                let raw = &path["sys/audit/".len()..];
                 let apath = normalize_mount_path(raw)?;
                 match op {
                     Create | Update => {
@@ -271,8 +263,8 @@ impl Core {
                     _ => return Err(LogicalError::unsupported_operation()),
                 }
             }
-            p if p.starts_with("sys/audit-hash/") && write => {
-                let apath = normalize_mount_path(&p["sys/audit-hash/".len()..])?;
+            SysRoute::AuditHash if write => {
+                let apath = normalize_mount_path(&path["sys/audit-hash/".len()..])?;
                 let input =
                     d.get("input").and_then(Value::as_str).ok_or_else(|| LogicalError::bad_request("missing input"))?;
                 match active.audit.hash_for(&apath, input) {
@@ -280,9 +272,9 @@ impl Core {
                     None => return Err(LogicalError::bad_request(format!("unknown audit backend {apath}"))),
                 }
             }
-            "sys/internal/ui/resultant-acl" if op == Read => CoreResponse::data(ctx.acl.resultant()),
-            "sys/internal/specs/openapi" if matches!(op, Read | Update) => self.openapi_document(active, ctx.acl)?,
-            "sys/auth" if op == Read => {
+            SysRoute::ResultantAcl if op == Read => CoreResponse::data(ctx.acl.resultant()),
+            SysRoute::OpenApi if matches!(op, Read | Update) => self.openapi_document(active, ctx.acl)?,
+            SysRoute::Auths if op == Read => {
                 let t = active.auth_mounts.lock().await;
                 let mut m = Map::new();
                 for e in &t.entries {
@@ -291,8 +283,8 @@ impl Core {
                 CoreResponse::legacy(m)
             }
             // `sys/auth/` (a LIST of sys/auth) names no mount: no path of the table.
-            p if p.starts_with("sys/auth/") && p.len() > "sys/auth/".len() => {
-                let rest = &p["sys/auth/".len()..];
+            SysRoute::Auth | SysRoute::AuthTune => {
+                let rest = &path["sys/auth/".len()..];
                 if let Some(mp) = rest.strip_suffix("/tune") {
                     return match op {
                         Read => self.auth_tune_read(active, mp).await.map(Some),

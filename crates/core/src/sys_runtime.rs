@@ -77,20 +77,6 @@ impl InFlight {
     }
 }
 
-/// Whether `path` is served here.
-pub(crate) fn serves(path: &str) -> bool {
-    matches!(
-        path,
-        "sys/loggers"
-            | "sys/monitor"
-            | "sys/in-flight-req"
-            | "sys/config/state/sanitized"
-            | "sys/internal/counters/tokens"
-            | "sys/internal/counters/entities"
-            | "sys/internal/counters/requests"
-    ) || path.starts_with("sys/loggers/")
-}
-
 fn log_error(e: LogControlError) -> LogicalError {
     LogicalError::bad_request(e.to_string())
 }

@@ -1,9 +1,9 @@
 //! `auth/token/…`: create (plain, orphan, by role), lookup, renew, revoke, roles, accessors,
 //! tidy — with Vault's rules for policies, TTLs, periods, orphans and use limits.
 
-use crate::policy::Decision;
 use crate::token::{now, TokenEntry, TokenRole};
 use crate::{Active, Core, CoreResponse, Result};
+use coffer_acl::Decision;
 use coffer_sdk::field::{parse_bool, parse_duration, parse_int, parse_string, parse_string_slice};
 use coffer_sdk::tokenutil::normalize_policies;
 use coffer_sdk::{LogicalError, Operation};

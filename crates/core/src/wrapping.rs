@@ -12,15 +12,10 @@ use crate::{Active, Core, CoreResponse, Result};
 use coffer_barrier::SecureStorage;
 use coffer_sdk::{Backend, LogicalError, Operation};
 use serde_json::{json, Map, Value};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub const WRAPPING_POLICY: &str = "response-wrapping";
 const MAX_WRAP_TTL: i64 = 768 * 3600;
-
-fn cubby() -> &'static coffer_builtin_kv::KvV1 {
-    static K: OnceLock<coffer_builtin_kv::KvV1> = OnceLock::new();
-    K.get_or_init(coffer_builtin_kv::KvV1::new)
-}
 
 pub fn cubbyhole_prefix(token_hash: &str) -> String {
     format!("cubbyhole/{token_hash}/")
@@ -71,6 +66,18 @@ fn from_stored(v: &Value) -> CoreResponse {
 }
 
 impl Core {
+    /// The backend behind `cubbyhole/`, from the registry, built on first use.
+    fn cubbyhole_backend(&self) -> Result<Arc<dyn Backend>> {
+        if let Some(b) = self.cubbyhole.get() {
+            return Ok(b.clone());
+        }
+        let built = self
+            .registry
+            .build_core_backend("cubbyhole")
+            .unwrap_or_else(|| Err(LogicalError::internal("this server has no cubbyhole backend")))?;
+        Ok(self.cubbyhole.get_or_init(|| built).clone())
+    }
+
     /// Serves `cubbyhole/…` for the calling token.
     pub(crate) async fn handle_cubbyhole(
         &self,
@@ -98,7 +105,7 @@ impl Core {
             remote_addr: None,
             services: None,
         };
-        let resp = cubby().handle_request(req).await?;
+        let resp = self.cubbyhole_backend()?.handle_request(req).await?;
         match resp {
             None if matches!(op, Operation::Read | Operation::List) => Err(LogicalError::not_found()),
             None => Ok(CoreResponse { mount_type: "cubbyhole".into(), ..Default::default() }),

@@ -19,7 +19,11 @@ fn req(path: &str, op: Operation, data: serde_json::Value, token: &str) -> CoreR
 #[tokio::test]
 async fn revoking_a_token_destroys_its_cubbyhole() {
     let phys = Arc::new(coffer_storage_inmem::InmemStorage::new());
-    let core = Core::new(Arc::new(coffer_barrier::Barrier::new(phys.clone())), CoreConfig::default());
+    let core = Core::new(
+        Arc::new(coffer_barrier::Barrier::new(phys.clone())),
+        CoreConfig::default(),
+        coffer_builtins::registry(),
+    );
     core.init_with(1, 1, Some("root"), true).await.unwrap();
     let r = core
         .handle(req("auth/token/create", Operation::Update, json!({"policies": ["default"]}), "root"))

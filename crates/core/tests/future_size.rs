@@ -7,7 +7,8 @@ use std::sync::Arc;
 #[test]
 fn the_core_request_future_is_small() {
     let phys = Arc::new(coffer_storage_inmem::InmemStorage::new());
-    let core = Core::new(Arc::new(coffer_barrier::Barrier::new(phys)), CoreConfig::default());
+    let core =
+        Core::new(Arc::new(coffer_barrier::Barrier::new(phys)), CoreConfig::default(), coffer_builtins::registry());
     let req = CoreRequest {
         operation: Operation::Read,
         path: "kv/x".into(),

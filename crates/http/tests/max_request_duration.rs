@@ -70,7 +70,7 @@ async fn request(addr: std::net::SocketAddr, method: &str, path: &str, body: &st
 async fn a_request_past_max_request_duration_gets_503_and_still_completes() {
     let delay_ms = Arc::new(AtomicU64::new(0));
     let storage = Arc::new(Delayed { inner: InmemStorage::new(), delay_ms: delay_ms.clone() });
-    let core = Core::new(Arc::new(Barrier::new(storage)), CoreConfig::default());
+    let core = Core::new(Arc::new(Barrier::new(storage)), CoreConfig::default(), coffer_builtins::registry());
     core.init_with(1, 1, Some("root"), true).await.unwrap();
     let options =
         RequestOptions { max_request_duration: Some(Duration::from_millis(300)), ..RequestOptions::openbao_defaults() };

@@ -216,7 +216,9 @@ pub struct PluginClient {
     generation: AtomicU64,
     restarts: AtomicU64,
     closed: AtomicBool,
-    unauthenticated: Vec<&'static str>,
+    /// The root-protected and unauthenticated globs the plugin declared (`SpecialPaths`): the
+    /// router reads a plugin's flags from them, as OpenBao does.
+    special: coffer_sdk::framework::SpecialPaths,
     /// The plugin's path table as its help answer describes it (empty for plugins that do not,
     /// such as those built on the Go SDK).
     table: Vec<PathSpec>,
@@ -279,8 +281,7 @@ impl PluginClient {
                 });
             }
         };
-        // The trait hands out `&'static str`: the list is fetched once per client and kept.
-        let unauthenticated = paths.unauthenticated.into_iter().map(|p| &*Box::leak(p.into_boxed_str())).collect();
+        let special = coffer_sdk::framework::SpecialPaths { root: paths.root, unauthenticated: paths.unauthenticated };
         let table = fetch_path_table(&inst).await;
         Ok(PluginClient {
             spec,
@@ -289,7 +290,7 @@ impl PluginClient {
             generation: AtomicU64::new(1),
             restarts: AtomicU64::new(0),
             closed: AtomicBool::new(false),
-            unauthenticated,
+            special,
             table,
         })
     }
@@ -518,8 +519,12 @@ impl Backend for PluginClient {
         &self.table
     }
 
-    fn unauthenticated_paths(&self) -> &[&'static str] {
-        &self.unauthenticated
+    fn path_flags(&self, path: &str) -> coffer_sdk::framework::PathFlags {
+        self.special.flags_for(path)
+    }
+
+    fn special_paths(&self) -> coffer_sdk::framework::SpecialPaths {
+        self.special.clone()
     }
 
     async fn handle_request(&self, req: Request) -> coffer_sdk::Result<Option<Response>> {

@@ -537,8 +537,14 @@ impl backend_server::Backend for Svc {
     }
 
     async fn special_paths(&self, _: Request<pb::Empty>) -> Result<Response<pb::SpecialPathsReply>, Status> {
-        let unauthenticated = self.0.backend.unauthenticated_paths().iter().map(|p| p.to_string()).collect();
-        Ok(Response::new(pb::SpecialPathsReply { paths: Some(pb::Paths { unauthenticated, ..Default::default() }) }))
+        let special = self.0.backend.special_paths();
+        Ok(Response::new(pb::SpecialPathsReply {
+            paths: Some(pb::Paths {
+                root: special.root,
+                unauthenticated: special.unauthenticated,
+                ..Default::default()
+            }),
+        }))
     }
 
     async fn handle_existence_check(
@@ -676,11 +682,12 @@ mod tests {
     use super::*;
     use crate::convert::to_nanos;
     use coffer_sdk::field::FieldType;
-    use coffer_sdk::framework::{FieldSpec, PathSpec};
+    use coffer_sdk::framework::{FieldSpec, PathFlags, PathSpec};
 
     #[test]
     fn help_names_the_matching_path_and_its_fields() {
         let paths = vec![PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "config",
             fields: vec![FieldSpec::new("words", FieldType::Int, "how many words")],
             operations: vec![(Operation::Read, "read")],

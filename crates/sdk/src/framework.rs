@@ -31,8 +31,61 @@ impl FieldSpec {
     }
 }
 
+/// What the router needs to know of a path besides its fields and operations. OpenBao keeps
+/// these in a backend's `SpecialPaths` and in lists inside its core; here each path says them
+/// itself, so routing, the ACL check, help and OpenAPI read one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathFlags {
+    /// Served without a token (logins, seal status, …).
+    pub unauthenticated: bool,
+    /// Root-protected: the caller's policy needs `sudo` on the path besides the operation's
+    /// capability.
+    pub sudo: bool,
+    /// Served while the server is sealed (the ceremonies and status endpoints).
+    pub sealed: bool,
+    /// Served by an HA standby itself instead of being sent to the active node.
+    pub standby: bool,
+    /// Recorded by audit devices. Only endpoints that must answer while nothing can be
+    /// recorded (sealed, uninitialised) are not.
+    pub audited: bool,
+}
+
+impl PathFlags {
+    /// An ordinary path: needs a token, not root-protected, served when unsealed and active,
+    /// audited.
+    pub const NORMAL: PathFlags =
+        PathFlags { unauthenticated: false, sudo: false, sealed: false, standby: false, audited: true };
+
+    pub const fn unauthenticated(mut self) -> Self {
+        self.unauthenticated = true;
+        self
+    }
+    pub const fn sudo(mut self) -> Self {
+        self.sudo = true;
+        self
+    }
+    pub const fn sealed(mut self) -> Self {
+        self.sealed = true;
+        self
+    }
+    pub const fn standby(mut self) -> Self {
+        self.standby = true;
+        self
+    }
+    pub const fn unaudited(mut self) -> Self {
+        self.audited = false;
+        self
+    }
+}
+
+impl Default for PathFlags {
+    fn default() -> Self {
+        PathFlags::NORMAL
+    }
+}
+
 /// One path of a backend.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PathSpec {
     /// A regular expression over the mount-relative path, anchored at both ends.
     pub pattern: &'static str,
@@ -42,6 +95,26 @@ pub struct PathSpec {
     pub passthrough: bool,
     pub synopsis: &'static str,
     pub description: &'static str,
+    /// Unauthenticated, sudo, sealed, standby, audited.
+    pub flags: PathFlags,
+}
+
+impl PathSpec {
+    /// The path with other flags.
+    pub fn with_flags(mut self, flags: PathFlags) -> Self {
+        self.flags = flags;
+        self
+    }
+    /// Served without a token.
+    pub fn unauthenticated(mut self) -> Self {
+        self.flags.unauthenticated = true;
+        self
+    }
+    /// Root-protected (needs `sudo`).
+    pub fn sudo(mut self) -> Self {
+        self.flags.sudo = true;
+        self
+    }
 }
 
 /// A compiled path table.
@@ -60,6 +133,8 @@ pub struct Matched<'a> {
     pub index: usize,
     pub spec: &'a PathSpec,
     pub fields: FieldData,
+    /// The request parameters the path does not declare (see [`PathTable::ignored_parameters`]).
+    pub ignored: Vec<String>,
 }
 
 /// The warning OpenBao adds to an answer when the request carried parameters the path does not
@@ -117,7 +192,18 @@ impl PathTable {
             }
         }
         let raw = if spec.passthrough { data.clone() } else { Map::new() };
-        Ok(Matched { index: i, spec, fields: FieldData { values: out, specs: self.fields[i].clone(), raw } })
+        let ignored = ignored_in(spec, op, data);
+        Ok(Matched { index: i, spec, fields: FieldData { values: out, specs: self.fields[i].clone(), raw }, ignored })
+    }
+
+    /// The flags of the first path matching `path` (the normal flags when none matches).
+    pub fn flags_for(&self, path: &str) -> PathFlags {
+        self.set.matches(path).into_iter().next().map(|i| self.specs[i].flags).unwrap_or_default()
+    }
+
+    /// The index of the first path matching `path`, whatever the operation.
+    pub fn find(&self, path: &str) -> Option<usize> {
+        self.set.matches(path).into_iter().next()
     }
 
     /// The request parameters (body fields or query parameters) that the path `path` does not
@@ -132,16 +218,7 @@ impl PathTable {
         let Some(i) = self.set.matches(path).into_iter().next() else {
             return vec![];
         };
-        let spec = &self.specs[i];
-        // A passthrough path keeps any field on a write; its reads and lists still name the
-        // query parameters they ignored, as OpenBao's KV v1 does.
-        if spec.passthrough && matches!(op, Operation::Create | Operation::Update | Operation::Patch) {
-            return vec![];
-        }
-        let mut out: Vec<String> =
-            data.keys().filter(|k| !spec.fields.iter().any(|f| f.name == k.as_str())).cloned().collect();
-        out.sort();
-        out
+        ignored_in(&self.specs[i], op, data)
     }
 
     /// The index of the first path that matches `path`, once the operation is checked.
@@ -152,6 +229,322 @@ impl PathTable {
         }
         Ok(i)
     }
+}
+
+/// The parameters of `data` that `spec` does not declare, sorted.
+fn ignored_in(spec: &PathSpec, op: Operation, data: &Map<String, Value>) -> Vec<String> {
+    if data.is_empty() || op == Operation::Help {
+        return vec![];
+    }
+    // A passthrough path keeps any field on a write; its reads and lists still name the
+    // query parameters they ignored, as OpenBao's KV v1 does.
+    if spec.passthrough && matches!(op, Operation::Create | Operation::Update | Operation::Patch) {
+        return vec![];
+    }
+    let mut out: Vec<String> =
+        data.keys().filter(|k| !spec.fields.iter().any(|f| f.name == k.as_str())).cloned().collect();
+    out.sort();
+    out
+}
+
+/// A path table whose rows each name a route of the backend's own type (an enum, one variant
+/// per path): handlers match on the route, never on a row's position, so reordering or adding
+/// rows cannot send a request to the wrong handler.
+pub struct Paths<R> {
+    table: PathTable,
+    routes: Vec<R>,
+}
+
+/// A request matched to its route.
+pub struct Routed<'a, R> {
+    pub route: R,
+    pub spec: &'a PathSpec,
+    pub fields: FieldData,
+    /// The parameters the path does not declare, for [`warn_ignored`].
+    pub ignored: Vec<String>,
+}
+
+impl<R: Copy> Paths<R> {
+    /// Compiles the rows. Patterns are static, so a bad pattern is a programming error.
+    pub fn new(rows: Vec<(R, PathSpec)>) -> Self {
+        let (routes, specs): (Vec<R>, Vec<PathSpec>) = rows.into_iter().unzip();
+        Paths { table: PathTable::new(specs), routes }
+    }
+    pub fn table(&self) -> &PathTable {
+        &self.table
+    }
+    pub fn specs(&self) -> &[PathSpec] {
+        self.table.specs()
+    }
+    /// The rows with their routes.
+    pub fn rows(&self) -> impl Iterator<Item = (R, &PathSpec)> + '_ {
+        self.routes.iter().copied().zip(self.table.specs())
+    }
+    /// Finds the route of `path`, checks the operation is declared and coerces the fields.
+    pub fn route(&self, op: Operation, path: &str, data: &Map<String, Value>) -> Result<Routed<'_, R>, LogicalError> {
+        let m = self.table.route(op, path, data)?;
+        Ok(Routed { route: self.routes[m.index], spec: m.spec, fields: m.fields, ignored: m.ignored })
+    }
+    /// The route serving `path`, whatever the operation.
+    pub fn find(&self, path: &str) -> Option<(R, &PathSpec)> {
+        self.table.find(path).map(|i| (self.routes[i], &self.table.specs()[i]))
+    }
+    pub fn flags_for(&self, path: &str) -> PathFlags {
+        self.table.flags_for(path)
+    }
+}
+
+/// A backend written as a path table with typed routes and one handler per route. Wrap it in
+/// [`Backend`] to serve it: the wrapper routes each request, coerces its fields, runs the
+/// existence check, calls [`Handler::handle`] and adds the ignored-parameters warning; help,
+/// OpenAPI and the special paths come from the same rows.
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// One variant per path.
+    type Route: Copy + Send + Sync + 'static;
+    /// The type name as mounted (`kv`, `transit`, …).
+    fn backend_type(&self) -> &'static str;
+    fn paths(&self) -> &Paths<Self::Route>;
+    /// Serves one request, already routed to `route` with its fields coerced.
+    async fn handle(
+        &self,
+        route: Self::Route,
+        req: crate::Request,
+        fields: FieldData,
+    ) -> crate::Result<Option<crate::Response>>;
+    /// Whether the target of a write on `route` exists (`create` or `update` for the ACL);
+    /// `None`: the path has no existence check.
+    async fn exists(
+        &self,
+        _route: Self::Route,
+        _req: &crate::Request,
+        _fields: &FieldData,
+    ) -> crate::Result<Option<bool>> {
+        Ok(None)
+    }
+    /// Revokes a leased secret this backend issued.
+    async fn revoke_secret(&self, _req: &crate::Request, _internal: &Map<String, Value>) -> crate::Result<()> {
+        Ok(())
+    }
+    /// Renews a leased secret; the default accepts the proposed TTL.
+    async fn renew_secret(
+        &self,
+        _req: &crate::Request,
+        _internal: &Map<String, Value>,
+        ttl: i64,
+    ) -> crate::Result<i64> {
+        Ok(ttl)
+    }
+}
+
+/// The generic backend over a [`Handler`]: route → coerce fields → existence check → call.
+pub struct Backend<H>(pub H);
+
+impl<H> Backend<H> {
+    pub fn new(handler: H) -> Self {
+        Backend(handler)
+    }
+    /// The handler inside.
+    pub fn handler(&self) -> &H {
+        &self.0
+    }
+}
+
+#[async_trait::async_trait]
+impl<H: Handler> crate::Backend for Backend<H> {
+    fn backend_type(&self) -> &'static str {
+        self.0.backend_type()
+    }
+    fn paths(&self) -> &[PathSpec] {
+        self.0.paths().specs()
+    }
+    fn path_flags(&self, path: &str) -> PathFlags {
+        self.0.paths().flags_for(path)
+    }
+    async fn handle_request(&self, req: crate::Request) -> crate::Result<Option<crate::Response>> {
+        let routed = self.0.paths().route(req.operation, &req.path, &req.data)?;
+        let ignored = routed.ignored;
+        warn_ignored(self.0.handle(routed.route, req, routed.fields).await, &ignored)
+    }
+    async fn exists(&self, req: &crate::Request) -> crate::Result<Option<bool>> {
+        // The check runs before the ACL decides between create and update: it routes as a read
+        // (the path's fields without the body), and a path that does not route has none.
+        match self.0.paths().route(Operation::Read, &req.path, &Map::new()) {
+            Ok(r) => self.0.exists(r.route, req, &r.fields).await,
+            Err(_) => match self.0.paths().find(&req.path) {
+                Some((route, spec)) => {
+                    let fields =
+                        FieldData { values: Map::new(), specs: Arc::from(spec.fields.as_slice()), raw: Map::new() };
+                    self.0.exists(route, req, &fields).await
+                }
+                None => Ok(None),
+            },
+        }
+    }
+    async fn revoke_secret(&self, req: &crate::Request, internal: &Map<String, Value>) -> crate::Result<()> {
+        self.0.revoke_secret(req, internal).await
+    }
+    async fn renew_secret(&self, req: &crate::Request, internal: &Map<String, Value>, ttl: i64) -> crate::Result<i64> {
+        self.0.renew_secret(req, internal, ttl).await
+    }
+}
+
+/// The OpenBao `SpecialPaths` glob for a path pattern: literal text stays, a parameter that is
+/// one whole segment becomes `+`, a trailing parameter that may span segments becomes `*`.
+/// Other shapes (alternations, optional parts, a parameter inside a segment) have no exact glob:
+/// with `widen` the literal prefix up to them followed by `*` is returned (for root paths, where
+/// wider is the safe side), without it `None` (for unauthenticated paths, where narrower is).
+pub fn glob_for_pattern(pattern: &str, widen: bool) -> Option<String> {
+    let c: Vec<char> = pattern.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    let give_up = |out: &str| if widen { Some(format!("{out}*")) } else { None };
+    while i < c.len() {
+        let ch = c[i];
+        // A plain literal character (an escaped punctuation character counts as one).
+        let lit = match ch {
+            '\\' if i + 1 < c.len() && c[i + 1].is_ascii_punctuation() => Some((c[i + 1], 2)),
+            '\\' | '(' | '[' | '.' | '|' | '?' | '*' | '+' | '{' | '^' | '$' => None,
+            _ => Some((ch, 1)),
+        };
+        if let Some((l, n)) = lit {
+            let quantified = matches!(c.get(i + n), Some('?' | '*' | '+' | '{'));
+            if quantified {
+                // `keys/?`: an optional trailing slash is the path without it.
+                if l == '/' && c.get(i + n) == Some(&'?') && i + n + 1 == c.len() {
+                    return Some(out);
+                }
+                return give_up(&out);
+            }
+            out.push(l);
+            i += n;
+            continue;
+        }
+        // A variable atom: a group, a class, `.` or an escape class, with its quantifier.
+        let start = i;
+        match ch {
+            '(' => {
+                let mut depth = 0;
+                while i < c.len() {
+                    match c[i] {
+                        '\\' => i += 1,
+                        '[' => {
+                            while i < c.len() && c[i] != ']' {
+                                i += 1;
+                            }
+                        }
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            '[' => {
+                while i < c.len() && c[i] != ']' {
+                    i += if c[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            '\\' => i += 2,
+            '.' => i += 1,
+            _ => return give_up(&out),
+        }
+        if matches!(c.get(i), Some('*' | '+')) {
+            i += 1;
+        } else if matches!(c.get(i), Some('?' | '{')) {
+            return give_up(&out);
+        }
+        let atom: String = c[start..i.min(c.len())].iter().collect();
+        let Ok(re) = Regex::new(&format!("^(?:{atom})$")) else { return give_up(&out) };
+        let at_segment_start = out.is_empty() || out.ends_with('/');
+        let at_segment_end = i >= c.len() || c[i] == '/';
+        if !re.is_match("x") || !at_segment_start || !at_segment_end {
+            return give_up(&out);
+        }
+        if re.is_match("x/y") {
+            if i < c.len() {
+                return give_up(&out);
+            }
+            out.push('*');
+            return Some(out);
+        }
+        out.push('+');
+    }
+    Some(out)
+}
+
+/// Root-protected and unauthenticated paths as OpenBao's plugin protocol carries them
+/// (`SpecialPaths`): globs where a trailing `*` is any suffix and `+` one segment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpecialPaths {
+    pub root: Vec<String>,
+    pub unauthenticated: Vec<String>,
+}
+
+impl SpecialPaths {
+    /// The globs of the rows flagged sudo or unauthenticated. A root row without an exact glob
+    /// form is widened to its literal prefix; an unauthenticated one is left out (so a host that
+    /// reads only globs asks a token for it: narrower, never wider).
+    pub fn from_specs(specs: &[PathSpec]) -> SpecialPaths {
+        let mut out = SpecialPaths::default();
+        for s in specs {
+            if s.flags.sudo {
+                if let Some(g) = glob_for_pattern(s.pattern, true).filter(|g| !out.root.contains(g)) {
+                    out.root.push(g);
+                }
+            }
+            if s.flags.unauthenticated {
+                if let Some(g) = glob_for_pattern(s.pattern, false).filter(|g| !out.unauthenticated.contains(g)) {
+                    out.unauthenticated.push(g);
+                }
+            }
+        }
+        out
+    }
+    /// The flags these globs give `path`.
+    pub fn flags_for(&self, path: &str) -> PathFlags {
+        let mut f = PathFlags::NORMAL;
+        f.sudo = self.root.iter().any(|g| glob_matches(g, path));
+        f.unauthenticated = self.unauthenticated.iter().any(|g| glob_matches(g, path));
+        f
+    }
+}
+
+/// Whether `path` matches a special-paths glob: `+` is exactly one segment, a trailing `*`
+/// any suffix (including none), everything else literal.
+pub fn glob_matches(glob: &str, path: &str) -> bool {
+    let (glob, prefix) = match glob.strip_suffix('*') {
+        Some(g) => (g, true),
+        None => (glob, false),
+    };
+    if !glob.contains('+') {
+        return if prefix { path.starts_with(glob) } else { path == glob };
+    }
+    let gsegs: Vec<&str> = glob.split('/').collect();
+    let psegs: Vec<&str> = path.split('/').collect();
+    if psegs.len() < gsegs.len() || (!prefix && psegs.len() != gsegs.len()) {
+        return false;
+    }
+    for (i, g) in gsegs.iter().enumerate() {
+        let p = psegs[i];
+        let last = i + 1 == gsegs.len();
+        let ok = match *g {
+            "+" => !p.is_empty(),
+            _ if last && prefix => p.starts_with(g),
+            _ => p == *g,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
 }
 
 /// Coerced field values of a request, with declared defaults.
@@ -204,8 +597,12 @@ pub fn describe_paths(specs: &[PathSpec]) -> Value {
                                             "required": f.required, "default": f.default })
                     })
                     .collect();
+                let flags = serde_json::json!({ "unauthenticated": p.flags.unauthenticated, "sudo": p.flags.sudo,
+                                                "sealed": p.flags.sealed, "standby": p.flags.standby,
+                                                "audited": p.flags.audited });
                 serde_json::json!({ "pattern": p.pattern, "synopsis": p.synopsis, "description": p.description,
-                                    "passthrough": p.passthrough, "operations": ops, "fields": fields })
+                                    "passthrough": p.passthrough, "operations": ops, "fields": fields,
+                                    "flags": flags })
             })
             .collect(),
     )
@@ -261,6 +658,17 @@ pub fn paths_from_description(v: &Value) -> Result<Vec<PathSpec>, String> {
             passthrough: item.get("passthrough").and_then(Value::as_bool).unwrap_or(false),
             synopsis: intern(&text(item, "synopsis")),
             description: intern(&text(item, "description")),
+            flags: {
+                let flag =
+                    |k: &str, d: bool| item.get("flags").and_then(|f| f.get(k)).and_then(Value::as_bool).unwrap_or(d);
+                PathFlags {
+                    unauthenticated: flag("unauthenticated", false),
+                    sudo: flag("sudo", false),
+                    sealed: flag("sealed", false),
+                    standby: flag("standby", false),
+                    audited: flag("audited", true),
+                }
+            },
         });
     }
     Ok(out)
@@ -283,6 +691,7 @@ mod tests {
             passthrough: false,
             synopsis: "",
             description: "",
+            flags: PathFlags::NORMAL,
         }])
     }
 
@@ -308,6 +717,73 @@ mod tests {
         assert_eq!(t.route(Operation::Read, "nope", &empty).err().unwrap().kind, crate::ErrorKind::UnsupportedPath);
         let bad = json!({"ttl": "forever"}).as_object().unwrap().clone();
         assert_eq!(t.route(Operation::Update, "config/a", &bad).err().unwrap().kind, crate::ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn patterns_become_special_path_globs_never_wider_when_unauthenticated() {
+        assert_eq!(glob_for_pattern("login", false).as_deref(), Some("login"));
+        assert_eq!(glob_for_pattern(r"login/(?P<username>[^/]+)", false).as_deref(), Some("login/+"));
+        assert_eq!(glob_for_pattern(r"login/(?P<username>\w+)", false).as_deref(), Some("login/+"));
+        assert_eq!(glob_for_pattern(r"raw/(?P<path>.*)", false).as_deref(), Some("raw/*"));
+        assert_eq!(glob_for_pattern(r"keys/?", false).as_deref(), Some("keys"));
+        assert_eq!(
+            glob_for_pattern(r"role/(?P<role_name>[^/]+)/secret-id", false).as_deref(),
+            Some("role/+/secret-id")
+        );
+        // A parameter spanning segments in the middle, or an alternation: no exact glob.
+        assert_eq!(glob_for_pattern(r"mounts/(?P<path>.+)/tune", false), None);
+        assert_eq!(glob_for_pattern(r"mounts/(?P<path>.+)/tune", true).as_deref(), Some("mounts/*"));
+        assert_eq!(glob_for_pattern(r"(?:rekey|rotate/root)/init", false), None);
+        assert_eq!(glob_for_pattern(r"(?:rekey|rotate/root)/init", true).as_deref(), Some("*"));
+        assert_eq!(glob_for_pattern(r"a(?P<x>\w+)", false), None);
+    }
+
+    #[test]
+    fn special_path_globs_match_as_openbao_reads_them() {
+        assert!(glob_matches("login", "login") && !glob_matches("login", "login/x"));
+        assert!(glob_matches("login/*", "login/x/y") && glob_matches("login/*", "login/"));
+        assert!(glob_matches("role/+/secret-id", "role/a/secret-id"));
+        assert!(!glob_matches("role/+/secret-id", "role/a/b/secret-id"));
+        assert!(!glob_matches("role/+/secret-id", "role//secret-id"));
+        assert!(glob_matches("role/+/x*", "role/a/xyz/more"));
+        let sp = SpecialPaths { root: vec!["config/*".into()], unauthenticated: vec!["login".into()] };
+        assert!(sp.flags_for("config/a").sudo && !sp.flags_for("config/a").unauthenticated);
+        assert!(sp.flags_for("login").unauthenticated && !sp.flags_for("other").sudo);
+    }
+
+    #[test]
+    fn flags_travel_with_the_described_path_table() {
+        let t = PathTable::new(vec![
+            PathSpec { pattern: "login", operations: vec![(Operation::Update, "log in")], ..Default::default() }
+                .unauthenticated(),
+            PathSpec { pattern: "config", operations: vec![(Operation::Update, "configure")], ..Default::default() }
+                .sudo(),
+        ]);
+        assert!(t.flags_for("login").unauthenticated && !t.flags_for("login").sudo);
+        assert!(t.flags_for("config").sudo && t.flags_for("config").audited);
+        assert_eq!(t.flags_for("nothing"), PathFlags::NORMAL);
+        let back = PathTable::new(paths_from_description(&describe_paths(t.specs())).unwrap());
+        assert_eq!(back.flags_for("login"), t.flags_for("login"));
+        assert_eq!(back.flags_for("config"), t.flags_for("config"));
+        let sp = SpecialPaths::from_specs(t.specs());
+        assert_eq!(sp, SpecialPaths { root: vec!["config".into()], unauthenticated: vec!["login".into()] });
+    }
+
+    #[test]
+    fn typed_routes_survive_reordering_the_rows() {
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum R {
+            A,
+            B,
+        }
+        let row =
+            |p: &'static str| PathSpec { pattern: p, operations: vec![(Operation::Read, "r")], ..Default::default() };
+        let one = Paths::new(vec![(R::A, row("a")), (R::B, row("b"))]);
+        let two = Paths::new(vec![(R::B, row("b")), (R::A, row("a"))]);
+        for p in [&one, &two] {
+            assert_eq!(p.route(Operation::Read, "a", &Map::new()).ok().map(|r| r.route), Some(R::A));
+            assert_eq!(p.route(Operation::Read, "b", &Map::new()).ok().map(|r| r.route), Some(R::B));
+        }
     }
 
     #[test]
@@ -350,6 +826,7 @@ mod tests {
             passthrough: true,
             synopsis: "",
             description: "",
+            flags: PathFlags::NORMAL,
         }]);
         let data = json!({"x": "1"}).as_object().unwrap().clone();
         assert!(t.ignored_parameters(Operation::Update, "a", &data).is_empty());

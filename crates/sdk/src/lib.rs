@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod field;
 pub mod framework;
+pub mod registry;
 pub mod testing;
 pub mod tokenutil;
 
@@ -325,10 +326,15 @@ pub trait Backend: Send + Sync {
     /// The declarative path table, for routing, validation, help and OpenAPI.
     fn paths(&self) -> &[framework::PathSpec];
     async fn handle_request(&self, req: Request) -> Result<Option<Response>>;
-    /// Paths (relative to the mount; a trailing `*` is a prefix) reachable without a token,
-    /// such as login endpoints.
-    fn unauthenticated_paths(&self) -> &[&'static str] {
-        &[]
+    /// What the router must know of `path` (relative to the mount): served without a token,
+    /// root-protected, … A backend built on [`framework::Backend`] answers from its rows' flags.
+    fn path_flags(&self, _path: &str) -> framework::PathFlags {
+        framework::PathFlags::NORMAL
+    }
+    /// The root-protected and unauthenticated paths as globs, for hosts that read them from the
+    /// plugin protocol (OpenBao's `SpecialPaths`): by default derived from the rows' flags.
+    fn special_paths(&self) -> framework::SpecialPaths {
+        framework::SpecialPaths::from_specs(self.paths())
     }
     /// Makes sure the backend is running, for callers about to read [`Backend::paths`] without
     /// sending a request (help). Builtins are always ready; a lazily started plugin starts here.
@@ -350,12 +356,9 @@ pub trait Backend: Send + Sync {
     }
 }
 
-/// Matches `path` against patterns where a trailing `*` means "any suffix".
+/// Matches `path` against special-path globs (a trailing `*` is any suffix, `+` one segment).
 pub fn path_matches_any(patterns: &[&str], path: &str) -> bool {
-    patterns.iter().any(|p| match p.strip_suffix('*') {
-        Some(prefix) => path.starts_with(prefix),
-        None => *p == path,
-    })
+    patterns.iter().any(|p| framework::glob_matches(p, path))
 }
 
 #[cfg(test)]

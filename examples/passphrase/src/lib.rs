@@ -19,7 +19,7 @@
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldData, FieldSpec, PathSpec, PathTable};
+use coffer_sdk::framework::{FieldData, FieldSpec, PathFlags, PathSpec, PathTable};
 use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, Result, SecretLease, StorageView};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -108,6 +108,7 @@ fn path_specs() -> Vec<PathSpec> {
     let sep = || FieldSpec::new("separator", FieldType::String, "Text between words (at most 4 characters)");
     vec![
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "config",
             fields: vec![
                 words(),
@@ -129,6 +130,7 @@ fn path_specs() -> Vec<PathSpec> {
             description: "Word count, separator, lease duration and optional password policy of issued passphrases.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "gen",
             fields: vec![words(), sep()],
             operations: vec![
@@ -140,6 +142,7 @@ fn path_specs() -> Vec<PathSpec> {
             description: "Returns a new random passphrase and records it under issued/<id>.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: "issued/?",
             fields: vec![],
             operations: vec![(Operation::List, "List the ids of issued passphrases")],
@@ -148,6 +151,7 @@ fn path_specs() -> Vec<PathSpec> {
             description: "Lists the ids of the passphrases issued and not yet deleted or revoked.",
         },
         PathSpec {
+            flags: PathFlags::NORMAL,
             pattern: r"issued/(?P<id>[0-9a-f\-]{36})",
             fields: vec![FieldSpec::new("id", FieldType::String, "Id of the issued passphrase")],
             operations: vec![(Operation::Read, "Read a passphrase and its metadata"), (Operation::Delete, "Forget it")],

@@ -1,4 +1,6 @@
-//! ACL policies: parsing (HCL or JSON), compilation, and the allow/deny decision.
+//! Coffer's ACL engine: policies parsed from HCL or JSON, compiled, and the allow/deny
+//! decision on a request. Pure computation: no I/O, no async runtime, no storage; where
+//! policies are kept (the policy store) is the core's business.
 //!
 //! A token's policies are merged into one [`Acl`]: rules with the same path pattern are
 //! combined (capabilities united, `deny` overriding), and a request is decided by the single
@@ -7,9 +9,10 @@
 //! without a trailing `*` over one with it; fewer `+` segments; the longer pattern; the
 //! lexicographically larger pattern.
 
+#![forbid(unsafe_code)]
+
 use coffer_sdk::{LogicalError, Operation};
 use regex::Regex;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -81,29 +84,72 @@ pub struct Policy {
     pub rules: Vec<Rule>,
 }
 
-/// Stored form.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredPolicy {
-    pub name: String,
-    pub policy: String,
-    /// Check-and-set version: 1 for the first write, one more for each change (0: written by a
-    /// version of Coffer that did not count, read as 1).
-    #[serde(default)]
-    pub version: u64,
-    /// RFC 3339 time of the last write ("" when unknown).
-    #[serde(default)]
-    pub modified: String,
-    /// Every change must name the version it replaces (`cas`).
-    #[serde(default)]
-    pub cas_required: bool,
+/// Why a policy text was refused. The message (`Display`) is what the client is shown, as
+/// `failed to parse policy: [line N: ]…`; `line` is 0 when unknown.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The text is neither well-formed HCL nor well-formed JSON.
+    #[error("failed to parse policy: {}{source}", at_line(*.line))]
+    Syntax {
+        line: usize,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A policy that starts as JSON but is not well-formed JSON.
+    #[error("failed to parse policy: {}invalid JSON: {source}", at_line(*.line))]
+    Json {
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A `min_wrapping_ttl`/`max_wrapping_ttl` that is not a duration.
+    #[error("failed to parse policy: {}{setting} is not a valid duration", at_line(*.line))]
+    Duration {
+        line: usize,
+        setting: &'static str,
+        #[source]
+        source: LogicalError,
+    },
+    /// Well-formed, but not a policy this server can enforce (unknown key, capability, …).
+    #[error("failed to parse policy: {}{message}", at_line(*.line))]
+    Invalid { line: usize, message: String },
 }
 
-fn bad(line: usize, msg: impl std::fmt::Display) -> LogicalError {
+fn at_line(line: usize) -> String {
     if line > 0 {
-        LogicalError::bad_request(format!("failed to parse policy: line {line}: {msg}"))
+        format!("line {line}: ")
     } else {
-        LogicalError::bad_request(format!("failed to parse policy: {msg}"))
+        String::new()
     }
+}
+
+impl PolicyError {
+    /// The same error, placed at `line` of the text.
+    fn at(mut self, n: usize) -> Self {
+        match &mut self {
+            PolicyError::Syntax { line, .. }
+            | PolicyError::Json { line, .. }
+            | PolicyError::Duration { line, .. }
+            | PolicyError::Invalid { line, .. } => *line = n,
+        }
+        self
+    }
+}
+
+/// A refused policy is the client's mistake: 400 with the message.
+impl From<PolicyError> for LogicalError {
+    fn from(e: PolicyError) -> Self {
+        LogicalError::bad_request(e.to_string())
+    }
+}
+
+fn bad(line: usize, msg: impl std::fmt::Display) -> PolicyError {
+    PolicyError::Invalid { line, message: msg.to_string() }
+}
+
+fn syntax(line: usize, e: impl std::error::Error + Send + Sync + 'static) -> PolicyError {
+    PolicyError::Syntax { line, source: Box::new(e) }
 }
 
 fn line_of_path(src: &str, pattern: &str, nth: usize) -> usize {
@@ -119,7 +165,7 @@ fn line_of_path(src: &str, pattern: &str, nth: usize) -> usize {
         .unwrap_or(0)
 }
 
-fn as_str_list(v: &Value, line: usize, what: &str) -> Result<Vec<String>, LogicalError> {
+fn as_str_list(v: &Value, line: usize, what: &str) -> Result<Vec<String>, PolicyError> {
     match v {
         Value::Array(a) => a
             .iter()
@@ -132,7 +178,7 @@ fn as_str_list(v: &Value, line: usize, what: &str) -> Result<Vec<String>, Logica
     }
 }
 
-fn param_map(v: &Value, line: usize, what: &str) -> Result<BTreeMap<String, Vec<Value>>, LogicalError> {
+fn param_map(v: &Value, line: usize, what: &str) -> Result<BTreeMap<String, Vec<Value>>, PolicyError> {
     // HCL gives `{ key = [...] }` as an object, sometimes wrapped in a one-element list.
     let obj = match v {
         Value::Object(m) => m.clone(),
@@ -158,11 +204,11 @@ fn param_map(v: &Value, line: usize, what: &str) -> Result<BTreeMap<String, Vec<
     Ok(out)
 }
 
-fn duration_secs(v: &Value, line: usize, what: &str) -> Result<i64, LogicalError> {
-    coffer_sdk::field::parse_duration(what, v).map_err(|_| bad(line, format!("{what} is not a valid duration")))
+fn duration_secs(v: &Value, line: usize, what: &'static str) -> Result<i64, PolicyError> {
+    coffer_sdk::field::parse_duration(what, v).map_err(|source| PolicyError::Duration { line, setting: what, source })
 }
 
-fn parse_rule(pattern: &str, body: &Map<String, Value>, line: usize) -> Result<Rule, LogicalError> {
+fn parse_rule(pattern: &str, body: &Map<String, Value>, line: usize) -> Result<Rule, PolicyError> {
     let pattern = pattern.trim_start_matches('/').to_string();
     if pattern.contains("{{") {
         // A templated path would be stored and never match: refused until identity templating exists.
@@ -229,7 +275,7 @@ fn parse_rule(pattern: &str, body: &Map<String, Value>, line: usize) -> Result<R
 }
 
 /// Parses a policy document (HCL, JSON, or either base64-encoded).
-pub fn parse(name: &str, text: &str) -> Result<Policy, LogicalError> {
+pub fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
     let mut src = text.to_string();
     if !src.contains('{') {
         use base64::Engine;
@@ -242,7 +288,7 @@ pub fn parse(name: &str, text: &str) -> Result<Policy, LogicalError> {
     let mut rules = Vec::new();
     let trimmed = src.trim_start();
     if trimmed.starts_with('{') {
-        let v: Value = serde_json::from_str(&src).map_err(|e| bad(e.line(), format!("invalid JSON: {e}")))?;
+        let v: Value = serde_json::from_str(&src).map_err(|e| PolicyError::Json { line: e.line(), source: e })?;
         let paths = v.get("path").and_then(Value::as_object).cloned().unwrap_or_default();
         for (k, body) in paths {
             let Value::Object(b) = body else { return Err(bad(0, format!("path {k:?} must be an object"))) };
@@ -256,7 +302,7 @@ pub fn parse(name: &str, text: &str) -> Result<Policy, LogicalError> {
             }
         }
     } else {
-        let body: hcl::Body = hcl::parse(&src).map_err(|e| bad(0, e))?;
+        let body: hcl::Body = hcl::parse(&src).map_err(|e| syntax(0, e))?;
         let mut seen: HashMap<String, usize> = HashMap::new();
         for s in body.into_iter() {
             match s {
@@ -268,15 +314,11 @@ pub fn parse(name: &str, text: &str) -> Result<Policy, LogicalError> {
                     // The line is looked up only for an error message: finding it scans the
                     // text, and doing that for every block made large policies quadratic.
                     let line = || line_of_path(&src, &pattern, nth);
-                    let v: Value = hcl::from_body(b.body).map_err(|e| bad(line(), e))?;
+                    let v: Value = hcl::from_body(b.body).map_err(|e| syntax(line(), e))?;
                     let Value::Object(m) = v else { return Err(bad(line(), "path block must hold settings")) };
                     match parse_rule(&pattern, &m, 0) {
                         Ok(r) => rules.push(r),
-                        Err(_) => {
-                            return Err(parse_rule(&pattern, &m, line())
-                                .err()
-                                .unwrap_or_else(|| bad(line(), "invalid rule")))
-                        }
+                        Err(e) => return Err(e.at(line())),
                     }
                 }
                 hcl::Structure::Attribute(a) if a.key.as_str() == "name" => {}
@@ -798,9 +840,9 @@ path "sys/audit" { capabilities = ["update", "sudo"] }"#);
         assert!(!a.allow(Operation::Update, "sys/rotate", &Map::new(), true).allowed);
         assert!(a.allow(Operation::Update, "sys/audit", &Map::new(), true).allowed);
         let e = parse("x", "path \"a\" {\n capabilities = [\"read\", \"fly\"]\n}\n").unwrap_err();
-        assert!(e.messages[0].contains("line 1") && e.messages[0].contains("fly"), "{:?}", e.messages);
+        assert!(e.to_string().contains("line 1") && e.to_string().contains("fly"), "{e}");
         let e = parse("x", "path \"a\" {\n capabilities = [\"read\"]\n").unwrap_err();
-        assert!(e.messages[0].contains("failed to parse policy"), "{:?}", e.messages);
+        assert!(e.to_string().contains("failed to parse policy"), "{e}");
         assert_eq!(parse("x", "path \"a*b\" { capabilities = [\"read\"] }").unwrap().rules[0].pattern, "a*b");
         assert!(parse("x", "bogus \"a\" { }").is_err());
         assert!(parse("default", DEFAULT_POLICY).is_ok());

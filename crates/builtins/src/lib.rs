@@ -1,0 +1,93 @@
+//! The one list of Coffer's builtin secrets engines and auth methods.
+//!
+//! [`registry()`] is what the `coffer` binary (and every test that builds a core) hands to
+//! `coffer_core::Core::new`: mounting, the plugin catalog listing and the CLI's reserved
+//! plugin names all read it. Adding a builtin means adding its crate here, nowhere else.
+#![forbid(unsafe_code)]
+
+use coffer_sdk::registry::{BackendKind, BackendRegistry, Builtin, MountOptions};
+use coffer_sdk::{Backend, LogicalError, Result};
+use std::sync::Arc;
+
+/// KV: version 1 unless the mount's `version` option says 2.
+fn kv(options: &MountOptions) -> Result<Arc<dyn Backend>> {
+    match options.get("version").map(String::as_str).unwrap_or("1") {
+        "" | "1" => Ok(Arc::new(coffer_builtin_kv::KvV1::new())),
+        "2" => Ok(Arc::new(coffer_builtin_kv::KvV2::new())),
+        other => Err(LogicalError::bad_request(format!("invalid KV version {other:?}"))),
+    }
+}
+
+fn kv_v2(_: &MountOptions) -> Result<Arc<dyn Backend>> {
+    Ok(Arc::new(coffer_builtin_kv::KvV2::new()))
+}
+
+fn kv_v1(_: &MountOptions) -> Result<Arc<dyn Backend>> {
+    Ok(Arc::new(coffer_builtin_kv::KvV1::new()))
+}
+
+/// Every builtin: what users mount, and what the core serves itself.
+pub fn builtins() -> Vec<Builtin> {
+    use BackendKind::{Auth, Secret};
+    vec![
+        Builtin::mountable(Secret, "kv", kv),
+        // Older names of KV, accepted as mount types and not listed, as OpenBao does.
+        Builtin::mountable(Secret, "generic", kv).unlisted(),
+        Builtin::mountable(Secret, "kv-v2", kv_v2).unlisted(),
+        Builtin::mountable(Secret, "transit", |_| Ok(Arc::new(coffer_builtin_transit::Transit::new()))),
+        Builtin::mountable(Secret, "totp", |_| Ok(Arc::new(coffer_builtin_totp::Totp::new()))),
+        Builtin::mountable(Auth, "userpass", |_| Ok(Arc::new(coffer_builtin_userpass::UserPass::new()))),
+        Builtin::mountable(Auth, "approle", |_| Ok(Arc::new(coffer_builtin_approle::AppRole::new()))),
+        // Per-token storage: the core serves `cubbyhole/` with a KV version 1 backend.
+        Builtin::served_by_core(Secret, "cubbyhole").backed_by(kv_v1),
+        Builtin::served_by_core(Secret, "identity"),
+        Builtin::served_by_core(Secret, "system").unlisted(),
+        Builtin::served_by_core(Auth, "token"),
+    ]
+}
+
+/// The registry of [`builtins()`].
+pub fn registry() -> BackendRegistry {
+    // The list above is fixed; `the_builtin_names_are_unique` proves it makes a registry.
+    BackendRegistry::new(builtins()).expect("builtin names are unique")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_names_are_unique() {
+        assert!(BackendRegistry::new(builtins()).is_ok());
+    }
+
+    #[test]
+    fn the_catalog_lists_what_openbao_lists_as_builtin() {
+        let r = registry();
+        assert_eq!(r.listed_names(BackendKind::Secret), ["cubbyhole", "identity", "kv", "totp", "transit"]);
+        assert_eq!(r.listed_names(BackendKind::Auth), ["approle", "token", "userpass"]);
+    }
+
+    #[test]
+    fn kv_mounts_follow_the_version_option() {
+        let r = registry();
+        let mut o = MountOptions::new();
+        assert_eq!(r.build("kv", &o).unwrap().unwrap().backend_type(), "kv");
+        o.insert("version".into(), "2".into());
+        assert!(r.build("kv", &o).unwrap().is_ok());
+        o.insert("version".into(), "3".into());
+        let Some(Err(e)) = r.build("kv", &o) else { panic!("KV version 3 was accepted") };
+        assert!(e.to_string().contains("invalid KV version"), "{e}");
+    }
+
+    #[test]
+    fn core_served_backends_are_not_user_mountable() {
+        let r = registry();
+        for name in ["cubbyhole", "identity", "system", "token"] {
+            assert!(r.build(name, &MountOptions::new()).is_none(), "{name} could be mounted");
+            assert!(r.is_builtin(name));
+        }
+        assert!(r.build_core_backend("cubbyhole").is_some_and(|b| b.is_ok()));
+        assert!(r.build("no-such-engine", &MountOptions::new()).is_none());
+    }
+}

@@ -1,0 +1,1633 @@
+//! The paths the core serves itself — `sys/`, `auth/token/`, `identity/` and `cubbyhole/` — as
+//! path tables whose rows carry a typed route and the path's flags (unauthenticated, sudo,
+//! sealed, standby, audited). Routing, the ACL's sudo check, the sealed and standby gates,
+//! help and the OpenAPI document all read these rows: a path is served if and only if a row
+//! names it.
+
+use coffer_sdk::field::FieldType;
+use coffer_sdk::framework::{FieldSpec, PathFlags, PathSpec, Paths};
+use coffer_sdk::Operation;
+use serde_json::json;
+use std::sync::OnceLock;
+
+/// The routes of the system backend (`sys/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SysRoute {
+    SealStatus,
+    Health,
+    Init,
+    Unseal,
+    Seal,
+    Leader,
+    HaStatus,
+    StepDown,
+    Cors,
+    HostInfo,
+    KeyStatus,
+    Rotate,
+    RotateConfig,
+    /// The unauthenticated ceremony (`generate-root/*`).
+    GenerateRoot,
+    /// The same with a token (`generate-root-token/*`, OpenBao 2.x).
+    GenerateRootToken,
+    /// The unauthenticated ceremony (`rekey/*`).
+    Rekey,
+    /// The same with a token (`rotate/root/*`).
+    RotateRoot,
+    RekeyRecovery,
+    RotateRecovery,
+    RekeyBackup,
+    RecoveryBackup,
+    Mounts,
+    MountTune,
+    Mount,
+    Remount,
+    RemountStatus,
+    Auths,
+    AuthTune,
+    Auth,
+    LegacyPolicies,
+    LegacyPolicy,
+    AclPolicies,
+    AclPolicy,
+    PasswordPolicies,
+    PasswordGenerate,
+    PasswordPolicy,
+    Capabilities,
+    CapabilitiesAccessor,
+    CapabilitiesSelf,
+    UiMounts,
+    ResultantAcl,
+    OpenApi,
+    Leases,
+    Wrapping,
+    Random,
+    Hash,
+    AuditList,
+    Audit,
+    AuditHash,
+    Metrics,
+    Raw,
+    Catalog,
+    Reload,
+    Loggers,
+    Monitor,
+    InFlight,
+    SanitizedConfig,
+    Counters,
+}
+
+/// The token store's routes (`auth/token/`): its handler routes the rest itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenRoute {
+    Token,
+}
+
+/// The identity store's routes (`identity/`): its handler routes the rest itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdentityRoute {
+    Identity,
+}
+
+/// Cubbyhole's one route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CubbyholeRoute {
+    Secret,
+}
+
+/// Status endpoints: no token, answered sealed and on a standby, not audited (nothing can
+/// record them while sealed).
+const OPEN: PathFlags = PathFlags::NORMAL.unauthenticated().sealed().standby().unaudited();
+/// The unauthenticated ceremonies (generate-root, rekey): no token, served before audit.
+const CEREMONY: PathFlags = PathFlags::NORMAL.unauthenticated().unaudited();
+const SUDO: PathFlags = PathFlags::NORMAL.sudo();
+
+pub(crate) fn sys_paths() -> &'static Paths<SysRoute> {
+    static S: OnceLock<Paths<SysRoute>> = OnceLock::new();
+    S.get_or_init(|| {
+        let mut rows = sys_rows();
+        rows.extend(sys_rows_more());
+        Paths::new(rows)
+    })
+}
+
+pub(crate) fn token_paths() -> &'static Paths<TokenRoute> {
+    static S: OnceLock<Paths<TokenRoute>> = OnceLock::new();
+    S.get_or_init(|| {
+        Paths::new(
+            token_specs()
+                .into_iter()
+                .map(|s| {
+                    // Listing accessors and orphaning revocation are root-protected.
+                    let sudo = matches!(s.pattern, "accessors/?" | "revoke-orphan");
+                    (TokenRoute::Token, if sudo { s.with_flags(SUDO) } else { s })
+                })
+                .collect(),
+        )
+    })
+}
+
+pub(crate) fn identity_paths() -> &'static Paths<IdentityRoute> {
+    static S: OnceLock<Paths<IdentityRoute>> = OnceLock::new();
+    S.get_or_init(|| Paths::new(identity_specs().into_iter().map(|s| (IdentityRoute::Identity, s)).collect()))
+}
+
+pub(crate) fn cubbyhole_paths() -> &'static Paths<CubbyholeRoute> {
+    static S: OnceLock<Paths<CubbyholeRoute>> = OnceLock::new();
+    S.get_or_init(|| Paths::new(cubbyhole_specs().into_iter().map(|s| (CubbyholeRoute::Secret, s)).collect()))
+}
+
+/// One of the core's own trees, as help, OpenAPI and the router see it.
+pub(crate) struct Tree {
+    /// `sys/`, `auth/token/`, …
+    pub prefix: &'static str,
+    /// `system`, `auth`, `identity` or `secrets`.
+    pub tag: &'static str,
+    pub specs: &'static [PathSpec],
+    pub overview: &'static str,
+    flags: fn(&str) -> Option<PathFlags>,
+}
+
+impl Tree {
+    /// The flags of `rel` (a path below the prefix); `None` when no row serves it.
+    pub fn flags_for(&self, rel: &str) -> Option<PathFlags> {
+        (self.flags)(rel)
+    }
+}
+
+/// The core's trees, in document order.
+pub(crate) fn trees() -> [Tree; 4] {
+    [
+        Tree {
+            prefix: "sys/",
+            tag: "system",
+            specs: sys_paths().specs(),
+            overview: "The system backend: seal state, mounts, auth methods, policies, leases, response \
+                       wrapping and tools.",
+            flags: |rel| sys_paths().find(rel).map(|(_, s)| s.flags),
+        },
+        Tree {
+            prefix: "auth/token/",
+            tag: "auth",
+            specs: token_paths().specs(),
+            overview: "The token store: create, look up, renew and revoke tokens; token roles.",
+            flags: |rel| token_paths().find(rel).map(|(_, s)| s.flags),
+        },
+        Tree {
+            prefix: "identity/",
+            tag: "identity",
+            specs: identity_paths().specs(),
+            overview: "The identity store: entities, their aliases, and groups.",
+            flags: |rel| identity_paths().find(rel).map(|(_, s)| s.flags),
+        },
+        Tree {
+            prefix: "cubbyhole/",
+            tag: "secrets",
+            specs: cubbyhole_paths().specs(),
+            overview: "Private storage of the calling token, destroyed with it.",
+            flags: |rel| cubbyhole_paths().find(rel).map(|(_, s)| s.flags),
+        },
+    ]
+}
+
+/// The tree serving `path` (a full path: `sys/…`, `auth/token/…`) and the path below it.
+pub(crate) fn tree_of(path: &str) -> Option<(Tree, &str)> {
+    trees().into_iter().find_map(|t| {
+        let rel = path.strip_prefix(t.prefix).or_else(|| (path == t.prefix.trim_end_matches('/')).then_some(""))?;
+        Some((t, rel))
+    })
+}
+
+use FieldType::{Bool, CommaStringSlice as List, DurationSecond as Duration, Int, Map as MapT, String as Str};
+use Operation::{Create, Delete, List as ListOp, Read, Update};
+
+fn f(name: &'static str, ty: FieldType, description: &'static str) -> FieldSpec {
+    FieldSpec::new(name, ty, description)
+}
+
+fn p(
+    pattern: &'static str,
+    fields: Vec<FieldSpec>,
+    operations: Vec<(Operation, &'static str)>,
+    synopsis: &'static str,
+    description: &'static str,
+) -> PathSpec {
+    PathSpec { flags: PathFlags::NORMAL, pattern, fields, operations, passthrough: false, synopsis, description }
+}
+
+fn mount_fields() -> Vec<FieldSpec> {
+    vec![
+        f("path", Str, "Where to mount, e.g. \"secret\" or \"team/kv\""),
+        f("type", Str, "The backend type, e.g. \"kv\" or \"kv-v2\"").required(),
+        f("description", Str, "A human-readable description of the mount"),
+        f(
+            "config",
+            MapT,
+            "Tunables: default_lease_ttl, max_lease_ttl, listing_visibility, audit \
+                          and header lists",
+        ),
+        f("options", MapT, "Options for the backend, as string pairs (kv: version)"),
+        f("local", Bool, "Keep the mount out of replication"),
+        f("seal_wrap", Bool, "Seal-wrap the mount's storage"),
+        f("external_entropy_access", Bool, "Give the mount access to external entropy"),
+        f("plugin_version", Str, "The plugin version to run"),
+    ]
+}
+
+fn tune_fields() -> Vec<FieldSpec> {
+    vec![
+        f("path", Str, "The mount to tune"),
+        f("default_lease_ttl", Duration, "Default lease TTL of the mount; \"system\" or 0 uses the server's"),
+        f("max_lease_ttl", Duration, "Maximum lease TTL of the mount; \"system\" or 0 uses the server's"),
+        f("description", Str, "A new description"),
+        f(
+            "listing_visibility",
+            Str,
+            "\"unauth\" to list the mount in the UI without a token, \"hidden\" or \
+                          \"\"",
+        ),
+        f("options", MapT, "Options for the backend, as string pairs"),
+        f("token_type", Str, "For auth mounts: default-service, default-batch, service or batch"),
+        f("audit_non_hmac_request_keys", List, "Request keys the audit log shows in clear"),
+        f("audit_non_hmac_response_keys", List, "Response keys the audit log shows in clear"),
+        f("passthrough_request_headers", List, "Request headers passed to the backend"),
+        f("allowed_response_headers", List, "Response headers the backend may set"),
+    ]
+}
+
+fn policy_text() -> FieldSpec {
+    f("policy", Str, "The policy document, in HCL or JSON")
+}
+
+fn lease_fields() -> Vec<FieldSpec> {
+    vec![
+        f("lease_id", Str, "The lease"),
+        f("url_lease_id", Str, "The lease, given in the URL"),
+        f("increment", Duration, "Requested TTL extension"),
+        f("sync", Bool, "Revoke before answering (always the case in Coffer)"),
+    ]
+}
+
+fn random_fields() -> Vec<FieldSpec> {
+    vec![
+        f("urlbytes", Str, "How many bytes, given in the URL"),
+        f("source", Str, "Entropy source: platform, seal or all"),
+        f("bytes", Int, "How many bytes (1 to 131072)").default(json!(32)),
+        f("format", Str, "Output encoding: base64 or hex").default(json!("base64")),
+    ]
+}
+
+fn hash_fields() -> Vec<FieldSpec> {
+    vec![
+        f("urlalgorithm", Str, "Algorithm, given in the URL"),
+        f("input", Str, "Base64-encoded input").required(),
+        f("algorithm", Str, "sha2-224, sha2-256, sha2-384, sha2-512, sha3-*").default(json!("sha2-256")),
+        f("format", Str, "Output encoding: hex or base64").default(json!("hex")),
+    ]
+}
+
+fn shares_fields() -> Vec<FieldSpec> {
+    vec![
+        f("secret_shares", Int, "How many key shares to split the key into"),
+        f("secret_threshold", Int, "How many shares rebuild the key"),
+        f(
+            "pgp_keys",
+            List,
+            "Base64 OpenPGP public keys, one per new share: each share comes back encrypted to its key",
+        ),
+        f("backup", Bool, "Store the PGP-encrypted new shares for rekey/backup (needs pgp_keys)"),
+        f("require_verification", Bool, "Require the new shares to be verified before they take effect"),
+    ]
+}
+
+fn key_nonce() -> Vec<FieldSpec> {
+    vec![f("key", Str, "A key share, base64 or hex"), f("nonce", Str, "The nonce of the operation in progress")]
+}
+
+fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
+    {
+        vec![
+            (
+                SysRoute::SealStatus,
+                p(
+                    "seal-status",
+                    vec![],
+                    vec![(Read, "Show the seal state")],
+                    "Seal state",
+                    "Whether the server is initialised and sealed, the seal's shares and \
+                          threshold, and unseal progress.",
+                )
+                .with_flags(OPEN),
+            ),
+            (
+                SysRoute::Health,
+                p(
+                    "health",
+                    vec![
+                        f("standbyok", Bool, "Answer a standby with the active code"),
+                        f("activecode", Int, "Status code when active"),
+                        f("standbycode", Int, "Status code when standby"),
+                        f("sealedcode", Int, "Status code when sealed"),
+                        f("uninitcode", Int, "Status code when not initialised"),
+                    ],
+                    vec![(Read, "Show the server's health")],
+                    "Health check",
+                    "The status code tells the state (200 active, 429 standby, 503 sealed, \
+                          501 not initialised); the query parameters choose other codes.",
+                )
+                .with_flags(OPEN),
+            ),
+            (
+                SysRoute::Init,
+                p(
+                    "init",
+                    vec![
+                        f("secret_shares", Int, "How many key shares"),
+                        f("secret_threshold", Int, "How many shares unseal"),
+                        f(
+                            "pgp_keys",
+                            List,
+                            "Base64 OpenPGP public keys, one per share: each share comes back encrypted to its key",
+                        ),
+                        f(
+                            "root_token_pgp_key",
+                            Str,
+                            "Base64 OpenPGP public key the root token comes back encrypted to",
+                        ),
+                        f(
+                            "recovery_pgp_keys",
+                            List,
+                            "Base64 OpenPGP public keys, one per recovery share (auto-unseal only)",
+                        ),
+                        f("stored_shares", Int, "Shares stored by an auto-unseal (not supported)"),
+                        f("recovery_shares", Int, "Recovery shares (auto-unseal only)"),
+                        f("recovery_threshold", Int, "Recovery threshold (auto-unseal only)"),
+                    ],
+                    vec![(Read, "Whether the server is initialised"), (Update, "Initialise the server")],
+                    "Initialisation",
+                    "Creates the root key and its shares and the first root token; only \
+                          once per storage.",
+                )
+                .with_flags(OPEN),
+            ),
+            (
+                SysRoute::Unseal,
+                p(
+                    "unseal",
+                    vec![
+                        f("key", Str, "One key share"),
+                        f("reset", Bool, "Forget the shares given so far"),
+                        f("migrate", Bool, "Seal migration (not supported)"),
+                    ],
+                    vec![(Update, "Give one key share")],
+                    "Unseal",
+                    "Collects key shares; when the threshold is reached the server unseals.",
+                )
+                .with_flags(OPEN),
+            ),
+            (
+                SysRoute::Seal,
+                p(
+                    "seal",
+                    vec![],
+                    vec![(Update, "Seal the server")],
+                    "Seal",
+                    "Drops the keys from memory: nothing is served until the next unseal.",
+                )
+                .with_flags(SUDO),
+            ),
+            (
+                SysRoute::Leader,
+                p(
+                    "leader",
+                    vec![],
+                    vec![(Read, "Show the HA leader")],
+                    "HA leader",
+                    "Whether HA is enabled (storage \"postgresql\" with ha_enabled) and which node is active.",
+                )
+                .with_flags(OPEN),
+            ),
+            (
+                SysRoute::HaStatus,
+                p(
+                    "ha-status",
+                    vec![],
+                    vec![(Read, "Show the HA nodes")],
+                    "HA nodes",
+                    "The nodes of the cluster: the active one and the standbys heard from recently.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::StepDown,
+                p(
+                    "step-down",
+                    vec![],
+                    vec![(Update, "Give up the HA lock")],
+                    "Step down",
+                    "The active node becomes a standby and lets another node take over.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Cors,
+                p(
+                    "config/cors",
+                    vec![
+                        f(
+                            "allowed_origins",
+                            List,
+                            "Origins allowed to make cross-origin requests; \"*\" (alone) for any",
+                        )
+                        .required(),
+                        f("allowed_headers", List, "Request headers allowed besides the standard ones"),
+                        f("allow_credentials", Bool, "Send Access-Control-Allow-Credentials: true"),
+                    ],
+                    vec![
+                        (Read, "Show the CORS configuration"),
+                        (Update, "Enable CORS with these settings"),
+                        (Delete, "Disable CORS"),
+                    ],
+                    "CORS configuration",
+                    "Which web origins may call the API from a browser (docs/cors.md).",
+                )
+                .with_flags(SUDO),
+            ),
+            (
+                SysRoute::HostInfo,
+                p(
+                    "host-info",
+                    vec![],
+                    vec![(Read, "Show host information")],
+                    "Host information",
+                    "CPU, memory, disk and host details of the server.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::KeyStatus,
+                p(
+                    "key-status",
+                    vec![],
+                    vec![(Read, "Show the active key term")],
+                    "Encryption key status",
+                    "The term of the active barrier key, when it was installed and how \
+                          many encryptions it made.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Rotate,
+                p(
+                    "rotate(?:/keyring)?",
+                    vec![],
+                    vec![(Update, "Rotate the barrier key")],
+                    "Key rotation",
+                    "Installs a new barrier key term; older terms stay to decrypt older \
+                          entries.",
+                )
+                .with_flags(SUDO),
+            ),
+            (
+                SysRoute::RotateConfig,
+                p(
+                    "rotate(?:/keyring)?/config",
+                    vec![
+                        f("max_operations", Int, "Rotate after this many encryptions (1000000 to 3865470566)"),
+                        f("interval", Duration, "Rotate after this long (at least 24h; 0 disables)"),
+                        f("enabled", Bool, "Whether automatic rotation is on"),
+                    ],
+                    vec![
+                        (Read, "Show the automatic rotation settings"),
+                        (Update, "Change the automatic rotation settings"),
+                    ],
+                    "Automatic key rotation",
+                    "When the barrier key is rotated without being asked.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::GenerateRoot,
+                p(
+                    "generate-root/attempt",
+                    vec![
+                        f(
+                            "pgp_key",
+                            Str,
+                            "Base64 OpenPGP public key the new token is encrypted to (instead of an OTP)",
+                        ),
+                        f("otp", Str, "One-time pad the new token is XORed with"),
+                    ],
+                    vec![
+                        (Read, "Show the attempt's progress"),
+                        (Update, "Start an attempt"),
+                        (Delete, "Cancel the attempt"),
+                    ],
+                    "Root token generation",
+                    "Creates a new root token from a quorum of key shares.",
+                )
+                .with_flags(CEREMONY),
+            ),
+            (
+                SysRoute::GenerateRootToken,
+                p(
+                    "generate-root-token/attempt",
+                    vec![
+                        f(
+                            "pgp_key",
+                            Str,
+                            "Base64 OpenPGP public key the new token is encrypted to (instead of an OTP)",
+                        ),
+                        f("otp", Str, "One-time pad the new token is XORed with"),
+                    ],
+                    vec![
+                        (Read, "Show the attempt's progress"),
+                        (Update, "Start an attempt"),
+                        (Delete, "Cancel the attempt"),
+                    ],
+                    "Root token generation",
+                    "Creates a new root token from a quorum of key shares.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::GenerateRoot,
+                p(
+                    "generate-root/update",
+                    key_nonce(),
+                    vec![(Update, "Give one key share")],
+                    "Root token generation: shares",
+                    "Collects key shares for the attempt in progress; the last one returns \
+                          the encoded token.",
+                )
+                .with_flags(CEREMONY),
+            ),
+            (
+                SysRoute::GenerateRootToken,
+                p(
+                    "generate-root-token/update",
+                    key_nonce(),
+                    vec![(Update, "Give one key share")],
+                    "Root token generation: shares",
+                    "Collects key shares for the attempt in progress; the last one returns \
+                          the encoded token.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Rekey,
+                p(
+                    "rekey/init",
+                    shares_fields(),
+                    vec![(Read, "Show the rekey's progress"), (Update, "Start a rekey"), (Delete, "Cancel the rekey")],
+                    "Rekey",
+                    "Splits the root key into a new set of shares, with a new threshold.",
+                )
+                .with_flags(CEREMONY),
+            ),
+            (
+                SysRoute::RotateRoot,
+                p(
+                    "rotate/root/init",
+                    shares_fields(),
+                    vec![(Read, "Show the rekey's progress"), (Update, "Start a rekey"), (Delete, "Cancel the rekey")],
+                    "Rekey",
+                    "Splits the root key into a new set of shares, with a new threshold.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Rekey,
+                p(
+                    "rekey/update",
+                    key_nonce(),
+                    vec![(Update, "Give one current key share")],
+                    "Rekey: shares",
+                    "Collects current key shares; the last one returns the new shares.",
+                )
+                .with_flags(CEREMONY),
+            ),
+            (
+                SysRoute::RotateRoot,
+                p(
+                    "rotate/root/update",
+                    key_nonce(),
+                    vec![(Update, "Give one current key share")],
+                    "Rekey: shares",
+                    "Collects current key shares; the last one returns the new shares.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Rekey,
+                p(
+                    "rekey/verify",
+                    key_nonce(),
+                    vec![
+                        (Read, "Show the verification's progress"),
+                        (Update, "Give one new key share"),
+                        (Delete, "Restart the verification"),
+                    ],
+                    "Rekey: verification",
+                    "Proves the new shares were received before they take effect.",
+                )
+                .with_flags(CEREMONY),
+            ),
+            (
+                SysRoute::RotateRoot,
+                p(
+                    "rotate/root/verify",
+                    key_nonce(),
+                    vec![
+                        (Read, "Show the verification's progress"),
+                        (Update, "Give one new key share"),
+                        (Delete, "Restart the verification"),
+                    ],
+                    "Rekey: verification",
+                    "Proves the new shares were received before they take effect.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::RekeyBackup,
+                p(
+                    "(?:rekey|rotate/root)/backup",
+                    vec![],
+                    vec![(Read, "Read the backed-up encrypted unseal key shares"), (Delete, "Delete the backup")],
+                    "Rekey: backup",
+                    "The PGP-encrypted new shares a rekey with backup stored, by key fingerprint.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::RecoveryBackup,
+                p(
+                    "(?:rekey/recovery-key-backup|rotate/recovery/backup)",
+                    vec![],
+                    vec![(Read, "Read the backed-up encrypted recovery key shares"), (Delete, "Delete the backup")],
+                    "Recovery rekey: backup",
+                    "The PGP-encrypted new recovery shares a recovery rekey with backup stored.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Mounts,
+                p(
+                    "mounts",
+                    vec![],
+                    vec![(Read, "List the secrets engines")],
+                    "Secrets engines",
+                    "Every mounted secrets engine, with its type, accessor and \
+                          configuration.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::MountTune,
+                p(
+                    "mounts/(?P<path>.+)/tune",
+                    tune_fields(),
+                    vec![(Read, "Show the mount's tunables"), (Update, "Change the mount's tunables")],
+                    "Mount tuning",
+                    "Lease TTLs, description, visibility and options of a mount.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Mount,
+                p(
+                    "mounts/(?P<path>.+)",
+                    mount_fields(),
+                    vec![
+                        (Read, "Show the mount"),
+                        (Update, "Mount a secrets engine"),
+                        (Delete, "Unmount it and delete its data"),
+                    ],
+                    "A secrets engine mount",
+                    "Mounts a secrets engine at the path, shows it, or unmounts it (its \
+                          data and leases go with it).",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Remount,
+                p(
+                    "remount",
+                    vec![
+                        f("from", Str, "The current mount path").required(),
+                        f("to", Str, "The new mount path").required(),
+                    ],
+                    vec![(Update, "Move a mount")],
+                    "Move a mount",
+                    "Moves a secrets engine or auth method to another path, keeping its \
+                          data.",
+                )
+                .with_flags(SUDO),
+            ),
+            (
+                SysRoute::RemountStatus,
+                p(
+                    "remount/status/(?P<migration_id>.+)",
+                    vec![f("migration_id", Str, "The id a remount returned")],
+                    vec![(Read, "Show the remount's state")],
+                    "Remount status",
+                    "Whether a remount finished.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Auths,
+                p(
+                    "auth",
+                    vec![],
+                    vec![(Read, "List the auth methods")],
+                    "Auth methods",
+                    "Every enabled auth method, with its type, accessor and configuration.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::AuthTune,
+                p(
+                    "auth/(?P<path>.+)/tune",
+                    tune_fields(),
+                    vec![(Read, "Show the auth mount's tunables"), (Update, "Change the auth mount's tunables")],
+                    "Auth mount tuning",
+                    "Token TTLs, token type, description and visibility of an auth method.",
+                )
+                .with_flags(SUDO),
+            ),
+            (
+                SysRoute::Auth,
+                p(
+                    "auth/(?P<path>.+)",
+                    mount_fields(),
+                    vec![
+                        (Read, "Show the auth method"),
+                        (Update, "Enable an auth method"),
+                        (Delete, "Disable it, revoking its tokens"),
+                    ],
+                    "An auth method mount",
+                    "Enables an auth method at auth/<path>, shows it, or disables it.",
+                )
+                .with_flags(SUDO),
+            ),
+            (
+                SysRoute::LegacyPolicies,
+                p(
+                    "policy/?",
+                    vec![],
+                    vec![(Read, "List the ACL policies"), (ListOp, "List the ACL policies")],
+                    "ACL policies (legacy path)",
+                    "The names of every ACL policy.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::LegacyPolicy,
+                p(
+                    "policy/(?P<name>.+)",
+                    vec![
+                        f("name", Str, "The policy's name"),
+                        f("rules", Str, "The policy document (legacy name of policy)"),
+                        policy_text(),
+                    ],
+                    vec![(Read, "Read the policy"), (Update, "Write the policy"), (Delete, "Delete the policy")],
+                    "An ACL policy (legacy path)",
+                    "Reads, writes or deletes an ACL policy; root and default cannot be \
+                          deleted.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::AclPolicies,
+                p(
+                    "policies/acl/?",
+                    vec![],
+                    vec![(ListOp, "List the ACL policies")],
+                    "ACL policies",
+                    "The names of every ACL policy.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::AclPolicy,
+                p(
+                    "policies/acl/(?P<name>.+)",
+                    vec![f("name", Str, "The policy's name"), policy_text()],
+                    vec![(Read, "Read the policy"), (Update, "Write the policy"), (Delete, "Delete the policy")],
+                    "An ACL policy",
+                    "Reads, writes or deletes an ACL policy; root and default cannot be \
+                          deleted.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::PasswordPolicies,
+                p(
+                    "policies/password/?",
+                    vec![],
+                    vec![(ListOp, "List the password policies")],
+                    "Password policies",
+                    "The names of every password policy.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::PasswordGenerate,
+                p(
+                    "policies/password/(?P<name>[^/]+)/generate",
+                    vec![f("name", Str, "The policy's name")],
+                    vec![(Read, "Generate a password")],
+                    "Generate a password",
+                    "Returns a new password that satisfies the policy.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::PasswordPolicy,
+                p(
+                    "policies/password/(?P<name>[^/]+)",
+                    vec![f("name", Str, "The policy's name"), f("policy", Str, "The password policy, in HCL")],
+                    vec![(Read, "Read the policy"), (Update, "Write the policy"), (Delete, "Delete the policy")],
+                    "A password policy",
+                    "Length and character rules passwords are generated from.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Capabilities,
+                p(
+                    "capabilities",
+                    vec![
+                        f("token", Str, "The token to check"),
+                        f("paths", List, "The paths to check"),
+                        f("path", List, "Deprecated: use paths"),
+                    ],
+                    vec![(Update, "Show a token's capabilities")],
+                    "Capabilities of a token",
+                    "The capabilities a token's policies give it on each path.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::CapabilitiesAccessor,
+                p(
+                    "capabilities-accessor",
+                    vec![
+                        f("accessor", Str, "The accessor of the token to check"),
+                        f("paths", List, "The paths to check"),
+                        f("path", List, "Deprecated: use paths"),
+                    ],
+                    vec![(Update, "Show a token's capabilities by accessor")],
+                    "Capabilities by accessor",
+                    "The capabilities of the token with this accessor on each path.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::CapabilitiesSelf,
+                p(
+                    "capabilities-self",
+                    vec![f("paths", List, "The paths to check"), f("path", List, "Deprecated: use paths")],
+                    vec![(Update, "Show the caller's capabilities")],
+                    "Capabilities of the caller",
+                    "The capabilities of the calling token on each path.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::UiMounts,
+                p(
+                    "internal/ui/mounts",
+                    vec![],
+                    vec![(Read, "List visible mounts")],
+                    "Mounts for the UI",
+                    "The mounts the caller's policies reach, or those marked unauth \
+                          without a token.",
+                )
+                .with_flags(PathFlags::NORMAL.unauthenticated()),
+            ),
+            (
+                SysRoute::UiMounts,
+                p(
+                    "internal/ui/mounts/(?P<path>.+)",
+                    vec![f("path", Str, "A path inside the mount")],
+                    vec![(Read, "Show the mount serving a path")],
+                    "Mount of a path",
+                    "The mount serving the path, if the caller may see it.",
+                )
+                .with_flags(PathFlags::NORMAL.unauthenticated()),
+            ),
+            (
+                SysRoute::ResultantAcl,
+                p(
+                    "internal/ui/resultant-acl",
+                    vec![],
+                    vec![(Read, "Show the caller's merged policy")],
+                    "Resultant ACL",
+                    "The caller's policies merged into one set of path rules.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::OpenApi,
+                p(
+                    "internal/specs/openapi",
+                    vec![f("generic_mount_paths", Bool, "Accepted for compatibility; ignored")],
+                    vec![(Read, "The OpenAPI document")],
+                    "OpenAPI document",
+                    "An OpenAPI 3 document of every system path and of the mounts the \
+                          caller's policies reach.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Leases,
+                p(
+                    "leases/lookup",
+                    vec![f("lease_id", Str, "The lease").required()],
+                    vec![(Update, "Look up a lease")],
+                    "Lease lookup",
+                    "A lease's issue, expiry and renewal times and whether it is renewable.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Leases,
+                p(
+                    "leases/lookup/(?P<prefix>.*?)/?",
+                    vec![f("prefix", Str, "A lease id prefix")],
+                    vec![(ListOp, "List lease ids below a prefix")],
+                    "Lease ids",
+                    "The lease ids below a prefix.",
+                )
+                .with_flags(SUDO),
+            ),
+            (
+                SysRoute::Leases,
+                p(
+                    "(?:leases/)?renew(?:/(?P<url_lease_id>.+))?",
+                    lease_fields(),
+                    vec![(Update, "Renew a lease")],
+                    "Lease renewal",
+                    "Extends a renewable lease, within its maximum TTL.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Leases,
+                p(
+                    "(?:leases/)?revoke(?:/(?P<url_lease_id>.+))?",
+                    lease_fields(),
+                    vec![(Update, "Revoke a lease")],
+                    "Lease revocation",
+                    "Revokes a lease and whatever it stands for.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Leases,
+                p(
+                    "(?:leases/)?revoke-prefix/(?P<prefix>.+)",
+                    vec![
+                        f("prefix", Str, "The lease id prefix"),
+                        f("sync", Bool, "Revoke before answering (always the case)"),
+                    ],
+                    vec![(Update, "Revoke every lease below a prefix")],
+                    "Revoke by prefix",
+                    "Revokes every lease whose id starts with the prefix.",
+                )
+                .with_flags(SUDO),
+            ),
+            (
+                SysRoute::Leases,
+                p(
+                    "(?:leases/)?revoke-force/(?P<prefix>.+)",
+                    vec![f("prefix", Str, "The lease id prefix")],
+                    vec![(Update, "Forget every lease below a prefix, ignoring backend errors")],
+                    "Forced revocation",
+                    "Revokes every lease below the prefix even when its backend fails to \
+                          revoke it.",
+                )
+                .with_flags(SUDO),
+            ),
+            (
+                SysRoute::Leases,
+                p(
+                    "leases/tidy",
+                    vec![],
+                    vec![(Update, "Remove stale lease index entries")],
+                    "Lease tidy",
+                    "Removes index entries of leases that no longer exist.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Wrapping,
+                p(
+                    "wrapping/wrap",
+                    vec![],
+                    vec![(Update, "Wrap the request body")],
+                    "Wrap data",
+                    "Stores the request body in a new single-use wrapping token (set \
+                          X-Vault-Wrap-TTL).",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Wrapping,
+                p(
+                    "wrapping/unwrap",
+                    vec![f("token", Str, "The wrapping token (or send it as the request token)")],
+                    vec![(Update, "Unwrap a response")],
+                    "Unwrap",
+                    "Returns the wrapped response and destroys the wrapping token.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Wrapping,
+                p(
+                    "wrapping/lookup",
+                    vec![f("token", Str, "The wrapping token").required()],
+                    vec![(Update, "Look up a wrapping token")],
+                    "Wrapping lookup",
+                    "The creation time, TTL and path of a wrapping token.",
+                )
+                .with_flags(PathFlags::NORMAL.unauthenticated()),
+            ),
+            (
+                SysRoute::Wrapping,
+                p(
+                    "wrapping/rewrap",
+                    vec![f("token", Str, "The wrapping token")],
+                    vec![(Update, "Rewrap a response")],
+                    "Rewrap",
+                    "Moves a wrapped response into a new wrapping token.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Random,
+                p(
+                    "(?:tools/)?random(?:/(?P<urlbytes>[0-9]+))?",
+                    random_fields(),
+                    vec![(Update, "Generate random bytes")],
+                    "Random bytes",
+                    "Returns random bytes from the server's generator, base64 or hex \
+                          encoded.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Random,
+                p(
+                    "(?:tools/)?random/(?P<source>platform|seal|all)(?:/(?P<urlbytes>[0-9]+))?",
+                    random_fields(),
+                    vec![(Update, "Generate random bytes from a source")],
+                    "Random bytes from a source",
+                    "Returns random bytes from the named source (all sources are the \
+                          server's generator).",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Hash,
+                p(
+                    "tools/hash(?:/(?P<urlalgorithm>.+))?",
+                    hash_fields(),
+                    vec![(Update, "Hash the input")],
+                    "Hash",
+                    "Hashes base64-encoded input with a SHA-2 or SHA-3 function.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::AuditList,
+                p(
+                    "audit",
+                    vec![],
+                    vec![(Read, "List the audit devices")],
+                    "Audit devices",
+                    "Every enabled audit device.",
+                )
+                .with_flags(SUDO),
+            ),
+            (
+                SysRoute::Audit,
+                p(
+                    "audit/(?P<path>.+)",
+                    vec![
+                        f("path", Str, "Where to enable the device"),
+                        f("type", Str, "The device type, e.g. \"file\"").required(),
+                        f("description", Str, "A human-readable description"),
+                        f("options", MapT, "Device options, e.g. file_path"),
+                        f("local", Bool, "Keep the device out of replication"),
+                    ],
+                    vec![(Update, "Enable an audit device"), (Delete, "Disable the audit device")],
+                    "An audit device",
+                    "Enables or disables an audit device; every request and response is \
+                          recorded by each device.",
+                )
+                .with_flags(SUDO),
+            ),
+            (
+                SysRoute::AuditHash,
+                p(
+                    "audit-hash/(?P<path>.+)",
+                    vec![f("path", Str, "The audit device"), f("input", Str, "The value to hash").required()],
+                    vec![(Update, "Hash a value as the device would")],
+                    "Audit hash",
+                    "The HMAC the audit device would log for a value.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+            (
+                SysRoute::Metrics,
+                p(
+                    "metrics",
+                    vec![f("format", Str, "\"prometheus\" for the text exposition format")],
+                    vec![(Read, "Show the server's metrics")],
+                    "Metrics",
+                    "Request counts and timings, as JSON or in Prometheus' format.",
+                )
+                .with_flags(PathFlags::NORMAL),
+            ),
+        ]
+    }
+}
+
+/// Rows of system paths served by their own modules (raw storage, audit, plugins, runtime).
+fn sys_rows_more() -> Vec<(SysRoute, PathSpec)> {
+    let sub = |what: &'static str| f("operation", Str, what);
+    vec![
+        (
+            SysRoute::Raw,
+            p(
+                "raw(?:/(?P<path>.*))?",
+                vec![
+                    f("path", Str, "The storage key"),
+                    f("value", Str, "The value to write"),
+                    f("encoding", Str, "base64 when value is base64-encoded"),
+                    f("compressed", Bool, "Accepted for compatibility; values are never compressed"),
+                    f("compression_type", Str, "Accepted for compatibility"),
+                ],
+                vec![
+                    (Read, "Read a storage entry"),
+                    (Update, "Write a storage entry"),
+                    (Delete, "Delete a storage entry"),
+                    (ListOp, "List storage keys"),
+                ],
+                "Raw storage",
+                "Reads and writes the decrypted storage below the barrier (raw_storage_endpoint = true).",
+            )
+            .with_flags(SUDO),
+        ),
+        (
+            SysRoute::Catalog,
+            p(
+                "plugins/catalog/?",
+                vec![],
+                vec![(Read, "List the plugins"), (ListOp, "List the plugins")],
+                "Plugin catalog",
+                "Every builtin and registered plugin, by type.",
+            ),
+        ),
+        (
+            SysRoute::Catalog,
+            p(
+                "plugins/catalog/(?P<type>auth|secret|database)/?",
+                vec![f("type", Str, "auth, secret or database")],
+                vec![(ListOp, "List the plugins of a type")],
+                "Plugins of a type",
+                "The names of the registered plugins of one type.",
+            )
+            .with_flags(SUDO),
+        ),
+        (
+            SysRoute::Catalog,
+            p(
+                "plugins/catalog/(?P<type>auth|secret|database)/(?P<name>.+)",
+                vec![
+                    f("type", Str, "auth, secret or database"),
+                    f("name", Str, "The plugin's name"),
+                    f("command", Str, "The executable, relative to plugin_directory"),
+                    f("sha256", Str, "Hex SHA-256 of the executable"),
+                    f("args", List, "Arguments to the executable"),
+                    f("env", List, "Environment variables, KEY=VALUE"),
+                    f("version", Str, "Semantic version of the plugin"),
+                ],
+                vec![(Read, "Read a plugin"), (Update, "Register a plugin"), (Delete, "Remove a plugin")],
+                "A registered plugin",
+                "Registers, reads or removes a plugin of the catalog.",
+            )
+            .with_flags(SUDO),
+        ),
+        (
+            SysRoute::Catalog,
+            p(
+                "plugins/catalog/(?P<name>[^/]+)",
+                vec![f("name", Str, "The plugin's name")],
+                vec![(Read, "Read a plugin"), (Update, "Register a plugin"), (Delete, "Remove a plugin")],
+                "A registered plugin (legacy path)",
+                "The catalog entry of a plugin named without its type.",
+            )
+            .with_flags(SUDO),
+        ),
+        (
+            SysRoute::Reload,
+            p(
+                "plugins/reload/backend",
+                vec![
+                    f("plugin", Str, "Reload every mount of this plugin"),
+                    f("mounts", List, "Reload these mounts"),
+                    f("scope", Str, "Only the local node is reloaded"),
+                ],
+                vec![(Update, "Reload plugins")],
+                "Plugin reload",
+                "Restarts the processes of a plugin's mounts, or of the given mounts.",
+            ),
+        ),
+        (
+            SysRoute::Loggers,
+            p(
+                "loggers",
+                vec![f("level", Str, "trace, debug, info, warn or error")],
+                vec![(Read, "Show the log levels"), (Update, "Set every log level"), (Delete, "Reset every log level")],
+                "Log levels",
+                "The level of each logger of the server, changed without a restart.",
+            ),
+        ),
+        (
+            SysRoute::Loggers,
+            p(
+                "loggers/(?P<name>.+)",
+                vec![f("name", Str, "The logger"), f("level", Str, "trace, debug, info, warn or error")],
+                vec![(Read, "Show a log level"), (Update, "Set a log level"), (Delete, "Reset a log level")],
+                "A log level",
+                "The level of one logger.",
+            ),
+        ),
+        (
+            SysRoute::Monitor,
+            p(
+                "monitor",
+                vec![f("log_level", Str, "The lowest level streamed"), f("log_format", Str, "standard or json")],
+                vec![(Read, "Stream the server's log")],
+                "Log stream",
+                "Streams the server's log lines until the client goes away.",
+            ),
+        ),
+        (
+            SysRoute::InFlight,
+            p(
+                "in-flight-req",
+                vec![],
+                vec![(Read, "List the requests being served")],
+                "Requests in flight",
+                "The requests the server is serving now.",
+            ),
+        ),
+        (
+            SysRoute::SanitizedConfig,
+            p(
+                "config/state/sanitized",
+                vec![],
+                vec![(Read, "Show the configuration without secrets")],
+                "Sanitized configuration",
+                "The server's configuration, with secrets left out.",
+            ),
+        ),
+        (
+            SysRoute::Counters,
+            p(
+                "internal/counters/(?P<kind>tokens|entities|requests)",
+                vec![f("kind", Str, "tokens, entities or requests")],
+                vec![(Read, "Show a counter")],
+                "Counters",
+                "How many tokens and entities exist, and how many requests were served.",
+            ),
+        ),
+        (
+            SysRoute::RekeyRecovery,
+            p(
+                "rekey-recovery-key/(?P<operation>init|update|verify)",
+                vec![sub("init, update or verify")],
+                vec![(Read, "Show the progress"), (Update, "Start, or give one share"), (Delete, "Cancel")],
+                "Recovery key rekey",
+                "Splits the recovery key into new shares (auto-unseal servers), from a quorum of recovery shares.",
+            )
+            .with_flags(CEREMONY),
+        ),
+        (
+            SysRoute::RotateRecovery,
+            p(
+                "rotate/recovery/(?P<operation>init|update|verify)",
+                vec![sub("init, update or verify")],
+                vec![(Read, "Show the progress"), (Update, "Start, or give one share"), (Delete, "Cancel")],
+                "Recovery key rotation",
+                "Splits the recovery key into new shares (auto-unseal servers), from a quorum of recovery shares.",
+            ),
+        ),
+    ]
+}
+fn token_create_fields() -> Vec<FieldSpec> {
+    vec![
+        f("role_name", Str, "The token role to create the token with"),
+        f("id", Str, "The token's value (root tokens only)"),
+        f("policies", List, "Policies of the token"),
+        f("meta", MapT, "Metadata string pairs"),
+        f("no_parent", Bool, "Create an orphan token (root or sudo)"),
+        f("no_default_policy", Bool, "Leave out the default policy"),
+        f("renewable", Bool, "Whether the token can be renewed").default(json!(true)),
+        f("ttl", Duration, "Initial TTL"),
+        f("explicit_max_ttl", Duration, "Hard cap on the token's lifetime"),
+        f("period", Duration, "Make the token periodic"),
+        f("type", Str, "service or batch"),
+        f("display_name", Str, "A display name"),
+        f("num_uses", Int, "How many uses (0 = unlimited)"),
+        f("entity_alias", Str, "Entity alias to attach the token to"),
+    ]
+}
+
+fn token_specs() -> Vec<PathSpec> {
+    {
+        let mut role_fields = vec![
+            f("role_name", Str, "The role's name"),
+            f("allowed_policies", List, "Policies tokens of this role may have"),
+            f("disallowed_policies", List, "Policies tokens of this role may not have"),
+            f("allowed_policies_glob", List, "Glob patterns of allowed policies"),
+            f("disallowed_policies_glob", List, "Glob patterns of disallowed policies"),
+            f("orphan", Bool, "Create orphan tokens"),
+            f("renewable", Bool, "Whether tokens can be renewed").default(json!(true)),
+            f("path_suffix", Str, "Suffix added to the tokens' creation path"),
+            f("allowed_entity_aliases", List, "Entity aliases tokens may be created for"),
+            f("explicit_max_ttl", Duration, "Deprecated alias of token_explicit_max_ttl"),
+        ];
+        role_fields.extend(coffer_sdk::tokenutil::token_fields());
+        let tok = || f("token", Str, "The token");
+        let acc = || f("accessor", Str, "The token's accessor");
+        let inc = || f("increment", Duration, "Requested TTL extension");
+        vec![
+            p(
+                "accessors/?",
+                vec![],
+                vec![(ListOp, "List token accessors")],
+                "Token accessors",
+                "The accessors of every token.",
+            ),
+            p(
+                "create",
+                token_create_fields(),
+                vec![(Update, "Create a child token")],
+                "Create a token",
+                "Creates a token, a child of the caller's unless no_parent is set.",
+            ),
+            p(
+                "create-orphan",
+                token_create_fields(),
+                vec![(Update, "Create an orphan token")],
+                "Create an orphan token",
+                "Creates a token without a parent.",
+            ),
+            p(
+                "create/(?P<role_name>.+)",
+                token_create_fields(),
+                vec![(Update, "Create a token with a role")],
+                "Create a token with a role",
+                "Creates a token whose settings the role constrains.",
+            ),
+            p(
+                "lookup",
+                vec![tok()],
+                vec![(Read, "Look up a token"), (Update, "Look up a token")],
+                "Token lookup",
+                "The properties of a token.",
+            ),
+            p(
+                "lookup-accessor",
+                vec![acc()],
+                vec![(Update, "Look up a token by accessor")],
+                "Token lookup by accessor",
+                "The properties of the token with this accessor.",
+            ),
+            p(
+                "lookup-self",
+                vec![],
+                vec![(Read, "Look up the caller's token")],
+                "Own token lookup",
+                "The properties of the calling token.",
+            ),
+            p(
+                "renew",
+                vec![tok(), inc()],
+                vec![(Update, "Renew a token")],
+                "Token renewal",
+                "Extends a renewable token's TTL within its limits.",
+            ),
+            p(
+                "renew-accessor",
+                vec![acc(), inc()],
+                vec![(Update, "Renew a token by accessor")],
+                "Token renewal by accessor",
+                "Extends the TTL of the token with this accessor.",
+            ),
+            p(
+                "renew-self",
+                vec![inc()],
+                vec![(Update, "Renew the caller's token")],
+                "Own token renewal",
+                "Extends the calling token's TTL.",
+            ),
+            p(
+                "revoke",
+                vec![tok()],
+                vec![(Update, "Revoke a token and its children")],
+                "Token revocation",
+                "Revokes a token, its children and their leases.",
+            ),
+            p(
+                "revoke-accessor",
+                vec![acc()],
+                vec![(Update, "Revoke a token by accessor")],
+                "Token revocation by accessor",
+                "Revokes the token with this accessor and its children.",
+            ),
+            p(
+                "revoke-orphan",
+                vec![tok()],
+                vec![(Update, "Revoke a token, orphaning its children")],
+                "Revoke, keeping children",
+                "Revokes a token; its children become orphans.",
+            ),
+            p(
+                "revoke-self",
+                vec![],
+                vec![(Update, "Revoke the caller's token")],
+                "Own token revocation",
+                "Revokes the calling token and its children.",
+            ),
+            p("roles/?", vec![], vec![(ListOp, "List token roles")], "Token roles", "The names of every token role."),
+            p(
+                "roles/(?P<role_name>[^/]+)",
+                role_fields,
+                vec![(Read, "Read the role"), (Update, "Write the role"), (Delete, "Delete the role")],
+                "A token role",
+                "Constraints and defaults for tokens created with the role.",
+            ),
+            p(
+                "tidy",
+                vec![],
+                vec![(Update, "Remove stale token entries")],
+                "Token tidy",
+                "Removes leftovers of expired and revoked tokens.",
+            ),
+        ]
+    }
+}
+
+fn identity_specs() -> Vec<PathSpec> {
+    {
+        let entity = || {
+            vec![
+                f("id", Str, "The entity's id"),
+                f("name", Str, "The entity's name"),
+                f("policies", List, "Policies granted to the entity's tokens"),
+                f("metadata", MapT, "Metadata string pairs"),
+                f("disabled", Bool, "Refuse the entity's tokens"),
+            ]
+        };
+        let alias = || {
+            vec![
+                f("id", Str, "The alias' id"),
+                f("name", Str, "The alias' name in its auth method"),
+                f("canonical_id", Str, "The entity the alias belongs to"),
+                f("mount_accessor", Str, "The accessor of the alias' auth method"),
+                f("metadata", MapT, "Metadata string pairs"),
+            ]
+        };
+        let group = || {
+            vec![
+                f("id", Str, "The group's id"),
+                f("name", Str, "The group's name"),
+                f("type", Str, "internal or external"),
+                f("policies", List, "Policies granted to the members' tokens"),
+                f("metadata", MapT, "Metadata string pairs"),
+                f("member_entity_ids", List, "Member entities"),
+                f("member_group_ids", List, "Member groups"),
+            ]
+        };
+        let rwd = || vec![(Read, "Read it"), (Update, "Create or update it"), (Delete, "Delete it")];
+        vec![
+            p(
+                "entity",
+                entity(),
+                vec![(Update, "Create or update an entity")],
+                "Entities",
+                "Creates an entity, or updates the one with the given id.",
+            ),
+            p("entity/id/?", vec![], vec![(ListOp, "List entities by id")], "Entity ids", "The ids of every entity."),
+            p("entity/id/(?P<id>[^/]+)", entity(), rwd(), "An entity by id", "Reads, updates or deletes an entity."),
+            p(
+                "entity/name/?",
+                vec![],
+                vec![(ListOp, "List entities by name")],
+                "Entity names",
+                "The names of every entity.",
+            ),
+            p(
+                "entity/name/(?P<name>[^/]+)",
+                entity(),
+                rwd(),
+                "An entity by name",
+                "Reads, creates or updates, or deletes an entity.",
+            ),
+            p(
+                "entity-alias",
+                alias(),
+                vec![(Update, "Create or update an entity alias")],
+                "Entity aliases",
+                "Ties a name in an auth method to an entity.",
+            ),
+            p(
+                "entity-alias/id/?",
+                vec![],
+                vec![(ListOp, "List entity aliases")],
+                "Entity alias ids",
+                "The ids of every entity alias.",
+            ),
+            p(
+                "entity-alias/id/(?P<id>[^/]+)",
+                alias(),
+                rwd(),
+                "An entity alias",
+                "Reads, updates or deletes an entity alias.",
+            ),
+            p(
+                "group",
+                group(),
+                vec![(Update, "Create or update a group")],
+                "Groups",
+                "Creates a group, or updates the one with the given id.",
+            ),
+            p("group/id/?", vec![], vec![(ListOp, "List groups by id")], "Group ids", "The ids of every group."),
+            p("group/id/(?P<id>[^/]+)", group(), rwd(), "A group by id", "Reads, updates or deletes a group."),
+            p(
+                "group/name/?",
+                vec![],
+                vec![(ListOp, "List groups by name")],
+                "Group names",
+                "The names of every group.",
+            ),
+            p(
+                "group/name/(?P<name>[^/]+)",
+                group(),
+                rwd(),
+                "A group by name",
+                "Reads, creates or updates, or deletes a group.",
+            ),
+            p(
+                "lookup/entity",
+                vec![
+                    f("id", Str, "The entity's id"),
+                    f("name", Str, "The entity's name"),
+                    f("alias_id", Str, "The id of one of its aliases"),
+                    f("alias_name", Str, "The name of one of its aliases (with alias_mount_accessor)"),
+                    f("alias_mount_accessor", Str, "The accessor of that alias' auth method"),
+                ],
+                vec![(Update, "Find an entity")],
+                "Entity lookup",
+                "Finds an entity by id, name or alias.",
+            ),
+            p(
+                "lookup/group",
+                vec![f("id", Str, "The group's id"), f("name", Str, "The group's name")],
+                vec![(Update, "Find a group")],
+                "Group lookup",
+                "Finds a group by id or name.",
+            ),
+        ]
+    }
+}
+
+fn cubbyhole_specs() -> Vec<PathSpec> {
+    {
+        vec![PathSpec {
+            flags: PathFlags::NORMAL,
+            pattern: ".*",
+            fields: vec![],
+            operations: vec![
+                (Read, "Read the secret"),
+                (Create, "Store a secret"),
+                (Update, "Store a secret"),
+                (Delete, "Delete the secret"),
+                (ListOp, "List the keys below the path"),
+            ],
+            passthrough: true,
+            synopsis: "The calling token's private storage",
+            description: "Stores JSON objects only the calling token can read; they are \
+                          destroyed with the token.",
+        }]
+    }
+}
