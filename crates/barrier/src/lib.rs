@@ -18,7 +18,7 @@ use coffer_crypto::Key;
 use coffer_physical::{Storage, StorageError, TxnOp};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use zeroize::{Zeroize, Zeroizing};
 
 pub const KEYRING_PATH: &str = "core/keyring";
@@ -51,7 +51,9 @@ pub enum BarrierError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("crypto failure: {0}")]
-    Crypto(String),
+    Crypto(#[from] coffer_crypto::CryptoError),
+    #[error("encoding the keyring failed: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
 /// Automatic rotation policy (`sys/rotate/config`).
@@ -137,6 +139,8 @@ pub struct KeyStatus {
 
 pub struct Barrier {
     storage: Arc<dyn Storage>,
+    /// Replaced whole under the lock, never edited in place: a panic elsewhere cannot leave it
+    /// half-written, so a poisoned lock is recovered (`PoisonError::into_inner`), not an error.
     keyring: RwLock<Option<Arc<Keyring>>>,
     /// Encryptions with the active term since the keyring was last persisted.
     pending_count: AtomicU64,
@@ -150,10 +154,6 @@ fn now() -> time::OffsetDateTime {
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
-fn crypto_err(e: coffer_crypto::CryptoError) -> BarrierError {
-    BarrierError::Crypto(e.to_string())
 }
 
 fn reserved(key: &str) -> bool {
@@ -177,7 +177,7 @@ impl Barrier {
     }
 
     fn current(&self) -> Result<Arc<Keyring>, BarrierError> {
-        self.keyring.read().map_err(|_| BarrierError::Sealed)?.clone().ok_or(BarrierError::Sealed)
+        self.keyring.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or(BarrierError::Sealed)
     }
 
     pub fn is_sealed(&self) -> bool {
@@ -213,15 +213,16 @@ impl Barrier {
         if self.is_initialized().await? {
             return Err(BarrierError::AlreadyInitialized);
         }
-        let root = Key::generate().map_err(crypto_err)?;
+        let root = Key::generate().map_err(BarrierError::Crypto)?;
         let ring = Keyring {
             root: root.clone(),
-            terms: vec![Term::new(1, Key::generate().map_err(crypto_err)?, now())],
+            terms: vec![Term::new(1, Key::generate().map_err(BarrierError::Crypto)?, now())],
             active: 1,
             base_count: 0,
             rotation: RotationConfig::default(),
         };
-        let wrapped_root = coffer_crypto::seal(kek, ROOT_KEY_PATH.as_bytes(), root.as_bytes()).map_err(crypto_err)?;
+        let wrapped_root =
+            coffer_crypto::seal(kek, ROOT_KEY_PATH.as_bytes(), root.as_bytes()).map_err(BarrierError::Crypto)?;
         let ring_blob = encode_keyring(&ring, 0)?;
         // One atomic write: a crash never leaves a half-initialized barrier.
         let mut ops = vec![
@@ -238,8 +239,9 @@ impl Barrier {
 
     async fn unwrap_root(&self, kek: &Key) -> Result<Key, BarrierError> {
         let wrapped = self.storage.get(ROOT_KEY_PATH).await?.ok_or(BarrierError::NotInitialized)?;
+        // drop-cause: a wrong key and a tampered root key look the same, on purpose (no oracle).
         let root = coffer_crypto::open(kek, ROOT_KEY_PATH.as_bytes(), &wrapped).map_err(|_| BarrierError::WrongKey)?;
-        Key::from_slice(&root).map_err(crypto_err)
+        Key::from_slice(&root).map_err(BarrierError::Crypto)
     }
 
     /// Checks `kek` against the stored root key without unsealing.
@@ -253,7 +255,7 @@ impl Barrier {
         let blob = self.storage.get(KEYRING_PATH).await?.ok_or(BarrierError::NotInitialized)?;
         let ring = decode_keyring(&root, &blob)?;
         self.pending_count.store(0, Ordering::SeqCst);
-        *self.keyring.write().map_err(|_| BarrierError::Sealed)? = Some(Arc::new(ring));
+        *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(ring));
         Ok(())
     }
 
@@ -268,8 +270,8 @@ impl Barrier {
     /// Re-wraps the root key under a new key-encryption key (rekey). Requires unsealed.
     pub async fn rewrap_root(&self, new_kek: &Key, seal_config: Vec<u8>) -> Result<(), BarrierError> {
         let ring = self.current()?;
-        let wrapped =
-            coffer_crypto::seal(new_kek, ROOT_KEY_PATH.as_bytes(), ring.root.as_bytes()).map_err(crypto_err)?;
+        let wrapped = coffer_crypto::seal(new_kek, ROOT_KEY_PATH.as_bytes(), ring.root.as_bytes())
+            .map_err(BarrierError::Crypto)?;
         self.storage
             .transaction(vec![
                 TxnOp::Put { key: ROOT_KEY_PATH.into(), value: wrapped },
@@ -289,8 +291,8 @@ impl Barrier {
         wrapped_kek: Option<Vec<u8>>,
     ) -> Result<(), BarrierError> {
         let ring = self.current()?;
-        let wrapped =
-            coffer_crypto::seal(new_kek, ROOT_KEY_PATH.as_bytes(), ring.root.as_bytes()).map_err(crypto_err)?;
+        let wrapped = coffer_crypto::seal(new_kek, ROOT_KEY_PATH.as_bytes(), ring.root.as_bytes())
+            .map_err(BarrierError::Crypto)?;
         let kek_op = match wrapped_kek {
             Some(w) => TxnOp::Put { key: SEAL_WRAPPED_KEK_PATH.into(), value: w },
             None => TxnOp::Delete { key: SEAL_WRAPPED_KEK_PATH.into() },
@@ -341,13 +343,13 @@ impl Barrier {
         let old = self.current()?;
         let new_term = old.active + 1;
         let mut terms: Vec<Term> = old.terms.iter().map(|t| Term::new(t.term, t.key.clone(), t.install_time)).collect();
-        terms.push(Term::new(new_term, Key::generate().map_err(crypto_err)?, now()));
+        terms.push(Term::new(new_term, Key::generate().map_err(BarrierError::Crypto)?, now()));
         let ring =
             Keyring { root: old.root.clone(), terms, active: new_term, base_count: 0, rotation: old.rotation.clone() };
         let blob = encode_keyring(&ring, 0)?;
         self.storage.put(KEYRING_PATH, blob).await?;
         self.pending_count.store(0, Ordering::SeqCst);
-        *self.keyring.write().map_err(|_| BarrierError::Sealed)? = Some(Arc::new(ring));
+        *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(ring));
         Ok(new_term)
     }
 
@@ -377,7 +379,7 @@ impl Barrier {
         };
         let blob = encode_keyring(&ring, self.pending_count.load(Ordering::SeqCst))?;
         self.storage.put(KEYRING_PATH, blob).await?;
-        *self.keyring.write().map_err(|_| BarrierError::Sealed)? = Some(Arc::new(ring));
+        *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(ring));
         Ok(())
     }
 
@@ -413,14 +415,14 @@ impl Barrier {
                 rotation: ring.rotation.clone(),
             };
             new_ring.base_count = count;
-            *self.keyring.write().map_err(|_| BarrierError::Sealed)? = Some(Arc::new(new_ring));
+            *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(new_ring));
         }
         Ok(None)
     }
 
     fn encrypt(&self, ring: &Keyring, key: &str, plaintext: &[u8]) -> Result<Vec<u8>, BarrierError> {
         let term = ring.active();
-        let sealed = term.cipher.seal(key.as_bytes(), plaintext).map_err(crypto_err)?;
+        let sealed = term.cipher.seal(key.as_bytes(), plaintext).map_err(BarrierError::Crypto)?;
         let mut out = Vec::with_capacity(HEADER_LEN + sealed.len());
         out.push(ENTRY_VERSION);
         out.extend_from_slice(&term.term.to_be_bytes());
@@ -435,6 +437,7 @@ impl Barrier {
         }
         let t = u32::from_be_bytes([blob[1], blob[2], blob[3], blob[4]]);
         let term = ring.term(t).ok_or_else(|| BarrierError::UnknownTerm(key.to_string(), t))?;
+        // drop-cause: a failed open is opaque on purpose (no decryption oracle).
         term.cipher.open(key.as_bytes(), &blob[HEADER_LEN..]).map_err(|_| BarrierError::Corrupt(key.to_string()))
     }
 }
@@ -454,25 +457,28 @@ fn encode_keyring(ring: &Keyring, pending: u64) -> Result<Vec<u8>, BarrierError>
             .collect(),
         rotation: ring.rotation.clone(),
     };
-    let json = Zeroizing::new(serde_json::to_vec(&stored).map_err(|e| BarrierError::Crypto(e.to_string()))?);
-    coffer_crypto::seal(&ring.root, KEYRING_PATH.as_bytes(), &json).map_err(crypto_err)
+    let json = Zeroizing::new(serde_json::to_vec(&stored).map_err(BarrierError::Encode)?);
+    coffer_crypto::seal(&ring.root, KEYRING_PATH.as_bytes(), &json).map_err(BarrierError::Crypto)
 }
 
 fn decode_keyring(root: &Key, blob: &[u8]) -> Result<Keyring, BarrierError> {
     let json = coffer_crypto::open(root, KEYRING_PATH.as_bytes(), blob)
+        // drop-cause: a failed open is opaque on purpose (no decryption oracle).
         .map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))?;
     let stored: StoredKeyring =
+        // drop-cause: the keyring holds key material, which a JSON error could quote.
         serde_json::from_slice(&json).map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))?;
     let mut terms = Vec::with_capacity(stored.terms.len());
     let mut base_count = 0;
     for t in &stored.terms {
+        // drop-cause: a base64 error names the offending byte of key material.
         let raw = Zeroizing::new(B64.decode(&t.key).map_err(|_| BarrierError::Corrupt(KEYRING_PATH.into()))?);
         let install_time = time::OffsetDateTime::parse(&t.install_time, &time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| now());
         if t.term == stored.active_term {
             base_count = t.encryptions;
         }
-        terms.push(Term::new(t.term, Key::from_slice(&raw).map_err(crypto_err)?, install_time));
+        terms.push(Term::new(t.term, Key::from_slice(&raw).map_err(BarrierError::Crypto)?, install_time));
     }
     if !terms.iter().any(|t| t.term == stored.active_term) {
         return Err(BarrierError::Corrupt(KEYRING_PATH.into()));

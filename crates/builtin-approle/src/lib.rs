@@ -461,6 +461,7 @@ async fn get_json<T: for<'de> Deserialize<'de>>(s: &dyn StorageView, key: &str) 
         None => Ok(None),
         Some(raw) => serde_json::from_slice(&raw)
             .map(Some)
+            // drop-cause: entries hold secret-ID hashes and the salt, which a JSON error could quote.
             .map_err(|_| LogicalError::internal(format!("stored entry at {key:?} is malformed"))),
     }
 }
@@ -594,7 +595,7 @@ impl AppRole {
             return Ok(b);
         }
         let mut b = vec![0u8; 32];
-        getrandom::fill(&mut b).map_err(|_| internal("failed to generate the salt"))?;
+        getrandom::fill(&mut b).map_err(|cause| internal("failed to generate the salt").with_source(cause))?;
         put_json(s, "salt", &Salt { salt: to_hex(&b) }).await?;
         Ok(b)
     }

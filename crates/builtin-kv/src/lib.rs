@@ -86,6 +86,7 @@ impl KvV1 {
                     return Ok(None);
                 };
                 let data: Map<String, Value> = serde_json::from_slice(&raw)
+                    // drop-cause: the entry holds secret data, which a JSON error could quote.
                     .map_err(|_| LogicalError::internal(format!("stored entry at {path:?} is not a JSON object")))?;
                 // A "ttl" key in the secret sets the advertised lease; otherwise the mount's.
                 // `lease` is the older spelling OpenBao still honours when `ttl` is absent.

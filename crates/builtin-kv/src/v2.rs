@@ -196,6 +196,7 @@ async fn get_json<T: DeserializeOwned>(s: &dyn StorageView, key: &str) -> Result
         None => Ok(None),
         Some(raw) => serde_json::from_slice(&raw)
             .map(Some)
+            // drop-cause: the entry holds secret data, which a JSON error could quote.
             .map_err(|_| LogicalError::internal(format!("stored entry {key:?} is unreadable"))),
     }
 }
@@ -297,7 +298,7 @@ fn cas_option(fields: &FieldData) -> Result<Option<i64>> {
         None | Some(Value::Null) => Ok(None),
         Some(v) => parse_int("cas", v)
             .map(Some)
-            .map_err(|_| LogicalError::bad_request("error parsing check-and-set parameter")),
+            .map_err(|cause| LogicalError::bad_request("error parsing check-and-set parameter").with_source(cause)),
     }
 }
 
@@ -322,10 +323,11 @@ fn versions_field(fields: &FieldData, missing: &str) -> Result<Vec<u64>> {
     }
     let mut out = Vec::new();
     for s in list {
-        let n: i64 = s.parse().map_err(|_| {
+        let n: i64 = s.parse().map_err(|cause| {
             LogicalError::bad_request(format!(
                 "error converting input {s:?} for field \"versions\": expected a list of integers"
             ))
+            .with_source(cause)
         })?;
         if let Ok(n) = u64::try_from(n) {
             out.push(n);

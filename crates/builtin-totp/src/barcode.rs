@@ -2,15 +2,27 @@
 
 use qrcode::{Color, EcLevel, QrCode};
 
+/// Why a QR code image could not be drawn. Never includes the encoded text (a key's URL).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BarcodeError {
+    #[error("{0}")]
+    Qr(#[from] qrcode::types::QrError),
+    #[error("can not scale barcode to an image smaller than {modules}x{modules}")]
+    TooSmall { modules: usize },
+    #[error("{0}")]
+    Png(#[from] png::EncodingError),
+}
+
 /// Encodes `text` as a QR code (error correction level M) drawn in a `size`×`size` PNG: each
 /// module an integer number of pixels, the code centred, the remaining margin white. Fails
 /// when the text does not fit a QR code or `size` is smaller than the code's modules.
-pub fn png(text: &str, size: u32) -> Result<Vec<u8>, String> {
-    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).map_err(|e| e.to_string())?;
+pub fn png(text: &str, size: u32) -> Result<Vec<u8>, BarcodeError> {
+    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)?;
     let modules = code.width();
     let size_px = size as usize;
     if size_px < modules {
-        return Err(format!("can not scale barcode to an image smaller than {modules}x{modules}"));
+        return Err(BarcodeError::TooSmall { modules });
     }
     let colors = code.to_colors();
     let scale = size_px / modules;
@@ -30,8 +42,8 @@ pub fn png(text: &str, size: u32) -> Result<Vec<u8>, String> {
     let mut enc = png::Encoder::new(&mut out, size, size);
     enc.set_color(png::ColorType::Grayscale);
     enc.set_depth(png::BitDepth::Eight);
-    let mut w = enc.write_header().map_err(|e| e.to_string())?;
-    w.write_image_data(&pixels).map_err(|e| e.to_string())?;
-    w.finish().map_err(|e| e.to_string())?;
+    let mut w = enc.write_header()?;
+    w.write_image_data(&pixels)?;
+    w.finish()?;
     Ok(out)
 }

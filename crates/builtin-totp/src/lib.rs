@@ -66,7 +66,7 @@ impl KeyEntry {
     fn secret(&self) -> Result<Zeroizing<Vec<u8>>> {
         otp::base32_decode(&self.key)
             .map(Zeroizing::new)
-            .map_err(|_| LogicalError::internal("stored key has a malformed secret"))
+            .map_err(|cause| LogicalError::internal("stored key has a malformed secret").with_source(cause))
     }
 }
 
@@ -174,6 +174,7 @@ async fn get_json<T: for<'de> Deserialize<'de>>(s: &dyn StorageView, key: &str) 
         None => Ok(None),
         Some(raw) => serde_json::from_slice(&raw)
             .map(Some)
+            // drop-cause: entries hold the TOTP key, which a JSON error could quote.
             .map_err(|_| LogicalError::internal(format!("stored entry at {key:?} is malformed"))),
     }
 }
@@ -258,10 +259,14 @@ impl Totp {
                 algorithm = v.to_string();
             }
             if let Some(v) = u.get("period") {
-                period = v.parse().map_err(|_| bad("an error occurred while parsing period value in url"))?;
+                period = v
+                    .parse()
+                    .map_err(|cause| bad("an error occurred while parsing period value in url").with_source(cause))?;
             }
             if let Some(v) = u.get("digits") {
-                digits = v.parse().map_err(|_| bad("an error occurred while parsing digits value in url"))?;
+                digits = v
+                    .parse()
+                    .map_err(|cause| bad("an error occurred while parsing digits value in url").with_source(cause))?;
             }
         }
         if digits != 6 && digits != 8 {
@@ -297,7 +302,8 @@ impl Totp {
                 return Err(bad("the issuer value is required for generated keys"));
             }
             let mut buf = Zeroizing::new(vec![0u8; key_size as usize]);
-            aws_lc_rs::rand::fill(&mut buf).map_err(|_| LogicalError::internal("random generator failed"))?;
+            aws_lc_rs::rand::fill(&mut buf)
+                .map_err(|cause| LogicalError::internal("random generator failed").with_source(cause))?;
             buf
         } else {
             if key_string.is_empty() {
@@ -328,8 +334,9 @@ impl Totp {
             );
             let mut out = Map::new();
             if qr_size > 0 {
-                let image = barcode::png(&url, qr_size as u32)
-                    .map_err(|e| LogicalError::internal(format!("failed to generate QR code image: {e}")))?;
+                let image = barcode::png(&url, qr_size as u32).map_err(|e| {
+                    LogicalError::internal(format!("failed to generate QR code image: {e}")).with_source(e)
+                })?;
                 out.insert("barcode".into(), Value::String(data_encoding::BASE64.encode(&image)));
             }
             out.insert("url".into(), Value::String(url));

@@ -85,14 +85,22 @@ pub fn base32_encode(bytes: &[u8]) -> String {
     base32_nopad().encode(bytes)
 }
 
+/// A base32 input that does not decode, in Go's wording: only the position, never the
+/// offending character (the input is a key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("illegal base32 data at input byte {at}")]
+pub struct Base32Error {
+    pub at: usize,
+}
+
 /// Decodes a base32 secret as OpenBao does: upper-cased, padded to a multiple of eight with
 /// `=`, then strict RFC 4648 decoding. The error names the offending input byte.
-pub fn base32_decode(input: &str) -> Result<Vec<u8>, String> {
+pub fn base32_decode(input: &str) -> Result<Vec<u8>, Base32Error> {
     let mut s = input.to_ascii_uppercase().into_bytes();
     if !s.len().is_multiple_of(8) {
         s.resize(s.len() + 8 - s.len() % 8, b'=');
     }
-    let illegal = |pos: usize| format!("illegal base32 data at input byte {pos}");
+    let illegal = |at: usize| Base32Error { at };
     let mut data_len = s.len();
     for (i, &c) in s.iter().enumerate() {
         if matches!(c, b'A'..=b'Z' | b'2'..=b'7') {
@@ -151,16 +159,28 @@ mod tests {
         assert_eq!(base32_decode("jbswy3dpehpk3pxp").unwrap(), b"Hello!\xde\xad\xbe\xef");
         assert!(base32_decode("JBSWY3DPEHPK3PX").is_ok());
         assert!(base32_decode("JBSWY3DPEHPK3PX=").is_ok());
-        assert_eq!(base32_decode("JBSWY3DPEHPK3PXP====").unwrap_err(), "illegal base32 data at input byte 16");
-        assert_eq!(base32_decode("JBSWY3DPEHPK3PXPA").unwrap_err(), "illegal base32 data at input byte 17");
-        assert_eq!(base32_decode("JBSWY3DPEHPK3PXPAB1").unwrap_err(), "illegal base32 data at input byte 18");
-        assert_eq!(base32_decode("JBSWY3DPEHPK3PXPABC").unwrap_err(), "illegal base32 data at input byte 19");
-        assert_eq!(base32_decode("JBSWY3DPEHPK3PXPABCDEF").unwrap_err(), "illegal base32 data at input byte 22");
-        assert_eq!(base32_decode("JB=SWY3D").unwrap_err(), "illegal base32 data at input byte 2");
-        assert_eq!(base32_decode("JBSW Y3DP").unwrap_err(), "illegal base32 data at input byte 4");
-        assert_eq!(base32_decode("notbase32!").unwrap_err(), "illegal base32 data at input byte 9");
-        assert_eq!(base32_decode("AB======CDEFGHIJ").unwrap_err(), "illegal base32 data at input byte 2");
-        assert_eq!(base32_decode("ABCDEFG=ABCDEFGH").unwrap_err(), "illegal base32 data at input byte 7");
+        assert_eq!(
+            base32_decode("JBSWY3DPEHPK3PXP====").unwrap_err().to_string(),
+            "illegal base32 data at input byte 16"
+        );
+        assert_eq!(base32_decode("JBSWY3DPEHPK3PXPA").unwrap_err().to_string(), "illegal base32 data at input byte 17");
+        assert_eq!(
+            base32_decode("JBSWY3DPEHPK3PXPAB1").unwrap_err().to_string(),
+            "illegal base32 data at input byte 18"
+        );
+        assert_eq!(
+            base32_decode("JBSWY3DPEHPK3PXPABC").unwrap_err().to_string(),
+            "illegal base32 data at input byte 19"
+        );
+        assert_eq!(
+            base32_decode("JBSWY3DPEHPK3PXPABCDEF").unwrap_err().to_string(),
+            "illegal base32 data at input byte 22"
+        );
+        assert_eq!(base32_decode("JB=SWY3D").unwrap_err().to_string(), "illegal base32 data at input byte 2");
+        assert_eq!(base32_decode("JBSW Y3DP").unwrap_err().to_string(), "illegal base32 data at input byte 4");
+        assert_eq!(base32_decode("notbase32!").unwrap_err().to_string(), "illegal base32 data at input byte 9");
+        assert_eq!(base32_decode("AB======CDEFGHIJ").unwrap_err().to_string(), "illegal base32 data at input byte 2");
+        assert_eq!(base32_decode("ABCDEFG=ABCDEFGH").unwrap_err().to_string(), "illegal base32 data at input byte 7");
         let k = [7u8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
         assert_eq!(base32_decode(&base32_encode(&k)).unwrap(), k);
     }

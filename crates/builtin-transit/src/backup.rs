@@ -229,7 +229,8 @@ pub(crate) fn from_decimal(s: &str) -> Option<Secret> {
 }
 
 fn big(be: &[u8]) -> Result<Big> {
-    RawValue::from_string(to_decimal(be).to_string()).map_err(|_| LogicalError::internal("encoding a backup"))
+    RawValue::from_string(to_decimal(be).to_string())
+        .map_err(|cause| LogicalError::internal("encoding a backup").with_source(cause))
 }
 
 fn unbig(v: &RawValue, what: &str) -> Result<Secret> {
@@ -345,7 +346,9 @@ pub fn encode(p: &Policy, entries: &BTreeMap<i64, KeyEntry>) -> Result<Zeroizing
         },
         archived_keys: Some(GoArchive { keys: archive }),
     };
-    let json = Zeroizing::new(serde_json::to_vec(&doc).map_err(|_| LogicalError::internal("encoding a backup"))?);
+    let json = Zeroizing::new(
+        serde_json::to_vec(&doc).map_err(|cause| LogicalError::internal("encoding a backup").with_source(cause))?,
+    );
     Ok(Zeroizing::new(B64.encode(json.as_slice())))
 }
 
@@ -356,6 +359,7 @@ fn entry_from_go(t: KeyType, v: i64, g: &GoKeyEntry) -> Result<KeyEntry> {
             Some(s) => B64
                 .decode(s.as_bytes())
                 .map(|b| Some(Zeroizing::new(b)))
+                // drop-cause: a base64 error quotes a byte of the key material.
                 .map_err(|_| bad(&format!("invalid {what} for key version {v} in backup"))),
         }
     };
@@ -402,7 +406,8 @@ fn entry_from_go(t: KeyType, v: i64, g: &GoKeyEntry) -> Result<KeyEntry> {
                 e.public_key = der::pem("PUBLIC KEY", &der::ec_spki(c.oid, &point)).to_string();
             }
             // Proves the point and scalar belong together before accepting them.
-            e.ecdsa_keypair(t, false).map_err(|_| bad(&format!("invalid ECDSA key for version {v} in backup")))?;
+            e.ecdsa_keypair(t, false)
+                .map_err(|cause| bad(&format!("invalid ECDSA key for version {v} in backup")).with_source(cause))?;
         }
         _ if t.is_rsa() => {
             let r = g.rsa_key.as_ref().ok_or_else(missing)?;
@@ -424,7 +429,9 @@ fn entry_from_go(t: KeyType, v: i64, g: &GoKeyEntry) -> Result<KeyEntry> {
                 qinv: unbig(qinv, "Qinv")?,
             };
             e.rsa = Some(der::rsa_private(&parts));
-            let kp = e.rsa_keypair().map_err(|_| bad(&format!("invalid RSA key for version {v} in backup")))?;
+            let kp = e
+                .rsa_keypair()
+                .map_err(|cause| bad(&format!("invalid RSA key for version {v} in backup")).with_source(cause))?;
             if kp.public_modulus_len() * 8 != t.rsa_bits() {
                 return Err(bad(&format!("RSA key size of version {v} does not match the key type")));
             }

@@ -276,7 +276,8 @@ pub fn parse_time(s: &str) -> Option<i64> {
 
 pub(crate) fn random(n: usize) -> Result<Secret> {
     let mut buf = Zeroizing::new(vec![0u8; n]);
-    aws_lc_rs::rand::fill(&mut buf).map_err(|_| LogicalError::internal("random number generator failed"))?;
+    aws_lc_rs::rand::fill(&mut buf)
+        .map_err(|cause| LogicalError::internal("random number generator failed").with_source(cause))?;
     Ok(buf)
 }
 
@@ -364,7 +365,8 @@ impl KeyEntry {
             }
             KeyType::Ed25519 => {
                 let seed = random(32)?;
-                let kp = Ed25519KeyPair::from_seed_unchecked(&seed).map_err(|_| internal("Ed25519 key generation"))?;
+                let kp = Ed25519KeyPair::from_seed_unchecked(&seed)
+                    .map_err(|cause| internal("Ed25519 key generation").with_source(cause))?;
                 let public = kp.public_key().as_ref().to_vec();
                 let mut key = Zeroizing::new(Vec::with_capacity(64));
                 key.extend_from_slice(&seed);
@@ -374,10 +376,12 @@ impl KeyEntry {
             }
             _ if t.is_ecdsa() => {
                 let c = curve(t).ok_or_else(|| internal("curve"))?;
-                let kp = EcdsaKeyPair::generate(c.asn1).map_err(|_| internal("ECDSA key generation failed"))?;
+                let kp = EcdsaKeyPair::generate(c.asn1)
+                    .map_err(|cause| internal("ECDSA key generation failed").with_source(cause))?;
                 let d = {
                     use aws_lc_rs::encoding::{AsBigEndian, EcPrivateKeyBin};
-                    let bin: EcPrivateKeyBin = kp.private_key().as_be_bytes().map_err(|_| internal("ECDSA key"))?;
+                    let bin: EcPrivateKeyBin =
+                        kp.private_key().as_be_bytes().map_err(|cause| internal("ECDSA key").with_source(cause))?;
                     Zeroizing::new(bin.as_ref().to_vec())
                 };
                 let point = kp.public_key().as_ref();
@@ -396,8 +400,9 @@ impl KeyEntry {
                     4096 => aws_lc_rs::rsa::KeySize::Rsa4096,
                     _ => aws_lc_rs::rsa::KeySize::Rsa2048,
                 };
-                let kp = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|_| internal("RSA key generation failed"))?;
-                let pkcs8: Pkcs8V1Der = kp.as_der().map_err(|_| internal("RSA key encoding"))?;
+                let kp = aws_lc_rs::rsa::KeyPair::generate(size)
+                    .map_err(|cause| internal("RSA key generation failed").with_source(cause))?;
+                let pkcs8: Pkcs8V1Der = kp.as_der().map_err(|cause| internal("RSA key encoding").with_source(cause))?;
                 e.rsa = Some(der::pkcs8_inner(pkcs8.as_ref()).ok_or_else(|| internal("RSA key encoding"))?);
             }
             _ => return Err(internal("unsupported key type")),
@@ -422,7 +427,7 @@ impl KeyEntry {
         let d = self.ec_d.as_ref().ok_or_else(|| LogicalError::bad_request("key version has no private part"))?;
         let point = self.ec_point(&c).ok_or_else(|| internal("ECDSA key version has no public point"))?;
         EcdsaKeyPair::from_private_key_and_public_key(if fixed { c.fixed } else { c.asn1 }, &pad(d, c.len), &point)
-            .map_err(|_| internal("stored ECDSA key is invalid"))
+            .map_err(|cause| internal("stored ECDSA key is invalid").with_source(cause))
     }
 
     pub fn ed25519_keypair(&self) -> Result<Ed25519KeyPair> {
@@ -430,19 +435,22 @@ impl KeyEntry {
         if key.len() < 32 {
             return Err(internal("stored Ed25519 key is invalid"));
         }
-        Ed25519KeyPair::from_seed_unchecked(&key[..32]).map_err(|_| internal("stored Ed25519 key is invalid"))
+        Ed25519KeyPair::from_seed_unchecked(&key[..32])
+            .map_err(|cause| internal("stored Ed25519 key is invalid").with_source(cause))
     }
 
     pub fn ed25519_public(&self) -> Result<Vec<u8>> {
         if !self.public_key.is_empty() {
-            return B64.decode(self.public_key.trim()).map_err(|_| internal("stored Ed25519 public key is invalid"));
+            return B64
+                .decode(self.public_key.trim())
+                .map_err(|cause| internal("stored Ed25519 public key is invalid").with_source(cause));
         }
         Ok(self.ed25519_keypair()?.public_key().as_ref().to_vec())
     }
 
     pub fn rsa_keypair(&self) -> Result<aws_lc_rs::rsa::KeyPair> {
         let der = self.rsa.as_ref().ok_or_else(|| LogicalError::bad_request("key version has no private part"))?;
-        aws_lc_rs::rsa::KeyPair::from_der(der).map_err(|_| internal("stored RSA key is invalid"))
+        aws_lc_rs::rsa::KeyPair::from_der(der).map_err(|cause| internal("stored RSA key is invalid").with_source(cause))
     }
 
     /// SubjectPublicKeyInfo DER of an RSA version.
@@ -480,12 +488,14 @@ fn version_path(name: &str, version: i64) -> String {
 pub async fn load_policy(s: &dyn StorageView, name: &str) -> Result<Option<Policy>> {
     match s.get(&policy_path(name)).await? {
         None => Ok(None),
-        Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|_| internal("stored key settings are corrupt")),
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|cause| internal("stored key settings are corrupt").with_source(cause)),
     }
 }
 
 pub async fn save_policy(s: &dyn StorageView, p: &Policy) -> Result<()> {
-    let raw = serde_json::to_vec(p).map_err(|_| internal("encoding key settings"))?;
+    let raw = serde_json::to_vec(p).map_err(|cause| internal("encoding key settings").with_source(cause))?;
     s.put(&policy_path(&p.name), &raw).await
 }
 
@@ -494,6 +504,7 @@ pub async fn load_entry(s: &dyn StorageView, name: &str, version: i64) -> Result
         None => Ok(None),
         Some(raw) => {
             let raw = Zeroizing::new(raw);
+            // drop-cause: the entry holds key material, which a JSON error could quote.
             serde_json::from_slice(&raw).map(Some).map_err(|_| internal("stored key version is corrupt"))
         }
     }
@@ -510,7 +521,8 @@ pub fn missing_version() -> LogicalError {
 }
 
 pub async fn save_entry(s: &dyn StorageView, name: &str, version: i64, e: &KeyEntry) -> Result<()> {
-    let raw = Zeroizing::new(serde_json::to_vec(e).map_err(|_| internal("encoding key version"))?);
+    let raw =
+        Zeroizing::new(serde_json::to_vec(e).map_err(|cause| internal("encoding key version").with_source(cause))?);
     s.put(&version_path(name, version), &raw).await
 }
 
@@ -576,9 +588,11 @@ pub fn derive(p: &Policy, e: &KeyEntry, context: &[u8], num_bytes: usize) -> Res
             }
             let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, &[]).extract(key);
             let info = [context];
-            let okm = prk.expand(&info, Len(num_bytes)).map_err(|_| internal("key derivation failed"))?;
+            let okm = prk
+                .expand(&info, Len(num_bytes))
+                .map_err(|cause| internal("key derivation failed").with_source(cause))?;
             let mut out = Zeroizing::new(vec![0u8; num_bytes]);
-            okm.fill(&mut out).map_err(|_| internal("key derivation failed"))?;
+            okm.fill(&mut out).map_err(|cause| internal("key derivation failed").with_source(cause))?;
             Ok(out)
         }
         _ => Err(internal("unsupported key derivation mode")),

@@ -402,17 +402,31 @@ fn item_aad(p: &Policy, i: usize, aad_b64: &str) -> Result<Zeroizing<Vec<u8>>> {
     if !p.key_type.is_aead() {
         return Err(bad(format!("'[{i}].associated_data' provided for non-AEAD cipher suite {}", p.key_type.as_str())));
     }
-    b64_decode(aad_b64).map_err(bad)
+    Ok(b64_decode(aad_b64)?)
+}
+
+/// A base64 input that does not decode, in Go's wording. It keeps only the position: the
+/// decoder's own error quotes the offending byte, which may belong to a secret plaintext.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("illegal base64 data at input byte {at}")]
+struct Base64Error {
+    at: usize,
+}
+
+impl From<Base64Error> for LogicalError {
+    fn from(e: Base64Error) -> Self {
+        bad(e.to_string()).with_source(e)
+    }
 }
 
 /// Base64 decoding with Go's error wording.
-fn b64_decode(s: &str) -> std::result::Result<Secret, String> {
+fn b64_decode(s: &str) -> std::result::Result<Secret, Base64Error> {
     B64.decode(s.as_bytes()).map(Zeroizing::new).map_err(|e| {
         let at = match e {
             base64::DecodeError::InvalidByte(i, _) | base64::DecodeError::InvalidLastSymbol(i, _) => i,
             _ => s.len(),
         };
-        format!("illegal base64 data at input byte {at}")
+        Base64Error { at }
     })
 }
 
@@ -469,16 +483,16 @@ fn item_int(item: &Map<String, Value>, key: &str, i: usize) -> Result<i64> {
 }
 
 /// Applies OpenBao's key-version rules for operations that create output (encrypt, sign).
-fn encryption_version(p: &Policy, requested: i64, verb: &str) -> std::result::Result<i64, String> {
+fn encryption_version(p: &Policy, requested: i64, verb: &str) -> Result<i64> {
     let v = if requested == 0 { p.latest_version } else { requested };
     if requested < 0 {
-        return Err(format!("requested version for {verb} is negative"));
+        return Err(bad(format!("requested version for {verb} is negative")));
     }
     if v > p.latest_version {
-        return Err(format!("requested version for {verb} is higher than the latest key version"));
+        return Err(bad(format!("requested version for {verb} is higher than the latest key version")));
     }
     if p.min_encryption_version > 0 && v < p.min_encryption_version {
-        return Err(format!("requested version for {verb} is less than the minimum encryption key version"));
+        return Err(bad(format!("requested version for {verb} is less than the minimum encryption key version")));
     }
     Ok(v)
 }
@@ -551,7 +565,7 @@ impl Transit {
             let snapshot = p.clone();
             let e = tokio::task::spawn_blocking(move || KeyEntry::generate(&snapshot))
                 .await
-                .map_err(|_| LogicalError::internal("key generation failed"))??;
+                .map_err(|cause| LogicalError::internal("key generation failed").with_source(cause))??;
             let v = p.latest_version + 1;
             keys::save_entry(s, &p.name, v, &e).await?;
             p.latest_version = v;
@@ -605,7 +619,7 @@ impl Transit {
                         } else {
                             let seed = keys::derive(p, &e, context, 32)?;
                             let kp = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
-                                .map_err(|_| LogicalError::internal("key derivation failed"))?;
+                                .map_err(|cause| LogicalError::internal("key derivation failed").with_source(cause))?;
                             use aws_lc_rs::signature::KeyPair;
                             B64.encode(kp.public_key().as_ref())
                         }
@@ -647,7 +661,8 @@ impl Transit {
         let Some(p) = self.load(s, str_field(d, "name")).await? else {
             return Ok(None);
         };
-        let context = b64_decode(str_field(d, "context")).map_err(|_| bad("failed to base64-decode context"))?;
+        let context = b64_decode(str_field(d, "context"))
+            .map_err(|cause| bad("failed to base64-decode context").with_source(cause))?;
         Ok(Some(Response::data(self.format_key(s, &p, &context).await?)))
     }
 
@@ -862,7 +877,9 @@ impl Transit {
                 let n = if v == "latest" {
                     p.latest_version
                 } else {
-                    v.trim_start_matches('v').parse::<i64>().map_err(|_| bad("invalid key version"))?
+                    v.trim_start_matches('v')
+                        .parse::<i64>()
+                        .map_err(|cause| bad("invalid key version").with_source(cause))?
                 };
                 if n < p.min_decryption_version {
                     return Err(bad("version for export is below minimum decryption version"));
@@ -951,7 +968,7 @@ impl Transit {
         if !t.encryption_supported() {
             return Err(bad(format!("message encryption not supported for key type {}", t.as_str())));
         }
-        let v = encryption_version(p, requested, "encryption").map_err(bad)?;
+        let v = encryption_version(p, requested, "encryption")?;
         let e = self.version(s, p, v).await?;
         let raw = if t.is_rsa() {
             ops::rsa_encrypt(&e, plaintext)?
@@ -994,7 +1011,7 @@ impl Transit {
         if !t.encryption_supported() {
             return Err(bad(format!("message decryption not supported for key type {}", t.as_str())));
         }
-        let (mut v, payload) = ops::split_versioned(ciphertext, "ciphertext").map_err(bad)?;
+        let (mut v, payload) = ops::split_versioned(ciphertext, "ciphertext")?;
         if v == 0 {
             v = 1;
         }
@@ -1011,7 +1028,9 @@ impl Transit {
                 "refusing to support decryption with old convergent encryption key: version {convergent}"
             )));
         }
-        let raw = B64.decode(payload.as_bytes()).map_err(|_| bad("invalid ciphertext: could not decode base64"))?;
+        let raw = B64
+            .decode(payload.as_bytes())
+            .map_err(|cause| bad("invalid ciphertext: could not decode base64").with_source(cause))?;
         if t.is_rsa() {
             return ops::rsa_decrypt(&e, &raw);
         }
@@ -1034,8 +1053,8 @@ impl Transit {
         }
         let batch = batch_items(d)?;
         struct Item {
-            plaintext: std::result::Result<Secret, String>,
-            context: std::result::Result<Secret, String>,
+            plaintext: std::result::Result<Secret, Base64Error>,
+            context: std::result::Result<Secret, Base64Error>,
             version: i64,
             aad: String,
             reference: Option<String>,
@@ -1128,8 +1147,8 @@ impl Transit {
         let mut results: Vec<ItemResult<(String, i64)>> = Vec::with_capacity(items.len());
         for (i, it) in items.iter().enumerate() {
             let r = async {
-                let plaintext = it.plaintext.as_ref().map_err(|e| bad(e.clone()))?;
-                let context = it.context.as_ref().map_err(|e| bad(e.clone()))?;
+                let plaintext = it.plaintext.as_ref().map_err(|e| LogicalError::from(e.clone()))?;
+                let context = it.context.as_ref().map_err(|e| LogicalError::from(e.clone()))?;
                 let aad = item_aad(&p, i, &it.aad)?;
                 self.encrypt_one(s, &p, plaintext, context, it.version, &aad).await
             }
@@ -1174,7 +1193,7 @@ impl Transit {
         let batch = batch_items(d)?;
         struct Item {
             ciphertext: String,
-            context: std::result::Result<Secret, String>,
+            context: std::result::Result<Secret, Base64Error>,
             aad: String,
             reference: String,
         }
@@ -1226,7 +1245,7 @@ impl Transit {
                 if it.ciphertext.is_empty() {
                     return Err(bad("missing ciphertext to decrypt"));
                 }
-                let context = it.context.as_ref().map_err(|e| bad(e.clone()))?;
+                let context = it.context.as_ref().map_err(|e| LogicalError::from(e.clone()))?;
                 let aad = item_aad(&p, i, &it.aad)?;
                 self.decrypt_one(s, &p, &it.ciphertext, context, &aad).await
             }
@@ -1250,7 +1269,7 @@ impl Transit {
 
     async fn rewrap(&self, s: &dyn StorageView, d: &FieldData) -> Result<Option<Response>> {
         let batch = batch_items(d)?;
-        let items: Vec<(String, std::result::Result<Secret, String>, i64, String)> = match &batch {
+        let items: Vec<(String, std::result::Result<Secret, Base64Error>, i64, String)> = match &batch {
             Some(list) => list
                 .iter()
                 .enumerate()
@@ -1276,7 +1295,7 @@ impl Transit {
                 )]
             }
         };
-        let has_context = |c: &std::result::Result<Secret, String>| !matches!(c, Ok(c) if c.is_empty());
+        let has_context = |c: &std::result::Result<Secret, Base64Error>| !matches!(c, Ok(c) if c.is_empty());
         let context_set = has_context(&items[0].1);
         if items.iter().any(|it| has_context(&it.1) != context_set) {
             return Err(bad("context should be set either in all the request blocks or in none"));
@@ -1290,7 +1309,7 @@ impl Transit {
                 if c.is_empty() {
                     return Err(bad("missing ciphertext to decrypt"));
                 }
-                let ctx = ctx.as_ref().map_err(|e| bad(e.clone()))?;
+                let ctx = ctx.as_ref().map_err(|e| LogicalError::from(e.clone()))?;
                 let pt = self.decrypt_one(s, &p, c, ctx, &[]).await?;
                 self.encrypt_one(s, &p, &pt, ctx, *ver, &[]).await
             }
@@ -1324,11 +1343,12 @@ impl Transit {
         if ![128, 256, 512].contains(&bits) {
             return Err(bad("invalid bit length"));
         }
-        let context = b64_decode(str_field(d, "context")).map_err(|_| bad("failed to base64-decode context"))?;
+        let context = b64_decode(str_field(d, "context"))
+            .map_err(|cause| bad("failed to base64-decode context").with_source(cause))?;
         let Some(p) = self.load(s, str_field(d, "name")).await? else {
             return Err(bad("encryption key not found"));
         };
-        let aad = b64_decode(str_field(d, "associated_data")).map_err(bad)?;
+        let aad = b64_decode(str_field(d, "associated_data"))?;
         if !aad.is_empty() && !p.key_type.is_aead() {
             return Err(bad(format!("associated_data provided for non-AEAD cipher suite {}", p.key_type.as_str())));
         }
@@ -1426,7 +1446,9 @@ impl Transit {
                 let mac = mac.as_ref().ok_or_else(|| bad("missing hmac"))?;
                 let rest = mac.strip_prefix("vault:v").ok_or_else(|| bad("invalid HMAC to verify: no prefix"))?;
                 let (ver, payload) = rest.split_once(':').ok_or_else(|| bad("invalid HMAC: wrong number of fields"))?;
-                let ver: i64 = ver.parse().map_err(|_| bad("invalid HMAC: version number could not be decoded"))?;
+                let ver: i64 = ver
+                    .parse()
+                    .map_err(|cause| bad("invalid HMAC: version number could not be decoded").with_source(cause))?;
                 let given = b64_decode(payload)
                     .map_err(|e| bad(format!("unable to decode verification HMAC as base64: {e}")))?;
                 if ver > p.latest_version {
@@ -1455,7 +1477,7 @@ impl Transit {
             "jws" => Marshaling::Jws,
             other => return Err(bad(format!("invalid marshaling type {other:?}"))),
         };
-        let salt = SaltLength::parse(str_field(d, "salt_length")).map_err(bad)?;
+        let salt = SaltLength::parse(str_field(d, "salt_length"))?;
         let prehashed = d.bool("prehashed").unwrap_or(false);
         let scheme = match str_field(d, "signature_algorithm") {
             "" | "pss" => RsaScheme::Pss,
@@ -1491,7 +1513,7 @@ impl Transit {
                 .collect(),
             None => vec![(Some(str_field(d, "input").to_string()), str_field(d, "context").to_string(), String::new())],
         };
-        let ver = encryption_version(&p, d.int("key_version").unwrap_or(0), "signing").map_err(bad)?;
+        let ver = encryption_version(&p, d.int("key_version").unwrap_or(0), "signing")?;
         let e = self.version(s, &p, ver).await?;
         let mut results: Vec<ItemResult<(String, Option<String>)>> = Vec::with_capacity(items.len());
         for (input, context, _) in &items {
@@ -1501,11 +1523,12 @@ impl Transit {
                 if t.hashes_signature_input() && !prehashed {
                     data = Zeroizing::new(opts.hash.digest(&data));
                 }
-                let context = b64_decode(context).map_err(|_| bad("failed to base64-decode context"))?;
+                let context =
+                    b64_decode(context).map_err(|cause| bad("failed to base64-decode context").with_source(cause))?;
                 let (derived_kp, public) = if t == KeyType::Ed25519 && p.derived {
                     let seed = keys::derive(&p, &e, &context, 32)?;
                     let kp = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
-                        .map_err(|_| LogicalError::internal("error deriving key"))?;
+                        .map_err(|cause| LogicalError::internal("error deriving key").with_source(cause))?;
                     use aws_lc_rs::signature::KeyPair;
                     let public = B64.encode(kp.public_key().as_ref());
                     (Some(kp), Some(public))
@@ -1605,8 +1628,9 @@ impl Transit {
                 if t.hashes_signature_input() && !prehashed {
                     data = Zeroizing::new(opts.hash.digest(&data));
                 }
-                let context = b64_decode(context).map_err(|_| bad("failed to base64-decode context"))?;
-                let (ver, payload) = ops::split_versioned(sig, "signature").map_err(bad)?;
+                let context =
+                    b64_decode(context).map_err(|cause| bad("failed to base64-decode context").with_source(cause))?;
+                let (ver, payload) = ops::split_versioned(sig, "signature")?;
                 if ver > p.latest_version {
                     return Err(bad("invalid signature: version is too new"));
                 }
@@ -1617,12 +1641,12 @@ impl Transit {
                     Marshaling::Asn1 => B64.decode(payload.as_bytes()),
                     Marshaling::Jws => B64URL.decode(payload.as_bytes()),
                 }
-                .map_err(|_| bad("invalid base64 signature value"))?;
+                .map_err(|cause| bad("invalid base64 signature value").with_source(cause))?;
                 let e = self.version(s, &p, ver).await?;
                 let derived_public = if t == KeyType::Ed25519 && p.derived {
                     let seed = keys::derive(&p, &e, &context, 32)?;
                     let kp = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
-                        .map_err(|_| LogicalError::internal("error deriving key"))?;
+                        .map_err(|cause| LogicalError::internal("error deriving key").with_source(cause))?;
                     use aws_lc_rs::signature::KeyPair;
                     Some(kp.public_key().as_ref().to_vec())
                 } else {

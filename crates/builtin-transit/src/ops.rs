@@ -109,19 +109,20 @@ fn aead_alg(t: KeyType) -> &'static aead::Algorithm {
 
 fn aead_key(t: KeyType, key: &[u8]) -> Result<aead::LessSafeKey> {
     let unbound = aead::UnboundKey::new(aead_alg(t), key)
-        .map_err(|_| LogicalError::internal("could not derive enc key, length not correct"))?;
+        .map_err(|cause| LogicalError::internal("could not derive enc key, length not correct").with_source(cause))?;
     Ok(aead::LessSafeKey::new(unbound))
 }
 
 /// Seals `plaintext`; the output is nonce || ciphertext || tag, as OpenBao lays it out.
 pub fn aead_seal(t: KeyType, key: &[u8], nonce: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     let k = aead_key(t, key)?;
-    let n = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| LogicalError::internal("bad nonce length"))?;
+    let n = aead::Nonce::try_assume_unique_for_key(nonce)
+        .map_err(|cause| LogicalError::internal("bad nonce length").with_source(cause))?;
     let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + 16);
     out.extend_from_slice(nonce);
     let mut body = plaintext.to_vec();
     k.seal_in_place_append_tag(n, aead::Aad::from(aad), &mut body)
-        .map_err(|_| LogicalError::internal("encryption failed"))?;
+        .map_err(|cause| LogicalError::internal("encryption failed").with_source(cause))?;
     out.extend_from_slice(&body);
     Ok(out)
 }
@@ -133,7 +134,7 @@ pub fn aead_open(t: KeyType, key: &[u8], data: &[u8], aad: &[u8]) -> Result<Secr
     }
     let k = aead_key(t, key)?;
     let n = aead::Nonce::try_assume_unique_for_key(&data[..NONCE_LEN])
-        .map_err(|_| LogicalError::internal("bad nonce length"))?;
+        .map_err(|cause| LogicalError::internal("bad nonce length").with_source(cause))?;
     let mut body = Zeroizing::new(data[NONCE_LEN..].to_vec());
     let failed = || {
         LogicalError::bad_request(if t == KeyType::ChaCha20Poly1305 {
@@ -142,6 +143,7 @@ pub fn aead_open(t: KeyType, key: &[u8], data: &[u8], aad: &[u8]) -> Result<Secr
             "cipher: message authentication failed"
         })
     };
+    // drop-cause: a failed open is opaque on purpose (no decryption oracle).
     let len = k.open_in_place(n, aead::Aad::from(aad), &mut body).map_err(|_| failed())?.len();
     body.truncate(len);
     Ok(body)
@@ -157,8 +159,10 @@ pub fn convergent_nonce(hmac_key: &[u8], plaintext: &[u8]) -> Vec<u8> {
 pub fn rsa_encrypt(e: &KeyEntry, plaintext: &[u8]) -> Result<Vec<u8>> {
     use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA256_MGF1SHA256};
     let spki = e.rsa_spki()?;
-    let pk = PublicEncryptingKey::from_der(&spki).map_err(|_| LogicalError::internal("stored RSA key is invalid"))?;
-    let oaep = OaepPublicEncryptingKey::new(pk).map_err(|_| LogicalError::internal("stored RSA key is invalid"))?;
+    let pk = PublicEncryptingKey::from_der(&spki)
+        .map_err(|cause| LogicalError::internal("stored RSA key is invalid").with_source(cause))?;
+    let oaep = OaepPublicEncryptingKey::new(pk)
+        .map_err(|cause| LogicalError::internal("stored RSA key is invalid").with_source(cause))?;
     if plaintext.len() > oaep.max_plaintext_size(&OAEP_SHA256_MGF1SHA256) {
         return Err(LogicalError::bad_request(
             "failed to RSA encrypt the plaintext: crypto/rsa: message too long for RSA key size",
@@ -167,7 +171,7 @@ pub fn rsa_encrypt(e: &KeyEntry, plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut out = vec![0u8; oaep.ciphertext_size()];
     let n = oaep
         .encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut out, None)
-        .map_err(|_| LogicalError::internal("failed to RSA encrypt the plaintext"))?
+        .map_err(|cause| LogicalError::internal("failed to RSA encrypt the plaintext").with_source(cause))?
         .len();
     out.truncate(n);
     Ok(out)
@@ -179,11 +183,13 @@ pub fn rsa_decrypt(e: &KeyEntry, ciphertext: &[u8]) -> Result<Secret> {
         LogicalError::bad_request("cannot decrypt ciphertext, key version does not have a private counterpart")
     })?;
     let sk = PrivateDecryptingKey::from_pkcs8(&der::rsa_pkcs8(pkcs1))
-        .map_err(|_| LogicalError::internal("stored RSA key is invalid"))?;
-    let oaep = OaepPrivateDecryptingKey::new(sk).map_err(|_| LogicalError::internal("stored RSA key is invalid"))?;
+        .map_err(|cause| LogicalError::internal("stored RSA key is invalid").with_source(cause))?;
+    let oaep = OaepPrivateDecryptingKey::new(sk)
+        .map_err(|cause| LogicalError::internal("stored RSA key is invalid").with_source(cause))?;
     let mut out = Zeroizing::new(vec![0u8; oaep.min_output_size()]);
     let n = oaep
         .decrypt(&OAEP_SHA256_MGF1SHA256, ciphertext, &mut out, None)
+        // drop-cause: a failed RSA decryption is opaque on purpose (no padding oracle).
         .map_err(|_| LogicalError::bad_request("failed to RSA decrypt the ciphertext: crypto/rsa: decryption error"))?
         .len();
     out.truncate(n);
@@ -212,7 +218,7 @@ pub enum SaltLength {
 }
 
 impl SaltLength {
-    pub fn parse(s: &str) -> std::result::Result<SaltLength, String> {
+    pub fn parse(s: &str) -> Result<SaltLength> {
         match s.to_ascii_lowercase().as_str() {
             "auto" | "" => Ok(SaltLength::Auto),
             "hash" => Ok(SaltLength::Hash),
@@ -220,8 +226,11 @@ impl SaltLength {
                 Ok(-1) => Ok(SaltLength::Hash),
                 Ok(0) => Ok(SaltLength::Auto),
                 Ok(n) if n > 0 => Ok(SaltLength::Bytes(n as usize)),
-                Ok(n) => Err(format!("salt length is invalid: {n}")),
-                Err(_) => Err(format!("salt length neither 'auto', 'hash', nor an int: {s}")),
+                Ok(n) => Err(LogicalError::bad_request(format!("salt length is invalid: {n}"))),
+                Err(e) => {
+                    Err(LogicalError::bad_request(format!("salt length neither 'auto', 'hash', nor an int: {s}"))
+                        .with_source(e))
+                }
             },
         }
     }
@@ -259,7 +268,8 @@ fn ecdsa_digest(t: KeyType, hash: &[u8]) -> Result<digest::Digest> {
     }
     let mut padded = vec![0u8; out_len];
     padded[out_len - mag.len()..].copy_from_slice(mag);
-    digest::Digest::import_less_safe(&padded, c.digest).map_err(|_| LogicalError::internal("digest"))
+    digest::Digest::import_less_safe(&padded, c.digest)
+        .map_err(|cause| LogicalError::internal("digest").with_source(cause))
 }
 
 type SignCache = Mutex<HashMap<(usize, usize), &'static signature::RsaSignatureEncoding>>;
@@ -351,12 +361,15 @@ pub fn sign(
         _ if t.is_ecdsa() => {
             let kp = e.ecdsa_keypair(t, opts.marshaling == Marshaling::Jws)?;
             let d = ecdsa_digest(t, input)?;
-            kp.sign_digest(&d).map(|s| s.as_ref().to_vec()).map_err(|_| LogicalError::internal("signing failed"))
+            kp.sign_digest(&d)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|cause| LogicalError::internal("signing failed").with_source(cause))
         }
         _ if t.is_rsa() => {
             let alg = rsa_hash(opts)?;
-            let d = digest::Digest::import_less_safe(input, alg)
-                .map_err(|_| LogicalError::bad_request("prehashed input length does not match the hash algorithm"))?;
+            let d = digest::Digest::import_less_safe(input, alg).map_err(|cause| {
+                LogicalError::bad_request("prehashed input length does not match the hash algorithm").with_source(cause)
+            })?;
             let kp = e.rsa_keypair()?;
             let bits = e.rsa.as_ref().and_then(|k| der::rsa_public_parts(k)).map(|(n, _)| bit_len(&n)).unwrap_or(0);
             let enc: &'static signature::RsaSignatureEncoding = match opts.scheme {
@@ -379,7 +392,8 @@ pub fn sign(
                 }
             };
             let mut sig = vec![0u8; kp.public_modulus_len()];
-            kp.sign_digest(enc, &d, &mut sig).map_err(|_| LogicalError::internal("signing failed"))?;
+            kp.sign_digest(enc, &d, &mut sig)
+                .map_err(|cause| LogicalError::internal("signing failed").with_source(cause))?;
             Ok(sig)
         }
         _ => Err(LogicalError::bad_request(format!("key type {} does not support signing", t.as_str()))),
@@ -458,10 +472,12 @@ pub fn verify(
 }
 
 /// Splits `vault:v<N>:<payload>`. `what` names the value in errors ("ciphertext", "signature").
-pub fn split_versioned<'a>(value: &'a str, what: &str) -> std::result::Result<(i64, &'a str), String> {
-    let rest = value.strip_prefix("vault:v").ok_or_else(|| format!("invalid {what}: no prefix"))?;
-    let (ver, payload) = rest.split_once(':').ok_or_else(|| format!("invalid {what}: wrong number of fields"))?;
-    let ver: i64 = ver.parse().map_err(|_| format!("invalid {what}: version number could not be decoded"))?;
+pub fn split_versioned<'a>(value: &'a str, what: &str) -> Result<(i64, &'a str)> {
+    let bad = |msg: String| LogicalError::bad_request(msg);
+    let rest = value.strip_prefix("vault:v").ok_or_else(|| bad(format!("invalid {what}: no prefix")))?;
+    let (ver, payload) = rest.split_once(':').ok_or_else(|| bad(format!("invalid {what}: wrong number of fields")))?;
+    let ver: i64 =
+        ver.parse().map_err(|e| bad(format!("invalid {what}: version number could not be decoded")).with_source(e))?;
     Ok((ver, payload))
 }
 
@@ -472,9 +488,12 @@ mod tests {
     #[test]
     fn versioned_values_split_like_openbao() {
         assert_eq!(split_versioned("vault:v3:abc", "ciphertext").unwrap(), (3, "abc"));
-        assert_eq!(split_versioned("nope", "ciphertext").unwrap_err(), "invalid ciphertext: no prefix");
-        assert_eq!(split_versioned("vault:v3", "signature").unwrap_err(), "invalid signature: wrong number of fields");
-        assert!(split_versioned("vault:vx:a", "ciphertext").unwrap_err().contains("could not be decoded"));
+        assert_eq!(split_versioned("nope", "ciphertext").unwrap_err().to_string(), "invalid ciphertext: no prefix");
+        assert_eq!(
+            split_versioned("vault:v3", "signature").unwrap_err().to_string(),
+            "invalid signature: wrong number of fields"
+        );
+        assert!(split_versioned("vault:vx:a", "ciphertext").unwrap_err().to_string().contains("could not be decoded"));
     }
 
     #[test]

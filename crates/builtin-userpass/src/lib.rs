@@ -193,17 +193,19 @@ fn argon2_into(a: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> 
 fn hash_password(password: &str) -> Result<String> {
     let fail = || LogicalError::internal("failed to hash the password");
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|_| LogicalError::internal("failed to generate a salt"))?;
-    let salt_string = SaltString::encode_b64(&salt).map_err(|_| LogicalError::internal("failed to encode a salt"))?;
+    getrandom::fill(&mut salt)
+        .map_err(|cause| LogicalError::internal("failed to generate a salt").with_source(cause))?;
+    let salt_string = SaltString::encode_b64(&salt)
+        .map_err(|cause| LogicalError::internal("failed to encode a salt").with_source(cause))?;
     let a = hasher();
     let mut out = [0u8; 32];
-    argon2_into(&a, password.as_bytes(), &salt, &mut out).map_err(|_| fail())?;
+    argon2_into(&a, password.as_bytes(), &salt, &mut out).map_err(|cause| fail().with_source(cause))?;
     let hash = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: argon2::password_hash::ParamsString::try_from(a.params()).map_err(|_| fail())?,
+        params: argon2::password_hash::ParamsString::try_from(a.params()).map_err(|cause| fail().with_source(cause))?,
         salt: Some(salt_string.as_salt()),
-        hash: Some(argon2::password_hash::Output::new(&out).map_err(|_| fail())?),
+        hash: Some(argon2::password_hash::Output::new(&out).map_err(|cause| fail().with_source(cause))?),
     };
     Ok(hash.to_string())
 }
@@ -260,9 +262,13 @@ fn hash_permits_count() -> usize {
 
 /// Runs the (CPU- and memory-heavy) hash off the async workers, bounded by [`hash_permits`].
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    let _permit =
-        hash_permits().acquire().await.map_err(|_| LogicalError::internal("password hashing is unavailable"))?;
-    tokio::task::spawn_blocking(f).await.map_err(|_| LogicalError::internal("password hashing task failed"))
+    let _permit = hash_permits()
+        .acquire()
+        .await
+        .map_err(|cause| LogicalError::internal("password hashing is unavailable").with_source(cause))?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|cause| LogicalError::internal("password hashing task failed").with_source(cause))
 }
 
 fn user_key(name: &str) -> String {
@@ -274,6 +280,7 @@ async fn load_user(req: &Request, name: &str) -> Result<Option<UserEntry>> {
         None => Ok(None),
         Some(raw) => serde_json::from_slice(&raw)
             .map(Some)
+            // drop-cause: the entry holds the password hash, which a JSON error could quote.
             .map_err(|_| LogicalError::internal(format!("stored entry of user {name:?} is malformed"))),
     }
 }

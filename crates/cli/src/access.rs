@@ -89,6 +89,7 @@ pub(crate) fn token_create(p: &Parsed, c: &Client, out: &Out) -> R {
         body.insert("no_default_policy".into(), true.into());
     }
     body.insert("display_name".into(), p.get("display-name").unwrap_or("").into());
+    // drop-cause: a usage error in the bao CLI's wording, which names the flag and the value.
     let uses: i64 = p.get("use-limit").unwrap_or("0").parse().map_err(|_| {
         Fail::Usage(format!("invalid value {:?} for flag -use-limit", p.get("use-limit").unwrap_or("")))
     })?;
@@ -293,25 +294,34 @@ pub(crate) fn policy_delete(p: &Parsed, c: &Client) -> R {
 
 /// Parses a policy's HCL and checks its top level holds only `name = ...` and
 /// `path "PATTERN" { ... }`; returns the canonically formatted text.
-pub(crate) fn format_policy(text: &str) -> Result<String, String> {
-    let body = hcl::parse(text).map_err(|e| format!("failed to parse policy: {}", e.to_string().trim_start()))?;
+/// Why `policy fmt` refused a policy file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum PolicyFormatError {
+    #[error("failed to parse policy: {}", .0.to_string().trim_start())]
+    Parse(#[source] hcl::Error),
+    #[error("failed to parse policy: invalid key {0:?}")]
+    InvalidKey(String),
+    #[error("failed to parse policy: a path block takes exactly one label (the path)")]
+    PathLabels,
+    #[error("failed to format policy: {0}")]
+    Format(#[source] hcl::Error),
+}
+
+pub(crate) fn format_policy(text: &str) -> Result<String, PolicyFormatError> {
+    let body = hcl::parse(text).map_err(PolicyFormatError::Parse)?;
     for s in body.iter() {
         match s {
             hcl::Structure::Attribute(a) if a.key() == "name" => {}
-            hcl::Structure::Attribute(a) => return Err(format!("failed to parse policy: invalid key {:?}", a.key())),
+            hcl::Structure::Attribute(a) => return Err(PolicyFormatError::InvalidKey(a.key().to_string())),
             hcl::Structure::Block(b) if b.identifier() == "path" && b.labels().len() == 1 => {}
-            hcl::Structure::Block(b) if b.identifier() == "path" => {
-                return Err("failed to parse policy: a path block takes exactly one label (the path)".into())
-            }
-            hcl::Structure::Block(b) => {
-                return Err(format!("failed to parse policy: invalid key {:?}", b.identifier()))
-            }
+            hcl::Structure::Block(b) if b.identifier() == "path" => return Err(PolicyFormatError::PathLabels),
+            hcl::Structure::Block(b) => return Err(PolicyFormatError::InvalidKey(b.identifier().to_string())),
         }
     }
     // Lists on one line (`capabilities = ["read", "list"]`), as `bao policy fmt` writes them.
     let mut formatter = hcl::format::Formatter::builder().compact_arrays(true).build_vec();
-    let mut s = hcl::format::Format::format_string(&body, &mut formatter)
-        .map_err(|e| format!("failed to format policy: {e}"))?;
+    let mut s = hcl::format::Format::format_string(&body, &mut formatter).map_err(PolicyFormatError::Format)?;
     if !s.ends_with('\n') {
         s.push('\n');
     }
@@ -323,7 +333,7 @@ pub(crate) fn policy_fmt(p: &Parsed) -> R {
     let path = &p.positional[0];
     let text = std::fs::read_to_string(path)
         .map_err(|e| Fail::Exit(1, format!("Error reading source file: open {path}: {}", io_text(&e))))?;
-    let formatted = format_policy(&text).map_err(|e| Fail::Exit(1, e))?;
+    let formatted = format_policy(&text).map_err(|e| Fail::Exit(1, e.to_string()))?;
     std::fs::write(path, formatted)
         .map_err(|e| Fail::Exit(1, format!("Error writing formatted policy: open {path}: {}", io_text(&e))))?;
     println!("Success! Formatted policy: {path}");
@@ -656,7 +666,7 @@ mod tests {
         assert!(f.starts_with("path \"secret/*\" {\n  capabilities = [\"read\", \"list\"]\n}"), "{f}");
         assert_eq!(format_policy(&f).unwrap(), f, "formatting is idempotent");
         assert!(format_policy("path \"x\" { capabilities = [").is_err());
-        assert!(format_policy("foo = \"bar\"\n").unwrap_err().contains("invalid key \"foo\""));
+        assert!(format_policy("foo = \"bar\"\n").unwrap_err().to_string().contains("invalid key \"foo\""));
     }
 
     #[test]

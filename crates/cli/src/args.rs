@@ -59,7 +59,12 @@ impl Parsed {
     }
 }
 
-pub fn parse(args: &[String]) -> Result<Parsed, String> {
+/// A flag given without the value it takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("flag needs an argument: -{0}")]
+pub struct MissingValue(pub String);
+
+pub fn parse(args: &[String]) -> Result<Parsed, MissingValue> {
     let mut p = Parsed::default();
     let mut i = 0;
     while i < args.len() {
@@ -78,7 +83,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             None if BOOL_FLAGS.contains(&body) => (body.to_string(), "true".to_string()),
             None => {
                 i += 1;
-                let v = args.get(i).ok_or_else(|| format!("flag needs an argument: -{body}"))?;
+                let v = args.get(i).ok_or_else(|| MissingValue(body.to_string()))?;
                 (body.to_string(), v.clone())
             }
         };

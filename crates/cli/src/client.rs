@@ -54,9 +54,28 @@ fn env_any(names: &[&str]) -> Option<String> {
     names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
+/// Why the CLI's HTTP client could not be set up from its flags and environment.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    #[error("cannot read {what} {path:?}: {source}")]
+    Read {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no certificate found in {0:?}")]
+    NoCertificate(String),
+    #[error("no private key found in {0:?}")]
+    NoPrivateKey(String),
+    #[error("VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together")]
+    ClientCertPair,
+}
+
 impl Client {
     /// Builds a client from flags and the environment (`BAO_*` before `VAULT_*`).
-    pub fn from_env(address: Option<&str>, skip_verify: bool, ca_cert: Option<&str>) -> Result<Client, String> {
+    pub fn from_env(address: Option<&str>, skip_verify: bool, ca_cert: Option<&str>) -> Result<Client, SetupError> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let addr = address
             .map(str::to_string)
@@ -74,7 +93,11 @@ impl Client {
                 .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "t"));
         let mut tls = ureq::tls::TlsConfig::builder().disable_verification(skip);
         if let Some(path) = ca_cert.map(str::to_string).or_else(|| env_any(&["BAO_CACERT", "VAULT_CACERT"])) {
-            let pem = std::fs::read(&path).map_err(|e| format!("cannot read CA certificate {path:?}: {e}"))?;
+            let pem = std::fs::read(&path).map_err(|source| SetupError::Read {
+                what: "CA certificate",
+                path: path.clone(),
+                source,
+            })?;
             let certs: Vec<_> = ureq::tls::parse_pem(&pem)
                 .filter_map(|i| match i {
                     Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -82,14 +105,16 @@ impl Client {
                 })
                 .collect();
             if certs.is_empty() {
-                return Err(format!("no certificate found in {path:?}"));
+                return Err(SetupError::NoCertificate(path));
             }
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
         // A client certificate for listeners that require one (VAULT_CLIENT_CERT/_KEY, as bao).
         match (env_any(&["BAO_CLIENT_CERT", "VAULT_CLIENT_CERT"]), env_any(&["BAO_CLIENT_KEY", "VAULT_CLIENT_KEY"])) {
             (Some(cert), Some(key)) => {
-                let read = |p: &str, what: &str| std::fs::read(p).map_err(|e| format!("cannot read {what} {p:?}: {e}"));
+                let read = |p: &str, what: &'static str| {
+                    std::fs::read(p).map_err(|source| SetupError::Read { what, path: p.to_string(), source })
+                };
                 let cert_pem = read(&cert, "client certificate")?;
                 let key_pem = read(&key, "client key")?;
                 let chain: Vec<_> = ureq::tls::parse_pem(&cert_pem)
@@ -99,18 +124,18 @@ impl Client {
                     })
                     .collect();
                 if chain.is_empty() {
-                    return Err(format!("no certificate found in {cert:?}"));
+                    return Err(SetupError::NoCertificate(cert));
                 }
                 let pk = ureq::tls::parse_pem(&key_pem)
                     .find_map(|i| match i {
                         Ok(ureq::tls::PemItem::PrivateKey(k)) => Some(k),
                         _ => None,
                     })
-                    .ok_or_else(|| format!("no private key found in {key:?}"))?;
+                    .ok_or_else(|| SetupError::NoPrivateKey(key.clone()))?;
                 tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, pk)));
             }
             (None, None) => {}
-            _ => return Err("VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together".into()),
+            _ => return Err(SetupError::ClientCertPair),
         }
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)

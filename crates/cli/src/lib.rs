@@ -292,24 +292,17 @@ fn status(c: &Client, out: &Out) -> R {
     Ok(if s.get("sealed").and_then(Value::as_bool).unwrap_or(true) { 2 } else { 0 })
 }
 
+/// A whole-number flag (`default` when absent).
+fn number_flag(p: &Parsed, name: &str, default: &str) -> Result<u32, Fail> {
+    // drop-cause: a usage error: the message names the flag; the parse error adds nothing.
+    p.get(name).unwrap_or(default).parse().map_err(|_| Fail::Usage(format!("-{name} must be a number")))
+}
+
 fn operator_init(p: &Parsed, c: &Client, out: &Out) -> R {
-    let n: u32 =
-        p.get("key-shares").unwrap_or("5").parse().map_err(|_| Fail::Usage("-key-shares must be a number".into()))?;
-    let t: u32 = p
-        .get("key-threshold")
-        .unwrap_or("3")
-        .parse()
-        .map_err(|_| Fail::Usage("-key-threshold must be a number".into()))?;
-    let rn: u32 = p
-        .get("recovery-shares")
-        .unwrap_or("5")
-        .parse()
-        .map_err(|_| Fail::Usage("-recovery-shares must be a number".into()))?;
-    let rt: u32 = p
-        .get("recovery-threshold")
-        .unwrap_or("3")
-        .parse()
-        .map_err(|_| Fail::Usage("-recovery-threshold must be a number".into()))?;
+    let n = number_flag(p, "key-shares", "5")?;
+    let t = number_flag(p, "key-threshold", "3")?;
+    let rn = number_flag(p, "recovery-shares", "5")?;
+    let rt = number_flag(p, "recovery-threshold", "3")?;
     // With an auto-unseal seal the server hands out recovery keys instead of unseal keys.
     let auto = c
         .request("GET", "sys/seal-status", None)
@@ -448,7 +441,8 @@ fn generate_root(p: &Parsed, c: &Client, out: &Out) -> R {
     if p.has("generate-otp") {
         let s = c.request("GET", &format!("{BASE}/attempt"), None)?;
         let len = data_of(&s).get("otp_length").and_then(Value::as_u64).unwrap_or(26) as usize;
-        println!("{}", random_otp(len).map_err(Fail::Local)?);
+        // drop-cause: rustls's GetRandomFailed carries no detail beyond its name.
+        println!("{}", random_otp(len).map_err(|_| Fail::Local("random number generator failed".into()))?);
         return Ok(0);
     }
     if let Some(enc) = p.get("decode") {
@@ -498,7 +492,7 @@ fn generate_root(p: &Parsed, c: &Client, out: &Out) -> R {
     Ok(0)
 }
 
-fn random_otp(len: usize) -> Result<String, String> {
+fn random_otp(len: usize) -> Result<String, rustls::crypto::GetRandomFailed> {
     const A: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut out = String::new();
     let mut buf = vec![0u8; len * 2];
@@ -513,11 +507,8 @@ fn random_otp(len: usize) -> Result<String, String> {
     Ok(out)
 }
 
-fn aws_lc_rs_fill(buf: &mut [u8]) -> Result<(), String> {
-    rustls::crypto::aws_lc_rs::default_provider()
-        .secure_random
-        .fill(buf)
-        .map_err(|_| "random number generator failed".to_string())
+fn aws_lc_rs_fill(buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+    rustls::crypto::aws_lc_rs::default_provider().secure_random.fill(buf)
 }
 
 /// The public keys named by a `-pgp-keys`-style flag (comma-separated files), each as base64
@@ -624,8 +615,8 @@ fn rekey_ceremony(p: &Parsed, c: &Client, out: &Out, base: &str) -> R {
     }
     if p.has("init") {
         let body = json!({
-            "secret_shares": p.get("key-shares").unwrap_or("5").parse::<u32>().map_err(|_| Fail::Usage("-key-shares must be a number".into()))?,
-            "secret_threshold": p.get("key-threshold").unwrap_or("3").parse::<u32>().map_err(|_| Fail::Usage("-key-threshold must be a number".into()))?,
+            "secret_shares": number_flag(p, "key-shares", "5")?,
+            "secret_threshold": number_flag(p, "key-threshold", "3")?,
             "require_verification": verify,
             "backup": p.has("backup"),
         });

@@ -3,12 +3,33 @@
 use crate::args::Parsed;
 use serde_json::Value;
 
+/// A `-format` (or `BAO_FORMAT`) other than `table` and `json`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid output format {0:?}: use table or json")]
+pub struct UnknownFormat(pub String);
+
+/// A duration flag that does not parse (Go's wording).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationError {
+    #[error("time: invalid duration {input:?}")]
+    Invalid {
+        input: String,
+        #[source]
+        source: Option<std::num::ParseFloatError>,
+    },
+    #[error("time: missing unit in duration {0:?}")]
+    MissingUnit(String),
+    #[error("time: unknown unit {unit:?} in duration {input:?}")]
+    UnknownUnit { unit: String, input: String },
+}
+
 pub struct Out {
     pub json: bool,
 }
 
 impl Out {
-    pub fn from_flags(p: &Parsed) -> Result<Out, String> {
+    pub fn from_flags(p: &Parsed) -> Result<Out, UnknownFormat> {
         let f = p
             .get("format")
             .map(str::to_string)
@@ -18,7 +39,7 @@ impl Out {
         match f.as_str() {
             "table" | "" => Ok(Out { json: false }),
             "json" => Ok(Out { json: true }),
-            other => Err(format!("invalid output format {other:?}: use table or json")),
+            other => Err(UnknownFormat(other.to_string())),
         }
     }
 
@@ -117,7 +138,7 @@ pub fn go_duration(nanos: i128) -> String {
 
 /// Parses a duration as Vault's CLI flags take it: bare seconds (`90`), Go durations
 /// (`1h30m`, `1.5s`, `300ms`) or days (`7d`). Returns nanoseconds.
-pub fn parse_duration(input: &str) -> Result<i128, String> {
+pub fn parse_duration(input: &str) -> Result<i128, DurationError> {
     let s = input.trim();
     if s.is_empty() {
         return Ok(0);
@@ -130,7 +151,7 @@ pub fn parse_duration(input: &str) -> Result<i128, String> {
             return Ok(i128::from(days) * 86_400 * 1_000_000_000);
         }
     }
-    let bad = || format!("time: invalid duration {s:?}");
+    let bad = || DurationError::Invalid { input: s.to_string(), source: None };
     let (neg, mut rest) = match s.as_bytes()[0] {
         b'-' => (true, &s[1..]),
         b'+' => (false, &s[1..]),
@@ -145,7 +166,8 @@ pub fn parse_duration(input: &str) -> Result<i128, String> {
         if num_len == 0 {
             return Err(bad());
         }
-        let num: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        let num: f64 =
+            rest[..num_len].parse().map_err(|e| DurationError::Invalid { input: s.to_string(), source: Some(e) })?;
         rest = &rest[num_len..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let unit: f64 = match &rest[..unit_len] {
@@ -155,8 +177,8 @@ pub fn parse_duration(input: &str) -> Result<i128, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            "" => return Err(format!("time: missing unit in duration {s:?}")),
-            u => return Err(format!("time: unknown unit {u:?} in duration {s:?}")),
+            "" => return Err(DurationError::MissingUnit(s.to_string())),
+            u => return Err(DurationError::UnknownUnit { unit: u.to_string(), input: s.to_string() }),
         };
         rest = &rest[unit_len..];
         total += num * unit;

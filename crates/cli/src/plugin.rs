@@ -52,7 +52,7 @@ fn interleaved(p: &Parsed) -> Result<Parsed, Fail> {
     let mut rest = p.positional.clone();
     while let Some((first, tail)) = rest.split_first() {
         out.positional.push(first.clone());
-        let q = args::parse(tail).map_err(Fail::Usage)?;
+        let q = args::parse(tail).map_err(|e| Fail::Usage(e.to_string()))?;
         for (k, v) in q.flags {
             out.flags.entry(k).or_default().extend(v);
         }

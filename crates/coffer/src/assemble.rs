@@ -2,6 +2,7 @@
 //! seals), the dev-mode defaults and first mount, and each listener's socket settings, request
 //! options and router state.
 
+use crate::error::StartError;
 use coffer_barrier::Barrier;
 use coffer_config::{Listener, ServerConfig, StorageConfig};
 use coffer_core::{Core, CoreConfig};
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Opens the configured storage (`inmem`, `file` or `postgresql`).
-pub async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, String> {
+pub async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, StartError> {
     match cfg.kind.as_str() {
         "postgresql" => {
             let o = coffer_storage_postgresql::PgOptions::from_map(&cfg.options, |k| std::env::var(k).ok())?;
@@ -19,12 +20,12 @@ pub async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, Strin
         }
         "inmem" => Ok(Arc::new(coffer_storage_inmem::InmemStorage::new())),
         "file" => {
-            let path = cfg.options.get("path").ok_or("storage \"file\" needs a path")?;
+            let path = cfg.options.get("path").ok_or(StartError::FilePath)?;
             coffer_storage_file::FileStorage::open(path)
                 .map(|s| Arc::new(s) as Arc<dyn Storage>)
-                .map_err(|e| format!("cannot open storage \"file\" at {path:?}: {e}"))
+                .map_err(|source| StartError::File { path: path.clone(), source })
         }
-        other => Err(format!("unknown storage type {other:?}")),
+        other => Err(StartError::UnknownStorage(other.to_string())),
     }
 }
 
@@ -67,9 +68,9 @@ pub fn new_core(barrier: Arc<Barrier>, cfg: &ServerConfig) -> Arc<Core> {
 
 /// Starts the core's background work and installs the configured seals (Shamir when none is
 /// configured), which starts auto-unsealing.
-pub fn start_core(core: &Arc<Core>, cfg: &mut ServerConfig) -> Result<(), String> {
+pub fn start_core(core: &Arc<Core>, cfg: &mut ServerConfig) -> Result<(), StartError> {
     core.spawn_background();
-    crate::seals::install(core, cfg).map_err(|e| format!("seal configuration: {e}"))
+    crate::seals::install(core, cfg).map_err(|e| StartError::SealConfiguration(Box::new(e)))
 }
 
 /// What `-dev` changes in the configuration: in-memory storage unless one is configured, a
@@ -90,10 +91,9 @@ pub fn apply_dev_defaults(cfg: &mut ServerConfig, listen_address: &str, plugin_d
 
 /// Initialises a dev server (one key share, threshold one, `root_token_id` as the root token
 /// when given), leaves it unsealed and mounts `secret/`. Returns the unseal key and root token.
-pub async fn init_dev(core: &Core, root_token_id: Option<&str>) -> Result<(Zeroizing<Vec<u8>>, String), String> {
-    let (keys, root) =
-        core.init_with(1, 1, root_token_id, true).await.map_err(|e| format!("dev initialisation failed: {e}"))?;
-    dev_mounts(core, &root).await.map_err(|e| format!("dev setup failed: {e}"))?;
+pub async fn init_dev(core: &Core, root_token_id: Option<&str>) -> Result<(Zeroizing<Vec<u8>>, String), StartError> {
+    let (keys, root) = core.init_with(1, 1, root_token_id, true).await.map_err(StartError::DevInit)?;
+    dev_mounts(core, &root).await.map_err(|e| StartError::DevSetup(Box::new(e)))?;
     let key = keys.into_iter().next().unwrap_or_default();
     Ok((key, root))
 }
@@ -103,7 +103,7 @@ pub fn listener_state(
     core: &Arc<Core>,
     cfg: &ServerConfig,
     l: &Listener,
-) -> Result<(ListenerConfig, AppState), String> {
+) -> Result<(ListenerConfig, AppState), StartError> {
     let (lc, options) = listener_settings(l)?;
     let state = AppState {
         core: core.clone(),
@@ -117,7 +117,7 @@ pub fn listener_state(
 
 /// A configured listener as the HTTP layer takes it: the socket and TLS side, and the options
 /// applied to each request.
-pub fn listener_settings(l: &Listener) -> Result<(ListenerConfig, RequestOptions), String> {
+pub fn listener_settings(l: &Listener) -> Result<(ListenerConfig, RequestOptions), StartError> {
     use coffer_config::{StatusMatch, TlsVersion};
     use coffer_http::{CustomHeaders, ForwardedFor};
     use std::time::Duration;
@@ -146,10 +146,9 @@ pub fn listener_settings(l: &Listener) -> Result<(ListenerConfig, RequestOptions
         let mut pairs = Vec::new();
         for (name, values) in list {
             let n = coffer_http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("listener custom_response_headers: {name:?} is not a header name"))?;
-            let v = coffer_http::HeaderValue::from_str(&values.join("; ")).map_err(|_| {
-                format!("listener custom_response_headers: the value of {name:?} is not a header value")
-            })?;
+                .map_err(|e| StartError::HeaderName { name: name.clone(), source: Box::new(e) })?;
+            let v = coffer_http::HeaderValue::from_str(&values.join("; "))
+                .map_err(|e| StartError::HeaderValue { name: name.clone(), source: Box::new(e) })?;
             pairs.push((n, v));
         }
         match m {
@@ -177,7 +176,7 @@ pub fn listener_settings(l: &Listener) -> Result<(ListenerConfig, RequestOptions
 }
 
 /// The dev server mounts `secret/` as KV version 2, as OpenBao's dev server does.
-pub async fn dev_mounts(core: &Core, root: &str) -> Result<(), String> {
+pub async fn dev_mounts(core: &Core, root: &str) -> Result<(), StartError> {
     let mut data = serde_json::Map::new();
     data.insert("type".into(), "kv".into());
     data.insert("options".into(), serde_json::json!({ "version": "2" }));
@@ -192,7 +191,7 @@ pub async fn dev_mounts(core: &Core, root: &str) -> Result<(), String> {
     })
     .await
     .map(|_| ())
-    .map_err(|e| e.to_string())
+    .map_err(StartError::from)
 }
 
 /// Runs external plugins over the Vault plugin protocol (go-plugin, gRPC, AutoMTLS).

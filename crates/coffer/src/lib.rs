@@ -5,4 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod assemble;
+pub mod error;
 pub mod seals;

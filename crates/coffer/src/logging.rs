@@ -2,6 +2,7 @@
 //! terminal) whose per-logger levels can be changed at run time, and a monitor layer that
 //! streams the log to `sys/monitor` clients. Implements the core's `LogControl`.
 
+use coffer::error::StartError;
 use coffer_core::logging::{LogControl, LogControlError, LogStream};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -225,11 +226,11 @@ impl LevelState {
 
 impl Logs {
     /// Installs the global subscriber. `file`: the `log_file` to append to instead of stderr.
-    pub fn init(level: &str, json: bool, file: Option<std::fs::File>) -> Result<Arc<Logs>, String> {
+    pub fn init(level: &str, json: bool, file: Option<std::fs::File>) -> Result<Arc<Logs>, StartError> {
         use std::io::IsTerminal;
-        let started = canonical_level(level).map_err(|e| e.to_string())?;
+        let started = canonical_level(level).map_err(StartError::LogLevel)?;
         let state = LevelState { base: started, loggers: BTreeMap::new() };
-        let filter = EnvFilter::try_new(state.spec()).map_err(|e| format!("log level: {e}"))?;
+        let filter = EnvFilter::try_new(state.spec()).map_err(StartError::LogFilter)?;
         let (filter, handle) = reload::Layer::new(filter);
         let out: Box<dyn Layer<Registry> + Send + Sync> = match (file, json) {
             (Some(f), true) => {
@@ -256,7 +257,7 @@ impl Logs {
             .with(out.with_filter(filter))
             .with(monitor)
             .try_init()
-            .map_err(|e| format!("cannot install the log: {e}"))?;
+            .map_err(StartError::LogInstall)?;
         Ok(Arc::new(Logs { started, state: Mutex::new(state), handle, hub }))
     }
 

@@ -4,6 +4,7 @@
 //! initialised Coffer) is refused unless `-force` is given.
 
 use clap::Parser;
+use coffer::error::MigrateError;
 use coffer_physical::Storage;
 use std::sync::Arc;
 
@@ -23,17 +24,22 @@ struct Args {
 }
 
 /// Every key of `s`, depth first, in sorted order.
-async fn all_keys(s: &dyn Storage) -> Result<Vec<String>, String> {
+async fn all_keys(s: &dyn Storage, side: &'static str) -> Result<Vec<String>, MigrateError> {
     let mut out = Vec::new();
     let mut stack = vec![String::new()];
     while let Some(prefix) = stack.pop() {
-        let children = s.list(&prefix).await.map_err(|e| format!("listing {prefix:?}: {e}"))?;
+        let children =
+            s.list(&prefix).await.map_err(|source| MigrateError::List { side, prefix: prefix.clone(), source })?;
         for c in children.into_iter().rev() {
             let full = format!("{prefix}{c}");
             if full.ends_with('/') {
                 stack.push(full.clone());
                 // A key may itself end in '/': it is listed as a folder, so check it too.
-                if s.get(&full).await.map_err(|e| format!("reading {full:?}: {e}"))?.is_some() {
+                if s.get(&full)
+                    .await
+                    .map_err(|source| MigrateError::Read { side, key: full.clone(), source })?
+                    .is_some()
+                {
                     out.push(full);
                 }
             } else {
@@ -53,13 +59,15 @@ pub async fn copy_all(
     dst: Arc<dyn Storage>,
     start: Option<&str>,
     force: bool,
-) -> Result<usize, String> {
-    if !force && dst.get("core/seal-config").await.map_err(|e| format!("destination: {e}"))?.is_some() {
-        return Err("the destination already holds an initialised Coffer (core/seal-config is present); \
-                    refusing to overwrite it (pass -force to copy anyway)"
-            .into());
+) -> Result<usize, MigrateError> {
+    if !force {
+        let read = dst.get("core/seal-config").await;
+        let side = "destination";
+        if read.map_err(|source| MigrateError::Read { side, key: "core/seal-config".into(), source })?.is_some() {
+            return Err(MigrateError::Initialised);
+        }
     }
-    let keys = all_keys(&*src).await.map_err(|e| format!("source: {e}"))?;
+    let keys = all_keys(&*src, "source").await?;
     let keys: Vec<String> = keys.into_iter().filter(|k| start.is_none_or(|s| k.as_str() >= s)).collect();
     let total = keys.len();
     let sem = Arc::new(tokio::sync::Semaphore::new(16));
@@ -67,21 +75,23 @@ pub async fn copy_all(
     for key in keys {
         let (src, dst, sem) = (src.clone(), dst.clone(), sem.clone());
         tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await.map_err(|e| e.to_string())?;
-            let Some(value) = src.get(&key).await.map_err(|e| format!("source: reading {key:?}: {e}"))? else {
-                return Ok::<(), String>(());
+            let _permit = sem.acquire_owned().await.map_err(MigrateError::Closed)?;
+            let read = src.get(&key).await;
+            let Some(value) = read.map_err(|source| MigrateError::Read { side: "source", key: key.clone(), source })?
+            else {
+                return Ok::<(), MigrateError>(());
             };
-            dst.put(&key, value.clone()).await.map_err(|e| format!("destination: writing {key:?}: {e}"))?;
-            let back = dst.get(&key).await.map_err(|e| format!("destination: reading {key:?} back: {e}"))?;
+            dst.put(&key, value.clone()).await.map_err(|source| MigrateError::Write { key: key.clone(), source })?;
+            let back = dst.get(&key).await.map_err(|source| MigrateError::ReadBack { key: key.clone(), source })?;
             if back.as_deref() != Some(&value[..]) {
-                return Err(format!("destination: {key:?} reads back different bytes"));
+                return Err(MigrateError::Mismatch(key));
             }
             Ok(())
         });
     }
     let mut first_err = None;
     while let Some(r) = tasks.join_next().await {
-        let r = r.map_err(|e| e.to_string()).and_then(|x| x);
+        let r = r.map_err(MigrateError::Task).and_then(|x| x);
         if let Err(e) = r {
             first_err.get_or_insert(e);
             tasks.abort_all();

@@ -1,6 +1,7 @@
 //! Builds the configured seals and hands them to the core: the PKCS#11 and transit seals live
 //! in their own crates (FFI, HTTP) so the core loads no library and does no HTTP.
 
+use crate::error::StartError;
 use coffer_config::{SealDecl, ServerConfig};
 use coffer_core::Core;
 use coffer_seal::{Seal, ShamirSeal};
@@ -11,19 +12,18 @@ fn env(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
 
-fn build(decl: &SealDecl) -> Result<Arc<dyn Seal>, String> {
+fn build(decl: &SealDecl) -> Result<Arc<dyn Seal>, StartError> {
     let seal: Arc<dyn Seal> = match decl.kind.as_str() {
         "shamir" => Arc::new(ShamirSeal),
         "pkcs11" => {
-            let cfg = coffer_seal_pkcs11::Pkcs11Config::from_options(&decl.options, env).map_err(|e| e.to_string())?;
+            let cfg = coffer_seal_pkcs11::Pkcs11Config::from_options(&decl.options, env)?;
             Arc::new(coffer_seal_pkcs11::Pkcs11Seal::new(cfg))
         }
         "transit" => {
-            let cfg =
-                coffer_seal_transit::TransitConfig::from_options(&decl.options, env).map_err(|e| e.to_string())?;
-            Arc::new(coffer_seal_transit::TransitSeal::new(cfg).map_err(|e| e.to_string())?)
+            let cfg = coffer_seal_transit::TransitConfig::from_options(&decl.options, env)?;
+            Arc::new(coffer_seal_transit::TransitSeal::new(cfg)?)
         }
-        other => return Err(format!("unknown seal type {other:?}")),
+        other => return Err(StartError::UnknownSeal(other.to_string())),
     };
     Ok(seal)
 }
@@ -31,7 +31,7 @@ fn build(decl: &SealDecl) -> Result<Arc<dyn Seal>, String> {
 /// Installs the enabled seal (none: Shamir) and the disabled one of a migration, then starts
 /// auto-unsealing. The PIN and token are wiped from the parsed configuration once the seals
 /// hold their own (zeroizing) copies.
-pub fn install(core: &Arc<Core>, cfg: &mut ServerConfig) -> Result<(), String> {
+pub fn install(core: &Arc<Core>, cfg: &mut ServerConfig) -> Result<(), StartError> {
     let (enabled, disabled) = cfg.seal_pair()?;
     let built = enabled.map(build).transpose().and_then(|c| Ok((c, disabled.map(build).transpose()?)));
     for decl in &mut cfg.seals {

@@ -2,6 +2,7 @@
 //! listeners until SIGINT/SIGTERM.
 
 use clap::Parser;
+use coffer::error::StartError;
 use coffer_barrier::Barrier;
 use coffer_config::{ServerConfig, StorageConfig};
 use coffer_physical::Storage;
@@ -64,7 +65,7 @@ pub(crate) fn open_owner_only(path: &std::path::Path, append: bool) -> std::io::
 /// Opens the storage, and its HA lock when the stanza enables HA.
 async fn open_storage_ha(
     cfg: &StorageConfig,
-) -> Result<(Arc<dyn Storage>, Option<Arc<dyn coffer_core::ha::HaBackend>>), String> {
+) -> Result<(Arc<dyn Storage>, Option<Arc<dyn coffer_core::ha::HaBackend>>), StartError> {
     if cfg.kind == "postgresql" {
         let o = coffer_storage_postgresql::PgOptions::from_map(&cfg.options, |k| std::env::var(k).ok())?;
         let s = coffer_storage_postgresql::PgStorage::open(o).await?;
@@ -75,7 +76,7 @@ async fn open_storage_ha(
         return Ok((Arc::new(s), ha));
     }
     if cfg.options.get("ha_enabled").is_some_and(|v| v == "true") {
-        return Err(format!("storage {:?} does not support ha_enabled", cfg.kind));
+        return Err(StartError::NoHa(cfg.kind.clone()));
     }
     Ok((open_storage(cfg).await?, None))
 }
@@ -119,17 +120,17 @@ pub fn main(raw: &[String]) -> i32 {
     }
     let level = args.log_level.clone().or(cfg.log_level.clone()).unwrap_or_else(|| "info".into());
     let format = args.log_format.clone().or(cfg.log_format.clone()).unwrap_or_else(|| "standard".into());
-    let log_file =
-        match cfg.log_file.as_deref().map(|p| {
-            open_owner_only(std::path::Path::new(p), true).map_err(|e| format!("cannot open log_file {p:?}: {e}"))
-        }) {
-            None => None,
-            Some(Ok(f)) => Some(f),
-            Some(Err(e)) => {
-                eprintln!("Error: {e}");
-                return 1;
-            }
-        };
+    let log_file = match cfg.log_file.as_deref().map(|p| {
+        open_owner_only(std::path::Path::new(p), true)
+            .map_err(|source| StartError::LogFile { path: p.to_string(), source })
+    }) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
     let logs = match crate::logging::Logs::init(&level, format == "json", log_file) {
         Ok(l) => l,
         Err(e) => {

@@ -94,7 +94,42 @@ struct Opts {
     skip_tests: bool,
 }
 
-fn parse(args: &[String]) -> Result<Opts, String> {
+/// A `coffer plugin verify` command line that is refused (or a request for help).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+enum ArgsError {
+    #[error("help requested")]
+    Help,
+    #[error("flag -{0} needs a value")]
+    MissingValue(String),
+    #[error("-{name} must be a whole number, not {value:?}")]
+    NotANumber {
+        name: String,
+        value: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("-type must be secret or auth, not {0:?}")]
+    Kind(String),
+    #[error("unknown flag -{0}")]
+    UnknownFlag(String),
+    #[error("missing the plugin binary")]
+    NoBinary,
+    #[error("one plugin binary expected, got {0}")]
+    Binaries(usize),
+}
+
+/// Why the reports could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {what} {}: {source}", .path.display())]
+struct ReportError {
+    what: &'static str,
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+fn parse(args: &[String]) -> Result<Opts, ArgsError> {
     let mut o = Opts {
         binary: PathBuf::new(),
         crate_dir: None,
@@ -121,20 +156,26 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             continue;
         }
         if matches!(name, "h" | "help") {
-            return Err(String::new());
+            return Err(ArgsError::Help);
         }
         let value = match inline {
             Some(v) => v,
-            None => it.next().cloned().ok_or_else(|| format!("flag -{name} needs a value"))?,
+            None => it.next().cloned().ok_or_else(|| ArgsError::MissingValue(name.to_string()))?,
         };
-        let number = |v: &str| v.parse::<u64>().map_err(|_| format!("-{name} must be a whole number, not {v:?}"));
+        let number = |v: &str| {
+            v.parse::<u64>().map_err(|source| ArgsError::NotANumber {
+                name: name.to_string(),
+                value: v.to_string(),
+                source,
+            })
+        };
         match name {
             "crate" => o.crate_dir = Some(PathBuf::from(value)),
             "type" => {
                 let k = match value.as_str() {
                     "secret" | "secrets" => "secret",
                     "auth" | "credential" => "auth",
-                    other => return Err(format!("-type must be secret or auth, not {other:?}")),
+                    other => return Err(ArgsError::Kind(other.to_string())),
                 };
                 o.kind = Some(k.to_string());
             }
@@ -142,13 +183,13 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "out" => o.out = PathBuf::from(value),
             "max-startup" => o.max_startup_ms = number(&value)?,
             "max-rss" => o.max_rss_mib = number(&value)?,
-            other => return Err(format!("unknown flag -{other}")),
+            other => return Err(ArgsError::UnknownFlag(other.to_string())),
         }
     }
     match positional.as_slice() {
         [b] => o.binary = PathBuf::from(b),
-        [] => return Err("missing the plugin binary".into()),
-        _ => return Err(format!("one plugin binary expected, got {}", positional.len())),
+        [] => return Err(ArgsError::NoBinary),
+        _ => return Err(ArgsError::Binaries(positional.len())),
     }
     Ok(o)
 }
@@ -156,7 +197,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
 pub fn main(args: &[String]) -> i32 {
     let opts = match parse(args) {
         Ok(o) => o,
-        Err(e) if e.is_empty() => {
+        Err(ArgsError::Help) => {
             print!("{USAGE}");
             return 0;
         }
@@ -284,13 +325,17 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn write_reports(opts: &Opts, r: &Report) -> Result<(), String> {
-    std::fs::create_dir_all(&opts.out).map_err(|e| format!("cannot create {}: {e}", opts.out.display()))?;
+fn write_reports(opts: &Opts, r: &Report) -> Result<(), ReportError> {
+    std::fs::create_dir_all(&opts.out).map_err(|source| ReportError {
+        what: "create",
+        path: opts.out.clone(),
+        source,
+    })?;
     let md = opts.out.join("verify-report.md");
-    std::fs::write(&md, r.markdown()).map_err(|e| format!("cannot write {}: {e}", md.display()))?;
+    std::fs::write(&md, r.markdown()).map_err(|source| ReportError { what: "write", path: md.clone(), source })?;
     let js = opts.out.join("verify-report.json");
     let text = serde_json::to_string_pretty(&r.json()).unwrap_or_default();
-    std::fs::write(&js, text + "\n").map_err(|e| format!("cannot write {}: {e}", js.display()))
+    std::fs::write(&js, text + "\n").map_err(|source| ReportError { what: "write", path: js.clone(), source })
 }
 
 /// Resident memory of a process in KiB (Linux `/proc`).

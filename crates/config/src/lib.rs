@@ -9,7 +9,24 @@ use std::path::Path;
 mod listener;
 pub use listener::{Cidr, ForwardedFor, Listener, StatusMatch, TlsVersion, TLS12_SUITES, TLS13_SUITES};
 
+/// What is wrong with one setting, before the file and line are attached: a message for the
+/// operator (these checks have no underlying cause to keep).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+/// More seals are configured than a server can use.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "at most one enabled seal and one disabled seal (for a migration) may be configured; found {enabled} enabled, {disabled} disabled"
+)]
+pub struct TooManySeals {
+    pub enabled: usize,
+    pub disabled: usize,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("{file}: {msg}")]
     Invalid { file: String, msg: String },
@@ -728,15 +745,11 @@ impl ServerConfig {
 
     /// The enabled seal and the disabled one (the old seal of a migration), checked: at most
     /// one of each. `None` for the enabled seal means Shamir.
-    pub fn seal_pair(&self) -> Result<(Option<&SealDecl>, Option<&SealDecl>), String> {
+    pub fn seal_pair(&self) -> Result<(Option<&SealDecl>, Option<&SealDecl>), TooManySeals> {
         let enabled: Vec<&SealDecl> = self.seals.iter().filter(|s| !s.disabled).collect();
         let disabled: Vec<&SealDecl> = self.seals.iter().filter(|s| s.disabled).collect();
         if enabled.len() > 1 || disabled.len() > 1 {
-            return Err(format!(
-                "at most one enabled seal and one disabled seal (for a migration) may be configured; found {} enabled, {} disabled",
-                enabled.len(),
-                disabled.len()
-            ));
+            return Err(TooManySeals { enabled: enabled.len(), disabled: disabled.len() });
         }
         let enabled = enabled.first().copied().filter(|s| s.kind != "shamir");
         Ok((enabled, disabled.first().copied()))

@@ -1,7 +1,7 @@
 //! The `listener "tcp" { … }` stanza: every option is either acted on (parsed into
 //! [`Listener`]) or refused with an error naming it and its line.
 
-use crate::{as_bool, as_duration, as_string, ConfigError};
+use crate::{as_bool, as_duration, as_string, ConfigError, Invalid};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -164,15 +164,15 @@ fn is_known_unsupported_suite(name: &str) -> bool {
     name.starts_with("TLS_RSA_WITH_") || name.contains("_CBC_") || name.contains("RC4") || name.contains("3DES")
 }
 
-fn tls_version(option: &str, v: &Value) -> Result<TlsVersion, String> {
+fn tls_version(option: &str, v: &Value) -> Result<TlsVersion, Invalid> {
     let s = as_string(v).unwrap_or_default();
     match s.as_str() {
         "tls12" => Ok(TlsVersion::Tls12),
         "tls13" => Ok(TlsVersion::Tls13),
-        "tls10" | "tls11" => Err(format!(
+        "tls10" | "tls11" => Err(Invalid(format!(
             "listener {option} {s:?} is refused: TLS 1.0 and 1.1 are not implemented by rustls (use \"tls12\" or \"tls13\")"
-        )),
-        _ => Err(format!("listener {option} {s:?} is not supported (use \"tls12\" or \"tls13\")")),
+        ))),
+        _ => Err(Invalid(format!("listener {option} {s:?} is not supported (use \"tls12\" or \"tls13\")"))),
     }
 }
 
@@ -186,15 +186,15 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-fn seconds(option: &str, v: &Value) -> Result<Option<u64>, String> {
-    let n = as_duration(v).ok_or_else(|| format!("listener {option}: {v} is not a duration"))?;
+fn seconds(option: &str, v: &Value) -> Result<Option<u64>, Invalid> {
+    let n = as_duration(v).ok_or_else(|| Invalid(format!("listener {option}: {v} is not a duration")))?;
     Ok(if n <= 0 { None } else { Some(n as u64) })
 }
 
-fn positive(option: &str, v: &Value) -> Result<Option<usize>, String> {
+fn positive(option: &str, v: &Value) -> Result<Option<usize>, Invalid> {
     let n = as_string(v)
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| format!("listener {option}: {v} is not an integer"))?;
+        .ok_or_else(|| Invalid(format!("listener {option}: {v} is not an integer")))?;
     Ok(if n <= 0 { None } else { Some(n as usize) })
 }
 
@@ -214,7 +214,7 @@ fn is_header_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
 }
 
-fn custom_headers(v: &Value) -> Result<CustomHeaders, String> {
+fn custom_headers(v: &Value) -> Result<CustomHeaders, Invalid> {
     let blocks = match v {
         Value::Array(a) => a.clone(),
         other => vec![other.clone()],
@@ -222,32 +222,34 @@ fn custom_headers(v: &Value) -> Result<CustomHeaders, String> {
     let mut out = CustomHeaders::new();
     for b in blocks {
         let Value::Object(codes) = b else {
-            return Err("listener custom_response_headers must be a block of status codes".into());
+            return Err(Invalid("listener custom_response_headers must be a block of status codes".into()));
         };
         for (code, headers) in codes {
-            let m = status_match(&code).ok_or_else(|| {
+            let m = status_match(&code).ok_or_else(|| Invalid(
                 format!("listener custom_response_headers: invalid status code {code:?} (use \"default\", \"200\", \"4xx\", …)")
-            })?;
+            ))?;
             let headers = match headers {
                 Value::Array(a) if a.len() == 1 => a[0].clone(),
                 other => other,
             };
             let Value::Object(hs) = headers else {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "listener custom_response_headers {code:?} must map header names to lists of values"
-                ));
+                )));
             };
             for (name, values) in hs {
                 if !is_header_name(&name) {
-                    return Err(format!("listener custom_response_headers: {name:?} is not a valid header name"));
+                    return Err(Invalid(format!(
+                        "listener custom_response_headers: {name:?} is not a valid header name"
+                    )));
                 }
                 let values = string_list_strict(&values).ok_or_else(|| {
-                    format!("listener custom_response_headers {code:?} {name:?} must be a list of strings")
+                    Invalid(format!("listener custom_response_headers {code:?} {name:?} must be a list of strings"))
                 })?;
                 if values.iter().any(|x| x.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0)) {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "listener custom_response_headers {code:?} {name:?}: a value holds a line break"
-                    ));
+                    )));
                 }
                 out.entry(m).or_default().push((name, values));
             }
@@ -349,8 +351,8 @@ pub(crate) fn parse(
                     }
                 }
             }
-            "tls_min_version" => l.tls_min_version = tls_version(k, v).map_err(at)?,
-            "tls_max_version" => l.tls_max_version = tls_version(k, v).map_err(at)?,
+            "tls_min_version" => l.tls_min_version = tls_version(k, v).map_err(|e| at(e.0))?,
+            "tls_max_version" => l.tls_max_version = tls_version(k, v).map_err(|e| at(e.0))?,
             "tls_cipher_suites" => {
                 let names = string_list(v).ok_or_else(|| at("listener tls_cipher_suites must be a list of names".into()))?;
                 let unsupported: Vec<&String> = names
@@ -409,12 +411,12 @@ pub(crate) fn parse(
                 reject_np = boolean(v)?;
                 xff_other_line.get_or_insert((line, k.clone()));
             }
-            "max_request_duration" => l.max_request_duration = seconds(k, v).map_err(at)?,
-            "http_read_header_timeout" => l.http_read_header_timeout = seconds(k, v).map_err(at)?,
-            "http_read_timeout" => l.http_read_timeout = seconds(k, v).map_err(at)?,
-            "http_idle_timeout" => l.http_idle_timeout = seconds(k, v).map_err(at)?,
+            "max_request_duration" => l.max_request_duration = seconds(k, v).map_err(|e| at(e.0))?,
+            "http_read_header_timeout" => l.http_read_header_timeout = seconds(k, v).map_err(|e| at(e.0))?,
+            "http_read_timeout" => l.http_read_timeout = seconds(k, v).map_err(|e| at(e.0))?,
+            "http_idle_timeout" => l.http_idle_timeout = seconds(k, v).map_err(|e| at(e.0))?,
             "http_write_timeout" => {
-                if seconds(k, v).map_err(at)?.is_some() {
+                if seconds(k, v).map_err(|e| at(e.0))?.is_some() {
                     return Err(at(
                         "listener http_write_timeout is not supported: only 0 (no write timeout, the default) is accepted"
                             .into(),
@@ -423,9 +425,9 @@ pub(crate) fn parse(
             }
             "disable_unauthed_generate_root_endpoints" => l.disable_unauthed_generate_root_endpoints = boolean(v)?,
             "disable_unauthed_rekey_endpoints" => l.disable_unauthed_rekey_endpoints = boolean(v)?,
-            "max_request_json_memory" => l.max_request_json_memory = positive(k, v).map_err(at)?,
-            "max_request_json_strings" => l.max_request_json_strings = positive(k, v).map_err(at)?,
-            "custom_response_headers" => l.custom_response_headers = custom_headers(v).map_err(at)?,
+            "max_request_json_memory" => l.max_request_json_memory = positive(k, v).map_err(|e| at(e.0))?,
+            "max_request_json_strings" => l.max_request_json_strings = positive(k, v).map_err(|e| at(e.0))?,
+            "custom_response_headers" => l.custom_response_headers = custom_headers(v).map_err(|e| at(e.0))?,
             // Listed in IGNORED_ON_PURPOSE with its reason.
             k if crate::ignored_on_purpose("listener", k) => {}
             "proxy_protocol_behavior" | "proxy_protocol_authorized_addrs" => {

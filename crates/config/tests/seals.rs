@@ -35,7 +35,7 @@ seal "transit" {
 fn two_enabled_seals_or_an_unknown_type_are_refused() {
     let two = "seal \"pkcs11\" {\n  lib = \"x\"\n}\nseal \"transit\" {\n  address = \"x\"\n}\n";
     let c = ServerConfig::parse(two, "c.hcl").unwrap();
-    assert!(c.seal_pair().unwrap_err().contains("at most one enabled seal"));
+    assert!(c.seal_pair().unwrap_err().to_string().contains("at most one enabled seal"));
     let e = ServerConfig::parse("seal \"awskms\" {\n  region = \"x\"\n}\n", "c.hcl").unwrap_err();
     assert!(e.to_string().contains("awskms") && e.to_string().contains("pkcs11"), "{e}");
     // An explicit shamir stanza is the default seal.

@@ -54,7 +54,7 @@ impl Core {
         // bare 405 with an empty error list.
         if matches!(path.trim_end_matches('/'), "sys/seal-status" | "sys/leader") && (op != Read || path.ends_with('/'))
         {
-            return Err(LogicalError { kind: ErrorKind::UnsupportedOperation, messages: vec![] });
+            return Err(LogicalError::with_messages(ErrorKind::UnsupportedOperation, vec![]));
         }
         let rel = path.strip_prefix("sys/").unwrap_or("");
         let Some((route, spec)) = crate::system_paths::sys_paths().find(rel) else { return Ok(None) };

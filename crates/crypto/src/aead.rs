@@ -20,7 +20,7 @@ impl std::fmt::Debug for Key {
 impl Key {
     pub fn generate() -> Result<Self, CryptoError> {
         let mut k = [0u8; KEY_LEN];
-        aws_lc_rs::rand::fill(&mut k).map_err(|_| CryptoError::Random)?;
+        aws_lc_rs::rand::fill(&mut k).map_err(CryptoError::Random)?;
         Ok(Key(k))
     }
 
@@ -41,7 +41,7 @@ impl Key {
 /// Random bytes from the system CSPRNG.
 pub fn random_bytes(n: usize) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     let mut v = Zeroizing::new(vec![0u8; n]);
-    aws_lc_rs::rand::fill(&mut v).map_err(|_| CryptoError::Random)?;
+    aws_lc_rs::rand::fill(&mut v).map_err(CryptoError::Random)?;
     Ok(v)
 }
 
@@ -69,14 +69,14 @@ impl Cipher {
     /// Encrypts `plaintext`, binding `aad`. Output: nonce || ciphertext || tag.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+        aws_lc_rs::rand::fill(&mut nonce).map_err(CryptoError::Random)?;
         let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + 16);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
         let tag = self
             .0
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[NONCE_LEN..])
-            .map_err(|_| CryptoError::Authentication)?;
+            .map_err(CryptoError::Encrypt)?;
         out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
@@ -92,6 +92,7 @@ impl Cipher {
         let n = self
             .0
             .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+            // drop-cause: a failed open is opaque on purpose (no oracle); aws-lc says no more anyway.
             .map_err(|_| CryptoError::Authentication)?
             .len();
         buf.truncate(n);

@@ -24,7 +24,9 @@ pub enum CryptoError {
     #[error("{0}")]
     Shamir(String),
     #[error("random number generator failed")]
-    Random,
+    Random(#[source] aws_lc_rs::error::Unspecified),
+    #[error("encryption failed")]
+    Encrypt(#[source] aws_lc_rs::error::Unspecified),
 }
 
 /// Constant-time equality for secrets (tokens, keys, digests).

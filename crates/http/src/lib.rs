@@ -12,7 +12,7 @@ mod options;
 mod ui;
 
 pub use axum::http::{HeaderName, HeaderValue};
-pub use listener::{serve, serve_router, ClientCertificate, ListenerConfig, TlsVersion};
+pub use listener::{serve, serve_router, ClientCertificate, ListenerConfig, ListenerError, TlsVersion};
 pub use options::{CustomHeaders, ForwardedFor, RequestOptions, DEFAULT_MAX_JSON_MEMORY, DEFAULT_MAX_JSON_STRINGS};
 pub use ui::CONTENT_SECURITY_POLICY;
 
@@ -81,6 +81,18 @@ fn set_common_headers(h: &mut HeaderMap) {
 
 pub fn error_response(status: StatusCode, messages: &[String]) -> Response {
     json_response(status, &json!({ "errors": messages }))
+}
+
+/// The causes kept under an error (not the error's own client-facing messages), outermost
+/// first, for the server log.
+fn cause_chain(e: &LogicalError) -> Option<String> {
+    let mut next = std::error::Error::source(e);
+    let mut parts = Vec::new();
+    while let Some(cause) = next {
+        parts.push(cause.to_string());
+        next = cause.source();
+    }
+    (!parts.is_empty()).then(|| parts.join(": "))
 }
 
 fn logical_error(e: &LogicalError) -> Response {
@@ -270,8 +282,38 @@ fn bool_param(v: &str) -> Option<bool> {
     }
 }
 
+/// Why a request is refused before it reaches the core (answered with 400 and this message).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadRequest {
+    #[error("failed to decode form input: not UTF-8")]
+    FormNotUtf8(#[source] std::str::Utf8Error),
+    #[error("error parsing form data")]
+    FormTooManyFields,
+    #[error("error parsing form data: malformed percent-escape")]
+    FormPercentEscape,
+    #[error("failed to decode JSON input: expected a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    #[error("failed to decode JSON input: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("refused JSON input due to high complexity: exceeded maximum number of strings")]
+    JsonTooManyStrings,
+    #[error("refused JSON input due to high complexity: exceeded maximum estimated memory limits")]
+    JsonTooLarge,
+    #[error("missing x-forwarded-for header and configured to reject when not present")]
+    ForwardedForMissing,
+    #[error("client address not authorized for x-forwarded-for and configured to reject connection")]
+    ForwardedForNotAuthorized,
+    #[error(
+        "malformed x-forwarded-for configuration or request, hops to skip ({hop_skips}) would skip before earliest chain link (chain length {chain})"
+    )]
+    ForwardedForTooShort { hop_skips: usize, chain: usize },
+    #[error("malformed x-forwarded-for request: {0:?} is not an IP address")]
+    ForwardedForNotAnIp(String),
+}
+
 /// Parses a request body into the data map, the way Vault does.
-fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, String> {
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, BadRequest> {
     let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &body[i..]).unwrap_or(&[]);
     if trimmed.is_empty() {
         return Ok(Map::new());
@@ -281,12 +323,11 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     if is_form && trimmed[0] != b'{' && trimmed[0] != b'[' {
-        let text = std::str::from_utf8(trimmed).map_err(|_| "failed to decode form input: not UTF-8".to_string())?;
+        let text = std::str::from_utf8(trimmed).map_err(BadRequest::FormNotUtf8)?;
         if text.bytes().filter(|&b| b == b'&').count() >= MAX_FORM_FIELDS {
-            return Err("error parsing form data".into());
+            return Err(BadRequest::FormTooManyFields);
         }
-        let pairs =
-            form_urlencoded(text).ok_or_else(|| "error parsing form data: malformed percent-escape".to_string())?;
+        let pairs = form_urlencoded(text).ok_or(BadRequest::FormPercentEscape)?;
         // A repeated key keeps every value, joined with commas, as OpenBao reads a form.
         let mut data = Map::new();
         for (k, v) in pairs {
@@ -312,9 +353,9 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
                 Value::Number(_) => "a number",
                 _ => "a boolean",
             };
-            Err(format!("failed to decode JSON input: expected a JSON object, got {kind}"))
+            Err(BadRequest::NotAnObject(kind))
         }
-        Err(e) => Err(format!("failed to decode JSON input: {e}")),
+        Err(e) => Err(BadRequest::Json(e)),
     }
 }
 
@@ -496,7 +537,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         Operation::Read | Operation::List | Operation::Delete => Map::new(),
         _ => match st.options.check_json(&parts.headers, &bytes).and_then(|()| parse_body(&parts.headers, &bytes)) {
             Ok(d) => d,
-            Err(msg) => return error_response(StatusCode::BAD_REQUEST, &[msg]),
+            Err(e) => return error_response(StatusCode::BAD_REQUEST, &[e.to_string()]),
         },
     };
     if matches!(operation, Operation::Read | Operation::List | Operation::Delete) {
@@ -550,7 +591,12 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         Ok(resp) => render(resp),
         Err(e) => {
             if e.kind == ErrorKind::Internal {
-                tracing::warn!(path = %path, "request failed with an internal error");
+                match cause_chain(&e) {
+                    Some(cause) => {
+                        tracing::warn!(path = %path, cause = %cause, "request failed with an internal error")
+                    }
+                    None => tracing::warn!(path = %path, "request failed with an internal error"),
+                }
             }
             logical_error(&e)
         }
@@ -733,14 +779,47 @@ async fn health(st: &AppState, method: &Method, query: &[(String, String)]) -> R
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn internal_errors_log_their_kept_causes_but_answer_only_the_message() {
+        let disk = std::io::Error::other("disk full");
+        let e = LogicalError::internal("internal error")
+            .with_source(coffer_physical_free_cause::Wrapped { what: "commit failed", source: disk });
+        assert_eq!(cause_chain(&e).as_deref(), Some("commit failed: disk full"));
+        assert_eq!(cause_chain(&LogicalError::internal("x")), None);
+        let r = logical_error(&e);
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.expect("a body");
+        let body: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body, json!({"errors": ["internal error"]}), "the client sees the message, not the cause");
+    }
+
+    /// A two-level cause, as a storage error wrapping an I/O error is.
+    mod coffer_physical_free_cause {
+        #[derive(Debug)]
+        pub struct Wrapped {
+            pub what: &'static str,
+            pub source: std::io::Error,
+        }
+        impl std::fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.what)
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.source)
+            }
+        }
+    }
+
     #[test]
     fn bodies_parse_like_vault() {
         let h = HeaderMap::new();
         assert!(parse_body(&h, b"").unwrap().is_empty());
         assert!(parse_body(&h, b"null").unwrap().is_empty());
         assert_eq!(parse_body(&h, b" {\"a\":1}").unwrap()["a"], json!(1));
-        assert!(parse_body(&h, b"[1,2]").unwrap_err().contains("expected a JSON object"));
-        assert!(parse_body(&h, b"{\"a\":").unwrap_err().starts_with("failed to decode JSON input"));
+        assert!(parse_body(&h, b"[1,2]").unwrap_err().to_string().contains("expected a JSON object"));
+        assert!(parse_body(&h, b"{\"a\":").unwrap_err().to_string().starts_with("failed to decode JSON input"));
         let mut form = HeaderMap::new();
         form.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
         assert_eq!(parse_body(&form, b"a=b%20c&d=").unwrap()["a"], json!("b c"));
@@ -770,7 +849,7 @@ mod tests {
         let mut form = HeaderMap::new();
         form.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
         assert_eq!(parse_body(&form, b"a=1&a=2").unwrap()["a"], json!("1,2"));
-        assert!(parse_body(&form, b"a=%ZZ").unwrap_err().contains("error parsing form data"));
+        assert!(parse_body(&form, b"a=%ZZ").unwrap_err().to_string().contains("error parsing form data"));
     }
 
     #[test]
@@ -779,7 +858,7 @@ mod tests {
         form.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
         let body = |n: usize| (0..n).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join("&");
         assert_eq!(parse_body(&form, body(10_000).as_bytes()).unwrap().len(), 10_000);
-        assert_eq!(parse_body(&form, body(10_001).as_bytes()).unwrap_err(), "error parsing form data");
+        assert_eq!(parse_body(&form, body(10_001).as_bytes()).unwrap_err().to_string(), "error parsing form data");
     }
 
     #[test]

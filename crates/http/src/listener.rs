@@ -121,13 +121,68 @@ fn suite_by_name(name: &str) -> Option<SupportedCipherSuite> {
     })
 }
 
-fn read_pem_certs(path: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("listener: cannot read {what} {path:?}: {e}"))?;
+/// Why a listener could not be set up or serve. Messages name the option and the file, never
+/// key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListenerError {
+    #[error("listener: {0} is required unless tls_disable = true")]
+    Required(&'static str),
+    #[error("listener: cannot read {what} {path:?}: {source}")]
+    Read {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listener: {what} {path:?} is not PEM: {source}")]
+    NotPem {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listener: no certificate found in {what} {path:?}")]
+    NoCertificate { what: &'static str, path: String },
+    #[error("listener: no private key found in {0:?}")]
+    NoPrivateKey(String),
+    #[error("listener: tls_cipher_suites: {0:?} is not implemented by rustls")]
+    CipherSuite(String),
+    #[error("listener: tls_max_version must be greater than or equal to tls_min_version")]
+    VersionRange,
+    #[error("listener: TLS setup failed (versions and cipher suites do not fit together): {0}")]
+    Protocols(#[source] rustls::Error),
+    #[error(
+        "listener: tls_require_and_verify_client_cert needs tls_client_ca_file (the CA client certificates must chain to)"
+    )]
+    ClientCaRequired,
+    #[error("listener: tls_client_ca_file {path:?}: {source}")]
+    ClientCa {
+        path: String,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("listener: client certificate verification setup failed: {0}")]
+    ClientVerifier(#[source] rustls::server::VerifierBuilderError),
+    #[error("listener: certificate and key do not match or are unsupported: {0}")]
+    CertificateAndKey(#[source] rustls::Error),
+    #[error("listener: cannot bind {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listener: cannot read the bound address: {0}")]
+    LocalAddr(#[source] std::io::Error),
+}
+
+fn read_pem_certs(path: &str, what: &'static str) -> Result<Vec<CertificateDer<'static>>, ListenerError> {
+    let pem = std::fs::read(path).map_err(|source| ListenerError::Read { what, path: path.to_string(), source })?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut &pem[..])
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("listener: {what} {path:?} is not PEM: {e}"))?;
+        .map_err(|source| ListenerError::NotPem { what, path: path.to_string(), source })?;
     if certs.is_empty() {
-        return Err(format!("listener: no certificate found in {what} {path:?}"));
+        return Err(ListenerError::NoCertificate { what, path: path.to_string() });
     }
     Ok(certs)
 }
@@ -173,23 +228,24 @@ impl ClientCertVerifier for AnyClientCert {
     }
 }
 
-pub(crate) fn tls_config(cfg: &ListenerConfig) -> Result<Arc<rustls::ServerConfig>, String> {
-    let cert_path =
-        cfg.tls_cert_file.as_deref().ok_or("listener: tls_cert_file is required unless tls_disable = true")?;
-    let key_path = cfg.tls_key_file.as_deref().ok_or("listener: tls_key_file is required unless tls_disable = true")?;
+pub(crate) fn tls_config(cfg: &ListenerConfig) -> Result<Arc<rustls::ServerConfig>, ListenerError> {
+    let cert_path = cfg.tls_cert_file.as_deref().ok_or(ListenerError::Required("tls_cert_file"))?;
+    let key_path = cfg.tls_key_file.as_deref().ok_or(ListenerError::Required("tls_key_file"))?;
     let certs = read_pem_certs(cert_path, "tls_cert_file")?;
-    let key_pem =
-        std::fs::read(key_path).map_err(|e| format!("listener: cannot read tls_key_file {key_path:?}: {e}"))?;
+    let key_pem = std::fs::read(key_path).map_err(|source| ListenerError::Read {
+        what: "tls_key_file",
+        path: key_path.to_string(),
+        source,
+    })?;
     let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| format!("listener: tls_key_file {key_path:?} is not PEM: {e}"))?
-        .ok_or_else(|| format!("listener: no private key found in {key_path:?}"))?;
+        .map_err(|source| ListenerError::NotPem { what: "tls_key_file", path: key_path.to_string(), source })?
+        .ok_or_else(|| ListenerError::NoPrivateKey(key_path.to_string()))?;
 
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     if !cfg.tls_cipher_suites.is_empty() {
         let mut suites = Vec::new();
         for name in &cfg.tls_cipher_suites {
-            let s = suite_by_name(name)
-                .ok_or_else(|| format!("listener: tls_cipher_suites: {name:?} is not implemented by rustls"))?;
+            let s = suite_by_name(name).ok_or_else(|| ListenerError::CipherSuite(name.clone()))?;
             if !suites.iter().any(|x: &SupportedCipherSuite| x.suite() == s.suite()) {
                 suites.push(s);
             }
@@ -208,12 +264,12 @@ pub(crate) fn tls_config(cfg: &ListenerConfig) -> Result<Arc<rustls::ServerConfi
         versions.push(&rustls::version::TLS13);
     }
     if versions.is_empty() {
-        return Err("listener: tls_max_version must be greater than or equal to tls_min_version".into());
+        return Err(ListenerError::VersionRange);
     }
     let provider = Arc::new(provider);
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("listener: TLS setup failed (versions and cipher suites do not fit together): {e}"))?;
+        .map_err(ListenerError::Protocols)?;
     let mode = client_cert_mode(cfg);
     let builder = match mode {
         ClientCerts::Disabled => builder.with_no_client_auth(),
@@ -221,23 +277,17 @@ pub(crate) fn tls_config(cfg: &ListenerConfig) -> Result<Arc<rustls::ServerConfi
             builder.with_client_cert_verifier(Arc::new(AnyClientCert(provider.signature_verification_algorithms)))
         }
         ClientCerts::VerifiedIfGiven | ClientCerts::Required => {
-            let ca = cfg.tls_client_ca_file.as_deref().ok_or(
-                "listener: tls_require_and_verify_client_cert needs tls_client_ca_file (the CA client certificates must chain to)",
-            )?;
+            let ca = cfg.tls_client_ca_file.as_deref().ok_or(ListenerError::ClientCaRequired)?;
             let mut roots = rustls::RootCertStore::empty();
             for c in read_pem_certs(ca, "tls_client_ca_file")? {
-                roots.add(c).map_err(|e| format!("listener: tls_client_ca_file {ca:?}: {e}"))?;
+                roots.add(c).map_err(|source| ListenerError::ClientCa { path: ca.to_string(), source })?;
             }
             let b = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             let b = if mode == ClientCerts::Required { b } else { b.allow_unauthenticated() };
-            builder.with_client_cert_verifier(
-                b.build().map_err(|e| format!("listener: client certificate verification setup failed: {e}"))?,
-            )
+            builder.with_client_cert_verifier(b.build().map_err(ListenerError::ClientVerifier)?)
         }
     };
-    let mut sc = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("listener: certificate and key do not match or are unsupported: {e}"))?;
+    let mut sc = builder.with_single_cert(certs, key).map_err(ListenerError::CertificateAndKey)?;
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(sc))
 }
@@ -347,7 +397,7 @@ pub async fn serve(
     state: AppState,
     shutdown: watch::Receiver<bool>,
     bound: tokio::sync::oneshot::Sender<SocketAddr>,
-) -> Result<(), String> {
+) -> Result<(), ListenerError> {
     serve_router(cfg, router(state), shutdown, bound).await
 }
 
@@ -357,12 +407,13 @@ pub async fn serve_router(
     app: axum::Router,
     mut shutdown: watch::Receiver<bool>,
     bound: tokio::sync::oneshot::Sender<SocketAddr>,
-) -> Result<(), String> {
+) -> Result<(), ListenerError> {
     let tls = if cfg.tls_disable { None } else { Some(tokio_rustls::TlsAcceptor::from(tls_config(&cfg)?)) };
     let verified = matches!(client_cert_mode(&cfg), ClientCerts::VerifiedIfGiven | ClientCerts::Required);
-    let listener =
-        TcpListener::bind(&cfg.address).await.map_err(|e| format!("listener: cannot bind {}: {e}", cfg.address))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind(&cfg.address)
+        .await
+        .map_err(|source| ListenerError::Bind { address: cfg.address.clone(), source })?;
+    let addr = listener.local_addr().map_err(ListenerError::LocalAddr)?;
     let _ = bound.send(addr);
     let (header_timeout, idle) = (cfg.http_read_header_timeout, cfg.http_idle_timeout);
     loop {

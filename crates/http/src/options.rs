@@ -2,7 +2,7 @@
 //! custom response headers, the body read (size limit, read timeout, JSON complexity limits)
 //! and the legacy unauthenticated ceremonies.
 
-use crate::{error_response, AppState, PeerAddr};
+use crate::{error_response, AppState, BadRequest, PeerAddr};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -42,30 +42,24 @@ fn in_cidr(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
 
 impl ForwardedFor {
     /// The client address for a request from `peer`, or the 400 answer OpenBao gives.
-    fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<SocketAddr, String> {
+    fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<SocketAddr, BadRequest> {
         let values: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
         if values.is_empty() {
             if self.reject_not_present {
-                return Err("missing x-forwarded-for header and configured to reject when not present".into());
+                return Err(BadRequest::ForwardedForMissing);
             }
             return Ok(peer);
         }
         if !self.authorized.iter().any(|(n, p)| in_cidr(*n, *p, peer.ip())) {
             if self.reject_not_authorized {
-                return Err(
-                    "client address not authorized for x-forwarded-for and configured to reject connection".into()
-                );
+                return Err(BadRequest::ForwardedForNotAuthorized);
             }
             return Ok(peer);
         }
         // Several headers read as one list, in order; the rightmost entry is the nearest hop.
         let chain: Vec<&str> = values.iter().flat_map(|v| v.split(',')).map(str::trim).collect();
         if self.hop_skips >= chain.len() {
-            return Err(format!(
-                "malformed x-forwarded-for configuration or request, hops to skip ({}) would skip before earliest chain link (chain length {})",
-                self.hop_skips,
-                chain.len()
-            ));
+            return Err(BadRequest::ForwardedForTooShort { hop_skips: self.hop_skips, chain: chain.len() });
         }
         let entry = chain[chain.len() - 1 - self.hop_skips];
         // An address, or an address with a port (`1.2.3.4:5`, `[::1]:5`).
@@ -73,7 +67,7 @@ impl ForwardedFor {
             .parse::<IpAddr>()
             .ok()
             .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
-            .ok_or_else(|| format!("malformed x-forwarded-for request: {entry:?} is not an IP address"))?;
+            .ok_or_else(|| BadRequest::ForwardedForNotAnIp(entry.to_string()))?;
         Ok(SocketAddr::new(ip, peer.port()))
     }
 }
@@ -166,7 +160,7 @@ impl RequestOptions {
 
     /// `max_request_json_strings` / `max_request_json_memory`, checked by one pass over the raw
     /// JSON before it is parsed, so a small body cannot expand into a large structure.
-    pub(crate) fn check_json(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+    pub(crate) fn check_json(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), BadRequest> {
         if self.max_json_memory.is_none() && self.max_json_strings.is_none() {
             return Ok(());
         }
@@ -180,10 +174,10 @@ impl RequestOptions {
         }
         let (strings, memory) = json_complexity(body);
         if self.max_json_strings.is_some_and(|m| strings > m) {
-            return Err("refused JSON input due to high complexity: exceeded maximum number of strings".into());
+            return Err(BadRequest::JsonTooManyStrings);
         }
         if self.max_json_memory.is_some_and(|m| memory > m) {
-            return Err("refused JSON input due to high complexity: exceeded maximum estimated memory limits".into());
+            return Err(BadRequest::JsonTooLarge);
         }
         Ok(())
     }
@@ -339,7 +333,7 @@ async fn outer(st: &AppState, req: &mut Request) -> Response {
                 Ok(client) => {
                     req.extensions_mut().insert(PeerAddr(client));
                 }
-                Err(msg) => return error_response(StatusCode::BAD_REQUEST, &[msg]),
+                Err(e) => return error_response(StatusCode::BAD_REQUEST, &[e.to_string()]),
             }
         }
     }
@@ -434,14 +428,18 @@ mod tests {
         assert_eq!(x1.client(peer, &hdrs(&["1.2.3.4, 5.6.7.8"])).unwrap().ip().to_string(), "1.2.3.4");
         // Several headers are one list.
         assert_eq!(x1.client(peer, &hdrs(&["1.2.3.4", "9.9.9.9, 8.8.8.8"])).unwrap().ip().to_string(), "9.9.9.9");
-        assert!(x1.client(peer, &hdrs(&["1.2.3.4"])).unwrap_err().contains("hops to skip (1)"));
-        assert!(x.client(peer, &hdrs(&[])).unwrap_err().starts_with("missing x-forwarded-for"));
+        assert!(x1.client(peer, &hdrs(&["1.2.3.4"])).unwrap_err().to_string().contains("hops to skip (1)"));
+        assert!(x.client(peer, &hdrs(&[])).unwrap_err().to_string().starts_with("missing x-forwarded-for"));
         let outside = xff("10.0.0.0/8", 0, true, false);
-        assert!(outside.client(peer, &hdrs(&["1.2.3.4"])).unwrap_err().starts_with("client address not authorized"));
+        assert!(outside
+            .client(peer, &hdrs(&["1.2.3.4"]))
+            .unwrap_err()
+            .to_string()
+            .starts_with("client address not authorized"));
         assert_eq!(outside.client(peer, &hdrs(&[])).unwrap(), peer);
         let lenient = xff("10.0.0.0/8", 0, false, false);
         assert_eq!(lenient.client(peer, &hdrs(&["1.2.3.4"])).unwrap(), peer);
-        assert!(x.client(peer, &hdrs(&["notanip"])).unwrap_err().contains("not an IP address"));
+        assert!(x.client(peer, &hdrs(&["notanip"])).unwrap_err().to_string().contains("not an IP address"));
         assert_eq!(x.client(peer, &hdrs(&["[::1]:80"])).unwrap().ip().to_string(), "::1");
     }
 
@@ -463,12 +461,12 @@ mod tests {
         let h = HeaderMap::new();
         // 1000 strings pass, 1001 do not (the key counts).
         let body = |n: usize| format!("{{\"a\":[{}\"x\"]}}", "\"x\",".repeat(n - 2));
-        assert_eq!(o.check_json(&h, body(1000).as_bytes()), Ok(()));
-        assert!(o.check_json(&h, body(1001).as_bytes()).unwrap_err().contains("maximum number of strings"));
+        assert!(o.check_json(&h, body(1000).as_bytes()).is_ok());
+        assert!(o.check_json(&h, body(1001).as_bytes()).unwrap_err().to_string().contains("maximum number of strings"));
         // OpenBao accepts an array of 1,419,939 numbers and refuses one more.
         let nums = |n: usize| format!("{{\"a\":[{}1]}}", "1,".repeat(n - 1));
-        assert_eq!(o.check_json(&h, nums(1_400_000).as_bytes()), Ok(()));
-        assert!(o.check_json(&h, nums(1_420_000).as_bytes()).unwrap_err().contains("estimated memory"));
+        assert!(o.check_json(&h, nums(1_400_000).as_bytes()).is_ok());
+        assert!(o.check_json(&h, nums(1_420_000).as_bytes()).unwrap_err().to_string().contains("estimated memory"));
     }
 
     #[test]

@@ -93,6 +93,7 @@ impl PublicKey {
         // Operators' input reaches the parser unauthenticated (sys/init): a parser bug must end
         // as a refused key, not a dropped connection.
         let parsed = std::panic::catch_unwind(|| SignedPublicKey::from_bytes(raw))
+            // drop-cause: a panic payload is no error value; the panic hook has reported it.
             .map_err(|_| PgpError::Parse("the key could not be parsed".into()))?;
         let cert = parsed.map_err(|e| PgpError::Parse(e.to_string()))?;
         let recipient = pick_recipient(&cert, now_secs())

@@ -18,6 +18,34 @@ pub enum StorageError {
     Backend(String),
     #[error("invalid storage key: {0}")]
     InvalidKey(String),
+    /// The backend cannot be reached or has stopped, because of `source`.
+    #[error("storage backend unavailable: {context}: {source}")]
+    UnavailableBecause {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The backend failed an operation, because of `source`.
+    #[error("storage backend error: {context}: {source}")]
+    BackendBecause {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// A cause kept inside a [`StorageError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl StorageError {
+    /// The backend failed to `context`, because of `source` (which must not carry stored values).
+    pub fn backend(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StorageError::BackendBecause { context: context.into(), source: source.into() }
+    }
+    /// The backend is unavailable (`context`), because of `source`.
+    pub fn unavailable(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StorageError::UnavailableBecause { context: context.into(), source: source.into() }
+    }
 }
 
 /// One operation inside an atomic [`Storage::transaction`].

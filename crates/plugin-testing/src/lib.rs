@@ -75,7 +75,17 @@ pub fn targets() -> Vec<Target> {
     parse_targets(&raw).unwrap_or_else(|e| panic!("COFFER_ACC_TARGETS: {e}"))
 }
 
-fn parse_targets(raw: &str) -> Result<Vec<Target>, String> {
+/// A name in `COFFER_ACC_TARGETS` that is no target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UnknownTarget(String);
+
+impl fmt::Display for UnknownTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown target {:?} (coffer, openbao or all)", self.0)
+    }
+}
+
+fn parse_targets(raw: &str) -> Result<Vec<Target>, UnknownTarget> {
     let mut out = Vec::new();
     for name in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let t = match name.to_ascii_lowercase().as_str() {
@@ -85,7 +95,7 @@ fn parse_targets(raw: &str) -> Result<Vec<Target>, String> {
                 out.extend([Target::Coffer, Target::OpenBao]);
                 continue;
             }
-            other => return Err(format!("unknown target {other:?} (coffer, openbao or all)")),
+            other => return Err(UnknownTarget(other.to_string())),
         };
         out.push(t);
     }
@@ -344,7 +354,32 @@ enum Expect {
     Data(Value),
     ErrorContains(String),
     Present(String),
-    Custom(fn(&Value) -> Result<(), String>),
+    Custom(fn(&Value) -> Result<(), Mismatch>),
+}
+
+/// Why a response is not what a step expected: the message a failing acceptance test prints.
+/// Custom checks build it from text: `Err("n is not 1".into())`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch(pub String);
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Mismatch {}
+
+impl From<String> for Mismatch {
+    fn from(s: String) -> Self {
+        Mismatch(s)
+    }
+}
+
+impl From<&str> for Mismatch {
+    fn from(s: &str) -> Self {
+        Mismatch(s.to_string())
+    }
 }
 
 impl Step {
@@ -414,7 +449,7 @@ impl Step {
         self
     }
     /// A check of the whole response body of its own: `Err` explains what is wrong.
-    pub fn expect(mut self, check: fn(&Value) -> Result<(), String>) -> Step {
+    pub fn expect(mut self, check: fn(&Value) -> Result<(), Mismatch>) -> Step {
         self.expect.push(Expect::Custom(check));
         self
     }
@@ -455,27 +490,29 @@ fn substitute_value(v: &Value, vars: &BTreeMap<String, String>) -> Value {
 }
 
 /// What one step saw, for the failure message.
-fn check(step: &Step, status: u16, body: &Value, vars: &BTreeMap<String, String>) -> Result<(), String> {
+fn check(step: &Step, status: u16, body: &Value, vars: &BTreeMap<String, String>) -> Result<(), Mismatch> {
     for e in &step.expect {
         match e {
             Expect::Success if !(200..300).contains(&status) => {
-                return Err(format!("expected success, got {status}"));
+                return Err(format!("expected success, got {status}").into());
             }
-            Expect::Status(want) if status != *want => return Err(format!("expected status {want}, got {status}")),
+            Expect::Status(want) if status != *want => {
+                return Err(format!("expected status {want}, got {status}").into())
+            }
             Expect::Data(want) => {
                 let want = substitute_value(want, vars);
                 if !contains(&body["data"], &want) {
-                    return Err(format!("data does not contain {want}"));
+                    return Err(format!("data does not contain {want}").into());
                 }
             }
             Expect::ErrorContains(text) => {
                 let errors = body["errors"].as_array().cloned().unwrap_or_default();
                 if !errors.iter().any(|e| e.as_str().is_some_and(|e| e.contains(text.as_str()))) {
-                    return Err(format!("expected an error containing {text:?}"));
+                    return Err(format!("expected an error containing {text:?}").into());
                 }
             }
             Expect::Present(p) if body.pointer(p).is_none_or(Value::is_null) => {
-                return Err(format!("{p} missing"));
+                return Err(format!("{p} missing").into());
             }
             Expect::Custom(f) => f(body)?,
             _ => {}
@@ -717,15 +754,15 @@ mod tests {
         let check = |s: &Step, st: u16, b: &Value| super::check(s, st, b, &none);
         let s = Step::read("x").expect_status(404).expect_error("not found");
         assert!(check(&s, 404, &json!({"errors": ["path not found"]})).is_ok());
-        assert!(check(&s, 200, &json!({"data": {}})).unwrap_err().contains("expected status 404"));
-        assert!(check(&s, 404, &json!({"errors": ["other"]})).unwrap_err().contains("not found"));
+        assert!(check(&s, 200, &json!({"data": {}})).unwrap_err().0.contains("expected status 404"));
+        assert!(check(&s, 404, &json!({"errors": ["other"]})).unwrap_err().0.contains("not found"));
         let s = Step::read("x").capture("id", "/data/id");
         assert!(check(&s, 200, &json!({"data": {"id": "a"}})).is_ok());
-        assert!(check(&s, 200, &json!({"data": {}})).unwrap_err().contains("/data/id missing"));
+        assert!(check(&s, 200, &json!({"data": {}})).unwrap_err().0.contains("/data/id missing"));
         assert!(check(&Step::read("x"), 500, &json!({})).is_err(), "a plain step wants success");
         let s = Step::read("x").expect(|b| if b["n"] == 1 { Ok(()) } else { Err("n is not 1".into()) });
         assert!(check(&s, 200, &json!({"n": 1})).is_ok());
-        assert_eq!(check(&s, 200, &json!({"n": 2})).unwrap_err(), "n is not 1");
+        assert_eq!(check(&s, 200, &json!({"n": 2})).unwrap_err().0, "n is not 1");
         let vars = BTreeMap::from([("id".to_string(), "abc".to_string())]);
         assert_eq!(substitute("issued/{{id}}", &vars), "issued/abc");
         assert_eq!(substitute_value(&json!({"k": ["{{id}}"]}), &vars), json!({"k": ["abc"]}));

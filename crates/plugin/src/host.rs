@@ -13,7 +13,10 @@ use crate::proto::plugin::{
     self as gp, grpc_broker_client::GrpcBrokerClient, grpc_controller_client::GrpcControllerClient,
 };
 use crate::transport::{self, Addr, MAX_MESSAGE};
-use crate::{tls, PluginError, APP_PROTOCOL_VERSION, HEALTH_SERVICE, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE};
+use crate::{
+    tls, ConnectError, HandshakeError, PluginError, APP_PROTOCOL_VERSION, HEALTH_SERVICE, MAGIC_COOKIE_KEY,
+    MAGIC_COOKIE_VALUE,
+};
 use async_trait::async_trait;
 use base64::Engine;
 use coffer_sdk::framework::PathSpec;
@@ -263,11 +266,19 @@ impl PluginClient {
             Ok(Ok(r)) => r.into_inner().paths.unwrap_or_default(),
             Ok(Err(s)) => {
                 inst.stop().await;
-                return Err(PluginError::Connect { path: spec.name.clone(), message: format!("SpecialPaths: {s}") });
+                return Err(PluginError::Connect {
+                    path: spec.name.clone(),
+                    source: ConnectError::SpecialPaths(s),
+                    stderr: String::new(),
+                });
             }
             Err(_) => {
                 inst.stop().await;
-                return Err(PluginError::Connect { path: spec.name.clone(), message: "SpecialPaths timed out".into() });
+                return Err(PluginError::Connect {
+                    path: spec.name.clone(),
+                    source: ConnectError::RpcTimeout { rpc: "SpecialPaths" },
+                    stderr: String::new(),
+                });
             }
         };
         let special = coffer_sdk::framework::SpecialPaths { root: paths.root, unauthenticated: paths.unauthenticated };
@@ -601,37 +612,30 @@ fn shorten(s: &str) -> String {
     }
 }
 
-fn parse_handshake(line: &str) -> Result<Handshake, String> {
+fn parse_handshake(line: &str) -> Result<Handshake, HandshakeError> {
     let parts: Vec<&str> = line.trim().split('|').collect();
     if parts.len() < 4 {
-        return Err(format!(
-            "unexpected output instead of the handshake line: {:?} (expected CORE|APP|NETWORK|ADDRESS|PROTOCOL|CERT)",
-            shorten(line)
-        ));
+        return Err(HandshakeError::Unexpected(shorten(line)));
     }
     if parts[0] != "1" {
-        return Err(format!("unsupported go-plugin core protocol version {:?} (expected 1)", shorten(parts[0])));
+        return Err(HandshakeError::CoreProtocol(shorten(parts[0])));
     }
     if parts[1] != APP_PROTOCOL_VERSION.to_string() {
-        return Err(format!(
-            "the plugin speaks protocol version {:?}; Coffer speaks version {APP_PROTOCOL_VERSION} \
-             (is it a backend plugin built for a recent OpenBao/Vault SDK?)",
-            shorten(parts[1])
-        ));
+        return Err(HandshakeError::AppProtocol(shorten(parts[1])));
     }
-    let addr = Addr::parse(parts[2], parts[3])?;
+    let addr = Addr::parse(parts[2], parts[3]).ok_or_else(|| HandshakeError::Network(parts[2].to_string()))?;
     let protocol = parts.get(4).copied().unwrap_or("netrpc");
     if protocol != "grpc" {
-        return Err(format!("the plugin speaks {:?}; only gRPC plugins are supported", shorten(protocol)));
+        return Err(HandshakeError::NotGrpc(shorten(protocol)));
     }
     let field = parts.get(5).copied().unwrap_or("").trim();
     if field.is_empty() {
-        return Err("the plugin returned no certificate: it does not support automatic mTLS".to_string());
+        return Err(HandshakeError::NoCertificate);
     }
     let der = base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(field)
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(field))
-        .map_err(|_| "the plugin's certificate in the handshake is not base64".to_string())?;
+        .map_err(HandshakeError::CertificateEncoding)?;
     Ok(Handshake { addr, cert: CertificateDer::from(der) })
 }
 
@@ -720,8 +724,12 @@ async fn start_instance(spec: &LaunchSpec, ctx: &Arc<HostContext>, generation: u
     let mut tasks = Vec::new();
     let stderr_task = child.stderr.take().map(|e| drain(name.clone(), "stderr", e, Some(tail.clone())));
 
-    let fail = |message: String| PluginError::Handshake { path: spec.command.display().to_string(), message };
-    let stdout = child.stdout.take().ok_or_else(|| fail("no stdout pipe".into()))?;
+    let fail = |source: HandshakeError, stderr: String| PluginError::Handshake {
+        path: spec.command.display().to_string(),
+        source,
+        stderr,
+    };
+    let stdout = child.stdout.take().ok_or_else(|| fail(HandshakeError::NoStdout, String::new()))?;
     let mut lines = BufReader::new(stdout).lines();
     let line = match tokio::time::timeout(spec.handshake_timeout, lines.next_line()).await {
         Ok(Ok(Some(line))) => Ok(line),
@@ -731,20 +739,20 @@ async fn start_instance(spec: &LaunchSpec, ctx: &Arc<HostContext>, generation: u
                 Ok(Ok(s)) => format!(", {s}"),
                 _ => String::new(),
             };
-            Err(format!("the plugin exited before completing the handshake (closed its stdout{status})"))
+            Err(HandshakeError::Exited { status })
         }
-        Ok(Err(e)) => Err(format!("cannot read the plugin's stdout: {e}")),
-        Err(_) => Err(format!("no handshake line within {:?}", spec.handshake_timeout)),
+        Ok(Err(e)) => Err(HandshakeError::Read(e)),
+        Err(_) => Err(HandshakeError::Timeout(spec.handshake_timeout)),
     };
     let handshake = line.and_then(|l| parse_handshake(&l));
     let handshake = match handshake {
         Ok(h) => h,
-        Err(msg) => {
+        Err(e) => {
             kill_and_reap(&mut child).await;
             if let Some(t) = stderr_task {
                 let _ = tokio::time::timeout(Duration::from_millis(500), t).await;
             }
-            return Err(fail(format!("{msg}{}", tail_text(&tail))));
+            return Err(fail(e, tail_text(&tail)));
         }
     };
     tasks.push(drain(name.clone(), "stdout", lines.into_inner().into_inner(), None));
@@ -768,15 +776,12 @@ async fn start_instance(spec: &LaunchSpec, ctx: &Arc<HostContext>, generation: u
                 _dir: dir,
             })
         }
-        Err(message) => {
+        Err(source) => {
             kill_and_reap(&mut child).await;
             for t in tasks {
                 t.abort();
             }
-            Err(PluginError::Connect {
-                path: spec.command.display().to_string(),
-                message: format!("{message}{}", tail_text(&tail)),
-            })
+            Err(PluginError::Connect { path: spec.command.display().to_string(), source, stderr: tail_text(&tail) })
         }
     }
 }
@@ -798,18 +803,19 @@ async fn connect(
     identity: &tls::Identity,
     hs: Handshake,
     dir: &Path,
-) -> Result<Connected, String> {
-    let client_tls = tls::client_config(identity, &hs.cert).map_err(|e| e.to_string())?;
+) -> Result<Connected, ConnectError> {
+    let client_tls = tls::client_config(identity, &hs.cert).map_err(|e| ConnectError::Tls(Box::new(e)))?;
     let ch = tokio::time::timeout(STARTUP_RPC, transport::channel(hs.addr.clone(), Some(client_tls)))
         .await
-        .map_err(|_| "connecting to the plugin timed out".to_string())?
-        .map_err(|e| format!("cannot connect to the plugin at {:?}: {e}", hs.addr))?;
+        // drop-cause: an elapsed timeout says nothing more than the message does.
+        .map_err(|_| ConnectError::Timeout)?
+        .map_err(|source| ConnectError::Channel { address: format!("{:?}", hs.addr), source })?;
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
     let check = tonic_health::pb::HealthCheckRequest { service: HEALTH_SERVICE.to_string() };
     match tokio::time::timeout(STARTUP_RPC, health.check(check)).await {
-        Err(_) => return Err("the plugin's health check timed out".into()),
-        Ok(Err(s)) if s.code() == tonic::Code::Unavailable => return Err(format!("the plugin is unreachable: {s}")),
+        Err(_) => return Err(ConnectError::HealthTimeout),
+        Ok(Err(s)) if s.code() == tonic::Code::Unavailable => return Err(ConnectError::Unreachable(s)),
         Ok(Err(s)) => tracing::debug!(plugin = %spec.name, "health check not answered: {s}"),
         Ok(Ok(_)) => {}
     }
@@ -836,9 +842,8 @@ async fn connect(
     // Storage and SystemView for the plugin, on a socket of their own.
     let broker_id = BROKER_IDS.fetch_add(1, Ordering::Relaxed);
     let broker_sock = dir.join(format!("broker-{broker_id}.sock"));
-    let listener =
-        tokio::net::UnixListener::bind(&broker_sock).map_err(|e| format!("cannot listen for the broker: {e}"))?;
-    let server_tls = tls::server_config(identity, &hs.cert).map_err(|e| e.to_string())?;
+    let listener = tokio::net::UnixListener::bind(&broker_sock).map_err(ConnectError::BrokerListen)?;
+    let server_tls = tls::server_config(identity, &hs.cert).map_err(|e| ConnectError::Tls(Box::new(e)))?;
     let (broker_stop, mut stop_rx) = watch::channel(false);
     let router = Server::builder()
         .add_service(
@@ -860,18 +865,19 @@ async fn connect(
         address: broker_sock.display().to_string(),
         knock: None,
     };
-    broker_tx.send(info).await.map_err(|_| "the broker stream closed".to_string())?;
+    // drop-cause: a SendError holds only the unsent announcement (our own data, no reason).
+    broker_tx.send(info).await.map_err(|_| ConnectError::BrokerClosed)?;
 
     let mut backend =
         BackendClient::new(ch.clone()).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
     let setup = pb::SetupArgs { broker_id, config: Default::default(), backend_uuid: uuid::Uuid::new_v4().to_string() };
     match tokio::time::timeout(STARTUP_RPC, backend.setup(setup)).await {
-        Err(_) => return Err("Setup timed out".into()),
-        Ok(Err(s)) => return Err(format!("Setup failed: {}", s.message())),
+        Err(_) => return Err(ConnectError::RpcTimeout { rpc: "Setup" }),
+        Ok(Err(source)) => return Err(ConnectError::Rpc { rpc: "Setup", source }),
         Ok(Ok(r)) => {
             let err = r.into_inner().err;
             if !err.is_empty() {
-                return Err(format!("Setup failed: {err}"));
+                return Err(ConnectError::Setup(err));
             }
         }
     }
@@ -1035,11 +1041,14 @@ mod tests {
         let cert = base64::engine::general_purpose::STANDARD_NO_PAD.encode([0x30u8, 0x03, 0x02, 0x01, 0x01]);
         let ok = parse_handshake(&format!("1|5|unix|/tmp/x.sock|grpc|{cert}\n")).unwrap();
         assert!(matches!(ok.addr, Addr::Unix(ref p) if p == Path::new("/tmp/x.sock")));
-        assert!(parse_handshake("hello world").unwrap_err().contains("unexpected output"));
-        assert!(parse_handshake("2|5|unix|/x|grpc|").unwrap_err().contains("core protocol"));
-        assert!(parse_handshake(&format!("1|4|unix|/x|grpc|{cert}")).unwrap_err().contains("protocol version \"4\""));
-        assert!(parse_handshake(&format!("1|5|unix|/x|netrpc|{cert}")).unwrap_err().contains("only gRPC"));
-        assert!(parse_handshake("1|5|unix|/x|grpc|").unwrap_err().contains("automatic mTLS"));
-        assert!(parse_handshake("1|5|pipe|/x|grpc|abc").unwrap_err().contains("network"));
+        assert!(parse_handshake("hello world").unwrap_err().to_string().contains("unexpected output"));
+        assert!(parse_handshake("2|5|unix|/x|grpc|").unwrap_err().to_string().contains("core protocol"));
+        assert!(parse_handshake(&format!("1|4|unix|/x|grpc|{cert}"))
+            .unwrap_err()
+            .to_string()
+            .contains("protocol version \"4\""));
+        assert!(parse_handshake(&format!("1|5|unix|/x|netrpc|{cert}")).unwrap_err().to_string().contains("only gRPC"));
+        assert!(parse_handshake("1|5|unix|/x|grpc|").unwrap_err().to_string().contains("automatic mTLS"));
+        assert!(parse_handshake("1|5|pipe|/x|grpc|abc").unwrap_err().to_string().contains("network"));
     }
 }

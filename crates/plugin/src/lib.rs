@@ -76,6 +76,7 @@ pub const HEALTH_SERVICE: &str = "plugin";
 
 /// Errors of the host side: starting, handshaking with and talking to a plugin process.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PluginError {
     /// The binary's SHA-256 is not the expected one, or the binary cannot be read.
     #[error("plugin binary {path}: {message}")]
@@ -87,18 +88,100 @@ pub enum PluginError {
         #[source]
         source: std::io::Error,
     },
-    /// The process did not complete go-plugin's handshake.
-    #[error("plugin {path} failed the handshake: {message}")]
-    Handshake { path: String, message: String },
+    /// The process did not complete go-plugin's handshake. `stderr` is the tail of what it
+    /// printed (empty or starting with "; stderr: ").
+    #[error("plugin {path} failed the handshake: {source}{stderr}")]
+    Handshake {
+        path: String,
+        #[source]
+        source: HandshakeError,
+        stderr: String,
+    },
     /// The handshake succeeded but the gRPC connection or setup failed.
-    #[error("plugin {path}: {message}")]
-    Connect { path: String, message: String },
+    #[error("plugin {path}: {source}{stderr}")]
+    Connect {
+        path: String,
+        #[source]
+        source: ConnectError,
+        stderr: String,
+    },
     /// TLS material could not be created or parsed.
     #[error("plugin TLS: {0}")]
-    Tls(String),
+    Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The client was shut down.
     #[error("the plugin has been stopped")]
     Stopped,
+}
+
+/// What was wrong with the plugin's handshake line (or with waiting for it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    #[error("no stdout pipe")]
+    NoStdout,
+    #[error("the plugin exited before completing the handshake (closed its stdout{status})")]
+    Exited { status: String },
+    #[error("cannot read the plugin's stdout: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("no handshake line within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error(
+        "unexpected output instead of the handshake line: {0:?} (expected CORE|APP|NETWORK|ADDRESS|PROTOCOL|CERT)"
+    )]
+    Unexpected(String),
+    #[error("unsupported go-plugin core protocol version {0:?} (expected 1)")]
+    CoreProtocol(String),
+    #[error(
+        "the plugin speaks protocol version {0:?}; Coffer speaks version {version} \
+         (is it a backend plugin built for a recent OpenBao/Vault SDK?)",
+        version = APP_PROTOCOL_VERSION
+    )]
+    AppProtocol(String),
+    #[error("unknown network type {0:?}")]
+    Network(String),
+    #[error("the plugin speaks {0:?}; only gRPC plugins are supported")]
+    NotGrpc(String),
+    #[error("the plugin returned no certificate: it does not support automatic mTLS")]
+    NoCertificate,
+    #[error("the plugin's certificate in the handshake is not base64")]
+    CertificateEncoding(#[source] base64::DecodeError),
+}
+
+/// What failed after the handshake: connecting, the health check, the broker, `Setup`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    #[error("{0}")]
+    Tls(#[source] Box<PluginError>),
+    #[error("connecting to the plugin timed out")]
+    Timeout,
+    #[error("cannot connect to the plugin at {address}: {source}")]
+    Channel {
+        address: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("the plugin's health check timed out")]
+    HealthTimeout,
+    #[error("the plugin is unreachable: {0}")]
+    Unreachable(#[source] tonic::Status),
+    #[error("cannot listen for the broker: {0}")]
+    BrokerListen(#[source] std::io::Error),
+    #[error("the broker stream closed")]
+    BrokerClosed,
+    #[error("{rpc} timed out")]
+    RpcTimeout { rpc: &'static str },
+    #[error("{rpc} failed: {}", .source.message())]
+    Rpc {
+        rpc: &'static str,
+        #[source]
+        source: tonic::Status,
+    },
+    /// The plugin answered `Setup` with an error of its own.
+    #[error("Setup failed: {0}")]
+    Setup(String),
+    #[error("SpecialPaths: {0}")]
+    SpecialPaths(#[source] tonic::Status),
 }
 
 impl From<PluginError> for coffer_sdk::LogicalError {

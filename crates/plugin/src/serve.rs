@@ -81,18 +81,42 @@ pub fn serve_with(backend: Arc<dyn Backend>, opts: ServeOptions) -> ! {
     std::process::exit(code)
 }
 
-async fn run(backend: Arc<dyn Backend>, opts: ServeOptions) -> Result<(), String> {
+/// Why a plugin process could not serve (printed to stderr before it exits with status 1).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+enum ServeError {
+    #[error("{0}")]
+    Tls(#[source] crate::PluginError),
+    #[error("cannot create the socket directory in {dir}: {source}")]
+    SocketDir {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {path}: {source}")]
+    Listen {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the handshake: {0}")]
+    Handshake(#[source] std::io::Error),
+    #[error("gRPC server: {0}")]
+    Grpc(#[source] tonic::transport::Error),
+}
+
+async fn run(backend: Arc<dyn Backend>, opts: ServeOptions) -> Result<(), ServeError> {
     // Automatic mTLS when the host offers its certificate; plaintext otherwise (a host in
     // metadata mode without TLS), exactly as go-plugin does.
     let host_cert = std::env::var("PLUGIN_CLIENT_CERT").ok().filter(|s| !s.trim().is_empty());
     let (server_tls, client_tls, cert_field) = match host_cert {
         Some(pem) => {
-            let host = tls::parse_pem_cert(&pem).map_err(|e| e.to_string())?;
-            let me = tls::generate_identity().map_err(|e| e.to_string())?;
+            let host = tls::parse_pem_cert(&pem).map_err(ServeError::Tls)?;
+            let me = tls::generate_identity().map_err(ServeError::Tls)?;
             let field = base64::engine::general_purpose::STANDARD_NO_PAD.encode(me.cert.as_ref());
             (
-                Some(tls::server_config(&me, &host).map_err(|e| e.to_string())?),
-                Some(tls::client_config(&me, &host).map_err(|e| e.to_string())?),
+                Some(tls::server_config(&me, &host).map_err(ServeError::Tls)?),
+                Some(tls::client_config(&me, &host).map_err(ServeError::Tls)?),
                 field,
             )
         }
@@ -103,10 +127,10 @@ async fn run(backend: Arc<dyn Backend>, opts: ServeOptions) -> Result<(), String
     let dir = tempfile::Builder::new()
         .prefix("plugin")
         .tempdir_in(&base)
-        .map_err(|e| format!("cannot create the socket directory in {}: {e}", base.display()))?;
+        .map_err(|source| ServeError::SocketDir { dir: base.display().to_string(), source })?;
     let sock = dir.path().join("plugin.sock");
-    let listener =
-        tokio::net::UnixListener::bind(&sock).map_err(|e| format!("cannot listen on {}: {e}", sock.display()))?;
+    let listener = tokio::net::UnixListener::bind(&sock)
+        .map_err(|source| ServeError::Listen { path: sock.display().to_string(), source })?;
 
     let (shutdown, _) = watch::channel(false);
     let state = Arc::new(PluginState {
@@ -137,7 +161,7 @@ async fn run(backend: Arc<dyn Backend>, opts: ServeOptions) -> Result<(), String
         let mut out = std::io::stdout().lock();
         writeln!(out, "{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{}|grpc|{cert_field}", sock.display())
             .and_then(|_| out.flush())
-            .map_err(|e| format!("cannot write the handshake: {e}"))?;
+            .map_err(ServeError::Handshake)?;
     }
 
     spawn_signal_watchers(&state);
@@ -147,7 +171,7 @@ async fn run(backend: Arc<dyn Backend>, opts: ServeOptions) -> Result<(), String
         let _ = stop.wait_for(|s| *s).await;
     });
     tokio::select! {
-        r = served => r.map_err(|e| format!("gRPC server: {e}"))?,
+        r = served => r.map_err(ServeError::Grpc)?,
         // Streams the host keeps open (the broker's) must not hold the exit back: go-plugin
         // hosts kill a plugin that has not exited 2 s after `Shutdown`.
         _ = async move {
@@ -398,7 +422,7 @@ impl PluginState {
             // cross the protocol: the host answers 200.)
             Ok(Some(resp)) => match resp.status {
                 coffer_sdk::ResponseStatus::Error(kind) => {
-                    let err = error_to_proto(&LogicalError { kind, messages: vec![] });
+                    let err = error_to_proto(&LogicalError::with_messages(kind, vec![]));
                     reply(Some(response_to_proto(&resp)), Some(err))
                 }
                 _ => reply(Some(response_to_proto(&resp)), None),
@@ -574,9 +598,9 @@ impl backend_server::Backend for Svc {
             let err = format!("timeout waiting for the host to announce broker connection {id}");
             return Ok(Response::new(pb::SetupReply { err }));
         };
-        let addr = match Addr::parse(&info.network, &info.address) {
-            Ok(a) => a,
-            Err(err) => return Ok(Response::new(pb::SetupReply { err })),
+        let Some(addr) = Addr::parse(&info.network, &info.address) else {
+            let err = format!("unknown network type {:?}", info.network);
+            return Ok(Response::new(pb::SetupReply { err }));
         };
         match transport::channel(addr, self.0.host_tls.clone()).await {
             Ok(ch) => {

@@ -25,9 +25,14 @@ impl Identity {
     }
 }
 
-fn tls_err(e: impl std::fmt::Display) -> PluginError {
-    PluginError::Tls(e.to_string())
+fn tls_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> PluginError {
+    PluginError::Tls(e.into())
 }
+
+/// The system's random generator failed while making a certificate serial.
+#[derive(Debug, thiserror::Error)]
+#[error("no randomness for the certificate serial")]
+struct NoRandomness(#[source] aws_lc_rs::error::Unspecified);
 
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -55,7 +60,7 @@ pub(crate) fn generate_identity() -> Result<Identity, PluginError> {
     ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     let mut serial = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut serial).map_err(|_| tls_err("no randomness for the certificate serial"))?;
+    aws_lc_rs::rand::fill(&mut serial).map_err(|e| tls_err(NoRandomness(e)))?;
     serial[0] &= 0x7f;
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     let now = time::OffsetDateTime::now_utc();

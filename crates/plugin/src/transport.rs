@@ -116,11 +116,12 @@ pub(crate) enum Addr {
 }
 
 impl Addr {
-    pub(crate) fn parse(network: &str, address: &str) -> Result<Addr, String> {
+    /// `None` for a network type other than `unix` and `tcp`.
+    pub(crate) fn parse(network: &str, address: &str) -> Option<Addr> {
         match network {
-            "unix" => Ok(Addr::Unix(PathBuf::from(address))),
-            "tcp" => Ok(Addr::Tcp(address.to_string())),
-            other => Err(format!("unknown network type {other:?}")),
+            "unix" => Some(Addr::Unix(PathBuf::from(address))),
+            "tcp" => Some(Addr::Tcp(address.to_string())),
+            _ => None,
         }
     }
 }

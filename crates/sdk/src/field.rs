@@ -98,7 +98,7 @@ pub fn parse_int(name: &str, v: &Value) -> Result<i64, LogicalError> {
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
             .ok_or_else(|| type_err(name, "an integer", v)),
         Value::String(s) if s.trim().is_empty() => Ok(0),
-        Value::String(s) => s.trim().parse::<i64>().map_err(|_| type_err(name, "an integer", v)),
+        Value::String(s) => s.trim().parse::<i64>().map_err(|e| type_err(name, "an integer", v).with_source(e)),
         _ => Err(type_err(name, "an integer", v)),
     }
 }

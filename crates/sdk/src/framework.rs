@@ -622,27 +622,47 @@ fn intern(s: &str) -> &'static str {
     t
 }
 
+/// Why a described path table cannot be read back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DescriptionError {
+    #[error("the path table is not a list")]
+    NotAList,
+    #[error("path pattern {pattern:?}: {source}")]
+    Pattern {
+        pattern: String,
+        #[source]
+        source: Box<regex::Error>,
+    },
+    #[error("unknown operation {0:?}")]
+    Operation(String),
+    #[error("unknown field type {0:?}")]
+    FieldType(String),
+}
+
 /// Reads back what [`describe_paths`] wrote. Entries with an invalid pattern, an unknown
 /// operation or field type are an error (a host must not route by a half-understood table).
-pub fn paths_from_description(v: &Value) -> Result<Vec<PathSpec>, String> {
+pub fn paths_from_description(v: &Value) -> Result<Vec<PathSpec>, DescriptionError> {
     let Some(items) = v.as_array() else {
-        return Err("the path table is not a list".into());
+        return Err(DescriptionError::NotAList);
     };
     let text = |o: &Value, k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let pattern = text(item, "pattern");
-        Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("path pattern {pattern:?}: {e}"))?;
+        if let Err(e) = Regex::new(&format!("^(?:{pattern})$")) {
+            return Err(DescriptionError::Pattern { pattern, source: Box::new(e) });
+        }
         let mut operations = Vec::new();
         for o in item.get("operations").and_then(Value::as_array).into_iter().flatten() {
             let name = text(o, "operation");
-            let op = Operation::from_name(&name).ok_or_else(|| format!("unknown operation {name:?}"))?;
+            let op = Operation::from_name(&name).ok_or(DescriptionError::Operation(name))?;
             operations.push((op, intern(&text(o, "summary"))));
         }
         let mut fields = Vec::new();
         for f in item.get("fields").and_then(Value::as_array).into_iter().flatten() {
             let ty_name = text(f, "type");
-            let ty = FieldType::from_name(&ty_name).ok_or_else(|| format!("unknown field type {ty_name:?}"))?;
+            let ty = FieldType::from_name(&ty_name).ok_or(DescriptionError::FieldType(ty_name))?;
             fields.push(FieldSpec {
                 name: intern(&text(f, "name")),
                 ty,

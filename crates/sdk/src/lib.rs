@@ -85,15 +85,25 @@ pub enum ErrorKind {
 }
 
 /// An error with one or more user-facing messages. Messages never contain secret values.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// An error may also carry its underlying cause ([`LogicalError::with_source`]): clients never
+/// see it (neither `Display` nor the HTTP answer prints it), but [`std::error::Error::source`]
+/// returns it, and the HTTP layer logs it for internal errors. Only attach causes that cannot
+/// contain secret material (I/O, storage, codec errors on non-secret data, …).
+#[derive(Clone)]
 pub struct LogicalError {
     pub kind: ErrorKind,
     pub messages: Vec<String>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl LogicalError {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
-        LogicalError { kind, messages: vec![msg.into()] }
+        LogicalError { kind, messages: vec![msg.into()], source: None }
+    }
+    /// An error of `kind` with the given messages (possibly none).
+    pub fn with_messages(kind: ErrorKind, messages: Vec<String>) -> Self {
+        LogicalError { kind, messages, source: None }
     }
     pub fn bad_request(msg: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, msg)
@@ -102,7 +112,7 @@ impl LogicalError {
         Self::new(ErrorKind::Internal, msg)
     }
     pub fn not_found() -> Self {
-        LogicalError { kind: ErrorKind::NotFound, messages: vec![] }
+        Self::with_messages(ErrorKind::NotFound, vec![])
     }
     pub fn permission_denied() -> Self {
         Self::new(ErrorKind::PermissionDenied, "permission denied")
@@ -116,6 +126,38 @@ impl LogicalError {
     pub fn sealed() -> Self {
         Self::new(ErrorKind::Sealed, "Vault is sealed")
     }
+    /// Keeps `cause` as this error's [`source`](std::error::Error::source): logged by the
+    /// server for internal errors, never shown to the client. The cause must not carry secrets.
+    #[must_use]
+    pub fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(cause));
+        self
+    }
+    /// The kept cause, if any (the same as [`std::error::Error::source`]).
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+}
+
+/// Two errors are equal when they would look the same to a client: kind and messages (the
+/// kept cause is diagnostic only).
+impl PartialEq for LogicalError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.messages == other.messages
+    }
+}
+
+impl Eq for LogicalError {}
+
+impl std::fmt::Debug for LogicalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("LogicalError");
+        d.field("kind", &self.kind).field("messages", &self.messages);
+        if let Some(s) = &self.source {
+            d.field("source", &format_args!("{s}"));
+        }
+        d.finish()
+    }
 }
 
 impl std::fmt::Display for LogicalError {
@@ -124,7 +166,11 @@ impl std::fmt::Display for LogicalError {
     }
 }
 
-impl std::error::Error for LogicalError {}
+impl std::error::Error for LogicalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 pub type Result<T> = std::result::Result<T, LogicalError>;
 
@@ -313,4 +359,32 @@ pub trait Backend: Send + Sync {
 /// Matches `path` against special-path globs (a trailing `*` is any suffix, `+` one segment).
 pub fn path_matches_any(patterns: &[&str], path: &str) -> bool {
     patterns.iter().any(|p| framework::glob_matches(p, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_kept_cause_is_the_source_but_never_in_the_client_message() {
+        let cause = "x".parse::<i64>().unwrap_err();
+        let e = LogicalError::internal("stored entry is unreadable").with_source(cause.clone());
+        assert_eq!(e.to_string(), "stored entry is unreadable", "Display is the client message only");
+        assert_eq!(e.messages, vec!["stored entry is unreadable".to_string()]);
+        assert_eq!(e.source().map(ToString::to_string), Some(cause.to_string()));
+        assert_eq!(e.cause().map(ToString::to_string), Some(cause.to_string()));
+        assert!(LogicalError::internal("x").source().is_none());
+    }
+
+    #[test]
+    fn errors_compare_by_kind_and_messages_and_clone_with_their_cause() {
+        let plain = LogicalError::bad_request("bad");
+        let with = LogicalError::bad_request("bad").with_source(std::fmt::Error);
+        assert_eq!(plain, with, "the cause is diagnostic only");
+        assert_ne!(plain, LogicalError::internal("bad"));
+        assert!(with.clone().source().is_some());
+        assert!(format!("{with:?}").contains("source"));
+        assert_eq!(LogicalError::with_messages(ErrorKind::NotFound, vec![]), LogicalError::not_found());
+    }
 }

@@ -74,7 +74,7 @@ fn parse_number(name: &str, v: &str) -> Result<u64, SealError> {
         Some(h) => u64::from_str_radix(h, 16),
         None => t.parse::<u64>(),
     };
-    r.map_err(|_| SealError::Config(format!("seal \"pkcs11\": {name} = {v:?} is not a number")))
+    r.map_err(|e| SealError::config_because(format!("seal \"pkcs11\": {name} = {v:?} is not a number"), e))
 }
 
 impl Pkcs11Config {
@@ -311,7 +311,13 @@ impl Inner {
     /// Runs `op` on the open session, connecting first when needed. A transient failure drops
     /// the connection so the next call reconnects.
     fn with_conn<T>(&self, op: impl FnOnce(&Conn) -> Result<T, SealError>) -> Result<T, SealError> {
-        let mut guard = self.conn.lock().map_err(|_| SealError::Failed("HSM connection lock poisoned".into()))?;
+        // A panic while the lock was held may have left the session half-used: drop it and
+        // reconnect, rather than refuse every later call.
+        let mut guard = self.conn.lock().unwrap_or_else(|poisoned| {
+            let mut g = poisoned.into_inner();
+            *g = None;
+            g
+        });
         if guard.is_none() {
             *guard = Some(self.connect()?);
         }
@@ -350,8 +356,8 @@ impl Inner {
                     return Err(SealError::Failed("wrapped key is truncated".into()));
                 }
                 let (b, mac) = blob.split_at(blob.len() - HMAC_LEN);
-                c.session.verify(&Mechanism::Sha256Hmac, h, b, mac).map_err(|_| {
-                    SealError::Failed("the wrapped key's HMAC does not verify with the configured HMAC key".into())
+                c.session.verify(&Mechanism::Sha256Hmac, h, b, mac).map_err(|e| {
+                    SealError::failed_because("the wrapped key's HMAC does not verify with the configured HMAC key", e)
                 })?;
                 body = b;
             }

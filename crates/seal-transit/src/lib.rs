@@ -214,7 +214,7 @@ impl Inner {
 
     fn decrypt(&self, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
         let ct = std::str::from_utf8(blob)
-            .map_err(|_| SealError::Failed("the wrapped key is not a transit ciphertext".into()))?;
+            .map_err(|e| SealError::failed_because("the wrapped key is not a transit ciphertext", e))?;
         let v = self.call("decrypt", &json!({ "ciphertext": ct }))?;
         let pt = Zeroizing::new(
             v["data"]["plaintext"]
@@ -224,6 +224,7 @@ impl Inner {
         );
         B64.decode(pt.as_bytes())
             .map(Zeroizing::new)
+            // drop-cause: a base64 error quotes a byte of the answer, which is key material.
             .map_err(|_| SealError::Failed("transit decrypt answer is not base64".into()))
     }
 }

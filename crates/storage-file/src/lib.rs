@@ -50,11 +50,11 @@ impl Drop for FileStorage {
 fn set_mode(p: &Path, mode: u32) -> Result<(), StorageError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| StorageError::Unavailable(format!("cannot set the permissions of {}: {e}", p.display())))
+        .map_err(|e| StorageError::unavailable(format!("cannot set the permissions of {}", p.display()), e))
 }
 
-fn backend_err(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Backend(e.to_string())
+fn backend_err(e: impl Into<redb::Error>) -> StorageError {
+    StorageError::backend("redb", e.into())
 }
 
 impl FileStorage {
@@ -68,7 +68,7 @@ impl FileStorage {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| StorageError::unavailable(format!("cannot create {}", dir.display()), e))?;
             set_mode(dir, 0o700)?;
         }
         let path = dir.join("coffer.redb");
@@ -80,7 +80,7 @@ impl FileStorage {
             .set_cache_size(CACHE_BYTES)
             .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
             .create(&path)
-            .map_err(|e| StorageError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| StorageError::unavailable(format!("cannot open {}", path.display()), e))?;
         set_mode(&path, 0o600)?;
         let repaired = repaired.load(Ordering::Relaxed);
         if repaired {
@@ -101,7 +101,7 @@ impl FileStorage {
         let writer_thread = std::thread::Builder::new()
             .name("coffer-storage-writer".into())
             .spawn(move || writer_loop(wdb, rx))
-            .map_err(backend_err)?;
+            .map_err(|e| StorageError::unavailable("cannot start the storage writer thread", e))?;
         Ok(FileStorage { db, writer: Some(tx), writer_thread: Some(writer_thread), path, repaired })
     }
 
@@ -120,8 +120,9 @@ impl FileStorage {
             .as_ref()
             .ok_or_else(|| StorageError::Unavailable("storage writer stopped".into()))?
             .send(WriteJob { ops, done })
+            // drop-cause: a SendError holds only the unsent job (our own data, no reason).
             .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?;
-        rx.await.map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?
+        rx.await.map_err(|e| StorageError::unavailable("storage writer stopped", e))?
     }
 }
 
@@ -138,39 +139,39 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        let result = commit(&db, &batch);
+        let result = commit(&db, &batch).map_err(Arc::new);
         if let Err(e) = &result {
             tracing::error!(error = %e, "storage commit failed");
         }
         for job in batch {
             let r = match &result {
                 Ok(()) => Ok(()),
-                Err(e) => Err(StorageError::Backend(e.clone())),
+                Err(e) => Err(StorageError::backend("commit failed", Arc::clone(e))),
             };
             let _ = job.done.send(r);
         }
     }
 }
 
-fn commit(db: &Database, batch: &[WriteJob]) -> Result<(), String> {
-    let txn = db.begin_write().map_err(|e| e.to_string())?;
+fn commit(db: &Database, batch: &[WriteJob]) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
     {
-        let mut table = txn.open_table(ENTRIES).map_err(|e| e.to_string())?;
+        let mut table = txn.open_table(ENTRIES)?;
         for job in batch {
             for op in &job.ops {
                 match op {
                     TxnOp::Put { key, value } => {
-                        table.insert(key.as_str(), value.as_slice()).map_err(|e| e.to_string())?;
+                        table.insert(key.as_str(), value.as_slice())?;
                     }
                     TxnOp::Delete { key } => {
-                        table.remove(key.as_str()).map_err(|e| e.to_string())?;
+                        table.remove(key.as_str())?;
                     }
                 }
             }
         }
     }
     // Durability::Immediate (the default): fsync before commit returns.
-    txn.commit().map_err(|e| e.to_string())
+    Ok(txn.commit()?)
 }
 
 #[async_trait]

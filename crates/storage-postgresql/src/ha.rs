@@ -6,7 +6,7 @@
 //! leader. The holder pings its connection every [`PING_EVERY`]; when the connection dies or a
 //! ping fails, [`LockHeld::lost`] fires and the node must stop acting as active.
 
-use crate::{chain, quote_table};
+use crate::{chain, quote_table, PgError};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_postgres::NoTls;
@@ -17,7 +17,7 @@ pub const PING_EVERY: Duration = Duration::from_millis(500);
 pub const ECHO_EVERY: Duration = Duration::from_secs(2);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub(crate) async fn create_table(client: &tokio_postgres::Client, ha_table: &str) -> Result<(), String> {
+pub(crate) async fn create_table(client: &tokio_postgres::Client, ha_table: &str, target: &str) -> Result<(), PgError> {
     let t = quote_table(ha_table, "ha_table")?;
     client
         .batch_execute(&format!(
@@ -25,7 +25,7 @@ pub(crate) async fn create_table(client: &tokio_postgres::Client, ha_table: &str
              ha_value TEXT NOT NULL, pid INTEGER NOT NULL, acquired TIMESTAMPTZ NOT NULL DEFAULT now())"
         ))
         .await
-        .map_err(|e| chain(&e))
+        .map_err(|source| PgError::CreateTable { table: ha_table.to_string(), target: target.to_string(), source })
 }
 
 /// A 64-bit FNV-1a hash of the HA table name: the advisory lock's key, so two Coffer clusters
@@ -80,9 +80,12 @@ impl HaLock {
         HaLock { pg_config, target, ha_table, key, session: Default::default(), last_echo: Default::default() }
     }
 
-    async fn connect(&self) -> Result<Session, String> {
-        let (client, conn) =
-            self.pg_config.connect(NoTls).await.map_err(|e| format!("{}: {}", self.target, chain(&e)))?;
+    fn query_err(&self, source: tokio_postgres::Error) -> PgError {
+        PgError::Query { target: self.target.clone(), source }
+    }
+
+    async fn connect(&self) -> Result<Session, PgError> {
+        let (client, conn) = self.pg_config.connect(NoTls).await.map_err(|e| self.query_err(e))?;
         let task = tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::warn!("HA lock connection ended: {}", chain(&e));
@@ -92,7 +95,7 @@ impl HaLock {
     }
 
     /// The kept session, or a new one.
-    async fn take_session(&self) -> Result<Session, String> {
+    async fn take_session(&self) -> Result<Session, PgError> {
         match self.session.lock().await.take() {
             Some(s) if !s.client.is_closed() => Ok(s),
             _ => self.connect().await,
@@ -111,14 +114,14 @@ impl HaLock {
         identity: &str,
         api_addr: &str,
         echo: &str,
-    ) -> Result<Result<LockHeld, Option<Leader>>, String> {
+    ) -> Result<Result<LockHeld, Option<Leader>>, PgError> {
         let session = self.take_session().await?;
         let got: bool = session
             .client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&self.key])
             .await
             .and_then(|r| r.try_get(0))
-            .map_err(|e| format!("{}: {}", self.target, chain(&e)))?;
+            .map_err(|e| self.query_err(e))?;
         if !got {
             let leader = self.leader_on(&session.client).await?;
             if self.echo_due() {
@@ -141,7 +144,7 @@ impl HaLock {
                 &[&identity, &api_addr],
             )
             .await
-            .map_err(|e| format!("{}: {}", self.target, chain(&e)))?;
+            .map_err(|e| self.query_err(e))?;
         let (tx, rx) = watch::channel(false);
         let client = std::sync::Arc::new(client);
         let pinger = client.clone();
@@ -160,7 +163,7 @@ impl HaLock {
     }
 
     /// Who holds the lock now (the HA row, trusted only while its backend holds the lock).
-    pub async fn leader(&self) -> Result<Option<Leader>, String> {
+    pub async fn leader(&self) -> Result<Option<Leader>, PgError> {
         let session = self.take_session().await?;
         let r = self.leader_on(&session.client).await?;
         self.keep_session(session).await;
@@ -177,7 +180,7 @@ impl HaLock {
         due
     }
 
-    async fn echo_on(&self, client: &tokio_postgres::Client, identity: &str, echo: &str) -> Result<(), String> {
+    async fn echo_on(&self, client: &tokio_postgres::Client, identity: &str, echo: &str) -> Result<(), PgError> {
         let t = quote_table(&self.ha_table, "ha_table")?;
         client
             .execute(
@@ -190,16 +193,16 @@ impl HaLock {
                 &[&identity, &echo],
             )
             .await
-            .map_err(|e| format!("{}: {}", self.target, chain(&e)))?;
+            .map_err(|e| self.query_err(e))?;
         Ok(())
     }
 
     /// The standbys that echoed within `within`: (identity, echo, when). Forgets the ones
     /// silent for an hour.
-    pub async fn standbys(&self, within: Duration) -> Result<Vec<(String, String, std::time::SystemTime)>, String> {
+    pub async fn standbys(&self, within: Duration) -> Result<Vec<(String, String, std::time::SystemTime)>, PgError> {
         let t = quote_table(&self.ha_table, "ha_table")?;
         let session = self.take_session().await?;
-        let err = |e: tokio_postgres::Error| format!("{}: {}", self.target, chain(&e));
+        let err = |e| self.query_err(e);
         session
             .client
             .execute(
@@ -233,7 +236,7 @@ impl HaLock {
             .collect())
     }
 
-    async fn leader_on(&self, client: &tokio_postgres::Client) -> Result<Option<Leader>, String> {
+    async fn leader_on(&self, client: &tokio_postgres::Client) -> Result<Option<Leader>, PgError> {
         let t = quote_table(&self.ha_table, "ha_table")?;
         let classid = ((self.key as u64) >> 32) as u32 as i64;
         let objid = (self.key as u64 & 0xffff_ffff) as u32 as i64;
@@ -247,7 +250,7 @@ impl HaLock {
                 &[&classid, &objid],
             )
             .await
-            .map_err(|e| format!("{}: {}", self.target, chain(&e)))?;
+            .map_err(|e| self.query_err(e))?;
         Ok(row.map(|r| {
             let secs: f64 = r.try_get(2).unwrap_or(0.0);
             Leader {

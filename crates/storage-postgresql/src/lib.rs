@@ -54,20 +54,75 @@ impl std::fmt::Debug for PgOptions {
     }
 }
 
-fn parse_bool(name: &str, v: &str) -> Result<bool, String> {
+/// Why the PostgreSQL backend could not be configured, opened or used for HA. Messages name
+/// the server (host, port, database, user), never the password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    #[error("storage \"postgresql\": unknown option {0:?}")]
+    UnknownOption(String),
+    #[error("storage \"postgresql\" needs connection_url (or the VAULT_PG_CONNECTION_URL environment variable)")]
+    MissingUrl,
+    #[error("storage \"postgresql\": {option} must be \"true\" or \"false\", not {value:?}")]
+    NotABool { option: &'static str, value: String },
+    #[error("storage \"postgresql\": {option} must be a whole number, not {value:?}")]
+    NotACount {
+        option: &'static str,
+        value: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("storage \"postgresql\": max_parallel must be at least 1")]
+    NoParallelism,
+    #[error(
+        "storage \"postgresql\": {option} {name:?} is not a valid table name (letters, digits and '_', optionally schema.table)"
+    )]
+    TableName { option: &'static str, name: String },
+    #[error("storage \"postgresql\": invalid connection_url: {}", chain(.0))]
+    Url(#[source] tokio_postgres::Error),
+    #[error(
+        "storage \"postgresql\": sslmode=require is not supported yet (Coffer connects to PostgreSQL without TLS); \
+         use a local or otherwise protected network path"
+    )]
+    TlsRequired,
+    #[error("storage \"postgresql\": {0}")]
+    Pool(#[source] deadpool_postgres::BuildError),
+    #[error("cannot connect to {target}: {}", chain(.source))]
+    Connect {
+        target: String,
+        #[source]
+        source: deadpool_postgres::PoolError,
+    },
+    #[error("cannot create table {table} on {target}: {}", chain(.source))]
+    CreateTable {
+        table: String,
+        target: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A statement or connection of the HA lock failed.
+    #[error("{target}: {}", chain(.source))]
+    Query {
+        target: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+fn parse_bool(option: &'static str, v: &str) -> Result<bool, PgError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "t" => Ok(true),
         "false" | "0" | "f" | "" => Ok(false),
-        _ => Err(format!("storage \"postgresql\": {name} must be \"true\" or \"false\", not {v:?}")),
+        _ => Err(PgError::NotABool { option, value: v.to_string() }),
     }
 }
 
-fn parse_count(name: &str, v: &str) -> Result<usize, String> {
-    v.trim().parse::<usize>().map_err(|_| format!("storage \"postgresql\": {name} must be a whole number, not {v:?}"))
+fn parse_count(option: &'static str, v: &str) -> Result<usize, PgError> {
+    v.trim().parse::<usize>().map_err(|source| PgError::NotACount { option, value: v.to_string(), source })
 }
 
 /// A table name: `name` or `schema.name`, each part `[A-Za-z_][A-Za-z0-9_]*`. Returned quoted.
-fn quote_table(name: &str, option: &str) -> Result<String, String> {
+fn quote_table(name: &str, option: &'static str) -> Result<String, PgError> {
     let parts: Vec<&str> = name.split('.').collect();
     let ok = parts.len() <= 2
         && parts.iter().all(|p| {
@@ -76,9 +131,7 @@ fn quote_table(name: &str, option: &str) -> Result<String, String> {
                 && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
         });
     if !ok {
-        return Err(format!(
-            "storage \"postgresql\": {option} {name:?} is not a valid table name (letters, digits and '_', optionally schema.table)"
-        ));
+        return Err(PgError::TableName { option, name: name.to_string() });
     }
     Ok(parts.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join("."))
 }
@@ -86,13 +139,13 @@ fn quote_table(name: &str, option: &str) -> Result<String, String> {
 impl PgOptions {
     /// Reads the stanza's options; `connection_url` may come from `VAULT_PG_CONNECTION_URL`
     /// (or `BAO_PG_CONNECTION_URL`) through `env` instead, as with Vault.
-    pub fn from_map(options: &BTreeMap<String, String>, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_map(options: &BTreeMap<String, String>, env: impl Fn(&str) -> Option<String>) -> Result<Self, PgError> {
         for k in options.keys() {
             if !matches!(
                 k.as_str(),
                 "connection_url" | "table" | "ha_enabled" | "ha_table" | "max_parallel" | "max_idle_connections"
             ) {
-                return Err(format!("storage \"postgresql\": unknown option {k:?}"));
+                return Err(PgError::UnknownOption(k.clone()));
             }
         }
         let connection_url = options
@@ -101,9 +154,7 @@ impl PgOptions {
             .cloned()
             .or_else(|| env("BAO_PG_CONNECTION_URL").filter(|v| !v.is_empty()))
             .or_else(|| env("VAULT_PG_CONNECTION_URL").filter(|v| !v.is_empty()))
-            .ok_or(
-                "storage \"postgresql\" needs connection_url (or the VAULT_PG_CONNECTION_URL environment variable)",
-            )?;
+            .ok_or(PgError::MissingUrl)?;
         let table = options.get("table").cloned().unwrap_or_else(|| DEFAULT_TABLE.into());
         let ha_table = options.get("ha_table").cloned().unwrap_or_else(|| DEFAULT_HA_TABLE.into());
         quote_table(&table, "table")?;
@@ -113,7 +164,7 @@ impl PgOptions {
             None => DEFAULT_MAX_PARALLEL,
         };
         if max_parallel == 0 {
-            return Err("storage \"postgresql\": max_parallel must be at least 1".into());
+            return Err(PgError::NoParallelism);
         }
         Ok(PgOptions {
             connection_url,
@@ -179,14 +230,10 @@ fn describe(cfg: &tokio_postgres::Config) -> String {
     )
 }
 
-pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
-    let mut cfg: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| format!("storage \"postgresql\": invalid connection_url: {}", chain(&e)))?;
+pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config, PgError> {
+    let mut cfg: tokio_postgres::Config = url.parse().map_err(PgError::Url)?;
     if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err("storage \"postgresql\": sslmode=require is not supported yet (Coffer connects to PostgreSQL \
-                    without TLS); use a local or otherwise protected network path"
-            .into());
+        return Err(PgError::TlsRequired);
     }
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(5));
@@ -214,8 +261,25 @@ pub struct PgStorage {
     target: String,
 }
 
-fn unavailable(target: &str, e: &(dyn std::error::Error + 'static)) -> StorageError {
-    StorageError::Unavailable(format!("{target}: {}", chain(e)))
+fn unavailable(target: &str, e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::unavailable(target, PgCause(Box::new(e)))
+}
+
+/// A PostgreSQL error whose `Display` is its whole chain (tokio-postgres keeps the server's
+/// message in the source), kept as a storage error's cause.
+#[derive(Debug)]
+struct PgCause(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for PgCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&chain(self.0.as_ref()))
+    }
+}
+
+impl std::error::Error for PgCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
 }
 
 /// The smallest byte string greater than every string starting with `prefix`, or `None` when
@@ -234,7 +298,7 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 impl PgStorage {
     /// Connects, checks the credentials and creates the table(s) when missing. Fails with a
     /// message naming the server (not the password) when it cannot.
-    pub async fn open(options: PgOptions) -> Result<Self, String> {
+    pub async fn open(options: PgOptions) -> Result<Self, PgError> {
         let pg_config = parse_url(&options.connection_url)?;
         let target = describe(&pg_config);
         let table = quote_table(&options.table, "table")?;
@@ -247,17 +311,16 @@ impl PgStorage {
             .wait_timeout(Some(Duration::from_secs(30)))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
-            .map_err(|e| format!("storage \"postgresql\": {e}"))?;
-        let client = pool.get().await.map_err(|e| format!("cannot connect to {target}: {}", chain(&e)))?;
+            .map_err(PgError::Pool)?;
+        let client = pool.get().await.map_err(|source| PgError::Connect { target: target.clone(), source })?;
         let create = format!("CREATE TABLE IF NOT EXISTS {table} (key BYTEA PRIMARY KEY, value BYTEA NOT NULL)");
-        client
-            .batch_execute(&create)
-            .await
-            .map_err(|e| format!("cannot create table {table} on {target}: {}", chain(&e)))?;
+        client.batch_execute(&create).await.map_err(|source| PgError::CreateTable {
+            table: table.clone(),
+            target: target.clone(),
+            source,
+        })?;
         if options.ha_enabled {
-            ha::create_table(&client, &options.ha_table)
-                .await
-                .map_err(|e| format!("cannot create table {} on {target}: {e}", options.ha_table))?;
+            ha::create_table(&client, &options.ha_table, &target).await?;
         }
         drop(client);
         let sql = Sql {
@@ -300,8 +363,8 @@ impl PgStorage {
     /// Deletes every row of the table (tests only need this; the server never calls it).
     pub async fn clear_for_tests(&self) -> Result<(), StorageError> {
         let client = self.client().await?;
-        let table = quote_table(&self.options.table, "table").map_err(StorageError::Backend)?;
-        client.batch_execute(&format!("DELETE FROM {table}")).await.map_err(|e| unavailable(&self.target, &e))
+        let table = quote_table(&self.options.table, "table").map_err(|e| StorageError::backend("clear", e))?;
+        client.batch_execute(&format!("DELETE FROM {table}")).await.map_err(|e| unavailable(&self.target, e))
     }
 
     /// The HA lock on this database (a dedicated connection, not one of the pool's).
@@ -310,7 +373,7 @@ impl PgStorage {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
-        self.pool.get().await.map_err(|e| unavailable(&self.target, &e))
+        self.pool.get().await.map_err(|e| unavailable(&self.target, e))
     }
 }
 
@@ -319,24 +382,27 @@ impl Storage for PgStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         check_key(key)?;
         let c = self.client().await?;
-        let st = c.prepare_cached(&self.sql.get).await.map_err(|e| unavailable(&self.target, &e))?;
-        let row = c.query_opt(&st, &[&key.as_bytes()]).await.map_err(|e| unavailable(&self.target, &e))?;
-        row.map(|r| r.try_get::<_, Vec<u8>>(0).map_err(|e| StorageError::Backend(chain(&e)))).transpose()
+        let st = c.prepare_cached(&self.sql.get).await.map_err(|e| unavailable(&self.target, e))?;
+        let row = c.query_opt(&st, &[&key.as_bytes()]).await.map_err(|e| unavailable(&self.target, e))?;
+        row.map(|r| {
+            r.try_get::<_, Vec<u8>>(0).map_err(|e| StorageError::backend("reading a row", PgCause(Box::new(e))))
+        })
+        .transpose()
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
         check_key(key)?;
         let c = self.client().await?;
-        let st = c.prepare_cached(&self.sql.put).await.map_err(|e| unavailable(&self.target, &e))?;
-        c.execute(&st, &[&key.as_bytes(), &value]).await.map_err(|e| unavailable(&self.target, &e))?;
+        let st = c.prepare_cached(&self.sql.put).await.map_err(|e| unavailable(&self.target, e))?;
+        c.execute(&st, &[&key.as_bytes(), &value]).await.map_err(|e| unavailable(&self.target, e))?;
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         check_key(key)?;
         let c = self.client().await?;
-        let st = c.prepare_cached(&self.sql.delete).await.map_err(|e| unavailable(&self.target, &e))?;
-        c.execute(&st, &[&key.as_bytes()]).await.map_err(|e| unavailable(&self.target, &e))?;
+        let st = c.prepare_cached(&self.sql.delete).await.map_err(|e| unavailable(&self.target, e))?;
+        c.execute(&st, &[&key.as_bytes()]).await.map_err(|e| unavailable(&self.target, e))?;
         Ok(())
     }
 
@@ -344,19 +410,21 @@ impl Storage for PgStorage {
         let c = self.client().await?;
         let rows = match prefix_end(prefix.as_bytes()) {
             Some(end) => {
-                let st = c.prepare_cached(&self.sql.list_range).await.map_err(|e| unavailable(&self.target, &e))?;
+                let st = c.prepare_cached(&self.sql.list_range).await.map_err(|e| unavailable(&self.target, e))?;
                 c.query(&st, &[&prefix.as_bytes(), &end]).await
             }
             None => {
-                let st = c.prepare_cached(&self.sql.list_from).await.map_err(|e| unavailable(&self.target, &e))?;
+                let st = c.prepare_cached(&self.sql.list_from).await.map_err(|e| unavailable(&self.target, e))?;
                 c.query(&st, &[&prefix.as_bytes()]).await
             }
         }
-        .map_err(|e| unavailable(&self.target, &e))?;
+        .map_err(|e| unavailable(&self.target, e))?;
         let mut keys = Vec::with_capacity(rows.len());
         for r in rows {
-            let k: Vec<u8> = r.try_get(0).map_err(|e| StorageError::Backend(chain(&e)))?;
-            keys.push(String::from_utf8(k).map_err(|_| StorageError::Backend("stored key is not UTF-8".into()))?);
+            let k: Vec<u8> = r.try_get(0).map_err(|e| StorageError::backend("reading a row", PgCause(Box::new(e))))?;
+            keys.push(
+                String::from_utf8(k).map_err(|e| StorageError::backend("stored key is not UTF-8", e.utf8_error()))?,
+            );
         }
         Ok(children_of(prefix, keys.iter().map(String::as_str)))
     }
@@ -368,17 +436,17 @@ impl Storage for PgStorage {
             }
         }
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(|e| unavailable(&self.target, &e))?;
-        let put = tx.prepare_cached(&self.sql.put).await.map_err(|e| unavailable(&self.target, &e))?;
-        let del = tx.prepare_cached(&self.sql.delete).await.map_err(|e| unavailable(&self.target, &e))?;
+        let tx = c.transaction().await.map_err(|e| unavailable(&self.target, e))?;
+        let put = tx.prepare_cached(&self.sql.put).await.map_err(|e| unavailable(&self.target, e))?;
+        let del = tx.prepare_cached(&self.sql.delete).await.map_err(|e| unavailable(&self.target, e))?;
         for op in &ops {
             let r = match op {
                 TxnOp::Put { key, value } => tx.execute(&put, &[&key.as_bytes(), value]).await,
                 TxnOp::Delete { key } => tx.execute(&del, &[&key.as_bytes()]).await,
             };
-            r.map_err(|e| unavailable(&self.target, &e))?;
+            r.map_err(|e| unavailable(&self.target, e))?;
         }
-        tx.commit().await.map_err(|e| unavailable(&self.target, &e))
+        tx.commit().await.map_err(|e| unavailable(&self.target, e))
     }
 
     fn kind(&self) -> &'static str {
@@ -414,12 +482,12 @@ mod tests {
         assert!(PgOptions::from_map(&m, |_| Some("postgres://h/db".into())).is_err(), "table names checked");
         let mut bad = BTreeMap::new();
         bad.insert("conection_url".to_string(), "x".to_string());
-        assert!(PgOptions::from_map(&bad, |_| None).unwrap_err().contains("unknown option"));
+        assert!(PgOptions::from_map(&bad, |_| None).unwrap_err().to_string().contains("unknown option"));
     }
 
     #[test]
     fn tls_required_is_refused_clearly() {
-        let e = parse_url("postgres://u:pw@h/db?sslmode=require").err().unwrap();
+        let e = parse_url("postgres://u:pw@h/db?sslmode=require").err().unwrap().to_string();
         assert!(e.contains("sslmode=require is not supported") && !e.contains("pw"), "{e}");
     }
 
