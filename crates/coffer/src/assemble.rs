@@ -199,7 +199,10 @@ pub struct PluginHost;
 
 #[async_trait::async_trait]
 impl coffer_core::catalog::PluginLauncher for PluginHost {
-    async fn launch(&self, spec: &coffer_core::catalog::PluginSpec) -> Result<Arc<dyn coffer_sdk::Backend>, String> {
+    async fn launch(
+        &self,
+        spec: &coffer_core::catalog::PluginSpec,
+    ) -> Result<Arc<dyn coffer_sdk::Backend>, coffer_core::ha::BoxError> {
         let launch = coffer_plugin::LaunchSpec {
             name: spec.name.clone(),
             args: spec.args.clone(),
@@ -207,7 +210,7 @@ impl coffer_core::catalog::PluginLauncher for PluginHost {
             sha256: spec.sha256.clone(),
             ..coffer_plugin::LaunchSpec::new(&spec.path)
         };
-        let client = coffer_plugin::PluginClient::start(launch).await.map_err(|e| e.to_string())?;
+        let client = coffer_plugin::PluginClient::start(launch).await?;
         // OpenBao refuses a plugin whose own type is not the one it is registered and mounted as.
         if let Ok(actual) = client.backend_kind().await {
             if !spec.kind.is_empty() && actual != spec.kind && actual != "unknown" {
@@ -215,7 +218,8 @@ impl coffer_core::catalog::PluginLauncher for PluginHost {
                 return Err(format!(
                     "the plugin reports type {actual:?} but is registered as {:?}: register it under its own type",
                     spec.kind
-                ));
+                )
+                .into());
             }
         }
         Ok(Arc::new(client))

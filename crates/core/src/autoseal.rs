@@ -199,7 +199,7 @@ impl Core {
         if let Ok(mut c) = self.seal_config.write() {
             *c = Some(cfg);
         }
-        *self.active.write().map_err(|_| LogicalError::internal("state lock poisoned"))? = Some(active);
+        *self.active.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(active);
         self.set_seal_error(None);
         tracing::info!(seal = seal.seal_type(), "core initialized with recovery keys and unsealed by the seal");
         Ok((shares, root))
@@ -223,7 +223,7 @@ impl Core {
             .map_err(|e| SealError::Failed(format!("cannot read the wrapped key: {e}")))?
             .ok_or_else(|| SealError::Failed("no seal-wrapped key is stored".into()))?;
         let w: WrappedKek = serde_json::from_slice(&raw)
-            .map_err(|_| SealError::Failed("the stored wrapped key is unreadable".into()))?;
+            .map_err(|e| SealError::Failed(format!("the stored wrapped key is unreadable: {e}")))?;
         if w.seal_type != seal.seal_type() {
             return Err(SealError::Config(format!(
                 "the stored key was wrapped by the {} seal, not the configured {} seal",
@@ -231,8 +231,10 @@ impl Core {
                 seal.seal_type()
             )));
         }
-        let blob = B64.decode(w.blob).map_err(|_| SealError::Failed("the stored wrapped key is unreadable".into()))?;
+        let blob =
+            B64.decode(w.blob).map_err(|e| SealError::Failed(format!("the stored wrapped key is unreadable: {e}")))?;
         let kek = seal.unwrap(&blob).await?;
+        // drop-cause: the only failure is the length, which the message says (the bytes are key material).
         Key::from_slice(&kek).map_err(|_| SealError::Failed("the seal returned a key of the wrong length".into()))
     }
 
@@ -260,7 +262,7 @@ impl Core {
         }
         match self.post_unseal().await {
             Ok(active) => {
-                *self.active.write().map_err(|_| LogicalError::internal("state lock poisoned"))? = Some(active);
+                *self.active.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(active);
                 self.set_seal_error(None);
                 tracing::info!("vault is unsealed");
                 Ok(())

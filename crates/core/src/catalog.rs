@@ -50,7 +50,7 @@ pub struct PluginSpec {
 /// Starts a plugin process and speaks the plugin protocol with it.
 #[async_trait::async_trait]
 pub trait PluginLauncher: Send + Sync {
-    async fn launch(&self, spec: &PluginSpec) -> std::result::Result<Arc<dyn Backend>, String>;
+    async fn launch(&self, spec: &PluginSpec) -> std::result::Result<Arc<dyn Backend>, crate::ha::BoxError>;
 }
 
 /// Orders versions as semantic versions (`v1.10.0` after `v1.9.2`, a pre-release before its
@@ -87,8 +87,9 @@ pub fn resolve_command(dir: &Path, command: &str) -> Result<PathBuf> {
     let base =
         dir.canonicalize().map_err(|e| LogicalError::bad_request(format!("plugin directory is not usable: {e}")))?;
     let full = base.join(rel);
-    let real = full.canonicalize().map_err(|_| {
+    let real = full.canonicalize().map_err(|e| {
         LogicalError::bad_request(format!("plugin command {command:?} not found in the plugin directory"))
+            .with_source(e)
     })?;
     if !real.starts_with(&base) {
         return Err(LogicalError::bad_request(format!(

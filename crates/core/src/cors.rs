@@ -84,9 +84,8 @@ impl Core {
     /// Reads the stored configuration (at unseal).
     pub(crate) async fn load_cors(&self) -> Result<()> {
         let c = match self.barrier.get(STORAGE_KEY).await.map_err(crate::error::barrier_err)? {
-            Some(raw) => {
-                serde_json::from_slice(&raw).map_err(|_| LogicalError::internal("CORS configuration unreadable"))?
-            }
+            Some(raw) => serde_json::from_slice(&raw)
+                .map_err(|e| LogicalError::internal("CORS configuration unreadable").with_source(e))?,
             None => CorsConfig::default(),
         };
         self.cors.set(c);

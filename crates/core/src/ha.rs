@@ -38,15 +38,19 @@ pub enum Acquire {
     Standby(Option<LeaderInfo>),
 }
 
+/// The error of an HA lock implementation, with its cause (the storage's own error type,
+/// which the core does not know).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The HA lock of a shared storage.
 #[async_trait]
 pub trait HaBackend: Send + Sync + 'static {
     /// `echo` is what a standby records about itself (JSON: api_addr, hostname, version).
-    async fn try_acquire(&self, identity: &str, api_addr: &str, echo: &str) -> std::result::Result<Acquire, String>;
+    async fn try_acquire(&self, identity: &str, api_addr: &str, echo: &str) -> std::result::Result<Acquire, BoxError>;
     /// Who holds the lock now, without contending for it.
-    async fn leader(&self) -> std::result::Result<Option<LeaderInfo>, String>;
+    async fn leader(&self) -> std::result::Result<Option<LeaderInfo>, BoxError>;
     /// The standbys heard from within `within`: (identity, echo, when).
-    async fn standbys(&self, within: Duration) -> std::result::Result<Vec<(String, String, SystemTime)>, String>;
+    async fn standbys(&self, within: Duration) -> std::result::Result<Vec<(String, String, SystemTime)>, BoxError>;
 }
 
 /// A held lock.
@@ -264,7 +268,7 @@ impl Core {
         let kek = h.kek.lock().ok().and_then(|k| k.clone()).ok_or_else(LogicalError::sealed)?;
         self.barrier.unseal(&kek).await.map_err(crate::error::barrier_err)?;
         let active = self.post_unseal().await?;
-        *self.active.write().map_err(|_| LogicalError::internal("state lock poisoned"))? = Some(active);
+        *self.active.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(active);
         if let Ok(mut s) = h.active_since.write() {
             *s = Some(SystemTime::now());
         }
@@ -357,9 +361,11 @@ async fn ha_loop(weak: Weak<Core>) {
                 tokio::time::sleep(RETRY_EVERY).await;
             }
             Err(e) => {
-                if last_err.as_deref() != Some(e.as_str()) {
+                // Logged once per distinct failure, not every retry.
+                let text = e.to_string();
+                if last_err.as_deref() != Some(text.as_str()) {
                     tracing::warn!(error = %e, "HA lock unavailable; retrying");
-                    last_err = Some(e);
+                    last_err = Some(text);
                 }
                 if let Some(core) = weak.upgrade() {
                     core.set_leader(None);

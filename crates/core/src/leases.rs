@@ -97,9 +97,9 @@ impl Core {
             return Ok(None);
         }
         match self.barrier.get(&format!("{ID}{id}")).await.map_err(barrier_err)? {
-            Some(raw) => {
-                serde_json::from_slice(&raw).map(Some).map_err(|_| LogicalError::internal("lease entry is unreadable"))
-            }
+            Some(raw) => serde_json::from_slice(&raw)
+                .map(Some)
+                .map_err(|e| LogicalError::internal("lease entry is unreadable").with_source(e)),
             None => Ok(None),
         }
     }
@@ -171,7 +171,7 @@ impl Core {
         if let Some(h) = &l.revokes_token {
             active.tokens.revoke_hash(h, true).await?;
         } else {
-            let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
+            let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
             if let Some((route, rest)) = router.resolve(&l.path) {
                 let req = self.backend_request(route, rest, Operation::Delete, Map::new(), None);
                 if let Err(e) = route.backend.revoke_secret(&req, &l.internal).await {
@@ -238,7 +238,7 @@ impl Core {
         let Some(active) = self.active() else { return Ok(0) };
         let t = now();
         let current = t.max(0) / 60;
-        let from = *active.sweep_next.lock().map_err(|_| LogicalError::internal("sweep lock poisoned"))?;
+        let from = *active.sweep_next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let buckets: Vec<i64> = match from {
             Some(first) => (first.min(current)..=current).collect(),
             None => {
@@ -274,7 +274,7 @@ impl Core {
             }
         }
         // The current minute is never finished: more of its leases come due within it.
-        *active.sweep_next.lock().map_err(|_| LogicalError::internal("sweep lock poisoned"))? =
+        *active.sweep_next.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(unfinished.unwrap_or(current).min(current));
         self.drain_token_revocations(&active).await?;
         Ok(n)
@@ -346,7 +346,7 @@ impl Core {
                 };
                 let t = now();
                 let mut ttl = inc.min(l.max_expire - t).max(0);
-                let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
+                let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
                 if let Some((route, rest)) = router.resolve(&l.path) {
                     let req = self.backend_request(route, rest, Update, Map::new(), None);
                     ttl = route.backend.renew_secret(&req, &l.internal, ttl).await?.min(ttl);

@@ -303,10 +303,7 @@ impl Core {
         if e.plugin_version.is_empty() {
             e.plugin_version = c.version.clone();
         }
-        self.plugins
-            .write()
-            .map_err(|_| LogicalError::internal("plugin registry poisoned"))?
-            .insert(e.uuid.clone(), backend);
+        self.plugins.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(e.uuid.clone(), backend);
         Ok(())
     }
 
@@ -382,7 +379,8 @@ impl Core {
     pub(crate) async fn post_unseal(&self) -> Result<Arc<Active>> {
         use coffer_barrier::SecureStorage;
         let cluster = match self.barrier.get("core/cluster").await.map_err(error::barrier_err)? {
-            Some(raw) => serde_json::from_slice(&raw).map_err(|_| LogicalError::internal("cluster info unreadable"))?,
+            Some(raw) => serde_json::from_slice(&raw)
+                .map_err(|e| LogicalError::internal("cluster info unreadable").with_source(e))?,
             None => {
                 let id = uuid::Uuid::new_v4().to_string();
                 let name = self.config.cluster_name.clone().unwrap_or_else(|| format!("vault-cluster-{}", &id[..8]));
@@ -416,9 +414,8 @@ impl Core {
         let audit = audit::AuditBroker::default();
         let audit_table: audit::AuditTable =
             match self.barrier.get(audit::AUDIT_TABLE_PATH).await.map_err(error::barrier_err)? {
-                Some(raw) => {
-                    serde_json::from_slice(&raw).map_err(|_| LogicalError::internal("audit table unreadable"))?
-                }
+                Some(raw) => serde_json::from_slice(&raw)
+                    .map_err(|e| LogicalError::internal("audit table unreadable").with_source(e))?,
                 None => audit::AuditTable::default(),
             };
         for c in audit_table.entries {
@@ -652,7 +649,7 @@ impl Core {
         let acl = active.policies.acl(&names);
 
         // Writes to a backend path are "create" when the target does not exist yet.
-        let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
+        let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let system = system_paths::tree_of(&path);
         let target = if system.is_some() || path == "sys" {
             None
@@ -852,7 +849,7 @@ impl Core {
         if !path.starts_with("auth/") || path.starts_with("auth/token/") {
             return Ok(None);
         }
-        let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
+        let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let Some((route, rest)) = router.resolve(path) else { return Ok(None) };
         if route.backend.backend_type() == "plugin" {
             route.backend.ensure_started().await?;

@@ -687,7 +687,7 @@ impl Core {
     /// `sys/internal/specs/openapi`: every system path and the paths of every mount the
     /// caller's policies reach. `generic_mount_paths` is accepted and ignored.
     pub(crate) fn openapi_document(&self, active: &Active, acl: &Acl) -> Result<CoreResponse> {
-        let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
+        let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let mut b = Builder::default();
         for t in system_tables() {
             for spec in t.specs {
@@ -719,7 +719,7 @@ impl Core {
         {
             return Err(LogicalError::permission_denied());
         }
-        let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
+        let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         // A plugin mount knows its path table once its process runs.
         if let Some((r, _)) = router.resolve(path) {
             r.backend.ensure_started().await?;

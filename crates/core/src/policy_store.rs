@@ -81,8 +81,8 @@ impl PolicyStore {
         let names = store.barrier.list(PREFIX).await.map_err(barrier_err)?;
         for n in names {
             let Some(raw) = store.barrier.get(&format!("{PREFIX}{n}")).await.map_err(barrier_err)? else { continue };
-            let sp: StoredPolicy =
-                serde_json::from_slice(&raw).map_err(|_| LogicalError::internal("stored policy is unreadable"))?;
+            let sp: StoredPolicy = serde_json::from_slice(&raw)
+                .map_err(|e| LogicalError::internal("stored policy is unreadable").with_source(e))?;
             match coffer_acl::parse(&sp.name, &sp.policy) {
                 Ok(p) => {
                     store.policies.write().map_err(lock_err)?.insert(sp.name.clone(), Arc::new(p));

@@ -57,6 +57,7 @@ impl Core {
                 let bytes = if b64 {
                     base64::engine::general_purpose::STANDARD
                         .decode(v)
+                        // drop-cause: the decoder's error quotes a byte of the value, which may be secret.
                         .map_err(|_| LogicalError::bad_request("value is not valid base64"))?
                 } else {
                     v.as_bytes().to_vec()

@@ -167,8 +167,8 @@ impl Core {
             return Ok(Some(c));
         }
         let Some(raw) = self.barrier.seal_config().await.map_err(barrier_err)? else { return Ok(None) };
-        let cfg: SealConfig =
-            serde_json::from_slice(&raw).map_err(|_| LogicalError::internal("seal configuration is unreadable"))?;
+        let cfg: SealConfig = serde_json::from_slice(&raw)
+            .map_err(|e| LogicalError::internal("seal configuration is unreadable").with_source(e))?;
         if let Ok(mut c) = self.seal_config.write() {
             *c = Some(cfg.clone());
         }
@@ -293,7 +293,7 @@ impl Core {
             *c = Some(cfg);
         }
         if stay_unsealed {
-            *self.active.write().map_err(|_| LogicalError::internal("state lock poisoned"))? = Some(active);
+            *self.active.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(active);
         } else {
             self.barrier.seal().await;
         }
@@ -767,14 +767,14 @@ impl Core {
                     return Err(LogicalError::bad_request("no backed-up keys found"));
                 };
                 let b: RekeyBackup = serde_json::from_slice(&raw)
-                    .map_err(|_| LogicalError::internal("the stored key backup is unreadable"))?;
+                    .map_err(|e| LogicalError::internal("the stored key backup is unreadable").with_source(e))?;
                 let mut b64 = Map::new();
                 for (fp, list) in &b.keys {
                     let encoded: Vec<Value> = list
                         .iter()
                         .map(|h| hex::decode(h).map(|m| Value::String(B64.encode(m))))
                         .collect::<std::result::Result<_, _>>()
-                        .map_err(|_| LogicalError::internal("the stored key backup is unreadable"))?;
+                        .map_err(|e| LogicalError::internal("the stored key backup is unreadable").with_source(e))?;
                     b64.insert(fp.clone(), Value::Array(encoded));
                 }
                 Ok(CoreResponse::legacy(obj(json!({ "nonce": b.nonce, "keys": b.keys, "keys_base64": b64 }))))

@@ -281,7 +281,7 @@ impl Core {
                     return Err(LogicalError::unsupported_operation());
                 }
                 let id = &path["sys/remount/status/".len()..];
-                let st = active.remounts.read().map_err(|_| LogicalError::internal("lock poisoned"))?.get(id).cloned();
+                let st = active.remounts.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned();
                 match st {
                     Some(v) => Ok(CoreResponse::data(obj(json!({ "migration_id": id, "migration_info": v })))),
                     None => Err(LogicalError::not_found()),
@@ -343,7 +343,7 @@ impl Core {
         auth: &crate::mounts::MountTable,
     ) -> Result<()> {
         let router: Router = self.build_router(table, auth);
-        *active.router.write().map_err(|_| LogicalError::internal("router lock poisoned"))? = Arc::new(router);
+        *active.router.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(router);
         Ok(())
     }
 
@@ -530,7 +530,7 @@ impl Core {
         active
             .remounts
             .write()
-            .map_err(|_| LogicalError::internal("lock poisoned"))?
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id.clone(), json!({ "source_mount": from, "target_mount": to, "status": "success" }));
         let mut r = CoreResponse::legacy(obj(json!({ "migration_id": id })));
         r.warnings.push(
@@ -646,7 +646,7 @@ impl Core {
         };
         let visible = |e: &MountEntry| visible_at(e, &e.path);
         if let Some(rest) = path.strip_prefix("sys/internal/ui/mounts/") {
-            let router = active.router.read().map_err(|_| LogicalError::internal("router lock poisoned"))?.clone();
+            let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
             let target = rest.trim_start_matches('/');
             let found = router.resolve(target).map(|(r, _)| (r.entry.clone(), r.prefix.clone()));
             return match found {

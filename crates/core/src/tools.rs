@@ -34,7 +34,11 @@ pub fn random(op: Operation, rest: &str, d: &Map<String, Value>) -> Result<CoreR
     for seg in rest.split('/').filter(|s| !s.is_empty()) {
         match seg {
             "platform" | "seal" | "all" => {}
-            n => bytes = n.parse().map_err(|_| LogicalError::bad_request(format!("unsupported path segment {n:?}")))?,
+            n => {
+                bytes = n
+                    .parse()
+                    .map_err(|e| LogicalError::bad_request(format!("unsupported path segment {n:?}")).with_source(e))?
+            }
         }
     }
     if let Some(v) = d.get("bytes").filter(|v| !v.is_null()) {
@@ -61,6 +65,7 @@ pub fn hash(op: Operation, rest: &str, d: &Map<String, Value>) -> Result<CoreRes
     let algo = if algo.is_empty() { "sha2-256".to_string() } else { algo };
     let input =
         d.get("input").and_then(Value::as_str).ok_or_else(|| LogicalError::bad_request("missing input to hash"))?;
+    // drop-cause: the decoder's error quotes a byte of the input, which may be secret.
     let data = B64.decode(input).map_err(|_| LogicalError::bad_request("unable to decode input as base64"))?;
     let sum = coffer_crypto::digest(&algo, &data)
         .ok_or_else(|| LogicalError::bad_request(format!("unsupported algorithm {algo}")))?;
