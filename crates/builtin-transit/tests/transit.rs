@@ -851,3 +851,28 @@ async fn cache_config_reads_writes_and_refuses_sizes_below_ten() {
     let again = T { b: framework::Backend::new(Transit::new()), s: t.s.clone() };
     assert_eq!(again.read("cache-config").await.unwrap()["size"], json!(30));
 }
+
+/// The ACL's create-or-update question: only `encrypt/<name>` has an existence check (an
+/// encrypt to a missing key creates it), answered from the key's presence although the path
+/// has no read to route the check by.
+#[tokio::test]
+async fn only_encrypt_writes_have_an_existence_check_answered_by_the_key() {
+    let t = T::new();
+    let probe = |path: &str| Request {
+        operation: Operation::Update,
+        path: path.into(),
+        data: Map::new(),
+        mount_point: "transit/".into(),
+        storage: t.s.clone(),
+        system: coffer_sdk::SystemInfo::default(),
+        remote_addr: None,
+        services: None,
+    };
+    assert_eq!(t.b.exists(&probe("encrypt/k")).await.unwrap(), Some(false));
+    t.create("k", json!({})).await;
+    assert_eq!(t.b.exists(&probe("encrypt/k")).await.unwrap(), Some(true));
+    assert_eq!(t.b.exists(&probe("encrypt/other")).await.unwrap(), Some(false));
+    for path in ["keys/k", "decrypt/k", "encrypt/k/x", "nothing"] {
+        assert_eq!(t.b.exists(&probe(path)).await.unwrap(), None, "{path}");
+    }
+}
