@@ -264,7 +264,7 @@ fn build_specs() -> Vec<(Route, PathSpec)> {
                 description: "Reads, changes or resets (DELETE) one setting of an existing role; \
                               the same setting as in the role's own path.",
             };
-            (Route::RoleField(*endpoint), spec)
+            (Route::RoleField(endpoint), spec)
         })
         .collect();
     let secret_id_field = || FieldSpec::new("secret_id", FieldType::String, "The secret ID");
