@@ -290,7 +290,7 @@ fn plugin_new_writes_a_complete_crate() {
     assert!(lib.contains("pub struct MyEngineBackend") && lib.contains("items/(?P<name>"), "{lib}");
     assert!(lib.contains("async fn exists"));
     let main = read(c.join("src/main.rs"));
-    assert!(main.contains("coffer_plugin::serve_with(Arc::new(my_engine::MyEngineBackend::new())"), "{main}");
+    assert!(main.contains("framework::Backend::new(my_engine::MyEngineBackend::new())"), "{main}");
     assert!(main.contains("BackendKind::Secret"));
     let acc = read(c.join("tests/acceptance.rs"));
     assert!(acc.contains("CARGO_BIN_EXE_my-engine") && acc.contains("acceptance_enabled("), "{acc}");
@@ -310,7 +310,7 @@ fn plugin_new_writes_a_complete_crate() {
     assert!(toml.contains("crates/plugin-testing"), "{toml}");
     assert!(c.join("Cargo.lock").exists(), "path dependencies come with the checkout's lock file");
     let lib = read(c.join("src/lib.rs"));
-    assert!(lib.contains("&[\"login\"]") && lib.contains("AuthResponse {"), "{lib}");
+    assert!(lib.contains(".unauthenticated()") && lib.contains("AuthResponse {"), "the login row is flagged: {lib}");
     assert!(read(c.join("src/main.rs")).contains("BackendKind::Auth"));
     assert!(read(c.join("README.md")).contains("bao auth enable -path=my-login"));
     for f in ["src/main.rs", "src/lib.rs", "tests/backend.rs", "tests/acceptance.rs", "tests/support/mod.rs"] {
