@@ -15,9 +15,9 @@
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldData, FieldSpec, PathFlags, PathSpec, PathTable};
+use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
 use coffer_sdk::tokenutil::{addr_in_cidrs, parse_cidr, token_fields, TokenParams};
-use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response, ResponseStatus, Result, StorageView};
+use coffer_sdk::{ErrorKind, LogicalError, Operation, Request, Response, ResponseStatus, Result, StorageView};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -33,22 +33,27 @@ const INVALID_CREDENTIALS: &str = "invalid role or secret ID";
 const TIDY_WARNING: &str =
     "Tidy operation successfully started. Any information from the operation will be printed to the server logs.";
 
-const P_LIST: usize = 0;
-const P_ROLE: usize = 1;
-const P_ROLE_ID: usize = 2;
-const P_SECRET_ID: usize = 3;
-const P_CUSTOM_SECRET_ID: usize = 4;
-const P_SECRET_ID_LOOKUP: usize = 5;
-const P_SECRET_ID_DESTROY: usize = 6;
-const P_ACCESSOR_LOOKUP: usize = 7;
-const P_ACCESSOR_DESTROY: usize = 8;
-const P_LOGIN: usize = 9;
-const P_TIDY: usize = 10;
-const P_ROLE_FIELD: usize = 11;
+/// The paths of the AppRole method, one variant per row of [`build_specs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    List,
+    Role,
+    RoleId,
+    SecretId,
+    CustomSecretId,
+    SecretIdLookup,
+    SecretIdDestroy,
+    AccessorLookup,
+    AccessorDestroy,
+    Login,
+    Tidy,
+    /// `role/<name>/<endpoint>`: one setting of a role (an endpoint of [`FIELD_ENDPOINTS`]).
+    RoleField(&'static str),
+}
 
 /// The role's one-setting endpoints (`role/<name>/policies`, …): each reads, writes and resets
 /// (DELETE) the role fields it names, as OpenBao serves them. The first field is the one a
-/// reset returns to its default. Their paths come last in the table, from `P_ROLE_FIELD` on.
+/// reset returns to its default. Each has its row, routed as [`Route::RoleField`].
 const FIELD_ENDPOINTS: &[(&str, &[&str])] = &[
     ("policies", &["token_policies", "policies"]),
     ("period", &["token_period", "period"]),
@@ -138,8 +143,9 @@ struct RoleIdEntry {
     name: String,
 }
 
+/// Serve it wrapped in [`coffer_sdk::framework::Backend`].
 pub struct AppRole {
-    table: PathTable,
+    paths: Paths<Route>,
     salt_lock: tokio::sync::Mutex<()>,
     locks: Vec<tokio::sync::Mutex<()>>,
 }
@@ -153,7 +159,7 @@ impl Default for AppRole {
 impl AppRole {
     pub fn new() -> Self {
         AppRole {
-            table: PathTable::new(specs_static().to_vec()),
+            paths: Paths::new(specs_static().to_vec()),
             salt_lock: tokio::sync::Mutex::new(()),
             locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
@@ -206,7 +212,7 @@ fn secret_id_create_fields() -> Vec<FieldSpec> {
     ]
 }
 
-fn build_specs() -> Vec<PathSpec> {
+fn build_specs() -> Vec<(Route, PathSpec)> {
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let role = |suffix: &str| leak(format!("role/(?P<role_name>{NAME}){suffix}"));
     let mut role_fields = vec![
@@ -236,9 +242,9 @@ fn build_specs() -> Vec<PathSpec> {
         FieldSpec::new("role_id", FieldType::String, "Role ID to use instead of a generated UUID"),
     ];
     role_fields.extend(token_fields());
-    // One path per setting endpoint (in FIELD_ENDPOINTS order, from P_ROLE_FIELD on), each
+    // One path per setting endpoint (in FIELD_ENDPOINTS order, after the others), each
     // declaring only its own fields, as OpenBao lists them.
-    let setting_specs: Vec<PathSpec> = FIELD_ENDPOINTS
+    let setting_specs: Vec<(Route, PathSpec)> = FIELD_ENDPOINTS
         .iter()
         .map(|(endpoint, keys)| {
             let mut fields = vec![role_name_field()];
@@ -248,7 +254,7 @@ fn build_specs() -> Vec<PathSpec> {
                 operations.push((Operation::Update, "Change this setting of an existing role"));
                 operations.push((Operation::Delete, "Reset this setting of the role to its default"));
             }
-            PathSpec {
+            let spec = PathSpec {
                 flags: PathFlags::NORMAL,
                 pattern: role(&format!("/{endpoint}")),
                 fields,
@@ -257,7 +263,8 @@ fn build_specs() -> Vec<PathSpec> {
                 synopsis: "One setting of a role",
                 description: "Reads, changes or resets (DELETE) one setting of an existing role; \
                               the same setting as in the role's own path.",
-            }
+            };
+            (Route::RoleField(endpoint), spec)
         })
         .collect();
     let secret_id_field = || FieldSpec::new("secret_id", FieldType::String, "The secret ID");
@@ -266,131 +273,172 @@ fn build_specs() -> Vec<PathSpec> {
     custom_fields.push(FieldSpec::new("secret_id", FieldType::String, "The secret ID to register (required)"));
 
     vec![
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "role/?",
-            fields: vec![],
-            operations: vec![(Operation::List, "List the roles of this mount")],
-            passthrough: false,
-            synopsis: "List roles",
-            description: "Lists the names of the roles registered with this auth method.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: role(""),
-            fields: role_fields,
-            operations: vec![
-                (Operation::Create, "Create the role"),
-                (Operation::Update, "Update the role"),
-                (Operation::Read, "Read the role's settings"),
-                (Operation::Delete, "Delete the role and all its secret IDs"),
-            ],
-            passthrough: false,
-            synopsis: "Manage a role",
-            description: "A role holds the constraints on its secret IDs and the settings of the tokens its \
+        (
+            Route::List,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "role/?",
+                fields: vec![],
+                operations: vec![(Operation::List, "List the roles of this mount")],
+                passthrough: false,
+                synopsis: "List roles",
+                description: "Lists the names of the roles registered with this auth method.",
+            },
+        ),
+        (
+            Route::Role,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: role(""),
+                fields: role_fields,
+                operations: vec![
+                    (Operation::Create, "Create the role"),
+                    (Operation::Update, "Update the role"),
+                    (Operation::Read, "Read the role's settings"),
+                    (Operation::Delete, "Delete the role and all its secret IDs"),
+                ],
+                passthrough: false,
+                synopsis: "Manage a role",
+                description: "A role holds the constraints on its secret IDs and the settings of the tokens its \
                           logins receive.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: role("/role-id"),
-            fields: vec![role_name_field(), FieldSpec::new("role_id", FieldType::String, "The new role ID")],
-            operations: vec![(Operation::Read, "Read the role ID"), (Operation::Update, "Set a custom role ID")],
-            passthrough: false,
-            synopsis: "The role's role ID",
-            description: "Reads the role ID logins present, or replaces it with a chosen value.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: role("/secret-id/?"),
-            fields: secret_id_create_fields(),
-            operations: vec![
-                (Operation::Update, "Generate a new secret ID"),
-                (Operation::List, "List the accessors of the role's secret IDs"),
-            ],
-            passthrough: false,
-            synopsis: "Generate or list secret IDs",
-            description: "Generates a random secret ID for the role (returned once, never stored in clear), \
+            },
+        ),
+        (
+            Route::RoleId,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: role("/role-id"),
+                fields: vec![role_name_field(), FieldSpec::new("role_id", FieldType::String, "The new role ID")],
+                operations: vec![(Operation::Read, "Read the role ID"), (Operation::Update, "Set a custom role ID")],
+                passthrough: false,
+                synopsis: "The role's role ID",
+                description: "Reads the role ID logins present, or replaces it with a chosen value.",
+            },
+        ),
+        (
+            Route::SecretId,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: role("/secret-id/?"),
+                fields: secret_id_create_fields(),
+                operations: vec![
+                    (Operation::Update, "Generate a new secret ID"),
+                    (Operation::List, "List the accessors of the role's secret IDs"),
+                ],
+                passthrough: false,
+                synopsis: "Generate or list secret IDs",
+                description: "Generates a random secret ID for the role (returned once, never stored in clear), \
                           or lists the accessors of the existing ones.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: role("/custom-secret-id"),
-            fields: custom_fields,
-            operations: vec![(Operation::Update, "Register a chosen secret ID")],
-            passthrough: false,
-            synopsis: "Register a custom secret ID",
-            description: "Registers a secret ID chosen by the caller, with the same options as a generated one.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: role("/secret-id/lookup"),
-            fields: vec![role_name_field(), secret_id_field()],
-            operations: vec![(Operation::Update, "Look up a secret ID's properties")],
-            passthrough: false,
-            synopsis: "Look up a secret ID",
-            description: "Returns the properties of a secret ID of the role: times, remaining uses, metadata, \
+            },
+        ),
+        (
+            Route::CustomSecretId,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: role("/custom-secret-id"),
+                fields: custom_fields,
+                operations: vec![(Operation::Update, "Register a chosen secret ID")],
+                passthrough: false,
+                synopsis: "Register a custom secret ID",
+                description: "Registers a secret ID chosen by the caller, with the same options as a generated one.",
+            },
+        ),
+        (
+            Route::SecretIdLookup,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: role("/secret-id/lookup"),
+                fields: vec![role_name_field(), secret_id_field()],
+                operations: vec![(Operation::Update, "Look up a secret ID's properties")],
+                passthrough: false,
+                synopsis: "Look up a secret ID",
+                description: "Returns the properties of a secret ID of the role: times, remaining uses, metadata, \
                           CIDR restrictions and accessor.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: role("/secret-id/destroy"),
-            fields: vec![role_name_field(), secret_id_field()],
-            operations: vec![(Operation::Update, "Destroy a secret ID"), (Operation::Delete, "Destroy a secret ID")],
-            passthrough: false,
-            synopsis: "Destroy a secret ID",
-            description: "Invalidates a secret ID of the role.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: role("/secret-id-accessor/lookup"),
-            fields: vec![role_name_field(), accessor_field()],
-            operations: vec![(Operation::Update, "Look up a secret ID by its accessor")],
-            passthrough: false,
-            synopsis: "Look up a secret ID by accessor",
-            description: "Returns the properties of the secret ID the accessor refers to.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: role("/secret-id-accessor/destroy"),
-            fields: vec![role_name_field(), accessor_field()],
-            operations: vec![
-                (Operation::Update, "Destroy a secret ID by its accessor"),
-                (Operation::Delete, "Destroy a secret ID by its accessor"),
-            ],
-            passthrough: false,
-            synopsis: "Destroy a secret ID by accessor",
-            description: "Invalidates the secret ID the accessor refers to.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL.unauthenticated(),
-            pattern: "login",
-            fields: vec![
-                FieldSpec::new("role_id", FieldType::String, "Role ID of the role"),
-                FieldSpec::new("secret_id", FieldType::String, "Secret ID of the role (when bind_secret_id is set)"),
-            ],
-            operations: vec![(Operation::Update, "Log in with a role ID and secret ID")],
-            passthrough: false,
-            synopsis: "Log in with AppRole",
-            description: "Checks the role ID, the secret ID and the CIDR restrictions, consumes one use of the \
+            },
+        ),
+        (
+            Route::SecretIdDestroy,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: role("/secret-id/destroy"),
+                fields: vec![role_name_field(), secret_id_field()],
+                operations: vec![
+                    (Operation::Update, "Destroy a secret ID"),
+                    (Operation::Delete, "Destroy a secret ID"),
+                ],
+                passthrough: false,
+                synopsis: "Destroy a secret ID",
+                description: "Invalidates a secret ID of the role.",
+            },
+        ),
+        (
+            Route::AccessorLookup,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: role("/secret-id-accessor/lookup"),
+                fields: vec![role_name_field(), accessor_field()],
+                operations: vec![(Operation::Update, "Look up a secret ID by its accessor")],
+                passthrough: false,
+                synopsis: "Look up a secret ID by accessor",
+                description: "Returns the properties of the secret ID the accessor refers to.",
+            },
+        ),
+        (
+            Route::AccessorDestroy,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: role("/secret-id-accessor/destroy"),
+                fields: vec![role_name_field(), accessor_field()],
+                operations: vec![
+                    (Operation::Update, "Destroy a secret ID by its accessor"),
+                    (Operation::Delete, "Destroy a secret ID by its accessor"),
+                ],
+                passthrough: false,
+                synopsis: "Destroy a secret ID by accessor",
+                description: "Invalidates the secret ID the accessor refers to.",
+            },
+        ),
+        (
+            Route::Login,
+            PathSpec {
+                flags: PathFlags::NORMAL.unauthenticated(),
+                pattern: "login",
+                fields: vec![
+                    FieldSpec::new("role_id", FieldType::String, "Role ID of the role"),
+                    FieldSpec::new(
+                        "secret_id",
+                        FieldType::String,
+                        "Secret ID of the role (when bind_secret_id is set)",
+                    ),
+                ],
+                operations: vec![(Operation::Update, "Log in with a role ID and secret ID")],
+                passthrough: false,
+                synopsis: "Log in with AppRole",
+                description: "Checks the role ID, the secret ID and the CIDR restrictions, consumes one use of the \
                           secret ID and returns a token with the role's settings.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "tidy/secret-id",
-            fields: vec![],
-            operations: vec![(Operation::Update, "Remove expired secret IDs")],
-            passthrough: false,
-            synopsis: "Tidy secret IDs",
-            description: "Deletes expired secret IDs, secret IDs of deleted roles and dangling accessors.",
-        },
+            },
+        ),
+        (
+            Route::Tidy,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "tidy/secret-id",
+                fields: vec![],
+                operations: vec![(Operation::Update, "Remove expired secret IDs")],
+                passthrough: false,
+                synopsis: "Tidy secret IDs",
+                description: "Deletes expired secret IDs, secret IDs of deleted roles and dangling accessors.",
+            },
+        ),
     ]
     .into_iter()
     .chain(setting_specs)
     .collect()
 }
 
-fn specs_static() -> &'static [PathSpec] {
-    static P: OnceLock<Vec<PathSpec>> = OnceLock::new();
+/// The rows, built once per process: their patterns are leaked strings.
+fn specs_static() -> &'static [(Route, PathSpec)] {
+    static P: OnceLock<Vec<(Route, PathSpec)>> = OnceLock::new();
     P.get_or_init(build_specs)
 }
 
@@ -634,7 +682,7 @@ impl AppRole {
             req.data.iter().filter(|(k, _)| keys.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
         };
         let role_path = format!("role/{name}");
-        let m = self.table.route(Operation::Update, &role_path, &data)?;
+        let m = self.paths.route(Operation::Update, &role_path, &data)?;
         let sub = Request {
             operation: Operation::Update,
             path: role_path,
@@ -1044,29 +1092,27 @@ impl AppRole {
 }
 
 #[async_trait]
-impl Backend for AppRole {
+impl Handler for AppRole {
+    type Route = Route;
+
     fn backend_type(&self) -> &'static str {
         "approle"
     }
 
-    fn paths(&self) -> &[PathSpec] {
-        specs_static()
+    /// The rows; `login`'s is flagged unauthenticated (reachable without a token).
+    fn paths(&self) -> &Paths<Route> {
+        &self.paths
     }
 
-    /// `login` is reachable without a token (its row is flagged so).
-    fn path_flags(&self, path: &str) -> PathFlags {
-        self.table.flags_for(path)
+    async fn handle(&self, route: Route, req: Request, fields: FieldData) -> Result<Option<Response>> {
+        self.dispatch(route, req, &fields).await
     }
 
-    async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
-        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
-        coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)
-    }
-
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
-        match self.table.route(Operation::Read, &req.path, &Map::new()) {
-            Ok(m) if m.index == P_ROLE => {
-                let name = m.fields.str("role_name").map(str::to_lowercase).unwrap_or_default();
+    /// A write to a missing role is a `create`.
+    async fn exists(&self, route: Route, req: &Request, fields: &FieldData) -> Result<Option<bool>> {
+        match route {
+            Route::Role => {
+                let name = fields.str("role_name").map(str::to_lowercase).unwrap_or_default();
                 Ok(Some(req.storage.get(&role_key(&name)).await?.is_some()))
             }
             _ => Ok(None),
@@ -1075,30 +1121,28 @@ impl Backend for AppRole {
 }
 
 impl AppRole {
-    /// Routes a request to its handler (the ignored-parameters warning is added around it).
-    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
-        let matched = self.table.route(req.operation, &req.path, &req.data)?;
-        let f = &matched.fields;
+    /// Serves a routed request (the ignored-parameters warning is added around it).
+    async fn dispatch(&self, route: Route, req: Request, f: &FieldData) -> Result<Option<Response>> {
         let name = f.str("role_name").map(str::to_lowercase).unwrap_or_default();
         let s = req.storage.as_ref();
-        match (matched.index, req.operation) {
-            (P_LIST, _) => {
+        match (route, req.operation) {
+            (Route::List, _) => {
                 let keys = s.list("role/").await?;
                 if keys.is_empty() {
                     return Ok(None);
                 }
                 Ok(Some(Response::list(keys)))
             }
-            (P_ROLE, Operation::Read) => {
+            (Route::Role, Operation::Read) => {
                 let Some(role) = get_json::<RoleEntry>(s, &role_key(&name)).await? else {
                     return Ok(None);
                 };
                 Ok(Some(Response::data(role_read(&role))))
             }
-            (i, op) if i >= P_ROLE_FIELD => self.role_field(&req, &name, FIELD_ENDPOINTS[i - P_ROLE_FIELD].0, op).await,
-            (P_ROLE, Operation::Create | Operation::Update) => self.write_role(&req, &name, f).await,
-            (P_ROLE, Operation::Delete) => self.delete_role(&req, &name).await,
-            (P_ROLE_ID, Operation::Read) => {
+            (Route::RoleField(endpoint), op) => self.role_field(&req, &name, endpoint, op).await,
+            (Route::Role, Operation::Create | Operation::Update) => self.write_role(&req, &name, f).await,
+            (Route::Role, Operation::Delete) => self.delete_role(&req, &name).await,
+            (Route::RoleId, Operation::Read) => {
                 let Some(role) = get_json::<RoleEntry>(s, &role_key(&name)).await? else {
                     return Ok(None);
                 };
@@ -1106,10 +1150,10 @@ impl AppRole {
                 out.insert("role_id".into(), json!(role.role_id));
                 Ok(Some(Response::data(out)))
             }
-            (P_ROLE_ID, _) => self.set_role_id(&req, &name, f).await,
-            (P_SECRET_ID, Operation::List) => self.list_secret_ids(&req, &name).await,
-            (P_SECRET_ID, _) => self.create_secret_id(&req, &name, f, None).await,
-            (P_CUSTOM_SECRET_ID, _) => {
+            (Route::RoleId, _) => self.set_role_id(&req, &name, f).await,
+            (Route::SecretId, Operation::List) => self.list_secret_ids(&req, &name).await,
+            (Route::SecretId, _) => self.create_secret_id(&req, &name, f, None).await,
+            (Route::CustomSecretId, _) => {
                 if get_json::<RoleEntry>(s, &role_key(&name)).await?.is_none() {
                     return Err(role_missing(&name, ErrorKind::NotFound));
                 }
@@ -1118,17 +1162,17 @@ impl AppRole {
                 };
                 self.create_secret_id(&req, &name, f, Some(custom)).await
             }
-            (P_SECRET_ID_LOOKUP, _) => {
+            (Route::SecretIdLookup, _) => {
                 let h = self.secret_hmac_for(&req, &name, f).await?;
                 self.lookup_by_hmac(s, &name, &h).await
             }
-            (P_SECRET_ID_DESTROY, _) => {
+            (Route::SecretIdDestroy, _) => {
                 let h = self.secret_hmac_for(&req, &name, f).await?;
                 let _g = self.lock_for(&h).lock().await;
                 self.remove_secret(s, &name, &h).await?;
                 Ok(None)
             }
-            (P_ACCESSOR_LOOKUP, _) => match self.accessor_for(&req, &name, f).await? {
+            (Route::AccessorLookup, _) => match self.accessor_for(&req, &name, f).await? {
                 // As OpenBao: a 404 whose answer is an ordinary one, the message in data.error.
                 (acc, None) => {
                     let mut data = Map::new();
@@ -1141,7 +1185,7 @@ impl AppRole {
                 (_, Some(e)) if e.role_name != name => Ok(None),
                 (_, Some(e)) => self.lookup_by_hmac(s, &name, &e.secret_id_hmac).await,
             },
-            (P_ACCESSOR_DESTROY, _) => match self.accessor_for(&req, &name, f).await? {
+            (Route::AccessorDestroy, _) => match self.accessor_for(&req, &name, f).await? {
                 (acc, None) => Err(LogicalError::bad_request(format!(
                     "failed to find accessor entry for secret_id_accessor: {acc:?}"
                 ))),
@@ -1154,8 +1198,8 @@ impl AppRole {
                     Ok(None)
                 }
             },
-            (P_LOGIN, _) => self.login(&req, f).await,
-            (P_TIDY, _) => {
+            (Route::Login, _) => self.login(&req, f).await,
+            (Route::Tidy, _) => {
                 self.tidy(s).await?;
                 // As OpenBao: 202 Accepted, the tidy being (in its case) a background job.
                 Ok(Some(Response {

@@ -1,5 +1,6 @@
 //! AppRole behaviour through the Backend trait, over an in-process storage view.
 use coffer_builtin_approle::AppRole;
+use coffer_sdk::framework;
 use coffer_sdk::{AuthResponse, Backend, ErrorKind, LogicalError, Operation, Request, Response};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
@@ -11,13 +12,13 @@ type Res = std::result::Result<Option<Response>, LogicalError>;
 
 #[derive(Clone)]
 struct Env {
-    b: Arc<AppRole>,
+    b: Arc<framework::Backend<AppRole>>,
     s: Arc<MapView>,
 }
 
 impl Env {
     fn new() -> Self {
-        Env { b: Arc::new(AppRole::new()), s: Arc::new(MapView::default()) }
+        Env { b: Arc::new(framework::Backend::new(AppRole::new())), s: Arc::new(MapView::default()) }
     }
     fn req(&self, op: Operation, path: &str, data: Value, addr: Option<&str>) -> Request {
         Request {

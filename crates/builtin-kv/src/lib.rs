@@ -9,13 +9,19 @@ pub use v2::KvV2;
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldSpec, PathFlags, PathSpec, PathTable};
-use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, Result};
+use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
+use coffer_sdk::{LogicalError, Operation, Request, Response, Result};
 use serde_json::{Map, Value};
-use std::sync::OnceLock;
 
+/// The one path of KV version 1: any key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Secret,
+}
+
+/// KV version 1; serve it wrapped in [`coffer_sdk::framework::Backend`].
 pub struct KvV1 {
-    table: PathTable,
+    paths: Paths<Route>,
 }
 
 impl Default for KvV1 {
@@ -27,58 +33,57 @@ impl Default for KvV1 {
 impl KvV1 {
     pub fn new() -> Self {
         KvV1 {
-            table: PathTable::new(vec![PathSpec {
-                flags: PathFlags::NORMAL,
-                pattern: ".*",
-                fields: vec![FieldSpec::new(
-                    "ttl",
-                    FieldType::Raw,
-                    "Lease duration hint returned with reads of this secret (Vault KV v1 convention)",
-                )],
-                operations: vec![
-                    (Operation::Read, "Read the secret at this path"),
-                    (Operation::Create, "Store a secret at this path"),
-                    (Operation::Update, "Store a secret at this path"),
-                    (Operation::Delete, "Delete the secret at this path"),
-                    (Operation::List, "List the keys under this path"),
-                ],
-                passthrough: true,
-                synopsis: "Pass-through secret storage to the mount's storage view",
-                description: "Stores any JSON object under any path; reads return it as written.",
-            }]),
+            paths: Paths::new(vec![(
+                Route::Secret,
+                PathSpec {
+                    flags: PathFlags::NORMAL,
+                    pattern: ".*",
+                    fields: vec![FieldSpec::new(
+                        "ttl",
+                        FieldType::Raw,
+                        "Lease duration hint returned with reads of this secret (Vault KV v1 convention)",
+                    )],
+                    operations: vec![
+                        (Operation::Read, "Read the secret at this path"),
+                        (Operation::Create, "Store a secret at this path"),
+                        (Operation::Update, "Store a secret at this path"),
+                        (Operation::Delete, "Delete the secret at this path"),
+                        (Operation::List, "List the keys under this path"),
+                    ],
+                    passthrough: true,
+                    synopsis: "Pass-through secret storage to the mount's storage view",
+                    description: "Stores any JSON object under any path; reads return it as written.",
+                },
+            )]),
         }
     }
 }
 
-fn paths_static() -> &'static [PathSpec] {
-    static P: OnceLock<Vec<PathSpec>> = OnceLock::new();
-    P.get_or_init(|| KvV1::new().table.specs().to_vec())
-}
-
 #[async_trait]
-impl Backend for KvV1 {
+impl Handler for KvV1 {
+    type Route = Route;
+
     fn backend_type(&self) -> &'static str {
         "kv"
     }
 
-    fn paths(&self) -> &[PathSpec] {
-        paths_static()
+    fn paths(&self) -> &Paths<Route> {
+        &self.paths
     }
 
-    async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
-        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
-        coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)
+    async fn handle(&self, route: Route, req: Request, fields: FieldData) -> Result<Option<Response>> {
+        self.dispatch(route, req, fields).await
     }
 
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
+    /// Every path: a write to a missing key is a `create`.
+    async fn exists(&self, _route: Route, req: &Request, _fields: &FieldData) -> Result<Option<bool>> {
         Ok(Some(req.storage.get(&req.path).await?.is_some()))
     }
 }
 
 impl KvV1 {
-    /// Routes a request to its handler (the ignored-parameters warning is added around it).
-    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
-        let matched = self.table.route(req.operation, &req.path, &req.data)?;
+    /// Serves a request of the one route (the ignored-parameters warning is added around it).
+    async fn dispatch(&self, Route::Secret: Route, req: Request, fields: FieldData) -> Result<Option<Response>> {
         let path = req.path.as_str();
         match req.operation {
             Operation::Read => {
@@ -102,7 +107,7 @@ impl KvV1 {
                 if path.is_empty() || path.ends_with('/') {
                     return Err(LogicalError::bad_request("a secret path must not be empty or end with '/'"));
                 }
-                let data = matched.fields.raw;
+                let data = fields.raw;
                 if data.is_empty() {
                     return Err(LogicalError::bad_request("missing data fields"));
                 }

@@ -40,8 +40,8 @@ use crate::util::{go_duration, merge_patch, rfc3339_nanos, subkeys, system_now_n
 use async_trait::async_trait;
 use coffer_sdk::cache::GenCache;
 use coffer_sdk::field::{parse_int, FieldType};
-use coffer_sdk::framework::{FieldData, FieldSpec, PathFlags, PathSpec, PathTable};
-use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response, Result, StorageView};
+use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
+use coffer_sdk::{ErrorKind, LogicalError, Operation, Request, Response, Result, StorageView};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -56,13 +56,17 @@ const CUSTOM_METADATA_MAX_KEYS: usize = 64;
 const CUSTOM_METADATA_MAX_KEY_LEN: usize = 128;
 const CUSTOM_METADATA_MAX_VALUE_LEN: usize = 512;
 
-const P_CONFIG: usize = 0;
-const P_DATA: usize = 1;
-const P_METADATA: usize = 2;
-const P_DELETE: usize = 3;
-const P_UNDELETE: usize = 4;
-const P_DESTROY: usize = 5;
-const P_SUBKEYS: usize = 6;
+/// The paths of KV version 2, one variant per row of [`path_table`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Config,
+    Data,
+    Metadata,
+    Delete,
+    Undelete,
+    Destroy,
+    Subkeys,
+}
 
 /// Mount-wide settings (`config`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -382,67 +386,75 @@ fn field_specs_common() -> FieldSpec {
     FieldSpec::new("path", FieldType::String, "Location of the secret, relative to the mount")
 }
 
-fn path_table() -> PathTable {
+fn path_table() -> Paths<Route> {
     use Operation::*;
-    PathTable::new(vec![
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "config",
-            fields: vec![
-                FieldSpec::new(
-                    "max_versions",
-                    FieldType::Int,
-                    "How many versions each key keeps by default; 0 means 10. Older versions are removed on write.",
-                ),
-                FieldSpec::new(
-                    "cas_required",
-                    FieldType::Bool,
-                    "When true, every write to data/ must carry options.cas",
-                ),
-                FieldSpec::new(
-                    "delete_version_after",
-                    FieldType::DurationSecond,
-                    "Default lifetime of a new version before it counts as deleted; 0s keeps versions forever",
-                ),
-                FieldSpec::new(
-                    "metadata_cas_required",
-                    FieldType::Bool,
-                    "When true, every write to metadata/ must carry metadata_cas",
-                ),
-            ],
-            operations: vec![(Read, "Show the mount's KV settings"), (Update, "Change the mount's KV settings")],
-            passthrough: false,
-            synopsis: "Mount-wide settings of the versioned KV store",
-            description: "Defaults every key inherits unless its own metadata overrides them.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "data/(?P<path>.*)",
-            fields: vec![
-                field_specs_common(),
-                FieldSpec::new("version", FieldType::Int, "Which version to read; 0 or absent reads the latest"),
-                FieldSpec::new("data", FieldType::Map, "The secret's key/value pairs"),
-                FieldSpec::new(
-                    "options",
-                    FieldType::Map,
-                    "Write options; cas: the version the write expects to replace",
-                ),
-            ],
-            operations: vec![
-                (Read, "Read a version of the secret"),
-                (Create, "Write a new version of the secret"),
-                (Update, "Write a new version of the secret"),
-                (Patch, "Merge a JSON merge patch into the latest version, writing a new version"),
-                (Delete, "Soft-delete the latest version"),
-            ],
-            passthrough: false,
-            synopsis: "The versioned data of a secret",
-            description: "Every write creates a version; reads return the latest or a chosen version.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "metadata(?:/(?P<path>.*))?",
-            fields: vec![
+    Paths::new(vec![
+        (
+            Route::Config,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "config",
+                fields: vec![
+                    FieldSpec::new(
+                        "max_versions",
+                        FieldType::Int,
+                        "How many versions each key keeps by default; 0 means 10. Older versions are removed on write.",
+                    ),
+                    FieldSpec::new(
+                        "cas_required",
+                        FieldType::Bool,
+                        "When true, every write to data/ must carry options.cas",
+                    ),
+                    FieldSpec::new(
+                        "delete_version_after",
+                        FieldType::DurationSecond,
+                        "Default lifetime of a new version before it counts as deleted; 0s keeps versions forever",
+                    ),
+                    FieldSpec::new(
+                        "metadata_cas_required",
+                        FieldType::Bool,
+                        "When true, every write to metadata/ must carry metadata_cas",
+                    ),
+                ],
+                operations: vec![(Read, "Show the mount's KV settings"), (Update, "Change the mount's KV settings")],
+                passthrough: false,
+                synopsis: "Mount-wide settings of the versioned KV store",
+                description: "Defaults every key inherits unless its own metadata overrides them.",
+            },
+        ),
+        (
+            Route::Data,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "data/(?P<path>.*)",
+                fields: vec![
+                    field_specs_common(),
+                    FieldSpec::new("version", FieldType::Int, "Which version to read; 0 or absent reads the latest"),
+                    FieldSpec::new("data", FieldType::Map, "The secret's key/value pairs"),
+                    FieldSpec::new(
+                        "options",
+                        FieldType::Map,
+                        "Write options; cas: the version the write expects to replace",
+                    ),
+                ],
+                operations: vec![
+                    (Read, "Read a version of the secret"),
+                    (Create, "Write a new version of the secret"),
+                    (Update, "Write a new version of the secret"),
+                    (Patch, "Merge a JSON merge patch into the latest version, writing a new version"),
+                    (Delete, "Soft-delete the latest version"),
+                ],
+                passthrough: false,
+                synopsis: "The versioned data of a secret",
+                description: "Every write creates a version; reads return the latest or a chosen version.",
+            },
+        ),
+        (
+            Route::Metadata,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "metadata(?:/(?P<path>.*))?",
+                fields: vec![
                 field_specs_common(),
                 FieldSpec::new("max_versions", FieldType::Int, "How many versions this key keeps; 0 uses the mount's"),
                 FieldSpec::new("cas_required", FieldType::Bool, "When true, writes to this key must carry options.cas"),
@@ -477,75 +489,89 @@ fn path_table() -> PathTable {
                     "With read (GET ?scan=true, as `bao kv scan` sends it): the same as a recursive list",
                 ),
             ],
-            operations: vec![
-                (Read, "Show the key's metadata and versions"),
-                (List, "List keys below a prefix; recursive=true lists the whole subtree"),
-                (Create, "Set the key's metadata"),
-                (Update, "Set the key's metadata"),
-                (Patch, "Merge changes into the key's metadata"),
-                (Delete, "Remove the key: every version and its metadata"),
-            ],
-            passthrough: false,
-            synopsis: "Metadata and version history of a secret",
-            description: "Settings per key, its versions' state, and listing of keys.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "delete/(?P<path>.+)",
-            fields: vec![
-                field_specs_common(),
-                FieldSpec::new("versions", FieldType::CommaStringSlice, "The versions to soft-delete"),
-            ],
-            operations: vec![(Create, "Soft-delete versions"), (Update, "Soft-delete versions")],
-            passthrough: false,
-            synopsis: "Soft-delete versions of a secret",
-            description: "Marks the versions deleted; undelete brings them back.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "undelete/(?P<path>.+)",
-            fields: vec![
-                field_specs_common(),
-                FieldSpec::new("versions", FieldType::CommaStringSlice, "The versions to restore"),
-            ],
-            operations: vec![(Create, "Restore soft-deleted versions"), (Update, "Restore soft-deleted versions")],
-            passthrough: false,
-            synopsis: "Restore soft-deleted versions of a secret",
-            description: "Clears the deletion of versions that were not destroyed.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "destroy/(?P<path>.+)",
-            fields: vec![
-                field_specs_common(),
-                FieldSpec::new("versions", FieldType::CommaStringSlice, "The versions to destroy"),
-            ],
-            operations: vec![(Create, "Destroy versions"), (Update, "Destroy versions")],
-            passthrough: false,
-            synopsis: "Permanently remove versions of a secret",
-            description: "Removes the versions' data for good; their metadata shows destroyed=true.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "subkeys/(?P<path>.+)",
-            fields: vec![
-                field_specs_common(),
-                FieldSpec::new("version", FieldType::Int, "Which version to inspect; 0 or absent means the latest"),
-                FieldSpec::new("depth", FieldType::Int, "How many levels of nesting to show; 0 shows all"),
-            ],
-            operations: vec![(Read, "Show the secret's keys with values replaced by null")],
-            passthrough: false,
-            synopsis: "The structure of a secret without its values",
-            description: "Lets a client see which keys a secret has without reading them.",
-        },
+                operations: vec![
+                    (Read, "Show the key's metadata and versions"),
+                    (List, "List keys below a prefix; recursive=true lists the whole subtree"),
+                    (Create, "Set the key's metadata"),
+                    (Update, "Set the key's metadata"),
+                    (Patch, "Merge changes into the key's metadata"),
+                    (Delete, "Remove the key: every version and its metadata"),
+                ],
+                passthrough: false,
+                synopsis: "Metadata and version history of a secret",
+                description: "Settings per key, its versions' state, and listing of keys.",
+            },
+        ),
+        (
+            Route::Delete,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "delete/(?P<path>.+)",
+                fields: vec![
+                    field_specs_common(),
+                    FieldSpec::new("versions", FieldType::CommaStringSlice, "The versions to soft-delete"),
+                ],
+                operations: vec![(Create, "Soft-delete versions"), (Update, "Soft-delete versions")],
+                passthrough: false,
+                synopsis: "Soft-delete versions of a secret",
+                description: "Marks the versions deleted; undelete brings them back.",
+            },
+        ),
+        (
+            Route::Undelete,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "undelete/(?P<path>.+)",
+                fields: vec![
+                    field_specs_common(),
+                    FieldSpec::new("versions", FieldType::CommaStringSlice, "The versions to restore"),
+                ],
+                operations: vec![(Create, "Restore soft-deleted versions"), (Update, "Restore soft-deleted versions")],
+                passthrough: false,
+                synopsis: "Restore soft-deleted versions of a secret",
+                description: "Clears the deletion of versions that were not destroyed.",
+            },
+        ),
+        (
+            Route::Destroy,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "destroy/(?P<path>.+)",
+                fields: vec![
+                    field_specs_common(),
+                    FieldSpec::new("versions", FieldType::CommaStringSlice, "The versions to destroy"),
+                ],
+                operations: vec![(Create, "Destroy versions"), (Update, "Destroy versions")],
+                passthrough: false,
+                synopsis: "Permanently remove versions of a secret",
+                description: "Removes the versions' data for good; their metadata shows destroyed=true.",
+            },
+        ),
+        (
+            Route::Subkeys,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "subkeys/(?P<path>.+)",
+                fields: vec![
+                    field_specs_common(),
+                    FieldSpec::new("version", FieldType::Int, "Which version to inspect; 0 or absent means the latest"),
+                    FieldSpec::new("depth", FieldType::Int, "How many levels of nesting to show; 0 shows all"),
+                ],
+                operations: vec![(Read, "Show the secret's keys with values replaced by null")],
+                passthrough: false,
+                synopsis: "The structure of a secret without its values",
+                description: "Lets a client see which keys a secret has without reading them.",
+            },
+        ),
     ])
 }
 
 /// The versioned KV secrets engine (`kv` with `version=2`, or `kv-v2`).
 const KEY_LOCK_STRIPES: usize = 64;
 
+/// Serve it wrapped in [`coffer_sdk::framework::Backend`].
 pub struct KvV2 {
-    table: PathTable,
+    paths: Paths<Route>,
     /// Serialises requests; the flag records that the storage layout has been checked.
     /// Guards the one-time v1 → v2 upgrade (the bool: done).
     lock: tokio::sync::Mutex<bool>,
@@ -596,7 +622,7 @@ impl KvV2 {
     /// A backend reading the time (nanoseconds since the Unix epoch) from `clock`, for tests.
     pub fn with_clock(clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
         KvV2 {
-            table: path_table(),
+            paths: path_table(),
             lock: tokio::sync::Mutex::new(false),
             upgraded: std::sync::atomic::AtomicBool::new(false),
             key_locks: (0..KEY_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -996,52 +1022,49 @@ fn require_key(path: &str) -> Result<()> {
 }
 
 #[async_trait]
-impl Backend for KvV2 {
+impl Handler for KvV2 {
+    type Route = Route;
+
     fn backend_type(&self) -> &'static str {
         "kv"
     }
 
-    fn paths(&self) -> &[PathSpec] {
-        self.table.specs()
+    fn paths(&self) -> &Paths<Route> {
+        &self.paths
     }
 
-    async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
+    async fn handle(&self, route: Route, req: Request, f: FieldData) -> Result<Option<Response>> {
         use Operation::*;
         let op = req.operation;
-        let matched = match self.table.route(op, &req.path, &req.data) {
-            Ok(m) => m,
-            // As OpenBao: a 404 whose answer carries the hint as a warning, not as an error.
-            Err(e) if e.kind == ErrorKind::UnsupportedPath => {
-                return Ok(Some(Response {
-                    warnings: invalid_path(op).messages,
-                    status: coffer_sdk::ResponseStatus::Error(ErrorKind::NotFound),
-                    ..Default::default()
-                }))
-            }
-            Err(e) => return Err(e),
-        };
         let s = &*req.storage;
         self.upgrade_once(s).await?;
-        let f = &matched.fields;
         let path = f.str("path").unwrap_or("");
         // Reads need no lock: a version's data is written before the metadata naming it.
         let _guard = match op {
             Read | List => None,
             _ => Some(self.key_lock(path).lock().await),
         };
-        let result = self.route(&req, matched.index, f, path).await;
+        let result = self.route(&req, route, &f, path).await;
         if !matches!(op, Read | List) {
             // After the change, before the answer: no later read sees the old metadata.
             self.meta_cache.forget(path);
         }
-        coffer_sdk::framework::warn_ignored(result, &self.table.ignored_parameters(req.operation, &req.path, &req.data))
+        result
+    }
+
+    /// As OpenBao: a 404 whose answer carries the hint as a warning, not as an error.
+    async fn unsupported_path(&self, req: &Request, _err: LogicalError) -> Result<Option<Response>> {
+        Ok(Some(Response {
+            warnings: invalid_path(req.operation).messages,
+            status: coffer_sdk::ResponseStatus::Error(ErrorKind::NotFound),
+            ..Default::default()
+        }))
     }
 
     /// `data/<key>` and `metadata/<key>` exist when the key has metadata.
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
-        let path = match req.path.split_once('/') {
-            Some(("data" | "metadata", rest)) => rest,
-            _ => return Ok(None),
+    async fn exists(&self, route: Route, req: &Request, f: &FieldData) -> Result<Option<bool>> {
+        let (Route::Data | Route::Metadata, Some(path)) = (route, f.str("path")) else {
+            return Ok(None);
         };
         self.upgrade_once(&*req.storage).await?;
         Ok(Some(self.read_meta(&*req.storage, path).await?.is_some()))
@@ -1049,38 +1072,38 @@ impl Backend for KvV2 {
 }
 
 impl KvV2 {
-    async fn route(&self, req: &Request, index: usize, f: &FieldData, path: &str) -> Result<Option<Response>> {
+    async fn route(&self, req: &Request, route: Route, f: &FieldData, path: &str) -> Result<Option<Response>> {
         use Operation::*;
         let (s, op) = (&*req.storage, req.operation);
-        match (index, op) {
-            (P_CONFIG, Read) => self.read_config(s).await,
-            (P_CONFIG, _) => self.write_config(s, f).await,
-            (P_DATA, Read) => self.read_data(s, path, f).await,
-            (P_DATA, Create | Update) => self.write_data(req, path, f).await,
-            (P_DATA, Patch) => self.patch_data(req, path, f).await,
-            (P_DATA, Delete) => self.soft_delete(s, path, None).await,
-            (P_METADATA, Read) if f.bool("scan").unwrap_or(false) => self.list_metadata(s, path, true).await,
-            (P_METADATA, Read) => match Self::load_meta(s, path).await? {
+        match (route, op) {
+            (Route::Config, Read) => self.read_config(s).await,
+            (Route::Config, _) => self.write_config(s, f).await,
+            (Route::Data, Read) => self.read_data(s, path, f).await,
+            (Route::Data, Create | Update) => self.write_data(req, path, f).await,
+            (Route::Data, Patch) => self.patch_data(req, path, f).await,
+            (Route::Data, Delete) => self.soft_delete(s, path, None).await,
+            (Route::Metadata, Read) if f.bool("scan").unwrap_or(false) => self.list_metadata(s, path, true).await,
+            (Route::Metadata, Read) => match Self::load_meta(s, path).await? {
                 Some(meta) => Ok(Some(Response::data(meta.to_json()))),
                 None => Ok(None),
             },
-            (P_METADATA, List) => self.list_metadata(s, path, f.bool("recursive").unwrap_or(false)).await,
-            (P_METADATA, Create | Update) => self.write_metadata(s, path, f, false).await,
-            (P_METADATA, Patch) => self.write_metadata(s, path, f, true).await,
-            (P_METADATA, Delete) => self.delete_metadata(s, path).await,
-            (P_DELETE, _) => {
+            (Route::Metadata, List) => self.list_metadata(s, path, f.bool("recursive").unwrap_or(false)).await,
+            (Route::Metadata, Create | Update) => self.write_metadata(s, path, f, false).await,
+            (Route::Metadata, Patch) => self.write_metadata(s, path, f, true).await,
+            (Route::Metadata, Delete) => self.delete_metadata(s, path).await,
+            (Route::Delete, _) => {
                 let versions = versions_field(f, "No version number provided")?;
                 self.soft_delete(s, path, Some(versions)).await
             }
-            (P_UNDELETE, _) => {
+            (Route::Undelete, _) => {
                 let versions = versions_field(f, "No version number provided")?;
                 self.undelete(s, path, versions).await
             }
-            (P_DESTROY, _) => {
+            (Route::Destroy, _) => {
                 let versions = versions_field(f, "no version number provided")?;
                 self.destroy(s, path, versions).await
             }
-            (P_SUBKEYS, _) => self.subkeys(s, path, f).await,
+            (Route::Subkeys, _) => self.subkeys(s, path, f).await,
             _ => Err(LogicalError::unsupported_operation()),
         }
     }

@@ -1,5 +1,6 @@
 //! KV v1 behaviour through the Backend trait, over an in-process storage view.
 use coffer_builtin_kv::KvV1;
+use coffer_sdk::framework;
 use coffer_sdk::{Backend, Operation, Request};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ fn req(op: Operation, path: &str, data: Value, s: &Arc<MapView>) -> Request {
 
 #[tokio::test]
 async fn write_read_list_delete_round_trip() {
-    let kv = KvV1::new();
+    let kv = framework::Backend::new(KvV1::new());
     let s = Arc::new(MapView::default());
     assert!(kv
         .handle_request(req(Operation::Update, "app/db", json!({"user":"u","n":1}), &s))
@@ -41,7 +42,7 @@ async fn write_read_list_delete_round_trip() {
 
 #[tokio::test]
 async fn empty_write_is_a_bad_request() {
-    let kv = KvV1::new();
+    let kv = framework::Backend::new(KvV1::new());
     let s = Arc::new(MapView::default());
     let e = kv.handle_request(req(Operation::Update, "x", Value::Object(Map::new()), &s)).await.unwrap_err();
     assert_eq!(e.kind, coffer_sdk::ErrorKind::BadRequest);

@@ -1,6 +1,7 @@
 //! KV v2 behaviour through the Backend trait, over an in-process storage view and a controllable
 //! clock. Expected shapes and messages were taken from OpenBao 2.7.2's answers.
 use coffer_builtin_kv::{KvV1, KvV2};
+use coffer_sdk::framework;
 use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response, StorageView};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -13,7 +14,7 @@ const T0: i64 = 1_795_693_553_230_674_231;
 const SEC: i64 = 1_000_000_000;
 
 struct Kv {
-    kv: KvV2,
+    kv: framework::Backend<KvV2>,
     s: Arc<MapView>,
     clock: Arc<AtomicI64>,
 }
@@ -25,7 +26,7 @@ impl Kv {
     fn over(s: Arc<MapView>) -> Kv {
         let clock = Arc::new(AtomicI64::new(T0));
         let c = clock.clone();
-        Kv { kv: KvV2::with_clock(move || c.load(Ordering::SeqCst)), s, clock }
+        Kv { kv: framework::Backend::new(KvV2::with_clock(move || c.load(Ordering::SeqCst))), s, clock }
     }
     fn advance(&self, secs: i64) {
         self.clock.fetch_add(secs * SEC, Ordering::SeqCst);
@@ -459,7 +460,7 @@ async fn list_one_level_or_recursive_full_paths() {
 #[tokio::test]
 async fn v1_entries_become_version_1_on_first_request() {
     let s = Arc::new(MapView::default());
-    let v1 = KvV1::new();
+    let v1 = framework::Backend::new(KvV1::new());
     for (p, d) in [
         ("a", json!({"x": "1"})),
         ("d/e", json!({"y": "2"})),

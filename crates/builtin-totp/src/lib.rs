@@ -18,13 +18,13 @@ pub mod otpauth;
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldData, FieldSpec, PathFlags, PathSpec, PathTable};
-use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, Result, StorageView};
+use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
+use coffer_sdk::{LogicalError, Operation, Request, Response, Result, StorageView};
 use otp::Algorithm;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -35,9 +35,13 @@ macro_rules! name_pattern {
     };
 }
 
-const P_LIST: usize = 0;
-const P_KEY: usize = 1;
-const P_CODE: usize = 2;
+/// The paths of the TOTP engine, one variant per row of [`path_specs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    List,
+    Key,
+    Code,
+}
 
 /// Generated secrets and QR images are capped (OpenBao has no cap) so that one request cannot
 /// exhaust memory.
@@ -82,9 +86,9 @@ fn system_clock() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// The TOTP secrets engine.
+/// The TOTP secrets engine; serve it wrapped in [`coffer_sdk::framework::Backend`].
 pub struct Totp {
-    table: PathTable,
+    paths: Paths<Route>,
     clock: Clock,
     /// Serialises the check-and-record of used codes; holds, per key name, when its expired
     /// used-code entries are next swept.
@@ -97,76 +101,81 @@ impl Default for Totp {
     }
 }
 
-fn path_specs() -> Vec<PathSpec> {
+fn path_specs() -> Vec<(Route, PathSpec)> {
     let name = || FieldSpec::new("name", FieldType::String, "Name of the key");
     vec![
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "keys/?",
-            fields: vec![],
-            operations: vec![(Operation::List, "List the names of the keys")],
-            passthrough: false,
-            synopsis: "List keys",
-            description: "Lists the names of the keys of this mount.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: concat!("keys/", name_pattern!()),
-            fields: vec![
-                name(),
-                FieldSpec::new("generate", FieldType::Bool, "Generate a new key instead of importing one")
-                    .default(json!(false)),
-                FieldSpec::new(
-                    "exported",
-                    FieldType::Bool,
-                    "Return the URL and QR code of a generated key (only when generate is true)",
-                )
-                .default(json!(true)),
-                FieldSpec::new("key_size", FieldType::Int, "Size in bytes of a generated secret").default(json!(20)),
-                FieldSpec::new("url", FieldType::String, "otpauth:// URL to import the key from"),
-                FieldSpec::new("key", FieldType::String, "The secret to import, base32"),
-                FieldSpec::new("issuer", FieldType::String, "Name of the issuer of the key"),
-                FieldSpec::new("account_name", FieldType::String, "Name of the account the key belongs to"),
-                FieldSpec::new("period", FieldType::DurationSecond, "Length of a time step, in seconds")
-                    .default(json!(30)),
-                FieldSpec::new("algorithm", FieldType::String, "HMAC hash: SHA1, SHA256 or SHA512")
-                    .default(json!("SHA1")),
-                FieldSpec::new("digits", FieldType::Int, "Length of a code: 6 or 8").default(json!(6)),
-                FieldSpec::new("skew", FieldType::Int, "Time steps of drift accepted either side: 0 or 1")
-                    .default(json!(1)),
-                FieldSpec::new("qr_size", FieldType::Int, "Width and height in pixels of the QR code; 0 for none")
-                    .default(json!(200)),
-            ],
-            operations: vec![
-                (Operation::Create, "Create or import a key"),
-                (Operation::Update, "Create or import a key"),
-                (Operation::Read, "Read the key's settings (never its secret)"),
-                (Operation::Delete, "Delete the key"),
-            ],
-            passthrough: false,
-            synopsis: "Manage a key",
-            description: "Generates a key (returning its otpauth URL and QR code once) or imports one from a \
+        (
+            Route::List,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "keys/?",
+                fields: vec![],
+                operations: vec![(Operation::List, "List the names of the keys")],
+                passthrough: false,
+                synopsis: "List keys",
+                description: "Lists the names of the keys of this mount.",
+            },
+        ),
+        (
+            Route::Key,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: concat!("keys/", name_pattern!()),
+                fields: vec![
+                    name(),
+                    FieldSpec::new("generate", FieldType::Bool, "Generate a new key instead of importing one")
+                        .default(json!(false)),
+                    FieldSpec::new(
+                        "exported",
+                        FieldType::Bool,
+                        "Return the URL and QR code of a generated key (only when generate is true)",
+                    )
+                    .default(json!(true)),
+                    FieldSpec::new("key_size", FieldType::Int, "Size in bytes of a generated secret")
+                        .default(json!(20)),
+                    FieldSpec::new("url", FieldType::String, "otpauth:// URL to import the key from"),
+                    FieldSpec::new("key", FieldType::String, "The secret to import, base32"),
+                    FieldSpec::new("issuer", FieldType::String, "Name of the issuer of the key"),
+                    FieldSpec::new("account_name", FieldType::String, "Name of the account the key belongs to"),
+                    FieldSpec::new("period", FieldType::DurationSecond, "Length of a time step, in seconds")
+                        .default(json!(30)),
+                    FieldSpec::new("algorithm", FieldType::String, "HMAC hash: SHA1, SHA256 or SHA512")
+                        .default(json!("SHA1")),
+                    FieldSpec::new("digits", FieldType::Int, "Length of a code: 6 or 8").default(json!(6)),
+                    FieldSpec::new("skew", FieldType::Int, "Time steps of drift accepted either side: 0 or 1")
+                        .default(json!(1)),
+                    FieldSpec::new("qr_size", FieldType::Int, "Width and height in pixels of the QR code; 0 for none")
+                        .default(json!(200)),
+                ],
+                operations: vec![
+                    (Operation::Create, "Create or import a key"),
+                    (Operation::Update, "Create or import a key"),
+                    (Operation::Read, "Read the key's settings (never its secret)"),
+                    (Operation::Delete, "Delete the key"),
+                ],
+                passthrough: false,
+                synopsis: "Manage a key",
+                description: "Generates a key (returning its otpauth URL and QR code once) or imports one from a \
                           URL or a base32 secret; reads its settings; deletes it.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: concat!("code/", name_pattern!()),
-            fields: vec![name(), FieldSpec::new("code", FieldType::String, "The code to check")],
-            operations: vec![
-                (Operation::Read, "Generate the current code"),
-                (Operation::Update, "Check a code; each code is accepted once"),
-            ],
-            passthrough: false,
-            synopsis: "Generate or check a code",
-            description: "Reading returns the current code of the key; writing a code returns whether it is \
+            },
+        ),
+        (
+            Route::Code,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: concat!("code/", name_pattern!()),
+                fields: vec![name(), FieldSpec::new("code", FieldType::String, "The code to check")],
+                operations: vec![
+                    (Operation::Read, "Generate the current code"),
+                    (Operation::Update, "Check a code; each code is accepted once"),
+                ],
+                passthrough: false,
+                synopsis: "Generate or check a code",
+                description: "Reading returns the current code of the key; writing a code returns whether it is \
                           valid now, and refuses a code that was already checked while it could still be valid.",
-        },
+            },
+        ),
     ]
-}
-
-fn paths_static() -> &'static [PathSpec] {
-    static P: OnceLock<Vec<PathSpec>> = OnceLock::new();
-    P.get_or_init(path_specs)
 }
 
 async fn get_json<T: for<'de> Deserialize<'de>>(s: &dyn StorageView, key: &str) -> Result<Option<T>> {
@@ -207,7 +216,7 @@ impl Totp {
 
     /// An engine that reads the time from `clock` (unix seconds).
     pub fn with_clock(clock: Clock) -> Self {
-        Totp { table: PathTable::new(paths_static().to_vec()), clock, used: tokio::sync::Mutex::new(HashMap::new()) }
+        Totp { paths: Paths::new(path_specs()), clock, used: tokio::sync::Mutex::new(HashMap::new()) }
     }
 
     async fn load(&self, s: &dyn StorageView, name: &str) -> Result<KeyEntry> {
@@ -417,37 +426,36 @@ async fn sweep_used(s: &dyn StorageView, name: &str, now: u64) -> Result<()> {
 }
 
 #[async_trait]
-impl Backend for Totp {
+impl Handler for Totp {
+    type Route = Route;
+
     fn backend_type(&self) -> &'static str {
         "totp"
     }
 
-    fn paths(&self) -> &[PathSpec] {
-        paths_static()
+    fn paths(&self) -> &Paths<Route> {
+        &self.paths
     }
 
-    async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
-        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
-        coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)
+    async fn handle(&self, route: Route, req: Request, fields: FieldData) -> Result<Option<Response>> {
+        self.dispatch(route, req, &fields).await
     }
 }
 
 impl Totp {
-    /// Routes a request to its handler (the ignored-parameters warning is added around it).
-    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
-        let matched = self.table.route(req.operation, &req.path, &req.data)?;
-        let f = &matched.fields;
+    /// Serves a routed request (the ignored-parameters warning is added around it).
+    async fn dispatch(&self, route: Route, req: Request, f: &FieldData) -> Result<Option<Response>> {
         let name = f.str("name").unwrap_or("").to_string();
         let s = req.storage.as_ref();
-        match (matched.index, req.operation) {
-            (P_LIST, _) => {
+        match (route, req.operation) {
+            (Route::List, _) => {
                 let keys = s.list("key/").await?;
                 if keys.is_empty() {
                     return Ok(None);
                 }
                 Ok(Some(Response::list(keys)))
             }
-            (P_KEY, Operation::Read) => {
+            (Route::Key, Operation::Read) => {
                 let Some(entry) = get_json::<KeyEntry>(s, &key_path(&name)).await? else {
                     return Ok(None);
                 };
@@ -459,8 +467,8 @@ impl Totp {
                 out.insert("period".into(), json!(entry.period));
                 Ok(Some(Response::data(out)))
             }
-            (P_KEY, Operation::Create | Operation::Update) => self.write_key(&req, &name, f).await,
-            (P_KEY, Operation::Delete) => {
+            (Route::Key, Operation::Create | Operation::Update) => self.write_key(&req, &name, f).await,
+            (Route::Key, Operation::Delete) => {
                 s.delete(&key_path(&name)).await?;
                 let _guard = self.used.lock().await;
                 let prefix = used_prefix(&name);
@@ -469,8 +477,8 @@ impl Totp {
                 }
                 Ok(None)
             }
-            (P_CODE, Operation::Read) => self.read_code(&req, &name).await,
-            (P_CODE, Operation::Update) => self.check_code(&req, &name, f).await,
+            (Route::Code, Operation::Read) => self.read_code(&req, &name).await,
+            (Route::Code, Operation::Update) => self.check_code(&req, &name, f).await,
             _ => Err(LogicalError::unsupported_operation()),
         }
     }

@@ -1,6 +1,7 @@
 //! The TOTP engine through the Backend trait, over an in-process storage view and a clock the
 //! tests set.
 use coffer_builtin_totp::Totp;
+use coffer_sdk::framework;
 use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use coffer_sdk::testing::MapView;
 type Res = std::result::Result<Option<Response>, LogicalError>;
 
 struct Env {
-    b: Totp,
+    b: framework::Backend<Totp>,
     s: Arc<MapView>,
     now: Arc<AtomicU64>,
 }
@@ -21,7 +22,7 @@ impl Env {
         let clock = Arc::new(AtomicU64::new(now));
         let c = clock.clone();
         Env {
-            b: Totp::with_clock(Arc::new(move || c.load(Ordering::SeqCst))),
+            b: framework::Backend::new(Totp::with_clock(Arc::new(move || c.load(Ordering::SeqCst)))),
             s: Arc::new(MapView::default()),
             now: clock,
         }

@@ -19,8 +19,8 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL
 use base64::Engine;
 use coffer_sdk::cache::GenCache;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldData, FieldSpec, PathFlags, PathSpec, PathTable};
-use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, Result, StorageView};
+use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
+use coffer_sdk::{LogicalError, Operation, Request, Response, Result, StorageView};
 use keys::{KeyEntry, Policy, Secret};
 use ops::{HashAlg, Marshaling, RsaScheme, SaltLength, SignOptions};
 use serde_json::{json, Map, Value};
@@ -36,8 +36,9 @@ const CACHE_CONFIG_KEY: &str = "config/cache";
 /// A key name as OpenBao's generic name pattern allows it.
 const NAME: &str = r"\w(?:[\w.@-]*\w)?";
 
+/// The paths of the transit engine, one variant per row of [`build_specs`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
     ListKeys,
     Key,
     KeyConfig,
@@ -59,10 +60,10 @@ enum Route {
     CacheConfig,
 }
 
-/// The transit backend. One instance serves one mount.
+/// The transit backend. One instance serves one mount, wrapped in
+/// [`coffer_sdk::framework::Backend`].
 pub struct Transit {
-    table: PathTable,
-    routes: Vec<Route>,
+    paths: Paths<Route>,
     /// Serialises changes to keys (create, rotate, config, trim, delete, backup, restore) so
     /// concurrent writers cannot lose a version; reads and crypto operations do not take it.
     write_lock: tokio::sync::Mutex<()>,
@@ -370,10 +371,8 @@ fn build_specs() -> Vec<(Route, PathSpec)> {
 
 impl Transit {
     pub fn new() -> Self {
-        let all = specs();
         Transit {
-            table: PathTable::new(all.iter().map(|(_, s)| s.clone()).collect()),
-            routes: all.iter().map(|(r, _)| *r).collect(),
+            paths: Paths::new(specs().to_vec()),
             write_lock: tokio::sync::Mutex::new(()),
             policies: GenCache::new(KEY_CACHE_CAPACITY),
             versions: GenCache::new(KEY_CACHE_CAPACITY),
@@ -1877,19 +1876,19 @@ fn export_one(t: KeyType, e: &KeyEntry, kind: &str, format: &str) -> Result<Zero
 }
 
 #[async_trait]
-impl Backend for Transit {
+impl Handler for Transit {
+    type Route = Route;
+
     fn backend_type(&self) -> &'static str {
         "transit"
     }
 
-    fn paths(&self) -> &[PathSpec] {
-        static P: OnceLock<Vec<PathSpec>> = OnceLock::new();
-        P.get_or_init(|| specs().iter().map(|(_, s)| s.clone()).collect())
+    fn paths(&self) -> &Paths<Route> {
+        &self.paths
     }
 
-    async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
-        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
-        let mut out = coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)?;
+    async fn handle(&self, route: Route, req: Request, fields: FieldData) -> Result<Option<Response>> {
+        let mut out = self.dispatch(route, req, &fields).await?;
         // As OpenBao: a batch in which any item failed answers 400, with every item's result.
         if let Some(r) = out.as_mut() {
             let failed =
@@ -1904,13 +1903,14 @@ impl Backend for Transit {
     }
 
     /// `encrypt/<name>` writes to a missing key are "create" (the key is made on the fly).
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
-        let Some(name) = req.path.strip_prefix("encrypt/") else {
-            return Ok(None);
-        };
-        if name.contains('/') {
+    async fn exists(&self, route: Route, req: &Request, fields: &FieldData) -> Result<Option<bool>> {
+        if route != Route::Encrypt {
             return Ok(None);
         }
+        // The path has no read, so the check may come without its captured fields.
+        let Some(name) = fields.str("name").or_else(|| req.path.strip_prefix("encrypt/")) else {
+            return Ok(None);
+        };
         Ok(Some(self.policy(req.storage.as_ref(), name).await?.is_some()))
     }
 }
@@ -1939,11 +1939,9 @@ impl Transit {
         }
     }
 
-    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
-        let matched = self.table.route(req.operation, &req.path, &req.data)?;
+    async fn dispatch(&self, route: Route, req: Request, fields: &FieldData) -> Result<Option<Response>> {
         self.load_cache_size(req.storage.as_ref()).await?;
-        let route = self.routes[matched.index];
-        let out = self.run(route, &matched.fields, &req).await;
+        let out = self.run(route, fields, &req).await;
         if Self::changes_keys(route, req.operation) {
             // Whether or not it succeeded: a failed change may have written part of its work.
             self.invalidate();
@@ -1986,7 +1984,9 @@ impl Transit {
 #[cfg(test)]
 mod cache_size_tests {
     use super::*;
+    use coffer_sdk::framework::Backend as Framework;
     use coffer_sdk::testing::MapView;
+    use coffer_sdk::Backend;
     use std::sync::Arc;
 
     fn req(s: &Arc<MapView>, op: Operation, path: &str, data: Value) -> Request {
@@ -2005,16 +2005,16 @@ mod cache_size_tests {
     #[tokio::test]
     async fn the_cache_size_bounds_both_key_caches_at_once_and_after_a_restart() {
         let s = Arc::new(MapView::default());
-        let t = Transit::new();
-        assert_eq!(t.policies.capacity(), KEY_CACHE_CAPACITY);
+        let t = Framework::new(Transit::new());
+        assert_eq!(t.0.policies.capacity(), KEY_CACHE_CAPACITY);
         t.handle_request(req(&s, Operation::Update, "cache-config", json!({"size": 12}))).await.unwrap();
-        assert_eq!((t.policies.capacity(), t.versions.capacity()), (12, 12));
+        assert_eq!((t.0.policies.capacity(), t.0.versions.capacity()), (12, 12));
         // A new instance of the mount (unseal, restart) applies the stored size on its first request.
-        let t2 = Transit::new();
+        let t2 = Framework::new(Transit::new());
         t2.handle_request(req(&s, Operation::Read, "cache-config", json!({}))).await.unwrap();
-        assert_eq!((t2.policies.capacity(), t2.versions.capacity()), (12, 12));
+        assert_eq!((t2.0.policies.capacity(), t2.0.versions.capacity()), (12, 12));
         // 0 is Coffer's default bound.
         t2.handle_request(req(&s, Operation::Update, "cache-config", json!({"size": 0}))).await.unwrap();
-        assert_eq!(t2.policies.capacity(), KEY_CACHE_CAPACITY);
+        assert_eq!(t2.0.policies.capacity(), KEY_CACHE_CAPACITY);
     }
 }

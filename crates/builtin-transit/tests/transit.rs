@@ -2,6 +2,7 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use coffer_builtin_transit::Transit;
+use coffer_sdk::framework;
 use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -9,13 +10,13 @@ use std::sync::Arc;
 use coffer_sdk::testing::MapView;
 
 struct T {
-    b: Transit,
+    b: framework::Backend<Transit>,
     s: Arc<MapView>,
 }
 
 impl T {
     fn new() -> T {
-        T { b: Transit::new(), s: Arc::new(MapView::default()) }
+        T { b: framework::Backend::new(Transit::new()), s: Arc::new(MapView::default()) }
     }
 
     async fn call(
@@ -755,7 +756,7 @@ async fn keys_rotate_automatically_once_their_period_has_passed() {
     }
     // The aged version is seen by a backend that reads storage afresh (the running one keeps
     // decoded keys cached, and it never changes a stored version's time itself).
-    let t = T { b: Transit::new(), s: t.s.clone() };
+    let t = T { b: framework::Backend::new(Transit::new()), s: t.s.clone() };
     let ct = t.encrypt("k", b"x", json!({})).await;
     assert!(ct.starts_with("vault:v2:"), "{ct}");
     assert_eq!(t.read("keys/k").await.unwrap()["latest_version"], 2, "the rotation is visible at once");
@@ -847,6 +848,31 @@ async fn cache_config_reads_writes_and_refuses_sizes_below_ten() {
     assert_eq!(t.write("cache-config", json!({})).await["size"], json!(0));
     // The setting is stored with the mount: a new instance over the same storage reads it.
     t.write("cache-config", json!({"size": 30})).await;
-    let again = T { b: Transit::new(), s: t.s.clone() };
+    let again = T { b: framework::Backend::new(Transit::new()), s: t.s.clone() };
     assert_eq!(again.read("cache-config").await.unwrap()["size"], json!(30));
+}
+
+/// The ACL's create-or-update question: only `encrypt/<name>` has an existence check (an
+/// encrypt to a missing key creates it), answered from the key's presence although the path
+/// has no read to route the check by.
+#[tokio::test]
+async fn only_encrypt_writes_have_an_existence_check_answered_by_the_key() {
+    let t = T::new();
+    let probe = |path: &str| Request {
+        operation: Operation::Update,
+        path: path.into(),
+        data: Map::new(),
+        mount_point: "transit/".into(),
+        storage: t.s.clone(),
+        system: coffer_sdk::SystemInfo::default(),
+        remote_addr: None,
+        services: None,
+    };
+    assert_eq!(t.b.exists(&probe("encrypt/k")).await.unwrap(), Some(false));
+    t.create("k", json!({})).await;
+    assert_eq!(t.b.exists(&probe("encrypt/k")).await.unwrap(), Some(true));
+    assert_eq!(t.b.exists(&probe("encrypt/other")).await.unwrap(), Some(false));
+    for path in ["keys/k", "decrypt/k", "encrypt/k/x", "nothing"] {
+        assert_eq!(t.b.exists(&probe(path)).await.unwrap(), None, "{path}");
+    }
 }

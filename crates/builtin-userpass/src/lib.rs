@@ -12,9 +12,9 @@
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldSpec, PathFlags, PathSpec, PathTable};
+use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
 use coffer_sdk::tokenutil::{addr_in_cidrs, token_fields, TokenParams};
-use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, Result};
+use coffer_sdk::{LogicalError, Operation, Request, Response, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
@@ -40,11 +40,15 @@ const MISSING_PASSWORD_ON_CREATE: &str = "must provide either password or passwo
 /// A user name as OpenBao accepts it: word characters, with `-` and `.` inside.
 const NAME: &str = r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?";
 
-const P_LIST: usize = 0;
-const P_USER: usize = 1;
-const P_PASSWORD: usize = 2;
-const P_POLICIES: usize = 3;
-const P_LOGIN: usize = 4;
+/// The paths of the userpass method, one variant per row of [`build_specs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    List,
+    User,
+    Password,
+    Policies,
+    Login,
+}
 
 /// One user as stored.
 #[derive(Clone, Serialize, Deserialize)]
@@ -55,8 +59,9 @@ struct UserEntry {
     token: TokenParams,
 }
 
+/// Serve it wrapped in [`coffer_sdk::framework::Backend`].
 pub struct UserPass {
-    table: PathTable,
+    paths: Paths<Route>,
 }
 
 impl Default for UserPass {
@@ -69,7 +74,7 @@ fn username_field() -> FieldSpec {
     FieldSpec::new("username", FieldType::String, "Name of the user (case-insensitive: stored lower-cased)")
 }
 
-fn build_specs() -> Vec<PathSpec> {
+fn build_specs() -> Vec<(Route, PathSpec)> {
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let mut user_fields = vec![
         username_field(),
@@ -81,70 +86,86 @@ fn build_specs() -> Vec<PathSpec> {
     ];
     user_fields.extend(token_fields());
     vec![
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "users/?",
-            fields: vec![],
-            operations: vec![(Operation::List, "List the users of this mount")],
-            passthrough: false,
-            synopsis: "List users",
-            description: "Lists the names of the users registered with this auth method.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: leak(format!("users/(?P<username>{NAME})")),
-            fields: user_fields,
-            operations: vec![
-                (Operation::Create, "Create the user"),
-                (Operation::Update, "Update the user's settings (and password, if given)"),
-                (Operation::Read, "Read the user's token settings"),
-                (Operation::Delete, "Delete the user"),
-            ],
-            passthrough: false,
-            synopsis: "Manage a user",
-            description: "Creates, reads, updates or deletes a user: its password (write-only) and the \
+        (
+            Route::List,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "users/?",
+                fields: vec![],
+                operations: vec![(Operation::List, "List the users of this mount")],
+                passthrough: false,
+                synopsis: "List users",
+                description: "Lists the names of the users registered with this auth method.",
+            },
+        ),
+        (
+            Route::User,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: leak(format!("users/(?P<username>{NAME})")),
+                fields: user_fields,
+                operations: vec![
+                    (Operation::Create, "Create the user"),
+                    (Operation::Update, "Update the user's settings (and password, if given)"),
+                    (Operation::Read, "Read the user's token settings"),
+                    (Operation::Delete, "Delete the user"),
+                ],
+                passthrough: false,
+                synopsis: "Manage a user",
+                description: "Creates, reads, updates or deletes a user: its password (write-only) and the \
                           settings of the tokens its logins receive.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: leak(format!("users/(?P<username>{NAME})/password")),
-            fields: vec![
-                username_field(),
-                FieldSpec::new("password", FieldType::String, "The new password of the user (required)"),
-            ],
-            operations: vec![(Operation::Update, "Replace the user's password")],
-            passthrough: false,
-            synopsis: "Change a user's password",
-            description: "Replaces the password of an existing user.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: leak(format!("users/(?P<username>{NAME})/policies")),
-            fields: vec![
-                username_field(),
-                FieldSpec::new("token_policies", FieldType::CommaStringSlice, "Policies attached to issued tokens"),
-                FieldSpec::new("policies", FieldType::CommaStringSlice, "Deprecated alias of token_policies"),
-            ],
-            operations: vec![(Operation::Update, "Replace the user's token policies")],
-            passthrough: false,
-            synopsis: "Change a user's policies",
-            description: "Replaces the policies attached to the tokens an existing user's logins receive.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL.unauthenticated(),
-            pattern: leak(format!("login/(?P<username>{NAME})")),
-            fields: vec![username_field(), FieldSpec::new("password", FieldType::String, "Password of the user")],
-            operations: vec![(Operation::Update, "Log in with a user name and password")],
-            passthrough: false,
-            synopsis: "Log in as a user",
-            description: "Checks the user's password (and, if the user has token_bound_cidrs, the client's \
+            },
+        ),
+        (
+            Route::Password,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: leak(format!("users/(?P<username>{NAME})/password")),
+                fields: vec![
+                    username_field(),
+                    FieldSpec::new("password", FieldType::String, "The new password of the user (required)"),
+                ],
+                operations: vec![(Operation::Update, "Replace the user's password")],
+                passthrough: false,
+                synopsis: "Change a user's password",
+                description: "Replaces the password of an existing user.",
+            },
+        ),
+        (
+            Route::Policies,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: leak(format!("users/(?P<username>{NAME})/policies")),
+                fields: vec![
+                    username_field(),
+                    FieldSpec::new("token_policies", FieldType::CommaStringSlice, "Policies attached to issued tokens"),
+                    FieldSpec::new("policies", FieldType::CommaStringSlice, "Deprecated alias of token_policies"),
+                ],
+                operations: vec![(Operation::Update, "Replace the user's token policies")],
+                passthrough: false,
+                synopsis: "Change a user's policies",
+                description: "Replaces the policies attached to the tokens an existing user's logins receive.",
+            },
+        ),
+        (
+            Route::Login,
+            PathSpec {
+                flags: PathFlags::NORMAL.unauthenticated(),
+                pattern: leak(format!("login/(?P<username>{NAME})")),
+                fields: vec![username_field(), FieldSpec::new("password", FieldType::String, "Password of the user")],
+                operations: vec![(Operation::Update, "Log in with a user name and password")],
+                passthrough: false,
+                synopsis: "Log in as a user",
+                description: "Checks the user's password (and, if the user has token_bound_cidrs, the client's \
                           address) and returns a token with the user's settings.",
-        },
+            },
+        ),
     ]
 }
 
-fn specs_static() -> &'static [PathSpec] {
-    static P: OnceLock<Vec<PathSpec>> = OnceLock::new();
+/// The rows, built once per process: their patterns are leaked strings.
+fn specs_static() -> &'static [(Route, PathSpec)] {
+    static P: OnceLock<Vec<(Route, PathSpec)>> = OnceLock::new();
     P.get_or_init(build_specs)
 }
 
@@ -157,7 +178,7 @@ impl UserPass {
                 dummy_hash();
             });
         }
-        UserPass { table: PathTable::new(specs_static().to_vec()) }
+        UserPass { paths: Paths::new(specs_static().to_vec()) }
     }
 }
 
@@ -348,29 +369,27 @@ impl UserPass {
 }
 
 #[async_trait]
-impl Backend for UserPass {
+impl Handler for UserPass {
+    type Route = Route;
+
     fn backend_type(&self) -> &'static str {
         "userpass"
     }
 
-    fn paths(&self) -> &[PathSpec] {
-        specs_static()
+    /// The rows; `login`'s is flagged unauthenticated (reachable without a token).
+    fn paths(&self) -> &Paths<Route> {
+        &self.paths
     }
 
-    /// `login` is reachable without a token (its row is flagged so).
-    fn path_flags(&self, path: &str) -> PathFlags {
-        self.table.flags_for(path)
+    async fn handle(&self, route: Route, req: Request, fields: FieldData) -> Result<Option<Response>> {
+        self.dispatch(route, req, &fields).await
     }
 
-    async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
-        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
-        coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)
-    }
-
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
-        match self.table.route(Operation::Read, &req.path, &Map::new()) {
-            Ok(m) if m.index == P_USER => {
-                let name = m.fields.str("username").map(str::to_lowercase).unwrap_or_default();
+    /// A write to a missing user is a `create`.
+    async fn exists(&self, route: Route, req: &Request, fields: &FieldData) -> Result<Option<bool>> {
+        match route {
+            Route::User => {
+                let name = fields.str("username").map(str::to_lowercase).unwrap_or_default();
                 Ok(Some(req.storage.get(&user_key(&name)).await?.is_some()))
             }
             _ => Ok(None),
@@ -379,20 +398,18 @@ impl Backend for UserPass {
 }
 
 impl UserPass {
-    /// Routes a request to its handler (the ignored-parameters warning is added around it).
-    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
-        let matched = self.table.route(req.operation, &req.path, &req.data)?;
-        let f = &matched.fields;
+    /// Serves a routed request (the ignored-parameters warning is added around it).
+    async fn dispatch(&self, route: Route, req: Request, f: &FieldData) -> Result<Option<Response>> {
         let name = f.str("username").map(str::to_lowercase).unwrap_or_default();
-        match (matched.index, req.operation) {
-            (P_LIST, _) => {
+        match (route, req.operation) {
+            (Route::List, _) => {
                 let keys = req.storage.list("user/").await?;
                 if keys.is_empty() {
                     return Ok(None);
                 }
                 Ok(Some(Response::list(keys)))
             }
-            (P_USER, Operation::Read) => {
+            (Route::User, Operation::Read) => {
                 let Some(user) = load_user(&req, &name).await? else {
                     return Ok(None);
                 };
@@ -400,12 +417,14 @@ impl UserPass {
                 user.token.to_response(&mut out);
                 Ok(Some(Response::data(out)))
             }
-            (P_USER, Operation::Create | Operation::Update) => self.write_user(&req, &name, f.str("password")).await,
-            (P_USER, Operation::Delete) => {
+            (Route::User, Operation::Create | Operation::Update) => {
+                self.write_user(&req, &name, f.str("password")).await
+            }
+            (Route::User, Operation::Delete) => {
                 req.storage.delete(&user_key(&name)).await?;
                 Ok(None)
             }
-            (P_PASSWORD, _) => {
+            (Route::Password, _) => {
                 let Some(mut user) = load_user(&req, &name).await? else {
                     return Err(LogicalError::internal("username does not exist"));
                 };
@@ -417,7 +436,7 @@ impl UserPass {
                 save_user(&req, &name, &user).await?;
                 Ok(None)
             }
-            (P_POLICIES, _) => {
+            (Route::Policies, _) => {
                 let Some(mut user) = load_user(&req, &name).await? else {
                     return Err(LogicalError::internal("username does not exist"));
                 };
@@ -431,7 +450,7 @@ impl UserPass {
                 save_user(&req, &name, &user).await?;
                 Ok(None)
             }
-            (P_LOGIN, _) => self.login(&req, &name, f.str("password")).await,
+            (Route::Login, _) => self.login(&req, &name, f.str("password")).await,
             _ => Err(LogicalError::unsupported_operation()),
         }
     }

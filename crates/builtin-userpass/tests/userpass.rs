@@ -1,5 +1,6 @@
 //! userpass behaviour through the Backend trait, over an in-process storage view.
 use coffer_builtin_userpass::UserPass;
+use coffer_sdk::framework;
 use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, Request, Response};
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -8,13 +9,13 @@ use std::sync::Arc;
 use coffer_sdk::testing::MapView;
 
 struct Env {
-    b: UserPass,
+    b: framework::Backend<UserPass>,
     s: Arc<MapView>,
 }
 
 impl Env {
     fn new() -> Self {
-        Env { b: UserPass::new(), s: Arc::new(MapView::default()) }
+        Env { b: framework::Backend::new(UserPass::new()), s: Arc::new(MapView::default()) }
     }
     fn req(&self, op: Operation, path: &str, data: Value, addr: Option<&str>) -> Request {
         Request {

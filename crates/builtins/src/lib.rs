@@ -5,25 +5,29 @@
 //! plugin names all read it. Adding a builtin means adding its crate here, nowhere else.
 #![forbid(unsafe_code)]
 
+use coffer_sdk::framework::Backend as Framework;
 use coffer_sdk::registry::{BackendKind, BackendRegistry, Builtin, MountOptions};
 use coffer_sdk::{Backend, LogicalError, Result};
 use std::sync::Arc;
 
+// Each builtin is a path table with typed routes (a `framework::Handler`), served through the
+// generic `framework::Backend`.
+
 /// KV: version 1 unless the mount's `version` option says 2.
 fn kv(options: &MountOptions) -> Result<Arc<dyn Backend>> {
     match options.get("version").map(String::as_str).unwrap_or("1") {
-        "" | "1" => Ok(Arc::new(coffer_builtin_kv::KvV1::new())),
-        "2" => Ok(Arc::new(coffer_builtin_kv::KvV2::new())),
+        "" | "1" => Ok(Arc::new(Framework::new(coffer_builtin_kv::KvV1::new()))),
+        "2" => Ok(Arc::new(Framework::new(coffer_builtin_kv::KvV2::new()))),
         other => Err(LogicalError::bad_request(format!("invalid KV version {other:?}"))),
     }
 }
 
 fn kv_v2(_: &MountOptions) -> Result<Arc<dyn Backend>> {
-    Ok(Arc::new(coffer_builtin_kv::KvV2::new()))
+    Ok(Arc::new(Framework::new(coffer_builtin_kv::KvV2::new())))
 }
 
 fn kv_v1(_: &MountOptions) -> Result<Arc<dyn Backend>> {
-    Ok(Arc::new(coffer_builtin_kv::KvV1::new()))
+    Ok(Arc::new(Framework::new(coffer_builtin_kv::KvV1::new())))
 }
 
 /// Every builtin: what users mount, and what the core serves itself.
@@ -34,10 +38,12 @@ pub fn builtins() -> Vec<Builtin> {
         // Older names of KV, accepted as mount types and not listed, as OpenBao does.
         Builtin::mountable(Secret, "generic", kv).unlisted(),
         Builtin::mountable(Secret, "kv-v2", kv_v2).unlisted(),
-        Builtin::mountable(Secret, "transit", |_| Ok(Arc::new(coffer_builtin_transit::Transit::new()))),
-        Builtin::mountable(Secret, "totp", |_| Ok(Arc::new(coffer_builtin_totp::Totp::new()))),
-        Builtin::mountable(Auth, "userpass", |_| Ok(Arc::new(coffer_builtin_userpass::UserPass::new()))),
-        Builtin::mountable(Auth, "approle", |_| Ok(Arc::new(coffer_builtin_approle::AppRole::new()))),
+        Builtin::mountable(Secret, "transit", |_| Ok(Arc::new(Framework::new(coffer_builtin_transit::Transit::new())))),
+        Builtin::mountable(Secret, "totp", |_| Ok(Arc::new(Framework::new(coffer_builtin_totp::Totp::new())))),
+        Builtin::mountable(Auth, "userpass", |_| {
+            Ok(Arc::new(Framework::new(coffer_builtin_userpass::UserPass::new())))
+        }),
+        Builtin::mountable(Auth, "approle", |_| Ok(Arc::new(Framework::new(coffer_builtin_approle::AppRole::new())))),
         // Per-token storage: the core serves `cubbyhole/` with a KV version 1 backend.
         Builtin::served_by_core(Secret, "cubbyhole").backed_by(kv_v1),
         Builtin::served_by_core(Secret, "identity"),

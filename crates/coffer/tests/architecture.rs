@@ -371,3 +371,83 @@ fn acl_engine_does_no_io() {
     }
     assert!(violations.is_empty(), "the ACL engine must do no I/O, but: {violations:?}");
 }
+
+/// Why `line` dispatches on a row's position in a path table instead of on a typed route, if
+/// it does: a `P_…` row-index constant of type `usize`, the index of a matched row, or an untyped
+/// `PathTable`.
+fn positional_dispatch(line: &str) -> Option<&'static str> {
+    let code = line.split("//").next().unwrap_or("");
+    if let Some(i) = code.find("const P_") {
+        let rest = &code[i + "const P_".len()..];
+        let end = rest.find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+        if end.is_some_and(|e| rest[e..].trim_start().starts_with(": usize")) {
+            return Some("a `const P_…: usize` row index");
+        }
+    }
+    if code.contains("matched.index") || code.contains("m.index") || code.contains(".route_index(") {
+        return Some("the position of the matched row");
+    }
+    if code.contains("PathTable") {
+        return Some("an untyped PathTable (use framework::Paths<Route>)");
+    }
+    None
+}
+
+fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.filter_map(Result::ok) {
+        let p = e.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != "target") {
+                source_files(&p, out);
+            }
+        } else if p.extension().is_some_and(|x| x == "rs" || x == "tmpl") {
+            out.push(p);
+        }
+    }
+}
+
+/// Builtin backends, the plugin scaffold and the example plugin dispatch on typed routes
+/// (`framework::Paths<Route>` + `framework::Handler`), never on a row's position in the path
+/// table: an index breaks silently when rows are reordered or one is added in the middle.
+#[test]
+fn backends_dispatch_on_typed_routes_not_row_positions() {
+    // The detector itself: a test that cannot fail proves nothing.
+    assert!(positional_dispatch(concat!("const P_", "CONFIG: usize = 0;")).is_some());
+    assert!(positional_dispatch("        match (matched.index, req.operation) {").is_some());
+    assert!(positional_dispatch("    table: PathTable,").is_some());
+    assert!(positional_dispatch("    paths: Paths<Route>,").is_none());
+    assert!(positional_dispatch("const ARGON2_P_COST: u32 = 1;").is_none());
+
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root.join("crates")).expect("crates/ is readable").filter_map(Result::ok) {
+        if entry.file_name().to_string_lossy().starts_with("builtin-") {
+            source_files(&entry.path(), &mut files);
+        }
+    }
+    source_files(&root.join("crates/cli/templates"), &mut files);
+    source_files(&root.join("examples"), &mut files);
+    let templates = files.iter().filter(|f| f.extension().is_some_and(|x| x == "tmpl")).count();
+    assert!(
+        files.len() > 20 && templates >= 4,
+        "found only {} files ({templates} templates): has the layout changed?",
+        files.len()
+    );
+    let mut violations = Vec::new();
+    for f in &files {
+        let src = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
+        for (n, line) in src.lines().enumerate() {
+            if let Some(why) = positional_dispatch(line) {
+                let rel = f.strip_prefix(&root).unwrap_or(f);
+                violations.push(format!("{}:{}: {why}: {}", rel.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "dispatch on a Route enum (rows are (Route, PathSpec) in framework::Paths, the backend a \
+         framework::Handler), not on row positions:\n{}",
+        violations.join("\n")
+    );
+}

@@ -271,7 +271,7 @@ fn plugin_new_writes_a_complete_crate() {
     assert!(lib.contains("pub struct MyEngineBackend") && lib.contains("items/(?P<name>"), "{lib}");
     assert!(lib.contains("async fn exists"));
     let main = read(c.join("src/main.rs"));
-    assert!(main.contains("coffer_plugin::serve_with(Arc::new(my_engine::MyEngineBackend::new())"), "{main}");
+    assert!(main.contains("framework::Backend::new(my_engine::MyEngineBackend::new())"), "{main}");
     assert!(main.contains("BackendKind::Secret"));
     let acc = read(c.join("tests/acceptance.rs"));
     assert!(acc.contains("CARGO_BIN_EXE_my-engine") && acc.contains("acceptance_enabled("), "{acc}");

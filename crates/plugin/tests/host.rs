@@ -202,7 +202,7 @@ async fn the_plugin_gets_a_clean_environment() {
 async fn overhead_of_a_plugin_call() {
     const N: u32 = 2000;
     let s = Arc::new(Mem::default());
-    let direct = coffer_plugin_example::Passphrase::new();
+    let direct = coffer_sdk::framework::Backend::new(coffer_plugin_example::Passphrase::new());
     let p = start().await;
     for b in [&direct as &dyn Backend, &p as &dyn Backend] {
         b.handle_request(req(&s, Operation::Update, "config", json!({"words": 6}))).await.unwrap();

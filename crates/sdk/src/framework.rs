@@ -322,6 +322,15 @@ pub trait Handler: Send + Sync + 'static {
     ) -> crate::Result<Option<bool>> {
         Ok(None)
     }
+    /// The answer to a request no row matches; `err` is the unsupported-path error (404),
+    /// the default answer. KV version 2 answers a 404 with a hint instead, as OpenBao does.
+    async fn unsupported_path(
+        &self,
+        _req: &crate::Request,
+        err: LogicalError,
+    ) -> crate::Result<Option<crate::Response>> {
+        Err(err)
+    }
     /// Revokes a leased secret this backend issued.
     async fn revoke_secret(&self, _req: &crate::Request, _internal: &Map<String, Value>) -> crate::Result<()> {
         Ok(())
@@ -362,7 +371,11 @@ impl<H: Handler> crate::Backend for Backend<H> {
         self.0.paths().flags_for(path)
     }
     async fn handle_request(&self, req: crate::Request) -> crate::Result<Option<crate::Response>> {
-        let routed = self.0.paths().route(req.operation, &req.path, &req.data)?;
+        let routed = match self.0.paths().route(req.operation, &req.path, &req.data) {
+            Ok(r) => r,
+            Err(e) if e.kind == crate::ErrorKind::UnsupportedPath => return self.0.unsupported_path(&req, e).await,
+            Err(e) => return Err(e),
+        };
         let ignored = routed.ignored;
         warn_ignored(self.0.handle(routed.route, req, routed.fields).await, &ignored)
     }

@@ -19,11 +19,10 @@
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
-use coffer_sdk::framework::{FieldData, FieldSpec, PathFlags, PathSpec, PathTable};
-use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, Result, SecretLease, StorageView};
+use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
+use coffer_sdk::{LogicalError, Operation, Request, Response, Result, SecretLease, StorageView};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const CONSONANTS: &[u8] = b"bdfghjklmnprstvz";
@@ -98,73 +97,92 @@ struct Issued {
     expires_unix: i64,
 }
 
-const P_CONFIG: usize = 0;
-const P_GEN: usize = 1;
-const P_LIST: usize = 2;
-const P_ISSUED: usize = 3;
+/// The paths of the engine, one variant per row of [`path_specs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Config,
+    Gen,
+    List,
+    Issued,
+}
 
-fn path_specs() -> Vec<PathSpec> {
+fn path_specs() -> Vec<(Route, PathSpec)> {
     let words = || FieldSpec::new("words", FieldType::Int, "Number of words in a passphrase (3 to 24)");
     let sep = || FieldSpec::new("separator", FieldType::String, "Text between words (at most 4 characters)");
     vec![
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "config",
-            fields: vec![
-                words(),
-                sep(),
-                FieldSpec::new("ttl", FieldType::DurationSecond, "Lease duration of issued passphrases; 0 = no lease"),
-                FieldSpec::new(
-                    "password_policy",
-                    FieldType::String,
-                    "Generate with this host password policy instead of words; empty = words",
-                ),
-            ],
-            operations: vec![
-                (Operation::Read, "Read the settings"),
-                (Operation::Create, "Change the settings"),
-                (Operation::Update, "Change the settings"),
-            ],
-            passthrough: false,
-            synopsis: "Passphrase settings",
-            description: "Word count, separator, lease duration and optional password policy of issued passphrases.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "gen",
-            fields: vec![words(), sep()],
-            operations: vec![
-                (Operation::Read, "Issue a passphrase with the configured settings"),
-                (Operation::Update, "Issue a passphrase, overriding words or separator"),
-            ],
-            passthrough: false,
-            synopsis: "Issue a passphrase",
-            description: "Returns a new random passphrase and records it under issued/<id>.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: "issued/?",
-            fields: vec![],
-            operations: vec![(Operation::List, "List the ids of issued passphrases")],
-            passthrough: false,
-            synopsis: "List issued passphrases",
-            description: "Lists the ids of the passphrases issued and not yet deleted or revoked.",
-        },
-        PathSpec {
-            flags: PathFlags::NORMAL,
-            pattern: r"issued/(?P<id>[0-9a-f\-]{36})",
-            fields: vec![FieldSpec::new("id", FieldType::String, "Id of the issued passphrase")],
-            operations: vec![(Operation::Read, "Read a passphrase and its metadata"), (Operation::Delete, "Forget it")],
-            passthrough: false,
-            synopsis: "An issued passphrase",
-            description: "Reads or deletes the record of an issued passphrase.",
-        },
+        (
+            Route::Config,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "config",
+                fields: vec![
+                    words(),
+                    sep(),
+                    FieldSpec::new(
+                        "ttl",
+                        FieldType::DurationSecond,
+                        "Lease duration of issued passphrases; 0 = no lease",
+                    ),
+                    FieldSpec::new(
+                        "password_policy",
+                        FieldType::String,
+                        "Generate with this host password policy instead of words; empty = words",
+                    ),
+                ],
+                operations: vec![
+                    (Operation::Read, "Read the settings"),
+                    (Operation::Create, "Change the settings"),
+                    (Operation::Update, "Change the settings"),
+                ],
+                passthrough: false,
+                synopsis: "Passphrase settings",
+                description:
+                    "Word count, separator, lease duration and optional password policy of issued passphrases.",
+            },
+        ),
+        (
+            Route::Gen,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "gen",
+                fields: vec![words(), sep()],
+                operations: vec![
+                    (Operation::Read, "Issue a passphrase with the configured settings"),
+                    (Operation::Update, "Issue a passphrase, overriding words or separator"),
+                ],
+                passthrough: false,
+                synopsis: "Issue a passphrase",
+                description: "Returns a new random passphrase and records it under issued/<id>.",
+            },
+        ),
+        (
+            Route::List,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: "issued/?",
+                fields: vec![],
+                operations: vec![(Operation::List, "List the ids of issued passphrases")],
+                passthrough: false,
+                synopsis: "List issued passphrases",
+                description: "Lists the ids of the passphrases issued and not yet deleted or revoked.",
+            },
+        ),
+        (
+            Route::Issued,
+            PathSpec {
+                flags: PathFlags::NORMAL,
+                pattern: r"issued/(?P<id>[0-9a-f\-]{36})",
+                fields: vec![FieldSpec::new("id", FieldType::String, "Id of the issued passphrase")],
+                operations: vec![
+                    (Operation::Read, "Read a passphrase and its metadata"),
+                    (Operation::Delete, "Forget it"),
+                ],
+                passthrough: false,
+                synopsis: "An issued passphrase",
+                description: "Reads or deletes the record of an issued passphrase.",
+            },
+        ),
     ]
-}
-
-fn paths_static() -> &'static [PathSpec] {
-    static P: OnceLock<Vec<PathSpec>> = OnceLock::new();
-    P.get_or_init(path_specs)
 }
 
 async fn get_json<T: for<'de> Deserialize<'de>>(s: &dyn StorageView, key: &str) -> Result<Option<T>> {
@@ -204,9 +222,10 @@ fn check_separator(s: &str) -> Result<String> {
     Ok(s.to_string())
 }
 
-/// The passphrase secrets engine.
+/// The passphrase secrets engine: a [`Handler`], served wrapped in
+/// [`coffer_sdk::framework::Backend`].
 pub struct Passphrase {
-    table: PathTable,
+    paths: Paths<Route>,
 }
 
 impl Default for Passphrase {
@@ -217,7 +236,7 @@ impl Default for Passphrase {
 
 impl Passphrase {
     pub fn new() -> Self {
-        Passphrase { table: PathTable::new(paths_static().to_vec()) }
+        Passphrase { paths: Paths::new(path_specs()) }
     }
 
     async fn config(&self, s: &dyn StorageView) -> Result<Config> {
@@ -302,22 +321,43 @@ impl Passphrase {
 }
 
 #[async_trait]
-impl Backend for Passphrase {
+impl Handler for Passphrase {
+    type Route = Route;
+
     fn backend_type(&self) -> &'static str {
         "passphrase"
     }
 
-    fn paths(&self) -> &[PathSpec] {
-        self.table.specs()
+    fn paths(&self) -> &Paths<Route> {
+        &self.paths
     }
 
-    async fn handle_request(&self, req: Request) -> Result<Option<Response>> {
-        let ignored = self.table.ignored_parameters(req.operation, &req.path, &req.data);
-        coffer_sdk::framework::warn_ignored(self.dispatch(req).await, &ignored)
+    async fn handle(&self, route: Route, req: Request, f: FieldData) -> Result<Option<Response>> {
+        let s = req.storage.as_ref();
+        match (route, req.operation) {
+            (Route::Config, Operation::Read) => {
+                let c = self.config(s).await?;
+                Ok(Some(Response::data(object(serde_json::to_value(c).unwrap_or_default()))))
+            }
+            (Route::Config, _) => self.write_config(&req, &f).await,
+            (Route::Gen, _) => self.generate(&req, &f).await,
+            (Route::List, _) => Ok(Some(Response::list(s.list("issued/").await?))),
+            (Route::Issued, op) => {
+                let id = f.str("id").unwrap_or_default();
+                let key = format!("issued/{id}");
+                if op == Operation::Delete {
+                    s.delete(&key).await?;
+                    return Ok(None);
+                }
+                let rec = get_json::<Issued>(s, &key).await?.ok_or_else(LogicalError::not_found)?;
+                Ok(Some(Response::data(object(serde_json::to_value(rec).unwrap_or_default()))))
+            }
+        }
     }
 
-    async fn exists(&self, req: &Request) -> Result<Option<bool>> {
-        if req.path == "config" {
+    /// A write to a missing `config` is a `create`.
+    async fn exists(&self, route: Route, req: &Request, _f: &FieldData) -> Result<Option<bool>> {
+        if route == Route::Config {
             return Ok(Some(req.storage.get("config").await?.is_some()));
         }
         Ok(None)
@@ -329,34 +369,6 @@ impl Backend for Passphrase {
             return Err(LogicalError::bad_request("lease carries no passphrase id"));
         }
         req.storage.delete(&format!("issued/{id}")).await
-    }
-}
-
-impl Passphrase {
-    /// Routes a request to its handler (the ignored-parameters warning is added around it).
-    async fn dispatch(&self, req: Request) -> Result<Option<Response>> {
-        let m = self.table.route(req.operation, &req.path, &req.data)?;
-        let s = req.storage.as_ref();
-        match (m.index, req.operation) {
-            (P_CONFIG, Operation::Read) => {
-                let c = self.config(s).await?;
-                Ok(Some(Response::data(object(serde_json::to_value(c).unwrap_or_default()))))
-            }
-            (P_CONFIG, _) => self.write_config(&req, &m.fields).await,
-            (P_GEN, _) => self.generate(&req, &m.fields).await,
-            (P_LIST, _) => Ok(Some(Response::list(s.list("issued/").await?))),
-            (P_ISSUED, op) => {
-                let id = m.fields.str("id").unwrap_or_default();
-                let key = format!("issued/{id}");
-                if op == Operation::Delete {
-                    s.delete(&key).await?;
-                    return Ok(None);
-                }
-                let rec = get_json::<Issued>(s, &key).await?.ok_or_else(LogicalError::not_found)?;
-                Ok(Some(Response::data(object(serde_json::to_value(rec).unwrap_or_default()))))
-            }
-            _ => Err(LogicalError::unsupported_operation()),
-        }
     }
 }
 

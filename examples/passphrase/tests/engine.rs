@@ -21,7 +21,7 @@ fn req(storage: &Arc<Mem>, op: Operation, path: &str, data: Value) -> Request {
 
 #[tokio::test]
 async fn issues_records_and_leases_passphrases() {
-    let b = Passphrase::new();
+    let b = coffer_sdk::framework::Backend::new(Passphrase::new());
     let s = Arc::new(Mem::default());
     b.handle_request(req(&s, Operation::Update, "config", json!({"words": 4, "separator": ".", "ttl": "1m"})))
         .await
