@@ -196,6 +196,23 @@ impl PathTable {
         Ok(Matched { index: i, spec, fields: FieldData { values: out, specs: self.fields[i].clone(), raw }, ignored })
     }
 
+    /// The path matching `path` whatever the operation, with the fields its URL carries (no
+    /// body, no defaults checked): what an existence check needs before the ACL has decided
+    /// between `create` and `update`. `None` when no path matches or a URL field does not
+    /// coerce.
+    pub fn match_url(&self, path: &str) -> Option<(usize, FieldData)> {
+        let i = self.find(path)?;
+        let (re, spec) = (&self.regexes[i], &self.specs[i]);
+        let caps = re.captures(path)?;
+        let mut values = Map::new();
+        for f in spec.fields.iter() {
+            if let Some(m) = caps.name(f.name) {
+                values.insert(f.name.to_string(), coerce(f.name, f.ty, &Value::String(m.as_str().to_string())).ok()?);
+            }
+        }
+        Some((i, FieldData { values, specs: self.fields[i].clone(), raw: Map::new() }))
+    }
+
     /// The flags of the first path matching `path` (the normal flags when none matches).
     pub fn flags_for(&self, path: &str) -> PathFlags {
         self.set.matches(path).into_iter().next().map(|i| self.specs[i].flags).unwrap_or_default()
@@ -284,6 +301,10 @@ impl<R: Copy> Paths<R> {
     pub fn route(&self, op: Operation, path: &str, data: &Map<String, Value>) -> Result<Routed<'_, R>, LogicalError> {
         let m = self.table.route(op, path, data)?;
         Ok(Routed { route: self.routes[m.index], spec: m.spec, fields: m.fields, ignored: m.ignored })
+    }
+    /// The route serving `path` whatever the operation, with the fields of its URL.
+    pub fn match_url(&self, path: &str) -> Option<(R, FieldData)> {
+        self.table.match_url(path).map(|(i, f)| (self.routes[i], f))
     }
     /// The route serving `path`, whatever the operation.
     pub fn find(&self, path: &str) -> Option<(R, &PathSpec)> {
@@ -380,18 +401,12 @@ impl<H: Handler> crate::Backend for Backend<H> {
         warn_ignored(self.0.handle(routed.route, req, routed.fields).await, &ignored)
     }
     async fn exists(&self, req: &crate::Request) -> crate::Result<Option<bool>> {
-        // The check runs before the ACL decides between create and update: it routes as a read
-        // (the path's fields without the body), and a path that does not route has none.
-        match self.0.paths().route(Operation::Read, &req.path, &Map::new()) {
-            Ok(r) => self.0.exists(r.route, req, &r.fields).await,
-            Err(_) => match self.0.paths().find(&req.path) {
-                Some((route, spec)) => {
-                    let fields =
-                        FieldData { values: Map::new(), specs: Arc::from(spec.fields.as_slice()), raw: Map::new() };
-                    self.0.exists(route, req, &fields).await
-                }
-                None => Ok(None),
-            },
+        // The check runs before the ACL decides between create and update, whatever operations
+        // the path takes: the handler gets the fields of the URL; a path that does not route
+        // has no check.
+        match self.0.paths().match_url(&req.path) {
+            Some((route, fields)) => self.0.exists(route, req, &fields).await,
+            None => Ok(None),
         }
     }
     async fn revoke_secret(&self, req: &crate::Request, internal: &Map<String, Value>) -> crate::Result<()> {
