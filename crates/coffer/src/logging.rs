@@ -15,7 +15,7 @@ use tracing_subscriber::{filter, reload, EnvFilter, Layer, Registry};
 
 /// Coffer's loggers (the names `sys/loggers` shows) and the code each covers.
 const LOGGERS: &[(&str, &[&str])] = &[
-    ("core", &["coffer", "coffer_core"]),
+    ("core", &["coffer", "coffer_core", "coffer_token"]),
     ("audit", &["coffer_core::audit"]),
     ("expiration", &["coffer_core::leases"]),
     ("identity", &["coffer_core::identity"]),

@@ -24,7 +24,7 @@ mod sys;
 mod sys_acl;
 pub mod sys_runtime;
 mod system_paths;
-pub mod token;
+pub use coffer_token as token;
 mod token_api;
 mod tools;
 pub mod wrapping;
