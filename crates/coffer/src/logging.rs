@@ -18,7 +18,7 @@ const LOGGERS: &[(&str, &[&str])] = &[
     ("core", &["coffer", "coffer_core", "coffer_token"]),
     ("audit", &["coffer_audit"]),
     ("expiration", &["coffer_core::leases"]),
-    ("identity", &["coffer_core::identity"]),
+    ("identity", &["coffer_core::identity", "coffer_identity"]),
     ("policy", &["coffer_core::policy_store"]),
     ("ha", &["coffer_core::ha", "coffer::ha"]),
     (
@@ -342,6 +342,8 @@ mod tests {
     fn events_belong_to_the_most_specific_logger() {
         assert_eq!(logger_of("coffer_audit"), "audit");
         assert_eq!(logger_of("coffer_audit::x"), "audit");
+        assert_eq!(logger_of("coffer_core::identity"), "identity");
+        assert_eq!(logger_of("coffer_identity"), "identity");
         assert_eq!(logger_of("coffer_core::router"), "core");
         assert_eq!(logger_of("coffer_storage_file"), "storage");
         assert_eq!(logger_of("coffer_core_other"), "core");
