@@ -15,10 +15,10 @@ use tracing_subscriber::{filter, reload, EnvFilter, Layer, Registry};
 
 /// Coffer's loggers (the names `sys/loggers` shows) and the code each covers.
 const LOGGERS: &[(&str, &[&str])] = &[
-    ("core", &["coffer", "coffer_core"]),
-    ("audit", &["coffer_core::audit"]),
+    ("core", &["coffer", "coffer_core", "coffer_token"]),
+    ("audit", &["coffer_audit"]),
     ("expiration", &["coffer_core::leases"]),
-    ("identity", &["coffer_core::identity"]),
+    ("identity", &["coffer_core::identity", "coffer_identity"]),
     ("policy", &["coffer_core::policy_store"]),
     ("ha", &["coffer_core::ha", "coffer::ha"]),
     (
@@ -340,8 +340,10 @@ mod tests {
 
     #[test]
     fn events_belong_to_the_most_specific_logger() {
-        assert_eq!(logger_of("coffer_core::audit"), "audit");
-        assert_eq!(logger_of("coffer_core::audit::x"), "audit");
+        assert_eq!(logger_of("coffer_audit"), "audit");
+        assert_eq!(logger_of("coffer_audit::x"), "audit");
+        assert_eq!(logger_of("coffer_core::identity"), "identity");
+        assert_eq!(logger_of("coffer_identity"), "identity");
         assert_eq!(logger_of("coffer_core::router"), "core");
         assert_eq!(logger_of("coffer_storage_file"), "storage");
         assert_eq!(logger_of("coffer_core_other"), "core");
@@ -353,7 +355,7 @@ mod tests {
         st.loggers.insert("audit", "debug");
         let spec = st.spec();
         assert!(spec.starts_with("info,"));
-        assert!(spec.contains(",coffer_core::audit=debug"));
+        assert!(spec.contains(",coffer_audit=debug"));
         assert!(spec.contains(",coffer_core=info"));
         assert!(EnvFilter::try_new(&spec).is_ok(), "{spec}");
     }

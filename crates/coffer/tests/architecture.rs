@@ -451,3 +451,55 @@ fn backends_dispatch_on_typed_routes_not_row_positions() {
         violations.join("\n")
     );
 }
+
+/// The Coffer crates `package` builds on, directly or not (itself included).
+fn coffer_closure(package: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::from([package.to_string()]);
+    let mut queue: Vec<String> = vec![package.into()];
+    while let Some(p) = queue.pop() {
+        for d in coffer_deps_of(&p) {
+            if seen.insert(d.clone()) {
+                queue.push(d);
+            }
+        }
+    }
+    seen
+}
+
+/// The core is the request pipeline over subsystem crates that each keep one kind of state
+/// (the token store, the identity store, the audit broker) or compute one thing (password
+/// policies). They sit below the core: none of them, nor anything they build on, reaches the
+/// core, HTTP or a builtin backend, and their storage is the barrier's `SecureStorage` (they
+/// depend on no storage crate themselves), so each can be tested and reasoned about alone.
+#[test]
+fn subsystem_crates_sit_below_the_core() {
+    const SUBSYSTEMS: &[&str] = &["coffer-audit", "coffer-token", "coffer-identity", "coffer-password-policy"];
+    const FORBIDDEN: &[&str] =
+        &["coffer-core", "coffer-http", "coffer", "axum", "http", "hyper", "hyper-util", "tower"];
+    let mut violations = Vec::new();
+    for s in SUBSYSTEMS {
+        assert!(
+            deps_of("coffer-core").contains(*s),
+            "coffer-core no longer depends on {s}: has the layering changed? update this test"
+        );
+        for p in coffer_closure(s) {
+            for d in deps_of(&p) {
+                if FORBIDDEN.contains(&d.as_str()) || d.starts_with("coffer-builtin") {
+                    violations.push(format!("{s}: {p} -> {d}"));
+                }
+            }
+        }
+        for d in deps_of(s) {
+            if d == "coffer-physical" || d.starts_with("coffer-storage-") {
+                violations.push(format!("{s} -> {d}"));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "subsystem crates must not reach the core, HTTP or storage: {violations:?}");
+    // Password policies are pure computation, like the ACL engine.
+    let io: Vec<String> = coffer_closure("coffer-password-policy")
+        .iter()
+        .flat_map(|p| deps_of(p).iter().filter(|d| ["tokio", "coffer-barrier"].contains(&d.as_str())).cloned())
+        .collect();
+    assert!(io.is_empty(), "coffer-password-policy must do no I/O, but depends on {io:?}");
+}

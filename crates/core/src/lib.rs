@@ -3,7 +3,7 @@
 //! responses or [`LogicalError`]s whose kind the HTTP layer maps to a status.
 #![forbid(unsafe_code)]
 
-pub mod audit;
+pub use coffer_audit as audit;
 mod autoseal;
 pub mod catalog;
 pub mod cors;
@@ -24,7 +24,7 @@ mod sys;
 mod sys_acl;
 pub mod sys_runtime;
 mod system_paths;
-pub mod token;
+pub use coffer_token as token;
 mod token_api;
 mod tools;
 pub mod wrapping;
@@ -580,7 +580,16 @@ impl Core {
             data: &req.data,
             remote_addr: req.remote_addr,
             client_token: token,
-            token: entry.as_deref(),
+            token: entry.as_deref().map(|t| audit::AuditToken {
+                accessor: &t.accessor,
+                display_name: &t.display_name,
+                policies: &t.policies,
+                meta: t.meta.as_ref(),
+                entity_id: &t.entity_id,
+                token_type: &t.token_type,
+                ttl: t.ttl,
+                creation_time: t.creation_time,
+            }),
             mount_type: &mount_type,
             mount_accessor: &mount_accessor,
             non_hmac_request_keys: &non_hmac_req,
@@ -593,10 +602,19 @@ impl Core {
         }
         let result = self.handle_routed(active, req, path).await;
         let (resp, err) = match &result {
-            Ok(r) => (Some(r), String::new()),
+            Ok(r) => (
+                Some(audit::AuditResponse {
+                    data: r.data.as_ref(),
+                    auth: r.auth.as_ref(),
+                    wrap_info: r.wrap_info.as_ref(),
+                    lease_id: &r.lease_id,
+                    warnings: &r.warnings,
+                }),
+                String::new(),
+            ),
             Err(e) => (None, e.to_string()),
         };
-        if active.audit.log("response", &record, resp, &err).await.is_err() {
+        if active.audit.log("response", &record, resp.as_ref(), &err).await.is_err() {
             // Fail closed: nothing leaves that was not recorded.
             return Err(unrecorded());
         }

@@ -21,14 +21,6 @@ pub fn describe() {
     r.describe("coffer_storage_op_duration_seconds", "Physical storage operation time, by operation");
 }
 
-pub fn audit_result(ok: bool) {
-    if ok {
-        global().incr("coffer_audit_log_total", &[], 1);
-    } else {
-        global().incr("coffer_audit_log_failures_total", &[], 1);
-    }
-}
-
 /// Request paths served by the core itself, labelled by their area.
 const SYSTEM_AREAS: [&str; 4] = ["sys/", "auth/token/", "identity/", "cubbyhole/"];
 

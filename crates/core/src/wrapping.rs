@@ -17,9 +17,7 @@ use std::sync::Arc;
 pub const WRAPPING_POLICY: &str = "response-wrapping";
 const MAX_WRAP_TTL: i64 = 768 * 3600;
 
-pub fn cubbyhole_prefix(token_hash: &str) -> String {
-    format!("cubbyhole/{token_hash}/")
-}
+pub use coffer_token::cubbyhole_prefix;
 
 fn rfc3339(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)

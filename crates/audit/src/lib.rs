@@ -5,10 +5,15 @@
 //!
 //! Fail closed: when devices are enabled and none records an entry, the request fails (500)
 //! and nothing is returned. A device that blocks counts as failed after `write_timeout`.
+//!
+//! The broker knows nothing of the core: a request, its token and its response come in as
+//! the plain data of [`AuditRecord`], [`AuditToken`] and [`AuditResponse`]. Errors are
+//! [`AuditError`]; `From<AuditError> for LogicalError` gives the client-facing messages.
 
-use crate::error::barrier_err;
-use coffer_barrier::{Barrier, SecureStorage};
-use coffer_sdk::LogicalError;
+#![forbid(unsafe_code)]
+
+use coffer_barrier::{Barrier, BarrierError, SecureStorage};
+use coffer_sdk::{ErrorKind, LogicalError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -57,12 +62,78 @@ enum SocketConn {
     Unix(std::os::unix::net::UnixStream),
 }
 
-fn io_err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// Why a device could not be set up or could not write.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    #[error("option {0:?} is not supported: audit filtering is not built, every device records every request")]
+    Unsupported(String),
+    #[error("unknown option {option:?} (supported: {supported})")]
+    UnknownOption { option: String, supported: String },
+    #[error("file_path is required")]
+    FilePathRequired,
+    #[error("invalid mode {0:?}: an octal file mode such as \"0600\"")]
+    InvalidMode(String),
+    #[error("address is required")]
+    AddressRequired,
+    #[error("unsupported socket_type {0:?}")]
+    SocketType(String),
+    #[error("invalid facility {0}")]
+    Facility(String),
+    #[error("invalid facility {facility}")]
+    FacilityNumber { facility: String, source: std::num::ParseIntError },
+    #[error("unknown audit device type {0:?} (supported: file, socket, syslog)")]
+    UnknownType(String),
+    #[error("cannot open {path:?}: {source}")]
+    Open { path: String, source: std::io::Error },
+    #[error("cannot set the mode of {path:?}: {source}")]
+    Mode { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("file not open")]
+    NotOpen,
+    #[error("not connected")]
+    NotConnected,
+}
+
+/// What enabling a device can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    #[error("audit device {path}: {source}")]
+    Device { path: String, source: DeviceError },
+    #[error("unknown format {0:?} (json or jsonx)")]
+    UnknownFormat(String),
+    #[error(transparent)]
+    Storage(#[from] BarrierError),
+    #[error(transparent)]
+    Crypto(#[from] coffer_crypto::CryptoError),
+}
+
+/// A device's configuration is the client's mistake (400); storage failures map as everywhere
+/// in the core (details logged, a generic message returned); the rest are internal errors.
+impl From<AuditError> for LogicalError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Device { .. } | AuditError::UnknownFormat(_) => {
+                LogicalError::bad_request(e.to_string()).with_source(e)
+            }
+            AuditError::Storage(BarrierError::Sealed) => LogicalError::sealed(),
+            AuditError::Storage(BarrierError::Storage(s)) => {
+                tracing::error!(error = %s, "storage failure");
+                LogicalError::new(ErrorKind::Internal, "internal error: storage backend failure")
+            }
+            AuditError::Storage(other) => {
+                tracing::error!(error = %other, "barrier failure");
+                LogicalError::internal("internal error")
+            }
+            other => LogicalError::internal(other.to_string()).with_source(other),
+        }
+    }
 }
 
 /// The options each device type acts on; anything else is refused when the device is enabled.
-fn check_options(c: &AuditConfig) -> Result<(), String> {
+fn check_options(c: &AuditConfig) -> Result<(), DeviceError> {
     const COMMON: &[&str] = &["format", "prefix", "log_raw", "hmac_accessor", "elide_list_responses"];
     let own: &[&str] = match c.device_type.as_str() {
         "file" => &["file_path", "path", "mode"],
@@ -72,16 +143,12 @@ fn check_options(c: &AuditConfig) -> Result<(), String> {
     };
     for k in c.options.keys() {
         match k.as_str() {
-            "filter" | "fallback" => {
-                return Err(format!(
-                    "option {k:?} is not supported: audit filtering is not built, every device records every request"
-                ))
-            }
+            "filter" | "fallback" => return Err(DeviceError::Unsupported(k.clone())),
             k if COMMON.contains(&k) || own.contains(&k) => {}
             other => {
                 let mut known: Vec<&str> = COMMON.iter().chain(own).copied().collect();
                 known.sort_unstable();
-                return Err(format!("unknown option {other:?} (supported: {})", known.join(", ")));
+                return Err(DeviceError::UnknownOption { option: other.to_string(), supported: known.join(", ") });
             }
         }
     }
@@ -89,7 +156,7 @@ fn check_options(c: &AuditConfig) -> Result<(), String> {
 }
 
 impl Sink {
-    fn from_config(c: &AuditConfig) -> Result<Sink, String> {
+    fn from_config(c: &AuditConfig) -> Result<Sink, DeviceError> {
         check_options(c)?;
         let opt = |k: &str| c.options.get(k).cloned().unwrap_or_default();
         match c.device_type.as_str() {
@@ -103,7 +170,7 @@ impl Sink {
                     }
                 };
                 match p.as_str() {
-                    "" => Err("file_path is required".into()),
+                    "" => Err(DeviceError::FilePathRequired),
                     "discard" => Ok(Sink::Discard),
                     "stdout" => Ok(Sink::Stdout),
                     path => {
@@ -111,7 +178,7 @@ impl Sink {
                             Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
                                 .ok()
                                 .filter(|m| *m <= 0o777)
-                                .ok_or_else(|| format!("invalid mode {m:?}: an octal file mode such as \"0600\""))?,
+                                .ok_or_else(|| DeviceError::InvalidMode(m.clone()))?,
                             None => 0o600,
                         };
                         let s = Sink::File { path: path.to_string(), mode, file: Mutex::new(None) };
@@ -123,13 +190,13 @@ impl Sink {
             "socket" => {
                 let address = opt("address");
                 if address.is_empty() {
-                    return Err("address is required".into());
+                    return Err(DeviceError::AddressRequired);
                 }
                 let kind = match opt("socket_type").as_str() {
                     "" | "tcp" => "tcp",
                     "udp" => "udp",
                     "unix" => "unix",
-                    other => return Err(format!("unsupported socket_type {other:?}")),
+                    other => return Err(DeviceError::SocketType(other.to_string())),
                 };
                 Ok(Sink::Socket { address, kind: kind.into(), conn: Mutex::new(None) })
             }
@@ -142,20 +209,23 @@ impl Sink {
                     "SYSLOG" => 5,
                     "AUTHPRIV" => 10,
                     f if f.starts_with("LOCAL") => {
-                        16 + f[5..].parse::<u8>().map_err(|_| format!("invalid facility {f}"))?.min(7)
+                        16 + f[5..]
+                            .parse::<u8>()
+                            .map_err(|source| DeviceError::FacilityNumber { facility: f.to_string(), source })?
+                            .min(7)
                     }
-                    f => return Err(format!("invalid facility {f}")),
+                    f => return Err(DeviceError::Facility(f.to_string())),
                 };
                 let tag = if opt("tag").is_empty() { "coffer".to_string() } else { opt("tag") };
                 let socket_path =
                     if opt("socket_path").is_empty() { "/dev/log".to_string() } else { opt("socket_path") };
                 Ok(Sink::Syslog { socket_path, facility, tag })
             }
-            other => Err(format!("unknown audit device type {other:?} (supported: file, socket, syslog)")),
+            other => Err(DeviceError::UnknownType(other.to_string())),
         }
     }
 
-    fn open_file(&self) -> Result<(), String> {
+    fn open_file(&self) -> Result<(), DeviceError> {
         if let Sink::File { path, mode, file } = self {
             use std::os::unix::fs::OpenOptionsExt;
             let f = std::fs::OpenOptions::new()
@@ -163,64 +233,64 @@ impl Sink {
                 .append(true)
                 .mode(if *mode == 0 { 0o600 } else { *mode })
                 .open(path)
-                .map_err(|e| format!("cannot open {path:?}: {e}"))?;
+                .map_err(|source| DeviceError::Open { path: path.clone(), source })?;
             // As OpenBao: the file gets `mode` whatever the umask or its earlier mode; "0000"
             // leaves the permissions of an existing file alone.
             if *mode != 0 {
                 use std::os::unix::fs::PermissionsExt;
                 f.set_permissions(std::fs::Permissions::from_mode(*mode))
-                    .map_err(|e| format!("cannot set the mode of {path:?}: {e}"))?;
+                    .map_err(|source| DeviceError::Mode { path: path.clone(), source })?;
             }
-            *file.lock().map_err(io_err)? = Some(f);
+            *file.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(f);
         }
         Ok(())
     }
 
     /// Reopens the file (log rotation on SIGHUP).
-    fn reopen(&self) -> Result<(), String> {
+    fn reopen(&self) -> Result<(), DeviceError> {
         self.open_file()
     }
 
-    fn write_line(&self, line: &[u8]) -> Result<(), String> {
+    fn write_line(&self, line: &[u8]) -> Result<(), DeviceError> {
         match self {
             Sink::Discard => Ok(()),
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(line).and_then(|_| out.flush()).map_err(io_err)
+                out.write_all(line).and_then(|_| out.flush()).map_err(DeviceError::from)
             }
             Sink::File { file, .. } => {
-                let mut g = file.lock().map_err(io_err)?;
-                let f = g.as_mut().ok_or("file not open")?;
+                let mut g = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let f = g.as_mut().ok_or(DeviceError::NotOpen)?;
                 // One write per entry; the OS appends it atomically for O_APPEND.
-                f.write_all(line).map_err(io_err)
+                f.write_all(line).map_err(DeviceError::from)
             }
             Sink::Socket { address, kind, conn } => {
-                let mut g = conn.lock().map_err(io_err)?;
+                let mut g = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 for attempt in 0..2 {
                     if g.is_none() {
                         *g = Some(match kind.as_str() {
                             "tcp" => {
-                                let s = std::net::TcpStream::connect(address.as_str()).map_err(io_err)?;
-                                s.set_write_timeout(Some(DEFAULT_TIMEOUT)).map_err(io_err)?;
+                                let s = std::net::TcpStream::connect(address.as_str())?;
+                                s.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
                                 SocketConn::Tcp(s)
                             }
                             "udp" => {
-                                let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(io_err)?;
-                                s.connect(address.as_str()).map_err(io_err)?;
+                                let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+                                s.connect(address.as_str())?;
                                 SocketConn::Udp(s)
                             }
                             _ => {
-                                let s = std::os::unix::net::UnixStream::connect(address).map_err(io_err)?;
-                                s.set_write_timeout(Some(DEFAULT_TIMEOUT)).map_err(io_err)?;
+                                let s = std::os::unix::net::UnixStream::connect(address)?;
+                                s.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
                                 SocketConn::Unix(s)
                             }
                         });
                     }
                     let r = match g.as_mut() {
-                        Some(SocketConn::Tcp(s)) => s.write_all(line).map_err(io_err),
-                        Some(SocketConn::Udp(s)) => s.send(line).map(|_| ()).map_err(io_err),
-                        Some(SocketConn::Unix(s)) => s.write_all(line).map_err(io_err),
-                        None => Err("not connected".into()),
+                        Some(SocketConn::Tcp(s)) => s.write_all(line).map_err(DeviceError::from),
+                        Some(SocketConn::Udp(s)) => s.send(line).map(|_| ()).map_err(DeviceError::from),
+                        Some(SocketConn::Unix(s)) => s.write_all(line).map_err(DeviceError::from),
+                        None => Err(DeviceError::NotConnected),
                     };
                     match r {
                         Ok(()) => return Ok(()),
@@ -228,14 +298,14 @@ impl Sink {
                         Err(_) => *g = None,
                     }
                 }
-                Err("unreachable".into())
+                Err(DeviceError::NotConnected)
             }
             Sink::Syslog { socket_path, facility, tag } => {
                 let pri = facility * 8 + 6;
                 let mut msg = format!("<{pri}>{tag}: ").into_bytes();
                 msg.extend_from_slice(line.strip_suffix(b"\n").unwrap_or(line));
-                let s = std::os::unix::net::UnixDatagram::unbound().map_err(io_err)?;
-                s.send_to(&msg, socket_path).map(|_| ()).map_err(io_err)
+                let s = std::os::unix::net::UnixDatagram::unbound()?;
+                s.send_to(&msg, socket_path).map(|_| ()).map_err(DeviceError::from)
             }
         }
     }
@@ -259,6 +329,31 @@ impl Device {
     }
 }
 
+/// What the broker records of the token a request came with.
+#[derive(Clone, Copy)]
+pub struct AuditToken<'a> {
+    pub accessor: &'a str,
+    pub display_name: &'a str,
+    pub policies: &'a [String],
+    pub meta: Option<&'a Map<String, Value>>,
+    pub entity_id: &'a str,
+    pub token_type: &'a str,
+    /// The TTL the token was created with (seconds).
+    pub ttl: i64,
+    /// Unix seconds.
+    pub creation_time: i64,
+}
+
+/// What the broker records of a response.
+#[derive(Clone, Copy)]
+pub struct AuditResponse<'a> {
+    pub data: Option<&'a Map<String, Value>>,
+    pub auth: Option<&'a coffer_api::Auth>,
+    pub wrap_info: Option<&'a coffer_api::WrapInfo>,
+    pub lease_id: &'a str,
+    pub warnings: &'a [String],
+}
+
 /// What the broker needs to know of a request and its outcome.
 pub struct AuditRecord<'a> {
     pub id: &'a str,
@@ -267,7 +362,7 @@ pub struct AuditRecord<'a> {
     pub data: &'a Map<String, Value>,
     pub remote_addr: Option<std::net::IpAddr>,
     pub client_token: &'a str,
-    pub token: Option<&'a crate::token::TokenEntry>,
+    pub token: Option<AuditToken<'a>>,
     pub mount_type: &'a str,
     pub mount_accessor: &'a str,
     pub non_hmac_request_keys: &'a [String],
@@ -299,23 +394,28 @@ fn hash_values(d: &Device, v: &Value, skip: &[String]) -> Value {
 
 impl AuditBroker {
     pub fn enabled(&self) -> bool {
-        self.devices.read().map(|d| !d.is_empty()).unwrap_or(false)
+        !self.devices.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
     }
 
     pub fn list(&self) -> Vec<AuditConfig> {
-        self.devices.read().map(|d| d.iter().map(|x| x.config.clone()).collect()).unwrap_or_default()
+        self.devices
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|x| x.config.clone())
+            .collect()
     }
 
     /// Builds a device (loading or creating its salt) and adds it.
-    pub async fn add(&self, barrier: &Barrier, config: AuditConfig) -> Result<(), LogicalError> {
-        let sink = Sink::from_config(&config)
-            .map_err(|e| LogicalError::bad_request(format!("audit device {}: {e}", config.path)))?;
+    pub async fn add(&self, barrier: &Barrier, config: AuditConfig) -> Result<(), AuditError> {
+        let sink =
+            Sink::from_config(&config).map_err(|source| AuditError::Device { path: config.path.clone(), source })?;
         let salt_key = format!("audit/{}/salt", config.uuid);
-        let salt = match barrier.get(&salt_key).await.map_err(barrier_err)? {
+        let salt = match barrier.get(&salt_key).await? {
             Some(s) => s,
             None => {
-                let s = coffer_crypto::random_bytes(32).map_err(|e| LogicalError::internal(e.to_string()))?;
-                barrier.put(&salt_key, &s).await.map_err(barrier_err)?;
+                let s = coffer_crypto::random_bytes(32)?;
+                barrier.put(&salt_key, &s).await?;
                 s
             }
         };
@@ -332,7 +432,7 @@ impl AuditBroker {
             .unwrap_or(DEFAULT_TIMEOUT);
         let format = config.options.get("format").cloned().unwrap_or_else(|| "json".into());
         if format != "json" && format != "jsonx" {
-            return Err(LogicalError::bad_request(format!("unknown format {format:?} (json or jsonx)")));
+            return Err(AuditError::UnknownFormat(format));
         }
         let dev = Device {
             sink,
@@ -345,14 +445,14 @@ impl AuditBroker {
             timeout,
             config,
         };
-        let mut devs = self.devices.write().map_err(|_| LogicalError::internal("audit lock poisoned"))?;
+        let mut devs = self.devices.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         devs.retain(|d| d.config.path != dev.config.path);
         devs.push(Arc::new(dev));
         Ok(())
     }
 
     pub fn remove(&self, path: &str) -> bool {
-        let Ok(mut d) = self.devices.write() else { return false };
+        let mut d = self.devices.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let before = d.len();
         d.retain(|x| x.config.path != path);
         d.len() != before
@@ -360,28 +460,26 @@ impl AuditBroker {
 
     /// `sys/audit-hash/<path>`: the digest a device would log for `input`.
     pub fn hash_for(&self, path: &str, input: &str) -> Option<String> {
-        let d = self.devices.read().ok()?;
+        let d = self.devices.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         d.iter().find(|x| x.config.path == path).map(|x| x.hash(input))
     }
 
     /// Reopens file devices (SIGHUP).
     pub fn reopen(&self) {
-        if let Ok(d) = self.devices.read() {
-            for dev in d.iter() {
-                if let Err(e) = dev.sink.reopen() {
-                    tracing::error!(device = %dev.config.path, error = %e, "audit device could not be reopened");
-                }
+        for dev in self.devices.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            if let Err(e) = dev.sink.reopen() {
+                tracing::error!(device = %dev.config.path, error = %e, "audit device could not be reopened");
             }
         }
     }
 
-    fn entry(d: &Device, kind: &str, r: &AuditRecord<'_>, resp: Option<&crate::CoreResponse>, error: &str) -> Value {
+    fn entry(d: &Device, kind: &str, r: &AuditRecord<'_>, resp: Option<&AuditResponse<'_>>, error: &str) -> Value {
         let h = |s: &str| if d.log_raw || s.is_empty() { s.to_string() } else { d.hash(s) };
         let ha = |s: &str| if d.log_raw || !d.hmac_accessor || s.is_empty() { s.to_string() } else { d.hash(s) };
         let auth = match r.token {
             Some(t) => json!({
                 "client_token": h(r.client_token),
-                "accessor": ha(&t.accessor),
+                "accessor": ha(t.accessor),
                 "display_name": t.display_name,
                 "policies": t.policies,
                 "token_policies": t.policies,
@@ -406,7 +504,7 @@ impl AuditBroker {
             "mount_type": r.mount_type,
             "mount_accessor": r.mount_accessor,
             "client_token": h(r.client_token),
-            "client_token_accessor": r.token.map(|t| ha(&t.accessor)).unwrap_or_default(),
+            "client_token_accessor": r.token.map(|t| ha(t.accessor)).unwrap_or_default(),
             "namespace": { "id": "root" },
             "path": r.path,
             "data": if r.data.is_empty() { Value::Null } else { data },
@@ -419,7 +517,7 @@ impl AuditBroker {
         let mut e = json!({ "time": now_rfc3339(), "type": kind, "auth": auth, "request": request });
         if let Some(resp) = resp {
             let elided;
-            let mut rdata = resp.data.as_ref();
+            let mut rdata = resp.data;
             if d.elide_list_responses && r.operation == "list" {
                 if let Some(m) = rdata {
                     // The keys and key_info of a list answer become their counts.
@@ -447,14 +545,14 @@ impl AuditBroker {
             if let Some(v) = rdata {
                 out["data"] = v;
             }
-            if let Some(a) = &resp.auth {
+            if let Some(a) = resp.auth {
                 out["auth"] = json!({
                     "client_token": h(&a.client_token), "accessor": ha(&a.accessor), "display_name": "",
                     "policies": a.policies, "token_policies": a.token_policies, "metadata": a.metadata,
                     "entity_id": a.entity_id, "token_type": a.token_type, "token_ttl": a.lease_duration,
                 });
             }
-            if let Some(w) = &resp.wrap_info {
+            if let Some(w) = resp.wrap_info {
                 out["wrap_info"] = json!({
                     "token": h(&w.token), "accessor": ha(&w.accessor), "ttl": w.ttl,
                     "creation_time": w.creation_time, "creation_path": w.creation_path,
@@ -491,13 +589,10 @@ impl AuditBroker {
         &self,
         kind: &str,
         r: &AuditRecord<'_>,
-        resp: Option<&crate::CoreResponse>,
+        resp: Option<&AuditResponse<'_>>,
         error: &str,
-    ) -> Result<(), ()> {
-        let devs: Vec<Arc<Device>> = match self.devices.read() {
-            Ok(d) => d.clone(),
-            Err(_) => return Err(()),
-        };
+    ) -> Result<(), Unrecorded> {
+        let devs: Vec<Arc<Device>> = self.devices.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         if devs.is_empty() {
             return Ok(());
         }
@@ -518,12 +613,27 @@ impl AuditBroker {
                 Err(_) => tracing::error!(device = %d.config.path, "audit device timed out"),
             }
         }
-        crate::metrics::audit_result(ok > 0);
+        record_result(ok > 0);
         if ok > 0 {
             Ok(())
         } else {
-            Err(())
+            Err(Unrecorded)
         }
+    }
+}
+
+/// No enabled device recorded the entry: the request must fail (fail closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no audit device could record the request")]
+pub struct Unrecorded;
+
+/// Counts an entry as recorded (by at least one device) or not.
+fn record_result(ok: bool) {
+    let r = coffer_metrics::global();
+    if ok {
+        r.incr("coffer_audit_log_total", &[], 1);
+    } else {
+        r.incr("coffer_audit_log_failures_total", &[], 1);
     }
 }
 

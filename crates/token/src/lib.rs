@@ -4,12 +4,17 @@
 //! salt in the barrier) — never in plaintext — with an accessor index and a parent → child
 //! index so revoking a parent revokes its tree. Batch tokens are not persisted: the entry is
 //! sealed (AES-256-GCM, key in the barrier) into the token itself. Lookups are cached.
+//!
+//! Errors are [`TokenError`]; the core turns them into logical errors through the
+//! `From<TokenError> for LogicalError` below (the client-facing messages and kinds).
 
-use crate::error::barrier_err;
+#![forbid(unsafe_code)]
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
-use coffer_barrier::{Barrier, SecureStorage};
-use coffer_sdk::LogicalError;
+use coffer_barrier::{Barrier, BarrierError, SecureStorage};
+use coffer_crypto::CryptoError;
+use coffer_sdk::{ErrorKind, LogicalError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -21,7 +26,7 @@ const SALT_PATH: &str = "sys/token/salt";
 /// stays bounded whatever the number of stored tokens.
 const CACHE_MAX: usize = 50_000;
 const BATCH_KEY_PATH: &str = "sys/token/batch-key";
-pub(crate) const ID_PREFIX: &str = "sys/token/id/";
+pub const ID_PREFIX: &str = "sys/token/id/";
 const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
 const PARENT_PREFIX: &str = "sys/token/parent/";
 pub const ROLE_PREFIX: &str = "sys/token/roles/";
@@ -213,42 +218,89 @@ pub struct TokenStore {
     cache: RwLock<HashMap<String, Arc<TokenEntry>, foldhash::fast::RandomState>>,
 }
 
-fn lock_err<T>(_: T) -> LogicalError {
-    LogicalError::internal("token cache poisoned")
+/// What the token store can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    #[error(transparent)]
+    Storage(#[from] BarrierError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+    #[error("token entry is unreadable")]
+    UnreadableEntry(#[source] serde_json::Error),
+    #[error("token role is unreadable")]
+    UnreadableRole(#[source] serde_json::Error),
+    #[error("cannot create a token with a duplicate ID")]
+    DuplicateId,
+    #[error("batch tokens cannot be revoked")]
+    BatchNotRevocable,
 }
 
-fn internal(e: impl std::fmt::Display) -> LogicalError {
-    LogicalError::internal(e.to_string())
+/// The client's mistakes are 400s; storage failures map as everywhere in the core (details
+/// logged, a generic message returned); the rest are internal errors with their message.
+impl From<TokenError> for LogicalError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Storage(b) => barrier_err(b),
+            TokenError::DuplicateId | TokenError::BatchNotRevocable => LogicalError::bad_request(e.to_string()),
+            other => LogicalError::internal(other.to_string()).with_source(other),
+        }
+    }
+}
+
+/// The barrier's errors as the client sees them: sealed, or a generic internal error (the
+/// details go to the log). The same mapping as the core's own `error::barrier_err`.
+fn barrier_err(e: BarrierError) -> LogicalError {
+    match e {
+        BarrierError::Sealed => LogicalError::sealed(),
+        BarrierError::Storage(s) => {
+            tracing::error!(error = %s, "storage failure");
+            LogicalError::new(ErrorKind::Internal, "internal error: storage backend failure")
+        }
+        other => {
+            tracing::error!(error = %other, "barrier failure");
+            LogicalError::internal("internal error")
+        }
+    }
+}
+
+type Result<T, E = TokenError> = std::result::Result<T, E>;
+
+/// Where a token's cubbyhole lives (by the token's storage hash); it goes with the token.
+pub fn cubbyhole_prefix(token_hash: &str) -> String {
+    format!("cubbyhole/{token_hash}/")
 }
 
 /// Generates a fresh service token in OpenBao's format.
-pub fn generate_token() -> Result<String, LogicalError> {
-    let r = coffer_crypto::random_base62(TOKEN_RANDOM_LEN).map_err(internal)?;
+pub fn generate_token() -> Result<String> {
+    let r = coffer_crypto::random_base62(TOKEN_RANDOM_LEN)?;
     Ok(format!("{SERVICE_TOKEN_PREFIX}{r}"))
 }
 
 impl TokenStore {
     /// Loads the store, creating its salt and batch key on first use.
-    pub async fn load(barrier: Arc<Barrier>) -> Result<Self, LogicalError> {
+    pub async fn load(barrier: Arc<Barrier>) -> Result<Self> {
         let mut secrets = Vec::new();
         for path in [SALT_PATH, BATCH_KEY_PATH] {
-            let v = match barrier.get(path).await.map_err(barrier_err)? {
+            let v = match barrier.get(path).await? {
                 Some(s) => s,
                 None => {
-                    let s = coffer_crypto::random_bytes(32).map_err(internal)?;
-                    barrier.put(path, &s).await.map_err(barrier_err)?;
+                    let s = coffer_crypto::random_bytes(32)?;
+                    barrier.put(path, &s).await?;
                     s
                 }
             };
             secrets.push(v);
         }
-        let batch_key = coffer_crypto::Key::from_slice(&secrets[1]).map_err(internal)?;
+        let batch_key = coffer_crypto::Key::from_slice(&secrets[1])?;
         let salt = coffer_crypto::HmacKey::new(&secrets[0]);
         Ok(TokenStore { barrier, revoked: Default::default(), salt, batch_key, cache: RwLock::new(HashMap::default()) })
     }
 
-    fn cache_insert(&self, h: String, e: Arc<TokenEntry>) -> Result<(), LogicalError> {
-        let mut c = self.cache.write().map_err(lock_err)?;
+    fn cache_insert(&self, h: String, e: Arc<TokenEntry>) -> Result<()> {
+        let mut c = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if c.len() >= CACHE_MAX {
             coffer_sdk::cache::drop_elsewhere(std::mem::take(&mut *c));
         }
@@ -261,7 +313,7 @@ impl TokenStore {
     }
 
     /// Creates a root token. `id` lets `-dev-root-token-id` choose it.
-    pub async fn create_root(&self, id: Option<&str>) -> Result<(String, TokenEntry), LogicalError> {
+    pub async fn create_root(&self, id: Option<&str>) -> Result<(String, TokenEntry)> {
         let entry = TokenEntry {
             policies: vec!["root".into()],
             path: "auth/token/root".into(),
@@ -275,40 +327,40 @@ impl TokenStore {
     }
 
     /// Persists a new token (or seals a batch token); returns the token and its entry.
-    pub async fn create(&self, mut entry: TokenEntry, id: Option<&str>) -> Result<(String, TokenEntry), LogicalError> {
+    pub async fn create(&self, mut entry: TokenEntry, id: Option<&str>) -> Result<(String, TokenEntry)> {
         // OpenBao keeps a token's policies sorted, and clients see them in that order.
         entry.policies.sort();
         entry.policies.dedup();
         if entry.token_type == "batch" {
             entry.accessor.clear();
-            let plain = Zeroizing::new(serde_json::to_vec(&entry).map_err(internal)?);
-            let sealed = coffer_crypto::seal(&self.batch_key, b"batch-token", &plain).map_err(internal)?;
+            let plain = Zeroizing::new(serde_json::to_vec(&entry)?);
+            let sealed = coffer_crypto::seal(&self.batch_key, b"batch-token", &plain)?;
             return Ok((format!("{BATCH_TOKEN_PREFIX}{}", B64URL.encode(sealed)), entry));
         }
         let token = match id {
             Some(t) if !t.is_empty() => {
                 if self.lookup_raw(t).await?.is_some() {
-                    return Err(LogicalError::bad_request("cannot create a token with a duplicate ID"));
+                    return Err(TokenError::DuplicateId);
                 }
                 t.to_string()
             }
             _ => generate_token()?,
         };
-        entry.accessor = coffer_crypto::random_base62(TOKEN_RANDOM_LEN).map_err(internal)?;
+        entry.accessor = coffer_crypto::random_base62(TOKEN_RANDOM_LEN)?;
         let h = self.hash(&token);
         let mut ops = vec![
-            (format!("{ID_PREFIX}{h}"), Some(serde_json::to_vec(&entry).map_err(internal)?)),
+            (format!("{ID_PREFIX}{h}"), Some(serde_json::to_vec(&entry)?)),
             (format!("{ACCESSOR_PREFIX}{}", self.hash(&entry.accessor)), Some(h.clone().into_bytes())),
         ];
         if let Some(p) = &entry.parent {
             ops.push((format!("{PARENT_PREFIX}{p}/{h}"), Some(Vec::new())));
         }
-        self.barrier.transaction(ops).await.map_err(barrier_err)?;
+        self.barrier.transaction(ops).await?;
         self.cache_insert(h, Arc::new(entry.clone()))?;
         Ok((token, entry))
     }
 
-    async fn lookup_raw(&self, token: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+    async fn lookup_raw(&self, token: &str) -> Result<Option<Arc<TokenEntry>>> {
         if let Some(rest) = token.strip_prefix(BATCH_TOKEN_PREFIX) {
             let Ok(blob) = B64URL.decode(rest) else { return Ok(None) };
             let Ok(plain) = coffer_crypto::open(&self.batch_key, b"batch-token", &blob) else { return Ok(None) };
@@ -317,15 +369,14 @@ impl TokenStore {
         self.lookup_hash(&self.hash(token)).await
     }
 
-    async fn lookup_hash(&self, h: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
-        if let Some(e) = self.cache.read().map_err(lock_err)?.get(h) {
+    async fn lookup_hash(&self, h: &str) -> Result<Option<Arc<TokenEntry>>> {
+        if let Some(e) = self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(h) {
             return Ok(Some(e.clone()));
         }
-        let Some(raw) = self.barrier.get(&format!("{ID_PREFIX}{h}")).await.map_err(barrier_err)? else {
+        let Some(raw) = self.barrier.get(&format!("{ID_PREFIX}{h}")).await? else {
             return Ok(None);
         };
-        let entry: TokenEntry =
-            serde_json::from_slice(&raw).map_err(|_| LogicalError::internal("token entry is unreadable"))?;
+        let entry: TokenEntry = serde_json::from_slice(&raw).map_err(TokenError::UnreadableEntry)?;
         let entry = Arc::new(entry);
         self.cache_insert(h.to_string(), entry.clone())?;
         Ok(Some(entry))
@@ -333,7 +384,7 @@ impl TokenStore {
 
     /// Finds a live token's entry. Unknown, expired or used-up tokens give `None`; expired
     /// service tokens are revoked on the way.
-    pub async fn lookup(&self, token: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+    pub async fn lookup(&self, token: &str) -> Result<Option<Arc<TokenEntry>>> {
         if token.is_empty() || token.len() > 4096 {
             return Ok(None);
         }
@@ -349,15 +400,15 @@ impl TokenStore {
     }
 
     /// Storage hash of a token's accessor target, or None.
-    pub async fn hash_for_accessor(&self, accessor: &str) -> Result<Option<String>, LogicalError> {
+    pub async fn hash_for_accessor(&self, accessor: &str) -> Result<Option<String>> {
         if accessor.is_empty() {
             return Ok(None);
         }
-        let v = self.barrier.get(&format!("{ACCESSOR_PREFIX}{}", self.hash(accessor))).await.map_err(barrier_err)?;
+        let v = self.barrier.get(&format!("{ACCESSOR_PREFIX}{}", self.hash(accessor))).await?;
         Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
-    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<(String, Arc<TokenEntry>)>, LogicalError> {
+    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<(String, Arc<TokenEntry>)>> {
         let Some(h) = self.hash_for_accessor(accessor).await? else { return Ok(None) };
         let Some(e) = self.lookup_hash(&h).await? else { return Ok(None) };
         if e.is_expired(now()) {
@@ -369,7 +420,7 @@ impl TokenStore {
 
     /// Counts one use of a token with a use limit. On its last use the token must be revoked
     /// after the request (as Vault does): the hash to revoke is returned.
-    pub async fn use_token(&self, token: &str, entry: &TokenEntry) -> Result<Option<String>, LogicalError> {
+    pub async fn use_token(&self, token: &str, entry: &TokenEntry) -> Result<Option<String>> {
         if entry.num_uses == 0 || entry.token_type == "batch" {
             return Ok(None);
         }
@@ -387,29 +438,26 @@ impl TokenStore {
         Ok(None)
     }
 
-    pub async fn save(&self, h: &str, e: &TokenEntry) -> Result<(), LogicalError> {
-        self.barrier
-            .put(&format!("{ID_PREFIX}{h}"), &serde_json::to_vec(e).map_err(internal)?)
-            .await
-            .map_err(barrier_err)?;
+    pub async fn save(&self, h: &str, e: &TokenEntry) -> Result<()> {
+        self.barrier.put(&format!("{ID_PREFIX}{h}"), &serde_json::to_vec(e)?).await?;
         self.cache_insert(h.to_string(), Arc::new(e.clone()))?;
         Ok(())
     }
 
     /// Revokes by token. `tree`: children too (otherwise they become orphans).
-    pub async fn revoke(&self, token: &str, tree: bool) -> Result<(), LogicalError> {
+    pub async fn revoke(&self, token: &str, tree: bool) -> Result<()> {
         if token.starts_with(BATCH_TOKEN_PREFIX) {
-            return Err(LogicalError::bad_request("batch tokens cannot be revoked"));
+            return Err(TokenError::BatchNotRevocable);
         }
         self.revoke_hash(&self.hash(token), tree).await
     }
 
     /// Revokes a token by storage hash, depth-first through its children.
-    pub async fn revoke_hash(&self, h: &str, tree: bool) -> Result<(), LogicalError> {
+    pub async fn revoke_hash(&self, h: &str, tree: bool) -> Result<()> {
         let mut stack = vec![h.to_string()];
         let mut order = Vec::new();
         while let Some(cur) = stack.pop() {
-            let children = self.barrier.list(&format!("{PARENT_PREFIX}{cur}/")).await.map_err(barrier_err)?;
+            let children = self.barrier.list(&format!("{PARENT_PREFIX}{cur}/")).await?;
             if tree {
                 stack.extend(children.iter().map(|c| c.trim_end_matches('/').to_string()));
             } else {
@@ -420,7 +468,7 @@ impl TokenStore {
                         ce.orphan = true;
                         self.save(c, &ce).await?;
                     }
-                    self.barrier.delete(&format!("{PARENT_PREFIX}{cur}/{c}")).await.map_err(barrier_err)?;
+                    self.barrier.delete(&format!("{PARENT_PREFIX}{cur}/{c}")).await?;
                 }
             }
             order.push(cur);
@@ -436,23 +484,21 @@ impl TokenStore {
                     ops.push((format!("{PARENT_PREFIX}{p}/{cur}"), None));
                 }
             }
-            for c in self.barrier.list(&format!("{PARENT_PREFIX}{cur}/")).await.map_err(barrier_err)? {
+            for c in self.barrier.list(&format!("{PARENT_PREFIX}{cur}/")).await? {
                 ops.push((format!("{PARENT_PREFIX}{cur}/{c}"), None));
             }
-            self.barrier.transaction(ops).await.map_err(barrier_err)?;
-            self.delete_tree(&crate::wrapping::cubbyhole_prefix(&cur)).await?;
-            if let Ok(mut r) = self.revoked.lock() {
-                r.push(cur.clone());
-            }
-            self.cache.write().map_err(lock_err)?.remove(&cur);
+            self.barrier.transaction(ops).await?;
+            self.delete_tree(&cubbyhole_prefix(&cur)).await?;
+            self.revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(cur.clone());
+            self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&cur);
         }
         Ok(())
     }
 
     /// Revokes every token issued by the auth mount with this accessor (on disable).
-    pub async fn revoke_by_mount(&self, mount_accessor: &str) -> Result<usize, LogicalError> {
+    pub async fn revoke_by_mount(&self, mount_accessor: &str) -> Result<usize> {
         let mut n = 0;
-        for h in self.barrier.list(ID_PREFIX).await.map_err(barrier_err)? {
+        for h in self.barrier.list(ID_PREFIX).await? {
             if let Some(e) = self.lookup_hash(&h).await? {
                 if e.mount_accessor == mount_accessor {
                     self.revoke_hash(&h, true).await?;
@@ -466,28 +512,28 @@ impl TokenStore {
     /// Takes the hashes of tokens revoked since the last call.
     /// Whether any revoked token's leases still wait to be revoked.
     pub fn has_revoked(&self) -> bool {
-        self.revoked.lock().map(|r| !r.is_empty()).unwrap_or(true)
+        !self.revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
     }
 
     pub fn take_revoked(&self) -> Vec<String> {
-        self.revoked.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// A token's entry by storage hash (for lease renewal).
-    pub async fn entry_by_hash(&self, h: &str) -> Result<Option<TokenEntry>, LogicalError> {
+    pub async fn entry_by_hash(&self, h: &str) -> Result<Option<TokenEntry>> {
         Ok(self.lookup_hash(h).await?.map(|e| (*e).clone()))
     }
 
     /// Deletes every entry below `prefix` (a revoked token's cubbyhole).
-    async fn delete_tree(&self, prefix: &str) -> Result<(), LogicalError> {
+    async fn delete_tree(&self, prefix: &str) -> Result<()> {
         let mut stack = vec![prefix.to_string()];
         while let Some(p) = stack.pop() {
-            for k in self.barrier.list(&p).await.map_err(barrier_err)? {
+            for k in self.barrier.list(&p).await? {
                 let full = format!("{p}{k}");
                 if k.ends_with('/') {
                     stack.push(full);
                 } else {
-                    self.barrier.delete(&full).await.map_err(barrier_err)?;
+                    self.barrier.delete(&full).await?;
                 }
             }
         }
@@ -495,10 +541,10 @@ impl TokenStore {
     }
 
     /// All accessors (for `auth/token/accessors`).
-    pub async fn accessors(&self) -> Result<Vec<String>, LogicalError> {
+    pub async fn accessors(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for k in self.barrier.list(ACCESSOR_PREFIX).await.map_err(barrier_err)? {
-            let Some(h) = self.barrier.get(&format!("{ACCESSOR_PREFIX}{k}")).await.map_err(barrier_err)? else {
+        for k in self.barrier.list(ACCESSOR_PREFIX).await? {
+            let Some(h) = self.barrier.get(&format!("{ACCESSOR_PREFIX}{k}")).await? else {
                 continue;
             };
             let h = String::from_utf8_lossy(&h).into_owned();
@@ -511,10 +557,10 @@ impl TokenStore {
     }
 
     /// Removes expired tokens and index entries that point nowhere.
-    pub async fn tidy(&self) -> Result<usize, LogicalError> {
+    pub async fn tidy(&self) -> Result<usize> {
         let at = now();
         let mut removed = 0;
-        for h in self.barrier.list(ID_PREFIX).await.map_err(barrier_err)? {
+        for h in self.barrier.list(ID_PREFIX).await? {
             if let Some(e) = self.lookup_hash(&h).await? {
                 if e.is_expired(at) {
                     self.revoke_hash(&h, true).await?;
@@ -522,11 +568,11 @@ impl TokenStore {
                 }
             }
         }
-        for k in self.barrier.list(ACCESSOR_PREFIX).await.map_err(barrier_err)? {
+        for k in self.barrier.list(ACCESSOR_PREFIX).await? {
             let path = format!("{ACCESSOR_PREFIX}{k}");
-            if let Some(h) = self.barrier.get(&path).await.map_err(barrier_err)? {
+            if let Some(h) = self.barrier.get(&path).await? {
                 if self.lookup_hash(&String::from_utf8_lossy(&h)).await?.is_none() {
-                    self.barrier.delete(&path).await.map_err(barrier_err)?;
+                    self.barrier.delete(&path).await?;
                     removed += 1;
                 }
             }
@@ -534,25 +580,25 @@ impl TokenStore {
         Ok(removed)
     }
 
-    pub async fn role(&self, name: &str) -> Result<Option<TokenRole>, LogicalError> {
-        let Some(raw) = self.barrier.get(&format!("{ROLE_PREFIX}{name}")).await.map_err(barrier_err)? else {
+    pub async fn role(&self, name: &str) -> Result<Option<TokenRole>> {
+        let Some(raw) = self.barrier.get(&format!("{ROLE_PREFIX}{name}")).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&raw).map(Some).map_err(|_| LogicalError::internal("token role is unreadable"))
+        serde_json::from_slice(&raw).map(Some).map_err(TokenError::UnreadableRole)
     }
 
-    pub async fn put_role(&self, role: &TokenRole) -> Result<(), LogicalError> {
+    pub async fn put_role(&self, role: &TokenRole) -> Result<()> {
         self.barrier
-            .put(&format!("{ROLE_PREFIX}{}", role.name), &serde_json::to_vec(role).map_err(internal)?)
+            .put(&format!("{ROLE_PREFIX}{}", role.name), &serde_json::to_vec(role)?)
             .await
-            .map_err(barrier_err)
+            .map_err(TokenError::from)
     }
 
-    pub async fn delete_role(&self, name: &str) -> Result<(), LogicalError> {
-        self.barrier.delete(&format!("{ROLE_PREFIX}{name}")).await.map_err(barrier_err)
+    pub async fn delete_role(&self, name: &str) -> Result<()> {
+        self.barrier.delete(&format!("{ROLE_PREFIX}{name}")).await.map_err(TokenError::from)
     }
 
-    pub async fn roles(&self) -> Result<Vec<String>, LogicalError> {
-        self.barrier.list(ROLE_PREFIX).await.map_err(barrier_err)
+    pub async fn roles(&self) -> Result<Vec<String>> {
+        self.barrier.list(ROLE_PREFIX).await.map_err(TokenError::from)
     }
 }
