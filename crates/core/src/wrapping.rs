@@ -236,8 +236,8 @@ impl Core {
                 let Some(raw) = raw else {
                     return Err(LogicalError::bad_request("wrapping token is not valid or does not exist"));
                 };
-                // drop-cause: a JSON error can quote the wrapped response, which holds secrets.
                 let v: Value = serde_json::from_slice(&raw)
+                    // drop-cause: a JSON error can quote the wrapped response, which holds secrets.
                     .map_err(|_| LogicalError::internal("wrapped response is unreadable"))?;
                 let inner = from_stored(&v);
                 if sub == "rewrap" {
