@@ -682,11 +682,13 @@ impl Core {
         }
         // Root-protected paths need `sudo` besides the operation's capability: the row that
         // serves the path says so (a mount's backend, or the core's own trees).
-        let sudo = match (&system, &target) {
-            (Some((tree, rel)), _) => tree.flags_for(rel).is_some_and(|f| f.sudo),
-            (None, Some((route, rest))) => route.backend.path_flags(rest).sudo,
-            (None, None) => false,
-        };
+        // (A root token may do everything: its requests skip the lookup.)
+        let sudo = !acl.root
+            && match (&system, &target) {
+                (Some((tree, rel)), _) => tree.flags_for(rel).is_some_and(|f| f.sudo),
+                (None, Some((route, rest))) => route.backend.path_flags(rest).sudo,
+                (None, None) => false,
+            };
         let mut op = req.operation;
         let sreq = target
             .as_ref()

@@ -126,6 +126,25 @@ pub struct PathTable {
     set: RegexSet,
     /// Each path's fields, shared with every request's `FieldData` instead of copied into it.
     fields: Vec<Arc<[FieldSpec]>>,
+    /// Tells this table's entries in the per-thread memo from another table's.
+    id: u64,
+}
+
+/// Where each field of a matched path sits in the path (byte ranges), by field position.
+type Spans = Arc<[Option<(usize, usize)>]>;
+
+/// The last path each thread matched, with its row and field spans: a request is matched by
+/// its existence check, then by its handler, and flags may be asked in between; the memo lets
+/// the regular expressions run once for all of them.
+struct Memo {
+    table: u64,
+    path: String,
+    index: usize,
+    spans: Spans,
+}
+
+thread_local! {
+    static LAST_MATCH: std::cell::RefCell<Option<Memo>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The outcome of matching a request against the table.
@@ -165,7 +184,28 @@ impl PathTable {
         let regexes = anchored.iter().map(|p| Regex::new(p).expect("valid path pattern")).collect();
         let set = RegexSet::new(&anchored).expect("valid path patterns");
         let fields = specs.iter().map(|s| Arc::from(s.fields.as_slice())).collect();
-        PathTable { specs, regexes, set, fields }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PathTable { specs, regexes, set, fields, id }
+    }
+
+    /// The first row matching `path` and where its fields sit in the path, from the thread's
+    /// memo when the same table matched the same path last.
+    fn locate(&self, path: &str) -> Option<(usize, Spans)> {
+        let hit = LAST_MATCH.with(|m| {
+            m.borrow().as_ref().filter(|m| m.table == self.id && m.path == path).map(|m| (m.index, m.spans.clone()))
+        });
+        if hit.is_some() {
+            return hit;
+        }
+        let i = self.set.matches(path).into_iter().next()?;
+        let caps = self.regexes[i].captures(path)?;
+        let spans: Spans =
+            self.specs[i].fields.iter().map(|f| caps.name(f.name).map(|m| (m.start(), m.end()))).collect();
+        LAST_MATCH.with(|m| {
+            *m.borrow_mut() = Some(Memo { table: self.id, path: path.to_string(), index: i, spans: spans.clone() })
+        });
+        Some((i, spans))
     }
 
     pub fn specs(&self) -> &[PathSpec] {
@@ -174,12 +214,14 @@ impl PathTable {
 
     /// Finds the path for `path`, checks the operation is declared and coerces the fields.
     pub fn route(&self, op: Operation, path: &str, data: &Map<String, Value>) -> Result<Matched<'_>, LogicalError> {
-        let i = self.route_index(op, path)?;
-        let (re, spec) = (&self.regexes[i], &self.specs[i]);
-        let caps = re.captures(path).ok_or_else(|| LogicalError::unsupported_path(path))?;
+        let (i, spans) = self.locate(path).ok_or_else(|| LogicalError::unsupported_path(path))?;
+        let spec = &self.specs[i];
+        if !spec.operations.iter().any(|(o, _)| *o == op) {
+            return Err(LogicalError::unsupported_operation());
+        }
         let mut out = Map::new();
-        for f in spec.fields.iter() {
-            let from_url = caps.name(f.name).map(|m| Value::String(m.as_str().to_string()));
+        for (n, f) in spec.fields.iter().enumerate() {
+            let from_url = spans[n].map(|(a, b)| Value::String(path[a..b].to_string()));
             let raw = from_url.as_ref().or_else(|| data.get(f.name)).filter(|v| !v.is_null());
             match raw {
                 Some(v) => {
@@ -201,13 +243,11 @@ impl PathTable {
     /// between `create` and `update`. `None` when no path matches or a URL field does not
     /// coerce.
     pub fn match_url(&self, path: &str) -> Option<(usize, FieldData)> {
-        let i = self.find(path)?;
-        let (re, spec) = (&self.regexes[i], &self.specs[i]);
-        let caps = re.captures(path)?;
+        let (i, spans) = self.locate(path)?;
         let mut values = Map::new();
-        for f in spec.fields.iter() {
-            if let Some(m) = caps.name(f.name) {
-                values.insert(f.name.to_string(), coerce(f.name, f.ty, &Value::String(m.as_str().to_string())).ok()?);
+        for (n, f) in self.specs[i].fields.iter().enumerate() {
+            if let Some((a, b)) = spans[n] {
+                values.insert(f.name.to_string(), coerce(f.name, f.ty, &Value::String(path[a..b].to_string())).ok()?);
             }
         }
         Some((i, FieldData { values, specs: self.fields[i].clone(), raw: Map::new() }))
@@ -215,12 +255,12 @@ impl PathTable {
 
     /// The flags of the first path matching `path` (the normal flags when none matches).
     pub fn flags_for(&self, path: &str) -> PathFlags {
-        self.set.matches(path).into_iter().next().map(|i| self.specs[i].flags).unwrap_or_default()
+        self.locate(path).map(|(i, _)| self.specs[i].flags).unwrap_or_default()
     }
 
     /// The index of the first path matching `path`, whatever the operation.
     pub fn find(&self, path: &str) -> Option<usize> {
-        self.set.matches(path).into_iter().next()
+        self.locate(path).map(|(i, _)| i)
     }
 
     /// The request parameters (body fields or query parameters) that the path `path` does not
@@ -240,7 +280,7 @@ impl PathTable {
 
     /// The index of the first path that matches `path`, once the operation is checked.
     pub fn route_index(&self, op: Operation, path: &str) -> Result<usize, LogicalError> {
-        let i = self.set.matches(path).into_iter().next().ok_or_else(|| LogicalError::unsupported_path(path))?;
+        let (i, _) = self.locate(path).ok_or_else(|| LogicalError::unsupported_path(path))?;
         if !self.specs[i].operations.iter().any(|(o, _)| *o == op) {
             return Err(LogicalError::unsupported_operation());
         }
@@ -815,6 +855,26 @@ mod tests {
         assert_eq!(back.flags_for("config"), t.flags_for("config"));
         let sp = SpecialPaths::from_specs(t.specs());
         assert_eq!(sp, SpecialPaths { root: vec!["config".into()], unauthenticated: vec!["login".into()] });
+    }
+
+    #[test]
+    fn the_per_thread_memo_never_answers_for_another_table_or_path() {
+        let row = |p: &'static str, f: &'static str| PathSpec {
+            pattern: p,
+            fields: vec![FieldSpec::new(f, FieldType::String, "")],
+            operations: vec![(Operation::Read, "r")],
+            ..Default::default()
+        };
+        let a = PathTable::new(vec![row(r"x/(?P<name>\w+)", "name")]);
+        let b = PathTable::new(vec![row(r"y", "other"), row(r"x/(?P<id>\w+)", "id")]);
+        let empty = Map::new();
+        for _ in 0..2 {
+            assert_eq!(a.route(Operation::Read, "x/one", &empty).unwrap().fields.str("name"), Some("one"));
+            assert_eq!(b.route(Operation::Read, "x/one", &empty).unwrap().fields.str("id"), Some("one"));
+            assert_eq!(a.route(Operation::Read, "x/two", &empty).unwrap().fields.str("name"), Some("two"));
+            assert_eq!(a.find("y"), None);
+            assert_eq!(b.find("y"), Some(0));
+        }
     }
 
     #[test]
