@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 use coffer_barrier::{Barrier, BarrierError, SecureStorage};
-use coffer_sdk::{ErrorKind, LogicalError};
+use coffer_sdk::LogicalError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -118,15 +118,7 @@ impl From<AuditError> for LogicalError {
             AuditError::Device { .. } | AuditError::UnknownFormat(_) => {
                 LogicalError::bad_request(e.to_string()).with_source(e)
             }
-            AuditError::Storage(BarrierError::Sealed) => LogicalError::sealed(),
-            AuditError::Storage(BarrierError::Storage(s)) => {
-                tracing::error!(error = %s, "storage failure");
-                LogicalError::new(ErrorKind::Internal, "internal error: storage backend failure")
-            }
-            AuditError::Storage(other) => {
-                tracing::error!(error = %other, "barrier failure");
-                LogicalError::internal("internal error")
-            }
+            AuditError::Storage(b) => coffer_barrier::logical_error(b),
             other => LogicalError::internal(other.to_string()).with_source(other),
         }
     }

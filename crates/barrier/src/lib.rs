@@ -613,3 +613,21 @@ impl Barrier {
         }
     }
 }
+
+/// The barrier's errors as a client sees them, in one place for every crate that stores
+/// through the barrier: sealed (503), or a generic internal error whose details go to the log
+/// and never to the client.
+pub fn logical_error(e: BarrierError) -> coffer_sdk::LogicalError {
+    use coffer_sdk::{ErrorKind, LogicalError};
+    match e {
+        BarrierError::Sealed => LogicalError::sealed(),
+        BarrierError::Storage(s) => {
+            tracing::error!(error = %s, "storage failure");
+            LogicalError::new(ErrorKind::Internal, "internal error: storage backend failure")
+        }
+        other => {
+            tracing::error!(error = %other, "barrier failure");
+            LogicalError::internal("internal error")
+        }
+    }
+}

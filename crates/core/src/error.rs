@@ -2,18 +2,9 @@
 //! returned: the client gets a generic message that leaks nothing.
 
 use coffer_barrier::BarrierError;
-use coffer_sdk::{ErrorKind, LogicalError};
+use coffer_sdk::LogicalError;
 
+/// The barrier's errors as the client sees them (`coffer_barrier::logical_error`).
 pub fn barrier_err(e: BarrierError) -> LogicalError {
-    match e {
-        BarrierError::Sealed => LogicalError::sealed(),
-        BarrierError::Storage(s) => {
-            tracing::error!(error = %s, "storage failure");
-            LogicalError::new(ErrorKind::Internal, "internal error: storage backend failure")
-        }
-        other => {
-            tracing::error!(error = %other, "barrier failure");
-            LogicalError::internal("internal error")
-        }
-    }
+    coffer_barrier::logical_error(e)
 }

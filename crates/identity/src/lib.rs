@@ -11,7 +11,7 @@
 
 use coffer_barrier::{Barrier, BarrierError, SecureStorage};
 use coffer_sdk::tokenutil::normalize_policies;
-use coffer_sdk::{ErrorKind, LogicalError};
+use coffer_sdk::LogicalError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,15 +34,7 @@ pub enum IdentityError {
 impl From<IdentityError> for LogicalError {
     fn from(e: IdentityError) -> Self {
         match e {
-            IdentityError::Storage(BarrierError::Sealed) => LogicalError::sealed(),
-            IdentityError::Storage(BarrierError::Storage(s)) => {
-                tracing::error!(error = %s, "storage failure");
-                LogicalError::new(ErrorKind::Internal, "internal error: storage backend failure")
-            }
-            IdentityError::Storage(other) => {
-                tracing::error!(error = %other, "barrier failure");
-                LogicalError::internal("internal error")
-            }
+            IdentityError::Storage(b) => coffer_barrier::logical_error(b),
             other => LogicalError::internal(other.to_string()).with_source(other),
         }
     }

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use coffer_barrier::{Barrier, BarrierError, SecureStorage};
 use coffer_crypto::CryptoError;
-use coffer_sdk::{ErrorKind, LogicalError};
+use coffer_sdk::LogicalError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -243,25 +243,9 @@ pub enum TokenError {
 impl From<TokenError> for LogicalError {
     fn from(e: TokenError) -> Self {
         match e {
-            TokenError::Storage(b) => barrier_err(b),
+            TokenError::Storage(b) => coffer_barrier::logical_error(b),
             TokenError::DuplicateId | TokenError::BatchNotRevocable => LogicalError::bad_request(e.to_string()),
             other => LogicalError::internal(other.to_string()).with_source(other),
-        }
-    }
-}
-
-/// The barrier's errors as the client sees them: sealed, or a generic internal error (the
-/// details go to the log). The same mapping as the core's own `error::barrier_err`.
-fn barrier_err(e: BarrierError) -> LogicalError {
-    match e {
-        BarrierError::Sealed => LogicalError::sealed(),
-        BarrierError::Storage(s) => {
-            tracing::error!(error = %s, "storage failure");
-            LogicalError::new(ErrorKind::Internal, "internal error: storage backend failure")
-        }
-        other => {
-            tracing::error!(error = %other, "barrier failure");
-            LogicalError::internal("internal error")
         }
     }
 }
