@@ -674,19 +674,13 @@ impl Core {
         } else {
             router.resolve(&path).map(|(r, rest)| (r.clone(), rest.to_string()))
         };
-        // A plugin mount knows its special paths once its process runs.
-        if let Some((route, _)) = &target {
-            if route.backend.backend_type() == "plugin" {
-                route.backend.ensure_started().await?;
-            }
-        }
         // Root-protected paths need `sudo` besides the operation's capability: the row that
         // serves the path says so (a mount's backend, or the core's own trees).
         // (A root token may do everything: its requests skip the lookup.)
         let sudo = !acl.root
             && match (&system, &target) {
                 (Some((tree, rel)), _) => tree.flags_for(rel).is_some_and(|f| f.sudo),
-                (None, Some((route, rest))) => route.backend.path_flags(rest).sudo,
+                (None, Some((route, rest))) => route.path_flags(rest).await?.sudo,
                 (None, None) => false,
             };
         let mut op = req.operation;
@@ -871,10 +865,7 @@ impl Core {
         }
         let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let Some((route, rest)) = router.resolve(path) else { return Ok(None) };
-        if route.backend.backend_type() == "plugin" {
-            route.backend.ensure_started().await?;
-        }
-        if !route.backend.path_flags(rest).unauthenticated {
+        if !route.path_flags(rest).await?.unauthenticated {
             return Ok(None);
         }
         let route = route.clone();

@@ -219,6 +219,17 @@ pub struct Route {
     pub view: Arc<PrefixView>,
 }
 
+impl Route {
+    /// The flags of `rest` (a path below the mount) as the backend declares them. A plugin
+    /// mount declares its special paths once its process runs, so it is started first.
+    pub async fn path_flags(&self, rest: &str) -> Result<coffer_sdk::framework::PathFlags, LogicalError> {
+        if self.backend.backend_type() == "plugin" {
+            self.backend.ensure_started().await?;
+        }
+        Ok(self.backend.path_flags(rest))
+    }
+}
+
 /// Routes are kept longest path first so the first prefix match is the most specific.
 #[derive(Default)]
 pub struct Router {
