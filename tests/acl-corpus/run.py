@@ -18,7 +18,16 @@ Case fields: id, policies, no_default_policy (default false), method
 as application/merge-patch+json), path (/v1/...), body (JSON or null),
 expect_status, note; optional: headers (extra request headers), setup (list of
 {method, path, body} sent with the root token before the case; 200/204/404
-accepted), token ("none": send no token, "bogus": send an invalid one).
+accepted), token ("none": send no token, "bogus": send an invalid one),
+login (the name of an identity: the case's token comes from a userpass login
+of that identity, so templated policies render for its entity).
+
+Identities (for templated policies): the corpus key "identities" maps a name to
+{metadata, alias_custom_metadata}; "groups" maps a group name to {metadata,
+members (identity names), member_groups (group names)}. Each identity becomes an
+entity with that name and an alias on the userpass mount "userpass-acl" (same
+name, password "pw"). In policies and case paths, @ACCESSOR@ is that mount's
+accessor, @ENTITY_ID:name@ and @GROUP_ID:name@ the ids on the server under test.
 
 Python 3 standard library only.
 """
@@ -77,8 +86,51 @@ def check(status, text, what, ok=(200, 204)):
         die("%s failed: HTTP %s: %s" % (what, status, text.strip()[:300]))
 
 
+IDS = {}
+
+
+def substitute(text):
+    for k, v in IDS.items():
+        text = text.replace("@%s@" % k, v)
+    return text
+
+
+def prepare_identities(client, root, corpus):
+    """The userpass mount, entities, aliases and groups of templated cases. Idempotent."""
+    if not corpus.get("identities"):
+        return
+    st, text = client.request("POST", "/v1/sys/auth/userpass-acl", root, {"type": "userpass"})
+    if not (st == 400 and "already in use" in text):
+        check(st, text, "enable userpass-acl")
+    st, text = client.request("GET", "/v1/sys/auth", root)
+    check(st, text, "list auth")
+    IDS["ACCESSOR"] = json.loads(text)["data"]["userpass-acl/"]["accessor"]
+    for name, ident in corpus["identities"].items():
+        st, text = client.request("POST", "/v1/identity/entity/name/" + name, root,
+                                  {"metadata": ident.get("metadata", {})})
+        check(st, text, "entity " + name)
+        st, text = client.request("GET", "/v1/identity/entity/name/" + name, root)
+        check(st, text, "read entity " + name)
+        eid = json.loads(text)["data"]["id"]
+        IDS["ENTITY_ID:" + name] = eid
+        st, text = client.request("POST", "/v1/identity/entity-alias", root, {
+            "name": name, "mount_accessor": IDS["ACCESSOR"], "canonical_id": eid,
+            "custom_metadata": ident.get("alias_custom_metadata", {})})
+        check(st, text, "alias " + name)
+    for name, g in corpus.get("groups", {}).items():
+        members = [IDS["ENTITY_ID:" + m] for m in g.get("members", [])]
+        subgroups = [IDS["GROUP_ID:" + m] for m in g.get("member_groups", [])]
+        st, text = client.request("POST", "/v1/identity/group/name/" + name, root, {
+            "metadata": g.get("metadata", {}), "member_entity_ids": members,
+            "member_group_ids": subgroups})
+        check(st, text, "group " + name)
+        st, text = client.request("GET", "/v1/identity/group/name/" + name, root)
+        check(st, text, "read group " + name)
+        IDS["GROUP_ID:" + name] = json.loads(text)["data"]["id"]
+
+
 def prepare(client, root, corpus):
-    """Mounts, seed data and policies, all with the root token. Idempotent."""
+    """Mounts, seed data, identities and policies, all with the root token. Idempotent."""
     for m in corpus.get("mounts", []):
         body = {"type": m["type"]}
         if "options" in m:
@@ -90,8 +142,9 @@ def prepare(client, root, corpus):
     for s in corpus.get("seed", []):
         st, text = client.request("PUT", "/v1/" + s["path"].lstrip("/"), root, s["data"])
         check(st, text, "seed " + s["path"])
+    prepare_identities(client, root, corpus)
     for name, hcl in corpus.get("policies", {}).items():
-        st, text = client.request("PUT", "/v1/sys/policies/acl/" + name, root, {"policy": hcl})
+        st, text = client.request("PUT", "/v1/sys/policies/acl/" + name, root, {"policy": substitute(hcl)})
         check(st, text, "policy " + name)
 
 
@@ -99,7 +152,25 @@ class CaseError(Exception):
     """Setup or token creation failed: the case fails, the run goes on."""
 
 
+def login_token(client, root, case):
+    user = case["login"]
+    st, text = client.request("POST", "/v1/auth/userpass-acl/users/" + user, root, {
+        "password": "pw", "token_policies": case["policies"],
+        "token_no_default_policy": bool(case.get("no_default_policy", False))})
+    if st not in (200, 204):
+        raise CaseError("user %s: HTTP %s: %s" % (user, st, text.strip()[:200]))
+    st, text = client.request("POST", "/v1/auth/userpass-acl/login/" + user, None, {"password": "pw"})
+    try:
+        if st != 200:
+            raise ValueError
+        return json.loads(text)["auth"]["client_token"]
+    except (ValueError, KeyError, TypeError):
+        raise CaseError("login %s failed: HTTP %s: %s" % (user, st, text.strip()[:200]))
+
+
 def make_token(client, root, case):
+    if case.get("login"):
+        return login_token(client, root, case)
     body = {
         "policies": case["policies"],
         "no_default_policy": bool(case.get("no_default_policy", False)),
@@ -131,7 +202,7 @@ def run_case(client, root, case):
         token = "s.bogusbogusbogusbogusbogu"
     else:
         token = make_token(client, root, case)
-    return client.request(case["method"], case["path"], token, case.get("body"),
+    return client.request(case["method"], substitute(case["path"]), token, case.get("body"),
                           case.get("headers"))
 
 

@@ -5,7 +5,8 @@ prints one line per flow and a final 'N passed, N failed' line, and exits non-ze
 The flows: response wrapping (wrap, look up, unwrap with the wrapping token as the client's own
 token, the usual way applications unwrap), auth method listing and tuning, token roles (create,
 read, list, create a token against a role), leases (list, look up, renew, revoke), KV v2 and
-userpass login.
+userpass login; identity: entities and aliases, internal/external groups and group aliases,
+entity merges, and a templated policy that follows the logged-in entity.
 """
 import os
 import sys
@@ -124,6 +125,159 @@ def flow_kv_v2():
     meta = c.secrets.kv.v2.read_secret_metadata(path=path)
     assert meta["data"]["current_version"] == 2, meta
     assert path.split("/")[1] in c.secrets.kv.v2.list_secrets(path="hvac")["data"]["keys"]
+
+
+def userpass_accessor(c, path):
+    if f"{path}/" not in c.sys.list_auth_methods()["data"]:
+        c.sys.enable_auth_method("userpass", path=path)
+    return c.sys.list_auth_methods()["data"][f"{path}/"]["accessor"]
+
+
+def flow_identity_entities_and_aliases():
+    c = client()
+    ident = c.secrets.identity
+    acc = userpass_accessor(c, "hvac-id")
+    name = f"ent-{uuid.uuid4().hex[:8]}"
+    e = ident.create_or_update_entity(name=name, metadata={"team": "red"}, policies=["p1"])
+    eid = e["data"]["id"]
+    assert ident.read_entity_by_name(name)["data"]["id"] == eid
+    ident.update_entity(entity_id=eid, metadata={"team": "blue"}, policies=["p1", "p2"])
+    got = ident.read_entity(entity_id=eid)["data"]
+    assert got["metadata"] == {"team": "blue"} and got["policies"] == ["p1", "p2"], got
+    alias = ident.create_or_update_entity_alias(name=f"{name}-login", canonical_id=eid, mount_accessor=acc)
+    aid = alias["data"]["id"]
+    c.adapter.post(f"/v1/identity/entity-alias/id/{aid}", json={"custom_metadata": {"site": "ber"}})
+    read = ident.read_entity_alias(alias_id=aid)["data"]
+    assert read["custom_metadata"] == {"site": "ber"} and read["mount_path"] == "auth/hvac-id/", read
+    # A second alias of the same entity on the same mount is refused.
+    try:
+        ident.create_or_update_entity_alias(name=f"{name}-other", canonical_id=eid, mount_accessor=acc)
+        raise AssertionError("a second alias on one mount was accepted")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    found = ident.lookup_entity(alias_name=f"{name}-login", alias_mount_accessor=acc)
+    assert found["data"]["id"] == eid, found
+    assert eid in ident.list_entities(method="LIST")["data"]["keys"]
+    assert eid in ident.list_entities(method="GET")["data"]["keys"]
+    ident.delete_entity(entity_id=eid)
+    try:
+        ident.read_entity_alias(alias_id=aid)
+        raise AssertionError("the alias outlived its entity")
+    except hvac.exceptions.InvalidPath:
+        pass
+
+
+def flow_identity_groups_and_group_aliases():
+    c = client()
+    ident = c.secrets.identity
+    acc = userpass_accessor(c, "hvac-id")
+    tag = uuid.uuid4().hex[:8]
+    eid = ident.create_or_update_entity(name=f"member-{tag}")["data"]["id"]
+    inner = ident.create_or_update_group(name=f"inner-{tag}", policies=["inner-p"], member_entity_ids=[eid])
+    inner_id = inner["data"]["id"]
+    outer = ident.create_or_update_group(name=f"outer-{tag}", policies=["outer-p"], member_group_ids=[inner_id])
+    outer_id = outer["data"]["id"]
+    ent = ident.read_entity(entity_id=eid)["data"]
+    assert ent["direct_group_ids"] == [inner_id] and ent["inherited_group_ids"] == [outer_id], ent
+    # A cycle is refused.
+    try:
+        ident.create_or_update_group(name=f"inner-{tag}", member_group_ids=[outer_id], member_entity_ids=[eid])
+        raise AssertionError("a group cycle was accepted")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    ext = ident.create_or_update_group(name=f"ext-{tag}", group_type="external", policies=["ext-p"])
+    ext_id = ext["data"]["id"]
+    ga = ident.create_or_update_group_alias(name=f"ldap-{tag}", mount_accessor=acc, canonical_id=ext_id)
+    ga_id = ga["data"]["id"]
+    assert ident.read_group_alias(alias_id=ga_id)["data"]["canonical_id"] == ext_id
+    assert ga_id in ident.list_group_aliases()["data"]["keys"]
+    looked = ident.lookup_group(alias_name=f"ldap-{tag}", alias_mount_accessor=acc)
+    assert looked["data"]["id"] == ext_id and looked["data"]["type"] == "external", looked
+    assert ident.read_group_by_name(name=f"ext-{tag}")["data"]["alias"]["id"] == ga_id
+    for bad in (
+        lambda: ident.create_or_update_group_alias(name=f"x-{tag}", mount_accessor=acc, canonical_id=inner_id),
+        lambda: ident.create_or_update_group(name=f"ext-{tag}", group_type="internal"),
+    ):
+        try:
+            bad()
+            raise AssertionError("accepted")
+        except hvac.exceptions.InvalidRequest:
+            pass
+    ident.delete_group_by_name(name=f"ext-{tag}")
+    try:
+        ident.read_group_alias(alias_id=ga_id)
+        raise AssertionError("the group alias outlived its group")
+    except hvac.exceptions.InvalidPath:
+        pass
+
+
+def flow_identity_merge():
+    c = client()
+    ident = c.secrets.identity
+    acc = userpass_accessor(c, "hvac-id")
+    tag = uuid.uuid4().hex[:8]
+    to = ident.create_or_update_entity(name=f"to-{tag}")["data"]["id"]
+    frm = ident.create_or_update_entity(name=f"from-{tag}")["data"]["id"]
+    a_to = ident.create_or_update_entity_alias(name=f"a-{tag}", canonical_id=to, mount_accessor=acc)["data"]["id"]
+    a_from = ident.create_or_update_entity_alias(name=f"b-{tag}", canonical_id=frm, mount_accessor=acc)["data"]["id"]
+    g = ident.create_or_update_group(name=f"mg-{tag}", member_entity_ids=[frm])["data"]["id"]
+    # Both have an alias on one mount: refused until the alias to keep is named; nothing moves.
+    try:
+        ident.merge_entities(from_entity_ids=[frm], to_entity_id=to)
+        raise AssertionError("a clashing merge was accepted")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    assert ident.read_entity(entity_id=frm)["data"]["aliases"][0]["id"] == a_from
+    ident.merge_entities(from_entity_ids=[frm], to_entity_id=to, conflicting_alias_ids_to_keep=[a_from])
+    merged = ident.read_entity(entity_id=to)["data"]
+    assert frm in merged["merged_entity_ids"], merged
+    assert a_from in [a["id"] for a in merged["aliases"]], merged
+    assert g in merged["group_ids"], merged
+    try:
+        ident.read_entity(entity_id=frm)
+        raise AssertionError("the merged entity still exists")
+    except hvac.exceptions.InvalidPath:
+        pass
+    del a_to
+
+
+def flow_identity_templated_policy():
+    c = client()
+    ident = c.secrets.identity
+    acc = userpass_accessor(c, "hvac-tpl")
+    tag = uuid.uuid4().hex[:8]
+    if "tpl-kv/" not in c.sys.list_mounted_secrets_engines()["data"]:
+        c.sys.enable_secrets_engine("kv", path="tpl-kv", options={"version": "2"})
+    c.sys.create_or_update_policy(
+        name=f"tpl-{tag}",
+        policy='path "tpl-kv/data/{{identity.entity.name}}/*" { capabilities = ["create", "update", "read"] }\n'
+        'path "tpl-kv/data/team/{{identity.entity.metadata.team}}" { capabilities = ["read"] }\n',
+    )
+    user = f"u-{tag}"
+    c.auth.userpass.create_or_update_user(username=user, password="pw", policies=[f"tpl-{tag}"], mount_point="hvac-tpl")
+    eid = ident.create_or_update_entity(name=f"n-{tag}", metadata={"team": "red"})["data"]["id"]
+    ident.create_or_update_entity_alias(name=user, canonical_id=eid, mount_accessor=acc)
+    c.secrets.kv.v2.create_or_update_secret(path="team/red", secret={"k": "v"}, mount_point="tpl-kv")
+    u = client(token=None)
+    u.auth.userpass.login(username=user, password="pw", mount_point="hvac-tpl")
+    assert u.auth.token.lookup_self()["data"]["entity_id"] == eid
+    u.secrets.kv.v2.create_or_update_secret(path=f"n-{tag}/app", secret={"a": "1"}, mount_point="tpl-kv")
+    assert u.secrets.kv.v2.read_secret_version(path="team/red", mount_point="tpl-kv", raise_on_deleted_version=True)
+    for denied in (f"other-{tag}/app",):
+        try:
+            u.secrets.kv.v2.create_or_update_secret(path=denied, secret={"a": "1"}, mount_point="tpl-kv")
+            raise AssertionError(f"{denied} was writable")
+        except hvac.exceptions.Forbidden:
+            pass
+    # The entity's metadata changes: the same token follows it at once.
+    ident.update_entity(entity_id=eid, metadata={"team": "blue"})
+    try:
+        u.secrets.kv.v2.read_secret_version(path="team/red", mount_point="tpl-kv", raise_on_deleted_version=True)
+        raise AssertionError("the old metadata still granted access")
+    except hvac.exceptions.Forbidden:
+        pass
+    # The default policy lets the token read its own entity, and no other.
+    assert u.secrets.identity.read_entity(entity_id=eid)["data"]["name"] == f"n-{tag}"
 
 
 def main():

@@ -17,6 +17,9 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+pub mod template;
+pub use template::{AliasFacts, GroupFacts, IdentityFacts};
+
 pub const CAP_DENY: u16 = 1;
 pub const CAP_CREATE: u16 = 1 << 1;
 pub const CAP_READ: u16 = 1 << 2;
@@ -82,6 +85,14 @@ pub struct Policy {
     pub name: String,
     pub raw: String,
     pub rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// Whether any path of the policy is templated (`{{identity.…}}`): its ACL then depends
+    /// on the requesting token's identity.
+    pub fn is_templated(&self) -> bool {
+        self.rules.iter().any(|r| r.pattern.contains("{{"))
+    }
 }
 
 /// Why a policy text was refused. The message (`Display`) is what the client is shown, as
@@ -210,15 +221,7 @@ fn duration_secs(v: &Value, line: usize, what: &'static str) -> Result<i64, Poli
 
 fn parse_rule(pattern: &str, body: &Map<String, Value>, line: usize) -> Result<Rule, PolicyError> {
     let pattern = pattern.trim_start_matches('/').to_string();
-    if pattern.contains("{{") {
-        // A templated path would be stored and never match: refused until identity templating exists.
-        return Err(bad(
-            line,
-            format!(
-                "path {pattern:?}: templated policy paths ({{{{identity.…}}}}) are not supported by this server yet"
-            ),
-        ));
-    }
+    template::validate(&pattern).map_err(|e| bad(line, format!("path {pattern:?}: {e}")))?;
     // A '*' anywhere but at the end is a literal character, as in OpenBao.
     let mut caps = 0u16;
     let mut params = Params::default();
@@ -507,6 +510,12 @@ fn value_in(list: &[Value], given: &Value) -> bool {
 
 impl Acl {
     pub fn new(policies: &[Arc<Policy>]) -> Acl {
+        Acl::with_identity(policies, None)
+    }
+
+    /// The ACL of `policies` for a token whose identity is `facts`: templated paths are
+    /// rendered from it, and dropped when they cannot be (see [`template`]).
+    pub fn with_identity(policies: &[Arc<Policy>], facts: Option<&IdentityFacts>) -> Acl {
         let mut acl = Acl::default();
         let mut merged: BTreeMap<String, (u16, Params)> = BTreeMap::new();
         for p in policies {
@@ -514,7 +523,15 @@ impl Acl {
                 acl.root = true;
             }
             for r in &p.rules {
-                let e = merged.entry(r.pattern.clone()).or_insert((0, Params::default()));
+                let pattern = if r.pattern.contains("{{") {
+                    match template::render(&r.pattern, facts) {
+                        Some(rendered) => rendered,
+                        None => continue,
+                    }
+                } else {
+                    r.pattern.clone()
+                };
+                let e = merged.entry(pattern).or_insert((0, Params::default()));
                 e.0 |= r.caps;
                 merge_params(&mut e.1, &r.params);
             }
@@ -696,6 +713,14 @@ path "sys/capabilities-self" {
   capabilities = ["update"]
 }
 
+# A token with an entity may read that entity, by id or by name
+path "identity/entity/id/{{identity.entity.id}}" {
+  capabilities = ["read"]
+}
+path "identity/entity/name/{{identity.entity.name}}" {
+  capabilities = ["read"]
+}
+
 # Allow a token to read its own resultant ACL (used by UIs)
 path "sys/internal/ui/resultant-acl" {
   capabilities = ["read"]
@@ -763,11 +788,22 @@ mod tests {
     }
 
     #[test]
-    fn templated_paths_are_refused_until_identity_templating_exists() {
-        let err = parse("p", r#"path "secret/{{identity.entity.id}}/*" { capabilities = ["read"] }"#)
-            .expect_err("templated path")
+    fn templated_paths_grant_per_identity_and_nothing_without_one() {
+        let p = Arc::new(
+            parse("p", r#"path "secret/{{identity.entity.name}}/*" { capabilities = ["read"] }"#).expect("templated"),
+        );
+        assert!(p.is_templated());
+        let alice = IdentityFacts { entity_id: "e1".into(), entity_name: "alice".into(), ..Default::default() };
+        let acl = Acl::with_identity(std::slice::from_ref(&p), Some(&alice));
+        assert_eq!(acl.capabilities("secret/alice/x"), vec!["read"]);
+        assert_eq!(acl.capabilities("secret/bob/x"), vec!["deny"]);
+        let anonymous = Acl::new(&[p]);
+        assert_eq!(anonymous.capabilities("secret/alice/x"), vec!["deny"]);
+        assert_eq!(anonymous.capabilities("secret/{{identity.entity.name}}/x"), vec!["deny"]);
+        let err = parse("q", r#"path "secret/{{identity.entity.bogus}}" { capabilities = ["read"] }"#)
+            .expect_err("unknown parameter")
             .to_string();
-        assert!(err.contains("templated policy paths"), "{err}");
+        assert!(err.contains("unknown template parameter \"identity.entity.bogus\""), "{err}");
     }
 
     #[test]

@@ -662,9 +662,7 @@ impl Core {
         if matches!(req.operation, Operation::Create | Operation::Update | Operation::Patch) && path.ends_with('/') {
             return Err(LogicalError::bad_request("cannot write to a path ending in '/'"));
         }
-        let mut names = entry.policies.clone();
-        names.extend(active.identity.policies_for(&entry.entity_id).await);
-        let acl = active.policies.acl(&names);
+        let acl = self.acl_for_entry(&active, &entry).await;
 
         // Writes to a backend path are "create" when the target does not exist yet.
         let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
@@ -766,9 +764,9 @@ impl Core {
             return Box::pin(self.handle_token(active, op, (route, spec), rest, &req.data, &caller)).await;
         }
         if let Some(rest) = path.strip_prefix("identity/") {
-            let Some((system_paths::IdentityRoute::Identity, _)) = system_paths::identity_paths().find(rest) else {
+            if system_paths::identity_paths().find(rest).is_none() {
                 return Err(LogicalError::unsupported_path(&path));
-            };
+            }
             return Box::pin(self.handle_identity(active, op, rest, &req.data)).await;
         }
         if path == "sys" || path.starts_with("sys/") {
@@ -890,10 +888,12 @@ impl Core {
         policies.retain(|p| p != "root");
         let entity_id = match &auth.alias_name {
             Some(alias) if !alias.is_empty() => {
-                active
+                let id = active
                     .identity
                     .entity_for_login(&mount.accessor, &mount.mount_type, &route.prefix, alias, &auth.alias_metadata)
-                    .await?
+                    .await?;
+                active.identity.sync_external_groups(&id, &mount.accessor, &auth.group_aliases).await?;
+                id
             }
             _ => String::new(),
         };

@@ -50,7 +50,20 @@ pub struct PolicyStore {
     meta: RwLock<HashMap<String, PolicyMeta>>,
     /// Serialises writes and deletes (check-and-set).
     write_lock: tokio::sync::Mutex<()>,
-    acls: RwLock<HashMap<Vec<String>, Arc<Acl>, foldhash::fast::RandomState>>,
+    /// Merged ACLs by sorted policy names (plus, for templated policies, the identity they
+    /// were rendered for), each with whether any of its policies is templated.
+    acls: RwLock<AclCache>,
+}
+
+/// Sorted policy names (and identity) → (ACL, whether a policy of it is templated).
+type AclCache = HashMap<Vec<String>, (Arc<Acl>, bool), foldhash::fast::RandomState>;
+
+/// What [`PolicyStore::token_acl`] found.
+pub enum AclLookup {
+    Ready(Arc<Acl>),
+    /// A templated policy is involved and the ACL for this identity is not cached: build
+    /// the identity's facts and call [`PolicyStore::templated_acl`] with this key.
+    NeedsFacts(Vec<String>),
 }
 
 fn lock_err<T>(_: T) -> LogicalError {
@@ -174,13 +187,44 @@ impl PolicyStore {
         Ok(())
     }
 
-    /// The merged ACL of a set of policy names (unknown names grant nothing).
+    /// The merged ACL of a set of policy names (unknown names grant nothing), for a token
+    /// without identity: templated paths grant nothing.
     pub fn acl(&self, names: &[String]) -> Arc<Acl> {
+        let key = Self::key(names);
+        self.build(key, None).0
+    }
+
+    fn key(names: &[String]) -> Vec<String> {
         let mut key: Vec<String> = names.to_vec();
         key.sort();
         key.dedup();
-        if let Some(a) = self.acls.read().ok().and_then(|c| c.get(&key).cloned()) {
-            return a;
+        key
+    }
+
+    /// The ACL of a token's policies. `identity` is the token's entity id and the identity
+    /// store's generation (`id@generation`) when it has an entity: templated policies are then
+    /// rendered for it, cached per identity generation.
+    pub fn token_acl(&self, names: &[String], identity: Option<String>) -> AclLookup {
+        let key = Self::key(names);
+        let (plain, templated) = self.build(key.clone(), None);
+        let Some(identity) = identity.filter(|_| templated) else { return AclLookup::Ready(plain) };
+        let mut key = key;
+        // Policy names never contain NUL: this element cannot clash with a name.
+        key.push(format!("\0identity:{identity}"));
+        match self.acls.read().ok().and_then(|c| c.get(&key).map(|(a, _)| a.clone())) {
+            Some(a) => AclLookup::Ready(a),
+            None => AclLookup::NeedsFacts(key),
+        }
+    }
+
+    /// Builds (and caches) the ACL for a key from [`AclLookup::NeedsFacts`].
+    pub fn templated_acl(&self, key: Vec<String>, facts: Option<&coffer_acl::IdentityFacts>) -> Arc<Acl> {
+        self.build(key, Some(facts)).0
+    }
+
+    fn build(&self, key: Vec<String>, facts: Option<Option<&coffer_acl::IdentityFacts>>) -> (Arc<Acl>, bool) {
+        if let Some(hit) = self.acls.read().ok().and_then(|c| c.get(&key).cloned()) {
+            return hit;
         }
         let mut ps: Vec<Arc<Policy>> = Vec::with_capacity(key.len());
         for n in &key {
@@ -194,13 +238,14 @@ impl PolicyStore {
                 ps.push(p);
             }
         }
-        let acl = Arc::new(Acl::new(&ps));
+        let templated = ps.iter().any(|p| p.is_templated());
+        let acl = Arc::new(Acl::with_identity(&ps, facts.flatten()));
         if let Ok(mut c) = self.acls.write() {
             if c.len() > 10_000 {
                 c.clear();
             }
-            c.insert(key, acl.clone());
+            c.insert(key, (acl.clone(), templated));
         }
-        acl
+        (acl, templated)
     }
 }

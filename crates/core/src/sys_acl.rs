@@ -41,10 +41,23 @@ fn caps_response(acl: &coffer_acl::Acl, paths: &[String]) -> CoreResponse {
 }
 
 impl Core {
-    async fn acl_for_entry(&self, active: &Active, e: &crate::token::TokenEntry) -> std::sync::Arc<coffer_acl::Acl> {
+    /// The ACL of a token: its own policies and its entity's (with the entity's groups'),
+    /// templated paths rendered for its entity.
+    pub(crate) async fn acl_for_entry(
+        &self,
+        active: &Active,
+        e: &crate::token::TokenEntry,
+    ) -> std::sync::Arc<coffer_acl::Acl> {
         let mut names = e.policies.clone();
         names.extend(active.identity.policies_for(&e.entity_id).await);
-        active.policies.acl(&names)
+        let identity = (!e.entity_id.is_empty()).then(|| format!("{}@{}", e.entity_id, active.identity.generation()));
+        match active.policies.token_acl(&names, identity) {
+            crate::policy_store::AclLookup::Ready(acl) => acl,
+            crate::policy_store::AclLookup::NeedsFacts(key) => {
+                let facts = active.identity.facts_for(&e.entity_id).await;
+                active.policies.templated_acl(key, facts.as_ref())
+            }
+        }
     }
 
     pub(crate) async fn auth_mount_by_accessor(&self, active: &Active, accessor: &str) -> Option<MountEntry> {

@@ -99,10 +99,29 @@ pub(crate) enum TokenRoute {
     Tidy,
 }
 
-/// The identity store's routes (`identity/`): its handler routes the rest itself.
+/// The identity store's routes (`identity/`), one per row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IdentityRoute {
-    Identity,
+    Entity,
+    EntityIds,
+    EntityById,
+    EntityNames,
+    EntityByName,
+    EntityMerge,
+    EntityBatchDelete,
+    EntityAlias,
+    EntityAliasIds,
+    EntityAliasById,
+    Group,
+    GroupIds,
+    GroupById,
+    GroupNames,
+    GroupByName,
+    GroupAlias,
+    GroupAliasIds,
+    GroupAliasById,
+    LookupEntity,
+    LookupGroup,
 }
 
 /// Cubbyhole's one route.
@@ -145,7 +164,7 @@ pub(crate) fn token_paths() -> &'static Paths<TokenRoute> {
 
 pub(crate) fn identity_paths() -> &'static Paths<IdentityRoute> {
     static S: OnceLock<Paths<IdentityRoute>> = OnceLock::new();
-    S.get_or_init(|| Paths::new(identity_specs().into_iter().map(|s| (IdentityRoute::Identity, s)).collect()))
+    S.get_or_init(|| Paths::new(identity_specs()))
 }
 
 pub(crate) fn cubbyhole_paths() -> &'static Paths<CubbyholeRoute> {
@@ -1529,55 +1548,82 @@ fn token_specs() -> Vec<(TokenRoute, PathSpec)> {
     }
 }
 
-fn identity_specs() -> Vec<PathSpec> {
-    {
-        let entity = || {
-            vec![
-                f("id", Str, "The entity's id"),
-                f("name", Str, "The entity's name"),
-                f("policies", List, "Policies granted to the entity's tokens"),
-                f("metadata", MapT, "Metadata string pairs"),
-                f("disabled", Bool, "Refuse the entity's tokens"),
-            ]
-        };
-        let alias = || {
-            vec![
-                f("id", Str, "The alias' id"),
-                f("name", Str, "The alias' name in its auth method"),
-                f("canonical_id", Str, "The entity the alias belongs to"),
-                f("mount_accessor", Str, "The accessor of the alias' auth method"),
-                f("metadata", MapT, "Metadata string pairs"),
-            ]
-        };
-        let group = || {
-            vec![
-                f("id", Str, "The group's id"),
-                f("name", Str, "The group's name"),
-                f("type", Str, "internal or external"),
-                f("policies", List, "Policies granted to the members' tokens"),
-                f("metadata", MapT, "Metadata string pairs"),
-                f("member_entity_ids", List, "Member entities"),
-                f("member_group_ids", List, "Member groups"),
-            ]
-        };
-        let rwd = || vec![(Read, "Read it"), (Update, "Create or update it"), (Delete, "Delete it")];
+fn identity_specs() -> Vec<(IdentityRoute, PathSpec)> {
+    use IdentityRoute as R;
+    let entity = || {
         vec![
+            f("id", Str, "The entity's id"),
+            f("name", Str, "The entity's name"),
+            f("policies", List, "Policies granted to the entity's tokens"),
+            f("metadata", MapT, "Metadata string pairs (key=value)"),
+            f("disabled", Bool, "Refuse the entity's tokens"),
+        ]
+    };
+    let alias = || {
+        vec![
+            f("id", Str, "The alias' id"),
+            f("name", Str, "The alias' name in its auth method"),
+            f("canonical_id", Str, "The entity the alias belongs to (a new entity when not given)"),
+            f("mount_accessor", Str, "The accessor of the alias' auth method"),
+            f("metadata", MapT, "Metadata string pairs"),
+            f("custom_metadata", MapT, "Metadata string pairs set by operators"),
+        ]
+    };
+    let group = || {
+        vec![
+            f("id", Str, "The group's id"),
+            f("name", Str, "The group's name"),
+            f("type", Str, "internal (members set here) or external (members follow logins); fixed at creation"),
+            f("policies", List, "Policies granted to the members' tokens"),
+            f("metadata", MapT, "Metadata string pairs"),
+            f("member_entity_ids", List, "Member entities (internal groups only)"),
+            f("member_group_ids", List, "Member groups"),
+        ]
+    };
+    let group_alias = || {
+        vec![
+            f("id", Str, "The group alias' id"),
+            f("name", Str, "The group name the auth method reports at login"),
+            f("mount_accessor", Str, "The accessor of the auth method"),
+            f("canonical_id", Str, "The external group the alias binds (a new one when not given)"),
+        ]
+    };
+    let lookup = |what: &'static str| {
+        vec![
+            f("id", Str, what),
+            f("name", Str, "The name"),
+            f("alias_id", Str, "The id of one of its aliases"),
+            f("alias_name", Str, "The name of one of its aliases (with alias_mount_accessor)"),
+            f("alias_mount_accessor", Str, "The accessor of that alias' auth method"),
+        ]
+    };
+    let rwd = || vec![(Read, "Read it"), (Update, "Create or update it"), (Delete, "Delete it")];
+    let listing = |what: &'static str| vec![(ListOp, what)];
+    vec![
+        (
+            R::Entity,
             p(
                 "entity",
                 entity(),
                 vec![(Update, "Create or update an entity")],
                 "Entities",
-                "Creates an entity, or updates the one with the given id.",
+                "Creates an entity, or updates the one with the given id or name.",
             ),
-            p("entity/id/?", vec![], vec![(ListOp, "List entities by id")], "Entity ids", "The ids of every entity."),
+        ),
+        (
+            R::EntityIds,
+            p("entity/id/?", vec![], listing("List entities by id"), "Entity ids", "The ids of every entity."),
+        ),
+        (
+            R::EntityById,
             p("entity/id/(?P<id>[^/]+)", entity(), rwd(), "An entity by id", "Reads, updates or deletes an entity."),
-            p(
-                "entity/name/?",
-                vec![],
-                vec![(ListOp, "List entities by name")],
-                "Entity names",
-                "The names of every entity.",
-            ),
+        ),
+        (
+            R::EntityNames,
+            p("entity/name/?", vec![], listing("List entities by name"), "Entity names", "The names of every entity."),
+        ),
+        (
+            R::EntityByName,
             p(
                 "entity/name/(?P<name>[^/]+)",
                 entity(),
@@ -1585,20 +1631,58 @@ fn identity_specs() -> Vec<PathSpec> {
                 "An entity by name",
                 "Reads, creates or updates, or deletes an entity.",
             ),
+        ),
+        (
+            R::EntityMerge,
             p(
-                "entity-alias",
+                "entity/merge/?",
+                vec![
+                    f("from_entity_ids", List, "The entities to merge into the target; they are deleted"),
+                    f("to_entity_id", Str, "The entity that receives the aliases and group memberships"),
+                    f("force", Bool, "Accepted for clients; entities hold no MFA secrets that could conflict"),
+                    f(
+                        "conflicting_alias_ids_to_keep",
+                        List,
+                        "Where both entities have an alias on one mount, the alias to keep (one source entity only)",
+                    ),
+                ],
+                vec![(Update, "Merge entities")],
+                "Merge entities",
+                "Moves the aliases and group memberships of entities into one entity and deletes them.",
+            ),
+        ),
+        (
+            R::EntityBatchDelete,
+            p(
+                "entity/batch-delete/?",
+                vec![f("entity_ids", List, "The entities to delete (unknown ids are skipped)")],
+                vec![(Update, "Delete entities")],
+                "Delete entities",
+                "Deletes several entities with their aliases.",
+            ),
+        ),
+        (
+            R::EntityAlias,
+            p(
+                "entity-alias/?",
                 alias(),
                 vec![(Update, "Create or update an entity alias")],
                 "Entity aliases",
                 "Ties a name in an auth method to an entity.",
             ),
+        ),
+        (
+            R::EntityAliasIds,
             p(
                 "entity-alias/id/?",
                 vec![],
-                vec![(ListOp, "List entity aliases")],
+                listing("List entity aliases"),
                 "Entity alias ids",
                 "The ids of every entity alias.",
             ),
+        ),
+        (
+            R::EntityAliasById,
             p(
                 "entity-alias/id/(?P<id>[^/]+)",
                 alias(),
@@ -1606,22 +1690,28 @@ fn identity_specs() -> Vec<PathSpec> {
                 "An entity alias",
                 "Reads, updates or deletes an entity alias.",
             ),
+        ),
+        (
+            R::Group,
             p(
-                "group",
+                "group/?",
                 group(),
                 vec![(Update, "Create or update a group")],
                 "Groups",
-                "Creates a group, or updates the one with the given id.",
+                "Creates a group, or updates the one with the given id or name.",
             ),
-            p("group/id/?", vec![], vec![(ListOp, "List groups by id")], "Group ids", "The ids of every group."),
+        ),
+        (R::GroupIds, p("group/id/?", vec![], listing("List groups by id"), "Group ids", "The ids of every group.")),
+        (
+            R::GroupById,
             p("group/id/(?P<id>[^/]+)", group(), rwd(), "A group by id", "Reads, updates or deletes a group."),
-            p(
-                "group/name/?",
-                vec![],
-                vec![(ListOp, "List groups by name")],
-                "Group names",
-                "The names of every group.",
-            ),
+        ),
+        (
+            R::GroupNames,
+            p("group/name/?", vec![], listing("List groups by name"), "Group names", "The names of every group."),
+        ),
+        (
+            R::GroupByName,
             p(
                 "group/name/(?P<name>[^/]+)",
                 group(),
@@ -1629,28 +1719,58 @@ fn identity_specs() -> Vec<PathSpec> {
                 "A group by name",
                 "Reads, creates or updates, or deletes a group.",
             ),
+        ),
+        (
+            R::GroupAlias,
             p(
-                "lookup/entity",
-                vec![
-                    f("id", Str, "The entity's id"),
-                    f("name", Str, "The entity's name"),
-                    f("alias_id", Str, "The id of one of its aliases"),
-                    f("alias_name", Str, "The name of one of its aliases (with alias_mount_accessor)"),
-                    f("alias_mount_accessor", Str, "The accessor of that alias' auth method"),
-                ],
+                "group-alias/?",
+                group_alias(),
+                vec![(Update, "Create or update a group alias")],
+                "Group aliases",
+                "Binds an external group to a group name an auth method reports at login.",
+            ),
+        ),
+        (
+            R::GroupAliasIds,
+            p(
+                "group-alias/id/?",
+                vec![],
+                listing("List group aliases"),
+                "Group alias ids",
+                "The ids of every group alias.",
+            ),
+        ),
+        (
+            R::GroupAliasById,
+            p(
+                "group-alias/id/(?P<id>[^/]+)",
+                group_alias(),
+                rwd(),
+                "A group alias",
+                "Reads, updates or deletes a group alias.",
+            ),
+        ),
+        (
+            R::LookupEntity,
+            p(
+                "lookup/entity/?",
+                lookup("The entity's id"),
                 vec![(Update, "Find an entity")],
                 "Entity lookup",
                 "Finds an entity by id, name or alias.",
             ),
+        ),
+        (
+            R::LookupGroup,
             p(
-                "lookup/group",
-                vec![f("id", Str, "The group's id"), f("name", Str, "The group's name")],
+                "lookup/group/?",
+                lookup("The group's id"),
                 vec![(Update, "Find a group")],
                 "Group lookup",
-                "Finds a group by id or name.",
+                "Finds a group by id, name or alias.",
             ),
-        ]
-    }
+        ),
+    ]
 }
 
 fn cubbyhole_specs() -> Vec<PathSpec> {

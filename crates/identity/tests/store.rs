@@ -74,3 +74,55 @@ async fn policies_come_from_the_entity_and_every_group_containing_it_until_it_is
     assert!(store.is_disabled("e1").await);
     assert!(store.policies_for("e1").await.is_empty(), "a disabled entity grants nothing");
 }
+
+/// External group membership follows what each login reports: joining the groups whose alias
+/// on the login's mount is reported, leaving those no longer reported, and never touching groups
+/// bound to another mount. The templating facts see the result, and the generation moves.
+#[tokio::test]
+async fn logins_sync_external_groups_of_their_mount_only_and_templates_see_them() {
+    use coffer_identity::{GroupAlias, GROUP_ALIAS};
+    let b = barrier().await;
+    let store = IdentityStore::load(b.clone()).await.unwrap();
+    let id = store.entity_for_login("acc_a", "jwt", "auth/jwt/", "alice", &Map::new()).await.unwrap();
+    {
+        let mut st = store.state.write().await;
+        for (gid, name, acc, alias) in [
+            ("g-eng", "eng", "acc_a", "engineers"),
+            ("g-ops", "ops", "acc_a", "operators"),
+            ("g-ldap", "ldap", "acc_b", "engineers"),
+        ] {
+            let g = Group { id: gid.into(), name: name.into(), kind: "external".into(), ..Default::default() };
+            store.put(GROUP, gid, &g).await.unwrap();
+            st.groups.insert(gid.into(), g);
+            let a = GroupAlias {
+                id: format!("a-{gid}"),
+                canonical_id: gid.into(),
+                mount_accessor: acc.into(),
+                name: alias.into(),
+                ..Default::default()
+            };
+            store.put(GROUP_ALIAS, &a.id, &a).await.unwrap();
+            st.group_aliases.insert(a.id.clone(), a);
+        }
+    }
+    let before = store.generation();
+    store
+        .sync_external_groups(&id, "acc_a", &["engineers".into(), "operators".into(), "unknown".into()])
+        .await
+        .unwrap();
+    assert!(store.generation() > before, "a membership change moves the generation");
+    let names = |f: &coffer_acl::IdentityFacts| {
+        let mut n: Vec<String> = f.groups.iter().map(|g| g.name.clone()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&store.facts_for(&id).await.unwrap()), vec!["eng", "ops"]);
+    store.sync_external_groups(&id, "acc_a", &["operators".into()]).await.unwrap();
+    assert_eq!(names(&store.facts_for(&id).await.unwrap()), vec!["ops"], "left eng, never joined ldap (other mount)");
+    // Membership survives a reload.
+    let reloaded = IdentityStore::load(b).await.unwrap();
+    let st = reloaded.state.read().await;
+    assert_eq!(st.groups["g-ops"].member_entity_ids, vec![id.clone()]);
+    assert!(st.groups["g-eng"].member_entity_ids.is_empty());
+    assert_eq!(st.group_aliases.len(), 3);
+}

@@ -118,6 +118,11 @@ pub(crate) fn auth_to_proto(a: &AuthResponse) -> pb::Auth {
             metadata: string_map(&a.alias_metadata),
             ..Default::default()
         }),
+        group_aliases: a
+            .group_aliases
+            .iter()
+            .map(|name| logical::Alias { name: name.clone(), ..Default::default() })
+            .collect(),
         bound_cidrs: a.bound_cidrs.clone(),
         explicit_max_ttl: to_nanos(a.explicit_max_ttl),
         token_type: token_type_to_proto(&a.token_type),
@@ -143,6 +148,7 @@ pub(crate) fn auth_from_proto(a: &pb::Auth) -> AuthResponse {
         bound_cidrs: a.bound_cidrs.clone(),
         alias_name: a.alias.as_ref().map(|al| al.name.clone()).filter(|n| !n.is_empty()),
         alias_metadata: a.alias.as_ref().map(|al| value_map(&al.metadata)).unwrap_or_default(),
+        group_aliases: a.group_aliases.iter().map(|g| g.name.clone()).filter(|n| !n.is_empty()).collect(),
     }
 }
 

@@ -234,6 +234,10 @@ pub struct AuthResponse {
     /// The identity alias this login maps to (name within the mount).
     pub alias_name: Option<String>,
     pub alias_metadata: Map<String, Value>,
+    /// Group names the identity provider reports for this login (LDAP groups, OIDC groups
+    /// claim, …): the entity joins the external groups whose group alias on this mount has one
+    /// of these names, and leaves the others bound to the mount.
+    pub group_aliases: Vec<String>,
 }
 
 impl std::fmt::Debug for AuthResponse {

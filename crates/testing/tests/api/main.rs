@@ -7,6 +7,7 @@ mod python;
 
 mod audit;
 mod bad_input;
+mod identity;
 mod openapi;
 mod path_table;
 mod raw_storage;
