@@ -146,19 +146,19 @@ fn server_with_go_plugin(bin: &Path) -> (tempfile::TempDir, Reaper, Server, Stri
     (dir, reaper, s, sha)
 }
 
-fn ok_json(s: &Server, method: &str, path: &str, body: &str) -> serde_json::Value {
-    let (st, b) = http(&s.addr, method, path, TOKEN, body.as_bytes());
+fn ok_json(addr: &str, method: &str, path: &str, body: &str) -> serde_json::Value {
+    let (st, b) = http(addr, method, path, TOKEN, body.as_bytes());
     assert_eq!(st, 200, "{method} {path}: {b}");
     json(&b)
 }
 
-fn ok_empty(s: &Server, method: &str, path: &str, body: &str) {
-    let (st, b) = http(&s.addr, method, path, TOKEN, body.as_bytes());
+fn ok_empty(addr: &str, method: &str, path: &str, body: &str) {
+    let (st, b) = http(addr, method, path, TOKEN, body.as_bytes());
     assert!(st == 204 || st == 200, "{method} {path}: {st} {b}");
 }
 
 fn plugin_pid(s: &Server, mount: &str) -> u32 {
-    let info = ok_json(s, "GET", &format!("/v1/{mount}/info"), "");
+    let info = ok_json(&s.addr, "GET", &format!("/v1/{mount}/info"), "");
     info["data"]["pid"].as_u64().unwrap_or_else(|| panic!("{info}")) as u32
 }
 
@@ -173,31 +173,31 @@ fn go_plugin_built_on_hashicorp_go_plugin_mounts_and_serves_reads_writes_lists_a
     let (_dir, _reaper, s, sha) = server_with_go_plugin(bin);
     // Registration runs the binary and asks its PluginVersion service, served by the Go code.
     ok_empty(
-        &s,
+        &s.addr,
         "PUT",
         "/v1/sys/plugins/catalog/secret/gop",
         &format!(r#"{{"sha256":"{sha}","command":"gop","version":"v0.1.0-go"}}"#),
     );
-    ok_empty(&s, "POST", "/v1/sys/mounts/gop", r#"{"type":"gop","plugin_version":"v0.1.0-go"}"#);
-    let mounts = ok_json(&s, "GET", "/v1/sys/mounts", "");
+    ok_empty(&s.addr, "POST", "/v1/sys/mounts/gop", r#"{"type":"gop","plugin_version":"v0.1.0-go"}"#);
+    let mounts = ok_json(&s.addr, "GET", "/v1/sys/mounts", "");
     assert_eq!(mounts["data"]["gop/"]["running_plugin_version"], "v0.1.0-go", "{mounts}");
 
     // Writes reach the plugin and its storage (the host's, through the broker).
-    ok_empty(&s, "PUT", "/v1/gop/kv/alpha", r#"{"colour":"blue","n":3}"#);
-    ok_empty(&s, "PUT", "/v1/gop/kv/beta", r#"{"colour":"red"}"#);
-    let read = ok_json(&s, "GET", "/v1/gop/kv/alpha", "");
+    ok_empty(&s.addr, "PUT", "/v1/gop/kv/alpha", r#"{"colour":"blue","n":3}"#);
+    ok_empty(&s.addr, "PUT", "/v1/gop/kv/beta", r#"{"colour":"red"}"#);
+    let read = ok_json(&s.addr, "GET", "/v1/gop/kv/alpha", "");
     assert_eq!(read["data"], serde_json::json!({"colour":"blue","n":3}), "{read}");
-    let list = ok_json(&s, "LIST", "/v1/gop/kv/", "");
+    let list = ok_json(&s.addr, "LIST", "/v1/gop/kv/", "");
     assert_eq!(list["data"]["keys"], serde_json::json!(["alpha", "beta"]), "{list}");
-    ok_empty(&s, "DELETE", "/v1/gop/kv/beta", "");
+    ok_empty(&s.addr, "DELETE", "/v1/gop/kv/beta", "");
     let (st, body) = http(&s.addr, "GET", "/v1/gop/kv/beta", TOKEN, b"");
     assert_eq!(st, 404, "deleted: {body}");
 
     // What the host told the plugin over the brokered SystemView.
-    let info = ok_json(&s, "GET", "/v1/gop/info", "");
+    let info = ok_json(&s.addr, "GET", "/v1/gop/info", "");
     assert_eq!(info["data"]["go_plugin_version"], "1.0.1", "{info}");
     assert_eq!(info["data"]["mount_point"], "gop/", "{info}");
-    assert!(info["data"]["default_lease_ttl"].as_i64().is_some_and(|t| t > 0), "{info}");
+    assert_eq!(info["data"]["default_lease_ttl_seconds"], 768 * 3600, "the dev server's default: {info}");
 
     // The plugin's own typed errors come back as Vault-style errors.
     let (st, body) = http(&s.addr, "GET", "/v1/gop/nowhere", TOKEN, b"");
@@ -207,7 +207,7 @@ fn go_plugin_built_on_hashicorp_go_plugin_mounts_and_serves_reads_writes_lists_a
     assert_eq!(st, 400, "{body}");
 
     // Help is the plugin's own answer, as OpenBao forwards help to a plugin.
-    let help = ok_json(&s, "GET", "/v1/gop/kv/alpha?help=1", "");
+    let help = ok_json(&s.addr, "GET", "/v1/gop/kv/alpha?help=1", "");
     assert!(help["help"].as_str().is_some_and(|h| h.contains("go-plugin library")), "{help}");
 
     // The real bao CLI against Coffer, for the same plugin.
@@ -234,9 +234,9 @@ fn go_plugin_built_on_hashicorp_go_plugin_mounts_and_serves_reads_writes_lists_a
 fn go_plugin_process_killed_with_sigkill_is_restarted_by_the_next_request_and_reload_restarts_it() {
     let Some(bin) = go_plugin() else { return };
     let (_dir, _reaper, s, sha) = server_with_go_plugin(bin);
-    ok_empty(&s, "PUT", "/v1/sys/plugins/catalog/secret/gop", &format!(r#"{{"sha256":"{sha}","command":"gop"}}"#));
-    ok_empty(&s, "POST", "/v1/sys/mounts/gop", r#"{"type":"gop"}"#);
-    ok_empty(&s, "PUT", "/v1/gop/kv/kept", r#"{"v":"before the kill"}"#);
+    ok_empty(&s.addr, "PUT", "/v1/sys/plugins/catalog/secret/gop", &format!(r#"{{"sha256":"{sha}","command":"gop"}}"#));
+    ok_empty(&s.addr, "POST", "/v1/sys/mounts/gop", r#"{"type":"gop"}"#);
+    ok_empty(&s.addr, "PUT", "/v1/gop/kv/kept", r#"{"v":"before the kill"}"#);
     let first = plugin_pid(&s, "gop");
     assert!(alive(first));
 
@@ -246,12 +246,12 @@ fn go_plugin_process_killed_with_sigkill_is_restarted_by_the_next_request_and_re
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!alive(first), "the plugin process {first} is gone");
-    let read = ok_json(&s, "GET", "/v1/gop/kv/kept", "");
+    let read = ok_json(&s.addr, "GET", "/v1/gop/kv/kept", "");
     assert_eq!(read["data"]["v"], "before the kill", "served by a new process from the host's storage: {read}");
     let second = plugin_pid(&s, "gop");
     assert_ne!(second, first, "a new process serves the mount");
 
-    ok_empty(&s, "PUT", "/v1/sys/plugins/reload/backend", r#"{"plugin":"gop"}"#);
+    ok_empty(&s.addr, "PUT", "/v1/sys/plugins/reload/backend", r#"{"plugin":"gop"}"#);
     let third = plugin_pid(&s, "gop");
     assert_ne!(third, second, "reload started a new process");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -259,7 +259,7 @@ fn go_plugin_process_killed_with_sigkill_is_restarted_by_the_next_request_and_re
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!alive(second), "reload stopped the old process {second}");
-    assert_eq!(ok_json(&s, "GET", "/v1/gop/kv/kept", "")["data"]["v"], "before the kill");
+    assert_eq!(ok_json(&s.addr, "GET", "/v1/gop/kv/kept", "")["data"]["v"], "before the kill");
     assert!(!s.log_text().contains("panicked"));
 }
 
@@ -271,15 +271,58 @@ fn go_plugin_1_0_1_broker_without_the_tls_workaround_fails_with_an_error_naming_
     let Some(bin) = go_plugin() else { return };
     let (_dir, _reaper, s, sha) = server_with_go_plugin(bin);
     ok_empty(
-        &s,
+        &s.addr,
         "PUT",
         "/v1/sys/plugins/catalog/secret/gop-unfixed",
         &format!(r#"{{"sha256":"{sha}","command":"gop","env":["COFFER_GOP_NO_BROKER_FIX=1"]}}"#),
     );
-    ok_empty(&s, "POST", "/v1/sys/mounts/old", r#"{"type":"gop-unfixed"}"#);
+    ok_empty(&s.addr, "POST", "/v1/sys/mounts/old", r#"{"type":"gop-unfixed"}"#);
     let (st, body) = http(&s.addr, "PUT", "/v1/old/kv/a", TOKEN, br#"{"x":"1"}"#);
     assert!((500..600).contains(&st), "{st} {body}");
     let err = json(&body)["errors"][0].as_str().unwrap_or_default().to_string();
     assert!(err.contains("x509") && err.contains("go-plugin 1.4.4"), "{body}");
     assert!(!s.log_text().contains("panicked"));
+}
+
+/// The same binary is an OpenBao plugin: real OpenBao 2.x serves it the same way (so the Go
+/// side is a faithful go-plugin plugin, not one shaped to Coffer), and without the broker
+/// workaround it fails there too, with OpenBao's bare "internal error".
+#[test]
+fn the_same_go_plugin_binary_serves_in_real_openbao_and_its_unfixed_broker_fails_there_too() {
+    let Some(bin) = go_plugin() else { return };
+    let Some(bao) = bao_path() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(bin, plugins.join("gop")).unwrap();
+    let sha = sha256_hex(&plugins.join("gop"));
+    let _reaper = Reaper(plugins.canonicalize().unwrap());
+    let ob = RealBao::start_with(&bao, &[&format!("-dev-plugin-dir={}", plugins.display())]);
+    let a = ob.addr.as_str();
+    ok_empty(
+        a,
+        "PUT",
+        "/v1/sys/plugins/catalog/secret/gop",
+        &format!(r#"{{"sha256":"{sha}","command":"gop","version":"v0.1.0-go"}}"#),
+    );
+    ok_empty(a, "POST", "/v1/sys/mounts/gop", r#"{"type":"gop","config":{},"plugin_version":"v0.1.0-go"}"#);
+    ok_empty(a, "PUT", "/v1/gop/kv/alpha", r#"{"colour":"blue"}"#);
+    assert_eq!(ok_json(a, "GET", "/v1/gop/kv/alpha", "")["data"], serde_json::json!({"colour":"blue"}));
+    assert_eq!(ok_json(a, "LIST", "/v1/gop/kv/", "")["data"]["keys"], serde_json::json!(["alpha"]));
+    let info = ok_json(a, "GET", "/v1/gop/info", "");
+    assert_eq!(info["data"]["default_lease_ttl_seconds"], 768 * 3600, "{info}");
+    let help = ok_json(a, "GET", "/v1/gop/kv/alpha?help=1", "");
+    assert!(help["help"].as_str().is_some_and(|h| h.contains("go-plugin library")), "{help}");
+    let (st, body) = http(a, "GET", "/v1/gop/nowhere", TOKEN, b"");
+    assert_eq!(st, 404, "{body}");
+
+    ok_empty(
+        a,
+        "PUT",
+        "/v1/sys/plugins/catalog/secret/gop-unfixed",
+        &format!(r#"{{"sha256":"{sha}","command":"gop","env":["COFFER_GOP_NO_BROKER_FIX=1"]}}"#),
+    );
+    ok_empty(a, "POST", "/v1/sys/mounts/old", r#"{"type":"gop-unfixed"}"#);
+    let (st, body) = http(a, "PUT", "/v1/old/kv/a", TOKEN, br#"{"x":"1"}"#);
+    assert_eq!(st, 500, "go-plugin 1.0.1's broker cannot dial OpenBao either: {body}");
 }

@@ -234,11 +234,11 @@ func (b *backend) HandleRequest(ctx context.Context, args *pb.HandleRequestArgs)
 			return nil, err
 		}
 		return dataReply(map[string]interface{}{
-			"pid":               os.Getpid(),
-			"go_plugin_version": goPluginVersion,
-			"default_lease_ttl": ttl.Ttl,
-			"host_version":      env.GetPluginEnvironment().GetVaultVersion(),
-			"mount_point":       req.GetMountPoint(),
+			"pid":                       os.Getpid(),
+			"go_plugin_version":         goPluginVersion,
+			"default_lease_ttl_seconds": ttl.Ttl / 1e9, // the protocol carries nanoseconds
+			"host_version":              env.GetPluginEnvironment().GetVaultVersion(),
+			"mount_point":               req.GetMountPoint(),
 		})
 	}
 	name, ok := kvName(path)
