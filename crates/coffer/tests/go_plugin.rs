@@ -4,8 +4,8 @@
 //! own protocol definitions (crates/plugin/proto). go-plugin does the handshake, the automatic
 //! mTLS and the broker; the plugin keeps its data in the storage the host serves it through
 //! the broker. The toolchain comes from Debian's `golang-go`, `golang-github-hashicorp-go-plugin-dev`,
-//! `golang-google-grpc-dev`, `golang-goprotobuf-dev` and `protobuf-compiler` (scripts/test
-//! installs them); without it the tests are skipped with a notice, except under CI or with
+//! `golang-google-grpc-dev`, `golang-google-protobuf-dev`, `golang-goprotobuf-dev`,
+//! `protobuf-compiler` and `libprotobuf-dev` (scripts/test installs them); without it the tests are skipped with a notice, except under CI or with
 //! `COFFER_REQUIRE_GO`, where they fail.
 mod common;
 use common::*;
@@ -51,13 +51,22 @@ fn go_plugin() -> Option<&'static Path> {
 
 fn build_go_plugin() -> Option<PathBuf> {
     let missing: Vec<&str> = ["go", "protoc", "protoc-gen-go"].into_iter().filter(|t| !found(t)).collect();
-    let library = Path::new(DEBIAN_GOPATH).join("src/github.com/hashicorp/go-plugin");
-    if !missing.is_empty() || !library.exists() {
+    let mut missing: Vec<String> = missing.into_iter().map(String::from).collect();
+    for (what, path) in [
+        ("go-plugin sources", format!("{DEBIAN_GOPATH}/src/github.com/hashicorp/go-plugin")),
+        ("gRPC-Go sources", format!("{DEBIAN_GOPATH}/src/google.golang.org/grpc")),
+        ("the well-known .proto files", "/usr/include/google/protobuf/timestamp.proto".to_string()),
+    ] {
+        if !Path::new(&path).exists() {
+            missing.push(format!("{what} ({path})"));
+        }
+    }
+    if !missing.is_empty() {
         let what = format!(
-            "the Go plugin toolchain is missing ({}{}): apt-get install golang-go \
-             golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler",
+            "the Go plugin toolchain is missing ({}): apt-get install golang-go \
+             golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev golang-google-protobuf-dev \
+             golang-goprotobuf-dev protobuf-compiler libprotobuf-dev",
             missing.join(", "),
-            if library.exists() { "" } else { " go-plugin sources" }
         );
         if go_required() {
             panic!("{what}");
