@@ -721,8 +721,19 @@ impl Core {
         }
         let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         // A plugin mount knows its path table once its process runs.
-        if let Some((r, _)) = router.resolve(path) {
+        if let Some((r, rest)) = router.resolve(path) {
             r.backend.ensure_started().await?;
+            // A plugin that describes no path table (one built on OpenBao's Go SDK or directly
+            // on go-plugin) answers help itself, as OpenBao forwards help to the backend.
+            if r.backend.backend_type() == "plugin" && r.backend.paths().is_empty() {
+                let sreq = self.backend_request(r, rest, Operation::Help, Map::new(), req.remote_addr);
+                let mut m = r.backend.handle_request(sreq).await?.and_then(|resp| resp.data).unwrap_or_default();
+                if !m.get("help").is_some_and(Value::is_string) {
+                    return Err(LogicalError::unsupported_path(path));
+                }
+                m.entry("see_also").or_insert(Value::Null);
+                return Ok(CoreResponse::raw(m));
+            }
         }
         let system = system_tables();
         let table = system

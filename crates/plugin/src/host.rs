@@ -241,9 +241,23 @@ impl From<CallError> for LogicalError {
             CallError::Logical(e) => e,
             CallError::Status(s) => LogicalError::new(
                 coffer_sdk::ErrorKind::Unavailable,
-                format!("plugin call failed: {} ({:?})", s.message(), s.code()),
+                format!("plugin call failed: {} ({:?}){}", s.message(), s.code(), broker_tls_hint(s.message())),
             ),
         }
+    }
+}
+
+/// A hint for the error a plugin built on go-plugin before 1.4.4 returns when it dials the
+/// services the host serves it through the broker: those releases check the host's
+/// certificate against the system's CAs and the name "unused", so the TLS handshake always
+/// fails under automatic mTLS (grpc-go reports it as an "authentication handshake failed").
+fn broker_tls_hint(message: &str) -> &'static str {
+    if message.contains("authentication handshake failed") && message.contains("x509") {
+        "; the plugin could not verify the host's certificate when dialling its storage through the \
+         broker: plugins built on go-plugin before 1.4.4 cannot use the broker under automatic mTLS, \
+         rebuild the plugin with go-plugin 1.4.4 or later"
+    } else {
+        ""
     }
 }
 
@@ -1035,6 +1049,18 @@ impl system_view_server::SystemView for HostSystem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_tls_failures_of_old_go_plugin_get_a_hint_and_other_errors_do_not() {
+        // What a go-plugin 1.0.1 plugin returns when its brokered Storage dial fails.
+        let old = "connection error: desc = \"transport: authentication handshake failed: x509: certificate is \
+                   valid for localhost, not unused\"";
+        assert!(broker_tls_hint(old).contains("go-plugin 1.4.4"));
+        assert_eq!(broker_tls_hint("connection refused"), "");
+        assert_eq!(broker_tls_hint("x509: certificate has expired"), "");
+        let e = LogicalError::from(CallError::Status(Status::unavailable(old)));
+        assert!(e.messages.iter().any(|m| m.contains("go-plugin 1.4.4")), "{:?}", e.messages);
+    }
 
     #[test]
     fn handshake_lines_are_checked_field_by_field() {

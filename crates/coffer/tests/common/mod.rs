@@ -317,10 +317,16 @@ impl RealBao {
     /// bound (its banner says `127.0.0.1:0`), so the address is found by asking the system which
     /// ports the process listens on and which of them answers `sys/health`.
     pub fn start(bao: &str) -> RealBao {
+        RealBao::start_with(bao, &[])
+    }
+
+    /// [`RealBao::start`] with more `bao server -dev` flags (`-dev-plugin-dir=…`).
+    pub fn start_with(bao: &str, extra: &[&str]) -> RealBao {
         let home = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(home.path().join("bao.log")).unwrap();
         let mut child = Command::new(bao)
             .args(["server", "-dev", "-dev-root-token-id=root", "-dev-listen-address=127.0.0.1:0"])
+            .args(extra)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", home.path())
