@@ -17,11 +17,12 @@ const NEW_USAGE: &str = "Usage: coffer plugin new [-type=secrets|auth] [-dir=DIR
   a README and docs/. coffer-sdk and coffer-plugin come, in this order, from: -sdk=PATH
   (a Coffer source tree), $COFFER_SDK_PATH, the Coffer checkout around the current or target
   directory, the checkout this binary was built from (while it still exists), else crates.io
-  by version. It says which it chose.
+  by the SDK version this binary was built with. It says which it chose.
 
   -type=secrets|auth   What the plugin is (default: secrets).
   -dir=DIR             Where to create the crate directory (default: the current directory).
-  -sdk=PATH            A Coffer source tree to take the SDK from (also $COFFER_SDK_PATH).";
+  -sdk=PATH            A Coffer source tree to take the SDK from (also $COFFER_SDK_PATH);
+                       -sdk=crates.io takes the published SDK even inside a checkout.";
 
 const INSTALL_USAGE: &str = "Usage: coffer plugin install [options] URL -sha256=HEX
 
@@ -166,8 +167,15 @@ const AUTH_FILES: &[(&str, &str)] = &[
     ("docs/examples.md", tmpl!("auth/docs/examples.md.tmpl")),
 ];
 
-/// The root of a Coffer checkout at or above `start`: a Cargo.toml naming `coffer-sdk`, with
-/// the SDK and plugin crates beside it.
+/// The `-sdk` value (and `COFFER_SDK_PATH` value) that asks for the published SDK.
+const CRATES_IO: &str = "crates.io";
+
+/// The requirement on the published SDK crates: the SDK version this binary was built with,
+/// as `major.minor` (any compatible release; see docs/integration/compatibility.md).
+fn sdk_requirement() -> String {
+    coffer_sdk::VERSION.splitn(3, '.').take(2).collect::<Vec<_>>().join(".")
+}
+
 /// Where the scaffold takes Coffer's SDK from, and how that was chosen (said to the user).
 fn sdk_source(flag: Option<&str>, parent: &Path) -> Result<(Option<PathBuf>, &'static str), Fail> {
     let given = |path: &str, what: &'static str| {
@@ -181,9 +189,15 @@ fn sdk_source(flag: Option<&str>, parent: &Path) -> Result<(Option<PathBuf>, &'s
         }
     };
     if let Some(path) = flag.filter(|p| !p.is_empty()) {
+        if path == CRATES_IO {
+            return Ok((None, "-sdk=crates.io asked for the published SDK"));
+        }
         return given(path, "the source tree given with -sdk");
     }
     if let Some(path) = std::env::var("COFFER_SDK_PATH").ok().filter(|p| !p.is_empty()) {
+        if path == CRATES_IO {
+            return Ok((None, "COFFER_SDK_PATH=crates.io asked for the published SDK"));
+        }
         return given(&path, "the source tree in COFFER_SDK_PATH");
     }
     let cwd = std::env::current_dir().ok();
@@ -198,6 +212,8 @@ fn sdk_source(flag: Option<&str>, parent: &Path) -> Result<(Option<PathBuf>, &'s
     Ok((None, "no Coffer source tree was given or found (use -sdk=PATH or COFFER_SDK_PATH for a local one)"))
 }
 
+/// The root of a Coffer checkout at or above `start`: a Cargo.toml naming `coffer-sdk`, with
+/// the SDK and plugin crates beside it.
 fn find_coffer_root(start: &Path) -> Option<PathBuf> {
     start.ancestors().find_map(|dir| {
         let toml = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
@@ -294,7 +310,7 @@ pub(crate) fn new(p: &Parsed, builtin_names: &[&str]) -> R {
             )
         }
         None => {
-            let v = env!("CARGO_PKG_VERSION").splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+            let v = sdk_requirement();
             format!(
                 "# Coffer's SDK and plugin protocol, by version from crates.io. To build against a Coffer\n\
                  # checkout instead: coffer-sdk = {{ path = \"<coffer>/crates/sdk\" }}, and the same for\n\
@@ -312,7 +328,7 @@ pub(crate) fn new(p: &Parsed, builtin_names: &[&str]) -> R {
             )
         }
         None => {
-            let v = env!("CARGO_PKG_VERSION").splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+            let v = sdk_requirement();
             format!("coffer-plugin-testing = \"{v}\"")
         }
     };
@@ -357,7 +373,10 @@ pub(crate) fn new(p: &Parsed, builtin_names: &[&str]) -> R {
     println!("Success! Created the {kind_word} plugin {name} in {}", target.display());
     match &root {
         Some(r) => println!("coffer-sdk and coffer-plugin come from {source} at {}", r.display()),
-        None => println!("coffer-sdk and coffer-plugin come from crates.io (see Cargo.toml): {source}"),
+        None => println!(
+            "coffer-sdk and coffer-plugin come from crates.io, version {} (see Cargo.toml): {source}",
+            sdk_requirement()
+        ),
     }
     println!("\nNext steps:\n    cd {}\n    cargo test", target.display());
     println!("    COFFER_ACC=1 COFFER_BIN=$(command -v coffer) cargo test --test acceptance");

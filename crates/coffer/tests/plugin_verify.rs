@@ -4,8 +4,12 @@
 //! undocumented crate fails exactly those checks; a binary that is not a plugin fails the
 //! handshake — all with exit code 2 and a report, never a crash.
 //!
+//! Every report written here validates against the documented JSON Schema
+//! (docs/integration/verify-report.schema.json, checked with `scripts/check-verify-report`).
+//!
 //! The crate's own tests are not run here (`-skip-tests`): they would need cargo inside cargo.
-//! scripts/test runs the full verify, tests included, on freshly scaffolded plugins.
+//! scripts/test runs the full verify, tests on Coffer and OpenBao and special paths included,
+//! on freshly scaffolded plugins.
 
 mod common;
 
@@ -35,7 +39,18 @@ fn verify(args: &[&str], out_dir: &Path) -> (Output, Value, String) {
         .map(|t| serde_json::from_str(&t).expect("the JSON report parses"))
         .unwrap_or(Value::Null);
     let md = std::fs::read_to_string(out_dir.join("verify-report.md")).unwrap_or_default();
+    if json != Value::Null {
+        assert_valid_report(&out_dir.join("verify-report.json"));
+    }
     (o, json, md)
+}
+
+/// The report validates against docs/integration/verify-report.schema.json, with the same
+/// script a reviewer's tooling would use (python `jsonschema`).
+fn assert_valid_report(report: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check-verify-report");
+    let o = Command::new("python3").arg(&script).arg(report).output().expect("python3");
+    assert!(o.status.success(), "the report does not match the documented schema:\n{}", out(&o));
 }
 
 fn result(report: &Value, id: &str) -> String {
@@ -75,17 +90,20 @@ fn the_example_plugin_passes_every_check_and_the_report_says_so() {
         "robustness",
         "memory",
         "shutdown",
+        "special_paths",
         "docs",
     ] {
         assert_eq!(result(&report, id), "pass", "{id}: {report}");
     }
     assert_eq!(result(&report, "tests"), "skip");
+    assert_eq!(result(&report, "tests_openbao"), "skip");
+    assert_eq!(report["schema_version"], 1);
     let rss = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == "memory").unwrap()["measured"]["rss_kib"]
         .as_u64()
         .unwrap();
     assert!(rss > 1000, "a measured resident size: {rss} KiB");
     assert!(md.contains("# Plugin review report: coffer-plugin-example") && md.contains("**PASSED**"), "{md}");
-    assert!(out(&o).contains("PASSED: 12 checks, 0 failed"), "{}", out(&o));
+    assert!(out(&o).contains("PASSED: 14 checks, 0 failed"), "{}", out(&o));
 }
 
 #[test]
@@ -130,4 +148,30 @@ fn a_binary_that_is_not_a_plugin_fails_the_handshake_cleanly() {
     assert_eq!(result(&report, "binary"), "fail");
     let o = Command::new(coffer_bin()).args(["plugin", "verify", "-type=db", "x"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "bad flags are a usage error: {}", out(&o));
+}
+
+/// The schema check can fail: a report with a check result outside pass/fail/skip, or without
+/// its schema version, is refused by the same script.
+#[test]
+fn a_report_that_breaks_the_documented_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, report, _) = verify(&["-skip-tests", example_binary().to_str().unwrap()], dir.path());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check-verify-report");
+    for (what, broken) in [
+        ("an unknown result", {
+            let mut r = report.clone();
+            r["checks"][0]["result"] = "maybe".into();
+            r
+        }),
+        ("no schema version", {
+            let mut r = report.clone();
+            r.as_object_mut().unwrap().remove("schema_version");
+            r
+        }),
+    ] {
+        let f = dir.path().join("broken.json");
+        std::fs::write(&f, serde_json::to_string(&broken).unwrap()).unwrap();
+        let o = Command::new("python3").arg(&script).arg(&f).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{what} must be refused: {}", out(&o));
+    }
 }

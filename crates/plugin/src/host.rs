@@ -50,7 +50,9 @@ const STDERR_TAIL: usize = 20;
 pub struct LaunchSpec {
     /// For logs.
     pub name: String,
+    /// The plugin binary.
     pub command: PathBuf,
+    /// Arguments for the plugin process.
     pub args: Vec<String>,
     /// The plugin's whole environment apart from the protocol variables: nothing of the
     /// server's own environment is passed on.
@@ -66,6 +68,7 @@ pub struct LaunchSpec {
 }
 
 impl LaunchSpec {
+    /// Starting `command` with no arguments or environment, its SHA-256 unchecked, a 10 s handshake timeout.
     pub fn new(command: impl Into<PathBuf>) -> Self {
         let command = command.into();
         LaunchSpec {

@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 //! Both sides of Vault's and OpenBao's external backend-plugin protocol: HashiCorp go-plugin,
 //! core protocol 1, application protocol 5, gRPC over a unix socket with automatic mutual TLS.
 //!
@@ -14,23 +15,64 @@
 //! The wire definitions are Coffer's own `.proto` files (`proto/`), compiled at build time with
 //! the pure-Rust `protox` compiler.
 //!
-//! A plugin binary:
+//! A plugin binary serves one [`coffer_sdk::Backend`] — usually a path table wrapped in
+//! [`coffer_sdk::framework::Backend`] — from its `main`:
 //!
-//! ```rust,ignore
+//! ```no_run
+//! use coffer_plugin::{BackendKind, ServeOptions};
+//! use coffer_sdk::framework::{self, FieldData, Handler, PathSpec, Paths};
+//! use coffer_sdk::{Operation, Request, Response, Result};
+//! use std::sync::Arc;
+//!
+//! #[derive(Clone, Copy)]
+//! enum Route {
+//!     Ping,
+//! }
+//!
+//! struct Pinger(Paths<Route>);
+//!
+//! #[async_trait::async_trait]
+//! impl Handler for Pinger {
+//!     type Route = Route;
+//!     fn backend_type(&self) -> &'static str {
+//!         "pinger"
+//!     }
+//!     fn paths(&self) -> &Paths<Route> {
+//!         &self.0
+//!     }
+//!     async fn handle(&self, _: Route, _: Request, _: FieldData) -> Result<Option<Response>> {
+//!         Ok(Some(Response::data(serde_json::json!({ "pong": true }).as_object().cloned().unwrap())))
+//!     }
+//! }
+//!
 //! fn main() {
-//!     let opts = coffer_plugin::ServeOptions { version: "v0.1.0".into(), ..Default::default() };
-//!     coffer_plugin::serve_with(std::sync::Arc::new(MyBackend::new()), opts)
+//!     let ping = PathSpec {
+//!         pattern: "ping",
+//!         operations: vec![(Operation::Read, "Answer with pong")],
+//!         synopsis: "Liveness",
+//!         description: "Answers with pong.",
+//!         ..Default::default()
+//!     };
+//!     let backend = framework::Backend::new(Pinger(Paths::new(vec![(Route::Ping, ping)])));
+//!     // The version must equal the one the binary is registered under in the catalog.
+//!     let opts = ServeOptions { version: format!("v{}", env!("CARGO_PKG_VERSION")), kind: BackendKind::Secret };
+//!     coffer_plugin::serve_with(Arc::new(backend), opts)
 //! }
 //! ```
 //!
 //! A plugin writes nothing to stdout but the handshake line; logs go to stderr, which the host
-//! reads line by line.
+//! reads line by line. Started by hand (without the host's magic cookie) it says what it is
+//! and exits.
 //!
-//! A host:
+//! A host starts a binary, pinned by its SHA-256, and uses it as any other backend:
 //!
-//! ```rust,ignore
-//! let backend = coffer_plugin::launch(&path, &[], &[("SETTING".into(), "x".into())], &sha256_hex).await?;
-//! backend.handle_request(request).await?; // the request's storage view is what the plugin sees
+//! ```no_run
+//! # async fn host(path: &std::path::Path, sha256_hex: &str, request: coffer_sdk::Request)
+//! #     -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = coffer_plugin::launch(path, &[], &[("SETTING".into(), "x".into())], sha256_hex).await?;
+//! // The request's storage view is what the plugin reads and writes, through the broker.
+//! let answer = backend.handle_request(request).await?;
+//! # let _ = answer; Ok(()) }
 //! ```
 //!
 //! Not supported: the multiplexed broker (`PLUGIN_MULTIPLEX_GRPC`, one process for several
@@ -80,29 +122,42 @@ pub const HEALTH_SERVICE: &str = "plugin";
 pub enum PluginError {
     /// The binary's SHA-256 is not the expected one, or the binary cannot be read.
     #[error("plugin binary {path}: {message}")]
-    Binary { path: String, message: String },
+    Binary {
+        /// The binary's path.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The process could not be started.
     #[error("cannot start plugin {path}: {source}")]
     Spawn {
+        /// The plugin's name or path.
         path: String,
         #[source]
+        /// Why it could not be started.
         source: std::io::Error,
     },
     /// The process did not complete go-plugin's handshake. `stderr` is the tail of what it
     /// printed (empty or starting with "; stderr: ").
     #[error("plugin {path} failed the handshake: {source}{stderr}")]
     Handshake {
+        /// The plugin's name or path.
         path: String,
         #[source]
+        /// What was wrong with the handshake.
         source: HandshakeError,
+        /// The tail of the plugin's stderr.
         stderr: String,
     },
     /// The handshake succeeded but the gRPC connection or setup failed.
     #[error("plugin {path}: {source}{stderr}")]
     Connect {
+        /// The plugin's name or path.
         path: String,
         #[source]
+        /// What failed.
         source: ConnectError,
+        /// The tail of the plugin's stderr.
         stderr: String,
     },
     /// TLS material could not be created or parsed.
@@ -118,32 +173,46 @@ pub enum PluginError {
 #[non_exhaustive]
 pub enum HandshakeError {
     #[error("no stdout pipe")]
+    /// The process was started without a stdout pipe.
     NoStdout,
     #[error("the plugin exited before completing the handshake (closed its stdout{status})")]
-    Exited { status: String },
+    /// The process closed its stdout before the handshake line.
+    Exited {
+        /// `, status …` when the exit status is known, else empty.
+        status: String,
+    },
     #[error("cannot read the plugin's stdout: {0}")]
+    /// Reading the plugin's stdout failed.
     Read(#[source] std::io::Error),
     #[error("no handshake line within {0:?}")]
+    /// No handshake line within the handshake timeout.
     Timeout(std::time::Duration),
     #[error(
         "unexpected output instead of the handshake line: {0:?} (expected CORE|APP|NETWORK|ADDRESS|PROTOCOL|CERT)"
     )]
+    /// The first line is not a handshake line.
     Unexpected(String),
     #[error("unsupported go-plugin core protocol version {0:?} (expected 1)")]
+    /// The core protocol version is not 1.
     CoreProtocol(String),
     #[error(
         "the plugin speaks protocol version {0:?}; Coffer speaks version {version} \
          (is it a backend plugin built for a recent OpenBao/Vault SDK?)",
         version = APP_PROTOCOL_VERSION
     )]
+    /// The application protocol version is not 5.
     AppProtocol(String),
     #[error("unknown network type {0:?}")]
+    /// The network is neither `unix` nor `tcp`.
     Network(String),
     #[error("the plugin speaks {0:?}; only gRPC plugins are supported")]
+    /// The plugin speaks net/rpc, not gRPC.
     NotGrpc(String),
     #[error("the plugin returned no certificate: it does not support automatic mTLS")]
+    /// The handshake carries no certificate (no automatic mTLS).
     NoCertificate,
     #[error("the plugin's certificate in the handshake is not base64")]
+    /// The handshake's certificate is not base64.
     CertificateEncoding(#[source] base64::DecodeError),
 }
 
@@ -152,35 +221,52 @@ pub enum HandshakeError {
 #[non_exhaustive]
 pub enum ConnectError {
     #[error("{0}")]
+    /// The TLS configuration for the connection could not be made.
     Tls(#[source] Box<PluginError>),
     #[error("connecting to the plugin timed out")]
+    /// Connecting took too long.
     Timeout,
     #[error("cannot connect to the plugin at {address}: {source}")]
+    /// The gRPC channel could not be opened.
     Channel {
+        /// Where the plugin listens.
         address: String,
         #[source]
+        /// Why the channel failed.
         source: tonic::transport::Error,
     },
     #[error("the plugin's health check timed out")]
+    /// The health check did not answer in time.
     HealthTimeout,
     #[error("the plugin is unreachable: {0}")]
+    /// The health check failed.
     Unreachable(#[source] tonic::Status),
     #[error("cannot listen for the broker: {0}")]
+    /// The host could not listen for the broker's connections.
     BrokerListen(#[source] std::io::Error),
     #[error("the broker stream closed")]
+    /// The plugin closed the broker stream.
     BrokerClosed,
     #[error("{rpc} timed out")]
-    RpcTimeout { rpc: &'static str },
+    /// An RPC during setup did not answer in time.
+    RpcTimeout {
+        /// The RPC's name.
+        rpc: &'static str,
+    },
     #[error("{rpc} failed: {}", .source.message())]
+    /// An RPC during setup failed.
     Rpc {
+        /// The RPC's name.
         rpc: &'static str,
         #[source]
+        /// The gRPC status it failed with.
         source: tonic::Status,
     },
     /// The plugin answered `Setup` with an error of its own.
     #[error("Setup failed: {0}")]
     Setup(String),
     #[error("SpecialPaths: {0}")]
+    /// The plugin's `SpecialPaths` answer failed.
     SpecialPaths(#[source] tonic::Status),
 }
 

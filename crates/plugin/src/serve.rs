@@ -30,7 +30,9 @@ use tonic::{Request, Response, Status, Streaming};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendKind {
     #[default]
+    /// A secrets engine (the default).
     Secret,
+    /// An auth method.
     Auth,
 }
 
@@ -40,6 +42,7 @@ pub struct ServeOptions {
     /// The plugin's version (`v1.2.3`), reported through `PluginVersion`; hosts compare it
     /// with the version it was registered under. Empty = unversioned.
     pub version: String,
+    /// Secrets engine or auth method: must match the kind of mount it is enabled as.
     pub kind: BackendKind,
 }
 

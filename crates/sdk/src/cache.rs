@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
+/// A bounded, generation-checked cache of shared values keyed by storage key (see the module
+/// documentation for the contract).
 pub struct GenCache<V> {
     capacity: AtomicUsize,
     inner: RwLock<Inner<V>>,
@@ -26,6 +28,7 @@ struct Inner<V> {
 }
 
 impl<V: Send + Sync + 'static> GenCache<V> {
+    /// An empty cache holding at most `capacity` entries (at least 1).
     pub fn new(capacity: usize) -> Self {
         GenCache {
             capacity: AtomicUsize::new(capacity.max(1)),
@@ -55,6 +58,7 @@ impl<V: Send + Sync + 'static> GenCache<V> {
         self.inner.read().map(|i| i.generation).unwrap_or(u64::MAX)
     }
 
+    /// The cached value for `key`, if any.
     pub fn get(&self, key: &str) -> Option<Arc<V>> {
         self.inner.read().ok()?.map.get(key).cloned()
     }

@@ -7,11 +7,15 @@ use serde_json::Value;
 /// The declared type of a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldType {
+    /// A string; numbers and booleans are accepted and turned into their text.
     String,
+    /// A whole number, given as a number or a numeric string.
     Int,
+    /// A boolean: `true`/`false`, or `"true"`, `"1"`, `"t"`, … as strings.
     Bool,
     /// A duration, normalised to whole seconds.
     DurationSecond,
+    /// A JSON object, given as an object or as JSON text.
     Map,
     /// A list given as a JSON array or a comma-separated string.
     CommaStringSlice,
@@ -44,10 +48,12 @@ impl FieldType {
         }
     }
 
+    /// The type a path-table description names (the inverse of [`FieldType::name`]).
     pub fn from_name(name: &str) -> Option<FieldType> {
         FieldType::ALL.into_iter().find(|t| t.name() == name)
     }
 
+    /// The OpenAPI schema type of the field (`string`, `integer`, `boolean`, `object`, `array`).
     pub fn openapi_type(self) -> &'static str {
         match self {
             FieldType::String => "string",

@@ -10,21 +10,29 @@ use std::sync::Arc;
 /// One field of a path: from the URL (a named capture) or from the request body.
 #[derive(Debug, Clone)]
 pub struct FieldSpec {
+    /// The field's name: a named capture of the pattern or a body parameter.
     pub name: &'static str,
+    /// How the value is coerced.
     pub ty: FieldType,
+    /// One line for help, OpenAPI and generated docs (plugins are reviewed for it).
     pub description: &'static str,
+    /// The value [`FieldData::get`] returns when the request does not set the field.
     pub default: Option<Value>,
+    /// A request without the field is refused with 400.
     pub required: bool,
 }
 
 impl FieldSpec {
+    /// A field with no default that may be left out.
     pub fn new(name: &'static str, ty: FieldType, description: &'static str) -> Self {
         FieldSpec { name, ty, description, default: None, required: false }
     }
+    /// The same field with a default value.
     pub fn default(mut self, v: Value) -> Self {
         self.default = Some(v);
         self
     }
+    /// The same field, required.
     pub fn required(mut self) -> Self {
         self.required = true;
         self
@@ -56,22 +64,27 @@ impl PathFlags {
     pub const NORMAL: PathFlags =
         PathFlags { unauthenticated: false, sudo: false, sealed: false, standby: false, audited: true };
 
+    /// The same flags, served without a token.
     pub const fn unauthenticated(mut self) -> Self {
         self.unauthenticated = true;
         self
     }
+    /// The same flags, root-protected (`sudo`).
     pub const fn sudo(mut self) -> Self {
         self.sudo = true;
         self
     }
+    /// The same flags, served while sealed.
     pub const fn sealed(mut self) -> Self {
         self.sealed = true;
         self
     }
+    /// The same flags, served by a standby.
     pub const fn standby(mut self) -> Self {
         self.standby = true;
         self
     }
+    /// The same flags, not audited.
     pub const fn unaudited(mut self) -> Self {
         self.audited = false;
         self
@@ -89,11 +102,15 @@ impl Default for PathFlags {
 pub struct PathSpec {
     /// A regular expression over the mount-relative path, anchored at both ends.
     pub pattern: &'static str,
+    /// The fields the path accepts: its named captures and body parameters.
     pub fields: Vec<FieldSpec>,
+    /// The operations the path serves, each with a one-line summary for help and OpenAPI.
     pub operations: Vec<(Operation, &'static str)>,
     /// Whether unknown body fields are passed through instead of refused (KV-style paths).
     pub passthrough: bool,
+    /// One line: what the path is for.
     pub synopsis: &'static str,
+    /// A paragraph or more for `path-help`.
     pub description: &'static str,
     /// Unauthenticated, sudo, sealed, standby, audited.
     pub flags: PathFlags,
@@ -149,8 +166,11 @@ thread_local! {
 
 /// The outcome of matching a request against the table.
 pub struct Matched<'a> {
+    /// The row's position in the table.
     pub index: usize,
+    /// The row that matched.
     pub spec: &'a PathSpec,
+    /// The request's fields, coerced to their declared types.
     pub fields: FieldData,
     /// The request parameters the path does not declare (see [`PathTable::ignored_parameters`]).
     pub ignored: Vec<String>,
@@ -208,6 +228,7 @@ impl PathTable {
         Some((i, spans))
     }
 
+    /// The rows, in table order.
     pub fn specs(&self) -> &[PathSpec] {
         &self.specs
     }
@@ -314,8 +335,11 @@ pub struct Paths<R> {
 
 /// A request matched to its route.
 pub struct Routed<'a, R> {
+    /// The route of the row that matched.
     pub route: R,
+    /// The row that matched.
     pub spec: &'a PathSpec,
+    /// The request's fields, coerced to their declared types.
     pub fields: FieldData,
     /// The parameters the path does not declare, for [`warn_ignored`].
     pub ignored: Vec<String>,
@@ -327,9 +351,11 @@ impl<R: Copy> Paths<R> {
         let (routes, specs): (Vec<R>, Vec<PathSpec>) = rows.into_iter().unzip();
         Paths { table: PathTable::new(specs), routes }
     }
+    /// The compiled table underneath.
     pub fn table(&self) -> &PathTable {
         &self.table
     }
+    /// The rows, in table order.
     pub fn specs(&self) -> &[PathSpec] {
         self.table.specs()
     }
@@ -350,6 +376,7 @@ impl<R: Copy> Paths<R> {
     pub fn find(&self, path: &str) -> Option<(R, &PathSpec)> {
         self.table.find(path).map(|i| (self.routes[i], &self.table.specs()[i]))
     }
+    /// The flags of the row serving `path` ([`PathFlags::NORMAL`] when none does).
     pub fn flags_for(&self, path: &str) -> PathFlags {
         self.table.flags_for(path)
     }
@@ -365,6 +392,7 @@ pub trait Handler: Send + Sync + 'static {
     type Route: Copy + Send + Sync + 'static;
     /// The type name as mounted (`kv`, `transit`, …).
     fn backend_type(&self) -> &'static str;
+    /// The backend's compiled path table.
     fn paths(&self) -> &Paths<Self::Route>;
     /// Serves one request, already routed to `route` with its fields coerced.
     async fn handle(
@@ -411,6 +439,7 @@ pub trait Handler: Send + Sync + 'static {
 pub struct Backend<H>(pub H);
 
 impl<H> Backend<H> {
+    /// Wraps `handler`.
     pub fn new(handler: H) -> Self {
         Backend(handler)
     }
@@ -552,7 +581,9 @@ pub fn glob_for_pattern(pattern: &str, widen: bool) -> Option<String> {
 /// (`SpecialPaths`): globs where a trailing `*` is any suffix and `+` one segment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpecialPaths {
+    /// Root-protected paths (`sudo`).
     pub root: Vec<String>,
+    /// Paths served without a token.
     pub unauthenticated: Vec<String>,
 }
 
@@ -633,12 +664,15 @@ impl FieldData {
     pub fn is_set(&self, name: &str) -> bool {
         self.values.contains_key(name)
     }
+    /// A string field (given or default).
     pub fn str(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(Value::as_str)
     }
+    /// A whole-number field (given or default); durations are whole seconds.
     pub fn int(&self, name: &str) -> Option<i64> {
         self.get(name).and_then(Value::as_i64)
     }
+    /// A boolean field (given or default).
     pub fn bool(&self, name: &str) -> Option<bool> {
         self.get(name).and_then(Value::as_bool)
     }
@@ -695,16 +729,22 @@ fn intern(s: &str) -> &'static str {
 #[non_exhaustive]
 pub enum DescriptionError {
     #[error("the path table is not a list")]
+    /// The description is not a JSON array.
     NotAList,
     #[error("path pattern {pattern:?}: {source}")]
+    /// A row's pattern does not compile.
     Pattern {
+        /// The pattern as described.
         pattern: String,
         #[source]
+        /// Why it does not compile.
         source: Box<regex::Error>,
     },
     #[error("unknown operation {0:?}")]
+    /// A row names an operation this SDK does not know.
     Operation(String),
     #[error("unknown field type {0:?}")]
+    /// A field has a type this SDK does not know.
     FieldType(String),
 }
 

@@ -3,7 +3,109 @@
 //! A backend declares its paths once ([`framework::PathSpec`]: pattern, typed fields,
 //! operations, help) and handles [`Request`]s through the [`Backend`] trait, reading and writing
 //! its own [`StorageView`]. Backends never see the core, the barrier or HTTP.
+//!
+//! The same backend runs built into Coffer or as an external plugin: the `coffer-plugin` crate
+//! serves it over the plugin protocol OpenBao and Vault speak (`coffer_plugin::serve_with`),
+//! and `coffer-plugin-testing` runs its acceptance tests against real Coffer and OpenBao
+//! servers. Which versions of this crate work with which servers is written down in
+//! `docs/integration/compatibility.md` of the Coffer repository.
+//!
+//! # A backend in one page
+//!
+//! A [`framework::Handler`] lists its rows — each naming a route of its own enum — and
+//! answers requests already routed to a row, with their fields coerced to the declared types.
+//! [`framework::Backend`] wraps it into a [`Backend`]:
+//!
+//! ```
+//! use coffer_sdk::field::FieldType;
+//! use coffer_sdk::framework::{self, FieldData, FieldSpec, Handler, PathSpec, Paths};
+//! use coffer_sdk::{Backend as _, LogicalError, Operation, Request, Response, Result, SystemInfo};
+//! use serde_json::{json, Map, Value};
+//! use std::sync::Arc;
+//!
+//! #[derive(Clone, Copy)]
+//! enum Route {
+//!     Greeting,
+//! }
+//!
+//! struct Hello {
+//!     paths: Paths<Route>,
+//! }
+//!
+//! impl Hello {
+//!     fn new() -> Self {
+//!         let greeting = PathSpec {
+//!             pattern: r"greeting/(?P<name>\w+)",
+//!             fields: vec![
+//!                 FieldSpec::new("name", FieldType::String, "Whom to greet"),
+//!                 FieldSpec::new("times", FieldType::Int, "How often").default(json!(1)),
+//!             ],
+//!             operations: vec![(Operation::Read, "Greet someone")],
+//!             synopsis: "A greeting",
+//!             description: "Answers with a greeting for the name in the path.",
+//!             ..Default::default()
+//!         };
+//!         Hello { paths: Paths::new(vec![(Route::Greeting, greeting)]) }
+//!     }
+//! }
+//!
+//! #[async_trait::async_trait]
+//! impl Handler for Hello {
+//!     type Route = Route;
+//!     fn backend_type(&self) -> &'static str {
+//!         "hello"
+//!     }
+//!     fn paths(&self) -> &Paths<Route> {
+//!         &self.paths
+//!     }
+//!     async fn handle(&self, route: Route, req: Request, f: FieldData) -> Result<Option<Response>> {
+//!         match (route, req.operation) {
+//!             (Route::Greeting, Operation::Read) => {
+//!                 let times = f.int("times").unwrap_or(1);
+//!                 if !(1..=3).contains(&times) {
+//!                     return Err(LogicalError::bad_request("times must be 1, 2 or 3"));
+//!                 }
+//!                 let one = format!("hello, {}", f.str("name").unwrap_or(""));
+//!                 let mut data = Map::new();
+//!                 data.insert("greeting".into(), json!(vec![one; times as usize].join(" ")));
+//!                 Ok(Some(Response::data(data)))
+//!             }
+//!             _ => Err(LogicalError::unsupported_operation()),
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let backend = framework::Backend::new(Hello::new());
+//! let request = |path: &str, data: Map<String, Value>| Request {
+//!     operation: Operation::Read,
+//!     path: path.into(),
+//!     data,
+//!     mount_point: "hello/".into(),
+//!     storage: Arc::new(coffer_sdk::testing::MapView::default()),
+//!     system: SystemInfo::default(),
+//!     remote_addr: None,
+//!     services: None,
+//! };
+//! let answer = backend.handle_request(request("greeting/ada", Map::new())).await.unwrap().unwrap();
+//! assert_eq!(answer.data.unwrap()["greeting"], "hello, ada");
+//!
+//! // Fields are coerced from the declared types: "x" is not an Int, so this is a 400.
+//! let bad = json!({ "times": "x" }).as_object().cloned().unwrap();
+//! let err = backend.handle_request(request("greeting/ada", bad)).await.unwrap_err();
+//! assert_eq!(err.kind, coffer_sdk::ErrorKind::BadRequest);
+//! // Paths the table does not declare are refused.
+//! assert!(backend.handle_request(request("nope", Map::new())).await.is_err());
+//! # }
+//! ```
+//!
+//! Rows flagged [`framework::PathSpec::unauthenticated`] (a login) or
+//! [`framework::PathSpec::sudo`] are reported to the server as OpenBao's `SpecialPaths`
+//! ([`Backend::special_paths`]); Coffer and OpenBao then serve them without a token, or only to
+//! tokens with `sudo` on the path.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod cache;
 pub mod field;
@@ -13,22 +115,35 @@ pub mod testing;
 pub mod tokenutil;
 
 use async_trait::async_trait;
+
+/// This crate's version. The SDK family (`coffer-api`, `coffer-sdk`, `coffer-plugin`,
+/// `coffer-plugin-testing`) is released together under one version, independent of the
+/// server's; `coffer plugin new` asks crates.io for this version when no local SDK is found.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// Logical operations, as Vault names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
+    /// Read a value (`GET`).
     Read,
+    /// Write a value that does not exist yet (`PUT`/`POST`, when the existence check says it is missing).
     Create,
+    /// Write a value (`PUT`/`POST`).
     Update,
+    /// Change part of a value (`PATCH`).
     Patch,
+    /// Delete a value (`DELETE`).
     Delete,
+    /// List the keys under a path (`LIST`, or `GET ?list=true`).
     List,
+    /// Describe a path (`?help=1`).
     Help,
 }
 
 impl Operation {
+    /// The operation's name as Vault writes it in policies and help (`read`, `update`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Read => "read",
@@ -92,12 +207,15 @@ pub enum ErrorKind {
 /// contain secret material (I/O, storage, codec errors on non-secret data, …).
 #[derive(Clone)]
 pub struct LogicalError {
+    /// What kind of failure this is: picks the HTTP status.
     pub kind: ErrorKind,
+    /// The messages the client sees (in the `errors` array).
     pub messages: Vec<String>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl LogicalError {
+    /// An error of `kind` with one message.
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
         LogicalError { kind, messages: vec![msg.into()], source: None }
     }
@@ -105,24 +223,31 @@ impl LogicalError {
     pub fn with_messages(kind: ErrorKind, messages: Vec<String>) -> Self {
         LogicalError { kind, messages, source: None }
     }
+    /// A 400 with `msg`.
     pub fn bad_request(msg: impl Into<String>) -> Self {
         Self::new(ErrorKind::BadRequest, msg)
     }
+    /// A 500 with `msg` (give a cause with [`LogicalError::with_source`]).
     pub fn internal(msg: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, msg)
     }
+    /// A 404 without a message, as Vault answers a missing entry.
     pub fn not_found() -> Self {
         Self::with_messages(ErrorKind::NotFound, vec![])
     }
+    /// A 403 `permission denied`.
     pub fn permission_denied() -> Self {
         Self::new(ErrorKind::PermissionDenied, "permission denied")
     }
+    /// A 405 `unsupported operation`.
     pub fn unsupported_operation() -> Self {
         Self::new(ErrorKind::UnsupportedOperation, "unsupported operation")
     }
+    /// A 404 `unsupported path: …` for a path no row of the table matches.
     pub fn unsupported_path(path: &str) -> Self {
         Self::new(ErrorKind::UnsupportedPath, format!("unsupported path: {path}"))
     }
+    /// A 503 `Vault is sealed`.
     pub fn sealed() -> Self {
         Self::new(ErrorKind::Sealed, "Vault is sealed")
     }
@@ -172,14 +297,19 @@ impl std::error::Error for LogicalError {
     }
 }
 
+/// The result of every SDK call: a value or a [`LogicalError`].
 pub type Result<T> = std::result::Result<T, LogicalError>;
 
 /// A backend's own slice of storage: keys are relative to the mount, values plaintext.
 #[async_trait]
 pub trait StorageView: Send + Sync {
+    /// The value at `key`, `None` when there is none.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores `value` at `key`, replacing what was there.
     async fn put(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Removes `key` (removing a missing key is not an error).
     async fn delete(&self, key: &str) -> Result<()>;
+    /// The keys directly under `prefix` (which ends with `/` or is empty); sub-folders end with `/`.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
 }
 
@@ -194,11 +324,17 @@ pub struct SystemInfo {
 
 /// A request as a backend sees it: the path is relative to the mount.
 pub struct Request {
+    /// What the client asked for.
     pub operation: Operation,
+    /// The path relative to the mount (`items/a`, not `secret/items/a`).
     pub path: String,
+    /// The request body (or query parameters of a read), before coercion.
     pub data: Map<String, Value>,
+    /// The mount's path (`secret/`), as the client addressed it.
     pub mount_point: String,
+    /// The mount's own key space.
     pub storage: Arc<dyn StorageView>,
+    /// The mount's lease settings.
     pub system: SystemInfo,
     /// The client's address, when known (for CIDR-bound credentials).
     pub remote_addr: Option<std::net::IpAddr>,
@@ -216,23 +352,33 @@ pub trait SystemServices: Send + Sync {
 /// A login's result: the token the core must mint, as a backend describes it.
 #[derive(Clone, Default, PartialEq)]
 pub struct AuthResponse {
+    /// The policies the token gets (besides `default`, unless `no_default_policy`).
     pub policies: Vec<String>,
+    /// Metadata recorded with the token and shown in lookups and audit entries.
     pub metadata: Map<String, Value>,
+    /// The token's display name (the server prefixes it with the mount's name).
     pub display_name: String,
     /// Seconds; 0 = the mount's default.
     pub ttl: i64,
     /// Seconds; 0 = the mount's maximum.
     pub max_ttl: i64,
+    /// Seconds; 0 = no explicit cap beyond the mount's maximum.
     pub explicit_max_ttl: i64,
+    /// Seconds; a periodic token is renewable forever by this period (0 = not periodic).
     pub period: i64,
+    /// How many uses the token has (0 = unlimited).
     pub num_uses: i64,
+    /// Whether the token can be renewed.
     pub renewable: bool,
+    /// Whether to leave out the `default` policy.
     pub no_default_policy: bool,
     /// `service`, `batch` or `default`.
     pub token_type: String,
+    /// Networks (CIDR) the token may be used from (empty: anywhere).
     pub bound_cidrs: Vec<String>,
     /// The identity alias this login maps to (name within the mount).
     pub alias_name: Option<String>,
+    /// Metadata of the identity alias.
     pub alias_metadata: Map<String, Value>,
     /// Group names the identity provider reports for this login (LDAP groups, OIDC groups
     /// claim, …): the entity joins the external groups whose group alias on this mount has one
@@ -255,7 +401,9 @@ impl std::fmt::Debug for AuthResponse {
 /// Its Debug output shows the keys of `data`, never the values.
 #[derive(Default, Clone, PartialEq)]
 pub struct Response {
+    /// The answer's `data` object (`None`: no data).
     pub data: Option<Map<String, Value>>,
+    /// Warnings shown to the client with the answer.
     pub warnings: Vec<String>,
     /// A non-renewable lease duration advertised with the data (seconds), as KV v1 does.
     pub lease_duration: Option<i64>,
@@ -288,6 +436,7 @@ pub struct SecretLease {
     pub ttl: i64,
     /// Seconds; 0 = the mount's maximum.
     pub max_ttl: i64,
+    /// Whether the lease can be renewed (through [`Backend::renew_secret`]).
     pub renewable: bool,
     /// Whatever the backend needs to revoke or renew it later (never shown to clients).
     pub internal: Map<String, Value>,
@@ -304,6 +453,7 @@ impl std::fmt::Debug for Response {
 }
 
 impl Response {
+    /// A 200 answer carrying `data`.
     pub fn data(data: Map<String, Value>) -> Self {
         Response {
             data: Some(data),
@@ -329,6 +479,7 @@ pub trait Backend: Send + Sync {
     fn backend_type(&self) -> &'static str;
     /// The declarative path table, for routing, validation, help and OpenAPI.
     fn paths(&self) -> &[framework::PathSpec];
+    /// Serves one request: route it, check it, answer it. The path is relative to the mount.
     async fn handle_request(&self, req: Request) -> Result<Option<Response>>;
     /// What the router must know of `path` (relative to the mount): served without a token,
     /// root-protected, … A backend built on [`framework::Backend`] answers from its rows' flags.

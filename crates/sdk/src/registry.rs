@@ -15,7 +15,9 @@ use std::sync::Arc;
 /// Secrets engine or auth method, as the plugin catalog names them (`secret`, `auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BackendKind {
+    /// A secrets engine (mounted under `sys/mounts`).
     Secret,
+    /// An auth method (mounted under `sys/auth`).
     Auth,
 }
 
@@ -100,14 +102,17 @@ impl Builtin {
         self
     }
 
+    /// The type name it is mounted by.
     pub fn name(&self) -> &'static str {
         self.name
     }
 
+    /// Secrets engine or auth method.
     pub fn kind(&self) -> BackendKind {
         self.kind
     }
 
+    /// Whether the core serves it itself (`system`, `token`, `cubbyhole`, `identity`) rather than a mount's backend instance.
     pub fn is_served_by_core(&self) -> bool {
         self.served_by_core
     }
@@ -123,6 +128,7 @@ impl Builtin {
 #[non_exhaustive]
 pub enum RegistryError {
     #[error("builtin backend name {0:?} is registered twice")]
+    /// Two builtins share a name.
     DuplicateName(&'static str),
 }
 
@@ -157,6 +163,7 @@ impl BackendRegistry {
         self.entries.iter()
     }
 
+    /// The builtin called `name`, if any.
     pub fn get(&self, name: &str) -> Option<&Builtin> {
         self.entries.iter().find(|b| b.name == name)
     }

@@ -1,4 +1,4 @@
-//! Test support for backend authors: an in-memory [`StorageView`](crate::StorageView).
+//! Test support for backend authors: an in-memory [`StorageView`].
 
 use crate::{Result, StorageView};
 use async_trait::async_trait;

@@ -12,22 +12,31 @@ use serde_json::{json, Map, Value};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokenParams {
     #[serde(default)]
+    /// Policies of issued tokens.
     pub token_policies: Vec<String>,
     #[serde(default)]
+    /// Default TTL of issued tokens, in seconds (0: the mount's).
     pub token_ttl: i64,
     #[serde(default)]
+    /// Maximum TTL of issued tokens, in seconds (0: the mount's).
     pub token_max_ttl: i64,
     #[serde(default)]
+    /// A hard cap on the tokens' lifetime, renewals included, in seconds (0: none).
     pub token_explicit_max_ttl: i64,
     #[serde(default)]
+    /// Renewal period for periodic tokens, in seconds (0: not periodic).
     pub token_period: i64,
     #[serde(default)]
+    /// How many uses each token has (0: unlimited).
     pub token_num_uses: i64,
     #[serde(default)]
+    /// Leave out the `default` policy.
     pub token_no_default_policy: bool,
     #[serde(default)]
+    /// Networks (CIDR) the tokens may be used from.
     pub token_bound_cidrs: Vec<String>,
     #[serde(default = "default_type")]
+    /// `service`, `batch` or `default`.
     pub token_type: String,
     /// Bind each issued token to the address the login came from.
     #[serde(default)]
