@@ -1,5 +1,6 @@
 // Every other screen, against a -dev server: KV v1, version delete/undelete/destroy, custom
-// metadata, cubbyhole, transit, auth methods (userpass login, AppRole), tokens, capabilities,
+// metadata, cubbyhole, transit, auth methods (userpass login, AppRole), identity (entities,
+// groups, aliases, resulting policies), tokens, capabilities,
 // leases, audit devices, plugins, tools. axe-core on each; screenshots kept.
 import { test } from 'node:test';
 import { join } from 'node:path';
@@ -205,10 +206,59 @@ test('every screen works and passes axe', async () => {
     await page.getByRole('button', { name: 'Log in' }).first().click();
     await heading(page, 'Dashboard');
 
+    // Identity: alice's login made an entity with an alias on people/; groups nest, and the
+    // entity page shows direct and inherited membership and the policies both bring.
+    await go('#/identity', 'Identity');
+    let f = page.getByRole('form', { name: 'Create a group' });
+    await f.getByLabel('Name').fill('platform');
+    await f.getByLabel('Policies (comma separated)').fill('platform-read');
+    await f.getByRole('button', { name: 'Create group' }).click();
+    await heading(page, 'Group platform');
+    const platform = decodeURIComponent(page.url().split('/group/')[1]);
+    const eid = (await server.api('POST', 'identity/lookup/entity', { alias_name: 'alice',
+      alias_mount_accessor: (await server.api('GET', 'sys/auth')).json.data['people/'].accessor })).json.data.id;
+    const team = await server.api('POST', 'identity/group', { name: 'sre', policies: ['sre-ops'], member_entity_ids: [eid] });
+    await server.api('POST', `identity/group/id/${platform}`, { member_group_ids: [team.json.data.id], policies: ['platform-read'] });
+    await go('#/identity', 'Identity');
+    await page.getByRole('cell', { name: /alice \(auth\/people\/\)/ }).waitFor();
+    await page.getByRole('link', { name: /^entity_/ }).first().click();
+    await heading(page, /^Entity entity_/);
+    await page.getByRole('table', { name: 'Aliases' }).getByRole('cell', { name: 'alice', exact: true }).waitFor();
+    const membership = page.getByRole('table', { name: 'Group membership' });
+    await membership.getByRole('row', { name: /sre direct sre-ops/ }).waitFor();
+    await membership.getByRole('row', { name: /platform inherited/ }).waitFor();
+    const resulting = page.getByRole('table', { name: 'Resulting policies' });
+    await resulting.getByRole('row', { name: /sre-ops group sre/ }).waitFor();
+    await resulting.getByRole('row', { name: /platform-read group platform/ }).waitFor();
+    check(true, 'entity page: alias, direct and inherited groups, resulting policies');
+    await axe(page, 'identity-entity');
+    await shot(page, 'identity-entity');
+    await page.getByRole('link', { name: 'sre', exact: true }).click();
+    await heading(page, 'Group sre');
+    await page.getByRole('table', { name: 'Parent groups' }).getByRole('link', { name: 'platform' }).waitFor();
+    await page.getByRole('table', { name: 'Resulting policies' }).getByRole('row', { name: /platform-read parent group platform/ }).waitFor();
+    check(true, 'group page: members, parents and the policies they pass down');
+    await axe(page, 'identity-group');
+    await go('#/identity', 'Identity');
+    f = page.getByRole('form', { name: 'Create a group' });
+    await f.getByLabel('Name').fill('directory-admins');
+    await f.getByLabel('Type').selectOption('external');
+    await f.getByRole('button', { name: 'Create group' }).click();
+    await heading(page, 'Group directory-admins');
+    f = page.getByRole('form', { name: 'Bind to an auth method\'s group' });
+    await f.getByLabel('Group name on the auth mount').fill('admins');
+    await f.getByLabel('Auth mount', { exact: true }).selectOption({ label: 'people/ (userpass)' });
+    await f.getByRole('button', { name: 'Create alias' }).click();
+    await page.getByRole('table', { name: 'Group alias' }).getByRole('cell', { name: 'admins', exact: true }).waitFor();
+    check(true, 'an external group is bound to an auth mount\'s group');
+    await axe(page, 'identity-external-group');
+    await go('#/identity', 'Identity');
+    await axe(page, 'identity');
+
     // Tokens: lookup and revoke by accessor, capabilities.
     const t = await server.api('POST', 'auth/token/create', { policies: ['default'], display_name: 'victim' });
     await go('#/tokens', 'Tokens');
-    let f = page.getByRole('form', { name: 'Look up a token' });
+    f = page.getByRole('form', { name: 'Look up a token' });
     await f.getByLabel('Token or accessor').fill(t.json.auth.accessor);
     await f.getByLabel('It is').selectOption('accessor');
     await f.getByRole('button', { name: 'Look up' }).click();

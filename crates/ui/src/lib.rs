@@ -35,6 +35,7 @@ assets! {
     "js/views/transit.js" => "text/javascript; charset=utf-8",
     "js/views/policies.js" => "text/javascript; charset=utf-8",
     "js/views/access.js" => "text/javascript; charset=utf-8",
+    "js/views/identity.js" => "text/javascript; charset=utf-8",
     "js/views/system.js" => "text/javascript; charset=utf-8",
 }
 

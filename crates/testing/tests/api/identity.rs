@@ -1,5 +1,5 @@
 //! The identity API in-process, through the full router: what OpenBao 2.7.2 answered when the
-//! same requests were sent to it (recorded in docs/reference/openbao-observed.md §18) — group
+//! same requests were sent to it (recorded in docs/reference/openbao-observed.md §17) — group
 //! types and group aliases, membership cycles, entity merges that either fully happen or leave
 //! everything as it was, batch deletes, lookups, and templated policies following a token's
 //! entity from one request to the next. (hvac drives the same API against both servers in

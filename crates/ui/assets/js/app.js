@@ -8,6 +8,7 @@ import * as secrets from './views/secrets.js';
 import * as transit from './views/transit.js';
 import * as policies from './views/policies.js';
 import * as access from './views/access.js';
+import * as identity from './views/identity.js';
 import * as system from './views/system.js';
 
 const state = { self: null, cleanup: [] };
@@ -47,6 +48,7 @@ const NAV = [
   ['#/secrets', 'Secrets', () => true],
   ['#/policies', 'Policies', () => can('sys/policies/acl', 'list')],
   ['#/access', 'Access', () => can('sys/auth', 'read')],
+  ['#/identity', 'Identity', () => can('identity/entity/id', 'list') || can('identity/group/id', 'list')],
   ['#/tokens', 'Tokens', () => true],
   ['#/leases', 'Leases', () => can('sys/leases/lookup/', 'list', 'sudo')],
   ['#/audit', 'Audit devices', () => can('sys/audit', 'read')],
@@ -70,6 +72,9 @@ const ROUTES = [
   [/^\/access\/tune\/(.+)$/, access.tuneView],
   [/^\/access\/userpass\/(.+)$/, access.userpassView],
   [/^\/access\/approle\/(.+)$/, access.approleView],
+  [/^\/identity$/, identity.listView],
+  [/^\/identity\/entity\/(.+)$/, identity.entityView],
+  [/^\/identity\/group\/(.+)$/, identity.groupView],
   [/^\/tokens$/, access.tokensView],
   [/^\/leases$/, system.leasesView],
   [/^\/audit$/, system.auditView],
