@@ -7,6 +7,7 @@
 mod access;
 mod args;
 mod client;
+pub mod fetch;
 mod output;
 mod plugin;
 
