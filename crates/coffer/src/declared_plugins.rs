@@ -29,18 +29,24 @@ fn trust_for(d: &PluginDecl, dir: &Path, agent: &fetch::Agent) -> Result<Option<
     Ok(Some(fetch::Trust { public_key, signature, signature_source: source }))
 }
 
-/// Installs one stanza's binary when it is missing (or differs) and may be downloaded; checks
-/// it otherwise.
-fn install(d: &PluginDecl, cfg: &ServerConfig, dir: &Path, agent: &fetch::Agent) -> Result<(), String> {
+/// Installs one stanza's binary when it is missing (or differs) and `download` allows it;
+/// checks it otherwise. Returns whether it was downloaded.
+fn install(
+    d: &PluginDecl,
+    cfg: &ServerConfig,
+    dir: &Path,
+    agent: &fetch::Agent,
+    download: bool,
+) -> Result<bool, String> {
     let trust = trust_for(d, dir, agent)?;
     let file = d.file_name();
     let path = dir.join(&file);
     let present = fetch::check_present(&path, &d.sha256sum, trust.as_ref())?;
-    let download_from = d.url.as_deref().filter(|_| cfg.plugin_auto_download);
+    let download_from = d.url.as_deref().filter(|_| download);
     match (present, download_from) {
         (fetch::Present::Matches, _) => {
             tracing::info!(plugin = %d.name, path = %path.display(), "declared plugin already present with its sha256sum");
-            return Ok(());
+            return Ok(false);
         }
         (fetch::Present::Differs(have), None) => {
             return Err(format!("{} has SHA-256 {have}, not the declared sha256sum {}", path.display(), d.sha256sum))
@@ -61,7 +67,7 @@ fn install(d: &PluginDecl, cfg: &ServerConfig, dir: &Path, agent: &fetch::Agent)
         &fetch::Download { url, dir, file_name: &file, sha256: &d.sha256sum, max_size, trust: trust.as_ref() },
     )?;
     tracing::info!(plugin = %d.name, url, path = %path.display(), size, sha256 = %d.sha256sum, signed = trust.is_some(), "downloaded declared plugin");
-    Ok(())
+    Ok(true)
 }
 
 /// Checks (and with `plugin_auto_download`, downloads) every declared plugin; returns the
@@ -89,7 +95,7 @@ pub fn prepare(cfg: &ServerConfig) -> Result<Vec<CatalogEntry>, StartError> {
     let agent = fetch::agent(true, None, false).map_err(StartError::Plugin)?;
     let mut entries = Vec::new();
     for d in &cfg.plugins {
-        if let Err(e) = install(d, cfg, dir, &agent) {
+        if let Err(e) = install(d, cfg, dir, &agent, cfg.plugin_auto_download) {
             let msg = format!("{}: {e}", d.label());
             let is_download = d.url.is_some() && cfg.plugin_auto_download;
             if is_download && cfg.plugin_download_warn == Some(true) {
@@ -112,4 +118,36 @@ pub fn prepare(cfg: &ServerConfig) -> Result<Vec<CatalogEntry>, StartError> {
         }
     }
     Ok(entries)
+}
+
+/// `coffer plugin init` (OpenBao's `bao plugin init`): downloads and checks every declared
+/// plugin into `dir` (the configuration's `plugin_directory` unless given), whatever
+/// `plugin_auto_download` says, and registers nothing. Returns one line per stanza, or the
+/// first failure, naming its stanza.
+pub fn init(cfg: &ServerConfig, dir: Option<&str>) -> Result<Vec<String>, StartError> {
+    if cfg.plugins.is_empty() {
+        return Err(StartError::Plugin("the configuration declares no plugin stanza".into()));
+    }
+    let dir = dir
+        .or(cfg.plugin_directory.as_deref())
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| StartError::Plugin("no plugin directory: give -directory or set plugin_directory".into()))?;
+    let dir = Path::new(dir);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StartError::Plugin(format!("cannot create the plugin directory {}: {e}", dir.display())))?;
+    let agent = fetch::agent(true, None, false).map_err(StartError::Plugin)?;
+    let mut lines = Vec::new();
+    for d in &cfg.plugins {
+        let fetched =
+            install(d, cfg, dir, &agent, true).map_err(|e| StartError::Plugin(format!("{}: {e}", d.label())))?;
+        let what = if fetched { "downloaded and checked" } else { "already present and checked" };
+        lines.push(format!(
+            "{} {} {}: {what} ({})",
+            d.plugin_type,
+            d.name,
+            d.version,
+            dir.join(d.file_name()).display()
+        ));
+    }
+    Ok(lines)
 }

@@ -4,7 +4,7 @@
 //! SHA-256 before it is ever executable, registers it in the catalog and mounts it; and a wrong
 //! digest, an oversize file, an unreachable URL, a signature by another key or a tampered
 //! binary stop the start with a message naming the stanza, leaving nothing in the plugin
-//! directory.
+//! directory. `coffer plugin init` does the same download and checks without a server.
 mod common;
 use common::*;
 use std::collections::HashMap;
@@ -401,4 +401,89 @@ fn declared_plugin_signed_by_another_key_tampered_or_unsigned_is_refused() {
     let s = start(&cfg, &tmp.path().join("again.log"));
     assert_eq!(sha256_hex(&plugins.join("p-v1.0.0")), sha);
     drop(s);
+}
+
+/// `coffer plugin init` (as `bao plugin init`): with `plugin_auto_download` left false (the
+/// default) a server cannot start on a declared plugin that is not there; the command
+/// downloads and checks it (signature and digest) into `plugin_directory` without a server, a
+/// second run downloads nothing, and the server then registers and mounts it without
+/// downloading. A digest mismatch names the stanza, exits 1 and leaves nothing; a
+/// configuration without stanzas is refused.
+#[test]
+fn plugin_init_downloads_declared_plugins_for_a_server_without_auto_download() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let release = tmp.path().join("release");
+    std::fs::create_dir_all(&release).unwrap();
+    let bin = release.join("passphrase");
+    std::fs::copy(example_plugin(), &bin).unwrap();
+    let sha = sha256_hex(&bin);
+    let (public_key, secret) = minisign_keypair(tmp.path(), "vendor");
+    let sig = minisign_sign(&secret, &bin);
+    let files = Files::serve(
+        [("/passphrase".to_string(), std::fs::read(&bin).unwrap()), ("/passphrase.minisig".to_string(), sig)].into(),
+    );
+    let cfg = tmp.path().join("coffer.hcl");
+    let write_cfg = |sha: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "plugin_directory = \"{}\"\nplugin_auto_register = true\n{}",
+                plugins.display(),
+                stanza("passphrase", &files.url("/passphrase"), sha, &format!("  public_key = \"{public_key}\"\n"))
+            ),
+        )
+        .unwrap()
+    };
+    write_cfg(&sha);
+    let init = |args: &[String]| Command::new(coffer_bin()).args(["plugin", "init"]).args(args).output().unwrap();
+    let config_flag = format!("-config={}", cfg.display());
+
+    // Without the download, the server has nothing to register and refuses to start.
+    let text = start_fails(&cfg);
+    assert!(text.contains("plugin \"secret\" \"passphrase\""), "{text}");
+    assert_eq!(files.hits("/passphrase"), 0, "plugin_auto_download is false: the server downloads nothing");
+
+    let sigs = files.hits("/passphrase.minisig");
+    let o = init(std::slice::from_ref(&config_flag));
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("Success! secret passphrase v1.0.0: downloaded and checked"), "{}", out(&o));
+    assert_eq!(dir_names(&plugins), vec!["passphrase-v1.0.0"], "no temporary file left");
+    assert_eq!(sha256_hex(&plugins.join("passphrase-v1.0.0")), sha);
+    assert_eq!(files.hits("/passphrase"), 1);
+    assert_eq!(files.hits("/passphrase.minisig"), sigs + 1, "public_key makes the signature required");
+    let o = init(std::slice::from_ref(&config_flag));
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("secret passphrase v1.0.0: already present and checked"), "{}", out(&o));
+    assert_eq!(files.hits("/passphrase"), 1, "a present binary with the right digest is not downloaded again");
+
+    // The server registers what the command placed, and it serves.
+    let s = start(&cfg, &tmp.path().join("server.log"));
+    let t = [("X-Vault-Token", "root")];
+    let (st, body) = http(&s.addr, "GET", "/v1/sys/plugins/catalog/secret/passphrase?version=v1.0.0", &t, b"");
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(json(&body)["data"]["declarative"], true, "{body}");
+    let (st, body) = http(&s.addr, "POST", "/v1/sys/mounts/pp", &t, br#"{"type":"passphrase"}"#);
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = http(&s.addr, "GET", "/v1/pp/gen", &t, b"");
+    assert_eq!(st, 200, "the plugin placed by plugin init serves: {body}");
+    assert_eq!(files.hits("/passphrase"), 1);
+    drop(s);
+
+    // A wrong digest into another directory: exit 1, the stanza named, nothing left.
+    write_cfg(&"cd".repeat(32));
+    let other = tmp.path().join("other");
+    let o = init(&[config_flag.clone(), format!("-directory={}", other.display())]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("plugin \"secret\" \"passphrase\"") && out(&o).contains("SHA-256 mismatch"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(dir_names(&other), Vec::<String>::new());
+
+    std::fs::write(&cfg, format!("plugin_directory = \"{}\"\n", plugins.display())).unwrap();
+    let o = init(std::slice::from_ref(&config_flag));
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("declares no plugin stanza"), "{}", out(&o));
 }
