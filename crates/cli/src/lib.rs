@@ -7,6 +7,7 @@
 mod access;
 mod args;
 mod client;
+pub mod fetch;
 mod output;
 mod plugin;
 
@@ -30,7 +31,7 @@ Common commands:
     policy      Interact with policies (write, read, list, delete, fmt)
     auth        Interact with auth methods (enable, disable, list, tune)
     login       Authenticate locally
-    plugin      Create, verify and install plugins (new, verify, install)
+    plugin      Create, verify and install plugins (new, verify, install, init)
     monitor     Stream the server's log (-log-level, -log-format=standard|json)
     unwrap      Unwrap a wrapped secret (a token argument, or the client's own token)
 

@@ -4,10 +4,9 @@
 
 use crate::args::{self, Parsed};
 use crate::client::Client;
+use crate::fetch;
 use crate::{api_in, Fail, R};
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 const NEW_USAGE: &str = "Usage: coffer plugin new [-type=secrets|auth] [-dir=DIR] NAME
@@ -27,7 +26,7 @@ const NEW_USAGE: &str = "Usage: coffer plugin new [-type=secrets|auth] [-dir=DIR
 const INSTALL_USAGE: &str = "Usage: coffer plugin install [options] URL -sha256=HEX
 
   Downloads a plugin binary over HTTPS into the plugin directory, refusing it unless its
-  SHA-256 is HEX, and registers it in the plugin catalog (sys/plugins/catalog/TYPE/NAME).
+  SHA-256 is HEX (and, with -public-key, its minisign signature verifies), and registers it in the plugin catalog (sys/plugins/catalog/TYPE/NAME).
   Run it on the server's host: the file must land in the server's plugin_directory.
 
   -sha256=HEX          The published SHA-256 of the binary (required).
@@ -37,6 +36,10 @@ const INSTALL_USAGE: &str = "Usage: coffer plugin install [options] URL -sha256=
   -plugin-dir=DIR      The server's plugin directory (default: $COFFER_PLUGIN_DIR).
   -args=A, -env=K=V    Arguments and environment for the plugin process (repeatable).
   -ca-cert=FILE        CA certificate(s) for the download (also BAO_CACERT/VAULT_CACERT).
+  -public-key=KEY      A trusted minisign public key (the RW… line, or a minisign.pub file):
+                       the binary must carry a signature by it, checked before the digest.
+  -signature=SRC       The detached minisign signature: an https:// URL or a file
+                       (default with -public-key: the binary's URL with .minisig appended).
   -force               Replace an existing file of that name with different contents.";
 
 /// Largest binary `install` accepts.
@@ -432,110 +435,13 @@ fn env_any(names: &[&str]) -> Option<String> {
     names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
-/// An HTTPS-only agent trusting `-ca-cert` / `BAO_CACERT` / `VAULT_CACERT` when given (else
-/// the bundled web roots), as the API client does.
+/// The agent `install` downloads with: HTTPS only, trusting `-ca-cert` / `BAO_CACERT` /
+/// `VAULT_CACERT` when given (else the bundled web roots), as the API client does.
 fn download_agent(ca_cert: Option<&str>, skip_verify: bool) -> Result<ureq::Agent, Fail> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let skip = skip_verify
         || env_any(&["BAO_SKIP_VERIFY", "VAULT_SKIP_VERIFY"]).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "t"));
-    let mut tls = ureq::tls::TlsConfig::builder().disable_verification(skip);
-    if let Some(path) = ca_cert.map(str::to_string).or_else(|| env_any(&["BAO_CACERT", "VAULT_CACERT"])) {
-        let pem = std::fs::read(&path).map_err(|e| Fail::Local(format!("cannot read CA certificate {path:?}: {e}")))?;
-        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-            .filter_map(|i| match i {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
-        if certs.is_empty() {
-            return Err(Fail::Local(format!("no certificate found in {path:?}")));
-        }
-        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-    }
-    let config = ureq::Agent::config_builder()
-        .https_only(true)
-        .http_status_as_error(false)
-        .user_agent(concat!("coffer/", env!("CARGO_PKG_VERSION")))
-        .tls_config(tls.build())
-        .timeout_connect(Some(std::time::Duration::from_secs(30)))
-        .timeout_global(Some(std::time::Duration::from_secs(30 * 60)))
-        .build();
-    Ok(ureq::Agent::new_with_config(config))
-}
-
-/// A file being downloaded into the plugin directory: removed on drop unless kept.
-struct Partial {
-    path: PathBuf,
-    file: Option<std::fs::File>,
-    keep: bool,
-}
-
-impl Partial {
-    fn create(dir: &Path, final_name: &str) -> std::io::Result<Partial> {
-        let nonce =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let path = dir.join(format!(".{final_name}.download-{}-{nonce}", std::process::id()));
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let file = o.open(&path)?;
-        Ok(Partial { path, file: Some(file), keep: false })
-    }
-}
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        self.file.take();
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex(&h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Streams `url` into a temporary file in `dir`, hashing as it goes; returns it with its
-/// digest and size. The file is removed on any failure.
-fn download(agent: &ureq::Agent, url: &str, dir: &Path, final_name: &str) -> Result<(Partial, String, u64), Fail> {
-    let resp = agent.get(url).call().map_err(|e| Fail::Local(format!("cannot download {url}: {e}")))?;
-    let status = resp.status().as_u16();
-    if status != 200 {
-        return Err(Fail::Local(format!("cannot download {url}: the server answered HTTP {status}")));
-    }
-    let mut part = Partial::create(dir, final_name)
-        .map_err(|e| Fail::Local(format!("cannot write in the plugin directory {}: {e}", dir.display())))?;
-    let mut reader = resp.into_body().into_with_config().limit(MAX_DOWNLOAD).reader();
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
-    let mut buf = vec![0u8; 64 * 1024];
-    let file = part.file.as_mut().ok_or_else(|| Fail::Local("download file closed".into()))?;
-    loop {
-        let n = reader.read(&mut buf).map_err(|e| Fail::Local(format!("download of {url} failed: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(|e| Fail::Local(format!("cannot write {}: {e}", part.path.display())))?;
-        size += n as u64;
-    }
-    file.sync_all().map_err(|e| Fail::Local(format!("cannot write {}: {e}", part.path.display())))?;
-    Ok((part, hex(&hasher.finalize()), size))
+    let ca = ca_cert.map(str::to_string).or_else(|| env_any(&["BAO_CACERT", "VAULT_CACERT"]));
+    fetch::agent(false, ca.as_deref(), skip).map_err(Fail::Local)
 }
 
 pub(crate) fn install(p: &Parsed, c: &Client) -> R {
@@ -582,47 +488,58 @@ pub(crate) fn install(p: &Parsed, c: &Client) -> R {
     let file_name = if version.is_empty() { name.clone() } else { format!("{name}-{version}") };
     let dest = dir.join(&file_name);
 
-    // Already there with the right digest: nothing to download.
-    let mut present = false;
-    if dest.exists() {
-        let have = sha256_file(&dest).map_err(|e| Fail::Local(format!("cannot read {}: {e}", dest.display())))?;
-        if have == expected {
+    let agent = download_agent(p.get("ca-cert"), p.has("tls-skip-verify"))?;
+    // A trusted key makes a signature required; a signature without a key cannot be checked.
+    let trust = match (p.get("public-key"), p.get("signature")) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(Fail::Usage(
+                "-signature needs -public-key: the trusted minisign public key it must verify with".into(),
+            ))
+        }
+        (Some(key), sig) => {
+            let public_key = fetch::parse_public_key(key).map_err(|e| Fail::Usage(format!("-public-key: {e}")))?;
+            let source = sig.map_or_else(|| format!("{url}.minisig"), str::to_string);
+            if source.to_ascii_lowercase().starts_with("http://") {
+                return Err(Fail::Usage(format!("-signature {source:?}: signatures are fetched over HTTPS only")));
+            }
+            let signature = fetch::load_signature(&agent, &source).map_err(|e| {
+                Fail::Local(format!("{e}\nA public key was given, so a signature is required: nothing was installed."))
+            })?;
+            Some(fetch::Trust { public_key, signature, signature_source: source })
+        }
+    };
+
+    // Already there with the right digest (and signature): nothing to download.
+    let present = match fetch::check_present(&dest, &expected, trust.as_ref()).map_err(Fail::Local)? {
+        fetch::Present::Matches => {
             println!("{} already holds this binary (SHA-256 {expected})", dest.display());
-            present = true;
-        } else if !p.has("force") {
+            true
+        }
+        fetch::Present::Differs(have) if !p.has("force") => {
             return Err(Fail::Local(format!(
                 "{} already exists with SHA-256 {have}, not {expected}: use -force to replace it",
                 dest.display()
             )));
         }
-    }
+        fetch::Present::Differs(_) | fetch::Present::Absent => false,
+    };
     let mut fresh = false;
     if !present {
-        let agent = download_agent(p.get("ca-cert"), p.has("tls-skip-verify"))?;
-        let (mut part, actual, size) = download(&agent, url, &dir, &file_name)?;
-        if actual != expected {
-            drop(part);
-            return Err(Fail::Local(format!(
-                "SHA-256 mismatch for {url}:\n  expected   {expected}\n  downloaded {actual}\n\
-                 The download was discarded: nothing was installed or registered."
-            )));
-        }
-        // Executable by its owner only (the server's user), whatever the umask.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&part.path, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| Fail::Local(format!("cannot make {} executable: {e}", part.path.display())))?;
-        }
-        part.file.take();
-        std::fs::rename(&part.path, &dest)
-            .map_err(|e| Fail::Local(format!("cannot move the download to {}: {e}", dest.display())))?;
-        part.keep = true;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
+        let d = fetch::Download {
+            url,
+            dir: &dir,
+            file_name: &file_name,
+            sha256: &expected,
+            max_size: MAX_DOWNLOAD,
+            trust: trust.as_ref(),
+        };
+        let size = fetch::download(&agent, &d).map_err(Fail::Local)?;
         fresh = true;
-        println!("Success! Downloaded {size} bytes to {} (SHA-256 {actual})", dest.display());
+        println!("Success! Downloaded {size} bytes to {} (SHA-256 {expected})", dest.display());
+    }
+    if let Some(t) = &trust {
+        println!("Signature verified with the trusted public key (trusted comment: {})", t.trusted_comment());
     }
 
     let mut body = json!({ "sha256": expected, "command": file_name, "version": version });

@@ -30,6 +30,8 @@ pub async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>, Start
 }
 
 /// The core's settings from the server configuration (unset ones take the core's defaults).
+/// Declared plugins are not among them: the server adds them once it has checked their files
+/// ([`crate::declared_plugins::prepare`]).
 pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
     let defaults = CoreConfig::default();
     CoreConfig {
@@ -50,6 +52,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
             })
             .collect(),
         plugin_directory: cfg.plugin_directory.clone(),
+        declared_plugins: Vec::new(),
         raw_storage_endpoint: cfg.raw_storage_endpoint,
         sanitized: Some(cfg.sanitized()),
     }
@@ -60,7 +63,17 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
 /// [`PluginHost`]. Not started: the caller may attach
 /// log control or HA first, then calls [`start_core`].
 pub fn new_core(barrier: Arc<Barrier>, cfg: &ServerConfig) -> Arc<Core> {
-    let core = Core::new(barrier, core_config(cfg), coffer_builtins::registry());
+    new_core_with_plugins(barrier, cfg, Vec::new())
+}
+
+/// As [`new_core`], with the declared plugins to register at unseal.
+pub fn new_core_with_plugins(
+    barrier: Arc<Barrier>,
+    cfg: &ServerConfig,
+    declared: Vec<coffer_core::catalog::CatalogEntry>,
+) -> Arc<Core> {
+    let core =
+        Core::new(barrier, CoreConfig { declared_plugins: declared, ..core_config(cfg) }, coffer_builtins::registry());
     coffer_core::metrics::describe();
     core.set_plugin_launcher(Arc::new(PluginHost));
     core

@@ -8,6 +8,10 @@ use coffer_physical::StorageError;
 pub enum StartError {
     #[error(transparent)]
     Postgres(#[from] coffer_storage_postgresql::PgError),
+    /// A declared plugin (`plugin "type" "name" { … }`) that cannot be installed or trusted;
+    /// the message names the stanza and what did not match.
+    #[error("{0}")]
+    Plugin(String),
     #[error("storage {0:?} does not support ha_enabled")]
     NoHa(String),
     #[error("storage \"file\" needs a path")]

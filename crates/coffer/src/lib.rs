@@ -5,5 +5,6 @@
 #![forbid(unsafe_code)]
 
 pub mod assemble;
+pub mod declared_plugins;
 pub mod error;
 pub mod seals;

@@ -5,6 +5,7 @@
 mod ha;
 mod logging;
 mod migrate;
+mod plugin_init;
 mod server;
 mod verify;
 
@@ -19,6 +20,7 @@ fn main() {
     let code = match args.first().map(String::as_str) {
         Some("server") => server::main(&args[1..]),
         Some("plugin") if args.get(1).map(String::as_str) == Some("verify") => verify::main(&args[2..]),
+        Some("plugin") if args.get(1).map(String::as_str) == Some("init") => plugin_init::main(&args[2..]),
         Some("operator") if args.get(1).map(String::as_str) == Some("migrate") => migrate::main(&args[2..]),
         _ => coffer_cli::run(&args, &coffer_builtins::registry().names()),
     };

@@ -141,6 +141,14 @@ pub fn main(raw: &[String]) -> i32 {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
+    // Declared plugins are downloaded and checked before anything else starts.
+    let declared = match coffer::declared_plugins::prepare(&cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -148,10 +156,16 @@ pub fn main(raw: &[String]) -> i32 {
             return 1;
         }
     };
-    rt.block_on(run(args, cfg, storage_cfg, logs))
+    rt.block_on(run(args, cfg, storage_cfg, logs, declared))
 }
 
-async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs: Arc<crate::logging::Logs>) -> i32 {
+async fn run(
+    args: Args,
+    mut cfg: ServerConfig,
+    storage_cfg: StorageConfig,
+    logs: Arc<crate::logging::Logs>,
+    declared: Vec<coffer_core::catalog::CatalogEntry>,
+) -> i32 {
     let (storage, ha) = match open_storage_ha(&storage_cfg).await {
         Ok(s) => s,
         Err(e) => {
@@ -160,7 +174,7 @@ async fn run(args: Args, mut cfg: ServerConfig, storage_cfg: StorageConfig, logs
         }
     };
     let barrier = Arc::new(Barrier::new(storage));
-    let core = coffer::assemble::new_core(barrier, &cfg);
+    let core = coffer::assemble::new_core_with_plugins(barrier, &cfg, declared);
     core.set_log_control(logs);
     if let Some(ha) = ha {
         let Some(api_addr) = cfg.api_addr.clone().filter(|a| !a.is_empty()) else {

@@ -462,3 +462,139 @@ fn plugin_new_refuses_every_builtin_the_catalog_lists() {
     let o = run_new(repo, &["kv-helper", &format!("-dir={}", tmp.path().display())]);
     assert!(o.status.success(), "{}", out(&o));
 }
+
+/// A minisign key pair made by the real `minisign` tool (no password): (public key file, its
+/// key line, secret key file).
+fn minisign_keypair(dir: &Path, name: &str) -> (PathBuf, String, PathBuf) {
+    let (public, secret) = (dir.join(format!("{name}.pub")), dir.join(format!("{name}.key")));
+    let o = Command::new("minisign")
+        .args(["-G", "-W", "-f", "-p"])
+        .arg(&public)
+        .arg("-s")
+        .arg(&secret)
+        .stdin(Stdio::null())
+        .output()
+        .expect("minisign (Debian package minisign) must be installed");
+    assert!(o.status.success(), "minisign -G: {}", out(&o));
+    let line = std::fs::read_to_string(&public).unwrap().lines().nth(1).unwrap().trim().to_string();
+    (public, line, secret)
+}
+
+/// Signs `file` with the real minisign tool (the signature is written to FILE.minisig, over any
+/// earlier one); returns that file and its contents.
+fn minisign_sign(secret: &Path, file: &Path) -> (PathBuf, Vec<u8>) {
+    let o = Command::new("minisign").arg("-S").arg("-s").arg(secret).arg("-m").arg(file).output().unwrap();
+    assert!(o.status.success(), "minisign -S: {}", out(&o));
+    let mut sig = file.as_os_str().to_owned();
+    sig.push(".minisig");
+    let sig = PathBuf::from(sig);
+    let bytes = std::fs::read(&sig).unwrap();
+    (sig, bytes)
+}
+
+#[test]
+fn plugin_install_checks_a_minisign_signature_before_the_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let (ca_pem, cert, key) = test_pki(tmp.path());
+    let bin = tmp.path().join("p");
+    std::fs::copy("/bin/true", &bin).unwrap();
+    let right = sha256_hex(&bin);
+    let (vendor_pub, vendor_line, vendor_secret) = minisign_keypair(tmp.path(), "vendor");
+    let (_, _, other_secret) = minisign_keypair(tmp.path(), "other");
+    let (_, good_sig) = minisign_sign(&vendor_secret, &bin);
+    let good_sig_file = tmp.path().join("good.minisig");
+    std::fs::write(&good_sig_file, &good_sig).unwrap();
+    let (_, other_sig) = minisign_sign(&other_secret, &bin);
+    let mut tampered = std::fs::read(&bin).unwrap();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let tampered_path = tmp.path().join("tampered");
+    std::fs::write(&tampered_path, &tampered).unwrap();
+    let tampered_sha = sha256_hex(&tampered_path);
+    let binary = std::fs::read(&bin).unwrap();
+    let files: HashMap<String, Vec<u8>> = [
+        ("/signed/p".to_string(), binary.clone()),
+        ("/signed/p.minisig".to_string(), good_sig.clone()),
+        ("/other.minisig".to_string(), other_sig),
+        ("/tampered/p".to_string(), tampered),
+        ("/tampered/p.minisig".to_string(), good_sig),
+        ("/unsigned/p".to_string(), binary),
+    ]
+    .into();
+    let port = https_server(&cert, &key, files);
+    let s = start_dev_with_plugins(&plugins, &tmp.path().join("dev.log"));
+    let t = [("X-Vault-Token", "root")];
+    let ca = format!("-ca-cert={}", ca_pem.display());
+    let dir = format!("-plugin-dir={}", plugins.display());
+    let url = |p: &str| format!("https://127.0.0.1:{port}{p}");
+    let install = |args: &[&str]| -> Output {
+        let mut all = vec!["plugin", "install"];
+        all.extend_from_slice(args);
+        all.extend([ca.as_str(), dir.as_str()]);
+        cli(coffer_bin(), &s.addr, Some("root"), &all)
+    };
+    let registered = |name: &str| http(&s.addr, "GET", &format!("/v1/sys/plugins/catalog/secret/{name}"), &t, b"").0;
+
+    // Signed by the trusted key (the key line; the signature at URL.minisig): installed.
+    let o = install(&[&url("/signed/p"), &format!("-sha256={right}"), &format!("-public-key={vendor_line}")]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("Signature verified with the trusted public key"), "{}", out(&o));
+    assert_eq!(registered("p"), 200);
+    // The key as a minisign.pub file and the signature as a local file: installed too.
+    let o = install(&[
+        &url("/signed/p"),
+        &format!("-sha256={right}"),
+        "-name=p-local",
+        &format!("-public-key={}", vendor_pub.display()),
+        &format!("-signature={}", good_sig_file.display()),
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(dir_names(&plugins), vec!["p", "p-local"]);
+
+    // Signed by another key: refused, nothing placed, nothing registered.
+    let o = install(&[
+        &url("/signed/p"),
+        &format!("-sha256={right}"),
+        "-name=p-other",
+        &format!("-public-key={vendor_line}"),
+        &format!("-signature={}", url("/other.minisig")),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("made with another key"), "{}", out(&o));
+    assert_eq!(registered("p-other"), 404);
+    // A tampered binary published with its own digest: the signature refuses it first.
+    let o = install(&[
+        &url("/tampered/p"),
+        &format!("-sha256={tampered_sha}"),
+        "-name=p-tampered",
+        &format!("-public-key={vendor_line}"),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("does not verify with the trusted public key"), "{}", out(&o));
+    assert!(out(&o).contains("nothing was installed"), "{}", out(&o));
+    assert_eq!(registered("p-tampered"), 404);
+    // A trusted key but no signature published: a signature is required.
+    let o = install(&[
+        &url("/unsigned/p"),
+        &format!("-sha256={right}"),
+        "-name=p-unsigned",
+        &format!("-public-key={vendor_line}"),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("HTTP 404") && out(&o).contains("a signature is required"), "{}", out(&o));
+    // A signature without a key to check it with, and a key that is not one: usage errors.
+    let o = install(&[
+        &url("/signed/p"),
+        &format!("-sha256={right}"),
+        "-name=p-x",
+        &format!("-signature={}", url("/signed/p.minisig")),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("-signature needs -public-key"), "{}", out(&o));
+    let o = install(&[&url("/signed/p"), &format!("-sha256={right}"), "-name=p-x", "-public-key=not-a-key"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("-public-key"), "{}", out(&o));
+    assert_eq!(dir_names(&plugins), vec!["p", "p-local"], "no refused download left anything");
+}

@@ -70,6 +70,53 @@ impl std::fmt::Debug for SealDecl {
     }
 }
 
+/// A `plugin "type" "name" { … }` stanza (OpenBao's declarative plugins): a binary already in
+/// the plugin directory (`command`), or one downloaded from `url` (Coffer's addition to
+/// OpenBao's keys), pinned by `sha256sum` and optionally by a minisign signature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginDecl {
+    /// `secret`, `auth` or `database`.
+    pub plugin_type: String,
+    pub name: String,
+    pub version: String,
+    /// Lower-case hex.
+    pub sha256sum: String,
+    /// A binary placed in the plugin directory by hand: its file name there.
+    pub command: Option<String>,
+    /// Where to download the binary (`http://` or `https://`).
+    pub url: Option<String>,
+    /// The downloaded file's name in the plugin directory (default `NAME-VERSION`).
+    pub binary_name: Option<String>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    /// The detached minisign signature: a URL, or an absolute path (default: the binary's URL
+    /// or file with `.minisig` appended, when `public_key` is set).
+    pub signature: Option<String>,
+    /// The trusted minisign public key (base64, or the two lines of a `minisign.pub` file).
+    pub public_key: Option<String>,
+    /// Where the stanza is, for messages: `file:line`.
+    pub at: String,
+}
+
+impl PluginDecl {
+    /// The binary's file name in the plugin directory.
+    pub fn file_name(&self) -> String {
+        match (&self.command, &self.binary_name) {
+            (Some(c), _) => c.clone(),
+            (None, Some(b)) => b.clone(),
+            (None, None) => format!("{}-{}", self.name, self.version),
+        }
+    }
+
+    /// `plugin "secret" "name" (version v1.0.0, file:line)`, for messages.
+    pub fn label(&self) -> String {
+        format!("plugin {:?} {:?} (version {}, {})", self.plugin_type, self.name, self.version, self.at)
+    }
+}
+
+/// `plugin_download_max_size` when unset: 512 MiB, OpenBao's default.
+pub const DEFAULT_PLUGIN_DOWNLOAD_MAX_SIZE: u64 = 512 << 20;
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServerConfig {
     /// Declared seals (at most one enabled, plus a disabled one while migrating).
@@ -86,6 +133,19 @@ pub struct ServerConfig {
     /// `raw_storage_endpoint = true` enables `sys/raw`.
     pub raw_storage_endpoint: bool,
     pub plugin_directory: Option<String>,
+    /// Declared plugins (`plugin "type" "name" { … }`), in file order.
+    pub plugins: Vec<PluginDecl>,
+    /// `plugin_auto_download`: download the declared plugins' binaries at start (default false,
+    /// as in OpenBao).
+    pub plugin_auto_download: bool,
+    /// `plugin_auto_register`: register the declared plugins in the catalog at unseal
+    /// (default false, as in OpenBao).
+    pub plugin_auto_register: bool,
+    /// `plugin_download_behavior = "warn"`: a failed download is logged and the server starts
+    /// without that plugin (default `"fail"`: the server does not start).
+    pub plugin_download_warn: Option<bool>,
+    /// `plugin_download_max_size`: the largest binary a download may be, in bytes.
+    pub plugin_download_max_size: Option<u64>,
     /// Seconds.
     pub default_lease_ttl: Option<i64>,
     pub max_lease_ttl: Option<i64>,
@@ -252,7 +312,7 @@ fn json_items(src: &str, file: &str) -> Result<Vec<Item>, ConfigError> {
                 | "storage_source"
                 | "storage_destination"
         );
-        if key == "audit" {
+        if key == "audit" || key == "plugin" {
             // [{"file": {"name": {...}}}] or {"file": {"name": {...}}}
             let list = match value {
                 Value::Array(a) => a,
@@ -260,18 +320,22 @@ fn json_items(src: &str, file: &str) -> Result<Vec<Item>, ConfigError> {
             };
             for entry in list {
                 let Value::Object(types) = entry else {
-                    return Err(ConfigError::AtLine { file: file.into(), line, msg: "audit must be an object".into() });
+                    return Err(ConfigError::AtLine {
+                        file: file.into(),
+                        line,
+                        msg: format!("{key} must be an object"),
+                    });
                 };
                 for (ty, paths) in types {
                     let Value::Object(paths) = paths else {
                         return Err(ConfigError::AtLine {
                             file: file.into(),
                             line,
-                            msg: "audit entries must be objects".into(),
+                            msg: format!("{key} entries must be objects"),
                         });
                     };
                     for (path, body) in paths {
-                        items.push(Item { key: "audit".into(), labels: vec![ty.clone(), path], value: body, line });
+                        items.push(Item { key: key.clone(), labels: vec![ty.clone(), path], value: body, line });
                     }
                 }
             }
@@ -368,6 +432,148 @@ fn storage_stanza(item: &Item, name: &str) -> Result<StorageConfig, ConfigError>
         }
     }
     Ok(StorageConfig { kind, options })
+}
+
+/// Plugin names usable as catalog, file and URL names: letters, digits, `-`, `_`, `.`, starting
+/// with a letter or digit.
+fn plugin_name_ok(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 128
+        && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// `v1.2.3`, `1.2.3-rc.1+build.5`.
+fn semver_ok(v: &str) -> bool {
+    let core = v.strip_prefix('v').unwrap_or(v);
+    let (core, build) = core.split_once('+').map_or((core, None), |(a, b)| (a, Some(b)));
+    let (core, pre) = core.split_once('-').map_or((core, None), |(a, b)| (a, Some(b)));
+    let nums: Vec<&str> = core.split('.').collect();
+    nums.len() == 3
+        && nums.iter().all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        && [pre, build].into_iter().flatten().all(|x| {
+            !x.is_empty()
+                && x.split('.').all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        })
+}
+
+/// The keys a `plugin` stanza takes: OpenBao's, and Coffer's `url`, `signature`, `public_key`.
+const PLUGIN_KEYS: &str =
+    "command, url, version, sha256sum, binary_name, args, env, signature, public_key (image is refused)";
+
+/// A `plugin "type" "name" { … }` stanza, every key checked.
+fn plugin_stanza(item: &Item, file: &str) -> Result<PluginDecl, ConfigError> {
+    let (Some(ty), Some(name)) = (item.labels.first(), item.labels.get(1)) else {
+        return Err(ConfigError::AtLine {
+            file: file.into(),
+            line: item.line,
+            msg: "plugin needs a type and a name: plugin \"secret\" \"name\" { … }".into(),
+        });
+    };
+    let at = |msg: String| ConfigError::AtLine {
+        file: file.to_string(),
+        line: item.line,
+        msg: format!("plugin {ty:?} {name:?}: {msg}"),
+    };
+    if !["secret", "auth", "database"].contains(&ty.as_str()) {
+        return Err(at(format!("unknown plugin type {ty:?} (supported: \"secret\", \"auth\", \"database\")")));
+    }
+    if !plugin_name_ok(name) {
+        return Err(at("the name must be letters, digits, '-', '_' and '.', starting with a letter or digit".into()));
+    }
+    let mut d = PluginDecl {
+        plugin_type: ty.clone(),
+        name: name.clone(),
+        version: String::new(),
+        sha256sum: String::new(),
+        command: None,
+        url: None,
+        binary_name: None,
+        args: vec![],
+        env: vec![],
+        signature: None,
+        public_key: None,
+        at: format!("{file}:{}", item.line),
+    };
+    let string = |k: &str, v: &Value| -> Result<String, ConfigError> {
+        as_string(v).filter(|s| !s.is_empty()).ok_or_else(|| at(format!("{k} must be a non-empty string")))
+    };
+    let list = |k: &str, v: &Value| -> Result<Vec<String>, ConfigError> {
+        match v {
+            Value::Array(a) => {
+                a.iter().map(|x| as_string(x).ok_or_else(|| at(format!("{k} must be a list of strings")))).collect()
+            }
+            _ => Err(at(format!("{k} must be a list of strings"))),
+        }
+    };
+    for (k, v) in block_body(item, file)? {
+        match k.as_str() {
+            "version" => d.version = string(&k, &v)?,
+            "sha256sum" => d.sha256sum = string(&k, &v)?.to_ascii_lowercase(),
+            "command" => d.command = Some(string(&k, &v)?),
+            "url" => d.url = Some(string(&k, &v)?),
+            "binary_name" => d.binary_name = Some(string(&k, &v)?),
+            "args" => d.args = list(&k, &v)?,
+            "env" => d.env = list(&k, &v)?,
+            "signature" => d.signature = Some(string(&k, &v)?),
+            "public_key" => d.public_key = Some(string(&k, &v)?),
+            "image" => {
+                return Err(at(
+                    "image: OCI images are not supported by Coffer; publish the binary at an https:// URL and \
+                     declare it with url and sha256sum"
+                        .into(),
+                ))
+            }
+            other => return Err(at(format!("unknown plugin option {other:?} (supported: {PLUGIN_KEYS})"))),
+        }
+    }
+    if d.version.is_empty() {
+        return Err(at("version is required (a semantic version such as v1.2.3)".into()));
+    }
+    if !semver_ok(&d.version) {
+        return Err(at(format!("version {:?} is not a semantic version such as v1.2.3", d.version)));
+    }
+    if d.sha256sum.len() != 64 || !d.sha256sum.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(at("sha256sum is required: the binary's SHA-256, as 64 hexadecimal characters".into()));
+    }
+    match (&d.command, &d.url) {
+        (Some(_), Some(_)) => {
+            return Err(at("command and url conflict: name the downloaded file with binary_name".into()))
+        }
+        (None, None) => return Err(at("one of command or url is required".into())),
+        (Some(_), None) if d.binary_name.is_some() => {
+            return Err(at(
+                "binary_name applies to a downloaded binary (url); with command, command names the file".into()
+            ))
+        }
+        _ => {}
+    }
+    if let Some(u) = &d.url {
+        let lower = u.to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+            return Err(at(format!("url {u:?} must be an http:// or https:// URL")));
+        }
+    }
+    for f in [&d.command, &d.binary_name].into_iter().flatten() {
+        if !plugin_name_ok(f) {
+            return Err(at(format!(
+                "{f:?} must be a file name in the plugin directory (letters, digits, '-', '_', '.'; no '/')"
+            )));
+        }
+    }
+    if let Some(kv) = d.env.iter().find(|kv| !kv.contains('=')) {
+        return Err(at(format!("env entry {kv:?} must be KEY=VALUE")));
+    }
+    if let Some(sig) = &d.signature {
+        if d.public_key.is_none() {
+            return Err(at("signature needs public_key: the key the signature must verify with".into()));
+        }
+        let lower = sig.to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://") || sig.starts_with('/')) {
+            return Err(at(format!("signature {sig:?} must be an http(s):// URL or an absolute file path")));
+        }
+    }
+    Ok(d)
 }
 
 /// The configuration of `coffer operator migrate`: `storage_source "type" { … }` and
@@ -507,6 +713,49 @@ impl ServerConfig {
                     }
                     c.seals.push(decl);
                 }
+                "plugin" => {
+                    let decl = plugin_stanza(item, name)?;
+                    if c.plugins
+                        .iter()
+                        .any(|p| p.plugin_type == decl.plugin_type && p.name == decl.name && p.version == decl.version)
+                    {
+                        return Err(at(format!(
+                            "two plugin stanzas declare {:?} {:?} version {}: blocks of one type and name must differ in version",
+                            decl.plugin_type, decl.name, decl.version
+                        )));
+                    }
+                    c.plugins.push(decl);
+                }
+                "plugin_auto_download" => {
+                    c.plugin_auto_download = as_bool(&item.value)
+                        .ok_or_else(|| at(format!("plugin_auto_download: {} is not a boolean", item.value)))?
+                }
+                "plugin_auto_register" => {
+                    c.plugin_auto_register = as_bool(&item.value)
+                        .ok_or_else(|| at(format!("plugin_auto_register: {} is not a boolean", item.value)))?
+                }
+                "plugin_download_behavior" => {
+                    c.plugin_download_warn = match as_string(&item.value).as_deref() {
+                        Some("fail") => Some(false),
+                        Some("warn") => Some(true),
+                        _ => {
+                            return Err(at(format!(
+                                "plugin_download_behavior {} must be \"fail\" or \"warn\"",
+                                item.value
+                            )))
+                        }
+                    }
+                }
+                "plugin_download_max_size" => {
+                    let n = match &item.value {
+                        Value::Number(n) => n.as_u64(),
+                        Value::String(s) => s.parse::<u64>().ok(),
+                        _ => None,
+                    };
+                    c.plugin_download_max_size = Some(n.filter(|n| *n > 0).ok_or_else(|| {
+                        at(format!("plugin_download_max_size: {} is not a positive number of bytes", item.value))
+                    })?)
+                }
                 "api_addr" => c.api_addr = as_string(&item.value),
                 "plugin_directory" => c.plugin_directory = as_string(&item.value),
                 "cluster_addr" => c.cluster_addr = as_string(&item.value),
@@ -630,6 +879,9 @@ impl ServerConfig {
     fn merge(&mut self, o: ServerConfig) {
         self.listeners.extend(o.listeners);
         self.audit.extend(o.audit);
+        self.plugins.extend(o.plugins);
+        self.plugin_auto_download |= o.plugin_auto_download;
+        self.plugin_auto_register |= o.plugin_auto_register;
         self.seals.extend(o.seals);
         if o.storage.is_some() {
             self.storage = o.storage;
@@ -646,6 +898,8 @@ impl ServerConfig {
             default_lease_ttl,
             max_lease_ttl,
             plugin_directory,
+            plugin_download_warn,
+            plugin_download_max_size,
             pid_file,
             log_file
         );
@@ -709,6 +963,28 @@ impl ServerConfig {
         m.insert("log_file".into(), s(&self.log_file));
         m.insert("pid_file".into(), s(&self.pid_file));
         m.insert("plugin_directory".into(), s(&self.plugin_directory));
+        m.insert("plugin_auto_download".into(), self.plugin_auto_download.into());
+        m.insert("plugin_auto_register".into(), self.plugin_auto_register.into());
+        m.insert(
+            "plugin_download_behavior".into(),
+            if self.plugin_download_warn == Some(true) { "warn" } else { "fail" }.into(),
+        );
+        m.insert(
+            "plugin_download_max_size".into(),
+            self.plugin_download_max_size.unwrap_or(DEFAULT_PLUGIN_DOWNLOAD_MAX_SIZE).into(),
+        );
+        let plugins: Vec<Value> = self
+            .plugins
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "type": p.plugin_type, "name": p.name, "version": p.version, "sha256sum": p.sha256sum,
+                    "command": p.command, "url": p.url, "binary_name": p.binary_name,
+                    "signed": p.public_key.is_some(),
+                })
+            })
+            .collect();
+        m.insert("plugins".into(), plugins.into());
         m.insert("raw_storage_endpoint".into(), self.raw_storage_endpoint.into());
         m.insert("listeners".into(), listeners.into());
         m.insert("seals".into(), seals.into());

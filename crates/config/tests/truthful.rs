@@ -20,6 +20,10 @@ const TOP_LEVEL: &[(&str, &str)] = &[
     ("plugin_tmpdir", "\"/tmp/p\""),
     ("plugin_file_uid", "1000"),
     ("plugin_file_permissions", "\"0750\""),
+    ("plugin_auto_download", "true"),
+    ("plugin_auto_register", "true"),
+    ("plugin_download_behavior", "\"warn\""),
+    ("plugin_download_max_size", "1048576"),
     ("default_lease_ttl", "\"1h\""),
     ("max_lease_ttl", "\"48h\""),
     ("default_max_request_duration", "\"30s\""),
@@ -65,6 +69,8 @@ const BLOCKS: &[(&str, &str)] = &[
     ("telemetry bogus", "telemetry {\n  bogus = 1\n}\n"),
     ("seal shamir option", "seal \"shamir\" {\n  bogus = \"1\"\n}\n"),
     ("seal awskms", "seal \"awskms\" {\n  region = \"us-east-1\"\n}\n"),
+    ("plugin command", "plugin \"secret\" \"p\" {\n  command = \"p\"\n  version = \"v1.0.0\"\n  sha256sum = \"0000000000000000000000000000000000000000000000000000000000000000\"\n}\n"),
+    ("plugin image", "plugin \"secret\" \"p\" {\n  image = \"ghcr.io/x/p\"\n  version = \"v1.0.0\"\n  binary_name = \"p\"\n  sha256sum = \"0000000000000000000000000000000000000000000000000000000000000000\"\n}\n"),
 ];
 
 /// Listener options from the Vault and OpenBao documentation, with a value that is not the

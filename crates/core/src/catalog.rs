@@ -32,6 +32,10 @@ pub struct CatalogEntry {
     pub sha256: String,
     #[serde(default)]
     pub version: String,
+    /// Registered from a `plugin` stanza of the server configuration (OpenBao's
+    /// `declarative`), not through the API.
+    #[serde(default)]
+    pub declarative: bool,
 }
 
 /// Everything a launcher needs: the resolved binary, its pinned digest, args and env.
@@ -242,6 +246,7 @@ impl Core {
                         Some(e) => Ok(CoreResponse::data(obj(json!({
                             "name": e.name, "type": ty, "command": e.command, "args": e.args, "sha256": e.sha256,
                             "builtin": false, "version": e.version, "deprecation_status": "",
+                            "declarative": e.declarative, "oci": false,
                         })))),
                         None => Err(LogicalError::not_found()),
                     },
@@ -288,6 +293,7 @@ impl Core {
                             env,
                             sha256: sha,
                             version: version.clone(),
+                            declarative: false,
                         };
                         let raw = serde_json::to_vec(&e).map_err(|e| LogicalError::internal(e.to_string()))?;
                         self.barrier.put(&key(ty, name, &version), &raw).await.map_err(barrier_err)?;
@@ -309,6 +315,23 @@ impl Core {
 }
 
 impl Core {
+    /// Writes the plugins declared in the server configuration to the catalog (at every
+    /// unseal; the binary checked their files at start). An entry already stored as declared
+    /// is left as it is.
+    pub(crate) async fn register_declared_plugins(&self) -> Result<()> {
+        for e in &self.config.declared_plugins {
+            let k = key(&e.plugin_type, &e.name, &e.version);
+            let stored = self.barrier.get(&k).await.map_err(barrier_err)?;
+            if stored.as_deref().and_then(|raw| serde_json::from_slice::<CatalogEntry>(raw).ok()).as_ref() == Some(e) {
+                continue;
+            }
+            tracing::info!(name = %e.name, r#type = %e.plugin_type, version = %e.version, sha256 = %e.sha256, "registering declared plugin");
+            let raw = serde_json::to_vec(e).map_err(|err| LogicalError::internal(err.to_string()))?;
+            self.barrier.put(&k, &raw).await.map_err(barrier_err)?;
+        }
+        Ok(())
+    }
+
     /// `sys/plugins/reload/backend`: restarts the running instances of a plugin (or of the
     /// given mounts); the next request starts them again, verified.
     pub(crate) async fn reload_plugins(&self, active: &Active, d: &Map<String, Value>) -> Result<CoreResponse> {

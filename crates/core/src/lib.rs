@@ -67,6 +67,9 @@ pub struct CoreConfig {
     pub audit: Vec<DeclaredAudit>,
     /// Where external plugin binaries must live (`plugin_directory`).
     pub plugin_directory: Option<String>,
+    /// Plugins declared in the server configuration, checked by the binary at start: written
+    /// to the catalog at every unseal (`plugin_auto_register`).
+    pub declared_plugins: Vec<catalog::CatalogEntry>,
     /// `raw_storage_endpoint = true`: serve `sys/raw/…`.
     pub raw_storage_endpoint: bool,
     /// The configuration without its secrets, as `sys/config/state/sanitized` shows it.
@@ -93,6 +96,7 @@ impl Default for CoreConfig {
             cluster_addr: None,
             audit: Vec::new(),
             plugin_directory: None,
+            declared_plugins: Vec::new(),
             raw_storage_endpoint: false,
             sanitized: None,
         }
@@ -282,6 +286,7 @@ impl Core {
             env: vec![],
             sha256: o.get("plugin_sha256").cloned().unwrap_or_default(),
             version: e.plugin_version.clone(),
+            declarative: false,
         };
         let launcher = self.plugin_launcher.read().ok().and_then(|l| l.clone());
         catalog::LazyPlugin::new(entry, self.config.plugin_directory.clone().map(Into::into), launcher)
@@ -434,6 +439,7 @@ impl Core {
             };
             audit.add(&self.barrier, c).await?;
         }
+        self.register_declared_plugins().await?;
         Ok(Arc::new(Active {
             router: RwLock::new(Arc::new(router)),
             mounts: tokio::sync::Mutex::new(table),
