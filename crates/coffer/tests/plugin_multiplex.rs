@@ -195,6 +195,8 @@ fn a_coffer_sdk_multiplexed_plugin_runs_in_real_openbao_with_isolated_mounts() {
     check_isolation(&api, "pa", "pb");
     let pids = wait_pids(&bin, 1);
     assert_eq!(pids.len(), 1, "OpenBao runs one process for both mounts: {pids:?}");
+    let help = ok(&["path-help", "pb/config"]);
+    assert!(help.contains("Number of words in a passphrase"), "path-help through the shared process: {help}");
     ok(&["secrets", "disable", "pa"]);
     assert_eq!(api.words("pb"), 7, "B still served after A is disabled");
     assert_eq!(pids_of(&bin), pids, "on the same process");

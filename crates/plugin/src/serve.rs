@@ -885,6 +885,68 @@ mod tests {
         assert!(r.err.unwrap().err_msg.contains("not set up"));
     }
 
+    fn tagged(id: &str) -> Request<pb::Empty> {
+        let mut r = Request::new(pb::Empty {});
+        r.metadata_mut().insert(MULTIPLEX_ID_KEY, id.parse().unwrap());
+        r
+    }
+
+    fn mounted(backend: Arc<dyn Backend>) -> Arc<Mounted> {
+        let ch = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        Arc::new(Mounted { backend, link: Arc::new(HostLink::new(ch)) })
+    }
+
+    #[tokio::test]
+    async fn a_multiplexed_plugin_keeps_a_backend_per_mount_id_and_cleans_up_only_the_one_named() {
+        let factory: BackendFactory = Arc::new(|_: &MountConfig| Ok(Arc::new(Nothing) as Arc<dyn Backend>));
+        let state = Arc::new(PluginState::new(
+            Source::PerMount(factory),
+            ServeOptions::default(),
+            None,
+            watch::channel(false).0,
+        ));
+        let svc = Svc(state.clone());
+        assert!(
+            plugin_multiplexing_server::PluginMultiplexing::multiplexing_support(
+                &svc,
+                Request::new(MultiplexingSupportRequest {})
+            )
+            .await
+            .unwrap()
+            .into_inner()
+            .supported
+        );
+        assert_eq!(state.mount_id(&tagged("mount-a")), "mount-a");
+        assert_eq!(state.mount_id(&Request::new(pb::Empty {})), "", "untagged calls are the single mount's");
+        for id in ["mount-a", "mount-b"] {
+            state.mounts.write().unwrap().insert(id.to_string(), mounted(Arc::new(Nothing)));
+        }
+        backend_server::Backend::cleanup(&svc, tagged("mount-a")).await.unwrap();
+        assert!(state.mounted("mount-a").is_none(), "the disabled mount's backend is dropped");
+        assert!(state.mounted("mount-b").is_some(), "the other mount keeps its backend");
+        let r = state.handle("mount-a", pb::Request { operation: "read".into(), ..Default::default() }).await;
+        assert!(r.err.unwrap().err_msg.contains("not set up"), "a call for a cleaned-up mount is refused");
+    }
+
+    #[tokio::test]
+    async fn a_plain_plugin_says_it_does_not_multiplex_and_ignores_mount_ids() {
+        let state = Arc::new(PluginState::new(
+            Source::One(Arc::new(Nothing)),
+            ServeOptions::default(),
+            None,
+            watch::channel(false).0,
+        ));
+        let svc = Svc(state.clone());
+        let r = plugin_multiplexing_server::PluginMultiplexing::multiplexing_support(
+            &svc,
+            Request::new(MultiplexingSupportRequest {}),
+        )
+        .await
+        .unwrap();
+        assert!(!r.into_inner().supported);
+        assert_eq!(state.mount_id(&tagged("mount-a")), "");
+    }
+
     #[test]
     fn ttl_conversion_is_nanoseconds() {
         assert_eq!(to_nanos(2), 2_000_000_000);
