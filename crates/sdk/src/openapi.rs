@@ -55,11 +55,14 @@ impl<'a> Table<'a> {
 
 /// The OpenAPI document of a backend's paths, relative to its mount (`/config`, …): what
 /// OpenBao reads from the `openapi` key of a backend's help answer and merges, under the
-/// mount's path, into `sys/internal/specs/openapi`. Request bodies are schemas in place:
-/// OpenBao decodes the document into its own types, which drop `$ref`s (observed on 2.7.2).
+/// mount's path, into `sys/internal/specs/openapi`. Request bodies are schemas in place
+/// (OpenBao decodes the document into its own types, which drop `$ref`s: observed on 2.7.2)
+/// and operations carry no `operationId`: OpenBao keeps a fragment's ids as they are, so ids
+/// here would repeat once per mount of the plugin; without them OpenBao lists the operations
+/// unnamed (observed on 2.7.2), and Coffer's host names them after the full path.
 pub fn backend_document(specs: &[PathSpec], tag: &'static str, info: Value) -> Map<String, Value> {
     let t = Table::of_backend(specs, tag);
-    let mut b = Builder { inline: true, ..Builder::default() };
+    let mut b = Builder { fragment: true, ..Builder::default() };
     for spec in specs {
         b.add_spec(&t, "", spec);
     }
@@ -423,9 +426,11 @@ pub struct Builder {
     /// Paths with parameter names blanked: OpenAPI forbids two templates that differ only
     /// in the names of their parameters.
     shapes: BTreeSet<String>,
-    /// Request bodies as schemas in place instead of `$ref`s to `components`: OpenBao reads
-    /// a plugin's document into its own types, which keep no `$ref`.
-    inline: bool,
+    /// A backend's fragment for a host to merge: request bodies as schemas in place instead
+    /// of `$ref`s to `components` (OpenBao reads a plugin's document into its own types, which
+    /// keep no `$ref`), and no `operationId`s (mount-relative ids would repeat once per mount
+    /// in the host's document).
+    fragment: bool,
 }
 
 /// `/a/{x}/b` → `/a/{}/b`.
@@ -537,7 +542,9 @@ impl Builder {
                                     "required": true, "schema": { "type": "string", "enum": ["true"] } }));
                     "list"
                 };
-                op.insert("operationId".into(), self.op_id(verb, &full).into());
+                if !self.fragment {
+                    op.insert("operationId".into(), self.op_id(verb, &full).into());
+                }
                 op.insert("tags".into(), json!([t.tag]));
                 if !qp.is_empty() {
                     op.insert("parameters".into(), Value::from(qp));
@@ -570,7 +577,7 @@ impl Builder {
                     if spec.passthrough {
                         schema.insert("additionalProperties".into(), true.into());
                     }
-                    let schema = if self.inline {
+                    let schema = if self.fragment {
                         Value::Object(schema)
                     } else {
                         let name = format!("{}Request", pascal(&id));
@@ -582,7 +589,9 @@ impl Builder {
                         json!({ "required": true, "content": { content_type: { "schema": schema } } }),
                     );
                 }
-                op.insert("operationId".into(), id.into());
+                if !self.fragment {
+                    op.insert("operationId".into(), id.into());
+                }
                 op.insert("tags".into(), json!([t.tag]));
                 op.insert("responses".into(), ok.clone());
                 item.insert(method.into(), Value::Object(op));
@@ -590,7 +599,9 @@ impl Builder {
             if has(Operation::Delete) {
                 let mut op = Map::new();
                 op.insert("summary".into(), summary(&[Operation::Delete]).into());
-                op.insert("operationId".into(), self.op_id("delete", &full).into());
+                if !self.fragment {
+                    op.insert("operationId".into(), self.op_id("delete", &full).into());
+                }
                 op.insert("tags".into(), json!([t.tag]));
                 if !query.is_empty() {
                     op.insert("parameters".into(), Value::from(query.clone()));
@@ -653,6 +664,7 @@ mod tests {
         assert_eq!(item["parameters"][0]["name"], "name");
         assert_eq!(item["get"]["summary"], "Read a key");
         let schema = &item["post"]["requestBody"]["content"]["application/json"]["schema"];
+        assert!(item["post"]["operationId"].is_null(), "the host names the operations");
         assert_eq!(schema["properties"]["size"]["type"], "integer");
         assert_eq!(schema["required"], json!(["size"]));
     }
