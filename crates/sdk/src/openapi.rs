@@ -23,6 +23,7 @@ pub struct Table<'a> {
     pub prefix: String,
     /// `secrets`, `auth`, `system` or `identity`.
     pub tag: &'static str,
+    /// The rows documented, in order.
     pub specs: &'a [PathSpec],
     /// The flags of a path relative to the prefix (unauthenticated, sudo): the mounted
     /// backend's own answer, so the document says what the router does.
@@ -356,6 +357,7 @@ pub fn sample(template: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Path items
 
+/// The name of a field type in help text (`string`, `int`, `duration`, …).
 pub fn type_name(ty: FieldType) -> &'static str {
     match ty {
         FieldType::String => "string",
