@@ -223,11 +223,12 @@ impl coffer_core::catalog::PluginLauncher for PluginHost {
             sha256: spec.sha256.clone(),
             ..coffer_plugin::LaunchSpec::new(&spec.path)
         };
-        let client = coffer_plugin::PluginClient::start(launch).await?;
+        // A multiplexed plugin's running process is shared with the new mount.
+        let client = coffer_plugin::launch_shared(launch).await?;
         // OpenBao refuses a plugin whose own type is not the one it is registered and mounted as.
         if let Ok(actual) = client.backend_kind().await {
             if !spec.kind.is_empty() && actual != spec.kind && actual != "unknown" {
-                client.shutdown().await;
+                client.close().await;
                 return Err(format!(
                     "the plugin reports type {actual:?} but is registered as {:?}: register it under its own type",
                     spec.kind

@@ -143,21 +143,26 @@ impl HostContext {
     }
 }
 
-/// One running plugin process and its connections.
-struct Instance {
+/// One running plugin process and its connections. A multiplexed plugin's process is shared
+/// by all the mounts of its catalog entry ([`crate::mux`]); each mount attaches its own
+/// brokered services to it ([`Attachment`]).
+pub(crate) struct Instance {
     generation: u64,
     pid: u32,
     child: Mutex<Child>,
     channel: Channel,
     backend: BackendClient<Channel>,
     controller: GrpcControllerClient<Channel>,
-    initialized: tokio::sync::OnceCell<()>,
-    /// Keeps the broker stream (host → plugin announcements) open.
-    _broker_tx: mpsc::Sender<gp::ConnInfo>,
-    broker_stop: watch::Sender<bool>,
+    /// Whether the plugin answered `MultiplexingSupport` with yes: its calls then carry the
+    /// mount's `multiplex_id`.
+    multiplexed: bool,
+    /// The broker stream (host → plugin announcements), shared by the mounts.
+    broker_tx: mpsc::Sender<gp::ConnInfo>,
+    /// TLS of the brokered servers the mounts start (pinned to the plugin's certificate).
+    broker_tls: Option<Arc<rustls::ServerConfig>>,
     tasks: Vec<JoinHandle<()>>,
-    /// The plugin's socket directory and the broker socket; removed on drop.
-    _dir: tempfile::TempDir,
+    /// The plugin's socket directory and the mounts' broker sockets; removed on drop.
+    dir: tempfile::TempDir,
 }
 
 impl Instance {
@@ -187,9 +192,12 @@ impl Instance {
     }
 
     /// Asks the plugin to clean up and exit; kills it if it does not within the grace period.
+    /// (A multiplexed plugin's mounts were cleaned up one by one as they went away.)
     async fn stop(&self) {
         if self.alive() {
-            let _ = tokio::time::timeout(EXIT_GRACE, self.backend.clone().cleanup(pb::Empty {})).await;
+            if !self.multiplexed {
+                let _ = tokio::time::timeout(EXIT_GRACE, self.backend.clone().cleanup(pb::Empty {})).await;
+            }
             let _ = tokio::time::timeout(EXIT_GRACE, self.controller.clone().shutdown(gp::Empty {})).await;
             if self.exited_within(EXIT_GRACE).await {
                 return;
@@ -202,7 +210,6 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        self.broker_stop.send_replace(true);
         for t in &self.tasks {
             t.abort();
         }
@@ -210,15 +217,194 @@ impl Drop for Instance {
     }
 }
 
-/// A plugin process presented as a [`Backend`]. Restarted transparently when it dies; stopped
-/// (controller `Shutdown`, then SIGKILL) by [`PluginClient::shutdown`] or on drop.
-pub struct PluginClient {
+/// The gRPC metadata key naming the mount a call is for, on a multiplexed plugin.
+pub(crate) const MULTIPLEX_ID_KEY: &str = "multiplex_id";
+
+/// What a mount's calls carry: its `multiplex_id` when the process is multiplexed.
+#[derive(Clone)]
+pub(crate) struct Tag(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Tag {
+    fn for_instance(inst: &Instance, mux_id: &str) -> Tag {
+        Tag(if inst.multiplexed { mux_id.parse().ok() } else { None })
+    }
+
+    /// `msg` as a request carrying the mount's id.
+    pub(crate) fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        if let Some(v) = &self.0 {
+            r.metadata_mut().insert(MULTIPLEX_ID_KEY, v.clone());
+        }
+        r
+    }
+}
+
+/// One mount's presence in one plugin process: its brokered `Storage` and `SystemView` server
+/// (announced on the process's broker) and the `Setup` that made the plugin create the
+/// mount's backend. Dropping it stops the server.
+struct Attachment {
+    generation: u64,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    /// `Initialize` once per backend, when the mount's storage is known (the first request).
+    initialized: tokio::sync::OnceCell<()>,
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+        self.task.abort();
+    }
+}
+
+/// Serves the mount's storage and system view to the plugin on a socket of its own, announces
+/// it on the broker and calls `Setup` (tagged with the mount's id when multiplexed).
+async fn attach(name: &str, inst: &Instance, ctx: &Arc<HostContext>, tag: &Tag) -> Result<Attachment, ConnectError> {
+    let broker_id = BROKER_IDS.fetch_add(1, Ordering::Relaxed);
+    let broker_sock = inst.dir.path().join(format!("broker-{broker_id}.sock"));
+    let listener = tokio::net::UnixListener::bind(&broker_sock).map_err(ConnectError::BrokerListen)?;
+    let (stop, mut stop_rx) = watch::channel(false);
+    let router = Server::builder()
+        .add_service(
+            storage_server::StorageServer::new(HostStorage(ctx.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(system_view_server::SystemViewServer::new(HostSystem(ctx.clone())));
+    let tls = inst.broker_tls.clone();
+    let task = tokio::spawn(async move {
+        let _ = router
+            .serve_with_incoming_shutdown(transport::incoming(listener, tls), async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    let attachment = Attachment { generation: inst.generation, stop, task, initialized: tokio::sync::OnceCell::new() };
+    let info = gp::ConnInfo {
+        service_id: broker_id,
+        network: "unix".into(),
+        address: broker_sock.display().to_string(),
+        knock: None,
+    };
+    // drop-cause: a SendError holds only the unsent announcement (our own data, no reason).
+    inst.broker_tx.send(info).await.map_err(|_| ConnectError::BrokerClosed)?;
+
+    let setup = pb::SetupArgs { broker_id, config: Default::default(), backend_uuid: uuid::Uuid::new_v4().to_string() };
+    match tokio::time::timeout(STARTUP_RPC, inst.backend.clone().setup(tag.req(setup))).await {
+        Err(_) => Err(ConnectError::RpcTimeout { rpc: "Setup" }),
+        Ok(Err(source)) => Err(ConnectError::Rpc { rpc: "Setup", source }),
+        Ok(Ok(r)) => {
+            let err = r.into_inner().err;
+            if !err.is_empty() {
+                return Err(ConnectError::Setup(err));
+            }
+            tracing::debug!(plugin = %name, pid = inst.pid, multiplexed = inst.multiplexed, "mount set up in the plugin");
+            Ok(attachment)
+        }
+    }
+}
+
+/// The running process of a plugin, restarted when it dies: one per mount, or one shared by
+/// all the mounts of a multiplexed plugin. Stopped when the last mount lets go of it.
+pub(crate) struct Slot {
     spec: LaunchSpec,
-    ctx: Arc<HostContext>,
     current: tokio::sync::RwLock<Option<Arc<Instance>>>,
     generation: AtomicU64,
     restarts: AtomicU64,
     closed: AtomicBool,
+}
+
+impl Slot {
+    /// Starts the first process.
+    pub(crate) async fn start(spec: LaunchSpec) -> Result<Arc<Slot>, PluginError> {
+        let inst = start_instance(&spec, 1).await?;
+        Ok(Arc::new(Slot {
+            spec,
+            current: tokio::sync::RwLock::new(Some(Arc::new(inst))),
+            generation: AtomicU64::new(1),
+            restarts: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    /// Whether the running process serves several mounts.
+    pub(crate) async fn multiplexed(&self) -> bool {
+        self.current.read().await.as_ref().is_some_and(|i| i.multiplexed)
+    }
+
+    /// The live process; a dead one is replaced first.
+    async fn instance(&self) -> Result<Arc<Instance>, LogicalError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(PluginError::Stopped.into());
+        }
+        let dead = {
+            let g = self.current.read().await;
+            match g.as_ref() {
+                Some(i) if i.alive() => return Ok(i.clone()),
+                Some(i) => i.generation,
+                None => 0,
+            }
+        };
+        self.restart(dead).await
+    }
+
+    /// Replaces the instance of generation `dead` (unless another request already did).
+    async fn restart(&self, dead: u64) -> Result<Arc<Instance>, LogicalError> {
+        let mut g = self.current.write().await;
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(PluginError::Stopped.into());
+        }
+        if let Some(i) = g.as_ref() {
+            if i.generation != dead && i.alive() {
+                return Ok(i.clone());
+            }
+        }
+        if let Some(old) = g.take() {
+            old.kill_now();
+        }
+        let gen = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let inst = Arc::new(start_instance(&self.spec, gen).await?);
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(plugin = %self.spec.name, pid = inst.pid, "plugin process had exited; started a new one");
+        *g = Some(inst.clone());
+        Ok(inst)
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::SeqCst)
+    }
+
+    async fn shutdown(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let inst = self.current.write().await.take();
+        if let Some(i) = inst {
+            i.stop().await;
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(inst) = self.current.get_mut().take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => {
+                    h.spawn(async move { inst.stop().await });
+                }
+                Err(_) => inst.kill_now(),
+            }
+        }
+    }
+}
+
+/// One mount of a plugin presented as a [`Backend`]. Its process is restarted transparently
+/// when it dies; a process of its own is stopped (controller `Shutdown`, then SIGKILL) by
+/// [`PluginClient::shutdown`] or on drop, a shared one when its last mount goes.
+pub struct PluginClient {
+    slot: Arc<Slot>,
+    ctx: Arc<HostContext>,
+    /// The mount's id on a multiplexed process (sent only when the process multiplexes).
+    mux_id: String,
+    attached: tokio::sync::Mutex<Option<Arc<Attachment>>>,
     /// The root-protected and unauthenticated globs the plugin declared (`SpecialPaths`): the
     /// router reads a plugin's flags from them, as OpenBao does.
     special: coffer_sdk::framework::SpecialPaths,
@@ -229,7 +415,10 @@ pub struct PluginClient {
 
 impl std::fmt::Debug for PluginClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginClient").field("name", &self.spec.name).field("command", &self.spec.command).finish()
+        f.debug_struct("PluginClient")
+            .field("name", &self.slot.spec.name)
+            .field("command", &self.slot.spec.command)
+            .finish()
     }
 }
 
@@ -270,64 +459,71 @@ fn maybe_transport(s: &Status) -> bool {
 }
 
 impl PluginClient {
-    /// Starts the plugin and completes the handshake, the broker set-up and `Setup`.
+    /// Starts the plugin in a process of its own and completes the handshake, the broker
+    /// set-up and `Setup`. (To share a multiplexed plugin's process between mounts, use
+    /// [`crate::launch_shared`].)
     pub async fn start(spec: LaunchSpec) -> Result<Self, PluginError> {
+        let slot = Slot::start(spec).await?;
+        Self::on_slot(slot).await
+    }
+
+    /// A new mount on the process of `slot`: attaches, `Setup`, reads the special paths and
+    /// the path table. A failure leaves the process to its other mounts.
+    pub(crate) async fn on_slot(slot: Arc<Slot>) -> Result<Self, PluginError> {
+        let name = slot.spec.name.clone();
+        let connect_err =
+            |source: ConnectError| PluginError::Connect { path: name.clone(), source, stderr: String::new() };
         let ctx = Arc::new(HostContext {
             storage: RwLock::new(None),
             system: RwLock::new(SystemInfo::default()),
             services: RwLock::new(None),
-            server_version: spec.server_version.clone(),
+            server_version: slot.spec.server_version.clone(),
         });
-        let inst = start_instance(&spec, &ctx, 1).await?;
-        let paths = match tokio::time::timeout(STARTUP_RPC, inst.backend.clone().special_paths(pb::Empty {})).await {
-            Ok(Ok(r)) => r.into_inner().paths.unwrap_or_default(),
-            Ok(Err(s)) => {
-                inst.stop().await;
-                return Err(PluginError::Connect {
-                    path: spec.name.clone(),
-                    source: ConnectError::SpecialPaths(s),
-                    stderr: String::new(),
-                });
-            }
-            Err(_) => {
-                inst.stop().await;
-                return Err(PluginError::Connect {
-                    path: spec.name.clone(),
-                    source: ConnectError::RpcTimeout { rpc: "SpecialPaths" },
-                    stderr: String::new(),
-                });
-            }
-        };
-        let special = coffer_sdk::framework::SpecialPaths { root: paths.root, unauthenticated: paths.unauthenticated };
-        let table = fetch_path_table(&inst).await;
-        Ok(PluginClient {
-            spec,
+        let mut client = PluginClient {
+            slot,
             ctx,
-            current: tokio::sync::RwLock::new(Some(Arc::new(inst))),
-            generation: AtomicU64::new(1),
-            restarts: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
-            special,
-            table,
-        })
+            mux_id: uuid::Uuid::new_v4().simple().to_string(),
+            attached: tokio::sync::Mutex::new(None),
+            special: Default::default(),
+            table: Vec::new(),
+        };
+        let inst = client.slot.instance().await.map_err(|e| connect_err(ConnectError::Setup(e.to_string())))?;
+        let tag = Tag::for_instance(&inst, &client.mux_id);
+        let att = attach(&name, &inst, &client.ctx, &tag).await.map_err(connect_err)?;
+        *client.attached.get_mut() = Some(Arc::new(att));
+        let paths =
+            match tokio::time::timeout(STARTUP_RPC, inst.backend.clone().special_paths(tag.req(pb::Empty {}))).await {
+                Ok(Ok(r)) => r.into_inner().paths.unwrap_or_default(),
+                Ok(Err(s)) => return Err(connect_err(ConnectError::SpecialPaths(s))),
+                Err(_) => return Err(connect_err(ConnectError::RpcTimeout { rpc: "SpecialPaths" })),
+            };
+        client.special =
+            coffer_sdk::framework::SpecialPaths { root: paths.root, unauthenticated: paths.unauthenticated };
+        client.table = fetch_path_table(&inst, &tag).await;
+        Ok(client)
     }
 
     /// The process id of the running plugin, if one runs.
     pub async fn pid(&self) -> Option<u32> {
-        self.current.read().await.as_ref().filter(|i| i.alive()).map(|i| i.pid)
+        self.slot.current.read().await.as_ref().filter(|i| i.alive()).map(|i| i.pid)
+    }
+
+    /// Whether this mount shares a multiplexed plugin process.
+    pub async fn multiplexed(&self) -> bool {
+        self.slot.multiplexed().await
     }
 
     /// How many times the plugin was restarted after dying.
     pub fn restarts(&self) -> u64 {
-        self.restarts.load(Ordering::Relaxed)
+        self.slot.restarts.load(Ordering::Relaxed)
     }
 
     /// The version the plugin reports (empty when unversioned).
     pub async fn version(&self) -> Result<String, LogicalError> {
         let v = self
-            .call(|i| async move {
+            .call(|i, tag| async move {
                 let mut c = logical::plugin_version_client::PluginVersionClient::new(i.channel.clone());
-                match c.version(logical::Empty {}).await {
+                match c.version(tag.req(logical::Empty {})).await {
                     Ok(r) => Ok(r.into_inner().plugin_version),
                     Err(s) if s.code() == tonic::Code::Unimplemented => Ok(String::new()),
                     Err(s) => Err(s),
@@ -340,9 +536,9 @@ impl PluginClient {
     /// What the plugin says it is: `secret` or `auth` (the Backend service's `Type`).
     pub async fn backend_kind(&self) -> Result<&'static str, LogicalError> {
         let t = self
-            .call(|i| async move {
+            .call(|i, tag| async move {
                 let mut c = i.backend.clone();
-                c.r#type(pb::Empty {}).await.map(|r| r.into_inner().r#type)
+                c.r#type(tag.req(pb::Empty {})).await.map(|r| r.into_inner().r#type)
             })
             .await?;
         Ok(match t {
@@ -353,57 +549,55 @@ impl PluginClient {
     }
 
     /// Stops the plugin (Cleanup, controller Shutdown, SIGKILL after a grace period). Later
-    /// requests fail with [`PluginError::Stopped`].
+    /// requests fail with [`PluginError::Stopped`]. On a shared process this stops it for
+    /// every mount.
     pub async fn shutdown(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        let inst = self.current.write().await.take();
-        if let Some(i) = inst {
-            i.stop().await;
-        }
+        self.attached.lock().await.take();
+        self.slot.shutdown().await;
     }
 
-    async fn instance(&self) -> Result<Arc<Instance>, LogicalError> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(PluginError::Stopped.into());
-        }
-        let dead = {
-            let g = self.current.read().await;
-            match g.as_ref() {
-                Some(i) if i.alive() => return Ok(i.clone()),
-                Some(i) => i.generation,
-                None => 0,
-            }
-        };
-        self.restart(dead).await
-    }
-
-    /// Replaces the instance of generation `dead` (unless another request already did).
-    async fn restart(&self, dead: u64) -> Result<Arc<Instance>, LogicalError> {
-        let mut g = self.current.write().await;
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(PluginError::Stopped.into());
-        }
-        if let Some(i) = g.as_ref() {
-            if i.generation != dead && i.alive() {
-                return Ok(i.clone());
+    /// Ends this mount: `Cleanup` of its backend in a shared process, and the process itself
+    /// when no other mount uses it (awaited, unlike a drop).
+    pub async fn close(self) {
+        if let Some(att) = self.attached.lock().await.take() {
+            let inst = self.slot.current.read().await.clone();
+            if let Some(inst) = inst.filter(|i| i.multiplexed && i.alive() && i.generation == att.generation) {
+                cleanup_mount(&inst, &self.mux_id).await;
             }
         }
-        if let Some(old) = g.take() {
-            old.kill_now();
+        let slot = self.slot.clone();
+        drop(self);
+        if Arc::strong_count(&slot) == 1 {
+            slot.shutdown().await;
         }
-        let gen = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let inst = Arc::new(start_instance(&self.spec, &self.ctx, gen).await?);
-        self.restarts.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(plugin = %self.spec.name, pid = inst.pid, "plugin process had exited; started a new one");
-        *g = Some(inst.clone());
-        Ok(inst)
     }
 
-    /// `Initialize` once per process, when the mount's storage is known (the first request).
-    async fn ensure_initialized(&self, inst: &Instance) -> Result<(), CallError> {
-        inst.initialized
+    /// The mount's attachment to `inst`, made (with `Setup`) when the process is new to it.
+    async fn attachment(&self, inst: &Arc<Instance>) -> Result<(Arc<Attachment>, Tag), CallError> {
+        let tag = Tag::for_instance(inst, &self.mux_id);
+        let mut g = self.attached.lock().await;
+        if let Some(a) = g.as_ref() {
+            if a.generation == inst.generation {
+                return Ok((a.clone(), tag));
+            }
+        }
+        g.take();
+        let att = attach(&self.slot.spec.name, inst, &self.ctx, &tag).await.map_err(|e| match e {
+            ConnectError::Rpc { source, .. } => CallError::Status(source),
+            other => CallError::Logical(
+                PluginError::Connect { path: self.slot.spec.name.clone(), source: other, stderr: String::new() }.into(),
+            ),
+        })?;
+        let att = Arc::new(att);
+        *g = Some(att.clone());
+        Ok((att, tag))
+    }
+
+    /// `Initialize` once per backend, when the mount's storage is known (the first request).
+    async fn ensure_initialized(&self, inst: &Instance, att: &Attachment, tag: &Tag) -> Result<(), CallError> {
+        att.initialized
             .get_or_try_init(|| async {
-                match inst.backend.clone().initialize(pb::InitializeArgs {}).await {
+                match inst.backend.clone().initialize(tag.req(pb::InitializeArgs {})).await {
                     Ok(r) => match r.into_inner().err {
                         Some(e) => Err(CallError::Logical(error_from_proto(&e))),
                         None => Ok(()),
@@ -418,27 +612,28 @@ impl PluginClient {
 
     async fn try_call<T, F, Fut>(&self, inst: &Arc<Instance>, f: &F) -> Result<T, CallError>
     where
-        F: Fn(Arc<Instance>) -> Fut,
+        F: Fn(Arc<Instance>, Tag) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        self.ensure_initialized(inst).await?;
-        f(inst.clone()).await.map_err(CallError::Status)
+        let (att, tag) = self.attachment(inst).await?;
+        self.ensure_initialized(inst, &att, &tag).await?;
+        f(inst.clone(), tag).await.map_err(CallError::Status)
     }
 
     /// Runs `f` against the live instance; when the call fails because the process died, starts
     /// a new one and runs `f` once more (as OpenBao does).
     async fn call<T, F, Fut>(&self, f: F) -> Result<T, LogicalError>
     where
-        F: Fn(Arc<Instance>) -> Fut,
+        F: Fn(Arc<Instance>, Tag) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let inst = self.instance().await?;
+        let inst = self.slot.instance().await?;
         match self.try_call(&inst, &f).await {
             Ok(v) => Ok(v),
             Err(CallError::Status(s))
                 if maybe_transport(&s) && inst.exited_within(Duration::from_millis(500)).await =>
             {
-                let inst = self.restart(inst.generation).await?;
+                let inst = self.slot.restart(inst.generation).await?;
                 Ok(self.try_call(&inst, &f).await?)
             }
             Err(e) => Err(e.into()),
@@ -446,33 +641,54 @@ impl PluginClient {
     }
 
     async fn handle(&self, preq: pb::Request) -> Result<pb::HandleRequestReply, LogicalError> {
-        self.call(|i| {
+        self.call(|i, tag| {
             let mut c = i.backend.clone();
             let args = pb::HandleRequestArgs { storage_id: 0, request: Some(preq.clone()) };
-            async move { c.handle_request(args).await.map(|r| r.into_inner()) }
+            async move { c.handle_request(tag.req(args)).await.map(|r| r.into_inner()) }
         })
         .await
     }
 }
 
 impl Drop for PluginClient {
+    /// A mount of a multiplexed process asks the plugin to drop its backend (`Cleanup` with
+    /// its id); the process itself stops when its last mount is gone (`Slot`'s drop). The
+    /// cleanup holds the process, not the slot, so a mount started meanwhile never joins a
+    /// process that is on its way out.
     fn drop(&mut self) {
-        if let Some(inst) = self.current.get_mut().take() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(h) => {
-                    h.spawn(async move { inst.stop().await });
+        let Some(att) = self.attached.get_mut().take() else { return };
+        if Arc::strong_count(&self.slot) == 1 {
+            return;
+        }
+        let inst = self.slot.current.try_read().ok().and_then(|g| g.clone());
+        let Some(inst) = inst.filter(|i| i.multiplexed && i.generation == att.generation) else { return };
+        let id = self.mux_id.clone();
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            h.spawn(async move {
+                if inst.alive() {
+                    cleanup_mount(&inst, &id).await;
                 }
-                Err(_) => inst.kill_now(),
-            }
+                drop(att);
+            });
         }
     }
 }
 
+/// Asks a multiplexed plugin to drop the backend of the mount `mux_id`.
+async fn cleanup_mount(inst: &Instance, mux_id: &str) {
+    let tag = Tag::for_instance(inst, mux_id);
+    match tokio::time::timeout(EXIT_GRACE, inst.backend.clone().cleanup(tag.req(pb::Empty {}))).await {
+        Ok(Ok(_)) => tracing::debug!(pid = inst.pid, "mount cleaned up in the shared plugin process"),
+        Ok(Err(s)) => tracing::debug!(pid = inst.pid, "Cleanup of a mount failed: {s}"),
+        Err(_) => tracing::debug!(pid = inst.pid, "Cleanup of a mount timed out"),
+    }
+}
+
 /// Asks a fresh instance for help on its root and reads the path table from the answer.
-async fn fetch_path_table(inst: &Instance) -> Vec<PathSpec> {
+async fn fetch_path_table(inst: &Instance, tag: &Tag) -> Vec<PathSpec> {
     let help = pb::Request { id: uuid::Uuid::new_v4().to_string(), operation: "help".into(), ..Default::default() };
     let args = pb::HandleRequestArgs { storage_id: 0, request: Some(help) };
-    let reply = match tokio::time::timeout(STARTUP_RPC, inst.backend.clone().handle_request(args)).await {
+    let reply = match tokio::time::timeout(STARTUP_RPC, inst.backend.clone().handle_request(tag.req(args))).await {
         Ok(Ok(r)) => r.into_inner(),
         _ => return Vec::new(),
     };
@@ -568,10 +784,10 @@ impl Backend for PluginClient {
         self.ctx.bind(req);
         let preq = proto_request(req, req.operation.as_str());
         let reply = self
-            .call(|i| {
+            .call(|i, tag| {
                 let mut c = i.backend.clone();
                 let args = pb::HandleExistenceCheckArgs { storage_id: 0, request: Some(preq.clone()) };
-                async move { c.handle_existence_check(args).await.map(|r| r.into_inner()) }
+                async move { c.handle_existence_check(tag.req(args)).await.map(|r| r.into_inner()) }
             })
             .await?;
         if let Some(e) = &reply.err {
@@ -697,7 +913,7 @@ static BROKER_IDS: AtomicU32 = AtomicU32::new(1);
 
 /// Starts one plugin process. On any failure the process is killed and reaped before the
 /// error is returned.
-async fn start_instance(spec: &LaunchSpec, ctx: &Arc<HostContext>, generation: u64) -> Result<Instance, PluginError> {
+async fn start_instance(spec: &LaunchSpec, generation: u64) -> Result<Instance, PluginError> {
     let name = spec.name.clone();
     if !spec.sha256.is_empty() {
         let actual = sha256_hex(&spec.command)?;
@@ -775,7 +991,7 @@ async fn start_instance(spec: &LaunchSpec, ctx: &Arc<HostContext>, generation: u
     tasks.push(drain(name.clone(), "stdout", lines.into_inner().into_inner(), None));
     tasks.extend(stderr_task);
 
-    match connect(spec, ctx, &identity, handshake, dir.path()).await {
+    match connect(spec, &identity, handshake).await {
         Ok(parts) => {
             let mut tasks = tasks;
             tasks.extend(parts.tasks);
@@ -786,11 +1002,11 @@ async fn start_instance(spec: &LaunchSpec, ctx: &Arc<HostContext>, generation: u
                 channel: parts.channel,
                 backend: parts.backend,
                 controller: parts.controller,
-                initialized: tokio::sync::OnceCell::new(),
-                _broker_tx: parts.broker_tx,
-                broker_stop: parts.broker_stop,
+                multiplexed: parts.multiplexed,
+                broker_tx: parts.broker_tx,
+                broker_tls: Some(parts.broker_tls),
                 tasks,
-                _dir: dir,
+                dir,
             })
         }
         Err(source) => {
@@ -807,20 +1023,15 @@ struct Connected {
     channel: Channel,
     backend: BackendClient<Channel>,
     controller: GrpcControllerClient<Channel>,
+    multiplexed: bool,
     broker_tx: mpsc::Sender<gp::ConnInfo>,
-    broker_stop: watch::Sender<bool>,
+    broker_tls: Arc<rustls::ServerConfig>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// After the handshake: TLS connection, health check, broker stream, brokered Storage and
-/// SystemView, `Setup`.
-async fn connect(
-    spec: &LaunchSpec,
-    ctx: &Arc<HostContext>,
-    identity: &tls::Identity,
-    hs: Handshake,
-    dir: &Path,
-) -> Result<Connected, ConnectError> {
+/// After the handshake: TLS connection, health check, broker stream, and whether the plugin
+/// multiplexes. (Each mount then attaches its brokered services and calls `Setup`: [`attach`].)
+async fn connect(spec: &LaunchSpec, identity: &tls::Identity, hs: Handshake) -> Result<Connected, ConnectError> {
     let client_tls = tls::client_config(identity, &hs.cert).map_err(|e| ConnectError::Tls(Box::new(e)))?;
     let ch = tokio::time::timeout(STARTUP_RPC, transport::channel(hs.addr.clone(), Some(client_tls)))
         .await
@@ -855,55 +1066,17 @@ async fn connect(
             Err(s) => tracing::debug!(plugin = %name, "broker stream ended: {s}"),
         }
     }));
-
-    // Storage and SystemView for the plugin, on a socket of their own.
-    let broker_id = BROKER_IDS.fetch_add(1, Ordering::Relaxed);
-    let broker_sock = dir.join(format!("broker-{broker_id}.sock"));
-    let listener = tokio::net::UnixListener::bind(&broker_sock).map_err(ConnectError::BrokerListen)?;
-    let server_tls = tls::server_config(identity, &hs.cert).map_err(|e| ConnectError::Tls(Box::new(e)))?;
-    let (broker_stop, mut stop_rx) = watch::channel(false);
-    let router = Server::builder()
-        .add_service(
-            storage_server::StorageServer::new(HostStorage(ctx.clone()))
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
-        )
-        .add_service(system_view_server::SystemViewServer::new(HostSystem(ctx.clone())));
-    tasks.push(tokio::spawn(async move {
-        let _ = router
-            .serve_with_incoming_shutdown(transport::incoming(listener, Some(server_tls)), async move {
-                let _ = stop_rx.wait_for(|s| *s).await;
-            })
-            .await;
-    }));
-    let info = gp::ConnInfo {
-        service_id: broker_id,
-        network: "unix".into(),
-        address: broker_sock.display().to_string(),
-        knock: None,
-    };
-    // drop-cause: a SendError holds only the unsent announcement (our own data, no reason).
-    broker_tx.send(info).await.map_err(|_| ConnectError::BrokerClosed)?;
-
-    let mut backend =
+    let broker_tls = tls::server_config(identity, &hs.cert).map_err(|e| ConnectError::Tls(Box::new(e)))?;
+    let multiplexed = crate::mux::multiplexing_supported(&ch, &spec.name).await?;
+    let backend =
         BackendClient::new(ch.clone()).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
-    let setup = pb::SetupArgs { broker_id, config: Default::default(), backend_uuid: uuid::Uuid::new_v4().to_string() };
-    match tokio::time::timeout(STARTUP_RPC, backend.setup(setup)).await {
-        Err(_) => return Err(ConnectError::RpcTimeout { rpc: "Setup" }),
-        Ok(Err(source)) => return Err(ConnectError::Rpc { rpc: "Setup", source }),
-        Ok(Ok(r)) => {
-            let err = r.into_inner().err;
-            if !err.is_empty() {
-                return Err(ConnectError::Setup(err));
-            }
-        }
-    }
     Ok(Connected {
         controller: GrpcControllerClient::new(ch.clone()),
         channel: ch,
         backend,
+        multiplexed,
         broker_tx,
-        broker_stop,
+        broker_tls,
         tasks,
     })
 }

@@ -75,18 +75,26 @@
 //! # let _ = answer; Ok(()) }
 //! ```
 //!
-//! Not supported: the multiplexed broker (`PLUGIN_MULTIPLEX_GRPC`, one process for several
-//! mounts), net/rpc plugins (protocol 4 and older), `PLUGIN_UNIX_SOCKET_GROUP`, and response
-//! wrapping or identity lookups requested by plugins (answered as unavailable / unknown).
+//! Multiplexed plugins (one process for several mounts, as OpenBao negotiates it with the
+//! `PluginMultiplexing` service and the `multiplex_id` call metadata) are supported on both
+//! sides: [`serve_multiplexed`] makes a backend per mount, and [`launch_shared`] gives a new
+//! mount the running process of a plugin that multiplexes (see the `mux` module).
+//!
+//! Not supported: go-plugin's multiplexed broker connections (`PLUGIN_MULTIPLEX_GRPC`, a
+//! transport detail unrelated to mount multiplexing), net/rpc plugins (protocol 4 and older),
+//! `PLUGIN_UNIX_SOCKET_GROUP`, and response wrapping or identity lookups requested by plugins
+//! (answered as unavailable / unknown).
 
 mod convert;
 mod host;
+mod mux;
 mod serve;
 mod tls;
 mod transport;
 
 pub use host::{launch, sha256_hex as sha256_file, LaunchSpec, PluginClient};
-pub use serve::{serve, serve_with, BackendKind, ServeOptions};
+pub use mux::{launch_shared, OPT_OUT_VARS as MULTIPLEXING_OPT_OUT_VARS};
+pub use serve::{serve, serve_multiplexed, serve_with, BackendFactory, BackendKind, MountConfig, ServeOptions};
 
 /// The generated protocol messages, clients and servers.
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
@@ -102,6 +110,10 @@ pub mod proto {
     /// `plugin`: go-plugin's broker, controller and stdio services.
     pub mod plugin {
         include!(concat!(env!("OUT_DIR"), "/plugin.rs"));
+    }
+    /// `pluginutil.multiplexing`: whether one plugin process may serve several mounts.
+    pub mod multiplexing {
+        include!(concat!(env!("OUT_DIR"), "/pluginutil.multiplexing.rs"));
     }
 }
 

@@ -4,7 +4,9 @@ use crate::convert::{
     error_to_proto, json_object, operation_from_str, response_to_proto, secret_from_proto, secret_to_proto, to_secs,
     ERR_INTERNAL, ERR_UNSUPPORTED_OPERATION,
 };
+use crate::host::MULTIPLEX_ID_KEY;
 use crate::proto::logical::{self, plugin_version_server};
+use crate::proto::multiplexing::{plugin_multiplexing_server, MultiplexingSupportRequest, MultiplexingSupportResponse};
 use crate::proto::pb::{self, backend_server, storage_client::StorageClient, system_view_client::SystemViewClient};
 use crate::proto::plugin::{self as gp, grpc_broker_server, grpc_controller_server, grpc_stdio_server, ConnInfo};
 use crate::transport::{self, Addr, MAX_MESSAGE};
@@ -51,6 +53,31 @@ const BROKER_WAIT: Duration = Duration::from_secs(5);
 /// How long the mount's lease TTLs are reused before asking the host again.
 const TTL_CACHE: Duration = Duration::from_secs(1);
 
+/// Makes the backend of one mount of a multiplexed plugin ([`serve_multiplexed`]): called at
+/// each mount's `Setup`, with what the host said about the mount.
+pub type BackendFactory = Arc<dyn Fn(&MountConfig) -> coffer_sdk::Result<Arc<dyn Backend>> + Send + Sync>;
+
+/// What a host tells a plugin about one mount when it sets it up.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct MountConfig {
+    /// The mount's configuration as the host passes it (OpenBao sends `plugin_name`,
+    /// `plugin_type`, `plugin_version` and the mount's options; Coffer sends none).
+    pub config: HashMap<String, String>,
+    /// The id the host gave this backend.
+    pub backend_uuid: String,
+    /// The mount's `multiplex_id` (None when the host did not multiplex this process).
+    pub multiplex_id: Option<String>,
+}
+
+/// Where the backends of the process come from.
+enum Source {
+    /// One backend, for the one mount a plugin process serves.
+    One(Arc<dyn Backend>),
+    /// A backend per mount, made at its `Setup`.
+    PerMount(BackendFactory),
+}
+
 /// Serves `backend` as an unversioned secrets-engine plugin. Never returns: the process
 /// exits when the host shuts it down (or with status 1 when it was not started by a host).
 pub fn serve(backend: Arc<dyn Backend>) -> ! {
@@ -59,6 +86,29 @@ pub fn serve(backend: Arc<dyn Backend>) -> ! {
 
 /// [`serve`] with options.
 pub fn serve_with(backend: Arc<dyn Backend>, opts: ServeOptions) -> ! {
+    serve_source(Source::One(backend), opts)
+}
+
+/// Serves a multiplexed plugin: one process for every mount of it. The host learns that the
+/// plugin multiplexes (`PluginMultiplexing`), tags each mount's calls with the mount's
+/// `multiplex_id`, and `factory` makes one backend per mount at its `Setup`, reaching that
+/// mount's storage only. A host that does not multiplex starts a process per mount, each
+/// with one backend from `factory`; so does OpenBao when the plugin is opted out.
+///
+/// ```rust,ignore
+/// fn main() {
+///     let opts = coffer_plugin::ServeOptions { version: "v0.1.0".into(), ..Default::default() };
+///     coffer_plugin::serve_multiplexed(|_mount| Ok(std::sync::Arc::new(MyBackend::new()) as _), opts)
+/// }
+/// ```
+pub fn serve_multiplexed<F>(factory: F, opts: ServeOptions) -> !
+where
+    F: Fn(&MountConfig) -> coffer_sdk::Result<Arc<dyn Backend>> + Send + Sync + 'static,
+{
+    serve_source(Source::PerMount(Arc::new(factory)), opts)
+}
+
+fn serve_source(source: Source, opts: ServeOptions) -> ! {
     if std::env::var(MAGIC_COOKIE_KEY).ok().as_deref() != Some(MAGIC_COOKIE_VALUE) {
         eprintln!(
             "This binary is a plugin for Coffer (or OpenBao/Vault). It is not meant to be run directly:\n\
@@ -73,7 +123,7 @@ pub fn serve_with(backend: Arc<dyn Backend>, opts: ServeOptions) -> ! {
             std::process::exit(1);
         }
     };
-    let code = match rt.block_on(run(backend, opts)) {
+    let code = match rt.block_on(run(source, opts)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("plugin: {e}");
@@ -108,7 +158,7 @@ enum ServeError {
     Grpc(#[source] tonic::transport::Error),
 }
 
-async fn run(backend: Arc<dyn Backend>, opts: ServeOptions) -> Result<(), ServeError> {
+async fn run(source: Source, opts: ServeOptions) -> Result<(), ServeError> {
     // Automatic mTLS when the host offers its certificate; plaintext otherwise (a host in
     // metadata mode without TLS), exactly as go-plugin does.
     let host_cert = std::env::var("PLUGIN_CLIENT_CERT").ok().filter(|s| !s.trim().is_empty());
@@ -136,14 +186,7 @@ async fn run(backend: Arc<dyn Backend>, opts: ServeOptions) -> Result<(), ServeE
         .map_err(|source| ServeError::Listen { path: sock.display().to_string(), source })?;
 
     let (shutdown, _) = watch::channel(false);
-    let state = Arc::new(PluginState {
-        backend,
-        opts,
-        host_tls: client_tls,
-        broker: watch::channel(HashMap::new()).0,
-        link: RwLock::new(None),
-        shutdown,
-    });
+    let state = Arc::new(PluginState::new(source, opts, client_tls, shutdown));
 
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_service_status(HEALTH_SERVICE, tonic_health::ServingStatus::Serving).await;
@@ -157,6 +200,7 @@ async fn run(backend: Arc<dyn Backend>, opts: ServeOptions) -> Result<(), ServeE
         .add_service(grpc_broker_server::GrpcBrokerServer::new(Svc(state.clone())))
         .add_service(grpc_controller_server::GrpcControllerServer::new(Svc(state.clone())))
         .add_service(grpc_stdio_server::GrpcStdioServer::new(Svc(state.clone())))
+        .add_service(plugin_multiplexing_server::PluginMultiplexingServer::new(Svc(state.clone())))
         .add_service(health_svc);
 
     // The handshake line; nothing else may be written to stdout.
@@ -216,14 +260,22 @@ fn spawn_signal_watchers(state: &Arc<PluginState>) {
 }
 
 struct PluginState {
-    backend: Arc<dyn Backend>,
+    source: Source,
     opts: ServeOptions,
     /// For dialling the host's brokered services (None: plaintext host).
     host_tls: Option<Arc<ClientConfig>>,
     /// Connection announcements received from the host, by service id.
     broker: watch::Sender<HashMap<u32, ConnInfo>>,
-    link: RwLock<Option<Arc<HostLink>>>,
+    /// The set-up mounts, by `multiplex_id` ("" for a host that sends none).
+    mounts: RwLock<HashMap<String, Arc<Mounted>>>,
     shutdown: watch::Sender<bool>,
+}
+
+/// One mount's backend and its host services (storage, system view) reached through the
+/// broker connection announced for its `Setup`.
+struct Mounted {
+    backend: Arc<dyn Backend>,
+    link: Arc<HostLink>,
 }
 
 /// The host's services, reached through the broker after `Setup`.
@@ -362,8 +414,47 @@ fn internal(msg: impl Into<String>) -> pb::ProtoError {
 }
 
 impl PluginState {
-    fn link(&self) -> Option<Arc<HostLink>> {
-        self.link.read().ok().and_then(|g| g.clone())
+    fn new(
+        source: Source,
+        opts: ServeOptions,
+        host_tls: Option<Arc<ClientConfig>>,
+        shutdown: watch::Sender<bool>,
+    ) -> Self {
+        PluginState {
+            source,
+            opts,
+            host_tls,
+            broker: watch::channel(HashMap::new()).0,
+            mounts: RwLock::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    fn multiplexing(&self) -> bool {
+        matches!(self.source, Source::PerMount(_))
+    }
+
+    /// The mount a call is for: its `multiplex_id` when this plugin multiplexes and the host
+    /// sent one, "" otherwise.
+    fn mount_id<T>(&self, r: &Request<T>) -> String {
+        if !self.multiplexing() {
+            return String::new();
+        }
+        r.metadata().get(MULTIPLEX_ID_KEY).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    }
+
+    fn mounted(&self, id: &str) -> Option<Arc<Mounted>> {
+        self.mounts.read().ok().and_then(|g| g.get(id).cloned())
+    }
+
+    /// The paths of the backend of `id`, or of any mount's (help before `Setup`, or from a
+    /// host that does not tag it): every backend of a plugin has the same table.
+    fn any_backend(&self, id: &str) -> Option<Arc<dyn Backend>> {
+        if let Source::One(b) = &self.source {
+            return Some(b.clone());
+        }
+        let g = self.mounts.read().ok()?;
+        g.get(id).or_else(|| g.values().next()).map(|m| m.backend.clone())
     }
 
     async fn sdk_request(
@@ -384,7 +475,7 @@ impl PluginState {
         })
     }
 
-    async fn handle(&self, req: pb::Request) -> pb::HandleRequestReply {
+    async fn handle(&self, id: &str, req: pb::Request) -> pb::HandleRequestReply {
         let op = match req.operation.as_str() {
             // Coffer backends keep no write-ahead log: nothing to roll back.
             "rollback" => return reply(None, None),
@@ -404,22 +495,24 @@ impl PluginState {
             },
         };
         if op == Some(Operation::Help) {
-            return reply(Some(help_response(self.backend.paths(), &req.path)), None);
+            if let Some(b) = self.any_backend(id) {
+                return reply(Some(help_response(b.paths(), &req.path, &self.opts)), None);
+            }
         }
-        let Some(link) = self.link() else {
+        let Some(m) = self.mounted(id) else {
             return reply(None, Some(internal("plugin backend is not set up")));
         };
         let Some(op) = op else {
             return match req.operation.as_str() {
-                "revoke" => self.revoke(&req, &link).await,
-                _ => self.renew(&req, &link).await,
+                "revoke" => self.revoke(&req, &m).await,
+                _ => self.renew(&req, &m).await,
             };
         };
-        let sreq = match self.sdk_request(op, &req, &link).await {
+        let sreq = match self.sdk_request(op, &req, &m.link).await {
             Ok(r) => r,
             Err(e) => return reply(None, Some(error_to_proto(&e))),
         };
-        match self.backend.handle_request(sreq).await {
+        match m.backend.handle_request(sreq).await {
             // Data answered with an error status (Coffer's `status`): both travel, as Go
             // backends return a response beside a coded error. (An Accepted status does not
             // cross the protocol: the host answers 200.)
@@ -446,11 +539,11 @@ impl PluginState {
         }
     }
 
-    async fn revoke(&self, req: &pb::Request, link: &HostLink) -> pb::HandleRequestReply {
+    async fn revoke(&self, req: &pb::Request, m: &Mounted) -> pb::HandleRequestReply {
         let result = async {
             let lease = Self::lease_of(req)?;
-            let sreq = self.sdk_request(Operation::Delete, req, link).await?;
-            self.backend.revoke_secret(&sreq, &lease.internal).await
+            let sreq = self.sdk_request(Operation::Delete, req, &m.link).await?;
+            m.backend.revoke_secret(&sreq, &lease.internal).await
         }
         .await;
         match result {
@@ -459,13 +552,13 @@ impl PluginState {
         }
     }
 
-    async fn renew(&self, req: &pb::Request, link: &HostLink) -> pb::HandleRequestReply {
+    async fn renew(&self, req: &pb::Request, m: &Mounted) -> pb::HandleRequestReply {
         let result = async {
             let lease = Self::lease_of(req)?;
             let lo = req.secret.as_ref().and_then(|s| s.lease_options).unwrap_or_default();
             let proposed = if lo.increment > 0 { to_secs(lo.increment) } else { lease.ttl };
-            let sreq = self.sdk_request(Operation::Update, req, link).await?;
-            let ttl = self.backend.renew_secret(&sreq, &lease.internal, proposed).await?;
+            let sreq = self.sdk_request(Operation::Update, req, &m.link).await?;
+            let ttl = m.backend.renew_secret(&sreq, &lease.internal, proposed).await?;
             Ok::<_, LogicalError>(SecretLease { ttl, ..lease })
         }
         .await;
@@ -480,8 +573,11 @@ impl PluginState {
     }
 }
 
-/// Help text built from the backend's path table, in the `{"help": …}` shape hosts expect.
-fn help_response(paths: &[coffer_sdk::framework::PathSpec], path: &str) -> pb::Response {
+/// Help built from the backend's path table: the text (`help`), the OpenAPI document of the
+/// path asked about, or of every path for help on the mount itself (`openapi`, mount-relative
+/// paths: OpenBao merges it into `sys/internal/specs/openapi` under the mount), and the table
+/// itself (`paths`, which Coffer routes and documents by).
+fn help_response(paths: &[coffer_sdk::framework::PathSpec], path: &str, opts: &ServeOptions) -> pb::Response {
     let spec = paths
         .iter()
         .find(|p| regex::Regex::new(&format!("^(?:{})$", p.pattern)).map(|re| re.is_match(path)).unwrap_or(false));
@@ -507,6 +603,21 @@ fn help_response(paths: &[coffer_sdk::framework::PathSpec], path: &str) -> pb::R
     };
     let mut data = Map::new();
     data.insert("help".into(), Value::String(text));
+    let tag = match opts.kind {
+        BackendKind::Secret => "secrets",
+        BackendKind::Auth => "auth",
+    };
+    let info = serde_json::json!({
+        "title": "Plugin",
+        "description": "The paths of a backend plugin, relative to its mount.",
+        "version": opts.version,
+    });
+    let documented = match spec {
+        Some(p) => std::slice::from_ref(p),
+        None => paths,
+    };
+    data.insert("openapi".into(), Value::Object(coffer_sdk::openapi::backend_document(documented, tag, info)));
+    data.insert("see_also".into(), Value::Null);
     // The whole table, so a host or `coffer plugin verify` can document and route by it.
     data.insert("paths".into(), coffer_sdk::framework::describe_paths(paths));
     pb::Response { data: serde_json::to_string(&data).unwrap_or_default(), ..Default::default() }
@@ -535,12 +646,17 @@ impl backend_server::Backend for Svc {
         &self,
         request: Request<pb::HandleRequestArgs>,
     ) -> Result<Response<pb::HandleRequestReply>, Status> {
+        let id = self.0.mount_id(&request);
         let req = request.into_inner().request.unwrap_or_default();
-        Ok(Response::new(self.0.handle(req).await))
+        Ok(Response::new(self.0.handle(&id, req).await))
     }
 
-    async fn special_paths(&self, _: Request<pb::Empty>) -> Result<Response<pb::SpecialPathsReply>, Status> {
-        let special = self.0.backend.special_paths();
+    async fn special_paths(&self, request: Request<pb::Empty>) -> Result<Response<pb::SpecialPathsReply>, Status> {
+        let id = self.0.mount_id(&request);
+        let Some(backend) = self.0.any_backend(&id) else {
+            return Err(Status::failed_precondition("plugin backend is not set up"));
+        };
+        let special = backend.special_paths();
         Ok(Response::new(pb::SpecialPathsReply {
             paths: Some(pb::Paths {
                 root: special.root,
@@ -554,9 +670,10 @@ impl backend_server::Backend for Svc {
         &self,
         request: Request<pb::HandleExistenceCheckArgs>,
     ) -> Result<Response<pb::HandleExistenceCheckReply>, Status> {
+        let id = self.0.mount_id(&request);
         let req = request.into_inner().request.unwrap_or_default();
         let mut out = pb::HandleExistenceCheckReply::default();
-        let Some(link) = self.0.link() else {
+        let Some(m) = self.0.mounted(&id) else {
             out.err = Some(internal("plugin backend is not set up"));
             return Ok(Response::new(out));
         };
@@ -564,8 +681,8 @@ impl backend_server::Backend for Svc {
             return Ok(Response::new(out));
         };
         let result = async {
-            let sreq = self.0.sdk_request(op, &req, &link).await?;
-            self.0.backend.exists(&sreq).await
+            let sreq = self.0.sdk_request(op, &req, &m.link).await?;
+            m.backend.exists(&sreq).await
         }
         .await;
         match result {
@@ -579,9 +696,11 @@ impl backend_server::Backend for Svc {
         Ok(Response::new(out))
     }
 
-    async fn cleanup(&self, _: Request<pb::Empty>) -> Result<Response<pb::Empty>, Status> {
-        if let Ok(mut g) = self.0.link.write() {
-            *g = None;
+    /// Drops the backend of the mount (and its host connection).
+    async fn cleanup(&self, request: Request<pb::Empty>) -> Result<Response<pb::Empty>, Status> {
+        let id = self.0.mount_id(&request);
+        if let Ok(mut g) = self.0.mounts.write() {
+            g.remove(&id);
         }
         Ok(Response::new(pb::Empty {}))
     }
@@ -591,7 +710,9 @@ impl backend_server::Backend for Svc {
     }
 
     async fn setup(&self, request: Request<pb::SetupArgs>) -> Result<Response<pb::SetupReply>, Status> {
-        let id = request.into_inner().broker_id;
+        let mount = self.0.mount_id(&request);
+        let args = request.into_inner();
+        let id = args.broker_id;
         let mut rx = self.0.broker.subscribe();
         let info = match tokio::time::timeout(BROKER_WAIT, rx.wait_for(|m| m.contains_key(&id))).await {
             Ok(Ok(m)) => m.get(&id).cloned(),
@@ -607,8 +728,23 @@ impl backend_server::Backend for Svc {
         };
         match transport::channel(addr, self.0.host_tls.clone()).await {
             Ok(ch) => {
-                if let Ok(mut g) = self.0.link.write() {
-                    *g = Some(Arc::new(HostLink::new(ch)));
+                let backend = match &self.0.source {
+                    Source::One(b) => b.clone(),
+                    Source::PerMount(factory) => {
+                        let cfg = MountConfig {
+                            config: args.config,
+                            backend_uuid: args.backend_uuid,
+                            multiplex_id: (!mount.is_empty()).then(|| mount.clone()),
+                        };
+                        match factory(&cfg) {
+                            Ok(b) => b,
+                            Err(e) => return Ok(Response::new(pb::SetupReply { err: e.to_string() })),
+                        }
+                    }
+                };
+                let m = Arc::new(Mounted { backend, link: Arc::new(HostLink::new(ch)) });
+                if let Ok(mut g) = self.0.mounts.write() {
+                    g.insert(mount, m);
                 }
                 Ok(Response::new(pb::SetupReply { err: String::new() }))
             }
@@ -661,6 +797,17 @@ impl grpc_broker_server::GrpcBroker for Svc {
     }
 }
 
+/// Tells the host whether this process serves several mounts.
+#[async_trait]
+impl plugin_multiplexing_server::PluginMultiplexing for Svc {
+    async fn multiplexing_support(
+        &self,
+        _: Request<MultiplexingSupportRequest>,
+    ) -> Result<Response<MultiplexingSupportResponse>, Status> {
+        Ok(Response::new(MultiplexingSupportResponse { supported: self.0.multiplexing() }))
+    }
+}
+
 #[async_trait]
 impl grpc_controller_server::GrpcController for Svc {
     async fn shutdown(&self, _: Request<gp::Empty>) -> Result<Response<gp::Empty>, Status> {
@@ -698,12 +845,14 @@ mod tests {
             synopsis: "Configure it",
             description: "Long text.",
         }];
-        let r = help_response(&paths, "config");
+        let r = help_response(&paths, "config", &ServeOptions::default());
         let data = json_object(&r.data).unwrap();
         let help = data["help"].as_str().unwrap();
         assert!(help.contains("Configure it") && help.contains("words (integer)") && help.contains("Long text."));
-        let all = json_object(&help_response(&paths, "").data).unwrap();
+        let all = json_object(&help_response(&paths, "", &ServeOptions::default()).data).unwrap();
         assert!(all["help"].as_str().unwrap().contains("^config$"));
+        // OpenBao builds its OpenAPI document from this key.
+        assert_eq!(all["openapi"]["paths"]["/config"]["get"]["summary"], "read");
     }
 
     struct Nothing;
@@ -723,23 +872,79 @@ mod tests {
 
     #[tokio::test]
     async fn host_only_operations_get_clean_answers() {
-        let state = PluginState {
-            backend: Arc::new(Nothing),
-            opts: ServeOptions::default(),
-            host_tls: None,
-            broker: watch::channel(HashMap::new()).0,
-            link: RwLock::new(None),
-            shutdown: watch::channel(false).0,
-        };
+        let state =
+            PluginState::new(Source::One(Arc::new(Nothing)), ServeOptions::default(), None, watch::channel(false).0);
         let op = |o: &str| pb::Request { operation: o.into(), path: "x".into(), ..Default::default() };
-        let r = state.handle(op("rollback")).await;
+        let r = state.handle("", op("rollback")).await;
         assert!(r.err.is_none() && r.response.is_none());
         for unknown in ["resolve-path", "resolve-role", "alias-lookahead", "scan"] {
-            let r = state.handle(op(unknown)).await;
+            let r = state.handle("", op(unknown)).await;
             assert_eq!(r.err.map(|e| e.err_type), Some(ERR_UNSUPPORTED_OPERATION), "{unknown}");
         }
-        let r = state.handle(op("read")).await;
+        let r = state.handle("", op("read")).await;
         assert!(r.err.unwrap().err_msg.contains("not set up"));
+    }
+
+    fn tagged(id: &str) -> Request<pb::Empty> {
+        let mut r = Request::new(pb::Empty {});
+        r.metadata_mut().insert(MULTIPLEX_ID_KEY, id.parse().unwrap());
+        r
+    }
+
+    fn mounted(backend: Arc<dyn Backend>) -> Arc<Mounted> {
+        let ch = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        Arc::new(Mounted { backend, link: Arc::new(HostLink::new(ch)) })
+    }
+
+    #[tokio::test]
+    async fn a_multiplexed_plugin_keeps_a_backend_per_mount_id_and_cleans_up_only_the_one_named() {
+        let factory: BackendFactory = Arc::new(|_: &MountConfig| Ok(Arc::new(Nothing) as Arc<dyn Backend>));
+        let state = Arc::new(PluginState::new(
+            Source::PerMount(factory),
+            ServeOptions::default(),
+            None,
+            watch::channel(false).0,
+        ));
+        let svc = Svc(state.clone());
+        assert!(
+            plugin_multiplexing_server::PluginMultiplexing::multiplexing_support(
+                &svc,
+                Request::new(MultiplexingSupportRequest {})
+            )
+            .await
+            .unwrap()
+            .into_inner()
+            .supported
+        );
+        assert_eq!(state.mount_id(&tagged("mount-a")), "mount-a");
+        assert_eq!(state.mount_id(&Request::new(pb::Empty {})), "", "untagged calls are the single mount's");
+        for id in ["mount-a", "mount-b"] {
+            state.mounts.write().unwrap().insert(id.to_string(), mounted(Arc::new(Nothing)));
+        }
+        backend_server::Backend::cleanup(&svc, tagged("mount-a")).await.unwrap();
+        assert!(state.mounted("mount-a").is_none(), "the disabled mount's backend is dropped");
+        assert!(state.mounted("mount-b").is_some(), "the other mount keeps its backend");
+        let r = state.handle("mount-a", pb::Request { operation: "read".into(), ..Default::default() }).await;
+        assert!(r.err.unwrap().err_msg.contains("not set up"), "a call for a cleaned-up mount is refused");
+    }
+
+    #[tokio::test]
+    async fn a_plain_plugin_says_it_does_not_multiplex_and_ignores_mount_ids() {
+        let state = Arc::new(PluginState::new(
+            Source::One(Arc::new(Nothing)),
+            ServeOptions::default(),
+            None,
+            watch::channel(false).0,
+        ));
+        let svc = Svc(state.clone());
+        let r = plugin_multiplexing_server::PluginMultiplexing::multiplexing_support(
+            &svc,
+            Request::new(MultiplexingSupportRequest {}),
+        )
+        .await
+        .unwrap();
+        assert!(!r.into_inner().supported);
+        assert_eq!(state.mount_id(&tagged("mount-a")), "");
     }
 
     #[test]

@@ -110,6 +110,7 @@
 pub mod cache;
 pub mod field;
 pub mod framework;
+pub mod openapi;
 pub mod registry;
 pub mod testing;
 pub mod tokenutil;
