@@ -427,8 +427,10 @@ fn wrong_value(ty: coffer_sdk::field::FieldType) -> Option<Value> {
     match ty {
         T::Int | T::DurationSecond => Some(json!("not-a-number")),
         T::Bool => Some(json!("not-a-boolean")),
-        T::Map => Some(json!(42)),
-        T::String | T::CommaStringSlice | T::Raw => None,
+        T::Map | T::KvPairs => Some(json!(42)),
+        // Anything a string, a list or a raw value can hold; types added later to the SDK
+        // (the enum is non-exhaustive) are not probed.
+        _ => None,
     }
 }
 

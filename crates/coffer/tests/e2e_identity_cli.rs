@@ -2,7 +2,8 @@
 //! real `coffer server` and a real OpenBao dev server: a userpass login makes an entity, the
 //! entity is renamed, a templated policy written once gives each user their own KV subtree,
 //! nested groups pass their policies down, an external group is bound with a group alias,
-//! lookups find both, and a merge moves a second entity's alias.
+//! lookups find both, and a merge (refused until the clashing alias to keep is named) moves a
+//! second entity's alias.
 mod common;
 use common::*;
 use serde_json::Value;
@@ -57,7 +58,8 @@ fn drive(t: &Target) {
 
     // The first login makes the entity; renaming it changes what the templated path grants.
     let alice = t.login("alice");
-    let found = t.json(root, &["write", "identity/lookup/entity", "alias_name=alice", &format!("alias_mount_accessor={acc}")]);
+    let found =
+        t.json(root, &["write", "identity/lookup/entity", "alias_name=alice", &format!("alias_mount_accessor={acc}")]);
     let alice_id = found["data"]["id"].as_str().unwrap().to_string();
     t.ok(root, &["write", &format!("identity/entity/id/{alice_id}"), "name=alice", "metadata=team=red"]);
     t.ok(Some(&alice), &["write", "kv1/users/alice/note", "v=1"]);
@@ -84,7 +86,16 @@ fn drive(t: &Target) {
     // An external group bound to the mount's group name, found by lookup.
     let ext = t.json(root, &["write", "identity/group", "name=directory-admins", "type=external"]);
     let ext_id = ext["data"]["id"].as_str().unwrap().to_string();
-    t.ok(root, &["write", "identity/group-alias", "name=admins", &format!("mount_accessor={acc}"), &format!("canonical_id={ext_id}")]);
+    t.ok(
+        root,
+        &[
+            "write",
+            "identity/group-alias",
+            "name=admins",
+            &format!("mount_accessor={acc}"),
+            &format!("canonical_id={ext_id}"),
+        ],
+    );
     let g = t.json(root, &["write", "identity/lookup/group", "name=directory-admins"]);
     assert_eq!(g["data"]["alias"]["name"], "admins", "{}: {g}", t.name);
     let o = t.run(root, &["write", &format!("identity/group/id/{ext_id}"), "type=internal"]);
@@ -92,10 +103,21 @@ fn drive(t: &Target) {
 
     // Merge bob's entity into alice's: his alias moves, his entity is gone.
     t.login("bob");
-    let bob = t.json(root, &["write", "identity/lookup/entity", "alias_name=bob", &format!("alias_mount_accessor={acc}")]);
+    let bob =
+        t.json(root, &["write", "identity/lookup/entity", "alias_name=bob", &format!("alias_mount_accessor={acc}")]);
     let bob_id = bob["data"]["id"].as_str().unwrap().to_string();
-    t.ok(root, &["write", "identity/entity/merge", &format!("from_entity_ids={bob_id}"), &format!("to_entity_id={alice_id}")]);
-    let merged = t.json(root, &["write", "identity/lookup/entity", "alias_name=bob", &format!("alias_mount_accessor={acc}")]);
+    let bob_alias = bob["data"]["aliases"][0]["id"].as_str().unwrap().to_string();
+    let merge =
+        ["write", "identity/entity/merge", &format!("from_entity_ids={bob_id}"), &format!("to_entity_id={alice_id}")];
+    // Both have an alias on people/: refused until the alias to keep is named.
+    let o = t.run(root, &merge);
+    assert_eq!(o.status.code(), Some(2), "{}: a merge with clashing aliases: {}", t.name, out(&o));
+    let keep = format!("conflicting_alias_ids_to_keep={bob_alias}");
+    let mut merge = merge.to_vec();
+    merge.push(&keep);
+    t.ok(root, &merge);
+    let merged =
+        t.json(root, &["write", "identity/lookup/entity", "alias_name=bob", &format!("alias_mount_accessor={acc}")]);
     assert_eq!(merged["data"]["id"], alice_id.as_str(), "{}: {merged}", t.name);
 }
 

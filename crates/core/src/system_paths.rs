@@ -233,7 +233,7 @@ pub(crate) fn tree_of(path: &str) -> Option<(Tree, &str)> {
     })
 }
 
-use FieldType::{Bool, CommaStringSlice as List, DurationSecond as Duration, Int, Map as MapT, String as Str};
+use FieldType::{Bool, CommaStringSlice as List, DurationSecond as Duration, Int, KvPairs, Map as MapT, String as Str};
 use Operation::{Create, Delete, List as ListOp, Read, Update};
 
 fn f(name: &'static str, ty: FieldType, description: &'static str) -> FieldSpec {
@@ -1555,7 +1555,7 @@ fn identity_specs() -> Vec<(IdentityRoute, PathSpec)> {
             f("id", Str, "The entity's id"),
             f("name", Str, "The entity's name"),
             f("policies", List, "Policies granted to the entity's tokens"),
-            f("metadata", MapT, "Metadata string pairs (key=value)"),
+            f("metadata", KvPairs, "Metadata string pairs (key=value)"),
             f("disabled", Bool, "Refuse the entity's tokens"),
         ]
     };
@@ -1565,8 +1565,8 @@ fn identity_specs() -> Vec<(IdentityRoute, PathSpec)> {
             f("name", Str, "The alias' name in its auth method"),
             f("canonical_id", Str, "The entity the alias belongs to (a new entity when not given)"),
             f("mount_accessor", Str, "The accessor of the alias' auth method"),
-            f("metadata", MapT, "Metadata string pairs"),
-            f("custom_metadata", MapT, "Metadata string pairs set by operators"),
+            f("metadata", KvPairs, "Metadata string pairs"),
+            f("custom_metadata", KvPairs, "Metadata string pairs set by operators"),
         ]
     };
     let group = || {
@@ -1575,7 +1575,7 @@ fn identity_specs() -> Vec<(IdentityRoute, PathSpec)> {
             f("name", Str, "The group's name"),
             f("type", Str, "internal (members set here) or external (members follow logins); fixed at creation"),
             f("policies", List, "Policies granted to the members' tokens"),
-            f("metadata", MapT, "Metadata string pairs"),
+            f("metadata", KvPairs, "Metadata string pairs"),
             f("member_entity_ids", List, "Member entities (internal groups only)"),
             f("member_group_ids", List, "Member groups"),
         ]

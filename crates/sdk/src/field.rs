@@ -4,8 +4,10 @@
 use crate::LogicalError;
 use serde_json::Value;
 
-/// The declared type of a field.
+/// The declared type of a field. Non-exhaustive: a later SDK version may add Vault field
+/// types without breaking plugins that match on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FieldType {
     /// A string; numbers and booleans are accepted and turned into their text.
     String,
@@ -19,19 +21,24 @@ pub enum FieldType {
     Map,
     /// A list given as a JSON array or a comma-separated string.
     CommaStringSlice,
+    /// String pairs (Vault's `TypeKVPairs`): a JSON object of strings, or `key=value` entries as
+    /// a list or a comma-separated string (what `bao write path metadata=team=red` sends).
+    /// Normalised to a JSON object of strings.
+    KvPairs,
     /// Anything; passed through.
     Raw,
 }
 
 impl FieldType {
     /// Every type, for name lookups.
-    pub const ALL: [FieldType; 7] = [
+    pub const ALL: [FieldType; 8] = [
         FieldType::String,
         FieldType::Int,
         FieldType::Bool,
         FieldType::DurationSecond,
         FieldType::Map,
         FieldType::CommaStringSlice,
+        FieldType::KvPairs,
         FieldType::Raw,
     ];
 
@@ -44,6 +51,7 @@ impl FieldType {
             FieldType::DurationSecond => "duration_second",
             FieldType::Map => "map",
             FieldType::CommaStringSlice => "comma_string_slice",
+            FieldType::KvPairs => "kv_pairs",
             FieldType::Raw => "raw",
         }
     }
@@ -59,7 +67,7 @@ impl FieldType {
             FieldType::String => "string",
             FieldType::Int | FieldType::DurationSecond => "integer",
             FieldType::Bool => "boolean",
-            FieldType::Map | FieldType::Raw => "object",
+            FieldType::Map | FieldType::KvPairs | FieldType::Raw => "object",
             FieldType::CommaStringSlice => "array",
         }
     }
@@ -207,14 +215,48 @@ pub fn coerce(name: &str, ty: FieldType, v: &Value) -> Result<Value, LogicalErro
             },
             _ => return Err(type_err(name, "a map", v)),
         },
+        FieldType::KvPairs => Value::Object(parse_kv_pairs(name, v)?),
         FieldType::Raw => v.clone(),
     })
+}
+
+/// Parses string pairs: a JSON object (values turned into their text), or `key=value` entries
+/// as an array or a comma-separated string. Empty input is an empty map.
+pub fn parse_kv_pairs(name: &str, v: &Value) -> Result<serde_json::Map<String, Value>, LogicalError> {
+    let pair = |s: &str| -> Result<(String, Value), LogicalError> {
+        match s.split_once('=') {
+            Some((k, val)) if !k.trim().is_empty() => Ok((k.trim().to_string(), Value::String(val.to_string()))),
+            _ => Err(type_err(name, "key=value pairs", v)),
+        }
+    };
+    match v {
+        Value::Null => Ok(Default::default()),
+        Value::Object(m) => m.iter().map(|(k, x)| Ok((k.clone(), Value::String(parse_string(name, x)?)))).collect(),
+        Value::String(s) if s.trim().is_empty() => Ok(Default::default()),
+        Value::String(s) => s.split(',').map(|p| pair(p.trim())).collect(),
+        Value::Array(a) => a.iter().map(|x| pair(parse_string(name, x)?.trim())).collect(),
+        _ => Err(type_err(name, "key=value pairs", v)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn kv_pairs_take_objects_lists_and_comma_strings() {
+        let want = json!({"team": "red", "site": "ber"});
+        assert_eq!(coerce("m", FieldType::KvPairs, &json!("team=red,site=ber")).unwrap(), want);
+        assert_eq!(coerce("m", FieldType::KvPairs, &json!(["team=red", "site=ber"])).unwrap(), want);
+        assert_eq!(coerce("m", FieldType::KvPairs, &json!({"team": "red", "site": "ber"})).unwrap(), want);
+        assert_eq!(coerce("m", FieldType::KvPairs, &json!({"n": 1})).unwrap(), json!({"n": "1"}));
+        assert_eq!(coerce("m", FieldType::KvPairs, &json!("a=b=c")).unwrap(), json!({"a": "b=c"}));
+        assert_eq!(coerce("m", FieldType::KvPairs, &json!("")).unwrap(), json!({}));
+        assert!(coerce("m", FieldType::KvPairs, &json!("novalue")).is_err());
+        assert!(coerce("m", FieldType::KvPairs, &json!(["=x"])).is_err());
+        assert!(coerce("m", FieldType::KvPairs, &json!(3)).is_err());
+    }
 
     #[test]
     fn durations_follow_go_syntax_and_plain_seconds() {

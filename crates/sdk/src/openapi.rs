@@ -365,6 +365,7 @@ pub fn type_name(ty: FieldType) -> &'static str {
         FieldType::Bool => "bool",
         FieldType::DurationSecond => "duration: seconds or a string such as \"1h30m\"",
         FieldType::Map => "map",
+        FieldType::KvPairs => "map of strings: an object, or key=value entries",
         FieldType::CommaStringSlice => "list: an array or a comma-separated string",
         FieldType::Raw => "any",
     }
