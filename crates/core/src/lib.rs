@@ -147,6 +147,45 @@ pub struct CoreResponse {
     pub stream: Option<logging::LogStream>,
 }
 
+/// The trees the core serves itself: never a mounted backend's unauthenticated path.
+fn is_core_tree(path: &str) -> bool {
+    ["sys/", "auth/token/", "identity/", "cubbyhole/"].iter().any(|p| path.starts_with(p))
+}
+
+/// A backend's answer with Vault's raw-answer keys (`http_content_type`, `http_raw_body` —
+/// bytes, or a string that is base64 when it decodes as such —, `http_status_code`), as PKI's
+/// certificate and CRL paths and plugins answer: the body goes out as is. Other answers pass
+/// through unchanged.
+#[allow(clippy::type_complexity)]
+fn raw_answer(
+    data: Option<Map<String, Value>>,
+    status: coffer_sdk::ResponseStatus,
+) -> Result<(Option<Map<String, Value>>, Option<(String, Vec<u8>)>, coffer_sdk::ResponseStatus)> {
+    use base64::Engine as _;
+    let Some(mut d) = data else { return Ok((None, None, status)) };
+    let Some(ct) = d.get("http_content_type").and_then(Value::as_str).map(str::to_string) else {
+        return Ok((Some(d), None, status));
+    };
+    let body = match d.remove("http_raw_body") {
+        Some(Value::String(s)) => {
+            base64::engine::general_purpose::STANDARD.decode(&s).unwrap_or_else(|_| s.into_bytes())
+        }
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| LogicalError::internal("http_raw_body is not a byte array"))?,
+        _ => Vec::new(),
+    };
+    let status = match d.get("http_status_code").and_then(Value::as_u64) {
+        Some(404) => coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::NotFound),
+        Some(400) => coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::BadRequest),
+        Some(500) => coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::Internal),
+        _ => status,
+    };
+    Ok((None, Some((ct, body)), status))
+}
+
 impl CoreResponse {
     pub fn raw(data: Map<String, Value>) -> Self {
         CoreResponse { data: Some(data), shape: BodyShape::Raw, ..Default::default() }
@@ -637,7 +676,9 @@ impl Core {
     async fn handle_routed(&self, active: &Arc<Active>, req: &CoreRequest, path: &str) -> Result<CoreResponse> {
         let path = path.to_string();
         let active = active.clone();
-        if path.starts_with("auth/") {
+        // Unauthenticated rows of mounted backends: logins, and public paths of secrets engines
+        // (a CA's certificate and CRL). The core's own trees declare theirs in system_paths.
+        if !is_core_tree(&path) {
             if let Some(resp) = Box::pin(self.handle_login(&active, req, &path)).await? {
                 // A login answer is wrapped like any other when the client asks for it.
                 return match req.wrap_ttl {
@@ -839,12 +880,14 @@ impl Core {
                     let _ = remote;
                     return Box::pin(self.mint_login_token(active, route, &rest, auth, r.warnings)).await;
                 }
+                let (data, raw_body, status) = raw_answer(r.data, r.status)?;
                 let mut out = CoreResponse {
-                    data: r.data,
+                    data,
                     warnings: r.warnings,
                     lease_duration: r.lease_duration.unwrap_or(0),
                     mount_type,
-                    status: r.status,
+                    status,
+                    raw_body,
                     ..Default::default()
                 };
                 if let Some(secret) = r.secret {
@@ -862,9 +905,10 @@ impl Core {
         }
     }
 
-    /// Serves unauthenticated backend paths (logins). `None`: not such a path.
+    /// Serves unauthenticated backend paths (logins, a CA's public certificate). `None`: not
+    /// such a path.
     async fn handle_login(&self, active: &Active, req: &CoreRequest, path: &str) -> Result<Option<CoreResponse>> {
-        if !path.starts_with("auth/") || path.starts_with("auth/token/") {
+        if is_core_tree(path) {
             return Ok(None);
         }
         let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();

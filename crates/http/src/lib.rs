@@ -626,6 +626,11 @@ fn render(resp: CoreResponse) -> Response {
     }
     if let Some((ct, body)) = resp.raw_body {
         let mut r = Response::new(Body::from(body));
+        *r.status_mut() = match resp.status {
+            coffer_sdk::ResponseStatus::Ok => StatusCode::OK,
+            coffer_sdk::ResponseStatus::Accepted => StatusCode::ACCEPTED,
+            coffer_sdk::ResponseStatus::Error(kind) => status_for(kind),
+        };
         set_common_headers(r.headers_mut());
         if let Ok(v) = HeaderValue::from_str(&ct) {
             r.headers_mut().insert(header::CONTENT_TYPE, v);
