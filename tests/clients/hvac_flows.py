@@ -6,7 +6,9 @@ The flows: response wrapping (wrap, look up, unwrap with the wrapping token as t
 token, the usual way applications unwrap), auth method listing and tuning, token roles (create,
 read, list, create a token against a role), leases (list, look up, renew, revoke), KV v2 and
 userpass login; identity: entities and aliases, internal/external groups and group aliases,
-entity merges, and a templated policy that follows the logged-in entity.
+entity merges, and a templated policy that follows the logged-in entity; PKI: a root, URLs, a
+role, issuing, reading, listing and revoking a certificate, the CA and CRL in PEM, CRL settings,
+issuers, and deleting the root.
 """
 import os
 import sys
@@ -278,6 +280,59 @@ def flow_identity_templated_policy():
         pass
     # The default policy lets the token read its own entity, and no other.
     assert u.secrets.identity.read_entity(entity_id=eid)["data"]["name"] == f"n-{tag}"
+
+
+def flow_pki():
+    c = client()
+    mount = "pki-" + uuid.uuid4().hex[:8]
+    c.sys.enable_secrets_engine("pki", path=mount, config={"max_lease_ttl": "87600h"})
+    root = c.secrets.pki.generate_root(
+        type="internal", common_name="hvac root", extra_params={"ttl": "8760h", "key_type": "ec"}, mount_point=mount
+    )["data"]
+    assert "BEGIN CERTIFICATE" in root["certificate"] and "private_key" not in root, root
+    c.secrets.pki.set_urls({"issuing_certificates": [f"{ADDR}/v1/{mount}/ca"]}, mount_point=mount)
+    urls = c.secrets.pki.read_urls(mount_point=mount)["data"]
+    assert urls["issuing_certificates"] == [f"{ADDR}/v1/{mount}/ca"], urls
+    c.secrets.pki.create_or_update_role(
+        "svc", {"allowed_domains": ["example.com"], "allow_subdomains": True, "max_ttl": "24h", "key_type": "ec"},
+        mount_point=mount,
+    )
+    role = c.secrets.pki.read_role("svc", mount_point=mount)["data"]
+    assert role["allowed_domains"] == ["example.com"] and role["allow_subdomains"] is True, role
+    assert "svc" in c.secrets.pki.list_roles(mount_point=mount)["data"]["keys"]
+    cert = c.secrets.pki.generate_certificate("svc", "db.example.com", extra_params={"ttl": "1h"}, mount_point=mount)["data"]
+    serial = cert["serial_number"]
+    assert "BEGIN CERTIFICATE" in cert["certificate"] and cert["private_key_type"] == "ec", cert
+    try:
+        c.secrets.pki.generate_certificate("svc", "db.evil.org", mount_point=mount)
+        raise AssertionError("a name outside the role was certified")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    read = c.secrets.pki.read_certificate(serial, mount_point=mount)["data"]
+    assert read["certificate"].strip() == cert["certificate"].strip() and read["revocation_time"] == 0, read
+    assert serial in c.secrets.pki.list_certificates(mount_point=mount)["data"]["keys"]
+    ca_pem = c.secrets.pki.read_ca_certificate(mount_point=mount)
+    assert ca_pem.strip() == root["certificate"].strip(), ca_pem
+    assert "BEGIN CERTIFICATE" in c.secrets.pki.read_ca_certificate_chain(mount_point=mount)
+    revoked = c.secrets.pki.revoke_certificate(serial, mount_point=mount)["data"]
+    assert revoked["revocation_time"] > 0, revoked
+    assert c.secrets.pki.read_certificate(serial, mount_point=mount)["data"]["revocation_time"] > 0
+    crl = c.secrets.pki.read_crl(mount_point=mount)
+    assert "BEGIN X509 CRL" in crl, crl
+    c.secrets.pki.set_crl_configuration(expiry="48h", mount_point=mount)
+    assert c.secrets.pki.read_crl_configuration(mount_point=mount)["data"]["expiry"] == "48h"
+    c.secrets.pki.rotate_crl(mount_point=mount)
+    issuers = c.secrets.pki.list_issuers(mount_point=mount)["data"]
+    assert issuers["keys"] == [root["issuer_id"]], issuers
+    c.secrets.pki.update_issuer(root["issuer_id"], extra_params={"issuer_name": "renamed"}, mount_point=mount)
+    assert c.secrets.pki.read_issuer("renamed", mount_point=mount)["data"]["issuer_id"] == root["issuer_id"]
+    c.secrets.pki.delete_root(mount_point=mount)
+    try:
+        c.secrets.pki.list_issuers(mount_point=mount)
+        raise AssertionError("issuers are left after deleting the root")
+    except hvac.exceptions.InvalidPath:
+        pass
+    c.sys.disable_secrets_engine(mount)
 
 
 def main():

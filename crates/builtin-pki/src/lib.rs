@@ -34,6 +34,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// The paths of the PKI engine, one variant per row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
+    Root,
     RootGenerate,
     IntermediateGenerate,
     SignIntermediate,
@@ -303,6 +304,15 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
     gen.push(exported());
     let sign = signing_fields();
     vec![
+        (
+            Route::Root,
+            row(
+                r"root",
+                vec![],
+                vec![(Delete, "Delete every issuer and key of the mount")],
+                "Delete the CA: every issuer and key (issued certificates stay listed)",
+            ),
+        ),
         (
             Route::RootGenerate,
             row(
@@ -619,6 +629,18 @@ impl Pki {
         let s = req.storage.as_ref();
         let op = req.operation;
         match route {
+            Route::Root => {
+                let _g = self.lock.lock().await;
+                for id in s.list("issuer/").await? {
+                    s.delete(&format!("issuer/{id}")).await?;
+                    s.delete(&format!("crl/{id}")).await?;
+                }
+                for id in s.list("key/").await? {
+                    s.delete(&format!("key/{id}")).await?;
+                }
+                s.delete("config/issuers").await?;
+                Ok(None)
+            }
             Route::RootGenerate => self.generate_root(req, f).await.map(Some),
             Route::IntermediateGenerate => self.generate_intermediate(s, f).await.map(Some),
             Route::SignIntermediate => self.sign_intermediate(req, f).await.map(Some),
