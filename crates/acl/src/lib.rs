@@ -757,6 +757,11 @@ path "sys/tools/hash" {
 path "sys/tools/hash/*" {
   capabilities = ["update"]
 }
+
+# Signing in to applications that use Coffer as their OIDC provider
+path "identity/oidc/provider/+/authorize" {
+  capabilities = ["read", "update"]
+}
 "#;
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod cors;
 pub mod error;
 pub mod ha;
 pub mod identity;
+mod identity_oidc;
 pub mod leases;
 pub mod logging;
 pub mod metrics;
@@ -110,6 +111,9 @@ pub struct CoreRequest {
     pub remote_addr: Option<std::net::IpAddr>,
     /// `X-Vault-Wrap-TTL`: wrap the response for this many seconds.
     pub wrap_ttl: Option<i64>,
+    /// `Authorization: Basic` credentials (client id, secret), which the OIDC provider's
+    /// token endpoint takes from its clients (`client_secret_basic`).
+    pub basic_auth: Option<(String, String)>,
 }
 
 /// How the HTTP layer should shape the body.
@@ -163,6 +167,7 @@ impl std::fmt::Debug for CoreRequest {
             .field("path", &self.path)
             .field("data_keys", &self.data.keys().collect::<Vec<_>>())
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("basic_auth", &self.basic_auth.as_ref().map(|(id, _)| (id, "<redacted>")))
             .finish()
     }
 }
@@ -642,6 +647,23 @@ impl Core {
                 };
             }
         }
+        if let Some(rest) = path.strip_prefix("identity/") {
+            if let Some((route, spec)) = system_paths::identity_paths().find(rest) {
+                if spec.flags.unauthenticated {
+                    let routed = system_paths::identity_paths().route(req.operation, rest, &req.data)?;
+                    let basic = req.basic_auth.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
+                    return Box::pin(self.handle_oidc_open(
+                        &active,
+                        route,
+                        &routed.fields,
+                        &req.data,
+                        req.token.as_deref(),
+                        basic,
+                    ))
+                    .await;
+                }
+            }
+        }
         let token = req.token.as_deref().unwrap_or("");
         if let Some(sub @ ("unwrap" | "lookup" | "rewrap")) = path.strip_prefix("sys/wrapping/") {
             if let Some(resp) =
@@ -767,7 +789,7 @@ impl Core {
             if system_paths::identity_paths().find(rest).is_none() {
                 return Err(LogicalError::unsupported_path(&path));
             }
-            return Box::pin(self.handle_identity(active, op, rest, &req.data)).await;
+            return Box::pin(self.handle_identity(active, op, rest, &req.data, Some(entry))).await;
         }
         if path == "sys" || path.starts_with("sys/") {
             let rel = path.strip_prefix("sys/").unwrap_or("");
