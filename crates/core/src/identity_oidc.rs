@@ -187,6 +187,18 @@ impl Core {
         active.identity.facts_for(entity_id).await.ok_or_else(|| bad("no entity associated with the request's token"))
     }
 
+    /// A request for an unauthenticated `identity/oidc/…` row (`rest` is below `identity/`).
+    pub(crate) async fn handle_identity_open(
+        &self,
+        active: &Active,
+        req: &crate::CoreRequest,
+        rest: &str,
+    ) -> Result<CoreResponse> {
+        let routed = crate::system_paths::identity_paths().route(req.operation, rest, &req.data)?;
+        let basic = req.basic_auth.as_ref().map(|b| (b.0.as_str(), b.1.as_str()));
+        self.handle_oidc_open(active, routed.route, &routed.fields, &req.data, req.token.as_deref(), basic).await
+    }
+
     /// The unauthenticated `identity/oidc/…` rows (discovery, the provider's token and
     /// userinfo endpoints).
     pub(crate) async fn handle_oidc_open(

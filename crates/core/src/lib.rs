@@ -113,7 +113,7 @@ pub struct CoreRequest {
     pub wrap_ttl: Option<i64>,
     /// `Authorization: Basic` credentials (client id, secret), which the OIDC provider's
     /// token endpoint takes from its clients (`client_secret_basic`).
-    pub basic_auth: Option<(String, String)>,
+    pub basic_auth: Option<Box<(String, String)>>,
 }
 
 /// How the HTTP layer should shape the body.
@@ -167,7 +167,7 @@ impl std::fmt::Debug for CoreRequest {
             .field("path", &self.path)
             .field("data_keys", &self.data.keys().collect::<Vec<_>>())
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("basic_auth", &self.basic_auth.as_ref().map(|(id, _)| (id, "<redacted>")))
+            .field("basic_auth", &self.basic_auth.as_ref().map(|b| (&b.0, "<redacted>")))
             .finish()
     }
 }
@@ -647,22 +647,8 @@ impl Core {
                 };
             }
         }
-        if let Some(rest) = path.strip_prefix("identity/") {
-            if let Some((route, spec)) = system_paths::identity_paths().find(rest) {
-                if spec.flags.unauthenticated {
-                    let routed = system_paths::identity_paths().route(req.operation, rest, &req.data)?;
-                    let basic = req.basic_auth.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
-                    return Box::pin(self.handle_oidc_open(
-                        &active,
-                        route,
-                        &routed.fields,
-                        &req.data,
-                        req.token.as_deref(),
-                        basic,
-                    ))
-                    .await;
-                }
-            }
+        if path.starts_with("identity/oidc/") && system_paths::identity_flags(&path[9..]).unauthenticated {
+            return Box::pin(self.handle_identity_open(&active, req, &path[9..])).await;
         }
         let token = req.token.as_deref().unwrap_or("");
         if let Some(sub @ ("unwrap" | "lookup" | "rewrap")) = path.strip_prefix("sys/wrapping/") {

@@ -224,6 +224,11 @@ pub(crate) fn identity_paths() -> &'static Paths<IdentityRoute> {
     })
 }
 
+/// The flags of the `identity/` row serving `rel` (the normal flags when none does).
+pub(crate) fn identity_flags(rel: &str) -> PathFlags {
+    identity_paths().flags_for(rel)
+}
+
 pub(crate) fn cubbyhole_paths() -> &'static Paths<CubbyholeRoute> {
     static S: OnceLock<Paths<CubbyholeRoute>> = OnceLock::new();
     S.get_or_init(|| Paths::new(cubbyhole_specs().into_iter().map(|s| (CubbyholeRoute::Secret, s)).collect()))

@@ -169,7 +169,7 @@ fn token_from(headers: &HeaderMap) -> Option<String> {
 
 /// `Authorization: Basic` credentials as OAuth clients send them (RFC 6749 2.3.1: the id and
 /// secret form-encoded, then joined by a colon and base64-encoded).
-fn basic_from(headers: &HeaderMap) -> Option<(String, String)> {
+fn basic_from(headers: &HeaderMap) -> Option<Box<(String, String)>> {
     use base64::Engine;
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let b64 = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
@@ -178,7 +178,7 @@ fn basic_from(headers: &HeaderMap) -> Option<(String, String)> {
     let text = String::from_utf8(raw).ok()?;
     let (id, secret) = text.split_once(':')?;
     let dec = |s: &str| form_urlencoded(&format!("x={s}")).and_then(|mut v| v.pop()).map(|(_, v)| v);
-    Some((dec(id)?, dec(secret)?))
+    Some(Box::new((dec(id)?, dec(secret)?)))
 }
 
 /// The cleaned form of a path with `//`, `/./` or `/../` segments, or None when already clean.
