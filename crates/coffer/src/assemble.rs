@@ -36,13 +36,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         default_lease_ttl: cfg.default_lease_ttl.unwrap_or(defaults.default_lease_ttl),
         max_lease_ttl: cfg.max_lease_ttl.unwrap_or(defaults.max_lease_ttl),
         cluster_name: cfg.cluster_name.clone(),
-        // Unset: the first TCP listener's address, as OpenBao derives it.
-        api_addr: cfg.api_addr.clone().filter(|a| !a.is_empty()).or_else(|| {
-            cfg.listeners.iter().find(|l| l.kind == "tcp").map(|l| {
-                let scheme = if l.tls_disable { "http" } else { "https" };
-                format!("{scheme}://{}", l.address)
-            })
-        }),
+        api_addr: cfg.api_addr.clone(),
         cluster_addr: cfg.cluster_addr.clone(),
         audit: cfg
             .audit

@@ -109,9 +109,15 @@ fn key_users(st: &OidcState, key: &str) -> (Vec<String>, Vec<String>) {
 }
 
 impl Core {
-    /// The server's address as issuers use it: the configured API address.
+    /// The server's address as issuers use it: the configured `api_addr`, else the first
+    /// listener's bound address, else OpenBao's default address.
     fn api_base(&self) -> String {
-        self.config.api_addr.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| "http://127.0.0.1:8200".into())
+        self.config
+            .api_addr
+            .clone()
+            .filter(|a| !a.is_empty())
+            .or_else(|| self.listener_api_addr.get().cloned())
+            .unwrap_or_else(|| "http://127.0.0.1:8200".into())
     }
 
     fn token_issuer(&self, st: &OidcState) -> String {

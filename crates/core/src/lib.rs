@@ -247,9 +247,18 @@ pub struct Core {
     pub(crate) registry: coffer_sdk::registry::BackendRegistry,
     /// The registry's cubbyhole backend, built on first use (`wrapping`).
     pub(crate) cubbyhole: std::sync::OnceLock<Arc<dyn coffer_sdk::Backend>>,
+    /// Without `api_addr` configured: the first listener's address once it is bound (the
+    /// identity token and OIDC provider issuers default to it).
+    pub(crate) listener_api_addr: std::sync::OnceLock<String>,
 }
 
 impl Core {
+    /// Records the first listener's bound address (`http://127.0.0.1:8200`), used where the
+    /// server names itself when no `api_addr` is configured. Later calls change nothing.
+    pub fn set_listener_api_addr(&self, addr: String) {
+        let _ = self.listener_api_addr.set(addr);
+    }
+
     /// A sealed core over `barrier`. `registry` is the one list of builtin engines and auth
     /// methods (`coffer_builtins::registry()` for the standard set): mounting and the plugin
     /// catalog read it.
@@ -273,6 +282,7 @@ impl Core {
             cors: Default::default(),
             registry,
             cubbyhole: std::sync::OnceLock::new(),
+            listener_api_addr: std::sync::OnceLock::new(),
             barrier,
         })
     }
