@@ -3,7 +3,7 @@
 //! and the authorize, token and userinfo endpoints). The keys, JWTs and claim templates are
 //! `coffer_identity::oidc`; this is the request handling over them.
 //!
-//! Key rotation is lazy (decision 0031): every request that reads the keys first rotates those
+//! Key rotation is lazy (decision 0019): every request that reads the keys first rotates those
 //! whose `rotation_period` has passed and drops retired versions whose verification time is over.
 
 use crate::system_paths::IdentityRoute;
@@ -800,7 +800,7 @@ impl Core {
                         .or(existing.as_ref().map(|c| c.access_token_ttl))
                         .unwrap_or(DAY);
                     if id_ttl > nk.verification_ttl {
-                        return Err(bad("a client's id_token_ttl cannot be longer than the verification_ttl of the key it references"));
+                        return Err(bad("a client's id_token_ttl cannot be greater than the verification_ttl of the key it references"));
                     }
                     for flag in ["client_credentials"] {
                         if given(d, flag).is_some_and(|v| v == &json!(true) || v == &json!("true")) {
