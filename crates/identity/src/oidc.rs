@@ -377,11 +377,14 @@ pub fn verify_jwt<'a>(
     if parts.len() != 3 {
         return Err(JwtError::Parts);
     }
+    // drop-cause: the decoders' errors may quote the token; a client sees the variant.
     let dec = |s: &str, what| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| JwtError::Base64(what));
-    let header: Map<String, Value> =
-        serde_json::from_slice(&dec(parts[0], "header")?).map_err(|_| JwtError::Json("header"))?;
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&dec(parts[1], "payload")?).map_err(|_| JwtError::Json("payload"))?;
+    let json = |b: &[u8], what| -> Result<Map<String, Value>, JwtError> {
+        // drop-cause: serde's message may quote the token's content.
+        serde_json::from_slice(b).map_err(|_| JwtError::Json(what))
+    };
+    let header = json(&dec(parts[0], "header")?, "header")?;
+    let claims = json(&dec(parts[1], "payload")?, "payload")?;
     let sig = dec(parts[2], "signature")?;
     let kid = header.get("kid").and_then(Value::as_str);
     let alg = header.get("alg").and_then(Value::as_str);
