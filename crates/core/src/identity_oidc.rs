@@ -417,6 +417,14 @@ impl Core {
         let Some(key) = st.keys.get(&client.key) else {
             return Ok(oauth_err(ErrorKind::BadRequest, "server_error", "the client's key does not exist", None));
         };
+        if !key.allows_client(&client_id) {
+            return Ok(oauth_err(
+                ErrorKind::Unauthorized,
+                "invalid_client",
+                "client is not authorized to use the key",
+                None,
+            ));
+        }
         let access = format!("hvb.{}", random_id(64)?);
         let t = now();
         let mut claims = Map::new();
@@ -995,11 +1003,7 @@ impl Core {
                         expires_at: t + CODE_TTL,
                     },
                 );
-                let mut v = json!({ "code": code });
-                if !state.is_empty() {
-                    v["state"] = state.into();
-                }
-                Ok(raw(v, None))
+                Ok(raw(json!({ "code": code, "state": state }), None))
             }
             R::OidcWellKnownConfig
             | R::OidcWellKnownKeys

@@ -471,6 +471,32 @@ async fn the_authorization_code_flow_with_pkce_over_the_router() {
         call_as(c, Some(t["access_token"].as_str().unwrap()), "GET", "auth/token/lookup-self", Value::Null).await;
     assert_eq!(st, 403);
 
+    // A client whose key does not list it gets a code but no tokens.
+    ok(c, "POST", "identity/oidc/key/closed", json!({"algorithm": "ES256"})).await;
+    ok(
+        c,
+        "POST",
+        "identity/oidc/client/closed",
+        json!({"key": "closed", "assignments": ["allow_all"], "redirect_uris": ["http://app/cb"]}),
+    )
+    .await;
+    let closed = ok(c, "GET", "identity/oidc/client/closed", Value::Null).await["data"].clone();
+    let ccid = closed["client_id"].as_str().unwrap();
+    let (st, v) = authz(ut.clone(), format!("identity/oidc/provider/p/authorize?client_id={ccid}&scope=openid&redirect_uri=http://app/cb&response_type=code")).await;
+    assert_eq!((st, v["state"].as_str()), (200, Some("")), "{v}");
+    let cb = format!("Basic {}", STANDARD.encode(format!("{ccid}:{}", closed["client_secret"].as_str().unwrap())));
+    let f = format!(
+        "grant_type=authorization_code&code={}&redirect_uri=http%3A%2F%2Fapp%2Fcb",
+        v["code"].as_str().unwrap()
+    );
+    let r = c.send("POST", "/v1/identity/oidc/provider/p/token", &[ct, ("Authorization", &cb)], f).await;
+    assert_eq!(
+        (r.status, r.json()["error_description"].as_str()),
+        (401, Some("client is not authorized to use the key")),
+        "{}",
+        r.body
+    );
+
     // Discovery.
     let (st, d) =
         call_as(c, None, "GET", "identity/oidc/provider/p/.well-known/openid-configuration", Value::Null).await;
