@@ -6,10 +6,13 @@ The flows: response wrapping (wrap, look up, unwrap with the wrapping token as t
 token, the usual way applications unwrap), auth method listing and tuning, token roles (create,
 read, list, create a token against a role), leases (list, look up, renew, revoke), KV v2 and
 userpass login; identity: entities and aliases, internal/external groups and group aliases,
-entity merges, and a templated policy that follows the logged-in entity; PKI: a root, URLs, a
+entity merges, a templated policy that follows the logged-in entity, and identity tokens (named
+keys, roles, signed tokens, introspection, rotation, the public key set); PKI: a root, URLs, a
 role, issuing, reading, listing and revoking a certificate, the CA and CRL in PEM, CRL settings,
 issuers, and deleting the root.
 """
+import base64
+import json
 import os
 import sys
 import traceback
@@ -333,6 +336,48 @@ def flow_pki():
     except hvac.exceptions.InvalidPath:
         pass
     c.sys.disable_secrets_engine(mount)
+
+
+def flow_identity_tokens():
+    c = client()
+    tag = uuid.uuid4().hex[:8]
+    ident = c.secrets.identity
+    ident.create_named_key(f"k-{tag}", algorithm="ES256", allowed_client_ids=["*"], rotation_period="4h")
+    key = ident.read_named_key(f"k-{tag}")["data"]
+    assert key["algorithm"] == "ES256" and key["rotation_period"] == 14400, key
+    assert f"k-{tag}" in ident.list_named_keys()["data"]["keys"]
+    ident.create_or_update_role(f"r-{tag}", key=f"k-{tag}", ttl="1h", template='{"n": {{identity.entity.name}}}')
+    role = ident.read_role(f"r-{tag}")["data"]
+    assert role["key"] == f"k-{tag}" and role["ttl"] == 3600, role
+    userpass_accessor(c, "hvac-oidc")
+    c.sys.create_or_update_policy(f"oidc-{tag}", 'path "identity/oidc/token/*" { capabilities = ["read"] }')
+    c.auth.userpass.create_or_update_user(username=f"o-{tag}", password="pw", policies=[f"oidc-{tag}"],
+                                          mount_point="hvac-oidc")
+    u = client(None)
+    u.auth.userpass.login(username=f"o-{tag}", password="pw", mount_point="hvac-oidc")
+    signed = u.secrets.identity.generate_signed_id_token(f"r-{tag}")["data"]
+    assert signed["client_id"] == role["client_id"], signed
+    assert ident.introspect_signed_id_token(signed["token"])["active"] is True
+    assert ident.introspect_signed_id_token(signed["token"], client_id="other")["active"] is False
+    kids = [k["kid"] for k in ident.read_active_public_keys()["keys"]]
+    # hvac's rotate_named_key posts to identity/oidc/key/:name (an update of verification_ttl),
+    # not to …/rotate: the rotation itself goes through the adapter.
+    ident.rotate_named_key(f"k-{tag}", verification_ttl="1h")
+    assert ident.read_named_key(f"k-{tag}")["data"]["verification_ttl"] == 3600
+    c.adapter.post(f"/v1/identity/oidc/key/k-{tag}/rotate", json={"verification_ttl": "1h"})
+    after = [k["kid"] for k in ident.read_active_public_keys()["keys"]]
+    signed_kid = json.loads(base64.urlsafe_b64decode(signed["token"].split(".")[0] + "=="))["kid"]
+    assert signed_kid in kids and signed_kid in after, "the rotated-out key left the key set"
+    assert set(after) - set(kids), "rotation published no new key"
+    assert ident.introspect_signed_id_token(signed["token"])["active"] is True
+    assert ident.read_well_known_configurations()["issuer"].endswith("/v1/identity/oidc")
+    try:
+        ident.delete_named_key(f"k-{tag}")
+        raise AssertionError("a key in use was deleted")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    ident.delete_role(f"r-{tag}")
+    ident.delete_named_key(f"k-{tag}")
 
 
 def main():

@@ -10,6 +10,7 @@ pub mod cors;
 pub mod error;
 pub mod ha;
 pub mod identity;
+mod identity_oidc;
 pub mod leases;
 pub mod logging;
 pub mod metrics;
@@ -114,6 +115,9 @@ pub struct CoreRequest {
     pub remote_addr: Option<std::net::IpAddr>,
     /// `X-Vault-Wrap-TTL`: wrap the response for this many seconds.
     pub wrap_ttl: Option<i64>,
+    /// `Authorization: Basic` credentials (client id, secret), which the OIDC provider's
+    /// token endpoint takes from its clients (`client_secret_basic`).
+    pub basic_auth: Option<Box<(String, String)>>,
 }
 
 /// How the HTTP layer should shape the body.
@@ -206,6 +210,7 @@ impl std::fmt::Debug for CoreRequest {
             .field("path", &self.path)
             .field("data_keys", &self.data.keys().collect::<Vec<_>>())
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("basic_auth", &self.basic_auth.as_ref().map(|b| (&b.0, "<redacted>")))
             .finish()
     }
 }
@@ -285,9 +290,18 @@ pub struct Core {
     pub(crate) registry: coffer_sdk::registry::BackendRegistry,
     /// The registry's cubbyhole backend, built on first use (`wrapping`).
     pub(crate) cubbyhole: std::sync::OnceLock<Arc<dyn coffer_sdk::Backend>>,
+    /// Without `api_addr` configured: the first listener's address once it is bound (the
+    /// identity token and OIDC provider issuers default to it).
+    pub(crate) listener_api_addr: std::sync::OnceLock<String>,
 }
 
 impl Core {
+    /// Records the first listener's bound address (`http://127.0.0.1:8200`), used where the
+    /// server names itself when no `api_addr` is configured. Later calls change nothing.
+    pub fn set_listener_api_addr(&self, addr: String) {
+        let _ = self.listener_api_addr.set(addr);
+    }
+
     /// A sealed core over `barrier`. `registry` is the one list of builtin engines and auth
     /// methods (`coffer_builtins::registry()` for the standard set): mounting and the plugin
     /// catalog read it.
@@ -311,6 +325,7 @@ impl Core {
             cors: Default::default(),
             registry,
             cubbyhole: std::sync::OnceLock::new(),
+            listener_api_addr: std::sync::OnceLock::new(),
             barrier,
         })
     }
@@ -689,6 +704,9 @@ impl Core {
                 };
             }
         }
+        if path.starts_with("identity/oidc/") && system_paths::identity_flags(&path[9..]).unauthenticated {
+            return Box::pin(self.handle_identity_open(&active, req, &path[9..])).await;
+        }
         let token = req.token.as_deref().unwrap_or("");
         if let Some(sub @ ("unwrap" | "lookup" | "rewrap")) = path.strip_prefix("sys/wrapping/") {
             if let Some(resp) =
@@ -814,7 +832,7 @@ impl Core {
             if system_paths::identity_paths().find(rest).is_none() {
                 return Err(LogicalError::unsupported_path(&path));
             }
-            return Box::pin(self.handle_identity(active, op, rest, &req.data)).await;
+            return Box::pin(self.handle_identity(active, op, rest, &req.data, Some(entry))).await;
         }
         if path == "sys" || path.starts_with("sys/") {
             let rel = path.strip_prefix("sys/").unwrap_or("");
