@@ -1,0 +1,670 @@
+#![forbid(unsafe_code)]
+//! The SSH secrets engine in CA mode: the mount holds one signing key (`config/ca`, generated or
+//! imported; its public half is public at `public_key`), roles say which principals, extensions,
+//! critical options and lifetimes a certificate may carry, and `sign/:role` signs a client's
+//! public key into an OpenSSH user or host certificate (`issue/:role` makes the key pair too).
+//! Certificates are built and signed with the `ssh-key` crate.
+//!
+//! RSA signing keys are refused: the only pure-Rust RSA implementation is not constant-time
+//! (RUSTSEC-2023-0071), and a CA key signs on request. RSA *user* keys are signed as usual.
+//! OTP and dynamic-key roles are not built (refused with a clear error).
+//!
+//! Storage (the mount's own view, JSON): `config/ca_private_key` (OpenSSH private key, PEM-ish
+//! text), `role/<name>`.
+
+use async_trait::async_trait;
+use coffer_sdk::field::FieldType;
+use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
+use coffer_sdk::{LogicalError, Operation, Request, Response, Result, StorageView};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use ssh_key::certificate::{Builder, CertType};
+use ssh_key::{Algorithm, EcdsaCurve, LineEnding, PrivateKey, PublicKey};
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// The paths of the SSH engine, one variant per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    ConfigCa,
+    PublicKey,
+    Roles,
+    Role,
+    Sign,
+    Issue,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct CaEntry {
+    private_key: String,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Role {
+    allowed_users: String,
+    default_user: String,
+    allowed_extensions: String,
+    default_extensions: BTreeMap<String, String>,
+    allowed_critical_options: String,
+    default_critical_options: BTreeMap<String, String>,
+    ttl: i64,
+    max_ttl: i64,
+    allow_user_certificates: bool,
+    allow_host_certificates: bool,
+    allowed_domains: String,
+    allow_subdomains: bool,
+    allow_bare_domains: bool,
+    allow_user_key_ids: bool,
+    key_id_format: String,
+    allowed_user_key_lengths: BTreeMap<String, i64>,
+    algorithm_signer: String,
+    not_before_duration: i64,
+}
+
+fn bad(msg: impl Into<String>) -> LogicalError {
+    LogicalError::bad_request(msg)
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+async fn get_json<T: for<'de> Deserialize<'de>>(s: &dyn StorageView, key: &str) -> Result<Option<T>> {
+    match s.get(key).await? {
+        None => Ok(None),
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            // drop-cause: the CA entry holds a private key, which a JSON error could quote.
+            .map_err(|_| LogicalError::internal(format!("stored entry at {key:?} is malformed"))),
+    }
+}
+
+async fn put_json<T: Serialize>(s: &dyn StorageView, key: &str, v: &T) -> Result<()> {
+    let bytes = Zeroizing::new(serde_json::to_vec(v).map_err(|e| LogicalError::internal(e.to_string()))?);
+    s.put(key, &bytes).await
+}
+
+fn str_map(v: Option<&Value>) -> Result<BTreeMap<String, String>> {
+    match v {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                other => Ok((k.clone(), other.to_string())),
+            })
+            .collect(),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(BTreeMap::new()),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => str_map(Some(&Value::Object(m))),
+            _ => Err(bad("expected a map of strings (a JSON object)")),
+        },
+        Some(_) => Err(bad("expected a map of strings (a JSON object)")),
+    }
+}
+
+fn int_map(v: Option<&Value>) -> Result<BTreeMap<String, i64>> {
+    str_map(v)?
+        .into_iter()
+        .map(|(k, v)| {
+            v.trim()
+                .parse::<i64>()
+                .map(|n| (k.clone(), n))
+                .map_err(|e| bad(format!("allowed_user_key_lengths: {k}: {v:?} is not a number")).with_source(e))
+        })
+        .collect()
+}
+
+fn csv(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
+}
+
+fn f(name: &'static str, ty: FieldType, d: &'static str) -> FieldSpec {
+    FieldSpec::new(name, ty, d)
+}
+
+fn row(
+    pattern: &'static str,
+    fields: Vec<FieldSpec>,
+    ops: Vec<(Operation, &'static str)>,
+    synopsis: &'static str,
+) -> PathSpec {
+    PathSpec {
+        flags: PathFlags::NORMAL,
+        pattern,
+        fields,
+        operations: ops,
+        passthrough: false,
+        synopsis,
+        description: synopsis,
+    }
+}
+
+fn path_specs() -> Vec<(Route, PathSpec)> {
+    use FieldType::{Bool, DurationSecond, Int, Map as MapT, String as Str};
+    use Operation::{Create, Delete, List, Read, Update};
+    let role_name = || f("role", Str, "Name of the role");
+    let sign_fields = || {
+        vec![
+            role_name(),
+            f("public_key", Str, "The OpenSSH public key to sign"),
+            f("valid_principals", Str, "Comma-separated principals (users or hosts)"),
+            f("cert_type", Str, "user or host").default(json!("user")),
+            f("key_id", Str, "The certificate's key id (when the role allows it)"),
+            f("ttl", DurationSecond, "Requested lifetime"),
+            f("critical_options", MapT, "Critical options"),
+            f("extensions", MapT, "Extensions"),
+            f("key_type", Str, "issue: ed25519 or ec").default(json!("ed25519")),
+            f("key_bits", Int, "issue: 256 or 384 for ec").default(json!(0)),
+        ]
+    };
+    vec![
+        (
+            Route::ConfigCa,
+            row(
+                "config/ca",
+                vec![
+                    f("generate_signing_key", Bool, "Generate the CA key").default(json!(true)),
+                    f(
+                        "key_type",
+                        Str,
+                        "ssh-ed25519 (default here), ecdsa-sha2-nistp256, ecdsa-sha2-nistp384; ssh-rsa is refused",
+                    )
+                    .default(json!("ssh-ed25519")),
+                    f("key_bits", Int, "For ec: 256 or 384").default(json!(0)),
+                    f("private_key", Str, "A CA private key to import (OpenSSH format)"),
+                    f("public_key", Str, "Its public key (checked against the private key)"),
+                    f("managed_key_name", Str, "Refused: managed keys are not supported"),
+                    f("managed_key_id", Str, "Refused: managed keys are not supported"),
+                ],
+                vec![
+                    (Create, "Set the CA key"),
+                    (Update, "Set the CA key"),
+                    (Read, "Read the CA's public key"),
+                    (Delete, "Delete the CA key"),
+                ],
+                "The CA's signing key",
+            ),
+        ),
+        (
+            Route::PublicKey,
+            PathSpec {
+                flags: PathFlags::NORMAL.unauthenticated(),
+                ..row("public_key", vec![], vec![(Read, "The CA's public key, OpenSSH format")], "The CA's public key")
+            },
+        ),
+        (Route::Roles, row("roles/?", vec![], vec![(List, "List the roles")], "List roles")),
+        (
+            Route::Role,
+            row(
+                r"roles/(?P<role>\w(?:[\w.\-]*\w)?)",
+                vec![
+                    role_name(),
+                    f("key_type", Str, "ca (otp and dynamic are not supported)"),
+                    f("allowed_users", Str, "Comma-separated users a user certificate may name; * for any"),
+                    f("default_user", Str, "The principal when the request names none"),
+                    f("allowed_extensions", Str, "Comma-separated extensions a request may ask for; * for any"),
+                    f("default_extensions", MapT, "Extensions every certificate gets"),
+                    f(
+                        "allowed_critical_options",
+                        Str,
+                        "Comma-separated critical options a request may ask for; * for any",
+                    ),
+                    f("default_critical_options", MapT, "Critical options every certificate gets"),
+                    f("ttl", DurationSecond, "Default lifetime"),
+                    f("max_ttl", DurationSecond, "Maximum lifetime"),
+                    f("allow_user_certificates", Bool, "Sign user certificates").default(json!(false)),
+                    f("allow_host_certificates", Bool, "Sign host certificates").default(json!(false)),
+                    f("allowed_domains", Str, "Comma-separated domains host certificates may name"),
+                    f("allow_subdomains", Bool, "Host names under the allowed domains").default(json!(false)),
+                    f("allow_bare_domains", Bool, "The allowed domains themselves").default(json!(false)),
+                    f("allow_user_key_ids", Bool, "The request may choose the key id").default(json!(false)),
+                    f(
+                        "key_id_format",
+                        Str,
+                        "Key id template: {{token_display_name}}, {{role_name}}, {{public_key_hash}}",
+                    ),
+                    f("allowed_user_key_lengths", MapT, "Minimum key sizes by type (rsa: 2048, …)"),
+                    f("algorithm_signer", Str, "default (the CA key's own algorithm)").default(json!("default")),
+                    f("not_before_duration", DurationSecond, "Backdating of valid-after").default(json!(30)),
+                    f("allowed_users_template", Bool, "Refused when true: templates are not supported yet")
+                        .default(json!(false)),
+                    f("default_user_template", Bool, "Refused when true").default(json!(false)),
+                    f("default_extensions_template", Bool, "Refused when true").default(json!(false)),
+                ],
+                vec![
+                    (Create, "Create a role"),
+                    (Update, "Update a role"),
+                    (Read, "Read a role"),
+                    (Delete, "Delete a role"),
+                ],
+                "A role",
+            ),
+        ),
+        (
+            Route::Sign,
+            row(
+                r"sign/(?P<role>\w(?:[\w.\-]*\w)?)",
+                sign_fields(),
+                vec![(Create, "Sign a public key"), (Update, "Sign a public key")],
+                "Sign a public key",
+            ),
+        ),
+        (
+            Route::Issue,
+            row(
+                r"issue/(?P<role>\w(?:[\w.\-]*\w)?)",
+                sign_fields(),
+                vec![(Create, "Make a key pair and sign it"), (Update, "Make a key pair and sign it")],
+                "Issue a key pair and certificate",
+            ),
+        ),
+    ]
+}
+
+/// The SSH secrets engine; serve it wrapped in [`coffer_sdk::framework::Backend`].
+pub struct Ssh {
+    paths: Paths<Route>,
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl Handler for Ssh {
+    type Route = Route;
+
+    fn backend_type(&self) -> &'static str {
+        "ssh"
+    }
+
+    fn paths(&self) -> &Paths<Route> {
+        &self.paths
+    }
+
+    async fn handle(&self, route: Route, req: Request, fields: FieldData) -> Result<Option<Response>> {
+        let s = req.storage.as_ref();
+        match route {
+            Route::ConfigCa => self.config_ca(s, req.operation, &fields).await,
+            Route::PublicKey => {
+                let key = self.ca(s).await?;
+                let mut d = Map::new();
+                d.insert("http_content_type".into(), json!("text/plain"));
+                d.insert("http_raw_body".into(), json!(format!("{}\n", public_openssh(&key)?)));
+                d.insert("http_status_code".into(), json!(200));
+                Ok(Some(Response::data(d)))
+            }
+            Route::Roles => {
+                let keys = s.list("role/").await?;
+                Ok((!keys.is_empty()).then(|| Response::list(keys)))
+            }
+            Route::Role => self.role(s, req.operation, &fields).await,
+            Route::Sign | Route::Issue => self.sign(&req, route, &fields).await.map(Some),
+        }
+    }
+}
+
+fn public_openssh(k: &PrivateKey) -> Result<String> {
+    k.public_key().to_openssh().map_err(|e| LogicalError::internal("encoding the public key failed").with_source(e))
+}
+
+fn rng() -> rand_core_06::OsRng {
+    rand_core_06::OsRng
+}
+
+/// A new key of an API key type.
+fn generate(key_type: &str, bits: i64) -> Result<PrivateKey> {
+    let alg = match (key_type, bits) {
+        ("ssh-ed25519" | "ed25519", _) => Algorithm::Ed25519,
+        ("ecdsa-sha2-nistp256" | "ec" | "ecdsa", 0 | 256) => Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 },
+        ("ecdsa-sha2-nistp384", _) | ("ec" | "ecdsa", 384) => Algorithm::Ecdsa { curve: EcdsaCurve::NistP384 },
+        ("ssh-rsa" | "rsa", _) => {
+            return Err(bad("RSA keys are not generated here: Rust's RSA implementation is not constant-time \
+                 (RUSTSEC-2023-0071); use ssh-ed25519 or ecdsa-sha2-nistp256"))
+        }
+        (t, b) => return Err(bad(format!("unsupported key_type {t:?} with key_bits {b}"))),
+    };
+    PrivateKey::random(&mut rng(), alg).map_err(|e| LogicalError::internal("key generation failed").with_source(e))
+}
+
+impl Ssh {
+    pub fn new() -> Self {
+        Ssh { paths: Paths::new(path_specs()), lock: tokio::sync::Mutex::new(()) }
+    }
+
+    async fn ca(&self, s: &dyn StorageView) -> Result<PrivateKey> {
+        let entry = get_json::<CaEntry>(s, "config/ca_private_key")
+            .await?
+            .ok_or_else(|| bad("keys haven't been configured yet"))?;
+        // drop-cause: the parse error could describe the key material.
+        PrivateKey::from_openssh(&entry.private_key)
+            .map_err(|_| LogicalError::internal("the stored CA key cannot be read"))
+    }
+
+    async fn config_ca(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
+        match op {
+            Operation::Read => {
+                let key = self.ca(s).await?;
+                let mut d = Map::new();
+                d.insert("public_key".into(), json!(public_openssh(&key)?));
+                Ok(Some(Response::data(d)))
+            }
+            Operation::Delete => {
+                s.delete("config/ca_private_key").await?;
+                Ok(None)
+            }
+            _ => {
+                for k in ["managed_key_name", "managed_key_id"] {
+                    if f.str(k).is_some_and(|v| !v.is_empty()) {
+                        return Err(bad(format!("{k}: managed keys are not supported")));
+                    }
+                }
+                let _g = self.lock.lock().await;
+                if s.get("config/ca_private_key").await?.is_some() {
+                    return Err(bad("keys are already configured; delete them before reconfiguring"));
+                }
+                let private = f.str("private_key").unwrap_or("").trim().to_string();
+                let public = f.str("public_key").unwrap_or("").trim().to_string();
+                let key = if !private.is_empty() {
+                    // drop-cause: the parse error could quote the operator's key material.
+                    let k = PrivateKey::from_openssh(&private)
+                        .map_err(|_| bad("private_key is not an OpenSSH private key"))?;
+                    if k.is_encrypted() {
+                        return Err(bad("private_key is encrypted; give it unencrypted"));
+                    }
+                    if matches!(k.algorithm(), Algorithm::Rsa { .. }) {
+                        return Err(bad("RSA CA keys are not supported (Rust's RSA is not constant-time: RUSTSEC-2023-0071); use ed25519 or ecdsa"));
+                    }
+                    if !public.is_empty() {
+                        let p = PublicKey::from_openssh(&public)
+                            .map_err(|e| bad("public_key is not an OpenSSH public key").with_source(e))?;
+                        if p.key_data() != k.public_key().key_data() {
+                            return Err(bad("public_key does not match private_key"));
+                        }
+                    }
+                    k
+                } else if !public.is_empty() {
+                    return Err(bad("public_key given without private_key"));
+                } else if f.bool("generate_signing_key").unwrap_or(true) {
+                    generate(f.str("key_type").unwrap_or("ssh-ed25519"), f.int("key_bits").unwrap_or(0))?
+                } else {
+                    return Err(bad("missing public_key and private_key, and generate_signing_key is false"));
+                };
+                let pem = key
+                    .to_openssh(LineEnding::LF)
+                    .map_err(|e| LogicalError::internal("encoding the key failed").with_source(e))?;
+                put_json(s, "config/ca_private_key", &CaEntry { private_key: pem.to_string() }).await?;
+                let mut d = Map::new();
+                d.insert("public_key".into(), json!(public_openssh(&key)?));
+                Ok(Some(Response::data(d)))
+            }
+        }
+    }
+
+    async fn role(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
+        let name = f.str("role").unwrap_or("");
+        let key = format!("role/{name}");
+        match op {
+            Operation::Read => Ok(get_json::<Role>(s, &key).await?.map(|r| Response::data(role_data(&r)))),
+            Operation::Delete => s.delete(&key).await.map(|_| None),
+            _ => {
+                match f.str("key_type").unwrap_or("") {
+                    "ca" => {}
+                    "otp" | "dynamic" => return Err(bad("key_type otp and dynamic are not supported: only ca")),
+                    "" => return Err(bad("missing key_type")),
+                    other => return Err(bad(format!("invalid key_type {other:?}: only ca is supported"))),
+                }
+                for k in ["allowed_users_template", "default_user_template", "default_extensions_template"] {
+                    if f.bool(k).unwrap_or(false) {
+                        return Err(bad(format!("{k}=true is not supported yet")));
+                    }
+                }
+                let signer = f.str("algorithm_signer").unwrap_or("default");
+                if !matches!(signer, "" | "default") {
+                    return Err(bad(format!(
+                        "algorithm_signer {signer:?}: only default (the CA key's algorithm: ed25519 or ecdsa) is supported"
+                    )));
+                }
+                let r = Role {
+                    allowed_users: f.str("allowed_users").unwrap_or("").to_string(),
+                    default_user: f.str("default_user").unwrap_or("").to_string(),
+                    allowed_extensions: f.str("allowed_extensions").unwrap_or("").to_string(),
+                    default_extensions: str_map(f.get("default_extensions"))?,
+                    allowed_critical_options: f.str("allowed_critical_options").unwrap_or("").to_string(),
+                    default_critical_options: str_map(f.get("default_critical_options"))?,
+                    ttl: f.int("ttl").unwrap_or(0),
+                    max_ttl: f.int("max_ttl").unwrap_or(0),
+                    allow_user_certificates: f.bool("allow_user_certificates").unwrap_or(false),
+                    allow_host_certificates: f.bool("allow_host_certificates").unwrap_or(false),
+                    allowed_domains: f.str("allowed_domains").unwrap_or("").to_string(),
+                    allow_subdomains: f.bool("allow_subdomains").unwrap_or(false),
+                    allow_bare_domains: f.bool("allow_bare_domains").unwrap_or(false),
+                    allow_user_key_ids: f.bool("allow_user_key_ids").unwrap_or(false),
+                    key_id_format: f.str("key_id_format").unwrap_or("").to_string(),
+                    allowed_user_key_lengths: int_map(f.get("allowed_user_key_lengths"))?,
+                    algorithm_signer: "default".into(),
+                    not_before_duration: f.int("not_before_duration").unwrap_or(30),
+                };
+                if r.max_ttl > 0 && r.ttl > r.max_ttl {
+                    return Err(bad("ttl cannot be greater than max_ttl"));
+                }
+                if !r.allow_user_certificates && !r.allow_host_certificates {
+                    return Err(bad(
+                        "Either 'allow_user_certificates' or 'allow_host_certificates' must be set to 'true'",
+                    ));
+                }
+                put_json(s, &key, &r).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn sign(&self, req: &Request, route: Route, f: &FieldData) -> Result<Response> {
+        let s = req.storage.as_ref();
+        let name = f.str("role").unwrap_or("");
+        let role =
+            get_json::<Role>(s, &format!("role/{name}")).await?.ok_or_else(|| bad(format!("Unknown role: {name}")))?;
+        let ca = self.ca(s).await?;
+        let (public, issued) = match route {
+            Route::Issue => {
+                let k = generate(f.str("key_type").unwrap_or("ed25519"), f.int("key_bits").unwrap_or(0))?;
+                (k.public_key().clone(), Some(k))
+            }
+            _ => {
+                let text = f.str("public_key").unwrap_or("").trim().to_string();
+                if text.is_empty() {
+                    return Err(bad("missing public_key"));
+                }
+                let p = PublicKey::from_openssh(&text)
+                    .map_err(|e| bad("failed to parse public_key as SSH key").with_source(e))?;
+                (p, None)
+            }
+        };
+        check_key_length(&role, &public)?;
+        let cert_type = match f.str("cert_type").unwrap_or("user") {
+            "user" => CertType::User,
+            "host" => CertType::Host,
+            other => return Err(bad(format!("cert_type must be either 'user' or 'host', not {other:?}"))),
+        };
+        if cert_type == CertType::User && !role.allow_user_certificates {
+            return Err(bad(
+                "Either role type or cert_type is not allowed: user certificates are not allowed by the role",
+            ));
+        }
+        if cert_type == CertType::Host && !role.allow_host_certificates {
+            return Err(bad(
+                "Either role type or cert_type is not allowed: host certificates are not allowed by the role",
+            ));
+        }
+        let mut principals = csv(f.str("valid_principals").unwrap_or(""));
+        if principals.is_empty() && !role.default_user.is_empty() {
+            principals.push(role.default_user.clone());
+        }
+        if principals.is_empty() {
+            return Err(bad("empty valid principals not allowed by role"));
+        }
+        for p in &principals {
+            let ok = match cert_type {
+                CertType::User => {
+                    let allowed = csv(&role.allowed_users);
+                    allowed.iter().any(|a| a == "*" || a == p) || *p == role.default_user
+                }
+                CertType::Host => host_allowed(&role, p),
+            };
+            if !ok {
+                return Err(bad(format!("{p} is not a valid value for valid_principals")));
+            }
+        }
+        let max = if role.max_ttl > 0 { role.max_ttl } else { req.system.max_lease_ttl };
+        let mut ttl = f.int("ttl").filter(|t| *t > 0).unwrap_or(if role.ttl > 0 {
+            role.ttl
+        } else {
+            req.system.default_lease_ttl
+        });
+        let mut warnings = Vec::new();
+        if ttl > max {
+            warnings.push(format!("TTL {ttl}s is longer than the role's maximum {max}s; the maximum is used"));
+            ttl = max;
+        }
+        let critical = self.options(
+            &role.allowed_critical_options,
+            &role.default_critical_options,
+            f.get("critical_options"),
+            "critical option",
+        )?;
+        let extensions = if cert_type == CertType::User {
+            self.options(&role.allowed_extensions, &role.default_extensions, f.get("extensions"), "extension")?
+        } else {
+            if !str_map(f.get("extensions"))?.is_empty() {
+                return Err(bad("extensions are not allowed on host certificates"));
+            }
+            BTreeMap::new()
+        };
+        let serial = {
+            let mut b = [0u8; 8];
+            rand_core_06::RngCore::fill_bytes(&mut rng(), &mut b);
+            u64::from_be_bytes(b)
+        };
+        let fingerprint = public.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+        let key_id = match f.str("key_id").filter(|k| !k.is_empty()) {
+            Some(k) if role.allow_user_key_ids => k.to_string(),
+            Some(_) => return Err(bad("setting key_id is not allowed by role")),
+            None if !role.key_id_format.is_empty() => role
+                .key_id_format
+                .replace("{{role_name}}", name)
+                .replace("{{public_key_hash}}", &fingerprint)
+                .replace("{{token_display_name}}", "token"),
+            None => format!("vault-{}", fingerprint.trim_start_matches("SHA256:")),
+        };
+        let now = now();
+        let valid_after = now.saturating_sub(role.not_before_duration.max(0) as u64);
+        let valid_before = now + ttl.max(1) as u64;
+        let mut b = Builder::new_with_random_nonce(&mut rng(), public.key_data().clone(), valid_after, valid_before)
+            .map_err(|e| LogicalError::internal("building the certificate failed").with_source(e))?;
+        let e = |e: ssh_key::Error| bad("invalid certificate field").with_source(e);
+        b.serial(serial).map_err(e)?;
+        b.key_id(key_id).map_err(e)?;
+        b.cert_type(cert_type).map_err(e)?;
+        for p in &principals {
+            b.valid_principal(p.clone()).map_err(e)?;
+        }
+        for (k, v) in &critical {
+            b.critical_option(k.clone(), v.clone()).map_err(e)?;
+        }
+        for (k, v) in &extensions {
+            b.extension(k.clone(), v.clone()).map_err(e)?;
+        }
+        let cert = b.sign(&ca).map_err(|e| LogicalError::internal("signing the certificate failed").with_source(e))?;
+        let signed =
+            cert.to_openssh().map_err(|e| LogicalError::internal("encoding the certificate failed").with_source(e))?;
+        let mut d = Map::new();
+        d.insert("serial_number".into(), json!(format!("{serial:016x}")));
+        d.insert("signed_key".into(), json!(format!("{signed}\n")));
+        if let Some(k) = issued {
+            let pem = k
+                .to_openssh(LineEnding::LF)
+                .map_err(|e| LogicalError::internal("encoding the key failed").with_source(e))?;
+            d.insert("private_key".into(), json!(pem.to_string()));
+            d.insert("private_key_type".into(), json!(k.algorithm().as_str()));
+        }
+        let mut r = Response::data(d);
+        r.warnings = warnings;
+        Ok(r)
+    }
+
+    /// The role's defaults, plus what the request asks for when the role allows it.
+    fn options(
+        &self,
+        allowed: &str,
+        defaults: &BTreeMap<String, String>,
+        asked: Option<&Value>,
+        what: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        let asked = str_map(asked)?;
+        let allowed = csv(allowed);
+        let mut out = defaults.clone();
+        for (k, v) in asked {
+            if !allowed.iter().any(|a| a == "*" || *a == k) {
+                return Err(bad(format!("{what} {k:?} is not allowed by the role")));
+            }
+            out.insert(k, v);
+        }
+        Ok(out)
+    }
+}
+
+fn host_allowed(role: &Role, host: &str) -> bool {
+    csv(&role.allowed_domains).iter().any(|d| {
+        d == "*"
+            || (role.allow_bare_domains && host == d)
+            || (role.allow_subdomains && host.ends_with(&format!(".{d}")))
+    })
+}
+
+fn check_key_length(role: &Role, key: &PublicKey) -> Result<()> {
+    if role.allowed_user_key_lengths.is_empty() {
+        return Ok(());
+    }
+    let (name, bits) = match key.key_data() {
+        ssh_key::public::KeyData::Rsa(r) => ("rsa", r.n.as_positive_bytes().map(|b| b.len() * 8).unwrap_or(0) as i64),
+        ssh_key::public::KeyData::Ed25519(_) => ("ed25519", 256),
+        ssh_key::public::KeyData::Ecdsa(e) => (
+            "ec",
+            match e.curve() {
+                EcdsaCurve::NistP256 => 256,
+                EcdsaCurve::NistP384 => 384,
+                EcdsaCurve::NistP521 => 521,
+            },
+        ),
+        _ => ("other", 0),
+    };
+    match role.allowed_user_key_lengths.get(name) {
+        None => Err(bad(format!("key type {name} is not allowed by the role's allowed_user_key_lengths"))),
+        Some(min) if bits < *min => {
+            Err(bad(format!("key is of an invalid size: {bits} bits, the role wants at least {min}")))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+fn role_data(r: &Role) -> Map<String, Value> {
+    match json!({
+        "key_type": "ca", "allowed_users": r.allowed_users, "default_user": r.default_user,
+        "allowed_extensions": r.allowed_extensions, "default_extensions": r.default_extensions,
+        "allowed_critical_options": r.allowed_critical_options, "default_critical_options": r.default_critical_options,
+        "ttl": r.ttl, "max_ttl": r.max_ttl, "allow_user_certificates": r.allow_user_certificates,
+        "allow_host_certificates": r.allow_host_certificates, "allowed_domains": r.allowed_domains,
+        "allow_subdomains": r.allow_subdomains, "allow_bare_domains": r.allow_bare_domains,
+        "allow_user_key_ids": r.allow_user_key_ids, "key_id_format": r.key_id_format,
+        "allowed_user_key_lengths": r.allowed_user_key_lengths, "algorithm_signer": r.algorithm_signer,
+        "not_before_duration": r.not_before_duration,
+    }) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
