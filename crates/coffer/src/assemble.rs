@@ -188,6 +188,7 @@ pub async fn dev_mounts(core: &Core, root: &str) -> Result<(), StartError> {
         token: Some(root.to_string()),
         remote_addr: None,
         wrap_ttl: None,
+        client_certs: None,
     })
     .await
     .map(|_| ())

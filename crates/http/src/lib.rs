@@ -565,8 +565,16 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         request_path: path.clone(),
         request_method: parts.method.as_str().to_string(),
     });
-    let creq =
-        CoreRequest { operation, path: core_path, data, token: token_from(&parts.headers), remote_addr, wrap_ttl };
+    let client_certs = parts.extensions.get::<ClientCertificate>().map(|c| c.chain.clone());
+    let creq = CoreRequest {
+        operation,
+        path: core_path,
+        data,
+        token: token_from(&parts.headers),
+        remote_addr,
+        wrap_ttl,
+        client_certs,
+    };
     let result = match st.options.max_request_duration {
         None => st.core.handle(creq).await,
         Some(limit) => {
