@@ -45,6 +45,7 @@ pub fn builtins() -> Vec<Builtin> {
         }),
         Builtin::mountable(Auth, "approle", |_| Ok(Arc::new(Framework::new(coffer_builtin_approle::AppRole::new())))),
         Builtin::mountable(Auth, "cert", |_| Ok(Arc::new(Framework::new(coffer_builtin_cert::Cert::new())))),
+        Builtin::mountable(Auth, "ldap", |_| Ok(Arc::new(Framework::new(coffer_builtin_ldap::Ldap::new())))),
         // Per-token storage: the core serves `cubbyhole/` with a KV version 1 backend.
         Builtin::served_by_core(Secret, "cubbyhole").backed_by(kv_v1),
         Builtin::served_by_core(Secret, "identity"),
@@ -72,7 +73,7 @@ mod tests {
     fn the_catalog_lists_what_openbao_lists_as_builtin() {
         let r = registry();
         assert_eq!(r.listed_names(BackendKind::Secret), ["cubbyhole", "identity", "kv", "totp", "transit"]);
-        assert_eq!(r.listed_names(BackendKind::Auth), ["approle", "cert", "token", "userpass"]);
+        assert_eq!(r.listed_names(BackendKind::Auth), ["approle", "cert", "ldap", "token", "userpass"]);
     }
 
     #[test]
