@@ -70,11 +70,10 @@ export async function loginView(main) {
   const status = h('div', { 'aria-live': 'polite' });
   const done = async (r) => { await loginWith(r.auth.client_token); };
   // One choice per mounted method that logs in from a browser (token always), each with the
-  // form its login takes; without the listing (it needs listing_visibility), one per type.
+  // form its login takes; without the listing (it needs listing_visibility=unauth), userpass/.
   const forms = [];
   const choices = [];
   const add = (value, label, form) => {
-    form.hidden = forms.length > 0;
     forms.push([value, form]);
     choices.push(h('option', { value }, label));
   };
@@ -112,14 +111,16 @@ export async function loginView(main) {
     form.dataset.mount = mount;
     add(`${type}:${mount}`, label, form);
   }
+  // Only the chosen method's form is in the page.
+  const slot = h('div', {}, forms[0][1]);
   const sel = h('select', { id: 'login-method', onchange: () => {
-    for (const [v, f] of forms) f.hidden = v !== sel.value;
+    setChildren(slot, forms.find(([v]) => v === sel.value)[1]);
   } }, choices);
   setChildren(main,
     h('h1', {}, 'Log in to Coffer'),
     h('div', { class: 'card narrow' },
       h('div', { class: 'field' }, h('label', { for: 'login-method' }, 'Method'), sel),
-      forms.map(([, f]) => f), status));
+      slot, status));
   if (location.hash !== '#/login' && location.hash !== '') history.replaceState(null, '', '#/login');
   const first = forms[0][1].querySelector('input');
   if (first) first.focus();
