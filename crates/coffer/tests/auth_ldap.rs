@@ -4,6 +4,7 @@
 //! (OpenBao 2.7 ships no ldap auth method and its CLI has no `-method=ldap`: logins go through
 //! `coffer login -method=ldap` and the HTTP API.)
 mod common;
+mod python;
 use common::*;
 use serde_json::{json as j, Value};
 use std::path::{Path, PathBuf};
@@ -346,4 +347,23 @@ fn ldap_bad_configuration_gets_clear_400s() {
     }
     let (code, _) = api(a, "root", "GET", "auth/ldap/config", Value::Null);
     assert_eq!(code, 404, "nothing was stored");
+}
+
+#[test]
+fn hvac_ldap_flows_pass_on_coffer() {
+    let Some(slapd) = slapd_bin() else { return };
+    if !python::ensure("hvac", "hvac") {
+        return;
+    }
+    let s = Slapd::start(&slapd);
+    let c = Server::start_dev("root");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/hvac_ldap_flows.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .env("VAULT_ADDR", c.url())
+        .env("VAULT_TOKEN", "root")
+        .env("LDAP_URL", format!("ldap://127.0.0.1:{}", s.ldap))
+        .output()
+        .unwrap();
+    assert!(o.status.success() && out(&o).contains("3 passed, 0 failed"), "hvac ldap flows:\n{}", out(&o));
 }
