@@ -187,10 +187,22 @@ test('every screen works and passes axe', async () => {
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByText('Saved.').waitFor();
     await axe(page, 'tune');
+    for (const [path, type] of [['corp-ldap', 'ldap'], ['mtls', 'cert']]) {
+      await server.api('POST', `sys/auth/${path}`, { type, config: { listing_visibility: 'unauth' } });
+    }
     await page.getByRole('button', { name: 'Log out' }).click();
     await heading(page, 'Log in to Coffer');
-    await page.getByLabel('Method').selectOption('userpass');
-    check((await page.getByLabel('Mount path').inputValue()) === 'people', 'a listed userpass mount is offered');
+    // Each listed mount is offered by name; the unlisted AppRole mount is not.
+    const offered = await page.locator('#login-method option').evaluateAll((os) => os.map((o) => o.value));
+    check(offered.includes('userpass:people') && !offered.some((v) => v.startsWith('approle:')),
+      'the login screen offers the listed userpass mount (and no unlisted one)');
+    check(offered.includes('ldap:corp-ldap') && offered.includes('cert:mtls'), 'listed LDAP and cert mounts are offered');
+    await page.getByLabel('Method').selectOption('cert:mtls');
+    await page.getByRole('button', { name: 'Log in with my certificate' }).click();
+    await page.getByRole('alert').waitFor();
+    check(/no client certificate found/.test(await page.getByRole('alert').textContent()),
+      'a cert login over plain HTTP says no certificate was presented');
+    await page.getByLabel('Method').selectOption('userpass:people');
     await page.getByLabel('Username').fill('alice');
     await page.getByLabel('Password').fill('wrong');
     await page.getByRole('button', { name: 'Log in' }).last().click();

@@ -692,6 +692,7 @@ impl AppRole {
             system: req.system,
             remote_addr: req.remote_addr,
             services: req.services.clone(),
+            client_certs: req.client_certs.clone(),
         };
         self.write_role(&sub, name, &m.fields).await
     }

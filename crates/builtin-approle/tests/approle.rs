@@ -30,6 +30,7 @@ impl Env {
             system: coffer_sdk::SystemInfo { default_lease_ttl: 2764800, max_lease_ttl: 2764800 },
             remote_addr: addr.map(|a| a.parse::<IpAddr>().unwrap()),
             services: None,
+            client_certs: None,
         }
     }
     async fn call(&self, op: Operation, path: &str, data: Value) -> Res {

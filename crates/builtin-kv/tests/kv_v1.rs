@@ -17,6 +17,7 @@ fn req(op: Operation, path: &str, data: Value, s: &Arc<MapView>) -> Request {
         system: coffer_sdk::SystemInfo { default_lease_ttl: 2764800, max_lease_ttl: 2764800 },
         remote_addr: None,
         services: None,
+        client_certs: None,
     }
 }
 

@@ -41,6 +41,7 @@ impl Kv {
             system: coffer_sdk::SystemInfo { default_lease_ttl: 2764800, max_lease_ttl: 2764800 },
             remote_addr: None,
             services: None,
+            client_certs: None,
         }
     }
     async fn call(
@@ -477,6 +478,7 @@ async fn v1_entries_become_version_1_on_first_request() {
             system: Default::default(),
             remote_addr: None,
             services: None,
+            client_certs: None,
         };
         v1.handle_request(r).await.unwrap();
     }

@@ -41,6 +41,7 @@ impl Env {
                 system: coffer_sdk::SystemInfo { default_lease_ttl: 2764800, max_lease_ttl: 2764800 },
                 remote_addr: None,
                 services: None,
+                client_certs: None,
             })
             .await
     }

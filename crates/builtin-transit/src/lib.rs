@@ -1999,6 +1999,7 @@ mod cache_size_tests {
             system: coffer_sdk::SystemInfo::default(),
             remote_addr: None,
             services: None,
+            client_certs: None,
         }
     }
 

@@ -34,6 +34,7 @@ impl T {
             system: coffer_sdk::SystemInfo::default(),
             remote_addr: None,
             services: None,
+            client_certs: None,
         };
         self.b.handle_request(req).await.map(|r| r.and_then(|r| r.data))
     }
@@ -867,6 +868,7 @@ async fn only_encrypt_writes_have_an_existence_check_answered_by_the_key() {
         system: coffer_sdk::SystemInfo::default(),
         remote_addr: None,
         services: None,
+        client_certs: None,
     };
     assert_eq!(t.b.exists(&probe("encrypt/k")).await.unwrap(), Some(false));
     t.create("k", json!({})).await;

@@ -27,6 +27,7 @@ impl Env {
             system: coffer_sdk::SystemInfo { default_lease_ttl: 2764800, max_lease_ttl: 2764800 },
             remote_addr: addr.map(|a| a.parse::<IpAddr>().unwrap()),
             services: None,
+            client_certs: None,
         }
     }
     async fn call(

@@ -46,6 +46,8 @@ pub fn builtins() -> Vec<Builtin> {
             Ok(Arc::new(Framework::new(coffer_builtin_userpass::UserPass::new())))
         }),
         Builtin::mountable(Auth, "approle", |_| Ok(Arc::new(Framework::new(coffer_builtin_approle::AppRole::new())))),
+        Builtin::mountable(Auth, "cert", |_| Ok(Arc::new(Framework::new(coffer_builtin_cert::Cert::new())))),
+        Builtin::mountable(Auth, "ldap", |_| Ok(Arc::new(Framework::new(coffer_builtin_ldap::Ldap::new())))),
         // Per-token storage: the core serves `cubbyhole/` with a KV version 1 backend.
         Builtin::served_by_core(Secret, "cubbyhole").backed_by(kv_v1),
         Builtin::served_by_core(Secret, "identity"),
@@ -76,7 +78,7 @@ mod tests {
             r.listed_names(BackendKind::Secret),
             ["cubbyhole", "identity", "kv", "pki", "ssh", "totp", "transit"]
         );
-        assert_eq!(r.listed_names(BackendKind::Auth), ["approle", "token", "userpass"]);
+        assert_eq!(r.listed_names(BackendKind::Auth), ["approle", "cert", "ldap", "token", "userpass"]);
     }
 
     #[test]

@@ -346,10 +346,12 @@ fn env_token_name() -> Option<&'static str> {
     ["BAO_TOKEN", "VAULT_TOKEN"].into_iter().find(|n| std::env::var(n).is_ok_and(|v| !v.is_empty()))
 }
 
-/// `login [-method=token|userpass|approle] [-path=P] [-no-store] [-token-only] [-field=F] [TOKEN | K=V...]`.
+/// `login [-method=token|userpass|approle|cert|ldap] [-path=P] [-no-store] [-token-only] [-field=F] [TOKEN | K=V...]`.
+/// `cert` logs in with the TLS client certificate (`-client-cert`/`-client-key`), `name=` picks
+/// the trusted certificate; `ldap` takes `username=` and `password=`.
 pub(crate) fn login(p: &Parsed, c: &Client, out: &Out) -> R {
     let method = p.get("method").unwrap_or("token").to_string();
-    if !matches!(method.as_str(), "token" | "userpass" | "approle") {
+    if !matches!(method.as_str(), "token" | "userpass" | "approle" | "cert" | "ldap") {
         return Err(Fail::Usage(output::wrap(
             &format!(
                 "Unknown auth method: {method}. Use \"coffer auth list\" to see the complete list of auth methods. \
@@ -418,7 +420,17 @@ pub(crate) fn login(p: &Parsed, c: &Client, out: &Out) -> R {
                 },
             })
         }
-        "userpass" => {
+        "cert" => {
+            let mut body = json!({});
+            if let Some(name) = cfg("name") {
+                body["name"] = name.into();
+            }
+            c.with_token(None)
+                .request("PUT", &format!("auth/{mount}/login"), Some(&body))
+                .map_err(api_in("Error authenticating"))?
+                .unwrap_or(Value::Null)
+        }
+        "userpass" | "ldap" => {
             let user = cfg("username").ok_or_else(|| auth_err("'username' must be specified"))?;
             let pass = config
                 .get("password")

@@ -69,13 +69,21 @@ pub enum SetupError {
     NoCertificate(String),
     #[error("no private key found in {0:?}")]
     NoPrivateKey(String),
-    #[error("VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together")]
+    #[error("-client-cert and -client-key (VAULT_CLIENT_CERT and VAULT_CLIENT_KEY) must be set together")]
     ClientCertPair,
 }
 
 impl Client {
-    /// Builds a client from flags and the environment (`BAO_*` before `VAULT_*`).
-    pub fn from_env(address: Option<&str>, skip_verify: bool, ca_cert: Option<&str>) -> Result<Client, SetupError> {
+    /// Builds a client from flags and the environment (`BAO_*` before `VAULT_*`). The
+    /// `-client-cert`/`-client-key` flags win over `BAO_CLIENT_CERT`/`VAULT_CLIENT_CERT` and
+    /// their `_KEY` pair.
+    pub fn from_env(
+        address: Option<&str>,
+        skip_verify: bool,
+        ca_cert: Option<&str>,
+        client_cert: Option<&str>,
+        client_key: Option<&str>,
+    ) -> Result<Client, SetupError> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let addr = address
             .map(str::to_string)
@@ -110,7 +118,11 @@ impl Client {
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
         // A client certificate for listeners that require one (VAULT_CLIENT_CERT/_KEY, as bao).
-        match (env_any(&["BAO_CLIENT_CERT", "VAULT_CLIENT_CERT"]), env_any(&["BAO_CLIENT_KEY", "VAULT_CLIENT_KEY"])) {
+        let flag = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string);
+        match (
+            flag(client_cert).or_else(|| env_any(&["BAO_CLIENT_CERT", "VAULT_CLIENT_CERT"])),
+            flag(client_key).or_else(|| env_any(&["BAO_CLIENT_KEY", "VAULT_CLIENT_KEY"])),
+        ) {
             (Some(cert), Some(key)) => {
                 let read = |p: &str, what: &'static str| {
                     std::fs::read(p).map_err(|source| SetupError::Read { what, path: p.to_string(), source })

@@ -104,7 +104,13 @@ pub fn run(argv: &[String], builtin_names: &[&str]) -> i32 {
             return 1;
         }
     };
-    let client = match Client::from_env(p.get("address"), p.has("tls-skip-verify"), p.get("ca-cert")) {
+    let client = match Client::from_env(
+        p.get("address"),
+        p.has("tls-skip-verify"),
+        p.get("ca-cert"),
+        p.get("client-cert"),
+        p.get("client-key"),
+    ) {
         Ok(mut c) => {
             if let Some(t) = p.get("wrap-ttl").filter(|t| !t.is_empty()) {
                 c.wrap_ttl = Some(t.to_string());

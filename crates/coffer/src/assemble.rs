@@ -202,6 +202,7 @@ pub async fn dev_mounts(core: &Core, root: &str) -> Result<(), StartError> {
         remote_addr: None,
         wrap_ttl: None,
         basic_auth: None,
+        client_certs: None,
     })
     .await
     .map(|_| ())

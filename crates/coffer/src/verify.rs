@@ -393,6 +393,7 @@ fn request(
         system: SystemInfo { default_lease_ttl: 3600, max_lease_ttl: 86400 },
         remote_addr: None,
         services: None,
+        client_certs: None,
     }
 }
 

@@ -52,6 +52,7 @@ async fn main() {
         remote_addr: None,
         wrap_ttl: None,
         basic_auth: None,
+        client_certs: None,
     };
     core.handle(call("sys/mounts/kv", Operation::Update, json!({"type": "kv"}), &root)).await.unwrap();
     core.handle(call("kv/app/db", Operation::Update, json!({"password": "x"}), &root)).await.unwrap();

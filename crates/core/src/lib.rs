@@ -118,6 +118,9 @@ pub struct CoreRequest {
     /// `Authorization: Basic` credentials (client id, secret), which the OIDC provider's
     /// token endpoint takes from its clients (`client_secret_basic`).
     pub basic_auth: Option<Box<(String, String)>>,
+    /// The client's TLS certificate chain (leaf first, DER), when it presented one: handed to
+    /// the backend (cert auth logins and renewals verify it).
+    pub client_certs: Option<Arc<Vec<Vec<u8>>>>,
 }
 
 /// How the HTTP layer should shape the body.
@@ -749,7 +752,11 @@ impl Core {
         let mut op = req.operation;
         let sreq = target
             .as_ref()
-            .map(|(route, rest)| self.backend_request(route, rest, op, req.data.clone(), req.remote_addr));
+            .map(|(route, rest)| self.backend_request(route, rest, op, req.data.clone(), req.remote_addr))
+            .map(|mut r| {
+                r.client_certs = req.client_certs.clone();
+                r
+            });
         if op == Operation::Update {
             if let (Some((route, _)), Some(sreq)) = (&target, &sreq) {
                 if route.backend.exists(sreq).await? == Some(false) {
@@ -825,7 +832,13 @@ impl Core {
             let Some((route, spec)) = system_paths::token_paths().find(rest) else {
                 return Err(LogicalError::unsupported_path(&path));
             };
-            let caller = token_api::Caller { token, entry, decision };
+            let caller = token_api::Caller {
+                token,
+                entry,
+                decision,
+                remote_addr: req.remote_addr,
+                client_certs: req.client_certs.clone(),
+            };
             return Box::pin(self.handle_token(active, op, (route, spec), rest, &req.data, &caller)).await;
         }
         if let Some(rest) = path.strip_prefix("identity/") {
@@ -873,6 +886,7 @@ impl Core {
             system: coffer_sdk::SystemInfo { default_lease_ttl: def, max_lease_ttl: max },
             remote_addr,
             services: Some(self.services.clone()),
+            client_certs: None,
         }
     }
 
@@ -935,7 +949,8 @@ impl Core {
             return Ok(None);
         }
         let route = route.clone();
-        let sreq = self.backend_request(&route, rest, req.operation, req.data.clone(), req.remote_addr);
+        let mut sreq = self.backend_request(&route, rest, req.operation, req.data.clone(), req.remote_addr);
+        sreq.client_certs = req.client_certs.clone();
         self.dispatch(active, &route, sreq, req.operation, None).await.map(Some)
     }
 

@@ -27,6 +27,9 @@ pub(crate) struct Caller<'a> {
     pub token: &'a str,
     pub entry: &'a TokenEntry,
     pub decision: &'a Decision,
+    /// The renewing client's connection, shown to the auth method that issued a token.
+    pub remote_addr: Option<std::net::IpAddr>,
+    pub client_certs: Option<std::sync::Arc<Vec<Vec<u8>>>>,
 }
 
 /// A duration as OpenBao writes it in warnings: `768h`, `1h30m`, `2h1s`, `59s` (Go's
@@ -173,18 +176,18 @@ impl Core {
                     None => return Err(LogicalError::bad_request("invalid accessor")),
                 }
             }
-            (T::RenewSelf, Update | Create) => self.renew(active, caller.token, caller.entry, data).await?,
+            (T::RenewSelf, Update | Create) => self.renew(active, caller.token, caller.entry, data, caller).await?,
             (T::Renew, Update | Create) => {
                 let t = opt(data, "token").and_then(Value::as_str).unwrap_or("").to_string();
                 let Some(e) = tokens.lookup(&t).await? else { return Err(LogicalError::bad_request("invalid token")) };
-                self.renew(active, &t, &e, data).await?
+                self.renew(active, &t, &e, data, caller).await?
             }
             (T::RenewAccessor, Update | Create) => {
                 let a = opt(data, "accessor").and_then(Value::as_str).unwrap_or("");
                 let Some((h, e)) = tokens.lookup_accessor(a).await? else {
                     return Err(LogicalError::bad_request("invalid accessor"));
                 };
-                let mut r = self.renew_hash(active, &h, &e, data).await?;
+                let mut r = self.renew_hash(active, &h, &e, data, caller).await?;
                 if let Some(a) = r.auth.as_mut() {
                     a.client_token.clear();
                 }
@@ -506,18 +509,41 @@ impl Core {
         Ok(CoreResponse { auth: Some(auth), warnings, ..Default::default() })
     }
 
+    /// Asks the auth mount whose login issued `e` whether it may be renewed (a cert login's
+    /// token only while the renewing client presents a matching certificate, …). Tokens not
+    /// issued by a login, or whose mount is gone or replaced, need no one's consent.
+    async fn check_login_renewal(&self, active: &Active, e: &TokenEntry, caller: &Caller<'_>) -> Result<()> {
+        if !e.path.starts_with("auth/") || e.path.starts_with("auth/token/") {
+            return Ok(());
+        }
+        let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let Some((route, rest)) = router.resolve(&e.path) else { return Ok(()) };
+        if route.entry.accessor != e.mount_accessor {
+            return Ok(());
+        }
+        let mut req = self.backend_request(route, rest, Operation::Update, Map::new(), caller.remote_addr);
+        req.client_certs = caller.client_certs.clone();
+        let login = coffer_sdk::LoginRenewal {
+            metadata: e.meta.clone().unwrap_or_default(),
+            policies: e.policies.clone(),
+            path: rest.to_string(),
+        };
+        route.backend.renew_login(&req, &login).await
+    }
+
     async fn renew(
         &self,
         active: &Active,
         token: &str,
         e: &TokenEntry,
         d: &Map<String, Value>,
+        caller: &Caller<'_>,
     ) -> Result<CoreResponse> {
         if e.token_type == "batch" {
             return Err(LogicalError::bad_request("batch tokens cannot be renewed"));
         }
         let h = active.tokens.hash(token);
-        let mut r = self.renew_hash(active, &h, e, d).await?;
+        let mut r = self.renew_hash(active, &h, e, d, caller).await?;
         if let Some(a) = r.auth.as_mut() {
             a.client_token = token.to_string();
         }
@@ -530,10 +556,12 @@ impl Core {
         h: &str,
         e: &TokenEntry,
         d: &Map<String, Value>,
+        caller: &Caller<'_>,
     ) -> Result<CoreResponse> {
         if !e.renewable || e.expire_time == 0 {
             return Err(LogicalError::bad_request("lease is not renewable"));
         }
+        self.check_login_renewal(active, e, caller).await?;
         let mut e = e.clone();
         let at = now();
         if e.expire_time > 0 {

@@ -102,6 +102,7 @@ impl Core {
             system: coffer_sdk::SystemInfo::default(),
             remote_addr: None,
             services: None,
+            client_certs: None,
         };
         let resp = self.cubbyhole_backend()?.handle_request(req).await?;
         match resp {

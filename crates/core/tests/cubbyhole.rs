@@ -14,6 +14,7 @@ fn req(path: &str, op: Operation, data: serde_json::Value, token: &str) -> CoreR
         remote_addr: None,
         wrap_ttl: None,
         basic_auth: None,
+        client_certs: None,
     }
 }
 

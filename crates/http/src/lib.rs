@@ -580,6 +580,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         request_path: path.clone(),
         request_method: parts.method.as_str().to_string(),
     });
+    let client_certs = parts.extensions.get::<ClientCertificate>().map(|c| c.chain.clone());
     let creq = CoreRequest {
         operation,
         path: core_path,
@@ -588,6 +589,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         remote_addr,
         wrap_ttl,
         basic_auth: basic_from(&parts.headers),
+        client_certs,
     };
     let result = match st.options.max_request_duration {
         None => st.core.handle(creq).await,

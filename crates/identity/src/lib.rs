@@ -343,7 +343,16 @@ impl IdentityStore {
         metadata: &Map<String, Value>,
     ) -> Result<String> {
         let mut st = self.state.write().await;
-        if let Some(a) = st.aliases.values().find(|a| a.mount_accessor == mount_accessor && a.name == alias_name) {
+        let wanted: BTreeMap<String, String> =
+            metadata.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect();
+        if let Some(a) = st.aliases.values_mut().find(|a| a.mount_accessor == mount_accessor && a.name == alias_name) {
+            // As OpenBao: a login whose alias metadata changed updates the alias.
+            if a.metadata != wanted {
+                a.metadata = wanted;
+                a.last_update_time = time::OffsetDateTime::now_utc().unix_timestamp();
+                let (id, copy) = (a.id.clone(), a.clone());
+                self.put(ALIAS, &id, &copy).await?;
+            }
             return Ok(a.canonical_id.clone());
         }
         let t = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -472,6 +472,7 @@ impl PluginState {
             system: link.system_info().await,
             remote_addr: req.connection.as_ref().and_then(|c| c.remote_addr.parse().ok()),
             services: Some(Arc::new(HostServices(link.system.clone()))),
+            client_certs: None,
         })
     }
 

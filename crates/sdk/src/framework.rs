@@ -433,6 +433,11 @@ pub trait Handler: Send + Sync + 'static {
     ) -> crate::Result<i64> {
         Ok(ttl)
     }
+    /// Allows or refuses the renewal of a token this auth method's login issued (see
+    /// [`crate::Backend::renew_login`]); the default allows it.
+    async fn renew_login(&self, _req: &crate::Request, _login: &crate::LoginRenewal) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// The generic backend over a [`Handler`]: route → coerce fields → existence check → call.
@@ -483,6 +488,9 @@ impl<H: Handler> crate::Backend for Backend<H> {
     }
     async fn renew_secret(&self, req: &crate::Request, internal: &Map<String, Value>, ttl: i64) -> crate::Result<i64> {
         self.0.renew_secret(req, internal, ttl).await
+    }
+    async fn renew_login(&self, req: &crate::Request, login: &crate::LoginRenewal) -> crate::Result<()> {
+        self.0.renew_login(req, login).await
     }
 }
 

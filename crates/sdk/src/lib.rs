@@ -87,6 +87,7 @@
 //!     system: SystemInfo::default(),
 //!     remote_addr: None,
 //!     services: None,
+//!     client_certs: None,
 //! };
 //! let answer = backend.handle_request(request("greeting/ada", Map::new())).await.unwrap().unwrap();
 //! assert_eq!(answer.data.unwrap()["greeting"], "hello, ada");
@@ -344,6 +345,32 @@ pub struct Request {
     pub remote_addr: Option<std::net::IpAddr>,
     /// Password policies and other services the system offers backends.
     pub services: Option<Arc<dyn SystemServices>>,
+    /// The certificate chain the client presented on its TLS connection (leaf first, DER),
+    /// after it proved it holds the leaf's key. Nothing more is checked: an auth method that
+    /// trusts certificates verifies the chain itself. `None` over plain HTTP or without one.
+    pub client_certs: Option<Arc<Vec<Vec<u8>>>>,
+}
+
+/// A token issued by a login of this mount, as the core shows it to the backend when the token
+/// is renewed ([`Backend::renew_login`]).
+#[derive(Clone, Default, PartialEq)]
+pub struct LoginRenewal {
+    /// The token's metadata, as the login set it.
+    pub metadata: Map<String, Value>,
+    /// The token's policies (without `default` unless the login named it).
+    pub policies: Vec<String>,
+    /// The login path the token came from, relative to the mount (`login`).
+    pub path: String,
+}
+
+impl std::fmt::Debug for LoginRenewal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRenewal")
+            .field("metadata_keys", &self.metadata.keys().collect::<Vec<_>>())
+            .field("policies", &self.policies)
+            .field("path", &self.path)
+            .finish()
+    }
 }
 
 /// Services the core offers to backends (the "system view").
@@ -512,6 +539,12 @@ pub trait Backend: Send + Sync {
     /// Renews a leased secret; the default accepts the core's proposed TTL.
     async fn renew_secret(&self, _req: &Request, _internal: &Map<String, Value>, ttl: i64) -> Result<i64> {
         Ok(ttl)
+    }
+    /// Asked before a token this auth mount's login issued is renewed: an error refuses the
+    /// renewal (the credential no longer matches, the role was deleted, …). `req` carries the
+    /// renewing client's connection (`client_certs`, `remote_addr`). The default allows it.
+    async fn renew_login(&self, _req: &Request, _login: &LoginRenewal) -> Result<()> {
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@ fn req(storage: &Arc<Mem>, op: Operation, path: &str, data: Value) -> Request {
         system: SystemInfo::default(),
         remote_addr: None,
         services: None,
+        client_certs: None,
     }
 }
 

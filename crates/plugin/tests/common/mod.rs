@@ -99,5 +99,6 @@ pub fn req(storage: &Arc<Mem>, op: Operation, path: &str, data: Value) -> Reques
         system: SystemInfo { default_lease_ttl: 3600, max_lease_ttl: 7200 },
         remote_addr: None,
         services: Some(Arc::new(FixedPasswords)),
+        client_certs: None,
     }
 }

@@ -67,34 +67,61 @@ export async function loginView(main) {
     const r = await get('sys/internal/ui/mounts', { noToken: true });
     listed = (r.data && r.data.auth) || {};
   } catch { /* nothing listed */ }
-  const methods = [['token', 'Token'], ['userpass', 'Username and password']];
-  const mountDefault = Object.entries(listed).find(([, m]) => m.type === 'userpass');
   const status = h('div', { 'aria-live': 'polite' });
-  const tokenForm = formCard('', [
+  const done = async (r) => { await loginWith(r.auth.client_token); };
+  // One choice per mounted method that logs in from a browser (token always), each with the
+  // form its login takes; without the listing (it needs listing_visibility=unauth), userpass/.
+  const forms = [];
+  const choices = [];
+  const add = (value, label, form) => {
+    forms.push([value, form]);
+    choices.push(h('option', { value }, label));
+  };
+  add('token', 'Token', formCard('', [
     { name: 'token', label: 'Token', type: 'password', required: true, autocomplete: 'off' },
-  ], 'Log in', async (v) => {
-    await loginWith(v.token.trim());
-  });
-  const upForm = formCard('', [
-    { name: 'mount', label: 'Mount path', value: mountDefault ? mountDefault[0].replace(/\/$/, '') : 'userpass', required: true },
-    { name: 'username', label: 'Username', required: true, autocomplete: 'username' },
-    { name: 'password', label: 'Password', type: 'password', required: true, autocomplete: 'current-password' },
-  ], 'Log in', async (v) => {
-    const m = v.mount.replace(/^\/+|\/+$/g, '');
-    const r = await post(`auth/${m}/login/${encodeURIComponent(v.username)}`, { password: v.password }, { noToken: true });
-    await loginWith(r.auth.client_token);
-  });
-  upForm.hidden = true;
+  ], 'Log in', async (v) => { await loginWith(v.token.trim()); }));
+  const mounts = Object.entries(listed)
+    .filter(([, m]) => ['userpass', 'ldap', 'approle', 'cert'].includes(m.type))
+    .map(([p, m]) => [p.replace(/\/$/, ''), m.type]);
+  if (!mounts.length) mounts.push(['userpass', 'userpass']);
+  const names = { userpass: 'Username and password', ldap: 'LDAP', approle: 'AppRole', cert: 'TLS certificate' };
+  for (const [mount, type] of mounts) {
+    const label = mount === type ? names[type] : `${names[type]} (${mount}/)`;
+    let form;
+    if (type === 'userpass' || type === 'ldap') {
+      form = formCard('', [
+        { name: 'username', label: 'Username', required: true, autocomplete: 'username' },
+        { name: 'password', label: 'Password', type: 'password', required: true, autocomplete: 'current-password' },
+      ], 'Log in', async (v) => done(await post(`auth/${mount}/login/${encodeURIComponent(v.username)}`,
+        { password: v.password }, { noToken: true })));
+    } else if (type === 'approle') {
+      form = formCard('', [
+        { name: 'role_id', label: 'Role ID', required: true, autocomplete: 'off' },
+        { name: 'secret_id', label: 'Secret ID', type: 'password', autocomplete: 'off' },
+      ], 'Log in', async (v) => done(await post(`auth/${mount}/login`,
+        v.secret_id ? { role_id: v.role_id, secret_id: v.secret_id } : { role_id: v.role_id }, { noToken: true })));
+    } else {
+      form = formCard('', [
+        { name: 'name', label: 'Trusted certificate name (optional)', autocomplete: 'off' },
+      ], 'Log in with my certificate', async (v) => done(await post(`auth/${mount}/login`,
+        v.name ? { name: v.name } : {}, { noToken: true })), {
+        intro: 'Uses the client certificate your browser presents on this HTTPS connection.',
+      });
+    }
+    form.dataset.mount = mount;
+    add(`${type}:${mount}`, label, form);
+  }
+  // Only the chosen method's form is in the page.
+  const slot = h('div', {}, forms[0][1]);
   const sel = h('select', { id: 'login-method', onchange: () => {
-    tokenForm.hidden = sel.value !== 'token';
-    upForm.hidden = sel.value !== 'userpass';
-  } }, methods.map(([v, l]) => h('option', { value: v }, l)));
+    setChildren(slot, forms.find(([v]) => v === sel.value)[1]);
+  } }, choices);
   setChildren(main,
     h('h1', {}, 'Log in to Coffer'),
     h('div', { class: 'card narrow' },
       h('div', { class: 'field' }, h('label', { for: 'login-method' }, 'Method'), sel),
-      tokenForm, upForm, status));
+      slot, status));
   if (location.hash !== '#/login' && location.hash !== '') history.replaceState(null, '', '#/login');
-  const first = tokenForm.querySelector('input');
+  const first = forms[0][1].querySelector('input');
   if (first) first.focus();
 }
