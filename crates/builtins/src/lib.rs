@@ -44,6 +44,12 @@ pub fn builtins() -> Vec<Builtin> {
             Ok(Arc::new(Framework::new(coffer_builtin_userpass::UserPass::new())))
         }),
         Builtin::mountable(Auth, "approle", |_| Ok(Arc::new(Framework::new(coffer_builtin_approle::AppRole::new())))),
+        // One backend under two names, as OpenBao mounts it: `oidc` for browser logins.
+        Builtin::mountable(Auth, "jwt", |_| Ok(Arc::new(Framework::new(coffer_builtin_jwt::Jwt::with_type("jwt"))))),
+        Builtin::mountable(Auth, "oidc", |_| Ok(Arc::new(Framework::new(coffer_builtin_jwt::Jwt::with_type("oidc"))))),
+        Builtin::mountable(Auth, "kubernetes", |_| {
+            Ok(Arc::new(Framework::new(coffer_builtin_kubernetes::Kubernetes::new())))
+        }),
         // Per-token storage: the core serves `cubbyhole/` with a KV version 1 backend.
         Builtin::served_by_core(Secret, "cubbyhole").backed_by(kv_v1),
         Builtin::served_by_core(Secret, "identity"),
@@ -71,7 +77,7 @@ mod tests {
     fn the_catalog_lists_what_openbao_lists_as_builtin() {
         let r = registry();
         assert_eq!(r.listed_names(BackendKind::Secret), ["cubbyhole", "identity", "kv", "totp", "transit"]);
-        assert_eq!(r.listed_names(BackendKind::Auth), ["approle", "token", "userpass"]);
+        assert_eq!(r.listed_names(BackendKind::Auth), ["approle", "jwt", "kubernetes", "oidc", "token", "userpass"]);
     }
 
     #[test]
