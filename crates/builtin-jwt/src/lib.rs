@@ -263,9 +263,9 @@ fn random_text(bytes: usize) -> Result<String> {
 async fn load<T: serde::de::DeserializeOwned>(req: &Request, key: &str) -> Result<Option<T>> {
     match req.storage.get(key).await? {
         None => Ok(None),
-        // drop-cause: the entries hold the client secret, which a JSON error could quote.
         Some(raw) => serde_json::from_slice(&raw)
             .map(Some)
+            // drop-cause: the entries hold the client secret, which a JSON error could quote.
             .map_err(|_| LogicalError::internal(format!("stored {key} is malformed"))),
     }
 }
@@ -516,9 +516,10 @@ impl Jwt {
             Ok(m) => Ok((m, issuer)),
             // A key the cached set does not have: the provider may have rotated; look again.
             Err(true) => match self.jwks(&url, &ca, true).await? {
-                Some(set) => {
-                    keys::verify_with_jwks(jwt, &set, kid.as_deref(), alg).map(|m| (m, issuer)).map_err(|_| bad(NO_KEY))
-                }
+                Some(set) => match keys::verify_with_jwks(jwt, &set, kid.as_deref(), alg) {
+                    Ok(m) => Ok((m, issuer)),
+                    Err(_) => Err(bad(NO_KEY)),
+                },
                 None => Err(bad(NO_KEY)),
             },
             Err(false) => Err(bad(NO_KEY)),

@@ -300,6 +300,7 @@ fn jwt_claims(jwt: &str, pem_keys: &[String]) -> Result<Map<String, Value>> {
         return Err(malformed());
     }
     if !pem_keys.is_empty() {
+        // drop-cause: a decoding error of the client's token says nothing more useful than this.
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| malformed())?;
         let mut v = jsonwebtoken::Validation::new(header.alg);
         v.validate_exp = false;
@@ -451,9 +452,9 @@ impl ApiServer {
 async fn load<T: serde::de::DeserializeOwned>(req: &Request, key: &str) -> Result<Option<T>> {
     match req.storage.get(key).await? {
         None => Ok(None),
-        // drop-cause: the config holds the reviewer JWT, which a JSON error could quote.
         Some(raw) => serde_json::from_slice(&raw)
             .map(Some)
+            // drop-cause: the config holds the reviewer JWT, which a JSON error could quote.
             .map_err(|_| LogicalError::internal(format!("stored {key} is malformed"))),
     }
 }
