@@ -205,6 +205,15 @@ fn glob_match(pattern: &str, s: &str) -> bool {
     true
 }
 
+/// An RFC 1123 label (what a namespace name is): lower-case alphanumerics and `-`, at most 63.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
 /// A Kubernetes LabelSelector (`matchLabels`, `matchExpressions` with In, NotIn, Exists,
 /// DoesNotExist), checked at role write and matched against a namespace's labels.
 fn parse_selector(text: &str) -> Result<Map<String, Value>> {
@@ -638,6 +647,11 @@ impl Kubernetes {
         }
         let sa =
             service_account(&claims).ok_or_else(|| denied("the jwt names no service account (namespace and name)"))?;
+        // The namespace goes into the API server's URL (selector roles): only a DNS label, as
+        // Kubernetes names namespaces, is taken.
+        if !is_dns_label(&sa.namespace) {
+            return Err(denied("namespace not authorized"));
+        }
         if !role.bound_service_account_names.iter().any(|p| glob_match(p, &sa.name)) {
             return Err(denied("service account name not authorized"));
         }
@@ -807,5 +821,6 @@ mod tests {
         assert_eq!(service_account(&projected).unwrap().uid, "u2");
         assert!(service_account(&Map::new()).is_none());
         assert!(glob_match("dev-*", "dev-1") && !glob_match("dev-*", "prod"));
+        assert!(is_dns_label("team-a") && !is_dns_label("../x") && !is_dns_label("a?b") && !is_dns_label("-a"));
     }
 }

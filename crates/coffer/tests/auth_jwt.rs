@@ -183,6 +183,15 @@ fn jwt_logins_verify_every_asymmetric_algorithm_from_a_jwks_and_create_aliases_a
     assert_eq!(alias["data"]["metadata"]["mail"], "alice@example.test");
     let g = ok(a, "GET", &format!("identity/group/id/{gid}"), Value::Null);
     assert_eq!(g["data"]["member_entity_ids"].as_array().map(Vec::len), Some(1), "{g}");
+    // verbose_oidc_logging: off by default (nothing logged), on logs the claims, not the token.
+    let token = sign(dir.path(), "rsa", "RS256", json!({}));
+    assert!(!s.log_text().contains("jwt login claims"), "claims logged without verbose_oidc_logging");
+    ok(a, "PUT", "auth/jwt/role/r1", json!({"verbose_oidc_logging": true}));
+    assert_eq!(login(a, "jwt", "r1", &token).0, 200);
+    let log = s.log_text();
+    assert!(log.contains("jwt login claims") && log.contains("alice@example.test"), "{log}");
+    assert!(!log.contains(&token), "the token itself was logged");
+    ok(a, "PUT", "auth/jwt/role/r1", json!({"verbose_oidc_logging": false}));
     // Leaving the group claim's "admins" takes the entity out of the external group.
     let (st, v) = login(a, "jwt", "r1", &sign(dir.path(), "rsa", "RS256", json!({"groups": ["devs"]})));
     assert_eq!(st, 200, "{v}");
