@@ -21,6 +21,7 @@ Prints "listening on PORT" once ready.
 """
 import argparse
 import json
+import os
 import ssl
 import sys
 import time
@@ -88,8 +89,9 @@ def review(spec):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, *a):
-        pass
+    def log_message(self, fmt, *a):
+        if os.environ.get("K8S_STANDIN_LOG"):
+            sys.stderr.write("k8s stand-in: " + (fmt % a) + "\n")
 
     def send(self, code, obj):
         body = json.dumps(obj).encode()
@@ -118,9 +120,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(403, status_obj(403, "Forbidden",
                 'tokenreviews.authentication.k8s.io is forbidden: User "system:serviceaccount:default:nobody" '
                 'cannot create resource "tokenreviews" in API group "authentication.k8s.io" at the cluster scope'))
-        if body.get("kind") != "TokenReview" or body.get("apiVersion") != "authentication.k8s.io/v1":
+        # The URL names the kind; a body may leave kind and apiVersion out (client-go's does),
+        # but may not name another.
+        if body.get("kind", "TokenReview") != "TokenReview" or body.get("apiVersion", "authentication.k8s.io/v1") != "authentication.k8s.io/v1":
             return self.send(400, status_obj(400, "BadRequest", "not an authentication.k8s.io/v1 TokenReview"))
         spec = body.get("spec", {})
+        if os.environ.get("K8S_STANDIN_LOG"):
+            sys.stderr.write(f"k8s stand-in: review body keys {sorted(body)} spec keys {sorted(spec)}\n")
         out = {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
                "metadata": {"creationTimestamp": None}, "spec": spec, "status": review(spec)}
         self.send(201, out)

@@ -325,6 +325,12 @@ fn jwt_bad_tokens_and_bad_settings_get_clear_4xx_answers() {
     assert_eq!(login(a, "jwt", "lenient", &sign(d, "rsa", "RS256", json!({"exp": "now-100"}))).0, 200);
     // ES256 with the configured EC public key.
     assert_eq!(login(a, "jwt", "r1", &sign(d, "ec256", "ES256", json!({}))).0, 200);
+    // Token fields: a batch-token role gets batch tokens.
+    let mut batch = role_body();
+    batch["token_type"] = json!("batch");
+    ok(a, "PUT", "auth/jwt/role/batch", batch);
+    let (st, v) = login(a, "jwt", "batch", &good);
+    assert_eq!((st, v["auth"]["token_type"].as_str()), (200, Some("batch")), "{v}");
     // A CIDR-bound role refuses other addresses.
     let mut cidr = role_body();
     cidr["token_bound_cidrs"] = json!("10.0.0.0/8");
@@ -600,20 +606,27 @@ fn oidc_login_with_the_bao_and_coffer_clis_through_a_real_provider() {
     let Some(bao) = bao_path() else { return };
     let Some(provider) = start_provider() else { return };
     let s = Server::start_dev("root");
+    // The same provider, role and CLIs against a real OpenBao: the flow the test plays is the
+    // one OpenBao expects too.
+    let real = RealBao::start(&bao);
     let cb_port = free_port();
-    setup_oidc(&s.addr, &provider, cb_port);
-    for bin in [bao.as_str(), coffer_bin()] {
-        let (okay, text) = cli_oidc_login(bin, &s.addr, cb_port);
-        assert!(okay, "{bin}: {text}");
-        let start = text.find('{').unwrap();
-        let v: Value = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>().next().unwrap().unwrap();
-        assert_eq!(v["auth"]["metadata"]["mail"], "alice@example.test", "{bin}: {v}");
-        assert!(v["auth"]["policies"].as_array().unwrap().contains(&json!("web")), "{v}");
+    for (server, addr) in [("Coffer", &s.addr), ("OpenBao", &real.addr)] {
+        setup_oidc(addr, &provider, cb_port);
+        for bin in [bao.as_str(), coffer_bin()] {
+            let (okay, text) = cli_oidc_login(bin, addr, cb_port);
+            assert!(okay, "{bin} against {server}: {text}");
+            let start = text.find('{').unwrap();
+            let v: Value =
+                serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>().next().unwrap().unwrap();
+            assert_eq!(v["auth"]["metadata"]["mail"], "alice@example.test", "{bin} against {server}: {v}");
+            assert_eq!(v["auth"]["metadata"]["role"], "people", "{bin} against {server}: {v}");
+            assert!(v["auth"]["policies"].as_array().unwrap().contains(&json!("web")), "{v}");
+        }
+        // An unknown (or already used) state is refused.
+        let (st, v) = call(addr, "GET", "auth/oidc/oidc/callback?state=nope&code=x", &Value::Null);
+        assert_eq!(st, 400, "{server}: {v}");
+        assert!(error_of(&v).contains("Expired or missing OAuth state"), "{server}: {v}");
     }
-    // A replayed callback (same state) is refused.
-    let (st, v) = call(&s.addr, "GET", "auth/oidc/oidc/callback?state=nope&code=x", &Value::Null);
-    assert_eq!(st, 400);
-    assert!(error_of(&v).contains("Expired or missing OAuth state"), "{v}");
 }
 
 /// hvac's OIDC calls (auth_url, then the callback with the code), and what OpenBao requires

@@ -318,6 +318,27 @@ fn kubernetes_logins_are_checked_by_a_tokenreview_and_the_role() {
         assert_eq!(st, 400, "{body}: {v}");
         assert!(error_of(&v).contains(want), "{body}: {v}");
     }
+    // pem_keys: a token signed by another key is refused before any review.
+    let mut cfg = json!({"kubernetes_host": format!("https://127.0.0.1:{}", c.api.port), "kubernetes_ca_cert": c.ca,
+        "token_reviewer_jwt": c.reviewer, "disable_local_ca_jwt": true,
+        "pem_keys": [std::fs::read_to_string(d.join("sa.pub")).unwrap()]});
+    ok(a, "PUT", "auth/kubernetes/config", cfg.clone());
+    assert_eq!(login(a, "apps", &sign(d, "sa.key", &legacy("apps", "web-1", "uid-web-1"))).0, 200);
+    let (st, v) = login(a, "apps", &sign(d, "rogue.key", &legacy("apps", "web-1", "uid-web-1")));
+    assert_eq!(st, 403, "{v}");
+    assert!(error_of(&v).contains("pem_keys"), "{v}");
+    // Issuer validation: legacy tokens carry kubernetes/serviceaccount, the default issuer.
+    cfg["pem_keys"] = json!([]);
+    cfg["disable_iss_validation"] = json!(false);
+    ok(a, "PUT", "auth/kubernetes/config", cfg.clone());
+    assert_eq!(login(a, "apps", &sign(d, "sa.key", &legacy("apps", "web-1", "uid-web-1"))).0, 200);
+    let (st, v) = login(a, "aud", &sign(d, "sa.key", &projected("apps", "api", "uid-api", "coffer")));
+    assert_eq!(st, 403, "{v}");
+    assert!(error_of(&v).contains("invalid issuer"), "{v}");
+    cfg["issuer"] = json!("https://kubernetes.default.svc.cluster.local");
+    ok(a, "PUT", "auth/kubernetes/config", cfg);
+    assert_eq!(login(a, "aud", &sign(d, "sa.key", &projected("apps", "api", "uid-api", "coffer"))).0, 200);
+
     let (st, v) = call(
         a,
         "PUT",
@@ -326,6 +347,52 @@ fn kubernetes_logins_are_checked_by_a_tokenreview_and_the_role() {
     );
     assert_eq!(st, 400);
     assert!(error_of(&v).contains("kubernetes_ca_cert"), "{v}");
+}
+
+/// The same stand-in, settings and tokens against OpenBao's kubernetes method and Coffer's: the
+/// same statuses and metadata (this also shows the stand-in answers what OpenBao expects).
+#[test]
+fn kubernetes_logins_are_answered_as_openbao_answers_them() {
+    let Some(bao) = bao_path() else { return };
+    let Some(c) = cluster() else { return };
+    let d = c.dir.path();
+    let coffer = Server::start_dev("root");
+    let real = RealBao::start(&bao);
+    let tokens: Vec<(&str, &str, String)> = vec![
+        ("legacy", "apps", sign(d, "sa.key", &legacy("apps", "web-1", "uid-web-1"))),
+        ("projected-with-audience", "aud", sign(d, "sa.key", &projected("apps", "api", "uid-api", "coffer"))),
+        ("other-key", "apps", sign(d, "rogue.key", &legacy("apps", "web-1", "uid-web-1"))),
+        ("deleted", "apps", sign(d, "sa.key", &legacy("apps", "deleted-sa", "uid-d"))),
+        ("wrong-audience", "aud", sign(d, "sa.key", &projected("apps", "api", "uid-api", "other"))),
+        ("name-not-bound", "apps", sign(d, "sa.key", &legacy("apps", "db", "uid-db"))),
+        ("namespace-not-bound", "apps", sign(d, "sa.key", &legacy("kube-system", "web-1", "uid-k"))),
+        ("unknown-role", "nope", sign(d, "sa.key", &legacy("apps", "web-1", "uid-web-1"))),
+    ];
+    let mut seen = Vec::new();
+    for addr in [&coffer.addr, &real.addr] {
+        configure(addr, &c);
+        ok(
+            addr,
+            "PUT",
+            "auth/kubernetes/role/apps",
+            json!({
+            "bound_service_account_names": "web-*,deleted-sa", "bound_service_account_namespaces": "apps"}),
+        );
+        ok(
+            addr,
+            "PUT",
+            "auth/kubernetes/role/aud",
+            json!({
+            "bound_service_account_names": "*", "bound_service_account_namespaces": "apps", "audience": "coffer"}),
+        );
+        let mut answers = Vec::new();
+        for (name, role, token) in &tokens {
+            let (st, v) = login(addr, role, token);
+            answers.push((name.to_string(), st, if st == 200 { v["auth"]["metadata"].clone() } else { Value::Null }));
+        }
+        seen.push(answers);
+    }
+    assert_eq!(seen[0], seen[1], "Coffer (left) and OpenBao (right) differ");
 }
 
 #[test]
