@@ -1,8 +1,9 @@
 //! The JWT/OIDC auth method end to end: keys made by openssl, tokens signed by PyJWT
 //! (tests/auth/jwt_tool.py), a JWKS served by the test, logins through HTTP, the real `bao`
 //! CLI, hvac and `coffer login`; the same cases against a real OpenBao dev server; and the
-//! OIDC code flow with `bao login -method=oidc` against a third-party OIDC provider from PyPI
-//! (oidc-provider-mock), its browser step driven by an HTTP client.
+//! OIDC code flow with `bao login -method=oidc` and `coffer login -method=oidc` against a
+//! third-party OIDC provider from PyPI (oidc-provider-mock), its browser step played by headless
+//! Chromium (and, for hvac's calls, by an HTTP client).
 mod common;
 mod python;
 use common::*;
@@ -562,8 +563,39 @@ fn setup_oidc(addr: &str, provider: &Provider, cb_port: u16) {
     );
 }
 
-/// Runs `<cli> login -method=oidc` and plays the browser; returns the CLI's output.
-fn cli_oidc_login(bin: &str, addr: &str, cb_port: u16) -> (bool, String) {
+/// The browser: headless Chromium (tests/auth/oidc_browser.mjs, on tests/ui's
+/// playwright-core) picks the user on the provider's page and follows the redirect to the
+/// CLI's listener. Returns whether it got there and what it saw.
+fn chromium_step(auth_url: &str) -> (bool, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/auth/oidc_browser.mjs");
+    let o = Command::new("node").arg(script).args([auth_url, "alice"]).output().expect("node");
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    (o.status.success() && text.contains("final URL: http://localhost:"), text)
+}
+
+/// Whether headless Chromium and playwright-core are there (tests/ui's `npm ci` is run when
+/// its modules are missing). Without them the test fails when COFFER_REQUIRE_BAO is set (CI)
+/// and is skipped otherwise.
+fn chromium_ready() -> bool {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ui");
+    if !ui.join("node_modules/playwright-core").exists() {
+        let _ =
+            Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&ui).status();
+    }
+    let ready = Path::new("/usr/bin/chromium").exists() && ui.join("node_modules/playwright-core").exists();
+    if !ready {
+        assert!(
+            !std::env::var("COFFER_REQUIRE_BAO").is_ok_and(|v| !v.is_empty() && v != "0"),
+            "headless Chromium and tests/ui's playwright-core are required"
+        );
+        eprintln!("SKIPPED: /usr/bin/chromium or tests/ui/node_modules/playwright-core missing");
+    }
+    ready
+}
+
+/// Runs `<cli> login -method=oidc` and plays the browser (Chromium, or the HTTP client of
+/// [`browser_step`]); returns the CLI's output.
+fn cli_oidc_login(bin: &str, addr: &str, cb_port: u16, chromium: bool) -> (bool, String) {
     let home = tempfile::tempdir().unwrap();
     let mut child = Command::new(bin)
         .args(["login", "-method=oidc", "-path=oidc", "-format=json", "-no-store"])
@@ -591,20 +623,28 @@ fn cli_oidc_login(bin: &str, addr: &str, cb_port: u16) -> (bool, String) {
             break format!("http{u}");
         }
     };
-    let callback = browser_step(&url);
-    assert!(callback.starts_with(&format!("http://localhost:{cb_port}/oidc/callback?")), "{callback}");
-    let (st, page) = get_url(&callback);
+    let (browser_ok, page) = if chromium {
+        chromium_step(&url)
+    } else {
+        let callback = browser_step(&url);
+        assert!(callback.starts_with(&format!("http://localhost:{cb_port}/oidc/callback?")), "{callback}");
+        let (st, page) = get_url(&callback);
+        (st == 200, page)
+    };
     let o = child.wait_with_output().unwrap();
     let mut rest = String::new();
     let _ = err.read_to_string(&mut rest);
     let text = format!("{}{seen}{rest}", String::from_utf8_lossy(&o.stdout));
-    (o.status.success() && st == 200, format!("{text}\n[browser got {st}: {page}]"))
+    (o.status.success() && browser_ok, format!("{text}\n[browser: {page}]"))
 }
 
 #[test]
 fn oidc_login_with_the_bao_and_coffer_clis_through_a_real_provider() {
     let Some(bao) = bao_path() else { return };
     let Some(provider) = start_provider() else { return };
+    if !chromium_ready() {
+        return;
+    }
     let s = Server::start_dev("root");
     // The same provider, role and CLIs against a real OpenBao: the flow the test plays is the
     // one OpenBao expects too.
@@ -613,7 +653,7 @@ fn oidc_login_with_the_bao_and_coffer_clis_through_a_real_provider() {
     for (server, addr) in [("Coffer", &s.addr), ("OpenBao", &real.addr)] {
         setup_oidc(addr, &provider, cb_port);
         for bin in [bao.as_str(), coffer_bin()] {
-            let (okay, text) = cli_oidc_login(bin, addr, cb_port);
+            let (okay, text) = cli_oidc_login(bin, addr, cb_port, true);
             assert!(okay, "{bin} against {server}: {text}");
             let start = text.find('{').unwrap();
             let v: Value =
