@@ -332,6 +332,43 @@ fn jwt_bad_tokens_and_bad_settings_get_clear_4xx_answers() {
     ok(a, "PUT", "auth/jwt/role/batch", batch);
     let (st, v) = login(a, "jwt", "batch", &good);
     assert_eq!((st, v["auth"]["token_type"].as_str()), (200, Some("batch")), "{v}");
+    // JSON pointers: a nested bound claim and a nested user claim.
+    ok(
+        a,
+        "PUT",
+        "auth/jwt/role/nested",
+        json!({"role_type": "jwt", "user_claim": "/profile/login",
+        "user_claim_json_pointer": true, "bound_claims": {"/org/team": "blue"}}),
+    );
+    let nested = json!({"aud": null, "org": {"team": "blue"}, "profile": {"login": "al"}});
+    let (st, v) = login(a, "jwt", "nested", &sign(d, "rsa", "RS256", nested));
+    assert_eq!(st, 200, "{v}");
+    let eid = v["auth"]["entity_id"].as_str().unwrap();
+    let ent = ok(a, "GET", &format!("identity/entity/id/{eid}"), Value::Null);
+    assert!(ent["data"]["aliases"].as_array().unwrap().iter().any(|x| x["name"] == "al"), "{ent}");
+    let (st, _) = login(
+        a,
+        "jwt",
+        "nested",
+        &sign(d, "rsa", "RS256", json!({"aud": null, "org": {"team": "red"}, "profile": {"login": "al"}})),
+    );
+    assert_eq!(st, 400);
+    // The token can be renewed like any login's.
+    let token = v["auth"]["client_token"].as_str().unwrap().to_string();
+    let (st, body) = http(a, "PUT", "/v1/auth/token/renew-self", &[("X-Vault-Token", token.as_str())], b"{}");
+    assert_eq!(st, 200, "{body}");
+    // default_role and jwt_supported_algs from the config.
+    ok(
+        a,
+        "PUT",
+        "auth/jwt/config",
+        json!({"jwt_validation_pubkeys": [pubkey.clone()], "bound_issuer": ISS,
+        "default_role": "r1", "jwt_supported_algs": ["RS256"]}),
+    );
+    assert_eq!(login(a, "jwt", "", &good).0, 200, "default_role");
+    let (st, v) = login(a, "jwt", "r1", &sign(d, "rsa", "PS256", json!({})));
+    assert_eq!(st, 400);
+    assert!(error_of(&v).contains("jwt_supported_algs"), "{v}");
     // A CIDR-bound role refuses other addresses.
     let mut cidr = role_body();
     cidr["token_bound_cidrs"] = json!("10.0.0.0/8");
