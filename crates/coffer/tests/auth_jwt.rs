@@ -431,6 +431,12 @@ fn jwt_logins_are_answered_as_openbao_answers_them() {
         }
         let (st, _) = login(addr, "jwt", "nope", &tokens[0].1);
         answers.push(("unknown-role".into(), st, Value::Null));
+        // What a read of the role and of the config shows: the same fields.
+        for path in ["auth/jwt/role/r1", "auth/jwt/config"] {
+            let keys: Vec<String> =
+                ok(addr, "GET", path, Value::Null)["data"].as_object().unwrap().keys().cloned().collect();
+            answers.push((format!("{path} fields {keys:?}"), 200, Value::Null));
+        }
         seen.push(answers);
     }
     assert_eq!(seen[0], seen[1], "Coffer (left) and OpenBao (right) differ");

@@ -390,6 +390,11 @@ fn kubernetes_logins_are_answered_as_openbao_answers_them() {
             let (st, v) = login(addr, role, token);
             answers.push((name.to_string(), st, if st == 200 { v["auth"]["metadata"].clone() } else { Value::Null }));
         }
+        for path in ["auth/kubernetes/role/apps", "auth/kubernetes/role/aud", "auth/kubernetes/config"] {
+            let keys: Vec<String> =
+                ok(addr, "GET", path, Value::Null)["data"].as_object().unwrap().keys().cloned().collect();
+            answers.push((format!("{path} fields {keys:?}"), 200, Value::Null));
+        }
         seen.push(answers);
     }
     assert_eq!(seen[0], seen[1], "Coffer (left) and OpenBao (right) differ");
