@@ -174,8 +174,34 @@ pub fn check_pem(pem: &str) -> bool {
     [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA].into_iter().any(|a| pem_key_for(pem, a).is_some())
 }
 
-pub fn verify_with_pems(jwt: &str, pems: &[String], alg: Algorithm) -> Option<Map<String, Value>> {
-    pems.iter().filter_map(|p| pem_key_for(p, alg)).find_map(|k| verify_with(jwt, &k, alg))
+/// The configured PEM keys, decoded once per configuration for each key family (a login
+/// then only verifies).
+pub struct PemKeys {
+    pub pems: Vec<String>,
+    rsa: Vec<DecodingKey>,
+    ec: Vec<DecodingKey>,
+    ed: Vec<DecodingKey>,
+}
+
+impl PemKeys {
+    pub fn new(pems: &[String]) -> Self {
+        let all = |alg| pems.iter().filter_map(|p| pem_key_for(p, alg)).collect();
+        PemKeys {
+            pems: pems.to_vec(),
+            rsa: all(Algorithm::RS256),
+            ec: all(Algorithm::ES256),
+            ed: all(Algorithm::EdDSA),
+        }
+    }
+
+    pub fn verify(&self, jwt: &str, alg: Algorithm) -> Option<Map<String, Value>> {
+        let keys = match alg {
+            Algorithm::ES256 | Algorithm::ES384 => &self.ec,
+            Algorithm::EdDSA => &self.ed,
+            _ => &self.rsa,
+        };
+        keys.iter().find_map(|k| verify_with(jwt, k, alg))
+    }
 }
 
 /// The JWK answer: `Err(true)` when no key has the token's `kid` (a refresh may help).

@@ -108,6 +108,7 @@ pub struct Jwt {
     kind: &'static str,
     paths: Paths<Route>,
     keys: Mutex<Option<CachedKeys>>,
+    pem_keys: Mutex<Option<Arc<keys::PemKeys>>>,
     discovery: Mutex<Option<(String, Instant, Discovery)>>,
     pending: Mutex<HashMap<String, Pending>>,
 }
@@ -329,6 +330,7 @@ impl Jwt {
             kind,
             paths: Paths::new(specs_static().to_vec()),
             keys: Mutex::new(None),
+            pem_keys: Mutex::new(None),
             discovery: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
         }
@@ -501,9 +503,18 @@ impl Jwt {
     async fn verify(&self, c: &Config, jwt: &str) -> Result<(Map<String, Value>, Option<String>)> {
         let (alg, kid) = token_alg(jwt, &c.jwt_supported_algs)?;
         if !c.jwt_validation_pubkeys.is_empty() {
-            return keys::verify_with_pems(jwt, &c.jwt_validation_pubkeys, alg)
-                .map(|m| (m, None))
-                .ok_or_else(|| bad(NO_KEY));
+            let pems = {
+                let mut cached = self.pem_keys.lock().unwrap_or_else(|e| e.into_inner());
+                match &*cached {
+                    Some(k) if k.pems == c.jwt_validation_pubkeys => k.clone(),
+                    _ => {
+                        let k = Arc::new(keys::PemKeys::new(&c.jwt_validation_pubkeys));
+                        *cached = Some(k.clone());
+                        k
+                    }
+                }
+            };
+            return pems.verify(jwt, alg).map(|m| (m, None)).ok_or_else(|| bad(NO_KEY));
         }
         let (url, ca, issuer) = if !c.jwks_url.is_empty() {
             (c.jwks_url.clone(), c.jwks_ca_pem.clone(), None)
