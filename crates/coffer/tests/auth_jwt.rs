@@ -507,7 +507,8 @@ print("hvac ok")
     assert!(!o.status.success() && out(&o).contains("three dot-separated parts"), "{}", out(&o));
 }
 
-/// A third-party OIDC provider (oidc-provider-mock, from PyPI) running here.
+/// A third-party OIDC provider (oidc-provider-mock, from PyPI) running here (or any server the
+/// test started); killed on drop.
 struct Provider {
     child: std::process::Child,
     url: String,
@@ -774,4 +775,103 @@ except hvac.exceptions.InvalidRequest as e:
     let o = child.wait_with_output().unwrap();
     assert!(rest.contains("token") && rest.contains("people"), "{rest}{}", String::from_utf8_lossy(&o.stderr));
     assert!(rest.contains("replay refused") && rest.contains("Expired or missing OAuth state"), "{rest}");
+}
+
+/// A JWKS served over HTTPS by a server whose certificate a CA made by openssl signed: without
+/// `jwks_ca_pem` the configuration is refused (the certificate is not trusted), with it logins
+/// verify against the fetched keys.
+#[test]
+fn jwks_over_https_needs_and_uses_jwks_ca_pem() {
+    if !python::ensure("jwt", "PyJWT") || !python::ensure("cryptography", "cryptography") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_keys(d);
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=idp-ca",
+            "-days",
+            "2",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+            "-subj",
+            "/CN=idp",
+        ],
+    );
+    std::fs::write(d.join("srv.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "srv.ext",
+        ],
+    );
+    std::fs::write(d.join("keys"), tool(&["jwks", d.join("rsa.pem").to_str().unwrap()])).unwrap();
+    let server = r#"
+import http.server, ssl, sys
+h = http.server.SimpleHTTPRequestHandler
+h.log_message = lambda *a: None
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), h)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain("srv.pem", "srv.key")
+s.socket = c.wrap_socket(s.socket, server_side=True)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut child = Command::new("python3").args(["-c", server]).current_dir(d).stdout(Stdio::piped()).spawn().unwrap();
+    let mut port = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut port).unwrap();
+    let url = format!("https://127.0.0.1:{}/keys", port.trim());
+    let _idp = Provider { child, url: url.clone() }; // killed on drop
+    let s = Server::start_dev("root");
+    let a = s.addr.as_str();
+    ok(a, "POST", "sys/auth/jwt", json!({"type": "jwt"}));
+    let (st, v) = call(a, "PUT", "auth/jwt/config", &json!({"jwks_url": url, "bound_issuer": ISS}));
+    assert_eq!(st, 400, "{v}");
+    assert!(error_of(&v).contains("error checking jwks URL"), "{v}");
+    let ca = std::fs::read_to_string(d.join("ca.pem")).unwrap();
+    ok(a, "PUT", "auth/jwt/config", json!({"jwks_url": url, "jwks_ca_pem": ca, "bound_issuer": ISS}));
+    ok(a, "PUT", "auth/jwt/role/r1", role_body());
+    let (st, v) = login(a, "jwt", "r1", &sign(d, "rsa", "RS256", json!({})));
+    assert_eq!(st, 200, "{v}");
 }
