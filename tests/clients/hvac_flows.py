@@ -6,8 +6,13 @@ The flows: response wrapping (wrap, look up, unwrap with the wrapping token as t
 token, the usual way applications unwrap), auth method listing and tuning, token roles (create,
 read, list, create a token against a role), leases (list, look up, renew, revoke), KV v2 and
 userpass login; identity: entities and aliases, internal/external groups and group aliases,
-entity merges, and a templated policy that follows the logged-in entity.
+entity merges, a templated policy that follows the logged-in entity, and identity tokens (named
+keys, roles, signed tokens, introspection, rotation, the public key set); PKI: a root, URLs, a
+role, issuing, reading, listing and revoking a certificate, the CA and CRL in PEM, CRL settings,
+issuers, and deleting the root.
 """
+import base64
+import json
 import os
 import sys
 import traceback
@@ -278,6 +283,101 @@ def flow_identity_templated_policy():
         pass
     # The default policy lets the token read its own entity, and no other.
     assert u.secrets.identity.read_entity(entity_id=eid)["data"]["name"] == f"n-{tag}"
+
+
+def flow_pki():
+    c = client()
+    mount = "pki-" + uuid.uuid4().hex[:8]
+    c.sys.enable_secrets_engine("pki", path=mount, config={"max_lease_ttl": "87600h"})
+    root = c.secrets.pki.generate_root(
+        type="internal", common_name="hvac root", extra_params={"ttl": "8760h", "key_type": "ec"}, mount_point=mount
+    )["data"]
+    assert "BEGIN CERTIFICATE" in root["certificate"] and "private_key" not in root, root
+    c.secrets.pki.set_urls({"issuing_certificates": [f"{ADDR}/v1/{mount}/ca"]}, mount_point=mount)
+    urls = c.secrets.pki.read_urls(mount_point=mount)["data"]
+    assert urls["issuing_certificates"] == [f"{ADDR}/v1/{mount}/ca"], urls
+    c.secrets.pki.create_or_update_role(
+        "svc", {"allowed_domains": ["example.com"], "allow_subdomains": True, "max_ttl": "24h", "key_type": "ec"},
+        mount_point=mount,
+    )
+    role = c.secrets.pki.read_role("svc", mount_point=mount)["data"]
+    assert role["allowed_domains"] == ["example.com"] and role["allow_subdomains"] is True, role
+    assert "svc" in c.secrets.pki.list_roles(mount_point=mount)["data"]["keys"]
+    cert = c.secrets.pki.generate_certificate("svc", "db.example.com", extra_params={"ttl": "1h"}, mount_point=mount)["data"]
+    serial = cert["serial_number"]
+    assert "BEGIN CERTIFICATE" in cert["certificate"] and cert["private_key_type"] == "ec", cert
+    try:
+        c.secrets.pki.generate_certificate("svc", "db.evil.org", mount_point=mount)
+        raise AssertionError("a name outside the role was certified")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    read = c.secrets.pki.read_certificate(serial, mount_point=mount)["data"]
+    assert read["certificate"].strip() == cert["certificate"].strip() and read["revocation_time"] == 0, read
+    assert serial in c.secrets.pki.list_certificates(mount_point=mount)["data"]["keys"]
+    ca_pem = c.secrets.pki.read_ca_certificate(mount_point=mount)
+    assert ca_pem.strip() == root["certificate"].strip(), ca_pem
+    assert "BEGIN CERTIFICATE" in c.secrets.pki.read_ca_certificate_chain(mount_point=mount)
+    revoked = c.secrets.pki.revoke_certificate(serial, mount_point=mount)["data"]
+    assert revoked["revocation_time"] > 0, revoked
+    assert c.secrets.pki.read_certificate(serial, mount_point=mount)["data"]["revocation_time"] > 0
+    crl = c.secrets.pki.read_crl(mount_point=mount)
+    assert "BEGIN X509 CRL" in crl, crl
+    c.secrets.pki.set_crl_configuration(expiry="48h", mount_point=mount)
+    assert c.secrets.pki.read_crl_configuration(mount_point=mount)["data"]["expiry"] == "48h"
+    c.secrets.pki.rotate_crl(mount_point=mount)
+    issuers = c.secrets.pki.list_issuers(mount_point=mount)["data"]
+    assert issuers["keys"] == [root["issuer_id"]], issuers
+    c.secrets.pki.update_issuer(root["issuer_id"], extra_params={"issuer_name": "renamed"}, mount_point=mount)
+    assert c.secrets.pki.read_issuer("renamed", mount_point=mount)["data"]["issuer_id"] == root["issuer_id"]
+    c.secrets.pki.delete_root(mount_point=mount)
+    try:
+        c.secrets.pki.list_issuers(mount_point=mount)
+        raise AssertionError("issuers are left after deleting the root")
+    except hvac.exceptions.InvalidPath:
+        pass
+    c.sys.disable_secrets_engine(mount)
+
+
+def flow_identity_tokens():
+    c = client()
+    tag = uuid.uuid4().hex[:8]
+    ident = c.secrets.identity
+    ident.create_named_key(f"k-{tag}", algorithm="ES256", allowed_client_ids=["*"], rotation_period="4h")
+    key = ident.read_named_key(f"k-{tag}")["data"]
+    assert key["algorithm"] == "ES256" and key["rotation_period"] == 14400, key
+    assert f"k-{tag}" in ident.list_named_keys()["data"]["keys"]
+    ident.create_or_update_role(f"r-{tag}", key=f"k-{tag}", ttl="1h", template='{"n": {{identity.entity.name}}}')
+    role = ident.read_role(f"r-{tag}")["data"]
+    assert role["key"] == f"k-{tag}" and role["ttl"] == 3600, role
+    userpass_accessor(c, "hvac-oidc")
+    c.sys.create_or_update_policy(f"oidc-{tag}", 'path "identity/oidc/token/*" { capabilities = ["read"] }')
+    c.auth.userpass.create_or_update_user(username=f"o-{tag}", password="pw", policies=[f"oidc-{tag}"],
+                                          mount_point="hvac-oidc")
+    u = client(None)
+    u.auth.userpass.login(username=f"o-{tag}", password="pw", mount_point="hvac-oidc")
+    signed = u.secrets.identity.generate_signed_id_token(f"r-{tag}")["data"]
+    assert signed["client_id"] == role["client_id"], signed
+    assert ident.introspect_signed_id_token(signed["token"])["active"] is True
+    assert ident.introspect_signed_id_token(signed["token"], client_id="other")["active"] is False
+    kids = [k["kid"] for k in ident.read_active_public_keys()["keys"]]
+    # hvac's rotate_named_key posts to identity/oidc/key/:name (an update of verification_ttl),
+    # not to …/rotate: the rotation itself goes through the adapter.
+    ident.rotate_named_key(f"k-{tag}", verification_ttl="1h")
+    assert ident.read_named_key(f"k-{tag}")["data"]["verification_ttl"] == 3600
+    c.adapter.post(f"/v1/identity/oidc/key/k-{tag}/rotate", json={"verification_ttl": "1h"})
+    after = [k["kid"] for k in ident.read_active_public_keys()["keys"]]
+    signed_kid = json.loads(base64.urlsafe_b64decode(signed["token"].split(".")[0] + "=="))["kid"]
+    assert signed_kid in kids and signed_kid in after, "the rotated-out key left the key set"
+    assert set(after) - set(kids), "rotation published no new key"
+    assert ident.introspect_signed_id_token(signed["token"])["active"] is True
+    assert ident.read_well_known_configurations()["issuer"].endswith("/v1/identity/oidc")
+    try:
+        ident.delete_named_key(f"k-{tag}")
+        raise AssertionError("a key in use was deleted")
+    except hvac.exceptions.InvalidRequest:
+        pass
+    ident.delete_role(f"r-{tag}")
+    ident.delete_named_key(f"k-{tag}")
 
 
 def main():

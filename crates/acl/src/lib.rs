@@ -682,8 +682,9 @@ impl Acl {
             exact.insert(k.clone(), show(r));
         }
         let mut glob = Map::new();
-        // A prefix rule is shown without its trailing `*`, as OpenBao shows it.
-        for r in &self.others {
+        // A prefix rule is shown without its trailing `*`, as OpenBao shows it; rules with `+`
+        // segments are not shown at all (OpenBao 2.7.2 leaves them out too).
+        for r in self.others.iter().filter(|r| !matches!(r.matcher, Matcher::Segments(_))) {
             glob.insert(r.pattern.strip_suffix('*').unwrap_or(&r.pattern).to_string(), show(r));
         }
         let mut m = Map::new();
@@ -756,6 +757,11 @@ path "sys/tools/hash" {
 }
 path "sys/tools/hash/*" {
   capabilities = ["update"]
+}
+
+# Signing in to applications that use Coffer as their OIDC provider
+path "identity/oidc/provider/+/authorize" {
+  capabilities = ["read", "update"]
 }
 "#;
 

@@ -40,6 +40,7 @@ pub fn builtins() -> Vec<Builtin> {
         Builtin::mountable(Secret, "kv-v2", kv_v2).unlisted(),
         Builtin::mountable(Secret, "transit", |_| Ok(Arc::new(Framework::new(coffer_builtin_transit::Transit::new())))),
         Builtin::mountable(Secret, "totp", |_| Ok(Arc::new(Framework::new(coffer_builtin_totp::Totp::new())))),
+        Builtin::mountable(Secret, "pki", |_| Ok(Arc::new(Framework::new(coffer_builtin_pki::Pki::new())))),
         Builtin::mountable(Auth, "userpass", |_| {
             Ok(Arc::new(Framework::new(coffer_builtin_userpass::UserPass::new())))
         }),
@@ -76,7 +77,7 @@ mod tests {
     #[test]
     fn the_catalog_lists_what_openbao_lists_as_builtin() {
         let r = registry();
-        assert_eq!(r.listed_names(BackendKind::Secret), ["cubbyhole", "identity", "kv", "totp", "transit"]);
+        assert_eq!(r.listed_names(BackendKind::Secret), ["cubbyhole", "identity", "kv", "pki", "totp", "transit"]);
         assert_eq!(r.listed_names(BackendKind::Auth), ["approle", "jwt", "kubernetes", "oidc", "token", "userpass"]);
     }
 

@@ -984,6 +984,14 @@ fn print_warnings(r: &Value) {
 
 fn print_secret(r: Option<Value>, out: &Out, field: Option<&str>) -> R {
     let Some(r) = r else { return Ok(0) };
+    // A body served as is, not in Vault's envelope (the OIDC discovery documents,
+    // introspection, sys/seal-status …): the bao CLI shows its fields as the secret's data.
+    let r = match r {
+        Value::Object(m) if !m.contains_key("request_id") && !m.contains_key("data") && !m.contains_key("auth") => {
+            json!({ "request_id": "", "data": Value::Object(m) })
+        }
+        other => other,
+    };
     if let Some(f) = field {
         return print_field(secret_field(&r, f), f, out);
     }

@@ -441,7 +441,7 @@ fn download_agent(ca_cert: Option<&str>, skip_verify: bool) -> Result<ureq::Agen
     let skip = skip_verify
         || env_any(&["BAO_SKIP_VERIFY", "VAULT_SKIP_VERIFY"]).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "t"));
     let ca = ca_cert.map(str::to_string).or_else(|| env_any(&["BAO_CACERT", "VAULT_CACERT"]));
-    fetch::agent(false, ca.as_deref(), skip).map_err(Fail::Local)
+    fetch::agent(false, ca.as_deref(), skip).map_err(|e| Fail::Local(e.to_string()))
 }
 
 pub(crate) fn install(p: &Parsed, c: &Client) -> R {
@@ -511,19 +511,20 @@ pub(crate) fn install(p: &Parsed, c: &Client) -> R {
     };
 
     // Already there with the right digest (and signature): nothing to download.
-    let present = match fetch::check_present(&dest, &expected, trust.as_ref()).map_err(Fail::Local)? {
-        fetch::Present::Matches => {
-            println!("{} already holds this binary (SHA-256 {expected})", dest.display());
-            true
-        }
-        fetch::Present::Differs(have) if !p.has("force") => {
-            return Err(Fail::Local(format!(
-                "{} already exists with SHA-256 {have}, not {expected}: use -force to replace it",
-                dest.display()
-            )));
-        }
-        fetch::Present::Differs(_) | fetch::Present::Absent => false,
-    };
+    let present =
+        match fetch::check_present(&dest, &expected, trust.as_ref()).map_err(|e| Fail::Local(e.to_string()))? {
+            fetch::Present::Matches => {
+                println!("{} already holds this binary (SHA-256 {expected})", dest.display());
+                true
+            }
+            fetch::Present::Differs(have) if !p.has("force") => {
+                return Err(Fail::Local(format!(
+                    "{} already exists with SHA-256 {have}, not {expected}: use -force to replace it",
+                    dest.display()
+                )));
+            }
+            fetch::Present::Differs(_) | fetch::Present::Absent => false,
+        };
     let mut fresh = false;
     if !present {
         let d = fetch::Download {
@@ -534,7 +535,7 @@ pub(crate) fn install(p: &Parsed, c: &Client) -> R {
             max_size: MAX_DOWNLOAD,
             trust: trust.as_ref(),
         };
-        let size = fetch::download(&agent, &d).map_err(Fail::Local)?;
+        let size = fetch::download(&agent, &d).map_err(|e| Fail::Local(e.to_string()))?;
         fresh = true;
         println!("Success! Downloaded {size} bytes to {} (SHA-256 {expected})", dest.display());
     }

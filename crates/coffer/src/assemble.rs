@@ -201,6 +201,7 @@ pub async fn dev_mounts(core: &Core, root: &str) -> Result<(), StartError> {
         token: Some(root.to_string()),
         remote_addr: None,
         wrap_ttl: None,
+        basic_auth: None,
     })
     .await
     .map(|_| ())

@@ -15,17 +15,28 @@ use coffer_config::{PluginDecl, ServerConfig, DEFAULT_PLUGIN_DOWNLOAD_MAX_SIZE};
 use coffer_core::catalog::CatalogEntry;
 use std::path::Path;
 
+/// Why one stanza's plugin cannot be used: a failed download or signature (the fetch error
+/// kept as the cause, after a prefix saying which key it concerns), or a file that does not
+/// match the stanza.
+#[derive(Debug, thiserror::Error)]
+enum DeclError {
+    #[error("{0}{1}")]
+    Fetch(&'static str, #[source] fetch::FetchError),
+    #[error("{0}")]
+    Check(String),
+}
+
 /// The trusted key and signature of a stanza that has `public_key`.
-fn trust_for(d: &PluginDecl, dir: &Path, agent: &fetch::Agent) -> Result<Option<fetch::Trust>, String> {
+fn trust_for(d: &PluginDecl, dir: &Path, agent: &fetch::Agent) -> Result<Option<fetch::Trust>, DeclError> {
     let Some(key) = &d.public_key else { return Ok(None) };
-    let public_key = fetch::parse_public_key(key).map_err(|e| format!("public_key: {e}"))?;
+    let public_key = fetch::parse_public_key(key).map_err(|e| DeclError::Fetch("public_key: ", e))?;
     let source = match (&d.signature, &d.url) {
         (Some(s), _) => s.clone(),
         (None, Some(u)) => format!("{u}.minisig"),
         (None, None) => dir.join(format!("{}.minisig", d.file_name())).display().to_string(),
     };
     let signature = fetch::load_signature(agent, &source)
-        .map_err(|e| format!("{e} (public_key is set, so a signature is required)"))?;
+        .map_err(|e| DeclError::Fetch("public_key is set, so a signature is required: ", e))?;
     Ok(Some(fetch::Trust { public_key, signature, signature_source: source }))
 }
 
@@ -37,11 +48,11 @@ fn install(
     dir: &Path,
     agent: &fetch::Agent,
     download: bool,
-) -> Result<bool, String> {
+) -> Result<bool, DeclError> {
     let trust = trust_for(d, dir, agent)?;
     let file = d.file_name();
     let path = dir.join(&file);
-    let present = fetch::check_present(&path, &d.sha256sum, trust.as_ref())?;
+    let present = fetch::check_present(&path, &d.sha256sum, trust.as_ref()).map_err(|e| DeclError::Fetch("", e))?;
     let download_from = d.url.as_deref().filter(|_| download);
     match (present, download_from) {
         (fetch::Present::Matches, _) => {
@@ -49,11 +60,15 @@ fn install(
             return Ok(false);
         }
         (fetch::Present::Differs(have), None) => {
-            return Err(format!("{} has SHA-256 {have}, not the declared sha256sum {}", path.display(), d.sha256sum))
+            return Err(DeclError::Check(format!(
+                "{} has SHA-256 {have}, not the declared sha256sum {}",
+                path.display(),
+                d.sha256sum
+            )))
         }
         (fetch::Present::Absent, None) => {
             let why = if d.url.is_some() { " (plugin_auto_download is false, so it is not downloaded)" } else { "" };
-            return Err(format!("{} is not in the plugin directory{why}", path.display()));
+            return Err(DeclError::Check(format!("{} is not in the plugin directory{why}", path.display())));
         }
         (fetch::Present::Differs(have), Some(_)) => {
             tracing::warn!(plugin = %d.name, path = %path.display(), found = %have, "declared plugin file differs from its sha256sum: downloading it again");
@@ -65,7 +80,8 @@ fn install(
     let size = fetch::download(
         agent,
         &fetch::Download { url, dir, file_name: &file, sha256: &d.sha256sum, max_size, trust: trust.as_ref() },
-    )?;
+    )
+    .map_err(|e| DeclError::Fetch("", e))?;
     tracing::info!(plugin = %d.name, url, path = %path.display(), size, sha256 = %d.sha256sum, signed = trust.is_some(), "downloaded declared plugin");
     Ok(true)
 }
@@ -92,7 +108,7 @@ pub fn prepare(cfg: &ServerConfig) -> Result<Vec<CatalogEntry>, StartError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StartError::Plugin(format!("cannot create plugin_directory {}: {e}", dir.display())))?;
     }
-    let agent = fetch::agent(true, None, false).map_err(StartError::Plugin)?;
+    let agent = fetch::agent(true, None, false).map_err(|e| StartError::Plugin(e.to_string()))?;
     let mut entries = Vec::new();
     for d in &cfg.plugins {
         if let Err(e) = install(d, cfg, dir, &agent, cfg.plugin_auto_download) {
@@ -135,7 +151,7 @@ pub fn init(cfg: &ServerConfig, dir: Option<&str>) -> Result<Vec<String>, StartE
     let dir = Path::new(dir);
     std::fs::create_dir_all(dir)
         .map_err(|e| StartError::Plugin(format!("cannot create the plugin directory {}: {e}", dir.display())))?;
-    let agent = fetch::agent(true, None, false).map_err(StartError::Plugin)?;
+    let agent = fetch::agent(true, None, false).map_err(|e| StartError::Plugin(e.to_string()))?;
     let mut lines = Vec::new();
     for d in &cfg.plugins {
         let fetched =

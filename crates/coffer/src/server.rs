@@ -237,7 +237,11 @@ async fn run(
             }
         });
         match brx.await {
-            Ok(a) => addrs.push((a, tls)),
+            Ok(a) => {
+                // Without api_addr the server names itself by its first listener (as OpenBao).
+                core.set_listener_api_addr(format!("{}://{a}", if tls { "https" } else { "http" }));
+                addrs.push((a, tls))
+            }
             Err(_) => {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 return 1;

@@ -2,7 +2,7 @@
 //! and vaultrs (Rust, typed responses) run the flows in tests/clients/ — response wrapping (unwrapping with the wrapping
 //! token as the client's own token), auth method listing, token roles, leases, KV v2 — against
 //! a Coffer dev server, and against a real OpenBao dev server to prove the flows expect what
-//! OpenBao does.
+//! OpenBao does. PyJWT and Authlib check identity tokens and the OIDC provider the same way.
 mod common;
 mod python;
 use common::*;
@@ -39,7 +39,27 @@ fn hvac_flows_pass_on_coffer_and_on_openbao() {
     let real = RealBao::start(&bao);
     for (name, addr) in [("Coffer", &coffer.addr), ("OpenBao", &real.addr)] {
         let (ok, out) = run_flows("python3", &["hvac_flows.py"], addr);
-        assert!(ok && out.contains("9 passed, 0 failed"), "hvac flows on {name}:\n{out}");
+        assert!(ok && out.contains("11 passed, 0 failed"), "hvac flows on {name}:\n{out}");
+    }
+}
+
+/// Identity tokens verified by PyJWT against the published keys (every algorithm, across a
+/// rotation) and the OIDC provider's authorization-code flow with PKCE driven by Authlib as
+/// the relying party, on the real binary and on OpenBao.
+#[test]
+fn pyjwt_and_authlib_verify_identity_tokens_and_the_provider_code_flow_on_coffer_and_on_openbao() {
+    let Some(bao) = bao_path() else { return };
+    if !python::ensure("jwt", "pyjwt")
+        || !python::ensure("cryptography", "cryptography")
+        || !python::ensure("authlib", "authlib")
+    {
+        return;
+    }
+    let coffer = Server::start_dev("root");
+    let real = RealBao::start(&bao);
+    for (name, addr) in [("Coffer", &coffer.addr), ("OpenBao", &real.addr)] {
+        let (ok, out) = run_flows("python3", &["oidc_flows.py"], addr);
+        assert!(ok && out.contains("oidc: 7 passed, 0 failed"), "OIDC flows on {name}:\n{out}");
     }
 }
 

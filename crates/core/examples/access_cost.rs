@@ -51,6 +51,7 @@ async fn main() {
         token: Some(token.into()),
         remote_addr: None,
         wrap_ttl: None,
+        basic_auth: None,
     };
     core.handle(call("sys/mounts/kv", Operation::Update, json!({"type": "kv"}), &root)).await.unwrap();
     core.handle(call("kv/app/db", Operation::Update, json!({"password": "x"}), &root)).await.unwrap();

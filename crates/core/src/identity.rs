@@ -68,10 +68,14 @@ impl Core {
         op: Operation,
         rest: &str,
         d: &Map<String, Value>,
+        caller: Option<&crate::token::TokenEntry>,
     ) -> Result<CoreResponse> {
         use IdentityRoute as R;
         use Operation::*;
         let routed = identity_paths().route(op, rest, d)?;
+        if routed.route.is_oidc() {
+            return Box::pin(self.handle_oidc(active, op, routed.route, &routed.fields, d, caller)).await;
+        }
         let f = &routed.fields;
         let store = &active.identity;
         let mut resp = match routed.route {
@@ -417,6 +421,30 @@ impl Core {
                     None => CoreResponse::default(),
                 }
             }
+            // Served by `handle_oidc` above.
+            R::OidcConfig
+            | R::OidcKeys
+            | R::OidcKey
+            | R::OidcKeyRotate
+            | R::OidcRoles
+            | R::OidcRole
+            | R::OidcToken
+            | R::OidcIntrospect
+            | R::OidcWellKnownConfig
+            | R::OidcWellKnownKeys
+            | R::OidcScopes
+            | R::OidcScope
+            | R::OidcAssignments
+            | R::OidcAssignment
+            | R::OidcClients
+            | R::OidcClient
+            | R::OidcProviders
+            | R::OidcProvider
+            | R::ProviderWellKnownConfig
+            | R::ProviderWellKnownKeys
+            | R::ProviderAuthorize
+            | R::ProviderToken
+            | R::ProviderUserinfo => return Err(LogicalError::unsupported_path(rest)),
         };
         resp.mount_type = "identity".into();
         if resp.data.is_some() && !routed.ignored.is_empty() {

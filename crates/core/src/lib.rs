@@ -10,6 +10,7 @@ pub mod cors;
 pub mod error;
 pub mod ha;
 pub mod identity;
+mod identity_oidc;
 pub mod leases;
 pub mod logging;
 pub mod metrics;
@@ -114,6 +115,9 @@ pub struct CoreRequest {
     pub remote_addr: Option<std::net::IpAddr>,
     /// `X-Vault-Wrap-TTL`: wrap the response for this many seconds.
     pub wrap_ttl: Option<i64>,
+    /// `Authorization: Basic` credentials (client id, secret), which the OIDC provider's
+    /// token endpoint takes from its clients (`client_secret_basic`).
+    pub basic_auth: Option<Box<(String, String)>>,
 }
 
 /// How the HTTP layer should shape the body.
@@ -147,6 +151,45 @@ pub struct CoreResponse {
     pub stream: Option<logging::LogStream>,
 }
 
+/// The trees the core serves itself: never a mounted backend's unauthenticated path.
+fn is_core_tree(path: &str) -> bool {
+    ["sys/", "auth/token/", "identity/", "cubbyhole/"].iter().any(|p| path.starts_with(p))
+}
+
+/// A backend's answer with Vault's raw-answer keys (`http_content_type`, `http_raw_body` —
+/// bytes, or a string that is base64 when it decodes as such —, `http_status_code`), as PKI's
+/// certificate and CRL paths and plugins answer: the body goes out as is. Other answers pass
+/// through unchanged.
+#[allow(clippy::type_complexity)]
+fn raw_answer(
+    data: Option<Map<String, Value>>,
+    status: coffer_sdk::ResponseStatus,
+) -> Result<(Option<Map<String, Value>>, Option<(String, Vec<u8>)>, coffer_sdk::ResponseStatus)> {
+    use base64::Engine as _;
+    let Some(mut d) = data else { return Ok((None, None, status)) };
+    let Some(ct) = d.get("http_content_type").and_then(Value::as_str).map(str::to_string) else {
+        return Ok((Some(d), None, status));
+    };
+    let body = match d.remove("http_raw_body") {
+        Some(Value::String(s)) => {
+            base64::engine::general_purpose::STANDARD.decode(&s).unwrap_or_else(|_| s.into_bytes())
+        }
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| LogicalError::internal("http_raw_body is not a byte array"))?,
+        _ => Vec::new(),
+    };
+    let status = match d.get("http_status_code").and_then(Value::as_u64) {
+        Some(404) => coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::NotFound),
+        Some(400) => coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::BadRequest),
+        Some(500) => coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::Internal),
+        _ => status,
+    };
+    Ok((None, Some((ct, body)), status))
+}
+
 impl CoreResponse {
     pub fn raw(data: Map<String, Value>) -> Self {
         CoreResponse { data: Some(data), shape: BodyShape::Raw, ..Default::default() }
@@ -167,6 +210,7 @@ impl std::fmt::Debug for CoreRequest {
             .field("path", &self.path)
             .field("data_keys", &self.data.keys().collect::<Vec<_>>())
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("basic_auth", &self.basic_auth.as_ref().map(|b| (&b.0, "<redacted>")))
             .finish()
     }
 }
@@ -246,9 +290,18 @@ pub struct Core {
     pub(crate) registry: coffer_sdk::registry::BackendRegistry,
     /// The registry's cubbyhole backend, built on first use (`wrapping`).
     pub(crate) cubbyhole: std::sync::OnceLock<Arc<dyn coffer_sdk::Backend>>,
+    /// Without `api_addr` configured: the first listener's address once it is bound (the
+    /// identity token and OIDC provider issuers default to it).
+    pub(crate) listener_api_addr: std::sync::OnceLock<String>,
 }
 
 impl Core {
+    /// Records the first listener's bound address (`http://127.0.0.1:8200`), used where the
+    /// server names itself when no `api_addr` is configured. Later calls change nothing.
+    pub fn set_listener_api_addr(&self, addr: String) {
+        let _ = self.listener_api_addr.set(addr);
+    }
+
     /// A sealed core over `barrier`. `registry` is the one list of builtin engines and auth
     /// methods (`coffer_builtins::registry()` for the standard set): mounting and the plugin
     /// catalog read it.
@@ -272,6 +325,7 @@ impl Core {
             cors: Default::default(),
             registry,
             cubbyhole: std::sync::OnceLock::new(),
+            listener_api_addr: std::sync::OnceLock::new(),
             barrier,
         })
     }
@@ -637,7 +691,9 @@ impl Core {
     async fn handle_routed(&self, active: &Arc<Active>, req: &CoreRequest, path: &str) -> Result<CoreResponse> {
         let path = path.to_string();
         let active = active.clone();
-        if path.starts_with("auth/") {
+        // Unauthenticated rows of mounted backends: logins, and public paths of secrets engines
+        // (a CA's certificate and CRL). The core's own trees declare theirs in system_paths.
+        if !is_core_tree(&path) {
             if let Some(resp) = Box::pin(self.handle_login(&active, req, &path)).await? {
                 // A login answer is wrapped like any other when the client asks for it.
                 return match req.wrap_ttl {
@@ -647,6 +703,9 @@ impl Core {
                     _ => Ok(resp),
                 };
             }
+        }
+        if path.starts_with("identity/oidc/") && system_paths::identity_flags(&path[9..]).unauthenticated {
+            return Box::pin(self.handle_identity_open(&active, req, &path[9..])).await;
         }
         let token = req.token.as_deref().unwrap_or("");
         if let Some(sub @ ("unwrap" | "lookup" | "rewrap")) = path.strip_prefix("sys/wrapping/") {
@@ -773,7 +832,7 @@ impl Core {
             if system_paths::identity_paths().find(rest).is_none() {
                 return Err(LogicalError::unsupported_path(&path));
             }
-            return Box::pin(self.handle_identity(active, op, rest, &req.data)).await;
+            return Box::pin(self.handle_identity(active, op, rest, &req.data, Some(entry))).await;
         }
         if path == "sys" || path.starts_with("sys/") {
             let rel = path.strip_prefix("sys/").unwrap_or("");
@@ -839,12 +898,14 @@ impl Core {
                     let _ = remote;
                     return Box::pin(self.mint_login_token(active, route, &rest, auth, r.warnings)).await;
                 }
+                let (data, raw_body, status) = raw_answer(r.data, r.status)?;
                 let mut out = CoreResponse {
-                    data: r.data,
+                    data,
                     warnings: r.warnings,
                     lease_duration: r.lease_duration.unwrap_or(0),
                     mount_type,
-                    status: r.status,
+                    status,
+                    raw_body,
                     ..Default::default()
                 };
                 if let Some(secret) = r.secret {
@@ -862,9 +923,10 @@ impl Core {
         }
     }
 
-    /// Serves unauthenticated backend paths (logins). `None`: not such a path.
+    /// Serves unauthenticated backend paths (logins, a CA's public certificate). `None`: not
+    /// such a path.
     async fn handle_login(&self, active: &Active, req: &CoreRequest, path: &str) -> Result<Option<CoreResponse>> {
-        if !path.starts_with("auth/") || path.starts_with("auth/token/") {
+        if is_core_tree(path) {
             return Ok(None);
         }
         let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();

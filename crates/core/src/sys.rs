@@ -595,9 +595,8 @@ impl Core {
             return Err(LogicalError::bad_request("default lease TTL cannot be greater than the maximum lease TTL"));
         }
         let _ = def;
-        if e.config.max_lease_ttl > self.config.max_lease_ttl {
-            return Err(LogicalError::bad_request("max lease TTL cannot be greater than the system maximum"));
-        }
+        // A mount's maximum may exceed the system's (a CA mount that issues ten-year roots):
+        // OpenBao accepts it, and the mount's own value then applies.
         if let Some(v) = d.get("description").filter(|v| !v.is_null()) {
             e.description = parse_string("description", v)?;
         }

@@ -122,6 +122,59 @@ pub(crate) enum IdentityRoute {
     GroupAliasById,
     LookupEntity,
     LookupGroup,
+    OidcConfig,
+    OidcKeys,
+    OidcKey,
+    OidcKeyRotate,
+    OidcRoles,
+    OidcRole,
+    OidcToken,
+    OidcIntrospect,
+    OidcWellKnownConfig,
+    OidcWellKnownKeys,
+    OidcScopes,
+    OidcScope,
+    OidcAssignments,
+    OidcAssignment,
+    OidcClients,
+    OidcClient,
+    OidcProviders,
+    OidcProvider,
+    ProviderWellKnownConfig,
+    ProviderWellKnownKeys,
+    ProviderAuthorize,
+    ProviderToken,
+    ProviderUserinfo,
+}
+
+impl IdentityRoute {
+    /// Whether the route is one of `identity/oidc/…` (served by `identity_oidc`).
+    pub(crate) fn is_oidc(self) -> bool {
+        use IdentityRoute as R;
+        !matches!(
+            self,
+            R::Entity
+                | R::EntityIds
+                | R::EntityById
+                | R::EntityNames
+                | R::EntityByName
+                | R::EntityMerge
+                | R::EntityBatchDelete
+                | R::EntityAlias
+                | R::EntityAliasIds
+                | R::EntityAliasById
+                | R::Group
+                | R::GroupIds
+                | R::GroupById
+                | R::GroupNames
+                | R::GroupByName
+                | R::GroupAlias
+                | R::GroupAliasIds
+                | R::GroupAliasById
+                | R::LookupEntity
+                | R::LookupGroup
+        )
+    }
 }
 
 /// Cubbyhole's one route.
@@ -164,7 +217,16 @@ pub(crate) fn token_paths() -> &'static Paths<TokenRoute> {
 
 pub(crate) fn identity_paths() -> &'static Paths<IdentityRoute> {
     static S: OnceLock<Paths<IdentityRoute>> = OnceLock::new();
-    S.get_or_init(|| Paths::new(identity_specs()))
+    S.get_or_init(|| {
+        let mut rows = identity_specs();
+        rows.extend(oidc_specs());
+        Paths::new(rows)
+    })
+}
+
+/// The flags of the `identity/` row serving `rel` (the normal flags when none does).
+pub(crate) fn identity_flags(rel: &str) -> PathFlags {
+    identity_paths().flags_for(rel)
 }
 
 pub(crate) fn cubbyhole_paths() -> &'static Paths<CubbyholeRoute> {
@@ -1769,6 +1831,269 @@ fn identity_specs() -> Vec<(IdentityRoute, PathSpec)> {
                 "Group lookup",
                 "Finds a group by id, name or alias.",
             ),
+        ),
+    ]
+}
+
+/// Served without a token (the OIDC discovery documents, the provider's token and userinfo
+/// endpoints, which authenticate clients and access tokens themselves), audited.
+const OIDC_OPEN: PathFlags = PathFlags::NORMAL.unauthenticated();
+
+fn oidc_specs() -> Vec<(IdentityRoute, PathSpec)> {
+    use IdentityRoute as R;
+    let name = || f("name", Str, "The object's name");
+    let rwd = |what: &'static str| vec![(Read, what), (Update, what), (Delete, what)];
+    let listing = |what: &'static str| vec![(ListOp, what)];
+    let open = |s: PathSpec| s.with_flags(OIDC_OPEN);
+    vec![
+        (
+            R::OidcConfig,
+            p(
+                "oidc/config/?",
+                vec![f(
+                    "issuer",
+                    Str,
+                    "Scheme, host and optional port of the issuer (empty: the server's API address)",
+                )],
+                vec![(Read, "Read the issuer"), (Update, "Set the issuer")],
+                "Identity token configuration",
+                "The issuer identity tokens name.",
+            ),
+        ),
+        (
+            R::OidcKeys,
+            p("oidc/key/?", vec![], listing("List named keys"), "Named keys", "The names of the signing keys."),
+        ),
+        (
+            R::OidcKey,
+            p(
+                "oidc/key/(?P<name>[^/]+)",
+                vec![
+                    name(),
+                    f("algorithm", Str, "RS256, RS384, RS512, ES256, ES384, ES512 or EdDSA").default(json!("RS256")),
+                    f("rotation_period", Duration, "How often the key is rotated").default(json!(86400)),
+                    f("verification_ttl", Duration, "How long a rotated-out key still verifies tokens")
+                        .default(json!(86400)),
+                    f("allowed_client_ids", List, "Client ids (role and client ids) that may use the key; * for any"),
+                ],
+                rwd("A named key"),
+                "A named key",
+                "Creates, reads or deletes a signing key; a key used by a role or client cannot be deleted.",
+            ),
+        ),
+        (
+            R::OidcKeyRotate,
+            p(
+                "oidc/key/(?P<name>[^/]+)/rotate/?",
+                vec![name(), f("verification_ttl", Duration, "How long the rotated-out key still verifies tokens")],
+                vec![(Update, "Rotate the key")],
+                "Rotate a named key",
+                "Makes the published next key the signing key and retires the current one.",
+            ),
+        ),
+        (R::OidcRoles, p("oidc/role/?", vec![], listing("List roles"), "Roles", "The names of the roles.")),
+        (
+            R::OidcRole,
+            p(
+                "oidc/role/(?P<name>[^/]+)",
+                vec![
+                    name(),
+                    f("key", Str, "The named key that signs the role's tokens"),
+                    f("template", Str, "JSON claims with identity template parameters (or base64 of it)"),
+                    f("ttl", Duration, "Lifetime of the tokens").default(json!(86400)),
+                    f("client_id", Str, "The tokens' audience (generated when not given)"),
+                ],
+                rwd("A role"),
+                "A role",
+                "Creates, reads or deletes a role for identity tokens.",
+            ),
+        ),
+        (
+            R::OidcToken,
+            p(
+                "oidc/token/(?P<name>[^/]+)",
+                vec![name()],
+                vec![(Read, "Issue a token")],
+                "Issue an identity token",
+                "A signed JWT about the calling token's entity.",
+            ),
+        ),
+        (
+            R::OidcIntrospect,
+            p(
+                "oidc/introspect/?",
+                vec![f("token", Str, "The identity token"), f("client_id", Str, "The audience the token must have")],
+                vec![(Update, "Check a token")],
+                "Introspect a token",
+                "Whether an identity token is valid (signature, expiry, audience).",
+            ),
+        ),
+        (
+            R::OidcWellKnownConfig,
+            open(p(
+                "oidc/\\.well-known/openid-configuration/?",
+                vec![],
+                vec![(Read, "The discovery document")],
+                "OIDC discovery",
+                "The issuer's OpenID Connect discovery document.",
+            )),
+        ),
+        (
+            R::OidcWellKnownKeys,
+            open(p(
+                "oidc/\\.well-known/keys/?",
+                vec![],
+                vec![(Read, "The public keys")],
+                "Public keys",
+                "The JSON Web Key Set that verifies identity tokens.",
+            )),
+        ),
+        (R::OidcScopes, p("oidc/scope/?", vec![], listing("List scopes"), "Scopes", "The names of the scopes.")),
+        (
+            R::OidcScope,
+            p(
+                "oidc/scope/(?P<name>[^/]+)",
+                vec![
+                    name(),
+                    f("template", Str, "JSON claims with identity template parameters (or base64 of it)"),
+                    f("description", Str, "A description"),
+                ],
+                rwd("A scope"),
+                "A scope",
+                "Creates, reads or deletes a scope of the OIDC provider.",
+            ),
+        ),
+        (
+            R::OidcAssignments,
+            p("oidc/assignment/?", vec![], listing("List assignments"), "Assignments", "The names of the assignments."),
+        ),
+        (
+            R::OidcAssignment,
+            p(
+                "oidc/assignment/(?P<name>[^/]+)",
+                vec![
+                    name(),
+                    f("entity_ids", List, "Entities allowed to sign in"),
+                    f("group_ids", List, "Groups whose members may sign in"),
+                ],
+                rwd("An assignment"),
+                "An assignment",
+                "Who may sign in to a client.",
+            ),
+        ),
+        (R::OidcClients, p("oidc/client/?", vec![], listing("List clients"), "Clients", "The names of the clients.")),
+        (
+            R::OidcClient,
+            p(
+                "oidc/client/(?P<name>[^/]+)",
+                vec![
+                    name(),
+                    f("redirect_uris", List, "Where authorization answers may be sent"),
+                    f("assignments", List, "Assignments naming who may sign in"),
+                    f("key", Str, "The named key that signs ID tokens").default(json!("default")),
+                    f("id_token_ttl", Duration, "Lifetime of ID tokens").default(json!(86400)),
+                    f("access_token_ttl", Duration, "Lifetime of access tokens").default(json!(86400)),
+                    f("client_type", Str, "confidential (with a secret) or public (PKCE)")
+                        .default(json!("confidential")),
+                ],
+                rwd("A client"),
+                "A client",
+                "Creates, reads or deletes a relying party of the OIDC provider.",
+            ),
+        ),
+        (
+            R::OidcProviders,
+            p(
+                "oidc/provider/?",
+                vec![f("allowed_client_id", Str, "Only providers that allow this client id")],
+                listing("List providers"),
+                "Providers",
+                "The names of the providers.",
+            ),
+        ),
+        (
+            R::OidcProvider,
+            p(
+                "oidc/provider/(?P<name>[^/]+)",
+                vec![
+                    name(),
+                    f("issuer", Str, "Scheme, host and optional port of the issuer"),
+                    f("allowed_client_ids", List, "Client ids that may use the provider; * for any"),
+                    f("scopes_supported", List, "Scopes the provider offers besides openid"),
+                ],
+                rwd("A provider"),
+                "A provider",
+                "Creates, reads or deletes an OIDC provider.",
+            ),
+        ),
+        (
+            R::ProviderWellKnownConfig,
+            open(p(
+                "oidc/provider/(?P<name>[^/]+)/\\.well-known/openid-configuration/?",
+                vec![name()],
+                vec![(Read, "The discovery document")],
+                "Provider discovery",
+                "The provider's OpenID Connect discovery document.",
+            )),
+        ),
+        (
+            R::ProviderWellKnownKeys,
+            open(p(
+                "oidc/provider/(?P<name>[^/]+)/\\.well-known/keys/?",
+                vec![name()],
+                vec![(Read, "The public keys")],
+                "Provider keys",
+                "The JSON Web Key Set that verifies the provider's ID tokens.",
+            )),
+        ),
+        (
+            R::ProviderAuthorize,
+            p(
+                "oidc/provider/(?P<name>[^/]+)/authorize/?",
+                vec![
+                    name(),
+                    f("client_id", Str, "The client"),
+                    f("scope", Str, "Space-separated scopes; must contain openid"),
+                    f("redirect_uri", Str, "One of the client's redirect URIs"),
+                    f("response_type", Str, "code"),
+                    f("state", Str, "Opaque value returned with the code"),
+                    f("nonce", Str, "Copied into the ID token"),
+                    f("max_age", Int, "Refuse when the Coffer token is older than this many seconds"),
+                    f("code_challenge", Str, "PKCE challenge"),
+                    f("code_challenge_method", Str, "S256 or plain").default(json!("plain")),
+                ],
+                vec![(Read, "Authorize"), (Update, "Authorize")],
+                "Authorization endpoint",
+                "Issues an authorization code for the calling token's entity.",
+            ),
+        ),
+        (
+            R::ProviderToken,
+            open(p(
+                "oidc/provider/(?P<name>[^/]+)/token/?",
+                vec![
+                    name(),
+                    f("grant_type", Str, "authorization_code"),
+                    f("code", Str, "The authorization code"),
+                    f("redirect_uri", Str, "The redirect URI of the authorization request"),
+                    f("code_verifier", Str, "PKCE verifier"),
+                    f("client_id", Str, "The client (client_secret_post, or a public client)"),
+                    f("client_secret", Str, "The client secret (client_secret_post)"),
+                ],
+                vec![(Update, "Exchange a code")],
+                "Token endpoint",
+                "Exchanges an authorization code for an ID token and an access token.",
+            )),
+        ),
+        (
+            R::ProviderUserinfo,
+            open(p(
+                "oidc/provider/(?P<name>[^/]+)/userinfo/?",
+                vec![name()],
+                vec![(Read, "Claims"), (Update, "Claims")],
+                "Userinfo endpoint",
+                "The claims of the access token's entity.",
+            )),
         ),
     ]
 }

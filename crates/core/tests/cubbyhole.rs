@@ -13,6 +13,7 @@ fn req(path: &str, op: Operation, data: serde_json::Value, token: &str) -> CoreR
         token: Some(token.into()),
         remote_addr: None,
         wrap_ttl: None,
+        basic_auth: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn the_core_request_future_is_small() {
         token: None,
         remote_addr: None,
         wrap_ttl: None,
+        basic_auth: None,
     };
     let fut = core.handle(req);
     let size = std::mem::size_of_val(&fut);

@@ -1,4 +1,5 @@
-//! The root-protected (sudo) and unauthenticated system paths are those of OpenBao 2.7.2.
+//! The root-protected (sudo) and unauthenticated system paths (and `identity/oidc/…`) are
+//! those of OpenBao 2.7.2.
 //!
 //! The table below was recorded from a real `bao server -dev` (OpenBao 2.7.2): its OpenAPI
 //! document's `x-vault-sudo` / `x-vault-unauthenticated` markers, and, where a handler decides
@@ -85,6 +86,26 @@ const OPENBAO: &[(&str, bool, bool)] = &[
     ("sys/seal-status", false, true),
     ("sys/unseal", false, true),
     ("sys/wrapping/lookup", false, true),
+    ("identity/oidc/.well-known/keys", false, true),
+    ("identity/oidc/.well-known/openid-configuration", false, true),
+    ("identity/oidc/provider/p/.well-known/keys", false, true),
+    ("identity/oidc/provider/p/.well-known/openid-configuration", false, true),
+    ("identity/oidc/provider/p/token", false, true),
+    // Not marked in OpenBao's OpenAPI document, but answered without a token by its handler
+    // (401 invalid_token, not the router's 403): the access token is checked there (behaviour).
+    ("identity/oidc/provider/p/userinfo", false, true),
+    // The rest of identity/oidc needs a token.
+    ("identity/oidc/config", false, false),
+    ("identity/oidc/key/k", false, false),
+    ("identity/oidc/key/k/rotate", false, false),
+    ("identity/oidc/role/r", false, false),
+    ("identity/oidc/token/r", false, false),
+    ("identity/oidc/introspect", false, false),
+    ("identity/oidc/scope/s", false, false),
+    ("identity/oidc/assignment/a", false, false),
+    ("identity/oidc/client/c", false, false),
+    ("identity/oidc/provider/p", false, false),
+    ("identity/oidc/provider/p/authorize", false, false),
 ];
 
 #[test]

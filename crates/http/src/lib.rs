@@ -55,6 +55,7 @@ pub fn status_for(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
         ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::NotFound | ErrorKind::UnsupportedPath => StatusCode::NOT_FOUND,
         ErrorKind::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
         ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -164,6 +165,20 @@ fn token_from(headers: &HeaderMap) -> Option<String> {
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
+}
+
+/// `Authorization: Basic` credentials as OAuth clients send them (RFC 6749 2.3.1: the id and
+/// secret form-encoded, then joined by a colon and base64-encoded).
+fn basic_from(headers: &HeaderMap) -> Option<Box<(String, String)>> {
+    use base64::Engine;
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let b64 = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
+    // drop-cause: the header holds a secret.
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let dec = |s: &str| form_urlencoded(&format!("x={s}")).and_then(|mut v| v.pop()).map(|(_, v)| v);
+    Some(Box::new((dec(id)?, dec(secret)?)))
 }
 
 /// The cleaned form of a path with `//`, `/./` or `/../` segments, or None when already clean.
@@ -565,8 +580,15 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         request_path: path.clone(),
         request_method: parts.method.as_str().to_string(),
     });
-    let creq =
-        CoreRequest { operation, path: core_path, data, token: token_from(&parts.headers), remote_addr, wrap_ttl };
+    let creq = CoreRequest {
+        operation,
+        path: core_path,
+        data,
+        token: token_from(&parts.headers),
+        remote_addr,
+        wrap_ttl,
+        basic_auth: basic_from(&parts.headers),
+    };
     let result = match st.options.max_request_duration {
         None => st.core.handle(creq).await,
         Some(limit) => {
@@ -626,6 +648,11 @@ fn render(resp: CoreResponse) -> Response {
     }
     if let Some((ct, body)) = resp.raw_body {
         let mut r = Response::new(Body::from(body));
+        *r.status_mut() = match resp.status {
+            coffer_sdk::ResponseStatus::Ok => StatusCode::OK,
+            coffer_sdk::ResponseStatus::Accepted => StatusCode::ACCEPTED,
+            coffer_sdk::ResponseStatus::Error(kind) => status_for(kind),
+        };
         set_common_headers(r.headers_mut());
         if let Ok(v) = HeaderValue::from_str(&ct) {
             r.headers_mut().insert(header::CONTENT_TYPE, v);
@@ -634,7 +661,14 @@ fn render(resp: CoreResponse) -> Response {
     }
     match resp.shape {
         BodyShape::Raw => match resp.data {
-            Some(d) => json_response(StatusCode::OK, &Value::Object(d)),
+            Some(d) => json_response(
+                match resp.status {
+                    coffer_sdk::ResponseStatus::Error(kind) => status_for(kind),
+                    coffer_sdk::ResponseStatus::Accepted => StatusCode::ACCEPTED,
+                    coffer_sdk::ResponseStatus::Ok => StatusCode::OK,
+                },
+                &Value::Object(d),
+            ),
             None => no_content(),
         },
         shape => {

@@ -9,6 +9,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod oidc;
+
 use coffer_barrier::{Barrier, BarrierError, SecureStorage};
 use coffer_sdk::tokenutil::normalize_policies;
 use coffer_sdk::LogicalError;
@@ -150,6 +152,8 @@ impl Group {
 pub struct IdentityStore {
     barrier: Arc<Barrier>,
     pub state: tokio::sync::RwLock<IdentityState>,
+    /// Identity tokens and the OIDC provider (keys, roles, clients, …).
+    pub oidc: oidc::OidcStore,
     /// Bumped on every write: ACLs rendered from templated policies are cached per
     /// (entity, generation), so any identity change is seen by the next request.
     generation: std::sync::atomic::AtomicU64,
@@ -200,8 +204,10 @@ impl IdentityStore {
                 }
             }
         }
+        let oidc = oidc::OidcStore::load(barrier.clone()).await?;
         Ok(IdentityStore {
             barrier,
+            oidc,
             state: tokio::sync::RwLock::new(st),
             generation: std::sync::atomic::AtomicU64::new(0),
         })

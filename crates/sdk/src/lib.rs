@@ -180,6 +180,9 @@ pub enum ErrorKind {
     BadRequest,
     /// 403
     PermissionDenied,
+    /// 401: the request's own credentials were refused (an OAuth client or access token,
+    /// where the protocol asks for 401 rather than 403).
+    Unauthorized,
     /// 404
     NotFound,
     /// 405

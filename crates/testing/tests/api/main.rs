@@ -8,6 +8,7 @@ mod python;
 mod audit;
 mod bad_input;
 mod identity;
+mod identity_oidc;
 mod openapi;
 mod path_table;
 mod raw_storage;
