@@ -875,3 +875,104 @@ s.serve_forever()
     let (st, v) = login(a, "jwt", "r1", &sign(d, "rsa", "RS256", json!({})));
     assert_eq!(st, 200, "{v}");
 }
+
+/// `coffer login -method=oidc` and `bao login -method=oidc` against Coffer's own OIDC provider
+/// (identity/oidc/provider/*) on the same server: the user signs in at the provider with a
+/// userpass token (the browser's part: the authorization request sent to the provider's API
+/// endpoint with that token, then the redirect to the CLI's listener), and the OIDC login's
+/// alias is the user's entity id, the ID token's `sub`.
+#[test]
+fn oidc_login_against_coffers_own_identity_oidc_provider() {
+    let Some(bao) = bao_path() else { return };
+    let s = Server::start_dev("root");
+    let a = s.addr.as_str();
+    let cb_port = free_port();
+    let redirect = format!("http://localhost:{cb_port}/oidc/callback");
+    // The user, with an entity.
+    ok(a, "POST", "sys/auth/userpass", json!({"type": "userpass"}));
+    ok(a, "PUT", "auth/userpass/users/alice", json!({"password": "pw-alice-123"}));
+    let (st, text) = http(a, "PUT", "/v1/auth/userpass/login/alice", &[], br#"{"password":"pw-alice-123"}"#);
+    assert_eq!(st, 200, "{text}");
+    let user = json(&text);
+    let user_token = user["auth"]["client_token"].as_str().unwrap().to_string();
+    let entity = user["auth"]["entity_id"].as_str().unwrap().to_string();
+    // The provider side: a client allowed to sign with the default key, a provider.
+    ok(a, "PUT", "identity/oidc/key/default", json!({"allowed_client_ids": "*"}));
+    ok(a, "PUT", "identity/oidc/client/coffer-cli", json!({"redirect_uris": [redirect], "assignments": "allow_all"}));
+    let client = ok(a, "GET", "identity/oidc/client/coffer-cli", Value::Null);
+    let (client_id, secret) = (
+        client["data"]["client_id"].as_str().unwrap().to_string(),
+        client["data"]["client_secret"].as_str().unwrap().to_string(),
+    );
+    ok(a, "PUT", "identity/oidc/provider/corp", json!({"allowed_client_ids": "*", "issuer": format!("http://{a}")}));
+    // The relying side: an oidc mount trusting that provider.
+    ok(a, "POST", "sys/auth/oidc", json!({"type": "oidc"}));
+    ok(
+        a,
+        "PUT",
+        "auth/oidc/config",
+        json!({
+        "oidc_discovery_url": format!("http://{a}/v1/identity/oidc/provider/corp"),
+        "oidc_client_id": client_id, "oidc_client_secret": secret, "default_role": "people"}),
+    );
+    ok(
+        a,
+        "PUT",
+        "auth/oidc/role/people",
+        json!({"user_claim": "sub", "allowed_redirect_uris": [redirect],
+        "token_policies": "web"}),
+    );
+
+    for bin in [coffer_bin(), bao.as_str()] {
+        let home = tempfile::tempdir().unwrap();
+        let mut child = Command::new(bin)
+            .args([
+                "login",
+                "-method=oidc",
+                "-format=json",
+                "-no-store",
+                &format!("port={cb_port}"),
+                "skip_browser=true",
+            ])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("BAO_ADDR", format!("http://{a}"))
+            .env("VAULT_ADDR", format!("http://{a}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let url = loop {
+            let mut line = String::new();
+            assert!(err.read_line(&mut line).unwrap_or(0) > 0, "{bin} printed no URL");
+            if let Some(u) = line.trim().strip_prefix("http") {
+                break format!("http{u}");
+            }
+        };
+        // The authorization request, sent to the provider's API endpoint with the user's token.
+        let query = url.split_once('?').unwrap().1;
+        let (st, text) = http(
+            a,
+            "GET",
+            &format!("/v1/identity/oidc/provider/corp/authorize?{query}"),
+            &[("X-Vault-Token", user_token.as_str())],
+            b"",
+        );
+        assert_eq!(st, 200, "authorize: {text}");
+        let v = json(&text);
+        let back = format!("{redirect}?code={}&state={}", v["code"].as_str().unwrap(), v["state"].as_str().unwrap());
+        let (st, page) = get_url(&back);
+        let o = child.wait_with_output().unwrap();
+        let out_text = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(o.status.success() && st == 200, "{bin}: {out_text} [browser: {st} {page}]");
+        let login: Value = serde_json::from_str(&out_text).unwrap_or_else(|e| panic!("{bin}: {e}: {out_text}"));
+        assert!(login["auth"]["policies"].as_array().unwrap().contains(&json!("web")), "{login}");
+        let eid = login["auth"]["entity_id"].as_str().unwrap();
+        let ent = ok(a, "GET", &format!("identity/entity/id/{eid}"), Value::Null);
+        let aliases = ent["data"]["aliases"].as_array().unwrap();
+        assert!(aliases.iter().any(|x| x["name"] == entity.as_str() && x["mount_type"] == "oidc"), "{ent}");
+    }
+}
