@@ -244,9 +244,6 @@ impl Role {
         {
             return Err(bad("must have at least one bound constraint when creating/updating a role"));
         }
-        if !self.groups_claim.is_empty() && self.claim_mappings.values().any(|v| v.as_str() == Some("groups")) {
-            // Allowed, but mirrors nothing special: nothing to check.
-        }
         Ok(())
     }
 
