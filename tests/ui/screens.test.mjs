@@ -187,7 +187,7 @@ test('every screen works and passes axe', async () => {
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByText('Saved.').waitFor();
     await axe(page, 'tune');
-    for (const [path, type] of [['corp-ldap', 'ldap'], ['mtls', 'cert']]) {
+    for (const [path, type] of [['corp-ldap', 'ldap'], ['mtls', 'cert'], ['ci-jwt', 'jwt']]) {
       await server.api('POST', `sys/auth/${path}`, { type, config: { listing_visibility: 'unauth' } });
     }
     await page.getByRole('button', { name: 'Log out' }).click();
@@ -196,7 +196,13 @@ test('every screen works and passes axe', async () => {
     const offered = await page.locator('#login-method option').evaluateAll((os) => os.map((o) => o.value));
     check(offered.includes('userpass:people') && !offered.some((v) => v.startsWith('approle:')),
       'the login screen offers the listed userpass mount (and no unlisted one)');
-    check(offered.includes('ldap:corp-ldap') && offered.includes('cert:mtls'), 'listed LDAP and cert mounts are offered');
+    check(offered.includes('ldap:corp-ldap') && offered.includes('cert:mtls') && offered.includes('jwt:ci-jwt'),
+      'listed LDAP, cert and JWT mounts are offered');
+    await page.getByLabel('Method').selectOption('jwt:ci-jwt');
+    await page.getByLabel('JWT', { exact: true }).fill('not-a-jwt');
+    await page.getByRole('button', { name: 'Log in' }).last().click();
+    await page.getByRole('alert').waitFor();
+    check((await page.getByRole('alert').textContent()).length > 0, 'a JWT login with a malformed token shows the server\'s error');
     await page.getByLabel('Method').selectOption('cert:mtls');
     await page.getByRole('button', { name: 'Log in with my certificate' }).click();
     await page.getByRole('alert').waitFor();

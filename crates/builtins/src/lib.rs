@@ -48,6 +48,12 @@ pub fn builtins() -> Vec<Builtin> {
         Builtin::mountable(Auth, "approle", |_| Ok(Arc::new(Framework::new(coffer_builtin_approle::AppRole::new())))),
         Builtin::mountable(Auth, "cert", |_| Ok(Arc::new(Framework::new(coffer_builtin_cert::Cert::new())))),
         Builtin::mountable(Auth, "ldap", |_| Ok(Arc::new(Framework::new(coffer_builtin_ldap::Ldap::new())))),
+        // One backend under two names, as OpenBao mounts it: `oidc` for browser logins.
+        Builtin::mountable(Auth, "jwt", |_| Ok(Arc::new(Framework::new(coffer_builtin_jwt::Jwt::with_type("jwt"))))),
+        Builtin::mountable(Auth, "oidc", |_| Ok(Arc::new(Framework::new(coffer_builtin_jwt::Jwt::with_type("oidc"))))),
+        Builtin::mountable(Auth, "kubernetes", |_| {
+            Ok(Arc::new(Framework::new(coffer_builtin_kubernetes::Kubernetes::new())))
+        }),
         // Per-token storage: the core serves `cubbyhole/` with a KV version 1 backend.
         Builtin::served_by_core(Secret, "cubbyhole").backed_by(kv_v1),
         Builtin::served_by_core(Secret, "identity"),
@@ -78,7 +84,10 @@ mod tests {
             r.listed_names(BackendKind::Secret),
             ["cubbyhole", "identity", "kv", "pki", "ssh", "totp", "transit"]
         );
-        assert_eq!(r.listed_names(BackendKind::Auth), ["approle", "cert", "ldap", "token", "userpass"]);
+        assert_eq!(
+            r.listed_names(BackendKind::Auth),
+            ["approle", "cert", "jwt", "kubernetes", "ldap", "oidc", "token", "userpass"]
+        );
     }
 
     #[test]

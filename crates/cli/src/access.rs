@@ -346,12 +346,12 @@ fn env_token_name() -> Option<&'static str> {
     ["BAO_TOKEN", "VAULT_TOKEN"].into_iter().find(|n| std::env::var(n).is_ok_and(|v| !v.is_empty()))
 }
 
-/// `login [-method=token|userpass|approle|cert|ldap] [-path=P] [-no-store] [-token-only] [-field=F] [TOKEN | K=V...]`.
+/// `login [-method=token|userpass|approle|cert|ldap|jwt|oidc|kubernetes] [-path=P] [-no-store] [-token-only] [-field=F] [TOKEN | K=V...]`.
 /// `cert` logs in with the TLS client certificate (`-client-cert`/`-client-key`), `name=` picks
 /// the trusted certificate; `ldap` takes `username=` and `password=`.
 pub(crate) fn login(p: &Parsed, c: &Client, out: &Out) -> R {
     let method = p.get("method").unwrap_or("token").to_string();
-    if !matches!(method.as_str(), "token" | "userpass" | "approle" | "cert" | "ldap") {
+    if !matches!(method.as_str(), "token" | "userpass" | "approle" | "cert" | "ldap" | "jwt" | "oidc" | "kubernetes") {
         return Err(Fail::Usage(output::wrap(
             &format!(
                 "Unknown auth method: {method}. Use \"coffer auth list\" to see the complete list of auth methods. \
@@ -441,6 +441,9 @@ pub(crate) fn login(p: &Parsed, c: &Client, out: &Out) -> R {
                 .map_err(api_in("Error authenticating"))?
                 .unwrap_or(Value::Null)
         }
+        "jwt" => crate::login_sso::jwt(c, &mount, &config)?,
+        "oidc" => crate::login_sso::oidc(c, &mount, &config)?,
+        "kubernetes" => crate::login_sso::kubernetes(c, &mount, &config)?,
         _ => {
             let role_id = cfg("role_id").ok_or_else(|| auth_err("'role_id' must be specified"))?;
             let mut body = json!({ "role_id": role_id });

@@ -8,6 +8,7 @@ mod access;
 mod args;
 mod client;
 pub mod fetch;
+mod login_sso;
 mod output;
 mod plugin;
 

@@ -81,10 +81,10 @@ export async function loginView(main) {
     { name: 'token', label: 'Token', type: 'password', required: true, autocomplete: 'off' },
   ], 'Log in', async (v) => { await loginWith(v.token.trim()); }));
   const mounts = Object.entries(listed)
-    .filter(([, m]) => ['userpass', 'ldap', 'approle', 'cert'].includes(m.type))
+    .filter(([, m]) => ['userpass', 'ldap', 'approle', 'cert', 'jwt'].includes(m.type))
     .map(([p, m]) => [p.replace(/\/$/, ''), m.type]);
   if (!mounts.length) mounts.push(['userpass', 'userpass']);
-  const names = { userpass: 'Username and password', ldap: 'LDAP', approle: 'AppRole', cert: 'TLS certificate' };
+  const names = { userpass: 'Username and password', ldap: 'LDAP', approle: 'AppRole', cert: 'TLS certificate', jwt: 'JWT' };
   for (const [mount, type] of mounts) {
     const label = mount === type ? names[type] : `${names[type]} (${mount}/)`;
     let form;
@@ -100,6 +100,12 @@ export async function loginView(main) {
         { name: 'secret_id', label: 'Secret ID', type: 'password', autocomplete: 'off' },
       ], 'Log in', async (v) => done(await post(`auth/${mount}/login`,
         v.secret_id ? { role_id: v.role_id, secret_id: v.secret_id } : { role_id: v.role_id }, { noToken: true })));
+    } else if (type === 'jwt') {
+      form = formCard('', [
+        { name: 'role', label: 'Role (empty: the default role)', autocomplete: 'off' },
+        { name: 'jwt', label: 'JWT', type: 'password', required: true, autocomplete: 'off' },
+      ], 'Log in', async (v) => done(await post(`auth/${mount}/login`,
+        v.role ? { role: v.role, jwt: v.jwt.trim() } : { jwt: v.jwt.trim() }, { noToken: true })));
     } else {
       form = formCard('', [
         { name: 'name', label: 'Trusted certificate name (optional)', autocomplete: 'off' },
