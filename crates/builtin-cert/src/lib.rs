@@ -343,28 +343,7 @@ fn parse(der: &[u8]) -> Result<X509Certificate<'_>> {
         .map_err(|e| LogicalError::bad_request(INVALID_CERT).with_source(e))
 }
 
-/// Go's `ryanuber/go-glob`: `*` matches any run of characters, nothing else is special.
-fn glob(pattern: &str, s: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == s;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !s.starts_with(first) || s.len() < first.len() + last.len() || !s.ends_with(last) {
-        return false;
-    }
-    let mut rest = &s[first.len()..s.len() - last.len()];
-    for p in &parts[1..parts.len() - 1] {
-        match rest.find(p) {
-            Some(i) => rest = &rest[i + p.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+use coffer_sdk::strutil::glob_match as glob;
 
 /// An extension's value read as an ASN.1 string (UTF8String, IA5String, PrintableString, …),
 /// as OpenBao reads it; empty when it is not one.

@@ -121,25 +121,7 @@ pub fn get_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a V
     }
 }
 
-/// `*` matches any run of characters; everything else is literal.
-pub fn glob_match(pattern: &str, s: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == s;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !s.starts_with(first) || s.len() < first.len() + last.len() || !s.ends_with(last) {
-        return false;
-    }
-    let mut rest = &s[first.len()..s.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+pub use coffer_sdk::strutil::glob_match;
 
 fn scalar_text(v: &Value) -> Option<String> {
     match v {

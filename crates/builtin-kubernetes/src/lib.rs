@@ -185,25 +185,7 @@ fn specs_static() -> &'static [(Route, PathSpec)] {
     P.get_or_init(build_specs)
 }
 
-/// `*` matches any run of characters; everything else is literal.
-fn glob_match(pattern: &str, s: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == s;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !s.starts_with(first) || s.len() < first.len() + last.len() || !s.ends_with(last) {
-        return false;
-    }
-    let mut rest = &s[first.len()..s.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+use coffer_sdk::strutil::glob_match;
 
 /// An RFC 1123 label (what a namespace name is): lower-case alphanumerics and `-`, at most 63.
 fn is_dns_label(s: &str) -> bool {

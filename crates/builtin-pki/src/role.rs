@@ -491,16 +491,7 @@ fn valid_name(host: &str, wildcard_ok: bool) -> bool {
         })
 }
 
-/// `*` matches any run of characters.
-fn glob(pattern: &str, s: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == s,
-        Some((pre, rest)) => {
-            let Some(tail) = s.strip_prefix(pre) else { return false };
-            (0..=tail.len()).filter(|i| tail.is_char_boundary(*i)).any(|i| glob(rest, &tail[i..]))
-        }
-    }
-}
+use coffer_sdk::strutil::glob_match as glob;
 
 #[cfg(test)]
 mod tests {

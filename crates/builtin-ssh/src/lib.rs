@@ -341,9 +341,9 @@ impl Ssh {
         let entry = get_json::<CaEntry>(s, "config/ca_private_key")
             .await?
             .ok_or_else(|| bad("keys haven't been configured yet"))?;
+        let parsed = PrivateKey::from_openssh(&entry.private_key);
         // drop-cause: the parse error could describe the key material.
-        PrivateKey::from_openssh(&entry.private_key)
-            .map_err(|_| LogicalError::internal("the stored CA key cannot be read"))
+        parsed.map_err(|_| LogicalError::internal("the stored CA key cannot be read"))
     }
 
     async fn config_ca(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
@@ -371,9 +371,9 @@ impl Ssh {
                 let private = f.str("private_key").unwrap_or("").trim().to_string();
                 let public = f.str("public_key").unwrap_or("").trim().to_string();
                 let key = if !private.is_empty() {
+                    let parsed = PrivateKey::from_openssh(&private);
                     // drop-cause: the parse error could quote the operator's key material.
-                    let k = PrivateKey::from_openssh(&private)
-                        .map_err(|_| bad("private_key is not an OpenSSH private key"))?;
+                    let k = parsed.map_err(|_| bad("private_key is not an OpenSSH private key"))?;
                     if k.is_encrypted() {
                         return Err(bad("private_key is encrypted; give it unencrypted"));
                     }

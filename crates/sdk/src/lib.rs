@@ -113,6 +113,7 @@ pub mod field;
 pub mod framework;
 pub mod openapi;
 pub mod registry;
+pub mod strutil;
 pub mod testing;
 pub mod tokenutil;
 
