@@ -109,6 +109,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod database;
 pub mod field;
 pub mod framework;
 pub mod openapi;
