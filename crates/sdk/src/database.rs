@@ -257,6 +257,15 @@ pub trait Database: Send + Sync {
 /// Makes a fresh, uninitialised [`Database`] for one connection.
 pub type DatabaseFactory = std::sync::Arc<dyn Fn() -> Box<dyn Database> + Send + Sync>;
 
+/// Finds the plugin for a connection's `plugin_name`: the server gives the engine one of these,
+/// knowing the built-in plugins and the plugin catalog (external plugins of type `database`).
+#[async_trait]
+pub trait DatabaseResolver: Send + Sync {
+    /// A fresh, uninitialised plugin for `plugin_name` (and `plugin_version`, empty for any),
+    /// or `None` when no built-in or catalogued database plugin has that name.
+    async fn resolve(&self, plugin_name: &str, plugin_version: &str) -> Result<Option<Box<dyn Database>>>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
