@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
 use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
 use coffer_sdk::tokenutil::{addr_in_cidrs, normalize_policies, token_fields, TokenParams};
-use coffer_sdk::{ErrorKind, LogicalError, Operation, Request, Response, Result};
+use coffer_sdk::{ErrorKind, LogicalError, LoginRenewal, Operation, Request, Response, Result};
 use ldap3::{dn_escape, ldap_escape, Ldap as Conn, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -717,11 +717,8 @@ fn rdn_value(dn: &str, attr: &str) -> Option<String> {
 
 // ----- login -----
 
-async fn login(req: &Request, username: &str, password: Option<&str>) -> Result<Option<Response>> {
-    let Some(c) = load::<Config>(req, "config").await? else {
-        return Err(LogicalError::bad_request("ldap backend not configured"));
-    };
-    let password = password.unwrap_or("");
+/// Checks `username`/`password` against the directory (the configuration's rules first).
+async fn check_directory(c: &Config, username: &str, password: &str) -> Result<DirLogin> {
     if password.is_empty() && c.deny_null_bind {
         return Err(LogicalError::bad_request(
             "password cannot be of zero length when passwordless binds are being denied",
@@ -730,18 +727,20 @@ async fn login(req: &Request, username: &str, password: Option<&str>) -> Result<
     if username.is_empty() {
         return Err(LogicalError::bad_request(INVALID_CREDENTIALS));
     }
-    let dir = match directory_login(&c, username, password).await {
-        Ok(d) => d,
-        Err(Fail::Credentials) => return Err(LogicalError::bad_request(INVALID_CREDENTIALS)),
-        Err(Fail::Unreachable) => return Err(LogicalError::new(ErrorKind::Unavailable, UNREACHABLE)),
+    match directory_login(c, username, password).await {
+        Ok(d) => Ok(d),
+        Err(Fail::Credentials) => Err(LogicalError::bad_request(INVALID_CREDENTIALS)),
+        Err(Fail::Unreachable) => Err(LogicalError::new(ErrorKind::Unavailable, UNREACHABLE)),
         Err(Fail::Directory(why)) => {
             tracing_note(&format!("ldap: login failed: {why}"));
-            return Err(LogicalError::internal("ldap operation failed: the directory answered unexpectedly"));
+            Err(LogicalError::internal("ldap operation failed: the directory answered unexpectedly"))
         }
-    };
-    if !addr_in_cidrs(req.remote_addr, &c.token.token_bound_cidrs) {
-        return Err(LogicalError::new(ErrorKind::PermissionDenied, "permission denied"));
     }
+}
+
+/// The policies and group names a directory login earns: the method's token policies, the
+/// user's mapped policies and groups, and the mapped policies of every group.
+async fn entitlements(req: &Request, c: &Config, username: &str, dir: &DirLogin) -> Result<(Vec<String>, Vec<String>)> {
     let fold = |s: &str| if c.case_sensitive_names { s.to_string() } else { s.to_lowercase() };
     let mut groups = dir.groups.clone();
     let mut policies = c.token.token_policies.clone();
@@ -758,16 +757,58 @@ async fn login(req: &Request, username: &str, password: Option<&str>) -> Result<
             policies.extend(e.policies);
         }
     }
+    Ok((normalize_policies(policies), groups))
+}
+
+async fn login(req: &Request, username: &str, password: Option<&str>) -> Result<Option<Response>> {
+    let Some(c) = load::<Config>(req, "config").await? else {
+        return Err(LogicalError::bad_request("ldap backend not configured"));
+    };
+    let password = password.unwrap_or("");
+    let dir = check_directory(&c, username, password).await?;
+    if !addr_in_cidrs(req.remote_addr, &c.token.token_bound_cidrs) {
+        return Err(LogicalError::new(ErrorKind::PermissionDenied, "permission denied"));
+    }
+    let (policies, groups) = entitlements(req, &c, username, &dir).await?;
     let mut auth = c.token.to_auth(username, &dir.alias, req.remote_addr);
-    auth.policies = normalize_policies(policies);
+    auth.policies = policies;
     auth.metadata.insert("username".into(), Value::String(username.to_string()));
     auth.alias_metadata.insert("name".into(), Value::String(username.to_string()));
     auth.group_aliases = groups.into_iter().filter(|g| !g.is_empty()).collect();
+    // Kept with the token (behind the barrier, never shown) so a renewal can bind again and
+    // see whether the directory still says the same, as Vault's LDAP method does.
+    auth.internal_data.insert("password".into(), Value::String(password.to_string()));
     let mut resp = Response { auth: Some(auth), ..Default::default() };
     if c.groupdn.is_empty() {
         resp.warnings.push("no groupdn configured: LDAP groups were not searched".into());
     }
     Ok(Some(resp))
+}
+
+/// A token from an LDAP login is renewed only while the user can still bind with the password
+/// it logged in with and still earns the same policies.
+async fn renew(req: &Request, login: &LoginRenewal) -> Result<()> {
+    let Some(c) = load::<Config>(req, "config").await? else {
+        return Err(LogicalError::bad_request("ldap backend not configured"));
+    };
+    let username = login.metadata.get("username").and_then(Value::as_str).unwrap_or_default();
+    let Some(password) = login.internal_data.get("password").and_then(Value::as_str) else {
+        return Err(LogicalError::bad_request(
+            "this token's login kept nothing to check the directory with: log in again",
+        ));
+    };
+    let dir = check_directory(&c, username, password).await?;
+    let (policies, _) = entitlements(req, &c, username, &dir).await?;
+    let without_default = |p: &[String]| {
+        let mut v: Vec<String> = p.iter().filter(|p| *p != "default").cloned().collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    if without_default(&policies) != without_default(&login.policies) {
+        return Err(LogicalError::bad_request("policies have changed, not renewing"));
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -835,6 +876,10 @@ impl Handler for Ldap {
             }
             (Route::Login, _) => login(&req, f.str("username").unwrap_or_default(), f.str("password")).await,
         }
+    }
+
+    async fn renew_login(&self, req: &Request, login: &LoginRenewal) -> Result<()> {
+        renew(req, login).await
     }
 }
 

@@ -120,7 +120,12 @@ fn bao_login(bao: &str, pki: &Pki, https: &str, cert_file: &str, key: &str, extr
 
 /// Trusts the intermediate CA as `payments`: OU payments only, with metadata extension 1.2.3.4.5.
 fn configure(addr: &str, token: &str, pki: &Pki) {
-    ok(addr, token, "POST", "sys/auth/cert", serde_json::json!({"type": "cert"}));
+    configure_as(addr, token, pki, "cert");
+}
+
+/// [`configure`] with the method mounted from `mount_type` (a catalogued plugin's name).
+fn configure_as(addr: &str, token: &str, pki: &Pki, mount_type: &str) {
+    ok(addr, token, "POST", "sys/auth/cert", serde_json::json!({ "type": mount_type }));
     ok(
         addr,
         token,
@@ -435,4 +440,97 @@ fn cert_logins_answer_as_openbao_does() {
         answers.push(seen);
     }
     assert_eq!(answers[0], answers[1], "Coffer (left) and OpenBao (right) differ");
+}
+
+#[test]
+fn cert_method_as_an_external_plugin_sees_client_certificates_and_rules_on_renewals() {
+    let Some(bao) = bao_path() else { return };
+    let built = Path::new(coffer_bin()).with_file_name("coffer-plugin-cert");
+    assert!(built.exists(), "build the workspace first ({} is missing)", built.display());
+    let pki = Pki::new();
+    let plugins = pki.dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(&built, plugins.join("coffer-plugin-cert")).unwrap();
+    let sha = sha256_hex(&plugins.join("coffer-plugin-cert"));
+
+    // Coffer: the same two listeners as `start_coffer`, and the plugin directory.
+    let cfg = pki.dir.path().join("coffer-plugins.hcl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "storage \"inmem\" {{}}\nplugin_directory = \"{}\"\n\
+             listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}}\n\
+             listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+            plugins.display(),
+            pki.path("server.pem"),
+            pki.path("server.key")
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with_config(&cfg);
+    let (plain, https) = (server.addrs[0].clone(), server.addrs[1].clone());
+    let (_, root) = init_unseal(&plain);
+    // OpenBao: its HTTPS listener from a config file, the plugin directory from the dev flag.
+    let port = free_port();
+    let bao_cfg = pki.dir.path().join("bao-plugins.hcl");
+    std::fs::write(
+        &bao_cfg,
+        format!(
+            "listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+            pki.path("server.pem"),
+            pki.path("server.key")
+        ),
+    )
+    .unwrap();
+    let real = RealBao::start_with(
+        &bao,
+        &[&format!("-config={}", bao_cfg.display()), &format!("-dev-plugin-dir={}", plugins.display())],
+    );
+    let real_https = format!("127.0.0.1:{port}");
+
+    for (name, plain, https, token) in [
+        ("Coffer", plain.as_str(), https.as_str(), root.as_str()),
+        ("OpenBao", real.addr.as_str(), real_https.as_str(), "root"),
+    ] {
+        ok(
+            plain,
+            token,
+            "POST",
+            "sys/plugins/catalog/auth/cert-ext",
+            serde_json::json!({"sha256": sha, "command": "coffer-plugin-cert"}),
+        );
+        configure_as(plain, token, &pki, "cert-ext");
+        // The login reads the certificate the client presented to the server, forwarded to
+        // the plugin process in the request's connection state.
+        let (success, v, text) = bao_login(&bao, &pki, https, "alice.pem", "alice.key", &[]);
+        assert!(success, "{name}: {text}");
+        assert!(v["auth"]["policies"].as_array().unwrap().contains(&Value::from("pay")), "{name}: {v}");
+        let (success, _, text) = bao_login(&bao, &pki, https, "stranger.pem", "stranger.key", &[]);
+        assert!(!success, "{name}: an untrusted certificate logged in: {text}");
+        // Renewals go to the plugin, which wants the certificate the token logged in with.
+        let token = v["auth"]["client_token"].as_str().unwrap().to_string();
+        let renew = |cert: Option<(&str, &str)>| {
+            let mut args = vec!["token".to_string(), "renew".to_string()];
+            if let Some((c, k)) = cert {
+                args.push(format!("-client-cert={}", pki.path(c)));
+                args.push(format!("-client-key={}", pki.path(k)));
+            }
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli_tls(&bao, &pki, https, Some(&token), &a)
+        };
+        let o = renew(Some(("alice.pem", "alice.key")));
+        assert!(o.status.success(), "{name}: {}", out(&o));
+        let o = renew(Some(("bob.pem", "bob.key")));
+        assert!(
+            !o.status.success() && out(&o).contains("client identity during renewal not matching"),
+            "{name}: another certificate renewed: {}",
+            out(&o)
+        );
+        let o = renew(None);
+        assert!(
+            !o.status.success() && out(&o).contains("no client certificate found"),
+            "{name}: renewed without a certificate: {}",
+            out(&o)
+        );
+    }
 }

@@ -104,14 +104,20 @@ impl Slapd {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap()
     }
     fn add(&self, ldif: &str) {
-        let f = self.dir.path().join("add.ldif");
+        self.apply("ldapadd", ldif);
+    }
+    fn modify(&self, ldif: &str) {
+        self.apply("ldapmodify", ldif);
+    }
+    fn apply(&self, tool: &str, ldif: &str) {
+        let f = self.dir.path().join("change.ldif");
         std::fs::write(&f, ldif).unwrap();
-        let o = Command::new("ldapadd")
+        let o = Command::new(tool)
             .args(["-x", "-H", &format!("ldap://127.0.0.1:{}", self.ldap), "-D", ADMIN, "-w", "adminpw", "-f"])
             .arg(&f)
             .output()
             .unwrap();
-        assert!(o.status.success(), "ldapadd: {}", out(&o));
+        assert!(o.status.success(), "{tool}: {}", out(&o));
     }
 }
 
@@ -242,6 +248,48 @@ fn ldap_login_resolves_nested_groups_into_policies_and_group_aliases() {
     let (_, v) = login(a, "ALICE", "alicepw");
     let e = ok(a, "GET", &format!("identity/entity/id/{}", v["auth"]["entity_id"].as_str().unwrap()), Value::Null);
     assert_eq!(e["data"]["aliases"][0]["name"], "ALICE", "{e}");
+}
+
+#[test]
+fn ldap_token_renewal_binds_again_and_refuses_changed_policies_or_passwords() {
+    let Some(slapd) = slapd_bin() else { return };
+    let s = Slapd::start(&slapd);
+    let c = Server::start_dev("root");
+    let a = c.addr.as_str();
+    ok(a, "POST", "sys/auth/ldap", j!({"type": "ldap"}));
+    ok(a, "POST", "auth/ldap/config", base_config(&s));
+    ok(a, "POST", "auth/ldap/groups/ops", j!({"policies": "ops"}));
+    let (code, v) = login(a, "bob", "bobpw");
+    assert_eq!(code, 200, "{v}");
+    let token = v["auth"]["client_token"].as_str().unwrap().to_string();
+
+    // Unchanged directory and mappings: the renewal binds again and is granted.
+    let (code, v) = api(a, &token, "POST", "auth/token/renew-self", j!({"increment": "10m"}));
+    assert_eq!(code, 200, "{v}");
+    // What the login kept for that (the password) is never shown.
+    let (code, v) = api(a, &token, "GET", "auth/token/lookup-self", Value::Null);
+    assert_eq!(code, 200, "{v}");
+    assert!(!v.to_string().contains("bobpw"), "lookup leaks the kept password: {v}");
+
+    // A changed mapping: the token would now earn other policies, so it is not renewed.
+    ok(a, "POST", "auth/ldap/groups/ops", j!({"policies": "ops,more"}));
+    let (code, v) = api(a, &token, "POST", "auth/token/renew-self", Value::Null);
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(v["errors"][0], "policies have changed, not renewing", "{v}");
+    ok(a, "POST", "auth/ldap/groups/ops", j!({"policies": "ops"}));
+    let (code, v) = api(a, &token, "POST", "auth/token/renew-self", Value::Null);
+    assert_eq!(code, 200, "mapping restored: {v}");
+
+    // The directory changed bob's password: the kept one no longer binds.
+    s.modify(&format!(
+        "dn: uid=bob,ou=people,{BASE}\nchangetype: modify\nreplace: userPassword\nuserPassword: newpw\n"
+    ));
+    let (code, v) = api(a, &token, "POST", "auth/token/renew-self", Value::Null);
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(v["errors"][0], "ldap operation failed: invalid username or password", "{v}");
+    // The token itself still works until it expires; only its renewal is refused.
+    let (code, _) = api(a, &token, "GET", "auth/token/lookup-self", Value::Null);
+    assert_eq!(code, 200);
 }
 
 #[test]

@@ -115,11 +115,6 @@ fn build_go_plugin() -> Option<PathBuf> {
     Some(bin)
 }
 
-fn sha256_hex(path: &Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
-}
-
 /// Kills, when dropped, every process started from a binary in the directory: the harness
 /// stops the server with SIGKILL, which leaves its plugin processes behind.
 struct Reaper(PathBuf);

@@ -3,12 +3,6 @@
 //! and the mount table unchanged; `bao plugin register|list|info|deregister` work against it.
 mod common;
 use common::*;
-use std::process::Command;
-
-fn sha256_hex(path: &std::path::Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
-}
 
 fn start_dev_with_plugins(dir: &std::path::Path) -> Server {
     Server::start_dev_logging_to("root", &[&format!("-dev-plugin-dir={}", dir.display())], &dir.join("dev.log"))

@@ -15,11 +15,6 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn sha256_hex(path: &Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
-}
-
 /// A plain-HTTP file server on 127.0.0.1: URL path → body; 404 for anything else. Paths under
 /// `/nolen/` are sent without a Content-Length (the body ends when the connection closes), so
 /// the size cap is tested on the stream as well as on the announced length. Counts requests

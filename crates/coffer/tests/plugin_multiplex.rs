@@ -7,11 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn sha256_hex(path: &Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
-}
-
 /// The example plugin binary `name`, built with the workspace, copied into `plugins` as `as_name`.
 fn install(plugins: &Path, name: &str, as_name: &str) -> PathBuf {
     let built = Path::new(coffer_bin()).with_file_name(name);

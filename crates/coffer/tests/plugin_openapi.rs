@@ -7,12 +7,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn sha256_hex(path: &Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
-}
 
 fn install(plugins: &Path) -> PathBuf {
     let built = Path::new(coffer_bin()).with_file_name("coffer-plugin-example");

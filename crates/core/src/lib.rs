@@ -1008,6 +1008,9 @@ impl Core {
             token_type: token_type.into(),
             bound_cidrs: auth.bound_cidrs.clone(),
             mount_accessor: mount.accessor.clone(),
+            // Batch tokens are handed to the client: they keep nothing for renewals.
+            internal: (token_type != "batch" && !auth.internal_data.is_empty())
+                .then(|| token::InternalData(auth.internal_data.clone())),
             ..Default::default()
         };
         let max = if auth.max_ttl > 0 { auth.max_ttl.min(mount_max) } else { mount_max };

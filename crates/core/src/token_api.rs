@@ -527,6 +527,7 @@ impl Core {
             metadata: e.meta.clone().unwrap_or_default(),
             policies: e.policies.clone(),
             path: rest.to_string(),
+            internal_data: e.internal.clone().map(|i| i.0).unwrap_or_default(),
         };
         route.backend.renew_login(&req, &login).await
     }

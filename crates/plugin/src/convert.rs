@@ -107,7 +107,7 @@ fn token_type_from_proto(t: u32) -> String {
 pub(crate) fn auth_to_proto(a: &AuthResponse) -> pb::Auth {
     pb::Auth {
         lease_options: Some(lease_options(a.ttl, a.max_ttl, a.renewable)),
-        internal_data: "{}".to_string(),
+        internal_data: json_string(&a.internal_data),
         display_name: a.display_name.clone(),
         policies: a.policies.clone(),
         metadata: string_map(&a.metadata),
@@ -131,9 +131,9 @@ pub(crate) fn auth_to_proto(a: &AuthResponse) -> pb::Auth {
     }
 }
 
-pub(crate) fn auth_from_proto(a: &pb::Auth) -> AuthResponse {
+pub(crate) fn auth_from_proto(a: &pb::Auth) -> Result<AuthResponse, LogicalError> {
     let lo = a.lease_options.unwrap_or_default();
-    AuthResponse {
+    Ok(AuthResponse {
         policies: a.policies.clone(),
         metadata: value_map(&a.metadata),
         display_name: a.display_name.clone(),
@@ -149,7 +149,8 @@ pub(crate) fn auth_from_proto(a: &pb::Auth) -> AuthResponse {
         alias_name: a.alias.as_ref().map(|al| al.name.clone()).filter(|n| !n.is_empty()),
         alias_metadata: a.alias.as_ref().map(|al| value_map(&al.metadata)).unwrap_or_default(),
         group_aliases: a.group_aliases.iter().map(|g| g.name.clone()).filter(|n| !n.is_empty()).collect(),
-    }
+        internal_data: json_object(&a.internal_data)?,
+    })
 }
 
 pub(crate) fn secret_to_proto(s: &SecretLease) -> pb::Secret {
@@ -197,7 +198,7 @@ pub(crate) fn response_from_proto(r: &pb::Response) -> Result<Response, LogicalE
     Ok(Response {
         data: if has_data { Some(data) } else { None },
         warnings: r.warnings.clone(),
-        auth: r.auth.as_ref().map(auth_from_proto),
+        auth: r.auth.as_ref().map(auth_from_proto).transpose()?,
         secret: r.secret.as_ref().map(secret_from_proto).transpose()?,
         ..Default::default()
     })
@@ -298,6 +299,7 @@ mod tests {
                 ttl: 60,
                 token_type: "batch".into(),
                 alias_name: Some("bob".into()),
+                internal_data: json!({"kept": "for renewal"}).as_object().cloned().unwrap_or_default(),
                 ..Default::default()
             }),
             secret: Some(SecretLease { ttl: 30, max_ttl: 90, renewable: true, internal: Map::new() }),
@@ -310,6 +312,7 @@ mod tests {
         assert_eq!(back.auth.as_ref().unwrap().policies, vec!["p".to_string()]);
         assert_eq!(back.auth.as_ref().unwrap().token_type, "batch");
         assert_eq!(back.auth.as_ref().unwrap().alias_name.as_deref(), Some("bob"));
+        assert_eq!(back.auth.as_ref().unwrap().internal_data, r.auth.as_ref().unwrap().internal_data);
         assert_eq!(back.secret, r.secret);
         let none = response_from_proto(&response_to_proto(&Response::default())).unwrap();
         assert!(none.data.is_none());

@@ -20,7 +20,10 @@ use crate::{
 use async_trait::async_trait;
 use base64::Engine;
 use coffer_sdk::framework::PathSpec;
-use coffer_sdk::{Backend, LogicalError, Operation, Request, Response, StorageView, SystemInfo, SystemServices};
+use coffer_sdk::{
+    AuthResponse, Backend, LogicalError, LoginRenewal, Operation, Request, Response, StorageView, SystemInfo,
+    SystemServices,
+};
 use rustls::pki_types::CertificateDer;
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
@@ -709,9 +712,29 @@ fn proto_request(req: &Request, operation: &str) -> pb::Request {
         path: req.path.clone(),
         data: json_string(&req.data),
         mount_point: req.mount_point.clone(),
-        connection: req.remote_addr.map(|a| pb::Connection { remote_addr: a.to_string(), remote_port: 0 }),
+        connection: connection(req),
         ..Default::default()
     }
+}
+
+/// The client's connection as the protocol carries it: its address and, when it presented
+/// certificates over TLS, those certificates (a cert auth method reads them).
+fn connection(req: &Request) -> Option<pb::Connection> {
+    let certs = req.client_certs.as_ref().filter(|c| !c.is_empty());
+    if req.remote_addr.is_none() && certs.is_none() {
+        return None;
+    }
+    Some(pb::Connection {
+        remote_addr: req.remote_addr.map(|a| a.to_string()).unwrap_or_default(),
+        remote_port: 0,
+        connection_state: certs.map(|chain| pb::ConnectionState {
+            handshake_complete: true,
+            peer_certificates: Some(pb::CertificateChain {
+                certificates: chain.iter().map(|der| pb::Certificate { asn1_data: der.clone() }).collect(),
+            }),
+            ..Default::default()
+        }),
+    })
 }
 
 fn proto_secret(internal: &Map<String, Value>, ttl: i64) -> pb::Secret {
@@ -804,6 +827,30 @@ impl Backend for PluginClient {
         match reply_error(&reply) {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    async fn renew_login(&self, req: &Request, login: &LoginRenewal) -> coffer_sdk::Result<()> {
+        self.ctx.bind(req);
+        let mut preq = proto_request(req, "renew");
+        preq.path = login.path.clone();
+        let auth = AuthResponse {
+            policies: login.policies.clone(),
+            metadata: login.metadata.clone(),
+            internal_data: login.internal_data.clone(),
+            renewable: true,
+            ..Default::default()
+        };
+        preq.auth = Some(crate::convert::auth_to_proto(&auth));
+        let reply = self.handle(preq).await?;
+        if let Some(e) = reply_error(&reply) {
+            // The plugin refuses the renewal (its method re-checked the login and it no longer holds).
+            return Err(e);
+        }
+        // A Go backend refuses with an `{"error": …}` answer and no protocol error.
+        match reply.response.as_ref().map(response_from_proto) {
+            Some(Err(e)) => Err(e),
+            _ => Ok(()),
         }
     }
 

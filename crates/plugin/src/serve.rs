@@ -1,8 +1,8 @@
 //! The plugin side: what a plugin binary's `main` runs.
 
 use crate::convert::{
-    error_to_proto, json_object, operation_from_str, response_to_proto, secret_from_proto, secret_to_proto, to_secs,
-    ERR_INTERNAL, ERR_UNSUPPORTED_OPERATION,
+    auth_from_proto, error_to_proto, json_object, operation_from_str, response_to_proto, secret_from_proto,
+    secret_to_proto, to_secs, ERR_INTERNAL, ERR_UNSUPPORTED_OPERATION,
 };
 use crate::host::MULTIPLEX_ID_KEY;
 use crate::proto::logical::{self, plugin_version_server};
@@ -13,7 +13,9 @@ use crate::transport::{self, Addr, MAX_MESSAGE};
 use crate::{tls, APP_PROTOCOL_VERSION, CORE_PROTOCOL_VERSION, HEALTH_SERVICE, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE};
 use async_trait::async_trait;
 use base64::Engine;
-use coffer_sdk::{Backend, ErrorKind, LogicalError, Operation, SecretLease, StorageView, SystemInfo, SystemServices};
+use coffer_sdk::{
+    Backend, ErrorKind, LogicalError, LoginRenewal, Operation, SecretLease, StorageView, SystemInfo, SystemServices,
+};
 use rustls::ClientConfig;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -409,6 +411,13 @@ fn reply(response: Option<pb::Response>, err: Option<pb::ProtoError>) -> pb::Han
     pb::HandleRequestReply { response, err }
 }
 
+/// The certificates the client presented over TLS, as the host forwards them (leaf first).
+fn client_certs(req: &pb::Request) -> Option<Arc<Vec<Vec<u8>>>> {
+    let chain = req.connection.as_ref()?.connection_state.as_ref()?.peer_certificates.as_ref()?;
+    let certs: Vec<Vec<u8>> = chain.certificates.iter().map(|c| c.asn1_data.clone()).collect();
+    (!certs.is_empty()).then(|| Arc::new(certs))
+}
+
 fn internal(msg: impl Into<String>) -> pb::ProtoError {
     pb::ProtoError { err_type: ERR_INTERNAL, err_msg: msg.into(), err_code: 0 }
 }
@@ -472,7 +481,7 @@ impl PluginState {
             system: link.system_info().await,
             remote_addr: req.connection.as_ref().and_then(|c| c.remote_addr.parse().ok()),
             services: Some(Arc::new(HostServices(link.system.clone()))),
-            client_certs: None,
+            client_certs: client_certs(req),
         })
     }
 
@@ -506,6 +515,8 @@ impl PluginState {
         let Some(op) = op else {
             return match req.operation.as_str() {
                 "revoke" => self.revoke(&req, &m).await,
+                // A token issued by one of this method's logins is being renewed.
+                _ if req.secret.is_none() && req.auth.is_some() => self.renew_login(&req, &m).await,
                 _ => self.renew(&req, &m).await,
             };
         };
@@ -549,6 +560,32 @@ impl PluginState {
         .await;
         match result {
             Ok(()) => reply(None, None),
+            Err(e) => reply(None, Some(error_to_proto(&e))),
+        }
+    }
+
+    /// Asks the backend whether a token from one of its logins may be renewed; on consent the
+    /// token's auth goes back unchanged, so the host applies its own TTL rules.
+    async fn renew_login(&self, req: &pb::Request, m: &Mounted) -> pb::HandleRequestReply {
+        let Some(auth) = req.auth.as_ref() else {
+            return reply(None, Some(internal("request has no auth")));
+        };
+        let result = async {
+            let kept = auth_from_proto(auth)?;
+            let login = LoginRenewal {
+                metadata: kept.metadata,
+                policies: kept.policies,
+                path: req.path.clone(),
+                internal_data: kept.internal_data,
+            };
+            let sreq = self.sdk_request(Operation::Update, req, &m.link).await?;
+            m.backend.renew_login(&sreq, &login).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                reply(Some(pb::Response { auth: Some(auth.clone()), data: "null".into(), ..Default::default() }), None)
+            }
             Err(e) => reply(None, Some(error_to_proto(&e))),
         }
     }

@@ -363,6 +363,8 @@ pub struct LoginRenewal {
     pub policies: Vec<String>,
     /// The login path the token came from, relative to the mount (`login`).
     pub path: String,
+    /// What the login kept for renewals ([`AuthResponse::internal_data`]).
+    pub internal_data: Map<String, Value>,
 }
 
 impl std::fmt::Debug for LoginRenewal {
@@ -371,6 +373,7 @@ impl std::fmt::Debug for LoginRenewal {
             .field("metadata_keys", &self.metadata.keys().collect::<Vec<_>>())
             .field("policies", &self.policies)
             .field("path", &self.path)
+            .field("internal_data_keys", &self.internal_data.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -417,6 +420,11 @@ pub struct AuthResponse {
     /// claim, …): the entity joins the external groups whose group alias on this mount has one
     /// of these names, and leaves the others bound to the mount.
     pub group_aliases: Vec<String>,
+    /// What the method keeps with the token for its own renewals, handed back in
+    /// [`LoginRenewal::internal_data`]: stored behind the barrier with the token, never shown
+    /// to clients, in lookups or in audit entries (OpenBao's `Auth.InternalData`). Batch tokens
+    /// keep none.
+    pub internal_data: Map<String, Value>,
 }
 
 impl std::fmt::Debug for AuthResponse {

@@ -221,6 +221,7 @@ impl TokenParams {
             alias_name: Some(alias_name.to_string()),
             alias_metadata: Map::new(),
             group_aliases: Vec::new(),
+            internal_data: Map::new(),
         }
     }
 }

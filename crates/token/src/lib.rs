@@ -86,6 +86,22 @@ pub struct TokenEntry {
     /// The mount accessor of the auth method that issued it.
     #[serde(default)]
     pub mount_accessor: String,
+    /// What the issuing auth method keeps for its renewals (`AuthResponse::internal_data`):
+    /// never shown in lookups; absent for tokens not issued by such a login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal: Option<InternalData>,
+}
+
+/// An auth method's renewal data kept with a token: serialised as the bare object, and never
+/// printed by `Debug` (it may hold a credential, e.g. LDAP's password for re-binding).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(transparent)]
+pub struct InternalData(pub Map<String, Value>);
+
+impl std::fmt::Debug for InternalData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InternalData").field("keys", &self.0.keys().collect::<Vec<_>>()).finish()
+    }
 }
 
 fn service() -> String {

@@ -16,6 +16,14 @@ pub fn coffer_bin() -> &'static str {
 /// A port that was free a moment ago. Only for what must know its port before it starts and
 /// cannot report the one it bound (an HA node's `api_addr` names its own address): anything
 /// else binds port 0 and reports, see [`Server::start_with_config`] and [`listening_addr`].
+/// The SHA-256 of a file in lower-case hex (by `sha256sum`, an independent tool), as plugin
+/// catalogs pin binaries.
+#[allow(dead_code)]
+pub fn sha256_hex(path: &Path) -> String {
+    let o = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
