@@ -713,6 +713,38 @@ fn oidc_login_with_the_bao_and_coffer_clis_through_a_real_provider() {
     }
 }
 
+#[test]
+fn web_ui_logs_in_through_the_oidc_provider_and_back() {
+    let Some(provider) = start_provider() else { return };
+    if !chromium_ready() {
+        return;
+    }
+    let s = Server::start_dev("root");
+    let a = s.addr.as_str();
+    setup_oidc(a, &provider, free_port());
+    // The address OpenBao's UI uses for the provider's redirect, allowed on the role, and the
+    // mount listed on the login page.
+    let redirect = format!("http://{a}/ui/vault/auth/oidc/oidc/callback");
+    ok(a, "POST", "auth/oidc/role/people", json!({ "allowed_redirect_uris": [redirect] }));
+    ok(a, "POST", "sys/auth/oidc/tune", json!({"listing_visibility": "unauth"}));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/auth/oidc_ui_login.mjs");
+    let o =
+        Command::new("node").arg(script).args([&format!("http://{a}/ui/"), "oidc", "alice"]).output().expect("node");
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "the UI's OIDC login: {text}");
+    assert!(text.contains(&format!("provider page: {}", provider.url)), "the browser went to the provider: {text}");
+    let token = text.lines().find_map(|l| l.strip_prefix("token: ")).unwrap_or_else(|| panic!("{text}")).trim();
+    // The session's token is alice's, from the role.
+    let (st, text) = http(a, "GET", "/v1/auth/token/lookup-self", &[("X-Vault-Token", token)], b"");
+    assert_eq!(st, 200, "{text}");
+    let v = json(&text);
+    assert!(v["data"]["policies"].as_array().unwrap().contains(&json!("web")), "{v}");
+    assert_eq!(v["data"]["meta"]["mail"], "alice@example.test", "{v}");
+    // A callback address carrying markup is refused before it reaches the page.
+    let (st, _) = http(a, "GET", "/ui/vault/auth/oidc/oidc/callback?state=%22%3E<b>", &[], b"");
+    assert_eq!(st, 400);
+}
+
 /// hvac's OIDC calls (auth_url, then the callback with the code), and what OpenBao requires
 /// of the redirect URI and the role.
 #[test]

@@ -417,7 +417,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
     }
     let path = parts.uri.path().to_string();
     if st.ui {
-        if let Some(r) = ui::serve(&parts.method, &path) {
+        if let Some(r) = ui::serve(&parts.method, &path, parts.uri.query()) {
             return r;
         }
     }

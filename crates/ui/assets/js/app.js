@@ -133,6 +133,10 @@ async function route() {
     renderNav(false);
     view = setup.unsealView;
     params = [status];
+  } else if (path.startsWith('/oidc/callback/')) {
+    renderNav(false);
+    view = setup.oidcCallbackView;
+    params = [path.slice('/oidc/callback/'.length)];
   } else if (!getToken()) {
     renderNav(false);
     view = setup.loginView;

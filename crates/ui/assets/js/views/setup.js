@@ -81,10 +81,10 @@ export async function loginView(main) {
     { name: 'token', label: 'Token', type: 'password', required: true, autocomplete: 'off' },
   ], 'Log in', async (v) => { await loginWith(v.token.trim()); }));
   const mounts = Object.entries(listed)
-    .filter(([, m]) => ['userpass', 'ldap', 'approle', 'cert', 'jwt'].includes(m.type))
+    .filter(([, m]) => ['userpass', 'ldap', 'approle', 'cert', 'jwt', 'oidc'].includes(m.type))
     .map(([p, m]) => [p.replace(/\/$/, ''), m.type]);
   if (!mounts.length) mounts.push(['userpass', 'userpass']);
-  const names = { userpass: 'Username and password', ldap: 'LDAP', approle: 'AppRole', cert: 'TLS certificate', jwt: 'JWT' };
+  const names = { userpass: 'Username and password', ldap: 'LDAP', approle: 'AppRole', cert: 'TLS certificate', jwt: 'JWT', oidc: 'OIDC provider' };
   for (const [mount, type] of mounts) {
     const label = mount === type ? names[type] : `${names[type]} (${mount}/)`;
     let form;
@@ -100,6 +100,22 @@ export async function loginView(main) {
         { name: 'secret_id', label: 'Secret ID', type: 'password', autocomplete: 'off' },
       ], 'Log in', async (v) => done(await post(`auth/${mount}/login`,
         v.secret_id ? { role_id: v.role_id, secret_id: v.secret_id } : { role_id: v.role_id }, { noToken: true })));
+    } else if (type === 'oidc') {
+      form = formCard('', [
+        { name: 'role', label: 'Role (empty: the default role)', autocomplete: 'off' },
+      ], 'Continue to the provider', async (v) => {
+        // The provider sends the browser back to the address OpenBao's UI uses, which the
+        // server turns into this UI's #/oidc/callback/<mount> page. The client nonce ties the
+        // callback to this browser tab.
+        const nonce = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+        sessionStorage.setItem(`coffer.oidc.${mount}`, nonce);
+        const body = { redirect_uri: `${location.origin}/ui/vault/auth/${mount}/oidc/callback`, client_nonce: nonce };
+        if (v.role) body.role = v.role;
+        const r = await post(`auth/${mount}/oidc/auth_url`, body, { noToken: true });
+        const url = r && r.data && r.data.auth_url;
+        if (!url) throw new Error(`The role does not allow this page as a redirect address (${body.redirect_uri}): add it to its allowed_redirect_uris.`);
+        location.assign(url);
+      }, { intro: 'Signs you in with your organisation\'s identity provider.' });
     } else if (type === 'jwt') {
       form = formCard('', [
         { name: 'role', label: 'Role (empty: the default role)', autocomplete: 'off' },
@@ -130,4 +146,24 @@ export async function loginView(main) {
   if (location.hash !== '#/login' && location.hash !== '') history.replaceState(null, '', '#/login');
   const first = forms[0][1].querySelector('input');
   if (first) first.focus();
+}
+
+// Back from the OIDC provider: trade its code for a Coffer token at the mount's callback.
+export async function oidcCallbackView(main, [mount], query) {
+  const key = `coffer.oidc.${mount}`;
+  const nonce = sessionStorage.getItem(key);
+  sessionStorage.removeItem(key);
+  const q = {};
+  for (const name of ['state', 'code', 'id_token']) if (query.get(name)) q[name] = query.get(name);
+  if (nonce) q.client_nonce = nonce;
+  setChildren(main, h('h1', {}, 'Signing in…'));
+  try {
+    const r = await get(`auth/${mount}/oidc/callback`, { noToken: true, query: q });
+    await loginWith(r.auth.client_token);
+  } catch (err) {
+    setChildren(main,
+      h('h1', {}, 'Sign-in failed'),
+      h('div', { class: 'card narrow', role: 'alert' }, h('p', {}, err.message)),
+      h('p', {}, h('a', { href: '#/login' }, 'Back to the login page')));
+  }
 }
