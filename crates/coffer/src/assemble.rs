@@ -93,9 +93,8 @@ pub fn apply_dev_defaults(cfg: &mut ServerConfig, listen_address: &str, plugin_d
     if cfg.storage.is_none() {
         cfg.storage = Some(StorageConfig { kind: "inmem".into(), options: Default::default() });
     }
-    if cfg.listeners.is_empty() {
-        cfg.listeners.push(Listener { tls_disable: true, ..Listener::tcp(listen_address) });
-    }
+    // As OpenBao: the dev listener is always there (first), beside any the configuration adds.
+    cfg.listeners.insert(0, Listener { tls_disable: true, ..Listener::tcp(listen_address) });
     cfg.ui = true;
     if let Some(dir) = plugin_dir {
         cfg.plugin_directory = Some(dir.to_string());

@@ -272,3 +272,26 @@ fn an_oversized_body_over_tls_gets_a_413_with_an_error_body() {
         assert_eq!(json(body)["errors"][0], "http: request body too large", "{body}");
     }
 }
+
+#[test]
+fn dev_server_with_a_config_listener_keeps_its_dev_listener_as_openbao_does() {
+    let pki = pki();
+    let cfg = pki.p("dev-tls.hcl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+            pki.s("server.pem"),
+            pki.s("server-key.pem")
+        ),
+    )
+    .unwrap();
+    let s = Server::start_dev_with("root", &[&format!("-config={}", cfg.display())]);
+    assert_eq!(s.addrs.len(), 2, "the dev listener and the configured one: {:?}", s.addrs);
+    // The dev listener (plain HTTP, first) and the configured HTTPS one both serve.
+    let (st, _) = http(&s.addrs[0], "GET", "/v1/sys/health", &[], b"");
+    assert_eq!(st, 200);
+    let port: u16 = s.addrs[1].rsplit(':').next().unwrap().parse().unwrap();
+    let (rc, code, body) = curl(&pki, port, None, &[]);
+    assert_eq!((rc, code), (0, 200), "{body}");
+}
