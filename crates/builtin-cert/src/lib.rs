@@ -18,6 +18,7 @@
 //! `config` → [`Config`].
 
 use async_trait::async_trait;
+use coffer_sdk::cache::GenCache;
 use coffer_sdk::field::FieldType;
 use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
 use coffer_sdk::tokenutil::{addr_in_cidrs, normalize_policies, token_fields, TokenParams};
@@ -106,6 +107,9 @@ struct Config {
 /// Serve it wrapped in [`coffer_sdk::framework::Backend`].
 pub struct Cert {
     paths: Paths<Route>,
+    /// The decoded trusted certificates, CRLs and settings ([`TrustSet`]), kept between logins
+    /// and dropped by every change to them.
+    trust: GenCache<TrustSet>,
 }
 
 impl Default for Cert {
@@ -116,7 +120,7 @@ impl Default for Cert {
 
 impl Cert {
     pub fn new() -> Self {
-        Cert { paths: Paths::new(specs_static().to_vec()) }
+        Cert { paths: Paths::new(specs_static().to_vec()), trust: GenCache::new(1) }
     }
 }
 
@@ -462,31 +466,71 @@ fn now() -> UnixTime {
     UnixTime::now()
 }
 
+/// What a login checks a client chain against, decoded from the mount's storage once and
+/// shared until an entry, a CRL or the settings change.
+struct TrustSet {
+    config: Config,
+    /// In name order.
+    entries: Vec<Trusted>,
+    crls: Vec<webpki::CertRevocationList<'static>>,
+}
+
+/// One `certs/<name>` entry with its certificates decoded.
+struct Trusted {
+    name: String,
+    entry: CertEntry,
+    certs: Vec<CertificateDer<'static>>,
+    /// The certificates that are CAs: trust anchors, and intermediates for other entries.
+    cas: Vec<CertificateDer<'static>>,
+    anchors: Vec<rustls_pki_types::TrustAnchor<'static>>,
+}
+
+const TRUST_KEY: &str = "trust";
+
+async fn load_trust(req: &Request) -> Result<Option<TrustSet>> {
+    let mut names = req.storage.list("cert/").await?;
+    names.sort();
+    let mut entries = vec![];
+    for name in names {
+        if let Some(entry) = load::<CertEntry>(req, &format!("cert/{name}")).await? {
+            let certs = parse_pem_certs(&entry.certificate, "certificate")?;
+            let cas: Vec<CertificateDer<'static>> =
+                certs.iter().filter(|c| parse(c).is_ok_and(|p| p.is_ca())).cloned().collect();
+            let anchors =
+                cas.iter().filter_map(|c| webpki::anchor_from_trusted_cert(c).ok().map(|a| a.to_owned())).collect();
+            entries.push(Trusted { name, entry, certs, cas, anchors });
+        }
+    }
+    Ok(Some(TrustSet { config: load_config(req).await?, entries, crls: load_crls(req).await? }))
+}
+
+impl Cert {
+    /// The mount's [`TrustSet`], from the cache or storage.
+    async fn trust(&self, req: &Request) -> Result<std::sync::Arc<TrustSet>> {
+        self.trust
+            .get_or_load(TRUST_KEY, load_trust(req))
+            .await?
+            .ok_or_else(|| LogicalError::internal("the trusted certificates could not be read"))
+    }
+}
+
 /// Verifies the client's chain against the trusted certificates (only `only`, when given):
 /// the first entry, in name order, whose certificate admits the chain and whose constraints
 /// the leaf meets.
-async fn verify(req: &Request, only: Option<&str>) -> Result<Verified> {
-    let chain: Vec<CertificateDer<'static>> = match &req.client_certs {
-        Some(c) if !c.is_empty() => c.iter().map(|d| CertificateDer::from(d.clone())).collect(),
+fn verify(req: &Request, trust: &TrustSet, only: Option<&str>) -> Result<Verified> {
+    let chain: Vec<CertificateDer<'_>> = match &req.client_certs {
+        Some(c) if !c.is_empty() => c.iter().map(|d| CertificateDer::from(d.as_slice())).collect(),
         _ => return Err(LogicalError::bad_request(NO_CERT)),
     };
     let leaf_der = &chain[0];
     let leaf_cert = parse(leaf_der)?;
     let leaf = read_leaf(&leaf_cert);
 
-    let mut names = match only {
-        Some(n) if !n.is_empty() => vec![n.to_string()],
-        _ => req.storage.list("cert/").await?,
+    let entries: Vec<&Trusted> = match only {
+        Some(n) if !n.is_empty() => trust.entries.iter().filter(|t| t.name == n).collect(),
+        _ => trust.entries.iter().collect(),
     };
-    names.sort();
-    let mut entries = vec![];
-    for n in names {
-        if let Some(e) = load::<CertEntry>(req, &format!("cert/{n}")).await? {
-            let certs = parse_pem_certs(&e.certificate, "certificate")?;
-            entries.push((n, e, certs));
-        }
-    }
-    let crls = load_crls(req).await?;
+    let crls = &trust.crls;
     let crl_refs: Vec<&webpki::CertRevocationList<'_>> = crls.iter().collect();
     let revocation = if crl_refs.is_empty() {
         None
@@ -500,29 +544,20 @@ async fn verify(req: &Request, only: Option<&str>) -> Result<Verified> {
     };
     // Other trusted CA certificates may complete a chain the client sent without its
     // intermediates (a root entry admits a leaf of an intermediate another entry trusts).
-    let mut intermediates: Vec<CertificateDer<'static>> = chain[1..].to_vec();
-    for (_, _, certs) in &entries {
-        for c in certs {
-            if parse(c).is_ok_and(|p| p.is_ca()) {
-                intermediates.push(c.clone());
-            }
-        }
+    let mut intermediates: Vec<CertificateDer<'_>> = chain[1..].to_vec();
+    for t in &entries {
+        intermediates.extend(t.cas.iter().map(|c| CertificateDer::from(c.as_ref())));
     }
     let ee = webpki::EndEntityCert::try_from(leaf_der)
         .map_err(|e| LogicalError::bad_request(INVALID_CERT).with_source(e))?;
     let mut verified_any = false;
-    for (name, entry, certs) in entries {
+    for t in entries {
         let mut ok = false;
-        let anchors: Vec<_> = certs
-            .iter()
-            .filter(|c| parse(c).is_ok_and(|p| p.is_ca()))
-            .filter_map(|c| webpki::anchor_from_trusted_cert(c).ok().map(|a| a.to_owned()))
-            .collect();
-        if !anchors.is_empty() {
+        if !t.anchors.is_empty() {
             ok = ee
                 .verify_for_usage(
                     webpki::ALL_VERIFICATION_ALGS,
-                    &anchors,
+                    &t.anchors,
                     &intermediates,
                     now(),
                     webpki::KeyUsage::client_auth(),
@@ -534,17 +569,18 @@ async fn verify(req: &Request, only: Option<&str>) -> Result<Verified> {
         if !ok {
             // A non-CA certificate admits the client presenting exactly it, while it is valid
             // and not revoked by a CRL of its issuer.
-            ok = certs
+            ok = t
+                .certs
                 .iter()
                 .any(|c| c.as_ref() == leaf_der.as_ref() && !leaf_cert.is_ca() && leaf_cert.validity().is_valid())
-                && !revoked_by_issuer(&leaf_cert, &crls);
+                && !revoked_by_issuer(&leaf_cert, crls);
         }
         if !ok {
             continue;
         }
         verified_any = true;
-        if entry.admits(&leaf) {
-            return Ok(Verified { name, entry, leaf });
+        if t.entry.admits(&leaf) {
+            return Ok(Verified { name: t.name.clone(), entry: t.entry.clone(), leaf });
         }
     }
     Err(LogicalError::bad_request(if verified_any { NO_MATCH } else { INVALID_CERT }))
@@ -712,12 +748,12 @@ async fn read_crl(req: &Request, name: &str) -> Result<Option<Response>> {
     Ok(Some(Response::data(out)))
 }
 
-async fn login(req: &Request, f: &FieldData) -> Result<Option<Response>> {
-    let v = verify(req, f.str("name")).await?;
+async fn login(req: &Request, trust: &TrustSet, f: &FieldData) -> Result<Option<Response>> {
+    let v = verify(req, trust, f.str("name"))?;
     if !addr_in_cidrs(req.remote_addr, &v.entry.token.token_bound_cidrs) {
         return Err(LogicalError::new(ErrorKind::PermissionDenied, "permission denied"));
     }
-    let config = load_config(req).await?;
+    let config = &trust.config;
     let display = if v.entry.display_name.is_empty() { v.name.clone() } else { v.entry.display_name.clone() };
     let mut auth = v.entry.token.to_auth(&display, &v.leaf.common_name, req.remote_addr);
     let ext = v.entry.metadata_extensions(&v.leaf);
@@ -737,9 +773,9 @@ async fn login(req: &Request, f: &FieldData) -> Result<Option<Response>> {
     Ok(Some(Response { auth: Some(auth), ..Default::default() }))
 }
 
-async fn renew(req: &Request, login: &LoginRenewal) -> Result<()> {
+async fn renew(req: &Request, trust: &TrustSet, login: &LoginRenewal) -> Result<()> {
     let meta = |k: &str| login.metadata.get(k).and_then(Value::as_str).unwrap_or("");
-    let config = load_config(req).await?;
+    let config = &trust.config;
     let name = meta("cert_name");
     let Some(entry) = load::<CertEntry>(req, &cert_key(name)).await? else {
         return Err(LogicalError::bad_request(
@@ -757,7 +793,7 @@ async fn renew(req: &Request, login: &LoginRenewal) -> Result<()> {
     if config.disable_binding {
         return Ok(());
     }
-    let v = verify(req, None).await?;
+    let v = verify(req, trust, None)?;
     let same_cert = v.leaf.serial == meta("serial_number") && hex_colons(&v.leaf.akid) == meta("authority_key_id");
     let same_key = !v.leaf.skid.is_empty()
         && hex_colons(&v.leaf.skid) == meta("subject_key_id")
@@ -770,19 +806,8 @@ async fn renew(req: &Request, login: &LoginRenewal) -> Result<()> {
     Ok(())
 }
 
-#[async_trait]
-impl Handler for Cert {
-    type Route = Route;
-
-    fn backend_type(&self) -> &'static str {
-        "cert"
-    }
-
-    fn paths(&self) -> &Paths<Route> {
-        &self.paths
-    }
-
-    async fn handle(&self, route: Route, req: Request, f: FieldData) -> Result<Option<Response>> {
+impl Cert {
+    async fn dispatch(&self, route: Route, req: Request, f: FieldData) -> Result<Option<Response>> {
         let name = f.str("name").unwrap_or_default().to_lowercase();
         match (route, req.operation) {
             (Route::Config, Operation::Read) => {
@@ -832,8 +857,33 @@ impl Handler for Cert {
                 Ok(None)
             }
             (Route::Crl, _) => write_crl(&req, &name, &f).await,
-            (Route::Login, _) => login(&req, &f).await,
+            (Route::Login, _) => login(&req, &*self.trust(&req).await?, &f).await,
         }
+    }
+}
+
+#[async_trait]
+impl Handler for Cert {
+    type Route = Route;
+
+    fn backend_type(&self) -> &'static str {
+        "cert"
+    }
+
+    fn paths(&self) -> &Paths<Route> {
+        &self.paths
+    }
+
+    async fn handle(&self, route: Route, req: Request, f: FieldData) -> Result<Option<Response>> {
+        let changes = matches!(route, Route::Config | Route::Cert | Route::Crl)
+            && !matches!(req.operation, Operation::Read | Operation::List);
+        let out = self.dispatch(route, req, f).await;
+        if changes {
+            // After the write (success or not), before the answer: no later login uses what
+            // was decoded before it.
+            self.trust.clear();
+        }
+        out
     }
 
     async fn exists(&self, route: Route, req: &Request, f: &FieldData) -> Result<Option<bool>> {
@@ -845,7 +895,7 @@ impl Handler for Cert {
     }
 
     async fn renew_login(&self, req: &Request, login: &LoginRenewal) -> Result<()> {
-        renew(req, login).await
+        renew(req, &*self.trust(req).await?, login).await
     }
 }
 
