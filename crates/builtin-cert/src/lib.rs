@@ -31,6 +31,8 @@ use std::sync::OnceLock;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 
+mod ocsp;
+
 /// A certificate or CRL name as OpenBao accepts it: word characters, with `-` and `.` inside.
 const NAME: &str = r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?";
 
@@ -40,16 +42,8 @@ const INVALID_CERT: &str = "invalid certificate or no client certificate supplie
 const NO_CERT: &str = "no client certificate found";
 const NO_MATCH: &str = "no chain matching all constraints could be found for this login certificate";
 
-/// The OCSP options OpenBao's `certs/<name>` takes. Coffer checks revocation with CRLs only:
-/// these are refused when set to anything but their defaults.
-const OCSP_FIELDS: [&str; 6] = [
-    "ocsp_enabled",
-    "ocsp_ca_certificates",
-    "ocsp_servers_override",
-    "ocsp_fail_open",
-    "ocsp_query_all_servers",
-    "ocsp_max_retries",
-];
+/// OCSP answers kept per mount unless `config` sets `ocsp_cache_size`.
+const DEFAULT_OCSP_CACHE: usize = 100;
 
 /// The paths of the cert method, one variant per row of [`build_specs`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +79,8 @@ struct CertEntry {
     required_extensions: Vec<String>,
     #[serde(default)]
     allowed_metadata_extensions: Vec<String>,
+    #[serde(default)]
+    ocsp: ocsp::Settings,
     #[serde(flatten)]
     token: TokenParams,
 }
@@ -102,6 +98,9 @@ struct Config {
     disable_binding: bool,
     #[serde(default)]
     enable_identity_alias_metadata: bool,
+    /// How many OCSP answers the mount keeps (0: the default, 100).
+    #[serde(default)]
+    ocsp_cache_size: i64,
 }
 
 /// Serve it wrapped in [`coffer_sdk::framework::Backend`].
@@ -110,6 +109,8 @@ pub struct Cert {
     /// The decoded trusted certificates, CRLs and settings ([`TrustSet`]), kept between logins
     /// and dropped by every change to them.
     trust: GenCache<TrustSet>,
+    /// OCSP answers, until their `nextUpdate`.
+    ocsp: ocsp::Cache,
 }
 
 impl Default for Cert {
@@ -120,7 +121,11 @@ impl Default for Cert {
 
 impl Cert {
     pub fn new() -> Self {
-        Cert { paths: Paths::new(specs_static().to_vec()), trust: GenCache::new(1) }
+        Cert {
+            paths: Paths::new(specs_static().to_vec()),
+            trust: GenCache::new(1),
+            ocsp: ocsp::Cache::new(DEFAULT_OCSP_CACHE),
+        }
     }
 }
 
@@ -146,12 +151,33 @@ fn build_specs() -> Vec<(Route, PathSpec)> {
         list_field("allowed_organizational_units", "Globs one of the certificate's organizational units must match"),
         list_field("required_extensions", "oid:glob pairs: extensions the client certificate must carry"),
         list_field("allowed_metadata_extensions", "OIDs of extensions whose values are copied into the metadata"),
-        FieldSpec::new("ocsp_enabled", FieldType::Bool, "Not supported: revocation is checked with CRLs (crls/)"),
-        list_field("ocsp_ca_certificates", "Not supported (OCSP)"),
-        list_field("ocsp_servers_override", "Not supported (OCSP)"),
-        FieldSpec::new("ocsp_fail_open", FieldType::Bool, "Not supported (OCSP)"),
-        FieldSpec::new("ocsp_query_all_servers", FieldType::Bool, "Not supported (OCSP)"),
-        FieldSpec::new("ocsp_max_retries", FieldType::Int, "Not supported (OCSP)"),
+        FieldSpec::new(
+            "ocsp_enabled",
+            FieldType::Bool,
+            "Check the client certificate with its OCSP responders at login",
+        ),
+        FieldSpec::new(
+            "ocsp_ca_certificates",
+            FieldType::String,
+            "PEM certificates that may sign OCSP answers or issue the responder's certificate",
+        ),
+        list_field("ocsp_servers_override", "OCSP responder URLs to ask instead of the certificate's AIA ones"),
+        FieldSpec::new(
+            "ocsp_fail_open",
+            FieldType::Bool,
+            "Log in when no OCSP answer can be had (unknown status, responders down); revoked still fails",
+        ),
+        FieldSpec::new(
+            "ocsp_query_all_servers",
+            FieldType::Bool,
+            "Ask every responder; the certificate is good only when all of them say so",
+        ),
+        FieldSpec::new("ocsp_max_retries", FieldType::Int, "Retries after a failed request to one responder (4)"),
+        FieldSpec::new(
+            "ocsp_this_update_max_age",
+            FieldType::DurationSecond,
+            "Refuse OCSP answers whose thisUpdate is older than this (0: no limit)",
+        ),
     ];
     cert_fields.extend(token_fields());
     vec![
@@ -171,7 +197,7 @@ fn build_specs() -> Vec<(Route, PathSpec)> {
                         FieldType::Bool,
                         "Copy the metadata extensions into the identity alias's metadata",
                     ),
-                    FieldSpec::new("ocsp_cache_size", FieldType::Int, "Not supported (OCSP): only 0 is accepted"),
+                    FieldSpec::new("ocsp_cache_size", FieldType::Int, "How many OCSP answers to keep (0: 100)"),
                 ],
                 operations: vec![
                     (Operation::Update, "Configure the method"),
@@ -517,7 +543,7 @@ impl Cert {
 /// Verifies the client's chain against the trusted certificates (only `only`, when given):
 /// the first entry, in name order, whose certificate admits the chain and whose constraints
 /// the leaf meets.
-fn verify(req: &Request, trust: &TrustSet, only: Option<&str>) -> Result<Verified> {
+fn verify<'t>(req: &Request, trust: &'t TrustSet, only: Option<&str>) -> Result<Candidates<'t>> {
     let chain: Vec<CertificateDer<'_>> = match &req.client_certs {
         Some(c) if !c.is_empty() => c.iter().map(|d| CertificateDer::from(d.as_slice())).collect(),
         _ => return Err(LogicalError::bad_request(NO_CERT)),
@@ -551,6 +577,7 @@ fn verify(req: &Request, trust: &TrustSet, only: Option<&str>) -> Result<Verifie
     let ee = webpki::EndEntityCert::try_from(leaf_der)
         .map_err(|e| LogicalError::bad_request(INVALID_CERT).with_source(e))?;
     let mut verified_any = false;
+    let mut found = vec![];
     for t in entries {
         let mut ok = false;
         if !t.anchors.is_empty() {
@@ -580,10 +607,65 @@ fn verify(req: &Request, trust: &TrustSet, only: Option<&str>) -> Result<Verifie
         }
         verified_any = true;
         if t.entry.admits(&leaf) {
-            return Ok(Verified { name: t.name.clone(), entry: t.entry.clone(), leaf });
+            // The issuer an OCSP request names: from the client's chain or the trusted entries.
+            let issuer = if t.entry.ocsp.enabled {
+                let pool = chain[1..].iter().chain(trust.entries.iter().flat_map(|e| e.certs.iter()));
+                ocsp::find_issuer(&leaf_cert, pool).map(|c| c.as_ref().to_vec())
+            } else {
+                None
+            };
+            found.push((t, issuer));
         }
     }
-    Err(LogicalError::bad_request(if verified_any { NO_MATCH } else { INVALID_CERT }))
+    if found.is_empty() {
+        return Err(LogicalError::bad_request(if verified_any { NO_MATCH } else { INVALID_CERT }));
+    }
+    Ok(Candidates { found, leaf, leaf_der: leaf_der.as_ref().to_vec() })
+}
+
+/// The trusted entries (in name order) that verified a client's chain and whose constraints
+/// its certificate meets, each with the certificate's issuer when the entry checks OCSP.
+struct Candidates<'t> {
+    found: Vec<(&'t Trusted, Option<Vec<u8>>)>,
+    leaf: Leaf,
+    leaf_der: Vec<u8>,
+}
+
+impl Cert {
+    /// The first candidate entry whose OCSP check (when it has one) does not refuse the
+    /// certificate: revoked fails the entry; no answer fails it unless `ocsp_fail_open`.
+    async fn admit(&self, req: &Request, trust: &TrustSet, only: Option<&str>) -> Result<Verified> {
+        let Candidates { found, leaf, leaf_der } = verify(req, trust, only)?;
+        let mut problems = vec![];
+        for (t, issuer) in found {
+            if t.entry.ocsp.enabled {
+                let size = trust.config.ocsp_cache_size;
+                self.ocsp.set_capacity(if size > 0 { size as usize } else { DEFAULT_OCSP_CACHE });
+                let verdict = match issuer {
+                    Some(i) => ocsp::check(&leaf_der, &i, &t.entry.ocsp, &self.ocsp).await,
+                    None => ocsp::Verdict::Undetermined(format!(
+                        "the issuer of the certificate with serial number {} is not at hand for OCSP",
+                        leaf.serial
+                    )),
+                };
+                match verdict {
+                    ocsp::Verdict::Good => {}
+                    ocsp::Verdict::Revoked => continue,
+                    ocsp::Verdict::Undetermined(_) if t.entry.ocsp.fail_open => {}
+                    ocsp::Verdict::Undetermined(why) => {
+                        problems.push(why);
+                        continue;
+                    }
+                }
+            }
+            return Ok(Verified { name: t.name.clone(), entry: t.entry.clone(), leaf });
+        }
+        Err(LogicalError::bad_request(if problems.is_empty() {
+            NO_MATCH.to_string()
+        } else {
+            format!("{NO_MATCH}; additionally got errors during verification: {}", problems.join("; "))
+        }))
+    }
 }
 
 /// Whether a CRL from the certificate's issuer lists its serial number (for a directly trusted
@@ -635,38 +717,58 @@ fn cert_json(e: &CertEntry) -> Map<String, Value> {
     ] {
         out.insert(k.into(), list(v));
     }
-    out.insert("ocsp_enabled".into(), json!(false));
-    out.insert("ocsp_ca_certificates".into(), json!(""));
-    out.insert("ocsp_servers_override".into(), Value::Null);
-    out.insert("ocsp_fail_open".into(), json!(false));
-    out.insert("ocsp_query_all_servers".into(), json!(false));
+    out.insert("ocsp_enabled".into(), json!(e.ocsp.enabled));
+    out.insert("ocsp_ca_certificates".into(), json!(e.ocsp.ca_certificates));
+    out.insert("ocsp_servers_override".into(), list(&e.ocsp.servers_override));
+    out.insert("ocsp_fail_open".into(), json!(e.ocsp.fail_open));
+    out.insert("ocsp_query_all_servers".into(), json!(e.ocsp.query_all_servers));
     e.token.to_response(&mut out);
     out
 }
 
-/// Refuses the OCSP options unless they are given with their defaults.
-fn refuse_ocsp(f: &FieldData) -> Result<()> {
-    for name in OCSP_FIELDS {
-        let Some(v) = f.get(name) else { continue };
-        let default = match v {
-            Value::Bool(b) => !b,
-            Value::Null => true,
-            Value::String(s) => s.is_empty(),
-            Value::Array(a) => a.is_empty(),
-            Value::Number(n) => name == "ocsp_max_retries" && n.as_i64() == Some(4),
-            Value::Object(_) => false,
-        };
-        if !default {
-            return Err(LogicalError::bad_request(format!(
-                "{name} is not supported: Coffer checks revocation with CRLs (write them to crls/<name>), not OCSP"
-            )));
+/// The OCSP options of a `certs/<name>` write, over what the entry had.
+fn apply_ocsp(o: &mut ocsp::Settings, f: &FieldData) -> Result<()> {
+    if let Some(b) = f.bool("ocsp_enabled") {
+        o.enabled = b;
+    }
+    if let Some(pem) = f.str("ocsp_ca_certificates") {
+        if !pem.trim().is_empty() {
+            parse_pem_certs(pem, "ocsp_ca_certificates")?;
         }
+        o.ca_certificates = pem.to_string();
+    }
+    if let Some(urls) = strings(f, "ocsp_servers_override") {
+        for u in &urls {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(LogicalError::bad_request(format!(
+                    "invalid ocsp_servers_override entry {u:?}: an http:// or https:// URL is expected"
+                )));
+            }
+        }
+        o.servers_override = urls;
+    }
+    if let Some(b) = f.bool("ocsp_fail_open") {
+        o.fail_open = b;
+    }
+    if let Some(b) = f.bool("ocsp_query_all_servers") {
+        o.query_all_servers = b;
+    }
+    if let Some(n) = f.int("ocsp_max_retries") {
+        o.max_retries = u32::try_from(n)
+            .ok()
+            .filter(|n| *n <= 100)
+            .ok_or_else(|| LogicalError::bad_request("ocsp_max_retries must be between 0 and 100"))?;
+    }
+    if let Some(n) = f.int("ocsp_this_update_max_age") {
+        if n < 0 {
+            return Err(LogicalError::bad_request("ocsp_this_update_max_age must not be negative"));
+        }
+        o.this_update_max_age = n;
     }
     Ok(())
 }
 
 async fn write_cert(req: &Request, name: &str, f: &FieldData) -> Result<Option<Response>> {
-    refuse_ocsp(f)?;
     let existing: Option<CertEntry> = load(req, &cert_key(name)).await?;
     let mut e = existing.clone().unwrap_or_default();
     if existing.is_none() {
@@ -704,6 +806,7 @@ async fn write_cert(req: &Request, name: &str, f: &FieldData) -> Result<Option<R
             )));
         }
     }
+    apply_ocsp(&mut e.ocsp, f)?;
     e.token.update_from(&req.data)?;
     if e.token.token_type == "batch" && e.token.token_num_uses > 0 {
         return Err(LogicalError::bad_request(
@@ -748,8 +851,8 @@ async fn read_crl(req: &Request, name: &str) -> Result<Option<Response>> {
     Ok(Some(Response::data(out)))
 }
 
-async fn login(req: &Request, trust: &TrustSet, f: &FieldData) -> Result<Option<Response>> {
-    let v = verify(req, trust, f.str("name"))?;
+async fn login(backend: &Cert, req: &Request, trust: &TrustSet, f: &FieldData) -> Result<Option<Response>> {
+    let v = backend.admit(req, trust, f.str("name")).await?;
     if !addr_in_cidrs(req.remote_addr, &v.entry.token.token_bound_cidrs) {
         return Err(LogicalError::new(ErrorKind::PermissionDenied, "permission denied"));
     }
@@ -773,7 +876,7 @@ async fn login(req: &Request, trust: &TrustSet, f: &FieldData) -> Result<Option<
     Ok(Some(Response { auth: Some(auth), ..Default::default() }))
 }
 
-async fn renew(req: &Request, trust: &TrustSet, login: &LoginRenewal) -> Result<()> {
+async fn renew(backend: &Cert, req: &Request, trust: &TrustSet, login: &LoginRenewal) -> Result<()> {
     let meta = |k: &str| login.metadata.get(k).and_then(Value::as_str).unwrap_or("");
     let config = &trust.config;
     let name = meta("cert_name");
@@ -793,7 +896,7 @@ async fn renew(req: &Request, trust: &TrustSet, login: &LoginRenewal) -> Result<
     if config.disable_binding {
         return Ok(());
     }
-    let v = verify(req, trust, None)?;
+    let v = backend.admit(req, trust, None).await?;
     let same_cert = v.leaf.serial == meta("serial_number") && hex_colons(&v.leaf.akid) == meta("authority_key_id");
     let same_key = !v.leaf.skid.is_empty()
         && hex_colons(&v.leaf.skid) == meta("subject_key_id")
@@ -815,17 +918,18 @@ impl Cert {
                 let out = json!({
                     "disable_binding": c.disable_binding,
                     "enable_identity_alias_metadata": c.enable_identity_alias_metadata,
-                    "ocsp_cache_size": 0,
+                    "ocsp_cache_size": c.ocsp_cache_size,
                 });
                 Ok(Some(Response::data(out.as_object().cloned().unwrap_or_default())))
             }
             (Route::Config, _) => {
-                if f.int("ocsp_cache_size").is_some_and(|n| n != 0) {
-                    return Err(LogicalError::bad_request(
-                        "ocsp_cache_size is not supported: Coffer checks revocation with CRLs (crls/<name>), not OCSP",
-                    ));
-                }
                 let mut c = load_config(&req).await?;
+                if let Some(n) = f.int("ocsp_cache_size") {
+                    if !(0..=1_000_000).contains(&n) {
+                        return Err(LogicalError::bad_request("ocsp_cache_size must be between 0 and 1000000"));
+                    }
+                    c.ocsp_cache_size = n;
+                }
                 if let Some(b) = f.bool("disable_binding") {
                     c.disable_binding = b;
                 }
@@ -857,7 +961,7 @@ impl Cert {
                 Ok(None)
             }
             (Route::Crl, _) => write_crl(&req, &name, &f).await,
-            (Route::Login, _) => login(&req, &*self.trust(&req).await?, &f).await,
+            (Route::Login, _) => login(self, &req, &*self.trust(&req).await?, &f).await,
         }
     }
 }
@@ -882,6 +986,7 @@ impl Handler for Cert {
             // After the write (success or not), before the answer: no later login uses what
             // was decoded before it.
             self.trust.clear();
+            self.ocsp.clear();
         }
         out
     }
@@ -895,7 +1000,7 @@ impl Handler for Cert {
     }
 
     async fn renew_login(&self, req: &Request, login: &LoginRenewal) -> Result<()> {
-        renew(req, &*self.trust(req).await?, login).await
+        renew(self, req, &*self.trust(req).await?, login).await
     }
 }
 
