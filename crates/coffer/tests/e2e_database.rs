@@ -435,3 +435,88 @@ fn static_role_rotation_survives_a_restart_and_catches_up_a_missed_rotation() {
     assert!(v["data"]["last_vault_rotation"].as_str().is_some());
     pg.admin(&format!("DROP ROLE IF EXISTS {static_user}"));
 }
+
+/// The keys of an answer's `data`, sorted.
+fn data_keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v["data"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    k.sort();
+    k
+}
+
+/// One flow through the CLI against `addr`; what it saw, for comparing two servers.
+fn shapes(bao: &str, addr: &str, pg: &Pg, tag: &str) -> Vec<(String, Value)> {
+    let run = |args: &[&str]| cli(bao, addr, Some("root"), args);
+    let ok = |args: &[&str]| {
+        let o = run(args);
+        assert!(o.status.success(), "bao {args:?} at {addr}: {}", out(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let static_user = format!("coffer_shape_{tag}_{}", unique());
+    pg.admin(&format!("CREATE ROLE {static_user} LOGIN PASSWORD 'initial-pw'"));
+    let mut seen = vec![];
+    ok(&["secrets", "enable", "database"]);
+    ok(&[
+        "write",
+        "database/config/pg",
+        "plugin_name=postgresql-database-plugin",
+        &format!("connection_url={}", pg.templated_url()),
+        &format!("username={}", pg.user),
+        &format!("password={}", pg.pw),
+        "allowed_roles=ro,app",
+    ]);
+    let cfg = json(&ok(&["read", "-format=json", "database/config/pg"]));
+    seen.push(("config keys".into(), serde_json::json!(data_keys(&cfg))));
+    seen.push(("config connection_details".into(), cfg["data"]["connection_details"].clone()));
+    seen.push(("config allowed_roles".into(), cfg["data"]["allowed_roles"].clone()));
+    ok(&[
+        "write",
+        "database/roles/ro",
+        "db_name=pg",
+        &format!("creation_statements={CREATE}"),
+        "default_ttl=1h",
+        "max_ttl=2h",
+    ]);
+    let role = json(&ok(&["read", "-format=json", "database/roles/ro"]));
+    seen.push(("role".into(), role["data"].clone()));
+    let creds = json(&ok(&["read", "-format=json", "database/creds/ro"]));
+    seen.push(("creds keys".into(), serde_json::json!(data_keys(&creds))));
+    seen.push(("creds lease".into(), serde_json::json!([creds["lease_duration"], creds["renewable"]])));
+    let user = creds["data"]["username"].as_str().unwrap();
+    seen.push(("creds username prefix".into(), Value::from(user.split('-').take(3).collect::<Vec<_>>().join("-"))));
+    let pw = creds["data"]["password"].as_str().unwrap();
+    seen.push(("password length".into(), Value::from(pw.len())));
+    ok(&["lease", "revoke", creds["lease_id"].as_str().unwrap()]);
+    seen.push(("user dropped".into(), Value::from(!pg.role_exists(user))));
+    ok(&["write", "database/static-roles/app", "db_name=pg", &format!("username={static_user}"), "rotation_period=1h"]);
+    let sr = json(&ok(&["read", "-format=json", "database/static-roles/app"]));
+    seen.push(("static role keys".into(), serde_json::json!(data_keys(&sr))));
+    let sc = json(&ok(&["read", "-format=json", "database/static-creds/app"]));
+    seen.push(("static creds keys".into(), serde_json::json!(data_keys(&sc))));
+    seen.push((
+        "static creds lease".into(),
+        serde_json::json!([sc["lease_id"], sc["lease_duration"], sc["renewable"]]),
+    ));
+    let o = run(&["read", "database/creds/nope"]);
+    seen.push(("unknown role".into(), serde_json::json!([o.status.code(), out(&o).contains("unknown role: nope")])));
+    let o = run(&["list", "-format=json", "database/roles"]);
+    seen.push(("role list".into(), json(&String::from_utf8_lossy(&o.stdout))));
+    let o = run(&["read", "database/roles/none"]);
+    seen.push(("missing role".into(), serde_json::json!([o.status.code(), out(&o).contains("No value found")])));
+    ok(&["delete", "database/static-roles/app"]);
+    pg.admin(&format!("DROP ROLE IF EXISTS {static_user}"));
+    seen
+}
+
+#[test]
+fn the_cli_flow_sees_the_same_response_shapes_as_on_real_openbao() {
+    let Some(url) = admin_url() else { return };
+    let Some(bao) = bao_path() else { return };
+    let pg = Pg::new(&url);
+    let server = Server::start_dev("root");
+    let real = RealBao::start(&bao);
+    let coffer = shapes(&bao, &server.addr, &pg, "c");
+    let openbao = shapes(&bao, &real.addr, &pg, "o");
+    for ((what, c), (_, o)) in coffer.iter().zip(&openbao) {
+        assert_eq!(c, o, "{what}: Coffer {c} vs OpenBao {o}");
+    }
+}
