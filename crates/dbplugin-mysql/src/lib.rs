@@ -175,7 +175,7 @@ impl State {
             let opts = self.opts.clone().ok_or_else(|| bad("the connection is not initialised"))?;
             let c = tokio::time::timeout(Duration::from_secs(10), mysql_async::Conn::new(opts))
                 .await
-                .map_err(|_| bad("failed to connect to MySQL: timed out after 10s"))?
+                .map_err(|e| bad("failed to connect to MySQL: timed out after 10s").with_source(e))?
                 .map_err(|e| self.scrub("failed to connect to MySQL", &e))?;
             self.conn = Some(c);
         }
@@ -229,7 +229,7 @@ impl Database for MySql {
                 let (host, port) = match dsn.address.rsplit_once(':') {
                     Some((h, p)) => (
                         h.trim_matches(['[', ']']).to_string(),
-                        p.parse::<u16>().map_err(|_| bad("invalid port in connection_url"))?,
+                        p.parse::<u16>().map_err(|e| bad("invalid port in connection_url").with_source(e))?,
                     ),
                     None => (dsn.address.clone(), 3306),
                 };

@@ -172,7 +172,7 @@ impl State {
                     .config
                     .connect(t.clone())
                     .await
-                    .map_err(|e| self.scrub("failed to connect to PostgreSQL", &e))?;
+                    .map_err(|e| self.scrub("failed to connect to PostgreSQL", &db_error_text(&e)))?;
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "PostgreSQL connection closed");
@@ -185,7 +185,7 @@ impl State {
                     .config
                     .connect(tokio_postgres::NoTls)
                     .await
-                    .map_err(|e| self.scrub("failed to connect to PostgreSQL", &e))?;
+                    .map_err(|e| self.scrub("failed to connect to PostgreSQL", &db_error_text(&e)))?;
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "PostgreSQL connection closed");
@@ -224,11 +224,21 @@ impl State {
 }
 
 /// The database's own message when there is one (tokio-postgres's `Display` says only "db error").
+/// Otherwise the error with its causes (a TLS failure says why the certificate was refused).
 fn db_error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
     }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text = format!("{text}: {t}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 #[async_trait]
@@ -295,7 +305,7 @@ impl Database for PostgreSql {
         });
         let tls = match verify {
             None => None,
-            Some(v) => Some(tls::MakeRustls(Arc::new(tls::client_config(v, root_pem.as_deref()).map_err(bad)?))),
+            Some(v) => Some(tls::MakeRustls(Arc::new(tls::client_config(v, root_pem.as_deref())?))),
         };
         let template = get("username_template");
         if !template.is_empty() {
