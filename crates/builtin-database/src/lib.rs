@@ -279,6 +279,11 @@ fn statements_of(f: &FieldData, name: &str) -> Result<Option<Vec<String>>> {
 }
 
 fn credential_type_of(f: &FieldData) -> Result<CredentialType> {
+    if f.get("credential_config").and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
+        return Err(LogicalError::bad_request(
+            "credential_config configures the rsa_private_key and client_certificate credential types, which Coffer's database engine does not support yet",
+        ));
+    }
     let s = f.str("credential_type").unwrap_or("password");
     match CredentialType::parse(s) {
         Some(CredentialType::Password) => Ok(CredentialType::Password),
