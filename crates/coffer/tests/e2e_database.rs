@@ -159,6 +159,21 @@ fn dynamic_credentials_log_in_with_psql_and_are_dropped_on_revoke_and_on_expiry(
     assert!(!pg.role_exists(&user), "revoking the lease drops the user");
     assert!(pg.login(&user, &pw).is_err());
 
+    // Coffer's own CLI reads credentials and revokes them through sys/leases just the same.
+    let o = cli(coffer_bin(), &server.addr, Some("root"), &["read", "-format=json", "database/creds/ro"]);
+    assert!(o.status.success(), "coffer read: {}", out(&o));
+    let c = json(&String::from_utf8_lossy(&o.stdout));
+    let user = c["data"]["username"].as_str().unwrap().to_string();
+    assert!(pg.login(&user, c["data"]["password"].as_str().unwrap()).is_ok());
+    let o = cli(
+        coffer_bin(),
+        &server.addr,
+        Some("root"),
+        &["write", "sys/leases/revoke", &format!("lease_id={}", c["lease_id"].as_str().unwrap())],
+    );
+    assert!(o.status.success(), "coffer write sys/leases/revoke: {}", out(&o));
+    assert!(!pg.role_exists(&user));
+
     // Expiry: a 2-second lease's user is dropped without anyone asking.
     ok(&["write", "database/roles/short", "db_name=pg", &format!("creation_statements={CREATE}"), "default_ttl=2s"]);
     let creds = json(&ok(&["read", "-format=json", "database/creds/short"]));
