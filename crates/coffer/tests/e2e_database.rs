@@ -284,11 +284,40 @@ fn a_failing_revocation_keeps_the_lease_and_is_retried_until_it_succeeds() {
     let look = json(&ok(&["write", "-format=json", "sys/leases/lookup", &format!("lease_id={lease}")]));
     assert_eq!(look["data"]["id"], lease.as_str());
     assert!(pg.role_exists(&user));
-    // Once the statements work, a retry revokes it.
-    ok(&["write", "database/roles/r", "revocation_statements=DROP ROLE IF EXISTS \"{{name}}\";"]);
+    // Revoking the token that obtained a lease revokes the lease too; when that fails, the lease
+    // is not forgotten (the user would be left behind) but stays, due, and is retried.
+    ok(&[
+        "write",
+        "database/roles/long",
+        "db_name=pg",
+        &format!("creation_statements={CREATE}"),
+        &format!("revocation_statements={broken}"),
+        "default_ttl=1h",
+    ]);
+    ok(&["write", "sys/policies/acl/dbcreds", r#"policy=path "database/creds/*" { capabilities = ["read"] }"#]);
+    let token = json(&ok(&["token", "create", "-policy=dbcreds", "-format=json"]))["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = cli(&bao, &server.addr, Some(&token), &["read", "-format=json", "database/creds/long"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let c2 = json(&String::from_utf8_lossy(&o.stdout));
+    let (user2, lease2) =
+        (c2["data"]["username"].as_str().unwrap().to_string(), c2["lease_id"].as_str().unwrap().to_string());
+    ok(&["token", "revoke", &token]);
+    std::thread::sleep(Duration::from_secs(3));
+    let look = json(&ok(&["write", "-format=json", "sys/leases/lookup", &format!("lease_id={lease2}")]));
+    assert_eq!(look["data"]["id"], lease2.as_str(), "the token's lease stays while its revocation fails");
+    assert!(pg.role_exists(&user2));
+    // Once the statements work, the retries revoke both.
+    let fixed = "revocation_statements=DROP ROLE IF EXISTS \"{{name}}\";";
+    ok(&["write", "database/roles/r", fixed]);
+    ok(&["write", "database/roles/long", fixed]);
     wait_until("the retried revocation drops the user", Duration::from_secs(30), || !pg.role_exists(&user));
-    wait_until("the lease is gone", Duration::from_secs(10), || {
+    wait_until("the token's lease is retried and drops its user", Duration::from_secs(30), || !pg.role_exists(&user2));
+    wait_until("the leases are gone", Duration::from_secs(10), || {
         !run(&["list", "sys/leases/lookup/database/creds/r/"]).status.success()
+            && !run(&["list", "sys/leases/lookup/database/creds/long/"]).status.success()
     });
 }
 
