@@ -5,10 +5,36 @@
 //! plugin names all read it. Adding a builtin means adding its crate here, nowhere else.
 #![forbid(unsafe_code)]
 
+use coffer_sdk::database::{Database, DatabaseResolver};
 use coffer_sdk::framework::Backend as Framework;
 use coffer_sdk::registry::{BackendKind, BackendRegistry, Builtin, MountOptions};
 use coffer_sdk::{Backend, LogicalError, Result};
 use std::sync::Arc;
+
+/// The database plugins built into Coffer, by `plugin_name`: what the database engine resolves
+/// a connection's plugin with. (Catalogued external database plugins come on top of it.)
+pub struct BuiltinDatabases;
+
+#[async_trait::async_trait]
+impl DatabaseResolver for BuiltinDatabases {
+    async fn resolve(&self, plugin_name: &str, plugin_version: &str) -> Result<Option<Box<dyn Database>>> {
+        let builtin: Option<Box<dyn Database>> = match plugin_name {
+            coffer_dbplugin_postgresql::PLUGIN_NAME => Some(Box::new(coffer_dbplugin_postgresql::PostgreSql::new())),
+            _ => None,
+        };
+        if builtin.is_some() && !plugin_version.is_empty() && !plugin_version.ends_with("+builtin") {
+            return Err(LogicalError::bad_request(format!(
+                "{plugin_name} is built in: plugin_version {plugin_version:?} names no registered version (leave it empty)"
+            )));
+        }
+        Ok(builtin)
+    }
+}
+
+/// The database engine, resolving plugins among [`BuiltinDatabases`].
+fn database(_: &MountOptions) -> Result<Arc<dyn Backend>> {
+    Ok(Arc::new(Framework::new(coffer_builtin_database::DatabaseEngine::new(Arc::new(BuiltinDatabases)))))
+}
 
 // Each builtin is a path table with typed routes (a `framework::Handler`), served through the
 // generic `framework::Backend`.
@@ -41,6 +67,7 @@ pub fn builtins() -> Vec<Builtin> {
         Builtin::mountable(Secret, "transit", |_| Ok(Arc::new(Framework::new(coffer_builtin_transit::Transit::new())))),
         Builtin::mountable(Secret, "totp", |_| Ok(Arc::new(Framework::new(coffer_builtin_totp::Totp::new())))),
         Builtin::mountable(Secret, "pki", |_| Ok(Arc::new(Framework::new(coffer_builtin_pki::Pki::new())))),
+        Builtin::mountable(Secret, "database", database),
         Builtin::mountable(Secret, "ssh", |_| Ok(Arc::new(Framework::new(coffer_builtin_ssh::Ssh::new())))),
         Builtin::mountable(Auth, "userpass", |_| {
             Ok(Arc::new(Framework::new(coffer_builtin_userpass::UserPass::new())))
@@ -82,7 +109,7 @@ mod tests {
         let r = registry();
         assert_eq!(
             r.listed_names(BackendKind::Secret),
-            ["cubbyhole", "identity", "kv", "pki", "ssh", "totp", "transit"]
+            ["cubbyhole", "database", "identity", "kv", "pki", "ssh", "totp", "transit"]
         );
         assert_eq!(
             r.listed_names(BackendKind::Auth),

@@ -18,6 +18,7 @@ pub mod mounts;
 mod openapi;
 pub use openapi::path_templates;
 pub mod password;
+mod periodic;
 pub mod policy_store;
 mod raw;
 mod seal_ops;
@@ -427,6 +428,9 @@ impl Core {
                 }
                 if let Err(e) = core.expire_due().await {
                     tracing::warn!(error = %e, "lease expiry sweep failed");
+                }
+                if n.is_multiple_of(periodic::PERIOD_SECS) {
+                    core.run_periodic().await;
                 }
                 if n.is_multiple_of(10) {
                     if let Err(e) = core.barrier.check_rotation().await {

@@ -266,6 +266,284 @@ pub trait DatabaseResolver: Send + Sync {
     async fn resolve(&self, plugin_name: &str, plugin_version: &str) -> Result<Option<Box<dyn Database>>>;
 }
 
+/// A random string of `n` characters from `[A-Za-z0-9]`, from the operating system's generator
+/// (for usernames; the engine generates passwords).
+pub fn random_alphanumeric(n: usize) -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        getrandom::fill(&mut buf)
+            .map_err(|e| crate::LogicalError::internal("random generator failed").with_source(e))?;
+        // 248 = 4 × 62: rejecting the bytes above keeps every character equally likely.
+        for b in buf.iter().filter(|b| **b < 248) {
+            if out.len() == n {
+                break;
+            }
+            out.push(ALPHABET[usize::from(*b) % ALPHABET.len()] as char);
+        }
+    }
+    Ok(out)
+}
+
+/// Renders a username template, the `username_template` connection option of database plugins.
+///
+/// The syntax is the subset of Go templates OpenBao's templates use: text, and actions
+/// `{{ … }}` holding a pipeline (`a | b 8`, the piped value becoming the last argument) whose
+/// values are `.DisplayName`, `.RoleName`, string and number literals and parenthesised
+/// pipelines, and whose functions are `printf` (`%s`, `%d`, `%v`), `truncate N`, `uppercase`,
+/// `lowercase`, `replace OLD NEW`, `random N`, `unix_time`, `unix_time_millis` and `uuid`.
+/// Anything else is an error naming it.
+///
+/// ```
+/// use coffer_sdk::database::{render_username_template, UsernameMetadata};
+/// let m = UsernameMetadata { display_name: "token-alice".into(), role_name: "readonly".into() };
+/// let u = render_username_template("v-{{.DisplayName | truncate 5}}-{{.RoleName | uppercase}}", &m).unwrap();
+/// assert_eq!(u, "v-token-READONLY");
+/// ```
+pub fn render_username_template(template: &str, meta: &UsernameMetadata) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let mut text = &rest[..start];
+        let mut action = &rest[start + 2..];
+        if let Some(a) = action.strip_prefix('-') {
+            text = text.trim_end();
+            action = a;
+        }
+        out.push_str(text);
+        let end = action.find("}}").ok_or_else(|| template_error("an action is not closed with }}"))?;
+        let mut body = &action[..end];
+        rest = &action[end + 2..];
+        if let Some(b) = body.strip_suffix('-') {
+            body = b;
+            rest = rest.trim_start();
+        }
+        let tokens = tokenize(body)?;
+        let mut pos = 0;
+        let v = eval_pipeline(&tokens, &mut pos, meta)?;
+        if pos != tokens.len() {
+            return Err(template_error("unexpected text after a pipeline"));
+        }
+        out.push_str(&v.text());
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn template_error(msg: &str) -> crate::LogicalError {
+    crate::LogicalError::bad_request(format!("invalid username_template: {msg}"))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Field(String),
+    Ident(String),
+    Str(String),
+    Int(i64),
+    Pipe,
+    Open,
+    Close,
+}
+
+#[derive(Debug, Clone)]
+enum Val {
+    Str(String),
+    Int(i64),
+}
+
+impl Val {
+    fn text(&self) -> String {
+        match self {
+            Val::Str(s) => s.clone(),
+            Val::Int(n) => n.to_string(),
+        }
+    }
+}
+
+fn tokenize(s: &str) -> Result<Vec<Tok>> {
+    let c: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < c.len() {
+        let ch = c[i];
+        if ch.is_whitespace() {
+            i += 1;
+        } else if ch == '|' {
+            out.push(Tok::Pipe);
+            i += 1;
+        } else if ch == '(' {
+            out.push(Tok::Open);
+            i += 1;
+        } else if ch == ')' {
+            out.push(Tok::Close);
+            i += 1;
+        } else if ch == '"' {
+            let mut v = String::new();
+            i += 1;
+            loop {
+                match c.get(i) {
+                    None => return Err(template_error("a string literal is not closed")),
+                    Some('"') => break,
+                    Some('\\') => {
+                        match c.get(i + 1) {
+                            Some('n') => v.push('\n'),
+                            Some('t') => v.push('\t'),
+                            Some(o) => v.push(*o),
+                            None => return Err(template_error("a string literal is not closed")),
+                        }
+                        i += 2;
+                        continue;
+                    }
+                    Some(o) => v.push(*o),
+                }
+                i += 1;
+            }
+            i += 1;
+            out.push(Tok::Str(v));
+        } else {
+            let start = i;
+            while i < c.len() && !c[i].is_whitespace() && !matches!(c[i], '|' | '(' | ')' | '"') {
+                i += 1;
+            }
+            let word: String = c[start..i].iter().collect();
+            if let Some(f) = word.strip_prefix('.') {
+                out.push(Tok::Field(f.to_string()));
+            } else if let Ok(n) = word.parse::<i64>() {
+                out.push(Tok::Int(n));
+            } else {
+                out.push(Tok::Ident(word));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn eval_pipeline(t: &[Tok], pos: &mut usize, meta: &UsernameMetadata) -> Result<Val> {
+    let mut piped: Option<Val> = None;
+    loop {
+        let mut args = Vec::new();
+        let mut func: Option<String> = None;
+        while let Some(tok) = t.get(*pos) {
+            match tok {
+                Tok::Pipe | Tok::Close => break,
+                Tok::Ident(name) if func.is_none() && args.is_empty() => func = Some(name.clone()),
+                // A name in argument position is a call without arguments (`unix_time`).
+                Tok::Ident(name) => args.push(call(name, vec![])?),
+                Tok::Field(f) => args.push(Val::Str(match f.as_str() {
+                    "DisplayName" => meta.display_name.clone(),
+                    "RoleName" => meta.role_name.clone(),
+                    other => return Err(template_error(&format!("unknown field .{other}"))),
+                })),
+                Tok::Str(s) => args.push(Val::Str(s.clone())),
+                Tok::Int(n) => args.push(Val::Int(*n)),
+                Tok::Open => {
+                    *pos += 1;
+                    let v = eval_pipeline(t, pos, meta)?;
+                    if t.get(*pos) != Some(&Tok::Close) {
+                        return Err(template_error("a parenthesis is not closed"));
+                    }
+                    args.push(v);
+                }
+            }
+            *pos += 1;
+        }
+        if let Some(p) = piped.take() {
+            args.push(p);
+        }
+        let v = match func {
+            Some(f) => call(&f, args)?,
+            None if args.len() == 1 => args.remove(0),
+            None => return Err(template_error("an empty or malformed command")),
+        };
+        if t.get(*pos) == Some(&Tok::Pipe) {
+            *pos += 1;
+            piped = Some(v);
+        } else {
+            return Ok(v);
+        }
+    }
+}
+
+fn call(name: &str, args: Vec<Val>) -> Result<Val> {
+    let int = |v: &Val| match v {
+        Val::Int(n) => usize::try_from(*n).map_err(|_| template_error(&format!("{name} needs a positive number"))),
+        Val::Str(s) => s.parse::<usize>().map_err(|_| template_error(&format!("{name} needs a number"))),
+    };
+    let arity = |n: usize| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(template_error(&format!("{name} takes {n} argument(s), got {}", args.len())))
+        }
+    };
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Ok(match name {
+        "truncate" => {
+            arity(2)?;
+            Val::Str(args[1].text().chars().take(int(&args[0])?).collect())
+        }
+        "uppercase" => {
+            arity(1)?;
+            Val::Str(args[0].text().to_uppercase())
+        }
+        "lowercase" => {
+            arity(1)?;
+            Val::Str(args[0].text().to_lowercase())
+        }
+        "replace" => {
+            arity(3)?;
+            Val::Str(args[2].text().replace(&args[0].text(), &args[1].text()))
+        }
+        "random" => {
+            arity(1)?;
+            Val::Str(random_alphanumeric(int(&args[0])?)?)
+        }
+        "unix_time" => {
+            arity(0)?;
+            Val::Int(now().as_secs() as i64)
+        }
+        "unix_time_millis" => {
+            arity(0)?;
+            Val::Int(now().as_millis() as i64)
+        }
+        "uuid" => {
+            arity(0)?;
+            let mut b = [0u8; 16];
+            getrandom::fill(&mut b)
+                .map_err(|e| crate::LogicalError::internal("random generator failed").with_source(e))?;
+            b[6] = (b[6] & 0x0f) | 0x40;
+            b[8] = (b[8] & 0x3f) | 0x80;
+            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            Val::Str(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+        }
+        "printf" => {
+            let Some((fmt, rest)) = args.split_first() else {
+                return Err(template_error("printf needs a format"));
+            };
+            let fmt = fmt.text();
+            let mut out = String::new();
+            let mut it = rest.iter();
+            let mut chars = fmt.chars();
+            while let Some(ch) = chars.next() {
+                if ch != '%' {
+                    out.push(ch);
+                    continue;
+                }
+                match chars.next() {
+                    Some('%') => out.push('%'),
+                    Some('s' | 'd' | 'v') => {
+                        out.push_str(&it.next().ok_or_else(|| template_error("printf has too few arguments"))?.text())
+                    }
+                    _ => return Err(template_error("printf supports only %s, %d and %v")),
+                }
+            }
+            Val::Str(out)
+        }
+        other => return Err(template_error(&format!("function {other:?} is not supported"))),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +556,24 @@ mod tests {
         }
         assert_eq!(CredentialType::parse("token"), None);
         assert_eq!(CredentialType::from_wire(7), None);
+    }
+
+    #[test]
+    fn username_templates_render_openbaos_default_shape() {
+        let m = UsernameMetadata { display_name: "token-alice-long".into(), role_name: "readonly-role".into() };
+        let t = r#"{{ printf "v-%s-%s-%s-%s" (.DisplayName | truncate 8) (.RoleName | truncate 8) (random 20) (unix_time) | truncate 63 }}"#;
+        let u = render_username_template(t, &m).unwrap();
+        let parts: Vec<&str> = u.split('-').collect();
+        assert_eq!(&parts[..4], ["v", "token", "al", "readonly"], "{u}");
+        assert_eq!(parts[4].len(), 20, "{u}");
+        assert!(parts[5].parse::<u64>().unwrap() > 1_600_000_000);
+        assert_eq!(
+            render_username_template("{{.RoleName | replace \"-\" \"_\" | uppercase}}", &m).unwrap(),
+            "READONLY_ROLE"
+        );
+        assert!(render_username_template("{{.Nope}}", &m).unwrap_err().to_string().contains(".Nope"));
+        assert!(render_username_template("{{ sha512 .RoleName }}", &m).unwrap_err().to_string().contains("sha512"));
+        assert!(render_username_template("{{ .RoleName", &m).is_err());
     }
 
     #[test]

@@ -438,6 +438,11 @@ pub trait Handler: Send + Sync + 'static {
     async fn renew_login(&self, _req: &crate::Request, _login: &crate::LoginRenewal) -> crate::Result<()> {
         Ok(())
     }
+    /// Background work on the core's schedule (see [`crate::Backend::periodic`]); the default
+    /// does nothing.
+    async fn periodic(&self, _req: &crate::Request) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// The generic backend over a [`Handler`]: route → coerce fields → existence check → call.
@@ -491,6 +496,9 @@ impl<H: Handler> crate::Backend for Backend<H> {
     }
     async fn renew_login(&self, req: &crate::Request, login: &crate::LoginRenewal) -> crate::Result<()> {
         self.0.renew_login(req, login).await
+    }
+    async fn periodic(&self, req: &crate::Request) -> crate::Result<()> {
+        self.0.periodic(req).await
     }
 }
 

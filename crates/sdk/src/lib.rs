@@ -548,6 +548,13 @@ pub trait Backend: Send + Sync {
     async fn renew_login(&self, _req: &Request, _login: &LoginRenewal) -> Result<()> {
         Ok(())
     }
+    /// Background work the backend does on its own schedule (rotations, clean-ups), as OpenBao's
+    /// `PeriodicFunc`: the core calls it every few seconds on an active, unsealed node, with a
+    /// request carrying the mount's storage (operation `Update`, empty path). An error is
+    /// logged and the call comes again at the next tick. The default does nothing.
+    async fn periodic(&self, _req: &Request) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Matches `path` against special-path globs (a trailing `*` is any suffix, `+` one segment).

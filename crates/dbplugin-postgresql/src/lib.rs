@@ -1,0 +1,473 @@
+//! `postgresql-database-plugin`: the PostgreSQL plugin of the database secrets engine,
+//! implementing [`coffer_sdk::database::Database`] with tokio-postgres.
+//!
+//! Connection options (the engine's `config/<name>` fields it passes on): `connection_url`
+//! (a `postgres://` URL or a `key=value` string, with `{{username}}` and `{{password}}`
+//! replaced by `username` and `password`), `username`, `password`, `username_template`, and
+//! in the URL `sslmode` (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`) and
+//! `sslrootcert` (a PEM file), handled here with rustls. Other options are refused by name.
+//!
+//! Statements run in one transaction per call, each command as a simple query (so `DO $$ … $$`
+//! blocks and several `;`-separated statements work), with `{{name}}`/`{{username}}`,
+//! `{{password}}` and `{{expiration}}` replaced. Defaults, as OpenBao's plugin: passwords are
+//! changed with `ALTER ROLE … WITH PASSWORD`, renewals set `VALID UNTIL`, and a user without
+//! revocation statements loses its grants and is dropped.
+//!
+//! The crate depends on no server crate, so it can also be built into an external plugin.
+#![forbid(unsafe_code)]
+
+mod tls;
+
+use async_trait::async_trait;
+use coffer_sdk::database::{
+    render_username_template, Database, DeleteUserRequest, InitializeRequest, InitializeResponse, NewUserRequest,
+    NewUserResponse, UpdateUserRequest,
+};
+use coffer_sdk::{LogicalError, Result};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, Config};
+use zeroize::Zeroizing;
+
+/// The plugin's name in `plugin_name`.
+pub const PLUGIN_NAME: &str = "postgresql-database-plugin";
+
+/// OpenBao's default username shape for PostgreSQL (63 characters at most: NAMEDATALEN - 1).
+pub const DEFAULT_USERNAME_TEMPLATE: &str = r#"{{ printf "v-%s-%s-%s-%s" (.DisplayName | truncate 8) (.RoleName | truncate 8) (random 20) (unix_time) | truncate 63 }}"#;
+
+/// Connection options this plugin knows besides the URL's own.
+/// (OpenBao's pool sizes, `disable_escaping` and `password_authentication` are refused by name:
+/// the plugin keeps one connection and lets the server choose the password hashing.)
+const KNOWN_OPTIONS: &[&str] = &["connection_url", "username", "password", "username_template"];
+
+struct Settings {
+    config: Config,
+    tls: Option<tls::MakeRustls>,
+    username_template: String,
+}
+
+#[derive(Default)]
+struct State {
+    settings: Option<Arc<Settings>>,
+    client: Option<Client>,
+    /// Secrets that must never appear in an error message.
+    secrets: Vec<Zeroizing<String>>,
+}
+
+/// The PostgreSQL plugin: one value per connection.
+#[derive(Default)]
+pub struct PostgreSql {
+    state: tokio::sync::Mutex<State>,
+}
+
+impl PostgreSql {
+    /// An uninitialised plugin.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> LogicalError {
+    LogicalError::bad_request(msg)
+}
+
+/// Percent-encodes a URL's user or password part.
+fn url_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A `key=value` string's value, quoted when it needs to be.
+fn dsn_quote(s: &str) -> String {
+    if !s.is_empty() && !s.contains([' ', '\'', '\\']) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Splits the TLS options (which tokio-postgres does not take) out of a connection string.
+fn split_tls_options(conn: &str) -> (String, Vec<(String, String)>) {
+    const TLS_KEYS: &[&str] = &["sslmode", "sslrootcert", "sslcert", "sslkey", "sslinline"];
+    let mut taken = vec![];
+    if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
+        let Some((base, query)) = conn.split_once('?') else { return (conn.to_string(), taken) };
+        let mut kept = vec![];
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if TLS_KEYS.contains(&k) {
+                taken.push((k.to_string(), v.to_string()));
+            } else {
+                kept.push(pair);
+            }
+        }
+        let s = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+        (s, taken)
+    } else {
+        let mut kept = vec![];
+        for word in conn.split_whitespace() {
+            match word.split_once('=') {
+                Some((k, v)) if TLS_KEYS.contains(&k.trim()) => {
+                    taken.push((k.trim().to_string(), v.trim_matches('\'').to_string()))
+                }
+                _ => kept.push(word),
+            }
+        }
+        (kept.join(" "), taken)
+    }
+}
+
+fn format_expiration(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]+0000");
+    time::OffsetDateTime::from_unix_timestamp(secs).ok().and_then(|d| d.format(&fmt).ok()).unwrap_or_default()
+}
+
+/// A PostgreSQL identifier in double quotes.
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// A PostgreSQL string literal.
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn render(stmt: &str, vars: &[(&str, &str)]) -> String {
+    let mut s = stmt.to_string();
+    for (k, v) in vars {
+        s = s.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    s
+}
+
+impl State {
+    /// The error text without any secret the plugin knows.
+    fn scrub(&self, what: &str, e: &dyn std::fmt::Display) -> LogicalError {
+        let mut msg = format!("{what}: {e}");
+        for s in &self.secrets {
+            if !s.is_empty() {
+                msg = msg.replace(s.as_str(), "[redacted]");
+            }
+        }
+        bad(msg)
+    }
+
+    async fn client(&mut self) -> Result<&mut Client> {
+        if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Ok(self.client.as_mut().expect("checked above"));
+        }
+        let settings = self.settings.clone().ok_or_else(|| bad("the connection is not initialised"))?;
+        let client = match &settings.tls {
+            Some(t) => {
+                let (client, conn) = settings
+                    .config
+                    .connect(t.clone())
+                    .await
+                    .map_err(|e| self.scrub("failed to connect to PostgreSQL", &e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "PostgreSQL connection closed");
+                    }
+                });
+                client
+            }
+            None => {
+                let (client, conn) = settings
+                    .config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| self.scrub("failed to connect to PostgreSQL", &e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "PostgreSQL connection closed");
+                    }
+                });
+                client
+            }
+        };
+        Ok(self.client.insert(client))
+    }
+
+    /// Runs `commands` (rendered with `vars`) in one transaction.
+    async fn run(&mut self, commands: &[String], vars: &[(&str, &str)]) -> Result<()> {
+        let rendered: Vec<String> = commands.iter().map(|c| render(c, vars)).filter(|c| !c.trim().is_empty()).collect();
+        let result = {
+            let client = self.client().await?;
+            match client.transaction().await {
+                Err(e) => Err(e),
+                Ok(tx) => {
+                    let mut r = Ok(());
+                    for c in &rendered {
+                        if let Err(e) = tx.batch_execute(c).await {
+                            r = Err(e);
+                            break;
+                        }
+                    }
+                    match r {
+                        Ok(()) => tx.commit().await,
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        };
+        result.map_err(|e| self.scrub("statement failed", &db_error_text(&e)))
+    }
+}
+
+/// The database's own message when there is one (tokio-postgres's `Display` says only "db error").
+fn db_error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+#[async_trait]
+impl Database for PostgreSql {
+    fn type_name(&self) -> String {
+        PLUGIN_NAME.into()
+    }
+
+    async fn initialize(&self, req: InitializeRequest) -> Result<InitializeResponse> {
+        let get = |k: &str| req.config.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        for k in req.config.keys() {
+            if !KNOWN_OPTIONS.contains(&k.as_str()) {
+                return Err(bad(format!("unknown connection option {k:?} for {PLUGIN_NAME}")));
+            }
+        }
+        let url = get("connection_url");
+        if url.is_empty() {
+            return Err(bad("connection_url cannot be empty"));
+        }
+        let username = get("username");
+        let password = Zeroizing::new(get("password"));
+        let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        let rendered = Zeroizing::new(if is_url {
+            url.replace("{{username}}", &url_escape(&username)).replace("{{password}}", &url_escape(&password))
+        } else {
+            url.replace("{{username}}", &dsn_quote(&username)).replace("{{password}}", &dsn_quote(&password))
+        });
+        let (conn_str, tls_opts) = split_tls_options(&rendered);
+        let conn_str = Zeroizing::new(conn_str);
+        let mut config: Config = conn_str.parse().map_err(|e| bad(format!("invalid connection_url: {e}")))?;
+        if !url.contains("{{username}}") && config.get_user().is_none() && !username.is_empty() {
+            config.user(&username);
+        }
+        if !url.contains("{{password}}") && config.get_password().is_none() && !password.is_empty() {
+            config.password(password.as_bytes());
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let opt = |k: &str| tls_opts.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        for k in ["sslcert", "sslkey", "sslinline"] {
+            if opt(k).is_some() {
+                return Err(bad(format!("{k} (client certificates to PostgreSQL) is not supported yet")));
+            }
+        }
+        let root_pem = match opt("sslrootcert") {
+            Some(path) => {
+                Some(std::fs::read(&path).map_err(|e| bad(format!("cannot read sslrootcert {path:?}: {e}")))?)
+            }
+            None => None,
+        };
+        let mode = opt("sslmode").unwrap_or_else(|| "prefer".into());
+        let verify = match (mode.as_str(), root_pem.is_some()) {
+            ("disable", _) => None,
+            ("allow" | "prefer" | "require", false) => Some(tls::Verify::None),
+            ("allow" | "prefer" | "require", true) | ("verify-ca", _) => Some(tls::Verify::Chain),
+            ("verify-full", _) => Some(tls::Verify::Full),
+            (other, _) => return Err(bad(format!("invalid sslmode {other:?}"))),
+        };
+        config.ssl_mode(match mode.as_str() {
+            "disable" => SslMode::Disable,
+            "allow" | "prefer" => SslMode::Prefer,
+            _ => SslMode::Require,
+        });
+        let tls = match verify {
+            None => None,
+            Some(v) => Some(tls::MakeRustls(Arc::new(tls::client_config(v, root_pem.as_deref()).map_err(bad)?))),
+        };
+        let template = get("username_template");
+        if !template.is_empty() {
+            // Checked now, so a bad template fails the configuration and not the first `creds`.
+            render_username_template(&template, &Default::default())?;
+        }
+        let settings = Settings {
+            config,
+            tls,
+            username_template: if template.is_empty() { DEFAULT_USERNAME_TEMPLATE.into() } else { template },
+        };
+        let mut st = self.state.lock().await;
+        st.client = None;
+        st.settings = Some(Arc::new(settings));
+        st.secrets = vec![password.clone()];
+        if req.verify_connection {
+            let client = st.client().await?;
+            if let Err(e) = client.simple_query("SELECT 1").await {
+                let e = st.scrub("error verifying connection", &db_error_text(&e));
+                st.client = None;
+                return Err(e);
+            }
+        }
+        Ok(InitializeResponse { config: req.config })
+    }
+
+    async fn new_user(&self, req: NewUserRequest) -> Result<NewUserResponse> {
+        if req.statements.commands.iter().all(|c| c.trim().is_empty()) {
+            return Err(bad("empty creation statements"));
+        }
+        let password = req.password.as_ref().ok_or_else(|| bad("no password was given for the new user"))?;
+        let mut st = self.state.lock().await;
+        let template =
+            st.settings.as_ref().ok_or_else(|| bad("the connection is not initialised"))?.username_template.clone();
+        let username = render_username_template(&template, &req.username_config)?;
+        let expiration = req.expiration.map(format_expiration).unwrap_or_else(|| "infinity".into());
+        st.secrets.push(Zeroizing::new(password.expose().to_string()));
+        let vars = [
+            ("name", username.as_str()),
+            ("username", username.as_str()),
+            ("password", password.expose()),
+            ("expiration", expiration.as_str()),
+        ];
+        let r = st.run(&req.statements.commands, &vars).await;
+        if r.is_err() && !req.rollback_statements.commands.is_empty() {
+            if let Err(e) = st.run(&req.rollback_statements.commands, &vars).await {
+                tracing::warn!(error = %e, "rollback statements failed after a failed user creation");
+            }
+        }
+        st.secrets.pop();
+        r?;
+        Ok(NewUserResponse { username })
+    }
+
+    async fn update_user(&self, req: UpdateUserRequest) -> Result<()> {
+        if req.username.is_empty() {
+            return Err(bad("missing username"));
+        }
+        if req.public_key.is_some() {
+            return Err(bad(format!("{PLUGIN_NAME} does not support public-key credentials")));
+        }
+        let mut st = self.state.lock().await;
+        if let Some(change) = &req.password {
+            let pw = change.new_password.expose();
+            st.secrets.push(Zeroizing::new(pw.to_string()));
+            let r = if change.statements.commands.is_empty() {
+                let stmt = format!("ALTER ROLE {} WITH PASSWORD {}", quote_ident(&req.username), quote_literal(pw));
+                st.run(&[stmt], &[]).await
+            } else {
+                let vars = [("name", req.username.as_str()), ("username", req.username.as_str()), ("password", pw)];
+                st.run(&change.statements.commands, &vars).await
+            };
+            st.secrets.pop();
+            r?;
+        }
+        if let Some(change) = &req.expiration {
+            let exp = format_expiration(change.new_expiration);
+            if change.statements.commands.is_empty() {
+                let stmt = format!("ALTER ROLE {} VALID UNTIL {}", quote_ident(&req.username), quote_literal(&exp));
+                st.run(&[stmt], &[]).await?;
+            } else {
+                let vars = [
+                    ("name", req.username.as_str()),
+                    ("username", req.username.as_str()),
+                    ("expiration", exp.as_str()),
+                ];
+                st.run(&change.statements.commands, &vars).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_user(&self, req: DeleteUserRequest) -> Result<()> {
+        if req.username.is_empty() {
+            return Err(bad("missing username"));
+        }
+        let mut st = self.state.lock().await;
+        if !req.statements.commands.is_empty() {
+            let vars = [("name", req.username.as_str()), ("username", req.username.as_str())];
+            return st.run(&req.statements.commands, &vars).await;
+        }
+        // The default: take back what was granted in this database, then drop the role.
+        let (schemas, db) = {
+            let client = st.client().await?;
+            let exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&req.username]).await;
+            match exists {
+                Ok(None) => return Ok(()),
+                Ok(Some(_)) => {}
+                Err(e) => return Err(bad(format!("statement failed: {}", db_error_text(&e)))),
+            }
+            let rows = client
+                .query(
+                    "SELECT DISTINCT table_schema FROM information_schema.role_table_grants WHERE grantee = $1",
+                    &[&req.username],
+                )
+                .await
+                .map_err(|e| bad(format!("statement failed: {}", db_error_text(&e))))?;
+            let schemas: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            let db: String = client
+                .query_one("SELECT current_database()", &[])
+                .await
+                .map_err(|e| bad(format!("statement failed: {}", db_error_text(&e))))?
+                .get(0);
+            (schemas, db)
+        };
+        let user = quote_ident(&req.username);
+        let mut stmts = vec![];
+        for s in schemas.iter().map(String::as_str).chain(std::iter::once("public")) {
+            let s = quote_ident(s);
+            stmts.push(format!("REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA {s} FROM {user}"));
+            stmts.push(format!("REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA {s} FROM {user}"));
+            stmts.push(format!("REVOKE USAGE ON SCHEMA {s} FROM {user}"));
+        }
+        stmts.push(format!("REVOKE ALL PRIVILEGES ON DATABASE {} FROM {user}", quote_ident(&db)));
+        stmts.push(format!("DROP ROLE IF EXISTS {user}"));
+        st.run(&stmts, &[]).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        let mut st = self.state.lock().await;
+        st.client = None;
+        st.settings = None;
+        st.secrets.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_options_are_taken_out_of_urls_and_keyword_strings() {
+        let (s, t) =
+            split_tls_options("postgres://u:p@h:5432/db?sslmode=verify-full&application_name=x&sslrootcert=/ca.pem");
+        assert_eq!(s, "postgres://u:p@h:5432/db?application_name=x");
+        assert_eq!(t, vec![("sslmode".into(), "verify-full".into()), ("sslrootcert".into(), "/ca.pem".into())]);
+        let (s, t) = split_tls_options("host=h user=u sslmode=disable dbname=d");
+        assert_eq!(s, "host=h user=u dbname=d");
+        assert_eq!(t, vec![("sslmode".into(), "disable".into())]);
+    }
+
+    #[test]
+    fn statements_get_their_placeholders_and_quoting_is_safe() {
+        let v = [("name", "v-x"), ("password", "pw"), ("expiration", "2030-01-01 00:00:00+0000")];
+        assert_eq!(
+            render("CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';", &v),
+            "CREATE ROLE \"v-x\" WITH LOGIN PASSWORD 'pw' VALID UNTIL '2030-01-01 00:00:00+0000';"
+        );
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("o'k"), "'o''k'");
+        assert_eq!(url_escape("p@ss:w/rd"), "p%40ss%3Aw%2Frd");
+        assert_eq!(format_expiration(SystemTime::UNIX_EPOCH + Duration::from_secs(86400)), "1970-01-02 00:00:00+0000");
+    }
+}
