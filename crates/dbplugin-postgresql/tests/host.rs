@@ -1,5 +1,5 @@
 //! Coffer's host side of the database plugin protocol (`coffer_plugin::launch_database`) drives
-//! the example plugin process against a real PostgreSQL: users it issues log in with `psql`,
+//! the built-in PostgreSQL plugin, built as an external plugin binary, against a real PostgreSQL: users it issues log in with `psql`,
 //! password changes take effect, deleted users cannot log in. Needs `COFFER_TEST_PG_URL` (a
 //! user with CREATEROLE; scripts/test sets it) and skips without it.
 
@@ -8,9 +8,9 @@ mod common;
 use coffer_plugin::{launch_database, sha256_file, LaunchSpec};
 use coffer_sdk::database::{
     ChangePassword, CredentialType, Database, DeleteUserRequest, InitializeRequest, NewUserRequest, SecretString,
-    UpdateUserRequest, UsernameMetadata,
+    Statements, UpdateUserRequest, UsernameMetadata,
 };
-use common::{plugin_binary, Pg};
+use common::{plugin_binary, Pg, CREATE};
 use serde_json::json;
 use std::time::{Duration, SystemTime};
 
@@ -20,10 +20,10 @@ fn spec() -> LaunchSpec {
 }
 
 #[tokio::test]
-async fn coffer_host_drives_the_example_plugin_to_create_change_and_drop_real_postgresql_logins() {
+async fn coffer_host_drives_the_external_postgresql_plugin_to_create_change_and_drop_real_logins() {
     let Some(pg) = Pg::from_env() else { return };
     let db = launch_database(spec()).await.expect("the plugin starts and answers Type");
-    assert_eq!(db.type_name(), "postgresql-example");
+    assert_eq!(db.type_name(), "postgresql-database-plugin");
     assert_eq!(db.version().await.unwrap(), format!("v{}", env!("CARGO_PKG_VERSION")));
 
     let config = json!({ "connection_url": pg.template(), "username": pg.user, "password": pg.password });
@@ -39,6 +39,7 @@ async fn coffer_host_drives_the_example_plugin_to_create_change_and_drop_real_po
             credential_type: CredentialType::Password,
             password: Some(SecretString::new("Fir5t-passw0rd")),
             expiration: Some(SystemTime::now() + Duration::from_secs(3600)),
+            statements: Statements { commands: vec![CREATE.into()] },
             ..Default::default()
         })
         .await
@@ -88,7 +89,7 @@ async fn a_binary_whose_digest_does_not_match_is_not_started() {
 }
 
 #[tokio::test]
-async fn a_backend_plugin_cookie_is_not_a_database_plugin_cookie() {
+async fn the_binary_refuses_to_run_by_hand_or_under_a_backend_plugin_cookie() {
     // Started by hand (no cookie), the binary explains itself and exits non-zero.
     let out = std::process::Command::new(plugin_binary()).env_clear().output().unwrap();
     assert!(!out.status.success());

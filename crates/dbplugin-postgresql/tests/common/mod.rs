@@ -1,14 +1,17 @@
-//! Helpers of the example database plugin's tests: the PostgreSQL server scripts/test starts
+//! Helpers of the external PostgreSQL plugin binary's tests: the PostgreSQL server scripts/test starts
 //! (`COFFER_TEST_PG_URL`, a user with CREATEROLE) and logins with the real `psql`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The example plugin binary cargo built for this test.
+/// The external plugin binary cargo built for this test.
 pub fn plugin_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_coffer-database-plugin-example"))
+    PathBuf::from(env!("CARGO_BIN_EXE_postgresql-database-plugin"))
 }
+
+/// The creation statement the tests' roles use.
+pub const CREATE: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
 
 pub fn find_on_path(cmd: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(cmd)).find(|p| p.is_file())

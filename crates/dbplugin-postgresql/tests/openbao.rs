@@ -1,4 +1,4 @@
-//! The example database plugin inside a real OpenBao (`bao server -dev` with a plugin
+//! The built-in PostgreSQL plugin, built as an external plugin binary, inside a real OpenBao (`bao server -dev` with a plugin
 //! directory): registered in the catalog as type `database`, named by a `database/config`
 //! connection, and used by a role; the credentials OpenBao issues log in to PostgreSQL with
 //! `psql`, and revoking the lease drops the role. Needs `bao` on PATH (required when
@@ -6,13 +6,13 @@
 
 mod common;
 
-use common::{find_on_path, plugin_binary, Pg};
+use common::{find_on_path, plugin_binary, Pg, CREATE};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const NAME: &str = "coffer-postgresql-example";
+const NAME: &str = "coffer-postgresql";
 
 struct Bao {
     server: Child,
@@ -119,7 +119,7 @@ fn start_bao() -> Option<Bao> {
 }
 
 #[test]
-fn openbao_issues_postgresql_logins_through_the_example_database_plugin_and_revokes_them() {
+fn openbao_issues_postgresql_logins_through_the_coffer_plugin_binary_and_revokes_them() {
     let Some(pg) = Pg::from_env() else { return };
     let Some(bao) = start_bao() else { return };
     let bytes = std::fs::read(&bao.plugin).unwrap();
@@ -145,7 +145,14 @@ fn openbao_issues_postgresql_logins_through_the_example_database_plugin_and_revo
     assert_eq!(cfg["data"]["plugin_name"], NAME, "{cfg}");
     assert!(!cfg.to_string().contains(&pg.password), "OpenBao does not show the root password");
 
-    bao.ok(&["write", "database/roles/readonly", "db_name=pg", "default_ttl=1h", "max_ttl=2h"]);
+    bao.ok(&[
+        "write",
+        "database/roles/readonly",
+        "db_name=pg",
+        "default_ttl=1h",
+        "max_ttl=2h",
+        &format!("creation_statements={CREATE}"),
+    ]);
     let creds = bao.json(&["read", "database/creds/readonly"]);
     let user = creds["data"]["username"].as_str().expect("a username").to_string();
     let pass = creds["data"]["password"].as_str().expect("a password").to_string();
