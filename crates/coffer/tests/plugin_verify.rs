@@ -146,7 +146,7 @@ fn a_binary_that_is_not_a_plugin_fails_the_handshake_cleanly() {
     let (o, report, _) = verify(&[dir.path().join("missing").to_str().unwrap()], &dir.path().join("r2"));
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert_eq!(result(&report, "binary"), "fail");
-    let o = Command::new(coffer_bin()).args(["plugin", "verify", "-type=db", "x"]).output().unwrap();
+    let o = Command::new(coffer_bin()).args(["plugin", "verify", "-type=kv", "x"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "bad flags are a usage error: {}", out(&o));
 }
 
