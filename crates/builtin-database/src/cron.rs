@@ -26,17 +26,28 @@ fn field(expr: &str, text: &str, min: u32, max: u32) -> Result<(Vec<bool>, bool)
     let star = text == "*" || text == "?";
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<u32>().ok().filter(|s| *s > 0).ok_or_else(|| bad(expr, "a bad step"))?),
+            Some((r, s)) => (
+                r,
+                s.parse::<u32>().map_err(|e| bad(expr, "a bad step").with_source(e)).and_then(|s| {
+                    if s > 0 {
+                        Ok(s)
+                    } else {
+                        Err(bad(expr, "a step of 0"))
+                    }
+                })?,
+            ),
             None => (part, 1),
         };
         let (lo, hi) = if range == "*" || range == "?" {
             (min, max)
         } else if let Some((a, b)) = range.split_once('-') {
-            let a = a.parse::<u32>().map_err(|_| bad(expr, "a bad range"))?;
-            let b = b.parse::<u32>().map_err(|_| bad(expr, "a bad range"))?;
+            let a = a.parse::<u32>().map_err(|e| bad(expr, "a bad range").with_source(e))?;
+            let b = b.parse::<u32>().map_err(|e| bad(expr, "a bad range").with_source(e))?;
             (a, b)
         } else {
-            let v = range.parse::<u32>().map_err(|_| bad(expr, "a field is not a number, range, list or step"))?;
+            let v = range
+                .parse::<u32>()
+                .map_err(|e| bad(expr, "a field is not a number, range, list or step").with_source(e))?;
             (v, if part.contains('/') { max } else { v })
         };
         // Sunday may be written 7 as well as 0.

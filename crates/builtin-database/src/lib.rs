@@ -279,6 +279,11 @@ fn statements_of(f: &FieldData, name: &str) -> Result<Option<Vec<String>>> {
 }
 
 fn credential_type_of(f: &FieldData) -> Result<CredentialType> {
+    if f.get("credential_config").and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
+        return Err(LogicalError::bad_request(
+            "credential_config configures the rsa_private_key and client_certificate credential types, which Coffer's database engine does not support yet",
+        ));
+    }
     let s = f.str("credential_type").unwrap_or("password");
     match CredentialType::parse(s) {
         Some(CredentialType::Password) => Ok(CredentialType::Password),
@@ -539,7 +544,6 @@ impl DatabaseEngine {
             "allowed_roles": cfg.allowed_roles,
             "root_credentials_rotate_statements": cfg.root_credentials_rotate_statements,
             "password_policy": cfg.password_policy,
-            "verify_connection": cfg.verify_connection,
         }))
     }
 
@@ -850,6 +854,15 @@ impl DatabaseEngine {
     }
 }
 
+/// A list answer; an empty one is a 404, as OpenBao answers.
+async fn list(s: &dyn StorageView, prefix: &str) -> Result<Option<Response>> {
+    let keys = s.list(prefix).await?;
+    if keys.is_empty() {
+        return Err(LogicalError::not_found());
+    }
+    Ok(Some(Response::list(keys)))
+}
+
 /// A password of OpenBao's default shape: 20 characters from letters, digits and `-`, with at
 /// least one lowercase letter, one uppercase letter, one digit and one `-`.
 fn default_password() -> Result<String> {
@@ -899,7 +912,7 @@ impl Handler for DatabaseEngine {
         let s = req.storage.as_ref();
         let name = f.str("name").unwrap_or_default().to_string();
         match (route, req.operation) {
-            (Route::ConfigList, _) => Ok(Some(Response::list(s.list("config/").await?))),
+            (Route::ConfigList, _) => list(s, "config/").await,
             (Route::Config, Operation::Read) => match self.config(s, &name).await? {
                 Some(c) => Ok(Some(Response::data(Self::config_json(&c)))),
                 None => Ok(None),
@@ -921,7 +934,7 @@ impl Handler for DatabaseEngine {
                 Ok(None)
             }
             (Route::RotateRoot, _) => self.rotate_root(&req, &name).await,
-            (Route::RoleList, _) => Ok(Some(Response::list(s.list("role/").await?))),
+            (Route::RoleList, _) => list(s, "role/").await,
             (Route::Role, Operation::Read) => match get_json::<Role>(s, &format!("role/{name}")).await? {
                 Some(r) => Ok(Some(Response::data(Self::role_json(&r)))),
                 None => Ok(None),
@@ -932,7 +945,7 @@ impl Handler for DatabaseEngine {
             }
             (Route::Role, _) => self.write_role(&req, &f, &name).await,
             (Route::Creds, _) => self.creds(&req, &name).await,
-            (Route::StaticRoleList, _) => Ok(Some(Response::list(s.list("static-role/").await?))),
+            (Route::StaticRoleList, _) => list(s, "static-role/").await,
             (Route::StaticRole, Operation::Read) => {
                 match get_json::<StaticRole>(s, &format!("static-role/{name}")).await? {
                     Some(r) => Ok(Some(Response::data(Self::static_role_json(&r)))),

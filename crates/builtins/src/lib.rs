@@ -20,6 +20,7 @@ impl DatabaseResolver for BuiltinDatabases {
     async fn resolve(&self, plugin_name: &str, plugin_version: &str) -> Result<Option<Box<dyn Database>>> {
         let builtin: Option<Box<dyn Database>> = match plugin_name {
             coffer_dbplugin_postgresql::PLUGIN_NAME => Some(Box::new(coffer_dbplugin_postgresql::PostgreSql::new())),
+            coffer_dbplugin_mysql::PLUGIN_NAME => Some(Box::new(coffer_dbplugin_mysql::MySql::new())),
             _ => None,
         };
         if builtin.is_some() && !plugin_version.is_empty() && !plugin_version.ends_with("+builtin") {

@@ -43,6 +43,46 @@ fn hvac_flows_pass_on_coffer_and_on_openbao() {
     }
 }
 
+/// The database secrets engine through hvac (connections, dynamic and static roles, root
+/// rotation), with psql checking the credentials, on the real binary and on OpenBao, both on the
+/// PostgreSQL of `COFFER_TEST_PG_ADMIN_URL` (a superuser; scripts/test sets it). Without it the
+/// test is skipped loudly, and fails in CI.
+#[test]
+fn hvac_database_flows_pass_on_coffer_and_on_openbao() {
+    let Some(bao) = bao_path() else { return };
+    let pg = match std::env::var("COFFER_TEST_PG_ADMIN_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            assert!(!in_ci, "COFFER_TEST_PG_ADMIN_URL is not set in CI: scripts/test starts PostgreSQL and sets it");
+            eprintln!(
+                "\n\n*** SKIPPED: COFFER_TEST_PG_ADMIN_URL is not set: hvac database flows need PostgreSQL ***\n\n"
+            );
+            return;
+        }
+    };
+    if !python::ensure("hvac", "hvac") {
+        return;
+    }
+    let coffer = Server::start_dev("root");
+    let real = RealBao::start(&bao);
+    for (name, addr) in [("Coffer", &coffer.addr), ("OpenBao", &real.addr)] {
+        let o = Command::new("python3")
+            .arg("hvac_database_flows.py")
+            .current_dir(clients_dir())
+            .env("VAULT_ADDR", format!("http://{addr}"))
+            .env("VAULT_TOKEN", "root")
+            .env("PG_ADMIN_URL", &pg)
+            .output()
+            .expect("run python3");
+        let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success() && out.contains("hvac database: 4 passed, 0 failed"),
+            "hvac database flows on {name}:\n{out}"
+        );
+    }
+}
+
 /// Identity tokens verified by PyJWT against the published keys (every algorithm, across a
 /// rotation) and the OIDC provider's authorization-code flow with PKCE driven by Authlib as
 /// the relying party, on the real binary and on OpenBao.

@@ -40,7 +40,16 @@ pub struct Lease {
     pub revokes_token: Option<String>,
     #[serde(default)]
     pub internal: Map<String, Value>,
+    /// Failed revocation attempts so far (the backend refused or could not reach its system).
+    #[serde(default)]
+    pub revoke_failures: u32,
+    /// With failures: no new attempt before this time (Unix seconds), doubling up to 5 minutes.
+    #[serde(default)]
+    pub next_revoke_attempt: i64,
 }
+
+/// The longest wait between two attempts to revoke a lease whose backend keeps failing.
+const MAX_REVOKE_BACKOFF: i64 = 300;
 
 /// The expiry index bucket of a time: its minute, zero-padded so names sort numerically.
 fn bucket(t: i64) -> String {
@@ -190,6 +199,21 @@ impl Core {
         self.barrier.transaction(ops).await.map_err(barrier_err)
     }
 
+    /// Records a failed revocation: the lease stays, due now, and the sweeper tries again after
+    /// a delay that doubles with each failure (1 s, 2 s, 4 s, … up to 5 minutes).
+    async fn revocation_failed(&self, l: &Lease, e: &LogicalError) -> Result<()> {
+        let mut l = l.clone();
+        let t = now();
+        l.revoke_failures = l.revoke_failures.saturating_add(1);
+        let delay = (1i64 << l.revoke_failures.saturating_sub(1).min(9)).min(MAX_REVOKE_BACKOFF);
+        l.next_revoke_attempt = t + delay;
+        let old = l.expire_time;
+        l.expire_time = l.expire_time.min(t);
+        tracing::warn!(lease = %l.id, error = %e, attempts = l.revoke_failures, retry_in_secs = delay,
+            "lease revocation failed; the lease stays and is retried");
+        self.put_lease(&l, Some(old)).await
+    }
+
     /// Every lease id under `prefix` (depth first).
     async fn lease_ids_under(&self, prefix: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
@@ -217,7 +241,11 @@ impl Core {
             for k in self.barrier.list(&format!("{BY_TOKEN}{h}/")).await.map_err(barrier_err)? {
                 if let Some(id) = unescape(&k) {
                     if let Some(l) = self.get_lease(&id).await? {
-                        self.revoke_lease(active, &l, true).await?;
+                        // A secret the backend cannot revoke now is not forgotten: its lease
+                        // becomes due and the sweeper retries it.
+                        if let Err(e) = self.revoke_lease(active, &l, false).await {
+                            self.revocation_failed(&l, &e).await?;
+                        }
                     }
                 }
                 self.barrier.delete(&format!("{BY_TOKEN}{h}/{k}")).await.map_err(barrier_err)?;
@@ -260,10 +288,13 @@ impl Core {
             for k in self.barrier.list(&format!("{TIME}{b_name}/")).await.map_err(barrier_err)? {
                 let Some(id) = unescape(&k) else { continue };
                 match self.get_lease(&id).await? {
+                    Some(l) if l.expire_time <= t && l.next_revoke_attempt > t => {
+                        unfinished.get_or_insert(b);
+                    }
                     Some(l) if l.expire_time <= t => {
                         if let Err(e) = self.revoke_lease(&active, &l, false).await {
-                            tracing::warn!(lease = %id, error = %e, "lease revocation failed; will retry");
-                            unfinished.get_or_insert(b);
+                            self.revocation_failed(&l, &e).await?;
+                            unfinished.get_or_insert(b.min(t.max(0) / 60));
                             continue;
                         }
                         n += 1;

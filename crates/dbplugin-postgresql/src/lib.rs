@@ -39,7 +39,7 @@ pub const DEFAULT_USERNAME_TEMPLATE: &str = r#"{{ printf "v-%s-%s-%s-%s" (.Displ
 
 /// Connection options this plugin knows besides the URL's own.
 /// (OpenBao's pool sizes, `disable_escaping` and `password_authentication` are refused by name:
-/// the plugin keeps one connection and lets the server choose the password hashing.)
+/// the plugin keeps up to four sessions and lets the server choose the password hashing.)
 const KNOWN_OPTIONS: &[&str] = &["connection_url", "username", "password", "username_template"];
 
 struct Settings {
@@ -56,16 +56,40 @@ struct State {
     secrets: Vec<Zeroizing<String>>,
 }
 
-/// The PostgreSQL plugin: one value per connection.
-#[derive(Default)]
+/// Sessions a plugin keeps open at most (OpenBao's default pool size too).
+const SESSIONS: usize = 4;
+
+/// The PostgreSQL plugin: one value per connection, with up to [`SESSIONS`] sessions opened as
+/// concurrent requests need them.
 pub struct PostgreSql {
-    state: tokio::sync::Mutex<State>,
+    slots: Vec<tokio::sync::Mutex<State>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for PostgreSql {
+    fn default() -> Self {
+        PostgreSql {
+            slots: (0..SESSIONS).map(|_| tokio::sync::Mutex::new(State::default())).collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
 }
 
 impl PostgreSql {
     /// An uninitialised plugin.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A session: a free one when there is one, else the next in turn once it is free.
+    async fn slot(&self) -> tokio::sync::MutexGuard<'_, State> {
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for i in 0..self.slots.len() {
+            if let Ok(g) = self.slots[(start + i) % self.slots.len()].try_lock() {
+                return g;
+            }
+        }
+        self.slots[start % self.slots.len()].lock().await
     }
 }
 
@@ -172,7 +196,7 @@ impl State {
                     .config
                     .connect(t.clone())
                     .await
-                    .map_err(|e| self.scrub("failed to connect to PostgreSQL", &e))?;
+                    .map_err(|e| self.scrub("failed to connect to PostgreSQL", &db_error_text(&e)))?;
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "PostgreSQL connection closed");
@@ -185,7 +209,7 @@ impl State {
                     .config
                     .connect(tokio_postgres::NoTls)
                     .await
-                    .map_err(|e| self.scrub("failed to connect to PostgreSQL", &e))?;
+                    .map_err(|e| self.scrub("failed to connect to PostgreSQL", &db_error_text(&e)))?;
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "PostgreSQL connection closed");
@@ -224,11 +248,21 @@ impl State {
 }
 
 /// The database's own message when there is one (tokio-postgres's `Display` says only "db error").
+/// Otherwise the error with its causes (a TLS failure says why the certificate was refused).
 fn db_error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
     }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text = format!("{text}: {t}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 #[async_trait]
@@ -295,7 +329,7 @@ impl Database for PostgreSql {
         });
         let tls = match verify {
             None => None,
-            Some(v) => Some(tls::MakeRustls(Arc::new(tls::client_config(v, root_pem.as_deref()).map_err(bad)?))),
+            Some(v) => Some(tls::MakeRustls(Arc::new(tls::client_config(v, root_pem.as_deref())?))),
         };
         let template = get("username_template");
         if !template.is_empty() {
@@ -307,10 +341,14 @@ impl Database for PostgreSql {
             tls,
             username_template: if template.is_empty() { DEFAULT_USERNAME_TEMPLATE.into() } else { template },
         };
-        let mut st = self.state.lock().await;
-        st.client = None;
-        st.settings = Some(Arc::new(settings));
-        st.secrets = vec![password.clone()];
+        let settings = Arc::new(settings);
+        for slot in &self.slots {
+            let mut st = slot.lock().await;
+            st.client = None;
+            st.settings = Some(settings.clone());
+            st.secrets = vec![password.clone()];
+        }
+        let mut st = self.slots[0].lock().await;
         if req.verify_connection {
             let client = st.client().await?;
             if let Err(e) = client.simple_query("SELECT 1").await {
@@ -327,7 +365,7 @@ impl Database for PostgreSql {
             return Err(bad("empty creation statements"));
         }
         let password = req.password.as_ref().ok_or_else(|| bad("no password was given for the new user"))?;
-        let mut st = self.state.lock().await;
+        let mut st = self.slot().await;
         let template =
             st.settings.as_ref().ok_or_else(|| bad("the connection is not initialised"))?.username_template.clone();
         let username = render_username_template(&template, &req.username_config)?;
@@ -357,7 +395,7 @@ impl Database for PostgreSql {
         if req.public_key.is_some() {
             return Err(bad(format!("{PLUGIN_NAME} does not support public-key credentials")));
         }
-        let mut st = self.state.lock().await;
+        let mut st = self.slot().await;
         if let Some(change) = &req.password {
             let pw = change.new_password.expose();
             st.secrets.push(Zeroizing::new(pw.to_string()));
@@ -392,7 +430,7 @@ impl Database for PostgreSql {
         if req.username.is_empty() {
             return Err(bad("missing username"));
         }
-        let mut st = self.state.lock().await;
+        let mut st = self.slot().await;
         if !req.statements.commands.is_empty() {
             let vars = [("name", req.username.as_str()), ("username", req.username.as_str())];
             return st.run(&req.statements.commands, &vars).await;
@@ -435,10 +473,12 @@ impl Database for PostgreSql {
     }
 
     async fn close(&self) -> Result<()> {
-        let mut st = self.state.lock().await;
-        st.client = None;
-        st.settings = None;
-        st.secrets.clear();
+        for slot in &self.slots {
+            let mut st = slot.lock().await;
+            st.client = None;
+            st.settings = None;
+            st.secrets.clear();
+        }
         Ok(())
     }
 }

@@ -30,28 +30,31 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The rustls client configuration for `verify` with roots from `root_pem` (or webpki-roots).
-pub fn client_config(verify: Verify, root_pem: Option<&[u8]>) -> Result<ClientConfig, String> {
+pub fn client_config(verify: Verify, root_pem: Option<&[u8]>) -> coffer_sdk::Result<ClientConfig> {
+    use coffer_sdk::LogicalError;
     let mut roots = RootCertStore::empty();
     match root_pem {
         Some(pem) => {
             let mut r = pem;
             for c in rustls_pemfile::certs(&mut r) {
-                let c = c.map_err(|e| format!("sslrootcert is not PEM: {e}"))?;
-                roots.add(c).map_err(|e| format!("sslrootcert holds a bad certificate: {e}"))?;
+                let c = c.map_err(|e| LogicalError::bad_request("sslrootcert is not PEM").with_source(e))?;
+                roots.add(c).map_err(|e| {
+                    LogicalError::bad_request(format!("sslrootcert holds a bad certificate: {e}")).with_source(e)
+                })?;
             }
             if roots.is_empty() {
-                return Err("sslrootcert holds no certificate".into());
+                return Err(LogicalError::bad_request("sslrootcert holds no certificate"));
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?;
+        .map_err(|e| LogicalError::internal("TLS setup failed").with_source(e))?;
     let roots = Arc::new(roots);
     let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider())
         .build()
-        .map_err(|e| format!("TLS setup failed: {e}"))?;
+        .map_err(|e| LogicalError::internal("TLS setup failed").with_source(e))?;
     let config = match verify {
         Verify::Full => builder.with_root_certificates(roots).with_no_client_auth(),
         Verify::Chain => builder

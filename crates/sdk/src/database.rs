@@ -467,8 +467,10 @@ fn eval_pipeline(t: &[Tok], pos: &mut usize, meta: &UsernameMetadata) -> Result<
 
 fn call(name: &str, args: Vec<Val>) -> Result<Val> {
     let int = |v: &Val| match v {
-        Val::Int(n) => usize::try_from(*n).map_err(|_| template_error(&format!("{name} needs a positive number"))),
-        Val::Str(s) => s.parse::<usize>().map_err(|_| template_error(&format!("{name} needs a number"))),
+        Val::Int(n) => {
+            usize::try_from(*n).map_err(|e| template_error(&format!("{name} needs a positive number")).with_source(e))
+        }
+        Val::Str(s) => s.parse::<usize>().map_err(|e| template_error(&format!("{name} needs a number")).with_source(e)),
     };
     let arity = |n: usize| {
         if args.len() == n {

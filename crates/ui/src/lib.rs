@@ -33,6 +33,7 @@ assets! {
     "js/views/dashboard.js" => "text/javascript; charset=utf-8",
     "js/views/secrets.js" => "text/javascript; charset=utf-8",
     "js/views/transit.js" => "text/javascript; charset=utf-8",
+    "js/views/database.js" => "text/javascript; charset=utf-8",
     "js/views/policies.js" => "text/javascript; charset=utf-8",
     "js/views/access.js" => "text/javascript; charset=utf-8",
     "js/views/identity.js" => "text/javascript; charset=utf-8",

@@ -6,6 +6,7 @@ import * as setup from './views/setup.js';
 import * as dashboard from './views/dashboard.js';
 import * as secrets from './views/secrets.js';
 import * as transit from './views/transit.js';
+import * as database from './views/database.js';
 import * as policies from './views/policies.js';
 import * as access from './views/access.js';
 import * as identity from './views/identity.js';
@@ -64,6 +65,7 @@ const ROUTES = [
   [/^\/kv-edit\/([^/]+)\/(.*)$/, secrets.kvEditView],
   [/^\/transit\/([^/]+)$/, transit.keysView],
   [/^\/transit\/([^/]+)\/key\/(.+)$/, transit.keyView],
+  [/^\/database\/([^/]+)$/, database.view],
   [/^\/policies$/, policies.listView],
   [/^\/policies\/new$/, policies.editView],
   [/^\/policies\/edit\/(.+)$/, policies.editView],
@@ -95,7 +97,7 @@ function renderNav(loggedIn) {
   const here = location.hash.replace(/\?.*$/, '') || '#/';
   setChildren(nav, h('ul', {}, NAV.filter(([, , ok]) => ok()).map(([href, label]) => {
     const active = href === '#/' ? here === '#/' : here === href || here.startsWith(`${href}/`)
-      || (href === '#/secrets' && /^#\/(kv|kv-new|kv-edit|transit)\//.test(here));
+      || (href === '#/secrets' && /^#\/(kv|kv-new|kv-edit|transit|database)\//.test(here));
     return h('li', {}, h('a', { href, 'aria-current': active ? 'page' : undefined }, label));
   })));
   const self = state.self || {};

@@ -33,6 +33,7 @@ export async function mountsView(main) {
     let target = null;
     if (m.type === 'kv' || m.type === 'cubbyhole') target = kvHref(p, '');
     else if (m.type === 'transit') target = `#/transit/${encodeURIComponent(p)}`;
+    else if (m.type === 'database') target = `#/database/${encodeURIComponent(p)}`;
     const version = m.type === 'kv' ? ` v${(m.options && m.options.version) || '1'}` : '';
     return [target ? link(p, target) : p, m.type + version, m.description || '',
       can(`sys/mounts/${p.replace(/\/$/, '')}`, 'delete') && p !== 'cubbyhole/'
@@ -51,7 +52,7 @@ export async function mountsView(main) {
     table('!Secrets engines', ['Path', 'Type', 'Description', 'Actions'], rows, 'This token may not see any secrets engine.'),
     can('sys/mounts/example', 'create', 'update') ? formCard('Enable a secrets engine', [
       { name: 'path', label: 'Path', required: true, placeholder: 'kv' },
-      { name: 'type', label: 'Type', type: 'select', value: 'kv2', options: [['kv2', 'KV version 2'], ['kv1', 'KV version 1'], ['transit', 'Transit'], ['totp', 'TOTP']] },
+      { name: 'type', label: 'Type', type: 'select', value: 'kv2', options: [['kv2', 'KV version 2'], ['kv1', 'KV version 1'], ['transit', 'Transit'], ['totp', 'TOTP'], ['database', 'Database']] },
       { name: 'description', label: 'Description' },
     ], 'Enable engine', async (v) => {
       const path = v.path.replace(/^\/+|\/+$/g, '');
