@@ -2,7 +2,7 @@
 //! plugin binary (`postgresql-database-plugin`, database plugin protocol v5) is registered in a
 //! real `coffer server -dev`'s catalog as type `database`, named by a `database/config`
 //! connection, and issues logins through a role, all with the real `bao` CLI; the login works
-//! with `psql`, and revoking the lease drops it. Needs `bao` and `COFFER_TEST_PG_URL` (a user
+//! with `psql`, revoking the lease drops it, and a plugin killed with SIGKILL is restarted. Needs `bao` and `COFFER_TEST_PG_URL` (a user
 //! with CREATEROLE; scripts/test sets both), and the plugin binary built next to `coffer`
 //! (building the workspace does).
 
@@ -46,15 +46,20 @@ fn psql(host: &str, port: &str, db: &str, user: &str, password: &str, sql: &str)
     }
 }
 
-/// Whether a process runs the binary at `path` (its argv[0]).
-fn running(path: &Path) -> bool {
+/// The processes running the binary at `path` (their argv[0]).
+fn pids(path: &Path) -> Vec<u32> {
     let want = path.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .ok()
-            .and_then(|c| c.split(|b| *b == 0).next().map(|a| String::from_utf8_lossy(a).into_owned()))
-            .is_some_and(|a| a == want)
-    })
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .ok()
+                .and_then(|c| c.split(|b| *b == 0).next().map(|a| String::from_utf8_lossy(a).into_owned()))
+                .is_some_and(|a| a == want)
+        })
+        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .collect()
 }
 
 #[test]
@@ -114,7 +119,8 @@ fn coffer_runs_an_external_database_plugin_from_its_catalog_and_the_issued_login
     assert_eq!(psql(&host, &port, &db, &user, &pass, "SELECT current_user").as_deref(), Ok(user.as_str()));
 
     // The plugin runs as a process of its own, started by Coffer from the catalog's binary.
-    assert!(running(&bin), "no process of {} is running", bin.display());
+    let running = pids(&bin);
+    assert_eq!(running.len(), 1, "one process of {} runs: {running:?}", bin.display());
     ok(&["lease", "revoke", &lease]);
     let t = Instant::now();
     let gone = format!("SELECT count(*) FROM pg_roles WHERE rolname = '{user}'");
@@ -123,6 +129,15 @@ fn coffer_runs_an_external_database_plugin_from_its_catalog_and_the_issued_login
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(psql(&host, &port, &db, &user, &pass, "SELECT 1").is_err(), "a revoked login is refused");
+
+    // The plugin killed with SIGKILL: Coffer starts it again on the next request.
+    let st = Command::new("kill").args(["-9", &running[0].to_string()]).status().unwrap();
+    assert!(st.success());
+    let creds: Value = serde_json::from_str(&ok(&["read", "-format=json", "database/creds/readonly"])).unwrap();
+    let (user2, pass2) = (creds["data"]["username"].as_str().unwrap(), creds["data"]["password"].as_str().unwrap());
+    assert_eq!(psql(&host, &port, &db, user2, pass2, "SELECT current_user").as_deref(), Ok(user2));
+    let now = pids(&bin);
+    assert!(now.len() == 1 && now[0] != running[0], "a new process serves the connection: {now:?}");
 
     // A name neither built in nor catalogued is refused, naming it.
     let o =

@@ -1,6 +1,6 @@
 //! Coffer's host side of the database plugin protocol (`coffer_plugin::launch_database`) drives
 //! the built-in PostgreSQL plugin, built as an external plugin binary, against a real PostgreSQL: users it issues log in with `psql`,
-//! password changes take effect, deleted users cannot log in. Needs `COFFER_TEST_PG_URL` (a
+//! password changes take effect, deleted users cannot log in, a killed process is restarted. Needs `COFFER_TEST_PG_URL` (a
 //! user with CREATEROLE; scripts/test sets it) and skips without it.
 
 mod common;
@@ -61,7 +61,14 @@ async fn coffer_host_drives_the_external_postgresql_plugin_to_create_change_and_
     assert_eq!(pg.login(&user, "Sec0nd-passw0rd").as_deref(), Ok(user.as_str()));
     assert!(pg.login(&user, "Fir5t-passw0rd").is_err(), "the old password no longer works");
 
+    // The process killed with SIGKILL: the next call starts it again, initialized with the
+    // last configuration, and succeeds.
+    let before = db.pid().await;
+    let st = std::process::Command::new("kill").args(["-9", &before.to_string()]).status().unwrap();
+    assert!(st.success());
     db.delete_user(DeleteUserRequest { username: user.clone(), statements: Default::default() }).await.expect("delete");
+    assert_eq!(db.restarts(), 1);
+    assert_ne!(db.pid().await, before);
     assert!(!pg.role_exists(&user));
     assert!(pg.login(&user, "Sec0nd-passw0rd").is_err());
 
@@ -76,7 +83,7 @@ async fn coffer_host_drives_the_external_postgresql_plugin_to_create_change_and_
     assert_eq!(err.kind, coffer_sdk::ErrorKind::BadRequest);
     assert!(err.to_string().contains("pool_size"), "{err}");
 
-    let pid = db.pid();
+    let pid = db.pid().await;
     db.close().await.expect("close");
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "close stops and reaps the process");
 }

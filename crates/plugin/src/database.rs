@@ -458,17 +458,70 @@ async fn run_database(factory: Factory, opts: DatabaseServeOptions) -> Result<()
 
 /// Starts the database plugin described by `spec` (digest check, clean environment, database
 /// cookie, automatic mTLS), checks it answers `Type`, and returns it as a [`Database`] speaking
-/// protocol v5. The process is stopped by [`Database::close`] (or when the value is dropped).
+/// protocol v5. The process is stopped by [`Database::close`] (or when the value is dropped);
+/// one that dies is started again on the next call, and initialized again with the last
+/// configuration it was given, as OpenBao re-creates a crashed database plugin.
 pub async fn launch_database(spec: LaunchSpec) -> Result<DatabasePluginClient, PluginError> {
-    let sp = spawn_and_handshake(&spec, (DATABASE_MAGIC_COOKIE_KEY, DATABASE_MAGIC_COOKIE_VALUE)).await?;
-    match connect_database(&spec, &sp).await {
+    let (proc, type_name) = start_proc(&spec).await?;
+    Ok(DatabasePluginClient {
+        name: spec.name.clone(),
+        spec,
+        type_name,
+        current: tokio::sync::RwLock::new(Arc::new(proc)),
+        last_config: Mutex::new(None),
+        restarts: std::sync::atomic::AtomicU64::new(0),
+        closed: std::sync::atomic::AtomicBool::new(false),
+    })
+}
+
+/// One running plugin process.
+struct Proc {
+    pid: u32,
+    client: DatabaseClient<Channel>,
+    channel: Channel,
+    child: tokio::sync::Mutex<Option<tokio::process::Child>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        // `kill_on_drop` ends the process if `stop` did not.
+    }
+}
+
+impl Proc {
+    async fn alive(&self) -> bool {
+        let mut g = self.child.lock().await;
+        g.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Stops the process: the controller's `Shutdown`, then SIGKILL after a grace period.
+    async fn stop(&self) {
+        let mut g = self.child.lock().await;
+        let Some(mut child) = g.take() else { return };
+        if matches!(child.try_wait(), Ok(None)) {
+            let mut ctl = grpc_controller_client::GrpcControllerClient::new(self.channel.clone());
+            let _ = tokio::time::timeout(EXIT_GRACE, ctl.shutdown(gp::Empty {})).await;
+        }
+        if tokio::time::timeout(EXIT_GRACE, child.wait()).await.is_err() {
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(EXIT_GRACE, child.wait()).await;
+        }
+    }
+}
+
+async fn start_proc(spec: &LaunchSpec) -> Result<(Proc, String), PluginError> {
+    let sp = spawn_and_handshake(spec, (DATABASE_MAGIC_COOKIE_KEY, DATABASE_MAGIC_COOKIE_VALUE)).await?;
+    match connect_database(spec, &sp).await {
         Ok((channel, type_name)) => {
             let Spawned { child, pid, dir, tasks, .. } = sp;
             tracing::debug!(plugin = %spec.name, pid, %type_name, "database plugin started");
-            Ok(DatabasePluginClient {
-                name: spec.name,
+            let proc = Proc {
                 pid,
-                type_name,
                 client: DatabaseClient::new(channel.clone())
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
@@ -476,7 +529,8 @@ pub async fn launch_database(spec: LaunchSpec) -> Result<DatabasePluginClient, P
                 child: tokio::sync::Mutex::new(Some(child)),
                 tasks,
                 _dir: dir,
-            })
+            };
+            Ok((proc, type_name))
         }
         Err(source) => {
             let stderr = sp.stderr_tail();
@@ -511,42 +565,39 @@ async fn connect_database(spec: &LaunchSpec, sp: &Spawned) -> Result<(Channel, S
     Ok((ch, t))
 }
 
-/// A running database plugin process, as a [`Database`] (see [`launch_database`]).
+/// A database plugin process, as a [`Database`] (see [`launch_database`]).
 pub struct DatabasePluginClient {
     name: String,
-    pid: u32,
+    spec: LaunchSpec,
     type_name: String,
-    client: DatabaseClient<Channel>,
-    channel: Channel,
-    child: tokio::sync::Mutex<Option<tokio::process::Child>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    current: tokio::sync::RwLock<Arc<Proc>>,
+    /// The configuration of the last successful `Initialize`, to initialize a restarted process.
+    last_config: Mutex<Option<Map<String, Value>>>,
+    restarts: std::sync::atomic::AtomicU64,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for DatabasePluginClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatabasePluginClient").field("name", &self.name).field("pid", &self.pid).finish_non_exhaustive()
-    }
-}
-
-impl Drop for DatabasePluginClient {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-        // `kill_on_drop` ends the process if `close` did not.
+        f.debug_struct("DatabasePluginClient").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
 impl DatabasePluginClient {
-    /// The plugin process's id.
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// The running plugin process's id.
+    pub async fn pid(&self) -> u32 {
+        self.current.read().await.pid
+    }
+
+    /// How many times the process was started again after it died.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The version the plugin reports (`PluginVersion`; empty when it reports none).
     pub async fn version(&self) -> Result<String, LogicalError> {
-        let mut c = PluginVersionClient::new(self.channel.clone());
+        let ch = self.current.read().await.channel.clone();
+        let mut c = PluginVersionClient::new(ch);
         match tokio::time::timeout(HOST_RPC, c.version(logical::Empty {})).await {
             Err(_) => Err(LogicalError::new(ErrorKind::Unavailable, "the plugin's Version call timed out")),
             Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => Ok(String::new()),
@@ -555,39 +606,56 @@ impl DatabasePluginClient {
         }
     }
 
-    /// Whether the process is still running.
+    /// Whether the process is running.
     pub async fn alive(&self) -> bool {
-        let mut g = self.child.lock().await;
-        g.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        let p = self.current.read().await.clone();
+        p.alive().await
     }
 
-    async fn dead_error(&self) -> LogicalError {
-        LogicalError::new(
-            ErrorKind::Unavailable,
-            format!(
-                "the database plugin {} (pid {}) has exited; reconfigure or reset the connection",
-                self.name, self.pid
-            ),
-        )
-    }
-
-    /// Maps a failed call: a dead process says so, anything else is the plugin's error.
-    async fn call_error(&self, s: &Status) -> LogicalError {
-        if !self.alive().await {
-            return self.dead_error().await;
+    /// Starts a new process in place of `dead` (unless another call already did) and
+    /// initializes it with the last configuration.
+    async fn restart(&self, dead: &Arc<Proc>) -> Result<Arc<Proc>, LogicalError> {
+        let mut g = self.current.write().await;
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(LogicalError::new(ErrorKind::Unavailable, "the database plugin has been closed"));
         }
-        error_from_status(s)
+        if !Arc::ptr_eq(&g, dead) {
+            return Ok(g.clone());
+        }
+        let (proc, _) = start_proc(&self.spec).await.map_err(LogicalError::from)?;
+        let config = self.last_config.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(config) = config {
+            let msg = pb::InitializeRequest { config_data: Some(map_to_struct(&config)), verify_connection: false };
+            proc.client.clone().initialize(msg).await.map_err(|s| error_from_status(&s))?;
+        }
+        self.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(plugin = %self.name, pid = proc.pid, "database plugin process had exited; started a new one");
+        let proc = Arc::new(proc);
+        let old = std::mem::replace(&mut *g, proc.clone());
+        old.stop().await;
+        Ok(proc)
     }
 
-    /// Stops the process: the controller's `Shutdown`, then SIGKILL after a grace period.
-    async fn stop(&self) {
-        let mut g = self.child.lock().await;
-        let Some(mut child) = g.take() else { return };
-        let mut ctl = grpc_controller_client::GrpcControllerClient::new(self.channel.clone());
-        let _ = tokio::time::timeout(EXIT_GRACE, ctl.shutdown(gp::Empty {})).await;
-        if tokio::time::timeout(EXIT_GRACE, child.wait()).await.is_err() {
-            let _ = child.start_kill();
-            let _ = tokio::time::timeout(EXIT_GRACE, child.wait()).await;
+    /// Runs `f` on the plugin; when the call fails because the process has died, starts it
+    /// again and retries once.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, LogicalError>
+    where
+        F: Fn(DatabaseClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(LogicalError::new(ErrorKind::Unavailable, "the database plugin has been closed"));
+        }
+        let proc = self.current.read().await.clone();
+        let proc = if proc.alive().await { proc } else { self.restart(&proc).await? };
+        match f(proc.client.clone()).await {
+            Ok(t) => Ok(t),
+            Err(s) if !proc.alive().await => {
+                tracing::debug!(plugin = %self.name, "database plugin call failed with the process gone: {s}");
+                let fresh = self.restart(&proc).await?;
+                f(fresh.client.clone()).await.map_err(|s| error_from_status(&s))
+            }
+            Err(s) => Err(error_from_status(&s)),
         }
     }
 }
@@ -603,12 +671,14 @@ impl Database for DatabasePluginClient {
             config_data: Some(map_to_struct(&req.config)),
             verify_connection: req.verify_connection,
         };
-        match self.client.clone().initialize(msg).await {
-            Ok(r) => Ok(InitializeResponse {
-                config: r.into_inner().config_data.as_ref().map(struct_to_map).unwrap_or_default(),
-            }),
-            Err(s) => Err(self.call_error(&s).await),
-        }
+        let r = self
+            .call(|mut c| {
+                let m = msg.clone();
+                async move { c.initialize(m).await.map(tonic::Response::into_inner) }
+            })
+            .await?;
+        *self.last_config.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(req.config);
+        Ok(InitializeResponse { config: r.config_data.as_ref().map(struct_to_map).unwrap_or_default() })
     }
 
     async fn new_user(&self, req: NewUserRequest) -> coffer_sdk::Result<NewUserResponse> {
@@ -637,10 +707,13 @@ impl Database for DatabasePluginClient {
             public_key: req.public_key.unwrap_or_default(),
             subject: req.subject.unwrap_or_default(),
         };
-        match self.client.clone().new_user(msg).await {
-            Ok(r) => Ok(NewUserResponse { username: r.into_inner().username }),
-            Err(s) => Err(self.call_error(&s).await),
-        }
+        let r = self
+            .call(|mut c| {
+                let m = msg.clone();
+                async move { c.new_user(m).await.map(tonic::Response::into_inner) }
+            })
+            .await?;
+        Ok(NewUserResponse { username: r.username })
     }
 
     async fn update_user(&self, req: UpdateUserRequest) -> coffer_sdk::Result<()> {
@@ -663,10 +736,11 @@ impl Database for DatabasePluginClient {
             }),
             credential_type: req.credential_type.wire(),
         };
-        match self.client.clone().update_user(msg).await {
-            Ok(_) => Ok(()),
-            Err(s) => Err(self.call_error(&s).await),
-        }
+        self.call(|mut c| {
+            let m = msg.clone();
+            async move { c.update_user(m).await.map(|_| ()) }
+        })
+        .await
     }
 
     async fn delete_user(&self, req: DeleteUserRequest) -> coffer_sdk::Result<()> {
@@ -674,16 +748,19 @@ impl Database for DatabasePluginClient {
             return Err(LogicalError::internal("missing username"));
         }
         let msg = pb::DeleteUserRequest { username: req.username, statements: statements_to_proto(&req.statements) };
-        match self.client.clone().delete_user(msg).await {
-            Ok(_) => Ok(()),
-            Err(s) => Err(self.call_error(&s).await),
-        }
+        self.call(|mut c| {
+            let m = msg.clone();
+            async move { c.delete_user(m).await.map(|_| ()) }
+        })
+        .await
     }
 
-    /// Closes the plugin's connection and stops its process.
+    /// Closes the plugin's connection and stops its process; later calls are refused.
     async fn close(&self) -> coffer_sdk::Result<()> {
-        let closed = if self.alive().await {
-            match tokio::time::timeout(HOST_RPC, self.client.clone().close(pb::Empty {})).await {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let proc = self.current.read().await.clone();
+        let closed = if proc.alive().await {
+            match tokio::time::timeout(HOST_RPC, proc.client.clone().close(pb::Empty {})).await {
                 Err(_) => Err(LogicalError::new(ErrorKind::Unavailable, "the plugin's Close call timed out")),
                 Ok(Err(s)) => Err(error_from_status(&s)),
                 Ok(Ok(_)) => Ok(()),
@@ -691,7 +768,7 @@ impl Database for DatabasePluginClient {
         } else {
             Ok(())
         };
-        self.stop().await;
+        proc.stop().await;
         closed
     }
 }

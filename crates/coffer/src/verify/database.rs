@@ -128,7 +128,7 @@ pub(super) async fn verify(opts: &Opts, mut r: Report) -> Report {
     r.checks.push(c);
 
     // Memory, then Close and the process's end.
-    let pid = db.pid();
+    let pid = db.pid().await;
     const MEM: &str = "Resident memory within budget";
     match rss_kib(pid) {
         Some(kib) => {
