@@ -2,7 +2,13 @@
 //! `protoc` binary is needed, and generates prost messages plus tonic clients and servers.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/backend.proto", "proto/logical.proto", "proto/goplugin.proto", "proto/multiplexing.proto"];
+    let files = [
+        "proto/backend.proto",
+        "proto/logical.proto",
+        "proto/goplugin.proto",
+        "proto/multiplexing.proto",
+        "proto/database.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -32,11 +32,6 @@ impl DatabaseResolver for BuiltinDatabases {
     }
 }
 
-/// The database engine, resolving plugins among [`BuiltinDatabases`].
-fn database(_: &MountOptions) -> Result<Arc<dyn Backend>> {
-    Ok(Arc::new(Framework::new(coffer_builtin_database::DatabaseEngine::new(Arc::new(BuiltinDatabases)))))
-}
-
 // Each builtin is a path table with typed routes (a `framework::Handler`), served through the
 // generic `framework::Backend`.
 
@@ -57,9 +52,19 @@ fn kv_v1(_: &MountOptions) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(Framework::new(coffer_builtin_kv::KvV1::new())))
 }
 
-/// Every builtin: what users mount, and what the core serves itself.
+/// Every builtin: what users mount, and what the core serves itself. The database engine
+/// finds plugins among [`BuiltinDatabases`] only; the server uses
+/// [`builtins_with_databases`] to add its plugin catalog.
 pub fn builtins() -> Vec<Builtin> {
+    builtins_with_databases(Arc::new(BuiltinDatabases))
+}
+
+/// Every builtin, the database engine finding connections' plugins with `databases`.
+pub fn builtins_with_databases(databases: Arc<dyn DatabaseResolver>) -> Vec<Builtin> {
     use BackendKind::{Auth, Secret};
+    let database = move |_: &MountOptions| -> Result<Arc<dyn Backend>> {
+        Ok(Arc::new(Framework::new(coffer_builtin_database::DatabaseEngine::new(databases.clone()))))
+    };
     vec![
         Builtin::mountable(Secret, "kv", kv),
         // Older names of KV, accepted as mount types and not listed, as OpenBao does.
@@ -92,8 +97,13 @@ pub fn builtins() -> Vec<Builtin> {
 
 /// The registry of [`builtins()`].
 pub fn registry() -> BackendRegistry {
+    registry_with_databases(Arc::new(BuiltinDatabases))
+}
+
+/// The registry of [`builtins_with_databases`].
+pub fn registry_with_databases(databases: Arc<dyn DatabaseResolver>) -> BackendRegistry {
     // The list above is fixed; `the_builtin_names_are_unique` proves it makes a registry.
-    BackendRegistry::new(builtins()).expect("builtin names are unique")
+    BackendRegistry::new(builtins_with_databases(databases)).expect("builtin names are unique")
 }
 
 #[cfg(test)]

@@ -9,16 +9,18 @@ use crate::{api_in, Fail, R};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-const NEW_USAGE: &str = "Usage: coffer plugin new [-type=secrets|auth] [-dir=DIR] NAME
+const NEW_USAGE: &str = "Usage: coffer plugin new [-type=secrets|auth|database] [-dir=DIR] NAME
 
   Writes a standalone plugin crate in DIR/NAME (default ./NAME): the backend built on
-  coffer_sdk::framework, the plugin binary, unit tests, an acceptance test (COFFER_ACC=1),
-  a README and docs/. coffer-sdk and coffer-plugin come, in this order, from: -sdk=PATH
+  coffer_sdk::framework (a coffer_sdk::database::Database for -type=database), the plugin
+  binary, unit tests, an acceptance test (COFFER_ACC=1), a README and docs/. coffer-sdk and coffer-plugin come, in this order, from: -sdk=PATH
   (a Coffer source tree), $COFFER_SDK_PATH, the Coffer checkout around the current or target
   directory, the checkout this binary was built from (while it still exists), else crates.io
   by the SDK version this binary was built with. It says which it chose.
 
-  -type=secrets|auth   What the plugin is (default: secrets).
+  -type=secrets|auth|database
+                       What the plugin is (default: secrets): a secrets engine, an auth
+                       method, or a database plugin for the database secrets engine.
   -dir=DIR             Where to create the crate directory (default: the current directory).
   -sdk=PATH            A Coffer source tree to take the SDK from (also $COFFER_SDK_PATH);
                        -sdk=crates.io takes the published SDK even inside a checkout.";
@@ -31,7 +33,8 @@ const INSTALL_USAGE: &str = "Usage: coffer plugin install [options] URL -sha256=
 
   -sha256=HEX          The published SHA-256 of the binary (required).
   -name=NAME           Catalog name (default: the URL's last path segment).
-  -type=secret|auth    Catalog type (default: secret).
+  -type=secret|auth|database
+                       Catalog type (default: secret).
   -version=V           Semantic version to register (v1.2.3); the file is saved as NAME-V.
   -plugin-dir=DIR      The server's plugin directory (default: $COFFER_PLUGIN_DIR).
   -args=A, -env=K=V    Arguments and environment for the plugin process (repeatable).
@@ -75,6 +78,7 @@ fn wants_help(p: &Parsed) -> bool {
 enum Kind {
     Secrets,
     Auth,
+    Database,
 }
 
 fn parse_kind(v: Option<&str>, default: Kind) -> Result<Kind, Fail> {
@@ -82,7 +86,8 @@ fn parse_kind(v: Option<&str>, default: Kind) -> Result<Kind, Fail> {
         None | Some("") => Ok(default),
         Some("secret" | "secrets") => Ok(Kind::Secrets),
         Some("auth") => Ok(Kind::Auth),
-        Some(other) => Err(Fail::Usage(format!("invalid -type {other:?}: expected secrets or auth"))),
+        Some("database" | "db") => Ok(Kind::Database),
+        Some(other) => Err(Fail::Usage(format!("invalid -type {other:?}: expected secrets, auth or database"))),
     }
 }
 
@@ -122,8 +127,8 @@ fn check_new_name(name: &str, builtin_names: &[&str]) -> Result<(), Fail> {
     Ok(())
 }
 
-/// `my-plugin` → `MyPluginBackend`.
-fn struct_name(name: &str) -> String {
+/// `my-plugin` → `MyPluginBackend` (`MyPluginDatabase` for a database plugin).
+fn struct_name(name: &str, kind: Kind) -> String {
     let mut s: String = name
         .split(['-', '_'])
         .filter(|w| !w.is_empty())
@@ -132,7 +137,7 @@ fn struct_name(name: &str) -> String {
             c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
         })
         .collect();
-    s.push_str("Backend");
+    s.push_str(if kind == Kind::Database { "Database" } else { "Backend" });
     s
 }
 
@@ -168,6 +173,17 @@ const AUTH_FILES: &[(&str, &str)] = &[
     ("docs/configuration.md", tmpl!("auth/docs/configuration.md.tmpl")),
     ("docs/paths.md", tmpl!("auth/docs/paths.md.tmpl")),
     ("docs/examples.md", tmpl!("auth/docs/examples.md.tmpl")),
+];
+
+const DATABASE_FILES: &[(&str, &str)] = &[
+    ("src/lib.rs", tmpl!("database/lib.rs.tmpl")),
+    ("src/main.rs", tmpl!("database/main.rs.tmpl")),
+    ("tests/database.rs", tmpl!("database/database_test.rs.tmpl")),
+    ("tests/acceptance.rs", tmpl!("database/acceptance.rs.tmpl")),
+    ("README.md", tmpl!("database/README.md.tmpl")),
+    ("docs/configuration.md", tmpl!("database/docs/configuration.md.tmpl")),
+    ("docs/paths.md", tmpl!("database/docs/paths.md.tmpl")),
+    ("docs/examples.md", tmpl!("database/docs/examples.md.tmpl")),
 ];
 
 /// The `-sdk` value (and `COFFER_SDK_PATH` value) that asks for the published SDK.
@@ -340,19 +356,31 @@ pub(crate) fn new(p: &Parsed, builtin_names: &[&str]) -> R {
         Kind::Auth => {
             (AUTH_FILES, "auth method", "Auth", "An auth method plugin for Coffer/OpenBao", "sha2 = \"0.10\"\n")
         }
+        Kind::Database => (
+            DATABASE_FILES,
+            "database",
+            "",
+            "A database plugin for the database secrets engine of Coffer/OpenBao",
+            "sha2 = \"0.10\"\n",
+        ),
     };
+    // A database plugin has its own binary and no backend test support.
+    let common: Vec<&(&str, &str)> = COMMON_FILES
+        .iter()
+        .filter(|(rel, _)| kind != Kind::Database || !matches!(*rel, "src/main.rs" | "tests/support/mod.rs"))
+        .collect();
     let fill = |t: &str| {
         t.replace("__COFFER_DEPS__", &coffer_deps)
             .replace("__COFFER_DEV_DEPS__", &coffer_dev_deps)
             .replace("__EXTRA_DEPS__", extra_deps)
             .replace("__DESCRIPTION__", description)
-            .replace("__STRUCT__", &struct_name(name))
+            .replace("__STRUCT__", &struct_name(name, kind))
             .replace("__CRATE__", &name.replace('-', "_"))
             .replace("__KIND__", serve_kind)
             .replace("__NAME__", name)
     };
     let write_all = || -> std::io::Result<()> {
-        for (rel, text) in COMMON_FILES.iter().chain(kind_files) {
+        for (rel, text) in common.iter().copied().chain(kind_files) {
             let path = target.join(rel);
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
@@ -374,6 +402,9 @@ pub(crate) fn new(p: &Parsed, builtin_names: &[&str]) -> R {
         return Err(Fail::Local(format!("cannot write the plugin crate in {}: {e}", target.display())));
     }
     println!("Success! Created the {kind_word} plugin {name} in {}", target.display());
+    if kind == Kind::Database {
+        println!("Register it as type database; the database secrets engine runs it for connections naming it.");
+    }
     match &root {
         Some(r) => println!("coffer-sdk and coffer-plugin come from {source} at {}", r.display()),
         None => println!(
@@ -465,7 +496,8 @@ pub(crate) fn install(p: &Parsed, c: &Client) -> R {
     let ty = match p.get("type").map(str::to_ascii_lowercase).as_deref() {
         None | Some("secret" | "secrets") => "secret",
         Some("auth") => "auth",
-        Some(other) => return Err(Fail::Usage(format!("invalid -type {other:?}: expected secret or auth"))),
+        Some("database") => "database",
+        Some(other) => return Err(Fail::Usage(format!("invalid -type {other:?}: expected secret, auth or database"))),
     };
     let name = match p.get("name") {
         Some(n) => n.to_string(),
@@ -590,7 +622,8 @@ mod tests {
         for bad in ["My", "1x", "a/b", "kv", "userpass", "sys", "plugin", "test", "x-", ""] {
             assert!(check_new_name(bad, &builtins).is_err(), "{bad}");
         }
-        assert_eq!(struct_name("my-cool_plugin"), "MyCoolPluginBackend");
+        assert_eq!(struct_name("my-cool_plugin", Kind::Secrets), "MyCoolPluginBackend");
+        assert_eq!(struct_name("acme-db", Kind::Database), "AcmeDbDatabase");
         for good in ["v1.2.3", "1.0.0", "v1.2.3-rc.1", "v1.2.3+build.7", "v0.1.0-alpha+x"] {
             assert!(check_version(good).is_ok(), "{good}");
         }

@@ -8,6 +8,7 @@ use coffer_config::{Listener, ServerConfig, StorageConfig};
 use coffer_core::{Core, CoreConfig};
 use coffer_http::{AppState, ListenerConfig, RequestOptions, DEFAULT_MAX_REQUEST_SIZE};
 use coffer_physical::Storage;
+use coffer_sdk::database::DatabaseResolver;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -72,11 +73,57 @@ pub fn new_core_with_plugins(
     cfg: &ServerConfig,
     declared: Vec<coffer_core::catalog::CatalogEntry>,
 ) -> Arc<Core> {
-    let core =
-        Core::new(barrier, CoreConfig { declared_plugins: declared, ..core_config(cfg) }, coffer_builtins::registry());
+    let databases = Arc::new(ServerDatabases::default());
+    let core = Core::new(
+        barrier,
+        CoreConfig { declared_plugins: declared, ..core_config(cfg) },
+        coffer_builtins::registry_with_databases(databases.clone()),
+    );
+    databases.bind(&core);
     coffer_core::metrics::describe();
     core.set_plugin_launcher(Arc::new(PluginHost));
     core
+}
+
+/// The database engine's plugins in the server: the built-in ones, then the plugin catalog's
+/// entries of type `database` (external plugins speaking the database plugin protocol v5). A
+/// `plugin_version` naming a registered version goes to the catalog first, as in OpenBao, so a
+/// catalogued version of a built-in name is found.
+#[derive(Default)]
+pub struct ServerDatabases {
+    core: std::sync::OnceLock<std::sync::Weak<Core>>,
+}
+
+impl ServerDatabases {
+    fn bind(&self, core: &Arc<Core>) {
+        let _ = self.core.set(Arc::downgrade(core));
+    }
+}
+
+#[async_trait::async_trait]
+impl DatabaseResolver for ServerDatabases {
+    async fn resolve(
+        &self,
+        plugin_name: &str,
+        plugin_version: &str,
+    ) -> coffer_sdk::Result<Option<Box<dyn coffer_sdk::database::Database>>> {
+        let core = self.core.get().and_then(std::sync::Weak::upgrade);
+        let versioned = !plugin_version.is_empty() && !plugin_version.ends_with("+builtin");
+        if versioned {
+            if let Some(core) = &core {
+                if let Some(db) = core.resolve_database_plugin(plugin_name, plugin_version).await? {
+                    return Ok(Some(db));
+                }
+            }
+        }
+        if let Some(db) = coffer_builtins::BuiltinDatabases.resolve(plugin_name, plugin_version).await? {
+            return Ok(Some(db));
+        }
+        match &core {
+            Some(core) if !versioned => core.resolve_database_plugin(plugin_name, plugin_version).await,
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Starts the core's background work and installs the configured seals (Shamir when none is
@@ -238,5 +285,19 @@ impl coffer_core::catalog::PluginLauncher for PluginHost {
             }
         }
         Ok(Arc::new(client))
+    }
+
+    async fn launch_database(
+        &self,
+        spec: &coffer_core::catalog::PluginSpec,
+    ) -> Result<Box<dyn coffer_sdk::database::Database>, coffer_core::ha::BoxError> {
+        let launch = coffer_plugin::LaunchSpec {
+            name: spec.name.clone(),
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+            sha256: spec.sha256.clone(),
+            ..coffer_plugin::LaunchSpec::new(&spec.path)
+        };
+        Ok(Box::new(coffer_plugin::launch_database(launch).await?))
     }
 }

@@ -15,6 +15,8 @@
 //!
 //! The JSON report's schema is docs/integration/verify-report.schema.json.
 
+mod database;
+
 use coffer_plugin::{LaunchSpec, PluginClient};
 use coffer_plugin_testing::{Plugin, Target, TestServer, ROOT_TOKEN};
 use coffer_sdk::framework::{PathSpec, SpecialPaths};
@@ -34,7 +36,15 @@ Options:
   -crate=DIR          the plugin's crate: checks its docs and runs its tests (with
                       COFFER_ACC=1 against this coffer binary, and again against
                       OpenBao when bao is found)
-  -type=secret|auth   the kind the plugin must report
+  -type=secret|auth|database
+                      the kind the plugin must report (database: a database plugin,
+                      checked over the database plugin protocol v5)
+  -db-config=JSON     database plugins: the connection configuration for the
+                      Initialize/NewUser/UpdateUser/DeleteUser round trip (a JSON
+                      object, e.g. {\"connection_url\":\"…\"}); without it the round
+                      trip is skipped
+  -db-statement=SQL   database plugins: the creation statement of the round trip's
+                      user (repeatable; default: none, the plugin's own)
   -version=vX.Y.Z     the version the plugin must report
   -out=DIR            where to write the reports (default: the current directory)
   -max-startup=MS     start-up budget, median of 3 starts (default 1000)
@@ -110,6 +120,10 @@ struct Opts {
     max_rss_mib: u64,
     skip_tests: bool,
     skip_servers: bool,
+    /// Database plugins: the round trip's connection configuration.
+    db_config: Option<Map<String, Value>>,
+    /// Database plugins: the round trip's creation statements.
+    db_statements: Vec<String>,
 }
 
 /// A `coffer plugin verify` command line that is refused (or a request for help).
@@ -127,8 +141,10 @@ enum ArgsError {
         #[source]
         source: std::num::ParseIntError,
     },
-    #[error("-type must be secret or auth, not {0:?}")]
+    #[error("-type must be secret, auth or database, not {0:?}")]
     Kind(String),
+    #[error("-db-config must be a JSON object: {0}")]
+    DbConfig(String),
     #[error("unknown flag -{0}")]
     UnknownFlag(String),
     #[error("missing the plugin binary")]
@@ -158,6 +174,8 @@ fn parse(args: &[String]) -> Result<Opts, ArgsError> {
         max_rss_mib: 64,
         skip_tests: false,
         skip_servers: false,
+        db_config: None,
+        db_statements: Vec::new(),
     };
     let mut positional = Vec::new();
     let mut it = args.iter();
@@ -198,11 +216,18 @@ fn parse(args: &[String]) -> Result<Opts, ArgsError> {
                 let k = match value.as_str() {
                     "secret" | "secrets" => "secret",
                     "auth" | "credential" => "auth",
+                    "database" | "db" => "database",
                     other => return Err(ArgsError::Kind(other.to_string())),
                 };
                 o.kind = Some(k.to_string());
             }
             "version" => o.version = Some(value),
+            "db-config" => match serde_json::from_str::<Value>(&value) {
+                Ok(Value::Object(m)) => o.db_config = Some(m),
+                Ok(_) => return Err(ArgsError::DbConfig("not an object".into())),
+                Err(e) => return Err(ArgsError::DbConfig(e.to_string())),
+            },
+            "db-statement" => o.db_statements.push(value),
             "out" => o.out = PathBuf::from(value),
             "max-startup" => o.max_startup_ms = number(&value)?,
             "max-rss" => o.max_rss_mib = number(&value)?,
@@ -501,6 +526,9 @@ async fn verify(opts: &Opts) -> Report {
     if !executable {
         return r;
     }
+    if opts.kind.as_deref() == Some("database") {
+        return database::verify(opts, r).await;
+    }
 
     // Start-up: three starts, the median counts; the last one stays up for the other checks.
     const HS: &str = "Handshake (go-plugin v5, gRPC, automatic mTLS)";
@@ -538,33 +566,8 @@ async fn verify(opts: &Opts) -> Report {
     r.checks.push(c);
 
     // Version and type.
-    const VER: &str = "Reports a semantic version";
-    match client.version().await {
-        Ok(v) => {
-            r.version = v.clone();
-            let semver = regex::Regex::new(r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$").expect("regex");
-            let mut problems = Vec::new();
-            if !semver.is_match(&v) {
-                problems.push(format!("{v:?} is not a version like v1.2.3"));
-            }
-            if let Some(want) = &opts.version {
-                if want.trim_start_matches('v') != v.trim_start_matches('v') {
-                    problems.push(format!("expected {want}"));
-                }
-            }
-            if let Some(dir) = &opts.crate_dir {
-                if let Some(cv) = crate_version(dir) {
-                    if cv != v.trim_start_matches('v') {
-                        problems.push(format!("the crate's Cargo.toml says {cv}"));
-                    }
-                }
-            }
-            let ok = problems.is_empty();
-            let detail = if ok { v.clone() } else { format!("reports {v:?}: {}", problems.join("; ")) };
-            r.checks.push(check("version", VER, ok, detail));
-        }
-        Err(e) => r.checks.push(check("version", VER, false, e.to_string())),
-    }
+    let v = client.version().await;
+    r.checks.push(version_check(opts, &mut r.version, v));
     const TYPE: &str = "Reports its plugin type";
     match (client.backend_kind().await, &opts.kind) {
         (Ok(k), Some(want)) => r.checks.push(check("type", TYPE, k == want, format!("reports {k}, expected {want}"))),
@@ -756,6 +759,37 @@ async fn verify(opts: &Opts) -> Report {
         }
     }
     r
+}
+
+/// The `version` check of the version a plugin reported.
+fn version_check(opts: &Opts, reported: &mut String, v: Result<String, coffer_sdk::LogicalError>) -> Check {
+    const VER: &str = "Reports a semantic version";
+    match v {
+        Ok(v) => {
+            reported.clone_from(&v);
+            let semver = regex::Regex::new(r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$").expect("regex");
+            let mut problems = Vec::new();
+            if !semver.is_match(&v) {
+                problems.push(format!("{v:?} is not a version like v1.2.3"));
+            }
+            if let Some(want) = &opts.version {
+                if want.trim_start_matches('v') != v.trim_start_matches('v') {
+                    problems.push(format!("expected {want}"));
+                }
+            }
+            if let Some(dir) = &opts.crate_dir {
+                if let Some(cv) = crate_version(dir) {
+                    if cv != v.trim_start_matches('v') {
+                        problems.push(format!("the crate's Cargo.toml says {cv}"));
+                    }
+                }
+            }
+            let ok = problems.is_empty();
+            let detail = if ok { v.clone() } else { format!("reports {v:?}: {}", problems.join("; ")) };
+            check("version", VER, ok, detail)
+        }
+        Err(e) => check("version", VER, false, e.to_string()),
+    }
 }
 
 /// OpenBao's server binary: `$BAO_BIN`, else `bao` on the PATH.
@@ -1130,7 +1164,12 @@ mod tests {
         let o = parse(&s(&["-type=auth", "-version", "v1.0.0", "bin", "-max-rss=32"])).unwrap();
         assert_eq!((o.kind.as_deref(), o.version.as_deref(), o.max_rss_mib), (Some("auth"), Some("v1.0.0"), 32));
         assert_eq!(o.binary, PathBuf::from("bin"));
-        assert!(parse(&s(&["-type=db", "bin"])).is_err());
+        assert!(parse(&s(&["-type=kv", "bin"])).is_err());
+        let o =
+            parse(&s(&["-type=database", "-db-config={\"connection_url\":\"x\"}", "-db-statement=S", "bin"])).unwrap();
+        assert_eq!((o.kind.as_deref(), o.db_statements.len()), (Some("database"), 1));
+        assert_eq!(o.db_config.unwrap()["connection_url"], "x");
+        assert!(parse(&s(&["-type=database", "-db-config=[1]", "bin"])).is_err());
         assert!(parse(&s(&[])).is_err());
         assert!(parse(&s(&["a", "b"])).is_err());
         assert!(parse(&s(&["-max-startup=soon", "bin"])).is_err());

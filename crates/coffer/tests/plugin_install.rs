@@ -304,9 +304,22 @@ fn plugin_new_writes_a_complete_crate() {
     assert!(out(&o).contains("already exists"), "{}", out(&o));
     let o = run_new(&outside, &["Bad/Name"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    let o = run_new(&outside, &["-type=database", "x"]);
+    let o = run_new(&outside, &["-type=kv", "x"]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    assert!(out(&o).contains("secrets or auth"), "{}", out(&o));
+    assert!(out(&o).contains("secrets, auth or database"), "{}", out(&o));
+
+    // A database plugin: its own binary (serve_database), unit and acceptance tests, no
+    // backend test support.
+    let o = run_new(&outside, &["-type=database", "my-db"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let c = outside.join("my-db");
+    assert!(read(c.join("src/main.rs")).contains("coffer_plugin::serve_database"));
+    assert!(read(c.join("src/lib.rs")).contains("impl Database for MyDbDatabase"));
+    assert!(read(c.join("tests/acceptance.rs")).contains("Plugin::database"));
+    assert!(!c.join("tests/support/mod.rs").exists() && !c.join("tests/backend.rs").exists());
+    for f in ["src/main.rs", "src/lib.rs", "tests/database.rs", "tests/acceptance.rs", "README.md", "docs/paths.md"] {
+        assert!(!read(c.join(f)).contains("__"), "placeholders left in {f}");
+    }
 }
 
 /// Outside any checkout, as a vendor with only the binary: the scaffold takes the SDK from the

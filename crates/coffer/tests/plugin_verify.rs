@@ -146,7 +146,7 @@ fn a_binary_that_is_not_a_plugin_fails_the_handshake_cleanly() {
     let (o, report, _) = verify(&[dir.path().join("missing").to_str().unwrap()], &dir.path().join("r2"));
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert_eq!(result(&report, "binary"), "fail");
-    let o = Command::new(coffer_bin()).args(["plugin", "verify", "-type=db", "x"]).output().unwrap();
+    let o = Command::new(coffer_bin()).args(["plugin", "verify", "-type=kv", "x"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "bad flags are a usage error: {}", out(&o));
 }
 
@@ -174,4 +174,47 @@ fn a_report_that_breaks_the_documented_schema_is_refused() {
         let o = Command::new("python3").arg(&script).arg(&f).output().unwrap();
         assert_eq!(o.status.code(), Some(1), "{what} must be refused: {}", out(&o));
     }
+}
+
+#[test]
+fn a_database_plugin_is_verified_over_the_database_protocol_with_a_real_round_trip() {
+    let bin = Path::new(coffer_bin()).with_file_name("postgresql-database-plugin");
+    assert!(bin.exists(), "build the workspace first (the postgresql-database-plugin binary is missing)");
+    let dir = tempfile::tempdir().unwrap();
+    let version = format!("-version=v{}", env!("CARGO_PKG_VERSION"));
+    let bin_arg = bin.display().to_string();
+
+    // Without a connection: everything but the round trip, which is skipped.
+    let (o, report, md) = verify(&["-type=database", &version, &bin_arg], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}\n{md}", out(&o));
+    for id in ["handshake", "startup_time", "version", "type", "robustness", "memory", "shutdown"] {
+        assert_eq!(result(&report, id), "pass", "{id}: {report}");
+    }
+    assert_eq!(result(&report, "round_trip"), "skip");
+    assert_eq!(result(&report, "special_paths"), "skip");
+    // A wrong version fails exactly that check.
+    let (o, report, _) = verify(&["-type=database", "-version=v9.9.9", &bin_arg], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(result(&report, "version"), "fail");
+    assert_eq!(result(&report, "handshake"), "pass");
+
+    // With the PostgreSQL server of the tests: a real user created, changed and dropped.
+    let Some(url) = common::pg_url() else { return };
+    let rest = url.split_once("://").unwrap().1;
+    let (cred, hostpart) = rest.rsplit_once('@').unwrap();
+    let (user, pass) = cred.split_once(':').unwrap();
+    let cfg = serde_json::json!({
+        "connection_url": format!("postgres://{{{{username}}}}:{{{{password}}}}@{hostpart}"),
+        "username": user,
+        "password": pass,
+    })
+    .to_string();
+    let create = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
+    let (o, report, md) = verify(
+        &["-type=database", &version, &format!("-db-config={cfg}"), &format!("-db-statement={create}"), &bin_arg],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}\n{md}", out(&o));
+    assert_eq!(result(&report, "round_trip"), "pass", "{report}");
+    assert!(!md.contains(pass), "the report never shows the connection's password");
 }

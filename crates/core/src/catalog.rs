@@ -55,6 +55,15 @@ pub struct PluginSpec {
 #[async_trait::async_trait]
 pub trait PluginLauncher: Send + Sync {
     async fn launch(&self, spec: &PluginSpec) -> std::result::Result<Arc<dyn Backend>, crate::ha::BoxError>;
+
+    /// Starts a database plugin (catalog type `database`) and speaks the database plugin
+    /// protocol with it. A launcher without that protocol refuses.
+    async fn launch_database(
+        &self,
+        spec: &PluginSpec,
+    ) -> std::result::Result<Box<dyn coffer_sdk::database::Database>, crate::ha::BoxError> {
+        Err(format!("this server cannot run the external database plugin {:?}", spec.name).into())
+    }
 }
 
 /// Orders versions as semantic versions (`v1.10.0` after `v1.9.2`, a pre-release before its
@@ -143,8 +152,8 @@ impl Core {
         }
     }
 
-    /// Verifies a catalog entry's binary (location and digest) and launches it.
-    pub(crate) async fn launch_plugin(&self, e: &CatalogEntry) -> Result<Arc<dyn Backend>> {
+    /// Verifies a catalog entry's binary (location and digest): what a launcher starts.
+    fn verified_spec(&self, e: &CatalogEntry) -> Result<PluginSpec> {
         let dir = self.plugin_dir()?;
         let path = resolve_command(&dir, &e.command)?;
         let actual = file_sha256(&path)?;
@@ -154,15 +163,9 @@ impl Core {
                 e.name, e.sha256
             )));
         }
-        let launcher = self
-            .plugin_launcher
-            .read()
-            .ok()
-            .and_then(|l| l.clone())
-            .ok_or_else(|| LogicalError::internal("no plugin launcher is available in this server"))?;
         let env =
             e.env.iter().filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
-        let spec = PluginSpec {
+        Ok(PluginSpec {
             name: e.name.clone(),
             path,
             sha256: actual,
@@ -170,11 +173,45 @@ impl Core {
             env,
             version: e.version.clone(),
             kind: e.plugin_type.clone(),
-        };
-        launcher
+        })
+    }
+
+    fn launcher(&self) -> Result<Arc<dyn PluginLauncher>> {
+        self.plugin_launcher
+            .read()
+            .ok()
+            .and_then(|l| l.clone())
+            .ok_or_else(|| LogicalError::internal("no plugin launcher is available in this server"))
+    }
+
+    /// Verifies a catalog entry's binary (location and digest) and launches it.
+    pub(crate) async fn launch_plugin(&self, e: &CatalogEntry) -> Result<Arc<dyn Backend>> {
+        let spec = self.verified_spec(e)?;
+        self.launcher()?
             .launch(&spec)
             .await
             .map_err(|m| LogicalError::bad_request(format!("plugin {:?} failed to start: {m}", e.name)))
+    }
+
+    /// The external database plugin `name` (catalog type `database`; `version` empty for the
+    /// unversioned entry, else the highest version), verified and started: what the database
+    /// engine falls back to when no built-in plugin has that name. `None` when the catalog
+    /// has no such entry.
+    pub async fn resolve_database_plugin(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<Box<dyn coffer_sdk::database::Database>>> {
+        let Some(e) = self.catalog_get("database", name, version).await? else {
+            return Ok(None);
+        };
+        let spec = self.verified_spec(&e)?;
+        let db = self
+            .launcher()?
+            .launch_database(&spec)
+            .await
+            .map_err(|m| LogicalError::bad_request(format!("database plugin {name:?} failed to start: {m}")))?;
+        Ok(Some(db))
     }
 
     /// The builtins the catalog lists for type `ty` (from the injected registry), sorted.

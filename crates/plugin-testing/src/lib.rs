@@ -117,6 +117,10 @@ pub enum Kind {
     /// An auth method: `sys/plugins/catalog/auth/…`, mounted under `sys/auth/…`, served at
     /// `auth/<path>/…`.
     Auth,
+    /// A database plugin: `sys/plugins/catalog/database/…`; the server's `database` secrets
+    /// engine is mounted at the mount path, and the steps name the plugin in a connection
+    /// (`config/NAME` with `plugin_name` `{{plugin_name}}`, `plugin_version` `{{plugin_version}}`).
+    Database,
 }
 
 impl Kind {
@@ -124,6 +128,7 @@ impl Kind {
         match self {
             Kind::Secrets => "secret",
             Kind::Auth => "auth",
+            Kind::Database => "database",
         }
     }
 }
@@ -150,6 +155,12 @@ impl Plugin {
     /// An auth method plugin.
     pub fn auth(binary: impl Into<PathBuf>, name: &str, version: &str) -> Plugin {
         Plugin { binary: binary.into(), name: name.into(), kind: Kind::Auth, version: version.into() }
+    }
+    /// A database plugin (served with `coffer_plugin::serve_database`). Steps run under a
+    /// `database` secrets engine mounted at the acceptance test's mount path; `{{plugin_name}}`
+    /// and `{{plugin_version}}` in a step stand for this plugin's catalog name and version.
+    pub fn database(binary: impl Into<PathBuf>, name: &str, version: &str) -> Plugin {
+        Plugin { binary: binary.into(), name: name.into(), kind: Kind::Database, version: version.into() }
     }
 }
 
@@ -288,15 +299,19 @@ impl TestServer {
     }
 
     /// Mounts the registered plugin at `path` (a secrets mount, or `auth/<path>` for an auth
-    /// method).
+    /// method); for a database plugin, mounts the server's `database` engine there.
     pub fn mount(&self, path: &str) {
         let mut body = json!({ "type": self.plugin.name });
-        if !self.plugin.version.is_empty() {
+        if !self.plugin.version.is_empty() && self.plugin.kind != Kind::Database {
             body["plugin_version"] = self.plugin.version.clone().into();
         }
         let sys = match self.plugin.kind {
             Kind::Secrets => "sys/mounts",
             Kind::Auth => "sys/auth",
+            Kind::Database => {
+                body = json!({ "type": "database" });
+                "sys/mounts"
+            }
         };
         self.ok("POST", &format!("{sys}/{}", path.trim_matches('/')), Some(ROOT_TOKEN), Some(&body));
     }
@@ -587,10 +602,12 @@ impl Acceptance {
     /// Runs the steps on an already prepared server.
     pub fn run_on(&self, server: &TestServer) {
         let base = match self.plugin.kind {
-            Kind::Secrets => format!("{}/", self.mount),
+            Kind::Secrets | Kind::Database => format!("{}/", self.mount),
             Kind::Auth => format!("auth/{}/", self.mount),
         };
         let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        vars.insert("plugin_name".into(), self.plugin.name.clone());
+        vars.insert("plugin_version".into(), self.plugin.version.clone());
         for (i, step) in self.steps.iter().enumerate() {
             let rel = substitute(&step.path, &vars);
             let path = if step.absolute { rel } else { format!("{base}{rel}") };

@@ -878,9 +878,9 @@ pub fn sha256_hex(path: &Path) -> Result<String, PluginError> {
 
 /// The parsed handshake line.
 #[derive(Debug)]
-struct Handshake {
-    addr: Addr,
-    cert: CertificateDer<'static>,
+pub(crate) struct Handshake {
+    pub(crate) addr: Addr,
+    pub(crate) cert: CertificateDer<'static>,
 }
 
 fn shorten(s: &str) -> String {
@@ -919,7 +919,7 @@ fn parse_handshake(line: &str) -> Result<Handshake, HandshakeError> {
     Ok(Handshake { addr, cert: CertificateDer::from(der) })
 }
 
-type Tail = Arc<Mutex<VecDeque<String>>>;
+pub(crate) type Tail = Arc<Mutex<VecDeque<String>>>;
 
 fn tail_text(t: &Tail) -> String {
     match t.lock() {
@@ -958,9 +958,37 @@ async fn kill_and_reap(child: &mut Child) {
 
 static BROKER_IDS: AtomicU32 = AtomicU32::new(1);
 
-/// Starts one plugin process. On any failure the process is killed and reaped before the
-/// error is returned.
-async fn start_instance(spec: &LaunchSpec, generation: u64) -> Result<Instance, PluginError> {
+/// A started plugin process that has printed a valid handshake line.
+pub(crate) struct Spawned {
+    pub(crate) child: Child,
+    pub(crate) pid: u32,
+    pub(crate) identity: tls::Identity,
+    /// The plugin's socket directory (`PLUGIN_UNIX_SOCKET_DIR`); removed on drop.
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) handshake: Handshake,
+    /// The stdout/stderr drains.
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+    pub(crate) tail: Tail,
+}
+
+impl Spawned {
+    /// The tail of the plugin's stderr, for error messages.
+    pub(crate) fn stderr_tail(&self) -> String {
+        tail_text(&self.tail)
+    }
+    /// Kills the process and stops the drains (after a failure past the handshake).
+    pub(crate) async fn abandon(mut self) {
+        kill_and_reap(&mut self.child).await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Checks the binary's digest, starts it with a clean environment plus the protocol's
+/// variables and the magic cookie `cookie` (key, value), and reads its handshake line. On any
+/// failure the process is killed and reaped before the error is returned.
+pub(crate) async fn spawn_and_handshake(spec: &LaunchSpec, cookie: (&str, &str)) -> Result<Spawned, PluginError> {
     let name = spec.name.clone();
     if !spec.sha256.is_empty() {
         let actual = sha256_hex(&spec.command)?;
@@ -981,7 +1009,7 @@ async fn start_instance(spec: &LaunchSpec, generation: u64) -> Result<Instance, 
     cmd.args(&spec.args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)
+        .env(cookie.0, cookie.1)
         .env("PLUGIN_PROTOCOL_VERSIONS", APP_PROTOCOL_VERSION.to_string())
         .env("PLUGIN_MIN_PORT", "10000")
         .env("PLUGIN_MAX_PORT", "25000")
@@ -1037,10 +1065,17 @@ async fn start_instance(spec: &LaunchSpec, generation: u64) -> Result<Instance, 
     };
     tasks.push(drain(name.clone(), "stdout", lines.into_inner().into_inner(), None));
     tasks.extend(stderr_task);
+    Ok(Spawned { child, pid, identity, dir, handshake, tasks, tail })
+}
 
-    match connect(spec, &identity, handshake).await {
+/// Starts one backend plugin process. On any failure the process is killed and reaped before
+/// the error is returned.
+async fn start_instance(spec: &LaunchSpec, generation: u64) -> Result<Instance, PluginError> {
+    let sp = spawn_and_handshake(spec, (MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)).await?;
+    let hs = Handshake { addr: sp.handshake.addr.clone(), cert: sp.handshake.cert.clone() };
+    match connect(spec, &sp.identity, hs).await {
         Ok(parts) => {
-            let mut tasks = tasks;
+            let Spawned { child, pid, dir, mut tasks, .. } = sp;
             tasks.extend(parts.tasks);
             Ok(Instance {
                 generation,
@@ -1057,11 +1092,9 @@ async fn start_instance(spec: &LaunchSpec, generation: u64) -> Result<Instance, 
             })
         }
         Err(source) => {
-            kill_and_reap(&mut child).await;
-            for t in tasks {
-                t.abort();
-            }
-            Err(PluginError::Connect { path: spec.command.display().to_string(), source, stderr: tail_text(&tail) })
+            let stderr = sp.stderr_tail();
+            sp.abandon().await;
+            Err(PluginError::Connect { path: spec.command.display().to_string(), source, stderr })
         }
     }
 }

@@ -86,12 +86,17 @@
 //! (answered as unavailable / unknown).
 
 mod convert;
+mod database;
 mod host;
 mod mux;
 mod serve;
 mod tls;
 mod transport;
 
+pub use database::{
+    launch_database, serve_database, DatabasePluginClient, DatabaseServeOptions, DATABASE_MAGIC_COOKIE_KEY,
+    DATABASE_MAGIC_COOKIE_VALUE,
+};
 pub use host::{launch, sha256_hex as sha256_file, LaunchSpec, PluginClient};
 pub use mux::{launch_shared, OPT_OUT_VARS as MULTIPLEXING_OPT_OUT_VARS};
 pub use serve::{serve, serve_multiplexed, serve_with, BackendFactory, BackendKind, MountConfig, ServeOptions};
@@ -110,6 +115,10 @@ pub mod proto {
     /// `plugin`: go-plugin's broker, controller and stdio services.
     pub mod plugin {
         include!(concat!(env!("OUT_DIR"), "/plugin.rs"));
+    }
+    /// `dbplugin.v5`: the database plugin service (protocol version 5).
+    pub mod dbplugin {
+        include!(concat!(env!("OUT_DIR"), "/dbplugin.v5.rs"));
     }
     /// `pluginutil.multiplexing`: whether one plugin process may serve several mounts.
     pub mod multiplexing {

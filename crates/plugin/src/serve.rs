@@ -139,7 +139,7 @@ fn serve_source(source: Source, opts: ServeOptions) -> ! {
 /// Why a plugin process could not serve (printed to stderr before it exits with status 1).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-enum ServeError {
+pub(crate) enum ServeError {
     #[error("{0}")]
     Tls(#[source] crate::PluginError),
     #[error("cannot create the socket directory in {dir}: {source}")]
@@ -213,7 +213,7 @@ async fn run(source: Source, opts: ServeOptions) -> Result<(), ServeError> {
             .map_err(ServeError::Handshake)?;
     }
 
-    spawn_signal_watchers(&state);
+    watch_signals_and_parent(&state.shutdown);
     let mut stop = state.shutdown.subscribe();
     let mut stop2 = state.shutdown.subscribe();
     let served = router.serve_with_incoming_shutdown(transport::incoming(listener, server_tls), async move {
@@ -233,28 +233,28 @@ async fn run(source: Source, opts: ServeOptions) -> Result<(), ServeError> {
 }
 
 /// Interrupts are the terminal's, not ours (the host stops us through the controller);
-/// SIGTERM and the host going away end the plugin.
-fn spawn_signal_watchers(state: &Arc<PluginState>) {
+/// SIGTERM and the host going away set `shutdown`.
+pub(crate) fn watch_signals_and_parent(shutdown: &watch::Sender<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
     if let Ok(mut int) = signal(SignalKind::interrupt()) {
         tokio::spawn(async move { while int.recv().await.is_some() {} });
     }
     if let Ok(mut term) = signal(SignalKind::terminate()) {
-        let s = state.clone();
+        let s = shutdown.clone();
         tokio::spawn(async move {
             if term.recv().await.is_some() {
-                s.shutdown.send_replace(true);
+                s.send_replace(true);
             }
         });
     }
-    let s = state.clone();
+    let s = shutdown.clone();
     tokio::spawn(async move {
         let parent = std::os::unix::process::parent_id();
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             if std::os::unix::process::parent_id() != parent {
                 tracing::warn!("plugin host went away; exiting");
-                s.shutdown.send_replace(true);
+                s.send_replace(true);
                 return;
             }
         }
