@@ -352,8 +352,21 @@ impl Core {
     /// For a mount of a non-builtin type: finds the plugin in the catalog, verifies and starts
     /// it. The instance is kept by mount UUID; the digest is pinned in the mount's options.
     pub(crate) async fn start_external(&self, e: &mut MountEntry, catalog_type: &str) -> Result<()> {
-        if mounts::backend_for(&self.registry, e).is_ok() {
-            return Ok(());
+        // A builtin mounts only as its own kind, and the trees the core serves itself not at
+        // all, as OpenBao refuses them (a wrong-kind name is looked up in the catalog, where it
+        // is not). Only new mounts are checked: stored ones keep being served (decision 0023).
+        match self.registry.get(&e.mount_type) {
+            Some(b) if b.is_served_by_core() && catalog_type == "secret" => {
+                return Err(LogicalError::bad_request(format!("mount type of \"{}\" is not mountable", e.mount_type)));
+            }
+            Some(b)
+                if !b.is_served_by_core()
+                    && b.kind().as_str() == catalog_type
+                    && mounts::backend_for(&self.registry, e).is_ok() =>
+            {
+                return Ok(());
+            }
+            _ => {}
         }
         let Some(c) = self.catalog_get(catalog_type, &e.mount_type, &e.plugin_version).await? else {
             return Err(LogicalError::bad_request(format!("plugin not found in the catalog: {}", e.mount_type)));
