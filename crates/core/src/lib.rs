@@ -842,9 +842,14 @@ impl Core {
         }
 
         if let Some(rest) = path.strip_prefix("auth/token/") {
-            let Some((route, spec)) = system_paths::token_paths().find(rest) else {
-                return Err(LogicalError::unsupported_path(&path));
-            };
+            // Route → coerce the row's fields → call, as a framework backend is served.
+            let routed = system_paths::token_paths().route(op, rest, &req.data).map_err(|e| {
+                if e.kind == ErrorKind::UnsupportedPath {
+                    LogicalError::unsupported_path(&path)
+                } else {
+                    e
+                }
+            })?;
             let caller = token_api::Caller {
                 token,
                 entry,
@@ -852,7 +857,7 @@ impl Core {
                 remote_addr: req.remote_addr,
                 client_certs: req.client_certs.clone(),
             };
-            return Box::pin(self.handle_token(active, op, (route, spec), rest, &req.data, &caller)).await;
+            return Box::pin(self.handle_token(active, op, routed, &req.data, &caller)).await;
         }
         if let Some(rest) = path.strip_prefix("identity/") {
             if system_paths::identity_paths().find(rest).is_none() {

@@ -1394,7 +1394,7 @@ fn token_create_fields() -> Vec<FieldSpec> {
         f("role_name", Str, "The token role to create the token with"),
         f("id", Str, "The token's value (root tokens only)"),
         f("policies", List, "Policies of the token"),
-        f("meta", MapT, "Metadata string pairs"),
+        f("meta", KvPairs, "Metadata string pairs"),
         f("no_parent", Bool, "Create an orphan token (root or sudo)"),
         f("no_default_policy", Bool, "Leave out the default policy"),
         f("renewable", Bool, "Whether the token can be renewed").default(json!(true)),
@@ -1501,7 +1501,7 @@ fn token_specs() -> Vec<(TokenRoute, PathSpec)> {
                 p(
                     "lookup-self",
                     vec![tok()],
-                    vec![(Read, "Look up the caller's token")],
+                    vec![(Read, "Look up the caller's token"), (Update, "Look up the caller's token")],
                     "Own token lookup",
                     "The properties of the calling token.",
                 ),
