@@ -601,19 +601,28 @@ impl Core {
         if req.operation == Operation::Help {
             return Box::pin(self.handle_help(&req, &path)).await;
         }
-        if path.starts_with("sys/") {
+        // The row's `audited` flag is the one place that decides whether audit devices see a
+        // request: an audited row is recorded whenever they can record it (unsealed, devices
+        // enabled), with or without a token (OpenBao records the ceremonies, the OpenAPI
+        // document, a wrapping token's lookup); the status endpoints that answer while sealed
+        // (seal-status, health, init, unseal, leader) are flagged not audited and never are.
+        let active = self.active();
+        let audit_to = match &active {
+            Some(a) if a.audit.enabled() && self.path_flags(&path).audited => Some(a.clone()),
+            _ => None,
+        };
+        if audit_to.is_none() && path.starts_with("sys/") {
             if let Some(resp) = Box::pin(self.handle_unauthenticated(&req, &path)).await? {
                 return Ok(resp);
             }
         }
         let active =
-            self.active()
-                .ok_or_else(|| if self.is_standby() { Self::standby_error() } else { LogicalError::sealed() })?;
+            active.ok_or_else(|| if self.is_standby() { Self::standby_error() } else { LogicalError::sealed() })?;
         let started = std::time::Instant::now();
-        let result = if active.audit.enabled() {
+        let result = if audit_to.is_some() {
             Box::pin(self.handle_audited(&active, &req, &path)).await
         } else {
-            self.handle_routed(&active, &req, &path).await
+            self.handle_routed(&active, &req, &path, false).await
         };
         let router = active.router.read().ok().map(|r| r.clone());
         metrics::request(router.as_deref(), &path, req.operation, result.is_ok(), started.elapsed());
@@ -676,7 +685,8 @@ impl Core {
         if active.audit.log("request", &record, None, "").await.is_err() {
             return Err(unrecorded());
         }
-        let result = self.handle_routed(active, req, path).await;
+        // Inside the audit stage: the `sys/` rows served without a token too.
+        let result = self.handle_routed(active, req, path, true).await;
         let (resp, err) = match &result {
             Ok(r) => (
                 Some(audit::AuditResponse {
@@ -704,9 +714,22 @@ impl Core {
         }
     }
 
-    async fn handle_routed(&self, active: &Arc<Active>, req: &CoreRequest, path: &str) -> Result<CoreResponse> {
+    /// Authenticates, authorises and dispatches; `open_sys` first serves the `sys/` rows that
+    /// need no token (when the caller has not already tried them outside the audit stage).
+    async fn handle_routed(
+        &self,
+        active: &Arc<Active>,
+        req: &CoreRequest,
+        path: &str,
+        open_sys: bool,
+    ) -> Result<CoreResponse> {
         let path = path.to_string();
         let active = active.clone();
+        if open_sys && path.starts_with("sys/") {
+            if let Some(resp) = Box::pin(self.handle_unauthenticated(req, &path)).await? {
+                return Ok(resp);
+            }
+        }
         // Unauthenticated rows of mounted backends: logins, and public paths of secrets engines
         // (a CA's certificate and CRL). The core's own trees declare theirs in system_paths.
         if !is_core_tree(&path) {

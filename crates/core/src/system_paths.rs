@@ -186,8 +186,9 @@ pub(crate) enum CubbyholeRoute {
 /// Status endpoints: no token, answered sealed and on a standby, not audited (nothing can
 /// record them while sealed).
 const OPEN: PathFlags = PathFlags::NORMAL.unauthenticated().sealed().standby().unaudited();
-/// The unauthenticated ceremonies (generate-root, rekey): no token, served before audit.
-const CEREMONY: PathFlags = PathFlags::NORMAL.unauthenticated().unaudited();
+/// The unauthenticated ceremonies (generate-root, rekey): no token; audited when unsealed, as
+/// OpenBao records them.
+const CEREMONY: PathFlags = PathFlags::NORMAL.unauthenticated();
 const SUDO: PathFlags = PathFlags::NORMAL.sudo();
 
 pub(crate) fn sys_paths() -> &'static Paths<SysRoute> {
