@@ -8,10 +8,12 @@
 //! - `sys/expire/token/<token hash>/<escaped id>`: leases to revoke with their token.
 
 use crate::error::barrier_err;
+use crate::system_paths::LeaseOp;
 use crate::token::now;
 use crate::{Active, Core, CoreResponse, Result};
 use coffer_barrier::SecureStorage;
 use coffer_sdk::field::{parse_bool, parse_duration};
+use coffer_sdk::framework::FieldData;
 use coffer_sdk::{LogicalError, Operation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -297,39 +299,46 @@ impl Core {
         &self,
         active: &Active,
         op: Operation,
-        sub: &str,
+        route: LeaseOp,
+        path: &str,
+        url: &FieldData,
         d: &Map<String, Value>,
     ) -> Result<CoreResponse> {
         use Operation::*;
         let write = matches!(op, Update | Create);
-        let lease_id = |d: &Map<String, Value>, tail: &str| -> String {
+        // The lease id from the body, else from the URL (`sys/leases/renew/<id>`).
+        let lease_id = |d: &Map<String, Value>| -> String {
             d.get("lease_id")
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| tail.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| url.str("url_lease_id").unwrap_or("").trim_start_matches('/').to_string())
         };
-        match sub {
-            "lookup" if write => {
-                let id = lease_id(d, "");
+        match route {
+            LeaseOp::Lookup if write => {
+                let id = lease_id(d);
                 match self.get_lease(&id).await? {
                     Some(l) => Ok(CoreResponse::data(Self::lease_json(&l))),
                     None => Err(LogicalError::bad_request("invalid lease")),
                 }
             }
-            s if s.starts_with("lookup/") || s == "lookup" => {
+            LeaseOp::Lookup | LeaseOp::LookupList => {
                 if op != List {
                     return Err(LogicalError::unsupported_operation());
                 }
-                let prefix = s.trim_start_matches("lookup").trim_start_matches('/');
+                // The row's pattern leaves a trailing slash out of the prefix; the listing keeps it.
+                let mut prefix = url.str("prefix").unwrap_or("").trim_start_matches('/').to_string();
+                if !prefix.is_empty() && path.ends_with('/') {
+                    prefix.push('/');
+                }
                 let keys = self.barrier.list(&format!("{ID}{prefix}")).await.map_err(barrier_err)?;
                 if keys.is_empty() {
                     return Err(LogicalError::not_found());
                 }
                 Ok(CoreResponse::data(obj(json!({ "keys": keys }))))
             }
-            s if write && (s == "renew" || s.starts_with("renew/")) => {
-                let id = lease_id(d, s.trim_start_matches("renew"));
+            LeaseOp::Renew if write => {
+                let id = lease_id(d);
                 let Some(mut l) = self.get_lease(&id).await? else {
                     return Err(LogicalError::bad_request("lease not found"));
                 };
@@ -357,17 +366,17 @@ impl Core {
                 self.put_lease(&l, Some(old)).await?;
                 Ok(CoreResponse { lease_id: l.id, lease_duration: ttl, renewable: true, ..Default::default() })
             }
-            s if write && (s == "revoke" || s.starts_with("revoke/")) => {
-                let id = lease_id(d, s.trim_start_matches("revoke"));
+            LeaseOp::Revoke if write => {
+                let id = lease_id(d);
                 if let Some(l) = self.get_lease(&id).await? {
                     self.revoke_lease(active, &l, false).await?;
                 }
                 self.drain_token_revocations(active).await?;
                 Ok(CoreResponse::default())
             }
-            s if write && (s.starts_with("revoke-prefix/") || s.starts_with("revoke-force/")) => {
-                let force = s.starts_with("revoke-force/");
-                let prefix = s.split_once('/').map(|x| x.1).unwrap_or("");
+            LeaseOp::RevokePrefix | LeaseOp::RevokeForce if write => {
+                let force = route == LeaseOp::RevokeForce;
+                let prefix = url.str("prefix").unwrap_or("");
                 if prefix.is_empty() {
                     return Err(LogicalError::bad_request("a prefix is required"));
                 }
@@ -384,7 +393,7 @@ impl Core {
                 self.drain_token_revocations(active).await?;
                 Ok(CoreResponse::default())
             }
-            "tidy" if write => {
+            LeaseOp::Tidy if write => {
                 // Drop index entries whose lease is gone, and leases of tokens that are gone.
                 let mut removed = 0;
                 for b in self.barrier.list(TIME).await.map_err(barrier_err)? {
@@ -403,7 +412,11 @@ impl Core {
                 r.warnings.push(format!("Tidy operation completed; removed {removed} stale index entries"));
                 Ok(r)
             }
-            _ => Err(LogicalError::unsupported_path(&format!("sys/leases/{sub}"))),
+            // An operation the endpoint does not serve: 404 naming the path, as it always was.
+            _ => {
+                let sub = path.strip_prefix("sys/leases/").or_else(|| path.strip_prefix("sys/")).unwrap_or(path);
+                Err(LogicalError::unsupported_path(&format!("sys/leases/{sub}")))
+            }
         }
     }
 }
