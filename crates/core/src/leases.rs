@@ -1,76 +1,16 @@
-//! The expiration manager: leases of dynamic secrets and of service tokens.
-//!
-//! Everything lives in storage, nothing per lease in memory:
-//! - `sys/expire/id/<lease id>`: the lease (its id is the issuing path plus a random suffix,
-//!   so `sys/leases/lookup/<prefix>` lists like a directory);
-//! - `sys/expire/time/<minute>/<escaped id>`: a time index the sweeper walks in order, so it
-//!   only ever reads the leases that are due;
-//! - `sys/expire/token/<token hash>/<escaped id>`: leases to revoke with their token.
+//! The expiration manager: leases of dynamic secrets and of service tokens. The lease store
+//! and its indexes are `coffer-expiration`; here is what revoking a lease means (the backend
+//! that issued the secret is told, or the token is revoked), the sweeper, and the
+//! `sys/leases/…` endpoints.
 
-use crate::error::barrier_err;
 use crate::system_paths::LeaseOp;
 use crate::token::now;
 use crate::{Active, Core, CoreResponse, Result};
-use coffer_barrier::SecureStorage;
+pub use coffer_expiration::Lease;
 use coffer_sdk::field::{parse_bool, parse_duration};
 use coffer_sdk::framework::FieldData;
 use coffer_sdk::{LogicalError, Operation};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-
-const ID: &str = "sys/expire/id/";
-const TIME: &str = "sys/expire/time/";
-const BY_TOKEN: &str = "sys/expire/token/";
-
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct Lease {
-    pub id: String,
-    /// Request path that issued it (relative to the API root).
-    pub path: String,
-    pub issue_time: i64,
-    pub expire_time: i64,
-    pub max_expire: i64,
-    #[serde(default)]
-    pub last_renewal: i64,
-    pub renewable: bool,
-    pub ttl: i64,
-    /// Storage hash of the token that obtained it (empty for token leases).
-    #[serde(default)]
-    pub token_hash: String,
-    /// For token leases: the token's storage hash; revoking the lease revokes the token.
-    #[serde(default)]
-    pub revokes_token: Option<String>,
-    #[serde(default)]
-    pub internal: Map<String, Value>,
-}
-
-/// The expiry index bucket of a time: its minute, zero-padded so names sort numerically.
-fn bucket(t: i64) -> String {
-    bucket_name(t.max(0) / 60)
-}
-
-fn bucket_name(minute: i64) -> String {
-    format!("{minute:012}")
-}
-
-fn escape(id: &str) -> String {
-    hex::encode(id.as_bytes())
-}
-
-fn unescape(s: &str) -> Option<String> {
-    hex::decode(s).ok().and_then(|b| String::from_utf8(b).ok())
-}
-
-fn rfc3339(t: i64) -> Value {
-    if t == 0 {
-        return Value::Null;
-    }
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
-        .map(Value::String)
-        .unwrap_or(Value::Null)
-}
 
 fn obj(v: Value) -> Map<String, Value> {
     match v {
@@ -81,29 +21,11 @@ fn obj(v: Value) -> Map<String, Value> {
 
 impl Core {
     async fn put_lease(&self, l: &Lease, old_expire: Option<i64>) -> Result<()> {
-        let raw = serde_json::to_vec(l).map_err(|e| LogicalError::internal(e.to_string()))?;
-        let mut ops = vec![(format!("{ID}{}", l.id), Some(raw))];
-        if let Some(old) = old_expire.filter(|o| *o != l.expire_time) {
-            ops.push((format!("{TIME}{}/{}", bucket(old), escape(&l.id)), None));
-        }
-        ops.push((format!("{TIME}{}/{}", bucket(l.expire_time), escape(&l.id)), Some(Vec::new())));
-        if !l.token_hash.is_empty() {
-            ops.push((format!("{BY_TOKEN}{}/{}", l.token_hash, escape(&l.id)), Some(Vec::new())));
-        }
-        self.barrier.transaction(ops).await.map_err(barrier_err)
+        Ok(self.leases.put(l, old_expire).await?)
     }
 
     pub(crate) async fn get_lease(&self, id: &str) -> Result<Option<Lease>> {
-        // Ids come from clients: one that cannot be a storage key names no lease.
-        if id.is_empty() || id.contains("..") || id.contains('\0') {
-            return Ok(None);
-        }
-        match self.barrier.get(&format!("{ID}{id}")).await.map_err(barrier_err)? {
-            Some(raw) => serde_json::from_slice(&raw)
-                .map(Some)
-                .map_err(|e| LogicalError::internal("lease entry is unreadable").with_source(e)),
-            None => Ok(None),
-        }
+        Ok(self.leases.get(id).await?)
     }
 
     /// Registers a lease for a secret a backend returned; returns (lease id, ttl).
@@ -115,25 +37,9 @@ impl Core {
         mount_default: i64,
         mount_max: i64,
     ) -> Result<(String, i64)> {
-        let suffix = coffer_crypto::random_base62(24).map_err(|e| LogicalError::internal(e.to_string()))?;
-        let id = format!("{}/{suffix}", path.trim_end_matches('/'));
-        let max = if secret.max_ttl > 0 { secret.max_ttl.min(mount_max) } else { mount_max };
-        let ttl = if secret.ttl > 0 { secret.ttl.min(max) } else { mount_default.min(max) };
-        let t = now();
-        let lease = Lease {
-            id: id.clone(),
-            path: path.to_string(),
-            issue_time: t,
-            expire_time: t + ttl,
-            max_expire: t + max,
-            renewable: secret.renewable,
-            ttl,
-            token_hash: token_hash.to_string(),
-            internal: secret.internal.clone(),
-            ..Default::default()
-        };
+        let lease = Lease::for_secret(path, token_hash, secret, mount_default, mount_max, now())?;
         self.put_lease(&lease, None).await?;
-        Ok((id, ttl))
+        Ok((lease.id, lease.ttl))
     }
 
     /// Registers the lease of a service token with a TTL (`auth/<mount>/…/<hash>`).
@@ -142,7 +48,7 @@ impl Core {
             return Ok(());
         }
         let lease = Lease {
-            id: format!("{}/{token_hash}", e.path.trim_end_matches('/')),
+            id: Lease::token_lease_id(&e.path, token_hash),
             path: e.path.clone(),
             issue_time: e.creation_time,
             expire_time: e.expire_time,
@@ -157,7 +63,7 @@ impl Core {
 
     /// Moves a token lease's expiry after a renewal.
     pub(crate) async fn touch_token_lease(&self, token_hash: &str, e: &crate::token::TokenEntry) -> Result<()> {
-        let id = format!("{}/{token_hash}", e.path.trim_end_matches('/'));
+        let id = Lease::token_lease_id(&e.path, token_hash);
         if let Some(mut l) = self.get_lease(&id).await? {
             let old = l.expire_time;
             l.expire_time = e.expire_time;
@@ -184,45 +90,19 @@ impl Core {
                 }
             }
         }
-        let mut ops =
-            vec![(format!("{ID}{}", l.id), None), (format!("{TIME}{}/{}", bucket(l.expire_time), escape(&l.id)), None)];
-        if !l.token_hash.is_empty() {
-            ops.push((format!("{BY_TOKEN}{}/{}", l.token_hash, escape(&l.id)), None));
-        }
-        self.barrier.transaction(ops).await.map_err(barrier_err)
-    }
-
-    /// Every lease id under `prefix` (depth first).
-    async fn lease_ids_under(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let start = prefix.trim_start_matches('/');
-        if let Some(l) = self.get_lease(start.trim_end_matches('/')).await? {
-            out.push(l.id);
-        }
-        let mut stack =
-            vec![if start.is_empty() || start.ends_with('/') { start.to_string() } else { format!("{start}/") }];
-        while let Some(p) = stack.pop() {
-            for k in self.barrier.list(&format!("{ID}{p}")).await.map_err(barrier_err)? {
-                if k.ends_with('/') {
-                    stack.push(format!("{p}{k}"));
-                } else {
-                    out.push(format!("{p}{k}"));
-                }
-            }
-        }
-        Ok(out)
+        Ok(self.leases.remove(l).await?)
     }
 
     /// Revokes the leases of tokens revoked since the last call (token tree revocations).
     pub(crate) async fn drain_token_revocations(&self, active: &Active) -> Result<()> {
         for h in active.tokens.take_revoked() {
-            for k in self.barrier.list(&format!("{BY_TOKEN}{h}/")).await.map_err(barrier_err)? {
-                if let Some(id) = unescape(&k) {
-                    if let Some(l) = self.get_lease(&id).await? {
+            for entry in self.leases.of_token(&h).await? {
+                if let Some(id) = &entry.lease_id {
+                    if let Some(l) = self.get_lease(id).await? {
                         self.revoke_lease(active, &l, true).await?;
                     }
                 }
-                self.barrier.delete(&format!("{BY_TOKEN}{h}/{k}")).await.map_err(barrier_err)?;
+                self.leases.forget_of_token(&h, &entry).await?;
             }
             // The token's own lease, if any, is no longer needed.
         }
@@ -241,26 +121,12 @@ impl Core {
         let t = now();
         let current = t.max(0) / 60;
         let from = *active.sweep_next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let buckets: Vec<i64> = match from {
-            Some(first) => (first.min(current)..=current).collect(),
-            None => {
-                let mut all = Vec::new();
-                for b in self.barrier.list(TIME).await.map_err(barrier_err)? {
-                    match b.trim_end_matches('/').parse::<i64>() {
-                        Ok(n) if n <= current => all.push(n),
-                        Ok(_) => break,
-                        Err(_) => continue,
-                    }
-                }
-                all
-            }
-        };
+        let buckets = self.leases.due_minutes(from, current).await?;
         let mut n = 0;
         let mut unfinished = None;
         for b in buckets {
-            let b_name = bucket_name(b);
-            for k in self.barrier.list(&format!("{TIME}{b_name}/")).await.map_err(barrier_err)? {
-                let Some(id) = unescape(&k) else { continue };
+            for entry in self.leases.due_in(b).await? {
+                let Some(id) = entry.lease_id.clone() else { continue };
                 match self.get_lease(&id).await? {
                     Some(l) if l.expire_time <= t => {
                         if let Err(e) = self.revoke_lease(&active, &l, false).await {
@@ -271,7 +137,7 @@ impl Core {
                         n += 1;
                     }
                     Some(_) => {}
-                    None => self.barrier.delete(&format!("{TIME}{b_name}/{k}")).await.map_err(barrier_err)?,
+                    None => self.leases.forget_due(b, &entry).await?,
                 }
             }
         }
@@ -280,18 +146,6 @@ impl Core {
             Some(unfinished.unwrap_or(current).min(current));
         self.drain_token_revocations(&active).await?;
         Ok(n)
-    }
-
-    fn lease_json(l: &Lease) -> Map<String, Value> {
-        let t = now();
-        obj(json!({
-            "id": l.id,
-            "issue_time": rfc3339(l.issue_time),
-            "expire_time": rfc3339(l.expire_time),
-            "last_renewal": rfc3339(l.last_renewal),
-            "renewable": l.renewable,
-            "ttl": (l.expire_time - t).max(0),
-        }))
     }
 
     /// `sys/leases/…`, `sys/renew`, `sys/revoke…` (legacy).
@@ -318,7 +172,7 @@ impl Core {
             LeaseOp::Lookup if write => {
                 let id = lease_id(d);
                 match self.get_lease(&id).await? {
-                    Some(l) => Ok(CoreResponse::data(Self::lease_json(&l))),
+                    Some(l) => Ok(CoreResponse::data(l.to_json(now()))),
                     None => Err(LogicalError::bad_request("invalid lease")),
                 }
             }
@@ -331,7 +185,7 @@ impl Core {
                 if !prefix.is_empty() && path.ends_with('/') {
                     prefix.push('/');
                 }
-                let keys = self.barrier.list(&format!("{ID}{prefix}")).await.map_err(barrier_err)?;
+                let keys = self.leases.list(&prefix).await?;
                 if keys.is_empty() {
                     return Err(LogicalError::not_found());
                 }
@@ -385,7 +239,7 @@ impl Core {
                     None => true,
                 };
                 let _ = sync;
-                for id in self.lease_ids_under(prefix).await? {
+                for id in self.leases.ids_under(prefix).await? {
                     if let Some(l) = self.get_lease(&id).await? {
                         self.revoke_lease(active, &l, force).await?;
                     }
@@ -394,20 +248,8 @@ impl Core {
                 Ok(CoreResponse::default())
             }
             LeaseOp::Tidy if write => {
-                // Drop index entries whose lease is gone, and leases of tokens that are gone.
-                let mut removed = 0;
-                for b in self.barrier.list(TIME).await.map_err(barrier_err)? {
-                    for k in self.barrier.list(&format!("{TIME}{b}")).await.map_err(barrier_err)? {
-                        let stale = match unescape(&k) {
-                            Some(id) => self.get_lease(&id).await?.is_none(),
-                            None => true,
-                        };
-                        if stale {
-                            self.barrier.delete(&format!("{TIME}{b}{k}")).await.map_err(barrier_err)?;
-                            removed += 1;
-                        }
-                    }
-                }
+                // Drop index entries whose lease is gone.
+                let removed = self.leases.tidy().await?;
                 let mut r = CoreResponse::default();
                 r.warnings.push(format!("Tidy operation completed; removed {removed} stale index entries"));
                 Ok(r)

@@ -271,6 +271,8 @@ pub struct Health {
 
 pub struct Core {
     pub(crate) barrier: Arc<Barrier>,
+    /// The leases and their indexes (`coffer-expiration`; the expiration manager is `leases`).
+    pub(crate) leases: coffer_expiration::LeaseStore,
     pub(crate) config: CoreConfig,
     pub(crate) active: RwLock<Option<Arc<Active>>>,
     pub(crate) seal: tokio::sync::Mutex<seal_ops::SealState>,
@@ -320,6 +322,7 @@ impl Core {
             seal_config: RwLock::new(None),
             seals: RwLock::new(Default::default()),
             services: Arc::new(password::Services { barrier: barrier.clone() }),
+            leases: coffer_expiration::LeaseStore::new(barrier.clone()),
             plugin_launcher: RwLock::new(None),
             plugins: RwLock::new(Default::default()),
             ha: std::sync::OnceLock::new(),
