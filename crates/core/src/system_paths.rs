@@ -2223,3 +2223,46 @@ fn cubbyhole_specs() -> Vec<PathSpec> {
         }]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body parameters a handler source reads by name: `opt(d, "x")`, `opt_str(d, "x")`,
+    /// `d.get("x")`, `data.get("x")`.
+    fn names_read(source: &str) -> std::collections::BTreeSet<String> {
+        let re = regex::Regex::new(
+            r#"(?:\bopt(?:_str)?\((?:d|data)\d?, "([a-z_]+)"\)|\b(?:d|data)\d?\.get\("([a-z_]+)"\))"#,
+        )
+        .expect("valid pattern");
+        re.captures_iter(source).filter_map(|c| c.get(1).or_else(|| c.get(2)).map(|m| m.as_str().to_string())).collect()
+    }
+
+    /// A handler that reads a parameter no row of its tree declares drifts from its rows: the
+    /// parameter is acted on while the answer warns that it was ignored, and help and OpenAPI
+    /// do not show it. Every name the token and identity handlers read must be some row's field.
+    #[test]
+    fn every_parameter_the_token_and_identity_handlers_read_is_declared_by_a_row() {
+        let declared = |specs: &[PathSpec]| -> std::collections::BTreeSet<&str> {
+            specs.iter().flat_map(|s| s.fields.iter().map(|f| f.name)).collect()
+        };
+        let cases = [
+            ("token_api.rs", include_str!("token_api.rs"), declared(token_paths().specs())),
+            ("identity.rs", include_str!("identity.rs"), declared(identity_paths().specs())),
+            ("identity_oidc.rs", include_str!("identity_oidc.rs"), declared(identity_paths().specs())),
+        ];
+        // The scan sees the reads it is meant to see.
+        assert!(names_read(cases[0].1).contains("renewable") && names_read(cases[1].1).contains("canonical_id"));
+        let mut undeclared = vec![];
+        for (file, source, fields) in &cases {
+            let read = names_read(source);
+            assert!(
+                *file == "identity_oidc.rs" || !read.is_empty(),
+                "{file}: the scan found nothing: has the code changed?"
+            );
+            undeclared
+                .extend(read.into_iter().filter(|n| !fields.contains(n.as_str())).map(|n| format!("{file}: {n}")));
+        }
+        assert!(undeclared.is_empty(), "handlers read parameters no row declares: {undeclared:?}");
+    }
+}
