@@ -12,6 +12,7 @@ mod audit;
 mod bad_input;
 mod identity;
 mod identity_oidc;
+mod leases;
 mod openapi;
 mod path_table;
 mod pgp_shares;
