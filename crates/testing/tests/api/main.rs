@@ -21,3 +21,4 @@ mod runtime_endpoints;
 mod token_and_mount_answers;
 mod web_ui;
 mod wire_conventions;
+mod wrapping;
