@@ -433,6 +433,13 @@ impl Core {
         // Key-value pairs (an object, `k=v` entries as a list or comma-separated text), coerced
         // by the row; values given as text are trimmed, as they always were.
         let trim = matches!(d.get("meta"), Some(Value::String(_)));
+        // Blank text is no pair at all (OpenBao refuses it; an empty list or object is none).
+        if matches!(d.get("meta"), Some(Value::String(s)) if s.trim().is_empty()) {
+            return Err(LogicalError::bad_request(
+                "Field validation failed: error converting input for field \"meta\": invalid key pair at index 0 in \
+                 field \"meta\"",
+            ));
+        }
         let meta = f.is_set("meta").then(|| {
             let pairs = f.get("meta").and_then(Value::as_object).cloned().unwrap_or_default();
             if !trim {

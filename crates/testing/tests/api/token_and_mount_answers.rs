@@ -192,3 +192,31 @@ async fn mounts_of_the_wrong_kind_or_of_the_cores_own_trees_are_refused_as_openb
         assert_eq!(st, 204, "{path} type={ty}: {r}");
     }
 }
+
+#[tokio::test]
+async fn token_metadata_takes_pairs_as_openbao_takes_them() {
+    let s = &TestCore::new().await;
+    // A map, `k=v` text (values trimmed) or a list of `k=v`; blank text or a pair without `=`
+    // is refused with OpenBao's words.
+    for (meta, want) in [
+        (serde_json::json!({"a": "b"}), serde_json::json!({"a": "b"})),
+        (serde_json::json!("a= b , c=d"), serde_json::json!({"a": "b", "c": "d"})),
+        (serde_json::json!(["a=b"]), serde_json::json!({"a": "b"})),
+    ] {
+        let (st, r) = call(s, "POST", "auth/token/create", serde_json::json!({ "meta": meta })).await;
+        assert_eq!((st, &r["auth"]["metadata"]), (200, &want), "{meta}: {r}");
+    }
+    for (meta, index) in [(serde_json::json!(""), 0), (serde_json::json!("a=b,novalue"), 1), (serde_json::json!(3), 0)]
+    {
+        let (st, r) = call(s, "POST", "auth/token/create", serde_json::json!({ "meta": meta })).await;
+        assert_eq!(st, 400, "{meta}: {r}");
+        assert_eq!(
+            r["errors"][0],
+            format!(
+                "Field validation failed: error converting input for field \"meta\": invalid key pair at index {index} \
+                 in field \"meta\""
+            ),
+            "{meta}"
+        );
+    }
+}
