@@ -466,13 +466,14 @@ fn coffer_closure(package: &str) -> BTreeSet<String> {
 }
 
 /// The core is the request pipeline over subsystem crates that each keep one kind of state
-/// (the token store, the identity store, the audit broker) or compute one thing (password
-/// policies). They sit below the core: none of them, nor anything they build on, reaches the
+/// (the token store, the identity store, the audit broker, the lease store of the expiration
+/// manager) or compute one thing (password policies). They sit below the core: none of them, nor anything they build on, reaches the
 /// core, HTTP or a builtin backend, and their storage is the barrier's `SecureStorage` (they
 /// depend on no storage crate themselves), so each can be tested and reasoned about alone.
 #[test]
 fn subsystem_crates_sit_below_the_core() {
-    const SUBSYSTEMS: &[&str] = &["coffer-audit", "coffer-token", "coffer-identity", "coffer-password-policy"];
+    const SUBSYSTEMS: &[&str] =
+        &["coffer-audit", "coffer-token", "coffer-identity", "coffer-password-policy", "coffer-expiration"];
     const FORBIDDEN: &[&str] =
         &["coffer-core", "coffer-http", "coffer", "axum", "http", "hyper", "hyper-util", "tower"];
     let mut violations = Vec::new();
@@ -501,4 +502,11 @@ fn subsystem_crates_sit_below_the_core() {
         .flat_map(|p| deps_of(p).iter().filter(|d| ["tokio", "coffer-barrier"].contains(&d.as_str())).cloned())
         .collect();
     assert!(io.is_empty(), "coffer-password-policy must do no I/O, but depends on {io:?}");
+    // The lease store knows no other subsystem: what revoking a lease means (telling the
+    // backend, revoking a token) is the core's, so leases and tokens do not know each other.
+    let crossing: Vec<String> = coffer_closure("coffer-expiration")
+        .into_iter()
+        .filter(|p| SUBSYSTEMS.contains(&p.as_str()) && p != "coffer-expiration")
+        .collect();
+    assert!(crossing.is_empty(), "coffer-expiration must not depend on another subsystem: {crossing:?}");
 }

@@ -6,9 +6,11 @@
 //! checked again before every launch, so a replaced file is refused.
 
 use crate::error::barrier_err;
+use crate::system_paths::CatalogOp;
 use crate::{Active, Core, CoreResponse, Result};
 use coffer_barrier::SecureStorage;
 use coffer_sdk::field::{parse_string, parse_string_slice};
+use coffer_sdk::framework::FieldData;
 use coffer_sdk::registry::BackendKind;
 use coffer_sdk::{Backend, LogicalError, Operation};
 use serde::{Deserialize, Serialize};
@@ -226,11 +228,23 @@ impl Core {
         &self,
         active: &Active,
         op: Operation,
-        sub: &str,
+        route: CatalogOp,
+        url: &FieldData,
         d: &Map<String, Value>,
     ) -> Result<CoreResponse> {
         use Operation::*;
-        let segs: Vec<&str> = sub.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        // The row's URL fields: `type` and `name` (a name is one segment, as it always was).
+        let (ty, name) = (url.str("type").unwrap_or(""), url.str("name").unwrap_or(""));
+        let segs: Vec<&str> = match route {
+            CatalogOp::All => vec![],
+            CatalogOp::OfType => vec![ty],
+            CatalogOp::Entry if !name.contains('/') => vec![ty, name],
+            CatalogOp::Entry | CatalogOp::ByName => {
+                let _ = active;
+                let sub = [ty, name].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("/");
+                return Err(LogicalError::unsupported_path(&format!("sys/plugins/catalog/{sub}")));
+            }
+        };
         match (segs.as_slice(), op) {
             ([], Read | List) => {
                 let mut out = Map::new();
@@ -343,10 +357,7 @@ impl Core {
                     _ => Err(LogicalError::unsupported_operation()),
                 }
             }
-            _ => {
-                let _ = active;
-                Err(LogicalError::unsupported_path(&format!("sys/plugins/catalog/{sub}")))
-            }
+            _ => Err(LogicalError::unsupported_path(&format!("sys/plugins/catalog/{}", segs.join("/")))),
         }
     }
 }

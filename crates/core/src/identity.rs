@@ -77,6 +77,17 @@ impl Core {
             return Box::pin(self.handle_oidc(active, op, routed.route, &routed.fields, d, caller)).await;
         }
         let f = &routed.fields;
+        // The handlers below read the row's fields as the router coerced them: what the request
+        // set of what the row declares, nothing else (undeclared parameters are only named in
+        // the ignored-parameters warning).
+        let coerced: Map<String, Value> = routed
+            .spec
+            .fields
+            .iter()
+            .filter(|field| f.is_set(field.name))
+            .filter_map(|field| f.get(field.name).map(|v| (field.name.to_string(), v.clone())))
+            .collect();
+        let d = &coerced;
         let store = &active.identity;
         let mut resp = match routed.route {
             R::Entity => {

@@ -1,83 +1,19 @@
-//! The expiration manager: leases of dynamic secrets and of service tokens.
-//!
-//! Everything lives in storage, nothing per lease in memory:
-//! - `sys/expire/id/<lease id>`: the lease (its id is the issuing path plus a random suffix,
-//!   so `sys/leases/lookup/<prefix>` lists like a directory);
-//! - `sys/expire/time/<minute>/<escaped id>`: a time index the sweeper walks in order, so it
-//!   only ever reads the leases that are due;
-//! - `sys/expire/token/<token hash>/<escaped id>`: leases to revoke with their token.
+//! The expiration manager: leases of dynamic secrets and of service tokens. The lease store
+//! and its indexes are `coffer-expiration`; here is what revoking a lease means (the backend
+//! that issued the secret is told, or the token is revoked), the sweeper, and the
+//! `sys/leases/…` endpoints.
 
-use crate::error::barrier_err;
+use crate::system_paths::LeaseOp;
 use crate::token::now;
 use crate::{Active, Core, CoreResponse, Result};
-use coffer_barrier::SecureStorage;
+pub use coffer_expiration::Lease;
 use coffer_sdk::field::{parse_bool, parse_duration};
+use coffer_sdk::framework::FieldData;
 use coffer_sdk::{LogicalError, Operation};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-
-const ID: &str = "sys/expire/id/";
-const TIME: &str = "sys/expire/time/";
-const BY_TOKEN: &str = "sys/expire/token/";
-
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct Lease {
-    pub id: String,
-    /// Request path that issued it (relative to the API root).
-    pub path: String,
-    pub issue_time: i64,
-    pub expire_time: i64,
-    pub max_expire: i64,
-    #[serde(default)]
-    pub last_renewal: i64,
-    pub renewable: bool,
-    pub ttl: i64,
-    /// Storage hash of the token that obtained it (empty for token leases).
-    #[serde(default)]
-    pub token_hash: String,
-    /// For token leases: the token's storage hash; revoking the lease revokes the token.
-    #[serde(default)]
-    pub revokes_token: Option<String>,
-    #[serde(default)]
-    pub internal: Map<String, Value>,
-    /// Failed revocation attempts so far (the backend refused or could not reach its system).
-    #[serde(default)]
-    pub revoke_failures: u32,
-    /// With failures: no new attempt before this time (Unix seconds), doubling up to 5 minutes.
-    #[serde(default)]
-    pub next_revoke_attempt: i64,
-}
 
 /// The longest wait between two attempts to revoke a lease whose backend keeps failing.
 const MAX_REVOKE_BACKOFF: i64 = 300;
-
-/// The expiry index bucket of a time: its minute, zero-padded so names sort numerically.
-fn bucket(t: i64) -> String {
-    bucket_name(t.max(0) / 60)
-}
-
-fn bucket_name(minute: i64) -> String {
-    format!("{minute:012}")
-}
-
-fn escape(id: &str) -> String {
-    hex::encode(id.as_bytes())
-}
-
-fn unescape(s: &str) -> Option<String> {
-    hex::decode(s).ok().and_then(|b| String::from_utf8(b).ok())
-}
-
-fn rfc3339(t: i64) -> Value {
-    if t == 0 {
-        return Value::Null;
-    }
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
-        .map(Value::String)
-        .unwrap_or(Value::Null)
-}
 
 fn obj(v: Value) -> Map<String, Value> {
     match v {
@@ -88,29 +24,11 @@ fn obj(v: Value) -> Map<String, Value> {
 
 impl Core {
     async fn put_lease(&self, l: &Lease, old_expire: Option<i64>) -> Result<()> {
-        let raw = serde_json::to_vec(l).map_err(|e| LogicalError::internal(e.to_string()))?;
-        let mut ops = vec![(format!("{ID}{}", l.id), Some(raw))];
-        if let Some(old) = old_expire.filter(|o| *o != l.expire_time) {
-            ops.push((format!("{TIME}{}/{}", bucket(old), escape(&l.id)), None));
-        }
-        ops.push((format!("{TIME}{}/{}", bucket(l.expire_time), escape(&l.id)), Some(Vec::new())));
-        if !l.token_hash.is_empty() {
-            ops.push((format!("{BY_TOKEN}{}/{}", l.token_hash, escape(&l.id)), Some(Vec::new())));
-        }
-        self.barrier.transaction(ops).await.map_err(barrier_err)
+        Ok(self.leases.put(l, old_expire).await?)
     }
 
     pub(crate) async fn get_lease(&self, id: &str) -> Result<Option<Lease>> {
-        // Ids come from clients: one that cannot be a storage key names no lease.
-        if id.is_empty() || id.contains("..") || id.contains('\0') {
-            return Ok(None);
-        }
-        match self.barrier.get(&format!("{ID}{id}")).await.map_err(barrier_err)? {
-            Some(raw) => serde_json::from_slice(&raw)
-                .map(Some)
-                .map_err(|e| LogicalError::internal("lease entry is unreadable").with_source(e)),
-            None => Ok(None),
-        }
+        Ok(self.leases.get(id).await?)
     }
 
     /// Registers a lease for a secret a backend returned; returns (lease id, ttl).
@@ -122,25 +40,9 @@ impl Core {
         mount_default: i64,
         mount_max: i64,
     ) -> Result<(String, i64)> {
-        let suffix = coffer_crypto::random_base62(24).map_err(|e| LogicalError::internal(e.to_string()))?;
-        let id = format!("{}/{suffix}", path.trim_end_matches('/'));
-        let max = if secret.max_ttl > 0 { secret.max_ttl.min(mount_max) } else { mount_max };
-        let ttl = if secret.ttl > 0 { secret.ttl.min(max) } else { mount_default.min(max) };
-        let t = now();
-        let lease = Lease {
-            id: id.clone(),
-            path: path.to_string(),
-            issue_time: t,
-            expire_time: t + ttl,
-            max_expire: t + max,
-            renewable: secret.renewable,
-            ttl,
-            token_hash: token_hash.to_string(),
-            internal: secret.internal.clone(),
-            ..Default::default()
-        };
+        let lease = Lease::for_secret(path, token_hash, secret, mount_default, mount_max, now())?;
         self.put_lease(&lease, None).await?;
-        Ok((id, ttl))
+        Ok((lease.id, lease.ttl))
     }
 
     /// Registers the lease of a service token with a TTL (`auth/<mount>/…/<hash>`).
@@ -149,7 +51,7 @@ impl Core {
             return Ok(());
         }
         let lease = Lease {
-            id: format!("{}/{token_hash}", e.path.trim_end_matches('/')),
+            id: Lease::token_lease_id(&e.path, token_hash),
             path: e.path.clone(),
             issue_time: e.creation_time,
             expire_time: e.expire_time,
@@ -164,7 +66,7 @@ impl Core {
 
     /// Moves a token lease's expiry after a renewal.
     pub(crate) async fn touch_token_lease(&self, token_hash: &str, e: &crate::token::TokenEntry) -> Result<()> {
-        let id = format!("{}/{token_hash}", e.path.trim_end_matches('/'));
+        let id = Lease::token_lease_id(&e.path, token_hash);
         if let Some(mut l) = self.get_lease(&id).await? {
             let old = l.expire_time;
             l.expire_time = e.expire_time;
@@ -191,12 +93,7 @@ impl Core {
                 }
             }
         }
-        let mut ops =
-            vec![(format!("{ID}{}", l.id), None), (format!("{TIME}{}/{}", bucket(l.expire_time), escape(&l.id)), None)];
-        if !l.token_hash.is_empty() {
-            ops.push((format!("{BY_TOKEN}{}/{}", l.token_hash, escape(&l.id)), None));
-        }
-        self.barrier.transaction(ops).await.map_err(barrier_err)
+        Ok(self.leases.remove(l).await?)
     }
 
     /// Records a failed revocation: the lease stays, due now, and the sweeper tries again after
@@ -214,33 +111,12 @@ impl Core {
         self.put_lease(&l, Some(old)).await
     }
 
-    /// Every lease id under `prefix` (depth first).
-    async fn lease_ids_under(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let start = prefix.trim_start_matches('/');
-        if let Some(l) = self.get_lease(start.trim_end_matches('/')).await? {
-            out.push(l.id);
-        }
-        let mut stack =
-            vec![if start.is_empty() || start.ends_with('/') { start.to_string() } else { format!("{start}/") }];
-        while let Some(p) = stack.pop() {
-            for k in self.barrier.list(&format!("{ID}{p}")).await.map_err(barrier_err)? {
-                if k.ends_with('/') {
-                    stack.push(format!("{p}{k}"));
-                } else {
-                    out.push(format!("{p}{k}"));
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Revokes the leases of tokens revoked since the last call (token tree revocations).
     pub(crate) async fn drain_token_revocations(&self, active: &Active) -> Result<()> {
         for h in active.tokens.take_revoked() {
-            for k in self.barrier.list(&format!("{BY_TOKEN}{h}/")).await.map_err(barrier_err)? {
-                if let Some(id) = unescape(&k) {
-                    if let Some(l) = self.get_lease(&id).await? {
+            for entry in self.leases.of_token(&h).await? {
+                if let Some(id) = &entry.lease_id {
+                    if let Some(l) = self.get_lease(id).await? {
                         // A secret the backend cannot revoke now is not forgotten: its lease
                         // becomes due and the sweeper retries it.
                         if let Err(e) = self.revoke_lease(active, &l, false).await {
@@ -248,7 +124,7 @@ impl Core {
                         }
                     }
                 }
-                self.barrier.delete(&format!("{BY_TOKEN}{h}/{k}")).await.map_err(barrier_err)?;
+                self.leases.forget_of_token(&h, &entry).await?;
             }
             // The token's own lease, if any, is no longer needed.
         }
@@ -267,26 +143,12 @@ impl Core {
         let t = now();
         let current = t.max(0) / 60;
         let from = *active.sweep_next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let buckets: Vec<i64> = match from {
-            Some(first) => (first.min(current)..=current).collect(),
-            None => {
-                let mut all = Vec::new();
-                for b in self.barrier.list(TIME).await.map_err(barrier_err)? {
-                    match b.trim_end_matches('/').parse::<i64>() {
-                        Ok(n) if n <= current => all.push(n),
-                        Ok(_) => break,
-                        Err(_) => continue,
-                    }
-                }
-                all
-            }
-        };
+        let buckets = self.leases.due_minutes(from, current).await?;
         let mut n = 0;
         let mut unfinished = None;
         for b in buckets {
-            let b_name = bucket_name(b);
-            for k in self.barrier.list(&format!("{TIME}{b_name}/")).await.map_err(barrier_err)? {
-                let Some(id) = unescape(&k) else { continue };
+            for entry in self.leases.due_in(b).await? {
+                let Some(id) = entry.lease_id.clone() else { continue };
                 match self.get_lease(&id).await? {
                     Some(l) if l.expire_time <= t && l.next_revoke_attempt > t => {
                         unfinished.get_or_insert(b);
@@ -300,7 +162,7 @@ impl Core {
                         n += 1;
                     }
                     Some(_) => {}
-                    None => self.barrier.delete(&format!("{TIME}{b_name}/{k}")).await.map_err(barrier_err)?,
+                    None => self.leases.forget_due(b, &entry).await?,
                 }
             }
         }
@@ -311,56 +173,51 @@ impl Core {
         Ok(n)
     }
 
-    fn lease_json(l: &Lease) -> Map<String, Value> {
-        let t = now();
-        obj(json!({
-            "id": l.id,
-            "issue_time": rfc3339(l.issue_time),
-            "expire_time": rfc3339(l.expire_time),
-            "last_renewal": rfc3339(l.last_renewal),
-            "renewable": l.renewable,
-            "ttl": (l.expire_time - t).max(0),
-        }))
-    }
-
     /// `sys/leases/…`, `sys/renew`, `sys/revoke…` (legacy).
     pub(crate) async fn handle_leases(
         &self,
         active: &Active,
         op: Operation,
-        sub: &str,
+        route: LeaseOp,
+        path: &str,
+        url: &FieldData,
         d: &Map<String, Value>,
     ) -> Result<CoreResponse> {
         use Operation::*;
         let write = matches!(op, Update | Create);
-        let lease_id = |d: &Map<String, Value>, tail: &str| -> String {
+        // The lease id from the body, else from the URL (`sys/leases/renew/<id>`).
+        let lease_id = |d: &Map<String, Value>| -> String {
             d.get("lease_id")
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| tail.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| url.str("url_lease_id").unwrap_or("").trim_start_matches('/').to_string())
         };
-        match sub {
-            "lookup" if write => {
-                let id = lease_id(d, "");
+        match route {
+            LeaseOp::Lookup if write => {
+                let id = lease_id(d);
                 match self.get_lease(&id).await? {
-                    Some(l) => Ok(CoreResponse::data(Self::lease_json(&l))),
+                    Some(l) => Ok(CoreResponse::data(l.to_json(now()))),
                     None => Err(LogicalError::bad_request("invalid lease")),
                 }
             }
-            s if s.starts_with("lookup/") || s == "lookup" => {
+            LeaseOp::Lookup | LeaseOp::LookupList => {
                 if op != List {
                     return Err(LogicalError::unsupported_operation());
                 }
-                let prefix = s.trim_start_matches("lookup").trim_start_matches('/');
-                let keys = self.barrier.list(&format!("{ID}{prefix}")).await.map_err(barrier_err)?;
+                // The row's pattern leaves a trailing slash out of the prefix; the listing keeps it.
+                let mut prefix = url.str("prefix").unwrap_or("").trim_start_matches('/').to_string();
+                if !prefix.is_empty() && path.ends_with('/') {
+                    prefix.push('/');
+                }
+                let keys = self.leases.list(&prefix).await?;
                 if keys.is_empty() {
                     return Err(LogicalError::not_found());
                 }
                 Ok(CoreResponse::data(obj(json!({ "keys": keys }))))
             }
-            s if write && (s == "renew" || s.starts_with("renew/")) => {
-                let id = lease_id(d, s.trim_start_matches("renew"));
+            LeaseOp::Renew if write => {
+                let id = lease_id(d);
                 let Some(mut l) = self.get_lease(&id).await? else {
                     return Err(LogicalError::bad_request("lease not found"));
                 };
@@ -388,17 +245,17 @@ impl Core {
                 self.put_lease(&l, Some(old)).await?;
                 Ok(CoreResponse { lease_id: l.id, lease_duration: ttl, renewable: true, ..Default::default() })
             }
-            s if write && (s == "revoke" || s.starts_with("revoke/")) => {
-                let id = lease_id(d, s.trim_start_matches("revoke"));
+            LeaseOp::Revoke if write => {
+                let id = lease_id(d);
                 if let Some(l) = self.get_lease(&id).await? {
                     self.revoke_lease(active, &l, false).await?;
                 }
                 self.drain_token_revocations(active).await?;
                 Ok(CoreResponse::default())
             }
-            s if write && (s.starts_with("revoke-prefix/") || s.starts_with("revoke-force/")) => {
-                let force = s.starts_with("revoke-force/");
-                let prefix = s.split_once('/').map(|x| x.1).unwrap_or("");
+            LeaseOp::RevokePrefix | LeaseOp::RevokeForce if write => {
+                let force = route == LeaseOp::RevokeForce;
+                let prefix = url.str("prefix").unwrap_or("");
                 if prefix.is_empty() {
                     return Err(LogicalError::bad_request("a prefix is required"));
                 }
@@ -407,7 +264,7 @@ impl Core {
                     None => true,
                 };
                 let _ = sync;
-                for id in self.lease_ids_under(prefix).await? {
+                for id in self.leases.ids_under(prefix).await? {
                     if let Some(l) = self.get_lease(&id).await? {
                         self.revoke_lease(active, &l, force).await?;
                     }
@@ -415,26 +272,18 @@ impl Core {
                 self.drain_token_revocations(active).await?;
                 Ok(CoreResponse::default())
             }
-            "tidy" if write => {
-                // Drop index entries whose lease is gone, and leases of tokens that are gone.
-                let mut removed = 0;
-                for b in self.barrier.list(TIME).await.map_err(barrier_err)? {
-                    for k in self.barrier.list(&format!("{TIME}{b}")).await.map_err(barrier_err)? {
-                        let stale = match unescape(&k) {
-                            Some(id) => self.get_lease(&id).await?.is_none(),
-                            None => true,
-                        };
-                        if stale {
-                            self.barrier.delete(&format!("{TIME}{b}{k}")).await.map_err(barrier_err)?;
-                            removed += 1;
-                        }
-                    }
-                }
+            LeaseOp::Tidy if write => {
+                // Drop index entries whose lease is gone.
+                let removed = self.leases.tidy().await?;
                 let mut r = CoreResponse::default();
                 r.warnings.push(format!("Tidy operation completed; removed {removed} stale index entries"));
                 Ok(r)
             }
-            _ => Err(LogicalError::unsupported_path(&format!("sys/leases/{sub}"))),
+            // An operation the endpoint does not serve: 404 naming the path, as it always was.
+            _ => {
+                let sub = path.strip_prefix("sys/leases/").or_else(|| path.strip_prefix("sys/")).unwrap_or(path);
+                Err(LogicalError::unsupported_path(&format!("sys/leases/{sub}")))
+            }
         }
     }
 }

@@ -272,6 +272,8 @@ pub struct Health {
 
 pub struct Core {
     pub(crate) barrier: Arc<Barrier>,
+    /// The leases and their indexes (`coffer-expiration`; the expiration manager is `leases`).
+    pub(crate) leases: coffer_expiration::LeaseStore,
     pub(crate) config: CoreConfig,
     pub(crate) active: RwLock<Option<Arc<Active>>>,
     pub(crate) seal: tokio::sync::Mutex<seal_ops::SealState>,
@@ -321,6 +323,7 @@ impl Core {
             seal_config: RwLock::new(None),
             seals: RwLock::new(Default::default()),
             services: Arc::new(password::Services { barrier: barrier.clone() }),
+            leases: coffer_expiration::LeaseStore::new(barrier.clone()),
             plugin_launcher: RwLock::new(None),
             plugins: RwLock::new(Default::default()),
             ha: std::sync::OnceLock::new(),
@@ -353,8 +356,21 @@ impl Core {
     /// For a mount of a non-builtin type: finds the plugin in the catalog, verifies and starts
     /// it. The instance is kept by mount UUID; the digest is pinned in the mount's options.
     pub(crate) async fn start_external(&self, e: &mut MountEntry, catalog_type: &str) -> Result<()> {
-        if mounts::backend_for(&self.registry, e).is_ok() {
-            return Ok(());
+        // A builtin mounts only as its own kind, and the trees the core serves itself not at
+        // all, as OpenBao refuses them (a wrong-kind name is looked up in the catalog, where it
+        // is not). Only new mounts are checked: stored ones keep being served (decision 0023).
+        match self.registry.get(&e.mount_type) {
+            Some(b) if b.is_served_by_core() && catalog_type == "secret" => {
+                return Err(LogicalError::bad_request(format!("mount type of \"{}\" is not mountable", e.mount_type)));
+            }
+            Some(b)
+                if !b.is_served_by_core()
+                    && b.kind().as_str() == catalog_type
+                    && mounts::backend_for(&self.registry, e).is_ok() =>
+            {
+                return Ok(());
+            }
+            _ => {}
         }
         let Some(c) = self.catalog_get(catalog_type, &e.mount_type, &e.plugin_version).await? else {
             return Err(LogicalError::bad_request(format!("plugin not found in the catalog: {}", e.mount_type)));
@@ -592,19 +608,28 @@ impl Core {
         if req.operation == Operation::Help {
             return Box::pin(self.handle_help(&req, &path)).await;
         }
-        if path.starts_with("sys/") {
+        // The row's `audited` flag is the one place that decides whether audit devices see a
+        // request: an audited row is recorded whenever they can record it (unsealed, devices
+        // enabled), with or without a token (OpenBao records the ceremonies, the OpenAPI
+        // document, a wrapping token's lookup); the status endpoints that answer while sealed
+        // (seal-status, health, init, unseal, leader) are flagged not audited and never are.
+        let active = self.active();
+        let audit_to = match &active {
+            Some(a) if a.audit.enabled() && self.path_flags(&path).audited => Some(a.clone()),
+            _ => None,
+        };
+        if audit_to.is_none() && path.starts_with("sys/") {
             if let Some(resp) = Box::pin(self.handle_unauthenticated(&req, &path)).await? {
                 return Ok(resp);
             }
         }
         let active =
-            self.active()
-                .ok_or_else(|| if self.is_standby() { Self::standby_error() } else { LogicalError::sealed() })?;
+            active.ok_or_else(|| if self.is_standby() { Self::standby_error() } else { LogicalError::sealed() })?;
         let started = std::time::Instant::now();
-        let result = if active.audit.enabled() {
+        let result = if audit_to.is_some() {
             Box::pin(self.handle_audited(&active, &req, &path)).await
         } else {
-            self.handle_routed(&active, &req, &path).await
+            self.handle_routed(&active, &req, &path, false).await
         };
         let router = active.router.read().ok().map(|r| r.clone());
         metrics::request(router.as_deref(), &path, req.operation, result.is_ok(), started.elapsed());
@@ -667,7 +692,8 @@ impl Core {
         if active.audit.log("request", &record, None, "").await.is_err() {
             return Err(unrecorded());
         }
-        let result = self.handle_routed(active, req, path).await;
+        // Inside the audit stage: the `sys/` rows served without a token too.
+        let result = self.handle_routed(active, req, path, true).await;
         let (resp, err) = match &result {
             Ok(r) => (
                 Some(audit::AuditResponse {
@@ -695,9 +721,22 @@ impl Core {
         }
     }
 
-    async fn handle_routed(&self, active: &Arc<Active>, req: &CoreRequest, path: &str) -> Result<CoreResponse> {
+    /// Authenticates, authorises and dispatches; `open_sys` first serves the `sys/` rows that
+    /// need no token (when the caller has not already tried them outside the audit stage).
+    async fn handle_routed(
+        &self,
+        active: &Arc<Active>,
+        req: &CoreRequest,
+        path: &str,
+        open_sys: bool,
+    ) -> Result<CoreResponse> {
         let path = path.to_string();
         let active = active.clone();
+        if open_sys && path.starts_with("sys/") {
+            if let Some(resp) = Box::pin(self.handle_unauthenticated(req, &path)).await? {
+                return Ok(resp);
+            }
+        }
         // Unauthenticated rows of mounted backends: logins, and public paths of secrets engines
         // (a CA's certificate and CRL). The core's own trees declare theirs in system_paths.
         if !is_core_tree(&path) {
@@ -833,9 +872,14 @@ impl Core {
         }
 
         if let Some(rest) = path.strip_prefix("auth/token/") {
-            let Some((route, spec)) = system_paths::token_paths().find(rest) else {
-                return Err(LogicalError::unsupported_path(&path));
-            };
+            // Route → coerce the row's fields → call, as a framework backend is served.
+            let routed = system_paths::token_paths().route(op, rest, &req.data).map_err(|e| {
+                if e.kind == ErrorKind::UnsupportedPath {
+                    LogicalError::unsupported_path(&path)
+                } else {
+                    e
+                }
+            })?;
             let caller = token_api::Caller {
                 token,
                 entry,
@@ -843,7 +887,7 @@ impl Core {
                 remote_addr: req.remote_addr,
                 client_certs: req.client_certs.clone(),
             };
-            return Box::pin(self.handle_token(active, op, (route, spec), rest, &req.data, &caller)).await;
+            return Box::pin(self.handle_token(active, op, routed, &req.data, &caller)).await;
         }
         if let Some(rest) = path.strip_prefix("identity/") {
             if system_paths::identity_paths().find(rest).is_none() {

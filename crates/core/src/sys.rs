@@ -87,21 +87,14 @@ impl Core {
                 let active = self.active().ok_or_else(LogicalError::sealed)?;
                 self.handle_wrapping(&active, op, "lookup", &req.data, "", None).await?
             }
-            SysRoute::GenerateRoot => {
+            SysRoute::GenerateRoot(step) => {
                 if self.is_sealed() {
                     return Err(LogicalError::sealed());
                 }
-                let sub = &path["sys/generate-root/".len()..];
-                self.generate_root(op, sub, &req.data).await?
+                self.generate_root(op, step.as_str(), &req.data).await?
             }
-            SysRoute::Rekey => {
-                let sub = &path["sys/rekey/".len()..];
-                self.rekey(op, sub, &req.data).await?
-            }
-            SysRoute::RekeyRecovery => {
-                let sub = &path["sys/rekey-recovery-key/".len()..];
-                self.rekey_target(op, sub, &req.data, true).await?
-            }
+            SysRoute::Rekey(step) => self.rekey(op, step.as_str(), &req.data).await?,
+            SysRoute::RekeyRecovery(step) => self.rekey_target(op, step.as_str(), &req.data, true).await?,
             // Without a token the document lists nothing, as OpenBao's does.
             SysRoute::OpenApi if req.token.as_deref().unwrap_or("").is_empty() && matches!(op, Read | Update) => {
                 if self.is_sealed() {
@@ -250,23 +243,20 @@ impl Core {
                 }
                 _ => Err(LogicalError::unsupported_operation()),
             },
-            SysRoute::GenerateRootToken => {
-                let sub = &path["sys/generate-root-token/".len()..];
-                let mut r = self.generate_root(op, sub, d).await?;
+            SysRoute::GenerateRootToken(step) => {
+                let mut r = self.generate_root(op, step.as_str(), d).await?;
                 r.shape = crate::BodyShape::Envelope;
                 Ok(r)
             }
             SysRoute::RekeyBackup => self.rekey_backup(op, false).await,
             SysRoute::RecoveryBackup => self.rekey_backup(op, true).await,
-            SysRoute::RotateRecovery => {
-                let sub = &path["sys/rotate/recovery/".len()..];
-                let mut r = self.rekey_target(op, sub, d, true).await?;
+            SysRoute::RotateRecovery(step) => {
+                let mut r = self.rekey_target(op, step.as_str(), d, true).await?;
                 r.shape = crate::BodyShape::Envelope;
                 Ok(r)
             }
-            SysRoute::RotateRoot => {
-                let sub = &path["sys/rotate/root/".len()..];
-                let mut r = self.rekey(op, sub, d).await?;
+            SysRoute::RotateRoot(step) => {
+                let mut r = self.rekey(op, step.as_str(), d).await?;
                 r.shape = crate::BodyShape::Envelope;
                 Ok(r)
             }

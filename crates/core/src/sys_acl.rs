@@ -207,15 +207,10 @@ impl Core {
                 crate::tools::random(op, rest.unwrap_or(""), d)?
             }
             SysRoute::Hash => crate::tools::hash(op, &path["sys/tools/hash".len()..], d)?,
-            SysRoute::Leases => {
-                let sub = path.strip_prefix("sys/leases/").unwrap_or(&path["sys/".len()..]);
-                self.handle_leases(active, op, sub, d).await?
-            }
+            SysRoute::Leases(lease_op) => self.handle_leases(active, op, lease_op, path, &url_fields(path)?, d).await?,
             SysRoute::Metrics => self.handle_metrics(op, d).await?,
             SysRoute::Reload if write => self.reload_plugins(active, d).await?,
-            SysRoute::Catalog => {
-                self.handle_catalog(active, op, path.trim_start_matches("sys/plugins/catalog"), d).await?
-            }
+            SysRoute::Catalog(catalog_op) => self.handle_catalog(active, op, catalog_op, &url_fields(path)?, d).await?,
             SysRoute::AuditList if op == Read => {
                 let mut m = Map::new();
                 for c in active.audit.list() {
@@ -488,4 +483,10 @@ fn apply_auth_config(
     }
     crate::sys::refuse_header_settings(d)?;
     Ok(())
+}
+
+/// The fields the URL of a `sys/` path carries, as its row names them.
+fn url_fields(path: &str) -> Result<coffer_sdk::framework::FieldData> {
+    let rel = path.strip_prefix("sys/").unwrap_or(path);
+    crate::system_paths::sys_paths().match_url(rel).map(|(_, f)| f).ok_or_else(|| LogicalError::unsupported_path(path))
 }

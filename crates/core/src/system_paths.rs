@@ -26,16 +26,18 @@ pub(crate) enum SysRoute {
     KeyStatus,
     Rotate,
     RotateConfig,
-    /// The unauthenticated ceremony (`generate-root/*`).
-    GenerateRoot,
+    /// A step of the unauthenticated ceremony (`generate-root/*`).
+    GenerateRoot(Step),
     /// The same with a token (`generate-root-token/*`, OpenBao 2.x).
-    GenerateRootToken,
-    /// The unauthenticated ceremony (`rekey/*`).
-    Rekey,
+    GenerateRootToken(Step),
+    /// A step of the unauthenticated ceremony (`rekey/*`).
+    Rekey(Step),
     /// The same with a token (`rotate/root/*`).
-    RotateRoot,
-    RekeyRecovery,
-    RotateRecovery,
+    RotateRoot(Step),
+    /// A step of the recovery keys' rekey (`rekey-recovery-key/*`, unauthenticated).
+    RekeyRecovery(Step),
+    /// The same with a token (`rotate/recovery/*`).
+    RotateRecovery(Step),
     RekeyBackup,
     RecoveryBackup,
     Mounts,
@@ -59,7 +61,7 @@ pub(crate) enum SysRoute {
     UiMounts,
     ResultantAcl,
     OpenApi,
-    Leases,
+    Leases(LeaseOp),
     Wrapping,
     Random,
     Hash,
@@ -68,13 +70,66 @@ pub(crate) enum SysRoute {
     AuditHash,
     Metrics,
     Raw,
-    Catalog,
+    Catalog(CatalogOp),
     Reload,
     Loggers,
     Monitor,
     InFlight,
     SanitizedConfig,
     Counters,
+}
+
+/// A step of a key ceremony (generate-root, rekey and their token-authenticated twins), as
+/// the last segment of its row's path names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// `generate-root…/attempt`.
+    Attempt,
+    /// `…/init` of a rekey.
+    Init,
+    /// `…/update`: one more key share.
+    Update,
+    /// `…/verify` of a rekey.
+    Verify,
+}
+
+impl Step {
+    /// The path segment, as the ceremony handlers take it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Step::Attempt => "attempt",
+            Step::Init => "init",
+            Step::Update => "update",
+            Step::Verify => "verify",
+        }
+    }
+}
+
+/// The lease endpoints (`sys/leases/…`, and the older `sys/renew`, `sys/revoke…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LeaseOp {
+    /// `leases/lookup`: one lease by id.
+    Lookup,
+    /// `leases/lookup/<prefix>`: the lease ids under a prefix.
+    LookupList,
+    Renew,
+    Revoke,
+    RevokePrefix,
+    RevokeForce,
+    Tidy,
+}
+
+/// The plugin catalog's endpoints (`sys/plugins/catalog…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CatalogOp {
+    /// `plugins/catalog`: every plugin of every type.
+    All,
+    /// `plugins/catalog/<type>`: the names of one type.
+    OfType,
+    /// `plugins/catalog/<type>/<name>`: one entry.
+    Entry,
+    /// `plugins/catalog/<name>`: the type-less form (not served: 404).
+    ByName,
 }
 
 /// The token store's routes (`auth/token/`).
@@ -186,8 +241,9 @@ pub(crate) enum CubbyholeRoute {
 /// Status endpoints: no token, answered sealed and on a standby, not audited (nothing can
 /// record them while sealed).
 const OPEN: PathFlags = PathFlags::NORMAL.unauthenticated().sealed().standby().unaudited();
-/// The unauthenticated ceremonies (generate-root, rekey): no token, served before audit.
-const CEREMONY: PathFlags = PathFlags::NORMAL.unauthenticated().unaudited();
+/// The unauthenticated ceremonies (generate-root, rekey): no token; audited when unsealed, as
+/// OpenBao records them.
+const CEREMONY: PathFlags = PathFlags::NORMAL.unauthenticated();
 const SUDO: PathFlags = PathFlags::NORMAL.sudo();
 
 pub(crate) fn sys_paths() -> &'static Paths<SysRoute> {
@@ -599,7 +655,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 ),
             ),
             (
-                SysRoute::GenerateRoot,
+                SysRoute::GenerateRoot(Step::Attempt),
                 p(
                     "generate-root/attempt",
                     vec![
@@ -621,7 +677,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 .with_flags(CEREMONY),
             ),
             (
-                SysRoute::GenerateRootToken,
+                SysRoute::GenerateRootToken(Step::Attempt),
                 p(
                     "generate-root-token/attempt",
                     vec![
@@ -642,7 +698,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 ),
             ),
             (
-                SysRoute::GenerateRoot,
+                SysRoute::GenerateRoot(Step::Update),
                 p(
                     "generate-root/update",
                     key_nonce(),
@@ -654,7 +710,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 .with_flags(CEREMONY),
             ),
             (
-                SysRoute::GenerateRootToken,
+                SysRoute::GenerateRootToken(Step::Update),
                 p(
                     "generate-root-token/update",
                     key_nonce(),
@@ -665,7 +721,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 ),
             ),
             (
-                SysRoute::Rekey,
+                SysRoute::Rekey(Step::Init),
                 p(
                     "rekey/init",
                     shares_fields(),
@@ -676,7 +732,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 .with_flags(CEREMONY),
             ),
             (
-                SysRoute::RotateRoot,
+                SysRoute::RotateRoot(Step::Init),
                 p(
                     "rotate/root/init",
                     shares_fields(),
@@ -686,7 +742,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 ),
             ),
             (
-                SysRoute::Rekey,
+                SysRoute::Rekey(Step::Update),
                 p(
                     "rekey/update",
                     key_nonce(),
@@ -697,7 +753,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 .with_flags(CEREMONY),
             ),
             (
-                SysRoute::RotateRoot,
+                SysRoute::RotateRoot(Step::Update),
                 p(
                     "rotate/root/update",
                     key_nonce(),
@@ -707,7 +763,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 ),
             ),
             (
-                SysRoute::Rekey,
+                SysRoute::Rekey(Step::Verify),
                 p(
                     "rekey/verify",
                     key_nonce(),
@@ -722,7 +778,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 .with_flags(CEREMONY),
             ),
             (
-                SysRoute::RotateRoot,
+                SysRoute::RotateRoot(Step::Verify),
                 p(
                     "rotate/root/verify",
                     key_nonce(),
@@ -1012,7 +1068,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 .with_flags(PathFlags::NORMAL.unauthenticated()),
             ),
             (
-                SysRoute::Leases,
+                SysRoute::Leases(LeaseOp::Lookup),
                 p(
                     "leases/lookup",
                     vec![f("lease_id", Str, "The lease").required()],
@@ -1022,7 +1078,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 ),
             ),
             (
-                SysRoute::Leases,
+                SysRoute::Leases(LeaseOp::LookupList),
                 p(
                     "leases/lookup/(?P<prefix>.*?)/?",
                     vec![f("prefix", Str, "A lease id prefix")],
@@ -1033,7 +1089,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 .with_flags(SUDO),
             ),
             (
-                SysRoute::Leases,
+                SysRoute::Leases(LeaseOp::Renew),
                 p(
                     "(?:leases/)?renew(?:/(?P<url_lease_id>.+))?",
                     lease_fields(),
@@ -1043,7 +1099,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 ),
             ),
             (
-                SysRoute::Leases,
+                SysRoute::Leases(LeaseOp::Revoke),
                 p(
                     "(?:leases/)?revoke(?:/(?P<url_lease_id>.+))?",
                     lease_fields(),
@@ -1053,7 +1109,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 ),
             ),
             (
-                SysRoute::Leases,
+                SysRoute::Leases(LeaseOp::RevokePrefix),
                 p(
                     "(?:leases/)?revoke-prefix/(?P<prefix>.+)",
                     vec![
@@ -1067,7 +1123,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 .with_flags(SUDO),
             ),
             (
-                SysRoute::Leases,
+                SysRoute::Leases(LeaseOp::RevokeForce),
                 p(
                     "(?:leases/)?revoke-force/(?P<prefix>.+)",
                     vec![f("prefix", Str, "The lease id prefix")],
@@ -1079,7 +1135,7 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
                 .with_flags(SUDO),
             ),
             (
-                SysRoute::Leases,
+                SysRoute::Leases(LeaseOp::Tidy),
                 p(
                     "leases/tidy",
                     vec![],
@@ -1217,7 +1273,6 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
 
 /// Rows of system paths served by their own modules (raw storage, audit, plugins, runtime).
 fn sys_rows_more() -> Vec<(SysRoute, PathSpec)> {
-    let sub = |what: &'static str| f("operation", Str, what);
     vec![
         (
             SysRoute::Raw,
@@ -1242,7 +1297,7 @@ fn sys_rows_more() -> Vec<(SysRoute, PathSpec)> {
             .with_flags(SUDO),
         ),
         (
-            SysRoute::Catalog,
+            SysRoute::Catalog(CatalogOp::All),
             p(
                 "plugins/catalog/?",
                 vec![],
@@ -1252,7 +1307,7 @@ fn sys_rows_more() -> Vec<(SysRoute, PathSpec)> {
             ),
         ),
         (
-            SysRoute::Catalog,
+            SysRoute::Catalog(CatalogOp::OfType),
             p(
                 "plugins/catalog/(?P<type>auth|secret|database)/?",
                 vec![f("type", Str, "auth, secret or database")],
@@ -1263,7 +1318,7 @@ fn sys_rows_more() -> Vec<(SysRoute, PathSpec)> {
             .with_flags(SUDO),
         ),
         (
-            SysRoute::Catalog,
+            SysRoute::Catalog(CatalogOp::Entry),
             p(
                 "plugins/catalog/(?P<type>auth|secret|database)/(?P<name>.+)",
                 vec![
@@ -1282,7 +1337,7 @@ fn sys_rows_more() -> Vec<(SysRoute, PathSpec)> {
             .with_flags(SUDO),
         ),
         (
-            SysRoute::Catalog,
+            SysRoute::Catalog(CatalogOp::ByName),
             p(
                 "plugins/catalog/(?P<name>[^/]+)",
                 vec![f("name", Str, "The plugin's name")],
@@ -1367,24 +1422,74 @@ fn sys_rows_more() -> Vec<(SysRoute, PathSpec)> {
             ),
         ),
         (
-            SysRoute::RekeyRecovery,
+            SysRoute::RekeyRecovery(Step::Init),
             p(
-                "rekey-recovery-key/(?P<operation>init|update|verify)",
-                vec![sub("init, update or verify")],
-                vec![(Read, "Show the progress"), (Update, "Start, or give one share"), (Delete, "Cancel")],
+                "rekey-recovery-key/init",
+                shares_fields(),
+                vec![(Read, "Show the progress"), (Update, "Start"), (Delete, "Cancel")],
                 "Recovery key rekey",
                 "Splits the recovery key into new shares (auto-unseal servers), from a quorum of recovery shares.",
             )
             .with_flags(CEREMONY),
         ),
         (
-            SysRoute::RotateRecovery,
+            SysRoute::RekeyRecovery(Step::Update),
             p(
-                "rotate/recovery/(?P<operation>init|update|verify)",
-                vec![sub("init, update or verify")],
-                vec![(Read, "Show the progress"), (Update, "Start, or give one share"), (Delete, "Cancel")],
+                "rekey-recovery-key/update",
+                key_nonce(),
+                vec![(Update, "Give one current recovery share")],
+                "Recovery key rekey: shares",
+                "Collects current recovery shares; the last one returns the new shares.",
+            )
+            .with_flags(CEREMONY),
+        ),
+        (
+            SysRoute::RekeyRecovery(Step::Verify),
+            p(
+                "rekey-recovery-key/verify",
+                key_nonce(),
+                vec![
+                    (Read, "Show the verification's progress"),
+                    (Update, "Give one new recovery share"),
+                    (Delete, "Restart the verification"),
+                ],
+                "Recovery key rekey: verification",
+                "Proves the new recovery shares were received before they take effect.",
+            )
+            .with_flags(CEREMONY),
+        ),
+        (
+            SysRoute::RotateRecovery(Step::Init),
+            p(
+                "rotate/recovery/init",
+                shares_fields(),
+                vec![(Read, "Show the progress"), (Update, "Start"), (Delete, "Cancel")],
                 "Recovery key rotation",
                 "Splits the recovery key into new shares (auto-unseal servers), from a quorum of recovery shares.",
+            ),
+        ),
+        (
+            SysRoute::RotateRecovery(Step::Update),
+            p(
+                "rotate/recovery/update",
+                key_nonce(),
+                vec![(Update, "Give one current recovery share")],
+                "Recovery key rotation: shares",
+                "Collects current recovery shares; the last one returns the new shares.",
+            ),
+        ),
+        (
+            SysRoute::RotateRecovery(Step::Verify),
+            p(
+                "rotate/recovery/verify",
+                key_nonce(),
+                vec![
+                    (Read, "Show the verification's progress"),
+                    (Update, "Give one new recovery share"),
+                    (Delete, "Restart the verification"),
+                ],
+                "Recovery key rotation: verification",
+                "Proves the new recovery shares were received before they take effect.",
             ),
         ),
     ]
@@ -1394,7 +1499,7 @@ fn token_create_fields() -> Vec<FieldSpec> {
         f("role_name", Str, "The token role to create the token with"),
         f("id", Str, "The token's value (root tokens only)"),
         f("policies", List, "Policies of the token"),
-        f("meta", MapT, "Metadata string pairs"),
+        f("meta", KvPairs, "Metadata string pairs"),
         f("no_parent", Bool, "Create an orphan token (root or sudo)"),
         f("no_default_policy", Bool, "Leave out the default policy"),
         f("renewable", Bool, "Whether the token can be renewed").default(json!(true)),
@@ -1501,7 +1606,7 @@ fn token_specs() -> Vec<(TokenRoute, PathSpec)> {
                 p(
                     "lookup-self",
                     vec![tok()],
-                    vec![(Read, "Look up the caller's token")],
+                    vec![(Read, "Look up the caller's token"), (Update, "Look up the caller's token")],
                     "Own token lookup",
                     "The properties of the calling token.",
                 ),
@@ -2116,5 +2221,48 @@ fn cubbyhole_specs() -> Vec<PathSpec> {
             description: "Stores JSON objects only the calling token can read; they are \
                           destroyed with the token.",
         }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body parameters a handler source reads by name: `opt(d, "x")`, `opt_str(d, "x")`,
+    /// `d.get("x")`, `data.get("x")`.
+    fn names_read(source: &str) -> std::collections::BTreeSet<String> {
+        let re = regex::Regex::new(
+            r#"(?:\bopt(?:_str)?\((?:d|data)\d?, "([a-z_]+)"\)|\b(?:d|data)\d?\.get\("([a-z_]+)"\))"#,
+        )
+        .expect("valid pattern");
+        re.captures_iter(source).filter_map(|c| c.get(1).or_else(|| c.get(2)).map(|m| m.as_str().to_string())).collect()
+    }
+
+    /// A handler that reads a parameter no row of its tree declares drifts from its rows: the
+    /// parameter is acted on while the answer warns that it was ignored, and help and OpenAPI
+    /// do not show it. Every name the token and identity handlers read must be some row's field.
+    #[test]
+    fn every_parameter_the_token_and_identity_handlers_read_is_declared_by_a_row() {
+        let declared = |specs: &[PathSpec]| -> std::collections::BTreeSet<&str> {
+            specs.iter().flat_map(|s| s.fields.iter().map(|f| f.name)).collect()
+        };
+        let cases = [
+            ("token_api.rs", include_str!("token_api.rs"), declared(token_paths().specs())),
+            ("identity.rs", include_str!("identity.rs"), declared(identity_paths().specs())),
+            ("identity_oidc.rs", include_str!("identity_oidc.rs"), declared(identity_paths().specs())),
+        ];
+        // The scan sees the reads it is meant to see.
+        assert!(names_read(cases[0].1).contains("renewable") && names_read(cases[1].1).contains("canonical_id"));
+        let mut undeclared = vec![];
+        for (file, source, fields) in &cases {
+            let read = names_read(source);
+            assert!(
+                *file == "identity_oidc.rs" || !read.is_empty(),
+                "{file}: the scan found nothing: has the code changed?"
+            );
+            undeclared
+                .extend(read.into_iter().filter(|n| !fields.contains(n.as_str())).map(|n| format!("{file}: {n}")));
+        }
+        assert!(undeclared.is_empty(), "handlers read parameters no row declares: {undeclared:?}");
     }
 }

@@ -5,8 +5,8 @@ use crate::system_paths::TokenRoute;
 use crate::token::{now, TokenEntry, TokenRole};
 use crate::{Active, Core, CoreResponse, Result};
 use coffer_acl::Decision;
-use coffer_sdk::field::{parse_bool, parse_duration, parse_int, parse_string, parse_string_slice};
-use coffer_sdk::framework::PathSpec;
+use coffer_sdk::field::{parse_bool, parse_string, parse_string_slice};
+use coffer_sdk::framework::{FieldData, Routed};
 use coffer_sdk::tokenutil::normalize_policies;
 use coffer_sdk::{LogicalError, Operation};
 use serde_json::{json, Map, Value};
@@ -20,6 +20,18 @@ fn obj(v: Value) -> Map<String, Value> {
 
 fn opt<'a>(d: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
     d.get(k).filter(|v| !v.is_null())
+}
+
+/// A list field the request set (coerced by the row: a JSON list or comma-separated text).
+fn list_field(f: &FieldData, k: &str) -> Option<Vec<String>> {
+    f.is_set(k).then(|| {
+        f.get(k).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(String::from).collect()
+    })
+}
+
+/// A string field the request set (empty when it did not).
+fn str_field<'a>(f: &'a FieldData, k: &str) -> &'a str {
+    f.str(k).unwrap_or("")
 }
 
 /// Who is asking, for the token endpoints.
@@ -122,37 +134,40 @@ impl Core {
         warnings
     }
 
+    /// Serves one `auth/token/` request, already routed to its row with the row's fields
+    /// coerced (`routed`); `data` is the raw body, for the few places where an explicit null
+    /// means something (OpenBao reads `renewable: null` as false).
     pub(crate) async fn handle_token(
         &self,
         active: &Active,
         op: Operation,
-        (route, spec): (TokenRoute, &PathSpec),
-        rest: &str,
+        routed: Routed<'_, TokenRoute>,
         data: &Map<String, Value>,
         caller: &Caller<'_>,
     ) -> Result<CoreResponse> {
         use Operation::*;
         use TokenRoute as T;
+        let (route, f) = (routed.route, &routed.fields);
         let tokens = &active.tokens;
         let write = matches!(op, Create | Update);
         let mut resp = match (route, op) {
             (T::Create | T::CreateOrphan, _) if write => {
-                self.create_token(active, caller, data, None, route == T::CreateOrphan).await?
+                self.create_token(active, caller, f, data, None, route == T::CreateOrphan).await?
             }
             (T::CreateWithRole, _) if write => {
-                let name = &rest["create/".len()..];
+                let name = str_field(f, "role_name");
                 let role = tokens
                     .role(&name.to_lowercase())
                     .await?
                     .ok_or_else(|| LogicalError::bad_request(format!("unknown role {name}")))?;
-                self.create_token(active, caller, data, Some(role), false).await?
+                self.create_token(active, caller, f, data, Some(role), false).await?
             }
             (T::LookupSelf, Read | Update | Create) => {
                 let ip = self.identity_policies(active, &caller.entry.entity_id).await?;
                 CoreResponse::data(caller.entry.lookup_data(caller.token, &ip))
             }
             (T::Lookup, Update | Create | Read) => {
-                let t = opt(data, "token").map(|v| parse_string("token", v)).transpose()?.unwrap_or_default();
+                let t = str_field(f, "token").to_string();
                 if t.is_empty() {
                     // As OpenBao: no token given looks up the calling token.
                     let ip = self.identity_policies(active, &caller.entry.entity_id).await?;
@@ -167,7 +182,7 @@ impl Core {
                 }
             }
             (T::LookupAccessor, Update | Create) => {
-                let a = opt(data, "accessor").and_then(Value::as_str).unwrap_or("");
+                let a = str_field(f, "accessor");
                 match tokens.lookup_accessor(a).await? {
                     Some((_, e)) => {
                         let ip = self.identity_policies(active, &e.entity_id).await?;
@@ -176,18 +191,20 @@ impl Core {
                     None => return Err(LogicalError::bad_request("invalid accessor")),
                 }
             }
-            (T::RenewSelf, Update | Create) => self.renew(active, caller.token, caller.entry, data, caller).await?,
+            (T::RenewSelf, Update | Create) => {
+                self.renew(active, caller.token, caller.entry, f.int("increment"), caller).await?
+            }
             (T::Renew, Update | Create) => {
-                let t = opt(data, "token").and_then(Value::as_str).unwrap_or("").to_string();
+                let t = str_field(f, "token").to_string();
                 let Some(e) = tokens.lookup(&t).await? else { return Err(LogicalError::bad_request("invalid token")) };
-                self.renew(active, &t, &e, data, caller).await?
+                self.renew(active, &t, &e, f.int("increment"), caller).await?
             }
             (T::RenewAccessor, Update | Create) => {
-                let a = opt(data, "accessor").and_then(Value::as_str).unwrap_or("");
+                let a = str_field(f, "accessor");
                 let Some((h, e)) = tokens.lookup_accessor(a).await? else {
                     return Err(LogicalError::bad_request("invalid accessor"));
                 };
-                let mut r = self.renew_hash(active, &h, &e, data, caller).await?;
+                let mut r = self.renew_hash(active, &h, &e, f.int("increment"), caller).await?;
                 if let Some(a) = r.auth.as_mut() {
                     a.client_token.clear();
                 }
@@ -198,7 +215,7 @@ impl Core {
                 CoreResponse::default()
             }
             (T::Revoke | T::RevokeOrphan, Update | Create) => {
-                let t = opt(data, "token").and_then(Value::as_str).unwrap_or("");
+                let t = str_field(f, "token");
                 if t.is_empty() {
                     return Err(LogicalError::bad_request("missing token to revoke"));
                 }
@@ -215,7 +232,7 @@ impl Core {
                 CoreResponse::default()
             }
             (T::RevokeAccessor, Update | Create) => {
-                let a = opt(data, "accessor").and_then(Value::as_str).unwrap_or("");
+                let a = str_field(f, "accessor");
                 let Some((h, _)) = tokens.lookup_accessor(a).await? else {
                     // Already gone: nothing to revoke, as OpenBao answers it.
                     let mut r = CoreResponse::default();
@@ -242,7 +259,7 @@ impl Core {
             }
             (T::Role, _) => {
                 // One segment, as the row's pattern says.
-                let name = rest["roles/".len()..].to_lowercase();
+                let name = str_field(f, "role_name").to_lowercase();
                 match op {
                     Read => match tokens.role(&name).await? {
                         Some(role) => CoreResponse::data(role_json(&role)),
@@ -270,13 +287,8 @@ impl Core {
         // As OpenBao's framework: parameters the endpoint does not take are named in a warning
         // (only on an answer with a body).
         let has_body = resp.data.is_some() || resp.auth.is_some() || !resp.warnings.is_empty();
-        if has_body {
-            let mut ignored: Vec<String> =
-                data.keys().filter(|k| !spec.fields.iter().any(|f| f.name == k.as_str())).cloned().collect();
-            if !ignored.is_empty() {
-                ignored.sort();
-                resp.warnings.push(coffer_sdk::framework::ignored_parameters_warning(&ignored));
-            }
+        if has_body && !routed.ignored.is_empty() {
+            resp.warnings.push(coffer_sdk::framework::ignored_parameters_warning(&routed.ignored));
         }
         resp.mount_type = "token".into();
         Ok(resp)
@@ -286,19 +298,17 @@ impl Core {
         &self,
         active: &Active,
         caller: &Caller<'_>,
+        f: &FieldData,
         d: &Map<String, Value>,
         role: Option<TokenRole>,
         orphan_path: bool,
     ) -> Result<CoreResponse> {
         let parent = caller.entry;
         let privileged = parent.is_root() || caller.decision.sudo;
-        let mut policies = match opt(d, "policies") {
-            Some(v) => normalize_policies(parse_string_slice("policies", v)?),
-            None => vec![],
-        };
-        let no_default = match opt(d, "no_default_policy") {
-            Some(v) => parse_bool("no_default_policy", v)?,
-            None => role.as_ref().is_some_and(|r| r.token.token_no_default_policy),
+        let mut policies = list_field(f, "policies").map(normalize_policies).unwrap_or_default();
+        let no_default = match f.is_set("no_default_policy") {
+            true => f.bool("no_default_policy").unwrap_or(false),
+            false => role.as_ref().is_some_and(|r| r.token.token_no_default_policy),
         };
         if let Some(r) = &role {
             let allowed = &r.allowed_policies;
@@ -348,15 +358,12 @@ impl Core {
         if no_default {
             policies.retain(|p| p != "default");
         }
-        let no_parent = match opt(d, "no_parent") {
-            Some(v) => parse_bool("no_parent", v)?,
-            None => false,
-        };
+        let no_parent = f.bool("no_parent").unwrap_or(false);
         if no_parent && !privileged {
             return Err(LogicalError::bad_request("root or sudo privileges required to create orphan token"));
         }
         let orphan = orphan_path || no_parent || role.as_ref().is_some_and(|r| r.orphan);
-        let token_type = match opt(d, "type").map(|v| parse_string("type", v)).transpose()?.as_deref() {
+        let token_type = match f.str("type") {
             None | Some("") | Some("service") => role
                 .as_ref()
                 .map(|r| if r.token.token_type == "batch" { "batch" } else { "service" })
@@ -369,18 +376,14 @@ impl Core {
             return Err(LogicalError::bad_request("batch tokens cannot be root tokens"));
         }
         let dur = |k: &str| -> Result<i64> {
-            match opt(d, k) {
-                Some(v) => {
-                    let n = parse_duration(k, v)?;
-                    if n < 0 {
-                        return Err(LogicalError::bad_request(format!("{k} must be positive")));
-                    }
-                    Ok(n)
-                }
+            match f.int(k) {
+                Some(n) if n < 0 => Err(LogicalError::bad_request(format!("{k} must be positive"))),
+                Some(n) => Ok(n),
                 None => Ok(0),
             }
         };
-        let mut ttl = dur("ttl")?;
+        // `lease` is the deprecated name of `ttl`, which wins when both are given.
+        let mut ttl = if f.is_set("ttl") { dur("ttl")? } else { dur("lease")? };
         let mut explicit_max_ttl = dur("explicit_max_ttl")?;
         let mut period = dur("period")?;
         if let Some(r) = &role {
@@ -396,8 +399,8 @@ impl Core {
         } else if period > 0 && !privileged {
             return Err(LogicalError::bad_request("root or sudo privileges required to create periodic token"));
         }
-        let num_uses = match opt(d, "num_uses") {
-            Some(v) => parse_int("num_uses", v)?,
+        let num_uses = match f.int("num_uses") {
+            Some(n) => n,
             None => role.as_ref().map(|r| r.token.token_num_uses).unwrap_or(0),
         };
         if num_uses < 0 {
@@ -405,8 +408,7 @@ impl Core {
         }
         let mut renewable = match d.get("renewable") {
             Some(Value::Null) => false, // as OpenBao: an explicit null reads as false
-            Some(v) => parse_bool("renewable", v)?,
-            None => true,
+            _ => f.bool("renewable").unwrap_or(true),
         };
         if let Some(r) = &role {
             renewable &= r.renewable;
@@ -417,7 +419,7 @@ impl Core {
             }
             renewable = false;
         }
-        let display = opt(d, "display_name").map(|v| parse_string("display_name", v)).transpose()?.unwrap_or_default();
+        let display = str_field(f, "display_name").to_string();
         let display_name = if display.is_empty() {
             "token".to_string()
         } else {
@@ -428,31 +430,27 @@ impl Core {
                 .collect();
             format!("token-{cleaned}")
         };
-        let meta = match opt(d, "meta") {
-            Some(Value::Object(m)) => {
-                let mut out = Map::new();
-                for (k, v) in m {
-                    out.insert(k.clone(), Value::String(parse_string("meta", v)?));
-                }
-                Some(out)
+        // Key-value pairs (an object, `k=v` entries as a list or comma-separated text), coerced
+        // by the row; values given as text are trimmed, as they always were.
+        let trim = matches!(d.get("meta"), Some(Value::String(_)));
+        // Blank text is no pair at all (OpenBao refuses it; an empty list or object is none).
+        if matches!(d.get("meta"), Some(Value::String(s)) if s.trim().is_empty()) {
+            return Err(LogicalError::bad_request(
+                "Field validation failed: error converting input for field \"meta\": invalid key pair at index 0 in \
+                 field \"meta\"",
+            ));
+        }
+        let meta = f.is_set("meta").then(|| {
+            let pairs = f.get("meta").and_then(Value::as_object).cloned().unwrap_or_default();
+            if !trim {
+                return pairs;
             }
-            // Also `k=v,k2=v2`, as OpenBao's key-value fields take it; every pair needs its `=`.
-            Some(Value::String(s)) => {
-                let mut out = Map::new();
-                for (i, pair) in s.split(',').enumerate() {
-                    let Some((k, v)) = pair.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
-                        return Err(LogicalError::bad_request(format!(
-                            "Field validation failed: error converting input for field \"meta\": invalid key pair at index {i} in field \"meta\""
-                        )));
-                    };
-                    out.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
-                }
-                Some(out)
-            }
-            Some(_) => return Err(LogicalError::bad_request("meta must be a map of strings")),
-            None => None,
-        };
-        let id = opt(d, "id").and_then(Value::as_str).filter(|s| !s.is_empty());
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v.as_str().unwrap_or_default().trim().to_string())))
+                .collect::<Map<String, Value>>()
+        });
+        let id = f.str("id").filter(|s| !s.is_empty());
         if id.is_some() && !parent.is_root() {
             return Err(LogicalError::bad_request("root or sudo privileges required to specify token id"));
         }
@@ -537,14 +535,14 @@ impl Core {
         active: &Active,
         token: &str,
         e: &TokenEntry,
-        d: &Map<String, Value>,
+        increment: Option<i64>,
         caller: &Caller<'_>,
     ) -> Result<CoreResponse> {
         if e.token_type == "batch" {
             return Err(LogicalError::bad_request("batch tokens cannot be renewed"));
         }
         let h = active.tokens.hash(token);
-        let mut r = self.renew_hash(active, &h, e, d, caller).await?;
+        let mut r = self.renew_hash(active, &h, e, increment, caller).await?;
         if let Some(a) = r.auth.as_mut() {
             a.client_token = token.to_string();
         }
@@ -556,7 +554,7 @@ impl Core {
         active: &Active,
         h: &str,
         e: &TokenEntry,
-        d: &Map<String, Value>,
+        increment: Option<i64>,
         caller: &Caller<'_>,
     ) -> Result<CoreResponse> {
         if !e.renewable || e.expire_time == 0 {
@@ -566,10 +564,7 @@ impl Core {
         let mut e = e.clone();
         let at = now();
         if e.expire_time > 0 {
-            let increment = match opt(d, "increment") {
-                Some(v) => parse_duration("increment", v)?.max(0),
-                None => 0,
-            };
+            let increment = increment.unwrap_or(0).max(0);
             let mut warnings = vec![];
             if e.period > 0 {
                 let ttl = if e.explicit_max_ttl > 0 {

@@ -223,19 +223,26 @@ pub fn coerce(name: &str, ty: FieldType, v: &Value) -> Result<Value, LogicalErro
 /// Parses string pairs: a JSON object (values turned into their text), or `key=value` entries
 /// as an array or a comma-separated string. Empty input is an empty map.
 pub fn parse_kv_pairs(name: &str, v: &Value) -> Result<serde_json::Map<String, Value>, LogicalError> {
-    let pair = |s: &str| -> Result<(String, Value), LogicalError> {
+    // OpenBao's words for a pair without its `=` (or input that is no pair at all).
+    let bad = |i: usize| {
+        LogicalError::bad_request(format!(
+            "Field validation failed: error converting input for field {name:?}: invalid key pair at index {i} in \
+             field {name:?}"
+        ))
+    };
+    let pair = |i: usize, s: &str| -> Result<(String, Value), LogicalError> {
         match s.split_once('=') {
             Some((k, val)) if !k.trim().is_empty() => Ok((k.trim().to_string(), Value::String(val.to_string()))),
-            _ => Err(type_err(name, "key=value pairs", v)),
+            _ => Err(bad(i)),
         }
     };
     match v {
         Value::Null => Ok(Default::default()),
         Value::Object(m) => m.iter().map(|(k, x)| Ok((k.clone(), Value::String(parse_string(name, x)?)))).collect(),
         Value::String(s) if s.trim().is_empty() => Ok(Default::default()),
-        Value::String(s) => s.split(',').map(|p| pair(p.trim())).collect(),
-        Value::Array(a) => a.iter().map(|x| pair(parse_string(name, x)?.trim())).collect(),
-        _ => Err(type_err(name, "key=value pairs", v)),
+        Value::String(s) => s.split(',').enumerate().map(|(i, p)| pair(i, p.trim())).collect(),
+        Value::Array(a) => a.iter().enumerate().map(|(i, x)| pair(i, parse_string(name, x)?.trim())).collect(),
+        _ => Err(bad(0)),
     }
 }
 
@@ -256,6 +263,11 @@ mod tests {
         assert!(coerce("m", FieldType::KvPairs, &json!("novalue")).is_err());
         assert!(coerce("m", FieldType::KvPairs, &json!(["=x"])).is_err());
         assert!(coerce("m", FieldType::KvPairs, &json!(3)).is_err());
+        assert_eq!(
+            coerce("meta", FieldType::KvPairs, &json!("a=b,novalue")).unwrap_err().to_string(),
+            "Field validation failed: error converting input for field \"meta\": invalid key pair at index 1 in \
+             field \"meta\""
+        );
     }
 
     #[test]

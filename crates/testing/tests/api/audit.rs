@@ -205,3 +205,58 @@ async fn a_second_healthy_device_keeps_requests_flowing_past_a_broken_one() {
     assert_eq!(st, 200, "one healthy device is enough: {body}");
     assert!(std::fs::read_to_string(&good).unwrap().contains("kv1/x"), "the healthy device recorded the read");
 }
+
+#[tokio::test]
+async fn the_rows_audited_flag_decides_what_is_recorded_with_or_without_a_token() {
+    // As OpenBao 2.x records them (observed with a declared file device): the status endpoints
+    // that answer sealed are never recorded; the ceremonies, a wrapping token's own lookup, the
+    // OpenAPI document and the UI's mount listing are, though they need no token.
+    // (The unauthenticated ceremonies are served only when the listener allows them.)
+    let c = &TestCore::builder()
+        .config(
+            "listener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_disable = true\n  \
+             disable_unauthed_rekey_endpoints = false\n  disable_unauthed_generate_root_endpoints = false\n}\n",
+        )
+        .start()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    enable(c, "file", &format!(r#"{{"type":"file","options":{{"file_path":"{}"}}}}"#, log.display())).await;
+    for p in ["seal-status", "leader", "init", "generate-root/attempt", "rekey/init", "internal/ui/mounts"] {
+        let (st, b) = c.http("GET", &format!("/v1/sys/{p}"), &[], b"").await;
+        assert_eq!(st, 200, "{p}: {b}");
+    }
+    let (st, b) = c.http("GET", "/v1/sys/internal/specs/openapi", &[], b"").await;
+    assert_eq!(st, 200, "{b}");
+    let (_, b) = c
+        .http(
+            "POST",
+            "/v1/sys/wrapping/wrap",
+            &[("X-Vault-Token", "root"), ("X-Vault-Wrap-TTL", "60")],
+            br#"{"a":"b"}"#,
+        )
+        .await;
+    let wrapping = json(&b)["wrap_info"]["token"].as_str().unwrap().to_string();
+    let (st, b) =
+        c.http("POST", "/v1/sys/wrapping/lookup", &[], format!(r#"{{"token":"{wrapping}"}}"#).as_bytes()).await;
+    assert_eq!(st, 200, "{b}");
+    let recorded: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(json)
+        .filter(|e| e["type"] == "request")
+        .map(|e| e["request"]["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for p in [
+        "sys/generate-root/attempt",
+        "sys/rekey/init",
+        "sys/internal/ui/mounts",
+        "sys/internal/specs/openapi",
+        "sys/wrapping/lookup",
+    ] {
+        assert!(recorded.iter().any(|r| r == p), "{p} is audited: {recorded:?}");
+    }
+    for p in ["sys/seal-status", "sys/leader", "sys/init"] {
+        assert!(!recorded.iter().any(|r| r == p), "{p} is not audited: {recorded:?}");
+    }
+}

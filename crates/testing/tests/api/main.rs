@@ -5,14 +5,20 @@
 #[path = "../../../coffer/tests/python/mod.rs"]
 mod python;
 
+#[path = "../../../coffer/tests/gpg_operator/mod.rs"]
+mod gpg_operator;
+
 mod audit;
 mod bad_input;
 mod identity;
 mod identity_oidc;
+mod leases;
 mod openapi;
 mod path_table;
+mod pgp_shares;
 mod raw_storage;
 mod runtime_endpoints;
 mod token_and_mount_answers;
 mod web_ui;
 mod wire_conventions;
+mod wrapping;

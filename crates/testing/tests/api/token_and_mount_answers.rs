@@ -164,3 +164,59 @@ async fn mount_tuning_and_password_policy_answers_read_as_openbao_does() {
     let (_, r) = call(s, "GET", "sys/mounts/sys/tune", serde_json::Value::Null).await;
     assert_eq!(r["data"]["passthrough_request_headers"], serde_json::json!(["Accept"]));
 }
+
+#[tokio::test]
+async fn mounts_of_the_wrong_kind_or_of_the_cores_own_trees_are_refused_as_openbao_refuses_them() {
+    let s = &TestCore::new().await;
+    // (path, body, message) as OpenBao 2.x answers them, all 400.
+    let cases = [
+        ("sys/mounts/up", "userpass", "plugin not found in the catalog: userpass"),
+        ("sys/mounts/ar", "approle", "plugin not found in the catalog: approle"),
+        ("sys/auth/kv", "kv", "plugin not found in the catalog: kv"),
+        ("sys/auth/tr", "transit", "plugin not found in the catalog: transit"),
+        ("sys/mounts/system", "system", "mount type of \"system\" is not mountable"),
+        ("sys/mounts/token2", "token", "mount type of \"token\" is not mountable"),
+        ("sys/mounts/identity2", "identity", "mount type of \"identity\" is not mountable"),
+        ("sys/mounts/cub2", "cubbyhole", "mount type of \"cubbyhole\" is not mountable"),
+        ("sys/auth/system2", "system", "plugin not found in the catalog: system"),
+        ("sys/auth/cub2", "cubbyhole", "plugin not found in the catalog: cubbyhole"),
+        ("sys/auth/token2", "token", "token credential backend cannot be instantiated"),
+    ];
+    for (path, ty, msg) in cases {
+        let (st, r) = call(s, "POST", path, serde_json::json!({ "type": ty })).await;
+        assert_eq!((st, r["errors"][0].as_str()), (400, Some(msg)), "{path} type={ty}: {r}");
+    }
+    // The right kinds still mount.
+    for (path, ty) in [("sys/mounts/kv1", "kv"), ("sys/mounts/kv2", "kv-v2"), ("sys/auth/up", "userpass")] {
+        let (st, r) = call(s, "POST", path, serde_json::json!({ "type": ty })).await;
+        assert_eq!(st, 204, "{path} type={ty}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn token_metadata_takes_pairs_as_openbao_takes_them() {
+    let s = &TestCore::new().await;
+    // A map, `k=v` text (values trimmed) or a list of `k=v`; blank text or a pair without `=`
+    // is refused with OpenBao's words.
+    for (meta, want) in [
+        (serde_json::json!({"a": "b"}), serde_json::json!({"a": "b"})),
+        (serde_json::json!("a= b , c=d"), serde_json::json!({"a": "b", "c": "d"})),
+        (serde_json::json!(["a=b"]), serde_json::json!({"a": "b"})),
+    ] {
+        let (st, r) = call(s, "POST", "auth/token/create", serde_json::json!({ "meta": meta })).await;
+        assert_eq!((st, &r["auth"]["metadata"]), (200, &want), "{meta}: {r}");
+    }
+    for (meta, index) in [(serde_json::json!(""), 0), (serde_json::json!("a=b,novalue"), 1), (serde_json::json!(3), 0)]
+    {
+        let (st, r) = call(s, "POST", "auth/token/create", serde_json::json!({ "meta": meta })).await;
+        assert_eq!(st, 400, "{meta}: {r}");
+        assert_eq!(
+            r["errors"][0],
+            format!(
+                "Field validation failed: error converting input for field \"meta\": invalid key pair at index {index} \
+                 in field \"meta\""
+            ),
+            "{meta}"
+        );
+    }
+}
