@@ -228,6 +228,7 @@ pub enum Usage {
 pub struct Urls {
     pub issuing_certificates: Vec<String>,
     pub crl_distribution_points: Vec<String>,
+    pub ocsp_servers: Vec<String>,
 }
 
 /// The parameters of a certificate to sign.
@@ -265,20 +266,22 @@ pub fn params(
     if !urls.crl_distribution_points.is_empty() {
         p.crl_distribution_points = vec![CrlDistributionPoint { uris: urls.crl_distribution_points.clone() }];
     }
-    if !urls.issuing_certificates.is_empty() {
-        p.custom_extensions.push(authority_info_access(&urls.issuing_certificates));
+    if !urls.issuing_certificates.is_empty() || !urls.ocsp_servers.is_empty() {
+        p.custom_extensions.push(authority_info_access(&urls.ocsp_servers, &urls.issuing_certificates));
     }
     Ok(p)
 }
 
-/// The Authority Information Access extension (RFC 5280 4.2.2.1) with a caIssuers URL each.
-fn authority_info_access(urls: &[String]) -> rcgen::CustomExtension {
+/// The Authority Information Access extension (RFC 5280 4.2.2.1): an OCSP access description
+/// per OCSP URL, then a caIssuers one per issuing-certificate URL.
+fn authority_info_access(ocsp: &[String], issuers: &[String]) -> rcgen::CustomExtension {
+    let ocsp_oid = yasna::models::ObjectIdentifier::from_slice(&[1, 3, 6, 1, 5, 5, 7, 48, 1]);
     let ca_issuers = yasna::models::ObjectIdentifier::from_slice(&[1, 3, 6, 1, 5, 5, 7, 48, 2]);
     let der = yasna::construct_der(|w| {
         w.write_sequence(|w| {
-            for u in urls {
+            for (oid, u) in ocsp.iter().map(|u| (&ocsp_oid, u)).chain(issuers.iter().map(|u| (&ca_issuers, u))) {
                 w.next().write_sequence(|w| {
-                    w.next().write_oid(&ca_issuers);
+                    w.next().write_oid(oid);
                     w.next().write_tagged_implicit(yasna::Tag::context(6), |w| w.write_ia5_string(u));
                 });
             }

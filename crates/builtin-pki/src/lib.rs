@@ -3,7 +3,8 @@
 //! generated or imported root, or an intermediate signed elsewhere), named keys, roles that
 //! say which names may be certified, issuance (`issue/:role`: a new key and certificate),
 //! signing of CSRs (`sign/:role`, `sign-verbatim`, `root/sign-intermediate`), revocation and
-//! CRLs; the CA certificates and CRLs are public (unauthenticated), in PEM and DER.
+//! CRLs, an OCSP responder (`ocsp`); the CA certificates, CRLs and OCSP answers are public
+//! (unauthenticated), in PEM and DER.
 //!
 //! Storage (the mount's own view, JSON unless said):
 //!
@@ -17,6 +18,7 @@
 //! | `crl/<issuer id>` | the issuer's current CRL (DER, base64 in JSON) |
 
 mod ca;
+mod ocsp;
 mod role;
 
 use async_trait::async_trait;
@@ -63,6 +65,7 @@ pub enum Route {
     CrlRotate,
     ConfigUrls,
     ConfigCrl,
+    Ocsp,
 }
 
 /// The CRL's default lifetime (OpenBao's `config/crl` expiry: 72h).
@@ -104,10 +107,28 @@ struct UrlsConfig {
     ocsp_servers: Vec<String>,
 }
 
+/// OCSP answers' default lifetime (OpenBao's `ocsp_expiry`: 12h).
+const DEFAULT_OCSP_EXPIRY: i64 = 12 * 3600;
+
+fn default_ocsp_expiry() -> i64 {
+    DEFAULT_OCSP_EXPIRY
+}
+
 #[derive(Serialize, Deserialize)]
 struct CrlConfig {
     expiry: i64,
     disable: bool,
+    #[serde(default)]
+    ocsp_disable: bool,
+    /// How long an OCSP answer is valid (its nextUpdate); 0: no nextUpdate.
+    #[serde(default = "default_ocsp_expiry")]
+    ocsp_expiry: i64,
+}
+
+impl Default for CrlConfig {
+    fn default() -> Self {
+        CrlConfig { expiry: DEFAULT_CRL_EXPIRY, disable: false, ocsp_disable: false, ocsp_expiry: DEFAULT_OCSP_EXPIRY }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -563,7 +584,7 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                     FieldSpec::new(
                         "ocsp_servers",
                         FieldType::CommaStringSlice,
-                        "OCSP URLs (refused: no OCSP responder yet)",
+                        "OCSP responder URLs (the AIA extension), e.g. <api>/v1/<mount>/ocsp",
                     ),
                     FieldSpec::new("enable_templating", FieldType::Bool, "Refused when true").default(json!(false)),
                 ],
@@ -582,10 +603,34 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                         .default(json!(false)),
                     FieldSpec::new("auto_rebuild", FieldType::Bool, "CRLs are rebuilt on every revocation")
                         .default(json!(false)),
+                    FieldSpec::new("ocsp_disable", FieldType::Bool, "Answer OCSP requests with unauthorized")
+                        .default(json!(false)),
+                    FieldSpec::new(
+                        "ocsp_expiry",
+                        FieldType::DurationSecond,
+                        "How long an OCSP answer is valid (nextUpdate); 0 for no nextUpdate",
+                    )
+                    .default(json!("12h")),
                 ],
                 vec![(Read, "Read the CRL settings"), (Update, "Set the CRL settings")],
                 "CRL settings",
             ),
+        ),
+        (
+            Route::Ocsp,
+            public(row(
+                r"ocsp(?:/(?P<req>.+))?",
+                vec![
+                    name_field("req", "The OCSP request, DER in base64 (GET)"),
+                    FieldSpec::new(
+                        "http_raw_body",
+                        FieldType::String,
+                        "The OCSP request of a POST with Content-Type application/ocsp-request (set by the server)",
+                    ),
+                ],
+                vec![(Read, "Answer an OCSP request given in the path"), (Update, "Answer an OCSP request")],
+                "The OCSP responder (RFC 6960)",
+            )),
         ),
     ]
 }
@@ -743,29 +788,12 @@ impl Pki {
                 Ok(Some(Response::data(d)))
             }
             Route::ConfigUrls => self.config_urls(s, op, f).await,
-            Route::ConfigCrl => {
-                if op == Operation::Read {
-                    let c = get_json::<CrlConfig>(s, "config/crl")
-                        .await?
-                        .unwrap_or(CrlConfig { expiry: DEFAULT_CRL_EXPIRY, disable: false });
-                    let mut d = Map::new();
-                    d.insert("expiry".into(), json!(format!("{}h", c.expiry / 3600)));
-                    d.insert("disable".into(), json!(c.disable));
-                    d.insert("auto_rebuild".into(), json!(true));
-                    d.insert("enable_delta".into(), json!(false));
-                    d.insert("ocsp_disable".into(), json!(true));
-                    return Ok(Some(Response::data(d)));
-                }
-                if f.bool("disable").unwrap_or(false) {
-                    return Err(bad("disable=true is not supported: Coffer always builds CRLs"));
-                }
-                let expiry = f.int("expiry").unwrap_or(DEFAULT_CRL_EXPIRY);
-                if expiry <= 0 {
-                    return Err(bad("expiry must be positive"));
-                }
-                put_json(s, "config/crl", &CrlConfig { expiry, disable: false }).await?;
-                Ok(None)
+            Route::ConfigCrl => self.config_crl(s, op, f).await,
+            // A GET names the request in the path; `ocsp` alone only takes a POST.
+            Route::Ocsp if op == Operation::Read && f.str("req").unwrap_or("").is_empty() => {
+                Err(LogicalError::unsupported_operation())
             }
+            Route::Ocsp => self.ocsp(s, f).await.map(Some),
         }
     }
 
@@ -987,7 +1015,11 @@ impl Pki {
 
     async fn urls(&self, s: &dyn StorageView) -> Result<Urls> {
         let u = get_json::<UrlsConfig>(s, "config/urls").await?.unwrap_or_default();
-        Ok(Urls { issuing_certificates: u.issuing_certificates, crl_distribution_points: u.crl_distribution_points })
+        Ok(Urls {
+            issuing_certificates: u.issuing_certificates,
+            crl_distribution_points: u.crl_distribution_points,
+            ocsp_servers: u.ocsp_servers,
+        })
     }
 
     /// Stores a new issuer; makes it the default when there is none.
@@ -1703,20 +1735,121 @@ impl Pki {
         })
     }
 
+    async fn crl_config(&self, s: &dyn StorageView) -> Result<CrlConfig> {
+        Ok(get_json::<CrlConfig>(s, "config/crl").await?.unwrap_or_default())
+    }
+
+    async fn config_crl(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
+        if op != Operation::Read {
+            let _g = self.lock.lock().await;
+            let mut c = self.crl_config(s).await?;
+            if f.bool("disable").unwrap_or(false) {
+                return Err(bad("disable=true is not supported: Coffer always builds CRLs"));
+            }
+            if f.is_set("expiry") {
+                let expiry = f.int("expiry").unwrap_or(DEFAULT_CRL_EXPIRY);
+                if expiry <= 0 {
+                    return Err(bad("expiry must be positive"));
+                }
+                c.expiry = expiry;
+            }
+            if f.is_set("ocsp_disable") {
+                c.ocsp_disable = f.bool("ocsp_disable").unwrap_or(false);
+            }
+            if f.is_set("ocsp_expiry") {
+                let e = f.int("ocsp_expiry").unwrap_or(DEFAULT_OCSP_EXPIRY);
+                if e < 0 {
+                    return Err(bad("ocsp_expiry must be 0 or positive"));
+                }
+                c.ocsp_expiry = e;
+            }
+            put_json(s, "config/crl", &c).await?;
+            return Ok(None);
+        }
+        let c = self.crl_config(s).await?;
+        let mut d = Map::new();
+        d.insert("expiry".into(), json!(go_duration_short(c.expiry)));
+        d.insert("disable".into(), json!(c.disable));
+        d.insert("auto_rebuild".into(), json!(true));
+        d.insert("enable_delta".into(), json!(false));
+        d.insert("ocsp_disable".into(), json!(c.ocsp_disable));
+        d.insert("ocsp_expiry".into(), json!(go_duration_short(c.ocsp_expiry)));
+        Ok(Some(Response::data(d)))
+    }
+
+    /// The OCSP responder: the request from the path (GET, base64) or the body (POST); the
+    /// answer is always DER (`application/ocsp-response`), an error status included.
+    async fn ocsp(&self, s: &dyn StorageView, f: &FieldData) -> Result<Response> {
+        use base64::Engine as _;
+        let answer = |status: u16, body: Vec<u8>| {
+            let mut r = raw("application/ocsp-response", body);
+            if let Some(d) = r.data.as_mut() {
+                d.insert("http_status_code".into(), json!(status));
+            }
+            r
+        };
+        let malformed = || answer(400, ocsp::error_response(ocsp::ErrorStatus::Malformed));
+        let unauthorized = || answer(401, ocsp::error_response(ocsp::ErrorStatus::Unauthorized));
+        let encoded = f.str("req").filter(|r| !r.is_empty()).or_else(|| f.str("http_raw_body")).unwrap_or("");
+        let b64 = [
+            &base64::engine::general_purpose::STANDARD,
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ];
+        let Some(der) = b64.iter().find_map(|e| e.decode(encoded.trim()).ok()) else { return Ok(malformed()) };
+        let Some(id) = ocsp::parse_request(&der) else { return Ok(malformed()) };
+        let cfg = self.crl_config(s).await?;
+        if cfg.ocsp_disable {
+            return Ok(unauthorized());
+        }
+        // The issuer the request names, if it is one of this mount's and can sign; otherwise
+        // the answer is "unknown", signed by the default issuer.
+        let mut signer = None;
+        for iid in s.list("issuer/").await? {
+            if let Some(i) = get_json::<IssuerEntry>(s, &format!("issuer/{iid}")).await? {
+                if !i.key_id.is_empty() && id.names_issuer(&i.certificate) {
+                    signer = Some(i);
+                    break;
+                }
+            }
+        }
+        let status = match &signer {
+            None => ocsp::CertStatus::Unknown,
+            Some(i) => {
+                let key = format!("certs/{}", ca::serial_colons(&id.serial).replace(':', "-"));
+                match get_json::<CertEntry>(s, &key).await? {
+                    Some(c) if c.revocation_time > 0 && c.issuer_id == i.id => {
+                        ocsp::CertStatus::Revoked(c.revocation_time)
+                    }
+                    // As OpenBao: a serial the mount has no revocation for is good.
+                    _ => ocsp::CertStatus::Good,
+                }
+            }
+        };
+        let signer = match signer {
+            Some(i) => i,
+            None => match self.issuer(s, "default").await {
+                Ok(i) if !i.key_id.is_empty() => i,
+                _ => return Ok(unauthorized()),
+            },
+        };
+        let key = ca::load_key(&self.key(s, &signer.key_id).await?.private_key)?;
+        let t = now();
+        let next = (cfg.ocsp_expiry > 0).then(|| t + cfg.ocsp_expiry);
+        Ok(answer(200, ocsp::response(&signer.certificate, &key, &id, status, t, next)?))
+    }
+
     async fn config_urls(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
         if op != Operation::Read {
             if f.bool("enable_templating").unwrap_or(false) {
                 return Err(bad("enable_templating is not supported yet"));
             }
-            if !strings(f, "ocsp_servers").is_empty() {
-                return Err(bad(
-                    "ocsp_servers: Coffer has no OCSP responder yet, so no OCSP URL is put in certificates",
-                ));
-            }
             let mut u = get_json::<UrlsConfig>(s, "config/urls").await?.unwrap_or_default();
             for (k, slot) in [
                 ("issuing_certificates", &mut u.issuing_certificates),
                 ("crl_distribution_points", &mut u.crl_distribution_points),
+                ("ocsp_servers", &mut u.ocsp_servers),
             ] {
                 if f.is_set(k) {
                     let v = strings(f, k);
@@ -1737,6 +1870,19 @@ impl Pki {
         d.insert("ocsp_servers".into(), json!(u.ocsp_servers));
         d.insert("enable_templating".into(), json!(false));
         Ok(Some(Response::data(d)))
+    }
+}
+
+/// Seconds as OpenBao shows the CRL settings' durations (`72h`, `15m`, `30s`; `0` as given).
+fn go_duration_short(secs: i64) -> String {
+    if secs == 0 {
+        "0".to_string()
+    } else if secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
     }
 }
 
