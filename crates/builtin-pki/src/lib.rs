@@ -20,6 +20,7 @@
 mod ca;
 mod ocsp;
 mod role;
+mod tidy;
 
 use async_trait::async_trait;
 use ca::{CertFacts, KeySpec, Subject, Urls, Usage};
@@ -66,6 +67,10 @@ pub enum Route {
     ConfigUrls,
     ConfigCrl,
     Ocsp,
+    Tidy,
+    TidyStatus,
+    TidyCancel,
+    ConfigAutoTidy,
 }
 
 /// The CRL's default lifetime (OpenBao's `config/crl` expiry: 72h).
@@ -632,14 +637,45 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                 "The OCSP responder (RFC 6960)",
             )),
         ),
+        (
+            Route::Tidy,
+            row(
+                r"tidy",
+                tidy::tidy_fields(false),
+                vec![(Create, "Start a tidy"), (Update, "Start a tidy")],
+                "Tidy the certificate store, revoked certificates and issuers",
+            ),
+        ),
+        (Route::TidyStatus, row(r"tidy-status", vec![], vec![(Read, "The last tidy's status")], "Tidy status")),
+        (
+            Route::TidyCancel,
+            row(
+                r"tidy-cancel",
+                vec![],
+                vec![(Create, "Cancel the running tidy"), (Update, "Cancel the running tidy")],
+                "Cancel a tidy",
+            ),
+        ),
+        (
+            Route::ConfigAutoTidy,
+            row(
+                r"config/auto-tidy",
+                tidy::tidy_fields(true),
+                vec![(Read, "Read the auto-tidy settings"), (Update, "Set the auto-tidy settings")],
+                "Automatic tidy",
+            ),
+        ),
     ]
 }
 
-/// The PKI secrets engine; serve it wrapped in [`coffer_sdk::framework::Backend`].
+/// The PKI secrets engine; serve it wrapped in [`coffer_sdk::framework::Backend`]. Clones
+/// share everything (a background tidy holds one).
+#[derive(Clone)]
 pub struct Pki {
-    paths: Paths<Route>,
+    paths: std::sync::Arc<Paths<Route>>,
     /// Serialises writes that read-modify-write shared entries (CRL numbers, the default issuer).
-    lock: tokio::sync::Mutex<()>,
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    tidy: std::sync::Arc<tidy::TidyState>,
 }
 
 impl Default for Pki {
@@ -661,13 +697,27 @@ impl Handler for Pki {
     }
 
     async fn handle(&self, route: Route, req: Request, fields: FieldData) -> Result<Option<Response>> {
+        // Auto-tidy is started lazily by the mount's traffic (see the `tidy` module).
+        self.auto_tidy_tick(&req.storage).await?;
         self.dispatch(route, &req, &fields).await
+    }
+
+    async fn revoke_secret(&self, req: &Request, internal: &Map<String, Value>) -> Result<()> {
+        self.revoke_leased(req.storage.as_ref(), internal).await
+    }
+
+    async fn renew_secret(&self, _req: &Request, _internal: &Map<String, Value>, _ttl: i64) -> Result<i64> {
+        Err(bad("lease is not renewable"))
     }
 }
 
 impl Pki {
     pub fn new() -> Self {
-        Pki { paths: Paths::new(path_specs()), lock: tokio::sync::Mutex::new(()) }
+        Pki {
+            paths: std::sync::Arc::new(Paths::new(path_specs())),
+            lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            tidy: std::sync::Arc::default(),
+        }
     }
 
     async fn dispatch(&self, route: Route, req: &Request, f: &FieldData) -> Result<Option<Response>> {
@@ -748,7 +798,11 @@ impl Pki {
                         let existing = get_json::<Role>(s, &format!("role/{name}")).await?;
                         let role = Role::from_fields(existing, f, req.system.max_lease_ttl)?;
                         put_json(s, &format!("role/{name}"), &role).await?;
-                        Ok(Some(Response::data(role.to_data())))
+                        let mut r = Response::data(role.to_data());
+                        if role.generate_lease {
+                            r.warnings.push("it is encouraged to disable generate_lease and rely on PKI's native capabilities when possible; a lease per certificate weighs on the server with large numbers of certificates".into());
+                        }
+                        Ok(Some(r))
                     }
                 }
             }
@@ -794,6 +848,10 @@ impl Pki {
                 Err(LogicalError::unsupported_operation())
             }
             Route::Ocsp => self.ocsp(s, f).await.map(Some),
+            Route::Tidy => self.tidy(req, f).await.map(Some),
+            Route::TidyStatus => Ok(Some(self.tidy_status())),
+            Route::TidyCancel => Ok(Some(self.tidy_cancel())),
+            Route::ConfigAutoTidy => self.config_auto_tidy(s, op, f).await.map(Some),
         }
     }
 
@@ -1560,7 +1618,24 @@ impl Pki {
         }
         let mut r = Response::data(d);
         r.warnings = warnings;
+        if role.generate_lease && route != Route::SignVerbatim {
+            // The lease lasts as long as the certificate; revoking it revokes the certificate.
+            let ttl = (facts.not_after - now()).max(1);
+            let mut internal = Map::new();
+            internal.insert("serial_number".into(), json!(ca::serial_colons(&facts.serial)));
+            r.secret = Some(coffer_sdk::SecretLease { ttl, max_ttl: ttl, renewable: false, internal });
+        }
         Ok(r)
+    }
+
+    /// A certificate's lease was revoked (or expired): the certificate is revoked.
+    async fn revoke_leased(&self, s: &dyn StorageView, internal: &Map<String, Value>) -> Result<()> {
+        let Some(serial) = internal.get("serial_number").and_then(Value::as_str) else { return Ok(()) };
+        let key = format!("certs/{}", ca::serial_colons(&ca::parse_serial(serial)?).replace(':', "-"));
+        let _g = self.lock.lock().await;
+        // A certificate that was not stored (no_store) or was tidied away: nothing to record.
+        let Some(c) = get_json::<CertEntry>(s, &key).await? else { return Ok(()) };
+        self.mark_revoked(s, &key, c).await.map(|_| ())
     }
 
     async fn store_cert(&self, s: &dyn StorageView, pem: &str, issuer_id: &str) -> Result<()> {
@@ -1642,7 +1717,7 @@ impl Pki {
         let colons = ca::serial_colons(&serial);
         let key = format!("certs/{}", colons.replace(':', "-"));
         let _g = self.lock.lock().await;
-        let Some(mut c) = get_json::<CertEntry>(s, &key).await? else {
+        let Some(c) = get_json::<CertEntry>(s, &key).await? else {
             return Err(bad(format!("certificate with serial {colons} not found")));
         };
         if !cert_in.trim().is_empty() && ca::pem_to_der(cert_in)? != ca::pem_to_der(&c.certificate)? {
@@ -1661,6 +1736,12 @@ impl Pki {
         if self.issuer_by_serial(s, &colons).await?.is_some() {
             return Err(bad("an issuer's own certificate cannot be revoked here; delete the issuer"));
         }
+        self.mark_revoked(s, &key, c).await
+    }
+
+    /// Records the revocation of a stored certificate (under the engine's lock) and rebuilds its
+    /// issuer's CRL; an expired certificate is left as it is (`state: expired`).
+    async fn mark_revoked(&self, s: &dyn StorageView, key: &str, mut c: CertEntry) -> Result<Response> {
         let mut d = Map::new();
         if c.revocation_time == 0 {
             if c.not_after < now() {
@@ -1668,7 +1749,7 @@ impl Pki {
                 return Ok(Response::data(d));
             }
             c.revocation_time = now();
-            put_json(s, &key, &c).await?;
+            put_json(s, key, &c).await?;
             if let Some(i) = get_json::<IssuerEntry>(s, &format!("issuer/{}", c.issuer_id)).await? {
                 self.rebuild_crl(s, i).await?;
             }
