@@ -15,7 +15,8 @@
 //! | `config/issuers`, `config/urls`, `config/crl` | default issuer; AIA/CRL URLs; CRL expiry |
 //! | `role/<name>` | a role |
 //! | `certs/<serial>` | an issued certificate (PEM), its issuer, its revocation time |
-//! | `crl/<issuer id>` | the issuer's current CRL (DER, base64 in JSON) |
+//! | `crl/<issuer id>` | the issuer's current complete CRL (DER, base64 in JSON), its number and times |
+//! | `delta/<issuer id>` | the issuer's current delta CRL, likewise |
 
 mod ca;
 mod ocsp;
@@ -67,6 +68,8 @@ pub enum Route {
     ConfigUrls,
     ConfigCrl,
     Ocsp,
+    CrlDelta,
+    CrlRotateDelta,
     Tidy,
     TidyStatus,
     TidyCancel,
@@ -128,11 +131,38 @@ struct CrlConfig {
     /// How long an OCSP answer is valid (its nextUpdate); 0: no nextUpdate.
     #[serde(default = "default_ocsp_expiry")]
     ocsp_expiry: i64,
+    /// Revocations leave the complete CRL alone (the delta CRL carries them); it is rebuilt
+    /// once within `auto_rebuild_grace_period` of its nextUpdate.
+    #[serde(default)]
+    auto_rebuild: bool,
+    #[serde(default = "default_grace")]
+    auto_rebuild_grace_period: i64,
+    #[serde(default)]
+    enable_delta: bool,
+    #[serde(default = "default_delta_interval")]
+    delta_rebuild_interval: i64,
+}
+
+fn default_grace() -> i64 {
+    12 * 3600
+}
+
+fn default_delta_interval() -> i64 {
+    15 * 60
 }
 
 impl Default for CrlConfig {
     fn default() -> Self {
-        CrlConfig { expiry: DEFAULT_CRL_EXPIRY, disable: false, ocsp_disable: false, ocsp_expiry: DEFAULT_OCSP_EXPIRY }
+        CrlConfig {
+            expiry: DEFAULT_CRL_EXPIRY,
+            disable: false,
+            ocsp_disable: false,
+            ocsp_expiry: DEFAULT_OCSP_EXPIRY,
+            auto_rebuild: false,
+            auto_rebuild_grace_period: default_grace(),
+            enable_delta: false,
+            delta_rebuild_interval: default_delta_interval(),
+        }
     }
 }
 
@@ -148,6 +178,17 @@ struct CertEntry {
 #[derive(Serialize, Deserialize)]
 struct CrlEntry {
     der_b64: String,
+    /// Its CRL number (0 in entries written before numbers were kept).
+    #[serde(default)]
+    number: u64,
+    /// Unix seconds.
+    #[serde(default)]
+    this_update: i64,
+    #[serde(default)]
+    next_update: i64,
+    /// A complete CRL's revoked serials (storage keys), which its delta CRLs leave out.
+    #[serde(default)]
+    serials: Vec<String>,
 }
 
 fn bad(msg: impl Into<String>) -> LogicalError {
@@ -418,8 +459,8 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::IssuerCrl,
             public(row(
-                r"issuer/(?P<issuer_ref>[A-Za-z0-9_\-]+)/crl(?:/(?P<fmt>pem|der))?",
-                vec![iref(), name_field("fmt", "pem or der")],
+                r"issuer/(?P<issuer_ref>[A-Za-z0-9_\-]+)/crl(?:/(?P<delta>delta))?(?:/(?P<fmt>pem|der))?",
+                vec![iref(), name_field("fmt", "pem or der"), name_field("delta", "delta: the delta CRL")],
                 vec![(Read, "The issuer's CRL")],
                 "An issuer's CRL",
             )),
@@ -504,8 +545,8 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::Cert,
             public(row(
-                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl)",
-                vec![name_field("serial", "A serial number, or ca, ca_chain, crl")],
+                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl|delta-crl)",
+                vec![name_field("serial", "A serial number, or ca, ca_chain, crl, delta-crl")],
                 vec![(Read, "Read a certificate")],
                 "A certificate",
             )),
@@ -576,6 +617,19 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         ),
         (Route::CrlRotate, row(r"crl/rotate", vec![], vec![(Read, "Rebuild the CRLs")], "Rebuild CRLs")),
         (
+            Route::CrlRotateDelta,
+            row(r"crl/rotate-delta", vec![], vec![(Read, "Rebuild the delta CRLs")], "Rebuild delta CRLs"),
+        ),
+        (
+            Route::CrlDelta,
+            public(row(
+                r"crl/delta(?:/(?P<fmt>pem))?",
+                vec![name_field("fmt", "pem")],
+                vec![(Read, "The default issuer's delta CRL")],
+                "The delta CRL",
+            )),
+        ),
+        (
             Route::ConfigUrls,
             row(
                 r"config/urls",
@@ -606,8 +660,26 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                         .default(json!("72h")),
                     FieldSpec::new("disable", FieldType::Bool, "Refused when true: CRLs are always built")
                         .default(json!(false)),
-                    FieldSpec::new("auto_rebuild", FieldType::Bool, "CRLs are rebuilt on every revocation")
+                    FieldSpec::new(
+                        "auto_rebuild",
+                        FieldType::Bool,
+                        "Revocations no longer rebuild the complete CRL; it is rebuilt before it expires",
+                    )
+                    .default(json!(false)),
+                    FieldSpec::new(
+                        "auto_rebuild_grace_period",
+                        FieldType::DurationSecond,
+                        "With auto_rebuild: how long before its nextUpdate the complete CRL is rebuilt",
+                    )
+                    .default(json!("12h")),
+                    FieldSpec::new("enable_delta", FieldType::Bool, "Keep a delta CRL (needs auto_rebuild)")
                         .default(json!(false)),
+                    FieldSpec::new(
+                        "delta_rebuild_interval",
+                        FieldType::DurationSecond,
+                        "Longest time before a revocation is on the delta CRL (Coffer: at once)",
+                    )
+                    .default(json!("15m")),
                     FieldSpec::new("ocsp_disable", FieldType::Bool, "Answer OCSP requests with unauthorized")
                         .default(json!(false)),
                     FieldSpec::new(
@@ -729,6 +801,7 @@ impl Pki {
                 for id in s.list("issuer/").await? {
                     s.delete(&format!("issuer/{id}")).await?;
                     s.delete(&format!("crl/{id}")).await?;
+                    s.delete(&format!("delta/{id}")).await?;
                 }
                 for id in s.list("key/").await? {
                     s.delete(&format!("key/{id}")).await?;
@@ -778,7 +851,31 @@ impl Pki {
             }
             Route::IssuerCrl => {
                 let i = self.issuer(s, f.str("issuer_ref").unwrap_or("default")).await?;
+                if f.str("delta").is_some_and(|d| !d.is_empty()) {
+                    return self.delta_answer(s, &i, f.str("fmt")).await.map(Some);
+                }
                 self.crl_answer(s, &i, f.str("fmt")).await.map(Some)
+            }
+            Route::CrlDelta => {
+                let i = self.issuer(s, "default").await?;
+                self.delta_answer(s, &i, f.str("fmt").map(|_| "pem").or(Some("der"))).await.map(Some)
+            }
+            Route::CrlRotateDelta => {
+                let mut r = Response::data(Map::from_iter([("success".to_string(), json!(true))]));
+                if !self.crl_config(s).await?.enable_delta {
+                    r.warnings
+                        .push("requested rebuild of delta CRL when delta CRL is not enabled; this is a no-op".into());
+                    return Ok(Some(r));
+                }
+                let _g = self.lock.lock().await;
+                for id in s.list("issuer/").await? {
+                    if let Some(i) = get_json::<IssuerEntry>(s, &format!("issuer/{id}")).await? {
+                        if !i.key_id.is_empty() {
+                            self.rebuild_delta(s, &i.id).await?;
+                        }
+                    }
+                }
+                Ok(Some(r))
             }
             Route::ConfigIssuers => self.config_issuers(s, op, f).await,
             Route::Keys => self.list_keys(s).await,
@@ -1384,6 +1481,7 @@ impl Pki {
         let i = self.issuer(s, reference).await?;
         s.delete(&format!("issuer/{}", i.id)).await?;
         s.delete(&format!("crl/{}", i.id)).await?;
+        s.delete(&format!("delta/{}", i.id)).await?;
         let mut cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
         if cfg.default == i.id {
             cfg.default = String::new();
@@ -1665,9 +1763,10 @@ impl Pki {
                 let i = self.issuer(s, "default").await?;
                 (i.ca_chain.concat(), 0, i.id)
             }
-            "crl" => {
+            "crl" | "delta-crl" => {
                 let i = self.issuer(s, "default").await?;
-                let der = self.current_crl(s, &i).await?;
+                let der =
+                    if serial == "crl" { self.current_crl(s, &i).await? } else { self.current_delta(s, &i).await? };
                 let pem = ca::to_pem("X509 CRL", &der);
                 if route == Route::CertRaw {
                     return Ok(Some(if f.str("fmt") == Some("pem") {
@@ -1751,7 +1850,13 @@ impl Pki {
             c.revocation_time = now();
             put_json(s, key, &c).await?;
             if let Some(i) = get_json::<IssuerEntry>(s, &format!("issuer/{}", c.issuer_id)).await? {
-                self.rebuild_crl(s, i).await?;
+                let cfg = self.crl_config(s).await?;
+                if !cfg.auto_rebuild {
+                    self.rebuild_crl(s, i).await?;
+                } else if cfg.enable_delta {
+                    // The complete CRL waits for its rebuild; the delta carries the revocation now.
+                    self.rebuild_delta(s, &i.id).await?;
+                }
             }
         }
         d.insert("revocation_time".into(), json!(c.revocation_time));
@@ -1760,16 +1865,28 @@ impl Pki {
         Ok(Response::data(d))
     }
 
-    /// Rebuilds an issuer's CRL from the revoked certificates it issued (next CRL number).
-    async fn rebuild_crl(&self, s: &dyn StorageView, mut issuer: IssuerEntry) -> Result<Vec<u8>> {
+    /// Rebuilds an issuer's complete CRL, and its delta CRL when delta CRLs are enabled.
+    async fn rebuild_crl(&self, s: &dyn StorageView, issuer: IssuerEntry) -> Result<Vec<u8>> {
+        let id = issuer.id.clone();
+        let der = self.rebuild_full(s, issuer).await?;
+        if self.crl_config(s).await?.enable_delta {
+            self.rebuild_delta(s, &id).await?;
+        }
+        Ok(der)
+    }
+
+    /// Rebuilds an issuer's complete CRL from the revoked certificates it issued (next CRL number).
+    async fn rebuild_full(&self, s: &dyn StorageView, mut issuer: IssuerEntry) -> Result<Vec<u8>> {
         if issuer.key_id.is_empty() {
             return Err(bad("the issuer has no key in this mount, so it cannot sign a CRL"));
         }
         let key = ca::load_key(&self.key(s, &issuer.key_id).await?.private_key)?;
         let mut revoked = Vec::new();
+        let mut serials = Vec::new();
         for k in s.list("certs/").await? {
             if let Some(c) = get_json::<CertEntry>(s, &format!("certs/{k}")).await? {
                 if c.revocation_time > 0 && c.issuer_id == issuer.id {
+                    serials.push(k.clone());
                     revoked.push(ca::Revoked {
                         serial: ca::parse_serial(&k)?,
                         time: OffsetDateTime::from_unix_timestamp(c.revocation_time)
@@ -1778,24 +1895,119 @@ impl Pki {
                 }
             }
         }
-        let expiry = get_json::<CrlConfig>(s, "config/crl").await?.map(|c| c.expiry).unwrap_or(DEFAULT_CRL_EXPIRY);
+        let cfg = self.crl_config(s).await?;
         issuer.crl_number += 1;
-        let der = ca::crl(&issuer.certificate, &key, issuer.crl_number, &revoked, expiry)?;
+        let t = now();
+        let der = ca::crl(&issuer.certificate, &key, issuer.crl_number, &revoked, cfg.expiry)?;
         use base64::Engine as _;
         put_json(
             s,
             &format!("crl/{}", issuer.id),
-            &CrlEntry { der_b64: base64::engine::general_purpose::STANDARD.encode(&der) },
+            &CrlEntry {
+                der_b64: base64::engine::general_purpose::STANDARD.encode(&der),
+                number: issuer.crl_number,
+                this_update: t,
+                next_update: t + cfg.expiry.max(60),
+                serials,
+            },
         )
         .await?;
         put_json(s, &format!("issuer/{}", issuer.id), &issuer).await?;
         Ok(der)
     }
 
+    /// Rebuilds an issuer's delta CRL: the revocations since its complete CRL was built, under
+    /// the next CRL number, pointing at the complete CRL's number (callers hold the lock). A CRL
+    /// stored before serials were kept counts as listing none (the delta may repeat entries).
+    async fn rebuild_delta(&self, s: &dyn StorageView, issuer_id: &str) -> Result<Vec<u8>> {
+        let Some(mut issuer) = get_json::<IssuerEntry>(s, &format!("issuer/{issuer_id}")).await? else {
+            return Err(bad(format!("unable to find PKI issuer for reference: {issuer_id}")));
+        };
+        let base = match get_json::<CrlEntry>(s, &format!("crl/{issuer_id}")).await? {
+            Some(b) if b.number > 0 => b,
+            // No numbered complete CRL yet: build one first.
+            _ => {
+                self.rebuild_full(s, issuer.clone()).await?;
+                issuer = get_json::<IssuerEntry>(s, &format!("issuer/{issuer_id}"))
+                    .await?
+                    .ok_or_else(|| LogicalError::internal("issuer vanished"))?;
+                get_json::<CrlEntry>(s, &format!("crl/{issuer_id}"))
+                    .await?
+                    .ok_or_else(|| LogicalError::internal("CRL vanished"))?
+            }
+        };
+        if issuer.key_id.is_empty() {
+            return Err(bad("the issuer has no key in this mount, so it cannot sign a CRL"));
+        }
+        let key = ca::load_key(&self.key(s, &issuer.key_id).await?.private_key)?;
+        let mut revoked = Vec::new();
+        for k in s.list("certs/").await? {
+            if let Some(c) = get_json::<CertEntry>(s, &format!("certs/{k}")).await? {
+                if c.revocation_time > 0 && c.issuer_id == issuer.id && !base.serials.contains(&k) {
+                    revoked.push(ca::Revoked {
+                        serial: ca::parse_serial(&k)?,
+                        time: OffsetDateTime::from_unix_timestamp(c.revocation_time)
+                            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    });
+                }
+            }
+        }
+        let cfg = self.crl_config(s).await?;
+        issuer.crl_number += 1;
+        let t = now();
+        let der = ca::delta_crl(&issuer.certificate, &key, issuer.crl_number, base.number, &revoked, cfg.expiry)?;
+        use base64::Engine as _;
+        put_json(
+            s,
+            &format!("delta/{}", issuer.id),
+            &CrlEntry {
+                der_b64: base64::engine::general_purpose::STANDARD.encode(&der),
+                number: issuer.crl_number,
+                this_update: t,
+                next_update: t + cfg.expiry.max(60),
+                serials: Vec::new(),
+            },
+        )
+        .await?;
+        put_json(s, &format!("issuer/{}", issuer.id), &issuer).await?;
+        Ok(der)
+    }
+
+    /// The issuer's delta CRL: the stored one, built now when there is none yet (OpenBao
+    /// serves one even with delta CRLs disabled: then it lists nothing).
+    async fn current_delta(&self, s: &dyn StorageView, issuer: &IssuerEntry) -> Result<Vec<u8>> {
+        use base64::Engine as _;
+        self.current_crl(s, issuer).await?;
+        if let Some(c) = get_json::<CrlEntry>(s, &format!("delta/{}", issuer.id)).await? {
+            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&c.der_b64) {
+                return Ok(der);
+            }
+        }
+        let _g = self.lock.lock().await;
+        self.rebuild_delta(s, &issuer.id).await
+    }
+
+    async fn delta_answer(&self, s: &dyn StorageView, issuer: &IssuerEntry, fmt: Option<&str>) -> Result<Response> {
+        let der = self.current_delta(s, issuer).await?;
+        Ok(match fmt {
+            Some("pem") => raw("application/x-pem-file", ca::to_pem("X509 CRL", &der).into_bytes()),
+            Some("der") => raw("application/pkix-crl", der),
+            _ => {
+                let mut d = Map::new();
+                d.insert("crl".into(), json!(ca::to_pem("X509 CRL", &der)));
+                Response::data(d)
+            }
+        })
+    }
+
+    /// The issuer's complete CRL; with `auto_rebuild`, rebuilt first once it is within the grace
+    /// period of its nextUpdate (checked when a CRL is asked for).
     async fn current_crl(&self, s: &dyn StorageView, issuer: &IssuerEntry) -> Result<Vec<u8>> {
         use base64::Engine as _;
+        let cfg = self.crl_config(s).await?;
         if let Some(c) = get_json::<CrlEntry>(s, &format!("crl/{}", issuer.id)).await? {
-            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&c.der_b64) {
+            let stale = cfg.auto_rebuild && c.next_update > 0 && now() >= c.next_update - cfg.auto_rebuild_grace_period;
+            if let (false, Ok(der)) = (stale, base64::engine::general_purpose::STANDARD.decode(&c.der_b64)) {
                 return Ok(der);
             }
         }
@@ -1837,6 +2049,30 @@ impl Pki {
             if f.is_set("ocsp_disable") {
                 c.ocsp_disable = f.bool("ocsp_disable").unwrap_or(false);
             }
+            if f.is_set("auto_rebuild") {
+                c.auto_rebuild = f.bool("auto_rebuild").unwrap_or(false);
+            }
+            if f.is_set("enable_delta") {
+                c.enable_delta = f.bool("enable_delta").unwrap_or(false);
+            }
+            for (k, slot) in [
+                ("auto_rebuild_grace_period", &mut c.auto_rebuild_grace_period),
+                ("delta_rebuild_interval", &mut c.delta_rebuild_interval),
+            ] {
+                if f.is_set(k) {
+                    let v = f.int(k).unwrap_or(0);
+                    if v <= 0 {
+                        return Err(bad(format!("{k} must be positive")));
+                    }
+                    *slot = v;
+                }
+            }
+            if c.auto_rebuild && c.auto_rebuild_grace_period >= c.expiry {
+                return Err(bad("CRL auto-rebuilding grace period must be strictly shorter than CRL expiry"));
+            }
+            if c.enable_delta && !c.auto_rebuild {
+                return Err(bad("Delta CRLs cannot be enabled when auto rebuilding is disabled as the complete CRL is always regenerated!"));
+            }
             if f.is_set("ocsp_expiry") {
                 let e = f.int("ocsp_expiry").unwrap_or(DEFAULT_OCSP_EXPIRY);
                 if e < 0 {
@@ -1851,8 +2087,11 @@ impl Pki {
         let mut d = Map::new();
         d.insert("expiry".into(), json!(go_duration_short(c.expiry)));
         d.insert("disable".into(), json!(c.disable));
-        d.insert("auto_rebuild".into(), json!(true));
-        d.insert("enable_delta".into(), json!(false));
+        d.insert("auto_rebuild".into(), json!(c.auto_rebuild));
+        d.insert("auto_rebuild_grace_period".into(), json!(go_duration_short(c.auto_rebuild_grace_period)));
+        d.insert("enable_delta".into(), json!(c.enable_delta));
+        d.insert("delta_rebuild_interval".into(), json!(go_duration_short(c.delta_rebuild_interval)));
+        d.insert("allow_expired_cert_revocation".into(), json!(false));
         d.insert("ocsp_disable".into(), json!(c.ocsp_disable));
         d.insert("ocsp_expiry".into(), json!(go_duration_short(c.ocsp_expiry)));
         Ok(Some(Response::data(d)))

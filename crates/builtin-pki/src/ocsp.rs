@@ -2,7 +2,7 @@
 //! ASN.1 and the issuer's key (rcgen on aws-lc-rs) for the signature. No storage here: the
 //! engine finds the issuer and the certificate's status and hands them in.
 
-use crate::ca::{self, KeySpec};
+use crate::ca;
 use coffer_sdk::LogicalError;
 use rcgen::KeyPair;
 use time::OffsetDateTime;
@@ -146,23 +146,6 @@ fn gtime(t: i64) -> GeneralizedTime {
     GeneralizedTime::from_datetime(OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH))
 }
 
-/// Writes the AlgorithmIdentifier of the signatures `key` makes (as rcgen signs with it).
-fn write_sig_alg(w: yasna::DERWriter, spec: KeySpec) {
-    w.write_sequence(|w| {
-        let oid: &[u64] = match spec {
-            KeySpec::Rsa(_) => &[1, 2, 840, 113549, 1, 1, 11],
-            KeySpec::Ec(384) => &[1, 2, 840, 10045, 4, 3, 3],
-            KeySpec::Ec(521) => &[1, 2, 840, 10045, 4, 3, 4],
-            KeySpec::Ec(_) => &[1, 2, 840, 10045, 4, 3, 2],
-            KeySpec::Ed25519 => &[1, 3, 101, 112],
-        };
-        w.next().write_oid(&ObjectIdentifier::from_slice(oid));
-        if matches!(spec, KeySpec::Rsa(_)) {
-            w.next().write_null();
-        }
-    })
-}
-
 /// A successful answer about `id`, signed by the issuer (`signer_pem`, its key `key`); the
 /// responder is named by the issuer's subject, as OpenBao names it.
 pub fn response(
@@ -206,7 +189,7 @@ pub fn response(
     let basic = yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_der(&tbs);
-            write_sig_alg(w.next(), spec);
+            ca::write_sig_alg(w.next(), spec);
             w.next().write_bitvec_bytes(&sig, sig.len() * 8);
         })
     });

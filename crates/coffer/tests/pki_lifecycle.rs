@@ -357,3 +357,100 @@ fn auto_tidy_removes_expired_certificates_after_its_interval() {
     let listed = out(&cli(&bao, &t.addr, Some("root"), &["list", "pki/certs"]));
     assert!(!listed.contains(s(&short["serial_number"])), "{listed}");
 }
+
+/// The number after `label` in `openssl crl -text` output (`X509v3 CRL Number:` then a line).
+fn crl_field(text: &str, label: &str) -> Option<u64> {
+    let mut lines = text.lines();
+    while let Some(l) = lines.next() {
+        if l.contains(label) {
+            return lines.next().and_then(|n| n.trim().parse().ok());
+        }
+    }
+    None
+}
+
+fn delta_flow(t: &Target) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = format!("http://{}/v1/pki", t.addr);
+    t.ok(&["secrets", "enable", "pki"]);
+    let root = t.data(&["write", "pki/root/generate/internal", "common_name=Delta Root", "ttl=100h", "key_type=ec"]);
+    let root_pem = write(d, "root.pem", s(&root["certificate"]));
+    t.ok(&["write", "pki/roles/any", "allow_any_name=true"]);
+    // Delta CRLs need auto_rebuild; refused alone, nothing stored.
+    let o = cli(t.bao, &t.addr, Some("root"), &["write", "pki/config/crl", "enable_delta=true"]);
+    assert!(out(&o).contains("Code: 400") && out(&o).contains("auto rebuild"), "{}: {}", t.name, out(&o));
+    assert_eq!(t.data(&["read", "pki/config/crl"])["enable_delta"], false, "{}", t.name);
+    t.ok(&["write", "pki/config/crl", "auto_rebuild=true", "enable_delta=true"]);
+    let cfg = t.data(&["read", "pki/config/crl"]);
+    assert_eq!((cfg["auto_rebuild"].clone(), cfg["enable_delta"].clone()), (true.into(), true.into()), "{}", t.name);
+
+    let leaf = t.data(&["write", "pki/issue/any", "common_name=revoked.test", "ttl=1h"]);
+    let leaf_pem = write(d, "leaf.pem", s(&leaf["certificate"]));
+    let hex = s(&leaf["serial_number"]).replace(':', "").to_uppercase();
+    t.ok(&["write", "pki/revoke", &format!("serial_number={}", s(&leaf["serial_number"]))]);
+    t.ok(&["read", "pki/crl/rotate-delta"]);
+
+    // The complete CRL waits for its rebuild; the delta CRL (DER and PEM, no token) has it.
+    let (code, ct, full) = curl(d, &[&format!("{base}/crl/pem")], "full.pem");
+    assert_eq!(code, 200, "{}: {ct}", t.name);
+    let (ok, full_text) = tool(d, "openssl", &["crl", "-in", &full, "-noout", "-text", "-CAfile", &root_pem]);
+    assert!(ok && full_text.contains("verify OK") && !full_text.contains(&hex), "{}: {full_text}", t.name);
+    let (code, ct, delta_der) = curl(d, &[&format!("{base}/crl/delta")], "delta.der");
+    assert_eq!((code, ct.as_str()), (200, "application/pkix-crl"), "{}", t.name);
+    let (ok, text) =
+        tool(d, "openssl", &["crl", "-inform", "DER", "-in", &delta_der, "-noout", "-text", "-CAfile", &root_pem]);
+    assert!(ok && text.contains("verify OK"), "{}: the delta CRL is signed by the issuer: {text}", t.name);
+    assert!(text.contains("Delta CRL Indicator: critical") && text.contains(&hex), "{}: {text}", t.name);
+    assert_eq!(
+        crl_field(&text, "Delta CRL Indicator"),
+        crl_field(&full_text, "X509v3 CRL Number"),
+        "{}: the delta names the complete CRL as its base",
+        t.name
+    );
+    assert!(crl_field(&text, "X509v3 CRL Number") > crl_field(&full_text, "X509v3 CRL Number"), "{}", t.name);
+    let (_, _, delta_pem) = curl(d, &[&format!("{base}/crl/delta/pem")], "delta.pem");
+    let (_, _, issuer_delta) = curl(d, &[&format!("{base}/issuer/default/crl/delta/pem")], "issuer-delta.pem");
+    // (OpenBao's issuer/…/crl/delta/pem ends with a newline, its crl/delta/pem without.)
+    let read = |p: &str| std::fs::read_to_string(p).unwrap().trim_end().to_string();
+    assert_eq!(read(&delta_pem), read(&issuer_delta), "{}: the same delta CRL at both paths", t.name);
+    let json_delta = t.data(&["read", "pki/cert/delta-crl"]);
+    assert!(s(&json_delta["certificate"]).contains("BEGIN X509 CRL"), "{}: {json_delta}", t.name);
+
+    // OpenSSL, given both CRLs and told to use deltas, finds the certificate revoked; with the
+    // complete CRL alone it does not.
+    let (ok, text) = tool(
+        d,
+        "openssl",
+        &[
+            "verify",
+            "-crl_check",
+            "-use_deltas",
+            "-CAfile",
+            &root_pem,
+            "-CRLfile",
+            &full,
+            "-CRLfile",
+            &delta_pem,
+            &leaf_pem,
+        ],
+    );
+    assert!(!ok && text.contains("certificate revoked"), "{}: with the delta CRL: {text}", t.name);
+    let (ok, text) = tool(d, "openssl", &["verify", "-crl_check", "-CAfile", &root_pem, "-CRLfile", &full, &leaf_pem]);
+    assert!(ok, "{}: the complete CRL alone does not list it yet: {text}", t.name);
+
+    // crl/rotate puts it on the complete CRL.
+    t.ok(&["read", "pki/crl/rotate"]);
+    let (_, _, full2) = curl(d, &[&format!("{base}/crl/pem")], "full2.pem");
+    let (_, text) = tool(d, "openssl", &["crl", "-in", &full2, "-noout", "-text"]);
+    assert!(text.contains(&hex), "{}: after crl/rotate: {text}", t.name);
+}
+
+#[test]
+fn delta_crls_carry_revocations_until_the_complete_crl_is_rebuilt_and_openssl_uses_them_on_coffer_and_openbao() {
+    let Some(bao) = bao_path() else { return };
+    let server = Server::start_dev("root");
+    delta_flow(&Target { name: "coffer", bao: &bao, addr: server.addr.clone() });
+    let real = RealBao::start(&bao);
+    delta_flow(&Target { name: "openbao", bao: &bao, addr: real.addr.clone() });
+}
