@@ -40,6 +40,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 pub enum Route {
     Root,
     RootGenerate,
+    RootRotate,
+    CrossSign,
     IntermediateGenerate,
     SignIntermediate,
     SetSigned,
@@ -387,6 +389,24 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                 gen.clone(),
                 vec![(Create, "Generate a root CA"), (Update, "Generate a root CA")],
                 "Generate a self-signed root CA",
+            ),
+        ),
+        (
+            Route::RootRotate,
+            row(
+                r"root/rotate/(?P<exported>internal|exported|existing|kms)",
+                gen.clone(),
+                vec![(Create, "Generate the next root CA"), (Update, "Generate the next root CA")],
+                "Generate a new root (named next) without changing the default issuer",
+            ),
+        ),
+        (
+            Route::CrossSign,
+            row(
+                r"intermediate/cross-sign",
+                gen.clone(),
+                vec![(Create, "A CSR for an existing key"), (Update, "A CSR for an existing key")],
+                "A CSR with an existing issuer's key (key_ref, default: the default issuer's), for another CA to cross-sign",
             ),
         ),
         (
@@ -809,8 +829,12 @@ impl Pki {
                 s.delete("config/issuers").await?;
                 Ok(None)
             }
-            Route::RootGenerate => self.generate_root(req, f).await.map(Some),
-            Route::IntermediateGenerate => self.generate_intermediate(s, f).await.map(Some),
+            Route::RootGenerate => self.generate_root(req, f, false).await.map(Some),
+            Route::RootRotate => self.generate_root(req, f, true).await.map(Some),
+            Route::IntermediateGenerate => {
+                self.generate_intermediate(s, f, f.str("exported").unwrap_or("internal")).await.map(Some)
+            }
+            Route::CrossSign => self.generate_intermediate(s, f, "cross-sign").await.map(Some),
             Route::SignIntermediate => self.sign_intermediate(req, f).await.map(Some),
             Route::SetSigned => {
                 let cert = f.str("certificate").unwrap_or("");
@@ -877,7 +901,7 @@ impl Pki {
                 }
                 Ok(Some(r))
             }
-            Route::ConfigIssuers => self.config_issuers(s, op, f).await,
+            Route::ConfigIssuers => self.config_issuers(s, op, f, req.path.starts_with("root/replace")).await,
             Route::Keys => self.list_keys(s).await,
             Route::Key => self.key_route(s, op, f).await,
             Route::Roles => {
@@ -1027,11 +1051,12 @@ impl Pki {
     ) -> Result<(KeyEntry, rcgen::KeyPair, bool)> {
         match mode {
             "kms" => Err(bad("managed keys (kms) are not supported")),
-            "existing" => {
-                let r = f
-                    .str("key_ref")
-                    .filter(|r| !r.is_empty())
-                    .ok_or_else(|| bad("key_ref is required with existing"))?;
+            "existing" | "cross-sign" => {
+                let r = match f.str("key_ref").filter(|r| !r.is_empty()) {
+                    Some(r) => r,
+                    None if mode == "cross-sign" => "default",
+                    None => return Err(bad("key_ref is required with existing")),
+                };
                 let k = self.key(s, r).await?;
                 let pair = ca::load_key(&k.private_key)?;
                 Ok((k, pair, false))
@@ -1210,7 +1235,9 @@ impl Pki {
         get_json(s, &format!("issuer/{}", entry.id)).await?.ok_or_else(|| LogicalError::internal("issuer vanished"))
     }
 
-    async fn generate_root(&self, req: &Request, f: &FieldData) -> Result<Response> {
+    /// `root/generate` and `root/rotate` (`rotate`: named `next` when that name is free, as
+    /// OpenBao names it; the default issuer never changes, `root/replace` switches it).
+    async fn generate_root(&self, req: &Request, f: &FieldData, rotate: bool) -> Result<Response> {
         let s = req.storage.as_ref();
         Self::refuse_unsupported(f)?;
         let mode = f.str("exported").unwrap_or("internal");
@@ -1218,7 +1245,10 @@ impl Pki {
         if sub.common_name.is_empty() {
             return Err(bad("the common_name field is required for a root certificate"));
         }
-        let issuer_name = f.str("issuer_name").unwrap_or("").to_string();
+        let mut issuer_name = f.str("issuer_name").unwrap_or("").to_string();
+        if rotate && issuer_name.is_empty() && self.check_name_free(s, "issuer/", "next").await.is_ok() {
+            issuer_name = "next".into();
+        }
         self.check_name_free(s, "issuer/", &issuer_name).await?;
         let _g = self.lock.lock().await;
         let (key, pair, new_key) = self.key_for_new_ca(s, f, mode).await?;
@@ -1259,9 +1289,10 @@ impl Pki {
         Ok(s.list("issuer/").await?.len())
     }
 
-    async fn generate_intermediate(&self, s: &dyn StorageView, f: &FieldData) -> Result<Response> {
+    /// `intermediate/generate/:exported`, and `intermediate/cross-sign` (mode `existing`, with
+    /// `key_ref` defaulting to the default issuer's key).
+    async fn generate_intermediate(&self, s: &dyn StorageView, f: &FieldData, mode: &str) -> Result<Response> {
         Self::refuse_unsupported(f)?;
-        let mode = f.str("exported").unwrap_or("internal");
         let sub = Self::subject_from(f)?;
         if sub.common_name.is_empty() {
             return Err(bad("the common_name field is required for an intermediate CSR"));
@@ -1490,13 +1521,23 @@ impl Pki {
         Ok(())
     }
 
-    async fn config_issuers(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
+    /// `config/issuers`, and `root/replace` (whose `default` is `next` unless given).
+    async fn config_issuers(
+        &self,
+        s: &dyn StorageView,
+        op: Operation,
+        f: &FieldData,
+        replace: bool,
+    ) -> Result<Option<Response>> {
         if op != Operation::Read {
             if f.bool("default_follows_latest_issuer").unwrap_or(false) {
                 return Err(bad("default_follows_latest_issuer is not supported yet"));
             }
             let _g = self.lock.lock().await;
-            let r = f.str("default").unwrap_or("");
+            let r = match f.str("default").unwrap_or("") {
+                "" if replace => "next",
+                r => r,
+            };
             if r.is_empty() {
                 return Err(bad("the default field is required"));
             }

@@ -454,3 +454,92 @@ fn delta_crls_carry_revocations_until_the_complete_crl_is_rebuilt_and_openssl_us
     let real = RealBao::start(&bao);
     delta_flow(&Target { name: "openbao", bao: &bao, addr: real.addr.clone() });
 }
+
+fn rotation_flow(t: &Target) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    t.ok(&["secrets", "enable", "pki"]);
+    t.ok(&["secrets", "tune", "-max-lease-ttl=8760h", "pki"]);
+    let old = t.data(&[
+        "write",
+        "pki/root/generate/internal",
+        "common_name=Old Root",
+        "ttl=4000h",
+        "key_type=ec",
+        "issuer_name=old",
+    ]);
+    let old_pem = write(d, "old.pem", s(&old["certificate"]));
+    t.ok(&["write", "pki/roles/any", "allow_any_name=true", "issuer_ref=default"]);
+    let before = t.data(&["write", "pki/issue/any", "common_name=before.test", "ttl=1h"]);
+    let before_pem = write(d, "before.pem", s(&before["certificate"]));
+
+    // root/rotate: a new root named next; the default issuer stays the old one.
+    let new = t.data(&["write", "pki/root/rotate/internal", "common_name=New Root", "ttl=8000h", "key_type=ec"]);
+    assert_eq!(new["issuer_name"], "next", "{}: {new}", t.name);
+    let new_pem = write(d, "new.pem", s(&new["certificate"]));
+    let cfg = t.data(&["read", "pki/config/issuers"]);
+    assert_eq!(cfg["default"], old["issuer_id"], "{}: rotate leaves the default alone: {cfg}", t.name);
+    // A bad reference is refused and changes nothing.
+    let o = cli(t.bao, &t.addr, Some("root"), &["write", "pki/root/replace", "default=nosuch"]);
+    assert!(out(&o).contains("Code: 400"), "{}: {}", t.name, out(&o));
+    assert_eq!(t.data(&["read", "pki/config/issuers"])["default"], old["issuer_id"], "{}", t.name);
+
+    // Cross-sign: a CSR with the new root's key and subject, signed by the old root, imported.
+    let key_ref = format!("key_ref={}", s(&new["key_id"]));
+    let csr = t.data(&["write", "pki/intermediate/cross-sign", "common_name=New Root", &key_ref]);
+    assert_eq!(csr["key_id"], new["key_id"], "{}: the CSR carries the new root's key: {csr}", t.name);
+    let csr_file = write(d, "cross.csr", s(&csr["csr"]));
+    let cross = t.data(&[
+        "write",
+        "pki/issuer/old/sign-intermediate",
+        &format!("csr=@{csr_file}"),
+        "use_csr_values=true",
+        "ttl=3000h",
+    ]);
+    let cross_pem = write(d, "cross.pem", s(&cross["certificate"]));
+    let (ok, text) = tool(d, "openssl", &["x509", "-in", &cross_pem, "-noout", "-subject", "-issuer"]);
+    assert!(
+        ok && text.contains("subject=CN = New Root") && text.contains("issuer=CN = Old Root"),
+        "{}: {text}",
+        t.name
+    );
+    let set = t.data(&["write", "pki/intermediate/set-signed", &format!("certificate=@{cross_pem}")]);
+    let imported = set["imported_issuers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(imported.len(), 1, "{}: the cross-signed certificate is a new issuer: {set}", t.name);
+    let cross_issuer = t.data(&["read", &format!("pki/issuer/{}", s(&imported[0]))]);
+    assert_eq!(cross_issuer["key_id"], new["key_id"], "{}: bound to the new root's key: {cross_issuer}", t.name);
+
+    // root/replace: the new root becomes the default (default=next unless named).
+    let rep = t.data(&["write", "-force", "pki/root/replace"]);
+    assert_eq!(rep["default"], new["issuer_id"], "{}: {rep}", t.name);
+    let after = t.data(&["write", "pki/issue/any", "common_name=after.test", "ttl=1h"]);
+    let after_pem = write(d, "after.pem", s(&after["certificate"]));
+
+    // Old and new trust anchors: the old certificate verifies under the old root; the new one
+    // under the new root, and under the old root through the cross-signed certificate.
+    let verify = |ca: &str, untrusted: Option<&str>, leaf: &str| {
+        let mut args = vec!["verify", "-CAfile", ca];
+        if let Some(u) = untrusted {
+            args.extend(["-untrusted", u]);
+        }
+        args.push(leaf);
+        tool(d, "openssl", &args)
+    };
+    let (ok, text) = verify(&old_pem, None, &before_pem);
+    assert!(ok, "{}: before under the old root: {text}", t.name);
+    let (ok, text) = verify(&new_pem, None, &after_pem);
+    assert!(ok, "{}: after under the new root: {text}", t.name);
+    let (ok, text) = verify(&old_pem, Some(&cross_pem), &after_pem);
+    assert!(ok, "{}: after under the old root via the cross-signed certificate: {text}", t.name);
+    let (ok, _) = verify(&old_pem, None, &after_pem);
+    assert!(!ok, "{}: without the cross-signed certificate the old root cannot vouch for it", t.name);
+}
+
+#[test]
+fn root_rotation_cross_signing_and_replace_keep_old_and_new_chains_verifying_on_coffer_and_openbao() {
+    let Some(bao) = bao_path() else { return };
+    let server = Server::start_dev("root");
+    rotation_flow(&Target { name: "coffer", bao: &bao, addr: server.addr.clone() });
+    let real = RealBao::start(&bao);
+    rotation_flow(&Target { name: "openbao", bao: &bao, addr: real.addr.clone() });
+}
