@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import sys
+import time
 import traceback
 import uuid
 
@@ -325,6 +326,15 @@ def flow_pki():
     c.secrets.pki.set_crl_configuration(expiry="48h", mount_point=mount)
     assert c.secrets.pki.read_crl_configuration(mount_point=mount)["data"]["expiry"] == "48h"
     c.secrets.pki.rotate_crl(mount_point=mount)
+    # A tidy (202, in the background) and its status; the certificate is not expired, so it stays.
+    c.secrets.pki.tidy(extra_params={"tidy_cert_store": True, "tidy_revoked_certs": True}, mount_point=mount)
+    for _ in range(50):
+        status = c.adapter.get(f"/v1/{mount}/tidy-status")["data"]
+        if status["state"] == "Finished":
+            break
+        time.sleep(0.1)
+    assert status["state"] == "Finished" and status["cert_store_deleted_count"] == 0, status
+    assert serial in c.secrets.pki.list_certificates(mount_point=mount)["data"]["keys"]
     issuers = c.secrets.pki.list_issuers(mount_point=mount)["data"]
     assert issuers["keys"] == [root["issuer_id"]], issuers
     c.secrets.pki.update_issuer(root["issuer_id"], extra_params={"issuer_name": "renamed"}, mount_point=mount)

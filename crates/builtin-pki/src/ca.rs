@@ -228,6 +228,7 @@ pub enum Usage {
 pub struct Urls {
     pub issuing_certificates: Vec<String>,
     pub crl_distribution_points: Vec<String>,
+    pub ocsp_servers: Vec<String>,
 }
 
 /// The parameters of a certificate to sign.
@@ -265,20 +266,22 @@ pub fn params(
     if !urls.crl_distribution_points.is_empty() {
         p.crl_distribution_points = vec![CrlDistributionPoint { uris: urls.crl_distribution_points.clone() }];
     }
-    if !urls.issuing_certificates.is_empty() {
-        p.custom_extensions.push(authority_info_access(&urls.issuing_certificates));
+    if !urls.issuing_certificates.is_empty() || !urls.ocsp_servers.is_empty() {
+        p.custom_extensions.push(authority_info_access(&urls.ocsp_servers, &urls.issuing_certificates));
     }
     Ok(p)
 }
 
-/// The Authority Information Access extension (RFC 5280 4.2.2.1) with a caIssuers URL each.
-fn authority_info_access(urls: &[String]) -> rcgen::CustomExtension {
+/// The Authority Information Access extension (RFC 5280 4.2.2.1): an OCSP access description
+/// per OCSP URL, then a caIssuers one per issuing-certificate URL.
+fn authority_info_access(ocsp: &[String], issuers: &[String]) -> rcgen::CustomExtension {
+    let ocsp_oid = yasna::models::ObjectIdentifier::from_slice(&[1, 3, 6, 1, 5, 5, 7, 48, 1]);
     let ca_issuers = yasna::models::ObjectIdentifier::from_slice(&[1, 3, 6, 1, 5, 5, 7, 48, 2]);
     let der = yasna::construct_der(|w| {
         w.write_sequence(|w| {
-            for u in urls {
+            for (oid, u) in ocsp.iter().map(|u| (&ocsp_oid, u)).chain(issuers.iter().map(|u| (&ca_issuers, u))) {
                 w.next().write_sequence(|w| {
-                    w.next().write_oid(&ca_issuers);
+                    w.next().write_oid(oid);
                     w.next().write_tagged_implicit(yasna::Tag::context(6), |w| w.write_ia5_string(u));
                 });
             }
@@ -380,6 +383,101 @@ pub fn crl(
     p.signed_by(&issuer)
         .map(|c| c.der().to_vec())
         .map_err(|e| LogicalError::internal("signing the CRL failed").with_source(e))
+}
+
+/// Writes the AlgorithmIdentifier of the signatures a key of `spec` makes (as rcgen signs).
+pub fn write_sig_alg(w: yasna::DERWriter, spec: KeySpec) {
+    w.write_sequence(|w| {
+        let oid: &[u64] = match spec {
+            KeySpec::Rsa(_) => &[1, 2, 840, 113549, 1, 1, 11],
+            KeySpec::Ec(384) => &[1, 2, 840, 10045, 4, 3, 3],
+            KeySpec::Ec(521) => &[1, 2, 840, 10045, 4, 3, 4],
+            KeySpec::Ec(_) => &[1, 2, 840, 10045, 4, 3, 2],
+            KeySpec::Ed25519 => &[1, 3, 101, 112],
+        };
+        w.next().write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
+        if matches!(spec, KeySpec::Rsa(_)) {
+            w.next().write_null();
+        }
+    })
+}
+
+/// A delta CRL (RFC 5280 §5.2.4): the revocations since the complete CRL numbered
+/// `base_number`, marked by the critical Delta CRL Indicator. rcgen builds no delta CRLs, so
+/// the TBSCertList is written with yasna, in rcgen's layout (version 2, AKI, CRL number), and
+/// signed with the issuer's key.
+pub fn delta_crl(
+    issuer_pem: &str,
+    issuer_key: &KeyPair,
+    number: u64,
+    base_number: u64,
+    revoked: &[Revoked],
+    expiry_secs: i64,
+) -> Result<Vec<u8>> {
+    use yasna::models::{ObjectIdentifier, UTCTime};
+    let der = pem_to_der(issuer_pem)?;
+    let (_, c) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| LogicalError::internal("the issuer's certificate cannot be read").with_source(e))?;
+    let subject = c.subject().as_raw().to_vec();
+    let ski = c.extensions().iter().find_map(|e| match e.parsed_extension() {
+        x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+        _ => None,
+    });
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let next = now + time::Duration::seconds(expiry_secs.max(60));
+    let spec = spec_of(issuer_key);
+    let ext = |w: yasna::DERWriter, oid: &[u64], critical: bool, value: Vec<u8>| {
+        w.write_sequence(|w| {
+            w.next().write_oid(&ObjectIdentifier::from_slice(oid));
+            if critical {
+                w.next().write_bool(true);
+            }
+            w.next().write_bytes(&value);
+        })
+    };
+    let int = |n: u64| yasna::construct_der(|w| w.write_u64(n));
+    let tbs = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_u8(1);
+            write_sig_alg(w.next(), spec);
+            w.next().write_der(&subject);
+            w.next().write_utctime(&UTCTime::from_datetime(now));
+            w.next().write_utctime(&UTCTime::from_datetime(next));
+            if !revoked.is_empty() {
+                w.next().write_sequence(|w| {
+                    for r in revoked {
+                        w.next().write_sequence(|w| {
+                            w.next().write_bigint_bytes(&r.serial, true);
+                            w.next().write_utctime(&UTCTime::from_datetime(r.time));
+                        });
+                    }
+                });
+            }
+            w.next().write_tagged(yasna::Tag::context(0), |w| {
+                w.write_sequence(|w| {
+                    if let Some(k) = &ski {
+                        let aki = yasna::construct_der(|w| {
+                            w.write_sequence(|w| {
+                                w.next().write_tagged_implicit(yasna::Tag::context(0), |w| w.write_bytes(k))
+                            })
+                        });
+                        ext(w.next(), &[2, 5, 29, 35], false, aki);
+                    }
+                    ext(w.next(), &[2, 5, 29, 20], false, int(number));
+                    ext(w.next(), &[2, 5, 29, 27], true, int(base_number));
+                })
+            });
+        })
+    });
+    let sig = rcgen::SigningKey::sign(issuer_key, &tbs)
+        .map_err(|e| LogicalError::internal("signing the delta CRL failed").with_source(e))?;
+    Ok(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_der(&tbs);
+            write_sig_alg(w.next(), spec);
+            w.next().write_bitvec_bytes(&sig, sig.len() * 8);
+        })
+    }))
 }
 
 /// What the engine reads from a certificate.

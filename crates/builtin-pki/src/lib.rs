@@ -3,7 +3,8 @@
 //! generated or imported root, or an intermediate signed elsewhere), named keys, roles that
 //! say which names may be certified, issuance (`issue/:role`: a new key and certificate),
 //! signing of CSRs (`sign/:role`, `sign-verbatim`, `root/sign-intermediate`), revocation and
-//! CRLs; the CA certificates and CRLs are public (unauthenticated), in PEM and DER.
+//! CRLs, an OCSP responder (`ocsp`); the CA certificates, CRLs and OCSP answers are public
+//! (unauthenticated), in PEM and DER.
 //!
 //! Storage (the mount's own view, JSON unless said):
 //!
@@ -14,10 +15,13 @@
 //! | `config/issuers`, `config/urls`, `config/crl` | default issuer; AIA/CRL URLs; CRL expiry |
 //! | `role/<name>` | a role |
 //! | `certs/<serial>` | an issued certificate (PEM), its issuer, its revocation time |
-//! | `crl/<issuer id>` | the issuer's current CRL (DER, base64 in JSON) |
+//! | `crl/<issuer id>` | the issuer's current complete CRL (DER, base64 in JSON), its number and times |
+//! | `delta/<issuer id>` | the issuer's current delta CRL, likewise |
 
 mod ca;
+mod ocsp;
 mod role;
+mod tidy;
 
 use async_trait::async_trait;
 use ca::{CertFacts, KeySpec, Subject, Urls, Usage};
@@ -36,6 +40,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 pub enum Route {
     Root,
     RootGenerate,
+    RootRotate,
+    CrossSign,
     IntermediateGenerate,
     SignIntermediate,
     SetSigned,
@@ -63,6 +69,13 @@ pub enum Route {
     CrlRotate,
     ConfigUrls,
     ConfigCrl,
+    Ocsp,
+    CrlDelta,
+    CrlRotateDelta,
+    Tidy,
+    TidyStatus,
+    TidyCancel,
+    ConfigAutoTidy,
 }
 
 /// The CRL's default lifetime (OpenBao's `config/crl` expiry: 72h).
@@ -104,10 +117,55 @@ struct UrlsConfig {
     ocsp_servers: Vec<String>,
 }
 
+/// OCSP answers' default lifetime (OpenBao's `ocsp_expiry`: 12h).
+const DEFAULT_OCSP_EXPIRY: i64 = 12 * 3600;
+
+fn default_ocsp_expiry() -> i64 {
+    DEFAULT_OCSP_EXPIRY
+}
+
 #[derive(Serialize, Deserialize)]
 struct CrlConfig {
     expiry: i64,
     disable: bool,
+    #[serde(default)]
+    ocsp_disable: bool,
+    /// How long an OCSP answer is valid (its nextUpdate); 0: no nextUpdate.
+    #[serde(default = "default_ocsp_expiry")]
+    ocsp_expiry: i64,
+    /// Revocations leave the complete CRL alone (the delta CRL carries them); it is rebuilt
+    /// once within `auto_rebuild_grace_period` of its nextUpdate.
+    #[serde(default)]
+    auto_rebuild: bool,
+    #[serde(default = "default_grace")]
+    auto_rebuild_grace_period: i64,
+    #[serde(default)]
+    enable_delta: bool,
+    #[serde(default = "default_delta_interval")]
+    delta_rebuild_interval: i64,
+}
+
+fn default_grace() -> i64 {
+    12 * 3600
+}
+
+fn default_delta_interval() -> i64 {
+    15 * 60
+}
+
+impl Default for CrlConfig {
+    fn default() -> Self {
+        CrlConfig {
+            expiry: DEFAULT_CRL_EXPIRY,
+            disable: false,
+            ocsp_disable: false,
+            ocsp_expiry: DEFAULT_OCSP_EXPIRY,
+            auto_rebuild: false,
+            auto_rebuild_grace_period: default_grace(),
+            enable_delta: false,
+            delta_rebuild_interval: default_delta_interval(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -122,6 +180,17 @@ struct CertEntry {
 #[derive(Serialize, Deserialize)]
 struct CrlEntry {
     der_b64: String,
+    /// Its CRL number (0 in entries written before numbers were kept).
+    #[serde(default)]
+    number: u64,
+    /// Unix seconds.
+    #[serde(default)]
+    this_update: i64,
+    #[serde(default)]
+    next_update: i64,
+    /// A complete CRL's revoked serials (storage keys), which its delta CRLs leave out.
+    #[serde(default)]
+    serials: Vec<String>,
 }
 
 fn bad(msg: impl Into<String>) -> LogicalError {
@@ -323,6 +392,24 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
             ),
         ),
         (
+            Route::RootRotate,
+            row(
+                r"root/rotate/(?P<exported>internal|exported|existing|kms)",
+                gen.clone(),
+                vec![(Create, "Generate the next root CA"), (Update, "Generate the next root CA")],
+                "Generate a new root (named next) without changing the default issuer",
+            ),
+        ),
+        (
+            Route::CrossSign,
+            row(
+                r"intermediate/cross-sign",
+                gen.clone(),
+                vec![(Create, "A CSR for an existing key"), (Update, "A CSR for an existing key")],
+                "A CSR with an existing issuer's key (key_ref, default: the default issuer's), for another CA to cross-sign",
+            ),
+        ),
+        (
             Route::IntermediateGenerate,
             row(
                 r"(?:issuers/generate/intermediate|intermediate/generate)/(?P<exported>internal|exported|existing|kms)",
@@ -392,8 +479,8 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::IssuerCrl,
             public(row(
-                r"issuer/(?P<issuer_ref>[A-Za-z0-9_\-]+)/crl(?:/(?P<fmt>pem|der))?",
-                vec![iref(), name_field("fmt", "pem or der")],
+                r"issuer/(?P<issuer_ref>[A-Za-z0-9_\-]+)/crl(?:/(?P<delta>delta))?(?:/(?P<fmt>pem|der))?",
+                vec![iref(), name_field("fmt", "pem or der"), name_field("delta", "delta: the delta CRL")],
                 vec![(Read, "The issuer's CRL")],
                 "An issuer's CRL",
             )),
@@ -478,8 +565,8 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::Cert,
             public(row(
-                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl)",
-                vec![name_field("serial", "A serial number, or ca, ca_chain, crl")],
+                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl|delta-crl)",
+                vec![name_field("serial", "A serial number, or ca, ca_chain, crl, delta-crl")],
                 vec![(Read, "Read a certificate")],
                 "A certificate",
             )),
@@ -550,6 +637,19 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         ),
         (Route::CrlRotate, row(r"crl/rotate", vec![], vec![(Read, "Rebuild the CRLs")], "Rebuild CRLs")),
         (
+            Route::CrlRotateDelta,
+            row(r"crl/rotate-delta", vec![], vec![(Read, "Rebuild the delta CRLs")], "Rebuild delta CRLs"),
+        ),
+        (
+            Route::CrlDelta,
+            public(row(
+                r"crl/delta(?:/(?P<fmt>pem))?",
+                vec![name_field("fmt", "pem")],
+                vec![(Read, "The default issuer's delta CRL")],
+                "The delta CRL",
+            )),
+        ),
+        (
             Route::ConfigUrls,
             row(
                 r"config/urls",
@@ -563,7 +663,7 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                     FieldSpec::new(
                         "ocsp_servers",
                         FieldType::CommaStringSlice,
-                        "OCSP URLs (refused: no OCSP responder yet)",
+                        "OCSP responder URLs (the AIA extension), e.g. <api>/v1/<mount>/ocsp",
                     ),
                     FieldSpec::new("enable_templating", FieldType::Bool, "Refused when true").default(json!(false)),
                 ],
@@ -580,21 +680,94 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                         .default(json!("72h")),
                     FieldSpec::new("disable", FieldType::Bool, "Refused when true: CRLs are always built")
                         .default(json!(false)),
-                    FieldSpec::new("auto_rebuild", FieldType::Bool, "CRLs are rebuilt on every revocation")
+                    FieldSpec::new(
+                        "auto_rebuild",
+                        FieldType::Bool,
+                        "Revocations no longer rebuild the complete CRL; it is rebuilt before it expires",
+                    )
+                    .default(json!(false)),
+                    FieldSpec::new(
+                        "auto_rebuild_grace_period",
+                        FieldType::DurationSecond,
+                        "With auto_rebuild: how long before its nextUpdate the complete CRL is rebuilt",
+                    )
+                    .default(json!("12h")),
+                    FieldSpec::new("enable_delta", FieldType::Bool, "Keep a delta CRL (needs auto_rebuild)")
                         .default(json!(false)),
+                    FieldSpec::new(
+                        "delta_rebuild_interval",
+                        FieldType::DurationSecond,
+                        "Longest time before a revocation is on the delta CRL (Coffer: at once)",
+                    )
+                    .default(json!("15m")),
+                    FieldSpec::new("ocsp_disable", FieldType::Bool, "Answer OCSP requests with unauthorized")
+                        .default(json!(false)),
+                    FieldSpec::new(
+                        "ocsp_expiry",
+                        FieldType::DurationSecond,
+                        "How long an OCSP answer is valid (nextUpdate); 0 for no nextUpdate",
+                    )
+                    .default(json!("12h")),
                 ],
                 vec![(Read, "Read the CRL settings"), (Update, "Set the CRL settings")],
                 "CRL settings",
             ),
         ),
+        (
+            Route::Ocsp,
+            public(row(
+                r"ocsp(?:/(?P<req>.+))?",
+                vec![
+                    name_field("req", "The OCSP request, DER in base64 (GET)"),
+                    FieldSpec::new(
+                        "http_raw_body",
+                        FieldType::String,
+                        "The OCSP request of a POST with Content-Type application/ocsp-request (set by the server)",
+                    ),
+                ],
+                vec![(Read, "Answer an OCSP request given in the path"), (Update, "Answer an OCSP request")],
+                "The OCSP responder (RFC 6960)",
+            )),
+        ),
+        (
+            Route::Tidy,
+            row(
+                r"tidy",
+                tidy::tidy_fields(false),
+                vec![(Create, "Start a tidy"), (Update, "Start a tidy")],
+                "Tidy the certificate store, revoked certificates and issuers",
+            ),
+        ),
+        (Route::TidyStatus, row(r"tidy-status", vec![], vec![(Read, "The last tidy's status")], "Tidy status")),
+        (
+            Route::TidyCancel,
+            row(
+                r"tidy-cancel",
+                vec![],
+                vec![(Create, "Cancel the running tidy"), (Update, "Cancel the running tidy")],
+                "Cancel a tidy",
+            ),
+        ),
+        (
+            Route::ConfigAutoTidy,
+            row(
+                r"config/auto-tidy",
+                tidy::tidy_fields(true),
+                vec![(Read, "Read the auto-tidy settings"), (Update, "Set the auto-tidy settings")],
+                "Automatic tidy",
+            ),
+        ),
     ]
 }
 
-/// The PKI secrets engine; serve it wrapped in [`coffer_sdk::framework::Backend`].
+/// The PKI secrets engine; serve it wrapped in [`coffer_sdk::framework::Backend`]. Clones
+/// share everything (a background tidy holds one).
+#[derive(Clone)]
 pub struct Pki {
-    paths: Paths<Route>,
+    paths: std::sync::Arc<Paths<Route>>,
     /// Serialises writes that read-modify-write shared entries (CRL numbers, the default issuer).
-    lock: tokio::sync::Mutex<()>,
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    tidy: std::sync::Arc<tidy::TidyState>,
 }
 
 impl Default for Pki {
@@ -616,13 +789,27 @@ impl Handler for Pki {
     }
 
     async fn handle(&self, route: Route, req: Request, fields: FieldData) -> Result<Option<Response>> {
+        // Auto-tidy is started lazily by the mount's traffic (see the `tidy` module).
+        self.auto_tidy_tick(&req.storage).await?;
         self.dispatch(route, &req, &fields).await
+    }
+
+    async fn revoke_secret(&self, req: &Request, internal: &Map<String, Value>) -> Result<()> {
+        self.revoke_leased(req.storage.as_ref(), internal).await
+    }
+
+    async fn renew_secret(&self, _req: &Request, _internal: &Map<String, Value>, _ttl: i64) -> Result<i64> {
+        Err(bad("lease is not renewable"))
     }
 }
 
 impl Pki {
     pub fn new() -> Self {
-        Pki { paths: Paths::new(path_specs()), lock: tokio::sync::Mutex::new(()) }
+        Pki {
+            paths: std::sync::Arc::new(Paths::new(path_specs())),
+            lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            tidy: std::sync::Arc::default(),
+        }
     }
 
     async fn dispatch(&self, route: Route, req: &Request, f: &FieldData) -> Result<Option<Response>> {
@@ -634,6 +821,7 @@ impl Pki {
                 for id in s.list("issuer/").await? {
                     s.delete(&format!("issuer/{id}")).await?;
                     s.delete(&format!("crl/{id}")).await?;
+                    s.delete(&format!("delta/{id}")).await?;
                 }
                 for id in s.list("key/").await? {
                     s.delete(&format!("key/{id}")).await?;
@@ -641,8 +829,12 @@ impl Pki {
                 s.delete("config/issuers").await?;
                 Ok(None)
             }
-            Route::RootGenerate => self.generate_root(req, f).await.map(Some),
-            Route::IntermediateGenerate => self.generate_intermediate(s, f).await.map(Some),
+            Route::RootGenerate => self.generate_root(req, f, false).await.map(Some),
+            Route::RootRotate => self.generate_root(req, f, true).await.map(Some),
+            Route::IntermediateGenerate => {
+                self.generate_intermediate(s, f, f.str("exported").unwrap_or("internal")).await.map(Some)
+            }
+            Route::CrossSign => self.generate_intermediate(s, f, "cross-sign").await.map(Some),
             Route::SignIntermediate => self.sign_intermediate(req, f).await.map(Some),
             Route::SetSigned => {
                 let cert = f.str("certificate").unwrap_or("");
@@ -683,9 +875,33 @@ impl Pki {
             }
             Route::IssuerCrl => {
                 let i = self.issuer(s, f.str("issuer_ref").unwrap_or("default")).await?;
+                if f.str("delta").is_some_and(|d| !d.is_empty()) {
+                    return self.delta_answer(s, &i, f.str("fmt")).await.map(Some);
+                }
                 self.crl_answer(s, &i, f.str("fmt")).await.map(Some)
             }
-            Route::ConfigIssuers => self.config_issuers(s, op, f).await,
+            Route::CrlDelta => {
+                let i = self.issuer(s, "default").await?;
+                self.delta_answer(s, &i, f.str("fmt").map(|_| "pem").or(Some("der"))).await.map(Some)
+            }
+            Route::CrlRotateDelta => {
+                let mut r = Response::data(Map::from_iter([("success".to_string(), json!(true))]));
+                if !self.crl_config(s).await?.enable_delta {
+                    r.warnings
+                        .push("requested rebuild of delta CRL when delta CRL is not enabled; this is a no-op".into());
+                    return Ok(Some(r));
+                }
+                let _g = self.lock.lock().await;
+                for id in s.list("issuer/").await? {
+                    if let Some(i) = get_json::<IssuerEntry>(s, &format!("issuer/{id}")).await? {
+                        if !i.key_id.is_empty() {
+                            self.rebuild_delta(s, &i.id).await?;
+                        }
+                    }
+                }
+                Ok(Some(r))
+            }
+            Route::ConfigIssuers => self.config_issuers(s, op, f, req.path.starts_with("root/replace")).await,
             Route::Keys => self.list_keys(s).await,
             Route::Key => self.key_route(s, op, f).await,
             Route::Roles => {
@@ -703,7 +919,11 @@ impl Pki {
                         let existing = get_json::<Role>(s, &format!("role/{name}")).await?;
                         let role = Role::from_fields(existing, f, req.system.max_lease_ttl)?;
                         put_json(s, &format!("role/{name}"), &role).await?;
-                        Ok(Some(Response::data(role.to_data())))
+                        let mut r = Response::data(role.to_data());
+                        if role.generate_lease {
+                            r.warnings.push("it is encouraged to disable generate_lease and rely on PKI's native capabilities when possible; a lease per certificate weighs on the server with large numbers of certificates".into());
+                        }
+                        Ok(Some(r))
                     }
                 }
             }
@@ -743,29 +963,16 @@ impl Pki {
                 Ok(Some(Response::data(d)))
             }
             Route::ConfigUrls => self.config_urls(s, op, f).await,
-            Route::ConfigCrl => {
-                if op == Operation::Read {
-                    let c = get_json::<CrlConfig>(s, "config/crl")
-                        .await?
-                        .unwrap_or(CrlConfig { expiry: DEFAULT_CRL_EXPIRY, disable: false });
-                    let mut d = Map::new();
-                    d.insert("expiry".into(), json!(format!("{}h", c.expiry / 3600)));
-                    d.insert("disable".into(), json!(c.disable));
-                    d.insert("auto_rebuild".into(), json!(true));
-                    d.insert("enable_delta".into(), json!(false));
-                    d.insert("ocsp_disable".into(), json!(true));
-                    return Ok(Some(Response::data(d)));
-                }
-                if f.bool("disable").unwrap_or(false) {
-                    return Err(bad("disable=true is not supported: Coffer always builds CRLs"));
-                }
-                let expiry = f.int("expiry").unwrap_or(DEFAULT_CRL_EXPIRY);
-                if expiry <= 0 {
-                    return Err(bad("expiry must be positive"));
-                }
-                put_json(s, "config/crl", &CrlConfig { expiry, disable: false }).await?;
-                Ok(None)
+            Route::ConfigCrl => self.config_crl(s, op, f).await,
+            // A GET names the request in the path; `ocsp` alone only takes a POST.
+            Route::Ocsp if op == Operation::Read && f.str("req").unwrap_or("").is_empty() => {
+                Err(LogicalError::unsupported_operation())
             }
+            Route::Ocsp => self.ocsp(s, f).await.map(Some),
+            Route::Tidy => self.tidy(req, f).await.map(Some),
+            Route::TidyStatus => Ok(Some(self.tidy_status())),
+            Route::TidyCancel => Ok(Some(self.tidy_cancel())),
+            Route::ConfigAutoTidy => self.config_auto_tidy(s, op, f).await.map(Some),
         }
     }
 
@@ -844,11 +1051,12 @@ impl Pki {
     ) -> Result<(KeyEntry, rcgen::KeyPair, bool)> {
         match mode {
             "kms" => Err(bad("managed keys (kms) are not supported")),
-            "existing" => {
-                let r = f
-                    .str("key_ref")
-                    .filter(|r| !r.is_empty())
-                    .ok_or_else(|| bad("key_ref is required with existing"))?;
+            "existing" | "cross-sign" => {
+                let r = match f.str("key_ref").filter(|r| !r.is_empty()) {
+                    Some(r) => r,
+                    None if mode == "cross-sign" => "default",
+                    None => return Err(bad("key_ref is required with existing")),
+                };
                 let k = self.key(s, r).await?;
                 let pair = ca::load_key(&k.private_key)?;
                 Ok((k, pair, false))
@@ -987,7 +1195,11 @@ impl Pki {
 
     async fn urls(&self, s: &dyn StorageView) -> Result<Urls> {
         let u = get_json::<UrlsConfig>(s, "config/urls").await?.unwrap_or_default();
-        Ok(Urls { issuing_certificates: u.issuing_certificates, crl_distribution_points: u.crl_distribution_points })
+        Ok(Urls {
+            issuing_certificates: u.issuing_certificates,
+            crl_distribution_points: u.crl_distribution_points,
+            ocsp_servers: u.ocsp_servers,
+        })
     }
 
     /// Stores a new issuer; makes it the default when there is none.
@@ -1023,7 +1235,9 @@ impl Pki {
         get_json(s, &format!("issuer/{}", entry.id)).await?.ok_or_else(|| LogicalError::internal("issuer vanished"))
     }
 
-    async fn generate_root(&self, req: &Request, f: &FieldData) -> Result<Response> {
+    /// `root/generate` and `root/rotate` (`rotate`: named `next` when that name is free, as
+    /// OpenBao names it; the default issuer never changes, `root/replace` switches it).
+    async fn generate_root(&self, req: &Request, f: &FieldData, rotate: bool) -> Result<Response> {
         let s = req.storage.as_ref();
         Self::refuse_unsupported(f)?;
         let mode = f.str("exported").unwrap_or("internal");
@@ -1031,7 +1245,10 @@ impl Pki {
         if sub.common_name.is_empty() {
             return Err(bad("the common_name field is required for a root certificate"));
         }
-        let issuer_name = f.str("issuer_name").unwrap_or("").to_string();
+        let mut issuer_name = f.str("issuer_name").unwrap_or("").to_string();
+        if rotate && issuer_name.is_empty() && self.check_name_free(s, "issuer/", "next").await.is_ok() {
+            issuer_name = "next".into();
+        }
         self.check_name_free(s, "issuer/", &issuer_name).await?;
         let _g = self.lock.lock().await;
         let (key, pair, new_key) = self.key_for_new_ca(s, f, mode).await?;
@@ -1072,9 +1289,10 @@ impl Pki {
         Ok(s.list("issuer/").await?.len())
     }
 
-    async fn generate_intermediate(&self, s: &dyn StorageView, f: &FieldData) -> Result<Response> {
+    /// `intermediate/generate/:exported`, and `intermediate/cross-sign` (mode `existing`, with
+    /// `key_ref` defaulting to the default issuer's key).
+    async fn generate_intermediate(&self, s: &dyn StorageView, f: &FieldData, mode: &str) -> Result<Response> {
         Self::refuse_unsupported(f)?;
-        let mode = f.str("exported").unwrap_or("internal");
         let sub = Self::subject_from(f)?;
         if sub.common_name.is_empty() {
             return Err(bad("the common_name field is required for an intermediate CSR"));
@@ -1294,6 +1512,7 @@ impl Pki {
         let i = self.issuer(s, reference).await?;
         s.delete(&format!("issuer/{}", i.id)).await?;
         s.delete(&format!("crl/{}", i.id)).await?;
+        s.delete(&format!("delta/{}", i.id)).await?;
         let mut cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
         if cfg.default == i.id {
             cfg.default = String::new();
@@ -1302,13 +1521,23 @@ impl Pki {
         Ok(())
     }
 
-    async fn config_issuers(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
+    /// `config/issuers`, and `root/replace` (whose `default` is `next` unless given).
+    async fn config_issuers(
+        &self,
+        s: &dyn StorageView,
+        op: Operation,
+        f: &FieldData,
+        replace: bool,
+    ) -> Result<Option<Response>> {
         if op != Operation::Read {
             if f.bool("default_follows_latest_issuer").unwrap_or(false) {
                 return Err(bad("default_follows_latest_issuer is not supported yet"));
             }
             let _g = self.lock.lock().await;
-            let r = f.str("default").unwrap_or("");
+            let r = match f.str("default").unwrap_or("") {
+                "" if replace => "next",
+                r => r,
+            };
             if r.is_empty() {
                 return Err(bad("the default field is required"));
             }
@@ -1528,7 +1757,24 @@ impl Pki {
         }
         let mut r = Response::data(d);
         r.warnings = warnings;
+        if role.generate_lease && route != Route::SignVerbatim {
+            // The lease lasts as long as the certificate; revoking it revokes the certificate.
+            let ttl = (facts.not_after - now()).max(1);
+            let mut internal = Map::new();
+            internal.insert("serial_number".into(), json!(ca::serial_colons(&facts.serial)));
+            r.secret = Some(coffer_sdk::SecretLease { ttl, max_ttl: ttl, renewable: false, internal });
+        }
         Ok(r)
+    }
+
+    /// A certificate's lease was revoked (or expired): the certificate is revoked.
+    async fn revoke_leased(&self, s: &dyn StorageView, internal: &Map<String, Value>) -> Result<()> {
+        let Some(serial) = internal.get("serial_number").and_then(Value::as_str) else { return Ok(()) };
+        let key = format!("certs/{}", ca::serial_colons(&ca::parse_serial(serial)?).replace(':', "-"));
+        let _g = self.lock.lock().await;
+        // A certificate that was not stored (no_store) or was tidied away: nothing to record.
+        let Some(c) = get_json::<CertEntry>(s, &key).await? else { return Ok(()) };
+        self.mark_revoked(s, &key, c).await.map(|_| ())
     }
 
     async fn store_cert(&self, s: &dyn StorageView, pem: &str, issuer_id: &str) -> Result<()> {
@@ -1558,9 +1804,10 @@ impl Pki {
                 let i = self.issuer(s, "default").await?;
                 (i.ca_chain.concat(), 0, i.id)
             }
-            "crl" => {
+            "crl" | "delta-crl" => {
                 let i = self.issuer(s, "default").await?;
-                let der = self.current_crl(s, &i).await?;
+                let der =
+                    if serial == "crl" { self.current_crl(s, &i).await? } else { self.current_delta(s, &i).await? };
                 let pem = ca::to_pem("X509 CRL", &der);
                 if route == Route::CertRaw {
                     return Ok(Some(if f.str("fmt") == Some("pem") {
@@ -1610,7 +1857,7 @@ impl Pki {
         let colons = ca::serial_colons(&serial);
         let key = format!("certs/{}", colons.replace(':', "-"));
         let _g = self.lock.lock().await;
-        let Some(mut c) = get_json::<CertEntry>(s, &key).await? else {
+        let Some(c) = get_json::<CertEntry>(s, &key).await? else {
             return Err(bad(format!("certificate with serial {colons} not found")));
         };
         if !cert_in.trim().is_empty() && ca::pem_to_der(cert_in)? != ca::pem_to_der(&c.certificate)? {
@@ -1629,6 +1876,12 @@ impl Pki {
         if self.issuer_by_serial(s, &colons).await?.is_some() {
             return Err(bad("an issuer's own certificate cannot be revoked here; delete the issuer"));
         }
+        self.mark_revoked(s, &key, c).await
+    }
+
+    /// Records the revocation of a stored certificate (under the engine's lock) and rebuilds its
+    /// issuer's CRL; an expired certificate is left as it is (`state: expired`).
+    async fn mark_revoked(&self, s: &dyn StorageView, key: &str, mut c: CertEntry) -> Result<Response> {
         let mut d = Map::new();
         if c.revocation_time == 0 {
             if c.not_after < now() {
@@ -1636,9 +1889,15 @@ impl Pki {
                 return Ok(Response::data(d));
             }
             c.revocation_time = now();
-            put_json(s, &key, &c).await?;
+            put_json(s, key, &c).await?;
             if let Some(i) = get_json::<IssuerEntry>(s, &format!("issuer/{}", c.issuer_id)).await? {
-                self.rebuild_crl(s, i).await?;
+                let cfg = self.crl_config(s).await?;
+                if !cfg.auto_rebuild {
+                    self.rebuild_crl(s, i).await?;
+                } else if cfg.enable_delta {
+                    // The complete CRL waits for its rebuild; the delta carries the revocation now.
+                    self.rebuild_delta(s, &i.id).await?;
+                }
             }
         }
         d.insert("revocation_time".into(), json!(c.revocation_time));
@@ -1647,16 +1906,28 @@ impl Pki {
         Ok(Response::data(d))
     }
 
-    /// Rebuilds an issuer's CRL from the revoked certificates it issued (next CRL number).
-    async fn rebuild_crl(&self, s: &dyn StorageView, mut issuer: IssuerEntry) -> Result<Vec<u8>> {
+    /// Rebuilds an issuer's complete CRL, and its delta CRL when delta CRLs are enabled.
+    async fn rebuild_crl(&self, s: &dyn StorageView, issuer: IssuerEntry) -> Result<Vec<u8>> {
+        let id = issuer.id.clone();
+        let der = self.rebuild_full(s, issuer).await?;
+        if self.crl_config(s).await?.enable_delta {
+            self.rebuild_delta(s, &id).await?;
+        }
+        Ok(der)
+    }
+
+    /// Rebuilds an issuer's complete CRL from the revoked certificates it issued (next CRL number).
+    async fn rebuild_full(&self, s: &dyn StorageView, mut issuer: IssuerEntry) -> Result<Vec<u8>> {
         if issuer.key_id.is_empty() {
             return Err(bad("the issuer has no key in this mount, so it cannot sign a CRL"));
         }
         let key = ca::load_key(&self.key(s, &issuer.key_id).await?.private_key)?;
         let mut revoked = Vec::new();
+        let mut serials = Vec::new();
         for k in s.list("certs/").await? {
             if let Some(c) = get_json::<CertEntry>(s, &format!("certs/{k}")).await? {
                 if c.revocation_time > 0 && c.issuer_id == issuer.id {
+                    serials.push(k.clone());
                     revoked.push(ca::Revoked {
                         serial: ca::parse_serial(&k)?,
                         time: OffsetDateTime::from_unix_timestamp(c.revocation_time)
@@ -1665,24 +1936,119 @@ impl Pki {
                 }
             }
         }
-        let expiry = get_json::<CrlConfig>(s, "config/crl").await?.map(|c| c.expiry).unwrap_or(DEFAULT_CRL_EXPIRY);
+        let cfg = self.crl_config(s).await?;
         issuer.crl_number += 1;
-        let der = ca::crl(&issuer.certificate, &key, issuer.crl_number, &revoked, expiry)?;
+        let t = now();
+        let der = ca::crl(&issuer.certificate, &key, issuer.crl_number, &revoked, cfg.expiry)?;
         use base64::Engine as _;
         put_json(
             s,
             &format!("crl/{}", issuer.id),
-            &CrlEntry { der_b64: base64::engine::general_purpose::STANDARD.encode(&der) },
+            &CrlEntry {
+                der_b64: base64::engine::general_purpose::STANDARD.encode(&der),
+                number: issuer.crl_number,
+                this_update: t,
+                next_update: t + cfg.expiry.max(60),
+                serials,
+            },
         )
         .await?;
         put_json(s, &format!("issuer/{}", issuer.id), &issuer).await?;
         Ok(der)
     }
 
+    /// Rebuilds an issuer's delta CRL: the revocations since its complete CRL was built, under
+    /// the next CRL number, pointing at the complete CRL's number (callers hold the lock). A CRL
+    /// stored before serials were kept counts as listing none (the delta may repeat entries).
+    async fn rebuild_delta(&self, s: &dyn StorageView, issuer_id: &str) -> Result<Vec<u8>> {
+        let Some(mut issuer) = get_json::<IssuerEntry>(s, &format!("issuer/{issuer_id}")).await? else {
+            return Err(bad(format!("unable to find PKI issuer for reference: {issuer_id}")));
+        };
+        let base = match get_json::<CrlEntry>(s, &format!("crl/{issuer_id}")).await? {
+            Some(b) if b.number > 0 => b,
+            // No numbered complete CRL yet: build one first.
+            _ => {
+                self.rebuild_full(s, issuer.clone()).await?;
+                issuer = get_json::<IssuerEntry>(s, &format!("issuer/{issuer_id}"))
+                    .await?
+                    .ok_or_else(|| LogicalError::internal("issuer vanished"))?;
+                get_json::<CrlEntry>(s, &format!("crl/{issuer_id}"))
+                    .await?
+                    .ok_or_else(|| LogicalError::internal("CRL vanished"))?
+            }
+        };
+        if issuer.key_id.is_empty() {
+            return Err(bad("the issuer has no key in this mount, so it cannot sign a CRL"));
+        }
+        let key = ca::load_key(&self.key(s, &issuer.key_id).await?.private_key)?;
+        let mut revoked = Vec::new();
+        for k in s.list("certs/").await? {
+            if let Some(c) = get_json::<CertEntry>(s, &format!("certs/{k}")).await? {
+                if c.revocation_time > 0 && c.issuer_id == issuer.id && !base.serials.contains(&k) {
+                    revoked.push(ca::Revoked {
+                        serial: ca::parse_serial(&k)?,
+                        time: OffsetDateTime::from_unix_timestamp(c.revocation_time)
+                            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    });
+                }
+            }
+        }
+        let cfg = self.crl_config(s).await?;
+        issuer.crl_number += 1;
+        let t = now();
+        let der = ca::delta_crl(&issuer.certificate, &key, issuer.crl_number, base.number, &revoked, cfg.expiry)?;
+        use base64::Engine as _;
+        put_json(
+            s,
+            &format!("delta/{}", issuer.id),
+            &CrlEntry {
+                der_b64: base64::engine::general_purpose::STANDARD.encode(&der),
+                number: issuer.crl_number,
+                this_update: t,
+                next_update: t + cfg.expiry.max(60),
+                serials: Vec::new(),
+            },
+        )
+        .await?;
+        put_json(s, &format!("issuer/{}", issuer.id), &issuer).await?;
+        Ok(der)
+    }
+
+    /// The issuer's delta CRL: the stored one, built now when there is none yet (OpenBao
+    /// serves one even with delta CRLs disabled: then it lists nothing).
+    async fn current_delta(&self, s: &dyn StorageView, issuer: &IssuerEntry) -> Result<Vec<u8>> {
+        use base64::Engine as _;
+        self.current_crl(s, issuer).await?;
+        if let Some(c) = get_json::<CrlEntry>(s, &format!("delta/{}", issuer.id)).await? {
+            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&c.der_b64) {
+                return Ok(der);
+            }
+        }
+        let _g = self.lock.lock().await;
+        self.rebuild_delta(s, &issuer.id).await
+    }
+
+    async fn delta_answer(&self, s: &dyn StorageView, issuer: &IssuerEntry, fmt: Option<&str>) -> Result<Response> {
+        let der = self.current_delta(s, issuer).await?;
+        Ok(match fmt {
+            Some("pem") => raw("application/x-pem-file", ca::to_pem("X509 CRL", &der).into_bytes()),
+            Some("der") => raw("application/pkix-crl", der),
+            _ => {
+                let mut d = Map::new();
+                d.insert("crl".into(), json!(ca::to_pem("X509 CRL", &der)));
+                Response::data(d)
+            }
+        })
+    }
+
+    /// The issuer's complete CRL; with `auto_rebuild`, rebuilt first once it is within the grace
+    /// period of its nextUpdate (checked when a CRL is asked for).
     async fn current_crl(&self, s: &dyn StorageView, issuer: &IssuerEntry) -> Result<Vec<u8>> {
         use base64::Engine as _;
+        let cfg = self.crl_config(s).await?;
         if let Some(c) = get_json::<CrlEntry>(s, &format!("crl/{}", issuer.id)).await? {
-            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&c.der_b64) {
+            let stale = cfg.auto_rebuild && c.next_update > 0 && now() >= c.next_update - cfg.auto_rebuild_grace_period;
+            if let (false, Ok(der)) = (stale, base64::engine::general_purpose::STANDARD.decode(&c.der_b64)) {
                 return Ok(der);
             }
         }
@@ -1703,20 +2069,148 @@ impl Pki {
         })
     }
 
+    async fn crl_config(&self, s: &dyn StorageView) -> Result<CrlConfig> {
+        Ok(get_json::<CrlConfig>(s, "config/crl").await?.unwrap_or_default())
+    }
+
+    async fn config_crl(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
+        if op != Operation::Read {
+            let _g = self.lock.lock().await;
+            let mut c = self.crl_config(s).await?;
+            if f.bool("disable").unwrap_or(false) {
+                return Err(bad("disable=true is not supported: Coffer always builds CRLs"));
+            }
+            if f.is_set("expiry") {
+                let expiry = f.int("expiry").unwrap_or(DEFAULT_CRL_EXPIRY);
+                if expiry <= 0 {
+                    return Err(bad("expiry must be positive"));
+                }
+                c.expiry = expiry;
+            }
+            if f.is_set("ocsp_disable") {
+                c.ocsp_disable = f.bool("ocsp_disable").unwrap_or(false);
+            }
+            if f.is_set("auto_rebuild") {
+                c.auto_rebuild = f.bool("auto_rebuild").unwrap_or(false);
+            }
+            if f.is_set("enable_delta") {
+                c.enable_delta = f.bool("enable_delta").unwrap_or(false);
+            }
+            for (k, slot) in [
+                ("auto_rebuild_grace_period", &mut c.auto_rebuild_grace_period),
+                ("delta_rebuild_interval", &mut c.delta_rebuild_interval),
+            ] {
+                if f.is_set(k) {
+                    let v = f.int(k).unwrap_or(0);
+                    if v <= 0 {
+                        return Err(bad(format!("{k} must be positive")));
+                    }
+                    *slot = v;
+                }
+            }
+            if c.auto_rebuild && c.auto_rebuild_grace_period >= c.expiry {
+                return Err(bad("CRL auto-rebuilding grace period must be strictly shorter than CRL expiry"));
+            }
+            if c.enable_delta && !c.auto_rebuild {
+                return Err(bad("Delta CRLs cannot be enabled when auto rebuilding is disabled as the complete CRL is always regenerated!"));
+            }
+            if f.is_set("ocsp_expiry") {
+                let e = f.int("ocsp_expiry").unwrap_or(DEFAULT_OCSP_EXPIRY);
+                if e < 0 {
+                    return Err(bad("ocsp_expiry must be 0 or positive"));
+                }
+                c.ocsp_expiry = e;
+            }
+            put_json(s, "config/crl", &c).await?;
+            return Ok(None);
+        }
+        let c = self.crl_config(s).await?;
+        let mut d = Map::new();
+        d.insert("expiry".into(), json!(go_duration_short(c.expiry)));
+        d.insert("disable".into(), json!(c.disable));
+        d.insert("auto_rebuild".into(), json!(c.auto_rebuild));
+        d.insert("auto_rebuild_grace_period".into(), json!(go_duration_short(c.auto_rebuild_grace_period)));
+        d.insert("enable_delta".into(), json!(c.enable_delta));
+        d.insert("delta_rebuild_interval".into(), json!(go_duration_short(c.delta_rebuild_interval)));
+        d.insert("allow_expired_cert_revocation".into(), json!(false));
+        d.insert("ocsp_disable".into(), json!(c.ocsp_disable));
+        d.insert("ocsp_expiry".into(), json!(go_duration_short(c.ocsp_expiry)));
+        Ok(Some(Response::data(d)))
+    }
+
+    /// The OCSP responder: the request from the path (GET, base64) or the body (POST); the
+    /// answer is always DER (`application/ocsp-response`), an error status included.
+    async fn ocsp(&self, s: &dyn StorageView, f: &FieldData) -> Result<Response> {
+        use base64::Engine as _;
+        let answer = |status: u16, body: Vec<u8>| {
+            let mut r = raw("application/ocsp-response", body);
+            if let Some(d) = r.data.as_mut() {
+                d.insert("http_status_code".into(), json!(status));
+            }
+            r
+        };
+        let malformed = || answer(400, ocsp::error_response(ocsp::ErrorStatus::Malformed));
+        let unauthorized = || answer(401, ocsp::error_response(ocsp::ErrorStatus::Unauthorized));
+        let encoded = f.str("req").filter(|r| !r.is_empty()).or_else(|| f.str("http_raw_body")).unwrap_or("");
+        let b64 = [
+            &base64::engine::general_purpose::STANDARD,
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ];
+        let Some(der) = b64.iter().find_map(|e| e.decode(encoded.trim()).ok()) else { return Ok(malformed()) };
+        let Some(id) = ocsp::parse_request(&der) else { return Ok(malformed()) };
+        let cfg = self.crl_config(s).await?;
+        if cfg.ocsp_disable {
+            return Ok(unauthorized());
+        }
+        // The issuer the request names, if it is one of this mount's and can sign; otherwise
+        // the answer is "unknown", signed by the default issuer.
+        let mut signer = None;
+        for iid in s.list("issuer/").await? {
+            if let Some(i) = get_json::<IssuerEntry>(s, &format!("issuer/{iid}")).await? {
+                if !i.key_id.is_empty() && id.names_issuer(&i.certificate) {
+                    signer = Some(i);
+                    break;
+                }
+            }
+        }
+        let status = match &signer {
+            None => ocsp::CertStatus::Unknown,
+            Some(i) => {
+                let key = format!("certs/{}", ca::serial_colons(&id.serial).replace(':', "-"));
+                match get_json::<CertEntry>(s, &key).await? {
+                    Some(c) if c.revocation_time > 0 && c.issuer_id == i.id => {
+                        ocsp::CertStatus::Revoked(c.revocation_time)
+                    }
+                    // As OpenBao: a serial the mount has no revocation for is good.
+                    _ => ocsp::CertStatus::Good,
+                }
+            }
+        };
+        let signer = match signer {
+            Some(i) => i,
+            None => match self.issuer(s, "default").await {
+                Ok(i) if !i.key_id.is_empty() => i,
+                _ => return Ok(unauthorized()),
+            },
+        };
+        let key = ca::load_key(&self.key(s, &signer.key_id).await?.private_key)?;
+        let t = now();
+        let next = (cfg.ocsp_expiry > 0).then(|| t + cfg.ocsp_expiry);
+        Ok(answer(200, ocsp::response(&signer.certificate, &key, &id, status, t, next)?))
+    }
+
     async fn config_urls(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
         if op != Operation::Read {
             if f.bool("enable_templating").unwrap_or(false) {
                 return Err(bad("enable_templating is not supported yet"));
             }
-            if !strings(f, "ocsp_servers").is_empty() {
-                return Err(bad(
-                    "ocsp_servers: Coffer has no OCSP responder yet, so no OCSP URL is put in certificates",
-                ));
-            }
             let mut u = get_json::<UrlsConfig>(s, "config/urls").await?.unwrap_or_default();
             for (k, slot) in [
                 ("issuing_certificates", &mut u.issuing_certificates),
                 ("crl_distribution_points", &mut u.crl_distribution_points),
+                ("ocsp_servers", &mut u.ocsp_servers),
             ] {
                 if f.is_set(k) {
                     let v = strings(f, k);
@@ -1737,6 +2231,19 @@ impl Pki {
         d.insert("ocsp_servers".into(), json!(u.ocsp_servers));
         d.insert("enable_templating".into(), json!(false));
         Ok(Some(Response::data(d)))
+    }
+}
+
+/// Seconds as OpenBao shows the CRL settings' durations (`72h`, `15m`, `30s`; `0` as given).
+fn go_duration_short(secs: i64) -> String {
+    if secs == 0 {
+        "0".to_string()
+    } else if secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
     }
 }
 

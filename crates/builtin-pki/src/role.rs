@@ -47,6 +47,9 @@ pub struct Role {
     pub require_cn: bool,
     pub issuer_ref: String,
     pub not_before_duration: Option<i64>,
+    /// Issued certificates get a lease; revoking the lease revokes the certificate.
+    #[serde(default)]
+    pub generate_lease: bool,
 }
 
 /// The fields of `roles/:name`.
@@ -89,7 +92,7 @@ pub fn fields() -> Vec<FieldSpec> {
         list("province", "Provinces"),
         list("street_address", "Street addresses"),
         list("postal_code", "Postal codes"),
-        flag("generate_lease", "Refused when true: leases for certificates are not supported yet", false),
+        flag("generate_lease", "Give issued certificates a lease whose revocation revokes them", false),
         flag("no_store", "Do not store issued certificates (they cannot be revoked)", false),
         flag("require_cn", "A common name is required", true),
         list("policy_identifiers", "Refused: policy identifiers are not supported yet"),
@@ -145,6 +148,7 @@ impl Role {
             require_cn: false,
             issuer_ref: "default".into(),
             not_before_duration: None,
+            generate_lease: false,
         }
     }
 
@@ -155,7 +159,7 @@ impl Role {
                 return Err(bad(format!("{k} is not supported yet")));
             }
         }
-        for k in ["use_pss", "generate_lease", "allow_token_displayname"] {
+        for k in ["use_pss", "allow_token_displayname"] {
             if f.bool(k).unwrap_or(false) {
                 return Err(bad(format!("{k}=true is not supported yet")));
             }
@@ -197,6 +201,7 @@ impl Role {
         set_b(&mut r.use_csr_common_name, "use_csr_common_name");
         set_b(&mut r.use_csr_sans, "use_csr_sans");
         set_b(&mut r.no_store, "no_store");
+        set_b(&mut r.generate_lease, "generate_lease");
         set_b(&mut r.require_cn, "require_cn");
         let set_l = |slot: &mut Vec<String>, k: &str| {
             if f.is_set(k) {
@@ -260,7 +265,7 @@ impl Role {
             "use_csr_common_name": self.use_csr_common_name, "use_csr_sans": self.use_csr_sans,
             "ou": self.ou, "organization": self.organization, "country": self.country, "locality": self.locality,
             "province": self.province, "street_address": self.street_address, "postal_code": self.postal_code,
-            "generate_lease": false, "no_store": self.no_store, "require_cn": self.require_cn,
+            "generate_lease": self.generate_lease, "no_store": self.no_store, "require_cn": self.require_cn,
             "not_before_duration": self.not_before_duration.unwrap_or(30), "issuer_ref": self.issuer_ref,
             "allowed_other_sans": [], "allowed_serial_numbers": [], "policy_identifiers": [],
             "basic_constraints_valid_for_non_ca": false,

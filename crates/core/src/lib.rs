@@ -188,6 +188,7 @@ fn raw_answer(
     let status = match d.get("http_status_code").and_then(Value::as_u64) {
         Some(404) => coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::NotFound),
         Some(400) => coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::BadRequest),
+        Some(401) => coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::Unauthorized),
         Some(500) => coffer_sdk::ResponseStatus::Error(coffer_sdk::ErrorKind::Internal),
         _ => status,
     };
