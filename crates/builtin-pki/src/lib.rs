@@ -789,9 +789,14 @@ impl Handler for Pki {
     }
 
     async fn handle(&self, route: Route, req: Request, fields: FieldData) -> Result<Option<Response>> {
-        // Auto-tidy is started lazily by the mount's traffic (see the `tidy` module).
+        // Also on the mount's traffic, so a due auto-tidy starts at once when requests come.
         self.auto_tidy_tick(&req.storage).await?;
         self.dispatch(route, &req, &fields).await
+    }
+
+    /// The core's periodic call: starts an automatic tidy when one is due, traffic or not.
+    async fn periodic(&self, req: &Request) -> Result<()> {
+        self.auto_tidy_tick(&req.storage).await
     }
 
     async fn revoke_secret(&self, req: &Request, internal: &Map<String, Value>) -> Result<()> {

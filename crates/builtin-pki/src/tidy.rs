@@ -4,9 +4,9 @@
 //! in the background (202), one at a time per mount, and can be cancelled between certificates;
 //! its status lives in memory, as OpenBao keeps it.
 //!
-//! Auto-tidy runs lazily: a request to the mount starts it once `interval_duration` has passed
-//! since the last run (the SDK has no periodic hook on this branch; with one, `auto_tidy_tick`
-//! is what it should call).
+//! Auto-tidy starts once `interval_duration` has passed since the last run: from the core's
+//! periodic call (every few seconds on the active node) or from a request to the mount,
+//! whichever comes first.
 
 use super::*;
 use std::sync::atomic::{AtomicBool, Ordering};
