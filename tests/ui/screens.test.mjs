@@ -224,7 +224,7 @@ test('every screen works and passes axe', async () => {
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByText('Saved.').waitFor();
     await axe(page, 'tune');
-    for (const [path, type] of [['corp-ldap', 'ldap'], ['mtls', 'cert'], ['ci-jwt', 'jwt']]) {
+    for (const [path, type] of [['corp-ldap', 'ldap'], ['mtls', 'cert'], ['ci-jwt', 'jwt'], ['pods', 'kubernetes'], ['sso', 'oidc']]) {
       await server.api('POST', `sys/auth/${path}`, { type, config: { listing_visibility: 'unauth' } });
     }
     await page.getByRole('button', { name: 'Log out' }).click();
@@ -240,6 +240,17 @@ test('every screen works and passes axe', async () => {
     await page.getByRole('button', { name: 'Log in' }).last().click();
     await page.getByRole('alert').waitFor();
     check((await page.getByRole('alert').textContent()).length > 0, 'a JWT login with a malformed token shows the server\'s error');
+    check(offered.includes('kubernetes:pods') && offered.includes('oidc:sso'), 'listed Kubernetes and OIDC mounts are offered');
+    await page.getByLabel('Method').selectOption('kubernetes:pods');
+    await page.getByLabel('Role', { exact: true }).fill('web');
+    await page.getByLabel('Service account token').fill('not-a-jwt');
+    await page.getByRole('button', { name: 'Log in' }).last().click();
+    await page.getByRole('alert').waitFor();
+    check((await page.getByRole('alert').textContent()).length > 0, 'a Kubernetes login with an unconfigured mount shows the server\'s error');
+    await page.getByLabel('Method').selectOption('oidc:sso');
+    await page.getByRole('button', { name: 'Continue to the provider' }).click();
+    await page.getByRole('alert').waitFor();
+    check((await page.getByRole('alert').textContent()).length > 0, 'an OIDC login on an unconfigured mount shows the server\'s error and stays on the page');
     await page.getByLabel('Method').selectOption('cert:mtls');
     await page.getByRole('button', { name: 'Log in with my certificate' }).click();
     await page.getByRole('alert').waitFor();

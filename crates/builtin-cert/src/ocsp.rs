@@ -69,6 +69,23 @@ impl Default for Settings {
     }
 }
 
+/// Why one responder gave no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Problem {
+    #[error("POST {url}: {source} (gave up after {attempts} attempt(s))")]
+    Transport { url: String, attempts: u32, source: Box<ureq::Error> },
+    #[error("POST {url}: the responder answered HTTP {status} (gave up after {attempts} attempt(s))")]
+    Status { url: String, status: u16, attempts: u32 },
+    #[error("POST {url}: reading the answer: {source}")]
+    Read { url: String, source: Box<ureq::Error> },
+    #[error("the OCSP request task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("{what}: {source}")]
+    Decode { what: &'static str, source: der::Error },
+    #[error("{0}")]
+    Answer(&'static str),
+}
+
 /// What the responders said about a certificate.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Verdict {
@@ -244,7 +261,7 @@ pub(crate) async fn check(leaf_der: &[u8], issuer_der: &[u8], s: &Settings, cach
     let mut answers = vec![];
     for url in &urls {
         match ask(url, &body, s.max_retries).await {
-            Err(why) => problems.push(why),
+            Err(why) => problems.push(why.to_string()),
             Ok(raw) => match judge(&raw, &id, &issuer_cert, &extra_cas, s) {
                 Ok(answer) => {
                     answers.push(answer);
@@ -275,9 +292,9 @@ pub(crate) async fn check(leaf_der: &[u8], issuer_der: &[u8], s: &Settings, cach
 }
 
 /// POSTs the request to `url`, retrying `retries` times after transport failures.
-async fn ask(url: &str, body: &[u8], retries: u32) -> Result<Vec<u8>, String> {
+async fn ask(url: &str, body: &[u8], retries: u32) -> Result<Vec<u8>, Problem> {
     let (url, body) = (url.to_string(), body.to_vec());
-    let out = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
@@ -285,17 +302,18 @@ async fn ask(url: &str, body: &[u8], retries: u32) -> Result<Vec<u8>, String> {
                 .timeout_connect(Some(Duration::from_secs(2)))
                 .build(),
         );
-        let mut last = String::new();
-        for attempt in 0..=retries {
+        let attempts = retries + 1;
+        let mut last = Problem::Answer("no attempt was made");
+        for attempt in 0..attempts {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(50u64 << attempt.min(4)));
             }
             match agent.post(&url).header("Content-Type", "application/ocsp-request").send(&body[..]) {
-                Err(e) => last = format!("POST {url}: {e}"),
+                Err(e) => last = Problem::Transport { url: url.clone(), attempts, source: Box::new(e) },
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
                     if status != 200 {
-                        last = format!("POST {url}: the responder answered HTTP {status}");
+                        last = Problem::Status { url: url.clone(), status, attempts };
                         continue;
                     }
                     return resp
@@ -303,14 +321,13 @@ async fn ask(url: &str, body: &[u8], retries: u32) -> Result<Vec<u8>, String> {
                         .with_config()
                         .limit(MAX_RESPONSE)
                         .read_to_vec()
-                        .map_err(|e| format!("POST {url}: reading the answer: {e}"));
+                        .map_err(|e| Problem::Read { url: url.clone(), source: Box::new(e) });
                 }
             }
         }
-        Err(format!("{last} (gave up after {} attempt(s))", retries + 1))
+        Err(last)
     })
-    .await;
-    out.unwrap_or_else(|_| Err("the OCSP request task failed".into()))
+    .await?
 }
 
 /// Reads and checks one responder's answer about `id`: the verdict and until when it holds.
@@ -320,22 +337,23 @@ fn judge(
     issuer: &CertificateDer<'_>,
     extra_cas: &[CertificateDer<'_>],
     s: &Settings,
-) -> Result<(Verdict, SystemTime), String> {
-    let resp = OcspResponse::from_der(raw).map_err(|_| "the answer is not an OCSP response".to_string())?;
+) -> Result<(Verdict, SystemTime), Problem> {
+    let decode = |what| move |source| Problem::Decode { what, source };
+    let resp = OcspResponse::from_der(raw).map_err(decode("the answer is not an OCSP response"))?;
     if resp.response_status != OcspResponseStatus::Successful {
-        return Err(format!("the responder answered {:?}", resp.response_status));
+        return Err(Problem::Answer("the responder did not answer successful"));
     }
-    let bytes = resp.response_bytes.ok_or("the answer carries no response")?;
+    let bytes = resp.response_bytes.ok_or(Problem::Answer("the answer carries no response"))?;
     if bytes.response_type != BASIC_RESPONSE {
-        return Err("the answer is not a basic OCSP response".into());
+        return Err(Problem::Answer("the answer is not a basic OCSP response"));
     }
     let basic = BasicOcspResponse::from_der(bytes.response.as_bytes())
-        .map_err(|_| "the basic OCSP response is malformed".to_string())?;
-    let tbs = basic.tbs_response_data.to_der().map_err(|_| "the response data is malformed".to_string())?;
+        .map_err(decode("the basic OCSP response is malformed"))?;
+    let tbs = basic.tbs_response_data.to_der().map_err(decode("the response data is malformed"))?;
     let alg = basic.signature_algorithm.oid.to_string();
     let sig = basic.signature.raw_bytes();
     if !signed_by_trusted(&tbs, &alg, sig, &basic, issuer, extra_cas) {
-        return Err("the answer is not signed by the issuer or an authorised responder".into());
+        return Err(Problem::Answer("the answer is not signed by the issuer or an authorised responder"));
     }
     let single = basic
         .tbs_response_data
@@ -346,19 +364,21 @@ fn judge(
                 && r.cert_id.issuer_key_hash == id.issuer_key_hash
                 && r.cert_id.issuer_name_hash == id.issuer_name_hash
         })
-        .ok_or("the answer does not name the certificate")?;
+        .ok_or(Problem::Answer("the answer does not name the certificate"))?;
     let now = SystemTime::now();
     let this_update = single.this_update.0.to_system_time();
     if this_update > now + Duration::from_secs(60) {
-        return Err("the answer's thisUpdate is in the future".into());
+        return Err(Problem::Answer("the answer's thisUpdate is in the future"));
     }
     if s.this_update_max_age > 0
         && now.duration_since(this_update).unwrap_or_default() > Duration::from_secs(s.this_update_max_age as u64)
     {
-        return Err("the answer's thisUpdate is older than ocsp_this_update_max_age".into());
+        return Err(Problem::Answer("the answer's thisUpdate is older than ocsp_this_update_max_age"));
     }
     let until = match &single.next_update {
-        Some(n) if n.0.to_system_time() < now => return Err("the answer is stale (nextUpdate has passed)".into()),
+        Some(n) if n.0.to_system_time() < now => {
+            return Err(Problem::Answer("the answer is stale (nextUpdate has passed)"))
+        }
         Some(n) => n.0.to_system_time(),
         None => now + Duration::from_secs(60),
     };

@@ -81,13 +81,17 @@ fn core_depends_on_no_builtin_backend() {
 }
 
 /// `coffer-builtins` is the one list of builtin backends: no other crate depends on a
-/// `coffer-builtin-*` crate, so mounting, the catalog and the CLI cannot drift apart.
+/// `coffer-builtin-*` crate, so mounting, the catalog and the CLI cannot drift apart. (The one
+/// exception is the example that serves the cert method as an external plugin binary: it is
+/// outside the server, so it cannot make the server's lists drift.)
 #[test]
 fn only_the_registry_crate_depends_on_builtin_backends() {
     let mut violations = Vec::new();
     for (name, deps) in dependencies() {
         for d in deps {
-            if d.starts_with("coffer-builtin-") && name != "coffer-builtins" {
+            let allowed =
+                name == "coffer-builtins" || (name == "coffer-plugin-cert-example" && d == "coffer-builtin-cert");
+            if d.starts_with("coffer-builtin-") && !allowed {
                 violations.push(format!("{name} -> {d}"));
             }
         }

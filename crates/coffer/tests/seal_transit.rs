@@ -148,7 +148,8 @@ fn transit_seal_over_tls_trusts_tls_ca_cert_and_refuses_an_unknown_ca() {
         &[&format!("-config={}", tcfg.display())],
         &work.path().join("transit.log"),
     );
-    let tport = transit.addr.rsplit(':').next().unwrap().to_string();
+    // The dev listener (plain HTTP) comes first; the configured HTTPS one after it.
+    let tport = transit.addrs[1].rsplit(':').next().unwrap().to_string();
     let bao_tls = |args: &[&str]| {
         std::process::Command::new(&bao)
             .args(args)

@@ -104,7 +104,14 @@ impl Builder {
             cfg.storage = Some(StorageConfig { kind: "file".into(), options });
         }
         if self.dev {
+            // A dev server keeps its own listener first (as `server -dev -config=…`); requests
+            // here are served as the configuration's listener would serve them (its options),
+            // so that one goes first when the configuration names one.
+            let configured = std::mem::take(&mut cfg.listeners);
             coffer::assemble::apply_dev_defaults(&mut cfg, "127.0.0.1:8200", None);
+            if !configured.is_empty() {
+                cfg.listeners = configured;
+            }
         } else {
             if cfg.storage.is_none() {
                 cfg.storage = Some(StorageConfig { kind: "inmem".into(), options: Default::default() });

@@ -81,10 +81,10 @@ export async function loginView(main) {
     { name: 'token', label: 'Token', type: 'password', required: true, autocomplete: 'off' },
   ], 'Log in', async (v) => { await loginWith(v.token.trim()); }));
   const mounts = Object.entries(listed)
-    .filter(([, m]) => ['userpass', 'ldap', 'approle', 'cert', 'jwt', 'oidc'].includes(m.type))
+    .filter(([, m]) => ['userpass', 'ldap', 'approle', 'cert', 'jwt', 'oidc', 'kubernetes'].includes(m.type))
     .map(([p, m]) => [p.replace(/\/$/, ''), m.type]);
   if (!mounts.length) mounts.push(['userpass', 'userpass']);
-  const names = { userpass: 'Username and password', ldap: 'LDAP', approle: 'AppRole', cert: 'TLS certificate', jwt: 'JWT', oidc: 'OIDC provider' };
+  const names = { userpass: 'Username and password', ldap: 'LDAP', approle: 'AppRole', cert: 'TLS certificate', jwt: 'JWT', oidc: 'OIDC provider', kubernetes: 'Kubernetes service account' };
   for (const [mount, type] of mounts) {
     const label = mount === type ? names[type] : `${names[type]} (${mount}/)`;
     let form;
@@ -116,6 +116,12 @@ export async function loginView(main) {
         if (!url) throw new Error(`The role does not allow this page as a redirect address (${body.redirect_uri}): add it to its allowed_redirect_uris.`);
         location.assign(url);
       }, { intro: 'Signs you in with your organisation\'s identity provider.' });
+    } else if (type === 'kubernetes') {
+      form = formCard('', [
+        { name: 'role', label: 'Role', required: true, autocomplete: 'off' },
+        { name: 'jwt', label: 'Service account token', type: 'password', required: true, autocomplete: 'off' },
+      ], 'Log in', async (v) => done(await post(`auth/${mount}/login`,
+        { role: v.role, jwt: v.jwt.trim() }, { noToken: true })));
     } else if (type === 'jwt') {
       form = formCard('', [
         { name: 'role', label: 'Role (empty: the default role)', autocomplete: 'off' },
