@@ -621,6 +621,9 @@ fn chromium_step(auth_url: &str) -> (bool, String) {
 /// its modules are missing). Without them the test fails when COFFER_REQUIRE_BAO is set (CI)
 /// and is skipped otherwise.
 fn chromium_ready() -> bool {
+    // Two browser tests may ask at once: one `npm ci` at a time in tests/ui.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ui");
     if !ui.join("node_modules/playwright-core").exists() {
         let _ =

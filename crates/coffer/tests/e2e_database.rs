@@ -529,6 +529,11 @@ fn shapes(bao: &str, addr: &str, pg: &Pg, tag: &str) -> Vec<(String, Value)> {
     let pw = creds["data"]["password"].as_str().unwrap();
     seen.push(("password length".into(), Value::from(pw.len())));
     ok(&["lease", "revoke", creds["lease_id"].as_str().unwrap()]);
+    // OpenBao revokes in the background after answering: give either server a few seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pg.role_exists(user) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     seen.push(("user dropped".into(), Value::from(!pg.role_exists(user))));
     ok(&["write", "database/static-roles/app", "db_name=pg", &format!("username={static_user}"), "rotation_period=1h"]);
     let sr = json(&ok(&["read", "-format=json", "database/static-roles/app"]));
