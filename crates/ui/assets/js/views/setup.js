@@ -108,12 +108,13 @@ export async function loginView(main) {
         // server turns into this UI's #/oidc/callback/<mount> page. The client nonce ties the
         // callback to this browser tab.
         const nonce = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
-        sessionStorage.setItem(`coffer.oidc.${mount}`, nonce);
         const body = { redirect_uri: `${location.origin}/ui/vault/auth/${mount}/oidc/callback`, client_nonce: nonce };
         if (v.role) body.role = v.role;
         const r = await post(`auth/${mount}/oidc/auth_url`, body, { noToken: true });
         const url = r && r.data && r.data.auth_url;
         if (!url) throw new Error(`The role does not allow this page as a redirect address (${body.redirect_uri}): add it to its allowed_redirect_uris.`);
+        // Kept only for a login under way (the callback page takes it out again).
+        sessionStorage.setItem(`coffer.oidc.${mount}`, nonce);
         location.assign(url);
       }, { intro: 'Signs you in with your organisation\'s identity provider.' });
     } else if (type === 'kubernetes') {
