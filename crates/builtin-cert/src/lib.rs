@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use coffer_sdk::cache::GenCache;
 use coffer_sdk::field::FieldType;
 use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
-use coffer_sdk::tokenutil::{addr_in_cidrs, normalize_policies, token_fields, TokenParams};
+use coffer_sdk::tokenutil::{addr_in_cidrs, equivalent_policies, token_fields, TokenParams};
 use coffer_sdk::{ErrorKind, LogicalError, LoginRenewal, Operation, Request, Response, Result};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
@@ -885,12 +885,7 @@ async fn renew(backend: &Cert, req: &Request, trust: &TrustSet, login: &LoginRen
             "the trusted certificate this token logged in with no longer exists, not renewing",
         ));
     };
-    let mut want = normalize_policies(entry.token.token_policies.clone());
-    let mut have: Vec<String> = login.policies.iter().filter(|p| p.as_str() != "default").cloned().collect();
-    want.retain(|p| p != "default");
-    want.sort();
-    have.sort();
-    if want != have {
+    if !equivalent_policies(&entry.token.token_policies, &login.policies) {
         return Err(LogicalError::bad_request("policies have changed, not renewing"));
     }
     if config.disable_binding {

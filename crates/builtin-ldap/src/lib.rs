@@ -20,7 +20,7 @@
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
 use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
-use coffer_sdk::tokenutil::{addr_in_cidrs, normalize_policies, token_fields, TokenParams};
+use coffer_sdk::tokenutil::{addr_in_cidrs, equivalent_policies, normalize_policies, token_fields, TokenParams};
 use coffer_sdk::{ErrorKind, LogicalError, LoginRenewal, Operation, Request, Response, Result};
 use ldap3::{dn_escape, ldap_escape, Ldap as Conn, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use rustls_pki_types::pem::PemObject;
@@ -799,13 +799,7 @@ async fn renew(req: &Request, login: &LoginRenewal) -> Result<()> {
     };
     let dir = check_directory(&c, username, password).await?;
     let (policies, _) = entitlements(req, &c, username, &dir).await?;
-    let without_default = |p: &[String]| {
-        let mut v: Vec<String> = p.iter().filter(|p| *p != "default").cloned().collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    if without_default(&policies) != without_default(&login.policies) {
+    if !equivalent_policies(&policies, &login.policies) {
         return Err(LogicalError::bad_request("policies have changed, not renewing"));
     }
     Ok(())

@@ -245,6 +245,17 @@ pub fn normalize_policies(p: Vec<String>) -> Vec<String> {
     out
 }
 
+/// Whether two policy lists grant the same, as Vault compares them when a method decides on a
+/// renewal: case, order, repeats and `default` aside.
+pub fn equivalent_policies(a: &[String], b: &[String]) -> bool {
+    let set = |p: &[String]| {
+        let mut v: Vec<String> = normalize_policies(p.to_vec()).into_iter().filter(|p| p != "default").collect();
+        v.sort();
+        v
+    };
+    set(a) == set(b)
+}
+
 /// Parses `a.b.c.d/n`, `a.b.c.d`, or an IPv6 CIDR into (network, prefix length).
 pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
     let (ip, len) = match s.split_once('/') {
@@ -280,6 +291,13 @@ pub fn addr_in_cidrs(addr: Option<std::net::IpAddr>, cidrs: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equivalent_policies_ignore_case_order_repeats_and_default() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(equivalent_policies(&v(&["b", "A", "default"]), &v(&["a", "b", "b"])));
+        assert!(!equivalent_policies(&v(&["a"]), &v(&["a", "c"])));
+    }
 
     #[test]
     fn new_names_win_and_aliases_work() {
