@@ -18,7 +18,8 @@
 //! | `static-creds/<name>` | the current password of a static role |
 //! | `rotate-role/<name>` | rotate a static role now |
 //!
-//! Storage (the mount's view, JSON): `config/<name>`, `role/<name>`, `static-role/<name>`.
+//! Storage (the mount's view, JSON): `config/<name>`, `role/<name>`, `static-role/<name>`, and
+//! `wal/rotate-root/<name>` while a root rotation is in flight (settled by the next tick).
 //! Static roles rotate in [`Handler::periodic`]: a role whose `next_rotation` has passed
 //! (also while the server was down or sealed) is rotated at the next tick; a failed rotation
 //! keeps the old password and is retried with a growing delay.
@@ -49,6 +50,22 @@ const MIN_ROTATION_PERIOD: i64 = 5;
 const MIN_ROTATION_WINDOW: i64 = 3600;
 /// The longest delay between two attempts of a failing static-role rotation.
 const MAX_RETRY_DELAY: i64 = 300;
+/// Where a root rotation in progress keeps its new password (`<prefix><connection>`).
+const ROOT_WAL: &str = "wal/rotate-root/";
+
+/// A root rotation in progress: written before the database is asked to change the password,
+/// deleted once the configuration holds the new one.
+#[derive(Serialize, Deserialize)]
+struct RootRotation {
+    new_password: String,
+    started: i64,
+}
+
+impl Drop for RootRotation {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.new_password);
+    }
+}
 
 /// The paths of the engine, one variant per row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -550,6 +567,8 @@ impl DatabaseEngine {
     async fn rotate_root(&self, req: &Request, name: &str) -> Result<Option<Response>> {
         let _g = self.rotations.lock().await;
         let s = req.storage.as_ref();
+        // An earlier rotation of this connection left unfinished: settle it first.
+        self.settle_root_rotation(s, name).await;
         let mut cfg = self
             .config(s, name)
             .await?
@@ -560,22 +579,88 @@ impl DatabaseEngine {
         }
         let db = self.conn(s, name).await?;
         let password = self.generate_password(req, &cfg).await?;
-        db.update_user(UpdateUserRequest {
-            username,
-            credential_type: CredentialType::Password,
-            password: Some(ChangePassword {
-                new_password: password.clone(),
-                statements: Statements { commands: cfg.root_credentials_rotate_statements.clone() },
-            }),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| LogicalError::bad_request(format!("failed to update user: {}", e.messages.join("; "))))?;
+        // Write-ahead: the new password is on record (behind the barrier) before the database
+        // has it, so a crash or a failed store between the two never loses the only password
+        // that works.
+        let wal_key = format!("{ROOT_WAL}{name}");
+        put_json(s, &wal_key, &RootRotation { new_password: password.expose().to_string(), started: now() }).await?;
+        let changed = db
+            .update_user(UpdateUserRequest {
+                username,
+                credential_type: CredentialType::Password,
+                password: Some(ChangePassword {
+                    new_password: password.clone(),
+                    statements: Statements { commands: cfg.root_credentials_rotate_statements.clone() },
+                }),
+                ..Default::default()
+            })
+            .await;
+        if let Err(e) = changed {
+            // The database refused: the old password stays the one that works. (Should it have
+            // changed after all, the record is kept and the next tick settles it.)
+            if self.open(&cfg, true).await.is_ok() {
+                s.delete(&wal_key).await?;
+            }
+            return Err(LogicalError::bad_request(format!("failed to update user: {}", e.messages.join("; "))));
+        }
         cfg.connection_details.insert("password".into(), Value::String(password.expose().to_string()));
         put_json(s, &format!("config/{name}"), &cfg).await?;
+        s.delete(&wal_key).await?;
         // The open connection logged in with the old password: open anew with the new one.
         self.close(name).await;
         Ok(None)
+    }
+
+    /// Settles a root rotation that did not finish (the server stopped, or storing the new
+    /// password failed, after the database may have taken it): whichever password the database
+    /// accepts becomes the configured one. While the database cannot be reached the record stays
+    /// and the next tick tries again.
+    async fn settle_root_rotation(&self, s: &dyn StorageView, name: &str) {
+        let wal_key = format!("{ROOT_WAL}{name}");
+        let settled: Result<()> = async {
+            let Some(wal) = get_json::<RootRotation>(s, &wal_key).await? else { return Ok(()) };
+            let Some(mut cfg) = self.config(s, name).await? else {
+                return s.delete(&wal_key).await;
+            };
+            let mut next = cfg.clone();
+            next.connection_details.insert("password".into(), Value::String(wal.new_password.clone()));
+            if let Ok((db, _)) = self.open(&next, true).await {
+                let _ = db.close().await;
+                cfg = next;
+                put_json(s, &format!("config/{name}"), &cfg).await?;
+                s.delete(&wal_key).await?;
+                self.close(name).await;
+                tracing::info!(connection = name, "an unfinished root rotation was completed: the new password works");
+            } else if let Ok((db, _)) = self.open(&cfg, true).await {
+                let _ = db.close().await;
+                s.delete(&wal_key).await?;
+                tracing::info!(
+                    connection = name,
+                    "an unfinished root rotation was dropped: the old password still works"
+                );
+            } else {
+                tracing::warn!(connection = name, "an unfinished root rotation waits: neither password logs in now");
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = settled {
+            tracing::warn!(connection = name, error = %e, "settling an unfinished root rotation failed");
+        }
+    }
+
+    /// Settles every unfinished root rotation (see [`Self::settle_root_rotation`]).
+    async fn settle_root_rotations(&self, req: &Request) -> Result<()> {
+        let s = req.storage.as_ref();
+        let names = s.list(ROOT_WAL).await?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        let _g = self.rotations.lock().await;
+        for name in names.iter().filter(|n| !n.ends_with('/')) {
+            self.settle_root_rotation(s, name).await;
+        }
+        Ok(())
     }
 
     async fn write_role(&self, req: &Request, f: &FieldData, name: &str) -> Result<Option<Response>> {
@@ -646,7 +731,10 @@ impl DatabaseEngine {
         let db = self.conn(s, &role.db_name).await?;
         let created = db
             .new_user(NewUserRequest {
-                username_config: UsernameMetadata { display_name: "token".into(), role_name: name.to_string() },
+                username_config: UsernameMetadata {
+                    display_name: req.display_name.clone(),
+                    role_name: name.to_string(),
+                },
                 credential_type: CredentialType::Password,
                 password: Some(password.clone()),
                 expiration: Some(SystemTime::now() + Duration::from_secs(ttl.max(0) as u64)),
@@ -919,6 +1007,7 @@ impl Handler for DatabaseEngine {
             },
             (Route::Config, Operation::Delete) => {
                 s.delete(&format!("config/{name}")).await?;
+                s.delete(&format!("{ROOT_WAL}{name}")).await?;
                 self.close(&name).await;
                 Ok(None)
             }
@@ -1027,6 +1116,7 @@ impl Handler for DatabaseEngine {
     }
 
     async fn periodic(&self, req: &Request) -> Result<()> {
+        self.settle_root_rotations(req).await?;
         self.rotate_due(req).await
     }
 }

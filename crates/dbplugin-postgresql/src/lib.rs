@@ -63,13 +63,36 @@ const SESSIONS: usize = 4;
 /// concurrent requests need them.
 pub struct PostgreSql {
     slots: Vec<tokio::sync::Mutex<State>>,
+    /// One permit per session: requests wait here in arrival order (a waiter parked on one busy
+    /// session while another came free gave a long tail under load).
+    gate: tokio::sync::Semaphore,
     next: std::sync::atomic::AtomicUsize,
+}
+
+/// A session held for one request, with its place in the queue.
+struct Slot<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    state: tokio::sync::MutexGuard<'a, State>,
+}
+
+impl std::ops::Deref for Slot<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Slot<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
 }
 
 impl Default for PostgreSql {
     fn default() -> Self {
         PostgreSql {
             slots: (0..SESSIONS).map(|_| tokio::sync::Mutex::new(State::default())).collect(),
+            gate: tokio::sync::Semaphore::new(SESSIONS),
             next: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -81,15 +104,22 @@ impl PostgreSql {
         Self::default()
     }
 
-    /// A session: a free one when there is one, else the next in turn once it is free.
-    async fn slot(&self) -> tokio::sync::MutexGuard<'_, State> {
+    /// A session: first in, first served. Holding one of the gate's permits means a session is
+    /// free (only `initialize` locks sessions without a permit, and then the next in turn is
+    /// awaited).
+    async fn slot(&self) -> Slot<'_> {
+        // The semaphore is never closed.
+        let permit = match self.gate.acquire().await {
+            Ok(p) => p,
+            Err(_) => unreachable!("the session gate is never closed"),
+        };
         let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for i in 0..self.slots.len() {
-            if let Ok(g) = self.slots[(start + i) % self.slots.len()].try_lock() {
-                return g;
+            if let Ok(state) = self.slots[(start + i) % self.slots.len()].try_lock() {
+                return Slot { _permit: permit, state };
             }
         }
-        self.slots[start % self.slots.len()].lock().await
+        Slot { _permit: permit, state: self.slots[start % self.slots.len()].lock().await }
     }
 }
 
