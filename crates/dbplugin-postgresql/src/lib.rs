@@ -20,8 +20,8 @@ mod tls;
 
 use async_trait::async_trait;
 use coffer_sdk::database::{
-    render_username_template, Database, DeleteUserRequest, InitializeRequest, InitializeResponse, NewUserRequest,
-    NewUserResponse, UpdateUserRequest,
+    render_username_template, CredentialType, Database, DeleteUserRequest, InitializeRequest, InitializeResponse,
+    NewUserRequest, NewUserResponse, UpdateUserRequest,
 };
 use coffer_sdk::{LogicalError, Result};
 use serde_json::Value;
@@ -391,6 +391,10 @@ impl Database for PostgreSql {
     }
 
     async fn new_user(&self, req: NewUserRequest) -> Result<NewUserResponse> {
+        if req.credential_type != CredentialType::Password {
+            // As OpenBao's plugin answers: this database takes passwords only.
+            return Err(bad(format!("unsupported credential_type: {:?}", req.credential_type.as_str())));
+        }
         if req.statements.commands.iter().all(|c| c.trim().is_empty()) {
             return Err(bad("empty creation statements"));
         }
