@@ -31,7 +31,7 @@ fn int_opt(cfg: &Map<String, Value>, key: &str) -> Result<Option<i64>> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| invalid(format!("invalid {key}"))),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| invalid(format!("invalid {key} {s:?}"))),
+        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|e| invalid(format!("invalid {key} {s:?}: {e}"))),
         Some(_) => Err(invalid(format!("invalid {key}"))),
     }
 }
