@@ -9,8 +9,14 @@
 //! (RUSTSEC-2023-0071), and a CA key signs on request. RSA *user* keys are signed as usual.
 //! OTP and dynamic-key roles are not built (refused with a clear error).
 //!
-//! Storage (the mount's own view, JSON): `config/ca_private_key` (OpenSSH private key, PEM-ish
-//! text), `role/<name>`.
+//! Several signing keys per mount, as OpenBao 2.3+ has them: **issuers** (`issuers`,
+//! `issuer/:ref`, `issuers/import[/:name]`, `config/issuers` for the default one); `config/ca`
+//! makes the first, roles pick one with `issuer_ref` (default: the default issuer).
+//!
+//! Storage (the mount's own view, JSON): `issuer/<id>` (name, OpenSSH private key),
+//! `config/issuers` (the default issuer's id), `role/<name>`. A mount written before issuers
+//! existed keeps its key at `config/ca_private_key`; the first use turns it into the default
+//! issuer.
 
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
@@ -33,11 +39,28 @@ pub enum Route {
     Role,
     Sign,
     Issue,
+    Issuers,
+    Issuer,
+    IssuerPublicKey,
+    IssuersImport,
+    ConfigIssuers,
 }
 
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 struct CaEntry {
     private_key: String,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct IssuerEntry {
+    id: String,
+    name: String,
+    private_key: String,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct IssuersConfig {
+    default: String,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -60,6 +83,13 @@ struct Role {
     allowed_user_key_lengths: BTreeMap<String, i64>,
     algorithm_signer: String,
     not_before_duration: i64,
+    /// The issuer that signs (id, name or `default`).
+    #[serde(default = "default_ref")]
+    issuer_ref: String,
+}
+
+fn default_ref() -> String {
+    "default".into()
 }
 
 fn bad(msg: impl Into<String>) -> LogicalError {
@@ -159,7 +189,65 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
             f("key_bits", Int, "issue: 256 or 384 for ec").default(json!(0)),
         ]
     };
+    let key_fields = || {
+        vec![
+            f("generate_signing_key", Bool, "Generate the CA key").default(json!(true)),
+            f(
+                "key_type",
+                Str,
+                "ssh-ed25519 (default here), ecdsa-sha2-nistp256, ecdsa-sha2-nistp384; ssh-rsa is refused",
+            )
+            .default(json!("ssh-ed25519")),
+            f("key_bits", Int, "For ec: 256 or 384").default(json!(0)),
+            f("private_key", Str, "A CA private key to import (OpenSSH format)"),
+            f("public_key", Str, "Its public key (checked against the private key)"),
+            f("managed_key_name", Str, "Refused: managed keys are not supported"),
+            f("managed_key_id", Str, "Refused: managed keys are not supported"),
+            f("issuer_name", Str, "The new issuer's name"),
+        ]
+    };
+    let iref = || f("issuer_ref", Str, "An issuer's id or name, or default");
     vec![
+        (Route::Issuers, row("issuers/?", vec![], vec![(List, "List the issuers")], "List issuers")),
+        (
+            Route::Issuer,
+            row(
+                r"issuer/(?P<issuer_ref>[A-Za-z0-9_\-]+)",
+                vec![iref(), f("issuer_name", Str, "A new name for the issuer")],
+                vec![(Read, "Read an issuer"), (Update, "Rename an issuer"), (Delete, "Delete an issuer")],
+                "An issuer",
+            ),
+        ),
+        (
+            Route::IssuerPublicKey,
+            PathSpec {
+                flags: PathFlags::NORMAL.unauthenticated(),
+                ..row(
+                    r"issuer/(?P<issuer_ref>[A-Za-z0-9_\-]+)/public_key",
+                    vec![iref()],
+                    vec![(Read, "An issuer's public key, OpenSSH format")],
+                    "An issuer's public key",
+                )
+            },
+        ),
+        (
+            Route::IssuersImport,
+            row(
+                r"issuers/import(?:/(?P<issuer_name>[A-Za-z0-9_\-]+))?",
+                key_fields(),
+                vec![(Create, "Add an issuer"), (Update, "Add an issuer")],
+                "Add an issuer: generate or import a signing key",
+            ),
+        ),
+        (
+            Route::ConfigIssuers,
+            row(
+                "config/issuers",
+                vec![f("default", Str, "The default issuer (id or name)")],
+                vec![(Read, "Read the default issuer"), (Update, "Set the default issuer")],
+                "The default issuer",
+            ),
+        ),
         (
             Route::ConfigCa,
             row(
@@ -228,6 +316,7 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                     f("allowed_user_key_lengths", MapT, "Minimum key sizes by type (rsa: 2048, …)"),
                     f("algorithm_signer", Str, "default (the CA key's own algorithm)").default(json!("default")),
                     f("not_before_duration", DurationSecond, "Backdating of valid-after").default(json!(30)),
+                    f("issuer_ref", Str, "The issuer that signs (id or name; default: the default issuer)"),
                     f("allowed_users_template", Bool, "Refused when true: templates are not supported yet")
                         .default(json!(false)),
                     f("default_user_template", Bool, "Refused when true").default(json!(false)),
@@ -289,6 +378,11 @@ impl Handler for Ssh {
 
     async fn handle(&self, route: Route, req: Request, fields: FieldData) -> Result<Option<Response>> {
         let s = req.storage.as_ref();
+        // A mount from before issuers: its key becomes the default issuer first.
+        if s.get("config/ca_private_key").await?.is_some() {
+            let _g = self.lock.lock().await;
+            self.migrate(s).await?;
+        }
         match route {
             Route::ConfigCa => self.config_ca(s, req.operation, &fields).await,
             Route::PublicKey => {
@@ -305,6 +399,21 @@ impl Handler for Ssh {
             }
             Route::Role => self.role(s, req.operation, &fields).await,
             Route::Sign | Route::Issue => self.sign(&req, route, &fields).await.map(Some),
+            Route::Issuers => self.list_issuers(s).await,
+            Route::Issuer => self.issuer_route(s, req.operation, &fields).await,
+            Route::IssuerPublicKey => {
+                let (_, key) = self.issuer(s, fields.str("issuer_ref").unwrap_or("default")).await?;
+                let mut d = Map::new();
+                d.insert("http_content_type".into(), json!("text/plain"));
+                d.insert("http_raw_body".into(), json!(format!("{}\n", public_openssh(&key)?)));
+                d.insert("http_status_code".into(), json!(200));
+                Ok(Some(Response::data(d)))
+            }
+            Route::IssuersImport => {
+                let _g = self.lock.lock().await;
+                self.add_issuer(s, &fields).await.map(Some)
+            }
+            Route::ConfigIssuers => self.config_issuers(s, req.operation, &fields).await.map(Some),
         }
     }
 }
@@ -337,13 +446,208 @@ impl Ssh {
         Ssh { paths: Paths::new(path_specs()), lock: tokio::sync::Mutex::new(()) }
     }
 
+    /// The default issuer's key.
     async fn ca(&self, s: &dyn StorageView) -> Result<PrivateKey> {
-        let entry = get_json::<CaEntry>(s, "config/ca_private_key")
-            .await?
-            .ok_or_else(|| bad("keys haven't been configured yet"))?;
-        let parsed = PrivateKey::from_openssh(&entry.private_key);
+        self.issuer(s, "default").await.map(|(_, k)| k)
+    }
+
+    /// A mount from before issuers: its one key becomes the default issuer.
+    async fn migrate(&self, s: &dyn StorageView) -> Result<()> {
+        if let Some(legacy) = get_json::<CaEntry>(s, "config/ca_private_key").await? {
+            if s.list("issuer/").await?.is_empty() {
+                let e = IssuerEntry {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    name: String::new(),
+                    private_key: legacy.private_key.clone(),
+                };
+                put_json(s, &format!("issuer/{}", e.id), &e).await?;
+                put_json(s, "config/issuers", &IssuersConfig { default: e.id.clone() }).await?;
+            }
+            s.delete("config/ca_private_key").await?;
+        }
+        Ok(())
+    }
+
+    /// An issuer by id, name or `default`, with its key.
+    async fn issuer(&self, s: &dyn StorageView, reference: &str) -> Result<(IssuerEntry, PrivateKey)> {
+        let reference = if reference.is_empty() { "default" } else { reference };
+        let mut found = None;
+        if reference == "default" {
+            let cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
+            if !cfg.default.is_empty() {
+                found = get_json::<IssuerEntry>(s, &format!("issuer/{}", cfg.default)).await?;
+            }
+            if found.is_none() {
+                return Err(bad("keys haven't been configured yet"));
+            }
+        } else if let Some(e) = get_json::<IssuerEntry>(s, &format!("issuer/{reference}")).await? {
+            found = Some(e);
+        } else {
+            for id in s.list("issuer/").await? {
+                if let Some(e) = get_json::<IssuerEntry>(s, &format!("issuer/{id}")).await? {
+                    if e.name == reference {
+                        found = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let e = found.ok_or_else(|| bad(format!("unable to find SSH issuer for reference: {reference}")))?;
+        let parsed = PrivateKey::from_openssh(&e.private_key);
         // drop-cause: the parse error could describe the key material.
-        parsed.map_err(|_| LogicalError::internal("the stored CA key cannot be read"))
+        let key = parsed.map_err(|_| LogicalError::internal("the stored CA key cannot be read"))?;
+        Ok((e, key))
+    }
+
+    async fn list_issuers(&self, s: &dyn StorageView) -> Result<Option<Response>> {
+        let ids = s.list("issuer/").await?;
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let default = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default().default;
+        let mut info = Map::new();
+        for id in &ids {
+            let (e, k) = self.issuer(s, id).await?;
+            info.insert(
+                id.clone(),
+                json!({"issuer_name": e.name, "is_default": *id == default,
+                       "public_key": format!("{}\n", public_openssh(&k)?)}),
+            );
+        }
+        let mut d = Map::new();
+        d.insert("keys".into(), json!(ids));
+        d.insert("key_info".into(), Value::Object(info));
+        Ok(Some(Response::data(d)))
+    }
+
+    fn issuer_data(e: &IssuerEntry, k: &PrivateKey) -> Result<Map<String, Value>> {
+        let mut d = Map::new();
+        d.insert("issuer_id".into(), json!(e.id));
+        d.insert("issuer_name".into(), json!(e.name));
+        d.insert("public_key".into(), json!(format!("{}\n", public_openssh(k)?)));
+        Ok(d)
+    }
+
+    async fn check_name_free(&self, s: &dyn StorageView, name: &str, except: &str) -> Result<()> {
+        if name.is_empty() {
+            return Ok(());
+        }
+        if name == "default" || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(bad(format!("invalid issuer name {name:?}")));
+        }
+        for id in s.list("issuer/").await? {
+            if let Some(e) = get_json::<IssuerEntry>(s, &format!("issuer/{id}")).await? {
+                if e.name == name && e.id != except {
+                    return Err(bad(format!("issuer name {name:?} is already in use")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn issuer_route(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
+        let _g = self.lock.lock().await;
+        let (mut e, k) = self.issuer(s, f.str("issuer_ref").unwrap_or("")).await?;
+        match op {
+            Operation::Delete => {
+                s.delete(&format!("issuer/{}", e.id)).await?;
+                let mut cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
+                if cfg.default == e.id {
+                    cfg.default = String::new();
+                    put_json(s, "config/issuers", &cfg).await?;
+                }
+                Ok(None)
+            }
+            Operation::Read => Ok(Some(Response::data(Self::issuer_data(&e, &k)?))),
+            _ => {
+                if let Some(n) = f.str("issuer_name") {
+                    self.check_name_free(s, n, &e.id).await?;
+                    e.name = n.to_string();
+                    put_json(s, &format!("issuer/{}", e.id), &e).await?;
+                }
+                Ok(Some(Response::data(Self::issuer_data(&e, &k)?)))
+            }
+        }
+    }
+
+    async fn config_issuers(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Response> {
+        let mut warnings = Vec::new();
+        if op != Operation::Read {
+            let r = f.str("default").unwrap_or("");
+            if r.is_empty() {
+                return Err(bad("the default field is required"));
+            }
+            let (e, _) = self.issuer(s, r).await?;
+            let _g = self.lock.lock().await;
+            let old = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default().default;
+            put_json(s, "config/issuers", &IssuersConfig { default: e.id.clone() }).await?;
+            if old != e.id {
+                warnings.push(format!(
+                    "Previous default ({old}) has been updated with the issuer '{r}' (resolved to {})",
+                    e.id
+                ));
+            }
+        }
+        let cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
+        let mut d = Map::new();
+        d.insert("default".into(), json!(cfg.default));
+        let mut r = Response::data(d);
+        r.warnings = warnings;
+        Ok(r)
+    }
+
+    /// Generates or imports a signing key as a new issuer (the default when there is none).
+    /// Callers hold the lock.
+    async fn add_issuer(&self, s: &dyn StorageView, f: &FieldData) -> Result<Response> {
+        let name = f.str("issuer_name").unwrap_or("").to_string();
+        self.check_name_free(s, &name, "").await?;
+        let key = Self::key_from(f)?;
+        let pem = key
+            .to_openssh(LineEnding::LF)
+            .map_err(|e| LogicalError::internal("encoding the key failed").with_source(e))?;
+        let e = IssuerEntry { id: uuid::Uuid::new_v4().to_string(), name, private_key: pem.to_string() };
+        put_json(s, &format!("issuer/{}", e.id), &e).await?;
+        let cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
+        if cfg.default.is_empty() || s.get(&format!("issuer/{}", cfg.default)).await?.is_none() {
+            put_json(s, "config/issuers", &IssuersConfig { default: e.id.clone() }).await?;
+        }
+        Ok(Response::data(Self::issuer_data(&e, &key)?))
+    }
+
+    /// The key a `config/ca` or `issuers/import` write asks for: imported or generated.
+    fn key_from(f: &FieldData) -> Result<PrivateKey> {
+        for k in ["managed_key_name", "managed_key_id"] {
+            if f.str(k).is_some_and(|v| !v.is_empty()) {
+                return Err(bad(format!("{k}: managed keys are not supported")));
+            }
+        }
+        let private = Zeroizing::new(f.str("private_key").unwrap_or("").trim().to_string());
+        let public = f.str("public_key").unwrap_or("").trim().to_string();
+        if !private.is_empty() {
+            let parsed = PrivateKey::from_openssh(private.as_str());
+            // drop-cause: the parse error could quote the operator's key material.
+            let k = parsed.map_err(|_| bad("private_key is not an OpenSSH private key"))?;
+            if k.is_encrypted() {
+                return Err(bad("private_key is encrypted; give it unencrypted"));
+            }
+            if matches!(k.algorithm(), Algorithm::Rsa { .. }) {
+                return Err(bad("RSA CA keys are not supported (Rust's RSA is not constant-time: RUSTSEC-2023-0071); use ed25519 or ecdsa"));
+            }
+            if !public.is_empty() {
+                let p = PublicKey::from_openssh(&public)
+                    .map_err(|e| bad("public_key is not an OpenSSH public key").with_source(e))?;
+                if p.key_data() != k.public_key().key_data() {
+                    return Err(bad("public_key does not match private_key"));
+                }
+            }
+            Ok(k)
+        } else if !public.is_empty() {
+            Err(bad("public_key given without private_key"))
+        } else if f.bool("generate_signing_key").unwrap_or(true) {
+            generate(f.str("key_type").unwrap_or("ssh-ed25519"), f.int("key_bits").unwrap_or(0))
+        } else {
+            Err(bad("missing public_key and private_key, and generate_signing_key is false"))
+        }
     }
 
     async fn config_ca(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
@@ -355,53 +659,28 @@ impl Ssh {
                 Ok(Some(Response::data(d)))
             }
             Operation::Delete => {
+                let _g = self.lock.lock().await;
                 s.delete("config/ca_private_key").await?;
+                for id in s.list("issuer/").await? {
+                    s.delete(&format!("issuer/{id}")).await?;
+                }
+                s.delete("config/issuers").await?;
                 Ok(None)
             }
             _ => {
-                for k in ["managed_key_name", "managed_key_id"] {
-                    if f.str(k).is_some_and(|v| !v.is_empty()) {
-                        return Err(bad(format!("{k}: managed keys are not supported")));
-                    }
-                }
                 let _g = self.lock.lock().await;
-                if s.get("config/ca_private_key").await?.is_some() {
+                if !s.list("issuer/").await?.is_empty() {
                     return Err(bad("keys are already configured; delete them before reconfiguring"));
                 }
-                let private = f.str("private_key").unwrap_or("").trim().to_string();
-                let public = f.str("public_key").unwrap_or("").trim().to_string();
-                let key = if !private.is_empty() {
-                    let parsed = PrivateKey::from_openssh(&private);
-                    // drop-cause: the parse error could quote the operator's key material.
-                    let k = parsed.map_err(|_| bad("private_key is not an OpenSSH private key"))?;
-                    if k.is_encrypted() {
-                        return Err(bad("private_key is encrypted; give it unencrypted"));
+                let mut r = self.add_issuer(s, f).await?;
+                // config/ca answers the public key only.
+                if let Some(d) = r.data.as_mut() {
+                    d.retain(|k, _| k == "public_key" || k == "issuer_id" || k == "issuer_name");
+                    if let Some(Value::String(p)) = d.get_mut("public_key") {
+                        *p = p.trim_end().to_string();
                     }
-                    if matches!(k.algorithm(), Algorithm::Rsa { .. }) {
-                        return Err(bad("RSA CA keys are not supported (Rust's RSA is not constant-time: RUSTSEC-2023-0071); use ed25519 or ecdsa"));
-                    }
-                    if !public.is_empty() {
-                        let p = PublicKey::from_openssh(&public)
-                            .map_err(|e| bad("public_key is not an OpenSSH public key").with_source(e))?;
-                        if p.key_data() != k.public_key().key_data() {
-                            return Err(bad("public_key does not match private_key"));
-                        }
-                    }
-                    k
-                } else if !public.is_empty() {
-                    return Err(bad("public_key given without private_key"));
-                } else if f.bool("generate_signing_key").unwrap_or(true) {
-                    generate(f.str("key_type").unwrap_or("ssh-ed25519"), f.int("key_bits").unwrap_or(0))?
-                } else {
-                    return Err(bad("missing public_key and private_key, and generate_signing_key is false"));
-                };
-                let pem = key
-                    .to_openssh(LineEnding::LF)
-                    .map_err(|e| LogicalError::internal("encoding the key failed").with_source(e))?;
-                put_json(s, "config/ca_private_key", &CaEntry { private_key: pem.to_string() }).await?;
-                let mut d = Map::new();
-                d.insert("public_key".into(), json!(public_openssh(&key)?));
-                Ok(Some(Response::data(d)))
+                }
+                Ok(Some(r))
             }
         }
     }
@@ -449,7 +728,15 @@ impl Ssh {
                     allowed_user_key_lengths: int_map(f.get("allowed_user_key_lengths"))?,
                     algorithm_signer: "default".into(),
                     not_before_duration: f.int("not_before_duration").unwrap_or(30),
+                    issuer_ref: match f.str("issuer_ref").unwrap_or("") {
+                        "" => default_ref(),
+                        r => r.to_string(),
+                    },
                 };
+                if r.issuer_ref != "default" {
+                    // The issuer must exist when the role is written.
+                    self.issuer(s, &r.issuer_ref).await?;
+                }
                 if r.max_ttl > 0 && r.ttl > r.max_ttl {
                     return Err(bad("ttl cannot be greater than max_ttl"));
                 }
@@ -469,7 +756,7 @@ impl Ssh {
         let name = f.str("role").unwrap_or("");
         let role =
             get_json::<Role>(s, &format!("role/{name}")).await?.ok_or_else(|| bad(format!("Unknown role: {name}")))?;
-        let ca = self.ca(s).await?;
+        let (_, ca) = self.issuer(s, &role.issuer_ref).await?;
         let (public, issued) = match route {
             Route::Issue => {
                 let k = generate(f.str("key_type").unwrap_or("ed25519"), f.int("key_bits").unwrap_or(0))?;
@@ -662,7 +949,7 @@ fn role_data(r: &Role) -> Map<String, Value> {
         "allow_subdomains": r.allow_subdomains, "allow_bare_domains": r.allow_bare_domains,
         "allow_user_key_ids": r.allow_user_key_ids, "key_id_format": r.key_id_format,
         "allowed_user_key_lengths": r.allowed_user_key_lengths, "algorithm_signer": r.algorithm_signer,
-        "not_before_duration": r.not_before_duration,
+        "not_before_duration": r.not_before_duration, "issuer_ref": r.issuer_ref,
     }) {
         Value::Object(m) => m,
         _ => Map::new(),

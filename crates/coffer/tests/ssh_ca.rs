@@ -268,3 +268,68 @@ fn bao_cli_signs_ssh_user_certificates_that_openssh_accepts_and_refuses_as_their
     let real = RealBao::start(&bao);
     drive(&Target { name: "openbao", bao: &bao, addr: real.addr.clone() });
 }
+
+/// The SHA-256 fingerprint `ssh-keygen -l` gives an OpenSSH public key.
+fn fingerprint(d: &Path, name: &str, public: &str) -> String {
+    let path = d.join(name);
+    std::fs::write(&path, format!("{}\n", public.trim())).unwrap();
+    let o = Command::new("ssh-keygen").args(["-l", "-f"]).arg(&path).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).unwrap_or("").to_string()
+}
+
+fn issuers_flow(t: &Target) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    t.ok(&["secrets", "enable", "ssh"]);
+    let first = t.data(&["write", "ssh/config/ca", "key_type=ssh-ed25519"]);
+    let second = t.data(&["write", "ssh/issuers/import/second", "generate_signing_key=true", "key_type=ssh-ed25519"]);
+    assert_eq!(second["issuer_name"], "second", "{}: {second}", t.name);
+    let (_, list) = http(&t.addr, "GET", "/v1/ssh/issuers?list=true", &[("X-Vault-Token", "root")], b"");
+    let list = json(&list)["data"].clone();
+    assert_eq!(list["keys"].as_array().map(Vec::len), Some(2), "{}: {list}", t.name);
+    let sid = s_(&second["issuer_id"]);
+    assert_eq!(list["key_info"][&sid]["is_default"], false, "{}: the first key stays the default: {list}", t.name);
+    let (st, body) = http(&t.addr, "GET", "/v1/ssh/issuer/second/public_key", &[], b"");
+    assert_eq!((st, body.trim()), (200, s_(&second["public_key"]).trim()), "{}: no token needed", t.name);
+    let read = t.data(&["read", "ssh/issuer/second"]);
+    assert_eq!(read["issuer_id"], second["issuer_id"], "{}: {read}", t.name);
+    t.refused(&["write", "ssh/issuers/import/third", "private_key=not a key"], "a private key that is not one");
+
+    // A role naming the second issuer: its certificates are signed by the second key.
+    t.ok(&[
+        "write",
+        "ssh/roles/u",
+        "key_type=ca",
+        "allow_user_certificates=true",
+        "allowed_users=*",
+        "issuer_ref=second",
+    ]);
+    assert_eq!(t.data(&["read", "ssh/roles/u"])["issuer_ref"], "second", "{}", t.name);
+    let user = keygen(d, "user");
+    let signed = t.data(&["write", "ssh/sign/u", &format!("public_key=@{user}.pub"), "valid_principals=alice"]);
+    let cert = format!("{user}-cert.pub");
+    std::fs::write(&cert, s_(&signed["signed_key"])).unwrap();
+    let o = Command::new("ssh-keygen").args(["-L", "-f", &cert]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let fp2 = fingerprint(d, "second.pub", &s_(&second["public_key"]));
+    let fp1 = fingerprint(d, "first.pub", &s_(&first["public_key"]));
+    assert!(!fp2.is_empty() && text.contains(&fp2) && !text.contains(&fp1), "{}: signed by second: {text}", t.name);
+
+    // The default issuer moves: public_key follows it.
+    t.ok(&["write", "ssh/config/issuers", "default=second"]);
+    let (_, body) = http(&t.addr, "GET", "/v1/ssh/public_key", &[], b"");
+    assert_eq!(body.trim(), s_(&second["public_key"]).trim(), "{}: public_key is the default issuer's", t.name);
+}
+
+fn s_(v: &Value) -> String {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}")).to_string()
+}
+
+#[test]
+fn ssh_issuers_sign_with_the_role_s_issuer_and_the_default_issuer_serves_public_key_on_coffer_and_openbao() {
+    let Some(bao) = bao_path() else { return };
+    let server = Server::start_dev("root");
+    issuers_flow(&Target { name: "coffer", bao: &bao, addr: server.addr.clone() });
+    let real = RealBao::start(&bao);
+    issuers_flow(&Target { name: "openbao", bao: &bao, addr: real.addr.clone() });
+}
