@@ -108,6 +108,10 @@ struct KeyEntry {
 #[derive(Serialize, Deserialize, Default)]
 struct IssuersConfig {
     default: String,
+    /// A new issuer with a key (generated or rotated root, signed intermediate, imported bundle
+    /// with its key) becomes the default.
+    #[serde(default)]
+    default_follows_latest_issuer: bool,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -494,7 +498,7 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                     FieldSpec::new(
                         "default_follows_latest_issuer",
                         FieldType::Bool,
-                        "Refused when true: not supported yet",
+                        "New issuers with a key (generated, rotated, signed or imported) become the default",
                     )
                     .default(json!(false)),
                 ],
@@ -831,8 +835,14 @@ impl Pki {
                 for id in s.list("key/").await? {
                     s.delete(&format!("key/{id}")).await?;
                 }
-                s.delete("config/issuers").await?;
-                Ok(None)
+                // No default any more; default_follows_latest_issuer stays (as in OpenBao).
+                let mut cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
+                cfg.default = String::new();
+                put_json(s, "config/issuers", &cfg).await?;
+                let warnings = vec!["DELETE /root deletes all keys and issuers; prefer DELETE /key/:key_ref and \
+                                     DELETE /issuer/:issuer_ref to remove one at a time."
+                    .to_string()];
+                Ok(Some(Response { warnings, ..Response::default() }))
             }
             Route::RootGenerate => self.generate_root(req, f, false).await.map(Some),
             Route::RootRotate => self.generate_root(req, f, true).await.map(Some),
@@ -1207,7 +1217,8 @@ impl Pki {
         })
     }
 
-    /// Stores a new issuer; makes it the default when there is none.
+    /// Stores a new issuer; makes it the default when there is none, or when it has a key and
+    /// `config/issuers` says `default_follows_latest_issuer`.
     async fn store_issuer(
         &self,
         s: &dyn StorageView,
@@ -1230,7 +1241,7 @@ impl Pki {
         put_json(s, &format!("issuer/{}", entry.id), &entry).await?;
         let mut cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
         let default_ok = !cfg.default.is_empty() && s.get(&format!("issuer/{}", cfg.default)).await?.is_some();
-        if !default_ok {
+        if !default_ok || (cfg.default_follows_latest_issuer && !key_id.is_empty()) {
             cfg.default = entry.id.clone();
             put_json(s, "config/issuers", &cfg).await?;
         }
@@ -1535,24 +1546,27 @@ impl Pki {
         replace: bool,
     ) -> Result<Option<Response>> {
         if op != Operation::Read {
-            if f.bool("default_follows_latest_issuer").unwrap_or(false) {
-                return Err(bad("default_follows_latest_issuer is not supported yet"));
-            }
             let _g = self.lock.lock().await;
             let r = match f.str("default").unwrap_or("") {
                 "" if replace => "next",
                 r => r,
             };
-            if r.is_empty() {
-                return Err(bad("the default field is required"));
+            // As OpenBao: every write names the default, even one that only sets the flag.
+            if r.is_empty() || r == "default" {
+                return Err(bad("Invalid issuer specification; must be non-empty and can't be 'default'."));
             }
             let i = self.issuer(s, r).await?;
-            put_json(s, "config/issuers", &IssuersConfig { default: i.id.clone() }).await?;
+            let mut cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
+            cfg.default = i.id.clone();
+            if f.is_set("default_follows_latest_issuer") {
+                cfg.default_follows_latest_issuer = f.bool("default_follows_latest_issuer").unwrap_or(false);
+            }
+            put_json(s, "config/issuers", &cfg).await?;
         }
         let cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
         let mut d = Map::new();
         d.insert("default".into(), json!(cfg.default));
-        d.insert("default_follows_latest_issuer".into(), json!(false));
+        d.insert("default_follows_latest_issuer".into(), json!(cfg.default_follows_latest_issuer));
         Ok(Some(Response::data(d)))
     }
 

@@ -543,3 +543,135 @@ fn root_rotation_cross_signing_and_replace_keep_old_and_new_chains_verifying_on_
     let real = RealBao::start(&bao);
     rotation_flow(&Target { name: "openbao", bao: &bao, addr: real.addr.clone() });
 }
+
+fn follows_flow(t: &Target) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    t.ok(&["secrets", "enable", "pki"]);
+    t.ok(&["secrets", "tune", "-max-lease-ttl=8760h", "pki"]);
+    let first = t.data(&["write", "pki/root/generate/internal", "common_name=First Root", "ttl=4000h", "key_type=ec"]);
+    let first_pem = write(d, "first.pem", s(&first["certificate"]));
+    let cfg = t.data(&["read", "pki/config/issuers"]);
+    assert_eq!(cfg["default_follows_latest_issuer"], false, "{}: off by default: {cfg}", t.name);
+    // A write must name the default, even one that only sets the flag.
+    let o = cli(t.bao, &t.addr, Some("root"), &["write", "pki/config/issuers", "default_follows_latest_issuer=true"]);
+    assert!(
+        out(&o).contains("Code: 400") && out(&o).contains("Invalid issuer specification"),
+        "{}: {}",
+        t.name,
+        out(&o)
+    );
+    let fid = s(&first["issuer_id"]).to_string();
+    let cfg = t.data(&["write", "pki/config/issuers", &format!("default={fid}"), "default_follows_latest_issuer=true"]);
+    assert_eq!(cfg["default_follows_latest_issuer"], true, "{}: {cfg}", t.name);
+    t.ok(&["write", "pki/roles/any", "allow_any_name=true"]);
+
+    // root/rotate: the new root becomes the default, and issues.
+    let rotated =
+        t.data(&["write", "pki/root/rotate/internal", "common_name=Rotated Root", "ttl=4000h", "key_type=ec"]);
+    let rotated_pem = write(d, "rotated.pem", s(&rotated["certificate"]));
+    assert_eq!(t.data(&["read", "pki/config/issuers"])["default"], rotated["issuer_id"], "{}", t.name);
+    let leaf = t.data(&["write", "pki/issue/any", "common_name=leaf.test", "ttl=1h"]);
+    let leaf_pem = write(d, "leaf.pem", s(&leaf["certificate"]));
+    let (ok, text) = tool(d, "openssl", &["verify", "-CAfile", &rotated_pem, &leaf_pem]);
+    assert!(ok, "{}: issued by the rotated root: {text}", t.name);
+    let (ok, _) = tool(d, "openssl", &["verify", "-CAfile", &first_pem, &leaf_pem]);
+    assert!(!ok, "{}: not by the first root", t.name);
+    // A later write without the flag keeps it.
+    let cfg = t.data(&["write", "pki/config/issuers", &format!("default={fid}")]);
+    assert_eq!(
+        (cfg["default"].clone(), cfg["default_follows_latest_issuer"].clone()),
+        (first["issuer_id"].clone(), true.into()),
+        "{}",
+        t.name
+    );
+
+    // Importing a certificate without its key does not move the default; with its key it does.
+    let gen = |name: &str| {
+        let (ok, text) = tool(
+            d,
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-subj",
+                &format!("/CN={name}"),
+                "-days",
+                "30",
+            ],
+        );
+        assert!(ok, "{text}");
+    };
+    gen("keyless");
+    let imp =
+        t.data(&["write", "pki/issuers/import/cert", &format!("pem_bundle=@{}", d.join("keyless.pem").display())]);
+    assert_eq!(imp["imported_issuers"].as_array().map(Vec::len), Some(1), "{}: {imp}", t.name);
+    assert_eq!(
+        t.data(&["read", "pki/config/issuers"])["default"],
+        first["issuer_id"],
+        "{}: a key-less issuer is not made the default",
+        t.name
+    );
+    gen("withkey");
+    let bundle = format!(
+        "{}{}",
+        std::fs::read_to_string(d.join("withkey.pem")).unwrap(),
+        std::fs::read_to_string(d.join("withkey.key")).unwrap()
+    );
+    let bundle_file = write(d, "bundle.pem", &bundle);
+    let imp = t.data(&["write", "pki/issuers/import/bundle", &format!("pem_bundle=@{bundle_file}")]);
+    let new_id = imp["imported_issuers"][0].clone();
+    assert_eq!(
+        t.data(&["read", "pki/config/issuers"])["default"],
+        new_id,
+        "{}: an issuer with its key is: {imp}",
+        t.name
+    );
+
+    // A signed intermediate set here becomes the default too.
+    let csr = t.data(&["write", "pki/intermediate/generate/internal", "common_name=Inter", "key_type=ec"]);
+    let csr_file = write(d, "inter.csr", s(&csr["csr"]));
+    let signed =
+        t.data(&["write", &format!("pki/issuer/{fid}/sign-intermediate"), &format!("csr=@{csr_file}"), "ttl=100h"]);
+    let inter_file = write(d, "inter.pem", s(&signed["certificate"]));
+    let set = t.data(&["write", "pki/intermediate/set-signed", &format!("certificate=@{inter_file}")]);
+    let inter_id = set["imported_issuers"][0].clone();
+    assert_eq!(t.data(&["read", "pki/config/issuers"])["default"], inter_id, "{}: {set}", t.name);
+    let leaf = t.data(&["write", "pki/issue/any", "common_name=under-inter.test", "ttl=1h"]);
+    let leaf_pem = write(d, "leaf2.pem", s(&leaf["certificate"]));
+    let (ok, text) = tool(d, "openssl", &["verify", "-CAfile", &first_pem, "-untrusted", &inter_file, &leaf_pem]);
+    assert!(ok, "{}: issued by the intermediate: {text}", t.name);
+
+    // Off again: rotation leaves the default where it is.
+    t.ok(&["write", "pki/config/issuers", &format!("default={fid}"), "default_follows_latest_issuer=false"]);
+    t.ok(&["write", "pki/root/rotate/internal", "common_name=Third Root", "ttl=100h", "key_type=ec"]);
+    assert_eq!(t.data(&["read", "pki/config/issuers"])["default"], first["issuer_id"], "{}", t.name);
+    // Deleting everything keeps the setting.
+    t.ok(&["write", "pki/config/issuers", &format!("default={fid}"), "default_follows_latest_issuer=true"]);
+    t.ok(&["delete", "pki/root"]);
+    let cfg = t.data(&["read", "pki/config/issuers"]);
+    assert_eq!(
+        (cfg["default"].clone(), cfg["default_follows_latest_issuer"].clone()),
+        ("".into(), true.into()),
+        "{}",
+        t.name
+    );
+}
+
+#[test]
+fn default_follows_latest_issuer_moves_the_default_to_new_keyed_issuers_on_coffer_and_openbao() {
+    let Some(bao) = bao_path() else { return };
+    let server = Server::start_dev("root");
+    follows_flow(&Target { name: "coffer", bao: &bao, addr: server.addr.clone() });
+    let real = RealBao::start(&bao);
+    follows_flow(&Target { name: "openbao", bao: &bao, addr: real.addr.clone() });
+}
