@@ -4,7 +4,9 @@
 //! say which names may be certified, issuance (`issue/:role`: a new key and certificate),
 //! signing of CSRs (`sign/:role`, `sign-verbatim`, `root/sign-intermediate`), revocation and
 //! CRLs, an OCSP responder (`ocsp`); the CA certificates, CRLs and OCSP answers are public
-//! (unauthenticated), in PEM and DER.
+//! (unauthenticated), in PEM and DER. The unified CRL and OCSP paths (`unified-crl…`,
+//! `unified-ocsp`, on with `config/crl unified_crl`) answer what the others do: one cluster's
+//! revocations are all of them.
 //!
 //! Storage (the mount's own view, JSON unless said):
 //!
@@ -147,6 +149,14 @@ struct CrlConfig {
     enable_delta: bool,
     #[serde(default = "default_delta_interval")]
     delta_rebuild_interval: i64,
+    /// The unified CRL and OCSP paths answer (`unified-crl…`, `unified-ocsp`). One cluster's
+    /// unified CRL is its CRL: the same revocations, the same signed CRL.
+    #[serde(default)]
+    unified_crl: bool,
+    /// Recorded as Vault has it (the existing paths answer with the unified CRL, which on one
+    /// cluster is what they serve anyway); needs `unified_crl`.
+    #[serde(default)]
+    unified_crl_on_existing_paths: bool,
 }
 
 fn default_grace() -> i64 {
@@ -168,6 +178,8 @@ impl Default for CrlConfig {
             auto_rebuild_grace_period: default_grace(),
             enable_delta: false,
             delta_rebuild_interval: default_delta_interval(),
+            unified_crl: false,
+            unified_crl_on_existing_paths: false,
         }
     }
 }
@@ -363,6 +375,12 @@ fn row(
     }
 }
 
+/// The `unified-` prefix of the unified CRL and OCSP paths (answered when `config/crl` has
+/// `unified_crl`).
+fn unified() -> FieldSpec {
+    name_field("unified", "unified-: the unified CRL or OCSP (config/crl unified_crl)")
+}
+
 fn public(mut p: PathSpec) -> PathSpec {
     p.flags = PathFlags::NORMAL.unauthenticated();
     p
@@ -483,8 +501,8 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::IssuerCrl,
             public(row(
-                r"issuer/(?P<issuer_ref>[A-Za-z0-9_\-]+)/crl(?:/(?P<delta>delta))?(?:/(?P<fmt>pem|der))?",
-                vec![iref(), name_field("fmt", "pem or der"), name_field("delta", "delta: the delta CRL")],
+                r"issuer/(?P<issuer_ref>[A-Za-z0-9_\-]+)/(?P<unified>unified-)?crl(?:/(?P<delta>delta))?(?:/(?P<fmt>pem|der))?",
+                vec![iref(), name_field("fmt", "pem or der"), name_field("delta", "delta: the delta CRL"), unified()],
                 vec![(Read, "The issuer's CRL")],
                 "An issuer's CRL",
             )),
@@ -569,8 +587,11 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::Cert,
             public(row(
-                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl|delta-crl)",
-                vec![name_field("serial", "A serial number, or ca, ca_chain, crl, delta-crl")],
+                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl|delta-crl|unified-crl|unified-delta-crl)",
+                vec![name_field(
+                    "serial",
+                    "A serial number, or ca, ca_chain, crl, delta-crl, unified-crl, unified-delta-crl",
+                )],
                 vec![(Read, "Read a certificate")],
                 "A certificate",
             )),
@@ -578,7 +599,7 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::CertRaw,
             public(row(
-                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl)/raw(?:/(?P<fmt>pem))?",
+                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl|delta-crl|unified-crl|unified-delta-crl)/raw(?:/(?P<fmt>pem))?",
                 vec![name_field("serial", "A serial number"), name_field("fmt", "pem")],
                 vec![(Read, "A certificate, DER or PEM")],
                 "A certificate, raw",
@@ -605,8 +626,8 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::Crl,
             public(row(
-                r"crl(?:/(?P<fmt>pem))?",
-                vec![name_field("fmt", "pem")],
+                r"(?P<unified>unified-)?crl(?:/(?P<fmt>pem))?",
+                vec![name_field("fmt", "pem"), unified()],
                 vec![(Read, "The default issuer's CRL")],
                 "The CRL",
             )),
@@ -647,8 +668,8 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::CrlDelta,
             public(row(
-                r"crl/delta(?:/(?P<fmt>pem))?",
-                vec![name_field("fmt", "pem")],
+                r"(?P<unified>unified-)?crl/delta(?:/(?P<fmt>pem))?",
+                vec![name_field("fmt", "pem"), unified()],
                 vec![(Read, "The default issuer's delta CRL")],
                 "The delta CRL",
             )),
@@ -712,6 +733,20 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                         "How long an OCSP answer is valid (nextUpdate); 0 for no nextUpdate",
                     )
                     .default(json!("12h")),
+                    FieldSpec::new("unified_crl", FieldType::Bool, "Serve the unified CRL and OCSP paths")
+                        .default(json!(false)),
+                    FieldSpec::new(
+                        "unified_crl_on_existing_paths",
+                        FieldType::Bool,
+                        "The existing CRL and OCSP paths answer as the unified ones (needs unified_crl)",
+                    )
+                    .default(json!(false)),
+                    FieldSpec::new(
+                        "cross_cluster_revocation",
+                        FieldType::Bool,
+                        "Refused when true: Coffer is one cluster, with no other to queue revocations for",
+                    )
+                    .default(json!(false)),
                 ],
                 vec![(Read, "Read the CRL settings"), (Update, "Set the CRL settings")],
                 "CRL settings",
@@ -720,8 +755,9 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::Ocsp,
             public(row(
-                r"ocsp(?:/(?P<req>.+))?",
+                r"(?P<unified>unified-)?ocsp(?:/(?P<req>.+))?",
                 vec![
+                    unified(),
                     name_field("req", "The OCSP request, DER in base64 (GET)"),
                     FieldSpec::new(
                         "http_raw_body",
@@ -889,6 +925,7 @@ impl Pki {
                 }
             }
             Route::IssuerCrl => {
+                self.unified_gate(s, f).await?;
                 let i = self.issuer(s, f.str("issuer_ref").unwrap_or("default")).await?;
                 if f.str("delta").is_some_and(|d| !d.is_empty()) {
                     return self.delta_answer(s, &i, f.str("fmt")).await.map(Some);
@@ -896,6 +933,7 @@ impl Pki {
                 self.crl_answer(s, &i, f.str("fmt")).await.map(Some)
             }
             Route::CrlDelta => {
+                self.unified_gate(s, f).await?;
                 let i = self.issuer(s, "default").await?;
                 self.delta_answer(s, &i, f.str("fmt").map(|_| "pem").or(Some("der"))).await.map(Some)
             }
@@ -962,6 +1000,7 @@ impl Pki {
                 Ok(Some(raw("application/pem-certificate-chain", i.ca_chain.concat().into_bytes())))
             }
             Route::Crl => {
+                self.unified_gate(s, f).await?;
                 let i = self.issuer(s, "default").await?;
                 self.crl_answer(s, &i, f.str("fmt").map(|_| "pem").or(Some("der"))).await.map(Some)
             }
@@ -1823,10 +1862,16 @@ impl Pki {
                 let i = self.issuer(s, "default").await?;
                 (i.ca_chain.concat(), 0, i.id)
             }
-            "crl" | "delta-crl" => {
+            "crl" | "delta-crl" | "unified-crl" | "unified-delta-crl" => {
+                if serial.starts_with("unified-") && !self.crl_config(s).await?.unified_crl {
+                    return Err(unified_disabled());
+                }
                 let i = self.issuer(s, "default").await?;
-                let der =
-                    if serial == "crl" { self.current_crl(s, &i).await? } else { self.current_delta(s, &i).await? };
+                let der = if serial.ends_with("delta-crl") {
+                    self.current_delta(s, &i).await?
+                } else {
+                    self.current_crl(s, &i).await?
+                };
                 let pem = ca::to_pem("X509 CRL", &der);
                 if route == Route::CertRaw {
                     return Ok(Some(if f.str("fmt") == Some("pem") {
@@ -2092,6 +2137,14 @@ impl Pki {
         Ok(get_json::<CrlConfig>(s, "config/crl").await?.unwrap_or_default())
     }
 
+    /// A unified CRL path (`unified-` in it) answers only with `config/crl unified_crl=true`.
+    async fn unified_gate(&self, s: &dyn StorageView, f: &FieldData) -> Result<()> {
+        if f.str("unified").is_some_and(|u| !u.is_empty()) && !self.crl_config(s).await?.unified_crl {
+            return Err(unified_disabled());
+        }
+        Ok(())
+    }
+
     async fn config_crl(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
         if op != Operation::Read {
             let _g = self.lock.lock().await;
@@ -2140,8 +2193,20 @@ impl Pki {
                 }
                 c.ocsp_expiry = e;
             }
+            if f.bool("cross_cluster_revocation").unwrap_or(false) {
+                return Err(bad("cross_cluster_revocation=true is not supported: Coffer runs as one cluster, so \
+                     every certificate of this mount is revoked here and there is no other cluster to queue for"));
+            }
+            if f.is_set("unified_crl") {
+                c.unified_crl = f.bool("unified_crl").unwrap_or(false);
+            }
+            if f.is_set("unified_crl_on_existing_paths") {
+                c.unified_crl_on_existing_paths = f.bool("unified_crl_on_existing_paths").unwrap_or(false);
+            }
+            if c.unified_crl_on_existing_paths && !c.unified_crl {
+                return Err(bad("unified_crl_on_existing_paths cannot be enabled if unified_crl is disabled"));
+            }
             put_json(s, "config/crl", &c).await?;
-            return Ok(None);
         }
         let c = self.crl_config(s).await?;
         let mut d = Map::new();
@@ -2154,6 +2219,9 @@ impl Pki {
         d.insert("allow_expired_cert_revocation".into(), json!(false));
         d.insert("ocsp_disable".into(), json!(c.ocsp_disable));
         d.insert("ocsp_expiry".into(), json!(go_duration_short(c.ocsp_expiry)));
+        d.insert("unified_crl".into(), json!(c.unified_crl));
+        d.insert("unified_crl_on_existing_paths".into(), json!(c.unified_crl_on_existing_paths));
+        d.insert("cross_cluster_revocation".into(), json!(false));
         Ok(Some(Response::data(d)))
     }
 
@@ -2180,7 +2248,9 @@ impl Pki {
         let Some(der) = b64.iter().find_map(|e| e.decode(encoded.trim()).ok()) else { return Ok(malformed()) };
         let Some(id) = ocsp::parse_request(&der) else { return Ok(malformed()) };
         let cfg = self.crl_config(s).await?;
-        if cfg.ocsp_disable {
+        // `unified-ocsp` answers as `ocsp` (one cluster's revocations are all of them), once
+        // unified_crl allows it.
+        if cfg.ocsp_disable || (f.str("unified").is_some_and(|u| !u.is_empty()) && !cfg.unified_crl) {
             return Ok(unauthorized());
         }
         // The issuer the request names, if it is one of this mount's and can sign; otherwise
@@ -2251,6 +2321,10 @@ impl Pki {
         d.insert("enable_templating".into(), json!(false));
         Ok(Some(Response::data(d)))
     }
+}
+
+fn unified_disabled() -> LogicalError {
+    bad("unified CRLs are not enabled on this mount (config/crl unified_crl=false)")
 }
 
 /// Seconds as OpenBao shows the CRL settings' durations (`72h`, `15m`, `30s`; `0` as given).
