@@ -906,7 +906,7 @@ impl Pki {
                 Operation::Read => Ok(Some(Response::data(issuer_data(
                     &self.issuer(s, f.str("issuer_ref").unwrap_or("default")).await?,
                 )))),
-                Operation::Delete => self.delete_issuer(s, f.str("issuer_ref").unwrap_or("")).await.map(|_| None),
+                Operation::Delete => self.delete_issuer(s, f.str("issuer_ref").unwrap_or("")).await.map(Some),
                 _ => self.update_issuer(s, f).await.map(Some),
             },
             Route::IssuerRaw => {
@@ -1562,18 +1562,52 @@ impl Pki {
         Ok(Response::data(issuer_data(&i)))
     }
 
-    async fn delete_issuer(&self, s: &dyn StorageView, reference: &str) -> Result<()> {
+    /// Deletes an issuer; warns, as OpenBao does, when it was the default and about roles still
+    /// naming it. An issuer that cannot be found is deleted already (an empty answer).
+    async fn delete_issuer(&self, s: &dyn StorageView, reference: &str) -> Result<Response> {
         let _g = self.lock.lock().await;
-        let i = self.issuer(s, reference).await?;
+        let i = match self.issuer(s, reference).await {
+            Ok(i) => i,
+            Err(e) if e.kind == coffer_sdk::ErrorKind::BadRequest => return Ok(Response::default()),
+            Err(e) => return Err(e),
+        };
+        let mut warnings = Vec::new();
+        let mut names = vec![i.id.clone()];
+        if !i.name.is_empty() {
+            names.insert(0, i.name.clone());
+        }
         s.delete(&format!("issuer/{}", i.id)).await?;
         s.delete(&format!("crl/{}", i.id)).await?;
         s.delete(&format!("delta/{}", i.id)).await?;
         let mut cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
-        if cfg.default == i.id {
+        let was_default = cfg.default == i.id;
+        if was_default {
             cfg.default = String::new();
             put_json(s, "config/issuers", &cfg).await?;
         }
-        Ok(())
+        let mut roles = Vec::new();
+        for name in s.list("role/").await? {
+            if let Some(r) = get_json::<Role>(s, &format!("role/{name}")).await? {
+                roles.push(r.issuer_ref);
+            }
+        }
+        let count = |n: &str| roles.iter().filter(|r| r.as_str() == n).count();
+        for n in &names {
+            if count(n) > 0 {
+                warnings.push(format!("{} roles reference {n}", count(n)));
+            }
+        }
+        if was_default {
+            warnings.push(format!(
+                "Deleted issuer {} (via issuer_ref {reference}); this was configured as the default issuer. \
+                 Operations without an explicit issuer will not work until a new default is configured.",
+                i.id
+            ));
+            if count("default") > 0 {
+                warnings.push(format!("{} roles reference default", count("default")));
+            }
+        }
+        Ok(Response { warnings, ..Response::default() })
     }
 
     /// `config/issuers`, and `root/replace` (whose `default` is `next` unless given).

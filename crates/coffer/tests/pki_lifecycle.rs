@@ -655,8 +655,24 @@ fn follows_flow(t: &Target) {
     t.ok(&["write", "pki/config/issuers", &format!("default={fid}"), "default_follows_latest_issuer=false"]);
     t.ok(&["write", "pki/root/rotate/internal", "common_name=Third Root", "ttl=100h", "key_type=ec"]);
     assert_eq!(t.data(&["read", "pki/config/issuers"])["default"], first["issuer_id"], "{}", t.name);
+    // Deleting the default issuer warns, and names the roles that used it; an unknown one is
+    // already gone.
+    let hdr = [("X-Vault-Token", "root")];
+    let (st, body) = http(&t.addr, "DELETE", "/v1/pki/issuer/nonexistent", &hdr, b"");
+    assert!(st == 200 || st == 204, "{}: {st} {body}", t.name);
+    let (st, body) = http(&t.addr, "DELETE", &format!("/v1/pki/issuer/{fid}"), &hdr, b"");
+    let warnings = json(&body)["warnings"].to_string();
+    assert!(
+        st == 200
+            && warnings.contains("this was configured as the default issuer")
+            && warnings.contains("1 roles reference default"),
+        "{}: {st} {body}",
+        t.name
+    );
+    assert_eq!(t.data(&["read", "pki/config/issuers"])["default"], "", "{}", t.name);
     // Deleting everything keeps the setting.
-    t.ok(&["write", "pki/config/issuers", &format!("default={fid}"), "default_follows_latest_issuer=true"]);
+    let inter = s(&inter_id).to_string();
+    t.ok(&["write", "pki/config/issuers", &format!("default={inter}"), "default_follows_latest_issuer=true"]);
     t.ok(&["delete", "pki/root"]);
     let cfg = t.data(&["read", "pki/config/issuers"]);
     assert_eq!(
