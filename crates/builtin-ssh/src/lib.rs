@@ -877,16 +877,19 @@ impl Ssh {
             rand_core_06::RngCore::fill_bytes(&mut rng(), &mut b);
             u64::from_be_bytes(b)
         };
-        let fingerprint = public.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+        // OpenBao's key hash: SHA-256 of the key's wire encoding, in hex; the caller's display
+        // name as the token shows it (`token`, `token-alice`, `userpass-bob`).
+        let key_hash: String =
+            public.fingerprint(ssh_key::HashAlg::Sha256).as_bytes().iter().map(|b| format!("{b:02x}")).collect();
         let key_id = match f.str("key_id").filter(|k| !k.is_empty()) {
             Some(k) if role.allow_user_key_ids => k.to_string(),
             Some(_) => return Err(bad("setting key_id is not allowed by role")),
             None if !role.key_id_format.is_empty() => role
                 .key_id_format
                 .replace("{{role_name}}", name)
-                .replace("{{public_key_hash}}", &fingerprint)
-                .replace("{{token_display_name}}", "token"),
-            None => format!("vault-{}", fingerprint.trim_start_matches("SHA256:")),
+                .replace("{{public_key_hash}}", &key_hash)
+                .replace("{{token_display_name}}", &req.display_name),
+            None => format!("vault-{}-{key_hash}", req.display_name),
         };
         let now = now();
         let valid_after = now.saturating_sub(role.not_before_duration.max(0) as u64);
@@ -1017,6 +1020,7 @@ mod tests {
             remote_addr: None,
             services: None,
             client_certs: None,
+            display_name: "token".into(),
         }
     }
 
@@ -1042,5 +1046,9 @@ mod tests {
         assert_eq!(d["issuer_id"], json!(id));
         let cert = Certificate::from_openssh(d["signed_key"].as_str().unwrap().trim()).unwrap();
         assert_eq!(cert.signature_key(), legacy.public_key().key_data(), "signed by the legacy key");
+        // OpenBao's default key id: the caller's display name and the hex SHA-256 of the key.
+        let wire = user.public_key().to_bytes().unwrap();
+        let hex: String = <sha2::Sha256 as sha2::Digest>::digest(&wire).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(cert.key_id(), format!("vault-token-{hex}"));
     }
 }
