@@ -16,6 +16,7 @@ pub async fn run(s: Arc<dyn Storage>) {
     transaction_is_atomic(&*s).await;
     concurrent_writers(s.clone()).await;
     unusual_keys(&*s).await;
+    export_and_replace_all(&*s).await;
     invalid_keys_refused(&*s).await;
 }
 
@@ -119,6 +120,26 @@ async fn unusual_keys(s: &dyn Storage) {
     for k in keys {
         s.delete(k).await.unwrap();
     }
+}
+
+/// A snapshot's two halves: `export` gives every entry in key order, `replace_all` leaves
+/// exactly the entries given.
+async fn export_and_replace_all(s: &dyn Storage) {
+    let before = s.export().await.unwrap();
+    let mine = [("snap/a", &b"1"[..]), ("snap/b/c", &b""[..]), ("snap/z", &[0u8, 255][..])];
+    for (k, v) in mine {
+        s.put(k, v.to_vec()).await.unwrap();
+    }
+    let mut want: Vec<(String, Vec<u8>)> = before.clone();
+    want.extend(mine.iter().map(|(k, v)| (k.to_string(), v.to_vec())));
+    want.sort();
+    assert_eq!(s.export().await.unwrap(), want, "export gives every entry, in key order");
+    let replacement = vec![("other/1".to_string(), b"x".to_vec()), ("snap/a".to_string(), b"2".to_vec())];
+    s.replace_all(replacement.clone()).await.unwrap();
+    assert_eq!(s.export().await.unwrap(), replacement, "replace_all leaves exactly what it was given");
+    assert_eq!(s.list("snap/").await.unwrap(), vec!["a"], "listing agrees after a replace");
+    s.delete("other/1").await.unwrap();
+    s.delete("snap/a").await.unwrap();
 }
 
 async fn invalid_keys_refused(s: &dyn Storage) {

@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 
 pub mod conformance;
+pub mod snapshot;
 
 /// Errors a backend reports. Messages describe the failure without including stored values.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,9 @@ pub enum StorageError {
         source: BoxError,
     },
 }
+
+/// Every entry of a store: keys and the values as stored (a snapshot's content).
+pub type Entries = Vec<(String, Vec<u8>)>;
 
 /// A cause kept inside a [`StorageError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -72,6 +76,41 @@ pub trait Storage: Send + Sync + 'static {
     async fn transaction(&self, ops: Vec<TxnOp>) -> Result<(), StorageError>;
     /// The name of the backend type as written in configuration (`file`, `inmem`, …).
     fn kind(&self) -> &'static str;
+
+    /// Every entry, in key order, as of one point in time (a snapshot's content). The default
+    /// walks the tree with `list` and `get`, which is consistent only while nothing writes:
+    /// durable backends answer from one read transaction instead.
+    async fn export(&self) -> Result<Entries, StorageError> {
+        let mut out = Vec::new();
+        let mut folders = vec![String::new()];
+        while let Some(prefix) = folders.pop() {
+            for child in self.list(&prefix).await? {
+                let key = format!("{prefix}{child}");
+                if child.ends_with('/') {
+                    folders.push(key);
+                } else if let Some(v) = self.get(&key).await? {
+                    out.push((key, v));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Replaces every entry with `entries` (a snapshot's restore): one transaction, so a
+    /// failure leaves the old content whole.
+    async fn replace_all(&self, entries: Entries) -> Result<(), StorageError> {
+        let keep: std::collections::BTreeSet<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+        let mut ops: Vec<TxnOp> = self
+            .export()
+            .await?
+            .into_iter()
+            .filter(|(k, _)| !keep.contains(k.as_str()))
+            .map(|(key, _)| TxnOp::Delete { key })
+            .collect();
+        ops.extend(entries.into_iter().map(|(key, value)| TxnOp::Put { key, value }));
+        self.transaction(ops).await
+    }
 }
 
 /// Validates a key: non-empty, no NUL, no leading `/`, no `..` segments.

@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use coffer_physical::{check_key, Storage, StorageError, TxnOp};
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -237,5 +237,22 @@ impl Storage for FileStorage {
 
     fn kind(&self) -> &'static str {
         "file"
+    }
+
+    /// One read transaction: redb's snapshot isolation gives one point in time while writes go on.
+    async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(backend_err)?;
+            let table = txn.open_table(ENTRIES).map_err(backend_err)?;
+            let mut out = Vec::new();
+            for item in table.iter().map_err(backend_err)? {
+                let (k, v) = item.map_err(backend_err)?;
+                out.push((k.value().to_string(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StorageError::backend("snapshot export task", e))?
     }
 }

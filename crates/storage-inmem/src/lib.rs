@@ -24,6 +24,17 @@ fn poisoned<T>(_: T) -> StorageError {
 
 #[async_trait]
 impl Storage for InmemStorage {
+    async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let map = self.map.read().map_err(poisoned)?;
+        Ok(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+    async fn replace_all(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), StorageError> {
+        for (k, _) in &entries {
+            check_key(k)?;
+        }
+        *self.map.write().map_err(poisoned)? = entries.into_iter().collect();
+        Ok(())
+    }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         check_key(key)?;
         Ok(self.map.read().map_err(poisoned)?.get(key).cloned())

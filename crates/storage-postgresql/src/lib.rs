@@ -245,6 +245,7 @@ pub(crate) fn parse_url(url: &str) -> Result<(tokio_postgres::Config, Option<cof
 }
 
 struct Sql {
+    export: String,
     get: String,
     put: String,
     delete: String,
@@ -328,6 +329,7 @@ impl PgStorage {
         }
         drop(client);
         let sql = Sql {
+            export: format!("SELECT key, value FROM {table} ORDER BY key"),
             get: format!("SELECT value FROM {table} WHERE key = $1"),
             put: format!(
                 "INSERT INTO {table} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
@@ -455,6 +457,29 @@ impl Storage for PgStorage {
 
     fn kind(&self) -> &'static str {
         "postgresql"
+    }
+
+    /// One `REPEATABLE READ` read-only transaction: every row as of its start, while writes go on.
+    async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let mut c = self.client().await?;
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| unavailable(&self.target, e))?;
+        let rows = tx.query(&self.sql.export, &[]).await.map_err(|e| unavailable(&self.target, e))?;
+        tx.commit().await.map_err(|e| unavailable(&self.target, e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let k: Vec<u8> = r.try_get(0).map_err(|e| StorageError::backend("reading a row", PgCause(Box::new(e))))?;
+            let v: Vec<u8> = r.try_get(1).map_err(|e| StorageError::backend("reading a row", PgCause(Box::new(e))))?;
+            let k =
+                String::from_utf8(k).map_err(|e| StorageError::backend("stored key is not UTF-8", e.utf8_error()))?;
+            out.push((k, v));
+        }
+        Ok(out)
     }
 }
 
