@@ -54,6 +54,24 @@ pub enum BarrierError {
     Crypto(#[from] coffer_crypto::CryptoError),
     #[error("encoding the keyring failed: {0}")]
     Encode(#[source] serde_json::Error),
+    /// A snapshot without the barrier's own entries.
+    #[error("the snapshot holds no {0}: it is not a snapshot of an initialised server")]
+    SnapshotIncomplete(&'static str),
+    /// A snapshot whose keys are not this server's (restore it with force).
+    #[error(
+        "the snapshot was taken from a server with other keys: restore it with force, then unseal with that server's unseal keys"
+    )]
+    SnapshotKeys,
+}
+
+/// What a snapshot restore left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// The snapshot opens with this server's keys: its keyring is loaded, the barrier stays
+    /// unsealed (the caller rebuilds its state from storage).
+    Unsealed,
+    /// Forced, with other keys: the barrier is sealed; the snapshot's unseal keys open it.
+    Sealed,
 }
 
 /// Automatic rotation policy (`sys/rotate/config`).
@@ -335,6 +353,46 @@ impl Barrier {
         let blob = encode_keyring(&ring, pending)?;
         self.storage.put(KEYRING_PATH, blob).await?;
         Ok(())
+    }
+
+    /// Every physical entry as stored — ciphertext, the barrier's own entries included — at one
+    /// point in time: a snapshot's content. Refused while sealed (a sealed server gives nothing).
+    pub async fn export_physical(&self) -> Result<coffer_physical::Entries, BarrierError> {
+        self.current()?;
+        // The count of encryptions made with the active term goes with the keyring, so a
+        // restored server never reuses nonce budget.
+        self.persist_keyring().await?;
+        Ok(self.storage.export().await?)
+    }
+
+    /// Replaces every physical entry with a snapshot's. Unless `force`, the snapshot must open
+    /// with this server's root key (a snapshot of this server, or of one sharing its keys): its
+    /// keyring is loaded at once. Forced, the barrier ends sealed without writing anything of
+    /// its own over the snapshot's entries. Requires unsealed.
+    pub async fn restore_physical(&self, entries: coffer_physical::Entries, force: bool) -> Result<Restored, BarrierError> {
+        let ring = self.current()?;
+        let find = |k: &str| entries.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let keyring_blob = find(KEYRING_PATH).ok_or(BarrierError::SnapshotIncomplete("keyring"))?;
+        find(ROOT_KEY_PATH).ok_or(BarrierError::SnapshotIncomplete("root key"))?;
+        find(SEAL_CONFIG_PATH).ok_or(BarrierError::SnapshotIncomplete("seal configuration"))?;
+        let opened = decode_keyring(&ring.root, &keyring_blob).ok();
+        if opened.is_none() && !force {
+            return Err(BarrierError::SnapshotKeys);
+        }
+        let _guard = self.rotate_lock.lock().await;
+        self.storage.replace_all(entries).await?;
+        let mut slot = self.keyring.write().unwrap_or_else(PoisonError::into_inner);
+        self.pending_count.store(0, Ordering::SeqCst);
+        match opened {
+            Some(new_ring) => {
+                *slot = Some(Arc::new(new_ring));
+                Ok(Restored::Unsealed)
+            }
+            None => {
+                *slot = None;
+                Ok(Restored::Sealed)
+            }
+        }
     }
 
     /// Adds a new key term and makes it active. Returns the new term.

@@ -97,3 +97,35 @@ async fn reserved_paths_are_not_reachable_through_the_plaintext_view() {
     let fresh_init = b.initialize(&Key::generate().unwrap(), vec![]).await;
     assert!(matches!(fresh_init, Err(BarrierError::AlreadyInitialized)));
 }
+
+#[tokio::test]
+async fn a_snapshot_restores_whole_and_one_with_other_keys_needs_force_then_its_own_keys() {
+    let (_, b, _) = fresh().await;
+    b.put("kv/a", b"before").await.unwrap();
+    let snap = b.export_physical().await.unwrap();
+    assert!(snap.iter().all(|(_, v)| !v.windows(6).any(|w| w == b"before")), "a snapshot holds ciphertext only");
+    b.put("kv/a", b"after").await.unwrap();
+    b.put("kv/b", b"new").await.unwrap();
+    // Same keys: restored and still unsealed, the later writes gone.
+    assert_eq!(b.restore_physical(snap, false).await.unwrap(), coffer_barrier::Restored::Unsealed);
+    assert_eq!(&**b.get("kv/a").await.unwrap().unwrap(), b"before");
+    assert!(b.get("kv/b").await.unwrap().is_none());
+
+    // Another server's snapshot: refused without force, nothing changed.
+    let (_, other, other_kek) = fresh().await;
+    other.put("kv/a", b"other server").await.unwrap();
+    let foreign = other.export_physical().await.unwrap();
+    assert!(matches!(b.restore_physical(foreign.clone(), false).await, Err(BarrierError::SnapshotKeys)));
+    assert_eq!(&**b.get("kv/a").await.unwrap().unwrap(), b"before");
+    // Forced: sealed, and only the other server's key opens it.
+    assert_eq!(b.restore_physical(foreign, true).await.unwrap(), coffer_barrier::Restored::Sealed);
+    assert!(b.is_sealed());
+    b.seal().await;
+    assert!(b.unseal(&Key::generate().unwrap()).await.is_err());
+    b.unseal(&other_kek).await.unwrap();
+    assert_eq!(&**b.get("kv/a").await.unwrap().unwrap(), b"other server");
+
+    // Not a server's snapshot at all.
+    let e = b.restore_physical(vec![("kv/x".into(), vec![1])], true).await.unwrap_err();
+    assert!(e.to_string().contains("holds no keyring"), "{e}");
+}
