@@ -369,7 +369,11 @@ impl Barrier {
     /// with this server's root key (a snapshot of this server, or of one sharing its keys): its
     /// keyring is loaded at once. Forced, the barrier ends sealed without writing anything of
     /// its own over the snapshot's entries. Requires unsealed.
-    pub async fn restore_physical(&self, entries: coffer_physical::Entries, force: bool) -> Result<Restored, BarrierError> {
+    pub async fn restore_physical(
+        &self,
+        entries: coffer_physical::Entries,
+        force: bool,
+    ) -> Result<Restored, BarrierError> {
         let ring = self.current()?;
         let find = |k: &str| entries.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
         let keyring_blob = find(KEYRING_PATH).ok_or(BarrierError::SnapshotIncomplete("keyring"))?;

@@ -204,6 +204,33 @@ impl Client {
         }
     }
 
+    /// Sends `body` as it is (`application/octet-stream`: a snapshot).
+    pub fn send_bytes(&self, method: &str, path: &str, body: Vec<u8>) -> Result<(), ApiError> {
+        let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
+        let mut b = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("X-Vault-Request", "true")
+            .header("Content-Type", "application/octet-stream");
+        if let Some(t) = &self.token {
+            b = b.header("X-Vault-Token", t);
+        }
+        let req = b.body(body).map_err(|e| ApiError::Transport(e.to_string()))?;
+        let resp = self.agent.run(req).map_err(|e| ApiError::Transport(format!("{method} {url}: {e}")))?;
+        let code = resp.status().as_u16();
+        let mut text = String::new();
+        let _ = resp.into_body().into_reader().read_to_string(&mut text);
+        if (200..300).contains(&code) {
+            return Ok(());
+        }
+        let errors = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|j| j.get("errors").and_then(Value::as_array).cloned())
+            .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        Err(ApiError::Status { method: method.into(), url, code, errors })
+    }
+
     /// Sends a request; `Ok(None)` for 204 and 404-with-no-errors on reads.
     pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Option<Value>, ApiError> {
         let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));

@@ -82,6 +82,13 @@ pub fn run(argv: &[String], builtin_names: &[&str]) -> i32 {
     }
     // Two-word commands take their subcommand before the flags.
     let (name, rest) = match cmd.as_str() {
+        // `operator raft snapshot save|restore` (bao's spelling) and `operator snapshot save|restore`.
+        "operator" if argv.get(1).map(String::as_str) == Some("raft") && argv.len() >= 4 => {
+            (format!("operator raft {} {}", argv[2], argv[3]), &argv[4..])
+        }
+        "operator" if argv.get(1).map(String::as_str) == Some("snapshot") && argv.len() >= 3 => {
+            (format!("operator snapshot {}", argv[2]), &argv[3..])
+        }
         "operator" | "secrets" | "kv" | "token" | "policy" | "auth" | "plugin" => match argv.get(1) {
             Some(sub) => (format!("{cmd} {sub}"), &argv[2..]),
             None => {
@@ -175,6 +182,14 @@ fn dispatch(name: &str, p: &Parsed, c: &Client, out: &Out, builtin_names: &[&str
             let ks = c.request("GET", "sys/key-status", None)?;
             key_status(ks, out)
         }
+        "operator raft snapshot save" | "operator snapshot save" => {
+            let file = one_arg(p, "operator snapshot save FILE")?;
+            snapshot_save(c, &file)
+        }
+        "operator raft snapshot restore" | "operator snapshot restore" => {
+            let file = one_arg(p, "operator snapshot restore [-force] FILE")?;
+            snapshot_restore(c, &file, p.has("force"))
+        }
         "operator generate-root" => generate_root(p, c, out),
         "operator rekey" | "operator rotate-keys" => rekey(p, c, out),
         "secrets enable" => secrets_enable(p, c),
@@ -229,6 +244,31 @@ fn dispatch(name: &str, p: &Parsed, c: &Client, out: &Out, builtin_names: &[&str
         "plugin install" => plugin::install(p, c),
         other => Err(Fail::Usage(format!("Unknown command: {other}\n\n{USAGE}"))),
     }
+}
+
+/// Saves the server's snapshot (`sys/storage/raft/snapshot`, as bao asks for it) to `file`,
+/// written next to it first and renamed into place once complete.
+fn snapshot_save(c: &Client, file: &str) -> R {
+    let path = std::path::Path::new(file);
+    let tmp = path.with_extension("partial");
+    let mut f =
+        std::fs::File::create(&tmp).map_err(|e| Fail::Local(format!("cannot create {}: {e}", tmp.display())))?;
+    let streamed = c.stream("sys/storage/raft/snapshot", &mut f);
+    if let Err(e) = streamed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    f.sync_all().map_err(|e| Fail::Local(format!("cannot write {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| Fail::Local(format!("cannot write {file}: {e}")))?;
+    Ok(0)
+}
+
+/// Restores a snapshot file (`-force`: one taken from a server with other keys).
+fn snapshot_restore(c: &Client, file: &str, force: bool) -> R {
+    let bytes = std::fs::read(file).map_err(|e| Fail::Local(format!("cannot read {file}: {e}")))?;
+    let path = if force { "sys/storage/raft/snapshot-force" } else { "sys/storage/raft/snapshot" };
+    c.send_bytes("POST", path, bytes)?;
+    Ok(0)
 }
 
 fn one_arg(p: &Parsed, usage: &str) -> Result<String, Fail> {
