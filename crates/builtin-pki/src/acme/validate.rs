@@ -1,0 +1,199 @@
+//! Challenge validation (RFC 8555 section 8): `http-01` fetches the key authorization from
+//! `http://<domain>/.well-known/acme-challenge/<token>` on port 80; `dns-01` asks for the TXT
+//! records of `_acme-challenge.<domain>` (the configured `dns_resolver`, else the first
+//! nameserver of /etc/resolv.conf) and looks for the key authorization's SHA-256, base64url.
+
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The most of an http-01 answer read (the key authorization is under 200 bytes).
+const MAX_BODY: usize = 8192;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `domain` answers the http-01 challenge `token` with `key_auth`; `Err` says why not.
+pub async fn http01(domain: &str, token: &str, key_auth: &str) -> Result<(), String> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::time::timeout(TIMEOUT, tokio::net::lookup_host((domain, 80)))
+        .await
+        .map_err(|_| format!("resolving {domain} timed out"))?
+        .map_err(|e| format!("cannot resolve {domain}: {e}"))?
+        .collect();
+    let mut last = format!("{domain} has no address");
+    for addr in addrs {
+        match tokio::time::timeout(TIMEOUT, fetch(addr, domain, token)).await {
+            Ok(Ok(body)) => {
+                // RFC 8555 section 8.3: whitespace around the body is tolerated.
+                if body.trim() == key_auth {
+                    return Ok(());
+                }
+                last = format!("the key authorization served at {addr} does not match");
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => last = format!("fetching the challenge from {addr} timed out"),
+        }
+    }
+    Err(last)
+}
+
+async fn fetch(addr: std::net::SocketAddr, domain: &str, token: &str) -> Result<String, String> {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let host = if domain.contains(':') { format!("[{domain}]") } else { domain.to_string() };
+    let req = format!(
+        "GET /.well-known/acme-challenge/{token} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: coffer-acme\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(req.as_bytes()).await.map_err(|e| format!("cannot send to {addr}: {e}"))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = conn.read(&mut chunk).await.map_err(|e| format!("cannot read from {addr}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_BODY {
+            return Err("the challenge answer is too large".into());
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("the challenge answer is not HTTP")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(format!("the challenge URL answered HTTP {status}"));
+    }
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    Ok(if chunked { dechunk(body) } else { body.to_string() })
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else { break };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Whether `_acme-challenge.<domain>` has a TXT record equal to `digest` (the key
+/// authorization's SHA-256, base64url).
+pub async fn dns01(resolver: &str, domain: &str, digest: &str) -> Result<(), String> {
+    let server = if resolver.is_empty() {
+        system_resolver().ok_or("no DNS resolver is configured")?
+    } else {
+        resolver.to_string()
+    };
+    let server = if server.parse::<std::net::SocketAddr>().is_ok() {
+        server
+    } else if let Ok(ip) = server.parse::<std::net::IpAddr>() {
+        std::net::SocketAddr::new(ip, 53).to_string()
+    } else {
+        server
+    };
+    let name = format!("_acme-challenge.{}", domain.trim_start_matches("*."));
+    let records = tokio::time::timeout(TIMEOUT, txt_query(&server, &name))
+        .await
+        .map_err(|_| format!("the DNS query for {name} timed out"))??;
+    if records.iter().any(|r| r == digest) {
+        Ok(())
+    } else if records.is_empty() {
+        Err(format!("no TXT record at {name}"))
+    } else {
+        Err(format!("no TXT record at {name} matches the key authorization"))
+    }
+}
+
+fn system_resolver() -> Option<String> {
+    let conf = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    conf.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
+}
+
+async fn txt_query(server: &str, name: &str) -> Result<Vec<String>, String> {
+    let mut id = [0u8; 2];
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| "the random generator failed".to_string())?;
+    let mut q = Vec::with_capacity(64);
+    q.extend_from_slice(&id);
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD; one question
+    for label in name.trim_end_matches('.').split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!("{name} is not a valid DNS name"));
+        }
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 16, 0, 1]); // root; TXT; IN
+    let bind = if server.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
+    let sock = tokio::net::UdpSocket::bind(bind).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    sock.connect(server).await.map_err(|e| format!("cannot reach the resolver {server}: {e}"))?;
+    sock.send(&q).await.map_err(|e| format!("cannot query {server}: {e}"))?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = sock.recv(&mut buf).await.map_err(|e| format!("no answer from {server}: {e}"))?;
+        let a = &buf[..n];
+        if a.len() < 12 || a[0..2] != id {
+            continue;
+        }
+        return parse_txt_answer(a);
+    }
+}
+
+fn skip_name(a: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let l = *a.get(i)? as usize;
+        if l == 0 {
+            return Some(i + 1);
+        }
+        if l & 0xC0 == 0xC0 {
+            return Some(i + 2);
+        }
+        i += 1 + l;
+    }
+}
+
+fn parse_txt_answer(a: &[u8]) -> Result<Vec<String>, String> {
+    let malformed = || "the resolver's answer is malformed".to_string();
+    let rcode = a[3] & 0x0F;
+    if rcode == 3 {
+        return Ok(Vec::new());
+    }
+    if rcode != 0 {
+        return Err(format!("the resolver answered with error code {rcode}"));
+    }
+    let qd = u16::from_be_bytes([a[4], a[5]]) as usize;
+    let an = u16::from_be_bytes([a[6], a[7]]) as usize;
+    let mut i = 12;
+    for _ in 0..qd {
+        i = skip_name(a, i).ok_or_else(malformed)? + 4;
+    }
+    let mut out = Vec::new();
+    for _ in 0..an {
+        i = skip_name(a, i).ok_or_else(malformed)?;
+        let head = a.get(i..i + 10).ok_or_else(malformed)?;
+        let ty = u16::from_be_bytes([head[0], head[1]]);
+        let len = u16::from_be_bytes([head[8], head[9]]) as usize;
+        i += 10;
+        let data = a.get(i..i + len).ok_or_else(malformed)?;
+        i += len;
+        if ty != 16 {
+            continue;
+        }
+        // A TXT record is one or more character strings, joined.
+        let mut text = Vec::new();
+        let mut j = 0;
+        while j < data.len() {
+            let l = data[j] as usize;
+            text.extend_from_slice(data.get(j + 1..j + 1 + l).ok_or_else(malformed)?);
+            j += 1 + l;
+        }
+        out.push(String::from_utf8_lossy(&text).into_owned());
+    }
+    Ok(out)
+}

@@ -1,0 +1,103 @@
+"""A small ACME client for the bad-input checks of tests/pki_acme.rs: it signs JWS requests
+itself (ES256 with the `cryptography` package) so it can send what real clients never do: a
+made-up nonce, a broken signature, an order for a name the role forbids, a new account
+without the external account binding the server requires. Prints one JSON object: each
+check's HTTP status, Content-Type and ACME error type.
+
+usage: probe.py DIRECTORY_URL CHECK [EAB_KID EAB_KEY]"""
+import base64, hashlib, hmac, json, sys
+
+import requests
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+
+def b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+class Client:
+    def __init__(self, directory):
+        self.s = requests.Session()
+        self.dir = self.s.get(directory).json()
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        n = self.key.public_key().public_numbers()
+        self.jwk = {"kty": "EC", "crv": "P-256", "x": b64(n.x.to_bytes(32, "big")), "y": b64(n.y.to_bytes(32, "big"))}
+        self.kid = None
+
+    def nonce(self):
+        return self.s.head(self.dir["newNonce"]).headers["Replay-Nonce"]
+
+    def jws(self, url, payload, nonce=None, break_sig=False, use_jwk=False):
+        prot = {"alg": "ES256", "nonce": nonce or self.nonce(), "url": url}
+        if self.kid and not use_jwk:
+            prot["kid"] = self.kid
+        else:
+            prot["jwk"] = self.jwk
+        p = b64(json.dumps(prot).encode())
+        pl = "" if payload is None else b64(json.dumps(payload).encode())
+        der = self.key.sign(f"{p}.{pl}".encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = utils.decode_dss_signature(der)
+        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        if break_sig:
+            sig = bytes([sig[0] ^ 1]) + sig[1:]
+        return {"protected": p, "payload": pl, "signature": b64(sig)}
+
+    def post(self, url, payload, **kw):
+        r = self.s.post(url, data=json.dumps(self.jws(url, payload, **kw)), headers={"Content-Type": "application/jose+json"})
+        try:
+            body = r.json()
+        except ValueError:
+            body = {}
+        return {"status": r.status_code, "content_type": r.headers.get("Content-Type", ""),
+                "type": body.get("type", ""), "detail": body.get("detail", ""),
+                "location": r.headers.get("Location", ""), "body": body}
+
+    def exists(self):
+        r = self.post(self.dir["newAccount"], {"onlyReturnExisting": True}, use_jwk=True)
+        return r["status"] in (200, 201)
+
+    def register(self, **extra):
+        payload = {"termsOfServiceAgreed": True}
+        payload.update(extra)
+        r = self.post(self.dir["newAccount"], payload, use_jwk=True)
+        if r["status"] in (200, 201):
+            self.kid = r["location"]
+        return r
+
+
+def main():
+    directory, check = sys.argv[1], sys.argv[2]
+    c = Client(directory)
+    out = {"directory": c.dir}
+    if check == "bad-nonce":
+        out["result"] = c.post(c.dir["newAccount"], {"termsOfServiceAgreed": True}, nonce="bm90LWEtbm9uY2U", use_jwk=True)
+        out["stored"] = c.exists()
+    elif check == "reused-nonce":
+        n = c.nonce()
+        out["first"] = c.post(c.dir["newAccount"], {"termsOfServiceAgreed": True}, nonce=n, use_jwk=True)
+        c.kid = None
+        out["result"] = c.post(c.dir["newAccount"], {"termsOfServiceAgreed": True}, nonce=n, use_jwk=True)
+    elif check == "bad-signature":
+        out["result"] = c.post(c.dir["newAccount"], {"termsOfServiceAgreed": True}, break_sig=True, use_jwk=True)
+        out["stored"] = c.exists()
+    elif check == "forbidden-name":
+        out["account"] = c.register()
+        out["result"] = c.post(c.dir["newOrder"], {"identifiers": [{"type": "dns", "value": sys.argv[3]}]})
+        orders = c.post(out["account"]["body"]["orders"], None)
+        out["orders"] = orders["body"].get("orders")
+    elif check == "eab-missing":
+        out["result"] = c.register()
+        out["stored"] = c.exists()
+    elif check == "eab-bound":
+        kid, key = sys.argv[3], sys.argv[4]
+        mac_key = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+        prot = b64(json.dumps({"alg": "HS256", "kid": kid, "url": c.dir["newAccount"]}).encode())
+        pl = b64(json.dumps(c.jwk).encode())
+        sig = b64(hmac.new(mac_key, f"{prot}.{pl}".encode(), hashlib.sha256).digest())
+        out["result"] = c.register(externalAccountBinding={"protected": prot, "payload": pl, "signature": sig})
+        out["stored"] = c.exists()
+    print(json.dumps(out))
+
+
+main()
