@@ -289,7 +289,7 @@ fn acme_bad_nonce_bad_signature_forbidden_names_and_missing_eab_are_refused_and_
     ok(p, t, "POST", "pki/config/acme", json!({"eab_policy": "new-account-required"}));
     let r = probe(dir.path(), &ca, &directory, &["eab-missing"]);
     assert_eq!(r["directory"]["meta"]["externalAccountRequired"], json!(true), "{r}");
-    assert_problem(&r["result"], 400, "externalAccountRequired");
+    assert_problem(&r["result"], 401, "externalAccountRequired");
     assert_eq!(r["stored"], json!(false), "{r}");
     let eab = ok(p, t, "POST", "pki/acme/new-eab", json!({}));
     let (kid, key) = (eab["data"]["id"].as_str().unwrap(), eab["data"]["key"].as_str().unwrap());

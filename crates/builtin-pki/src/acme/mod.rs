@@ -677,11 +677,14 @@ impl<'a> Ctx<'a> {
     }
 
     fn account_doc(&self, a: &Account) -> Value {
-        json!({
+        let mut d = json!({
             "status": a.status,
-            "contact": a.contact,
             "orders": format!("{}account/{}/orders", self.base, a.id),
-        })
+        });
+        if !a.contact.is_empty() {
+            d["contact"] = json!(a.contact);
+        }
+        d
     }
 
     async fn account_for(&self, jws: &Jws) -> PResult<Account> {
@@ -699,7 +702,7 @@ impl<'a> Ctx<'a> {
         }
         if self.cfg.eab_policy == "always-required" && a.eab_key_id.is_empty() {
             return Err(problem(
-                403,
+                401,
                 "externalAccountRequired",
                 "the ACME configuration requires accounts bound to an external account",
             ));
@@ -742,7 +745,7 @@ impl<'a> Ctx<'a> {
             Some(b) if !b.is_null() => self.check_eab(b, jwk).await?,
             _ if self.cfg.eab_policy != "not-required" => {
                 return Err(problem(
-                    400,
+                    401,
                     "externalAccountRequired",
                     "this server requires an external account binding for new accounts",
                 ))
