@@ -311,6 +311,33 @@ fn acme_bad_nonce_bad_signature_forbidden_names_and_missing_eab_are_refused_and_
     );
     assert_problem(&r["result"], 403, "unauthorized");
     assert_eq!(r["stored"], json!(false), "{r}");
+
+    // tidy_acme: the three accounts without orders (reused-nonce's, the first forbidden-name
+    // one, the EAB-bound one) are revoked once idle past acme_account_safety_buffer, then
+    // deleted a buffer later; the account with an order stays.
+    std::thread::sleep(Duration::from_secs(2));
+    let status = tidy_acme(p, t);
+    assert_eq!(status["acme_account_revoked_count"], json!(3), "{status}");
+    assert_eq!(status["acme_account_deleted_count"], json!(0), "{status}");
+    assert_eq!(status["total_acme_account_count"], json!(4), "{status}");
+    assert_eq!(status["acme_orders_deleted_count"], json!(0), "{status}");
+    std::thread::sleep(Duration::from_secs(2));
+    let status = tidy_acme(p, t);
+    assert_eq!(status["acme_account_deleted_count"], json!(3), "{status}");
+    assert_eq!(status["total_acme_account_count"], json!(1), "{status}");
+}
+
+fn tidy_acme(p: &str, t: &str) -> Value {
+    ok(p, t, "POST", "pki/tidy", json!({"tidy_acme": true, "acme_account_safety_buffer": "1s"}));
+    for _ in 0..100 {
+        let s = ok(p, t, "GET", "pki/tidy-status", json!({}));
+        if s["data"]["state"] == json!("Finished") {
+            assert_eq!(s["data"]["tidy_acme"], json!(true), "{s}");
+            return s["data"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the tidy did not finish");
 }
 
 #[test]
@@ -370,4 +397,100 @@ fn acme_config_refuses_bad_values_by_name_and_needs_the_cluster_path() {
     let get = nonce("GET");
     assert!(get.starts_with("HTTP/1.1 204"), "{get}");
     assert!(get.to_ascii_lowercase().contains("replay-nonce: "), "{get}");
+}
+
+/// A challenge nobody answers (nothing on port 80) is retried as OpenBao retries it (after 5,
+/// 10, … 30 seconds), then the challenge, its authorization and the order are invalid, with
+/// the reason in the challenge.
+#[test]
+fn acme_unanswered_http01_challenge_is_retried_then_invalid() {
+    if certbot().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = listener_cert(dir.path());
+    let c = start_coffer(dir.path());
+    setup_pki(&c.plain, &c.token, &c.https);
+    let directory = format!("https://{}/v1/pki/acme/directory", c.https);
+    let _port80 = lock_port80();
+    let r = probe(dir.path(), &ca, &directory, &["http01-unanswered"]);
+    assert_eq!(r["challenge"]["status"], json!(200), "{r}");
+    assert_eq!(r["challenge"]["body"]["status"], json!("processing"), "{r}");
+    assert_eq!(r["authz"]["status"], json!("invalid"), "{r}");
+    let ch = r["authz"]["challenges"].as_array().unwrap().iter().find(|c| c["type"] == "http-01").unwrap().clone();
+    assert_eq!(ch["status"], json!("invalid"), "{r}");
+    assert_eq!(ch["error"]["type"], json!("urn:ietf:params:acme:error:incorrectResponse"), "{r}");
+    assert!(ch["error"]["detail"].as_str().unwrap().contains(":80"), "{r}");
+    assert_eq!(r["order"]["status"], json!("invalid"), "{r}");
+    let secs = r["seconds"].as_u64().unwrap();
+    assert!((95..=140).contains(&secs), "invalid after {secs} s, not after the retries: {r}");
+}
+
+/// dns-01 end to end: certbot's manual mode writes the TXT value through its auth hook into a
+/// small DNS server (tests/acme/dns_server.py) that `config/acme` `dns_resolver` points at;
+/// a wildcard and its base name are certified, and `openssl verify` accepts the certificate.
+#[test]
+fn certbot_obtains_a_wildcard_certificate_over_dns01() {
+    let Some(certbot) = certbot() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = listener_cert(dir.path());
+    let c = start_coffer(dir.path());
+    let root = setup_pki(&c.plain, &c.token, &c.https);
+    let records = dir.path().join("records");
+    std::fs::create_dir_all(&records).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acme/dns_server.py");
+    let mut dns = Command::new("python3")
+        .arg(&script)
+        .arg(&records)
+        .stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let port = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(dns.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        line.trim().to_string()
+    };
+    ok(&c.plain, &c.token, "POST", "pki/config/acme", json!({"dns_resolver": format!("127.0.0.1:{port}")}));
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$CERTBOT_VALIDATION\" >> {}/_acme-challenge.\"$CERTBOT_DOMAIN\"\n",
+            records.display()
+        ),
+    )
+    .unwrap();
+    sh(dir.path(), "chmod +x hook.sh");
+    let work = dir.path().join("certbot");
+    let mut cmd = Command::new(&certbot);
+    cmd.args([
+        "certonly",
+        "--manual",
+        "--preferred-challenges",
+        "dns",
+        "--non-interactive",
+        "--agree-tos",
+        "--register-unsafely-without-email",
+        "--manual-auth-hook",
+    ])
+    .arg(&hook)
+    .args(["--server", &format!("https://{}/v1/pki/acme/directory", c.https), "-d", "*.acme.test", "-d", "acme.test"])
+    .arg("--config-dir")
+    .arg(work.join("config"))
+    .arg("--work-dir")
+    .arg(work.join("work"))
+    .arg("--logs-dir")
+    .arg(work.join("logs"))
+    .env("REQUESTS_CA_BUNDLE", &ca);
+    let (status, text) = run_bounded(&mut cmd, &dir.path().join("certbot-dns.out"), Duration::from_secs(180));
+    let _ = dns.kill();
+    let _ = dns.wait();
+    assert!(status.is_some_and(|s| s.success()), "certbot dns-01 failed:\n{text}");
+    let cert = work.join("config/live/acme.test/cert.pem");
+    let verified = openssl_verify(dir.path(), &root, &cert);
+    assert!(verified.contains(": OK"), "{verified}");
+    let text = sh(dir.path(), &format!("openssl x509 -noout -ext subjectAltName -in {}", cert.display()));
+    assert!(text.contains("DNS:*.acme.test") && text.contains("DNS:acme.test"), "{text}");
 }

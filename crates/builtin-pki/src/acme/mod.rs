@@ -27,9 +27,10 @@ use std::sync::Arc;
 const NONCE_LIFETIME: i64 = 15 * 60;
 /// How long an order and its authorizations stay usable.
 const ORDER_LIFETIME: i64 = 24 * 3600;
-/// Validation attempts of a challenge, and the wait before the first retry (doubling).
-const ATTEMPTS: u32 = 5;
-const FIRST_RETRY_SECS: u64 = 2;
+/// Validation attempts of a challenge; the n-th retry waits n times `RETRY_STEP_SECS` (as
+/// OpenBao: 5, 10, … 30 seconds, about 105 seconds in all).
+const ATTEMPTS: u64 = 7;
+const RETRY_STEP_SECS: u64 = 5;
 
 /// What the server keeps in memory: the nonces it handed out and a lock for the writes the
 /// background validations race with.
@@ -104,6 +105,9 @@ struct Account {
     eab_key_id: String,
     /// The directory it was created in (`acme/directory`, `roles/r/acme/directory`, …).
     directory: String,
+    /// When it was deactivated or revoked (Unix seconds; 0 while valid).
+    #[serde(default)]
+    status_changed: i64,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -761,6 +765,7 @@ impl<'a> Ctx<'a> {
             created: crate::now(),
             eab_key_id: eab_key_id.clone(),
             directory: self.directory.clone(),
+            status_changed: 0,
         };
         put_json(self.s, &format!("acme/account/{}", a.id), &a).await?;
         put_json(self.s, &format!("acme/thumbprint/{tp}"), &a.id).await?;
@@ -811,6 +816,7 @@ impl<'a> Ctx<'a> {
                 return Err(malformed("an account's status can only be set to deactivated"));
             }
             a.status = st.into();
+            a.status_changed = crate::now();
         }
         if let Some(Value::Array(c)) = p.get("contact") {
             let c: Vec<String> = c.iter().map(|c| c.as_str().unwrap_or("").to_string()).collect();
@@ -1312,12 +1318,10 @@ impl Validation {
     }
 
     async fn run(self) {
-        let mut wait = FIRST_RETRY_SECS;
         let mut outcome = Err(("not attempted".to_string(), "serverInternal"));
         for n in 0..ATTEMPTS {
             if n > 0 {
-                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
-                wait *= 2;
+                tokio::time::sleep(std::time::Duration::from_secs(n * RETRY_STEP_SECS)).await;
             }
             outcome = self.attempt().await;
             if outcome.is_ok() {
@@ -1341,7 +1345,9 @@ impl Validation {
             }
             Err((detail, kind)) => {
                 c.status = "invalid".into();
-                c.error = Some(json!({"type": format!("urn:ietf:params:acme:error:{kind}"), "detail": detail}));
+                c.error = Some(
+                    json!({"type": format!("urn:ietf:params:acme:error:{kind}"), "detail": detail, "status": 400}),
+                );
                 if z.status == "pending" {
                     z.status = "invalid".into();
                 }
@@ -1349,4 +1355,62 @@ impl Validation {
         }
         let _ = put_json(self.storage.as_ref(), &key, &z).await;
     }
+}
+
+/// What `tidy_acme` did, for `tidy-status`.
+#[derive(Default, Clone, Copy)]
+pub struct TidyCounts {
+    pub orders_deleted: u64,
+    pub accounts_revoked: u64,
+    pub accounts_deleted: u64,
+    pub accounts_total: u64,
+}
+
+/// `tidy_acme`: an order goes (with its authorizations) `safety_buffer` after its certificate
+/// expires, or after the order itself expired when it produced none; a valid account older than
+/// `account_buffer` with no order left is revoked, and a revoked or deactivated one is deleted
+/// `account_buffer` after that.
+pub async fn tidy(pki: &Pki, s: &dyn StorageView, safety_buffer: i64, account_buffer: i64) -> Result<TidyCounts> {
+    let _g = pki.acme.lock.lock().await;
+    let t = crate::now();
+    let mut counts = TidyCounts::default();
+    for id in s.list("acme/order/").await? {
+        let Some(o) = get_json::<Order>(s, &format!("acme/order/{id}")).await? else { continue };
+        let cert_end = if o.certificate.is_empty() {
+            None
+        } else {
+            crate::ca::cert_facts(&o.certificate).ok().map(|f| f.not_after)
+        };
+        let gone = match cert_end {
+            Some(end) => end + safety_buffer < t,
+            None => o.expires < t,
+        };
+        if gone {
+            for z in &o.authzs {
+                s.delete(&format!("acme/authz/{z}")).await?;
+            }
+            s.delete(&format!("acme/account-orders/{}/{id}", o.account)).await?;
+            s.delete(&format!("acme/order/{id}")).await?;
+            counts.orders_deleted += 1;
+        }
+    }
+    for id in s.list("acme/account/").await? {
+        let Some(mut a) = get_json::<Account>(s, &format!("acme/account/{id}")).await? else { continue };
+        if a.status == "valid" {
+            let idle = s.list(&format!("acme/account-orders/{id}/")).await?.is_empty();
+            if idle && a.created + account_buffer < t {
+                a.status = "revoked".into();
+                a.status_changed = t;
+                put_json(s, &format!("acme/account/{id}"), &a).await?;
+                counts.accounts_revoked += 1;
+            }
+        } else if a.status_changed + account_buffer < t {
+            s.delete(&format!("acme/thumbprint/{}", a.thumbprint)).await?;
+            s.delete(&format!("acme/account/{id}")).await?;
+            counts.accounts_deleted += 1;
+            continue;
+        }
+        counts.accounts_total += 1;
+    }
+    Ok(counts)
 }

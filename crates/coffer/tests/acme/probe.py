@@ -97,6 +97,24 @@ def main():
         sig = b64(hmac.new(mac_key, f"{prot}.{pl}".encode(), hashlib.sha256).digest())
         out["result"] = c.register(externalAccountBinding={"protected": prot, "payload": pl, "signature": sig})
         out["stored"] = c.exists()
+    elif check == "http01-unanswered":
+        # Nothing answers on port 80: the challenge is retried, then the authorization fails.
+        import time
+        out["account"] = c.register()
+        order = c.post(c.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "localhost"}]})
+        authz_url = order["body"]["authorizations"][0]
+        authz = c.post(authz_url, None)["body"]
+        ch = [x for x in authz["challenges"] if x["type"] == "http-01"][0]
+        out["challenge"] = c.post(ch["url"], {})
+        start = time.time()
+        while time.time() - start < 150:
+            authz = c.post(authz_url, None)["body"]
+            if authz["status"] != "pending":
+                break
+            time.sleep(1)
+        out["seconds"] = round(time.time() - start)
+        out["authz"] = authz
+        out["order"] = c.post(order["location"], None)["body"]
     print(json.dumps(out))
 
 
