@@ -438,20 +438,7 @@ fn certbot_obtains_a_wildcard_certificate_over_dns01() {
     let root = setup_pki(&c.plain, &c.token, &c.https);
     let records = dir.path().join("records");
     std::fs::create_dir_all(&records).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acme/dns_server.py");
-    let mut dns = Command::new("python3")
-        .arg(&script)
-        .arg(&records)
-        .stdout(std::process::Stdio::piped())
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let port = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(dns.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        line.trim().to_string()
-    };
+    let (mut dns, port) = start_dns(&records);
     ok(&c.plain, &c.token, "POST", "pki/config/acme", json!({"dns_resolver": format!("127.0.0.1:{port}")}));
     let hook = dir.path().join("hook.sh");
     std::fs::write(
@@ -493,4 +480,71 @@ fn certbot_obtains_a_wildcard_certificate_over_dns01() {
     assert!(verified.contains(": OK"), "{verified}");
     let text = sh(dir.path(), &format!("openssl x509 -noout -ext subjectAltName -in {}", cert.display()));
     assert!(text.contains("DNS:*.acme.test") && text.contains("DNS:acme.test"), "{text}");
+}
+
+/// The rest of an account's life, with a client that signs its own requests: contact update,
+/// dns-01 validation through the test DNS server, finalize refused early and with a CSR
+/// naming more than the order, the certificate downloaded, revoked with the certificate's own
+/// key (a stranger's key refused, a second revocation `alreadyRevoked`, the engine agreeing),
+/// key roll-over (the old key no longer finds the account, the new one does) and deactivation.
+#[test]
+fn acme_account_lifecycle_revocation_by_certificate_key_and_key_rollover() {
+    if certbot().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = listener_cert(dir.path());
+    let c = start_coffer(dir.path());
+    let root = setup_pki(&c.plain, &c.token, &c.https);
+    let records = dir.path().join("records");
+    std::fs::create_dir_all(&records).unwrap();
+    let mut dns = start_dns(&records);
+    ok(&c.plain, &c.token, "POST", "pki/config/acme", json!({"dns_resolver": format!("127.0.0.1:{}", dns.1)}));
+    let directory = format!("https://{}/v1/pki/acme/directory", c.https);
+    let r = probe(dir.path(), &ca, &directory, &["lifecycle", records.to_str().unwrap(), "probe.acme.test"]);
+    let _ = dns.0.kill();
+    let _ = dns.0.wait();
+    assert_eq!(r["account"]["body"]["contact"], json!(["mailto:ops@example.com"]), "{r}");
+    assert_eq!(r["contact_update"]["body"]["contact"], json!(["mailto:pki@example.com"]), "{r}");
+    assert_problem(&r["bad_contact"], 400, "unsupportedContact");
+    assert_eq!(r["order"]["status"], json!(201), "{r}");
+    assert_problem(&r["early_finalize"], 403, "orderNotReady");
+    assert_eq!(r["authz"]["status"], json!("valid"), "{r}");
+    assert_problem(&r["wrong_csr"], 400, "badCSR");
+    assert_eq!(r["finalize"]["body"]["status"], json!("valid"), "{r}");
+    assert_eq!(r["cert_status"], json!(200), "{r}");
+    assert_eq!(r["cert_type"], json!("application/pem-certificate-chain"), "{r}");
+    std::fs::write(dir.path().join("leaf.pem"), r["pem"].as_str().unwrap()).unwrap();
+    let verified = openssl_verify(dir.path(), &root, &dir.path().join("leaf.pem"));
+    assert!(verified.contains(": OK"), "{verified}");
+    assert_problem(&r["revoke_by_stranger"], 403, "unauthorized");
+    assert_eq!(r["revoke"]["status"], json!(200), "{r}");
+    assert_problem(&r["revoke_again"], 400, "alreadyRevoked");
+    let serial = serial_of(dir.path(), &dir.path().join("leaf.pem"));
+    let cert = ok(&c.plain, &c.token, "GET", &format!("pki/cert/{serial}"), json!({}));
+    assert!(cert["data"]["revocation_time"].as_i64().unwrap_or(0) > 0, "{cert}");
+    assert_eq!(r["key_change"]["status"], json!(200), "{r}");
+    assert_eq!(r["old_key_exists"], json!(false), "{r}");
+    assert_eq!(r["new_key_exists"], json!(true), "{r}");
+    assert_eq!(r["deactivate"]["body"]["status"], json!("deactivated"), "{r}");
+    assert_problem(&r["after_deactivate"], 403, "unauthorized");
+}
+
+/// Starts tests/acme/dns_server.py over `records`; the child and its UDP port.
+fn start_dns(records: &Path) -> (std::process::Child, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acme/dns_server.py");
+    let mut dns = Command::new("python3")
+        .arg(&script)
+        .arg(records)
+        .stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let port = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(dns.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        line.trim().to_string()
+    };
+    (dns, port)
 }

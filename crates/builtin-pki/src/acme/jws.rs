@@ -20,7 +20,7 @@ fn malformed(detail: impl Into<String>) -> JwsError {
 }
 
 pub fn b64d(s: &str, what: &str) -> Result<Vec<u8>, JwsError> {
-    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| malformed(format!("{what} is not base64url")))
+    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|e| malformed(format!("{what} is not base64url: {e}")))
 }
 
 pub fn b64e(b: &[u8]) -> String {
@@ -43,7 +43,7 @@ impl Jws {
             return Err(malformed("the request is not a JWS: protected and signature are required"));
         }
         let header: Map<String, Value> = serde_json::from_slice(&b64d(protected, "protected")?)
-            .map_err(|_| malformed("the protected header is not a JSON object"))?;
+            .map_err(|e| malformed(format!("the protected header is not a JSON object: {e}")))?;
         let payload_bytes = if payload.is_empty() { Vec::new() } else { b64d(payload, "payload")? };
         Ok(Jws {
             header,
@@ -62,7 +62,7 @@ impl Jws {
         if self.payload.is_empty() {
             return Ok(Map::new());
         }
-        serde_json::from_slice(&self.payload).map_err(|_| malformed("the payload is not a JSON object"))
+        serde_json::from_slice(&self.payload).map_err(|e| malformed(format!("the payload is not a JSON object: {e}")))
     }
 
     /// Checks the signature with `jwk` under the header's `alg`.
@@ -77,6 +77,7 @@ impl Jws {
             return Err(malformed("the external account binding must be signed with HS256"));
         }
         let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+        // drop-cause: aws-lc answers a failed check with Unspecified, which says nothing more.
         aws_lc_rs::hmac::verify(&k, &self.signing_input, &self.signature).map_err(|_| JwsError {
             kind: "unauthorized",
             detail: "the external account binding's MAC does not verify".into(),
@@ -112,6 +113,7 @@ fn verify_with(alg: &str, jwk: &Map<String, Value>, msg: &[u8], sig: &[u8]) -> R
             let mut point = vec![4u8];
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
+            // drop-cause: aws-lc answers a failed check with Unspecified, which says nothing more.
             UnparsedPublicKey::new(algo, point).verify(msg, sig).map_err(|_| bad_sig())
         }
         ("RS256", "RSA") => {
@@ -126,6 +128,7 @@ fn verify_with(alg: &str, jwk: &Map<String, Value>, msg: &[u8], sig: &[u8]) -> R
             }
             signature::RsaPublicKeyComponents { n: &n, e: &e }
                 .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
+                // drop-cause: aws-lc answers a failed check with Unspecified, which says nothing more.
                 .map_err(|_| bad_sig())
         }
         ("EdDSA", "OKP") => {
@@ -133,6 +136,7 @@ fn verify_with(alg: &str, jwk: &Map<String, Value>, msg: &[u8], sig: &[u8]) -> R
                 return Err(JwsError { kind: "badSignatureAlgorithm", detail: "EdDSA keys must be Ed25519".into() });
             }
             let x = b64d(field(jwk, "x")?, "the jwk's x")?;
+            // drop-cause: aws-lc answers a failed check with Unspecified, which says nothing more.
             UnparsedPublicKey::new(&signature::ED25519, x).verify(msg, sig).map_err(|_| bad_sig())
         }
         ("ES256" | "ES384" | "ES512" | "RS256" | "EdDSA", _) => {

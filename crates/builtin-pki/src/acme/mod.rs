@@ -478,6 +478,7 @@ async fn new_eab(pki: &Pki, s: &dyn StorageView, f: &FieldData) -> Result<Respon
     let cfg = acme_config(s).await?;
     resolve_policy(pki, s, &cfg, f).await.map_err(|p| bad(p.detail))?;
     let mut key = [0u8; 32];
+    // drop-cause: aws-lc's Unspecified says nothing more.
     aws_lc_rs::rand::fill(&mut key).map_err(|_| LogicalError::internal("the random generator failed"))?;
     // The key as clients are given it (and base64url-decode it into the MAC key): a 12-character
     // prefix keeps the decoding aligned.
@@ -795,10 +796,11 @@ impl<'a> Ctx<'a> {
                 e.acme_directory, self.directory
             )));
         }
-        let mac_key = b64d(&e.key, "the EAB key").map_err(|_| problem(500, "serverInternal", "bad stored EAB key"))?;
+        let mac_key = b64d(&e.key, "the EAB key")
+            .map_err(|e| problem(500, "serverInternal", format!("the stored EAB key is malformed: {}", e.detail)))?;
         inner.verify_hmac(&mac_key)?;
-        let bound: Map<String, Value> =
-            serde_json::from_slice(&inner.payload).map_err(|_| malformed("the binding's payload is not a JWK"))?;
+        let bound: Map<String, Value> = serde_json::from_slice(&inner.payload)
+            .map_err(|e| malformed(format!("the binding's payload is not a JWK: {e}")))?;
         if jws::thumbprint(&bound)? != jws::thumbprint(jwk)? {
             return Err(malformed("the external account binding is for another key"));
         }
@@ -844,7 +846,7 @@ impl<'a> Ctx<'a> {
             return Err(malformed("notBefore and notAfter are not supported: the role or mount sets the lifetime"));
         }
         let ids: Vec<Identifier> = serde_json::from_value(p.get("identifiers").cloned().unwrap_or(Value::Null))
-            .map_err(|_| malformed("identifiers must be a list of {type, value}"))?;
+            .map_err(|e| malformed(format!("identifiers must be a list of {{type, value}}: {e}")))?;
         if ids.is_empty() {
             return Err(malformed("an order needs at least one identifier"));
         }
@@ -899,6 +901,7 @@ impl<'a> Ctx<'a> {
                 .map(|k| {
                     let mut t = [0u8; 32];
                     aws_lc_rs::rand::fill(&mut t)
+                        // drop-cause: aws-lc's Unspecified says nothing more.
                         .map_err(|_| problem(500, "serverInternal", "the random generator failed"))?;
                     Ok(Challenge {
                         kind: (*k).into(),
@@ -1183,7 +1186,8 @@ impl<'a> Ctx<'a> {
         let p = jws.payload_json()?;
         let der = b64d(p.get("certificate").and_then(Value::as_str).unwrap_or(""), "certificate")?;
         let pem = der_to_pem("CERTIFICATE", &der);
-        let facts = crate::ca::cert_facts(&pem).map_err(|_| malformed("the certificate cannot be parsed"))?;
+        let facts =
+            crate::ca::cert_facts(&pem).map_err(|e| malformed(format!("the certificate cannot be parsed: {e}")))?;
         let serial = crate::ca::serial_colons(&facts.serial);
         let key = format!("certs/{}", serial.replace(':', "-"));
         let _g = self.pki.lock.lock().await;
@@ -1305,13 +1309,13 @@ struct Validation {
 impl Validation {
     async fn attempt(&self) -> std::result::Result<(), (String, &'static str)> {
         match self.kind.as_str() {
-            "http-01" => {
-                validate::http01(&self.domain, &self.token, &self.key_auth).await.map_err(|e| (e, "incorrectResponse"))
-            }
+            "http-01" => validate::http01(&self.domain, &self.token, &self.key_auth)
+                .await
+                .map_err(|e| (e.to_string(), "incorrectResponse")),
             "dns-01" => {
                 let digest =
                     b64e(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.key_auth.as_bytes()).as_ref());
-                validate::dns01(&self.resolver, &self.domain, &digest).await.map_err(|e| (e, "dns"))
+                validate::dns01(&self.resolver, &self.domain, &digest).await.map_err(|e| (e.to_string(), "dns"))
             }
             _ => Err(("unsupported challenge".into(), "malformed")),
         }

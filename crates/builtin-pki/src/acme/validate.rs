@@ -6,16 +6,36 @@
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Why a challenge did not validate (the detail the challenge's `error` shows).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Failure(String);
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure(s)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(s: &str) -> Self {
+        Failure(s.to_string())
+    }
+}
+
+type VResult<T> = std::result::Result<T, Failure>;
+
 /// The most of an http-01 answer read (the key authorization is under 200 bytes).
 const MAX_BODY: usize = 8192;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether `domain` answers the http-01 challenge `token` with `key_auth`; `Err` says why not.
-pub async fn http01(domain: &str, token: &str, key_auth: &str) -> Result<(), String> {
+pub async fn http01(domain: &str, token: &str, key_auth: &str) -> VResult<()> {
     let addrs: Vec<std::net::SocketAddr> = tokio::time::timeout(TIMEOUT, tokio::net::lookup_host((domain, 80)))
         .await
-        .map_err(|_| format!("resolving {domain} timed out"))?
-        .map_err(|e| format!("cannot resolve {domain}: {e}"))?
+        // drop-cause: a timeout's Elapsed says nothing but that it elapsed.
+        .map_err(|_| Failure(format!("resolving {domain} timed out")))?
+        .map_err(|e| Failure(format!("cannot resolve {domain}: {e}")))?
         .collect();
     let mut last = format!("{domain} has no address");
     for addr in addrs {
@@ -27,24 +47,25 @@ pub async fn http01(domain: &str, token: &str, key_auth: &str) -> Result<(), Str
                 }
                 last = format!("the key authorization served at {addr} does not match");
             }
-            Ok(Err(e)) => last = e,
+            Ok(Err(e)) => last = e.0,
             Err(_) => last = format!("fetching the challenge from {addr} timed out"),
         }
     }
-    Err(last)
+    Err(Failure(last))
 }
 
-async fn fetch(addr: std::net::SocketAddr, domain: &str, token: &str) -> Result<String, String> {
-    let mut conn = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+async fn fetch(addr: std::net::SocketAddr, domain: &str, token: &str) -> VResult<String> {
+    let mut conn =
+        tokio::net::TcpStream::connect(addr).await.map_err(|e| Failure(format!("cannot connect to {addr}: {e}")))?;
     let host = if domain.contains(':') { format!("[{domain}]") } else { domain.to_string() };
     let req = format!(
         "GET /.well-known/acme-challenge/{token} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: coffer-acme\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
-    conn.write_all(req.as_bytes()).await.map_err(|e| format!("cannot send to {addr}: {e}"))?;
+    conn.write_all(req.as_bytes()).await.map_err(|e| Failure(format!("cannot send to {addr}: {e}")))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 2048];
     loop {
-        let n = conn.read(&mut chunk).await.map_err(|e| format!("cannot read from {addr}: {e}"))?;
+        let n = conn.read(&mut chunk).await.map_err(|e| Failure(format!("cannot read from {addr}: {e}")))?;
         if n == 0 {
             break;
         }
@@ -57,7 +78,7 @@ async fn fetch(addr: std::net::SocketAddr, domain: &str, token: &str) -> Result<
     let (head, body) = text.split_once("\r\n\r\n").ok_or("the challenge answer is not HTTP")?;
     let status = head.split_whitespace().nth(1).unwrap_or("");
     if status != "200" {
-        return Err(format!("the challenge URL answered HTTP {status}"));
+        return Err(format!("the challenge URL answered HTTP {status}").into());
     }
     let chunked = head.lines().any(|l| {
         let l = l.to_ascii_lowercase();
@@ -82,7 +103,7 @@ fn dechunk(body: &str) -> String {
 
 /// Whether `_acme-challenge.<domain>` has a TXT record equal to `digest` (the key
 /// authorization's SHA-256, base64url).
-pub async fn dns01(resolver: &str, domain: &str, digest: &str) -> Result<(), String> {
+pub async fn dns01(resolver: &str, domain: &str, digest: &str) -> VResult<()> {
     let server = if resolver.is_empty() {
         system_resolver().ok_or("no DNS resolver is configured")?
     } else {
@@ -98,13 +119,14 @@ pub async fn dns01(resolver: &str, domain: &str, digest: &str) -> Result<(), Str
     let name = format!("_acme-challenge.{}", domain.trim_start_matches("*."));
     let records = tokio::time::timeout(TIMEOUT, txt_query(&server, &name))
         .await
-        .map_err(|_| format!("the DNS query for {name} timed out"))??;
+        // drop-cause: a timeout's Elapsed says nothing but that it elapsed.
+        .map_err(|_| Failure(format!("the DNS query for {name} timed out")))??;
     if records.iter().any(|r| r == digest) {
         Ok(())
     } else if records.is_empty() {
-        Err(format!("no TXT record at {name}"))
+        Err(format!("no TXT record at {name}").into())
     } else {
-        Err(format!("no TXT record at {name} matches the key authorization"))
+        Err(format!("no TXT record at {name} matches the key authorization").into())
     }
 }
 
@@ -116,27 +138,29 @@ fn system_resolver() -> Option<String> {
         .find(|s| !s.is_empty())
 }
 
-async fn txt_query(server: &str, name: &str) -> Result<Vec<String>, String> {
+async fn txt_query(server: &str, name: &str) -> VResult<Vec<String>> {
     let mut id = [0u8; 2];
-    aws_lc_rs::rand::fill(&mut id).map_err(|_| "the random generator failed".to_string())?;
+    // drop-cause: aws-lc's Unspecified says nothing more.
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| Failure::from("the random generator failed"))?;
     let mut q = Vec::with_capacity(64);
     q.extend_from_slice(&id);
     q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD; one question
     for label in name.trim_end_matches('.').split('.') {
         if label.is_empty() || label.len() > 63 {
-            return Err(format!("{name} is not a valid DNS name"));
+            return Err(format!("{name} is not a valid DNS name").into());
         }
         q.push(label.len() as u8);
         q.extend_from_slice(label.as_bytes());
     }
     q.extend_from_slice(&[0, 0, 16, 0, 1]); // root; TXT; IN
     let bind = if server.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
-    let sock = tokio::net::UdpSocket::bind(bind).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    sock.connect(server).await.map_err(|e| format!("cannot reach the resolver {server}: {e}"))?;
-    sock.send(&q).await.map_err(|e| format!("cannot query {server}: {e}"))?;
+    let sock =
+        tokio::net::UdpSocket::bind(bind).await.map_err(|e| Failure(format!("cannot open a UDP socket: {e}")))?;
+    sock.connect(server).await.map_err(|e| Failure(format!("cannot reach the resolver {server}: {e}")))?;
+    sock.send(&q).await.map_err(|e| Failure(format!("cannot query {server}: {e}")))?;
     let mut buf = vec![0u8; 4096];
     loop {
-        let n = sock.recv(&mut buf).await.map_err(|e| format!("no answer from {server}: {e}"))?;
+        let n = sock.recv(&mut buf).await.map_err(|e| Failure(format!("no answer from {server}: {e}")))?;
         let a = &buf[..n];
         if a.len() < 12 || a[0..2] != id {
             continue;
@@ -158,14 +182,14 @@ fn skip_name(a: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-fn parse_txt_answer(a: &[u8]) -> Result<Vec<String>, String> {
-    let malformed = || "the resolver's answer is malformed".to_string();
+fn parse_txt_answer(a: &[u8]) -> VResult<Vec<String>> {
+    let malformed = || Failure::from("the resolver's answer is malformed");
     let rcode = a[3] & 0x0F;
     if rcode == 3 {
         return Ok(Vec::new());
     }
     if rcode != 0 {
-        return Err(format!("the resolver answered with error code {rcode}"));
+        return Err(format!("the resolver answered with error code {rcode}").into());
     }
     let qd = u16::from_be_bytes([a[4], a[5]]) as usize;
     let an = u16::from_be_bytes([a[6], a[7]]) as usize;

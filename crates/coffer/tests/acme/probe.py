@@ -5,7 +5,7 @@ without the external account binding the server requires. Prints one JSON object
 check's HTTP status, Content-Type and ACME error type.
 
 usage: probe.py DIRECTORY_URL CHECK [EAB_KID EAB_KEY]"""
-import base64, hashlib, hmac, json, sys
+import base64, hashlib, hmac, json, os, sys
 
 import requests
 from cryptography.hazmat.primitives import hashes
@@ -115,6 +115,71 @@ def main():
         out["seconds"] = round(time.time() - start)
         out["authz"] = authz
         out["order"] = c.post(order["location"], None)["body"]
+    elif check == "lifecycle":
+        # dns-01 through the test DNS server's record directory, then revocation by the
+        # certificate's key, key roll-over and deactivation.
+        import time
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+        from cryptography.hazmat.primitives import serialization
+        records, name = sys.argv[3], sys.argv[4]
+        out["account"] = c.register(contact=["mailto:ops@example.com"])
+        out["contact_update"] = c.post(c.kid, {"contact": ["mailto:pki@example.com"]})
+        out["bad_contact"] = c.post(c.kid, {"contact": ["tel:+1555"]})
+        order = c.post(c.dir["newOrder"], {"identifiers": [{"type": "dns", "value": name}]})
+        out["order"] = order
+        authz_url = order["body"]["authorizations"][0]
+        authz = c.post(authz_url, None)["body"]
+        ch = [x for x in authz["challenges"] if x["type"] == "dns-01"][0]
+        thumb = b64(hashlib.sha256(json.dumps(c.jwk, sort_keys=True, separators=(",", ":")).encode()).digest())
+        digest = b64(hashlib.sha256(f"{ch['token']}.{thumb}".encode()).digest())
+        with open(os.path.join(records, f"_acme-challenge.{name}"), "w") as f:
+            f.write(digest + "\n")
+        out["early_finalize"] = c.post(order["body"]["finalize"], {"csr": "AAAA"})
+        c.post(ch["url"], {})
+        for _ in range(60):
+            authz = c.post(authz_url, None)["body"]
+            if authz["status"] != "pending":
+                break
+            time.sleep(0.5)
+        out["authz"] = authz
+        cert_key = ec.generate_private_key(ec.SECP256R1())
+        def csr_for(names):
+            b = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            return b64(b.sign(cert_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+        out["wrong_csr"] = c.post(order["body"]["finalize"], {"csr": csr_for([name, "other." + name])})
+        out["finalize"] = c.post(order["body"]["finalize"], {"csr": csr_for([name])})
+        r = c.s.post(out["finalize"]["body"]["certificate"], data=json.dumps(c.jws(out["finalize"]["body"]["certificate"], None)),
+                     headers={"Content-Type": "application/jose+json"})
+        out["cert_status"], out["cert_type"], pem = r.status_code, r.headers.get("Content-Type"), r.text
+        out["pem"] = pem
+        der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+        # Revocation signed with the certificate's own key (jwk), not the account's.
+        other = Client.__new__(Client)
+        other.s, other.dir, other.key, other.kid = c.s, c.dir, cert_key, None
+        n = cert_key.public_key().public_numbers()
+        other.jwk = {"kty": "EC", "crv": "P-256", "x": b64(n.x.to_bytes(32, "big")), "y": b64(n.y.to_bytes(32, "big"))}
+        stranger = Client(sys.argv[1])
+        out["revoke_by_stranger"] = stranger.post(c.dir["revokeCert"], {"certificate": b64(der)}, use_jwk=True)
+        out["revoke"] = other.post(c.dir["revokeCert"], {"certificate": b64(der)}, use_jwk=True)
+        out["revoke_again"] = c.post(c.dir["revokeCert"], {"certificate": b64(der)})
+        # Key roll-over: the new key signs the inner JWS, the old key the outer one.
+        new_key = ec.generate_private_key(ec.SECP256R1())
+        nn = new_key.public_key().public_numbers()
+        new_jwk = {"kty": "EC", "crv": "P-256", "x": b64(nn.x.to_bytes(32, "big")), "y": b64(nn.y.to_bytes(32, "big"))}
+        inner_p = b64(json.dumps({"alg": "ES256", "jwk": new_jwk, "url": c.dir["keyChange"]}).encode())
+        inner_pl = b64(json.dumps({"account": c.kid, "oldKey": c.jwk}).encode())
+        r_, s_ = utils.decode_dss_signature(new_key.sign(f"{inner_p}.{inner_pl}".encode(), ec.ECDSA(hashes.SHA256())))
+        inner = {"protected": inner_p, "payload": inner_pl, "signature": b64(r_.to_bytes(32, "big") + s_.to_bytes(32, "big"))}
+        out["key_change"] = c.post(c.dir["keyChange"], inner)
+        old_kid = c.kid
+        c.kid = None
+        out["old_key_exists"] = c.exists()
+        c.key, c.jwk, c.kid = new_key, new_jwk, old_kid
+        out["new_key_exists"] = c.exists()
+        out["deactivate"] = c.post(c.kid, {"status": "deactivated"})
+        out["after_deactivate"] = c.post(c.dir["newOrder"], {"identifiers": [{"type": "dns", "value": name}]})
     print(json.dumps(out))
 
 
