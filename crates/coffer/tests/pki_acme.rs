@@ -548,3 +548,25 @@ fn start_dns(records: &Path) -> (std::process::Child, String) {
     };
     (dns, port)
 }
+
+/// tls-alpn-01 (RFC 8737): `openssl s_server` on 127.0.0.1:443 answers the acme-tls/1
+/// protocol with a certificate made by `openssl req` carrying the critical acmeIdentifier
+/// extension; the authorization becomes valid.
+#[test]
+fn acme_tls_alpn01_challenge_is_validated_against_openssl_s_server() {
+    if certbot().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = listener_cert(dir.path());
+    let c = start_coffer(dir.path());
+    setup_pki(&c.plain, &c.token, &c.https);
+    let directory = format!("https://{}/v1/pki/acme/directory", c.https);
+    // Port 443 is shared like port 80.
+    let lock = std::fs::OpenOptions::new().create(true).append(true).open("/var/tmp/port443.lock").unwrap();
+    lock.lock().expect("flock /var/tmp/port443.lock");
+    let r = probe(dir.path(), &ca, &directory, &["tls-alpn", "good"]);
+    assert_eq!(r["offered"], json!(["dns-01", "http-01", "tls-alpn-01"]), "{r}");
+    assert_eq!(r["challenge"]["status"], json!(200), "{r}");
+    assert_eq!(r["authz"]["status"], json!("valid"), "{r}");
+}

@@ -894,7 +894,7 @@ impl<'a> Ctx<'a> {
             let kinds: &[&str] = match (i.kind.as_str(), wildcard) {
                 ("ip", _) => &["http-01"],
                 (_, true) => &["dns-01"],
-                _ => &["http-01", "dns-01"],
+                _ => &["http-01", "dns-01", "tls-alpn-01"],
             };
             let challenges = kinds
                 .iter()
@@ -1316,6 +1316,10 @@ impl Validation {
                 let digest =
                     b64e(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.key_auth.as_bytes()).as_ref());
                 validate::dns01(&self.resolver, &self.domain, &digest).await.map_err(|e| (e.to_string(), "dns"))
+            }
+            "tls-alpn-01" => {
+                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.key_auth.as_bytes());
+                validate::tls_alpn01(&self.domain, digest.as_ref()).await.map_err(|e| (e.to_string(), "tls"))
             }
             _ => Err(("unsupported challenge".into(), "malformed")),
         }

@@ -180,6 +180,40 @@ def main():
         out["new_key_exists"] = c.exists()
         out["deactivate"] = c.post(c.kid, {"status": "deactivated"})
         out["after_deactivate"] = c.post(c.dir["newOrder"], {"identifiers": [{"type": "dns", "value": name}]})
+    elif check == "tls-alpn":
+        # openssl s_server on 127.0.0.1:443 answers acme-tls/1 with a certificate carrying the
+        # acmeIdentifier extension (RFC 8737), made with `openssl req`.
+        import subprocess, time
+        good = sys.argv[3] == "good"
+        out["account"] = c.register()
+        order = c.post(c.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "localhost"}]})
+        authz_url = order["body"]["authorizations"][0]
+        authz = c.post(authz_url, None)["body"]
+        out["offered"] = sorted(x["type"] for x in authz["challenges"])
+        ch = [x for x in authz["challenges"] if x["type"] == "tls-alpn-01"][0]
+        thumb = b64(hashlib.sha256(json.dumps(c.jwk, sort_keys=True, separators=(",", ":")).encode()).digest())
+        key_auth = f"{ch['token']}.{thumb}" if good else f"{ch['token']}.wrong"
+        digest = hashlib.sha256(key_auth.encode()).hexdigest()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-addext", f"1.3.6.1.5.5.7.1.31=critical,DER:0420{digest}",
+                        "-keyout", "alpn.key", "-out", "alpn.pem"], check=True, capture_output=True)
+        server = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:443", "-cert", "alpn.pem",
+                                   "-key", "alpn.key", "-alpn", "acme-tls/1", "-tls1_3", "-quiet"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1)
+            out["challenge"] = c.post(ch["url"], {})
+            start = time.time()
+            while time.time() - start < (20 if good else 150):
+                authz = c.post(authz_url, None)["body"]
+                if authz["status"] != "pending":
+                    break
+                time.sleep(0.5)
+            out["authz"] = authz
+        finally:
+            server.kill()
+            server.wait()
     print(json.dumps(out))
 
 
