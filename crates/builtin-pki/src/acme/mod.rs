@@ -25,6 +25,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 const NONCE_LIFETIME: i64 = 15 * 60;
+/// The most nonces kept at once.
+const MAX_NONCES: usize = 65536;
 /// How long an order and its authorizations stay usable.
 const ORDER_LIFETIME: i64 = 24 * 3600;
 /// Validation attempts of a challenge; the n-th retry waits n times `RETRY_STEP_SECS` (as
@@ -51,6 +53,14 @@ impl State {
         let mut map = self.nonces.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() > 4096 {
             map.retain(|_, exp| *exp > now);
+        }
+        // A flood of new-nonce requests cannot grow the map without bound: past the cap, some
+        // outstanding nonces are forgotten (their clients get badNonce and retry).
+        if map.len() >= MAX_NONCES {
+            let drop: Vec<String> = map.keys().take(MAX_NONCES / 2).cloned().collect();
+            for k in drop {
+                map.remove(&k);
+            }
         }
         map.insert(n.clone(), now + NONCE_LIFETIME);
         n
