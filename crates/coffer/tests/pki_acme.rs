@@ -428,9 +428,10 @@ fn acme_unanswered_http01_challenge_is_retried_then_invalid() {
 
 /// dns-01 end to end: certbot's manual mode writes the TXT value through its auth hook into a
 /// small DNS server (tests/acme/dns_server.py) that `config/acme` `dns_resolver` points at;
-/// a wildcard and its base name are certified, and `openssl verify` accepts the certificate.
+/// its account is bound to an EAB key the configuration requires; a wildcard and its base
+/// name are certified, and `openssl verify` accepts the certificate.
 #[test]
-fn certbot_obtains_a_wildcard_certificate_over_dns01() {
+fn certbot_obtains_a_wildcard_certificate_over_dns01_with_an_external_account_binding() {
     let Some(certbot) = certbot() else { return };
     let dir = tempfile::tempdir().unwrap();
     let ca = listener_cert(dir.path());
@@ -439,7 +440,16 @@ fn certbot_obtains_a_wildcard_certificate_over_dns01() {
     let records = dir.path().join("records");
     std::fs::create_dir_all(&records).unwrap();
     let (mut dns, port) = start_dns(&records);
-    ok(&c.plain, &c.token, "POST", "pki/config/acme", json!({"dns_resolver": format!("127.0.0.1:{port}")}));
+    // New accounts need an external account binding: certbot gets it with --eab-kid/--eab-hmac-key.
+    ok(
+        &c.plain,
+        &c.token,
+        "POST",
+        "pki/config/acme",
+        json!({"dns_resolver": format!("127.0.0.1:{port}"), "eab_policy": "new-account-required"}),
+    );
+    let eab = ok(&c.plain, &c.token, "POST", "pki/acme/new-eab", json!({}));
+    let (eab_kid, eab_key) = (eab["data"]["id"].as_str().unwrap(), eab["data"]["key"].as_str().unwrap());
     let hook = dir.path().join("hook.sh");
     std::fs::write(
         &hook,
@@ -464,6 +474,7 @@ fn certbot_obtains_a_wildcard_certificate_over_dns01() {
     ])
     .arg(&hook)
     .args(["--server", &format!("https://{}/v1/pki/acme/directory", c.https), "-d", "*.acme.test", "-d", "acme.test"])
+    .args(["--eab-kid", eab_kid, "--eab-hmac-key", eab_key])
     .arg("--config-dir")
     .arg(work.join("config"))
     .arg("--work-dir")
@@ -480,6 +491,8 @@ fn certbot_obtains_a_wildcard_certificate_over_dns01() {
     assert!(verified.contains(": OK"), "{verified}");
     let text = sh(dir.path(), &format!("openssl x509 -noout -ext subjectAltName -in {}", cert.display()));
     assert!(text.contains("DNS:*.acme.test") && text.contains("DNS:acme.test"), "{text}");
+    let (st, _) = api(&c.plain, &c.token, "LIST", "pki/eab", json!({}));
+    assert_eq!(st, 404, "the EAB key was used");
 }
 
 /// The rest of an account's life, with a client that signs its own requests: contact update,
