@@ -192,8 +192,8 @@ fn certbot_obtains_an_http01_certificate_that_openssl_verifies_and_revokes_it() 
     assert!(cert["data"]["revocation_time"].as_i64().unwrap_or(0) > 0, "{cert}");
 }
 
-/// The same certbot run against a real OpenBao (with its own HTTPS listener): the reference
-/// for the flow above.
+/// The same certbot runs against a real OpenBao (with its own HTTPS listener): the reference
+/// for the http-01 flow above and for the dns-01 wildcard with an EAB key below.
 #[test]
 fn certbot_flow_passes_on_openbao_too() {
     let Some(bao) = bao_path() else { return };
@@ -213,12 +213,14 @@ fn certbot_flow_passes_on_openbao_too() {
     let b = RealBao::start_with(&bao, &[&format!("-config={}", cfg.display())]);
     let https = format!("127.0.0.1:{port}");
     let root = setup_pki(&b.addr, "root", &https);
-    let _port80 = lock_port80();
+    let port80 = lock_port80();
     let (ok_, text, live) =
         certbot_obtain(&certbot, dir.path(), &ca, &format!("https://{https}/v1/pki/acme/directory"), "localhost");
     assert!(ok_, "certbot failed against OpenBao:\n{text}");
     let verified = openssl_verify(dir.path(), &root, &live.join("cert.pem"));
     assert!(verified.contains(": OK"), "{verified}");
+    drop(port80);
+    certbot_dns01_with_eab(&certbot, dir.path(), &ca, &b.addr, "root", &https, &root);
 }
 
 fn probe(dir: &Path, ca: &Path, directory: &str, args: &[&str]) -> Value {
@@ -437,20 +439,26 @@ fn certbot_obtains_a_wildcard_certificate_over_dns01_with_an_external_account_bi
     let ca = listener_cert(dir.path());
     let c = start_coffer(dir.path());
     let root = setup_pki(&c.plain, &c.token, &c.https);
-    let records = dir.path().join("records");
+    certbot_dns01_with_eab(&certbot, dir.path(), &ca, &c.plain, &c.token, &c.https, &root);
+}
+
+/// certbot --manual dns-01 with an EAB key, for a wildcard and its base name, against the
+/// server at `plain` (operator) / `https` (ACME).
+fn certbot_dns01_with_eab(certbot: &str, dir: &Path, ca: &Path, plain: &str, token: &str, https: &str, root: &str) {
+    let records = dir.join("records");
     std::fs::create_dir_all(&records).unwrap();
     let (mut dns, port) = start_dns(&records);
     // New accounts need an external account binding: certbot gets it with --eab-kid/--eab-hmac-key.
     ok(
-        &c.plain,
-        &c.token,
+        plain,
+        token,
         "POST",
         "pki/config/acme",
         json!({"dns_resolver": format!("127.0.0.1:{port}"), "eab_policy": "new-account-required"}),
     );
-    let eab = ok(&c.plain, &c.token, "POST", "pki/acme/new-eab", json!({}));
+    let eab = ok(plain, token, "POST", "pki/acme/new-eab", json!({}));
     let (eab_kid, eab_key) = (eab["data"]["id"].as_str().unwrap(), eab["data"]["key"].as_str().unwrap());
-    let hook = dir.path().join("hook.sh");
+    let hook = dir.join("hook.sh");
     std::fs::write(
         &hook,
         format!(
@@ -459,9 +467,9 @@ fn certbot_obtains_a_wildcard_certificate_over_dns01_with_an_external_account_bi
         ),
     )
     .unwrap();
-    sh(dir.path(), "chmod +x hook.sh");
-    let work = dir.path().join("certbot");
-    let mut cmd = Command::new(&certbot);
+    sh(dir, "chmod +x hook.sh");
+    let work = dir.join("certbot-dns");
+    let mut cmd = Command::new(certbot);
     cmd.args([
         "certonly",
         "--manual",
@@ -473,7 +481,7 @@ fn certbot_obtains_a_wildcard_certificate_over_dns01_with_an_external_account_bi
         "--manual-auth-hook",
     ])
     .arg(&hook)
-    .args(["--server", &format!("https://{}/v1/pki/acme/directory", c.https), "-d", "*.acme.test", "-d", "acme.test"])
+    .args(["--server", &format!("https://{https}/v1/pki/acme/directory"), "-d", "*.acme.test", "-d", "acme.test"])
     .args(["--eab-kid", eab_kid, "--eab-hmac-key", eab_key])
     .arg("--config-dir")
     .arg(work.join("config"))
@@ -481,17 +489,17 @@ fn certbot_obtains_a_wildcard_certificate_over_dns01_with_an_external_account_bi
     .arg(work.join("work"))
     .arg("--logs-dir")
     .arg(work.join("logs"))
-    .env("REQUESTS_CA_BUNDLE", &ca);
-    let (status, text) = run_bounded(&mut cmd, &dir.path().join("certbot-dns.out"), Duration::from_secs(180));
+    .env("REQUESTS_CA_BUNDLE", ca);
+    let (status, text) = run_bounded(&mut cmd, &dir.join("certbot-dns.out"), Duration::from_secs(180));
     let _ = dns.kill();
     let _ = dns.wait();
     assert!(status.is_some_and(|s| s.success()), "certbot dns-01 failed:\n{text}");
     let cert = work.join("config/live/acme.test/cert.pem");
-    let verified = openssl_verify(dir.path(), &root, &cert);
+    let verified = openssl_verify(dir, root, &cert);
     assert!(verified.contains(": OK"), "{verified}");
-    let text = sh(dir.path(), &format!("openssl x509 -noout -ext subjectAltName -in {}", cert.display()));
+    let text = sh(dir, &format!("openssl x509 -noout -ext subjectAltName -in {}", cert.display()));
     assert!(text.contains("DNS:*.acme.test") && text.contains("DNS:acme.test"), "{text}");
-    let (st, _) = api(&c.plain, &c.token, "LIST", "pki/eab", json!({}));
+    let (st, _) = api(plain, token, "LIST", "pki/eab", json!({}));
     assert_eq!(st, 404, "the EAB key was used");
 }
 
