@@ -265,6 +265,15 @@ fn acme_bad_nonce_bad_signature_forbidden_names_and_missing_eab_are_refused_and_
     assert_eq!(r["first"]["status"], json!(201), "{r}");
     assert_problem(&r["result"], 400, "badNonce");
 
+    // Account keys: ES384, ES512, EdDSA and RS256 (2048 bits) are accepted; a 1024-bit RSA key
+    // and an HMAC algorithm are refused.
+    let r = probe(dir.path(), &ca, &directory, &["algs"]);
+    for alg in ["ES384", "ES512", "EdDSA", "RS256"] {
+        assert_eq!(r[alg]["status"], json!(201), "{alg}: {r}");
+    }
+    assert_problem(&r["RS256-1024"], 400, "badPublicKey");
+    assert_problem(&r["HS256"], 400, "badSignatureAlgorithm");
+
     let r = probe(dir.path(), &ca, &directory, &["bad-signature"]);
     assert_problem(&r["result"], 400, "malformed");
     assert_eq!(r["stored"], json!(false), "{r}");
@@ -314,18 +323,18 @@ fn acme_bad_nonce_bad_signature_forbidden_names_and_missing_eab_are_refused_and_
     assert_problem(&r["result"], 403, "unauthorized");
     assert_eq!(r["stored"], json!(false), "{r}");
 
-    // tidy_acme: the three accounts without orders (reused-nonce's, the first forbidden-name
-    // one, the EAB-bound one) are revoked once idle past acme_account_safety_buffer, then
-    // deleted a buffer later; the account with an order stays.
+    // tidy_acme: the seven accounts without orders (reused-nonce's, the four of the algorithm
+    // checks, the first forbidden-name one, the EAB-bound one) are revoked once idle past
+    // acme_account_safety_buffer, then deleted a buffer later; the account with an order stays.
     std::thread::sleep(Duration::from_secs(2));
     let status = tidy_acme(p, t);
-    assert_eq!(status["acme_account_revoked_count"], json!(3), "{status}");
+    assert_eq!(status["acme_account_revoked_count"], json!(7), "{status}");
     assert_eq!(status["acme_account_deleted_count"], json!(0), "{status}");
-    assert_eq!(status["total_acme_account_count"], json!(4), "{status}");
+    assert_eq!(status["total_acme_account_count"], json!(8), "{status}");
     assert_eq!(status["acme_orders_deleted_count"], json!(0), "{status}");
     std::thread::sleep(Duration::from_secs(2));
     let status = tidy_acme(p, t);
-    assert_eq!(status["acme_account_deleted_count"], json!(3), "{status}");
+    assert_eq!(status["acme_account_deleted_count"], json!(7), "{status}");
     assert_eq!(status["total_acme_account_count"], json!(1), "{status}");
 }
 

@@ -214,6 +214,49 @@ def main():
         finally:
             server.kill()
             server.wait()
+    elif check == "algs":
+        # New accounts signed with other algorithms: ES384, ES512, EdDSA (Ed25519), RS256 with a
+        # 2048-bit and a 1024-bit key, and an HMAC algorithm no account key can use.
+        from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+        def account(alg, key):
+            pub = key.public_key()
+            if alg.startswith("ES"):
+                size = {"ES384": 48, "ES512": 66}[alg]
+                n = pub.public_numbers()
+                jwk = {"kty": "EC", "crv": {"ES384": "P-384", "ES512": "P-521"}[alg],
+                       "x": b64(n.x.to_bytes(size, "big")), "y": b64(n.y.to_bytes(size, "big"))}
+            elif alg == "EdDSA":
+                from cryptography.hazmat.primitives import serialization
+                raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+                jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64(raw)}
+            else:
+                n = pub.public_numbers()
+                jwk = {"kty": "RSA", "n": b64(n.n.to_bytes((n.n.bit_length() + 7) // 8, "big")),
+                       "e": b64(n.e.to_bytes((n.e.bit_length() + 7) // 8, "big"))}
+            hdr_alg = "HS256" if alg == "HS256-on-RSA" else alg
+            prot = b64(json.dumps({"alg": hdr_alg, "nonce": c.nonce(), "url": c.dir["newAccount"], "jwk": jwk}).encode())
+            pl = b64(json.dumps({"termsOfServiceAgreed": True}).encode())
+            msg = f"{prot}.{pl}".encode()
+            if alg.startswith("ES"):
+                h = hashes.SHA384() if alg == "ES384" else hashes.SHA512()
+                r_, s_ = utils.decode_dss_signature(key.sign(msg, ec.ECDSA(h)))
+                size = {"ES384": 48, "ES512": 66}[alg]
+                sig = r_.to_bytes(size, "big") + s_.to_bytes(size, "big")
+            elif alg == "EdDSA":
+                sig = key.sign(msg)
+            else:
+                sig = key.sign(msg, padding.PKCS1v15(), hashes.SHA256())
+            r = c.s.post(c.dir["newAccount"], data=json.dumps({"protected": prot, "payload": pl, "signature": b64(sig)}),
+                         headers={"Content-Type": "application/jose+json"})
+            body = r.json() if r.content else {}
+            return {"status": r.status_code, "type": body.get("type", ""), "detail": body.get("detail", ""),
+                    "content_type": r.headers.get("Content-Type", "")}
+        out["ES384"] = account("ES384", ec.generate_private_key(ec.SECP384R1()))
+        out["ES512"] = account("ES512", ec.generate_private_key(ec.SECP521R1()))
+        out["EdDSA"] = account("EdDSA", ed25519.Ed25519PrivateKey.generate())
+        out["RS256"] = account("RS256", rsa.generate_private_key(65537, 2048))
+        out["RS256-1024"] = account("RS256", rsa.generate_private_key(65537, 1024))
+        out["HS256"] = account("HS256-on-RSA", rsa.generate_private_key(65537, 2048))
     print(json.dumps(out))
 
 
