@@ -9,7 +9,8 @@ userpass login; identity: entities and aliases, internal/external groups and gro
 entity merges, a templated policy that follows the logged-in entity, and identity tokens (named
 keys, roles, signed tokens, introspection, rotation, the public key set); PKI: a root, URLs, a
 role, issuing, reading, listing and revoking a certificate, the CA and CRL in PEM, CRL settings,
-issuers, and deleting the root.
+issuers, and deleting the root; SSH: a CA, roles, signing (the certificates read by ssh-keygen,
+signed by the role's issuer), a second issuer, and deleting the CA.
 """
 import base64
 import json
@@ -344,6 +345,62 @@ def flow_pki():
         c.secrets.pki.list_issuers(mount_point=mount)
         raise AssertionError("issuers are left after deleting the root")
     except hvac.exceptions.InvalidPath:
+        pass
+    c.sys.disable_secrets_engine(mount)
+
+
+def flow_ssh():
+    import subprocess
+    import tempfile
+
+    c = client()
+    mount = "ssh-" + uuid.uuid4().hex[:8]
+    c.sys.enable_secrets_engine("ssh", path=mount)
+    ca = c.secrets.ssh.submit_ca_information(key_type="ssh-ed25519", mount_point=mount)["data"]
+    assert ca["public_key"].startswith("ssh-ed25519 "), ca
+    assert c.secrets.ssh.read_public_key(mount_point=mount)["data"]["public_key"] == ca["public_key"]
+    c.secrets.ssh.create_role(
+        name="users", key_type="ca", allow_user_certificates=True, allowed_users="alice,bob",
+        default_extensions={"permit-pty": ""}, allowed_extensions="permit-pty", ttl="30m", mount_point=mount,
+    )
+    role = c.secrets.ssh.read_role(name="users", mount_point=mount)["data"]
+    assert role["allowed_users"] == "alice,bob" and role["issuer_ref"] == "default", role
+    assert "users" in c.secrets.ssh.list_roles(mount_point=mount)["data"]["keys"]
+    # A second issuer, and a role that signs with it (hvac has no call for these paths).
+    second = c.adapter.post(f"/v1/{mount}/issuers/import/second", json={"key_type": "ssh-ed25519"})["data"]
+    c.adapter.post(
+        f"/v1/{mount}/roles/second",
+        json={"key_type": "ca", "allow_user_certificates": True, "allowed_users": "alice", "issuer_ref": "second"},
+    )
+    with tempfile.TemporaryDirectory() as d:
+        key = os.path.join(d, "id")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+        pub = open(key + ".pub").read()
+        for role_name, signer in (("users", ca), ("second", second)):
+            signed = c.secrets.ssh.sign_ssh_key(
+                name=role_name, public_key=pub, valid_principals="alice", mount_point=mount
+            )["data"]
+            assert signed["issuer_id"] == signer["issuer_id"], signed
+            with open(key + "-cert.pub", "w") as f:
+                f.write(signed["signed_key"])
+            text = subprocess.run(["ssh-keygen", "-L", "-f", key + "-cert.pub"], capture_output=True, text=True).stdout
+            with open(os.path.join(d, "ca.pub"), "w") as f:
+                f.write(signer["public_key"])
+            fp = subprocess.run(
+                ["ssh-keygen", "-l", "-f", os.path.join(d, "ca.pub")], capture_output=True, text=True
+            ).stdout.split()[1]
+            assert "user certificate" in text and "alice" in text and fp in text, text
+        try:
+            c.secrets.ssh.sign_ssh_key(name="users", public_key=pub, valid_principals="mallory", mount_point=mount)
+            raise AssertionError("a principal outside the role was signed")
+        except hvac.exceptions.InvalidRequest:
+            pass
+    c.secrets.ssh.delete_role(name="users", mount_point=mount)
+    c.secrets.ssh.delete_ca_information(mount_point=mount)
+    try:
+        c.secrets.ssh.read_public_key(mount_point=mount)
+        raise AssertionError("the CA is left after deleting it")
+    except hvac.exceptions.InvalidRequest:
         pass
     c.sys.disable_secrets_engine(mount)
 

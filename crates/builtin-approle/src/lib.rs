@@ -693,6 +693,7 @@ impl AppRole {
             remote_addr: req.remote_addr,
             services: req.services.clone(),
             client_certs: req.client_certs.clone(),
+            display_name: String::new(),
         };
         self.write_role(&sub, name, &m.fields).await
     }

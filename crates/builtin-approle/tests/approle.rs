@@ -31,6 +31,7 @@ impl Env {
             remote_addr: addr.map(|a| a.parse::<IpAddr>().unwrap()),
             services: None,
             client_certs: None,
+            display_name: String::new(),
         }
     }
     async fn call(&self, op: Operation, path: &str, data: Value) -> Res {

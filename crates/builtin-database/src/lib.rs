@@ -18,18 +18,20 @@
 //! | `static-creds/<name>` | the current password of a static role |
 //! | `rotate-role/<name>` | rotate a static role now |
 //!
-//! Storage (the mount's view, JSON): `config/<name>`, `role/<name>`, `static-role/<name>`.
+//! Storage (the mount's view, JSON): `config/<name>`, `role/<name>`, `static-role/<name>`, and
+//! `wal/rotate-root/<name>` while a root rotation is in flight (settled by the next tick).
 //! Static roles rotate in [`Handler::periodic`]: a role whose `next_rotation` has passed
 //! (also while the server was down or sealed) is rotated at the next tick; a failed rotation
 //! keeps the old password and is retried with a growing delay.
 #![forbid(unsafe_code)]
 
+mod credentials;
 mod cron;
 
 use async_trait::async_trait;
 use coffer_sdk::database::{
-    ChangeExpiration, ChangePassword, CredentialType, Database, DatabaseResolver, DeleteUserRequest, InitializeRequest,
-    NewUserRequest, SecretString, Statements, UpdateUserRequest, UsernameMetadata,
+    ChangeExpiration, ChangePassword, ChangePublicKey, CredentialType, Database, DatabaseResolver, DeleteUserRequest,
+    InitializeRequest, NewUserRequest, SecretString, Statements, UpdateUserRequest, UsernameMetadata,
 };
 use coffer_sdk::field::FieldType;
 use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
@@ -49,6 +51,22 @@ const MIN_ROTATION_PERIOD: i64 = 5;
 const MIN_ROTATION_WINDOW: i64 = 3600;
 /// The longest delay between two attempts of a failing static-role rotation.
 const MAX_RETRY_DELAY: i64 = 300;
+/// Where a root rotation in progress keeps its new password (`<prefix><connection>`).
+const ROOT_WAL: &str = "wal/rotate-root/";
+
+/// A root rotation in progress: written before the database is asked to change the password,
+/// deleted once the configuration holds the new one.
+#[derive(Serialize, Deserialize)]
+struct RootRotation {
+    new_password: String,
+    started: i64,
+}
+
+impl Drop for RootRotation {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.new_password);
+    }
+}
 
 /// The paths of the engine, one variant per row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +186,7 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                     stmts("renew_statements", "Statements run when the lease is renewed (the plugin's default when empty)"),
                     FieldSpec::new("default_ttl", FieldType::DurationSecond, "Lease duration of the credentials; 0 for the mount's"),
                     FieldSpec::new("max_ttl", FieldType::DurationSecond, "Longest lease of the credentials; 0 for the mount's"),
-                    FieldSpec::new("credential_type", FieldType::String, "password (rsa_private_key and client_certificate are refused)").default(json!("password")),
+                    FieldSpec::new("credential_type", FieldType::String, "password, rsa_private_key or client_certificate (the plugin must support it)").default(json!("password")),
                     FieldSpec::new("credential_config", FieldType::Map, "Options of the credential type"),
                 ],
                 vec![
@@ -201,7 +219,7 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                     FieldSpec::new("rotation_schedule", FieldType::String, "Rotate on this cron schedule (UTC)"),
                     FieldSpec::new("rotation_window", FieldType::DurationSecond, "With a schedule: how long after the scheduled time a rotation may still run (at least 1h)"),
                     stmts("rotation_statements", "Statements that set the password (the plugin's default when empty)"),
-                    FieldSpec::new("credential_type", FieldType::String, "password (the only one supported)").default(json!("password")),
+                    FieldSpec::new("credential_type", FieldType::String, "password or rsa_private_key (the plugin must support it)").default(json!("password")),
                     FieldSpec::new("credential_config", FieldType::Map, "Options of the credential type"),
                 ],
                 vec![
@@ -278,23 +296,35 @@ fn statements_of(f: &FieldData, name: &str) -> Result<Option<Vec<String>>> {
     }
 }
 
-fn credential_type_of(f: &FieldData) -> Result<CredentialType> {
-    if f.get("credential_config").and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
-        return Err(LogicalError::bad_request(
-            "credential_config configures the rsa_private_key and client_certificate credential types, which Coffer's database engine does not support yet",
-        ));
-    }
-    let s = f.str("credential_type").unwrap_or("password");
-    match CredentialType::parse(s) {
-        Some(CredentialType::Password) => Ok(CredentialType::Password),
-        Some(other) => Err(LogicalError::bad_request(format!(
-            "credential_type {:?} is not supported by Coffer's database engine yet; supported: \"password\"",
-            other.as_str()
-        ))),
-        None => Err(LogicalError::bad_request(format!(
-            "invalid credential_type {s:?}: expected password, rsa_private_key or client_certificate"
-        ))),
-    }
+/// The credential type and options a role write leaves: the given ones, checked, or else the
+/// stored ones (`cur`); options of another type do not carry over.
+fn credential_of(f: &FieldData, cur_type: &str, cur_cfg: &Map<String, Value>) -> Result<(String, Map<String, Value>)> {
+    let cur_type = if cur_type.is_empty() { "password" } else { cur_type };
+    let kind_s = if f.is_set("credential_type") { f.str("credential_type").unwrap_or("password") } else { cur_type };
+    let kind = CredentialType::parse(kind_s).ok_or_else(|| {
+        LogicalError::bad_request(format!(
+            "invalid credential_type {kind_s:?}: expected password, rsa_private_key or client_certificate"
+        ))
+    })?;
+    let cfg = if f.is_set("credential_config") {
+        match f.get("credential_config") {
+            Some(Value::Object(m)) => m.clone(),
+            Some(Value::Null) | None => Map::new(),
+            Some(_) => return Err(LogicalError::bad_request("credential_config must be a map")),
+        }
+    } else if kind_s == cur_type {
+        cur_cfg.clone()
+    } else {
+        Map::new()
+    };
+    let cfg = credentials::validate(kind, &cfg)?;
+    Ok((kind.as_str().to_string(), cfg))
+}
+
+/// The password policy a role's passwords come from: the role's own
+/// (`credential_config.password_policy`), else the connection's.
+fn policy_for<'a>(cfg: &'a DbConfig, cred: &'a Map<String, Value>) -> &'a str {
+    cred.get("password_policy").and_then(Value::as_str).filter(|p| !p.is_empty()).unwrap_or(&cfg.password_policy)
 }
 
 /// A connection as stored.
@@ -338,6 +368,12 @@ struct Role {
     default_ttl: i64,
     #[serde(default)]
     max_ttl: i64,
+    /// `password` (or empty), `rsa_private_key` or `client_certificate`.
+    #[serde(default)]
+    credential_type: String,
+    /// The type's options, checked and with defaults (see `credentials`).
+    #[serde(default)]
+    credential_config: Map<String, Value>,
 }
 
 /// A static role as stored, with its current password.
@@ -355,6 +391,14 @@ struct StaticRole {
     rotation_statements: Vec<String>,
     #[serde(default)]
     password: String,
+    /// `password` (or empty) or `rsa_private_key`.
+    #[serde(default)]
+    credential_type: String,
+    #[serde(default)]
+    credential_config: Map<String, Value>,
+    /// The current PKCS#8 private key (`rsa_private_key` roles).
+    #[serde(default)]
+    private_key: String,
     #[serde(default)]
     last_vault_rotation: i64,
     /// When the next rotation is due (Unix seconds).
@@ -455,13 +499,13 @@ impl DatabaseEngine {
         }
     }
 
-    async fn generate_password(&self, req: &Request, cfg: &DbConfig) -> Result<SecretString> {
-        if !cfg.password_policy.is_empty() {
+    async fn generate_password(&self, req: &Request, policy: &str) -> Result<SecretString> {
+        if !policy.is_empty() {
             let services = req
                 .services
                 .as_ref()
                 .ok_or_else(|| LogicalError::bad_request("password policies are not available on this server"))?;
-            return Ok(SecretString::new(services.generate_password(&cfg.password_policy).await?));
+            return Ok(SecretString::new(services.generate_password(policy).await?));
         }
         default_password().map(SecretString::new)
     }
@@ -550,6 +594,8 @@ impl DatabaseEngine {
     async fn rotate_root(&self, req: &Request, name: &str) -> Result<Option<Response>> {
         let _g = self.rotations.lock().await;
         let s = req.storage.as_ref();
+        // An earlier rotation of this connection left unfinished: settle it first.
+        self.settle_root_rotation(s, name).await;
         let mut cfg = self
             .config(s, name)
             .await?
@@ -559,23 +605,89 @@ impl DatabaseEngine {
             return Err(LogicalError::bad_request("unable to rotate root credentials: no username in configuration"));
         }
         let db = self.conn(s, name).await?;
-        let password = self.generate_password(req, &cfg).await?;
-        db.update_user(UpdateUserRequest {
-            username,
-            credential_type: CredentialType::Password,
-            password: Some(ChangePassword {
-                new_password: password.clone(),
-                statements: Statements { commands: cfg.root_credentials_rotate_statements.clone() },
-            }),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| LogicalError::bad_request(format!("failed to update user: {}", e.messages.join("; "))))?;
+        let password = self.generate_password(req, &cfg.password_policy).await?;
+        // Write-ahead: the new password is on record (behind the barrier) before the database
+        // has it, so a crash or a failed store between the two never loses the only password
+        // that works.
+        let wal_key = format!("{ROOT_WAL}{name}");
+        put_json(s, &wal_key, &RootRotation { new_password: password.expose().to_string(), started: now() }).await?;
+        let changed = db
+            .update_user(UpdateUserRequest {
+                username,
+                credential_type: CredentialType::Password,
+                password: Some(ChangePassword {
+                    new_password: password.clone(),
+                    statements: Statements { commands: cfg.root_credentials_rotate_statements.clone() },
+                }),
+                ..Default::default()
+            })
+            .await;
+        if let Err(e) = changed {
+            // The database refused: the old password stays the one that works. (Should it have
+            // changed after all, the record is kept and the next tick settles it.)
+            if self.open(&cfg, true).await.is_ok() {
+                s.delete(&wal_key).await?;
+            }
+            return Err(LogicalError::bad_request(format!("failed to update user: {}", e.messages.join("; "))));
+        }
         cfg.connection_details.insert("password".into(), Value::String(password.expose().to_string()));
         put_json(s, &format!("config/{name}"), &cfg).await?;
+        s.delete(&wal_key).await?;
         // The open connection logged in with the old password: open anew with the new one.
         self.close(name).await;
         Ok(None)
+    }
+
+    /// Settles a root rotation that did not finish (the server stopped, or storing the new
+    /// password failed, after the database may have taken it): whichever password the database
+    /// accepts becomes the configured one. While the database cannot be reached the record stays
+    /// and the next tick tries again.
+    async fn settle_root_rotation(&self, s: &dyn StorageView, name: &str) {
+        let wal_key = format!("{ROOT_WAL}{name}");
+        let settled: Result<()> = async {
+            let Some(wal) = get_json::<RootRotation>(s, &wal_key).await? else { return Ok(()) };
+            let Some(mut cfg) = self.config(s, name).await? else {
+                return s.delete(&wal_key).await;
+            };
+            let mut next = cfg.clone();
+            next.connection_details.insert("password".into(), Value::String(wal.new_password.clone()));
+            if let Ok((db, _)) = self.open(&next, true).await {
+                let _ = db.close().await;
+                cfg = next;
+                put_json(s, &format!("config/{name}"), &cfg).await?;
+                s.delete(&wal_key).await?;
+                self.close(name).await;
+                tracing::info!(connection = name, "an unfinished root rotation was completed: the new password works");
+            } else if let Ok((db, _)) = self.open(&cfg, true).await {
+                let _ = db.close().await;
+                s.delete(&wal_key).await?;
+                tracing::info!(
+                    connection = name,
+                    "an unfinished root rotation was dropped: the old password still works"
+                );
+            } else {
+                tracing::warn!(connection = name, "an unfinished root rotation waits: neither password logs in now");
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = settled {
+            tracing::warn!(connection = name, error = %e, "settling an unfinished root rotation failed");
+        }
+    }
+
+    /// Settles every unfinished root rotation (see [`Self::settle_root_rotation`]).
+    async fn settle_root_rotations(&self, req: &Request) -> Result<()> {
+        let s = req.storage.as_ref();
+        let names = s.list(ROOT_WAL).await?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        let _g = self.rotations.lock().await;
+        for name in names.iter().filter(|n| !n.ends_with('/')) {
+            self.settle_root_rotation(s, name).await;
+        }
+        Ok(())
     }
 
     async fn write_role(&self, req: &Request, f: &FieldData, name: &str) -> Result<Option<Response>> {
@@ -585,7 +697,8 @@ impl DatabaseEngine {
             return Err(LogicalError::bad_request("Role and Static Role names must be unique"));
         }
         let mut role: Role = get_json(s, &key).await?.unwrap_or_default();
-        credential_type_of(f)?;
+        (role.credential_type, role.credential_config) =
+            credential_of(f, &role.credential_type, &role.credential_config)?;
         if let Some(db) = f.str("db_name").filter(|d| !d.is_empty()) {
             role.db_name = db.to_string();
         }
@@ -616,7 +729,7 @@ impl DatabaseEngine {
     }
 
     fn role_json(r: &Role) -> Map<String, Value> {
-        obj(json!({
+        let mut m = obj(json!({
             "db_name": r.db_name,
             "creation_statements": r.creation_statements,
             "revocation_statements": r.revocation_statements,
@@ -624,8 +737,12 @@ impl DatabaseEngine {
             "renew_statements": r.renew_statements,
             "default_ttl": r.default_ttl,
             "max_ttl": r.max_ttl,
-            "credential_type": "password",
-        }))
+            "credential_type": if r.credential_type.is_empty() { "password" } else { &r.credential_type },
+        }));
+        if !r.credential_config.is_empty() {
+            m.insert("credential_config".into(), Value::Object(credentials::shown(&r.credential_config)));
+        }
+        m
     }
 
     async fn creds(&self, req: &Request, name: &str) -> Result<Option<Response>> {
@@ -642,21 +759,54 @@ impl DatabaseEngine {
         let (mount_default, mount_max) = (req.system.default_lease_ttl, req.system.max_lease_ttl);
         let max = if role.max_ttl > 0 { role.max_ttl.min(mount_max.max(1)) } else { mount_max };
         let ttl = if role.default_ttl > 0 { role.default_ttl } else { mount_default }.min(max);
-        let password = self.generate_password(req, &cfg).await?;
+        let meta = UsernameMetadata { display_name: req.display_name.clone(), role_name: name.to_string() };
+        let kind = match role.credential_type.as_str() {
+            "" => CredentialType::Password,
+            k => CredentialType::parse(k)
+                .ok_or_else(|| LogicalError::internal(format!("stored credential_type {k:?}")))?,
+        };
+        let mut new_user = NewUserRequest {
+            username_config: meta.clone(),
+            credential_type: kind,
+            expiration: Some(SystemTime::now() + Duration::from_secs(ttl.max(0) as u64)),
+            statements: Statements { commands: role.creation_statements.clone() },
+            rollback_statements: Statements { commands: role.rollback_statements.clone() },
+            ..Default::default()
+        };
+        // What the client gets besides the username.
+        let mut given = Map::new();
+        match kind {
+            CredentialType::Password => {
+                let password = self.generate_password(req, policy_for(&cfg, &role.credential_config)).await?;
+                given.insert("password".into(), json!(password.expose()));
+                new_user.password = Some(password);
+            }
+            CredentialType::RsaPrivateKey => {
+                if let credentials::Issued::Rsa { public_pem, private_pem } =
+                    credentials::new_rsa(&role.credential_config)?
+                {
+                    new_user.public_key = Some(public_pem.into_bytes());
+                    given.insert("rsa_private_key".into(), json!(private_pem.as_str()));
+                }
+            }
+            _ => {
+                if let credentials::Issued::Certificate { subject, cert_pem, key_pem, key_type } =
+                    credentials::new_certificate(&role.credential_config, &meta, ttl)?
+                {
+                    new_user.subject = Some(subject);
+                    given.insert("client_certificate".into(), json!(cert_pem));
+                    given.insert("private_key".into(), json!(key_pem.as_str()));
+                    given.insert("private_key_type".into(), json!(key_type));
+                }
+            }
+        }
         let db = self.conn(s, &role.db_name).await?;
         let created = db
-            .new_user(NewUserRequest {
-                username_config: UsernameMetadata { display_name: "token".into(), role_name: name.to_string() },
-                credential_type: CredentialType::Password,
-                password: Some(password.clone()),
-                expiration: Some(SystemTime::now() + Duration::from_secs(ttl.max(0) as u64)),
-                statements: Statements { commands: role.creation_statements.clone() },
-                rollback_statements: Statements { commands: role.rollback_statements.clone() },
-                ..Default::default()
-            })
+            .new_user(new_user)
             .await
             .map_err(|e| LogicalError::bad_request(format!("unable to create user: {}", e.messages.join("; "))))?;
-        let mut resp = Response::data(obj(json!({ "username": created.username, "password": password.expose() })));
+        given.insert("username".into(), json!(created.username));
+        let mut resp = Response::data(given);
         resp.secret = Some(SecretLease {
             ttl,
             max_ttl: max,
@@ -672,10 +822,21 @@ impl DatabaseEngine {
         if get_json::<Role>(s, &format!("role/{name}")).await?.is_some() {
             return Err(LogicalError::bad_request("Role and Static Role names must be unique"));
         }
-        credential_type_of(f)?;
         let existing: Option<StaticRole> = get_json(s, &key).await?;
         let creating = existing.is_none();
         let mut role = existing.unwrap_or_default();
+        let (kind, cred_cfg) = credential_of(f, &role.credential_type, &role.credential_config)?;
+        if kind == CredentialType::ClientCertificate.as_str() {
+            return Err(LogicalError::bad_request(
+                "credential_type \"client_certificate\" is for dynamic roles; a static role takes password or rsa_private_key",
+            ));
+        }
+        if !creating && kind != role.credential_type && !(role.credential_type.is_empty() && kind == "password") {
+            // The account's credential changes kind: the next rotation installs the new one.
+            role.password.clear();
+            role.private_key.clear();
+        }
+        (role.credential_type, role.credential_config) = (kind, cred_cfg);
         if let Some(db) = f.str("db_name").filter(|d| !d.is_empty()) {
             role.db_name = db.to_string();
         }
@@ -751,19 +912,33 @@ impl DatabaseEngine {
     /// Sets a new password on a static role's user; on success the role holds it (not stored).
     async fn rotate_static(&self, req: &Request, cfg: &DbConfig, role: &mut StaticRole) -> Result<()> {
         let db = self.conn(req.storage.as_ref(), &role.db_name).await?;
-        let password = self.generate_password(req, cfg).await?;
-        db.update_user(UpdateUserRequest {
-            username: role.username.clone(),
-            credential_type: CredentialType::Password,
-            password: Some(ChangePassword {
-                new_password: password.clone(),
-                statements: Statements { commands: role.rotation_statements.clone() },
-            }),
-            ..Default::default()
-        })
-        .await?;
+        let statements = Statements { commands: role.rotation_statements.clone() };
+        if role.credential_type == CredentialType::RsaPrivateKey.as_str() {
+            let credentials::Issued::Rsa { public_pem, private_pem } = credentials::new_rsa(&role.credential_config)?
+            else {
+                return Err(LogicalError::internal("an RSA key pair was expected"));
+            };
+            db.update_user(UpdateUserRequest {
+                username: role.username.clone(),
+                credential_type: CredentialType::RsaPrivateKey,
+                public_key: Some(ChangePublicKey { new_public_key: public_pem.into_bytes(), statements }),
+                ..Default::default()
+            })
+            .await?;
+            role.private_key = private_pem.to_string();
+            role.password.clear();
+        } else {
+            let password = self.generate_password(req, policy_for(cfg, &role.credential_config)).await?;
+            db.update_user(UpdateUserRequest {
+                username: role.username.clone(),
+                credential_type: CredentialType::Password,
+                password: Some(ChangePassword { new_password: password.clone(), statements }),
+                ..Default::default()
+            })
+            .await?;
+            role.password = password.expose().to_string();
+        }
         let t = now();
-        role.password = password.expose().to_string();
         role.last_vault_rotation = t;
         role.next_rotation = role.next_after(t);
         role.failures = 0;
@@ -792,9 +967,12 @@ impl DatabaseEngine {
             "db_name": r.db_name,
             "username": r.username,
             "rotation_statements": r.rotation_statements,
-            "credential_type": "password",
+            "credential_type": if r.credential_type.is_empty() { "password" } else { &r.credential_type },
             "last_vault_rotation": rfc3339(r.last_vault_rotation),
         }));
+        if !r.credential_config.is_empty() {
+            m.insert("credential_config".into(), Value::Object(r.credential_config.clone()));
+        }
         Self::rotation_fields(r, &mut m);
         m
     }
@@ -919,6 +1097,7 @@ impl Handler for DatabaseEngine {
             },
             (Route::Config, Operation::Delete) => {
                 s.delete(&format!("config/{name}")).await?;
+                s.delete(&format!("{ROOT_WAL}{name}")).await?;
                 self.close(&name).await;
                 Ok(None)
             }
@@ -961,9 +1140,14 @@ impl Handler for DatabaseEngine {
                 let r: StaticRole = get_json(s, &format!("static-role/{name}"))
                     .await?
                     .ok_or_else(|| LogicalError::bad_request(format!("unknown role: {name}")))?;
+                let secret = if r.credential_type == CredentialType::RsaPrivateKey.as_str() {
+                    ("rsa_private_key", &r.private_key)
+                } else {
+                    ("password", &r.password)
+                };
                 let mut m = obj(json!({
                     "username": r.username,
-                    "password": r.password,
+                    secret.0: secret.1,
                     "last_vault_rotation": rfc3339(r.last_vault_rotation),
                     "ttl": (r.next_rotation - now()).max(0),
                 }));
@@ -1027,6 +1211,7 @@ impl Handler for DatabaseEngine {
     }
 
     async fn periodic(&self, req: &Request) -> Result<()> {
+        self.settle_root_rotations(req).await?;
         self.rotate_due(req).await
     }
 }

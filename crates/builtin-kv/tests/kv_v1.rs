@@ -18,6 +18,7 @@ fn req(op: Operation, path: &str, data: Value, s: &Arc<MapView>) -> Request {
         remote_addr: None,
         services: None,
         client_certs: None,
+        display_name: String::new(),
     }
 }
 

@@ -42,6 +42,7 @@ impl Kv {
             remote_addr: None,
             services: None,
             client_certs: None,
+            display_name: String::new(),
         }
     }
     async fn call(
@@ -479,6 +480,7 @@ async fn v1_entries_become_version_1_on_first_request() {
             remote_addr: None,
             services: None,
             client_certs: None,
+            display_name: String::new(),
         };
         v1.handle_request(r).await.unwrap();
     }

@@ -4,7 +4,9 @@
 //! say which names may be certified, issuance (`issue/:role`: a new key and certificate),
 //! signing of CSRs (`sign/:role`, `sign-verbatim`, `root/sign-intermediate`), revocation and
 //! CRLs, an OCSP responder (`ocsp`); the CA certificates, CRLs and OCSP answers are public
-//! (unauthenticated), in PEM and DER.
+//! (unauthenticated), in PEM and DER. The unified CRL and OCSP paths (`unified-crl…`,
+//! `unified-ocsp`, on with `config/crl unified_crl`) answer what the others do: one cluster's
+//! revocations are all of them.
 //!
 //! Storage (the mount's own view, JSON unless said):
 //!
@@ -115,6 +117,10 @@ struct KeyEntry {
 #[derive(Serialize, Deserialize, Default)]
 struct IssuersConfig {
     default: String,
+    /// A new issuer with a key (generated or rotated root, signed intermediate, imported bundle
+    /// with its key) becomes the default.
+    #[serde(default)]
+    default_follows_latest_issuer: bool,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -150,6 +156,14 @@ struct CrlConfig {
     enable_delta: bool,
     #[serde(default = "default_delta_interval")]
     delta_rebuild_interval: i64,
+    /// The unified CRL and OCSP paths answer (`unified-crl…`, `unified-ocsp`). One cluster's
+    /// unified CRL is its CRL: the same revocations, the same signed CRL.
+    #[serde(default)]
+    unified_crl: bool,
+    /// Recorded as Vault has it (the existing paths answer with the unified CRL, which on one
+    /// cluster is what they serve anyway); needs `unified_crl`.
+    #[serde(default)]
+    unified_crl_on_existing_paths: bool,
 }
 
 fn default_grace() -> i64 {
@@ -171,6 +185,8 @@ impl Default for CrlConfig {
             auto_rebuild_grace_period: default_grace(),
             enable_delta: false,
             delta_rebuild_interval: default_delta_interval(),
+            unified_crl: false,
+            unified_crl_on_existing_paths: false,
         }
     }
 }
@@ -366,6 +382,12 @@ fn row(
     }
 }
 
+/// The `unified-` prefix of the unified CRL and OCSP paths (answered when `config/crl` has
+/// `unified_crl`).
+fn unified() -> FieldSpec {
+    name_field("unified", "unified-: the unified CRL or OCSP (config/crl unified_crl)")
+}
+
 fn public(mut p: PathSpec) -> PathSpec {
     p.flags = PathFlags::NORMAL.unauthenticated();
     p
@@ -492,8 +514,8 @@ fn engine_path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::IssuerCrl,
             public(row(
-                r"issuer/(?P<issuer_ref>[A-Za-z0-9_\-]+)/crl(?:/(?P<delta>delta))?(?:/(?P<fmt>pem|der))?",
-                vec![iref(), name_field("fmt", "pem or der"), name_field("delta", "delta: the delta CRL")],
+                r"issuer/(?P<issuer_ref>[A-Za-z0-9_\-]+)/(?P<unified>unified-)?crl(?:/(?P<delta>delta))?(?:/(?P<fmt>pem|der))?",
+                vec![iref(), name_field("fmt", "pem or der"), name_field("delta", "delta: the delta CRL"), unified()],
                 vec![(Read, "The issuer's CRL")],
                 "An issuer's CRL",
             )),
@@ -507,7 +529,7 @@ fn engine_path_specs() -> Vec<(Route, PathSpec)> {
                     FieldSpec::new(
                         "default_follows_latest_issuer",
                         FieldType::Bool,
-                        "Refused when true: not supported yet",
+                        "New issuers with a key (generated, rotated, signed or imported) become the default",
                     )
                     .default(json!(false)),
                 ],
@@ -578,8 +600,11 @@ fn engine_path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::Cert,
             public(row(
-                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl|delta-crl)",
-                vec![name_field("serial", "A serial number, or ca, ca_chain, crl, delta-crl")],
+                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl|delta-crl|unified-crl|unified-delta-crl)",
+                vec![name_field(
+                    "serial",
+                    "A serial number, or ca, ca_chain, crl, delta-crl, unified-crl, unified-delta-crl",
+                )],
                 vec![(Read, "Read a certificate")],
                 "A certificate",
             )),
@@ -587,7 +612,7 @@ fn engine_path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::CertRaw,
             public(row(
-                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl)/raw(?:/(?P<fmt>pem))?",
+                r"cert/(?P<serial>[0-9A-Fa-f:\-]+|ca|ca_chain|crl|delta-crl|unified-crl|unified-delta-crl)/raw(?:/(?P<fmt>pem))?",
                 vec![name_field("serial", "A serial number"), name_field("fmt", "pem")],
                 vec![(Read, "A certificate, DER or PEM")],
                 "A certificate, raw",
@@ -614,8 +639,8 @@ fn engine_path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::Crl,
             public(row(
-                r"crl(?:/(?P<fmt>pem))?",
-                vec![name_field("fmt", "pem")],
+                r"(?P<unified>unified-)?crl(?:/(?P<fmt>pem))?",
+                vec![name_field("fmt", "pem"), unified()],
                 vec![(Read, "The default issuer's CRL")],
                 "The CRL",
             )),
@@ -656,8 +681,8 @@ fn engine_path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::CrlDelta,
             public(row(
-                r"crl/delta(?:/(?P<fmt>pem))?",
-                vec![name_field("fmt", "pem")],
+                r"(?P<unified>unified-)?crl/delta(?:/(?P<fmt>pem))?",
+                vec![name_field("fmt", "pem"), unified()],
                 vec![(Read, "The default issuer's delta CRL")],
                 "The delta CRL",
             )),
@@ -721,6 +746,20 @@ fn engine_path_specs() -> Vec<(Route, PathSpec)> {
                         "How long an OCSP answer is valid (nextUpdate); 0 for no nextUpdate",
                     )
                     .default(json!("12h")),
+                    FieldSpec::new("unified_crl", FieldType::Bool, "Serve the unified CRL and OCSP paths")
+                        .default(json!(false)),
+                    FieldSpec::new(
+                        "unified_crl_on_existing_paths",
+                        FieldType::Bool,
+                        "The existing CRL and OCSP paths answer as the unified ones (needs unified_crl)",
+                    )
+                    .default(json!(false)),
+                    FieldSpec::new(
+                        "cross_cluster_revocation",
+                        FieldType::Bool,
+                        "Refused when true: Coffer is one cluster, with no other to queue revocations for",
+                    )
+                    .default(json!(false)),
                 ],
                 vec![(Read, "Read the CRL settings"), (Update, "Set the CRL settings")],
                 "CRL settings",
@@ -729,8 +768,9 @@ fn engine_path_specs() -> Vec<(Route, PathSpec)> {
         (
             Route::Ocsp,
             public(row(
-                r"ocsp(?:/(?P<req>.+))?",
+                r"(?P<unified>unified-)?ocsp(?:/(?P<req>.+))?",
                 vec![
+                    unified(),
                     name_field("req", "The OCSP request, DER in base64 (GET)"),
                     FieldSpec::new(
                         "http_raw_body",
@@ -847,8 +887,14 @@ impl Pki {
                 for id in s.list("key/").await? {
                     s.delete(&format!("key/{id}")).await?;
                 }
-                s.delete("config/issuers").await?;
-                Ok(None)
+                // No default any more; default_follows_latest_issuer stays (as in OpenBao).
+                let mut cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
+                cfg.default = String::new();
+                put_json(s, "config/issuers", &cfg).await?;
+                let warnings = vec!["DELETE /root deletes all keys and issuers; prefer DELETE /key/:key_ref and \
+                                     DELETE /issuer/:issuer_ref to remove one at a time."
+                    .to_string()];
+                Ok(Some(Response { warnings, ..Response::default() }))
             }
             Route::RootGenerate => self.generate_root(req, f, false).await.map(Some),
             Route::RootRotate => self.generate_root(req, f, true).await.map(Some),
@@ -876,7 +922,7 @@ impl Pki {
                 Operation::Read => Ok(Some(Response::data(issuer_data(
                     &self.issuer(s, f.str("issuer_ref").unwrap_or("default")).await?,
                 )))),
-                Operation::Delete => self.delete_issuer(s, f.str("issuer_ref").unwrap_or("")).await.map(|_| None),
+                Operation::Delete => self.delete_issuer(s, f.str("issuer_ref").unwrap_or("")).await.map(Some),
                 _ => self.update_issuer(s, f).await.map(Some),
             },
             Route::IssuerRaw => {
@@ -895,6 +941,7 @@ impl Pki {
                 }
             }
             Route::IssuerCrl => {
+                self.unified_gate(s, f).await?;
                 let i = self.issuer(s, f.str("issuer_ref").unwrap_or("default")).await?;
                 if f.str("delta").is_some_and(|d| !d.is_empty()) {
                     return self.delta_answer(s, &i, f.str("fmt")).await.map(Some);
@@ -902,6 +949,7 @@ impl Pki {
                 self.crl_answer(s, &i, f.str("fmt")).await.map(Some)
             }
             Route::CrlDelta => {
+                self.unified_gate(s, f).await?;
                 let i = self.issuer(s, "default").await?;
                 self.delta_answer(s, &i, f.str("fmt").map(|_| "pem").or(Some("der"))).await.map(Some)
             }
@@ -968,6 +1016,7 @@ impl Pki {
                 Ok(Some(raw("application/pem-certificate-chain", i.ca_chain.concat().into_bytes())))
             }
             Route::Crl => {
+                self.unified_gate(s, f).await?;
                 let i = self.issuer(s, "default").await?;
                 self.crl_answer(s, &i, f.str("fmt").map(|_| "pem").or(Some("der"))).await.map(Some)
             }
@@ -1229,7 +1278,8 @@ impl Pki {
         })
     }
 
-    /// Stores a new issuer; makes it the default when there is none.
+    /// Stores a new issuer; makes it the default when there is none, or when it has a key and
+    /// `config/issuers` says `default_follows_latest_issuer`.
     async fn store_issuer(
         &self,
         s: &dyn StorageView,
@@ -1252,7 +1302,7 @@ impl Pki {
         put_json(s, &format!("issuer/{}", entry.id), &entry).await?;
         let mut cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
         let default_ok = !cfg.default.is_empty() && s.get(&format!("issuer/{}", cfg.default)).await?.is_some();
-        if !default_ok {
+        if !default_ok || (cfg.default_follows_latest_issuer && !key_id.is_empty()) {
             cfg.default = entry.id.clone();
             put_json(s, "config/issuers", &cfg).await?;
         }
@@ -1534,18 +1584,52 @@ impl Pki {
         Ok(Response::data(issuer_data(&i)))
     }
 
-    async fn delete_issuer(&self, s: &dyn StorageView, reference: &str) -> Result<()> {
+    /// Deletes an issuer; warns, as OpenBao does, when it was the default and about roles still
+    /// naming it. An issuer that cannot be found is deleted already (an empty answer).
+    async fn delete_issuer(&self, s: &dyn StorageView, reference: &str) -> Result<Response> {
         let _g = self.lock.lock().await;
-        let i = self.issuer(s, reference).await?;
+        let i = match self.issuer(s, reference).await {
+            Ok(i) => i,
+            Err(e) if e.kind == coffer_sdk::ErrorKind::BadRequest => return Ok(Response::default()),
+            Err(e) => return Err(e),
+        };
+        let mut warnings = Vec::new();
+        let mut names = vec![i.id.clone()];
+        if !i.name.is_empty() {
+            names.insert(0, i.name.clone());
+        }
         s.delete(&format!("issuer/{}", i.id)).await?;
         s.delete(&format!("crl/{}", i.id)).await?;
         s.delete(&format!("delta/{}", i.id)).await?;
         let mut cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
-        if cfg.default == i.id {
+        let was_default = cfg.default == i.id;
+        if was_default {
             cfg.default = String::new();
             put_json(s, "config/issuers", &cfg).await?;
         }
-        Ok(())
+        let mut roles = Vec::new();
+        for name in s.list("role/").await? {
+            if let Some(r) = get_json::<Role>(s, &format!("role/{name}")).await? {
+                roles.push(r.issuer_ref);
+            }
+        }
+        let count = |n: &str| roles.iter().filter(|r| r.as_str() == n).count();
+        for n in &names {
+            if count(n) > 0 {
+                warnings.push(format!("{} roles reference {n}", count(n)));
+            }
+        }
+        if was_default {
+            warnings.push(format!(
+                "Deleted issuer {} (via issuer_ref {reference}); this was configured as the default issuer. \
+                 Operations without an explicit issuer will not work until a new default is configured.",
+                i.id
+            ));
+            if count("default") > 0 {
+                warnings.push(format!("{} roles reference default", count("default")));
+            }
+        }
+        Ok(Response { warnings, ..Response::default() })
     }
 
     /// `config/issuers`, and `root/replace` (whose `default` is `next` unless given).
@@ -1557,24 +1641,27 @@ impl Pki {
         replace: bool,
     ) -> Result<Option<Response>> {
         if op != Operation::Read {
-            if f.bool("default_follows_latest_issuer").unwrap_or(false) {
-                return Err(bad("default_follows_latest_issuer is not supported yet"));
-            }
             let _g = self.lock.lock().await;
             let r = match f.str("default").unwrap_or("") {
                 "" if replace => "next",
                 r => r,
             };
-            if r.is_empty() {
-                return Err(bad("the default field is required"));
+            // As OpenBao: every write names the default, even one that only sets the flag.
+            if r.is_empty() || r == "default" {
+                return Err(bad("Invalid issuer specification; must be non-empty and can't be 'default'."));
             }
             let i = self.issuer(s, r).await?;
-            put_json(s, "config/issuers", &IssuersConfig { default: i.id.clone() }).await?;
+            let mut cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
+            cfg.default = i.id.clone();
+            if f.is_set("default_follows_latest_issuer") {
+                cfg.default_follows_latest_issuer = f.bool("default_follows_latest_issuer").unwrap_or(false);
+            }
+            put_json(s, "config/issuers", &cfg).await?;
         }
         let cfg = get_json::<IssuersConfig>(s, "config/issuers").await?.unwrap_or_default();
         let mut d = Map::new();
         d.insert("default".into(), json!(cfg.default));
-        d.insert("default_follows_latest_issuer".into(), json!(false));
+        d.insert("default_follows_latest_issuer".into(), json!(cfg.default_follows_latest_issuer));
         Ok(Some(Response::data(d)))
     }
 
@@ -1838,10 +1925,16 @@ impl Pki {
                 let i = self.issuer(s, "default").await?;
                 (i.ca_chain.concat(), 0, i.id)
             }
-            "crl" | "delta-crl" => {
+            "crl" | "delta-crl" | "unified-crl" | "unified-delta-crl" => {
+                if serial.starts_with("unified-") && !self.crl_config(s).await?.unified_crl {
+                    return Err(unified_disabled());
+                }
                 let i = self.issuer(s, "default").await?;
-                let der =
-                    if serial == "crl" { self.current_crl(s, &i).await? } else { self.current_delta(s, &i).await? };
+                let der = if serial.ends_with("delta-crl") {
+                    self.current_delta(s, &i).await?
+                } else {
+                    self.current_crl(s, &i).await?
+                };
                 let pem = ca::to_pem("X509 CRL", &der);
                 if route == Route::CertRaw {
                     return Ok(Some(if f.str("fmt") == Some("pem") {
@@ -2107,6 +2200,14 @@ impl Pki {
         Ok(get_json::<CrlConfig>(s, "config/crl").await?.unwrap_or_default())
     }
 
+    /// A unified CRL path (`unified-` in it) answers only with `config/crl unified_crl=true`.
+    async fn unified_gate(&self, s: &dyn StorageView, f: &FieldData) -> Result<()> {
+        if f.str("unified").is_some_and(|u| !u.is_empty()) && !self.crl_config(s).await?.unified_crl {
+            return Err(unified_disabled());
+        }
+        Ok(())
+    }
+
     async fn config_crl(&self, s: &dyn StorageView, op: Operation, f: &FieldData) -> Result<Option<Response>> {
         if op != Operation::Read {
             let _g = self.lock.lock().await;
@@ -2155,8 +2256,20 @@ impl Pki {
                 }
                 c.ocsp_expiry = e;
             }
+            if f.bool("cross_cluster_revocation").unwrap_or(false) {
+                return Err(bad("cross_cluster_revocation=true is not supported: Coffer runs as one cluster, so \
+                     every certificate of this mount is revoked here and there is no other cluster to queue for"));
+            }
+            if f.is_set("unified_crl") {
+                c.unified_crl = f.bool("unified_crl").unwrap_or(false);
+            }
+            if f.is_set("unified_crl_on_existing_paths") {
+                c.unified_crl_on_existing_paths = f.bool("unified_crl_on_existing_paths").unwrap_or(false);
+            }
+            if c.unified_crl_on_existing_paths && !c.unified_crl {
+                return Err(bad("unified_crl_on_existing_paths cannot be enabled if unified_crl is disabled"));
+            }
             put_json(s, "config/crl", &c).await?;
-            return Ok(None);
         }
         let c = self.crl_config(s).await?;
         let mut d = Map::new();
@@ -2169,6 +2282,9 @@ impl Pki {
         d.insert("allow_expired_cert_revocation".into(), json!(false));
         d.insert("ocsp_disable".into(), json!(c.ocsp_disable));
         d.insert("ocsp_expiry".into(), json!(go_duration_short(c.ocsp_expiry)));
+        d.insert("unified_crl".into(), json!(c.unified_crl));
+        d.insert("unified_crl_on_existing_paths".into(), json!(c.unified_crl_on_existing_paths));
+        d.insert("cross_cluster_revocation".into(), json!(false));
         Ok(Some(Response::data(d)))
     }
 
@@ -2195,7 +2311,9 @@ impl Pki {
         let Some(der) = b64.iter().find_map(|e| e.decode(encoded.trim()).ok()) else { return Ok(malformed()) };
         let Some(id) = ocsp::parse_request(&der) else { return Ok(malformed()) };
         let cfg = self.crl_config(s).await?;
-        if cfg.ocsp_disable {
+        // `unified-ocsp` answers as `ocsp` (one cluster's revocations are all of them), once
+        // unified_crl allows it.
+        if cfg.ocsp_disable || (f.str("unified").is_some_and(|u| !u.is_empty()) && !cfg.unified_crl) {
             return Ok(unauthorized());
         }
         // The issuer the request names, if it is one of this mount's and can sign; otherwise
@@ -2266,6 +2384,10 @@ impl Pki {
         d.insert("enable_templating".into(), json!(false));
         Ok(Some(Response::data(d)))
     }
+}
+
+fn unified_disabled() -> LogicalError {
+    bad("unified CRLs are not enabled on this mount (config/crl unified_crl=false)")
 }
 
 /// Seconds as OpenBao shows the CRL settings' durations (`72h`, `15m`, `30s`; `0` as given).

@@ -42,6 +42,7 @@ impl Env {
                 remote_addr: None,
                 services: None,
                 client_certs: None,
+                display_name: String::new(),
             })
             .await
     }

@@ -2000,6 +2000,7 @@ mod cache_size_tests {
             remote_addr: None,
             services: None,
             client_certs: None,
+            display_name: String::new(),
         }
     }
 

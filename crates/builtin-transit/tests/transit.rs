@@ -35,6 +35,7 @@ impl T {
             remote_addr: None,
             services: None,
             client_certs: None,
+            display_name: String::new(),
         };
         self.b.handle_request(req).await.map(|r| r.and_then(|r| r.data))
     }
@@ -869,6 +870,7 @@ async fn only_encrypt_writes_have_an_existence_check_answered_by_the_key() {
         remote_addr: None,
         services: None,
         client_certs: None,
+        display_name: String::new(),
     };
     assert_eq!(t.b.exists(&probe("encrypt/k")).await.unwrap(), Some(false));
     t.create("k", json!({})).await;

@@ -28,6 +28,7 @@ impl Env {
             remote_addr: addr.map(|a| a.parse::<IpAddr>().unwrap()),
             services: None,
             client_certs: None,
+            display_name: String::new(),
         }
     }
     async fn call(

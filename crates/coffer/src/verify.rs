@@ -419,6 +419,7 @@ fn request(
         remote_addr: None,
         services: None,
         client_certs: None,
+        display_name: String::new(),
     }
 }
 

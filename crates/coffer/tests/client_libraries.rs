@@ -39,7 +39,7 @@ fn hvac_flows_pass_on_coffer_and_on_openbao() {
     let real = RealBao::start(&bao);
     for (name, addr) in [("Coffer", &coffer.addr), ("OpenBao", &real.addr)] {
         let (ok, out) = run_flows("python3", &["hvac_flows.py"], addr);
-        assert!(ok && out.contains("11 passed, 0 failed"), "hvac flows on {name}:\n{out}");
+        assert!(ok && out.contains("12 passed, 0 failed"), "hvac flows on {name}:\n{out}");
     }
 }
 

@@ -133,3 +133,105 @@ fn database_going_away_fails_requests_cleanly_and_recovers() {
     let (st, body) = http(&s.addr, "PUT", "/v1/kv/after", &tok, br#"{"v":"3"}"#);
     assert!(st == 204 || st == 200, "{st} {body}");
 }
+
+/// Runs `sql` as the suite's PostgreSQL user (`COFFER_TEST_PG_URL`) with psql.
+fn psql_as_test_user(url: &str, sql: &str) -> String {
+    let o = std::process::Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
+        .env("PGSSLMODE", "disable")
+        .output()
+        .expect("run psql (Debian package postgresql-client)");
+    assert!(o.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// TLS to PostgreSQL, as libpq's options ask: with `sslmode=verify-full` and the suite's CA the
+/// server runs and its sessions are encrypted (PostgreSQL's own `pg_stat_ssl` says so); a CA
+/// that did not sign the server's certificate stops start-up with an error saying why; and a
+/// client certificate (`sslcert`/`sslkey`) logs in a user whose only way in is that
+/// certificate (pg_hba `cert`).
+#[test]
+fn postgresql_storage_speaks_tls_verifies_the_server_and_logs_in_with_a_client_certificate() {
+    let Some(url) = pg_url() else { return };
+    let Some(bao) = bao_path() else { return };
+    let (Ok(ca), Ok(cert_url), Ok(client_cert), Ok(client_key)) = (
+        std::env::var("COFFER_TEST_PG_CA"),
+        std::env::var("COFFER_TEST_PG_CERT_URL"),
+        std::env::var("COFFER_TEST_PG_CLIENT_CERT"),
+        std::env::var("COFFER_TEST_PG_CLIENT_KEY"),
+    ) else {
+        assert!(std::env::var("CI").is_err(), "scripts/test sets the PostgreSQL TLS variables in CI");
+        eprintln!("NOTICE: COFFER_TEST_PG_CA / _CERT_URL / _CLIENT_CERT / _CLIENT_KEY unset: TLS test skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = unique_table("tls");
+    let tls_url = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+    let config = write_pg_config(dir.path(), &tls_url, &table, "");
+    let s = Server::start_with_config(&config);
+    let (_, root) = init_unseal(&s.addr);
+    let o = cli(&bao, &s.addr, Some(&root), &["secrets", "enable", "-path=secret", "-version=2", "kv"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = cli(&bao, &s.addr, Some(&root), &["kv", "put", "secret/tls", "over=tls"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let sessions = psql_as_test_user(
+        &url,
+        "SELECT count(*) || ' ' || bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'coffer'",
+    );
+    let (count, all_tls) = sessions.split_once(' ').unwrap();
+    assert!(count.parse::<u32>().unwrap() >= 1 && all_tls == "true", "Coffer's sessions must all be TLS: {sessions}");
+    drop(s);
+
+    // A CA that never signed the server's certificate: start-up fails and says why.
+    let other = dir.path().join("other-ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=not the PostgreSQL CA", "-keyout"])
+        .arg(dir.path().join("other-ca.key"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let bad =
+        write_pg_config(dir.path(), &format!("{url}?sslmode=verify-ca&sslrootcert={}", other.display()), &table, "");
+    let o = std::process::Command::new(coffer_bin())
+        .args(["server", &format!("-config={}", bad.display())])
+        .output()
+        .unwrap();
+    let text = out(&o);
+    assert!(!o.status.success(), "start-up must fail: {text}");
+    assert!(text.contains("cannot connect to PostgreSQL at") && text.contains("UnknownIssuer"), "{text}");
+    let password = url.split_once("://").unwrap().1.rsplit_once('@').unwrap().0.split_once(':').unwrap().1;
+    assert!(!text.contains(password), "the password leaked: {text}");
+
+    // A bad sslmode is refused by name.
+    let bad = write_pg_config(dir.path(), &format!("{url}?sslmode=sometimes"), &table, "");
+    let o = std::process::Command::new(coffer_bin())
+        .args(["server", &format!("-config={}", bad.display())])
+        .output()
+        .unwrap();
+    assert!(out(&o).contains("invalid sslmode \"sometimes\""), "{}", out(&o));
+
+    // The certificate-only user: no password anywhere, only sslcert/sslkey.
+    let cert_only =
+        format!("{cert_url}?sslmode=verify-full&sslrootcert={ca}&sslcert={client_cert}&sslkey={client_key}");
+    let config = write_pg_config(dir.path(), &cert_only, &unique_table("cert"), "");
+    let s = Server::start_with_config(&config);
+    let (_, root) = init_unseal(&s.addr);
+    let o = cli(&bao, &s.addr, Some(&root), &["secrets", "enable", "-path=secret", "-version=2", "kv"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = cli(&bao, &s.addr, Some(&root), &["kv", "put", "secret/cert", "by=certificate"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = cli(&bao, &s.addr, Some(&root), &["kv", "get", "-field=by", "secret/cert"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "certificate", "{}", out(&o));
+    // Without the certificate the same user is turned away.
+    let no_cert = write_pg_config(dir.path(), &format!("{cert_url}?sslmode=require"), "t_nocert", "");
+    let o = std::process::Command::new(coffer_bin())
+        .args(["server", &format!("-config={}", no_cert.display())])
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && out(&o).contains("cannot connect to PostgreSQL at"), "{}", out(&o));
+}

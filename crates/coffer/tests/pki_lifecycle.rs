@@ -540,3 +540,297 @@ fn root_rotation_cross_signing_and_replace_keep_old_and_new_chains_verifying_on_
     let real = RealBao::start(&bao);
     rotation_flow(&Target { name: "openbao", bao: &bao, addr: real.addr.clone() });
 }
+
+fn follows_flow(t: &Target) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    t.ok(&["secrets", "enable", "pki"]);
+    t.ok(&["secrets", "tune", "-max-lease-ttl=8760h", "pki"]);
+    let first = t.data(&["write", "pki/root/generate/internal", "common_name=First Root", "ttl=4000h", "key_type=ec"]);
+    let first_pem = write(d, "first.pem", s(&first["certificate"]));
+    let cfg = t.data(&["read", "pki/config/issuers"]);
+    assert_eq!(cfg["default_follows_latest_issuer"], false, "{}: off by default: {cfg}", t.name);
+    // A write must name the default, even one that only sets the flag.
+    let o = cli(t.bao, &t.addr, Some("root"), &["write", "pki/config/issuers", "default_follows_latest_issuer=true"]);
+    assert!(
+        out(&o).contains("Code: 400") && out(&o).contains("Invalid issuer specification"),
+        "{}: {}",
+        t.name,
+        out(&o)
+    );
+    let fid = s(&first["issuer_id"]).to_string();
+    let cfg = t.data(&["write", "pki/config/issuers", &format!("default={fid}"), "default_follows_latest_issuer=true"]);
+    assert_eq!(cfg["default_follows_latest_issuer"], true, "{}: {cfg}", t.name);
+    t.ok(&["write", "pki/roles/any", "allow_any_name=true"]);
+
+    // root/rotate: the new root becomes the default, and issues.
+    let rotated =
+        t.data(&["write", "pki/root/rotate/internal", "common_name=Rotated Root", "ttl=4000h", "key_type=ec"]);
+    let rotated_pem = write(d, "rotated.pem", s(&rotated["certificate"]));
+    assert_eq!(t.data(&["read", "pki/config/issuers"])["default"], rotated["issuer_id"], "{}", t.name);
+    let leaf = t.data(&["write", "pki/issue/any", "common_name=leaf.test", "ttl=1h"]);
+    let leaf_pem = write(d, "leaf.pem", s(&leaf["certificate"]));
+    let (ok, text) = tool(d, "openssl", &["verify", "-CAfile", &rotated_pem, &leaf_pem]);
+    assert!(ok, "{}: issued by the rotated root: {text}", t.name);
+    let (ok, _) = tool(d, "openssl", &["verify", "-CAfile", &first_pem, &leaf_pem]);
+    assert!(!ok, "{}: not by the first root", t.name);
+    // A later write without the flag keeps it.
+    let cfg = t.data(&["write", "pki/config/issuers", &format!("default={fid}")]);
+    assert_eq!(
+        (cfg["default"].clone(), cfg["default_follows_latest_issuer"].clone()),
+        (first["issuer_id"].clone(), true.into()),
+        "{}",
+        t.name
+    );
+
+    // Importing a certificate without its key does not move the default; with its key it does.
+    let gen = |name: &str| {
+        let (ok, text) = tool(
+            d,
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-subj",
+                &format!("/CN={name}"),
+                "-days",
+                "30",
+            ],
+        );
+        assert!(ok, "{text}");
+    };
+    gen("keyless");
+    let imp =
+        t.data(&["write", "pki/issuers/import/cert", &format!("pem_bundle=@{}", d.join("keyless.pem").display())]);
+    assert_eq!(imp["imported_issuers"].as_array().map(Vec::len), Some(1), "{}: {imp}", t.name);
+    assert_eq!(
+        t.data(&["read", "pki/config/issuers"])["default"],
+        first["issuer_id"],
+        "{}: a key-less issuer is not made the default",
+        t.name
+    );
+    gen("withkey");
+    let bundle = format!(
+        "{}{}",
+        std::fs::read_to_string(d.join("withkey.pem")).unwrap(),
+        std::fs::read_to_string(d.join("withkey.key")).unwrap()
+    );
+    let bundle_file = write(d, "bundle.pem", &bundle);
+    let imp = t.data(&["write", "pki/issuers/import/bundle", &format!("pem_bundle=@{bundle_file}")]);
+    let new_id = imp["imported_issuers"][0].clone();
+    assert_eq!(
+        t.data(&["read", "pki/config/issuers"])["default"],
+        new_id,
+        "{}: an issuer with its key is: {imp}",
+        t.name
+    );
+
+    // A signed intermediate set here becomes the default too.
+    let csr = t.data(&["write", "pki/intermediate/generate/internal", "common_name=Inter", "key_type=ec"]);
+    let csr_file = write(d, "inter.csr", s(&csr["csr"]));
+    let signed =
+        t.data(&["write", &format!("pki/issuer/{fid}/sign-intermediate"), &format!("csr=@{csr_file}"), "ttl=100h"]);
+    let inter_file = write(d, "inter.pem", s(&signed["certificate"]));
+    let set = t.data(&["write", "pki/intermediate/set-signed", &format!("certificate=@{inter_file}")]);
+    let inter_id = set["imported_issuers"][0].clone();
+    assert_eq!(t.data(&["read", "pki/config/issuers"])["default"], inter_id, "{}: {set}", t.name);
+    let leaf = t.data(&["write", "pki/issue/any", "common_name=under-inter.test", "ttl=1h"]);
+    let leaf_pem = write(d, "leaf2.pem", s(&leaf["certificate"]));
+    let (ok, text) = tool(d, "openssl", &["verify", "-CAfile", &first_pem, "-untrusted", &inter_file, &leaf_pem]);
+    assert!(ok, "{}: issued by the intermediate: {text}", t.name);
+
+    // Off again: rotation leaves the default where it is.
+    t.ok(&["write", "pki/config/issuers", &format!("default={fid}"), "default_follows_latest_issuer=false"]);
+    t.ok(&["write", "pki/root/rotate/internal", "common_name=Third Root", "ttl=100h", "key_type=ec"]);
+    assert_eq!(t.data(&["read", "pki/config/issuers"])["default"], first["issuer_id"], "{}", t.name);
+    // Deleting the default issuer warns, and names the roles that used it; an unknown one is
+    // already gone.
+    let hdr = [("X-Vault-Token", "root")];
+    let (st, body) = http(&t.addr, "DELETE", "/v1/pki/issuer/nonexistent", &hdr, b"");
+    assert!(st == 200 || st == 204, "{}: {st} {body}", t.name);
+    let (st, body) = http(&t.addr, "DELETE", &format!("/v1/pki/issuer/{fid}"), &hdr, b"");
+    let warnings = json(&body)["warnings"].to_string();
+    assert!(
+        st == 200
+            && warnings.contains("this was configured as the default issuer")
+            && warnings.contains("1 roles reference default"),
+        "{}: {st} {body}",
+        t.name
+    );
+    assert_eq!(t.data(&["read", "pki/config/issuers"])["default"], "", "{}", t.name);
+    // Deleting everything keeps the setting.
+    let inter = s(&inter_id).to_string();
+    t.ok(&["write", "pki/config/issuers", &format!("default={inter}"), "default_follows_latest_issuer=true"]);
+    t.ok(&["delete", "pki/root"]);
+    let cfg = t.data(&["read", "pki/config/issuers"]);
+    assert_eq!(
+        (cfg["default"].clone(), cfg["default_follows_latest_issuer"].clone()),
+        ("".into(), true.into()),
+        "{}",
+        t.name
+    );
+}
+
+#[test]
+fn default_follows_latest_issuer_moves_the_default_to_new_keyed_issuers_on_coffer_and_openbao() {
+    let Some(bao) = bao_path() else { return };
+    let server = Server::start_dev("root");
+    follows_flow(&Target { name: "coffer", bao: &bao, addr: server.addr.clone() });
+    let real = RealBao::start(&bao);
+    follows_flow(&Target { name: "openbao", bao: &bao, addr: real.addr.clone() });
+}
+
+/// `openssl crl` on a CRL file (DER or PEM), checked against `ca`: (verified, text).
+fn crl_text(d: &Path, file: &str, der: bool, ca: &str) -> (bool, String) {
+    let mut args = vec!["crl", "-in", file, "-noout", "-text", "-CAfile", ca];
+    if der {
+        args.extend(["-inform", "DER"]);
+    }
+    let (ok, text) = tool(d, "openssl", &args);
+    (ok && text.contains("verify OK"), text)
+}
+
+fn unified_flow(t: &Target) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = format!("http://{}/v1/pki", t.addr);
+    t.ok(&["secrets", "enable", "pki"]);
+    let root = t.data(&["write", "pki/root/generate/internal", "common_name=Unified Root", "ttl=100h", "key_type=ec"]);
+    let root_pem = write(d, "root.pem", s(&root["certificate"]));
+    t.ok(&["write", "pki/roles/any", "allow_any_name=true"]);
+    let good = t.data(&["write", "pki/issue/any", "common_name=good.test", "ttl=1h"]);
+    let good_pem = write(d, "good.pem", s(&good["certificate"]));
+    let bad = t.data(&["write", "pki/issue/any", "common_name=bad.test", "ttl=1h"]);
+    let bad_pem = write(d, "bad.pem", s(&bad["certificate"]));
+    let bad_hex = s(&bad["serial_number"]).replace(':', "").to_uppercase();
+    t.ok(&["write", "pki/revoke", &format!("serial_number={}", s(&bad["serial_number"]))]);
+    let unified_ocsp = format!("{base}/unified-ocsp");
+
+    // Off by default: the unified CRLs answer an error, unified OCSP "unauthorized".
+    for p in
+        ["unified-crl", "unified-crl/pem", "unified-crl/delta", "issuer/default/unified-crl/der", "cert/unified-crl"]
+    {
+        let (code, _, file) = curl(d, &[&format!("{base}/{p}")], "off.txt");
+        let body = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(code == 400 && body.contains("unified CRLs are not enabled"), "{}: {p}: {code} {body}", t.name);
+    }
+    let (ok, text) = tool(d, "openssl", &["ocsp", "-issuer", &root_pem, "-cert", &good_pem, "-reqout", "good-req.der"]);
+    assert!(ok, "{text}");
+    let post = ["-X", "POST", "-H", "Content-Type: application/ocsp-request", "--data-binary", "@good-req.der"];
+    let (code, _, file) = curl(d, &[&post[..], &[unified_ocsp.as_str()]].concat(), "off.der");
+    assert_eq!(code, 401, "{}: unified OCSP while off", t.name);
+    assert_eq!(std::fs::read(&file).unwrap(), [0x30, 0x03, 0x0a, 0x01, 0x06], "{}: unauthorized", t.name);
+    let o = cli(t.bao, &t.addr, Some("root"), &["write", "pki/config/crl", "unified_crl_on_existing_paths=true"]);
+    assert!(out(&o).contains("Code: 400") && out(&o).contains("unified_crl is disabled"), "{}: {}", t.name, out(&o));
+    let o = cli(t.bao, &t.addr, Some("root"), &["write", "pki/config/crl", "cross_cluster_revocation=true"]);
+    assert!(out(&o).contains("Code: 400") && out(&o).contains("cross_cluster_revocation"), "{}: {}", t.name, out(&o));
+
+    let cfg = t.data(&["write", "pki/config/crl", "unified_crl=true", "auto_rebuild=true", "enable_delta=true"]);
+    assert_eq!(cfg["unified_crl"], true, "{}: the write answers the settings: {cfg}", t.name);
+    let cfg = t.data(&["read", "pki/config/crl"]);
+    assert_eq!(
+        (
+            cfg["unified_crl"].clone(),
+            cfg["unified_crl_on_existing_paths"].clone(),
+            cfg["cross_cluster_revocation"].clone()
+        ),
+        (true.into(), false.into(), false.into()),
+        "{}: {cfg}",
+        t.name
+    );
+    // A revocation after auto_rebuild: on the delta CRLs until the complete ones are rebuilt.
+    let late = t.data(&["write", "pki/issue/any", "common_name=late.test", "ttl=1h"]);
+    let late_hex = s(&late["serial_number"]).replace(':', "").to_uppercase();
+    t.ok(&["write", "pki/revoke", &format!("serial_number={}", s(&late["serial_number"]))]);
+
+    // The unified CRLs, no token: signed by the issuer (openssl checks), listing this cluster's
+    // revocations, the same CRL as the mount's.
+    let (code, ct, der) = curl(d, &[&format!("{base}/unified-crl")], "unified.der");
+    assert_eq!((code, ct.as_str()), (200, "application/pkix-crl"), "{}", t.name);
+    let (ok, text) = crl_text(d, &der, true, &root_pem);
+    assert!(ok && text.contains(&bad_hex), "{}: unified CRL: {text}", t.name);
+    let (code, _, pem) = curl(d, &[&format!("{base}/unified-crl/pem")], "unified.pem");
+    let (ok, text) = crl_text(d, &pem, false, &root_pem);
+    assert!(code == 200 && ok && text.contains(&bad_hex), "{}: unified CRL PEM: {text}", t.name);
+    let (_, _, local) = curl(d, &[&format!("{base}/crl/pem")], "local.pem");
+    assert_eq!(std::fs::read(&pem).unwrap(), std::fs::read(&local).unwrap(), "{}: one cluster: the same CRL", t.name);
+    for (p, der) in [
+        ("unified-crl/delta", true),
+        ("unified-crl/delta/pem", false),
+        ("issuer/default/unified-crl/delta/der", true),
+        ("issuer/default/unified-crl/delta/pem", false),
+    ] {
+        let (code, _, file) = curl(d, &[&format!("{base}/{p}")], "delta.out");
+        let (ok, text) = crl_text(d, &file, der, &root_pem);
+        assert!(
+            code == 200 && ok && text.contains("Delta CRL Indicator") && text.contains(&late_hex),
+            "{}: {p}: {text}",
+            t.name
+        );
+    }
+    for (p, der) in [("issuer/default/unified-crl/der", true), ("issuer/default/unified-crl/pem", false)] {
+        let (code, _, file) = curl(d, &[&format!("{base}/{p}")], "issuer.out");
+        let (ok, text) = crl_text(d, &file, der, &root_pem);
+        assert!(code == 200 && ok && text.contains(&bad_hex), "{}: {p}: {text}", t.name);
+    }
+    let json_crl = t.data(&["read", "pki/issuer/default/unified-crl"]);
+    assert!(s(&json_crl["crl"]).contains("BEGIN X509 CRL"), "{}: {json_crl}", t.name);
+    let json_crl = t.data(&["read", "pki/cert/unified-delta-crl"]);
+    assert!(s(&json_crl["certificate"]).contains("BEGIN X509 CRL"), "{}: {json_crl}", t.name);
+
+    // Unified OCSP, POST and GET, no token: good and revoked, signed by the issuer.
+    let text = ocsp_query(d, &root_pem, &["-cert", &good_pem], &unified_ocsp, &[]);
+    assert!(text.contains("Response verify OK") && text.contains("good.pem: good"), "{}: {text}", t.name);
+    let text = ocsp_query(d, &root_pem, &["-cert", &bad_pem], &unified_ocsp, &[]);
+    assert!(text.contains("Response verify OK") && text.contains("bad.pem: revoked"), "{}: {text}", t.name);
+    let (ok, text) = tool(d, "openssl", &["ocsp", "-issuer", &root_pem, "-cert", &bad_pem, "-reqout", "req.der"]);
+    assert!(ok, "{text}");
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(d.join("req.der")).unwrap());
+    let escaped = b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let (code, ct, file) = curl(d, &[&format!("{unified_ocsp}/{escaped}")], "get.der");
+    assert_eq!((code, ct.as_str()), (200, "application/ocsp-response"), "{}: GET", t.name);
+    let (ok, text) =
+        tool(d, "openssl", &["ocsp", "-respin", &file, "-resp_text", "-CAfile", &root_pem, "-verify_other", &root_pem]);
+    assert!(ok && text.contains("Cert Status: revoked") && text.contains("Response verify OK"), "{}: {text}", t.name);
+
+    // unified_crl_on_existing_paths: accepted now, and unified_crl cannot be turned off under it.
+    let cfg = t.data(&["write", "pki/config/crl", "unified_crl_on_existing_paths=true"]);
+    assert_eq!(cfg["unified_crl_on_existing_paths"], true, "{}: {cfg}", t.name);
+    let (code, _, file) = curl(d, &[&format!("{base}/crl")], "existing.der");
+    let (ok, text) = crl_text(d, &file, true, &root_pem);
+    assert!(code == 200 && ok && text.contains(&bad_hex), "{}: {text}", t.name);
+    let o = cli(t.bao, &t.addr, Some("root"), &["write", "pki/config/crl", "unified_crl=false"]);
+    assert!(out(&o).contains("Code: 400"), "{}: {}", t.name, out(&o));
+    t.ok(&["write", "pki/config/crl", "unified_crl=false", "unified_crl_on_existing_paths=false"]);
+    let (code, _, _) = curl(d, &[&format!("{base}/unified-crl")], "off-again.txt");
+    assert_eq!(code, 400, "{}: off again", t.name);
+}
+
+/// OpenBao 2.x has no unified CRL or OCSP (Vault Enterprise features it removed): the paths are
+/// unknown (404 with a token) and config/crl ignores the keys with a warning. Coffer serves
+/// them for its one cluster (docs/pki.md).
+#[test]
+fn unified_crl_and_ocsp_paths_answer_when_enabled_and_openssl_verifies_them() {
+    let Some(bao) = bao_path() else { return };
+    let server = Server::start_dev("root");
+    unified_flow(&Target { name: "coffer", bao: &bao, addr: server.addr.clone() });
+
+    let real = RealBao::start(&bao);
+    let t = Target { name: "openbao", bao: &bao, addr: real.addr.clone() };
+    t.ok(&["secrets", "enable", "pki"]);
+    t.ok(&["write", "pki/root/generate/internal", "common_name=R", "ttl=10h"]);
+    let (st, body) = http(&t.addr, "GET", "/v1/pki/unified-crl", &[("X-Vault-Token", "root")], b"");
+    assert!(st == 404 && body.contains("unsupported path"), "openbao: {st} {body}");
+    let text = t.all(&["write", "pki/config/crl", "unified_crl=true"]);
+    assert!(text.contains("ignored these unrecognized parameters"), "openbao: {text}");
+}

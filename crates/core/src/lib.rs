@@ -826,6 +826,7 @@ impl Core {
             .map(|(route, rest)| self.backend_request(route, rest, op, req.data.clone(), req.remote_addr))
             .map(|mut r| {
                 r.client_certs = req.client_certs.clone();
+                r.display_name = entry.display_name.clone();
                 r
             });
         if op == Operation::Update {
@@ -963,6 +964,7 @@ impl Core {
             remote_addr,
             services: Some(self.services.clone()),
             client_certs: None,
+            display_name: String::new(),
         }
     }
 

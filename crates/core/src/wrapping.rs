@@ -103,6 +103,7 @@ impl Core {
             remote_addr: None,
             services: None,
             client_certs: None,
+            display_name: String::new(),
         };
         let resp = self.cubbyhole_backend()?.handle_request(req).await?;
         match resp {

@@ -20,8 +20,8 @@
 
 use async_trait::async_trait;
 use coffer_sdk::database::{
-    render_username_template, Database, DeleteUserRequest, InitializeRequest, InitializeResponse, NewUserRequest,
-    NewUserResponse, UpdateUserRequest,
+    render_username_template, CredentialType, Database, DeleteUserRequest, InitializeRequest, InitializeResponse,
+    NewUserRequest, NewUserResponse, UpdateUserRequest,
 };
 use coffer_sdk::{LogicalError, Result};
 use mysql_async::prelude::Queryable;
@@ -283,6 +283,10 @@ impl Database for MySql {
     }
 
     async fn new_user(&self, req: NewUserRequest) -> Result<NewUserResponse> {
+        if req.credential_type != CredentialType::Password {
+            // As OpenBao's plugin answers: this database takes passwords only.
+            return Err(bad(format!("unsupported credential_type: {:?}", req.credential_type.as_str())));
+        }
         if req.statements.commands.iter().all(|c| c.trim().is_empty()) {
             return Err(bad("empty creation statements"));
         }

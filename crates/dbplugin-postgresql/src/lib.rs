@@ -4,8 +4,9 @@
 //! Connection options (the engine's `config/<name>` fields it passes on): `connection_url`
 //! (a `postgres://` URL or a `key=value` string, with `{{username}}` and `{{password}}`
 //! replaced by `username` and `password`), `username`, `password`, `username_template`, and
-//! in the URL `sslmode` (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`) and
-//! `sslrootcert` (a PEM file), handled here with rustls. Other options are refused by name.
+//! in the URL `sslmode` (`disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`),
+//! `sslrootcert` (a PEM file) and a client certificate (`sslcert` and `sslkey`, PEM files),
+//! handled with rustls by `coffer-pg-tls`. Other options are refused by name.
 //!
 //! Statements run in one transaction per call, each command as a simple query (so `DO $$ … $$`
 //! blocks and several `;`-separated statements work), with `{{name}}`/`{{username}}`,
@@ -16,18 +17,15 @@
 //! The crate depends on no server crate, so it can also be built into an external plugin.
 #![forbid(unsafe_code)]
 
-mod tls;
-
 use async_trait::async_trait;
 use coffer_sdk::database::{
-    render_username_template, Database, DeleteUserRequest, InitializeRequest, InitializeResponse, NewUserRequest,
-    NewUserResponse, UpdateUserRequest,
+    render_username_template, CredentialType, Database, DeleteUserRequest, InitializeRequest, InitializeResponse,
+    NewUserRequest, NewUserResponse, UpdateUserRequest,
 };
 use coffer_sdk::{LogicalError, Result};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config};
 use zeroize::Zeroizing;
 
@@ -44,7 +42,7 @@ const KNOWN_OPTIONS: &[&str] = &["connection_url", "username", "password", "user
 
 struct Settings {
     config: Config,
-    tls: Option<tls::MakeRustls>,
+    tls: Option<coffer_pg_tls::MakeRustls>,
     username_template: String,
 }
 
@@ -63,13 +61,36 @@ const SESSIONS: usize = 4;
 /// concurrent requests need them.
 pub struct PostgreSql {
     slots: Vec<tokio::sync::Mutex<State>>,
+    /// One permit per session: requests wait here in arrival order (a waiter parked on one busy
+    /// session while another came free gave a long tail under load).
+    gate: tokio::sync::Semaphore,
     next: std::sync::atomic::AtomicUsize,
+}
+
+/// A session held for one request, with its place in the queue.
+struct Slot<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    state: tokio::sync::MutexGuard<'a, State>,
+}
+
+impl std::ops::Deref for Slot<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Slot<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
 }
 
 impl Default for PostgreSql {
     fn default() -> Self {
         PostgreSql {
             slots: (0..SESSIONS).map(|_| tokio::sync::Mutex::new(State::default())).collect(),
+            gate: tokio::sync::Semaphore::new(SESSIONS),
             next: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -81,15 +102,22 @@ impl PostgreSql {
         Self::default()
     }
 
-    /// A session: a free one when there is one, else the next in turn once it is free.
-    async fn slot(&self) -> tokio::sync::MutexGuard<'_, State> {
+    /// A session: first in, first served. Holding one of the gate's permits means a session is
+    /// free (only `initialize` locks sessions without a permit, and then the next in turn is
+    /// awaited).
+    async fn slot(&self) -> Slot<'_> {
+        // The semaphore is never closed.
+        let permit = match self.gate.acquire().await {
+            Ok(p) => p,
+            Err(_) => unreachable!("the session gate is never closed"),
+        };
         let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for i in 0..self.slots.len() {
-            if let Ok(g) = self.slots[(start + i) % self.slots.len()].try_lock() {
-                return g;
+            if let Ok(state) = self.slots[(start + i) % self.slots.len()].try_lock() {
+                return Slot { _permit: permit, state };
             }
         }
-        self.slots[start % self.slots.len()].lock().await
+        Slot { _permit: permit, state: self.slots[start % self.slots.len()].lock().await }
     }
 }
 
@@ -116,37 +144,6 @@ fn dsn_quote(s: &str) -> String {
         return s.to_string();
     }
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-/// Splits the TLS options (which tokio-postgres does not take) out of a connection string.
-fn split_tls_options(conn: &str) -> (String, Vec<(String, String)>) {
-    const TLS_KEYS: &[&str] = &["sslmode", "sslrootcert", "sslcert", "sslkey", "sslinline"];
-    let mut taken = vec![];
-    if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
-        let Some((base, query)) = conn.split_once('?') else { return (conn.to_string(), taken) };
-        let mut kept = vec![];
-        for pair in query.split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if TLS_KEYS.contains(&k) {
-                taken.push((k.to_string(), v.to_string()));
-            } else {
-                kept.push(pair);
-            }
-        }
-        let s = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
-        (s, taken)
-    } else {
-        let mut kept = vec![];
-        for word in conn.split_whitespace() {
-            match word.split_once('=') {
-                Some((k, v)) if TLS_KEYS.contains(&k.trim()) => {
-                    taken.push((k.trim().to_string(), v.trim_matches('\'').to_string()))
-                }
-                _ => kept.push(word),
-            }
-        }
-        (kept.join(" "), taken)
-    }
 }
 
 fn format_expiration(t: SystemTime) -> String {
@@ -290,7 +287,7 @@ impl Database for PostgreSql {
         } else {
             url.replace("{{username}}", &dsn_quote(&username)).replace("{{password}}", &dsn_quote(&password))
         });
-        let (conn_str, tls_opts) = split_tls_options(&rendered);
+        let (conn_str, tls_opts) = coffer_pg_tls::split_tls_options(&rendered);
         let conn_str = Zeroizing::new(conn_str);
         let mut config: Config = conn_str.parse().map_err(|e| bad(format!("invalid connection_url: {e}")))?;
         if !url.contains("{{username}}") && config.get_user().is_none() && !username.is_empty() {
@@ -302,35 +299,9 @@ impl Database for PostgreSql {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        let opt = |k: &str| tls_opts.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        for k in ["sslcert", "sslkey", "sslinline"] {
-            if opt(k).is_some() {
-                return Err(bad(format!("{k} (client certificates to PostgreSQL) is not supported yet")));
-            }
-        }
-        let root_pem = match opt("sslrootcert") {
-            Some(path) => {
-                Some(std::fs::read(&path).map_err(|e| bad(format!("cannot read sslrootcert {path:?}: {e}")))?)
-            }
-            None => None,
-        };
-        let mode = opt("sslmode").unwrap_or_else(|| "prefer".into());
-        let verify = match (mode.as_str(), root_pem.is_some()) {
-            ("disable", _) => None,
-            ("allow" | "prefer" | "require", false) => Some(tls::Verify::None),
-            ("allow" | "prefer" | "require", true) | ("verify-ca", _) => Some(tls::Verify::Chain),
-            ("verify-full", _) => Some(tls::Verify::Full),
-            (other, _) => return Err(bad(format!("invalid sslmode {other:?}"))),
-        };
-        config.ssl_mode(match mode.as_str() {
-            "disable" => SslMode::Disable,
-            "allow" | "prefer" => SslMode::Prefer,
-            _ => SslMode::Require,
-        });
-        let tls = match verify {
-            None => None,
-            Some(v) => Some(tls::MakeRustls(Arc::new(tls::client_config(v, root_pem.as_deref())?))),
-        };
+        let choice = coffer_pg_tls::choose(&tls_opts).map_err(|e| bad(e.to_string()))?;
+        config.ssl_mode(choice.ssl_mode);
+        let tls = choice.connector;
         let template = get("username_template");
         if !template.is_empty() {
             // Checked now, so a bad template fails the configuration and not the first `creds`.
@@ -361,6 +332,10 @@ impl Database for PostgreSql {
     }
 
     async fn new_user(&self, req: NewUserRequest) -> Result<NewUserResponse> {
+        if req.credential_type != CredentialType::Password {
+            // As OpenBao's plugin answers: this database takes passwords only.
+            return Err(bad(format!("unsupported credential_type: {:?}", req.credential_type.as_str())));
+        }
         if req.statements.commands.iter().all(|c| c.trim().is_empty()) {
             return Err(bad("empty creation statements"));
         }
@@ -486,17 +461,6 @@ impl Database for PostgreSql {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tls_options_are_taken_out_of_urls_and_keyword_strings() {
-        let (s, t) =
-            split_tls_options("postgres://u:p@h:5432/db?sslmode=verify-full&application_name=x&sslrootcert=/ca.pem");
-        assert_eq!(s, "postgres://u:p@h:5432/db?application_name=x");
-        assert_eq!(t, vec![("sslmode".into(), "verify-full".into()), ("sslrootcert".into(), "/ca.pem".into())]);
-        let (s, t) = split_tls_options("host=h user=u sslmode=disable dbname=d");
-        assert_eq!(s, "host=h user=u dbname=d");
-        assert_eq!(t, vec![("sslmode".into(), "disable".into())]);
-    }
 
     #[test]
     fn statements_get_their_placeholders_and_quoting_is_safe() {

@@ -713,6 +713,7 @@ fn proto_request(req: &Request, operation: &str) -> pb::Request {
         data: json_string(&req.data),
         mount_point: req.mount_point.clone(),
         connection: connection(req),
+        display_name: req.display_name.clone(),
         ..Default::default()
     }
 }

@@ -482,6 +482,7 @@ impl PluginState {
             remote_addr: req.connection.as_ref().and_then(|c| c.remote_addr.parse().ok()),
             services: Some(Arc::new(HostServices(link.system.clone()))),
             client_certs: client_certs(req),
+            display_name: req.display_name.clone(),
         })
     }
 

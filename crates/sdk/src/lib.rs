@@ -351,6 +351,9 @@ pub struct Request {
     /// after it proved it holds the leaf's key. Nothing more is checked: an auth method that
     /// trusts certificates verifies the chain itself. `None` over plain HTTP or without one.
     pub client_certs: Option<Arc<Vec<Vec<u8>>>>,
+    /// The caller's token's display name (`token`, `userpass-alice`, …); empty for
+    /// unauthenticated paths and internal calls. The database engine puts it in usernames.
+    pub display_name: String,
 }
 
 /// A token issued by a login of this mount, as the core shows it to the backend when the token

@@ -46,6 +46,7 @@ fn lock_key(ha_table: &str) -> i64 {
 #[derive(Clone)]
 pub struct HaLock {
     pg_config: tokio_postgres::Config,
+    tls: Option<coffer_pg_tls::MakeRustls>,
     target: String,
     ha_table: String,
     key: i64,
@@ -75,9 +76,14 @@ pub struct LockHeld {
 }
 
 impl HaLock {
-    pub(crate) fn new(pg_config: tokio_postgres::Config, target: String, ha_table: String) -> Self {
+    pub(crate) fn new(
+        pg_config: tokio_postgres::Config,
+        tls: Option<coffer_pg_tls::MakeRustls>,
+        target: String,
+        ha_table: String,
+    ) -> Self {
         let key = lock_key(&ha_table);
-        HaLock { pg_config, target, ha_table, key, session: Default::default(), last_echo: Default::default() }
+        HaLock { pg_config, tls, target, ha_table, key, session: Default::default(), last_echo: Default::default() }
     }
 
     fn query_err(&self, source: tokio_postgres::Error) -> PgError {
@@ -85,12 +91,26 @@ impl HaLock {
     }
 
     async fn connect(&self) -> Result<Session, PgError> {
-        let (client, conn) = self.pg_config.connect(NoTls).await.map_err(|e| self.query_err(e))?;
-        let task = tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::warn!("HA lock connection ended: {}", chain(&e));
+        fn watch<F>(conn: F) -> tokio::task::JoinHandle<()>
+        where
+            F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+        {
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::warn!("HA lock connection ended: {}", chain(&e));
+                }
+            })
+        }
+        let (client, task) = match &self.tls {
+            Some(t) => {
+                let (client, conn) = self.pg_config.connect(t.clone()).await.map_err(|e| self.query_err(e))?;
+                (client, watch(conn))
             }
-        });
+            None => {
+                let (client, conn) = self.pg_config.connect(NoTls).await.map_err(|e| self.query_err(e))?;
+                (client, watch(conn))
+            }
+        };
         Ok(Session { client, task })
     }
 

@@ -80,11 +80,8 @@ pub enum PgError {
     TableName { option: &'static str, name: String },
     #[error("storage \"postgresql\": invalid connection_url: {}", chain(.0))]
     Url(#[source] tokio_postgres::Error),
-    #[error(
-        "storage \"postgresql\": sslmode=require is not supported yet (Coffer connects to PostgreSQL without TLS); \
-         use a local or otherwise protected network path"
-    )]
-    TlsRequired,
+    #[error("storage \"postgresql\": {0}")]
+    Tls(#[source] coffer_pg_tls::PgTlsError),
     #[error("storage \"postgresql\": {0}")]
     Pool(#[source] deadpool_postgres::BuildError),
     #[error("cannot connect to {target}: {}", chain(.source))]
@@ -230,18 +227,21 @@ fn describe(cfg: &tokio_postgres::Config) -> String {
     )
 }
 
-pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config, PgError> {
-    let mut cfg: tokio_postgres::Config = url.parse().map_err(PgError::Url)?;
-    if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err(PgError::TlsRequired);
-    }
+/// The connection's settings and its TLS connector (`None` with `sslmode=disable`): libpq's
+/// `sslmode` (default `prefer`), `sslrootcert`, `sslcert` and `sslkey`, in the URL's query or
+/// the `key=value` string.
+pub(crate) fn parse_url(url: &str) -> Result<(tokio_postgres::Config, Option<coffer_pg_tls::MakeRustls>), PgError> {
+    let (rest, tls_options) = coffer_pg_tls::split_tls_options(url);
+    let mut cfg: tokio_postgres::Config = rest.parse().map_err(PgError::Url)?;
+    let tls = coffer_pg_tls::choose(&tls_options).map_err(PgError::Tls)?;
+    cfg.ssl_mode(tls.ssl_mode);
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(Duration::from_secs(5));
     }
     cfg.keepalives(true);
     cfg.keepalives_idle(Duration::from_secs(5));
     cfg.application_name("coffer");
-    Ok(cfg)
+    Ok((cfg, tls.connector))
 }
 
 struct Sql {
@@ -258,6 +258,7 @@ pub struct PgStorage {
     sql: Sql,
     options: PgOptions,
     pg_config: tokio_postgres::Config,
+    tls: Option<coffer_pg_tls::MakeRustls>,
     target: String,
 }
 
@@ -299,11 +300,14 @@ impl PgStorage {
     /// Connects, checks the credentials and creates the table(s) when missing. Fails with a
     /// message naming the server (not the password) when it cannot.
     pub async fn open(options: PgOptions) -> Result<Self, PgError> {
-        let pg_config = parse_url(&options.connection_url)?;
+        let (pg_config, tls) = parse_url(&options.connection_url)?;
         let target = describe(&pg_config);
         let table = quote_table(&options.table, "table")?;
-        let mgr =
-            Manager::from_config(pg_config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let mc = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let mgr = match &tls {
+            Some(t) => Manager::from_config(pg_config.clone(), t.clone(), mc),
+            None => Manager::from_config(pg_config.clone(), NoTls, mc),
+        };
         let pool = Pool::builder(mgr)
             .max_size(options.max_parallel)
             .runtime(Runtime::Tokio1)
@@ -348,7 +352,7 @@ impl PgStorage {
             });
         }
         tracing::info!("storage \"postgresql\": connected to {target}, table {}", options.table);
-        Ok(PgStorage { pool, sql, options, pg_config, target })
+        Ok(PgStorage { pool, sql, options, pg_config, tls, target })
     }
 
     pub fn options(&self) -> &PgOptions {
@@ -369,7 +373,7 @@ impl PgStorage {
 
     /// The HA lock on this database (a dedicated connection, not one of the pool's).
     pub fn ha_lock(&self) -> HaLock {
-        HaLock::new(self.pg_config.clone(), self.target.clone(), self.options.ha_table.clone())
+        HaLock::new(self.pg_config.clone(), self.tls.clone(), self.target.clone(), self.options.ha_table.clone())
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
@@ -486,14 +490,22 @@ mod tests {
     }
 
     #[test]
-    fn tls_required_is_refused_clearly() {
-        let e = parse_url("postgres://u:pw@h/db?sslmode=require").err().unwrap().to_string();
-        assert!(e.contains("sslmode=require is not supported") && !e.contains("pw"), "{e}");
+    fn tls_options_are_taken_and_bad_ones_named_without_the_password() {
+        let (cfg, tls) = parse_url("postgres://u:pw@h/db?sslmode=require").unwrap();
+        assert_eq!(cfg.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        assert!(tls.is_some());
+        let (_, tls) = parse_url("postgres://u:pw@h/db?sslmode=disable").unwrap();
+        assert!(tls.is_none());
+        let e = parse_url("postgres://u:pw@h/db?sslmode=verify-full&sslrootcert=/nonexistent.pem")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("cannot read sslrootcert") && !e.contains("pw"), "{e}");
     }
 
     #[test]
     fn errors_do_not_show_the_password() {
-        let cfg = parse_url("postgres://alice:s3cret@db.example:6543/vault").unwrap();
+        let (cfg, _) = parse_url("postgres://alice:s3cret@db.example:6543/vault").unwrap();
         let d = describe(&cfg);
         assert!(d.contains("db.example:6543") && d.contains("alice") && !d.contains("s3cret"), "{d}");
     }

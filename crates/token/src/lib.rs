@@ -314,10 +314,14 @@ impl TokenStore {
 
     /// Creates a root token. `id` lets `-dev-root-token-id` choose it.
     pub async fn create_root(&self, id: Option<&str>) -> Result<(String, TokenEntry)> {
+        // A root token with a chosen ID (the dev server's `-dev-root-token-id`) is made as
+        // OpenBao makes it, through the token store's create path: clients see it as `token`
+        // (the database engine puts that name in the users it creates).
+        let chosen = id.is_some_and(|t| !t.is_empty());
         let entry = TokenEntry {
             policies: vec!["root".into()],
-            path: "auth/token/root".into(),
-            display_name: "root".into(),
+            path: if chosen { "auth/token/create" } else { "auth/token/root" }.into(),
+            display_name: if chosen { "token" } else { "root" }.into(),
             creation_time: now(),
             orphan: true,
             token_type: "service".into(),

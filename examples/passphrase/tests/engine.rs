@@ -17,6 +17,7 @@ fn req(storage: &Arc<Mem>, op: Operation, path: &str, data: Value) -> Request {
         remote_addr: None,
         services: None,
         client_certs: None,
+        display_name: String::new(),
     }
 }
 

@@ -100,5 +100,6 @@ pub fn req(storage: &Arc<Mem>, op: Operation, path: &str, data: Value) -> Reques
         remote_addr: None,
         services: Some(Arc::new(FixedPasswords)),
         client_certs: None,
+        display_name: String::new(),
     }
 }
