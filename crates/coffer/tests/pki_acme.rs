@@ -336,6 +336,15 @@ fn acme_bad_nonce_bad_signature_forbidden_names_and_missing_eab_are_refused_and_
     let status = tidy_acme(p, t);
     assert_eq!(status["acme_account_deleted_count"], json!(7), "{status}");
     assert_eq!(status["total_acme_account_count"], json!(1), "{status}");
+
+    // An account belongs to its directory: its kid is refused in another one, where its key
+    // finds no account (as OpenBao).
+    ok(p, t, "POST", "pki/config/acme", json!({"eab_policy": "not-required"}));
+    let r = probe(dir.path(), &ca, &directory, &["cross-directory", &role_dir]);
+    assert_eq!(r["account"]["status"], json!(201), "{r}");
+    assert_problem(&r["result"], 400, "malformed");
+    assert_eq!(r["exists_there"], json!(false), "{r}");
+    assert_eq!(r["exists_here"], json!(true), "{r}");
 }
 
 fn tidy_acme(p: &str, t: &str) -> Value {

@@ -7,7 +7,7 @@
 //! `config/cluster` (the absolute URLs ACME needs) and the EAB keys (`acme/new-eab`, `eab/`).
 //!
 //! Storage (the mount's view, JSON): `config/acme`, `config/cluster`, `acme/account/<id>`,
-//! `acme/thumbprint/<jwk thumbprint>` (→ account id), `acme/account-orders/<account>/<order>`,
+//! `acme/thumbprint/<directory>/<jwk thumbprint>` (→ account id: accounts belong to one directory), `acme/account-orders/<account>/<order>`,
 //! `acme/order/<id>`, `acme/authz/<id>`, `acme/cert/<serial>` (→ account id),
 //! `acme/eab/<key id>`. Nonces live in memory: single use, 15 minutes.
 
@@ -712,6 +712,9 @@ impl<'a> Ctx<'a> {
             .await?
             .ok_or_else(|| problem(400, "accountDoesNotExist", "no such account"))?;
         jws.verify(&a.jwk)?;
+        if a.directory != self.directory {
+            return Err(malformed(format!("the account belongs to the ACME directory {}", a.directory)));
+        }
         if a.status != "valid" {
             return Err(unauthorized(format!("the account is {}", a.status)));
         }
@@ -730,7 +733,7 @@ impl<'a> Ctx<'a> {
         jws.verify(jwk)?;
         let tp = jws::thumbprint(jwk)?;
         let p = jws.payload_json()?;
-        if let Some(id) = get_json::<String>(self.s, &format!("acme/thumbprint/{tp}")).await? {
+        if let Some(id) = get_json::<String>(self.s, &tp_key(&self.directory, &tp)).await? {
             if let Some(a) = get_json::<Account>(self.s, &format!("acme/account/{id}")).await? {
                 if a.status != "valid" {
                     return Err(unauthorized(format!("the account is {}", a.status)));
@@ -779,7 +782,7 @@ impl<'a> Ctx<'a> {
             status_changed: 0,
         };
         put_json(self.s, &format!("acme/account/{}", a.id), &a).await?;
-        put_json(self.s, &format!("acme/thumbprint/{tp}"), &a.id).await?;
+        put_json(self.s, &tp_key(&a.directory, &tp), &a.id).await?;
         if !eab_key_id.is_empty() {
             self.s.delete(&format!("acme/eab/{eab_key_id}")).await?;
         }
@@ -1255,7 +1258,7 @@ impl<'a> Ctx<'a> {
         }
         let tp = jws::thumbprint(new_jwk)?;
         let _g = self.pki.acme.lock.lock().await;
-        if let Some(other) = get_json::<String>(self.s, &format!("acme/thumbprint/{tp}")).await? {
+        if let Some(other) = get_json::<String>(self.s, &tp_key(&a.directory, &tp)).await? {
             return Err(Problem {
                 status: 409,
                 kind: "malformed",
@@ -1263,13 +1266,18 @@ impl<'a> Ctx<'a> {
             });
         }
         let mut a = a.clone();
-        self.s.delete(&format!("acme/thumbprint/{}", a.thumbprint)).await?;
+        self.s.delete(&tp_key(&a.directory, &a.thumbprint)).await?;
         a.jwk = serde_json::from_str(&jws::canonical_jwk(new_jwk)?).unwrap_or_default();
         a.thumbprint = tp.clone();
         put_json(self.s, &format!("acme/account/{}", a.id), &a).await?;
-        put_json(self.s, &format!("acme/thumbprint/{tp}"), &a.id).await?;
+        put_json(self.s, &tp_key(&a.directory, &tp), &a.id).await?;
         Ok(self.json(200, &self.account_doc(&a), vec![("Location", self.account_url(&a.id))]))
     }
+}
+
+/// Where an account is found by its key: accounts belong to the directory they were made in.
+fn tp_key(directory: &str, thumbprint: &str) -> String {
+    format!("acme/thumbprint/{directory}/{thumbprint}")
 }
 
 fn der_to_pem(label: &str, der: &[u8]) -> String {
@@ -1423,7 +1431,7 @@ pub async fn tidy(pki: &Pki, s: &dyn StorageView, safety_buffer: i64, account_bu
                 counts.accounts_revoked += 1;
             }
         } else if a.status_changed + account_buffer < t {
-            s.delete(&format!("acme/thumbprint/{}", a.thumbprint)).await?;
+            s.delete(&tp_key(&a.directory, &a.thumbprint)).await?;
             s.delete(&format!("acme/account/{id}")).await?;
             counts.accounts_deleted += 1;
             continue;

@@ -257,6 +257,15 @@ def main():
         out["RS256"] = account("RS256", rsa.generate_private_key(65537, 2048))
         out["RS256-1024"] = account("RS256", rsa.generate_private_key(65537, 1024))
         out["HS256"] = account("HS256-on-RSA", rsa.generate_private_key(65537, 2048))
+    elif check == "cross-directory":
+        # An account belongs to the directory it was made in (sys.argv[3]: another directory).
+        out["account"] = c.register()
+        other = Client(sys.argv[3])
+        other.key, other.jwk, other.kid = c.key, c.jwk, c.kid
+        out["result"] = other.post(other.dir["newOrder"], {"identifiers": [{"type": "dns", "value": "www.example.com"}]})
+        other.kid = None
+        out["exists_there"] = other.exists()
+        out["exists_here"] = c.exists()
     print(json.dumps(out))
 
 
