@@ -20,6 +20,7 @@
 //! | `crl/<issuer id>` | the issuer's current complete CRL (DER, base64 in JSON), its number and times |
 //! | `delta/<issuer id>` | the issuer's current delta CRL, likewise |
 
+mod acme;
 mod ca;
 mod ocsp;
 mod role;
@@ -78,6 +79,12 @@ pub enum Route {
     TidyStatus,
     TidyCancel,
     ConfigAutoTidy,
+    ConfigAcme,
+    ConfigCluster,
+    AcmeNewEab,
+    AcmeEabs,
+    AcmeEab,
+    Acme,
 }
 
 /// The CRL's default lifetime (OpenBao's `config/crl` expiry: 72h).
@@ -387,6 +394,12 @@ fn public(mut p: PathSpec) -> PathSpec {
 }
 
 fn path_specs() -> Vec<(Route, PathSpec)> {
+    let mut rows = engine_path_specs();
+    rows.extend(acme::path_specs());
+    rows
+}
+
+fn engine_path_specs() -> Vec<(Route, PathSpec)> {
     use Operation::{Create, Delete, List, Read, Update};
     let exported = || FieldSpec::new("exported", FieldType::String, "internal, exported, existing or kms");
     let iref = || name_field("issuer_ref", "An issuer's id or name, or default");
@@ -808,6 +821,8 @@ pub struct Pki {
     /// Serialises writes that read-modify-write shared entries (CRL numbers, the default issuer).
     lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     tidy: std::sync::Arc<tidy::TidyState>,
+    /// The ACME server's nonces and lock.
+    acme: std::sync::Arc<acme::State>,
 }
 
 impl Default for Pki {
@@ -854,6 +869,7 @@ impl Pki {
             paths: std::sync::Arc::new(Paths::new(path_specs())),
             lock: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             tidy: std::sync::Arc::default(),
+            acme: std::sync::Arc::default(),
         }
     }
 
@@ -1027,6 +1043,12 @@ impl Pki {
             Route::TidyStatus => Ok(Some(self.tidy_status())),
             Route::TidyCancel => Ok(Some(self.tidy_cancel())),
             Route::ConfigAutoTidy => self.config_auto_tidy(s, op, f).await.map(Some),
+            Route::ConfigAcme
+            | Route::ConfigCluster
+            | Route::AcmeNewEab
+            | Route::AcmeEabs
+            | Route::AcmeEab
+            | Route::Acme => acme::handle(self, route, req, f).await,
         }
     }
 
@@ -1692,10 +1714,17 @@ impl Pki {
     // --- issuance ---------------------------------------------------------------------------
 
     async fn issue(&self, req: &Request, route: Route, f: &FieldData) -> Result<Response> {
+        self.issue_with(req, route, f, None).await
+    }
+
+    /// Issues or signs; `role` stands in for the stored role when given (ACME narrows it).
+    async fn issue_with(&self, req: &Request, route: Route, f: &FieldData, role: Option<Role>) -> Result<Response> {
         let s = req.storage.as_ref();
         Self::refuse_unsupported(f)?;
         let role_name = f.str("role").unwrap_or("");
-        let role = if route == Route::SignVerbatim && role_name.is_empty() {
+        let role = if let Some(r) = role {
+            r
+        } else if route == Route::SignVerbatim && role_name.is_empty() {
             Role::verbatim()
         } else {
             get_json::<Role>(s, &format!("role/{role_name}"))

@@ -28,6 +28,15 @@ pub(crate) struct TidyParams {
     /// Seconds to wait between certificates.
     pause_duration: i64,
     page_size: i64,
+    /// ACME orders, authorizations and idle accounts (see `acme::tidy`).
+    #[serde(default)]
+    tidy_acme: bool,
+    #[serde(default = "default_acme_buffer")]
+    acme_account_safety_buffer: i64,
+}
+
+fn default_acme_buffer() -> i64 {
+    30 * 24 * 3600
 }
 
 impl Default for TidyParams {
@@ -43,6 +52,8 @@ impl Default for TidyParams {
             issuer_safety_buffer: 365 * 24 * 3600,
             pause_duration: 0,
             page_size: 1000,
+            tidy_acme: false,
+            acme_account_safety_buffer: default_acme_buffer(),
         }
     }
 }
@@ -72,6 +83,7 @@ struct TidyRun {
     cert_store_deleted_count: u64,
     revoked_cert_deleted_count: u64,
     missing_issuer_cert_count: u64,
+    acme: crate::acme::TidyCounts,
     message: String,
     error: String,
 }
@@ -113,7 +125,7 @@ pub(crate) fn tidy_fields(auto: bool) -> Vec<FieldSpec> {
         flag("tidy_expired_issuers", "Remove issuers expired past issuer_safety_buffer (never the default)"),
         flag("tidy_move_legacy_ca_bundle", "Nothing to move: Coffer has no legacy CA bundle"),
         flag("tidy_invalid_certs", "Remove stored certificates that cannot be parsed"),
-        flag("tidy_acme", "Refused when true: Coffer has no ACME server yet"),
+        flag("tidy_acme", "Remove expired ACME orders and authorizations; revoke, then delete, idle ACME accounts"),
         FieldSpec::new("safety_buffer", FieldType::DurationSecond, "How long past expiry a certificate is kept")
             .default(json!("72h")),
         FieldSpec::new("issuer_safety_buffer", FieldType::DurationSecond, "How long past expiry an issuer is kept")
@@ -123,7 +135,11 @@ pub(crate) fn tidy_fields(auto: bool) -> Vec<FieldSpec> {
             FieldType::DurationSecond,
             "Accepted as OpenBao's alias: safety_buffer",
         ),
-        FieldSpec::new("acme_account_safety_buffer", FieldType::DurationSecond, "Accepted; no ACME accounts here"),
+        FieldSpec::new(
+            "acme_account_safety_buffer",
+            FieldType::DurationSecond,
+            "How long an ACME account without orders is kept before it is revoked, and revoked before it is deleted",
+        ),
         FieldSpec::new("pause_duration", FieldType::String, "Pause between certificates (a duration)")
             .default(json!("0s")),
         FieldSpec::new("page_size", FieldType::Int, "Certificates per storage page (Coffer lists in one page)")
@@ -144,7 +160,7 @@ pub(crate) fn tidy_fields(auto: bool) -> Vec<FieldSpec> {
 /// Reads the tidy fields of a write over `base` (a write of `config/auto-tidy` changes what it
 /// names); refuses what Coffer cannot do.
 fn params_from(f: &FieldData, mut p: TidyParams, partial: bool) -> Result<TidyParams> {
-    for k in ["tidy_acme", "maintain_stored_certificate_counts", "publish_stored_certificate_count_metrics"] {
+    for k in ["maintain_stored_certificate_counts", "publish_stored_certificate_count_metrics"] {
         if f.bool(k).unwrap_or(false) {
             return Err(bad(format!("{k}=true is not supported")));
         }
@@ -157,6 +173,7 @@ fn params_from(f: &FieldData, mut p: TidyParams, partial: bool) -> Result<TidyPa
         ("tidy_expired_issuers", &mut p.tidy_expired_issuers),
         ("tidy_move_legacy_ca_bundle", &mut p.tidy_move_legacy_ca_bundle),
         ("tidy_invalid_certs", &mut p.tidy_invalid_certs),
+        ("tidy_acme", &mut p.tidy_acme),
     ] {
         if take(k) {
             *slot = f.bool(k).unwrap_or(false);
@@ -177,6 +194,12 @@ fn params_from(f: &FieldData, mut p: TidyParams, partial: bool) -> Result<TidyPa
         p.issuer_safety_buffer = f.int("issuer_safety_buffer").unwrap_or(365 * 24 * 3600);
         if p.issuer_safety_buffer < 1 {
             return Err(bad("issuer_safety_buffer must be greater than zero"));
+        }
+    }
+    if take("acme_account_safety_buffer") {
+        p.acme_account_safety_buffer = f.int("acme_account_safety_buffer").unwrap_or(default_acme_buffer());
+        if p.acme_account_safety_buffer < 1 {
+            return Err(bad("acme_account_safety_buffer must be greater than zero"));
         }
     }
     if take("pause_duration") {
@@ -201,6 +224,7 @@ fn any_operation(p: &TidyParams) -> bool {
         || p.tidy_expired_issuers
         || p.tidy_move_legacy_ca_bundle
         || p.tidy_invalid_certs
+        || p.tidy_acme
 }
 
 fn params_data(p: &TidyParams, d: &mut Map<String, Value>) {
@@ -210,11 +234,11 @@ fn params_data(p: &TidyParams, d: &mut Map<String, Value>) {
     d.insert("tidy_expired_issuers".into(), json!(p.tidy_expired_issuers));
     d.insert("tidy_move_legacy_ca_bundle".into(), json!(p.tidy_move_legacy_ca_bundle));
     d.insert("tidy_invalid_certs".into(), json!(p.tidy_invalid_certs));
-    d.insert("tidy_acme".into(), json!(false));
+    d.insert("tidy_acme".into(), json!(p.tidy_acme));
     d.insert("safety_buffer".into(), json!(p.safety_buffer));
     d.insert("revoked_safety_buffer".into(), json!(p.safety_buffer));
     d.insert("issuer_safety_buffer".into(), json!(p.issuer_safety_buffer));
-    d.insert("acme_account_safety_buffer".into(), json!(30 * 24 * 3600));
+    d.insert("acme_account_safety_buffer".into(), json!(p.acme_account_safety_buffer));
     d.insert("pause_duration".into(), json!(format!("{}s", p.pause_duration)));
     d.insert("page_size".into(), json!(p.page_size));
 }
@@ -370,6 +394,10 @@ impl Pki {
                 }
             }
         }
+        if p.tidy_acme && !cancelled() {
+            let counts = crate::acme::tidy(self, s, p.safety_buffer, p.acme_account_safety_buffer).await?;
+            lock(&self.tidy.run).acme = counts;
+        }
         let _g = self.lock.lock().await;
         for id in crl_issuers {
             if let Some(i) = get_json::<IssuerEntry>(s, &format!("issuer/{id}")).await? {
@@ -417,6 +445,11 @@ impl Pki {
         d.insert("cert_store_deleted_count".into(), count(run.cert_store_deleted_count));
         d.insert("revoked_cert_deleted_count".into(), count(run.revoked_cert_deleted_count));
         d.insert("missing_issuer_cert_count".into(), count(run.missing_issuer_cert_count));
+        let acme = |n: u64| if started && p.tidy_acme { json!(n) } else { Value::Null };
+        d.insert("acme_orders_deleted_count".into(), acme(run.acme.orders_deleted));
+        d.insert("acme_account_revoked_count".into(), acme(run.acme.accounts_revoked));
+        d.insert("acme_account_deleted_count".into(), acme(run.acme.accounts_deleted));
+        d.insert("total_acme_account_count".into(), acme(run.acme.accounts_total));
         d.insert("current_cert_store_count".into(), Value::Null);
         d.insert("current_revoked_cert_count".into(), Value::Null);
         let last_auto = *lock(&self.tidy.last_auto_finished);

@@ -257,10 +257,7 @@ fn tidy_flow(t: &Target) {
     std::thread::sleep(std::time::Duration::from_secs(10));
 
     // Bad input is refused before anything runs.
-    // (OpenBao has ACME, so it tidies ACME accounts; Coffer refuses tidy_acme.)
-    let bad_inputs: &[&str] =
-        if t.name == "coffer" { &["safety_buffer=0s", "tidy_acme=true"] } else { &["safety_buffer=0s"] };
-    for body in bad_inputs {
+    for body in ["safety_buffer=0s", "acme_account_safety_buffer=0s"] {
         let o = cli(t.bao, &t.addr, Some("root"), &["write", "pki/tidy", "tidy_cert_store=true", body]);
         assert!(!o.status.success() && out(&o).contains("Code: 400"), "{}: {body}: {}", t.name, out(&o));
     }

@@ -153,11 +153,38 @@ pub struct CoreResponse {
     pub status: coffer_sdk::ResponseStatus,
     /// Lines streamed as the body until the client goes (`sys/monitor`).
     pub stream: Option<logging::LogStream>,
+    /// A raw answer's exact status code (`http_status_code`), when the backend set one.
+    pub raw_status_code: Option<u16>,
+    /// A raw answer's headers (`http_headers`), those the mount's `allowed_response_headers`
+    /// lets through (as OpenBao filters them: ACME's `Replay-Nonce`, `Location`, `Link`).
+    pub raw_headers: Vec<(String, String)>,
 }
 
 /// The trees the core serves itself: never a mounted backend's unauthenticated path.
 fn is_core_tree(path: &str) -> bool {
     ["sys/", "auth/token/", "identity/", "cubbyhole/"].iter().any(|p| path.starts_with(p))
+}
+
+/// A raw answer's extras: its exact status code and its headers (`http_headers`: name to a
+/// string or a list of strings), kept only when the mount's `allowed_response_headers` names
+/// them (case-insensitively).
+fn raw_extras(d: &Map<String, Value>, allowed: &[String]) -> (Option<u16>, Vec<(String, String)>) {
+    let code = d.get("http_status_code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok());
+    let mut headers = Vec::new();
+    if let Some(Value::Object(h)) = d.get("http_headers") {
+        for (name, v) in h {
+            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            let values: Vec<&str> = match v {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            headers.extend(values.into_iter().map(|x| (name.clone(), x.to_string())));
+        }
+    }
+    (code, headers)
 }
 
 /// A backend's answer with Vault's raw-answer keys (`http_content_type`, `http_raw_body` —
@@ -963,6 +990,12 @@ impl Core {
                     let _ = remote;
                     return Box::pin(self.mint_login_token(active, route, &rest, auth, r.warnings)).await;
                 }
+                let (raw_status_code, raw_headers) = match &r.data {
+                    Some(d) if d.contains_key("http_content_type") => {
+                        raw_extras(d, &route.entry.config.allowed_response_headers)
+                    }
+                    _ => (None, Vec::new()),
+                };
                 let (data, raw_body, status) = raw_answer(r.data, r.status)?;
                 let mut out = CoreResponse {
                     data,
@@ -971,6 +1004,8 @@ impl Core {
                     mount_type,
                     status,
                     raw_body,
+                    raw_status_code,
+                    raw_headers,
                     ..Default::default()
                 };
                 if let Some(secret) = r.secret {

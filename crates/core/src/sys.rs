@@ -700,6 +700,7 @@ fn apply_config(c: &mut MountConfig, d: &Map<String, Value>) -> Result<()> {
     for (name, slot) in [
         ("audit_non_hmac_request_keys", &mut c.audit_non_hmac_request_keys),
         ("audit_non_hmac_response_keys", &mut c.audit_non_hmac_response_keys),
+        ("allowed_response_headers", &mut c.allowed_response_headers),
     ] {
         if let Some(v) = d.get(name).filter(|v| !v.is_null()) {
             *slot = parse_string_slice(name, v)?;
@@ -724,14 +725,15 @@ pub(crate) fn refuse_unbuilt_mount_flags(d: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
-/// Backends see no request headers and set none: a mount asking for them is refused rather
-/// than stored and never honoured.
+/// Backends see no request headers: a mount asking for them is refused rather than stored and
+/// never honoured. (Response headers a backend sets in a raw answer — ACME's `Replay-Nonce` —
+/// go out when `allowed_response_headers` names them.)
 pub(crate) fn refuse_header_settings(d: &Map<String, Value>) -> Result<()> {
-    for name in ["passthrough_request_headers", "allowed_response_headers"] {
+    for name in ["passthrough_request_headers"] {
         if let Some(v) = d.get(name).filter(|v| !v.is_null()) {
             if !parse_string_slice(name, v)?.is_empty() {
                 return Err(LogicalError::bad_request(format!(
-                    "{name} is not supported by this server: backends receive no request headers and set no response headers"
+                    "{name} is not supported by this server: backends receive no request headers"
                 )));
             }
         }

@@ -476,6 +476,7 @@ fn apply_auth_config(
     for (name, slot) in [
         ("audit_non_hmac_request_keys", &mut c.audit_non_hmac_request_keys),
         ("audit_non_hmac_response_keys", &mut c.audit_non_hmac_response_keys),
+        ("allowed_response_headers", &mut c.allowed_response_headers),
     ] {
         if let Some(v) = d.get(name).filter(|v| !v.is_null()) {
             *slot = parse_string_slice(name, v)?;

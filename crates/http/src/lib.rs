@@ -327,6 +327,13 @@ pub enum BadRequest {
     ForwardedForNotAnIp(String),
 }
 
+/// Whether `path` (below `/v1/`) is an ACME new-nonce path of a mount (`pki/acme/new-nonce`,
+/// `pki/roles/r/acme/new-nonce`, …), the one ACME resource that answers HEAD.
+fn is_acme_nonce_path(path: &str) -> bool {
+    let path = path.strip_prefix("/v1/").unwrap_or(path);
+    path.ends_with("/acme/new-nonce") && !path.starts_with("sys/")
+}
+
 /// Whether the body is an OCSP request (`Content-Type: application/ocsp-request`).
 fn is_ocsp_request(headers: &HeaderMap) -> bool {
     headers
@@ -552,6 +559,9 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         {
             Operation::Read
         }
+        // ACME's new-nonce answers HEAD (RFC 8555 section 7.2): served as a read, sent without
+        // its body and with 200 where the read answers 204.
+        "HEAD" if is_acme_nonce_path(&api_path) => Operation::Read,
         "HEAD" if !st.core.serves_path(&api_path) => {
             return error_response(StatusCode::NOT_FOUND, &[format!("unsupported path: {api_path}")])
         }
@@ -629,6 +639,15 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         }
     };
     match result {
+        Ok(resp) if parts.method == Method::HEAD && is_acme_nonce_path(&path) => {
+            let mut r = render(resp);
+            if r.status() == StatusCode::NO_CONTENT {
+                *r.status_mut() = StatusCode::OK;
+            }
+            r.headers_mut().remove(header::CONTENT_TYPE);
+            *r.body_mut() = Body::empty();
+            r
+        }
         Ok(_) if parts.method == Method::HEAD => error_response(StatusCode::METHOD_NOT_ALLOWED, &[]),
         Ok(resp) => render(resp),
         Err(e) => {
@@ -668,14 +687,25 @@ fn render(resp: CoreResponse) -> Response {
     }
     if let Some((ct, body)) = resp.raw_body {
         let mut r = Response::new(Body::from(body));
-        *r.status_mut() = match resp.status {
-            coffer_sdk::ResponseStatus::Ok => StatusCode::OK,
-            coffer_sdk::ResponseStatus::Accepted => StatusCode::ACCEPTED,
-            coffer_sdk::ResponseStatus::Error(kind) => status_for(kind),
+        *r.status_mut() = match (resp.raw_status_code.and_then(|c| StatusCode::from_u16(c).ok()), resp.status) {
+            (Some(code), _) => code,
+            (None, coffer_sdk::ResponseStatus::Ok) => StatusCode::OK,
+            (None, coffer_sdk::ResponseStatus::Accepted) => StatusCode::ACCEPTED,
+            (None, coffer_sdk::ResponseStatus::Error(kind)) => status_for(kind),
         };
         set_common_headers(r.headers_mut());
-        if let Ok(v) = HeaderValue::from_str(&ct) {
-            r.headers_mut().insert(header::CONTENT_TYPE, v);
+        match HeaderValue::from_str(&ct) {
+            Ok(v) if !ct.is_empty() => {
+                r.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            _ => {
+                r.headers_mut().remove(header::CONTENT_TYPE);
+            }
+        }
+        for (name, value) in &resp.raw_headers {
+            if let (Ok(n), Ok(v)) = (header::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                r.headers_mut().append(n, v);
+            }
         }
         return r;
     }
