@@ -62,7 +62,13 @@ pub enum BarrierError {
         "the snapshot was taken from a server with other keys: restore it with force, then unseal with that server's unseal keys"
     )]
     SnapshotKeys,
+    /// Bytes that are not a whole, unaltered snapshot.
+    #[error("cannot restore: {0}")]
+    SnapshotFile(#[from] coffer_physical::snapshot::SnapshotError),
 }
+
+/// What a snapshot file says about itself.
+pub use coffer_physical::snapshot::Header as SnapshotHeader;
 
 /// What a snapshot restore left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +179,9 @@ fn now() -> time::OffsetDateTime {
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
+
+/// What a snapshot's sealed checksums are bound to (never a storage key).
+const SNAPSHOT_SUMS_KEY: &str = "snapshot/SHA256SUMS";
 
 fn reserved(key: &str) -> bool {
     key == KEYRING_PATH || key == ROOT_KEY_PATH || key == SEAL_CONFIG_PATH || key == SEAL_WRAPPED_KEK_PATH
@@ -397,6 +406,52 @@ impl Barrier {
                 Ok(Restored::Sealed)
             }
         }
+    }
+
+    /// A snapshot file of the whole storage (`coffer_physical::snapshot`), saying it was taken by
+    /// `version`. Its `SHA256SUMS.sealed` is sealed with the active key term.
+    pub async fn snapshot(&self, version: &str) -> Result<(SnapshotHeader, Vec<u8>), BarrierError> {
+        // The sealed checksums below are one more encryption: counted in the keyring the
+        // snapshot carries.
+        self.pending_count.fetch_add(1, Ordering::SeqCst);
+        let exported = self.export_physical().await;
+        self.pending_count.fetch_sub(1, Ordering::SeqCst);
+        let entries = exported?;
+        let ring = self.current()?;
+        let header = SnapshotHeader {
+            format: coffer_physical::snapshot::FORMAT,
+            created: now().unix_timestamp(),
+            backend: self.storage.kind().to_string(),
+            version: version.to_string(),
+            entries: entries.len() as u64,
+        };
+        let bytes = coffer_physical::snapshot::encode(&header, &entries, |sums| {
+            self.encrypt(&ring, SNAPSHOT_SUMS_KEY, sums).map_err(|e| Box::new(e) as coffer_physical::BoxError)
+        })?;
+        Ok((header, bytes))
+    }
+
+    /// Checks a snapshot file and restores it ([`Self::restore_physical`]). Unless forced, its
+    /// sealed checksums must open with this server's keyring as restored and match.
+    pub async fn restore_snapshot(
+        &self,
+        bytes: &[u8],
+        force: bool,
+    ) -> Result<(SnapshotHeader, Restored), BarrierError> {
+        let d = coffer_physical::snapshot::decode(bytes)?;
+        if !force {
+            let ring = self.current()?;
+            let find = |k: &str| d.entries.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+            let blob = find(KEYRING_PATH).ok_or(BarrierError::SnapshotIncomplete("keyring"))?;
+            let theirs = decode_keyring(&ring.root, &blob).map_err(|_| BarrierError::SnapshotKeys)?;
+            let opened =
+                self.decrypt(&theirs, SNAPSHOT_SUMS_KEY, &d.sealed_sums).map_err(|_| BarrierError::SnapshotKeys)?;
+            if opened.as_slice() != d.sums.as_slice() {
+                return Err(BarrierError::SnapshotKeys);
+            }
+        }
+        let restored = self.restore_physical(d.entries, force).await?;
+        Ok((d.header, restored))
     }
 
     /// Adds a new key term and makes it active. Returns the new term.
@@ -683,6 +738,9 @@ pub fn logical_error(e: BarrierError) -> coffer_sdk::LogicalError {
     use coffer_sdk::{ErrorKind, LogicalError};
     match e {
         BarrierError::Sealed => LogicalError::sealed(),
+        e @ (BarrierError::SnapshotIncomplete(_) | BarrierError::SnapshotKeys | BarrierError::SnapshotFile(_)) => {
+            LogicalError::bad_request(e.to_string())
+        }
         BarrierError::Storage(s) => {
             tracing::error!(error = %s, "storage failure");
             LogicalError::new(ErrorKind::Internal, "internal error: storage backend failure")

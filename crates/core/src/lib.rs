@@ -22,6 +22,7 @@ mod periodic;
 pub mod policy_store;
 mod raw;
 mod seal_ops;
+mod snapshot;
 mod sys;
 mod sys_acl;
 pub mod sys_runtime;

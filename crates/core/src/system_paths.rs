@@ -70,6 +70,10 @@ pub(crate) enum SysRoute {
     AuditHash,
     Metrics,
     Raw,
+    /// `storage/raft/snapshot` (and `storage/snapshot`); `force`: the `-force` variant.
+    Snapshot {
+        force: bool,
+    },
     Catalog(CatalogOp),
     Reload,
     Loggers,
@@ -1293,6 +1297,33 @@ fn sys_rows_more() -> Vec<(SysRoute, PathSpec)> {
                 ],
                 "Raw storage",
                 "Reads and writes the decrypted storage below the barrier (raw_storage_endpoint = true).",
+            )
+            .with_flags(SUDO),
+        ),
+        (
+            SysRoute::Snapshot { force: false },
+            p(
+                "storage/(?:raft/)?snapshot",
+                vec![],
+                vec![
+                    (Read, "Take a snapshot of the whole storage (encrypted as stored)"),
+                    (Update, "Restore a snapshot taken from this server or one sharing its keys"),
+                ],
+                "Storage snapshot",
+                "GET streams a snapshot file (every stored entry, still encrypted, with a SHA-256 checksum); \
+                 POST with a snapshot file as the body restores it. bao operator raft snapshot save/restore use these.",
+            )
+            .with_flags(SUDO),
+        ),
+        (
+            SysRoute::Snapshot { force: true },
+            p(
+                "storage/(?:raft/)?snapshot-force",
+                vec![],
+                vec![(Update, "Restore a snapshot taken from a server with other keys (the server seals)")],
+                "Forced snapshot restore",
+                "Restores a snapshot whatever keys it was taken with; the server then seals and opens with the unseal \
+                 keys of the server the snapshot came from.",
             )
             .with_flags(SUDO),
         ),

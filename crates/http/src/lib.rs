@@ -572,6 +572,21 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         Operation::Read | Operation::List | Operation::Delete => Map::new(),
         // An OCSP request (RFC 6960, appendix A) is DER, not JSON: it reaches the backend as
         // Vault's raw-body key, base64, for the PKI engine's `ocsp` path to decode.
+        // A snapshot to restore is the file itself, not JSON (`bao operator raft snapshot restore`).
+        _ if matches!(
+            api_path.as_str(),
+            "sys/storage/raft/snapshot"
+                | "sys/storage/raft/snapshot-force"
+                | "sys/storage/snapshot"
+                | "sys/storage/snapshot-force"
+        ) && !bytes.is_empty()
+            && bytes.first() != Some(&b'{') =>
+        {
+            use base64::Engine as _;
+            let mut d = Map::new();
+            d.insert("http_raw_body".into(), Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes)));
+            d
+        }
         _ if is_ocsp_request(&parts.headers) => {
             use base64::Engine as _;
             let mut d = Map::new();
