@@ -271,9 +271,19 @@ impl Core {
                             renewable: true,
                             ..Default::default()
                         });
-                        update_role(&mut role, data)?;
+                        // The row's fields the request set, coerced; nothing else (OpenBao's
+                        // token roles take no token_ttl, token_max_ttl, token_policies, …: they
+                        // are named in the ignored-parameters warning and not acted on).
+                        let coerced: Map<String, Value> = routed
+                            .spec
+                            .fields
+                            .iter()
+                            .filter(|field| f.is_set(field.name))
+                            .filter_map(|field| f.get(field.name).map(|v| (field.name.to_string(), v.clone())))
+                            .collect();
+                        let warnings = update_role(&mut role, &coerced)?;
                         tokens.put_role(&role).await?;
-                        CoreResponse::default()
+                        CoreResponse { warnings, ..Default::default() }
                     }
                     Delete => {
                         tokens.delete_role(&name).await?;
@@ -630,11 +640,31 @@ fn role_json(r: &TokenRole) -> Map<String, Value> {
     }));
     if !r.token.token_bound_cidrs.is_empty() {
         m.insert("token_bound_cidrs".into(), json!(r.token.token_bound_cidrs));
+        // Given under the deprecated name: shown under it too, as OpenBao does.
+        if r.token.legacy_names.iter().any(|n| n == "bound_cidrs") {
+            m.insert("bound_cidrs".into(), json!(r.token.token_bound_cidrs));
+        }
+    }
+    if r.token.token_num_uses != 0 {
+        m.insert("token_num_uses".into(), json!(r.token.token_num_uses));
     }
     m
 }
 
-fn update_role(r: &mut TokenRole, d: &Map<String, Value>) -> Result<()> {
+/// Applies a role write: `d` holds the row's fields the request set, coerced. Returns the
+/// warnings of the answer (a deprecated name given with its new one is ignored).
+fn update_role(r: &mut TokenRole, d: &Map<String, Value>) -> Result<Vec<String>> {
+    let mut warnings = vec![];
+    // OpenBao's order.
+    for (new, old) in [
+        ("token_period", "period"),
+        ("token_bound_cidrs", "bound_cidrs"),
+        ("token_explicit_max_ttl", "explicit_max_ttl"),
+    ] {
+        if opt(d, new).is_some() && opt(d, old).is_some() {
+            warnings.push(format!("Both '{new}' and deprecated '{old}' value supplied, ignoring the deprecated value"));
+        }
+    }
     let list = |k: &str| -> Result<Option<Vec<String>>> {
         // Kept sorted, as OpenBao keeps (and shows) them.
         opt(d, k)
@@ -691,5 +721,5 @@ fn update_role(r: &mut TokenRole, d: &Map<String, Value>) -> Result<()> {
             *legacy = current;
         }
     }
-    Ok(())
+    Ok(warnings)
 }

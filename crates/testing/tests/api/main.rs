@@ -18,6 +18,7 @@ mod path_table;
 mod pgp_shares;
 mod raw_storage;
 mod runtime_endpoints;
+mod sys_fields;
 mod token_and_mount_answers;
 mod web_ui;
 mod wire_conventions;
