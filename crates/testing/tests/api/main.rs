@@ -10,6 +10,7 @@ mod gpg_operator;
 
 mod audit;
 mod bad_input;
+mod cors;
 mod identity;
 mod identity_oidc;
 mod leases;
