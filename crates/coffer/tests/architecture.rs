@@ -527,6 +527,18 @@ fn subsystem_crates_sit_below_the_core() {
         })
         .collect();
     assert!(io.is_empty(), "coffer-ceremony must do no I/O and know no other subsystem, but depends on {io:?}");
+    // The rows of the core's own trees are declarations over the SDK's path framework: the
+    // handlers depend on them, never the other way.
+    let rows: Vec<String> = deps_of("coffer-system-paths")
+        .iter()
+        .filter(|d| d.starts_with("coffer-") && d.as_str() != "coffer-sdk")
+        .cloned()
+        .collect();
+    assert!(rows.is_empty(), "coffer-system-paths must depend on no Coffer crate but the SDK: {rows:?}");
+    assert!(
+        deps_of("coffer-core").contains("coffer-system-paths"),
+        "coffer-core no longer depends on coffer-system-paths: has the layering changed? update this test"
+    );
     // The lease store knows no other subsystem: what revoking a lease means (telling the
     // backend, revoking a token) is the core's, so leases and tokens do not know each other.
     let crossing: Vec<String> = coffer_closure("coffer-expiration")

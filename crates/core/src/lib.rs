@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mounts;
 mod openapi;
 pub use openapi::path_templates;
+mod drift_guard;
 pub mod password;
 mod periodic;
 pub mod policy_store;
@@ -25,7 +26,7 @@ mod seal_ops;
 mod sys;
 mod sys_acl;
 pub mod sys_runtime;
-mod system_paths;
+use coffer_system_paths as system_paths;
 pub use coffer_token as token;
 mod token_api;
 mod tools;
@@ -754,7 +755,7 @@ impl Core {
             }
         }
         // Unauthenticated rows of mounted backends: logins, and public paths of secrets engines
-        // (a CA's certificate and CRL). The core's own trees declare theirs in system_paths.
+        // (a CA's certificate and CRL). The core's own trees declare theirs in coffer-system-paths.
         if !is_core_tree(&path) {
             if let Some(resp) = Box::pin(self.handle_login(&active, req, &path)).await? {
                 // A login answer is wrapped like any other when the client asks for it.
