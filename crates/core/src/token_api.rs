@@ -171,14 +171,15 @@ impl Core {
                 if t.is_empty() {
                     // As OpenBao: no token given looks up the calling token.
                     let ip = self.identity_policies(active, &caller.entry.entity_id).await?;
-                    return Ok(CoreResponse::data(caller.entry.lookup_data(caller.token, &ip)));
-                }
-                match tokens.lookup(&t).await? {
-                    Some(e) => {
-                        let ip = self.identity_policies(active, &e.entity_id).await?;
-                        CoreResponse::data(e.lookup_data(&t, &ip))
+                    CoreResponse::data(caller.entry.lookup_data(caller.token, &ip))
+                } else {
+                    match tokens.lookup(&t).await? {
+                        Some(e) => {
+                            let ip = self.identity_policies(active, &e.entity_id).await?;
+                            CoreResponse::data(e.lookup_data(&t, &ip))
+                        }
+                        None => return Err(LogicalError::new(coffer_sdk::ErrorKind::PermissionDenied, "bad token")),
                     }
-                    None => return Err(LogicalError::new(coffer_sdk::ErrorKind::PermissionDenied, "bad token")),
                 }
             }
             (T::LookupAccessor, Update | Create) => {
@@ -233,14 +234,18 @@ impl Core {
             }
             (T::RevokeAccessor, Update | Create) => {
                 let a = str_field(f, "accessor");
-                let Some((h, _)) = tokens.lookup_accessor(a).await? else {
-                    // Already gone: nothing to revoke, as OpenBao answers it.
-                    let mut r = CoreResponse::default();
-                    r.warnings.push("No token found with this accessor".into());
-                    return Ok(r);
-                };
-                tokens.revoke_hash(&h, true).await?;
-                CoreResponse::default()
+                match tokens.lookup_accessor(a).await? {
+                    Some((h, _)) => {
+                        tokens.revoke_hash(&h, true).await?;
+                        CoreResponse::default()
+                    }
+                    None => {
+                        // Already gone: nothing to revoke, as OpenBao answers it.
+                        let mut r = CoreResponse::default();
+                        r.warnings.push("No token found with this accessor".into());
+                        r
+                    }
+                }
             }
             (T::Accessors, List) => CoreResponse::data(obj(json!({ "keys": tokens.accessors().await? }))),
             (T::Tidy, Update | Create) => {
@@ -295,11 +300,8 @@ impl Core {
             _ => return Err(LogicalError::unsupported_operation()),
         };
         // As OpenBao's framework: parameters the endpoint does not take are named in a warning
-        // (only on an answer with a body).
-        let has_body = resp.data.is_some() || resp.auth.is_some() || !resp.warnings.is_empty();
-        if has_body && !routed.ignored.is_empty() {
-            resp.warnings.push(coffer_sdk::framework::ignored_parameters_warning(&routed.ignored));
-        }
+        // (only on an enveloped answer with a body: not on the tidy's 202).
+        resp.warn_ignored(&routed.ignored);
         resp.mount_type = "token".into();
         Ok(resp)
     }

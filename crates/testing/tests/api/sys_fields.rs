@@ -160,3 +160,17 @@ async fn a_token_role_write_warns_when_a_deprecated_name_comes_with_its_new_one(
     let (_, r) = call(c, "GET", "auth/token/roles/r3", Value::Null).await;
     assert_eq!((r["data"]["bound_cidrs"].clone(), r["data"]["token_num_uses"].clone()), (j!(["10.1.0.0/16"]), j!(3)));
 }
+
+#[tokio::test]
+async fn token_answers_name_ignored_parameters_on_early_answers_but_not_on_the_tidy_202() {
+    let c = &TestCore::new().await;
+    let (st, r) = call(c, "POST", "auth/token/revoke-accessor", j!({"accessor": "nope", "bogus": 1})).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(warnings(&r), vec!["No token found with this accessor", IGNORED]);
+    let (st, r) = call(c, "POST", "auth/token/lookup", j!({"bogus": 1})).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(warnings(&r), vec![IGNORED], "looking up the caller's own token: {r}");
+    let (st, r) = call(c, "POST", "auth/token/tidy", j!({"bogus": 1})).await;
+    assert_eq!(st, 202, "{r}");
+    assert!(!warnings(&r).iter().any(|w| w == IGNORED), "{r}");
+}
