@@ -174,3 +174,14 @@ async fn token_answers_name_ignored_parameters_on_early_answers_but_not_on_the_t
     assert_eq!(st, 202, "{r}");
     assert!(!warnings(&r).iter().any(|w| w == IGNORED), "{r}");
 }
+
+#[tokio::test]
+async fn identity_oidc_answers_name_the_parameters_their_row_does_not_declare() {
+    let c = &TestCore::new().await;
+    assert_eq!(call(c, "POST", "identity/oidc/key/k1", j!({"bogus": 1})).await.0, 204);
+    for path in ["identity/oidc/config?bogus=1", "identity/oidc/key/k1?bogus=1"] {
+        let (st, r) = call(c, "GET", path, Value::Null).await;
+        assert_eq!(st, 200, "{path}: {r}");
+        assert_eq!(warnings(&r), vec![IGNORED], "{path}: {r}");
+    }
+}
