@@ -471,13 +471,19 @@ fn coffer_closure(package: &str) -> BTreeSet<String> {
 
 /// The core is the request pipeline over subsystem crates that each keep one kind of state
 /// (the token store, the identity store, the audit broker, the lease store of the expiration
-/// manager) or compute one thing (password policies). They sit below the core: none of them, nor anything they build on, reaches the
+/// manager) or compute one thing (password policies, the operator ceremonies' state machines). They sit below the core: none of them, nor anything they build on, reaches the
 /// core, HTTP or a builtin backend, and their storage is the barrier's `SecureStorage` (they
 /// depend on no storage crate themselves), so each can be tested and reasoned about alone.
 #[test]
 fn subsystem_crates_sit_below_the_core() {
-    const SUBSYSTEMS: &[&str] =
-        &["coffer-audit", "coffer-token", "coffer-identity", "coffer-password-policy", "coffer-expiration"];
+    const SUBSYSTEMS: &[&str] = &[
+        "coffer-audit",
+        "coffer-token",
+        "coffer-identity",
+        "coffer-password-policy",
+        "coffer-expiration",
+        "coffer-ceremony",
+    ];
     const FORBIDDEN: &[&str] =
         &["coffer-core", "coffer-http", "coffer", "axum", "http", "hyper", "hyper-util", "tower"];
     let mut violations = Vec::new();
@@ -506,6 +512,33 @@ fn subsystem_crates_sit_below_the_core() {
         .flat_map(|p| deps_of(p).iter().filter(|d| ["tokio", "coffer-barrier"].contains(&d.as_str())).cloned())
         .collect();
     assert!(io.is_empty(), "coffer-password-policy must do no I/O, but depends on {io:?}");
+    // The ceremonies (generate-root, rekey and its verification) are state machines: the core
+    // does their I/O (checking a key against the barrier, minting the root token, storing a
+    // backup, installing the new key), so they know no barrier, no runtime, no other subsystem.
+    let io: Vec<String> = coffer_closure("coffer-ceremony")
+        .iter()
+        .flat_map(|p| {
+            deps_of(p)
+                .iter()
+                .filter(|d| {
+                    ["tokio", "coffer-barrier", "coffer-sdk"].contains(&d.as_str()) || SUBSYSTEMS.contains(&d.as_str())
+                })
+                .cloned()
+        })
+        .collect();
+    assert!(io.is_empty(), "coffer-ceremony must do no I/O and know no other subsystem, but depends on {io:?}");
+    // The rows of the core's own trees are declarations over the SDK's path framework: the
+    // handlers depend on them, never the other way.
+    let rows: Vec<String> = deps_of("coffer-system-paths")
+        .iter()
+        .filter(|d| d.starts_with("coffer-") && d.as_str() != "coffer-sdk")
+        .cloned()
+        .collect();
+    assert!(rows.is_empty(), "coffer-system-paths must depend on no Coffer crate but the SDK: {rows:?}");
+    assert!(
+        deps_of("coffer-core").contains("coffer-system-paths"),
+        "coffer-core no longer depends on coffer-system-paths: has the layering changed? update this test"
+    );
     // The lease store knows no other subsystem: what revoking a lease means (telling the
     // backend, revoking a token) is the core's, so leases and tokens do not know each other.
     let crossing: Vec<String> = coffer_closure("coffer-expiration")

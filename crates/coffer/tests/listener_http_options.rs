@@ -1,7 +1,9 @@
 //! The non-TLS options of `listener "tcp"` and CORS, end to end against the real binary:
 //! X-Forwarded-For (CIDR-bound logins and tokens, audit `remote_address`, OpenBao's rejects),
 //! custom response headers, the legacy unauthenticated ceremonies, JSON complexity limits,
-//! header-read and idle timeouts, and `sys/config/cors` with its HTTP behaviour.
+//! header-read and idle timeouts, and CORS across a restart and through the `bao` CLI. (How
+//! `sys/config/cors` shapes cross-origin answers is checked in-process:
+//! crates/testing/tests/api/cors.rs.)
 mod common;
 use common::*;
 use std::io::{Read, Write};
@@ -233,125 +235,6 @@ fn stalled_headers_stalled_bodies_and_idle_connections_are_cut_off() {
     let took = start.elapsed();
     assert!(closed && took < Duration::from_secs(5), "idle connection closed: {closed} after {took:?}");
     assert!(took >= Duration::from_millis(500), "not closed before the idle timeout: {took:?}");
-}
-
-#[test]
-fn sys_config_cors_needs_sudo_and_shapes_cross_origin_answers_like_openbao() {
-    let s = Server::start_dev("root");
-    let a = s.addr.as_str();
-    let t = [("X-Vault-Token", "root")];
-    let (c, b) = http(a, "GET", "/v1/sys/config/cors", &t, b"");
-    assert_eq!(c, 200);
-    assert_eq!((json(&b)["enabled"].clone(), json(&b)["data"]["enabled"].clone()), (false.into(), false.into()));
-
-    // Without CORS an Origin changes nothing.
-    let (c, head, _) = http_full(a, "GET", "/v1/sys/health", &[("Origin", "http://app.example")], b"");
-    assert_eq!(c, 200);
-    assert!(!head.contains("access-control-allow-origin"), "{head}");
-
-    // sudo is required: a token with every other capability is refused.
-    assert_eq!(
-        http(
-            a,
-            "PUT",
-            "/v1/sys/policies/acl/all",
-            &t,
-            br#"{"policy":"path \"*\" { capabilities = [\"create\",\"read\",\"update\",\"delete\",\"list\"] }"}"#
-        )
-        .0,
-        204
-    );
-    let (_, b) = http(a, "POST", "/v1/auth/token/create", &t, br#"{"policies":["all"]}"#);
-    let all = json(&b)["auth"]["client_token"].as_str().unwrap().to_string();
-    assert_eq!(http(a, "GET", "/v1/sys/config/cors", &[("X-Vault-Token", &all)], b"").0, 403);
-    assert_eq!(http(a, "PUT", "/v1/sys/config/cors", &[("X-Vault-Token", &all)], br#"{"allowed_origins":"*"}"#).0, 403);
-
-    // Bad input: 400 (OpenBao answers these with 500).
-    for (body, msg) in [
-        (r#"{"enabled":true}"#, "at least one origin or the wildcard must be provided"),
-        (
-            r#"{"allowed_origins":["*","http://a"]}"#,
-            "to allow all origins the '*' must be the only value for allowed_origins",
-        ),
-    ] {
-        let (c, b) = http(a, "PUT", "/v1/sys/config/cors", &t, body.as_bytes());
-        assert_eq!((c, json(&b)["errors"][0].as_str()), (400, Some(msg)), "{body}");
-    }
-
-    // A write enables CORS; allowed_headers are added to the standard ones.
-    let (c, _) = http(
-        a,
-        "PUT",
-        "/v1/sys/config/cors",
-        &t,
-        br#"{"allowed_origins":"http://app.example, http://other.example","allowed_headers":"X-Custom"}"#,
-    );
-    assert_eq!(c, 204);
-    let (_, b) = http(a, "GET", "/v1/sys/config/cors", &t, b"");
-    let v = json(&b);
-    assert_eq!(v["data"]["enabled"], true);
-    assert_eq!(v["data"]["allowed_origins"], serde_json::json!(["http://app.example", "http://other.example"]));
-    let headers = v["data"]["allowed_headers"].as_array().unwrap();
-    assert_eq!(
-        (headers[2].as_str(), headers.last().and_then(|h| h.as_str())),
-        (Some("X-Vault-Token"), Some("X-Custom"))
-    );
-
-    let (c, head, _) = http_full(
-        a,
-        "OPTIONS",
-        "/v1/secret/data/x",
-        &[("Origin", "http://app.example"), ("Access-Control-Request-Method", "GET")],
-        b"",
-    );
-    assert_eq!(c, 200, "{head}");
-    assert!(head.contains("access-control-allow-origin: http://app.example"), "{head}");
-    assert!(head.contains("access-control-allow-methods: delete,get,options,post,put,list,patch"), "{head}");
-    assert!(head.contains("access-control-allow-headers: content-type,authorization,x-vault-token"), "{head}");
-    assert!(head.contains("access-control-max-age: 300") && head.contains("vary: origin"), "{head}");
-    let (c, _, _) = http_full(
-        a,
-        "OPTIONS",
-        "/v1/secret/data/x",
-        &[("Origin", "http://app.example"), ("Access-Control-Request-Method", "TRACE")],
-        b"",
-    );
-    assert_eq!(c, 405);
-    let (c, head, _) =
-        http_full(a, "GET", "/v1/secret/data/x", &[("Origin", "http://app.example"), ("X-Vault-Token", "root")], b"");
-    assert_eq!(c, 404);
-    assert!(
-        head.contains("access-control-allow-origin: http://app.example") && head.contains("vary: origin"),
-        "{head}"
-    );
-    for method in ["GET", "OPTIONS"] {
-        let (c, _, body) = http_full(
-            a,
-            method,
-            "/v1/sys/health",
-            &[("Origin", "http://evil.example"), ("Access-Control-Request-Method", "GET")],
-            b"",
-        );
-        assert_eq!((c, json(&body)["errors"][0].as_str()), (403, Some("origin not allowed")), "{method}");
-    }
-
-    // The server's own origin (the web UI writing through fetch) is not cross-origin.
-    let own = format!("http://{a}");
-    let (c, head, _) = http_full(
-        a,
-        "PUT",
-        "/v1/secret/data/y",
-        &[("Origin", own.as_str()), ("X-Vault-Token", "root"), ("Content-Type", "application/json")],
-        br#"{"data":{"k":"v"}}"#,
-    );
-    assert_eq!(c, 200, "{head}");
-    assert!(!head.contains("access-control-allow-origin"), "{head}");
-
-    // DELETE switches it off again.
-    assert_eq!(http(a, "DELETE", "/v1/sys/config/cors", &t, b"").0, 204);
-    let (_, b) = http(a, "GET", "/v1/sys/config/cors", &t, b"");
-    assert_eq!(json(&b)["enabled"], false);
-    assert_eq!(http(a, "GET", "/v1/sys/health", &[("Origin", "http://evil.example")], b"").0, 200);
 }
 
 #[test]

@@ -74,7 +74,9 @@ impl Core {
         use Operation::*;
         let routed = identity_paths().route(op, rest, d)?;
         if routed.route.is_oidc() {
-            return Box::pin(self.handle_oidc(active, op, routed.route, &routed.fields, d, caller)).await;
+            let mut r = Box::pin(self.handle_oidc(active, op, routed.route, &routed.fields, d, caller)).await?;
+            r.warn_ignored(&routed.ignored);
+            return Ok(r);
         }
         let f = &routed.fields;
         // The handlers below read the row's fields as the router coerced them: what the request
@@ -458,9 +460,7 @@ impl Core {
             | R::ProviderUserinfo => return Err(LogicalError::unsupported_path(rest)),
         };
         resp.mount_type = "identity".into();
-        if resp.data.is_some() && !routed.ignored.is_empty() {
-            resp.warnings.push(coffer_sdk::framework::ignored_parameters_warning(&routed.ignored));
-        }
+        resp.warn_ignored(&routed.ignored);
         Ok(resp)
     }
 

@@ -275,7 +275,9 @@ impl Core {
             LeaseOp::Tidy if write => {
                 // Drop index entries whose lease is gone.
                 let removed = self.leases.tidy().await?;
-                let mut r = CoreResponse::default();
+                // 202 Accepted, as OpenBao answers its (background) tidy, and as the token
+                // store's tidy does.
+                let mut r = CoreResponse { status: coffer_sdk::ResponseStatus::Accepted, ..Default::default() };
                 r.warnings.push(format!("Tidy operation completed; removed {removed} stale index entries"));
                 Ok(r)
             }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mounts;
 mod openapi;
 pub use openapi::path_templates;
+mod drift_guard;
 pub mod password;
 mod periodic;
 pub mod policy_store;
@@ -26,7 +27,7 @@ mod snapshot;
 mod sys;
 mod sys_acl;
 pub mod sys_runtime;
-mod system_paths;
+use coffer_system_paths as system_paths;
 pub use coffer_token as token;
 mod token_api;
 mod tools;
@@ -232,6 +233,21 @@ impl CoreResponse {
     }
     pub fn legacy(data: Map<String, Value>) -> Self {
         CoreResponse { data: Some(data), shape: BodyShape::EnvelopeAndTopLevel, ..Default::default() }
+    }
+
+    /// Adds OpenBao's warning naming the parameters the endpoint ignored, as its framework
+    /// does: only to an answer with an enveloped body (data, auth or warnings), never to a raw,
+    /// streamed, wrapped, 202 or empty (204) one.
+    pub(crate) fn warn_ignored(&mut self, ignored: &[String]) {
+        let enveloped = self.shape != BodyShape::Raw
+            && self.raw_body.is_none()
+            && self.stream.is_none()
+            && self.wrap_info.is_none()
+            && self.status != coffer_sdk::ResponseStatus::Accepted;
+        if !ignored.is_empty() && enveloped && (self.data.is_some() || self.auth.is_some() || !self.warnings.is_empty())
+        {
+            self.warnings.push(coffer_sdk::framework::ignored_parameters_warning(ignored));
+        }
     }
 }
 
@@ -767,7 +783,7 @@ impl Core {
             }
         }
         // Unauthenticated rows of mounted backends: logins, and public paths of secrets engines
-        // (a CA's certificate and CRL). The core's own trees declare theirs in system_paths.
+        // (a CA's certificate and CRL). The core's own trees declare theirs in coffer-system-paths.
         if !is_core_tree(&path) {
             if let Some(resp) = Box::pin(self.handle_login(&active, req, &path)).await? {
                 // A login answer is wrapped like any other when the client asks for it.
@@ -898,7 +914,15 @@ impl Core {
             return Box::pin(self.handle_cubbyhole(active, token, entry, op, rest, req.data.clone())).await;
         }
         if let Some(sub) = path.strip_prefix("sys/wrapping/") {
-            return Box::pin(self.handle_wrapping(active, op, sub, &req.data, token, req.wrap_ttl)).await;
+            // `wrap` wraps the whole body; the others read their row's coerced fields.
+            let routed = system_paths::route_sys(&path[4..], op, &req.data)?;
+            let (d, ignored) = match routed {
+                Some(r) if sub != "wrap" => (r.fields, r.ignored),
+                _ => (req.data.clone(), vec![]),
+            };
+            let mut r = Box::pin(self.handle_wrapping(active, op, sub, &d, token, req.wrap_ttl)).await?;
+            r.warn_ignored(&ignored);
+            return Ok(r);
         }
 
         if let Some(rest) = path.strip_prefix("auth/token/") {
@@ -927,13 +951,18 @@ impl Core {
         }
         if path == "sys" || path.starts_with("sys/") {
             let rel = path.strip_prefix("sys/").unwrap_or("");
-            let Some((route, _)) = system_paths::sys_paths().find(rel) else {
+            // Route → coerce the row's fields → call: the handlers read `routed.fields`, never
+            // the raw body.
+            let Some(routed) = system_paths::route_sys(rel, op, &req.data)? else {
                 return Err(LogicalError::new(ErrorKind::NotFound, "unsupported path"));
             };
-            if let Some(r) = Box::pin(self.handle_sys_acl(active, op, route, &path, &req.data, &ctx)).await? {
-                return Ok(r);
-            }
-            return Box::pin(self.handle_sys(active, req, route, &path, Some(acl))).await;
+            let (route, d) = (routed.route, &routed.fields);
+            let mut r = match Box::pin(self.handle_sys_acl(active, op, route, &path, d, &ctx)).await? {
+                Some(r) => r,
+                None => Box::pin(self.handle_sys(active, op, route, &path, d, Some(acl))).await?,
+            };
+            r.warn_ignored(&routed.ignored);
+            return Ok(r);
         }
         let (Some((route, _)), Some(mut sreq)) = (target, sreq) else {
             return Err(LogicalError::new(

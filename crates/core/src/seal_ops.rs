@@ -1,11 +1,12 @@
 //! Initialisation, unsealing, sealing, root token generation and rekeying: the operator
 //! ceremonies around the Shamir seal. Response shapes follow Vault's so `bao operator` works.
 
-use crate::error::barrier_err;
+use crate::error::{barrier_err, ceremony_err};
 use crate::{Core, CoreResponse, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use coffer_barrier::SecureStorage;
+use coffer_ceremony::{CeremonyError, GenerateRoot, Rekey, Verified};
 use coffer_crypto::Key;
 use coffer_pgp::PublicKey as PgpKey;
 use coffer_sdk::field::{parse_bool, parse_int};
@@ -19,34 +20,6 @@ pub(crate) struct SealState {
     unseal: Option<(String, ShareCollector)>,
     generate_root: Option<GenerateRoot>,
     rekey: Option<Rekey>,
-}
-
-struct GenerateRoot {
-    nonce: String,
-    otp: Zeroizing<String>,
-    /// With `pgp_key`: the token is encrypted to this key instead of XORed with the OTP.
-    pgp: Option<PgpKey>,
-    collector: ShareCollector,
-    encoded: Option<String>,
-}
-
-struct Rekey {
-    nonce: String,
-    config: SealConfig,
-    require_verification: bool,
-    /// With `pgp_keys`: the new shares are encrypted to these keys, one per share.
-    pgp: Option<Vec<PgpKey>>,
-    /// Store the encrypted new shares (`sys/rekey/backup`).
-    backup: bool,
-    collector: ShareCollector,
-    /// After the old keys were given, with verification required: the pending new key.
-    pending: Option<PendingRekey>,
-}
-
-struct PendingRekey {
-    kek: Key,
-    verification_nonce: String,
-    collector: ShareCollector,
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -64,45 +37,15 @@ fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn encode_shares(shares: &[Zeroizing<Vec<u8>>]) -> (Vec<String>, Vec<String>) {
-    (shares.iter().map(hex::encode).collect(), shares.iter().map(|s| B64.encode(&***s)).collect())
+/// The length of a root token, which an OTP must have.
+fn otp_len() -> usize {
+    crate::token::SERVICE_TOKEN_PREFIX.len() + crate::token::TOKEN_RANDOM_LEN
 }
 
 /// Where the PGP-encrypted new unseal keys of a rekey with `backup` are kept (inside the barrier).
 pub(crate) const UNSEAL_KEYS_BACKUP_PATH: &str = "core/unseal-keys-backup";
 /// The same for the recovery keys of an auto seal.
 pub(crate) const RECOVERY_KEYS_BACKUP_PATH: &str = "core/recovery-keys-backup";
-
-/// Shares as the operators receive them: plain (hex and base64), or each one's hex text
-/// encrypted to its operator's PGP key (the message in hex and in base64), as Vault does, so
-/// `base64 -d | gpg --decrypt` yields the key to give to `unseal`.
-struct EncodedShares {
-    hex: Vec<String>,
-    b64: Vec<String>,
-    /// With PGP: the fingerprint of each share's key, in order.
-    fingerprints: Option<Vec<String>>,
-}
-
-fn encode_shares_for(shares: &[Zeroizing<Vec<u8>>], pgp: Option<&[PgpKey]>) -> Result<EncodedShares> {
-    let Some(keys) = pgp else {
-        let (hex, b64) = encode_shares(shares);
-        return Ok(EncodedShares { hex, b64, fingerprints: None });
-    };
-    if keys.len() != shares.len() {
-        return Err(LogicalError::internal("PGP key count does not match the share count"));
-    }
-    let mut out = EncodedShares { hex: vec![], b64: vec![], fingerprints: Some(vec![]) };
-    for (share, key) in shares.iter().zip(keys) {
-        let text = Zeroizing::new(hex::encode(&***share));
-        let msg = key.encrypt(text.as_bytes()).map_err(|e| LogicalError::internal(e.to_string()))?;
-        out.hex.push(hex::encode(&msg));
-        out.b64.push(B64.encode(&msg));
-        if let Some(f) = out.fingerprints.as_mut() {
-            f.push(key.fingerprint());
-        }
-    }
-    Ok(out)
-}
 
 /// A list of base64 PGP keys (`pgp_keys`, `recovery_pgp_keys`): `None` when absent or empty.
 /// `keybase:` names are refused: this server looks nothing up on the network.
@@ -111,17 +54,7 @@ fn pgp_keys_field(name: &str, data: &Map<String, Value>) -> Result<Option<Vec<Pg
         None | Some(Value::Null) => return Ok(None),
         Some(v) => coffer_sdk::field::parse_string_slice(name, v)?,
     };
-    if list.is_empty() {
-        return Ok(None);
-    }
-    if list.iter().any(|k| k.starts_with("keybase:")) {
-        return Err(LogicalError::bad_request(format!(
-            "{name}: keybase: names are not supported; give base64 of each binary public key (gpg --export KEY | base64)"
-        )));
-    }
-    coffer_pgp::parse_keys(&list)
-        .map(Some)
-        .map_err(|e| LogicalError::bad_request(format!("invalid seal configuration: {name}: {e}")))
+    coffer_ceremony::parse_pgp_keys(name, &list).map_err(ceremony_err)
 }
 
 /// One base64 PGP key (`root_token_pgp_key`, `pgp_key`): `None` when absent or empty.
@@ -130,35 +63,7 @@ fn pgp_key_field(name: &str, data: &Map<String, Value>) -> Result<Option<PgpKey>
         None | Some(Value::Null) => return Ok(None),
         Some(v) => coffer_sdk::field::parse_string(name, v)?,
     };
-    let key = key.trim();
-    if key.is_empty() {
-        return Ok(None);
-    }
-    if key.starts_with("keybase:") {
-        return Err(LogicalError::bad_request(format!(
-            "{name}: keybase: names are not supported; give base64 of the binary public key (gpg --export KEY | base64)"
-        )));
-    }
-    PgpKey::parse_base64(key).map(Some).map_err(|e| LogicalError::bad_request(format!("{name}: {e}")))
-}
-
-fn check_pgp_count(name: &str, keys: Option<&Vec<PgpKey>>, shares: i64) -> Result<()> {
-    match keys {
-        Some(k) if k.len() as i64 != shares => Err(LogicalError::bad_request(format!(
-            "invalid seal configuration: count mismatch between number of provided PGP keys and number of shares \
-             ({name} has {} keys for {shares} shares)",
-            k.len()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// The stored backup of a rekey's PGP-encrypted new shares.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct RekeyBackup {
-    nonce: String,
-    /// Fingerprint → the encrypted shares (hex) for that key, in share order.
-    keys: std::collections::BTreeMap<String, Vec<String>>,
+    coffer_ceremony::parse_pgp_key(name, &key).map_err(ceremony_err)
 }
 
 impl Core {
@@ -239,9 +144,9 @@ impl Core {
                 ));
             }
             let n = parse_int("recovery_shares", data.get("recovery_shares").unwrap_or(&json!(0)))?;
-            check_pgp_count("recovery_pgp_keys", recovery_pgp.as_ref(), n)?;
+            coffer_ceremony::check_pgp_count("recovery_pgp_keys", recovery_pgp.as_ref(), n).map_err(ceremony_err)?;
             let (keys, root) = self.init_auto(seal, data).await?;
-            let enc = encode_shares_for(&keys, recovery_pgp.as_deref())?;
+            let enc = coffer_ceremony::encode_shares(&keys, recovery_pgp.as_deref()).map_err(ceremony_err)?;
             return Ok(CoreResponse::raw(obj(json!({
                 "keys": [],
                 "keys_base64": [],
@@ -260,9 +165,9 @@ impl Core {
         if !(0..=255).contains(&shares) || !(0..=255).contains(&threshold) {
             return Err(LogicalError::bad_request("secret_shares and secret_threshold must be between 1 and 255"));
         }
-        check_pgp_count("pgp_keys", pgp.as_ref(), shares)?;
+        coffer_ceremony::check_pgp_count("pgp_keys", pgp.as_ref(), shares).map_err(ceremony_err)?;
         let (keys, root) = self.init_with(shares as u32, threshold as u32, None, false).await?;
-        let enc = encode_shares_for(&keys, pgp.as_deref())?;
+        let enc = coffer_ceremony::encode_shares(&keys, pgp.as_deref()).map_err(ceremony_err)?;
         Ok(CoreResponse::raw(obj(json!({
             "keys": enc.hex,
             "keys_base64": enc.b64,
@@ -381,25 +286,6 @@ impl Core {
 
     // ----- generate-root -----
 
-    fn generate_root_status(&self, st: &SealState, cfg: &SealConfig) -> Map<String, Value> {
-        let otp_len = crate::token::SERVICE_TOKEN_PREFIX.len() + crate::token::TOKEN_RANDOM_LEN;
-        match &st.generate_root {
-            None => obj(json!({
-                "started": false, "nonce": "", "progress": 0, "required": cfg.operator_shares().1,
-                "complete": false, "encoded_token": "", "encoded_root_token": "",
-                "pgp_fingerprint": "", "otp": "", "otp_length": otp_len,
-            })),
-            Some(g) => obj(json!({
-                "started": true, "nonce": g.nonce, "progress": g.collector.progress(),
-                "required": cfg.operator_shares().1, "complete": g.encoded.is_some(),
-                "encoded_token": g.encoded.clone().unwrap_or_default(),
-                "encoded_root_token": g.encoded.clone().unwrap_or_default(),
-                "pgp_fingerprint": g.pgp.as_ref().map(PgpKey::fingerprint).unwrap_or_default(),
-                "otp": "", "otp_length": otp_len,
-            })),
-        }
-    }
-
     pub async fn generate_root(
         &self,
         op: coffer_sdk::Operation,
@@ -410,88 +296,40 @@ impl Core {
         let Some(cfg) = self.load_seal_config().await? else {
             return Err(LogicalError::bad_request("Vault is not initialized"));
         };
+        let required = cfg.operator_shares().1;
         let mut st = self.seal.lock().await;
+        let status =
+            |st: &SealState| CoreResponse::raw(GenerateRoot::status(st.generate_root.as_ref(), required, otp_len()));
         match (sub, op) {
-            ("attempt", Read) => Ok(CoreResponse::raw(self.generate_root_status(&st, &cfg))),
+            ("attempt", Read) => Ok(status(&st)),
             ("attempt", Delete) => {
                 st.generate_root = None;
                 Ok(CoreResponse::default())
             }
             ("attempt", Update | Create) => {
                 if st.generate_root.is_some() {
-                    return Err(LogicalError::bad_request("root generation already in progress for this namespace"));
+                    return Err(ceremony_err(CeremonyError::GenerateRootInProgress));
                 }
                 let pgp = pgp_key_field("pgp_key", data)?;
-                let otp_len = crate::token::SERVICE_TOKEN_PREFIX.len() + crate::token::TOKEN_RANDOM_LEN;
                 let given = data.get("otp").and_then(Value::as_str).unwrap_or("");
-                if pgp.is_some() && !given.is_empty() {
-                    return Err(LogicalError::bad_request(
-                        "give either otp or pgp_key, not both: the new root token is either XORed with the OTP or encrypted to the PGP key",
-                    ));
+                let (attempt, shown) = GenerateRoot::start(required, given, pgp, otp_len()).map_err(ceremony_err)?;
+                st.generate_root = Some(attempt);
+                let mut r = status(&st);
+                if let (Some(otp), Some(d)) = (shown, r.data.as_mut()) {
+                    d.insert("otp".into(), otp.as_str().into());
                 }
-                if let Some(key) = pgp {
-                    st.generate_root = Some(GenerateRoot {
-                        nonce: uuid(),
-                        otp: Zeroizing::new(String::new()),
-                        pgp: Some(key),
-                        collector: ShareCollector::new(cfg.operator_shares().1),
-                        encoded: None,
-                    });
-                    return Ok(CoreResponse::raw(self.generate_root_status(&st, &cfg)));
-                }
-                let otp = if given.is_empty() {
-                    coffer_crypto::random_base62(otp_len).map_err(|e| LogicalError::internal(e.to_string()))?
-                } else {
-                    let raw = B64.decode(given).ok().and_then(|b| String::from_utf8(b).ok());
-                    match raw {
-                        Some(s) if s.len() == otp_len => s,
-                        _ => given.to_string(),
-                    }
-                };
-                if otp.len() != otp_len {
-                    return Err(LogicalError::bad_request("OTP string has incorrect length"));
-                }
-                st.generate_root = Some(GenerateRoot {
-                    nonce: uuid(),
-                    otp: Zeroizing::new(otp.clone()),
-                    pgp: None,
-                    collector: ShareCollector::new(cfg.operator_shares().1),
-                    encoded: None,
-                });
-                let mut status = self.generate_root_status(&st, &cfg);
-                if given.is_empty() {
-                    status.insert("otp".into(), otp.into());
-                }
-                Ok(CoreResponse::raw(status))
+                Ok(r)
             }
             ("update", Update | Create) => {
                 let key = data.get("key").and_then(Value::as_str).unwrap_or("");
                 let nonce = data.get("nonce").and_then(Value::as_str).unwrap_or("");
                 if key.is_empty() {
-                    return Err(LogicalError::bad_request("'key' must be specified in request body as JSON"));
+                    return Err(ceremony_err(CeremonyError::MissingKey));
                 }
                 let Some(g) = st.generate_root.as_mut() else {
-                    return Err(LogicalError::bad_request("no root generation in progress"));
+                    return Err(ceremony_err(CeremonyError::NoGenerateRoot));
                 };
-                if !coffer_crypto::ct_eq(g.nonce.as_bytes(), nonce.as_bytes()) {
-                    return Err(LogicalError::bad_request(format!(
-                        "incorrect nonce supplied; nonce for this root generation operation is {:?}",
-                        g.nonce
-                    )));
-                }
-                if g.encoded.is_some() {
-                    return Err(LogicalError::bad_request("root generation already completed"));
-                }
-                let kek = match g.collector.add(key) {
-                    Ok(Some(k)) => k,
-                    Ok(None) => return Ok(CoreResponse::raw(self.generate_root_status(&st, &cfg))),
-                    Err(SealError::DuplicateShare) => {
-                        return Err(LogicalError::bad_request(
-                            "given key has already been provided during this generation operation",
-                        ))
-                    }
-                    Err(e) => return Err(seal_err(e)),
-                };
+                let Some(kek) = g.add_share(key, nonce).map_err(ceremony_err)? else { return Ok(status(&st)) };
                 // With an auto seal the operators hold recovery keys, checked against the stored one.
                 let valid = if cfg.is_auto() {
                     self.verify_recovery_key(&kek).await?
@@ -499,50 +337,20 @@ impl Core {
                     self.barrier.verify_kek(&kek).await.is_ok()
                 };
                 if !valid {
-                    g.collector.reset();
-                    return Err(LogicalError::bad_request(
-                        "unable to authenticate: the key shares given do not unseal this server",
-                    ));
+                    return Err(ceremony_err(g.reject()));
                 }
                 let active = self.active().ok_or_else(LogicalError::sealed)?;
                 let (token, _) = active.tokens.create_root(None).await?;
-                g.encoded = Some(match &g.pgp {
-                    Some(key) => {
-                        key.encrypt_base64(token.as_bytes()).map_err(|e| LogicalError::internal(e.to_string()))?
-                    }
-                    None => {
-                        let xored: Vec<u8> = token.bytes().zip(g.otp.bytes()).map(|(a, b)| a ^ b).collect();
-                        base64::engine::general_purpose::STANDARD_NO_PAD.encode(xored)
-                    }
-                });
-                let status = self.generate_root_status(&st, &cfg);
+                g.finish(&token).map_err(ceremony_err)?;
+                let answer = status(&st);
                 st.generate_root = None;
-                Ok(CoreResponse::raw(status))
+                Ok(answer)
             }
             _ => Err(LogicalError::unsupported_operation()),
         }
     }
 
     // ----- rekey -----
-
-    fn rekey_status(&self, st: &SealState, cfg: &SealConfig) -> Map<String, Value> {
-        match &st.rekey {
-            None => obj(json!({
-                "nonce": "", "started": false, "t": 0, "n": 0, "progress": 0,
-                "required": cfg.operator_shares().1, "pgp_fingerprints": null, "backup": false,
-                "verification_required": false,
-            })),
-            Some(r) => obj(json!({
-                "nonce": r.nonce, "started": true, "t": r.config.secret_threshold,
-                "n": r.config.secret_shares, "progress": r.collector.progress(),
-                "required": cfg.operator_shares().1,
-                "pgp_fingerprints": r.pgp.as_ref().map(|k| k.iter().map(PgpKey::fingerprint).collect::<Vec<_>>()),
-                "backup": r.backup,
-                "verification_required": r.require_verification,
-                "verification_nonce": r.pending.as_ref().map(|p| p.verification_nonce.clone()).unwrap_or_default(),
-            })),
-        }
-    }
 
     pub async fn rekey(&self, op: coffer_sdk::Operation, sub: &str, data: &Map<String, Value>) -> Result<CoreResponse> {
         self.rekey_target(op, sub, data, false).await
@@ -575,73 +383,42 @@ impl Core {
                 "recovery keys exist only with an auto-unseal seal (pkcs11, transit)",
             ));
         }
+        let required = cfg.operator_shares().1;
         let mut st = self.seal.lock().await;
         match (sub, op) {
-            ("init", Read) => Ok(CoreResponse::raw(self.rekey_status(&st, &cfg))),
+            ("init", Read) => Ok(CoreResponse::raw(Rekey::status(st.rekey.as_ref(), required))),
             ("init", Delete) => {
                 st.rekey = None;
                 Ok(CoreResponse::default())
             }
             ("init", Update | Create) => {
                 if st.rekey.is_some() {
-                    return Err(LogicalError::bad_request("rekey already in progress"));
+                    return Err(ceremony_err(CeremonyError::RekeyInProgress));
                 }
                 let pgp = pgp_keys_field("pgp_keys", data)?;
-                let backup = match data.get("backup") {
-                    Some(v) if !v.is_null() => parse_bool("backup", v)?,
-                    _ => false,
+                let flag = |name: &str| match data.get(name) {
+                    Some(v) if !v.is_null() => parse_bool(name, v),
+                    _ => Ok(false),
                 };
-                if backup && pgp.is_none() {
-                    return Err(LogicalError::bad_request(
-                        "backup requires pgp_keys: only PGP-encrypted key shares are backed up",
-                    ));
-                }
+                let backup = flag("backup")?;
+                let require_verification = flag("require_verification")?;
                 let n = parse_int("secret_shares", data.get("secret_shares").unwrap_or(&json!(0)))?;
                 let t = parse_int("secret_threshold", data.get("secret_threshold").unwrap_or(&json!(0)))?;
-                let new_cfg = SealConfig::shamir(n.clamp(0, 1000) as u32, t.clamp(0, 1000) as u32).map_err(seal_err)?;
-                check_pgp_count("pgp_keys", pgp.as_ref(), n)?;
-                let require_verification = match data.get("require_verification") {
-                    Some(v) if !v.is_null() => parse_bool("require_verification", v)?,
-                    _ => false,
-                };
-                st.rekey = Some(Rekey {
-                    nonce: uuid(),
-                    config: new_cfg,
-                    require_verification,
-                    pgp,
-                    backup,
-                    collector: ShareCollector::new(cfg.operator_shares().1),
-                    pending: None,
-                });
-                Ok(CoreResponse::raw(self.rekey_status(&st, &cfg)))
+                let rekey = Rekey::start(required, n, t, pgp, backup, require_verification).map_err(ceremony_err)?;
+                st.rekey = Some(rekey);
+                Ok(CoreResponse::raw(Rekey::status(st.rekey.as_ref(), required)))
             }
             ("update", Update | Create) => {
                 let key = data.get("key").and_then(Value::as_str).unwrap_or("");
                 let nonce = data.get("nonce").and_then(Value::as_str).unwrap_or("");
                 if key.is_empty() {
-                    return Err(LogicalError::bad_request("'key' must be specified in request body as JSON"));
+                    return Err(ceremony_err(CeremonyError::MissingKey));
                 }
                 let Some(r) = st.rekey.as_mut() else {
-                    return Err(LogicalError::bad_request("no rekey in progress"));
+                    return Err(ceremony_err(CeremonyError::NoRekey));
                 };
-                if !coffer_crypto::ct_eq(r.nonce.as_bytes(), nonce.as_bytes()) {
-                    return Err(LogicalError::bad_request(format!(
-                        "incorrect nonce supplied; nonce for this rekey operation is {:?}",
-                        r.nonce
-                    )));
-                }
-                if r.pending.is_some() {
-                    return Err(LogicalError::bad_request("rekey is awaiting verification of the new keys"));
-                }
-                let old = match r.collector.add(key) {
-                    Ok(Some(k)) => k,
-                    Ok(None) => return Ok(CoreResponse::raw(self.rekey_status(&st, &cfg))),
-                    Err(SealError::DuplicateShare) => {
-                        return Err(LogicalError::bad_request(
-                            "given key has already been provided during this generation operation",
-                        ))
-                    }
-                    Err(e) => return Err(seal_err(e)),
+                let Some(old) = r.add_share(key, nonce).map_err(ceremony_err)? else {
+                    return Ok(CoreResponse::raw(Rekey::status(st.rekey.as_ref(), required)));
                 };
                 let valid = if recovery {
                     self.verify_recovery_key(&old).await?
@@ -649,107 +426,49 @@ impl Core {
                     self.barrier.verify_kek(&old).await.is_ok()
                 };
                 if !valid {
-                    r.collector.reset();
-                    return Err(LogicalError::bad_request(
-                        "failed to authenticate: the key shares given do not unseal this server; progress reset",
-                    ));
+                    return Err(ceremony_err(r.reject()));
                 }
-                let (new_kek, shares) = ShamirSeal::new_key_shares(&r.config).map_err(seal_err)?;
-                let enc = encode_shares_for(&shares, r.pgp.as_deref())?;
-                let nonce = r.nonce.clone();
-                if r.backup {
+                let keys = r.new_keys().map_err(ceremony_err)?;
+                if let Some(b) = &keys.backup {
                     // Kept before the new keys take effect, so that a verification or an
                     // operator who loses the answer can still fetch them (sys/rekey/backup).
-                    let mut keys = std::collections::BTreeMap::<String, Vec<String>>::new();
-                    for (fp, msg) in enc.fingerprints.iter().flatten().zip(&enc.hex) {
-                        keys.entry(fp.clone()).or_default().push(msg.clone());
-                    }
-                    let raw = serde_json::to_vec(&RekeyBackup { nonce: nonce.clone(), keys })
-                        .map_err(|e| LogicalError::internal(e.to_string()))?;
+                    let raw = serde_json::to_vec(&b.to_json()).map_err(|e| LogicalError::internal(e.to_string()))?;
                     let path = if recovery { RECOVERY_KEYS_BACKUP_PATH } else { UNSEAL_KEYS_BACKUP_PATH };
                     self.barrier.put(path, &raw).await.map_err(barrier_err)?;
                 }
-                let mut out = obj(json!({
-                    "nonce": nonce, "complete": true, "keys": enc.hex, "keys_base64": enc.b64,
-                    "pgp_fingerprints": enc.fingerprints, "backup": r.backup,
-                    "verification_required": r.require_verification,
-                }));
-                if r.require_verification {
-                    let vn = uuid();
-                    out.insert("verification_nonce".into(), vn.clone().into());
-                    r.pending = Some(PendingRekey {
-                        kek: new_kek,
-                        verification_nonce: vn,
-                        collector: ShareCollector::new(r.config.secret_threshold),
-                    });
-                } else {
-                    let new_cfg = r.config.clone();
+                if let Some((new_kek, new_cfg)) = keys.install {
                     self.apply_rekey_target(&new_kek, new_cfg, recovery).await?;
                     st.rekey = None;
                 }
-                Ok(CoreResponse::raw(out))
+                Ok(CoreResponse::raw(keys.answer))
             }
             ("verify", Read) => {
                 let Some(r) = st.rekey.as_ref() else {
-                    return Err(LogicalError::bad_request("no rekey configuration found"));
+                    return Err(ceremony_err(CeremonyError::NoRekeyConfiguration));
                 };
-                let Some(p) = r.pending.as_ref() else {
-                    return Ok(CoreResponse::raw(obj(json!({
-                        "nonce": "", "started": false, "t": r.config.secret_threshold,
-                        "n": r.config.secret_shares, "progress": 0,
-                    }))));
-                };
-                Ok(CoreResponse::raw(obj(json!({
-                    "nonce": p.verification_nonce, "started": true, "t": r.config.secret_threshold,
-                    "n": r.config.secret_shares, "progress": p.collector.progress(),
-                }))))
+                Ok(CoreResponse::raw(r.verification_status()))
             }
             ("verify", Delete) => {
                 let Some(r) = st.rekey.as_mut() else {
-                    return Err(LogicalError::bad_request("no rekey in progress"));
+                    return Err(ceremony_err(CeremonyError::NoRekey));
                 };
-                if let Some(p) = r.pending.as_mut() {
-                    p.verification_nonce = uuid();
-                    p.collector.reset();
-                }
+                r.restart_verification();
                 Ok(CoreResponse::default())
             }
             ("verify", Update | Create) => {
                 let key = data.get("key").and_then(Value::as_str).unwrap_or("");
                 let nonce = data.get("nonce").and_then(Value::as_str).unwrap_or("");
                 let Some(r) = st.rekey.as_mut() else {
-                    return Err(LogicalError::bad_request("no rekey in progress"));
+                    return Err(ceremony_err(CeremonyError::NoRekey));
                 };
-                let Some(p) = r.pending.as_mut() else {
-                    return Err(LogicalError::bad_request("no rekey verification in progress"));
-                };
-                if !coffer_crypto::ct_eq(p.verification_nonce.as_bytes(), nonce.as_bytes()) {
-                    return Err(LogicalError::bad_request(format!(
-                        "incorrect nonce supplied; nonce for this verify operation is {:?}",
-                        p.verification_nonce
-                    )));
-                }
-                let got = match p.collector.add(key) {
-                    Ok(Some(k)) => k,
-                    Ok(None) => {
-                        return Ok(CoreResponse::raw(obj(json!({
-                            "nonce": p.verification_nonce, "started": true, "t": r.config.secret_threshold,
-                            "n": r.config.secret_shares, "progress": p.collector.progress(),
-                        }))))
+                match r.verify_share(key, nonce).map_err(ceremony_err)? {
+                    Verified::Progress(status) => Ok(CoreResponse::raw(status)),
+                    Verified::Complete { kek, config, answer } => {
+                        self.apply_rekey_target(&kek, config, recovery).await?;
+                        st.rekey = None;
+                        Ok(CoreResponse::raw(answer))
                     }
-                    Err(e) => return Err(seal_err(e)),
-                };
-                if !coffer_crypto::ct_eq(got.as_bytes(), p.kek.as_bytes()) {
-                    p.collector.reset();
-                    return Err(LogicalError::bad_request(
-                        "the new key shares given do not match; verification progress reset",
-                    ));
                 }
-                let vn = p.verification_nonce.clone();
-                let new_cfg = r.config.clone();
-                self.apply_rekey_target(&got, new_cfg, recovery).await?;
-                st.rekey = None;
-                Ok(CoreResponse::raw(obj(json!({ "nonce": vn, "complete": true }))))
             }
             _ => Err(LogicalError::unsupported_operation()),
         }
@@ -766,8 +485,10 @@ impl Core {
                 let Some(raw) = self.barrier.get(path).await.map_err(barrier_err)? else {
                     return Err(LogicalError::bad_request("no backed-up keys found"));
                 };
-                let b: RekeyBackup = serde_json::from_slice(&raw)
+                let b = serde_json::from_slice::<Value>(&raw)
                     .map_err(|e| LogicalError::internal("the stored key backup is unreadable").with_source(e))?;
+                let b = coffer_ceremony::Backup::from_json(&b)
+                    .ok_or_else(|| LogicalError::internal("the stored key backup is unreadable"))?;
                 let mut b64 = Map::new();
                 for (fp, list) in &b.keys {
                     let encoded: Vec<Value> = list

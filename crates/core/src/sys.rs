@@ -61,6 +61,9 @@ impl Core {
         if !spec.flags.unauthenticated {
             return Ok(None);
         }
+        // The handlers read the row's coerced fields, never the raw body.
+        let Some(routed) = crate::system_paths::route_sys(rel, op, &req.data)? else { return Ok(None) };
+        let d = &routed.fields;
         let resp = match route {
             SysRoute::SealStatus => match op {
                 Read => CoreResponse::raw(self.seal_status().await?),
@@ -70,11 +73,11 @@ impl Core {
                 Read => CoreResponse::raw(obj(json!({
                     "initialized": self.barrier.is_initialized().await.map_err(crate::error::barrier_err)?
                 }))),
-                Update | Create => self.initialize(&req.data).await?,
+                Update | Create => self.initialize(d).await?,
                 _ => return Err(LogicalError::unsupported_operation()),
             },
             SysRoute::Unseal => match op {
-                Update | Create => self.unseal(&req.data).await?,
+                Update | Create => self.unseal(d).await?,
                 _ => return Err(LogicalError::unsupported_operation()),
             },
             SysRoute::Leader => match op {
@@ -83,18 +86,18 @@ impl Core {
             },
             // With a token the lookup is an ordinary request (audited, ACL-checked); without
             // one the wrapping token in the body is its own credential.
-            SysRoute::Wrapping if matches!(op, Update | Create) && req.data.get("token").is_some() => {
+            SysRoute::Wrapping if matches!(op, Update | Create) && d.contains_key("token") => {
                 let active = self.active().ok_or_else(LogicalError::sealed)?;
-                self.handle_wrapping(&active, op, "lookup", &req.data, "", None).await?
+                self.handle_wrapping(&active, op, "lookup", d, "", None).await?
             }
             SysRoute::GenerateRoot(step) => {
                 if self.is_sealed() {
                     return Err(LogicalError::sealed());
                 }
-                self.generate_root(op, step.as_str(), &req.data).await?
+                self.generate_root(op, step.as_str(), d).await?
             }
-            SysRoute::Rekey(step) => self.rekey(op, step.as_str(), &req.data).await?,
-            SysRoute::RekeyRecovery(step) => self.rekey_target(op, step.as_str(), &req.data, true).await?,
+            SysRoute::Rekey(step) => self.rekey(op, step.as_str(), d).await?,
+            SysRoute::RekeyRecovery(step) => self.rekey_target(op, step.as_str(), d, true).await?,
             // Without a token the document lists nothing, as OpenBao's does.
             SysRoute::OpenApi if req.token.as_deref().unwrap_or("").is_empty() && matches!(op, Read | Update) => {
                 if self.is_sealed() {
@@ -105,24 +108,25 @@ impl Core {
             SysRoute::UiMounts if req.token.as_deref().unwrap_or("").is_empty() => {
                 // Without a token only mounts marked unauth-visible are shown.
                 let active = self.active().ok_or_else(LogicalError::sealed)?;
-                return self.ui_mounts(&active, path, None).await.map(Some);
+                self.ui_mounts(&active, path, None).await?
             }
             _ => return Ok(None),
         };
+        let mut resp = resp;
+        resp.warn_ignored(&routed.ignored);
         Ok(Some(resp))
     }
 
     pub(crate) async fn handle_sys(
         &self,
         active: &Arc<Active>,
-        req: &CoreRequest,
+        op: Operation,
         route: SysRoute,
         path: &str,
+        d: &Map<String, Value>,
         acl: Option<&coffer_acl::Acl>,
     ) -> Result<CoreResponse> {
         use Operation::*;
-        let op = req.operation;
-        let d = &req.data;
         match route {
             SysRoute::Seal => match op {
                 Update | Create => {

@@ -171,14 +171,15 @@ impl Core {
                 if t.is_empty() {
                     // As OpenBao: no token given looks up the calling token.
                     let ip = self.identity_policies(active, &caller.entry.entity_id).await?;
-                    return Ok(CoreResponse::data(caller.entry.lookup_data(caller.token, &ip)));
-                }
-                match tokens.lookup(&t).await? {
-                    Some(e) => {
-                        let ip = self.identity_policies(active, &e.entity_id).await?;
-                        CoreResponse::data(e.lookup_data(&t, &ip))
+                    CoreResponse::data(caller.entry.lookup_data(caller.token, &ip))
+                } else {
+                    match tokens.lookup(&t).await? {
+                        Some(e) => {
+                            let ip = self.identity_policies(active, &e.entity_id).await?;
+                            CoreResponse::data(e.lookup_data(&t, &ip))
+                        }
+                        None => return Err(LogicalError::new(coffer_sdk::ErrorKind::PermissionDenied, "bad token")),
                     }
-                    None => return Err(LogicalError::new(coffer_sdk::ErrorKind::PermissionDenied, "bad token")),
                 }
             }
             (T::LookupAccessor, Update | Create) => {
@@ -233,14 +234,18 @@ impl Core {
             }
             (T::RevokeAccessor, Update | Create) => {
                 let a = str_field(f, "accessor");
-                let Some((h, _)) = tokens.lookup_accessor(a).await? else {
-                    // Already gone: nothing to revoke, as OpenBao answers it.
-                    let mut r = CoreResponse::default();
-                    r.warnings.push("No token found with this accessor".into());
-                    return Ok(r);
-                };
-                tokens.revoke_hash(&h, true).await?;
-                CoreResponse::default()
+                match tokens.lookup_accessor(a).await? {
+                    Some((h, _)) => {
+                        tokens.revoke_hash(&h, true).await?;
+                        CoreResponse::default()
+                    }
+                    None => {
+                        // Already gone: nothing to revoke, as OpenBao answers it.
+                        let mut r = CoreResponse::default();
+                        r.warnings.push("No token found with this accessor".into());
+                        r
+                    }
+                }
             }
             (T::Accessors, List) => CoreResponse::data(obj(json!({ "keys": tokens.accessors().await? }))),
             (T::Tidy, Update | Create) => {
@@ -271,9 +276,19 @@ impl Core {
                             renewable: true,
                             ..Default::default()
                         });
-                        update_role(&mut role, data)?;
+                        // The row's fields the request set, coerced; nothing else (OpenBao's
+                        // token roles take no token_ttl, token_max_ttl, token_policies, …: they
+                        // are named in the ignored-parameters warning and not acted on).
+                        let coerced: Map<String, Value> = routed
+                            .spec
+                            .fields
+                            .iter()
+                            .filter(|field| f.is_set(field.name))
+                            .filter_map(|field| f.get(field.name).map(|v| (field.name.to_string(), v.clone())))
+                            .collect();
+                        let warnings = update_role(&mut role, &coerced)?;
                         tokens.put_role(&role).await?;
-                        CoreResponse::default()
+                        CoreResponse { warnings, ..Default::default() }
                     }
                     Delete => {
                         tokens.delete_role(&name).await?;
@@ -285,11 +300,8 @@ impl Core {
             _ => return Err(LogicalError::unsupported_operation()),
         };
         // As OpenBao's framework: parameters the endpoint does not take are named in a warning
-        // (only on an answer with a body).
-        let has_body = resp.data.is_some() || resp.auth.is_some() || !resp.warnings.is_empty();
-        if has_body && !routed.ignored.is_empty() {
-            resp.warnings.push(coffer_sdk::framework::ignored_parameters_warning(&routed.ignored));
-        }
+        // (only on an enveloped answer with a body: not on the tidy's 202).
+        resp.warn_ignored(&routed.ignored);
         resp.mount_type = "token".into();
         Ok(resp)
     }
@@ -630,11 +642,31 @@ fn role_json(r: &TokenRole) -> Map<String, Value> {
     }));
     if !r.token.token_bound_cidrs.is_empty() {
         m.insert("token_bound_cidrs".into(), json!(r.token.token_bound_cidrs));
+        // Given under the deprecated name: shown under it too, as OpenBao does.
+        if r.token.legacy_names.iter().any(|n| n == "bound_cidrs") {
+            m.insert("bound_cidrs".into(), json!(r.token.token_bound_cidrs));
+        }
+    }
+    if r.token.token_num_uses != 0 {
+        m.insert("token_num_uses".into(), json!(r.token.token_num_uses));
     }
     m
 }
 
-fn update_role(r: &mut TokenRole, d: &Map<String, Value>) -> Result<()> {
+/// Applies a role write: `d` holds the row's fields the request set, coerced. Returns the
+/// warnings of the answer (a deprecated name given with its new one is ignored).
+fn update_role(r: &mut TokenRole, d: &Map<String, Value>) -> Result<Vec<String>> {
+    let mut warnings = vec![];
+    // OpenBao's order.
+    for (new, old) in [
+        ("token_period", "period"),
+        ("token_bound_cidrs", "bound_cidrs"),
+        ("token_explicit_max_ttl", "explicit_max_ttl"),
+    ] {
+        if opt(d, new).is_some() && opt(d, old).is_some() {
+            warnings.push(format!("Both '{new}' and deprecated '{old}' value supplied, ignoring the deprecated value"));
+        }
+    }
     let list = |k: &str| -> Result<Option<Vec<String>>> {
         // Kept sorted, as OpenBao keeps (and shows) them.
         opt(d, k)
@@ -691,5 +723,5 @@ fn update_role(r: &mut TokenRole, d: &Map<String, Value>) -> Result<()> {
             *legacy = current;
         }
     }
-    Ok(())
+    Ok(warnings)
 }

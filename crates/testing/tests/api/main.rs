@@ -10,6 +10,7 @@ mod gpg_operator;
 
 mod audit;
 mod bad_input;
+mod cors;
 mod identity;
 mod identity_oidc;
 mod leases;
@@ -18,6 +19,7 @@ mod path_table;
 mod pgp_shares;
 mod raw_storage;
 mod runtime_endpoints;
+mod sys_fields;
 mod token_and_mount_answers;
 mod web_ui;
 mod wire_conventions;
