@@ -54,7 +54,9 @@ fn snapshots_restore_over_later_writes_and_into_fresh_servers_of_both_backends()
     let (a_keys, a_root) = init_unseal(&a.addr);
     ok(&bao, &a.addr, &a_root, &["secrets", "enable", "-path=secret", "-version=2", "kv"]);
     ok(&bao, &a.addr, &a_root, &["kv", "put", "secret/a", "v=1"]);
-    ok(&bao, &a.addr, &a_root, &["policy", "write", "reader", "-"]);
+    let policy = work.path().join("reader.hcl");
+    std::fs::write(&policy, "path \"secret/*\" { capabilities = [\"read\"] }\n").unwrap();
+    ok(&bao, &a.addr, &a_root, &["policy", "write", "reader", policy.to_str().unwrap()]);
     let reader = ok(&bao, &a.addr, &a_root, &["token", "create", "-policy=reader", "-field=token"]);
 
     // bao checks the archive it receives (gzip, tar, a non-empty SHA256SUMS.sealed): rc 0.

@@ -159,7 +159,8 @@ pub struct CoreResponse {
     pub raw_status_code: Option<u16>,
     /// A raw answer's headers (`http_headers`), those the mount's `allowed_response_headers`
     /// lets through (as OpenBao filters them: ACME's `Replay-Nonce`, `Location`, `Link`).
-    pub raw_headers: Vec<(String, String)>,
+    /// (Boxed: most answers have none, and every request's future carries this struct.)
+    pub raw_headers: Option<Box<Vec<(String, String)>>>,
 }
 
 /// The trees the core serves itself: never a mounted backend's unauthenticated path.
@@ -950,19 +951,8 @@ impl Core {
             return Box::pin(self.handle_identity(active, op, rest, &req.data, Some(entry))).await;
         }
         if path == "sys" || path.starts_with("sys/") {
-            let rel = path.strip_prefix("sys/").unwrap_or("");
-            // Route → coerce the row's fields → call: the handlers read `routed.fields`, never
-            // the raw body.
-            let Some(routed) = system_paths::route_sys(rel, op, &req.data)? else {
-                return Err(LogicalError::new(ErrorKind::NotFound, "unsupported path"));
-            };
-            let (route, d) = (routed.route, &routed.fields);
-            let mut r = match Box::pin(self.handle_sys_acl(active, op, route, &path, d, &ctx)).await? {
-                Some(r) => r,
-                None => Box::pin(self.handle_sys(active, op, route, &path, d, Some(acl))).await?,
-            };
-            r.warn_ignored(&routed.ignored);
-            return Ok(r);
+            // Its own boxed future: the routed fields live there, not in every request's future.
+            return Box::pin(self.serve_sys(active, op, &path, &req.data, &ctx, acl)).await;
         }
         let (Some((route, _)), Some(mut sreq)) = (target, sreq) else {
             return Err(LogicalError::new(
@@ -972,6 +962,30 @@ impl Core {
         };
         sreq.operation = op;
         self.dispatch(active, &route, sreq, op, Some(token)).await
+    }
+
+    /// `sys/`: route → coerce the row's fields → call. The handlers read the coerced fields,
+    /// never the raw body.
+    async fn serve_sys(
+        &self,
+        active: &Arc<Active>,
+        op: Operation,
+        path: &str,
+        data: &Map<String, Value>,
+        ctx: &Ctx<'_>,
+        acl: &coffer_acl::Acl,
+    ) -> Result<CoreResponse> {
+        let rel = path.strip_prefix("sys/").unwrap_or("");
+        let Some(routed) = system_paths::route_sys(rel, op, data)? else {
+            return Err(LogicalError::new(ErrorKind::NotFound, "unsupported path"));
+        };
+        let (route, d) = (routed.route, &routed.fields);
+        let mut r = match Box::pin(self.handle_sys_acl(active, op, route, path, d, ctx)).await? {
+            Some(r) => r,
+            None => Box::pin(self.handle_sys(active, op, route, path, d, Some(acl))).await?,
+        };
+        r.warn_ignored(&routed.ignored);
+        Ok(r)
     }
 
     /// The logical request a backend sees for `rest` below `route`.
@@ -1035,7 +1049,7 @@ impl Core {
                     status,
                     raw_body,
                     raw_status_code,
-                    raw_headers,
+                    raw_headers: (!raw_headers.is_empty()).then(|| Box::new(raw_headers)),
                     ..Default::default()
                 };
                 if let Some(secret) = r.secret {

@@ -234,7 +234,7 @@ impl Core {
                 _ => Err(LogicalError::unsupported_operation()),
             },
             SysRoute::Raw => self.handle_raw(op, path, d).await,
-            SysRoute::Snapshot { force } => self.handle_snapshot(op, force, d).await,
+            SysRoute::Snapshot { force } => Box::pin(self.handle_snapshot(op, force, d)).await,
             SysRoute::Loggers
             | SysRoute::Monitor
             | SysRoute::InFlight

@@ -1,5 +1,6 @@
 //! The request future stays small: axum boxes (moves) the handler future on every request,
-//! and a future that inlined every rarely used branch's state was 7.5 KiB to copy (2.2 KiB now).
+//! and a future that inlined every rarely used branch's state was 7.5 KiB to copy (2.2 KiB then;
+//! 3.1 KiB since the request carries the caller's display name and raw answers their headers).
 use coffer_core::{Core, CoreConfig, CoreRequest};
 use coffer_sdk::Operation;
 use std::sync::Arc;
@@ -22,5 +23,5 @@ fn the_core_request_future_is_small() {
     let fut = core.handle(req);
     let size = std::mem::size_of_val(&fut);
     eprintln!("Core::handle future: {size} bytes");
-    assert!(size <= 3072, "Core::handle's future is {size} bytes");
+    assert!(size <= 3200, "Core::handle's future is {size} bytes");
 }

@@ -717,7 +717,7 @@ fn render(resp: CoreResponse) -> Response {
                 r.headers_mut().remove(header::CONTENT_TYPE);
             }
         }
-        for (name, value) in &resp.raw_headers {
+        for (name, value) in resp.raw_headers.iter().flat_map(|h| h.iter()) {
             if let (Ok(n), Ok(v)) = (header::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
                 r.headers_mut().append(n, v);
             }

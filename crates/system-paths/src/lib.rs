@@ -360,6 +360,9 @@ pub struct SysRouted {
     pub ignored: Vec<String>,
 }
 
+/// The request key under which the HTTP layer hands over a body that is not JSON (base64).
+pub const RAW_BODY: &str = "http_raw_body";
+
 /// Routes `rel` (the path below `sys/`) to its row and coerces the row's fields, as OpenBao's
 /// framework validates every field a request gives before the handler runs (a value of the
 /// wrong type is a 400 whatever the operation). `None`: no row serves the path. The operation
@@ -388,10 +391,18 @@ pub fn route_sys(
             }
         }
     }
+    // A body that is not JSON (a snapshot to restore) reaches the handler as Vault's raw-body
+    // key, set by the HTTP layer: transport, not a field of the row.
+    if let Some(raw) = data.get(RAW_BODY) {
+        fields.insert(RAW_BODY.to_string(), raw.clone());
+    }
     let mut ignored: Vec<String> = if op == Operation::Help {
         vec![]
     } else {
-        data.keys().filter(|k| !spec.fields.iter().any(|f| f.name == k.as_str())).cloned().collect()
+        data.keys()
+            .filter(|k| k.as_str() != RAW_BODY && !spec.fields.iter().any(|f| f.name == k.as_str()))
+            .cloned()
+            .collect()
     };
     ignored.sort();
     Ok(Some(SysRouted { route, fields, ignored }))
