@@ -443,9 +443,11 @@ impl Barrier {
             let ring = self.current()?;
             let find = |k: &str| d.entries.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
             let blob = find(KEYRING_PATH).ok_or(BarrierError::SnapshotIncomplete("keyring"))?;
+            // drop-cause: any failure to open the keyring means one thing here: other keys.
             let theirs = decode_keyring(&ring.root, &blob).map_err(|_| BarrierError::SnapshotKeys)?;
-            let opened =
-                self.decrypt(&theirs, SNAPSHOT_SUMS_KEY, &d.sealed_sums).map_err(|_| BarrierError::SnapshotKeys)?;
+            let opened = self.decrypt(&theirs, SNAPSHOT_SUMS_KEY, &d.sealed_sums);
+            // drop-cause: as above; a failed open is opaque on purpose.
+            let opened = opened.map_err(|_| BarrierError::SnapshotKeys)?;
             if opened.as_slice() != d.sums.as_slice() {
                 return Err(BarrierError::SnapshotKeys);
             }
