@@ -17,7 +17,9 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-pub mod template;
+/// ACL path templating (`{{identity.entity.name}}`, …): the SDK's, shared with backends that
+/// template from the caller's identity (SSH roles).
+pub use coffer_sdk::identity_template as template;
 pub use template::{AliasFacts, GroupFacts, IdentityFacts};
 
 pub const CAP_DENY: u16 = 1;

@@ -694,6 +694,7 @@ impl AppRole {
             services: req.services.clone(),
             client_certs: req.client_certs.clone(),
             display_name: String::new(),
+            entity_id: String::new(),
         };
         self.write_role(&sub, name, &m.fields).await
     }

@@ -32,6 +32,7 @@ impl Env {
             services: None,
             client_certs: None,
             display_name: String::new(),
+            entity_id: String::new(),
         }
     }
     async fn call(&self, op: Operation, path: &str, data: Value) -> Res {

@@ -19,6 +19,7 @@ fn req(op: Operation, path: &str, data: Value, s: &Arc<MapView>) -> Request {
         services: None,
         client_certs: None,
         display_name: String::new(),
+        entity_id: String::new(),
     }
 }
 

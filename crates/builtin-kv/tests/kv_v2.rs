@@ -43,6 +43,7 @@ impl Kv {
             services: None,
             client_certs: None,
             display_name: String::new(),
+            entity_id: String::new(),
         }
     }
     async fn call(
@@ -481,6 +482,7 @@ async fn v1_entries_become_version_1_on_first_request() {
             services: None,
             client_certs: None,
             display_name: String::new(),
+            entity_id: String::new(),
         };
         v1.handle_request(r).await.unwrap();
     }

@@ -22,6 +22,7 @@
 use async_trait::async_trait;
 use coffer_sdk::field::FieldType;
 use coffer_sdk::framework::{FieldData, FieldSpec, Handler, PathFlags, PathSpec, Paths};
+use coffer_sdk::identity_template;
 use coffer_sdk::{LogicalError, Operation, Request, Response, Result, StorageView};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -87,6 +88,15 @@ struct Role {
     /// The issuer that signs (id, name or `default`).
     #[serde(default = "default_ref")]
     issuer_ref: String,
+    /// `allowed_users` entries are identity templates.
+    #[serde(default)]
+    allowed_users_template: bool,
+    /// `default_user` is an identity template.
+    #[serde(default)]
+    default_user_template: bool,
+    /// `default_extensions` values are identity templates.
+    #[serde(default)]
+    default_extensions_template: bool,
 }
 
 fn default_ref() -> String {
@@ -317,10 +327,15 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                     f("algorithm_signer", Str, "default (the CA key's own algorithm)").default(json!("default")),
                     f("not_before_duration", DurationSecond, "Backdating of valid-after").default(json!(30)),
                     f("issuer_ref", Str, "The issuer that signs (id or name; default: the default issuer)"),
-                    f("allowed_users_template", Bool, "Refused when true: templates are not supported yet")
+                    f(
+                        "allowed_users_template",
+                        Bool,
+                        "allowed_users entries may use identity templates ({{identity.entity.name}}, …)",
+                    )
+                    .default(json!(false)),
+                    f("default_user_template", Bool, "default_user may use identity templates").default(json!(false)),
+                    f("default_extensions_template", Bool, "default_extensions values may use identity templates")
                         .default(json!(false)),
-                    f("default_user_template", Bool, "Refused when true").default(json!(false)),
-                    f("default_extensions_template", Bool, "Refused when true").default(json!(false)),
                 ],
                 vec![
                     (Create, "Create a role"),
@@ -742,9 +757,21 @@ impl Ssh {
                     "" => return Err(bad("missing key_type")),
                     other => return Err(bad(format!("invalid key_type {other:?}: only ca is supported"))),
                 }
-                for k in ["allowed_users_template", "default_user_template", "default_extensions_template"] {
-                    if f.bool(k).unwrap_or(false) {
-                        return Err(bad(format!("{k}=true is not supported yet")));
+                let templated = |k: &str| f.bool(k).unwrap_or(false);
+                let check = |field: &str, v: &str| {
+                    identity_template::validate(v).map(|_| ()).map_err(|e| bad(format!("{field}: {e}")))
+                };
+                if templated("allowed_users_template") {
+                    for u in csv(f.str("allowed_users").unwrap_or("")) {
+                        check("allowed_users", &u)?;
+                    }
+                }
+                if templated("default_user_template") {
+                    check("default_user", f.str("default_user").unwrap_or(""))?;
+                }
+                if templated("default_extensions_template") {
+                    for v in str_map(f.get("default_extensions"))?.values() {
+                        check("default_extensions", v)?;
                     }
                 }
                 let signer = f.str("algorithm_signer").unwrap_or("default");
@@ -772,6 +799,9 @@ impl Ssh {
                     allowed_user_key_lengths: int_map(f.get("allowed_user_key_lengths"))?,
                     algorithm_signer: "default".into(),
                     not_before_duration: f.int("not_before_duration").unwrap_or(30),
+                    allowed_users_template: templated("allowed_users_template"),
+                    default_user_template: templated("default_user_template"),
+                    default_extensions_template: templated("default_extensions_template"),
                     issuer_ref: match f.str("issuer_ref").unwrap_or("") {
                         "" => default_ref(),
                         r => r.to_string(),
@@ -828,19 +858,42 @@ impl Ssh {
                 "Either role type or cert_type is not allowed: host certificates are not allowed by the role",
             ));
         }
+        // Identity templates, rendered from the caller's entity: an entry that cannot be
+        // rendered (no entity, no alias on that mount) allows nothing.
+        let facts = if (role.allowed_users_template || role.default_user_template || role.default_extensions_template)
+            && !req.entity_id.is_empty()
+        {
+            match &req.services {
+                Some(svc) => svc.identity_facts(&req.entity_id).await?,
+                None => None,
+            }
+        } else {
+            None
+        };
+        let render = |v: &str, on: bool| -> Option<String> {
+            match identity_template::validate(v) {
+                Ok(true) if on => identity_template::render(v, facts.as_ref()),
+                _ => Some(v.to_string()),
+            }
+        };
+        let default_user = render(&role.default_user, role.default_user_template).unwrap_or_default();
+        let allowed_users: Vec<String> =
+            csv(&role.allowed_users).iter().filter_map(|u| render(u, role.allowed_users_template)).collect();
+        let mut role = role;
+        if role.default_extensions_template {
+            role.default_extensions =
+                role.default_extensions.iter().filter_map(|(k, v)| render(v, true).map(|v| (k.clone(), v))).collect();
+        }
         let mut principals = csv(f.str("valid_principals").unwrap_or(""));
-        if principals.is_empty() && !role.default_user.is_empty() {
-            principals.push(role.default_user.clone());
+        if principals.is_empty() && !default_user.is_empty() {
+            principals.push(default_user.clone());
         }
         if principals.is_empty() {
             return Err(bad("empty valid principals not allowed by role"));
         }
         for p in &principals {
             let ok = match cert_type {
-                CertType::User => {
-                    let allowed = csv(&role.allowed_users);
-                    allowed.iter().any(|a| a == "*" || a == p) || *p == role.default_user
-                }
+                CertType::User => allowed_users.iter().any(|a| a == "*" || a == p) || *p == default_user,
                 CertType::Host => host_allowed(&role, p),
             };
             if !ok {
@@ -994,6 +1047,8 @@ fn role_data(r: &Role) -> Map<String, Value> {
         "allow_user_key_ids": r.allow_user_key_ids, "key_id_format": r.key_id_format,
         "allowed_user_key_lengths": r.allowed_user_key_lengths, "algorithm_signer": r.algorithm_signer,
         "not_before_duration": r.not_before_duration, "issuer_ref": r.issuer_ref,
+        "allowed_users_template": r.allowed_users_template, "default_user_template": r.default_user_template,
+        "default_extensions_template": r.default_extensions_template,
     }) {
         Value::Object(m) => m,
         _ => Map::new(),
@@ -1021,6 +1076,7 @@ mod tests {
             services: None,
             client_certs: None,
             display_name: "token".into(),
+            entity_id: String::new(),
         }
     }
 

@@ -43,6 +43,7 @@ impl Env {
                 services: None,
                 client_certs: None,
                 display_name: String::new(),
+                entity_id: String::new(),
             })
             .await
     }

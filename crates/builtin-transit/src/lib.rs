@@ -2001,6 +2001,7 @@ mod cache_size_tests {
             services: None,
             client_certs: None,
             display_name: String::new(),
+            entity_id: String::new(),
         }
     }
 

@@ -36,6 +36,7 @@ impl T {
             services: None,
             client_certs: None,
             display_name: String::new(),
+            entity_id: String::new(),
         };
         self.b.handle_request(req).await.map(|r| r.and_then(|r| r.data))
     }
@@ -871,6 +872,7 @@ async fn only_encrypt_writes_have_an_existence_check_answered_by_the_key() {
         services: None,
         client_certs: None,
         display_name: String::new(),
+        entity_id: String::new(),
     };
     assert_eq!(t.b.exists(&probe("encrypt/k")).await.unwrap(), Some(false));
     t.create("k", json!({})).await;

@@ -420,6 +420,7 @@ fn request(
         services: None,
         client_certs: None,
         display_name: String::new(),
+        entity_id: String::new(),
     }
 }
 

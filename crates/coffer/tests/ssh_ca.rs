@@ -469,3 +469,87 @@ fn ssh_issuers_sign_with_the_role_s_issuer_and_the_default_issuer_serves_public_
     let real = RealBao::start(&bao);
     issuers_flow(&Target { name: "openbao", bao: &bao, addr: real.addr.clone() });
 }
+
+/// Identity templates in roles, as OpenBao renders them from the caller's entity: a userpass
+/// user gets a certificate for their own login name only (allowed_users and default_user
+/// templated), with an extension carrying it; the key id names the caller.
+fn templates_flow(t: &Target) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "tpl");
+    t.ok(&["secrets", "enable", "ssh"]);
+    t.ok(&["write", "ssh/config/ca", "generate_signing_key=true"]);
+    t.ok(&["auth", "enable", "userpass"]);
+    let acc = t.data(&["read", "sys/auth/userpass"])["accessor"].as_str().unwrap().to_string();
+    let policy = dir.path().join("p.hcl");
+    std::fs::write(&policy, "path \"ssh/sign/*\" { capabilities = [\"update\"] }\n").unwrap();
+    t.ok(&["policy", "write", "signer", policy.to_str().unwrap()]);
+    t.ok(&["write", "auth/userpass/users/bob", "password=pw", "policies=signer"]);
+    let alias = format!("{{{{identity.entity.aliases.{acc}.name}}}}");
+    let role = serde_json::json!({
+        "key_type": "ca", "allow_user_certificates": true, "ttl": "1h",
+        "allowed_users": format!("{alias},static"), "allowed_users_template": true,
+        "default_user": alias, "default_user_template": true,
+        "default_extensions": { "login@example.com": alias }, "default_extensions_template": true,
+    });
+    let role_file = dir.path().join("role.json");
+    std::fs::write(&role_file, role.to_string()).unwrap();
+    t.ok(&["write", "ssh/roles/tpl", &format!("@{}", role_file.display())]);
+    let read = t.data(&["read", "ssh/roles/tpl"]);
+    assert_eq!(read["allowed_users_template"], true, "{}", t.name);
+    assert_eq!(read["default_user"], serde_json::json!(alias), "{}: the template is stored as written", t.name);
+
+    let login = cli(t.bao, &t.addr, None, &["login", "-method=userpass", "-token-only", "username=bob", "password=pw"]);
+    assert!(login.status.success(), "{}", out(&login));
+    let bob = String::from_utf8_lossy(&login.stdout).trim().to_string();
+    let as_bob = |args: &[&str]| cli(t.bao, &t.addr, Some(&bob), args);
+    let o = as_bob(&["write", "-field=signed_key", "ssh/sign/tpl", &format!("public_key=@{key}.pub")]);
+    assert!(o.status.success(), "{}: {}", t.name, out(&o));
+    let cert = dir.path().join("tpl-cert.pub");
+    std::fs::write(&cert, String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    let shown = Command::new("ssh-keygen").arg("-Lf").arg(&cert).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    let principals: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Principals:"))
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with("Critical Options:"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(principals, ["bob"], "{}: the default user rendered from the entity:\n{shown}", t.name);
+    assert!(shown.contains("login@example.com"), "{}: the templated extension:\n{shown}", t.name);
+    assert!(shown.contains("Key ID: \"vault-userpass-bob-"), "{}: the caller's display name:\n{shown}", t.name);
+    // Another user's name is not bob's to ask for; the untemplated entry still is.
+    let o = as_bob(&["write", "ssh/sign/tpl", &format!("public_key=@{key}.pub"), "valid_principals=alice"]);
+    assert!(out(&o).contains("alice is not a valid value for valid_principals"), "{}: {}", t.name, out(&o));
+    let o = as_bob(&["write", "ssh/sign/tpl", &format!("public_key=@{key}.pub"), "valid_principals=static"]);
+    assert!(o.status.success(), "{}: {}", t.name, out(&o));
+    shown
+}
+
+#[test]
+fn ssh_role_identity_templates_render_from_the_callers_entity_on_coffer_and_openbao() {
+    let Some(bao) = bao_path() else { return };
+    let server = Server::start_dev("root");
+    let coffer = Target { name: "coffer", bao: &bao, addr: server.addr.clone() };
+    templates_flow(&coffer);
+    // Coffer only: the root token has no entity, so the templated default renders to nothing
+    // and no principal is given (OpenBao signs the unrendered template text as the principal).
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "root");
+    coffer.refused(&["write", "ssh/sign/tpl", &format!("public_key=@{key}.pub")], "no entity: no default principal");
+    // Coffer only: a template naming an unknown parameter is refused when the role is written
+    // (OpenBao 2.7 stores it and signs its text unrendered).
+    coffer.refused(
+        &[
+            "write",
+            "ssh/roles/bad",
+            "key_type=ca",
+            "allow_user_certificates=true",
+            "allowed_users={{identity.entity.nope}}",
+            "allowed_users_template=true",
+        ],
+        "an unknown template parameter",
+    );
+    let real = RealBao::start(&bao);
+    templates_flow(&Target { name: "openbao", bao: &bao, addr: real.addr.clone() });
+}

@@ -368,7 +368,7 @@ impl Core {
             seal: tokio::sync::Mutex::new(seal_ops::SealState::default()),
             seal_config: RwLock::new(None),
             seals: RwLock::new(Default::default()),
-            services: Arc::new(password::Services { barrier: barrier.clone() }),
+            services: Arc::new(password::Services::new(barrier.clone())),
             leases: coffer_expiration::LeaseStore::new(barrier.clone()),
             plugin_launcher: RwLock::new(None),
             plugins: RwLock::new(Default::default()),
@@ -563,7 +563,7 @@ impl Core {
             audit.add(&self.barrier, c).await?;
         }
         self.register_declared_plugins().await?;
-        Ok(Arc::new(Active {
+        let active = Arc::new(Active {
             router: RwLock::new(Arc::new(router)),
             mounts: tokio::sync::Mutex::new(table),
             auth_mounts: tokio::sync::Mutex::new(auth),
@@ -574,7 +574,9 @@ impl Core {
             cluster,
             remounts: RwLock::new(Default::default()),
             sweep_next: std::sync::Mutex::new(None),
-        }))
+        });
+        self.services.set_active(&active);
+        Ok(active)
     }
 
     pub(crate) fn build_router(&self, table: &MountTable, auth: &MountTable) -> Router {
@@ -845,6 +847,7 @@ impl Core {
             .map(|mut r| {
                 r.client_certs = req.client_certs.clone();
                 r.display_name = entry.display_name.clone();
+                r.entity_id = entry.entity_id.clone();
                 r
             });
         if op == Operation::Update {
@@ -1009,6 +1012,7 @@ impl Core {
             services: Some(self.services.clone()),
             client_certs: None,
             display_name: String::new(),
+            entity_id: String::new(),
         }
     }
 

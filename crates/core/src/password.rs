@@ -77,9 +77,22 @@ impl Core {
     }
 }
 
-/// The system services backends reach through the SDK (password generation).
+/// The system services backends reach through the SDK (password generation, the caller's
+/// identity for templates).
 pub struct Services {
     pub barrier: std::sync::Arc<coffer_barrier::Barrier>,
+    /// The unsealed state whose identity store answers `identity_facts` (set at each unseal).
+    pub(crate) active: std::sync::RwLock<std::sync::Weak<crate::Active>>,
+}
+
+impl Services {
+    pub(crate) fn new(barrier: std::sync::Arc<coffer_barrier::Barrier>) -> Self {
+        Services { barrier, active: std::sync::RwLock::new(std::sync::Weak::new()) }
+    }
+
+    pub(crate) fn set_active(&self, active: &std::sync::Arc<crate::Active>) {
+        *self.active.write().unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::downgrade(active);
+    }
 }
 
 #[async_trait::async_trait]
@@ -93,6 +106,14 @@ impl coffer_sdk::SystemServices for Services {
             return Err(LogicalError::bad_request(format!("no password policy found with name {name:?}")));
         };
         Ok(PasswordPolicy::parse(&String::from_utf8_lossy(&raw))?.generate()?)
+    }
+
+    async fn identity_facts(&self, entity_id: &str) -> Result<Option<coffer_sdk::identity_template::IdentityFacts>> {
+        let active = self.active.read().unwrap_or_else(std::sync::PoisonError::into_inner).upgrade();
+        match active {
+            Some(a) => Ok(a.identity.facts_for(entity_id).await),
+            None => Ok(None),
+        }
     }
 }
 

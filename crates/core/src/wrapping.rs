@@ -104,6 +104,7 @@ impl Core {
             services: None,
             client_certs: None,
             display_name: String::new(),
+            entity_id: String::new(),
         };
         let resp = self.cubbyhole_backend()?.handle_request(req).await?;
         match resp {

@@ -714,6 +714,7 @@ fn proto_request(req: &Request, operation: &str) -> pb::Request {
         mount_point: req.mount_point.clone(),
         connection: connection(req),
         display_name: req.display_name.clone(),
+        entity_id: req.entity_id.clone(),
         ..Default::default()
     }
 }

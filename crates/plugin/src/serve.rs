@@ -483,6 +483,7 @@ impl PluginState {
             services: Some(Arc::new(HostServices(link.system.clone()))),
             client_certs: client_certs(req),
             display_name: req.display_name.clone(),
+            entity_id: req.entity_id.clone(),
         })
     }
 

@@ -88,6 +88,8 @@
 //!     remote_addr: None,
 //!     services: None,
 //!     client_certs: None,
+//!     display_name: "token".into(),
+//!     entity_id: String::new(),
 //! };
 //! let answer = backend.handle_request(request("greeting/ada", Map::new())).await.unwrap().unwrap();
 //! assert_eq!(answer.data.unwrap()["greeting"], "hello, ada");
@@ -112,6 +114,7 @@ pub mod cache;
 pub mod database;
 pub mod field;
 pub mod framework;
+pub mod identity_template;
 pub mod openapi;
 pub mod registry;
 pub mod strutil;
@@ -354,6 +357,9 @@ pub struct Request {
     /// The caller's token's display name (`token`, `userpass-alice`, …); empty for
     /// unauthenticated paths and internal calls. The database engine puts it in usernames.
     pub display_name: String,
+    /// The caller's entity (empty: none, as for a root token); its facts come from
+    /// [`SystemServices::identity_facts`].
+    pub entity_id: String,
 }
 
 /// A token issued by a login of this mount, as the core shows it to the backend when the token
@@ -386,6 +392,14 @@ impl std::fmt::Debug for LoginRenewal {
 pub trait SystemServices: Send + Sync {
     /// Generates a password from the named password policy.
     async fn generate_password(&self, policy: &str) -> Result<String>;
+
+    /// What identity templates may use of entity `entity_id` (a request's
+    /// [`Request::entity_id`]): its name, metadata, aliases and groups. `None`: no such entity,
+    /// or a server that does not offer identities to this backend (the default).
+    async fn identity_facts(&self, entity_id: &str) -> Result<Option<identity_template::IdentityFacts>> {
+        let _ = entity_id;
+        Ok(None)
+    }
 }
 
 /// A login's result: the token the core must mint, as a backend describes it.

@@ -18,6 +18,7 @@ fn req(storage: &Arc<Mem>, op: Operation, path: &str, data: Value) -> Request {
         services: None,
         client_certs: None,
         display_name: String::new(),
+        entity_id: String::new(),
     }
 }
 

@@ -101,5 +101,6 @@ pub fn req(storage: &Arc<Mem>, op: Operation, path: &str, data: Value) -> Reques
         services: Some(Arc::new(FixedPasswords)),
         client_certs: None,
         display_name: String::new(),
+        entity_id: String::new(),
     }
 }

@@ -1,5 +1,7 @@
-//! ACL path templating: `{{identity.entity.name}}` and the other identity parameters in a
-//! policy's path patterns, filled in per request from the requesting token's entity.
+//! Identity templating: `{{identity.entity.name}}` and the other identity parameters, filled in
+//! per request from the requesting token's entity — in ACL path patterns (the `coffer-acl`
+//! crate), and in backends' settings that OpenBao templates (SSH roles' `allowed_users`,
+//! `default_user`, `default_extensions`), from [`crate::SystemServices::identity_facts`].
 //!
 //! A policy is checked when it is written: unbalanced braces and unknown parameters are
 //! refused then. When a token's ACL is built, every templated pattern is rendered from the
