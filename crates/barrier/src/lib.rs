@@ -621,6 +621,15 @@ pub fn logical_error(e: BarrierError) -> coffer_sdk::LogicalError {
     use coffer_sdk::{ErrorKind, LogicalError};
     match e {
         BarrierError::Sealed => LogicalError::sealed(),
+        // Fencing (decision 0025): the write was not applied and the node is stepping down;
+        // the client may send it again, to the active node.
+        BarrierError::Storage(coffer_physical::StorageError::Fenced(m)) => {
+            tracing::warn!(error = %m, "write refused by the HA fence");
+            LogicalError::new(
+                ErrorKind::Unavailable,
+                "this node is no longer the active node: the write was refused and not applied; send it to the active node",
+            )
+        }
         BarrierError::Storage(s) => {
             tracing::error!(error = %s, "storage failure");
             LogicalError::new(ErrorKind::Internal, "internal error: storage backend failure")

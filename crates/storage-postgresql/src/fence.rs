@@ -76,9 +76,8 @@ impl FenceCell {
 
 /// The error of a write refused by the fence: it was not applied.
 pub(crate) fn refused(generation: i64, why: &str) -> coffer_physical::StorageError {
-    coffer_physical::StorageError::Unavailable(format!(
-        "write refused and not applied: this node's HA lock (generation {generation}) {why}; \
-         this node is no longer the active node"
+    coffer_physical::StorageError::Fenced(format!(
+        "not applied: this node's HA lock (generation {generation}) {why}; this node is no longer the active node"
     ))
 }
 
