@@ -259,6 +259,12 @@ impl Barrier {
         Ok(())
     }
 
+    /// Persists the encryption count now (an HA active node does it before giving up its lock:
+    /// afterwards its writes are refused).
+    pub async fn checkpoint(&self) -> Result<(), BarrierError> {
+        self.persist_keyring().await
+    }
+
     /// Persists the encryption count, then drops every key from memory.
     pub async fn seal(&self) {
         let _ = self.persist_keyring().await;

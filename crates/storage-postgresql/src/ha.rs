@@ -179,6 +179,8 @@ impl HaLock {
         api_addr: &str,
         echo: &str,
     ) -> Result<Result<LockHeld, Option<Leader>>, PgError> {
+        // Contending makes this node a standby as far as writes go (decision 0025).
+        self.fence.contend();
         let session = self.take_session().await?;
         let got: bool = session
             .client

@@ -421,7 +421,10 @@ impl PgStorage {
             "a write found the HA lock's generation changed: another node took the lock; this node steps down"
         );
         self.fence.lose(generation);
-        Err(fence::refused(generation, "was superseded: another node has taken the HA lock"))
+        Err(fence::refused(&format!(
+            "this node's HA lock (generation {generation}) was superseded: another node has taken the lock; \
+             this node is no longer the active node"
+        )))
     }
 
     /// `Some(generation)` when writes must be fenced, `None` when they need not; an error when
@@ -430,7 +433,10 @@ impl PgStorage {
         match self.fence.get() {
             Fence::Open => Ok(None),
             Fence::Held(g) => Ok(Some(g)),
-            Fence::Lost(g) => Err(fence::refused(g, "is lost or was given up")),
+            Fence::Standby(Some(g)) => Err(fence::refused(&format!(
+                "this node's HA lock (generation {g}) is lost or was given up; this node is a standby"
+            ))),
+            Fence::Standby(None) => Err(fence::refused("this node is an HA standby: only the active node writes")),
         }
     }
 

@@ -85,6 +85,12 @@ async fn writes_of_a_node_whose_lock_was_taken_over_are_refused_and_never_applie
     let held_b = acquire(&lock_b, "b").await;
     assert_eq!(held_b.generation(), gen_a + 1, "taking the lock increments the generation");
     b.put("from-b", b"b".to_vec()).await.unwrap();
+    // A third node contending while b holds the lock is a standby: it may not write.
+    let c = open(&url, &table, true).await;
+    assert!(c.ha_lock().try_acquire("c", "http://c", "{}").await.unwrap().is_err(), "b holds the lock");
+    let e = c.put("from-c", b"c".to_vec()).await.unwrap_err().to_string();
+    assert!(e.contains("refused") && e.contains("standby"), "{e}");
+    assert_eq!(b.get("from-c").await.unwrap(), None);
     assert!(!held_a.is_lost(), "a still believes it holds the lock (its ping has not timed out)");
 
     // a's writes: refused, naming why, and not applied.
