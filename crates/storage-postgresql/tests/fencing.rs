@@ -135,6 +135,35 @@ async fn writes_of_a_node_whose_lock_was_taken_over_are_refused_and_never_applie
     db.batch_execute(&format!("DROP TABLE \"{table}\"; DROP TABLE \"{table}_ha\"")).await.unwrap();
 }
 
+/// The case the fence's row lock exists for: a write that starts while a new holder's increment
+/// of the generation is in flight (not yet committed) waits for it, then re-reads the row under
+/// READ COMMITTED, finds the new generation and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_racing_an_uncommitted_takeover_waits_for_it_and_is_refused() {
+    let Some(url) = pg_url() else { return };
+    let table = fresh_name("race");
+    let a = Arc::new(open(&url, &table, true).await);
+    let held = acquire(&a.ha_lock(), "a").await;
+    a.put("k", b"old".to_vec()).await.unwrap();
+    // The new holder's increment, held open in a transaction of its own.
+    let mut db = admin(&url).await;
+    let tx = db.transaction().await.unwrap();
+    tx.execute(&format!("UPDATE \"{table}_ha\" SET generation = generation + 1 WHERE ha_key = 'core/lock'"), &[])
+        .await
+        .unwrap();
+    let a2 = a.clone();
+    let write = tokio::spawn(async move { a2.put("k", b"stale".to_vec()).await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!write.is_finished(), "the write waits for the increment's row lock");
+    tx.commit().await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(5), write).await.unwrap().unwrap().unwrap_err().to_string();
+    assert!(e.contains("superseded"), "{e}");
+    let other = open(&url, &table, false).await;
+    assert_eq!(other.get("k").await.unwrap().as_deref(), Some(&b"old"[..]), "the racing write changed nothing");
+    drop(held);
+    db.batch_execute(&format!("DROP TABLE \"{table}\"; DROP TABLE \"{table}_ha\"")).await.unwrap();
+}
+
 /// The storage contract holds for the active node's fenced writes too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fenced_backend_passes_storage_conformance_suite() {
