@@ -577,3 +577,48 @@ fn a_paused_active_node_whose_lock_was_taken_over_cannot_write_and_ends_as_a_sta
         assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
     }
 }
+
+/// A standby writes nothing (decision 0025): stopped with SIGTERM after the active node rotated
+/// the barrier key, it seals on its way out without writing back the keyring it read at unseal
+/// (which lacks the new key term). Restarted and made active, it reads what the old active
+/// node wrote under the new term.
+#[test]
+fn stopping_a_standby_after_a_key_rotation_does_not_write_back_its_older_keyring() {
+    let _serial = serial();
+    let Some(url) = pg_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = start_nodes(dir.path(), &url, "rotate", 2);
+    let (st, body) = http(&nodes[0].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let keys: Vec<String> = v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+    let root = v["root_token"].as_str().unwrap().to_string();
+    unseal_all(&nodes, &keys);
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let a = wait_for_active(&refs, Duration::from_secs(10));
+    let b = 1 - a;
+    let tok = [("X-Vault-Token", root.as_str())];
+    let (st, body) = http(&nodes[a].addr, "POST", "/v1/sys/mounts/kv", &tok, br#"{"type":"kv"}"#);
+    assert!(st == 204 || st == 200, "{body}");
+    let (st, body) = http(&nodes[a].addr, "POST", "/v1/sys/rotate", &tok, b"");
+    assert!(st == 204 || st == 200, "{st} {body}");
+    let (st, body) = http(&nodes[a].addr, "PUT", "/v1/kv/after-rotate", &tok, br#"{"v":"2"}"#);
+    assert!(st == 204 || st == 200, "{st} {body}");
+
+    signal(nodes[b].child.id(), "TERM");
+    let status = nodes[b].child.wait().unwrap();
+    assert!(status.success(), "the standby shut down cleanly: {status:?}\n{}", nodes[b].log_text());
+    let config = nodes[b].config.clone();
+    nodes[b] = Server::start_with_config(&config);
+    unseal_all(std::slice::from_ref(&nodes[b]), &keys);
+    let (st, body) = http(&nodes[a].addr, "PUT", "/v1/sys/step-down", &tok, b"");
+    assert!(st == 204 || st == 200, "{st} {body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leader(&nodes[b].addr)["is_self"] != true {
+        assert!(Instant::now() < deadline, "the restarted node did not take over");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (st, _, body) = request(&nodes[b].addr, "GET", "/v1/kv/after-rotate", &root, b"");
+    assert_eq!(st, 200, "a value written under the rotated key is readable on the new active node: {body}");
+    assert_eq!(json(&body)["data"]["v"], "2");
+}
