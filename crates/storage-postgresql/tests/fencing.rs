@@ -189,8 +189,11 @@ async fn measure_fenced_write_cost() {
     let held = acquire(&fenced.ha_lock(), "bench").await;
     let n: usize = std::env::var("FENCE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let value = vec![7u8; 200];
-    for round in 0..3 {
-        for (name, s) in [("unfenced", &plain), ("fenced", &fenced)] {
+    let rounds: usize = std::env::var("FENCE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    // (sequential µs/op, transaction µs/op, concurrent puts/s) per round, unfenced then fenced.
+    let mut figures: [Vec<(f64, f64, f64)>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for (which, (name, s)) in [("unfenced", &plain), ("fenced", &fenced)].into_iter().enumerate() {
             let t = Instant::now();
             for i in 0..n {
                 s.put(&format!("seq/{i}"), value.clone()).await.unwrap();
@@ -217,13 +220,30 @@ async fn measure_fenced_write_cost() {
             }
             futures_join(tasks).await;
             let par = t.elapsed();
-            eprintln!(
-                "MEASURED round {round} {name}: sequential put {:.0} µs/op; 4-op transaction {:.0} µs/op; 8 concurrent writers {:.0} puts/s",
+            let f = (
                 seq.as_micros() as f64 / n as f64,
                 txn.as_micros() as f64 / (n / 4) as f64,
-                n as f64 / par.as_secs_f64()
+                n as f64 / par.as_secs_f64(),
             );
+            eprintln!(
+                "round {round} {name}: sequential put {:.0} µs/op; 4-op transaction {:.0} µs/op; 8 concurrent writers {:.0} puts/s",
+                f.0, f.1, f.2
+            );
+            figures[which].push(f);
         }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for (which, name) in ["unfenced", "fenced"].iter().enumerate() {
+        let f = &figures[which];
+        eprintln!(
+            "MEASURED median of {rounds} rounds, {name}: sequential put {:.0} µs/op; 4-op transaction {:.0} µs/op; 8 concurrent writers {:.0} puts/s",
+            median(f.iter().map(|x| x.0).collect()),
+            median(f.iter().map(|x| x.1).collect()),
+            median(f.iter().map(|x| x.2).collect())
+        );
     }
     drop(held);
     let db = admin(&url).await;
