@@ -286,6 +286,12 @@ impl Barrier {
         Ok(())
     }
 
+    /// Persists the encryption count now (an HA active node does it before giving up its lock:
+    /// afterwards its writes are refused).
+    pub async fn checkpoint(&self) -> Result<(), BarrierError> {
+        self.persist_keyring().await
+    }
+
     /// Persists the encryption count, then drops every key from memory.
     pub async fn seal(&self) {
         let _ = self.persist_keyring().await;
@@ -742,6 +748,15 @@ pub fn logical_error(e: BarrierError) -> coffer_sdk::LogicalError {
         BarrierError::Sealed => LogicalError::sealed(),
         e @ (BarrierError::SnapshotIncomplete(_) | BarrierError::SnapshotKeys | BarrierError::SnapshotFile(_)) => {
             LogicalError::bad_request(e.to_string())
+        }
+        // Fencing (decision 0025): the write was not applied and the node is stepping down;
+        // the client may send it again, to the active node.
+        BarrierError::Storage(coffer_physical::StorageError::Fenced(m)) => {
+            tracing::warn!(error = %m, "write refused by the HA fence");
+            LogicalError::new(
+                ErrorKind::Unavailable,
+                "this node is no longer the active node: the write was refused and not applied; send it to the active node",
+            )
         }
         BarrierError::Storage(s) => {
             tracing::error!(error = %s, "storage failure");

@@ -392,3 +392,233 @@ fn ha_cluster_recovers_when_the_database_comes_back() {
         assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
     }
 }
+
+/// Runs `sql` as the suite's PostgreSQL user with psql; returns its unaligned output.
+fn psql(url: &str, sql: &str) -> String {
+    let o = std::process::Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
+        .env("PGSSLMODE", "disable")
+        .output()
+        .expect("run psql (Debian package postgresql-client)");
+    assert!(o.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// `kill -<signal> <pid>` (the tests may not use libc).
+fn signal(pid: u32, sig: &str) {
+    let st = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    assert!(st.success(), "kill -{sig} {pid}");
+}
+
+/// Fencing (decision 0025). The active node is paused (SIGSTOP) and, while it sleeps, its lock
+/// connection is partitioned (a black hole in the proxy in front of PostgreSQL, and PostgreSQL
+/// ends that session, freeing the lock); a standby takes over and writes. Resumed, the old node
+/// still believes it is active (its lock ping needs seconds to time out) and tries the writes
+/// that queued up while it slept: every one is refused with a clear error, none lands in the
+/// table, the old node steps down to a standby naming the new leader, and every write
+/// acknowledged by any node, before or after, is there.
+#[test]
+fn a_paused_active_node_whose_lock_was_taken_over_cannot_write_and_ends_as_a_standby() {
+    let _serial = serial();
+    let Some(url) = pg_url() else { return };
+    let Some(bao) = bao_path() else { return };
+    let (proxied, proxy) = pg_proxy::proxied(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_nodes(dir.path(), &proxied, "fence", 3);
+    let config = std::fs::read_to_string(&nodes[0].config).unwrap();
+    let table = config.lines().find_map(|l| l.trim().strip_prefix("table = \"")).unwrap().trim_end_matches('"');
+    let ha_table = format!("{table}_ha");
+    let (st, body) = http(&nodes[0].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let keys: Vec<String> = v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+    let root = v["root_token"].as_str().unwrap().to_string();
+    unseal_all(&nodes, &keys);
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let a = wait_for_active(&refs, Duration::from_secs(10));
+    let (st, body) =
+        http(&nodes[a].addr, "POST", "/v1/sys/mounts/kv", &[("X-Vault-Token", &root)], br#"{"type":"kv"}"#);
+    assert!(st == 204 || st == 200, "{body}");
+    for i in 0..10 {
+        let (st, _, body) = request(&nodes[a].addr, "PUT", &format!("/v1/kv/before/{i}"), &root, br#"{"v":"b"}"#);
+        assert!(st == 204 || st == 200, "{st} {body}");
+    }
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != a).collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+
+    // Writers through the standbys (following redirects, retrying a key until acknowledged)
+    // for the whole episode.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = survivors
+        .iter()
+        .map(|&n| {
+            let (addr, root, stop) = (addrs[n].clone(), root.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let (st, _) = request_following(&addr, "PUT", &format!("/v1/kv/w{n}/k{i}"), &root, br#"{"v":"w"}"#);
+                    if st == 204 || st == 200 {
+                        acked.push(i);
+                        i += 1;
+                    } else {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                (n, acked)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Pause the active node, and partition its lock connection while it sleeps.
+    let pid = nodes[a].child.id();
+    signal(pid, "STOP");
+    let paused_at = Instant::now();
+    let row = psql(
+        &url,
+        &format!(
+            "SELECT h.pid || ' ' || s.client_port FROM \"{ha_table}\" h JOIN pg_stat_activity s ON s.pid = h.pid \
+             WHERE h.ha_key = 'core/lock'"
+        ),
+    );
+    let (backend, port) = row.split_once(' ').unwrap_or_else(|| panic!("lock holder: {row:?}"));
+    assert!(proxy.black_hole(port.parse().unwrap()), "the lock connection goes through the proxy");
+    assert_eq!(psql(&url, &format!("SELECT pg_terminate_backend({backend})")), "t");
+
+    // A standby takes over and acknowledges a write while the old active sleeps.
+    let b = loop {
+        if let Some(&b) = survivors.iter().find(|&&i| leader(&nodes[i].addr)["is_self"] == true) {
+            break b;
+        }
+        assert!(paused_at.elapsed() < Duration::from_secs(15), "no standby took over");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!("MEASURED: a standby was active {:?} after the active node was paused and cut off", paused_at.elapsed());
+    let (st, _, body) = request(&nodes[b].addr, "PUT", "/v1/kv/via-new", &root, br#"{"v":"new"}"#);
+    assert!(st == 204 || st == 200, "{st} {body}");
+
+    // Writes sent to the sleeping node queue up in its socket; then it resumes.
+    let stale: Vec<_> = (0..6)
+        .map(|i| {
+            let (addr, root) = (addrs[a].clone(), root.clone());
+            std::thread::spawn(move || request(&addr, "PUT", &format!("/v1/kv/stale/{i}"), &root, br#"{"v":"old"}"#))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let paused_for = paused_at.elapsed();
+    signal(pid, "CONT");
+    let resumed_at = Instant::now();
+    let answers: Vec<(u16, Option<String>, String)> = stale.into_iter().map(|t| t.join().unwrap()).collect();
+    eprintln!("the old active node was paused for {paused_for:?}; its answers: {answers:?}");
+    for (st, _, body) in &answers {
+        assert!(!(200..300).contains(st), "the old active node acknowledged a write after losing its lock: {body}");
+    }
+    assert!(
+        answers.iter().any(|(st, _, body)| *st == 503
+            && body.contains("no longer the active node")
+            && body.contains("not applied")),
+        "at least one write reached the fence and was refused by it: {answers:?}"
+    );
+    // It steps down (told by the fence: its lock ping alone would need 2 s more to time out)
+    // and names the new leader.
+    loop {
+        let l = leader(&nodes[a].addr);
+        if l["is_self"] == false && l["leader_address"] == nodes[b].url() {
+            break;
+        }
+        assert!(resumed_at.elapsed() < Duration::from_secs(10), "the old active node is not a standby: {l}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "MEASURED: the old active node was a standby naming the new leader {:?} after resuming",
+        resumed_at.elapsed()
+    );
+    assert!(nodes[a].log_text().contains("HA lock's generation changed"), "{}", nodes[a].log_text());
+
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acked: Vec<(usize, Vec<u64>)> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let total: usize = acked.iter().map(|(_, k)| k.len()).sum();
+    eprintln!("MEASURED: {total} writes acknowledged by the standby writers across the episode");
+    assert!(total > 5, "the load was too small to mean anything: {total}");
+
+    // None of the refused writes is in the table; every acknowledged one is readable.
+    let landed = psql(
+        &url,
+        &format!("SELECT count(*) FROM \"{table}\" WHERE position('/stale/' in convert_from(key, 'UTF8')) > 0"),
+    );
+    assert_eq!(landed, "0", "a refused write landed in the table");
+    let before = psql(
+        &url,
+        &format!("SELECT count(*) FROM \"{table}\" WHERE position('/before/' in convert_from(key, 'UTF8')) > 0"),
+    );
+    assert_eq!(before, "10", "the table query sees the kv keys (so the stale count above means something)");
+    for (i, _) in answers.iter().enumerate() {
+        let (st, body) = request_following(&nodes[a].addr, "GET", &format!("/v1/kv/stale/{i}"), &root, b"");
+        assert_eq!(st, 404, "{body}");
+    }
+    let mut must_have: Vec<String> = (0..10).map(|i| format!("before/{i}")).collect();
+    must_have.push("via-new".into());
+    for (n, ks) in &acked {
+        must_have.extend(ks.iter().map(|i| format!("w{n}/k{i}")));
+    }
+    for k in &must_have {
+        let (st, body) = request_following(&nodes[b].addr, "GET", &format!("/v1/kv/{k}"), &root, b"");
+        assert_eq!(st, 200, "acknowledged write {k} lost: {body}");
+    }
+    // bao, through the old active node (now a standby: it redirects), writes and reads.
+    let o = cli(&bao, &nodes[a].addr, Some(&root), &["write", "kv/after", "ok=yes"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = cli(&bao, &nodes[a].addr, Some(&root), &["read", "-field=v", "kv/via-new"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "new", "{}", out(&o));
+    for n in &nodes {
+        assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
+    }
+}
+
+/// A standby writes nothing (decision 0025): stopped with SIGTERM after the active node rotated
+/// the barrier key, it seals on its way out without writing back the keyring it read at unseal
+/// (which lacks the new key term). Restarted and made active, it reads what the old active
+/// node wrote under the new term.
+#[test]
+fn stopping_a_standby_after_a_key_rotation_does_not_write_back_its_older_keyring() {
+    let _serial = serial();
+    let Some(url) = pg_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = start_nodes(dir.path(), &url, "rotate", 2);
+    let (st, body) = http(&nodes[0].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let keys: Vec<String> = v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+    let root = v["root_token"].as_str().unwrap().to_string();
+    unseal_all(&nodes, &keys);
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let a = wait_for_active(&refs, Duration::from_secs(10));
+    let b = 1 - a;
+    let tok = [("X-Vault-Token", root.as_str())];
+    let (st, body) = http(&nodes[a].addr, "POST", "/v1/sys/mounts/kv", &tok, br#"{"type":"kv"}"#);
+    assert!(st == 204 || st == 200, "{body}");
+    let (st, body) = http(&nodes[a].addr, "POST", "/v1/sys/rotate", &tok, b"");
+    assert!(st == 204 || st == 200, "{st} {body}");
+    let (st, body) = http(&nodes[a].addr, "PUT", "/v1/kv/after-rotate", &tok, br#"{"v":"2"}"#);
+    assert!(st == 204 || st == 200, "{st} {body}");
+
+    signal(nodes[b].child.id(), "TERM");
+    let status = nodes[b].child.wait().unwrap();
+    assert!(status.success(), "the standby shut down cleanly: {status:?}\n{}", nodes[b].log_text());
+    let config = nodes[b].config.clone();
+    nodes[b] = Server::start_with_config(&config);
+    unseal_all(std::slice::from_ref(&nodes[b]), &keys);
+    let (st, body) = http(&nodes[a].addr, "PUT", "/v1/sys/step-down", &tok, b"");
+    assert!(st == 204 || st == 200, "{st} {body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leader(&nodes[b].addr)["is_self"] != true {
+        assert!(Instant::now() < deadline, "the restarted node did not take over");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (st, _, body) = request(&nodes[b].addr, "GET", "/v1/kv/after-rotate", &root, b"");
+    assert_eq!(st, 200, "a value written under the rotated key is readable on the new active node: {body}");
+    assert_eq!(json(&body)["data"]["v"], "2");
+}

@@ -275,6 +275,14 @@ impl Core {
         st.unseal = None;
         st.generate_root = None;
         st.rekey = None;
+        if self.ha_enabled() && self.active().is_some() {
+            // While the HA lock is still ours: once it is given up this node's writes are
+            // refused (decision 0025), and a standby's keyring may be stale, so the barrier's
+            // own write on sealing below is refused there.
+            if let Err(e) = self.barrier.checkpoint().await {
+                tracing::warn!(error = %e, "could not record the encryption count before sealing");
+            }
+        }
         self.leave_ha().await;
         if let Ok(mut a) = self.active.write() {
             *a = None;

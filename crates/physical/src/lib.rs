@@ -19,6 +19,10 @@ pub enum StorageError {
     Backend(String),
     #[error("invalid storage key: {0}")]
     InvalidKey(String),
+    /// A write refused because this node is no longer the one allowed to write (an HA node
+    /// whose lock another node has taken): it was not applied, and another node may accept it.
+    #[error("storage write refused: {0}")]
+    Fenced(String),
     /// The backend cannot be reached or has stopped, because of `source`.
     #[error("storage backend unavailable: {context}: {source}")]
     UnavailableBecause {

@@ -5,8 +5,13 @@
 //! while `pg_locks` shows that very backend holding the lock, so a stale row never names a
 //! leader. The holder pings its connection every [`PING_EVERY`]; when the connection dies or a
 //! ping fails, [`LockHeld::lost`] fires and the node must stop acting as active.
+//!
+//! Taking the lock also increments the lock row's `generation`, which fences the holder's
+//! writes (see `fence.rs`): a write that finds the generation changed fires `lost` too.
 
+use crate::fence::FenceCell;
 use crate::{chain, quote_table, PgError};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_postgres::NoTls;
@@ -25,7 +30,33 @@ pub(crate) async fn create_table(client: &tokio_postgres::Client, ha_table: &str
              ha_value TEXT NOT NULL, pid INTEGER NOT NULL, acquired TIMESTAMPTZ NOT NULL DEFAULT now())"
         ))
         .await
-        .map_err(|source| PgError::CreateTable { table: ha_table.to_string(), target: target.to_string(), source })
+        .map_err(|source| PgError::CreateTable { table: ha_table.to_string(), target: target.to_string(), source })?;
+    // The fencing generation (decision 0025), added to tables made before it existed. Checked
+    // first: ALTER TABLE takes an exclusive lock even when the column is already there.
+    let (schema, name) = match ha_table.split_once('.') {
+        Some((s, n)) => (Some(s), n),
+        None => (None, ha_table),
+    };
+    let has: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = $1 \
+             AND column_name = 'generation' AND table_schema = COALESCE($2, current_schema()))",
+            &[&name, &schema],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(|source| PgError::CreateTable { table: ha_table.to_string(), target: target.to_string(), source })?;
+    if !has {
+        client
+            .batch_execute(&format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS generation BIGINT NOT NULL DEFAULT 0"))
+            .await
+            .map_err(|source| PgError::CreateTable {
+                table: ha_table.to_string(),
+                target: target.to_string(),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// A 64-bit FNV-1a hash of the HA table name: the advisory lock's key, so two Coffer clusters
@@ -52,6 +83,7 @@ pub struct HaLock {
     key: i64,
     session: std::sync::Arc<tokio::sync::Mutex<Option<Session>>>,
     last_echo: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    fence: Arc<FenceCell>,
 }
 
 /// Dropping the client ends the connection (its task then returns).
@@ -73,6 +105,8 @@ pub struct LockHeld {
     client: std::sync::Arc<tokio_postgres::Client>,
     lost: watch::Receiver<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    fence: Arc<FenceCell>,
+    generation: i64,
 }
 
 impl HaLock {
@@ -81,9 +115,19 @@ impl HaLock {
         tls: Option<coffer_pg_tls::MakeRustls>,
         target: String,
         ha_table: String,
+        fence: Arc<FenceCell>,
     ) -> Self {
         let key = lock_key(&ha_table);
-        HaLock { pg_config, tls, target, ha_table, key, session: Default::default(), last_echo: Default::default() }
+        HaLock {
+            pg_config,
+            tls,
+            target,
+            ha_table,
+            key,
+            session: Default::default(),
+            last_echo: Default::default(),
+            fence,
+        }
     }
 
     fn query_err(&self, source: tokio_postgres::Error) -> PgError {
@@ -135,6 +179,8 @@ impl HaLock {
         api_addr: &str,
         echo: &str,
     ) -> Result<Result<LockHeld, Option<Leader>>, PgError> {
+        // Contending makes this node a standby as far as writes go (decision 0025).
+        self.fence.contend();
         let session = self.take_session().await?;
         let got: bool = session
             .client
@@ -153,19 +199,28 @@ impl HaLock {
         // The session is the lock's from here on.
         let Session { client, task: conn_task } = session;
         let t = quote_table(&self.ha_table, "ha_table")?;
-        client
-            .execute(
+        // Under the lock, on its session: record who holds it and take the next generation.
+        // The row update waits for the writes of the previous holder that passed its fence
+        // (they hold FOR SHARE on this row) and makes every later one fail.
+        let generation: i64 = client
+            .query_one(
                 &format!(
-                    "INSERT INTO {t} (ha_key, ha_identity, ha_value, pid, acquired) \
-                     VALUES ('core/lock', $1, $2, pg_backend_pid(), now()) \
+                    "INSERT INTO {t} AS h (ha_key, ha_identity, ha_value, pid, acquired, generation) \
+                     VALUES ('core/lock', $1, $2, pg_backend_pid(), now(), 1) \
                      ON CONFLICT (ha_key) DO UPDATE SET ha_identity = EXCLUDED.ha_identity, \
-                     ha_value = EXCLUDED.ha_value, pid = EXCLUDED.pid, acquired = EXCLUDED.acquired"
+                     ha_value = EXCLUDED.ha_value, pid = EXCLUDED.pid, acquired = EXCLUDED.acquired, \
+                     generation = h.generation + 1 RETURNING generation"
                 ),
                 &[&identity, &api_addr],
             )
             .await
+            .and_then(|r| r.try_get(0))
             .map_err(|e| self.query_err(e))?;
+        tracing::info!(generation, "took the HA lock; writes are fenced with this generation");
         let (tx, rx) = watch::channel(false);
+        let tx = Arc::new(tx);
+        self.fence.hold(generation, tx.clone());
+        let fence = self.fence.clone();
         let client = std::sync::Arc::new(client);
         let pinger = client.clone();
         let ping_task = tokio::spawn(async move {
@@ -174,12 +229,13 @@ impl HaLock {
                 let ok = matches!(tokio::time::timeout(PING_TIMEOUT, pinger.simple_query("")).await, Ok(Ok(_)));
                 if !ok {
                     tracing::error!("HA lock connection lost: this node no longer holds the lock");
+                    fence.lose(generation);
                     let _ = tx.send(true);
                     return;
                 }
             }
         });
-        Ok(Ok(LockHeld { client, lost: rx, tasks: vec![conn_task, ping_task] }))
+        Ok(Ok(LockHeld { client, lost: rx, tasks: vec![conn_task, ping_task], fence: self.fence.clone(), generation }))
     }
 
     /// Who holds the lock now (the HA row, trusted only while its backend holds the lock).
@@ -292,12 +348,19 @@ impl LockHeld {
         }
     }
 
+    /// The generation this node's writes are fenced with while it holds the lock.
+    pub fn generation(&self) -> i64 {
+        self.generation
+    }
+
     pub fn is_lost(&self) -> bool {
         *self.lost.borrow() || self.client.is_closed()
     }
 
     /// Frees the lock now (step-down): unlocks, then ends the session.
     pub async fn release(self) {
+        // No write of ours after this point: the next holder's writes must not race ours.
+        self.fence.lose(self.generation);
         let _ = tokio::time::timeout(PING_TIMEOUT, self.client.simple_query("SELECT pg_advisory_unlock_all()")).await;
         drop(self);
     }
@@ -305,6 +368,7 @@ impl LockHeld {
 
 impl Drop for LockHeld {
     fn drop(&mut self) {
+        self.fence.lose(self.generation);
         for t in &self.tasks {
             t.abort();
         }

@@ -6,7 +6,9 @@
 //! listing is one index range scan.
 //!
 //! With `ha_enabled`, [`PgStorage::ha_lock`] gives the HA lock: a session advisory lock held on
-//! a dedicated connection (see `docs/decisions/0009-postgresql-ha-advisory-lock.md`).
+//! a dedicated connection (see `docs/decisions/0009-postgresql-ha-advisory-lock.md`), and while
+//! this node holds it every write is fenced by the lock's generation (see `fence.rs` and
+//! `docs/decisions/0025-postgresql-ha-fencing.md`): a node that lost the lock cannot write.
 //!
 //! Errors never include the connection URL (it may carry a password): they name the host,
 //! port, database and user only.
@@ -19,7 +21,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
+mod fence;
 mod ha;
+use fence::{Fence, FenceCell};
 pub use ha::{HaLock, Leader, LockHeld};
 
 /// Default table names (Vault's are `vault_kv_store` / `vault_ha_locks`; ours hold a
@@ -251,6 +255,10 @@ struct Sql {
     delete: String,
     list_range: String,
     list_from: String,
+    /// One fenced write (with `ha_enabled`): `$1` the generation, `$2` the keys to delete,
+    /// `$3`/`$4` the keys and values to put (disjoint from `$2`, no key twice). Returns 1 when
+    /// the generation was current (the write is applied), 0 when it was stale (nothing changed).
+    fenced: String,
 }
 
 /// The PostgreSQL backend.
@@ -261,6 +269,7 @@ pub struct PgStorage {
     pg_config: tokio_postgres::Config,
     tls: Option<coffer_pg_tls::MakeRustls>,
     target: String,
+    fence: std::sync::Arc<FenceCell>,
 }
 
 fn unavailable(target: &str, e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
@@ -337,6 +346,19 @@ impl PgStorage {
             delete: format!("DELETE FROM {table} WHERE key = $1"),
             list_range: format!("SELECT key FROM {table} WHERE key >= $1 AND key < $2 ORDER BY key"),
             list_from: format!("SELECT key FROM {table} WHERE key >= $1 ORDER BY key"),
+            fenced: {
+                let ha = quote_table(&options.ha_table, "ha_table")?;
+                // The FOR SHARE row lock is what orders this write before a new holder's
+                // increment of the generation (decision 0025); the CTE is referenced three
+                // times, so it is evaluated (and the row locked) once.
+                format!(
+                    "WITH f AS (SELECT 1 FROM {ha} WHERE ha_key = 'core/lock' AND generation = $1 FOR SHARE), \
+                     d AS (DELETE FROM {table} WHERE key = ANY($2::bytea[]) AND EXISTS (SELECT 1 FROM f)), \
+                     p AS (INSERT INTO {table} (key, value) SELECT k, v FROM unnest($3::bytea[], $4::bytea[]) AS u(k, v) \
+                     WHERE EXISTS (SELECT 1 FROM f) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value) \
+                     SELECT count(*) FROM f"
+                )
+            },
         };
         if options.max_idle_connections > 0 {
             let weak = pool.weak();
@@ -354,7 +376,7 @@ impl PgStorage {
             });
         }
         tracing::info!("storage \"postgresql\": connected to {target}, table {}", options.table);
-        Ok(PgStorage { pool, sql, options, pg_config, tls, target })
+        Ok(PgStorage { pool, sql, options, pg_config, tls, target, fence: FenceCell::new() })
     }
 
     pub fn options(&self) -> &PgOptions {
@@ -375,7 +397,49 @@ impl PgStorage {
 
     /// The HA lock on this database (a dedicated connection, not one of the pool's).
     pub fn ha_lock(&self) -> HaLock {
-        HaLock::new(self.pg_config.clone(), self.tls.clone(), self.target.clone(), self.options.ha_table.clone())
+        HaLock::new(
+            self.pg_config.clone(),
+            self.tls.clone(),
+            self.target.clone(),
+            self.options.ha_table.clone(),
+            self.fence.clone(),
+        )
+    }
+
+    /// Writes `puts` and deletes `dels` (disjoint) in one statement fenced by `generation`.
+    async fn fenced_write(&self, generation: i64, dels: &[&[u8]], puts: &[(&[u8], &[u8])]) -> Result<(), StorageError> {
+        let c = self.client().await?;
+        let st = c.prepare_cached(&self.sql.fenced).await.map_err(|e| unavailable(&self.target, e))?;
+        let keys: Vec<&[u8]> = puts.iter().map(|(k, _)| *k).collect();
+        let values: Vec<&[u8]> = puts.iter().map(|(_, v)| *v).collect();
+        let row =
+            c.query_one(&st, &[&generation, &dels, &keys, &values]).await.map_err(|e| unavailable(&self.target, e))?;
+        let current: i64 = row.try_get(0).map_err(|e| StorageError::backend("reading a row", PgCause(Box::new(e))))?;
+        if current == 1 {
+            return Ok(());
+        }
+        tracing::error!(
+            generation,
+            "a write found the HA lock's generation changed: another node took the lock; this node steps down"
+        );
+        self.fence.lose(generation);
+        Err(fence::refused(&format!(
+            "this node's HA lock (generation {generation}) was superseded: another node has taken the lock; \
+             this node is no longer the active node"
+        )))
+    }
+
+    /// `Some(generation)` when writes must be fenced, `None` when they need not; an error when
+    /// this node lost the lock it held.
+    fn fence_for_write(&self) -> Result<Option<i64>, StorageError> {
+        match self.fence.get() {
+            Fence::Open => Ok(None),
+            Fence::Held(g) => Ok(Some(g)),
+            Fence::Standby(Some(g)) => Err(fence::refused(&format!(
+                "this node's HA lock (generation {g}) is lost or was given up; this node is a standby"
+            ))),
+            Fence::Standby(None) => Err(fence::refused("this node is an HA standby: only the active node writes")),
+        }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
@@ -398,6 +462,9 @@ impl Storage for PgStorage {
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
         check_key(key)?;
+        if let Some(g) = self.fence_for_write()? {
+            return self.fenced_write(g, &[], &[(key.as_bytes(), &value)]).await;
+        }
         let c = self.client().await?;
         let st = c.prepare_cached(&self.sql.put).await.map_err(|e| unavailable(&self.target, e))?;
         c.execute(&st, &[&key.as_bytes(), &value]).await.map_err(|e| unavailable(&self.target, e))?;
@@ -406,6 +473,9 @@ impl Storage for PgStorage {
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         check_key(key)?;
+        if let Some(g) = self.fence_for_write()? {
+            return self.fenced_write(g, &[key.as_bytes()], &[]).await;
+        }
         let c = self.client().await?;
         let st = c.prepare_cached(&self.sql.delete).await.map_err(|e| unavailable(&self.target, e))?;
         c.execute(&st, &[&key.as_bytes()]).await.map_err(|e| unavailable(&self.target, e))?;
@@ -440,6 +510,19 @@ impl Storage for PgStorage {
             match op {
                 TxnOp::Put { key, .. } | TxnOp::Delete { key } => check_key(key)?,
             }
+        }
+        if let Some(g) = self.fence_for_write()? {
+            // One statement: the last operation on each key decides its fate.
+            let mut last: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
+            for op in &ops {
+                match op {
+                    TxnOp::Put { key, value } => last.insert(key.as_bytes(), Some(value.as_slice())),
+                    TxnOp::Delete { key } => last.insert(key.as_bytes(), None),
+                };
+            }
+            let dels: Vec<&[u8]> = last.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| *k).collect();
+            let puts: Vec<(&[u8], &[u8])> = last.iter().filter_map(|(k, v)| v.map(|v| (*k, v))).collect();
+            return self.fenced_write(g, &dels, &puts).await;
         }
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(|e| unavailable(&self.target, e))?;
