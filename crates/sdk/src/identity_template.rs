@@ -15,8 +15,11 @@ use std::collections::BTreeMap;
 /// What the requesting token's identity offers to templates. Built by the identity store.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IdentityFacts {
+    /// `identity.entity.id`.
     pub entity_id: String,
+    /// `identity.entity.name`.
     pub entity_name: String,
+    /// `identity.entity.metadata.<key>`.
     pub entity_metadata: BTreeMap<String, String>,
     /// The entity's aliases, one per auth mount.
     pub aliases: Vec<AliasFacts>,
@@ -27,18 +30,26 @@ pub struct IdentityFacts {
 /// One alias of the entity.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AliasFacts {
+    /// The auth mount's accessor (`identity.entity.aliases.<accessor>.…`).
     pub mount_accessor: String,
+    /// `….id`.
     pub id: String,
+    /// `….name`.
     pub name: String,
+    /// `….metadata.<key>`.
     pub metadata: BTreeMap<String, String>,
+    /// `….custom_metadata.<key>`.
     pub custom_metadata: BTreeMap<String, String>,
 }
 
 /// One group of the entity.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupFacts {
+    /// `identity.groups.names.<name>.id`.
     pub id: String,
+    /// `identity.groups.ids.<id>.name`.
     pub name: String,
+    /// `identity.groups.….metadata.<key>`.
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -135,8 +146,10 @@ enum Piece {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TemplateError {
+    /// `{{` without `}}`, or the reverse.
     #[error("failed to validate policy templating: unbalanced templating characters")]
     Unbalanced,
+    /// A parameter no identity offers.
     #[error("failed to validate policy templating: unknown template parameter {0:?}")]
     UnknownParameter(String),
 }
