@@ -650,12 +650,24 @@ impl DatabasePluginClient {
         let proc = if proc.alive().await { proc } else { self.restart(&proc).await? };
         match f(proc.client.clone()).await {
             Ok(t) => Ok(t),
-            Err(s) if !proc.alive().await => {
+            Err(s) => {
+                // A killed process closes its sockets a moment before it can be reaped: after a
+                // transport failure, give it that moment before deciding it is still alive.
+                if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown {
+                    for _ in 0..40 {
+                        if !proc.alive().await {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                    }
+                }
+                if proc.alive().await {
+                    return Err(error_from_status(&s));
+                }
                 tracing::debug!(plugin = %self.name, "database plugin call failed with the process gone: {s}");
                 let fresh = self.restart(&proc).await?;
                 f(fresh.client.clone()).await.map_err(|s| error_from_status(&s))
             }
-            Err(s) => Err(error_from_status(&s)),
         }
     }
 }
