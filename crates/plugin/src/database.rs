@@ -652,8 +652,9 @@ impl DatabasePluginClient {
             Ok(t) => Ok(t),
             Err(s) => {
                 // A killed process closes its sockets a moment before it can be reaped: after a
-                // transport failure, give it that moment before deciding it is still alive.
-                if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown {
+                // transport failure, give it that moment before deciding it is still alive. (A
+                // status the plugin itself answered carries no local cause: no wait for those.)
+                if std::error::Error::source(&s).is_some() {
                     for _ in 0..40 {
                         if !proc.alive().await {
                             break;
