@@ -187,7 +187,7 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                     FieldSpec::new("default_ttl", FieldType::DurationSecond, "Lease duration of the credentials; 0 for the mount's"),
                     FieldSpec::new("max_ttl", FieldType::DurationSecond, "Longest lease of the credentials; 0 for the mount's"),
                     FieldSpec::new("credential_type", FieldType::String, "password, rsa_private_key or client_certificate (the plugin must support it)").default(json!("password")),
-                    FieldSpec::new("credential_config", FieldType::Map, "Options of the credential type"),
+                    FieldSpec::new("credential_config", FieldType::KvPairs, "Options of the credential type (a map, or key=value pairs)"),
                 ],
                 vec![
                     (Operation::Read, "Read a role"),
@@ -220,7 +220,7 @@ fn path_specs() -> Vec<(Route, PathSpec)> {
                     FieldSpec::new("rotation_window", FieldType::DurationSecond, "With a schedule: how long after the scheduled time a rotation may still run (at least 1h)"),
                     stmts("rotation_statements", "Statements that set the password (the plugin's default when empty)"),
                     FieldSpec::new("credential_type", FieldType::String, "password or rsa_private_key (the plugin must support it)").default(json!("password")),
-                    FieldSpec::new("credential_config", FieldType::Map, "Options of the credential type"),
+                    FieldSpec::new("credential_config", FieldType::KvPairs, "Options of the credential type (a map, or key=value pairs)"),
                 ],
                 vec![
                     (Operation::Read, "Read a static role"),

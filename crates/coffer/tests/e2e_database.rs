@@ -529,6 +529,12 @@ fn key_pair_and_certificate_roles_are_checked_and_postgresql_refuses_them_as_on_
         assert_eq!(st, 400, "{body}");
         assert!(body.contains(words), "{words} in {body}");
     }
+    // As OpenBao's TypeKVPairs, the options also come as `key=value` text (`bao write … credential_config=key_bits=3072`).
+    let role = serde_json::json!({ "db_name": "pg", "creation_statements": CREATE,
+                                   "credential_type": "rsa_private_key", "credential_config": "key_bits=3072" });
+    assert_eq!(call("POST", "/v1/database/roles/rsa3k", &role.to_string()).0, 204);
+    let (_, body) = call("GET", "/v1/database/roles/rsa3k", "");
+    assert_eq!(json(&body)["data"]["credential_config"]["key_bits"], 3072);
     let role =
         serde_json::json!({ "db_name": "pg", "creation_statements": CREATE, "credential_type": "client_certificate" });
     let (st, body) = call("POST", "/v1/database/roles/cert", &role.to_string());
