@@ -465,7 +465,8 @@ fn certbot_obtains_a_wildcard_certificate_over_dns01_with_an_external_account_bi
 fn certbot_dns01_with_eab(certbot: &str, dir: &Path, ca: &Path, plain: &str, token: &str, https: &str, root: &str) {
     let records = dir.join("records");
     std::fs::create_dir_all(&records).unwrap();
-    let (mut dns, port) = start_dns(&records);
+    let mut dns = start_dns(&records);
+    let port = dns.1.clone();
     // New accounts need an external account binding: certbot gets it with --eab-kid/--eab-hmac-key.
     ok(
         plain,
@@ -509,8 +510,8 @@ fn certbot_dns01_with_eab(certbot: &str, dir: &Path, ca: &Path, plain: &str, tok
     .arg(work.join("logs"))
     .env("REQUESTS_CA_BUNDLE", ca);
     let (status, text) = run_bounded(&mut cmd, &dir.join("certbot-dns.out"), Duration::from_secs(180));
-    let _ = dns.kill();
-    let _ = dns.wait();
+    let _ = dns.0.kill();
+    let _ = dns.0.wait();
     assert!(status.is_some_and(|s| s.success()), "certbot dns-01 failed:\n{text}");
     let cert = work.join("config/live/acme.test/cert.pem");
     let verified = openssl_verify(dir, root, &cert);
@@ -569,8 +570,20 @@ fn acme_account_lifecycle_revocation_by_certificate_key_and_key_rollover() {
     assert_problem(&r["after_deactivate"], 403, "unauthorized");
 }
 
-/// Starts tests/acme/dns_server.py over `records`; the child and its UDP port.
-fn start_dns(records: &Path) -> (std::process::Child, String) {
+/// The test DNS server: the child and its UDP port; killed when dropped, so a failing test
+/// leaves no server behind (an orphan would also keep whatever file descriptors the test
+/// process had, such as a build lock).
+struct Dns(std::process::Child, String);
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts tests/acme/dns_server.py over `records`.
+fn start_dns(records: &Path) -> Dns {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acme/dns_server.py");
     let mut dns = Command::new("python3")
         .arg(&script)
@@ -585,7 +598,7 @@ fn start_dns(records: &Path) -> (std::process::Child, String) {
         std::io::BufReader::new(dns.stdout.take().unwrap()).read_line(&mut line).unwrap();
         line.trim().to_string()
     };
-    (dns, port)
+    Dns(dns, port)
 }
 
 /// tls-alpn-01 (RFC 8737): `openssl s_server` on 127.0.0.1:443 answers the acme-tls/1

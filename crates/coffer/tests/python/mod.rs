@@ -23,6 +23,20 @@ pub fn ensure(module: &str, package: &str) -> bool {
     if importable(module) {
         return true;
     }
+    // One pip at a time, across threads and test binaries: two installs sharing a dependency
+    // (certbot and hvac both pull in `cryptography`) interleave their files and leave it broken
+    // (seen on a fresh machine: cryptography's Python half from one version, its Rust half
+    // from another). The lock is released when the file is dropped.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("coffer-tests-pip.lock"))
+        .expect("open the pip lock file");
+    lock.lock().expect("take the pip lock");
+    if importable(module) {
+        return true;
+    }
     eprintln!("installing {package} from PyPI");
     // Debian's python3 is "externally managed" (PEP 668): pip must be told explicitly.
     if (pip_install(package, &[]) || pip_install(package, &["--break-system-packages"])) && importable(module) {
