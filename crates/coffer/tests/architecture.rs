@@ -483,6 +483,7 @@ fn subsystem_crates_sit_below_the_core() {
         "coffer-password-policy",
         "coffer-expiration",
         "coffer-ceremony",
+        "coffer-quota",
     ];
     const FORBIDDEN: &[&str] =
         &["coffer-core", "coffer-http", "coffer", "axum", "http", "hyper", "hyper-util", "tower"];
@@ -512,6 +513,14 @@ fn subsystem_crates_sit_below_the_core() {
         .flat_map(|p| deps_of(p).iter().filter(|d| ["tokio", "coffer-barrier"].contains(&d.as_str())).cloned())
         .collect();
     assert!(io.is_empty(), "coffer-password-policy must do no I/O, but depends on {io:?}");
+    // Quotas are matching and counting over definitions the core loads: no I/O, no clock of
+    // their own, no other Coffer crate.
+    let io: Vec<String> = coffer_closure("coffer-quota").into_iter().filter(|p| p != "coffer-quota").collect();
+    assert!(io.is_empty(), "coffer-quota must depend on no other Coffer crate, but reaches {io:?}");
+    assert!(
+        !deps_of("coffer-quota").iter().any(|d| ["tokio", "coffer-barrier"].contains(&d.as_str())),
+        "coffer-quota must do no I/O"
+    );
     // The ceremonies (generate-root, rekey and its verification) are state machines: the core
     // does their I/O (checking a key against the barrier, minting the root token, storing a
     // backup, installing the new key), so they know no barrier, no runtime, no other subsystem.

@@ -42,6 +42,7 @@ impl Core {
     ) -> Result<(String, i64)> {
         let lease = Lease::for_secret(path, token_hash, secret, mount_default, mount_max, now())?;
         self.put_lease(&lease, None).await?;
+        self.count_lease(path);
         Ok((lease.id, lease.ttl))
     }
 
@@ -61,7 +62,9 @@ impl Core {
             revokes_token: Some(token_hash.to_string()),
             ..Default::default()
         };
-        self.put_lease(&lease, None).await
+        self.put_lease(&lease, None).await?;
+        self.count_lease(&e.path);
+        Ok(())
     }
 
     /// Moves a token lease's expiry after a renewal.
@@ -93,7 +96,9 @@ impl Core {
                 }
             }
         }
-        Ok(self.leases.remove(l).await?)
+        self.leases.remove(l).await?;
+        self.release_lease_quota(&l.path);
+        Ok(())
     }
 
     /// Records a failed revocation: the lease stays, due now, and the sweeper tries again after
@@ -113,7 +118,15 @@ impl Core {
 
     /// Revokes the leases of tokens revoked since the last call (token tree revocations).
     pub(crate) async fn drain_token_revocations(&self, active: &Active) -> Result<()> {
-        for h in active.tokens.take_revoked() {
+        for revoked in active.tokens.take_revoked() {
+            let h = revoked.hash;
+            // The token's own lease goes with it (its lease-count quota gets the room back).
+            if !revoked.path.is_empty() {
+                if let Some(own) = self.get_lease(&Lease::token_lease_id(&revoked.path, &h)).await? {
+                    self.leases.remove(&own).await?;
+                    self.release_lease_quota(&own.path);
+                }
+            }
             for entry in self.leases.of_token(&h).await? {
                 if let Some(id) = &entry.lease_id {
                     if let Some(l) = self.get_lease(id).await? {
@@ -126,7 +139,6 @@ impl Core {
                 }
                 self.leases.forget_of_token(&h, &entry).await?;
             }
-            // The token's own lease, if any, is no longer needed.
         }
         Ok(())
     }

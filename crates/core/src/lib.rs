@@ -21,6 +21,7 @@ mod drift_guard;
 pub mod password;
 mod periodic;
 pub mod policy_store;
+pub mod quotas;
 mod raw;
 mod seal_ops;
 mod snapshot;
@@ -327,6 +328,8 @@ pub struct Core {
     /// The configured auto seal and the old seal of a migration (`autoseal`).
     pub(crate) seals: RwLock<autoseal::Seals>,
     pub(crate) services: Arc<password::Services>,
+    /// The resource quotas in force (`quotas`; installed at unseal and on every change).
+    pub(crate) quotas: Arc<coffer_quota::Quotas>,
     pub(crate) plugin_launcher: RwLock<Option<Arc<dyn catalog::PluginLauncher>>>,
     /// Running external plugin instances, by mount UUID.
     pub(crate) plugins: RwLock<std::collections::HashMap<String, Arc<dyn coffer_sdk::Backend>>>,
@@ -369,6 +372,7 @@ impl Core {
             seal_config: RwLock::new(None),
             seals: RwLock::new(Default::default()),
             services: Arc::new(password::Services::new(barrier.clone())),
+            quotas: Default::default(),
             leases: coffer_expiration::LeaseStore::new(barrier.clone()),
             plugin_launcher: RwLock::new(None),
             plugins: RwLock::new(Default::default()),
@@ -494,6 +498,10 @@ impl Core {
                 if n.is_multiple_of(periodic::PERIOD_SECS) {
                     core.run_periodic().await;
                 }
+                if n.is_multiple_of(30) {
+                    // Rate-limit budgets of clients gone quiet.
+                    core.quotas.purge(std::time::Instant::now());
+                }
                 if n.is_multiple_of(10) {
                     if let Err(e) = core.barrier.check_rotation().await {
                         tracing::warn!(error = %e, "automatic key rotation check failed");
@@ -576,6 +584,7 @@ impl Core {
             sweep_next: std::sync::Mutex::new(None),
         });
         self.services.set_active(&active);
+        self.load_quotas(&active).await?;
         Ok(active)
     }
 
@@ -873,6 +882,12 @@ impl Core {
         if !acl.wrapping_allows(&path, op == Operation::List, req.wrap_ttl) {
             return Err(LogicalError::permission_denied());
         }
+        // A request that may make a lease, where a lease-count quota is full.
+        if matches!(op, Operation::Read | Operation::Update | Operation::Create | Operation::Patch)
+            && (target.is_some() || path.starts_with("auth/token/create"))
+        {
+            self.check_lease_quota(&active, &path, acl.root)?;
+        }
         // A wrapping token presented as the request's own token to unwrap, look up or rewrap
         // itself is not spent by the request: the handler revokes it when it is unwrapped.
         let wrapping_itself = entry.policies.iter().any(|p| p == wrapping::WRAPPING_POLICY)
@@ -983,6 +998,14 @@ impl Core {
             return Err(LogicalError::new(ErrorKind::NotFound, "unsupported path"));
         };
         let (route, d) = (routed.route, &routed.fields);
+        if matches!(
+            route,
+            system_paths::SysRoute::QuotaConfig | system_paths::SysRoute::Quotas(_) | system_paths::SysRoute::Quota(_)
+        ) {
+            let mut r = Box::pin(self.handle_quotas(active, op, route, d)).await?;
+            r.warn_ignored(&routed.ignored);
+            return Ok(r);
+        }
         let mut r = match Box::pin(self.handle_sys_acl(active, op, route, path, d, ctx)).await? {
             Some(r) => r,
             None => Box::pin(self.handle_sys(active, op, route, path, d, Some(acl))).await?,
@@ -1081,6 +1104,9 @@ impl Core {
         let Some((route, rest)) = router.resolve(path) else { return Ok(None) };
         if !route.path_flags(rest).await?.unauthenticated {
             return Ok(None);
+        }
+        if route.is_auth {
+            self.check_lease_quota(active, path, false)?;
         }
         let route = route.clone();
         let mut sreq = self.backend_request(&route, rest, req.operation, req.data.clone(), req.remote_addr);

@@ -19,6 +19,12 @@ pub fn describe() {
     r.describe("coffer_leases", "Active leases");
     r.describe("coffer_barrier_op_duration_seconds", "Barrier operation time (encryption included), by operation");
     r.describe("coffer_storage_op_duration_seconds", "Physical storage operation time, by operation");
+    r.describe("coffer_quota_violations_total", "Requests refused by a resource quota, by quota type and name");
+}
+
+/// A request refused by a quota (its name is an operator's, so the series stay bounded).
+pub fn quota_violation(kind: &str, name: &str) {
+    global().incr("coffer_quota_violations_total", &[("type", kind), ("quota", name)], 1);
 }
 
 /// Request paths served by the core itself, labelled by their area.

@@ -470,6 +470,7 @@ impl Core {
         self.install_router(active, &table, &*active.auth_mounts.lock().await)?;
         drop(table);
         self.delete_prefix(&entry.storage_prefix()).await?;
+        self.quotas_mount_removed(active, &path).await?;
         tracing::info!(path = %path, "successfully unmounted");
         Ok(no_content())
     }

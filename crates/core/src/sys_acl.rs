@@ -392,6 +392,7 @@ impl Core {
         drop(secrets);
         active.tokens.revoke_by_mount(&e.accessor).await?;
         self.delete_prefix_pub(&e.auth_storage_prefix()).await?;
+        self.quotas_mount_removed(active, &format!("auth/{path}")).await?;
         tracing::info!(path = %format!("auth/{path}"), "disabled credential backend");
         Ok(CoreResponse::default())
     }

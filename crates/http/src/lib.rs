@@ -522,6 +522,26 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
     if st.core.is_standby() && !st.core.path_flags(&api_path).standby {
         return standby_redirect(&st, &parts.uri);
     }
+    // Rate-limit quotas, before anything else is done for the request (OpenBao's order).
+    let client_ip = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+    let quota = st.core.check_rate_quota(&api_path, client_ip);
+    if let Some(q) = quota.as_ref().filter(|q| !q.verdict.allowed) {
+        if q.audit {
+            let op = match parts.method.as_str() {
+                "GET" | "HEAD" => Operation::Read,
+                "LIST" => Operation::List,
+                "DELETE" => Operation::Delete,
+                _ => Operation::Update,
+            };
+            st.core.audit_rate_refusal(op, &api_path, client_ip).await;
+        }
+        let mut r = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &[format!("request path {api_path:?}: rate limit quota exceeded")],
+        );
+        add_quota_headers(&mut r, q);
+        return r;
+    }
     if api_path == "sys/metrics" && st.unauthenticated_metrics && token_from(&parts.headers).is_none() {
         if st.core.is_sealed() {
             return error_response(StatusCode::SERVICE_UNAVAILABLE, &["Vault is sealed".into()]);
@@ -653,7 +673,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             }
         }
     };
-    match result {
+    let mut out = match result {
         Ok(resp) if parts.method == Method::HEAD && is_acme_nonce_path(&path) => {
             let mut r = render(resp);
             if r.status() == StatusCode::NO_CONTENT {
@@ -675,6 +695,19 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
                 }
             }
             logical_error(&e)
+        }
+    };
+    if let Some(q) = &quota {
+        add_quota_headers(&mut out, q);
+    }
+    out
+}
+
+/// `X-Ratelimit-*` (and `Retry-After` on a refusal), when `sys/quotas/config` asks for them.
+fn add_quota_headers(r: &mut Response, q: &coffer_core::quotas::RateCheck) {
+    for (name, value) in q.header_pairs() {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            r.headers_mut().insert(name, v);
         }
     }
 }

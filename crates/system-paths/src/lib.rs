@@ -83,6 +83,29 @@ pub enum SysRoute {
     InFlight,
     SanitizedConfig,
     Counters,
+    /// `quotas/config`.
+    QuotaConfig,
+    /// `quotas/rate-limit/` or `quotas/lease-count/` (a list).
+    Quotas(QuotaKind),
+    /// One quota of that kind, by name.
+    Quota(QuotaKind),
+}
+
+/// The two kinds of resource quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaKind {
+    RateLimit,
+    LeaseCount,
+}
+
+impl QuotaKind {
+    /// The kind as its path segment and `type` field name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaKind::RateLimit => "rate-limit",
+            QuotaKind::LeaseCount => "lease-count",
+        }
+    }
 }
 
 /// A step of a key ceremony (generate-root, rekey and their token-authenticated twins), as
@@ -257,6 +280,7 @@ pub fn sys_paths() -> &'static Paths<SysRoute> {
     S.get_or_init(|| {
         let mut rows = sys_rows();
         rows.extend(sys_rows_more());
+        rows.extend(sys_rows_quotas());
         Paths::new(rows)
     })
 }
@@ -416,7 +440,9 @@ pub fn tree_of(path: &str) -> Option<(Tree, &str)> {
     })
 }
 
-use FieldType::{Bool, CommaStringSlice as List, DurationSecond as Duration, Int, KvPairs, Map as MapT, String as Str};
+use FieldType::{
+    Bool, CommaStringSlice as List, DurationSecond as Duration, Int, KvPairs, Map as MapT, Raw, String as Str,
+};
 use Operation::{Create, Delete, List as ListOp, Read, Update};
 
 fn f(name: &'static str, ty: FieldType, description: &'static str) -> FieldSpec {
@@ -1351,6 +1377,96 @@ fn sys_rows() -> Vec<(SysRoute, PathSpec)> {
             ),
         ]
     }
+}
+
+/// The resource quotas (`quotas/…`).
+fn sys_rows_quotas() -> Vec<(SysRoute, PathSpec)> {
+    let common = || {
+        vec![
+            f("name", Str, "The quota's name"),
+            f(
+                "path",
+                Str,
+                "What it covers: empty for every request, a mount (secret/, auth/userpass/), or a path under a \
+                 mount, with a trailing * for every path that starts so",
+            ),
+            f("role", Str, "A role of the auth mount in path (not supported: refused when set)"),
+        ]
+    };
+    let mut rate = common();
+    rate.extend([
+        f("rate", Raw, "Requests allowed per interval and client address; positive"),
+        f("interval", Duration, "The interval the rate counts over (default 1s)"),
+        f("block_interval", Duration, "After the rate is spent, refuse the client for this long"),
+        f("inheritable", Bool, "Whether child namespaces use this quota (only the root namespace exists)"),
+    ]);
+    let mut lease = common();
+    lease.extend([
+        f("max_leases", Int, "The most live leases the quota allows"),
+        f("inheritable", Bool, "Whether child namespaces use this quota (only the root namespace exists)"),
+    ]);
+    vec![
+        (
+            SysRoute::QuotaConfig,
+            p(
+                "quotas/config",
+                vec![
+                    f(
+                        "rate_limit_exempt_paths",
+                        List,
+                        "Paths no rate-limit quota applies to (a trailing * for prefixes)",
+                    ),
+                    f("enable_rate_limit_audit_logging", Bool, "Record refused requests in the audit log"),
+                    f("enable_rate_limit_response_headers", Bool, "Send X-Ratelimit-* and Retry-After headers"),
+                ],
+                vec![(Read, "Read the quota configuration"), (Update, "Replace the quota configuration")],
+                "Quota configuration",
+                "Exempt paths, and whether refusals are audited and rate-limit headers sent.",
+            ),
+        ),
+        (
+            SysRoute::Quotas(QuotaKind::RateLimit),
+            p(
+                "quotas/rate-limit/?",
+                vec![],
+                vec![(ListOp, "List the rate-limit quotas")],
+                "Rate-limit quotas",
+                "The names of every rate-limit quota.",
+            ),
+        ),
+        (
+            SysRoute::Quota(QuotaKind::RateLimit),
+            p(
+                "quotas/rate-limit/(?P<name>[^/]+)",
+                rate,
+                vec![(Read, "Read the quota"), (Update, "Create or replace the quota"), (Delete, "Delete the quota")],
+                "A rate-limit quota",
+                "A request budget per client address and interval, for the whole server, a mount or a path; the \
+                 most specific quota matching a request alone applies.",
+            ),
+        ),
+        (
+            SysRoute::Quotas(QuotaKind::LeaseCount),
+            p(
+                "quotas/lease-count/?",
+                vec![],
+                vec![(ListOp, "List the lease-count quotas")],
+                "Lease-count quotas",
+                "The names of every lease-count quota.",
+            ),
+        ),
+        (
+            SysRoute::Quota(QuotaKind::LeaseCount),
+            p(
+                "quotas/lease-count/(?P<name>[^/]+)",
+                lease,
+                vec![(Read, "Read the quota"), (Update, "Create or replace the quota"), (Delete, "Delete the quota")],
+                "A lease-count quota",
+                "A ceiling on the live leases made under the whole server, a mount or a path (root tokens are not \
+                 limited).",
+            ),
+        ),
+    ]
 }
 
 /// Rows of system paths served by their own modules (raw storage, audit, plugins, runtime).

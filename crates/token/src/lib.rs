@@ -227,11 +227,22 @@ fn yes() -> bool {
 pub struct TokenStore {
     barrier: Arc<Barrier>,
     /// Hashes of tokens revoked since the core last drained them (to revoke their leases).
-    revoked: std::sync::Mutex<Vec<String>>,
+    revoked: std::sync::Mutex<Vec<Revoked>>,
     salt: coffer_crypto::HmacKey,
     batch_key: coffer_crypto::Key,
     /// Keyed by token HMAC (not chosen by clients), so a fast hasher is safe here.
     cache: RwLock<HashMap<String, Arc<TokenEntry>, foldhash::fast::RandomState>>,
+}
+
+/// A token revoked since the core last asked ([`TokenStore::take_revoked`]): its leases, and
+/// its own lease, are for the core to revoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// The token's storage hash.
+    pub hash: String,
+    /// The path it was created at (`auth/userpass/login/bob`), which names its own lease;
+    /// empty when its entry was already gone.
+    pub path: String,
 }
 
 /// What the token store can fail with.
@@ -493,7 +504,11 @@ impl TokenStore {
             }
             self.barrier.transaction(ops).await?;
             self.delete_tree(&cubbyhole_prefix(&cur)).await?;
-            self.revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(cur.clone());
+            let path = entry.as_ref().map(|e| e.path.clone()).unwrap_or_default();
+            self.revoked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(Revoked { hash: cur.clone(), path });
             self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&cur);
         }
         Ok(())
@@ -519,7 +534,7 @@ impl TokenStore {
         !self.revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
     }
 
-    pub fn take_revoked(&self) -> Vec<String> {
+    pub fn take_revoked(&self) -> Vec<Revoked> {
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 

@@ -58,7 +58,7 @@ async fn revoking_a_parent_revokes_its_children_and_their_cubbyholes() {
     assert!(store.lookup(&parent).await.unwrap().is_none());
     assert!(store.lookup(&child).await.unwrap().is_none());
     assert!(b.get(&cubby).await.unwrap().is_none(), "the child's cubbyhole went with it");
-    let revoked = store.take_revoked();
+    let revoked: Vec<String> = store.take_revoked().into_iter().map(|r| r.hash).collect();
     assert!(revoked.contains(&store.hash(&parent)) && revoked.contains(&store.hash(&child)));
 }
 
