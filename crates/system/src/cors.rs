@@ -2,8 +2,8 @@
 //! layer consults for requests that carry an `Origin`. Stored in the barrier under
 //! `core/cors-config`, loaded at unseal, kept in memory.
 
-use crate::{Core, CoreResponse, Result};
-use coffer_barrier::SecureStorage;
+use crate::{CoreResponse, Result};
+use coffer_barrier::{Barrier, SecureStorage};
 use coffer_sdk::{LogicalError, Operation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -48,6 +48,29 @@ impl CorsConfig {
 pub struct CorsState(RwLock<Option<Arc<CorsConfig>>>);
 
 impl CorsState {
+    /// The configuration while CORS is enabled (for the HTTP layer).
+    pub fn get(&self) -> Option<Arc<CorsConfig>> {
+        self.0.read().ok().and_then(|g| g.clone())
+    }
+
+    /// Reads the stored configuration (at unseal).
+    pub async fn load(&self, barrier: &Barrier) -> Result<()> {
+        let c = match barrier.get(STORAGE_KEY).await.map_err(coffer_barrier::logical_error)? {
+            Some(raw) => serde_json::from_slice(&raw)
+                .map_err(|e| LogicalError::internal("CORS configuration unreadable").with_source(e))?,
+            None => CorsConfig::default(),
+        };
+        self.set(c);
+        Ok(())
+    }
+
+    async fn store(&self, barrier: &Barrier, c: CorsConfig) -> Result<()> {
+        let raw = serde_json::to_vec(&c).map_err(|e| LogicalError::internal(e.to_string()).with_source(e))?;
+        barrier.put(STORAGE_KEY, &raw).await.map_err(coffer_barrier::logical_error)?;
+        self.set(c);
+        Ok(())
+    }
+
     fn set(&self, c: CorsConfig) {
         let v = if c.enabled { Some(Arc::new(c)) } else { None };
         if let Ok(mut g) = self.0.write() {
@@ -75,35 +98,12 @@ fn is_header_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
 }
 
-impl Core {
-    /// The CORS configuration while CORS is enabled (for the HTTP layer).
-    pub fn cors_config(&self) -> Option<Arc<CorsConfig>> {
-        self.cors.0.read().ok().and_then(|g| g.clone())
-    }
-
-    /// Reads the stored configuration (at unseal).
-    pub(crate) async fn load_cors(&self) -> Result<()> {
-        let c = match self.barrier.get(STORAGE_KEY).await.map_err(crate::error::barrier_err)? {
-            Some(raw) => serde_json::from_slice(&raw)
-                .map_err(|e| LogicalError::internal("CORS configuration unreadable").with_source(e))?,
-            None => CorsConfig::default(),
-        };
-        self.cors.set(c);
-        Ok(())
-    }
-
-    async fn store_cors(&self, c: CorsConfig) -> Result<()> {
-        let raw = serde_json::to_vec(&c).map_err(|e| LogicalError::internal(e.to_string()))?;
-        self.barrier.put(STORAGE_KEY, &raw).await.map_err(crate::error::barrier_err)?;
-        self.cors.set(c);
-        Ok(())
-    }
-
+impl CorsState {
     /// `sys/config/cors`: read; write (which enables CORS, as in OpenBao); delete (disables it).
-    pub(crate) async fn handle_cors(&self, op: Operation, d: &Map<String, Value>) -> Result<CoreResponse> {
+    pub async fn handle(&self, barrier: &Barrier, op: Operation, d: &Map<String, Value>) -> Result<CoreResponse> {
         match op {
             Operation::Read => {
-                let body = match self.cors_config() {
+                let body = match self.get() {
                     None => json!({ "enabled": false }),
                     Some(c) => json!({
                         "enabled": true,
@@ -138,17 +138,15 @@ impl Core {
                     None | Some(Value::Null) => false,
                     Some(v) => coffer_sdk::field::parse_bool("allow_credentials", v)?,
                 };
-                self.store_cors(CorsConfig {
-                    enabled: true,
-                    allowed_origins: origins,
-                    allowed_headers: headers,
-                    allow_credentials,
-                })
+                self.store(
+                    barrier,
+                    CorsConfig { enabled: true, allowed_origins: origins, allowed_headers: headers, allow_credentials },
+                )
                 .await?;
                 Ok(CoreResponse::default())
             }
             Operation::Delete => {
-                self.store_cors(CorsConfig::default()).await?;
+                self.store(barrier, CorsConfig::default()).await?;
                 Ok(CoreResponse::default())
             }
             _ => Err(LogicalError::unsupported_operation()),

@@ -1,8 +1,8 @@
 //! The policy store: named ACL policies in the barrier, compiled once, and a cache of merged
 //! ACLs per policy set so a request's check costs one hash lookup plus rule matching.
 
-use crate::error::barrier_err;
 use coffer_acl::{Acl, Policy};
+use coffer_barrier::logical_error as barrier_err;
 use coffer_barrier::{Barrier, SecureStorage};
 use coffer_sdk::LogicalError;
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 const PREFIX: &str = "sys/policy/";
+
+/// The built-in policy of response-wrapping tokens (never stored).
+pub const WRAPPING_POLICY: &str = "response-wrapping";
+
+/// The built-in policy of wrapping tokens: unwrap and look themselves up, nothing else.
+pub const WRAPPING_POLICY_TEXT: &str = r#"path "sys/wrapping/unwrap" { capabilities = ["update"] }
+path "sys/wrapping/lookup" { capabilities = ["update"] }
+path "sys/wrapping/rewrap" { capabilities = ["update"] }
+"#;
+
+fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
 
 /// A policy's check-and-set state, as `sys/policies/acl/<name>` shows it.
 #[derive(Debug, Clone, Default)]
@@ -156,7 +169,7 @@ impl PolicyStore {
             }
             Some(_) => {}
         }
-        let meta = PolicyMeta { version: current + 1, modified: crate::token::rfc3339_now(), cas_required };
+        let meta = PolicyMeta { version: current + 1, modified: rfc3339_now(), cas_required };
         let raw = serde_json::to_vec(&StoredPolicy {
             name: name.clone(),
             policy: text.to_string(),
@@ -230,8 +243,8 @@ impl PolicyStore {
         for n in &key {
             if n == "root" {
                 ps.push(Arc::new(Policy { name: "root".into(), raw: String::new(), rules: vec![] }));
-            } else if n == crate::wrapping::WRAPPING_POLICY {
-                if let Ok(p) = coffer_acl::parse(n, crate::wrapping::WRAPPING_POLICY_TEXT) {
+            } else if n == WRAPPING_POLICY {
+                if let Ok(p) = coffer_acl::parse(n, WRAPPING_POLICY_TEXT) {
                     ps.push(Arc::new(p));
                 }
             } else if let Some(p) = self.get(n) {
