@@ -13,7 +13,7 @@ use coffer_system::logging::LogControl;
 use coffer_system::policy_store::PolicyStore;
 use coffer_system::runtime::InFlight;
 use coffer_system::{MountTableKind, SystemCore};
-use coffer_system_paths::{CatalogOp, LeaseOp};
+use coffer_system_paths::LeaseOp;
 use serde_json::{Map, Value};
 use std::sync::{Arc, PoisonError};
 
@@ -64,6 +64,12 @@ impl SystemCore for SysCtx<'_> {
     }
     fn raw_storage_endpoint(&self) -> bool {
         self.core.config.raw_storage_endpoint
+    }
+    fn plugin_directory(&self) -> Option<String> {
+        self.core.config.plugin_directory.clone()
+    }
+    fn builtin_plugin_names(&self, plugin_type: &str) -> Vec<String> {
+        self.core.builtin_names(plugin_type)
     }
     fn cors(&self) -> &coffer_system::cors::CorsState {
         &self.core.cors
@@ -124,15 +130,6 @@ impl SystemCore for SysCtx<'_> {
     }
     async fn reload_plugins(&self, d: &Map<String, Value>) -> Result<CoreResponse> {
         self.core.reload_plugins(self.active()?, d).await
-    }
-    async fn catalog(
-        &self,
-        op: Operation,
-        catalog_op: CatalogOp,
-        url: &FieldData,
-        d: &Map<String, Value>,
-    ) -> Result<CoreResponse> {
-        self.core.handle_catalog(self.active()?, op, catalog_op, url, d).await
     }
     async fn wrapping_lookup(&self, op: Operation, d: &Map<String, Value>) -> Result<CoreResponse> {
         self.core.handle_wrapping(self.active()?, op, "lookup", d, "", None).await

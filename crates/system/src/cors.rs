@@ -112,8 +112,7 @@ impl CorsState {
                         "allow_credentials": c.allow_credentials,
                     }),
                 };
-                let Value::Object(m) = body else { return Err(LogicalError::internal("unreachable")) };
-                Ok(CoreResponse::legacy(m))
+                Ok(CoreResponse::legacy(crate::obj(body)))
             }
             Operation::Update | Operation::Create => {
                 let origins = list("allowed_origins", d.get("allowed_origins"))?;

@@ -9,6 +9,7 @@
 //! this crate, never the reverse (decision 0026).
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod cors;
 pub mod logging;
 pub mod mount_table;

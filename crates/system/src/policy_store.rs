@@ -177,7 +177,7 @@ impl PolicyStore {
             modified: meta.modified.clone(),
             cas_required,
         })
-        .map_err(|e| LogicalError::internal(e.to_string()))?;
+        .map_err(|e| LogicalError::internal(e.to_string()).with_source(e))?;
         self.barrier.put(&format!("{PREFIX}{name}"), &raw).await.map_err(barrier_err)?;
         self.meta.write().map_err(lock_err)?.insert(name.clone(), meta);
         self.policies.write().map_err(lock_err)?.insert(name, Arc::new(parsed));

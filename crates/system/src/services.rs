@@ -11,7 +11,7 @@ use coffer_audit::AuditBroker;
 use coffer_barrier::Barrier;
 use coffer_sdk::framework::FieldData;
 use coffer_sdk::Operation;
-use coffer_system_paths::{CatalogOp, LeaseOp};
+use coffer_system_paths::LeaseOp;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -28,8 +28,8 @@ pub enum MountTableKind {
 /// The services the system backend's handlers take from the core. The core implements it
 /// over its state for one request; every method is either state the handlers read or an
 /// operation whose I/O the core owns (the ceremonies, the router, the token store, the
-/// subsystems still served by the core: snapshots, leases, metrics, the
-/// plugin catalog, response wrapping, the OpenAPI document).
+/// subsystems still served by the core: snapshots, leases, metrics, plugin
+/// reloads, response wrapping, the OpenAPI document).
 ///
 /// Methods that need the unsealed state answer `LogicalError::sealed()` without it.
 #[async_trait::async_trait]
@@ -57,6 +57,10 @@ pub trait SystemCore: Send + Sync {
     fn is_sealed(&self) -> bool;
     /// Whether `sys/raw` is served (`raw_storage_endpoint = true`).
     fn raw_storage_endpoint(&self) -> bool;
+    /// The configured `plugin_directory` (`None`: external plugins are disabled).
+    fn plugin_directory(&self) -> Option<String>;
+    /// The builtin plugins the catalog lists for a type (`secret`, `auth`, `database`), sorted.
+    fn builtin_plugin_names(&self, plugin_type: &str) -> Vec<String>;
     /// The CORS configuration in force (`sys/config/cors` changes it).
     fn cors(&self) -> &CorsState;
 
@@ -104,14 +108,6 @@ pub trait SystemCore: Send + Sync {
     async fn metrics(&self, op: Operation, d: &Map<String, Value>) -> Result<CoreResponse>;
     /// `sys/plugins/reload/backend`.
     async fn reload_plugins(&self, d: &Map<String, Value>) -> Result<CoreResponse>;
-    /// `sys/plugins/catalog/…`.
-    async fn catalog(
-        &self,
-        op: Operation,
-        catalog_op: CatalogOp,
-        url: &FieldData,
-        d: &Map<String, Value>,
-    ) -> Result<CoreResponse>;
     /// `sys/wrapping/lookup` with the wrapping token in the body, without a token of its own.
     async fn wrapping_lookup(&self, op: Operation, d: &Map<String, Value>) -> Result<CoreResponse>;
     /// `sys/internal/specs/openapi`: the document for `acl`, or without a token (`None`) the

@@ -177,7 +177,9 @@ pub(crate) async fn handle_sys_acl<S: SystemCore>(
         SysRoute::Leases(lease_op) => s.leases(op, lease_op, path, &url_fields(path)?, d).await?,
         SysRoute::Metrics => s.metrics(op, d).await?,
         SysRoute::Reload if write => s.reload_plugins(d).await?,
-        SysRoute::Catalog(catalog_op) => s.catalog(op, catalog_op, &url_fields(path)?, d).await?,
+        SysRoute::Catalog(catalog_op) => {
+            crate::catalog::handle_catalog(s, op, catalog_op, &url_fields(path)?, d).await?
+        }
         SysRoute::AuditList if op == Read => {
             let mut m = Map::new();
             for c in s.audit()?.list() {

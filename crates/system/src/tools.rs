@@ -48,7 +48,8 @@ pub fn random(op: Operation, rest: &str, d: &Map<String, Value>) -> Result<CoreR
         return Err(LogicalError::bad_request("bytes must be between 1 and 131072"));
     }
     let format = d.get("format").and_then(Value::as_str).unwrap_or("base64");
-    let raw = coffer_crypto::random_bytes(bytes as usize).map_err(|e| LogicalError::internal(e.to_string()))?;
+    let raw = coffer_crypto::random_bytes(bytes as usize)
+        .map_err(|e| LogicalError::internal(e.to_string()).with_source(e))?;
     Ok(CoreResponse::data(obj(json!({ "random_bytes": encode(&raw, format)? }))))
 }
 
