@@ -595,7 +595,10 @@ fn system_backend_reaches_the_core_only_through_its_trait() {
         let src = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
         for (n, line) in src.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
-            if code.contains("coffer_core") || code.contains("Arc<Active>") || code.contains("&Core") {
+            // (A path into the crate, not a word that merely starts with its name: the metric
+            // `coffer_core_unsealed` is the system backend's to set.)
+            let names_core = code.contains("coffer_core::") || code.contains("use coffer_core");
+            if names_core || code.contains("Arc<Active>") || code.contains("&Core") {
                 named.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
             }
         }

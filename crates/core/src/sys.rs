@@ -125,9 +125,6 @@ impl SystemCore for SysCtx<'_> {
     ) -> Result<CoreResponse> {
         self.core.handle_leases(self.active()?, op, lease_op, path, url, d).await
     }
-    async fn metrics(&self, op: Operation, d: &Map<String, Value>) -> Result<CoreResponse> {
-        self.core.handle_metrics(op, d).await
-    }
     async fn reload_plugins(&self, d: &Map<String, Value>) -> Result<CoreResponse> {
         self.core.reload_plugins(self.active()?, d).await
     }

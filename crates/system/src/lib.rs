@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod cors;
 pub mod logging;
+pub mod metrics;
 pub mod mount_table;
 pub mod password;
 pub mod policy_store;

@@ -28,7 +28,7 @@ pub enum MountTableKind {
 /// The services the system backend's handlers take from the core. The core implements it
 /// over its state for one request; every method is either state the handlers read or an
 /// operation whose I/O the core owns (the ceremonies, the router, the token store, the
-/// subsystems still served by the core: snapshots, leases, metrics, plugin
+/// subsystems still served by the core: snapshots, leases, plugin
 /// reloads, response wrapping, the OpenAPI document).
 ///
 /// Methods that need the unsealed state answer `LogicalError::sealed()` without it.
@@ -104,8 +104,6 @@ pub trait SystemCore: Send + Sync {
         url: &FieldData,
         d: &Map<String, Value>,
     ) -> Result<CoreResponse>;
-    /// `sys/metrics`.
-    async fn metrics(&self, op: Operation, d: &Map<String, Value>) -> Result<CoreResponse>;
     /// `sys/plugins/reload/backend`.
     async fn reload_plugins(&self, d: &Map<String, Value>) -> Result<CoreResponse>;
     /// `sys/wrapping/lookup` with the wrapping token in the body, without a token of its own.

@@ -175,7 +175,7 @@ pub(crate) async fn handle_sys_acl<S: SystemCore>(
         }
         SysRoute::Hash => crate::tools::hash(op, &path["sys/tools/hash".len()..], d)?,
         SysRoute::Leases(lease_op) => s.leases(op, lease_op, path, &url_fields(path)?, d).await?,
-        SysRoute::Metrics => s.metrics(op, d).await?,
+        SysRoute::Metrics => crate::metrics::handle(s.barrier(), s.is_sealed(), op, d).await?,
         SysRoute::Reload if write => s.reload_plugins(d).await?,
         SysRoute::Catalog(catalog_op) => {
             crate::catalog::handle_catalog(s, op, catalog_op, &url_fields(path)?, d).await?
