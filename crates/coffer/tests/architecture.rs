@@ -484,14 +484,15 @@ fn subsystem_crates_sit_below_the_core() {
         "coffer-expiration",
         "coffer-ceremony",
         "coffer-quota",
+        "coffer-system",
     ];
     const FORBIDDEN: &[&str] =
         &["coffer-core", "coffer-http", "coffer", "axum", "http", "hyper", "hyper-util", "tower"];
     let mut violations = Vec::new();
     for s in SUBSYSTEMS {
         assert!(
-            deps_of("coffer-core").contains(*s),
-            "coffer-core no longer depends on {s}: has the layering changed? update this test"
+            coffer_closure("coffer-core").contains(*s),
+            "coffer-core no longer builds on {s}: has the layering changed? update this test"
         );
         for p in coffer_closure(s) {
             for d in deps_of(&p) {
@@ -555,4 +556,61 @@ fn subsystem_crates_sit_below_the_core() {
         .filter(|p| SUBSYSTEMS.contains(&p.as_str()) && p != "coffer-expiration")
         .collect();
     assert!(crossing.is_empty(), "coffer-expiration must not depend on another subsystem: {crossing:?}");
+}
+
+/// The system backend (`coffer-system`: the `sys/` handlers, the mount tables, the policy
+/// store) sits below the core: it reaches the core only through the `SystemCore` trait the core
+/// implements, so neither it nor anything it builds on depends on the core, HTTP or a builtin
+/// backend. It stores through the barrier (no storage crate of its own), and it knows the
+/// other subsystems the core owns — tokens, identity, leases, the ceremonies, seals — only
+/// through that trait, so their state stays the core's to wire (decision 0026).
+#[test]
+fn system_backend_reaches_the_core_only_through_its_trait() {
+    const FORBIDDEN: &[&str] =
+        &["coffer-core", "coffer-http", "coffer", "axum", "http", "hyper", "hyper-util", "tower", "coffer-testing"];
+    const THROUGH_THE_TRAIT: &[&str] =
+        &["coffer-token", "coffer-identity", "coffer-expiration", "coffer-ceremony", "coffer-seal", "coffer-plugin"];
+    assert!(
+        deps_of("coffer-core").contains("coffer-system"),
+        "coffer-core no longer depends on coffer-system: has the layering changed? update this test"
+    );
+    let mut violations = Vec::new();
+    for p in coffer_closure("coffer-system") {
+        for d in deps_of(&p) {
+            if FORBIDDEN.contains(&d.as_str()) || d.starts_with("coffer-builtin") {
+                violations.push(format!("{p} -> {d}"));
+            }
+        }
+        if THROUGH_THE_TRAIT.contains(&p.as_str()) {
+            violations.push(format!("coffer-system builds on {p}: reach it through SystemCore instead"));
+        }
+    }
+    for d in deps_of("coffer-system") {
+        if d == "coffer-physical" || d.starts_with("coffer-storage-") {
+            violations.push(format!("coffer-system -> {d}"));
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "coffer-system must not reach the core, HTTP, builtins, storage or the core's other subsystems: {violations:?}"
+    );
+    // The handlers' sources name no core type: what they need is a method of `SystemCore`.
+    let dir = workspace_root().join("crates/system/src");
+    let mut files = Vec::new();
+    source_files(&dir, &mut files);
+    assert!(files.len() >= 5, "found only {} files under {}: has the crate moved?", files.len(), dir.display());
+    let mut named = Vec::new();
+    for f in &files {
+        let src = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
+        for (n, line) in src.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            // (A path into the crate, not a word that merely starts with its name: the metric
+            // `coffer_core_unsealed` is the system backend's to set.)
+            let names_core = code.contains("coffer_core::") || code.contains("use coffer_core");
+            if names_core || code.contains("Arc<Active>") || code.contains("&Core") {
+                named.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(named.is_empty(), "coffer-system names the core's types:\n{}", named.join("\n"));
 }

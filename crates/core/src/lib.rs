@@ -6,13 +6,13 @@
 pub use coffer_audit as audit;
 mod autoseal;
 pub mod catalog;
-pub mod cors;
+pub use coffer_system::cors;
 pub mod error;
 pub mod ha;
 pub mod identity;
 mod identity_oidc;
 pub mod leases;
-pub mod logging;
+pub use coffer_system::logging;
 pub mod metrics;
 pub mod mounts;
 mod openapi;
@@ -20,18 +20,15 @@ pub use openapi::path_templates;
 mod drift_guard;
 pub mod password;
 mod periodic;
-pub mod policy_store;
+pub use coffer_system::policy_store;
 pub mod quotas;
-mod raw;
 mod seal_ops;
 mod snapshot;
 mod sys;
-mod sys_acl;
-pub mod sys_runtime;
+pub use coffer_system::runtime as sys_runtime;
 use coffer_system_paths as system_paths;
 pub use coffer_token as token;
 mod token_api;
-mod tools;
 pub mod wrapping;
 
 use crate::mounts::{MountEntry, MountTable, PrefixView, Route, Router};
@@ -43,6 +40,7 @@ use serde_json::{Map, Value};
 use std::sync::{Arc, RwLock};
 
 pub use coffer_sdk::ErrorKind;
+pub use coffer_system::{version_string, BodyShape, CoreResponse, BUILD_DATE, COMPAT_VERSION};
 
 /// The flags of a path of the core's own trees (`sys/…`, `auth/token/…`, `identity/…`,
 /// `cubbyhole/…`) as its row declares them; `None` when no row serves the path (or it is not
@@ -51,13 +49,6 @@ pub fn system_path_flags(path: &str) -> Option<coffer_sdk::framework::PathFlags>
     let (tree, rel) = system_paths::tree_of(path)?;
     tree.flags_for(rel)
 }
-
-/// The OpenBao API version Coffer answers as, and Coffer's own version.
-pub const COMPAT_VERSION: &str = "2.7.2";
-pub fn version_string() -> String {
-    format!("{COMPAT_VERSION}+coffer.{}", env!("CARGO_PKG_VERSION"))
-}
-pub const BUILD_DATE: &str = "2026-11-26T00:00:00Z";
 
 /// Settings the core takes from the server configuration.
 #[derive(Debug, Clone)]
@@ -127,43 +118,6 @@ pub struct CoreRequest {
     pub client_certs: Option<Arc<Vec<Vec<u8>>>>,
 }
 
-/// How the HTTP layer should shape the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BodyShape {
-    /// The standard envelope.
-    #[default]
-    Envelope,
-    /// The envelope with `data`'s keys also at the top level (older sys endpoints).
-    EnvelopeAndTopLevel,
-    /// `data` alone is the body (sys/init, sys/seal-status, …).
-    Raw,
-}
-
-#[derive(Clone, Default)]
-pub struct CoreResponse {
-    pub data: Option<Map<String, Value>>,
-    pub warnings: Vec<String>,
-    pub auth: Option<coffer_api::Auth>,
-    pub lease_id: String,
-    pub lease_duration: i64,
-    pub renewable: bool,
-    pub mount_type: String,
-    pub shape: BodyShape,
-    pub wrap_info: Option<coffer_api::WrapInfo>,
-    /// A body served as is (content type, bytes), e.g. Prometheus metrics.
-    pub raw_body: Option<(String, Vec<u8>)>,
-    /// The status the answer goes out with (the HTTP layer picks the code).
-    pub status: coffer_sdk::ResponseStatus,
-    /// Lines streamed as the body until the client goes (`sys/monitor`).
-    pub stream: Option<logging::LogStream>,
-    /// A raw answer's exact status code (`http_status_code`), when the backend set one.
-    pub raw_status_code: Option<u16>,
-    /// A raw answer's headers (`http_headers`), those the mount's `allowed_response_headers`
-    /// lets through (as OpenBao filters them: ACME's `Replay-Nonce`, `Location`, `Link`).
-    /// (Boxed: most answers have none, and every request's future carries this struct.)
-    pub raw_headers: Option<Box<Vec<(String, String)>>>,
-}
-
 /// The trees the core serves itself: never a mounted backend's unauthenticated path.
 fn is_core_tree(path: &str) -> bool {
     ["sys/", "auth/token/", "identity/", "cubbyhole/"].iter().any(|p| path.starts_with(p))
@@ -226,33 +180,6 @@ fn raw_answer(
     Ok((None, Some((ct, body)), status))
 }
 
-impl CoreResponse {
-    pub fn raw(data: Map<String, Value>) -> Self {
-        CoreResponse { data: Some(data), shape: BodyShape::Raw, ..Default::default() }
-    }
-    pub fn data(data: Map<String, Value>) -> Self {
-        CoreResponse { data: Some(data), ..Default::default() }
-    }
-    pub fn legacy(data: Map<String, Value>) -> Self {
-        CoreResponse { data: Some(data), shape: BodyShape::EnvelopeAndTopLevel, ..Default::default() }
-    }
-
-    /// Adds OpenBao's warning naming the parameters the endpoint ignored, as its framework
-    /// does: only to an answer with an enveloped body (data, auth or warnings), never to a raw,
-    /// streamed, wrapped, 202 or empty (204) one.
-    pub(crate) fn warn_ignored(&mut self, ignored: &[String]) {
-        let enveloped = self.shape != BodyShape::Raw
-            && self.raw_body.is_none()
-            && self.stream.is_none()
-            && self.wrap_info.is_none()
-            && self.status != coffer_sdk::ResponseStatus::Accepted;
-        if !ignored.is_empty() && enveloped && (self.data.is_some() || self.auth.is_some() || !self.warnings.is_empty())
-        {
-            self.warnings.push(coffer_sdk::framework::ignored_parameters_warning(ignored));
-        }
-    }
-}
-
 /// Debug output names fields and keys, never the token or the values.
 impl std::fmt::Debug for CoreRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,16 +190,6 @@ impl std::fmt::Debug for CoreRequest {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("basic_auth", &self.basic_auth.as_ref().map(|b| (&b.0, "<redacted>")))
             .finish()
-    }
-}
-
-impl std::fmt::Debug for CoreResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CoreResponse")
-            .field("data_keys", &self.data.as_ref().map(|d| d.keys().collect::<Vec<_>>()))
-            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
-            .field("shape", &self.shape)
-            .finish_non_exhaustive()
     }
 }
 
@@ -625,10 +542,7 @@ impl Core {
 
     /// Effective (default, max) lease TTLs of a mount.
     pub fn mount_ttls(&self, e: &MountEntry) -> (i64, i64) {
-        let max = if e.config.max_lease_ttl > 0 { e.config.max_lease_ttl } else { self.config.max_lease_ttl };
-        let def =
-            if e.config.default_lease_ttl > 0 { e.config.default_lease_ttl } else { self.config.default_lease_ttl };
-        (def.min(max), max)
+        coffer_system::mount_ttls((self.config.default_lease_ttl, self.config.max_lease_ttl), e)
     }
 
     /// Whether some handler serves `path`, whatever the operation: a method no handler
@@ -927,7 +841,6 @@ impl Core {
         sreq: Option<coffer_sdk::Request>,
     ) -> Result<CoreResponse> {
         let path = path.to_string();
-        let ctx = Ctx { acl };
         if path == "cubbyhole" || path.starts_with("cubbyhole/") {
             let rest = path.trim_start_matches("cubbyhole").trim_start_matches('/');
             return Box::pin(self.handle_cubbyhole(active, token, entry, op, rest, req.data.clone())).await;
@@ -970,7 +883,7 @@ impl Core {
         }
         if path == "sys" || path.starts_with("sys/") {
             // Its own boxed future: the routed fields live there, not in every request's future.
-            return Box::pin(self.serve_sys(active, op, &path, &req.data, &ctx, acl)).await;
+            return Box::pin(self.serve_sys(active, op, &path, &req.data, acl)).await;
         }
         let (Some((route, _)), Some(mut sreq)) = (target, sreq) else {
             return Err(LogicalError::new(
@@ -980,38 +893,6 @@ impl Core {
         };
         sreq.operation = op;
         self.dispatch(active, &route, sreq, op, Some(token)).await
-    }
-
-    /// `sys/`: route → coerce the row's fields → call. The handlers read the coerced fields,
-    /// never the raw body.
-    async fn serve_sys(
-        &self,
-        active: &Arc<Active>,
-        op: Operation,
-        path: &str,
-        data: &Map<String, Value>,
-        ctx: &Ctx<'_>,
-        acl: &coffer_acl::Acl,
-    ) -> Result<CoreResponse> {
-        let rel = path.strip_prefix("sys/").unwrap_or("");
-        let Some(routed) = system_paths::route_sys(rel, op, data)? else {
-            return Err(LogicalError::new(ErrorKind::NotFound, "unsupported path"));
-        };
-        let (route, d) = (routed.route, &routed.fields);
-        if matches!(
-            route,
-            system_paths::SysRoute::QuotaConfig | system_paths::SysRoute::Quotas(_) | system_paths::SysRoute::Quota(_)
-        ) {
-            let mut r = Box::pin(self.handle_quotas(active, op, route, d)).await?;
-            r.warn_ignored(&routed.ignored);
-            return Ok(r);
-        }
-        let mut r = match Box::pin(self.handle_sys_acl(active, op, route, path, d, ctx)).await? {
-            Some(r) => r,
-            None => Box::pin(self.handle_sys(active, op, route, path, d, Some(acl))).await?,
-        };
-        r.warn_ignored(&routed.ignored);
-        Ok(r)
     }
 
     /// The logical request a backend sees for `rest` below `route`.
@@ -1182,17 +1063,4 @@ impl Core {
         let ip = self.identity_policies(active, &entry.entity_id).await?;
         Ok(CoreResponse { auth: Some(self.auth_block(&token, &entry, &ip)), warnings, ..Default::default() })
     }
-}
-
-/// The object inside a `json!` value (empty for anything else).
-pub(crate) fn sys_obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
-/// What the system endpoints know of the caller.
-pub(crate) struct Ctx<'a> {
-    pub acl: &'a coffer_acl::Acl,
 }

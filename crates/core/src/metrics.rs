@@ -1,11 +1,9 @@
 //! What the core records, and `sys/metrics`.
 
 use crate::mounts::Router;
-use crate::{Core, CoreResponse, Result};
-use coffer_barrier::SecureStorage;
+use crate::Core;
 use coffer_metrics::global;
-use coffer_sdk::{LogicalError, Operation};
-use serde_json::{Map, Value};
+use coffer_sdk::Operation;
 use std::time::Duration;
 
 pub fn describe() {
@@ -92,59 +90,10 @@ fn with_request_handles(mount: &str, op: Operation, record: impl FnOnce(&Request
 }
 
 impl Core {
-    /// Refreshes the gauges that are computed at scrape time.
-    async fn refresh_gauges(&self) {
-        let r = global();
-        r.set_gauge("coffer_core_unsealed", &[], if self.is_sealed() { 0.0 } else { 1.0 });
-        if self.is_sealed() {
-            return;
-        }
-        if let Ok(ids) = self.barrier.list("sys/token/id/").await {
-            r.set_gauge("coffer_tokens", &[], ids.len() as f64);
-        }
-        let mut leases = 0usize;
-        if let Ok(buckets) = self.barrier.list("sys/expire/time/").await {
-            for b in buckets {
-                if let Ok(k) = self.barrier.list(&format!("sys/expire/time/{b}")).await {
-                    leases += k.len();
-                }
-            }
-        }
-        r.set_gauge("coffer_leases", &[], leases as f64);
-    }
-
     /// The Prometheus text of every metric (also served without a token when the listener
     /// allows it).
     pub async fn metrics_prometheus(&self) -> String {
-        self.refresh_gauges().await;
-        global().render_prometheus()
-    }
-
-    pub(crate) async fn handle_metrics(&self, op: Operation, d: &Map<String, Value>) -> Result<CoreResponse> {
-        if op != Operation::Read {
-            return Err(LogicalError::unsupported_operation());
-        }
-        match d.get("format").and_then(Value::as_str).unwrap_or("") {
-            "prometheus" => {
-                let text = self.metrics_prometheus().await;
-                Ok(CoreResponse {
-                    raw_body: Some(("text/plain; version=0.0.4".into(), text.into_bytes())),
-                    ..Default::default()
-                })
-            }
-            "" | "json" => {
-                self.refresh_gauges().await;
-                let ts = time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default();
-                let Value::Object(m) = global().render_json(&ts) else { return Err(LogicalError::internal("metrics")) };
-                Ok(CoreResponse {
-                    raw_body: Some(("application/json".into(), serde_json::to_vec(&m).unwrap_or_default())),
-                    ..Default::default()
-                })
-            }
-            other => Err(LogicalError::bad_request(format!("unknown metrics format {other:?}"))),
-        }
+        coffer_system::metrics::prometheus(&self.barrier, self.is_sealed()).await
     }
 }
 

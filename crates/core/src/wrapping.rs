@@ -14,7 +14,7 @@ use coffer_sdk::{Backend, LogicalError, Operation};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
-pub const WRAPPING_POLICY: &str = "response-wrapping";
+pub use coffer_system::policy_store::{WRAPPING_POLICY, WRAPPING_POLICY_TEXT};
 const MAX_WRAP_TTL: i64 = 768 * 3600;
 
 pub use coffer_token::cubbyhole_prefix;
@@ -262,9 +262,3 @@ impl Core {
         }
     }
 }
-
-/// The built-in policy of wrapping tokens: unwrap and look themselves up, nothing else.
-pub const WRAPPING_POLICY_TEXT: &str = r#"path "sys/wrapping/unwrap" { capabilities = ["update"] }
-path "sys/wrapping/lookup" { capabilities = ["update"] }
-path "sys/wrapping/rewrap" { capabilities = ["update"] }
-"#;

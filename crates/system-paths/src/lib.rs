@@ -3,7 +3,8 @@
 //! sealed, standby, audited). Routing, the ACL's sudo check, the sealed and standby gates,
 //! help and the OpenAPI document all read these rows: a path is served if and only if a row
 //! names it. Declarations only (and the routing that coerces a request's fields to them): the
-//! handlers are the core's, which depends on this crate, never the other way.
+//! handlers are `coffer-system`'s (`sys/`) and the core's (the other trees), which depend on
+//! this crate, never the other way.
 #![forbid(unsafe_code)]
 
 use coffer_sdk::field::FieldType;
