@@ -94,8 +94,12 @@ pub trait SystemCore: Send + Sync {
     // ----- subsystems the core serves -----
 
     /// `sys/quotas/…` (`route` is one of the quota routes; `d` its coerced fields).
-    async fn quotas(&self, op: Operation, route: coffer_system_paths::SysRoute, d: &Map<String, Value>)
-        -> Result<CoreResponse>;
+    async fn quotas(
+        &self,
+        op: Operation,
+        route: coffer_system_paths::SysRoute,
+        d: &Map<String, Value>,
+    ) -> Result<CoreResponse>;
     /// A mount (`secret/`, `auth/userpass/`) was disabled: what the core keeps about it
     /// elsewhere (its quotas) goes too.
     async fn mount_removed(&self, mount: &str) -> Result<()>;
