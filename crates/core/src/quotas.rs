@@ -13,6 +13,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 const CONFIG_PATH: &str = "core/quotas/config";
+/// The longest a rate-limit refusal is held before it is sent ([`RateCheck::tarpit`]).
+pub const MAX_TARPIT: std::time::Duration = std::time::Duration::from_secs(1);
 const RATE_PREFIX: &str = "core/quotas/rate-limit/";
 const LEASE_PREFIX: &str = "core/quotas/lease-count/";
 
@@ -35,6 +37,15 @@ pub struct RateCheck {
 }
 
 impl RateCheck {
+    /// How long a refusal is held before it is sent: until the client's budget refills, at
+    /// most [`MAX_TARPIT`]. A client that honours `Retry-After` never notices; one that
+    /// retries at once, on a keep-alive connection, sends at most a request per connection
+    /// per this long instead of as many as the server can refuse — so refusing it does not
+    /// take the CPU other clients need.
+    pub fn tarpit(&self) -> std::time::Duration {
+        self.verdict.reset.min(MAX_TARPIT)
+    }
+
     /// The headers to send: `X-Ratelimit-*` always, `Retry-After` with a refusal.
     pub fn header_pairs(&self) -> Vec<(&'static str, String)> {
         if !self.headers {

@@ -540,6 +540,9 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             &[format!("request path {api_path:?}: rate limit quota exceeded")],
         );
         add_quota_headers(&mut r, q);
+        // Held until the client's budget refills (at most a second): a client that retries at
+        // once costs the server a sleeping task, not a stream of refusals (docs/quotas.md).
+        tokio::time::sleep(q.tarpit()).await;
         return r;
     }
     if api_path == "sys/metrics" && st.unauthenticated_metrics && token_from(&parts.headers).is_none() {

@@ -277,9 +277,11 @@ pub struct RateVerdict {
     pub limit: u64,
     /// `X-RateLimit-Remaining`.
     pub remaining: u64,
-    /// Seconds until the client's budget refills (or its block ends): `X-RateLimit-Reset`,
-    /// and `Retry-After` when refused.
+    /// Seconds until the client's budget refills (or its block ends), rounded up:
+    /// `X-RateLimit-Reset`, and `Retry-After` when refused.
     pub reset_secs: u64,
+    /// The same, exactly.
+    pub reset: Duration,
 }
 
 /// A lease-count quota with its live count.
@@ -508,6 +510,7 @@ impl RateRule {
             limit: self.budget,
             remaining,
             reset_secs: ceil_secs(reset),
+            reset,
         }
     }
 }
