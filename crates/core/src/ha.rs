@@ -171,6 +171,21 @@ impl Core {
         h.leader.read().ok()?.clone()
     }
 
+    /// On a standby: reads who holds the lock now instead of waiting for the next poll (a
+    /// standby that cannot reach the leader it knew asks, so that forwarding follows a
+    /// failover at once).
+    pub async fn refresh_leader(&self) {
+        let Some(h) = self.ha.get() else { return };
+        if self.active().is_some() {
+            return;
+        }
+        if let Ok(leader) = h.backend.leader().await {
+            if self.active().is_none() {
+                self.set_leader(leader);
+            }
+        }
+    }
+
     /// This node's identity in the HA lock's records.
     pub fn ha_identity(&self) -> Option<String> {
         self.ha.get().map(|h| h.identity.clone())

@@ -45,6 +45,9 @@ const NOT_ACTIVE: &str = "x-coffer-not-active";
 /// How long a standby keeps trying to reach an active node for one request (while a failover
 /// runs, or while the new active node sets up), before answering 503.
 const FORWARD_PATIENCE: Duration = Duration::from_secs(15);
+/// … but only this long while the lock names no active node at all (the database is out of
+/// reach, or every node is sealed): a failover names the new node well within it.
+const LEADERLESS_PATIENCE: Duration = Duration::from_secs(5);
 /// Leaf certificates live this long (in memory only) and are issued again a day before.
 const LEAF_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -188,6 +191,9 @@ pub struct Cluster {
     identity: RwLock<Option<Arc<Identity>>>,
     loading: tokio::sync::Mutex<()>,
     conn: tokio::sync::Mutex<Option<LeaderConn>>,
+    /// When this node last asked the lock who leads (at most every 50 ms, however many
+    /// requests are waiting for a failover).
+    refreshed: std::sync::Mutex<Option<Instant>>,
 }
 
 /// What became of a request a standby was asked to forward.
@@ -211,6 +217,7 @@ impl Cluster {
             identity: RwLock::new(None),
             loading: tokio::sync::Mutex::new(()),
             conn: tokio::sync::Mutex::new(None),
+            refreshed: std::sync::Mutex::new(None),
         })
     }
 
@@ -311,6 +318,20 @@ impl Cluster {
         Ok(send)
     }
 
+    /// The leader this node knew cannot be reached: read the lock's record now.
+    async fn refresh_leader(&self) {
+        let due = match self.refreshed.lock() {
+            Ok(mut last) if last.is_none_or(|t| t.elapsed() >= Duration::from_millis(50)) => {
+                *last = Some(Instant::now());
+                true
+            }
+            _ => false,
+        };
+        if due {
+            self.core.refresh_leader().await;
+        }
+    }
+
     async fn drop_conn(&self) {
         *self.conn.lock().await = None;
     }
@@ -320,6 +341,7 @@ impl Cluster {
     /// answer says it was not served.
     pub(crate) async fn forward(&self, parts: &axum::http::request::Parts, body: Bytes) -> Outcome {
         let started = Instant::now();
+        let mut leaderless_since: Option<Instant> = None;
         let mut last_error: Option<String> = None;
         loop {
             if !self.core.is_standby() {
@@ -333,6 +355,9 @@ impl Cluster {
                 Some(l) if l.cluster_addr.is_empty() && !l.api_addr.is_empty() => return Outcome::Redirect,
                 _ => {}
             }
+            if leader.is_some() {
+                leaderless_since = None;
+            }
             if let Some(leader) = leader.filter(|l| !l.cluster_addr.is_empty()) {
                 match self.sender(&leader).await {
                     Ok(mut send) => {
@@ -341,6 +366,7 @@ impl Cluster {
                             Ok(resp) if resp.headers().contains_key(NOT_ACTIVE) => {
                                 last_error = Some("the node named in the lock is no longer active".into());
                                 self.drop_conn().await;
+                                self.refresh_leader().await;
                             }
                             Ok(resp) => return Outcome::Answer(resp.map(Body::new)),
                             Err(mut e) => {
@@ -355,15 +381,22 @@ impl Cluster {
                                     ));
                                 }
                                 last_error = Some(e.error().to_string());
+                                self.refresh_leader().await;
                             }
                         }
                     }
-                    Err(e) => last_error = Some(e.to_string()),
+                    Err(e) => {
+                        last_error = Some(e.to_string());
+                        self.refresh_leader().await;
+                    }
                 }
             } else {
                 last_error.get_or_insert_with(|| "no active node is known".into());
+                leaderless_since.get_or_insert_with(Instant::now);
+                self.refresh_leader().await;
             }
-            if started.elapsed() >= FORWARD_PATIENCE {
+            let leaderless_too_long = leaderless_since.is_some_and(|t| t.elapsed() >= LEADERLESS_PATIENCE);
+            if started.elapsed() >= FORWARD_PATIENCE || leaderless_too_long {
                 let why = last_error.unwrap_or_default();
                 tracing::warn!(error = %why, "cannot forward a request to the active node");
                 return Outcome::Answer(error_response(
