@@ -31,7 +31,8 @@ fn start_nodes(dir: &Path, url: &str, tag: &str, count: usize) -> Vec<Server> {
 }
 
 /// As [`start_nodes`]; `api_addr` names each node's api_addr from its port, `listener_extra`
-/// and `extra` are added to the listener block and the top level of every node's file.
+/// and `extra` are added to the listener block and the top level of every node's file (in
+/// `extra`, `CLUSTER_PORT` becomes the node's cluster port).
 fn start_nodes_with(
     dir: &Path,
     url: &str,
@@ -49,6 +50,7 @@ fn start_nodes_with(
             // be known before it starts: the one place ports are chosen ahead of the bind.
             let (port, cluster_port) = (free_port(), free_port());
             let api = api_addr(port);
+            let extra = extra.replace("CLUSTER_PORT", &cluster_port.to_string());
             let config = dir.join(format!("node{i}.hcl"));
             std::fs::write(
                 &config,
@@ -880,4 +882,149 @@ fn with_clustering_disabled_standbys_redirect_to_the_active_node() {
     assert!(!standby.log_text().contains("Cluster listener"), "no cluster listener is bound");
     let o = cli(&bao, &standby.addr, Some(&root), &["secrets", "enable", "kv"]);
     assert!(o.status.success(), "bao follows the redirect: {}", out(&o));
+}
+
+/// Runs openssl with `args` in `dir`; panics with its output when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A TLS client certificate crosses the forwarding: `bao login -method=cert` against a
+/// standby's HTTPS listener logs in (the active node's cert auth method sees the client's
+/// chain, carried by the standby), and a certificate the method does not trust is refused.
+#[test]
+fn cert_login_through_a_standby_presents_the_clients_certificate_to_the_active_node() {
+    let _serial = serial();
+    let Some(url) = pg_url() else { return };
+    let Some(bao) = bao_path() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    std::fs::write(d.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, cn) in [("server", "127.0.0.1"), ("client", "app"), ("other", "stranger")] {
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+    }
+    for (name, ca, ext) in [("server", "ca", "server.ext"), ("client", "ca", "client.ext")] {
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+    }
+    // The stranger's certificate is self-signed: the cert method does not trust it.
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "other.csr",
+            "-key",
+            "other.key",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "other.pem",
+        ],
+    );
+    // A second listener, HTTPS, sharing the node's cluster listener.
+    let extra = format!(
+        "listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  cluster_address = \"127.0.0.1:CLUSTER_PORT\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+        d.join("server.pem").display(),
+        d.join("server.key").display()
+    );
+    let nodes = start_nodes_with(d, &url, "certfwd", 2, |port| format!("http://127.0.0.1:{port}"), "", &extra);
+    let (st, body) = http(&nodes[0].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let keys: Vec<String> = v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+    let root = v["root_token"].as_str().unwrap().to_string();
+    unseal_all(&nodes, &keys);
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let a = wait_for_active(&refs, Duration::from_secs(10));
+    let standby = &nodes[1 - a];
+    let ca = d.join("ca.pem").display().to_string();
+    for args in [
+        vec!["auth".to_string(), "enable".into(), "cert".into()],
+        vec!["write".into(), "auth/cert/certs/app".into(), format!("certificate=@{ca}"), "policies=default".into()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = cli(&bao, &standby.addr, Some(&root), &args);
+        assert!(o.status.success(), "bao {args:?}: {}", out(&o));
+    }
+    let login = |cert: &str, key: &str| {
+        let home = d.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::process::Command::new(&bao)
+            .args(["login", "-method=cert", "-no-store", "-format=json"])
+            .arg(format!("-client-cert={}", d.join(cert).display()))
+            .arg(format!("-client-key={}", d.join(key).display()))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("BAO_ADDR", format!("https://{}", standby.addrs[1]))
+            .env("BAO_CACERT", &ca)
+            .output()
+            .unwrap()
+    };
+    let o = login("client.pem", "client.key");
+    assert!(o.status.success(), "cert login through the standby: {}", out(&o));
+    let auth = json(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(auth["auth"]["metadata"]["common_name"], "app", "{auth}");
+    let o = login("other.pem", "other.key");
+    assert!(!o.status.success(), "a certificate the method does not trust: {}", out(&o));
 }
