@@ -94,6 +94,12 @@ struct StoredCa {
     ca_key_pem: String,
 }
 
+impl Drop for StoredCa {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.ca_key_pem);
+    }
+}
+
 /// This node's credentials: the CA to check peers against and its own leaf certificate.
 struct Identity {
     server: Arc<rustls::ServerConfig>,
