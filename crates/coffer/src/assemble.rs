@@ -170,6 +170,7 @@ pub fn listener_state(
         ui: cfg.ui,
         unauthenticated_metrics: l.unauthenticated_metrics_access,
         options: Arc::new(options),
+        cluster: None,
     };
     Ok((lc, state))
 }
@@ -299,5 +300,57 @@ impl coffer_core::catalog::PluginLauncher for PluginHost {
             ..coffer_plugin::LaunchSpec::new(&spec.path)
         };
         Ok(Box::new(coffer_plugin::launch_database(launch).await?))
+    }
+}
+
+/// Request forwarding on an HA node (decision 0027): the cluster address it advertises while
+/// active, and the addresses its cluster listeners bind. Both empty with `disable_clustering`.
+/// As OpenBao: `cluster_addr` defaults to the `api_addr`'s host with the port plus one (scheme
+/// `https`), and a listener's `cluster_address` to its `address` with the port plus one.
+pub fn cluster_settings(cfg: &ServerConfig, api_addr: &str) -> (Option<String>, Vec<String>) {
+    if cfg.disable_clustering {
+        return (None, Vec::new());
+    }
+    let advertised = cfg.cluster_addr.clone().filter(|a| !a.is_empty()).or_else(|| {
+        let host_port = api_addr.split_once("://").map(|(_, r)| r).unwrap_or(api_addr);
+        let host_port = host_port.split('/').next().unwrap_or(host_port);
+        port_plus_one(host_port).map(|hp| format!("https://{hp}"))
+    });
+    let mut binds: Vec<String> = Vec::new();
+    for l in cfg.listeners.iter().filter(|l| l.kind == "tcp") {
+        if let Some(a) = l.cluster_address.clone().or_else(|| port_plus_one(&l.address)) {
+            if !binds.contains(&a) {
+                binds.push(a);
+            }
+        }
+    }
+    (advertised, binds)
+}
+
+/// `host:port` with the port plus one (None when there is no numeric port below 65535).
+fn port_plus_one(host_port: &str) -> Option<String> {
+    let (host, port) = host_port.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    Some(format!("{host}:{}", port.checked_add(1)?))
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::*;
+
+    #[test]
+    fn cluster_addresses_default_to_the_port_plus_one_and_disable_clustering_clears_them() {
+        let mut cfg = ServerConfig::default();
+        cfg.listeners.push(Listener::tcp("0.0.0.0:8200"));
+        let mut second = Listener::tcp("10.0.0.5:9200");
+        second.cluster_address = Some("10.0.0.5:9999".into());
+        cfg.listeners.push(second);
+        let (adv, binds) = cluster_settings(&cfg, "https://node-a.example:8200");
+        assert_eq!(adv.as_deref(), Some("https://node-a.example:8201"));
+        assert_eq!(binds, vec!["0.0.0.0:8201".to_string(), "10.0.0.5:9999".to_string()]);
+        cfg.cluster_addr = Some("https://10.0.0.1:7000".into());
+        assert_eq!(cluster_settings(&cfg, "http://x:1").0.as_deref(), Some("https://10.0.0.1:7000"));
+        cfg.disable_clustering = true;
+        assert_eq!(cluster_settings(&cfg, "http://x:1"), (None, Vec::new()));
     }
 }

@@ -8,19 +8,17 @@ pub struct PgHa(pub HaLock);
 
 #[async_trait::async_trait]
 impl HaBackend for PgHa {
-    async fn try_acquire(&self, identity: &str, api_addr: &str, echo: &str) -> Result<Acquire, BoxError> {
-        Ok(match self.0.try_acquire(identity, api_addr, echo).await? {
+    /// The lock row's `ha_value` holds the advertisement (the api_addr, or a JSON object with
+    /// the api_addr and the cluster_addr): the PostgreSQL crate stores and returns it as is.
+    async fn try_acquire(&self, identity: &str, advertisement: &str, echo: &str) -> Result<Acquire, BoxError> {
+        Ok(match self.0.try_acquire(identity, advertisement, echo).await? {
             Ok(held) => Acquire::Held(Box::new(PgGuard(held))),
-            Err(leader) => Acquire::Standby(leader.map(|l| LeaderInfo {
-                identity: l.identity,
-                api_addr: l.api_addr,
-                since: l.since,
-            })),
+            Err(leader) => Acquire::Standby(leader.map(|l| LeaderInfo::from_record(l.identity, &l.api_addr, l.since))),
         })
     }
 
     async fn leader(&self) -> Result<Option<LeaderInfo>, BoxError> {
-        Ok(self.0.leader().await?.map(|l| LeaderInfo { identity: l.identity, api_addr: l.api_addr, since: l.since }))
+        Ok(self.0.leader().await?.map(|l| LeaderInfo::from_record(l.identity, &l.api_addr, l.since)))
     }
 
     async fn standbys(

@@ -176,12 +176,24 @@ async fn run(
     let barrier = Arc::new(Barrier::new(storage));
     let core = coffer::assemble::new_core_with_plugins(barrier, &cfg, declared);
     core.set_log_control(logs);
+    let mut cluster: Option<Arc<coffer_http::Cluster>> = None;
+    let mut cluster_binds = Vec::new();
     if let Some(ha) = ha {
         let Some(api_addr) = cfg.api_addr.clone().filter(|a| !a.is_empty()) else {
             eprintln!("Error: ha_enabled needs api_addr: the address standbys redirect clients to");
             return 1;
         };
-        core.enable_ha(ha, api_addr);
+        let (advertised, binds) = coffer::assemble::cluster_settings(&cfg, &api_addr);
+        core.enable_ha(ha, api_addr, advertised);
+        cluster = Some(coffer_http::Cluster::new(core.clone()));
+        cluster_binds = binds;
+    } else if cfg.cluster_addr.is_some()
+        || cfg.disable_clustering
+        || cfg.listeners.iter().any(|l| l.cluster_address.is_some())
+    {
+        tracing::warn!(
+            "cluster_addr, disable_clustering and listener cluster_address only matter with HA storage (ha_enabled = \"true\"); this server runs alone"
+        );
     }
     if let Err(e) = coffer::assemble::start_core(&core, &mut cfg) {
         eprintln!("Error: {e}");
@@ -220,13 +232,14 @@ async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut addrs = Vec::new();
     for l in &cfg.listeners {
-        let (lc, state) = match coffer::assemble::listener_state(&core, &cfg, l) {
+        let (lc, mut state) = match coffer::assemble::listener_state(&core, &cfg, l) {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("Error: {e}");
                 return 1;
             }
         };
+        state.cluster = cluster.clone();
         let (btx, brx) = tokio::sync::oneshot::channel();
         let rx = stop_rx.clone();
         let tls = !lc.tls_disable;
@@ -249,10 +262,35 @@ async fn run(
         }
     }
 
+    // The cluster listeners: forwarded requests from standbys, served while this node is active.
+    let mut cluster_addrs = Vec::new();
+    if let Some(cluster) = &cluster {
+        for address in cluster_binds {
+            let (btx, brx) = tokio::sync::oneshot::channel();
+            let (c, rx) = (cluster.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                if let Err(e) = c.serve(address, rx, btx).await {
+                    eprintln!("Error: {e}");
+                    std::process::exit(1);
+                }
+            });
+            match brx.await {
+                Ok(a) => cluster_addrs.push(a),
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    return 1;
+                }
+            }
+        }
+    }
+
     println!("==> Coffer server configuration:\n");
     println!("             Storage: {}", storage_cfg.kind);
     for (a, tls) in &addrs {
         println!("            Listener: tcp (addr: \"{a}\", tls: \"{}\")", if *tls { "enabled" } else { "disabled" });
+    }
+    for a in &cluster_addrs {
+        println!("    Cluster listener: tcp (addr: \"{a}\", mutual TLS with the cluster CA)");
     }
     println!(
         "             Version: Coffer {} (OpenBao API {})",

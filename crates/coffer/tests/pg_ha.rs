@@ -1,7 +1,8 @@
 //! High availability on PostgreSQL: three Coffer servers on one database, one active (holding
-//! the advisory lock), two standbys that redirect clients to it; step-down moves leadership;
-//! kill -9 of the active under write load hands over to a standby without losing an
-//! acknowledged write, and `bao` keeps working against every surviving node.
+//! the advisory lock), two standbys that forward client requests to it over the mutually
+//! authenticated cluster connection (or redirect clients there when asked to); step-down moves
+//! leadership; kill -9 of the active under write load hands over to a standby without losing
+//! an acknowledged write, and `bao` keeps working against every surviving node.
 //!
 //! Needs `COFFER_TEST_PG_URL` (see pg_storage.rs); skipped with a notice when it is unset.
 mod common;
@@ -26,20 +27,37 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn start_nodes(dir: &Path, url: &str, tag: &str, count: usize) -> Vec<Server> {
+    start_nodes_with(dir, url, tag, count, |port| format!("http://127.0.0.1:{port}"), "", "")
+}
+
+/// As [`start_nodes`]; `api_addr` names each node's api_addr from its port, `listener_extra`
+/// and `extra` are added to the listener block and the top level of every node's file (in
+/// `extra`, `CLUSTER_PORT` becomes the node's cluster port).
+fn start_nodes_with(
+    dir: &Path,
+    url: &str,
+    tag: &str,
+    count: usize,
+    api_addr: impl Fn(u16) -> String,
+    listener_extra: &str,
+    extra: &str,
+) -> Vec<Server> {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
     let table = format!("t_ha_{tag}_{}_{n}", std::process::id());
     (0..count)
         .map(|i| {
-            // An HA node's api_addr names its own address, so the port must be known before
-            // it starts: the one place a port is chosen ahead of the bind.
-            let port = free_port();
+            // An HA node's api_addr and cluster_addr name its own addresses, so the ports must
+            // be known before it starts: the one place ports are chosen ahead of the bind.
+            let (port, cluster_port) = (free_port(), free_port());
+            let api = api_addr(port);
+            let extra = extra.replace("CLUSTER_PORT", &cluster_port.to_string());
             let config = dir.join(format!("node{i}.hcl"));
             std::fs::write(
                 &config,
                 format!(
                     "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  table = \"{table}\"\n  ha_enabled = \"true\"\n  ha_table = \"{table}_ha\"\n  max_parallel = \"8\"\n}}\n\
-                     listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
-                     api_addr = \"http://127.0.0.1:{port}\"\ndisable_mlock = true\n"
+                     listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = true\n{listener_extra}}}\n\
+                     api_addr = \"{api}\"\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\ndisable_mlock = true\n{extra}"
                 ),
             )
             .unwrap();
@@ -50,12 +68,27 @@ fn start_nodes(dir: &Path, url: &str, tag: &str, count: usize) -> Vec<Server> {
 
 /// One request; returns (status, Location header, body). Status 0 when the connection failed.
 fn request(addr: &str, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, Option<String>, String) {
+    request_with(addr, method, path, &[("X-Vault-Token", token)], body)
+}
+
+/// The header that asks a standby to redirect instead of forwarding.
+const NO_FORWARDING: (&str, &str) = ("X-Vault-No-Request-Forwarding", "true");
+
+/// As [`request`], with any headers.
+fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Option<String>, String) {
     let Ok(mut s) = TcpStream::connect(addr) else { return (0, None, String::new()) };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nX-Vault-Token: {token}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     if s.write_all(req.as_bytes()).is_err() || s.write_all(body).is_err() {
         return (0, None, String::new());
     }
@@ -69,7 +102,9 @@ fn request(addr: &str, method: &str, path: &str, token: &str, body: &[u8]) -> (u
     let location = head.lines().find_map(|l| {
         l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("location")).map(|(_, v)| v.trim().to_string())
     });
-    (status, location, body.to_string())
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.into() };
+    (status, location, body)
 }
 
 /// Like a Vault client: follows a standby's 307 to the active node (once).
@@ -118,7 +153,7 @@ fn unseal_all(nodes: &[Server], keys: &[String]) {
 }
 
 #[test]
-fn three_servers_one_active_standbys_redirect_and_step_down_moves_leadership() {
+fn three_servers_one_active_standbys_forward_and_step_down_moves_leadership() {
     let _serial = serial();
     let Some(url) = pg_url() else { return };
     let Some(bao) = bao_path() else { return };
@@ -178,13 +213,17 @@ fn three_servers_one_active_standbys_redirect_and_step_down_moves_leadership() {
         assert!(out(&o).contains(&n.url()), "{}", out(&o));
     }
 
-    // A standby answers 307 to the same path on the active node.
-    let (st, loc, _) = request(&standbys[0].addr, "GET", "/v1/sys/mounts?x=1", &root, b"");
+    // A standby forwards the request; asked not to (X-Vault-No-Request-Forwarding), it answers
+    // 307 to the same path on the active node.
+    let (st, loc, body) = request(&standbys[0].addr, "GET", "/v1/sys/mounts?x=1", &root, b"");
+    assert_eq!((st, loc), (200, None), "{body}");
+    let (st, loc, _) =
+        request_with(&standbys[0].addr, "GET", "/v1/sys/mounts?x=1", &[("X-Vault-Token", &root), NO_FORWARDING], b"");
     assert_eq!(st, 307);
     assert_eq!(loc.as_deref(), Some(format!("{}/v1/sys/mounts?x=1", active.url()).as_str()));
 
-    // bao through the active and through both standbys (it follows the redirect); every
-    // value is readable through every node.
+    // bao through the active and through both standbys (forwarded); every value is readable
+    // through every node.
     let o = cli(&bao, &standbys[0].addr, Some(&root), &["secrets", "enable", "-path=secret", "-version=2", "kv"]);
     assert!(o.status.success(), "{}", out(&o));
     for (i, s) in nodes.iter().enumerate() {
@@ -499,11 +538,16 @@ fn a_paused_active_node_whose_lock_was_taken_over_cannot_write_and_ends_as_a_sta
     let (st, _, body) = request(&nodes[b].addr, "PUT", "/v1/kv/via-new", &root, br#"{"v":"new"}"#);
     assert!(st == 204 || st == 200, "{st} {body}");
 
-    // Writes sent to the sleeping node queue up in its socket; then it resumes.
+    // Writes sent to the sleeping node queue up in its socket; then it resumes. They ask not
+    // to be forwarded: one the node takes after stepping down is redirected (not 2xx), so any
+    // 2xx would be the old node's own write.
     let stale: Vec<_> = (0..6)
         .map(|i| {
             let (addr, root) = (addrs[a].clone(), root.clone());
-            std::thread::spawn(move || request(&addr, "PUT", &format!("/v1/kv/stale/{i}"), &root, br#"{"v":"old"}"#))
+            std::thread::spawn(move || {
+                let headers = [("X-Vault-Token", root.as_str()), NO_FORWARDING];
+                request_with(&addr, "PUT", &format!("/v1/kv/stale/{i}"), &headers, br#"{"v":"old"}"#)
+            })
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
@@ -621,4 +665,366 @@ fn stopping_a_standby_after_a_key_rotation_does_not_write_back_its_older_keyring
     let (st, _, body) = request(&nodes[b].addr, "GET", "/v1/kv/after-rotate", &root, b"");
     assert_eq!(st, 200, "a value written under the rotated key is readable on the new active node: {body}");
     assert_eq!(json(&body)["data"]["v"], "2");
+}
+
+/// The cluster port of a node, from its configuration file.
+fn cluster_port(node: &Server) -> u16 {
+    let text = std::fs::read_to_string(&node.config).unwrap();
+    let line = text.lines().find_map(|l| l.trim().strip_prefix("cluster_address = \"127.0.0.1:")).unwrap();
+    line.trim_end_matches('"').parse().unwrap()
+}
+
+/// Three nodes "behind a load balancer": every node's api_addr names the balancer, which is
+/// down, so a client that got a redirect could not follow it. The real `bao` CLI, pointed at a
+/// standby, enables engines, writes and reads secrets and logs in: every request is forwarded
+/// to the active node over the cluster connection. The client's address crosses with it (a
+/// CIDR-bound token works from its network and only from there; the active node's audit log
+/// names the client), sys/health and sys/leader stay the standby's own, a client that asks for
+/// a redirect gets one, a certificate from another CA is refused by the cluster listener, and
+/// after kill -9 of the active node requests through the remaining standby reach the new one.
+#[test]
+fn standbys_forward_requests_with_the_client_address_and_bao_never_sees_a_redirect() {
+    let _serial = serial();
+    let Some(url) = pg_url() else { return };
+    let Some(bao) = bao_path() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let balancer = format!("http://127.0.0.1:{}", free_port());
+    let lb = balancer.clone();
+    let mut nodes = start_nodes_with(
+        dir.path(),
+        &url,
+        "forward",
+        3,
+        move |_| lb.clone(),
+        "  x_forwarded_for_authorized_addrs = \"127.0.0.1/32\"\n",
+        "",
+    );
+    let (st, body) = http(&nodes[2].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let keys: Vec<String> = v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+    let root = v["root_token"].as_str().unwrap().to_string();
+    unseal_all(&nodes, &keys);
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let a = wait_for_active(&refs, Duration::from_secs(10));
+    let s: Vec<usize> = (0..3).filter(|&i| i != a).collect();
+    let standby = nodes[s[0]].addr.clone();
+
+    // The standby's own answers: health 429 (200 with standbyok), sys/leader naming the
+    // active node's api_addr and cluster address.
+    assert_eq!(http(&standby, "GET", "/v1/sys/health", &[], b"").0, 429);
+    assert_eq!(http(&standby, "GET", "/v1/sys/health?standbyok=true", &[], b"").0, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let l = loop {
+        let l = leader(&standby);
+        if l["leader_cluster_address"] != serde_json::Value::Null {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "the standby does not know the leader: {l}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(l["is_self"], false);
+    assert_eq!(l["leader_address"], balancer.as_str());
+    assert_eq!(l["leader_cluster_address"], format!("https://127.0.0.1:{}", cluster_port(&nodes[a])), "{l}");
+
+    // bao through a standby: engines, secrets, an audit device, a login.
+    let audit_log = dir.path().join("audit.log");
+    let steps: Vec<Vec<String>> = vec![
+        vec!["secrets".into(), "enable".into(), "-path=secret".into(), "-version=2".into(), "kv".into()],
+        vec!["kv".into(), "put".into(), "secret/app".into(), "user=alice".into()],
+        vec!["auth".into(), "enable".into(), "userpass".into()],
+        vec!["write".into(), "auth/userpass/users/alice".into(), "password=pw".into(), "policies=default".into()],
+        vec!["audit".into(), "enable".into(), "file".into(), format!("file_path={}", audit_log.display())],
+    ];
+    for step in &steps {
+        let args: Vec<&str> = step.iter().map(String::as_str).collect();
+        let o = cli(&bao, &standby, Some(&root), &args);
+        assert!(o.status.success(), "bao {args:?} through the standby: {}", out(&o));
+    }
+    for &i in &s {
+        let o = cli(&bao, &nodes[i].addr, Some(&root), &["kv", "get", "-field=user", "secret/app"]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "alice", "{}", out(&o));
+    }
+    let o = cli(
+        &bao,
+        &nodes[s[1]].addr,
+        None,
+        &["login", "-method=userpass", "-format=json", "-no-store", "username=alice", "password=pw"],
+    );
+    assert!(o.status.success(), "login through the standby: {}", out(&o));
+    let login = json(&String::from_utf8_lossy(&o.stdout));
+    let user_token = login["auth"]["client_token"].as_str().unwrap().to_string();
+    let o = cli(&bao, &standby, Some(&user_token), &["token", "lookup", "-format=json"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(json(&String::from_utf8_lossy(&o.stdout))["data"]["display_name"], "userpass-alice");
+
+    // A token bound to 203.0.113.0/24 (by its token role), used through the standby: the
+    // client's address (from X-Forwarded-For, which the standby's listener trusts from
+    // 127.0.0.1) reaches the active node, which sees the client's network and not the
+    // standby's connection.
+    let tok = [("X-Vault-Token", root.as_str())];
+    let role = br#"{"token_bound_cidrs":["203.0.113.0/24"],"allowed_policies":["default"]}"#;
+    let (st, body) = http(&standby, "POST", "/v1/auth/token/roles/net", &tok, role);
+    assert!(st == 204 || st == 200, "{st} {body}");
+    let (st, body) = http(&standby, "POST", "/v1/auth/token/create/net", &tok, b"{}");
+    assert_eq!(st, 200, "{body}");
+    let bound = json(&body)["auth"]["client_token"].as_str().unwrap().to_string();
+    let lookup = |xff: Option<&str>| {
+        let mut h = vec![("X-Vault-Token", bound.as_str())];
+        if let Some(x) = xff {
+            h.push(("X-Forwarded-For", x));
+        }
+        http(&standby, "GET", "/v1/auth/token/lookup-self", &h, b"")
+    };
+    let (st, body) = lookup(Some("203.0.113.7"));
+    assert_eq!(st, 200, "from inside the bound network, through the standby: {body}");
+    assert_eq!(lookup(Some("198.51.100.1")).0, 403, "from outside it");
+    assert_eq!(lookup(None).0, 403, "from the standby's own address (127.0.0.1)");
+    let audit = std::fs::read_to_string(&audit_log).unwrap_or_default();
+    assert!(
+        audit.lines().any(|l| l.contains("\"remote_address\":\"203.0.113.7\"")),
+        "the active node's audit log names the client behind the standby:\n{audit}"
+    );
+
+    // Asked for a redirect, the standby gives one (to the balancer's address).
+    let (st, loc, _) =
+        request_with(&standby, "GET", "/v1/secret/data/app", &[("X-Vault-Token", &root), NO_FORWARDING], b"");
+    assert_eq!(st, 307);
+    assert_eq!(loc.as_deref(), Some(format!("{balancer}/v1/secret/data/app").as_str()));
+
+    // A client certificate from another CA is refused by the active node's cluster listener.
+    let key = dir.path().join("stranger.key");
+    let cert = dir.path().join("stranger.pem");
+    let o = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=cluster.coffer.internal", "-addext", "subjectAltName=DNS:cluster.coffer.internal"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n' | timeout 10 openssl s_client -connect 127.0.0.1:{} -cert {} -key {} -servername cluster.coffer.internal -alpn h2 -tls1_3 -ign_eof 2>&1",
+            cluster_port(&nodes[a]),
+            cert.display(),
+            key.display()
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("alert"), "the handshake is refused with an alert: {text}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !nodes[a].log_text().contains("cluster listener: TLS handshake refused") {
+        assert!(Instant::now() < deadline, "the active node logs the refusal:\n{}", nodes[a].log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // kill -9 of the active node: through the remaining standby, bao reaches the new one.
+    nodes[a].kill9();
+    let killed_at = Instant::now();
+    let survivors: Vec<&Server> = s.iter().map(|&i| &nodes[i]).collect();
+    let b = wait_for_active(&survivors, Duration::from_secs(15));
+    let via = survivors[1 - b].addr.clone();
+    let o = cli(&bao, &via, Some(&root), &["kv", "put", "secret/after", "n=1"]);
+    assert!(o.status.success(), "write through the remaining standby after failover: {}", out(&o));
+    eprintln!(
+        "MEASURED: a write through the remaining standby was acknowledged {:?} after kill -9",
+        killed_at.elapsed()
+    );
+    let o = cli(&bao, &via, Some(&root), &["kv", "get", "-field=user", "secret/app"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "alice", "{}", out(&o));
+    for n in survivors {
+        assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
+    }
+}
+
+/// `disable_clustering = true`: an active node takes no forwarded requests and advertises no
+/// cluster address, so its standbys redirect clients to it as before (and `bao` follows).
+#[test]
+fn with_clustering_disabled_standbys_redirect_to_the_active_node() {
+    let _serial = serial();
+    let Some(url) = pg_url() else { return };
+    let Some(bao) = bao_path() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_nodes_with(
+        dir.path(),
+        &url,
+        "nocluster",
+        2,
+        |port| format!("http://127.0.0.1:{port}"),
+        "",
+        "disable_clustering = true\n",
+    );
+    let (st, body) = http(&nodes[0].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let keys: Vec<String> = v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+    let root = v["root_token"].as_str().unwrap().to_string();
+    unseal_all(&nodes, &keys);
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let a = wait_for_active(&refs, Duration::from_secs(10));
+    let standby = &nodes[1 - a];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (st, loc, _) = request(&standby.addr, "GET", "/v1/sys/mounts", &root, b"");
+        if st == 307 {
+            assert_eq!(loc.as_deref(), Some(format!("{}/v1/sys/mounts", nodes[a].url()).as_str()));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no redirect from the standby: {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(leader(&standby.addr)["leader_cluster_address"], "", "nothing advertised");
+    assert!(!standby.log_text().contains("Cluster listener"), "no cluster listener is bound");
+    let o = cli(&bao, &standby.addr, Some(&root), &["secrets", "enable", "kv"]);
+    assert!(o.status.success(), "bao follows the redirect: {}", out(&o));
+}
+
+/// Runs openssl with `args` in `dir`; panics with its output when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A TLS client certificate crosses the forwarding: `bao login -method=cert` against a
+/// standby's HTTPS listener logs in (the active node's cert auth method sees the client's
+/// chain, carried by the standby), and a certificate the method does not trust is refused.
+#[test]
+fn cert_login_through_a_standby_presents_the_clients_certificate_to_the_active_node() {
+    let _serial = serial();
+    let Some(url) = pg_url() else { return };
+    let Some(bao) = bao_path() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    std::fs::write(d.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, cn) in [("server", "127.0.0.1"), ("client", "app"), ("other", "stranger")] {
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+    }
+    for (name, ca, ext) in [("server", "ca", "server.ext"), ("client", "ca", "client.ext")] {
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+    }
+    // The stranger's certificate is self-signed: the cert method does not trust it.
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "other.csr",
+            "-key",
+            "other.key",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "other.pem",
+        ],
+    );
+    // A second listener, HTTPS, sharing the node's cluster listener.
+    let extra = format!(
+        "listener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  cluster_address = \"127.0.0.1:CLUSTER_PORT\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+        d.join("server.pem").display(),
+        d.join("server.key").display()
+    );
+    let nodes = start_nodes_with(d, &url, "certfwd", 2, |port| format!("http://127.0.0.1:{port}"), "", &extra);
+    let (st, body) = http(&nodes[0].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
+    assert_eq!(st, 200, "{body}");
+    let v = json(&body);
+    let keys: Vec<String> = v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+    let root = v["root_token"].as_str().unwrap().to_string();
+    unseal_all(&nodes, &keys);
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let a = wait_for_active(&refs, Duration::from_secs(10));
+    let standby = &nodes[1 - a];
+    let ca = d.join("ca.pem").display().to_string();
+    for args in [
+        vec!["auth".to_string(), "enable".into(), "cert".into()],
+        vec!["write".into(), "auth/cert/certs/app".into(), format!("certificate=@{ca}"), "policies=default".into()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = cli(&bao, &standby.addr, Some(&root), &args);
+        assert!(o.status.success(), "bao {args:?}: {}", out(&o));
+    }
+    let login = |cert: &str, key: &str| {
+        let home = d.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::process::Command::new(&bao)
+            .args(["login", "-method=cert", "-no-store", "-format=json"])
+            .arg(format!("-client-cert={}", d.join(cert).display()))
+            .arg(format!("-client-key={}", d.join(key).display()))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("BAO_ADDR", format!("https://{}", standby.addrs[1]))
+            .env("BAO_CACERT", &ca)
+            .output()
+            .unwrap()
+    };
+    let o = login("client.pem", "client.key");
+    assert!(o.status.success(), "cert login through the standby: {}", out(&o));
+    let auth = json(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(auth["auth"]["metadata"]["common_name"], "app", "{auth}");
+    let o = login("other.pem", "other.key");
+    assert!(!o.status.success(), "a certificate the method does not trust: {}", out(&o));
 }

@@ -126,6 +126,9 @@ pub struct ServerConfig {
     pub api_addr: Option<String>,
     pub cluster_addr: Option<String>,
     pub cluster_name: Option<String>,
+    /// `disable_clustering = true`: this node, when active, takes no forwarded requests (no
+    /// cluster listener, no cluster address advertised): standbys redirect clients to it.
+    pub disable_clustering: bool,
     pub ui: bool,
     pub log_level: Option<String>,
     pub log_format: Option<String>,
@@ -175,10 +178,8 @@ pub const IGNORED_ON_PURPOSE: &[(&str, &str, &str)] = &[
     ("", "disable_mlock", "Coffer never locks memory with mlock (OpenBao 2.x dropped it too and only warns); keys in memory are zeroized, and swap is the operating system's to disable or encrypt"),
     ("", "disable_cache", "Coffer keeps no cache of physical storage entries; its caches of decoded entries are emptied by every write that changes them"),
     ("", "cache_size", "Coffer keeps no cache of physical storage entries (see disable_cache)"),
-    ("", "disable_clustering", "Coffer has no cluster port: a standby answers clients with a redirect to the active node, so clustering is always off"),
     ("", "disable_performance_standby", "Coffer has no performance standbys"),
     ("", "disable_sealwrap", "Coffer has no seal wrapping of entries"),
-    ("listener", "cluster_address", "Coffer has no cluster port: a standby answers clients with a redirect to the active node"),
     ("telemetry", "disable_hostname", "Coffer's metric names never carry the host name"),
     ("telemetry", "prometheus_retention_time", "Coffer's registry keeps every series for the life of the process; sys/metrics always serves Prometheus text"),
     ("telemetry", "usage_gauge_period", "Coffer computes its gauges when sys/metrics is read, not on a timer"),
@@ -760,6 +761,10 @@ impl ServerConfig {
                 "plugin_directory" => c.plugin_directory = as_string(&item.value),
                 "cluster_addr" => c.cluster_addr = as_string(&item.value),
                 "cluster_name" => c.cluster_name = as_string(&item.value),
+                "disable_clustering" => {
+                    c.disable_clustering = as_bool(&item.value)
+                        .ok_or_else(|| at(format!("disable_clustering: {} is not a boolean", item.value)))?
+                }
                 "ui" => {
                     c.ui = as_bool(&item.value).ok_or_else(|| at(format!("ui: {} is not a boolean", item.value)))?
                 }
@@ -905,6 +910,7 @@ impl ServerConfig {
         );
         self.ui |= o.ui;
         self.disable_mlock |= o.disable_mlock;
+        self.disable_clustering |= o.disable_clustering;
         self.raw_storage_endpoint |= o.raw_storage_endpoint;
         self.warnings.extend(o.warnings);
     }
@@ -939,7 +945,7 @@ impl ServerConfig {
             m.insert("type".into(), s.kind.clone().into());
             m.insert("cluster_addr".into(), self.cluster_addr.clone().unwrap_or_default().into());
             m.insert("redirect_addr".into(), self.api_addr.clone().unwrap_or_default().into());
-            m.insert("disable_clustering".into(), true.into());
+            m.insert("disable_clustering".into(), self.disable_clustering.into());
             if let Some(ha) = s.options.get("ha_enabled") {
                 m.insert("ha_enabled".into(), (ha == "true").into());
             }

@@ -108,6 +108,9 @@ pub struct Listener {
     pub max_request_json_memory: Option<usize>,
     pub max_request_json_strings: Option<usize>,
     pub custom_response_headers: CustomHeaders,
+    /// `cluster_address`: where this listener's cluster port (forwarded requests from HA
+    /// standbys) binds; `None`: the listener's address with its port plus one.
+    pub cluster_address: Option<String>,
 }
 
 impl Listener {
@@ -137,6 +140,7 @@ impl Listener {
             max_request_json_memory: None,
             max_request_json_strings: None,
             custom_response_headers: BTreeMap::new(),
+            cluster_address: None,
         }
     }
 }
@@ -428,6 +432,14 @@ pub(crate) fn parse(
             "max_request_json_memory" => l.max_request_json_memory = positive(k, v).map_err(|e| at(e.0))?,
             "max_request_json_strings" => l.max_request_json_strings = positive(k, v).map_err(|e| at(e.0))?,
             "custom_response_headers" => l.custom_response_headers = custom_headers(v).map_err(|e| at(e.0))?,
+            "cluster_address" => {
+                let a = as_string(v).unwrap_or_default();
+                let port_ok = a.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+                if !port_ok {
+                    return Err(at(format!("listener cluster_address {a:?} must be host:port")));
+                }
+                l.cluster_address = Some(a);
+            }
             // Listed in IGNORED_ON_PURPOSE with its reason.
             k if crate::ignored_on_purpose("listener", k) => {}
             "proxy_protocol_behavior" | "proxy_protocol_authorized_addrs" => {

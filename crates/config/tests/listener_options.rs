@@ -162,12 +162,14 @@ fn options_coffer_cannot_honour_are_refused_with_their_line() {
 }
 
 #[test]
-fn cluster_address_is_accepted_and_ignored_on_purpose() {
+fn cluster_address_is_read_and_a_malformed_one_refused() {
     let c = ServerConfig::parse(
         "storage \"inmem\" {}\nlistener \"tcp\" {\n  cluster_address = \"127.0.0.1:8201\"\n}\n",
         "l.hcl",
     )
     .unwrap();
-    assert_eq!(c.listeners.len(), 1);
-    assert!(coffer_config::ignored_on_purpose("listener", "cluster_address"), "listed with its reason");
+    assert_eq!(c.listeners[0].cluster_address.as_deref(), Some("127.0.0.1:8201"));
+    assert!(!coffer_config::ignored_on_purpose("listener", "cluster_address"), "acted on, not ignored");
+    let e = listener("  cluster_address = \"127.0.0.1\"").unwrap_err();
+    assert!(e.contains("cluster_address \"127.0.0.1\" must be host:port"), "{e}");
 }

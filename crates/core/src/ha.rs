@@ -3,7 +3,8 @@
 //!
 //! A standby has combined the unseal key (it keeps the key-encryption key in memory) but holds
 //! no `Active` state: it serves no mount, token or policy, so it can never answer from a stale
-//! cache. Its HTTP layer redirects clients to the active node. When it takes the lock it reloads
+//! cache. Its HTTP layer forwards client requests to the active node over the cluster
+//! connection (or redirects clients there; decision 0027). When it takes the lock it reloads
 //! the keyring with the key it kept (another node may have rotated it) and runs the ordinary
 //! post-unseal setup from storage; when it loses the lock (its lock connection died) or steps
 //! down, it drops that state at once. The lock itself is the storage backend's business: the
@@ -27,8 +28,42 @@ pub const STEP_DOWN_WAIT: Duration = Duration::from_secs(3);
 pub struct LeaderInfo {
     pub identity: String,
     pub api_addr: String,
+    /// Where standbys forward requests (`cluster_addr`); empty when the active node does not
+    /// take forwarded requests (`disable_clustering`), and standbys then redirect.
+    pub cluster_addr: String,
     pub since: SystemTime,
 }
+
+impl LeaderInfo {
+    /// The lock record's value: what the active node advertises. Its `api_addr` alone when it
+    /// has no cluster address (the form older records have), else a JSON object.
+    pub fn advertisement(api_addr: &str, cluster_addr: Option<&str>) -> String {
+        match cluster_addr.filter(|c| !c.is_empty()) {
+            None => api_addr.to_string(),
+            Some(c) => serde_json::json!({ "api_addr": api_addr, "cluster_addr": c }).to_string(),
+        }
+    }
+
+    /// Reads a lock record's value as [`LeaderInfo::advertisement`] wrote it.
+    pub fn from_record(identity: String, value: &str, since: SystemTime) -> LeaderInfo {
+        if value.starts_with('{') {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(value) {
+                let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                return LeaderInfo {
+                    identity,
+                    api_addr: field("api_addr"),
+                    cluster_addr: field("cluster_addr"),
+                    since,
+                };
+            }
+        }
+        LeaderInfo { identity, api_addr: value.to_string(), cluster_addr: String::new(), since }
+    }
+}
+
+/// Where the cluster's forwarding CA (certificate and key, decision 0027) is kept, behind the
+/// barrier: every unsealed node can read it, only the active node writes it.
+const CLUSTER_CA_PATH: &str = "core/cluster/forwarding-ca";
 
 /// One attempt at the lock.
 pub enum Acquire {
@@ -45,8 +80,15 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The HA lock of a shared storage.
 #[async_trait]
 pub trait HaBackend: Send + Sync + 'static {
-    /// `echo` is what a standby records about itself (JSON: api_addr, hostname, version).
-    async fn try_acquire(&self, identity: &str, api_addr: &str, echo: &str) -> std::result::Result<Acquire, BoxError>;
+    /// `advertisement` is what the lock's record says of the holder ([`LeaderInfo::advertisement`]:
+    /// its api_addr and cluster_addr); `echo` is what a standby records about itself (JSON:
+    /// api_addr, cluster_addr, hostname, version).
+    async fn try_acquire(
+        &self,
+        identity: &str,
+        advertisement: &str,
+        echo: &str,
+    ) -> std::result::Result<Acquire, BoxError>;
     /// Who holds the lock now, without contending for it.
     async fn leader(&self) -> std::result::Result<Option<LeaderInfo>, BoxError>;
     /// The standbys heard from within `within`: (identity, echo, when).
@@ -67,6 +109,8 @@ pub(crate) struct HaState {
     core: Weak<Core>,
     pub(crate) identity: String,
     api_addr: String,
+    /// The address this node advertises for forwarded requests while active.
+    cluster_addr: Option<String>,
     /// The key-encryption key, held while unsealed (standby or active).
     kek: Mutex<Option<Key>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -77,13 +121,16 @@ pub(crate) struct HaState {
 
 impl Core {
     /// Makes this server one of an HA cluster: after unsealing it is a standby until it takes
-    /// the lock. `api_addr` is where clients are redirected when this node is active.
-    pub fn enable_ha(self: &Arc<Self>, backend: Arc<dyn HaBackend>, api_addr: String) {
+    /// the lock. `api_addr` is where clients are redirected when this node is active;
+    /// `cluster_addr`, when set, is where standbys forward requests to it (its cluster
+    /// listener), advertised in the lock's record.
+    pub fn enable_ha(self: &Arc<Self>, backend: Arc<dyn HaBackend>, api_addr: String, cluster_addr: Option<String>) {
         let st = HaState {
             backend,
             core: Arc::downgrade(self),
             identity: uuid::Uuid::new_v4().to_string(),
             api_addr,
+            cluster_addr: cluster_addr.filter(|c| !c.is_empty()),
             kek: Mutex::new(None),
             task: Mutex::new(None),
             step_down: tokio::sync::Notify::new(),
@@ -118,6 +165,67 @@ impl Core {
         h.leader.read().ok()?.as_ref().map(|l| l.api_addr.clone()).filter(|a| !a.is_empty())
     }
 
+    /// On a standby: the active node as last read from the lock's record, if one is known.
+    pub fn leader_info(&self) -> Option<LeaderInfo> {
+        let h = self.ha.get()?;
+        h.leader.read().ok()?.clone()
+    }
+
+    /// On a standby: reads who holds the lock now instead of waiting for the next poll (a
+    /// standby that cannot reach the leader it knew asks, so that forwarding follows a
+    /// failover at once).
+    pub async fn refresh_leader(&self) {
+        let Some(h) = self.ha.get() else { return };
+        if self.active().is_some() {
+            return;
+        }
+        if let Ok(leader) = h.backend.leader().await {
+            if self.active().is_none() {
+                self.set_leader(leader);
+            }
+        }
+    }
+
+    /// This node's identity in the HA lock's records.
+    pub fn ha_identity(&self) -> Option<String> {
+        self.ha.get().map(|h| h.identity.clone())
+    }
+
+    /// The cluster address this node advertises while active (None: it takes no forwarded
+    /// requests).
+    pub fn ha_cluster_addr(&self) -> Option<String> {
+        self.ha.get().and_then(|h| h.cluster_addr.clone())
+    }
+
+    /// The cluster's forwarding CA as stored behind the barrier (opaque to the core), read on
+    /// an active node or a standby. A standby whose keyring predates the entry's key term
+    /// reloads its keyring (a read: a standby writes nothing) and reads again.
+    pub async fn cluster_ca(&self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        use coffer_barrier::SecureStorage;
+        match self.barrier.get(CLUSTER_CA_PATH).await {
+            Err(coffer_barrier::BarrierError::UnknownTerm(..)) => {
+                let kek = self
+                    .ha
+                    .get()
+                    .and_then(|h| h.kek.lock().ok().and_then(|k| k.clone()))
+                    .ok_or_else(LogicalError::sealed)?;
+                self.barrier.unseal(&kek).await.map_err(crate::error::barrier_err)?;
+                self.barrier.get(CLUSTER_CA_PATH).await.map_err(crate::error::barrier_err)
+            }
+            r => r.map_err(crate::error::barrier_err),
+        }
+    }
+
+    /// Stores the cluster's forwarding CA (on the active node only: a standby's writes are
+    /// refused by the fence anyway).
+    pub async fn store_cluster_ca(&self, value: &[u8]) -> Result<()> {
+        use coffer_barrier::SecureStorage;
+        if self.active().is_none() {
+            return Err(Self::standby_error());
+        }
+        self.barrier.put(CLUSTER_CA_PATH, value).await.map_err(crate::error::barrier_err)
+    }
+
     /// `sys/leader`.
     pub(crate) fn leader_status(&self) -> serde_json::Map<String, serde_json::Value> {
         use serde_json::json;
@@ -134,13 +242,14 @@ impl Core {
                 "is_self": true,
                 "active_time": rfc3339(since),
                 "leader_address": h.api_addr,
-                "leader_cluster_address": self.config.cluster_addr.clone().unwrap_or_default(),
+                "leader_cluster_address": h.cluster_addr.clone().unwrap_or_default(),
                 "performance_standby": false,
             }));
         }
         let mut m = obj(json!({ "ha_enabled": true, "is_self": false, "performance_standby": false }));
         if let Some(l) = h.leader.read().ok().and_then(|l| l.clone()) {
             m.insert("leader_address".into(), l.api_addr.into());
+            m.insert("leader_cluster_address".into(), l.cluster_addr.into());
         }
         m
     }
@@ -153,7 +262,7 @@ impl Core {
         let mut nodes = vec![json!({
             "hostname": crate::sys::hostname(),
             "api_address": h.api_addr,
-            "cluster_address": self.config.cluster_addr.clone().unwrap_or_default(),
+            "cluster_address": h.cluster_addr.clone().unwrap_or_default(),
             "active_node": true,
             "last_echo": null,
             "version": crate::version_string(),
@@ -175,7 +284,7 @@ impl Core {
             nodes.push(json!({
                 "hostname": e["hostname"].as_str().unwrap_or(""),
                 "api_address": e["api_addr"].as_str().unwrap_or(""),
-                "cluster_address": "",
+                "cluster_address": e["cluster_addr"].as_str().unwrap_or(""),
                 "active_node": false,
                 "last_echo": rfc3339(when),
                 "version": e["version"].as_str().unwrap_or(""),
@@ -276,6 +385,7 @@ impl Core {
             *l = Some(LeaderInfo {
                 identity: h.identity.clone(),
                 api_addr: h.api_addr.clone(),
+                cluster_addr: h.cluster_addr.clone().unwrap_or_default(),
                 since: SystemTime::now(),
             });
         }
@@ -304,14 +414,17 @@ async fn ha_loop(weak: Weak<Core>) {
         let Some(core) = weak.upgrade() else { return };
         let Some(h) = core.ha.get() else { return };
         let (backend, identity, api_addr) = (h.backend.clone(), h.identity.clone(), h.api_addr.clone());
+        let cluster_addr = h.cluster_addr.clone();
         drop(core);
+        let advertisement = LeaderInfo::advertisement(&api_addr, cluster_addr.as_deref());
         let echo = serde_json::json!({
             "api_addr": api_addr,
+            "cluster_addr": cluster_addr.unwrap_or_default(),
             "hostname": crate::sys::hostname(),
             "version": crate::version_string(),
         })
         .to_string();
-        match backend.try_acquire(&identity, &api_addr, &echo).await {
+        match backend.try_acquire(&identity, &advertisement, &echo).await {
             Ok(Acquire::Held(mut guard)) => {
                 last_err = None;
                 let Some(core) = weak.upgrade() else { return };

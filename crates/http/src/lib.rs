@@ -7,11 +7,13 @@
 //! - the only place that knows HTTP status codes ([`status_for`]).
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod listener;
 mod options;
 mod ui;
 
 pub use axum::http::{HeaderName, HeaderValue};
+pub use cluster::{Cluster, ClusterError};
 pub use listener::{serve, serve_router, ClientCertificate, ListenerConfig, ListenerError, TlsVersion};
 pub use options::{CustomHeaders, ForwardedFor, RequestOptions, DEFAULT_MAX_JSON_MEMORY, DEFAULT_MAX_JSON_STRINGS};
 pub use ui::CONTENT_SECURITY_POLICY;
@@ -43,6 +45,9 @@ pub struct AppState {
     pub unauthenticated_metrics: bool,
     /// The listener's per-request options (forwarded-for, timeouts, JSON limits, headers, …).
     pub options: Arc<RequestOptions>,
+    /// On an HA node: forwards what a standby cannot serve to the active node (decision 0027).
+    /// `None`: a standby redirects instead.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Builds the router for one listener.
@@ -342,6 +347,23 @@ fn is_ocsp_request(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/ocsp-request"))
 }
 
+/// A snapshot to restore: the file itself as the body, not JSON.
+fn is_snapshot_upload(api_path: &str, bytes: &[u8]) -> bool {
+    matches!(
+        api_path,
+        "sys/storage/raft/snapshot"
+            | "sys/storage/raft/snapshot-force"
+            | "sys/storage/snapshot"
+            | "sys/storage/snapshot-force"
+    ) && !bytes.is_empty()
+        && bytes.first() != Some(&b'{')
+}
+
+/// A body that reaches the backend raw (a snapshot, an OCSP request), not parsed as JSON.
+fn raw_body_request(api_path: &str, headers: &HeaderMap, bytes: &[u8]) -> bool {
+    is_snapshot_upload(api_path, bytes) || is_ocsp_request(headers)
+}
+
 /// Parses a request body into the data map, the way Vault does.
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, BadRequest> {
     let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &body[i..]).unwrap_or(&[]);
@@ -518,9 +540,42 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
     if api_path == "sys/health" && !help {
         return health(&st, &parts.method, &query).await;
     }
-    // A standby serves itself only the paths whose rows say so (seal status, leader, …).
+    // A standby serves itself only the paths whose rows say so (seal status, leader, …); it
+    // forwards the others to the active node, or redirects the client there when the client
+    // asks for it (`X-Vault-No-Request-Forwarding`) or the active node takes no forwarded
+    // requests.
     if st.core.is_standby() && !st.core.path_flags(&api_path).standby {
-        return standby_redirect(&st, &parts.uri);
+        if parts.extensions.get::<cluster::ArrivedForwarded>().is_some() {
+            return cluster::not_active();
+        }
+        let no_forwarding = parts.headers.get("x-vault-no-request-forwarding").is_some_and(|v| !v.is_empty());
+        let Some(cluster) = st.cluster.as_ref().filter(|_| !no_forwarding) else {
+            return standby_redirect(&st, &parts.uri);
+        };
+        // The JSON limits are this listener's to apply, before the request leaves.
+        if !bytes.is_empty() && !raw_body_request(&api_path, &parts.headers, &bytes) {
+            if let Err(e) = st.options.check_json(&parts.headers, &bytes) {
+                return error_response(StatusCode::BAD_REQUEST, &[e.to_string()]);
+            }
+        }
+        let forwarding = cluster.forward(&parts, bytes.clone());
+        let outcome = match st.options.max_request_duration {
+            None => forwarding.await,
+            Some(limit) => match tokio::time::timeout(limit, forwarding).await {
+                Ok(o) => o,
+                Err(_) => {
+                    return error_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &["request exceeded the listener's max_request_duration".into()],
+                    )
+                }
+            },
+        };
+        match outcome {
+            cluster::Outcome::Answer(r) => return r,
+            cluster::Outcome::Redirect => return standby_redirect(&st, &parts.uri),
+            cluster::Outcome::ServeHere => {}
+        }
     }
     // Rate-limit quotas, before anything else is done for the request (OpenBao's order).
     let client_ip = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
@@ -596,15 +651,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         // An OCSP request (RFC 6960, appendix A) is DER, not JSON: it reaches the backend as
         // Vault's raw-body key, base64, for the PKI engine's `ocsp` path to decode.
         // A snapshot to restore is the file itself, not JSON (`bao operator raft snapshot restore`).
-        _ if matches!(
-            api_path.as_str(),
-            "sys/storage/raft/snapshot"
-                | "sys/storage/raft/snapshot-force"
-                | "sys/storage/snapshot"
-                | "sys/storage/snapshot-force"
-        ) && !bytes.is_empty()
-            && bytes.first() != Some(&b'{') =>
-        {
+        _ if is_snapshot_upload(&api_path, &bytes) => {
             use base64::Engine as _;
             let mut d = Map::new();
             d.insert("http_raw_body".into(), Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes)));

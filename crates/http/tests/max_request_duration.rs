@@ -80,6 +80,7 @@ async fn a_request_past_max_request_duration_gets_503_and_still_completes() {
         ui: false,
         unauthenticated_metrics: false,
         options: Arc::new(options),
+        cluster: None,
     };
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (btx, brx) = tokio::sync::oneshot::channel();

@@ -224,7 +224,7 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     (status, body)
 }
 
-fn dechunk(s: &str) -> String {
+pub fn dechunk(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
     while let Some(i) = rest.find("\r\n") {
