@@ -68,7 +68,7 @@ impl RateCheck {
 fn mount_of(active: &Active, path: &str) -> Option<String> {
     let path = path.trim_start_matches('/');
     for tree in ["sys/", "auth/token/", "identity/", "cubbyhole/"] {
-        if path.starts_with(tree) || format!("{path}/") == tree {
+        if path.starts_with(tree) || path == &tree[..tree.len() - 1] {
             return Some(tree.to_string());
         }
     }
@@ -95,12 +95,8 @@ impl Core {
         if !verdict.allowed {
             crate::metrics::quota_violation("rate-limit", &verdict.quota);
         }
-        let config = self.quotas.config();
-        Some(RateCheck {
-            verdict,
-            headers: config.enable_rate_limit_response_headers,
-            audit: config.enable_rate_limit_audit_logging,
-        })
+        let (headers, audit) = self.quotas.rate_limit_flags();
+        Some(RateCheck { verdict, headers, audit })
     }
 
     /// Records a request refused by a rate-limit quota, when the configuration asks for it.

@@ -408,6 +408,12 @@ impl Quotas {
         self.any_lease.load(Ordering::Acquire)
     }
 
+    /// (`enable_rate_limit_response_headers`, `enable_rate_limit_audit_logging`).
+    pub fn rate_limit_flags(&self) -> (bool, bool) {
+        let c = self.current();
+        (c.config.enable_rate_limit_response_headers, c.config.enable_rate_limit_audit_logging)
+    }
+
     /// `sys/quotas/config` as installed.
     pub fn config(&self) -> QuotaConfig {
         self.current().config.clone()
