@@ -57,6 +57,7 @@ mod tests {
             ("wrapping.rs", include_str!("wrapping.rs"), sys.clone()),
             ("catalog.rs", include_str!("catalog.rs"), sys.clone()),
             ("raw.rs", include_str!("raw.rs"), sys.clone()),
+            ("snapshot_auto.rs", include_str!("snapshot_auto.rs"), sys.clone()),
             ("tools.rs", include_str!("tools.rs"), sys.clone()),
             ("password.rs", include_str!("password.rs"), sys.clone()),
             ("cors.rs", include_str!("cors.rs"), sys.clone()),

@@ -24,6 +24,7 @@ pub mod policy_store;
 mod raw;
 mod seal_ops;
 mod snapshot;
+pub mod snapshot_auto;
 mod sys;
 mod sys_acl;
 pub mod sys_runtime;
@@ -345,6 +346,8 @@ pub struct Core {
     /// Without `api_addr` configured: the first listener's address once it is bound (the
     /// identity token and OIDC provider issuers default to it).
     pub(crate) listener_api_addr: std::sync::OnceLock<String>,
+    /// Automatic snapshots: the scheduler's state and the injected S3 client (`snapshot_auto`).
+    pub(crate) auto_snapshots: snapshot_auto::AutoState,
 }
 
 impl Core {
@@ -379,6 +382,7 @@ impl Core {
             registry,
             cubbyhole: std::sync::OnceLock::new(),
             listener_api_addr: std::sync::OnceLock::new(),
+            auto_snapshots: Default::default(),
             barrier,
         })
     }
@@ -477,6 +481,7 @@ impl Core {
 
     /// Starts background work that lives with the process (automatic key rotation checks).
     pub fn spawn_background(self: &Arc<Self>) {
+        self.spawn_auto_snapshots();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));

@@ -235,6 +235,7 @@ impl Core {
             },
             SysRoute::Raw => self.handle_raw(op, path, d).await,
             SysRoute::Snapshot { force } => Box::pin(self.handle_snapshot(op, force, d)).await,
+            SysRoute::SnapshotAuto(what) => Box::pin(self.handle_snapshot_auto(op, what, d)).await,
             SysRoute::Loggers
             | SysRoute::Monitor
             | SysRoute::InFlight
