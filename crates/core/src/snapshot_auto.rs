@@ -496,7 +496,7 @@ impl Core {
         });
         let outcome = match dest {
             Ok(dest) => self.write_auto_snapshot(&config, dest.as_ref(), &file).await,
-            Err(e) => Err(format!("the destination cannot be opened: {e}")),
+            Err(e) => Err(AttemptError::Open(e)),
         };
         let end = now_nanos();
         let mut status = None;
@@ -512,7 +512,7 @@ impl Core {
                     st.consecutive_errors = 0;
                 }
                 Err(e) => {
-                    st.last_snapshot_error = e.clone();
+                    st.last_snapshot_error = e.to_string();
                     st.consecutive_errors += 1;
                 }
             }
@@ -550,37 +550,53 @@ impl Core {
         c: &AutoConfig,
         dest: &dyn SnapshotDestination,
         file: &str,
-    ) -> std::result::Result<u64, String> {
-        let (_, bytes) = self
-            .barrier
-            .snapshot(&crate::version_string())
-            .await
-            .map_err(|e| format!("taking the snapshot failed: {e}"))?;
+    ) -> std::result::Result<u64, AttemptError> {
+        let (_, bytes) = self.barrier.snapshot(&crate::version_string()).await.map_err(AttemptError::Take)?;
         let size = bytes.len() as u64;
         let keep = usize::try_from(c.retain.max(1)).unwrap_or(usize::MAX);
         if c.storage_type == "local" && c.local_max_space > 0 {
-            let existing =
-                ours(&c.file_prefix, dest.list(&c.file_prefix).await.map_err(|e| format!("listing failed: {e}"))?);
+            let existing = ours(&c.file_prefix, dest.list(&c.file_prefix).await.map_err(AttemptError::List)?);
             let kept: u64 = existing.iter().take(keep - 1).map(|s| s.size).sum();
             if kept + size > c.local_max_space {
-                return Err(format!(
-                    "local_max_space exceeded: this snapshot ({size} bytes) and the {} kept beside it ({kept} bytes) \
-                     need more than local_max_space ({} bytes)",
-                    existing.len().min(keep - 1),
-                    c.local_max_space
-                ));
+                let count = existing.len().min(keep - 1);
+                return Err(AttemptError::Space { size, count, kept, max: c.local_max_space });
             }
         }
-        dest.put(file, bytes).await.map_err(|e| format!("writing {} failed: {e}", dest.url_of(file)))?;
-        let existing =
-            ours(&c.file_prefix, dest.list(&c.file_prefix).await.map_err(|e| format!("listing failed: {e}"))?);
+        dest.put(file, bytes).await.map_err(|source| AttemptError::Write { url: dest.url_of(file), source })?;
+        let existing = ours(&c.file_prefix, dest.list(&c.file_prefix).await.map_err(AttemptError::List)?);
         for old in existing.iter().skip(keep) {
-            dest.delete(&old.name)
-                .await
-                .map_err(|e| format!("the snapshot was written, but deleting the old {} failed: {e}", old.name))?;
+            dest.delete(&old.name).await.map_err(|source| AttemptError::Delete { name: old.name.clone(), source })?;
         }
         Ok(size)
     }
+}
+
+/// Why an attempt failed: the status's `last_snapshot_error` is its text, naming the step.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("the destination cannot be opened: {0}")]
+    Open(#[source] BoxError),
+    #[error("taking the snapshot failed: {0}")]
+    Take(#[source] coffer_barrier::BarrierError),
+    #[error("listing the destination failed: {0}")]
+    List(#[source] BoxError),
+    #[error(
+        "local_max_space exceeded: this snapshot ({size} bytes) and the {count} kept beside it ({kept} bytes) \
+         need more than local_max_space ({max} bytes)"
+    )]
+    Space { size: u64, count: usize, kept: u64, max: u64 },
+    #[error("writing {url} failed: {source}")]
+    Write {
+        url: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("the snapshot was written, but deleting the old {name} failed: {source}")]
+    Delete {
+        name: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 fn interval_of(c: &AutoConfig) -> i128 {
