@@ -75,7 +75,8 @@ fn get_bytes(addr: &str, path: &str) -> (u16, Vec<u8>) {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     // moto checks no signature but refuses anonymous reads of a private object: an
     // Authorization header in SigV4's shape makes the request an authenticated one.
-    let auth = "AWS4-HMAC-SHA256 Credential=AKIATESTKEY/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+    let auth =
+        "AWS4-HMAC-SHA256 Credential=AKIATESTKEY/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
