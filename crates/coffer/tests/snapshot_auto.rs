@@ -355,3 +355,79 @@ fn failing_destinations_show_in_the_status_and_bad_configurations_are_refused_by
         "nothing written over the allowance"
     );
 }
+
+fn is_leader(addr: &str) -> bool {
+    let (st, body) = http(addr, "GET", "/v1/sys/leader", &[], b"");
+    st == 200 && json(&body)["is_self"] == true
+}
+
+fn snapshots_written(s: &Server) -> usize {
+    s.log_text().matches("automatic snapshot written").count()
+}
+
+/// Two nodes on one PostgreSQL with HA (needs `COFFER_TEST_PG_URL`, as the HA tests): only the
+/// active node takes automatic snapshots; after a step-down the new active node takes them and
+/// the old one, now a standby, stops.
+#[test]
+fn only_the_active_node_takes_automatic_snapshots_and_the_next_one_takes_over() {
+    let Some(url) = pg_url() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
+    let table = format!("t_autosnap_{}_{n}", std::process::id());
+    let nodes: Vec<Server> = (0..2)
+        .map(|i| {
+            let port = free_port();
+            let config = work.path().join(format!("node{i}.hcl"));
+            std::fs::write(
+                &config,
+                format!(
+                    "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  table = \"{table}\"\n  ha_enabled = \"true\"\n  ha_table = \"{table}_ha\"\n}}\n\
+                     listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
+                     api_addr = \"http://127.0.0.1:{port}\"\ndisable_mlock = true\n"
+                ),
+            )
+            .unwrap();
+            Server::start_with_config(&config)
+        })
+        .collect();
+    let (keys, root) = init_unseal(&nodes[0].addr);
+    unseal(&nodes[1].addr, &keys[..3]);
+    let mut active = 0;
+    wait_until("one active node", Duration::from_secs(20), || {
+        let l: Vec<usize> = (0..2).filter(|&i| is_leader(&nodes[i].addr)).collect();
+        if l.len() == 1 {
+            active = l[0];
+        }
+        l.len() == 1
+    });
+    let standby = 1 - active;
+    let dir = work.path().join("snaps");
+    let body = format!(r#"{{"interval":1,"retain":100,"storage_type":"local","path_prefix":"{}"}}"#, dir.display());
+    let (st, resp) = http(
+        &nodes[active].addr,
+        "POST",
+        "/v1/sys/storage/snapshot-auto/config/ha",
+        &[("X-Vault-Token", &root)],
+        body.as_bytes(),
+    );
+    assert!(st == 200 || st == 204, "{st} {resp}");
+    wait_until("snapshots from the active node", Duration::from_secs(20), || snapshots_written(&nodes[active]) >= 2);
+    assert_eq!(snapshots_written(&nodes[standby]), 0, "a standby took a snapshot");
+
+    let (st, resp) = http(&nodes[active].addr, "PUT", "/v1/sys/step-down", &[("X-Vault-Token", &root)], b"");
+    assert!(st == 200 || st == 204, "step-down: {st} {resp}");
+    wait_until("the other node active", Duration::from_secs(30), || is_leader(&nodes[standby].addr));
+    wait_until("snapshots from the new active node", Duration::from_secs(20), || {
+        snapshots_written(&nodes[standby]) >= 2
+    });
+    let old = snapshots_written(&nodes[active]);
+    std::thread::sleep(Duration::from_secs(3));
+    if !is_leader(&nodes[active].addr) {
+        assert_eq!(snapshots_written(&nodes[active]), old, "the old active node, now a standby, still takes snapshots");
+    }
+    // Status is served by the active node and shows the new node's snapshots.
+    let (st, body) =
+        http(&nodes[standby].addr, "GET", "/v1/sys/storage/snapshot-auto/status/ha", &[("X-Vault-Token", &root)], b"");
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(json(&body)["data"]["last_snapshot_error"], "", "{body}");
+}
