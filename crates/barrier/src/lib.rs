@@ -758,6 +758,17 @@ pub fn logical_error(e: BarrierError) -> coffer_sdk::LogicalError {
                 "this node is no longer the active node: the write was refused and not applied; send it to the active node",
             )
         }
+        // The storage cannot be reached or has no room (PostgreSQL down, a full disk): 503. A
+        // cause (which names hosts and users) stays in the log; a plain message is the
+        // backend's own description of the condition, written for the client.
+        BarrierError::Storage(coffer_physical::StorageError::UnavailableBecause { context, source }) => {
+            tracing::error!(error = %source, context = %context, "storage unavailable");
+            LogicalError::new(ErrorKind::Unavailable, "storage backend unavailable (the server's log has the cause)")
+        }
+        BarrierError::Storage(coffer_physical::StorageError::Unavailable(m)) => {
+            tracing::error!(error = %m, "storage unavailable");
+            LogicalError::new(ErrorKind::Unavailable, format!("storage backend unavailable: {m}"))
+        }
         BarrierError::Storage(s) => {
             tracing::error!(error = %s, "storage failure");
             LogicalError::new(ErrorKind::Internal, "internal error: storage backend failure")

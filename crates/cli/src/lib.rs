@@ -27,7 +27,8 @@ Common commands:
     status      Print seal and HA status
     kv          Interact with the KV secrets engine (get, put, delete, list)
     secrets     Interact with secrets engines (enable, disable, list, tune, move)
-    operator    Perform operator tasks (init, unseal, seal, rotate, key-status, generate-root, rekey)
+    operator    Perform operator tasks (init, unseal, seal, rotate, key-status, generate-root, rekey,
+                snapshot save|restore|auto)
     token       Interact with tokens (create, lookup, renew, revoke, capabilities)
     policy      Interact with policies (write, read, list, delete, fmt)
     auth        Interact with auth methods (enable, disable, list, tune)
@@ -190,6 +191,7 @@ fn dispatch(name: &str, p: &Parsed, c: &Client, out: &Out, builtin_names: &[&str
             let file = one_arg(p, "operator snapshot restore [-force] FILE")?;
             snapshot_restore(c, &file, p.has("force"))
         }
+        "operator snapshot auto" => snapshot_auto(p, c, out),
         "operator generate-root" => generate_root(p, c, out),
         "operator rekey" | "operator rotate-keys" => rekey(p, c, out),
         "secrets enable" => secrets_enable(p, c),
@@ -269,6 +271,27 @@ fn snapshot_restore(c: &Client, file: &str, force: bool) -> R {
     let path = if force { "sys/storage/raft/snapshot-force" } else { "sys/storage/raft/snapshot" };
     c.send_bytes("POST", path, bytes)?;
     Ok(0)
+}
+
+/// `operator snapshot auto config NAME [K=V...]` (read, or create/update with fields),
+/// `… status NAME`, `… list`, `… delete NAME`: the automatic snapshot paths
+/// (`sys/storage/snapshot-auto/…`) with the generic read, write, list and delete.
+fn snapshot_auto(p: &Parsed, c: &Client, out: &Out) -> R {
+    const USAGE: &str = "Usage: coffer operator snapshot auto config NAME [K=V...] | status NAME | list | delete NAME";
+    let base = "sys/storage/snapshot-auto";
+    let with = |positional: Vec<String>| Parsed { flags: p.flags.clone(), positional };
+    match p.positional.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["config", name] => read(&with(vec![format!("{base}/config/{name}")]), c, out),
+        ["config", name, fields @ ..] => {
+            let mut positional = vec![format!("{base}/config/{name}")];
+            positional.extend(fields.iter().map(|f| f.to_string()));
+            write(&with(positional), c, out)
+        }
+        ["status", name] => read(&with(vec![format!("{base}/status/{name}")]), c, out),
+        ["list"] => list(&with(vec![format!("{base}/config")]), c, out),
+        ["delete", name] => delete(&with(vec![format!("{base}/config/{name}")]), c),
+        _ => Err(Fail::Usage(USAGE.into())),
+    }
 }
 
 fn one_arg(p: &Parsed, usage: &str) -> Result<String, Fail> {

@@ -82,6 +82,7 @@ pub fn new_core_with_plugins(
     databases.bind(&core);
     coffer_core::metrics::describe();
     core.set_plugin_launcher(Arc::new(PluginHost));
+    core.set_snapshot_s3(Arc::new(crate::snapshot_s3::Connector));
     core
 }
 

@@ -8,3 +8,4 @@ pub mod assemble;
 pub mod declared_plugins;
 pub mod error;
 pub mod seals;
+pub mod snapshot_s3;

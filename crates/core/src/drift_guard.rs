@@ -62,6 +62,7 @@ mod tests {
             ("password.rs", include_str!("../../system/src/password.rs"), sys.clone()),
             ("cors.rs", include_str!("../../system/src/cors.rs"), sys.clone()),
             ("metrics.rs", include_str!("../../system/src/metrics.rs"), sys.clone()),
+            ("snapshot_auto.rs", include_str!("snapshot_auto.rs"), sys.clone()),
         ];
         // Read from a mount's `config` map (`sys/mounts/<path>` with config={…}), which the same
         // function applies as tune's body; tune does not declare it, as OpenBao's does not.

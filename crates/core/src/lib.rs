@@ -24,6 +24,7 @@ pub use coffer_system::policy_store;
 pub mod quotas;
 mod seal_ops;
 mod snapshot;
+pub mod snapshot_auto;
 mod sys;
 pub use coffer_system::runtime as sys_runtime;
 use coffer_system_paths as system_paths;
@@ -265,6 +266,8 @@ pub struct Core {
     /// Without `api_addr` configured: the first listener's address once it is bound (the
     /// identity token and OIDC provider issuers default to it).
     pub(crate) listener_api_addr: std::sync::OnceLock<String>,
+    /// Automatic snapshots: the scheduler's state and the injected S3 client (`snapshot_auto`).
+    pub(crate) auto_snapshots: snapshot_auto::AutoState,
 }
 
 impl Core {
@@ -300,6 +303,7 @@ impl Core {
             registry,
             cubbyhole: std::sync::OnceLock::new(),
             listener_api_addr: std::sync::OnceLock::new(),
+            auto_snapshots: Default::default(),
             barrier,
         })
     }
@@ -398,6 +402,7 @@ impl Core {
 
     /// Starts background work that lives with the process (automatic key rotation checks).
     pub fn spawn_background(self: &Arc<Self>) {
+        self.spawn_auto_snapshots();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));

@@ -125,6 +125,14 @@ impl SystemCore for SysCtx<'_> {
         let active = self.active()?.clone();
         self.core.quotas_mount_removed(&active, mount).await
     }
+    async fn snapshot_auto(
+        &self,
+        op: Operation,
+        what: coffer_system_paths::AutoSnapshotOp,
+        d: &Map<String, Value>,
+    ) -> Result<CoreResponse> {
+        self.core.handle_snapshot_auto(op, what, d).await
+    }
     async fn snapshot(&self, op: Operation, force: bool, d: &Map<String, Value>) -> Result<CoreResponse> {
         self.core.handle_snapshot(op, force, d).await
     }

@@ -4,6 +4,11 @@
 //! answered. Writes go through one writer thread that commits whatever is queued together
 //! (group commit): under concurrency many writers share one fsync. Reads run directly against
 //! the latest committed snapshot and never wait for the writer.
+//!
+//! An I/O error in a commit (a full disk) makes redb refuse every later operation until the
+//! file is closed and opened again: the writer then reopens it (redb checks and repairs it), at
+//! once and again before each write while that fails, so the store recovers without a restart
+//! once the cause is gone. A full disk is reported as "unavailable: no space left".
 #![forbid(unsafe_code)]
 
 use async_trait::async_trait;
@@ -12,7 +17,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
@@ -26,8 +32,75 @@ struct WriteJob {
     done: oneshot::Sender<Result<(), StorageError>>,
 }
 
+/// The open database, replaced when an I/O error forces a reopen (`None` while that fails).
+struct Handle {
+    path: PathBuf,
+    current: RwLock<Option<Arc<Database>>>,
+}
+
+impl Handle {
+    fn get(&self) -> Result<Arc<Database>, StorageError> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or_else(|| {
+            StorageError::Unavailable(
+                "the store could not be reopened after an I/O error (is the disk full?); retried at the next write"
+                    .into(),
+            )
+        })
+    }
+
+    /// Closes the database (once no reader holds it) and opens it again.
+    fn reopen(&self) -> Result<(), StorageError> {
+        let old = self.current.write().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(mut old) = old {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still) if Instant::now() < deadline => {
+                        old = still;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(still) => {
+                        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(still);
+                        return Err(StorageError::Unavailable("readers kept the store open; reopen postponed".into()));
+                    }
+                }
+            }
+        }
+        let (db, _) = open_db(&self.path)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(db));
+        tracing::warn!(path = %self.path.display(), "the store was reopened after an I/O error");
+        Ok(())
+    }
+}
+
+/// Opens (creating) the redb file with the page cache and the repair callback; whether it was
+/// repaired.
+fn open_db(path: &Path) -> Result<(Database, bool), StorageError> {
+    let repaired = Arc::new(AtomicBool::new(false));
+    let flag = repaired.clone();
+    let started = std::time::Instant::now();
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
+        .create(path)
+        .map_err(|e| StorageError::unavailable(format!("cannot open {}", path.display()), e))?;
+    let repaired = repaired.load(Ordering::Relaxed);
+    if repaired {
+        tracing::warn!(
+            path = %path.display(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "the store was not closed cleanly (crash, kill or I/O error); it was checked and repaired"
+        );
+    }
+    Ok((db, repaired))
+}
+
 pub struct FileStorage {
-    db: Arc<Database>,
+    db: Arc<Handle>,
     writer: Option<mpsc::Sender<WriteJob>>,
     /// Joined on drop, so the database is closed cleanly before the process exits.
     writer_thread: Option<std::thread::JoinHandle<()>>,
@@ -73,29 +146,14 @@ impl FileStorage {
         }
         let path = dir.join("coffer.redb");
         // A bounded page cache keeps memory flat however much is stored.
-        let repaired = Arc::new(AtomicBool::new(false));
-        let flag = repaired.clone();
-        let started = std::time::Instant::now();
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
-            .create(&path)
-            .map_err(|e| StorageError::unavailable(format!("cannot open {}", path.display()), e))?;
+        let (db, repaired) = open_db(&path)?;
         set_mode(&path, 0o600)?;
-        let repaired = repaired.load(Ordering::Relaxed);
-        if repaired {
-            tracing::warn!(
-                path = %path.display(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "the store was not closed cleanly (crash or kill); it was checked and repaired"
-            );
-        }
         {
             let txn = db.begin_write().map_err(backend_err)?;
             txn.open_table(ENTRIES).map_err(backend_err)?;
             txn.commit().map_err(backend_err)?;
         }
-        let db = Arc::new(db);
+        let db = Arc::new(Handle { path: path.clone(), current: RwLock::new(Some(Arc::new(db))) });
         let (tx, rx) = mpsc::channel::<WriteJob>();
         let wdb = db.clone();
         let writer_thread = std::thread::Builder::new()
@@ -126,7 +184,30 @@ impl FileStorage {
     }
 }
 
-fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteJob>) {
+/// Why a batch was not committed.
+enum Failed {
+    Commit(Arc<redb::Error>),
+    /// The store is closed (a reopen failed): the reason.
+    Closed(String),
+}
+
+/// Whether a failed commit left redb refusing everything until a reopen (an I/O error).
+fn needs_reopen(e: &redb::Error) -> bool {
+    matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo)
+}
+
+/// A commit's error as callers see it: a full disk is "unavailable", said plainly (the I/O
+/// error itself, with the file's path, was logged by the writer).
+fn commit_error(e: &Arc<redb::Error>) -> StorageError {
+    let full = matches!(&**e, redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull);
+    if full {
+        StorageError::Unavailable("no space left on the storage device".into())
+    } else {
+        StorageError::backend("commit failed", Arc::clone(e))
+    }
+}
+
+fn writer_loop(handle: Arc<Handle>, rx: mpsc::Receiver<WriteJob>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         let mut n = batch[0].ops.len();
@@ -139,14 +220,29 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        let result = commit(&db, &batch).map_err(Arc::new);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "storage commit failed");
-        }
+        // A store left closed by a failed reopen is opened again before each batch.
+        let db = match handle.get() {
+            Ok(db) => Ok(db),
+            Err(_) => handle.reopen().and_then(|()| handle.get()),
+        };
+        let result: Result<(), Failed> = match db {
+            Ok(db) => commit(&db, &batch).map_err(|e| {
+                tracing::error!(error = %e, "storage commit failed");
+                drop(db);
+                if needs_reopen(&e) {
+                    if let Err(r) = handle.reopen() {
+                        tracing::error!(error = %r, "reopening the store after an I/O error failed; retried at the next write");
+                    }
+                }
+                Failed::Commit(Arc::new(e))
+            }),
+            Err(e) => Err(Failed::Closed(e.to_string())),
+        };
         for job in batch {
             let r = match &result {
                 Ok(()) => Ok(()),
-                Err(e) => Err(StorageError::backend("commit failed", Arc::clone(e))),
+                Err(Failed::Commit(e)) => Err(commit_error(e)),
+                Err(Failed::Closed(m)) => Err(StorageError::Unavailable(m.clone())),
             };
             let _ = job.done.send(r);
         }
@@ -178,7 +274,8 @@ fn commit(db: &Database, batch: &[WriteJob]) -> Result<(), redb::Error> {
 impl Storage for FileStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         check_key(key)?;
-        let txn = self.db.begin_read().map_err(backend_err)?;
+        let db = self.db.get()?;
+        let txn = db.begin_read().map_err(backend_err)?;
         let table = txn.open_table(ENTRIES).map_err(backend_err)?;
         Ok(table.get(key).map_err(backend_err)?.map(|v| v.value().to_vec()))
     }
@@ -196,7 +293,8 @@ impl Storage for FileStorage {
     /// Immediate children only: after a "folder" child the scan jumps past everything below
     /// it, so listing costs one lookup per child, not one per descendant.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        let txn = self.db.begin_read().map_err(backend_err)?;
+        let db = self.db.get()?;
+        let txn = db.begin_read().map_err(backend_err)?;
         let table = txn.open_table(ENTRIES).map_err(backend_err)?;
         let mut out = Vec::new();
         let mut start = prefix.to_string();
@@ -241,7 +339,7 @@ impl Storage for FileStorage {
 
     /// One read transaction: redb's snapshot isolation gives one point in time while writes go on.
     async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        let db = self.db.clone();
+        let db = self.db.get()?;
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_read().map_err(backend_err)?;
             let table = txn.open_table(ENTRIES).map_err(backend_err)?;

@@ -77,6 +77,8 @@ pub enum SysRoute {
     Snapshot {
         force: bool,
     },
+    /// `storage/(raft/)snapshot-auto/…`: automatic snapshots.
+    SnapshotAuto(AutoSnapshotOp),
     Catalog(CatalogOp),
     Reload,
     Loggers,
@@ -133,6 +135,17 @@ impl Step {
             Step::Verify => "verify",
         }
     }
+}
+
+/// The automatic snapshot endpoints (`storage/snapshot-auto/…`, also under `storage/raft/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoSnapshotOp {
+    /// `config`: the configurations' names.
+    ConfigList,
+    /// `config/<name>`: one configuration.
+    Config,
+    /// `status/<name>`: its last snapshot.
+    Status,
 }
 
 /// The lease endpoints (`sys/leases/…`, and the older `sys/renew`, `sys/revoke…`).
@@ -477,6 +490,44 @@ fn mount_fields() -> Vec<FieldSpec> {
         f("external_entropy_access", Bool, "Give the mount access to external entropy"),
         f("plugin_version", Str, "The plugin version to run"),
         f("plugin_name", Str, "The catalog name of an external plugin (with type \"plugin\" or the same name)"),
+    ]
+}
+
+fn auto_snapshot_fields() -> Vec<FieldSpec> {
+    vec![
+        f("name", Str, "The configuration's name"),
+        f("interval", Duration, "Time between snapshots: seconds, or a duration such as \"24h\"").required(),
+        f("retain", Int, "How many snapshots to keep; the oldest beyond are deleted").default(json!(1)),
+        f("path_prefix", Str, "local: the directory to write to (absolute); aws-s3: the key prefix in the bucket")
+            .required(),
+        f("file_prefix", Str, "Snapshot names start with this, then -<unix nanoseconds>.snap")
+            .default(json!("coffer-snapshot")),
+        f("storage_type", Str, "local or aws-s3 (azure-blob and google-gcs are refused)").required(),
+        f("local_max_space", Int, "local: the most bytes this configuration's snapshots may take; 0: no limit"),
+        f("aws_s3_bucket", Str, "aws-s3: the bucket"),
+        f("aws_s3_region", Str, "aws-s3: the bucket's region"),
+        f("aws_access_key_id", Str, "aws-s3: access key id (else the server's AWS_ACCESS_KEY_ID)"),
+        f("aws_secret_access_key", Str, "aws-s3: secret access key; stored encrypted, never read back"),
+        f("aws_session_token", Str, "aws-s3: session token of temporary credentials; never read back"),
+        f("aws_s3_endpoint", Str, "aws-s3: endpoint of an S3-compatible server (AWS's regional one when empty)"),
+        f("aws_s3_disable_tls", Bool, "aws-s3: plain HTTP to the endpoint (testing only)"),
+        f(
+            "aws_s3_force_path_style",
+            Bool,
+            "aws-s3: endpoint/bucket/key URLs (needed for IP endpoints, most non-AWS servers)",
+        ),
+        f("aws_s3_enable_kms", Bool, "aws-s3: ask for SSE-KMS encryption of the objects"),
+        f("aws_s3_server_side_encryption", Bool, "aws-s3: ask for SSE-S3 (AES256) encryption of the objects"),
+        f("aws_s3_kms_key", Str, "aws-s3: the KMS key id for aws_s3_enable_kms"),
+        f("google_gcs_bucket", Str, "Refused: google-gcs is not built"),
+        f("google_service_account_key", Str, "Refused: google-gcs is not built"),
+        f("google_endpoint", Str, "Refused: google-gcs is not built"),
+        f("google_disable_tls", Bool, "Refused: google-gcs is not built"),
+        f("azure_container_name", Str, "Refused: azure-blob is not built"),
+        f("azure_account_name", Str, "Refused: azure-blob is not built"),
+        f("azure_account_key", Str, "Refused: azure-blob is not built"),
+        f("azure_blob_environment", Str, "Refused: azure-blob is not built"),
+        f("azure_endpoint", Str, "Refused: azure-blob is not built"),
     ]
 }
 
@@ -1521,6 +1572,45 @@ fn sys_rows_more() -> Vec<(SysRoute, PathSpec)> {
                  keys of the server the snapshot came from.",
             )
             .with_flags(SUDO),
+        ),
+        (
+            SysRoute::SnapshotAuto(AutoSnapshotOp::ConfigList),
+            p(
+                "storage/(?:raft/)?snapshot-auto/config/?",
+                vec![],
+                vec![(ListOp, "List the automatic snapshot configurations")],
+                "Automatic snapshot configurations",
+                "The names of the automatic snapshot configurations.",
+            )
+            .with_flags(SUDO),
+        ),
+        (
+            SysRoute::SnapshotAuto(AutoSnapshotOp::Config),
+            p(
+                "storage/(?:raft/)?snapshot-auto/config/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)",
+                auto_snapshot_fields(),
+                vec![
+                    (Read, "Read an automatic snapshot configuration (never its S3 secret key)"),
+                    (Update, "Create or update an automatic snapshot configuration"),
+                    (Delete, "Delete an automatic snapshot configuration (its snapshots stay)"),
+                ],
+                "Automatic snapshot configuration",
+                "A named schedule: every interval the active node takes a snapshot, writes it to a local directory \
+                 (storage_type=local) or an S3-compatible bucket (storage_type=aws-s3) and deletes the oldest beyond \
+                 retain. azure-blob and google-gcs are not built and are refused.",
+            )
+            .with_flags(SUDO),
+        ),
+        (
+            SysRoute::SnapshotAuto(AutoSnapshotOp::Status),
+            p(
+                "storage/(?:raft/)?snapshot-auto/status/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)",
+                vec![f("name", Str, "The configuration's name")],
+                vec![(Read, "Show when the configuration's last snapshot was taken, where to, and any error")],
+                "Automatic snapshot status",
+                "The last attempt of a configuration: start and end times, URL, size, error (empty when it \
+                 succeeded) and how many attempts in a row failed.",
+            ),
         ),
         (
             SysRoute::Catalog(CatalogOp::All),

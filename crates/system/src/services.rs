@@ -103,6 +103,13 @@ pub trait SystemCore: Send + Sync {
     /// A mount (`secret/`, `auth/userpass/`) was disabled: what the core keeps about it
     /// elsewhere (its quotas) goes too.
     async fn mount_removed(&self, mount: &str) -> Result<()>;
+    /// `sys/storage/(raft/)snapshot-auto/…`: automatic snapshots.
+    async fn snapshot_auto(
+        &self,
+        op: Operation,
+        what: coffer_system_paths::AutoSnapshotOp,
+        d: &Map<String, Value>,
+    ) -> Result<CoreResponse>;
     /// `sys/storage/raft/snapshot` (`force`: `snapshot-force`).
     async fn snapshot(&self, op: Operation, force: bool, d: &Map<String, Value>) -> Result<CoreResponse>;
     /// `sys/leases/…` and `sys/renew`, `sys/revoke*`.

@@ -260,6 +260,7 @@ async fn handle_sys<S: SystemCore>(
         },
         SysRoute::Raw => crate::raw::handle_raw(s, op, path, d).await,
         SysRoute::Snapshot { force } => Box::pin(s.snapshot(op, force, d)).await,
+        SysRoute::SnapshotAuto(what) => Box::pin(s.snapshot_auto(op, what, d)).await,
         SysRoute::QuotaConfig | SysRoute::Quotas(_) | SysRoute::Quota(_) => Box::pin(s.quotas(op, route, d)).await,
         SysRoute::Loggers | SysRoute::Monitor | SysRoute::InFlight | SysRoute::SanitizedConfig | SysRoute::Counters => {
             crate::runtime::handle_runtime(s, op, path, d).await
