@@ -374,22 +374,37 @@ fn kill9_of_the_active_under_write_load_loses_no_acknowledged_write() {
 
     // A snapshot taken after the failover, through the restarted standby (which forwards it),
     // restores into a fresh file-backed server with every acknowledged write in it.
-    let snap = dir.path().join("after-failover.snap");
+    let must_have: Vec<String> =
+        acked.iter().enumerate().flat_map(|(w, ks)| ks.iter().map(move |i| format!("w{w}/k{i}"))).collect();
+    snapshot_restores_into_a_fresh_server(&bao, &restarted.addr, &root, &keys, dir.path(), &must_have);
+}
+
+/// Takes a snapshot through `via` with `bao operator raft snapshot save` (forwarded to the
+/// active node when `via` is a standby), restores it with `-force` into a fresh file-backed
+/// server, unseals that with the cluster's keys and checks that every `kv/` key in `must_have`
+/// is there: the state after a fault is one an operator can carry to a new server.
+fn snapshot_restores_into_a_fresh_server(
+    bao: &str,
+    via: &str,
+    root: &str,
+    keys: &[String],
+    dir: &Path,
+    must_have: &[String],
+) {
+    let snap = dir.join("after-fault.snap");
     let snap_s = snap.to_str().unwrap();
-    let o = cli(&bao, &restarted.addr, Some(&root), &["operator", "raft", "snapshot", "save", snap_s]);
+    let o = cli(bao, via, Some(root), &["operator", "raft", "snapshot", "save", snap_s]);
     assert!(o.status.success(), "{}", out(&o));
-    let fresh_dir = dir.path().join("fresh");
+    let fresh_dir = dir.join("fresh");
     std::fs::create_dir_all(&fresh_dir).unwrap();
     let fresh = Server::start_file(&fresh_dir);
     let (_, fresh_root) = init_unseal(&fresh.addr);
-    let o = cli(&bao, &fresh.addr, Some(&fresh_root), &["operator", "raft", "snapshot", "restore", "-force", snap_s]);
+    let o = cli(bao, &fresh.addr, Some(&fresh_root), &["operator", "raft", "snapshot", "restore", "-force", snap_s]);
     assert!(o.status.success(), "{}", out(&o));
     unseal(&fresh.addr, &keys[..3]);
-    for (w, acked_keys) in acked.iter().enumerate() {
-        for i in acked_keys {
-            let (st, _, body) = request(&fresh.addr, "GET", &format!("/v1/kv/w{w}/k{i}"), &root, b"");
-            assert_eq!(st, 200, "acknowledged write w{w}/k{i} missing from the restored snapshot: {body}");
-        }
+    for k in must_have {
+        let (st, _, body) = request(&fresh.addr, "GET", &format!("/v1/kv/{k}"), root, b"");
+        assert_eq!(st, 200, "acknowledged write {k} missing from the restored snapshot: {body}");
     }
 }
 
@@ -646,6 +661,9 @@ fn a_paused_active_node_whose_lock_was_taken_over_cannot_write_and_ends_as_a_sta
     for n in &nodes {
         assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
     }
+    // After the pause and the partition, a snapshot through the old active node (a standby
+    // now, forwarding it) restores into a fresh server with every acknowledged write.
+    snapshot_restores_into_a_fresh_server(&bao, &nodes[a].addr, &root, &keys, dir.path(), &must_have);
 }
 
 /// A standby writes nothing (decision 0025): stopped with SIGTERM after the active node rotated
@@ -722,7 +740,7 @@ fn standbys_forward_requests_with_the_client_address_and_bao_never_sees_a_redire
         "forward",
         3,
         move |_| lb.clone(),
-        "  x_forwarded_for_authorized_addrs = \"127.0.0.1/32\"\n",
+        "  x_forwarded_for_authorized_addrs = \"127.0.0.1/32\"\n  telemetry {\n    unauthenticated_metrics_access = true\n  }\n",
         "",
     );
     let (st, body) = http(&nodes[2].addr, "PUT", "/v1/sys/init", &[], br#"{"secret_shares":5,"secret_threshold":3}"#);
@@ -740,6 +758,12 @@ fn standbys_forward_requests_with_the_client_address_and_bao_never_sees_a_redire
     // active node's api_addr and cluster address.
     assert_eq!(http(&standby, "GET", "/v1/sys/health", &[], b"").0, 429);
     assert_eq!(http(&standby, "GET", "/v1/sys/health?standbyok=true", &[], b"").0, 200);
+    // Tokenless metrics (`unauthenticated_metrics_access`) are each node's own, as Prometheus
+    // scrapes every node: the standby answers them itself, not by forwarding them to an
+    // active node that would refuse a request without a token.
+    let (st, metrics) = http(&standby, "GET", "/v1/sys/metrics?format=prometheus", &[], b"");
+    assert_eq!(st, 200, "{metrics}");
+    assert!(metrics.contains("coffer_"), "{metrics}");
     let deadline = Instant::now() + Duration::from_secs(5);
     let l = loop {
         let l = leader(&standby);

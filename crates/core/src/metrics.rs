@@ -93,7 +93,8 @@ impl Core {
     /// The Prometheus text of every metric (also served without a token when the listener
     /// allows it).
     pub async fn metrics_prometheus(&self) -> String {
-        coffer_system::metrics::prometheus(&self.barrier, self.is_sealed()).await
+        // A standby's barrier is open (it reads the shared storage): its gauges are real.
+        coffer_system::metrics::prometheus(&self.barrier, self.barrier_sealed()).await
     }
 }
 

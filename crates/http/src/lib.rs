@@ -540,6 +540,17 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
     if api_path == "sys/health" && !help {
         return health(&st, &parts.method, &query).await;
     }
+    // Tokenless metrics are each node's own (Prometheus scrapes every node): served here, on a
+    // standby too, never forwarded to an active node that would refuse them for lack of a token.
+    if api_path == "sys/metrics" && st.unauthenticated_metrics && token_from(&parts.headers).is_none() {
+        if st.core.is_sealed() && !st.core.is_standby() {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, &["Vault is sealed".into()]);
+        }
+        let text = st.core.metrics_prometheus().await;
+        let mut r = Response::new(Body::from(text));
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+        return r;
+    }
     // A standby serves itself only the paths whose rows say so (seal status, leader, …); it
     // forwards the others to the active node, or redirects the client there when the client
     // asks for it (`X-Vault-No-Request-Forwarding`) or the active node takes no forwarded
@@ -598,15 +609,6 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         // Held until the client's budget refills (at most a second): a client that retries at
         // once costs the server a sleeping task, not a stream of refusals (docs/quotas.md).
         tokio::time::sleep(q.tarpit()).await;
-        return r;
-    }
-    if api_path == "sys/metrics" && st.unauthenticated_metrics && token_from(&parts.headers).is_none() {
-        if st.core.is_sealed() {
-            return error_response(StatusCode::SERVICE_UNAVAILABLE, &["Vault is sealed".into()]);
-        }
-        let text = st.core.metrics_prometheus().await;
-        let mut r = Response::new(Body::from(text));
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
         return r;
     }
 
