@@ -64,16 +64,14 @@ impl RateCheck {
     }
 }
 
-/// The mount serving `path` (with its trailing `/`), the core's own trees included.
+/// The mount serving `path` (with its trailing `/`), the core's own trees included: the
+/// metrics' mount label, which resolves exactly that.
 fn mount_of(active: &Active, path: &str) -> Option<String> {
-    let path = path.trim_start_matches('/');
-    for tree in ["sys/", "auth/token/", "identity/", "cubbyhole/"] {
-        if path.starts_with(tree) || path == &tree[..tree.len() - 1] {
-            return Some(tree.to_string());
-        }
-    }
     let router = active.router.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    router.resolve(path).map(|(r, _)| r.prefix.clone())
+    match crate::metrics::mount_label(Some(&router), path.trim_start_matches('/')) {
+        "unmounted/" => None,
+        m => Some(m.to_string()),
+    }
 }
 
 fn is_auth_mount(mount: &str) -> bool {
